@@ -1,0 +1,49 @@
+// The strategy: a few hooks the round loop calls (as in Flower's Strategy); the loop itself stays in
+// coordinator/round-machine.ts. Updates are flat parameter deltas (local − global) in spec order.
+
+export interface ClientUpdate {
+  institutionId: string;
+  /** Weight of the update in a weighted mean (example count, or 1 for uniform weighting). */
+  weight: number;
+  /** local parameters − global parameters, flat, in parameter-spec order. */
+  delta: Float32Array;
+}
+
+/** What secure aggregation reveals: only the weighted sum of deltas and the total weight. */
+export interface AggregatedSum {
+  weightedDeltaSum: Float32Array;
+  totalWeight: number;
+  count: number;
+}
+
+export interface FitConfig {
+  /** FedProx proximal coefficient (0 = plain local SGD). */
+  proximalMu: number;
+}
+
+export interface Strategy {
+  readonly name: string;
+  /** True when the strategy can work from the weighted sum alone (required under secure aggregation). */
+  readonly worksOnSums: boolean;
+  /** Per-round settings sent to the clients with their training task. */
+  configureFit(round: number): FitConfig;
+  /** The new global parameters from the current ones and the round's updates. Never mutates `global`. */
+  aggregateFit(round: number, global: Float32Array, updates: readonly ClientUpdate[]): Float32Array;
+  /** The same from the secure sum only; throws for strategies that need the individual updates. */
+  aggregateFitFromSum(round: number, global: Float32Array, sum: AggregatedSum): Float32Array;
+  /** Server-side optimiser state to persist with the round (FedAdam moments), and its restore. */
+  saveState(): Uint8Array | null;
+  loadState(state: Uint8Array | null): void;
+}
+
+export type StrategyName = 'fedavg' | 'fedprox' | 'fedadam' | 'trimmed-mean';
+export const STRATEGY_NAMES: readonly StrategyName[] = ['fedavg', 'fedprox', 'fedadam', 'trimmed-mean'];
+
+export interface StrategyOptions {
+  proximalMu?: number;          // fedprox, default 0.01
+  serverLearningRate?: number;  // fedadam, default 0.01
+  beta1?: number;               // fedadam, default 0.9
+  beta2?: number;               // fedadam, default 0.99
+  tau?: number;                 // fedadam adaptivity, default 1e-3
+  trimFraction?: number;        // trimmed-mean, fraction cut at each end, default 0.1
+}
