@@ -1,0 +1,75 @@
+// `dpfed coordinator`: starts a federation (gRPC server) and runs its rounds.
+import { startCoordinator } from '../coordinator/coordinator-server.ts';
+import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
+import type { RoundSummary } from '../coordinator/round-machine.ts';
+import { runCommand, type CommandSpec } from './flags.ts';
+import { runConfigFromFlags, runFlags } from './run-flags.ts';
+
+export const command: CommandSpec = {
+  name: 'coordinator',
+  summary: 'run a federation coordinator: a gRPC server institutions connect to (they open no ports)',
+  flags: [
+    { name: 'port', type: 'int', default: 50051, help: 'TCP port to listen on (0 = any free port)', check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535') },
+    { name: 'host', type: 'string', default: '127.0.0.1', help: 'address to bind' },
+    { name: 'db', type: 'string', default: 'dpfed.sqlite', help: 'SQLite file with runs, rounds, models, metrics and the epsilon ledger' },
+    { name: 'run-id', type: 'string', help: 'resume or create this run (default: resume the latest unfinished run, else start a new one)' },
+    ...runFlags({ rounds: 10, minClients: 2, privacy: 'record', aggregation: 'plain' }),
+    { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
+    { name: 'exit-when-done', type: 'boolean', default: true, help: 'exit once the planned rounds are committed' },
+  ],
+  examples: ['dpfed coordinator --port 50051 --db fed.sqlite --rounds 20 --min-clients 3 --strategy fedavg --privacy record --epsilon 3'],
+};
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand(command, argv, async (f) => {
+    const config = runConfigFromFlags(f);
+    const json = Boolean(f.json);
+    const emit = (event: Record<string, unknown>) => process.stdout.write(JSON.stringify(event) + '\n');
+    const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+    const coordinator = await startCoordinator({
+      dbPath: String(f.db),
+      host: String(f.host),
+      port: Number(f.port),
+      runId: f.runId ? String(f.runId) : undefined,
+      config,
+      privacy: coordinatorPrivacy,
+      log: process.env.DPFED_DEBUG ? log : undefined,
+    });
+    const { machine } = coordinator;
+    const resumed = coordinator.resumedFromRound;
+    if (json) emit({ event: 'listening', port: coordinator.port, runId: coordinator.runId, resumedFromRound: resumed });
+    else {
+      process.stdout.write(`dpfed coordinator listening on ${f.host}:${coordinator.port}, run ${coordinator.runId}` +
+        (resumed ? `, resuming after round ${resumed}` : '') + `, privacy ${config.task.privacy.mode}, aggregation ${config.task.aggregation}\n`);
+    }
+    machine.on('waiting', (w: { round: number; live: number; needed: number }) => {
+      if (!json) process.stdout.write(`round ${w.round}: waiting for institutions (${w.live} of ${w.needed} needed)\n`);
+    });
+    machine.on('round', (s: RoundSummary) => {
+      if (json) emit({ event: 'round', ...s });
+      else {
+        process.stdout.write(`round ${s.round}: ${s.participants} participants, global AUC ${s.auc.toFixed(4)}, loss ${s.loss.toFixed(4)}, ${s.seconds.toFixed(2)} s` +
+          (s.dropped.length ? `, dropped: ${s.dropped.join(', ')}` : '') + '\n');
+      }
+    });
+    machine.on('round-failed', (e: { round: number; reason: string }) => (json ? emit({ event: 'round-failed', ...e }) : process.stdout.write(`${e.reason}; retrying\n`)));
+    machine.on('declined', (e: { institution: string; reason: string; detail: string }) =>
+      json ? emit({ event: 'declined', ...e }) : process.stdout.write(`${e.institution} declined: ${e.reason} ${e.detail}\n`));
+    const stop = () => void coordinator.close().then(() => process.exit(130));
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    await coordinator.finished;
+    const privacy = machine.privacySummary();
+    if (json) emit({ event: 'done', runId: coordinator.runId, rounds: coordinator.store.rounds(coordinator.runId).length, institutions: privacy });
+    else {
+      process.stdout.write(`run ${coordinator.runId} complete\n`);
+      for (const p of privacy) process.stdout.write(`  ${p.id}: epsilon ${p.epsilon.toFixed(3)} at delta ${p.delta}${p.budget ? ` (budget ${p.budget})` : ''}\n`);
+    }
+    if (f.exitWhenDone) {
+      // give clients a moment to receive DONE before the server goes away
+      await new Promise((r) => setTimeout(r, 300));
+      await coordinator.close();
+    }
+    return 0;
+  });
+}

@@ -1,0 +1,132 @@
+// `dpfed ledger`: read, verify and export an ε ledger. Read-only: the SQLite file is opened with
+// { readonly: true, fileMustExist: true } and nothing in it is ever changed.
+import { existsSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { makeAccountant } from '../privacy/accountant.ts';
+import { PrivacyLedger, type InstitutionSummary, type LedgerDatabase } from '../privacy/ledger.ts';
+import { runCommand, UsageError, type CommandSpec } from './flags.ts';
+
+type SqliteFile = LedgerDatabase & { close(): void };
+type SqliteConstructor = new (file: string, options: { readonly: boolean; fileMustExist: boolean }) => SqliteFile;
+const openSqlite = createRequire(import.meta.url)('better-sqlite3') as SqliteConstructor;
+
+export const LEDGER_COMMAND: CommandSpec = {
+  name: 'ledger',
+  summary: 'read, verify and export the epsilon ledger (read-only)',
+  usage: 'dpfed ledger --db FILE [--institution ID] [--run ID] [--accountant rdp|pld] [--json] | --verify | --export csv [--out FILE]',
+  flags: [
+    { name: 'db', type: 'string', help: 'SQLite file holding the ledger (a coordinator database or an institution ledger)', required: true },
+    { name: 'institution', type: 'string', help: 'only this institution' },
+    { name: 'run', type: 'string', help: 'only the events of this run (remaining budget still counts every run)' },
+    { name: 'accountant', type: 'string', choices: ['rdp', 'pld'], default: 'rdp', help: 'accountant composing the events into epsilon' },
+    { name: 'json', type: 'boolean', help: 'print one JSON object instead of a table' },
+    { name: 'verify', type: 'boolean', help: 'check the hash chain and every signature; exit 0 when intact, 1 naming the first bad row' },
+    { name: 'coordinator-key', type: 'string', help: 'with --verify: the countersigner public key (64 hex) you trust', check: (v) => (/^[0-9a-fA-F]{64}$/.test(String(v)) ? undefined : 'expected 64 hex characters') },
+    { name: 'export', type: 'string', choices: ['csv'], help: 'export the events' },
+    { name: 'out', type: 'string', help: 'with --export: write to this file instead of stdout' },
+  ],
+  examples: [
+    'dpfed ledger --db dpfed.sqlite',
+    'dpfed ledger --db dpfed.sqlite --institution bank-1 --json',
+    'dpfed ledger --db dpfed.sqlite --verify',
+    'dpfed ledger --db dpfed.sqlite --export csv --out ledger.csv',
+  ],
+};
+
+function fmt(x: number | null | undefined, digits = 4): string {
+  if (x === null || x === undefined) return '-';
+  if (!Number.isFinite(x)) return String(x);
+  if (x !== 0 && Math.abs(x) < 1e-3) return x.toExponential();
+  return Number(x.toPrecision(digits)).toString();
+}
+
+function renderTable(summaries: InstitutionSummary[], head: { seq: number; hash: string }, accountant: string, runId?: string): string {
+  const header = ['institution', 'epsilon', 'delta', 'budget eps', 'remaining', 'rounds left', 'events', 'refusals'];
+  const rows = summaries.map((s) => [
+    s.institutionId,
+    fmt(s.epsilon),
+    fmt(s.delta, 3),
+    fmt(s.budget.epsilon),
+    fmt(s.remaining),
+    s.projectedRoundsLeft === null ? '-' : String(s.projectedRoundsLeft),
+    String(s.events.length),
+    String(s.refusals.length),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const out = [
+    `epsilon ledger: ${head.seq} rows, head ${head.hash.slice(0, 16)}…, ${accountant} accountant${runId ? `, run ${runId}` : ''}`,
+    '',
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map(line),
+  ];
+  if (summaries.length === 0) out.push('(no institutions registered)');
+  for (const s of summaries) {
+    for (const r of s.refusals) out.push(`refused: ${s.institutionId} run ${r.runId} round ${r.round}: ${r.reason} (projected epsilon ${fmt(r.projectedEpsilon)})`);
+  }
+  out.push('', 'epsilon is composed from all events by the accountant, never summed; remaining counts every run. Check integrity with --verify.');
+  return out.join('\n') + '\n';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand(LEDGER_COMMAND, argv, async (flags) => {
+    const file = flags.db as string;
+    const verify = flags.verify === true;
+    const exportFormat = flags.export as string | undefined;
+    if (verify && exportFormat) throw new UsageError('--verify and --export cannot be combined');
+    if (flags.out !== undefined && !exportFormat) throw new UsageError('--out needs --export csv');
+    if (flags.coordinatorKey !== undefined && !verify) throw new UsageError('--coordinator-key needs --verify');
+    if (!existsSync(file)) throw new UsageError(`--db: no such file: ${file}`);
+    let db: SqliteFile;
+    try {
+      db = new openSqlite(file, { readonly: true, fileMustExist: true });
+    } catch (error) {
+      throw new UsageError(`--db: cannot open ${file} as SQLite: ${(error as Error).message}`);
+    }
+    try {
+      let ledger: PrivacyLedger;
+      try {
+        ledger = new PrivacyLedger(db);
+      } catch (error) {
+        const message = `${file}: ${(error as Error).message}`;
+        if (!verify) throw new UsageError(message);
+        process.stderr.write(`dpfed ledger: verification FAILED: ${message}\n`);
+        if (flags.json) process.stdout.write(JSON.stringify({ ok: false, badRow: 0, reason: message }) + '\n');
+        return 1;
+      }
+      if (verify) {
+        const key = flags.coordinatorKey as string | undefined;
+        const result = ledger.verify(key ? { countersignerPublicKey: new Uint8Array(Buffer.from(key.toLowerCase(), 'hex')) } : {});
+        if (flags.json) process.stdout.write(JSON.stringify(result) + '\n');
+        if (result.ok) {
+          if (!flags.json) process.stdout.write(`ledger intact: ${result.rows} rows, every hash, signature and countersignature holds; head ${result.headHash}\n`);
+          return 0;
+        }
+        process.stderr.write(`dpfed ledger: verification FAILED at row ${result.badRow}: ${result.reason}\n`);
+        return 1;
+      }
+      const filter = { institutionId: flags.institution as string | undefined, runId: flags.run as string | undefined };
+      if (exportFormat === 'csv') {
+        const csv = ledger.exportCsv(filter);
+        if (flags.out) writeFileSync(flags.out as string, csv);
+        else process.stdout.write(csv);
+        return 0;
+      }
+      const kind = flags.accountant as 'rdp' | 'pld';
+      const summaries = ledger.summary(filter, makeAccountant(kind));
+      if (filter.institutionId !== undefined && summaries.length === 0) throw new UsageError(`--institution: ${filter.institutionId} is not registered in ${file}`);
+      const head = ledger.head();
+      if (flags.json) {
+        process.stdout.write(
+          JSON.stringify({ db: file, accountant: kind, run: filter.runId ?? null, head, countersignerPublicKey: Buffer.from(ledger.countersignerPublicKey).toString('hex'), institutions: summaries }) + '\n',
+        );
+      } else {
+        process.stdout.write(renderTable(summaries, head, kind, filter.runId));
+      }
+      return 0;
+    } finally {
+      db.close();
+    }
+  });
+}

@@ -1,0 +1,94 @@
+// The flags that define a run (coordinator and demo share them) and their translation into a RunConfig.
+import type { RunConfig } from '../coordinator/run-config.ts';
+import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategy.ts';
+import { modelSpecFromShorthand } from '../proto/model-spec.ts';
+import type { AggregationMode, PrivacyMode } from '../proto/task-config.ts';
+import { UsageError, type FlagSpec, type FlagValues } from './flags.ts';
+
+const positive = (v: number | string) => (Number(v) > 0 ? undefined : 'must be positive');
+const fraction = (v: number | string) => (Number(v) > 0 && Number(v) <= 1 ? undefined : 'must be in (0, 1]');
+const openUnit = (v: number | string) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)');
+const nonNegative = (v: number | string) => (Number(v) >= 0 ? undefined : 'must be >= 0');
+
+export function runFlags(defaults: { rounds: number; minClients: number; privacy: PrivacyMode; aggregation: AggregationMode }): FlagSpec[] {
+  return [
+    { name: 'rounds', type: 'int', default: defaults.rounds, help: 'federated rounds to run', check: positive },
+    { name: 'min-clients', type: 'int', default: defaults.minClients, help: 'institutions needed to start and to complete a round', check: positive },
+    { name: 'sample-fraction', type: 'number', default: 1, help: 'fraction of live institutions sampled per round', check: fraction },
+    { name: 'sample-count', type: 'int', default: 0, help: 'exact number sampled per round (overrides --sample-fraction)', check: nonNegative },
+    { name: 'round-timeout', type: 'number', default: 120, help: 'seconds to collect training results before the round closes', check: positive },
+    { name: 'phase-timeout', type: 'number', default: 30, help: 'seconds for each later phase (evaluation, secure-aggregation phases)', check: positive },
+    { name: 'strategy', type: 'string', default: 'fedavg', choices: STRATEGY_NAMES, help: 'aggregation strategy' },
+    { name: 'proximal-mu', type: 'number', default: 0.01, help: 'FedProx proximal coefficient mu', check: nonNegative },
+    { name: 'server-learning-rate', type: 'number', default: 0.01, help: 'FedAdam server learning rate', check: positive },
+    { name: 'trim-fraction', type: 'number', default: 0.1, help: 'trimmed mean: fraction cut at each end', check: (v) => (Number(v) >= 0 && Number(v) < 0.5 ? undefined : 'must be in [0, 0.5)') },
+    { name: 'model', type: 'string', default: 'mlp:64,32', help: 'model: "logistic" or "mlp:UNITS,UNITS[:relu|tanh|sigmoid]"' },
+    { name: 'features', type: 'int', default: 30, help: 'number of input features of the model', check: positive },
+    { name: 'epochs', type: 'number', default: 1, help: 'local epochs per round', check: positive },
+    { name: 'batch-size', type: 'int', default: 64, help: 'local batch size (expected batch size under DP-SGD)', check: positive },
+    { name: 'learning-rate', type: 'number', default: 0.05, help: 'local learning rate', check: positive },
+    { name: 'optimizer', type: 'string', default: 'adam', choices: ['sgd', 'adam'], help: 'local optimiser' },
+    { name: 'privacy', type: 'string', default: defaults.privacy, choices: ['off', 'record', 'client'], help: 'differential privacy: off, record-level DP-SGD at each institution, or client-level DP-FedAvg' },
+    { name: 'epsilon', type: 'number', default: 3, help: 'record mode: target epsilon over the whole run', check: positive },
+    { name: 'delta', type: 'number', default: 1e-5, help: 'target delta', check: openUnit },
+    { name: 'clip-norm', type: 'number', default: 1, help: 'record mode: per-example gradient clip norm C', check: positive },
+    { name: 'accountant', type: 'string', default: 'rdp', choices: ['rdp', 'pld'], help: 'privacy accountant' },
+    { name: 'update-clip-norm', type: 'number', default: 0.5, help: 'client mode: L2 clip norm S of each model update', check: positive },
+    { name: 'noise-multiplier', type: 'number', default: 0.5, help: 'client mode: noise multiplier z (the sum gets N(0, (zS)^2))', check: positive },
+    { name: 'aggregation', type: 'string', default: defaults.aggregation, choices: ['plain', 'secagg', 'ckks'], help: 'how updates are summed: plain, SecAgg double masking, or CKKS homomorphic' },
+    { name: 'secagg-threshold', type: 'number', default: 0.6, help: 'secure aggregation: Shamir threshold as a fraction of the round participants', check: fraction },
+    { name: 'bins', type: 'int', default: 1024, help: 'score-histogram bins for AUC', check: positive },
+    { name: 'seed', type: 'string', default: '1', help: 'seed for data splits, model initialisation and sampling (never for privacy noise or masks)' },
+  ];
+}
+
+export function runConfigFromFlags(f: FlagValues): RunConfig {
+  const privacy = f.privacy as PrivacyMode;
+  const aggregation = f.aggregation as AggregationMode;
+  if (privacy === 'client' && f.strategy === 'trimmed-mean') throw new UsageError('--strategy trimmed-mean cannot be used with --privacy client (DP-FedAvg noises the sum)');
+  if (aggregation !== 'plain' && f.strategy === 'trimmed-mean') throw new UsageError(`--strategy trimmed-mean needs individual updates; it cannot run with --aggregation ${aggregation}`);
+  let modelSpec;
+  try {
+    modelSpec = modelSpecFromShorthand(String(f.model), Number(f.features));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const rounds = Number(f.rounds);
+  const minClients = Number(f.minClients);
+  const strategy = f.strategy as StrategyName;
+  return {
+    rounds,
+    minClients,
+    sampleFraction: Number(f.sampleFraction),
+    sampleCount: Number(f.sampleCount),
+    roundTimeoutMs: Number(f.roundTimeout) * 1000,
+    phaseTimeoutMs: Number(f.phaseTimeout) * 1000,
+    strategy,
+    strategyOptions: {
+      proximalMu: strategy === 'fedprox' ? Number(f.proximalMu) : 0,
+      serverLearningRate: Number(f.serverLearningRate),
+      trimFraction: Number(f.trimFraction),
+    },
+    modelSpec,
+    seed: String(f.seed),
+    secaggThresholdFraction: Number(f.secaggThreshold),
+    task: {
+      localEpochs: Number(f.epochs),
+      batchSize: Number(f.batchSize),
+      learningRate: Number(f.learningRate),
+      optimizer: f.optimizer as 'sgd' | 'adam',
+      weighting: privacy === 'client' ? 'uniform' : 'examples',
+      privacy: {
+        mode: privacy,
+        record: privacy === 'record'
+          ? { clipNorm: Number(f.clipNorm), targetEpsilon: Number(f.epsilon), delta: Number(f.delta), plannedRounds: rounds, accountant: f.accountant as 'rdp' | 'pld' }
+          : undefined,
+        client: privacy === 'client'
+          ? { updateClipNorm: Number(f.updateClipNorm), noiseMultiplier: Number(f.noiseMultiplier), clientSampleRate: 1, delta: Number(f.delta) }
+          : undefined,
+      },
+      aggregation,
+      evaluation: { bins: Number(f.bins), logitRange: 16 },
+    },
+  };
+}

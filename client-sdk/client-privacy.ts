@@ -1,0 +1,20 @@
+// Record-level DP at the data holder: before each round the institution projects its ε after the
+// round's planned steps and refuses to train past its own budget; after training it records the
+// mechanism in its own local ledger and signs the event it sends to the coordinator.
+import type { PrivacyEventMsg } from '../proto/wire.ts';
+import type { Learner, MechanismReport, TaskContext } from './learner.ts';
+
+export interface RoundDecision {
+  allowed: boolean;
+  /** The noise multiplier calibrated for this institution (meaningful when allowed). */
+  noiseMultiplier: number;
+  projectedEpsilon: number;
+  budgetEpsilon: number;
+  detail: string;
+}
+
+export interface ClientPrivacy {
+  setCoordinatorKey(publicKey: Uint8Array): void;
+  beforeRound(task: TaskContext, learner: Learner): RoundDecision;
+  recordRelease(task: TaskContext, mechanism: MechanismReport): PrivacyEventMsg;
+}

@@ -1,0 +1,118 @@
+// Record-level DP bookkeeping at the data holder: the institution's own ε ledger (a local SQLite file
+// it countersigns itself), its own budget, the noise multiplier calibrated to the run's target, and the
+// refusal to train when the projected ε after a round would exceed the budget.
+import Database from 'better-sqlite3';
+import { makeAccountant, type Accountant } from '../privacy/accountant.ts';
+import { checkBudget, type PrivacyBudget } from '../privacy/budget.ts';
+import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
+import type { IdentityKey } from '../privacy/identity.ts';
+import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
+import { PrivacyLedger, type SpentEpsilon } from '../privacy/ledger.ts';
+import type { MechanismEvent } from '../privacy/mechanism-event.ts';
+import type { PrivacyEventMsg } from '../proto/wire.ts';
+import type { ClientPrivacy, RoundDecision } from './client-privacy.ts';
+import type { Learner, MechanismReport, TaskContext } from './learner.ts';
+
+export interface InstitutionPrivacyOptions {
+  institutionId: string;
+  identity: IdentityKey;
+  budget: PrivacyBudget;
+  ledgerPath: string;
+}
+
+export class InstitutionPrivacy implements ClientPrivacy {
+  private readonly db: Database.Database;
+  private readonly ledger: PrivacyLedger;
+  private readonly calibrated = new Map<string, number>();
+  private coordinatorKey: Uint8Array | null = null;
+
+  constructor(private readonly options: InstitutionPrivacyOptions) {
+    this.db = new Database(options.ledgerPath);
+    this.db.pragma('journal_mode = WAL');
+    this.ledger = new PrivacyLedger(this.db, { countersigner: options.identity });
+    this.ledger.registerInstitution(options.institutionId, options.identity.publicKey, options.budget);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  setCoordinatorKey(publicKey: Uint8Array): void {
+    this.coordinatorKey = new Uint8Array(publicKey);
+  }
+
+  private accountant(task: TaskContext): Accountant {
+    return makeAccountant(task.config.privacy.record?.accountant ?? 'rdp');
+  }
+
+  private spentEvents(): MechanismEvent[] {
+    return this.ledger.events({ institutionId: this.options.institutionId }).map((row) => row.event);
+  }
+
+  /** σ for this run: calibrated once so the run's planned rounds compose to min(run target, own budget). */
+  private noiseMultiplierFor(task: TaskContext, planned: { sampleRate: number; steps: number }): number {
+    const record = task.config.privacy.record!;
+    const key = `${task.runId}:${planned.sampleRate}:${planned.steps}:${record.plannedRounds}`;
+    let sigma = this.calibrated.get(key);
+    if (sigma === undefined) {
+      sigma = calibrateNoiseMultiplier({
+        targetEpsilon: Math.min(record.targetEpsilon, this.options.budget.epsilon),
+        delta: this.options.budget.delta,
+        sampleRate: planned.sampleRate,
+        steps: planned.steps * record.plannedRounds,
+        accountant: record.accountant,
+      }).noiseMultiplier;
+      this.calibrated.set(key, sigma);
+    }
+    return sigma;
+  }
+
+  beforeRound(task: TaskContext, learner: Learner): RoundDecision {
+    const budgetEpsilon = this.options.budget.epsilon;
+    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round);
+    if (already) {
+      return { allowed: false, noiseMultiplier: 0, projectedEpsilon: this.spent().epsilon, budgetEpsilon,
+        detail: `round ${task.round} of run ${task.runId} was already released (ledger row ${already.seq}); training again would spend privacy twice` };
+    }
+    const planned = learner.plannedMechanism?.(task);
+    if (!planned) throw new Error('record-level DP: the learner cannot say which mechanism a round runs');
+    const sigma = this.noiseMultiplierFor(task, planned);
+    const check = checkBudget(this.spentEvents(), [{ ...planned, noiseMultiplier: sigma }], this.options.budget, this.accountant(task));
+    return {
+      allowed: check.allowed,
+      noiseMultiplier: sigma,
+      projectedEpsilon: check.projectedEpsilon,
+      budgetEpsilon,
+      detail: check.allowed ? `projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : check.reason ?? 'over budget',
+    };
+  }
+
+  recordRelease(task: TaskContext, mechanism: MechanismReport): PrivacyEventMsg {
+    const event: LedgerEvent = {
+      institutionId: this.options.institutionId,
+      runId: task.runId,
+      round: task.round,
+      mode: 'record',
+      sampleRate: mechanism.sampleRate,
+      noiseMultiplier: mechanism.noiseMultiplier,
+      steps: mechanism.steps,
+      clipNorm: mechanism.clipNorm,
+      delta: this.options.budget.delta,
+      modelVersion: task.modelVersion,
+      time: new Date().toISOString(),
+    };
+    const signature = signEvent(event, this.options.identity);
+    this.ledger.append(event, signature);
+    return { ...event, signature };
+  }
+
+  spent(): SpentEpsilon {
+    const events = this.spentEvents();
+    if (events.length === 0) return { epsilon: 0, delta: this.options.budget.delta };
+    return this.ledger.spent(this.options.institutionId, makeAccountant('rdp'));
+  }
+
+  get coordinatorPublicKey(): Uint8Array | null {
+    return this.coordinatorKey;
+  }
+}

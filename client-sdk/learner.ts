@@ -1,0 +1,45 @@
+// What an institution plugs into the FederationClient: local training and local evaluation on data that
+// never leaves it. TfjsLearner (client-sdk/tfjs-learner.ts) is the default; a bank may bring its own.
+import type { ScoreHistogram } from '../privacy/auc-histogram.ts';
+import type { ModelSpec } from '../proto/model-spec.ts';
+import type { TaskConfig } from '../proto/task-config.ts';
+
+export interface TaskContext {
+  runId: string;
+  round: number;
+  modelVersion: number;
+  spec: ModelSpec;
+  config: TaskConfig;
+}
+
+/** The mechanism a record-level DP training run executed, as the institution accounts it. */
+export interface MechanismReport {
+  sampleRate: number;
+  noiseMultiplier: number;
+  steps: number;
+  clipNorm: number;
+}
+
+export interface TrainOutcome {
+  /** The new local parameters, flat, in parameter-spec order. */
+  params: Float32Array;
+  numExamples: number;
+  metrics: Record<string, number>;
+  /** Present when record-level DP-SGD ran. */
+  mechanism?: MechanismReport;
+}
+
+export interface EvalOutcome {
+  histogram: ScoreHistogram;
+  numExamples: number;
+  loss: number;
+  accuracy: number;
+}
+
+export interface Learner {
+  readonly numTrainExamples: number;
+  train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome>;
+  evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome>;
+  /** Local DP-SGD steps and sample rate a round of this task would take (for budget projection). */
+  plannedMechanism?(task: TaskContext): { sampleRate: number; steps: number } | null;
+}

@@ -1,0 +1,106 @@
+// Starts a coordinator: opens (or resumes) the run in SQLite, binds the gRPC server, runs the rounds.
+import * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
+import { flattenParameters, initialParameters, parseModelSpec } from '../proto/model-spec.ts';
+import { SeededRandom } from '../proto/seeded-random.ts';
+import { CHANNEL_OPTIONS, federationService } from '../proto/wire.ts';
+import { CoordinatorStore } from './coordinator-store.ts';
+import { federationHandlers } from './federation-service.ts';
+import { InstitutionRegistry } from './institution-registry.ts';
+import { RoundMachine } from './round-machine.ts';
+import type { RoundPrivacy } from './round-privacy.ts';
+import type { RunConfig } from './run-config.ts';
+import { createStrategy } from './strategies/index.ts';
+import { TaskBoard } from './task-board.ts';
+
+export interface CoordinatorOptions {
+  dbPath: string;
+  host?: string;
+  port?: number;
+  /** Resume this run, or create it with this id; default: resume the latest unfinished run, else a new one. */
+  runId?: string;
+  config: RunConfig;
+  /** Ed25519 identity of the coordinator (countersigns ledger rows); default: `<db>.coordinator-key`. */
+  identityPath?: string;
+  privacy?: (ctx: { runId: string; config: RunConfig; store: CoordinatorStore; registry: InstitutionRegistry; identity: IdentityKey }) => RoundPrivacy | undefined;
+  log?: (line: string) => void;
+  livenessMs?: number;
+}
+
+export interface Coordinator {
+  readonly port: number;
+  readonly runId: string;
+  readonly machine: RoundMachine;
+  readonly store: CoordinatorStore;
+  readonly resumedFromRound: number;
+  /** Resolves when the run has completed (or was stopped). */
+  readonly finished: Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
+  const store = new CoordinatorStore(options.dbPath);
+  const identity = loadOrCreateIdentity(options.identityPath ?? `${options.dbPath}.coordinator-key`);
+  let runId = options.runId;
+  let run = runId ? store.getRun(runId) : store.latestUnfinishedRun();
+  let config = options.config;
+  if (run) {
+    runId = run.id;
+    const stored = JSON.parse(run.configJson) as RunConfig;
+    // The stored definition wins (same model, privacy and aggregation); the operator may extend the rounds.
+    config = { ...stored, rounds: Math.max(stored.rounds, options.config.rounds) };
+    if (config.rounds !== stored.rounds || run.status !== 'running') store.setRunStatus(run.id, 'running', config.rounds);
+  } else {
+    runId = runId ?? `run-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
+    const spec = parseModelSpec(config.modelSpec);
+    store.createRun({ id: runId, createdAt: new Date().toISOString(), configJson: JSON.stringify(config), modelSpecJson: JSON.stringify(spec), status: 'running', roundsPlanned: config.rounds });
+    store.saveInitialModel(runId, flattenParameters(spec, initialParameters(spec, new SeededRandom(`${config.seed}:init`))));
+  }
+  const lastRound = store.lastCommittedRound(runId);
+  const saved = store.model(runId, lastRound);
+  if (!saved) throw new Error(`run ${runId}: the model of round ${lastRound} is missing from ${options.dbPath}`);
+  const strategy = createStrategy(config.strategy, config.strategyOptions);
+  strategy.loadState(saved.strategyState);
+  if (config.task.aggregation !== 'plain' && !strategy.worksOnSums) {
+    throw new Error(`--strategy ${config.strategy} needs individual updates and cannot run with --aggregation ${config.task.aggregation}`);
+  }
+
+  const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000);
+  const board = new TaskBoard();
+  const privacy = options.privacy?.({ runId, config, store, registry, identity });
+  const machine = new RoundMachine({ runId, config, store, registry, board, strategy, privacy, initialModel: saved.parameters, startRound: lastRound + 1 });
+
+  const server = new grpc.Server(CHANNEL_OPTIONS);
+  server.addService(federationService(), federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, log: options.log }));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${options.host ?? '127.0.0.1'}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  const finished = machine.run();
+  let closed = false;
+  return {
+    port,
+    runId,
+    machine,
+    store,
+    resumedFromRound: lastRound,
+    finished,
+    async close() {
+      if (closed) return;
+      closed = true;
+      machine.stop();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await finished.catch(() => undefined);
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,86 @@
+// Registered institutions: identity keys (pinned at first registration), sessions, declared budgets
+// and liveness. Every call after Register is checked here.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { verifySignature } from '../privacy/identity.ts';
+import { INSTITUTION_ID_PATTERN, registrationMessage } from '../proto/registration.ts';
+import type { Envelope, RegisterRequest } from '../proto/wire.ts';
+import type { CoordinatorStore } from './coordinator-store.ts';
+import { invalidArgument, permissionDenied, unauthenticated } from './rpc-error.ts';
+
+export interface Institution {
+  id: string;
+  publicKey: Uint8Array;
+  session: Buffer;
+  budget: { epsilon: number; delta: number } | null;
+  numTrainExamples: number;
+  lastSeen: number;
+  /** Set when the institution declined for budget reasons, or the coordinator refused it. */
+  excludedReason: string | null;
+}
+
+export class InstitutionRegistry {
+  private readonly institutions = new Map<string, Institution>();
+
+  constructor(private readonly store: CoordinatorStore, private readonly livenessMs: number) {}
+
+  register(request: RegisterRequest): Institution {
+    const id = request.institutionId;
+    if (!INSTITUTION_ID_PATTERN.test(id)) throw invalidArgument(`institution_id: "${id}" is not a valid id (letters, digits, . _ -; at most 64)`);
+    if (request.identityPublicKey.length !== 32) throw invalidArgument('identity_public_key: expected a 32-byte Ed25519 key');
+    if (request.nonce.length < 16) throw invalidArgument('nonce: expected at least 16 random bytes');
+    if (!verifySignature(request.identityPublicKey, registrationMessage(id, request.identityPublicKey, request.nonce), request.signature)) {
+      throw unauthenticated('signature: registration signature does not verify with identity_public_key');
+    }
+    const pinned = this.store.institutionKey(id);
+    if (pinned && !Buffer.from(pinned).equals(Buffer.from(request.identityPublicKey))) {
+      throw permissionDenied(`identity_public_key: institution "${id}" is registered with a different identity key`);
+    }
+    const budget = request.budget && request.budget.epsilon > 0 ? { epsilon: request.budget.epsilon, delta: request.budget.delta } : null;
+    if (budget && !(budget.delta > 0 && budget.delta < 1)) throw invalidArgument('budget.delta: must be in (0, 1)');
+    this.store.upsertInstitution(id, request.identityPublicKey, budget, request.numTrainExamples);
+    const previous = this.institutions.get(id);
+    const institution: Institution = {
+      id,
+      publicKey: new Uint8Array(request.identityPublicKey),
+      session: randomBytes(16),
+      budget,
+      numTrainExamples: request.numTrainExamples,
+      lastSeen: Date.now(),
+      excludedReason: previous?.excludedReason ?? null,
+    };
+    this.institutions.set(id, institution);
+    return institution;
+  }
+
+  /** Checks an envelope's institution and session; refreshes liveness. */
+  authenticate(envelope: Envelope | null | undefined): Institution {
+    if (!envelope) throw invalidArgument('envelope: missing');
+    const institution = this.institutions.get(envelope.institutionId);
+    if (!institution) throw invalidArgument(`envelope.institution_id: unknown institution "${envelope.institutionId}" (register first)`);
+    const session = Buffer.from(envelope.session ?? []);
+    if (session.length !== institution.session.length || !timingSafeEqual(session, institution.session)) {
+      throw unauthenticated(`envelope.session: not the current session of "${envelope.institutionId}" (register again)`);
+    }
+    institution.lastSeen = Date.now();
+    return institution;
+  }
+
+  get(id: string): Institution | undefined {
+    return this.institutions.get(id);
+  }
+
+  all(): Institution[] {
+    return [...this.institutions.values()];
+  }
+
+  /** Institutions seen recently (or waiting in a poll) and not excluded. */
+  live(isWaiting: (id: string) => boolean): Institution[] {
+    const now = Date.now();
+    return this.all().filter((i) => !i.excludedReason && (isWaiting(i.id) || now - i.lastSeen <= this.livenessMs));
+  }
+
+  exclude(id: string, reason: string): void {
+    const institution = this.institutions.get(id);
+    if (institution) institution.excludedReason = reason;
+  }
+}

@@ -1,0 +1,124 @@
+// The coordinator's privacy bookkeeping for a run, over the ε ledger kept in its own SQLite file:
+// it refuses to schedule an institution whose recorded ε would pass its declared budget, checks the signed
+// event each institution sends with its update, adds the central noise of client-level DP, and appends
+// the round's events inside the round's commit transaction (so a retried round never records twice).
+import { makeAccountant } from '../privacy/accountant.ts';
+import { checkBudget } from '../privacy/budget.ts';
+import { addGaussianNoise } from '../privacy/gaussian-noise.ts';
+import type { IdentityKey } from '../privacy/identity.ts';
+import { signEvent, validateLedgerEvent, verifyEventSignature, type LedgerEvent } from '../privacy/ledger-event.ts';
+import { PrivacyLedger } from '../privacy/ledger.ts';
+import type { PrivacyEventMsg } from '../proto/wire.ts';
+import type { CoordinatorStore } from './coordinator-store.ts';
+import type { Institution, InstitutionRegistry } from './institution-registry.ts';
+import type { RoundPrivacy } from './round-privacy.ts';
+import { invalidArgument } from './rpc-error.ts';
+import type { RunConfig } from './run-config.ts';
+
+/** Client-level DP is a property of the federation, not of one institution: its events are kept under this id. */
+export const FEDERATION_ID = 'federation';
+
+export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; store: CoordinatorStore; registry: InstitutionRegistry; identity: IdentityKey }): RoundPrivacy | undefined {
+  const { runId, config, store, registry, identity } = ctx;
+  const mode = config.task.privacy.mode;
+  const ledger = new PrivacyLedger(store.db, { countersigner: identity });
+  const accountant = makeAccountant(config.task.privacy.record?.accountant ?? 'rdp');
+  const refused = new Set<string>();
+
+  const ensureRegistered = (institution: { id: string; publicKey: Uint8Array; budget: { epsilon: number; delta: number } | null }) => {
+    const budget = institution.budget ?? { epsilon: config.task.privacy.record?.targetEpsilon ?? 10, delta: config.task.privacy.record?.delta ?? 1e-5 };
+    const row = ledger.institution(institution.id);
+    if (!row || row.budget.epsilon !== budget.epsilon || row.budget.delta !== budget.delta) ledger.registerInstitution(institution.id, institution.publicKey, budget);
+  };
+
+  const eventsOf = (id: string) => ledger.events({ institutionId: id }).map((r) => r.event);
+
+  return {
+    admissible(round: number, candidates: Institution[]): Institution[] {
+      if (mode !== 'record') return candidates;
+      return candidates.filter((institution) => {
+        if (!institution.budget) return true;
+        const events = eventsOf(institution.id);
+        if (events.length === 0) return true;
+        const last = events[events.length - 1];
+        const check = checkBudget(events, [last], institution.budget, accountant);
+        if (check.allowed) return true;
+        if (!refused.has(institution.id)) {
+          refused.add(institution.id);
+          const reason = `coordinator refused to schedule: ${check.reason}`;
+          store.db.transaction(() => {
+            store.recordSchedulingRefusal(runId, round, institution.id, reason, check.projectedEpsilon, institution.budget!.epsilon);
+            ensureRegistered(institution);
+            ledger.recordRefusal(institution.id, runId, round, reason, check.projectedEpsilon);
+          })();
+          registry.exclude(institution.id, reason);
+        }
+        return false;
+      });
+    },
+
+    checkResultEvent(institution: Institution, round: number, modelVersion: number, event: PrivacyEventMsg | null | undefined): void {
+      if (!event) throw invalidArgument('header.privacy_event: required in record-level privacy mode');
+      const e: LedgerEvent = {
+        institutionId: event.institutionId, runId: event.runId, round: event.round, mode: event.mode as LedgerEvent['mode'],
+        sampleRate: event.sampleRate, noiseMultiplier: event.noiseMultiplier, steps: event.steps, clipNorm: event.clipNorm,
+        delta: event.delta, modelVersion: event.modelVersion, time: event.time,
+      };
+      try {
+        validateLedgerEvent(e);
+      } catch (error) {
+        throw invalidArgument(`header.privacy_event: ${(error as Error).message}`);
+      }
+      if (e.institutionId !== institution.id) throw invalidArgument(`header.privacy_event.institution_id: "${e.institutionId}" is not the sender "${institution.id}"`);
+      if (e.runId !== runId) throw invalidArgument(`header.privacy_event.run_id: "${e.runId}" is not this run`);
+      if (e.round !== round) throw invalidArgument(`header.privacy_event.round: ${e.round} is not round ${round}`);
+      if (e.modelVersion !== modelVersion) throw invalidArgument(`header.privacy_event.model_version: ${e.modelVersion} is not ${modelVersion}`);
+      if (e.mode !== 'record') throw invalidArgument(`header.privacy_event.mode: expected "record", got "${e.mode}"`);
+      if (!verifyEventSignature(e, event.signature, institution.publicKey)) throw invalidArgument('header.privacy_event.signature: does not verify with the institution\'s identity key');
+    },
+
+    noiseSum(sum: Float32Array): void {
+      const c = config.task.privacy.client!;
+      addGaussianNoise(sum, c.noiseMultiplier * c.updateClipNorm);
+    },
+
+    updateNormBound(): number {
+      return mode === 'client' ? config.task.privacy.client!.updateClipNorm : Number.POSITIVE_INFINITY;
+    },
+
+    commitWrites(round, modelVersion, events, participants, actualNoiseMultiplier) {
+      return () => {
+        if (mode === 'record') {
+          for (const [id, event] of events) {
+            const institution = registry.get(id);
+            if (!institution) throw new Error(`commit: institution ${id} vanished`);
+            ensureRegistered(institution);
+            const { signature, ...fields } = event;
+            ledger.append({ ...fields, mode: 'record' } as LedgerEvent, signature);
+          }
+        } else if (mode === 'client' && participants.length > 0) {
+          const c = config.task.privacy.client!;
+          const live = Math.max(participants.length, registry.all().filter((i) => !i.excludedReason).length);
+          ensureRegistered({ id: FEDERATION_ID, publicKey: identity.publicKey, budget: { epsilon: 1e6, delta: c.delta } });
+          const event: LedgerEvent = {
+            institutionId: FEDERATION_ID, runId, round, mode: 'client',
+            sampleRate: Math.min(1, config.sampleCount > 0 ? config.sampleCount / live : config.sampleFraction),
+            noiseMultiplier: actualNoiseMultiplier ?? c.noiseMultiplier, steps: 1, clipNorm: c.updateClipNorm, delta: c.delta,
+            modelVersion: modelVersion - 1, time: new Date().toISOString(),
+          };
+          ledger.append(event, signEvent(event, identity));
+        }
+      };
+    },
+
+    summary() {
+      const rows = ledger.institutions();
+      return rows
+        .filter((r) => ledger.events({ institutionId: r.institutionId, runId }).length > 0)
+        .map((r) => {
+          const spent = ledger.spent(r.institutionId, accountant, { runId });
+          return { id: r.institutionId, epsilon: spent.epsilon, delta: spent.delta, budget: r.institutionId === FEDERATION_ID ? null : r.budget.epsilon };
+        });
+    },
+  };
+}

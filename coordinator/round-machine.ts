@@ -1,0 +1,438 @@
+// The round loop of one run: wait for enough institutions → sample → train → collect until the deadline
+// → aggregate → evaluate → commit. It owns the phases; strategies, privacy and secure aggregation plug in
+// through small interfaces. Every message is checked against the run, round and model version it claims.
+import { EventEmitter } from 'node:events';
+import { addHistograms, aucFromHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
+import { parameterShapes, unflattenParameters, type ModelSpec } from '../proto/model-spec.ts';
+import { SeededRandom } from '../proto/seeded-random.ts';
+import type { NamedTensor } from '../proto/tensor-stream.ts';
+import type { TaskConfig } from '../proto/task-config.ts';
+import type { DeclineRequestMsg, DTypeName, Envelope, PrivacyEventMsg, ResultHeaderMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
+import type { CoordinatorStore, ParticipantRecord } from './coordinator-store.ts';
+import type { Institution, InstitutionRegistry } from './institution-registry.ts';
+import { PhaseCollector } from './phase-collector.ts';
+import type { RoundPrivacy } from './round-privacy.ts';
+import type { RunConfig } from './run-config.ts';
+import { failedPrecondition, invalidArgument } from './rpc-error.ts';
+import type { ClientUpdate, Strategy } from './strategy.ts';
+import type { TaskBoard } from './task-board.ts';
+import { validateUpdate } from './update-validation.ts';
+
+export interface TrainReport {
+  delta: Float32Array;
+  numExamples: number;
+  metrics: Record<string, number>;
+  privacyEvent: PrivacyEventMsg | null;
+}
+
+export interface EvalReport {
+  histogram: ScoreHistogram;
+  numExamples: number;
+  metrics: Record<string, number>;
+}
+
+export interface RoundSummary {
+  round: number;
+  modelVersion: number;
+  participants: number;
+  auc: number;
+  loss: number;
+  accuracy: number;
+  seconds: number;
+  institutions: { id: string; auc: number; examples: number }[];
+  dropped: string[];
+}
+
+/** A result stream being received: validates tensors as they arrive, then hands the whole result over. */
+export interface ResultSink {
+  tensorCount: number;
+  expectTensor(name: string, shape: readonly number[], dtype: DTypeName, index: number): void;
+  finish(tensors: NamedTensor[]): void;
+  fail(reason: string): void;
+}
+
+type Phase = 'starting' | 'waiting' | 'training' | 'evaluating' | 'committing' | 'done' | 'stopped';
+
+const HISTOGRAM_NAMES = ['histogram/positive', 'histogram/negative'] as const;
+
+export class RoundMachine extends EventEmitter {
+  readonly runId: string;
+  private phase: Phase = 'starting';
+  private round = 0;
+  private modelVersion = 0;
+  private global: Float32Array;
+  private candidate: Float32Array | null = null;
+  private trainPhase: PhaseCollector<TrainReport> | null = null;
+  private evalPhase: PhaseCollector<EvalReport> | null = null;
+  private stopped = false;
+  private readonly spec: ModelSpec;
+  private readonly shapes: { name: string; shape: number[]; size: number }[];
+
+  constructor(
+    private readonly deps: {
+      runId: string;
+      config: RunConfig;
+      store: CoordinatorStore;
+      registry: InstitutionRegistry;
+      board: TaskBoard;
+      strategy: Strategy;
+      privacy?: RoundPrivacy;
+      initialModel: Float32Array;
+      startRound: number;
+    },
+  ) {
+    super();
+    this.runId = deps.runId;
+    this.spec = deps.config.modelSpec;
+    this.shapes = parameterShapes(this.spec).map((p) => ({ ...p, size: p.shape.reduce((a, b) => a * b, 1) }));
+    this.global = deps.initialModel;
+    this.round = deps.startRound;
+    this.modelVersion = deps.startRound - 1;
+  }
+
+  get status(): { phase: Phase; round: number; modelVersion: number } {
+    return { phase: this.phase, round: this.round, modelVersion: this.modelVersion };
+  }
+
+  get globalModel(): Float32Array {
+    return this.global;
+  }
+
+  privacySummary(): { id: string; epsilon: number; delta: number; budget: number | null }[] {
+    return this.deps.privacy?.summary() ?? [];
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.phase = 'stopped';
+    this.trainPhase?.close();
+    this.evalPhase?.close();
+    this.deps.board.wakeAll();
+  }
+
+  /** Runs rounds until the planned number is committed (or stop()). */
+  async run(): Promise<void> {
+    const { config } = this.deps;
+    while (!this.stopped && this.round <= config.rounds) {
+      const summary = await this.runRound();
+      if (this.stopped) break;
+      if (summary) {
+        this.emit('round', summary);
+        this.round++;
+      }
+    }
+    if (!this.stopped) {
+      this.phase = 'done';
+      this.deps.store.setRunStatus(this.runId, 'done');
+      for (const institution of this.deps.registry.all()) this.deps.board.post(institution.id, this.task('DONE', { message: 'run complete' }));
+      this.emit('done');
+    }
+  }
+
+  // ---------------- one round ----------------
+
+  private async runRound(): Promise<RoundSummary | null> {
+    const { config, store, strategy, board } = this.deps;
+    const round = this.round;
+    const startedAt = new Date();
+    const t0 = performance.now();
+
+    this.phase = 'waiting';
+    const participants = await this.waitAndSample(round);
+    if (this.stopped || !participants) return null;
+
+    // ---- train ----
+    this.phase = 'training';
+    const trainConfig = this.taskConfig(round);
+    this.trainPhase = new PhaseCollector<TrainReport>('training', new Set(participants.map((p) => p.id)), config.roundTimeoutMs);
+    for (const p of participants) board.post(p.id, this.task('TRAIN', { config: trainConfig, modelVersion: this.modelVersion }));
+    await this.trainPhase.wait();
+    const trainOutcomes = this.trainPhase.all();
+    for (const id of trainOutcomes.keys()) board.clear(id);
+    if (this.stopped) return null;
+    const reports = this.trainPhase.reported();
+    if (reports.size < config.minClients) {
+      const reason = `round ${round}: only ${reports.size} of ${participants.length} sampled institutions reported; --min-clients is ${config.minClients}`;
+      store.recordRoundFailure(this.runId, round, reason);
+      this.emit('round-failed', { round, reason });
+      return null;
+    }
+
+    // ---- aggregate ----
+    const updates: ClientUpdate[] = [...reports].map(([id, r]) => ({
+      institutionId: id,
+      weight: config.task.weighting === 'uniform' ? 1 : r.numExamples,
+      delta: r.delta,
+    }));
+    let next: Float32Array;
+    if (config.task.privacy.mode === 'client' && this.deps.privacy) {
+      // DP-FedAvg: uniform weights, noise on the sum, divided by the expected cohort size.
+      const sum = new Float32Array(this.global.length);
+      for (const u of updates) for (let i = 0; i < sum.length; i++) sum[i] += u.delta[i];
+      this.deps.privacy.noiseSum(sum, updates.length);
+      next = strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum: sum, totalWeight: participants.length, count: updates.length });
+    } else {
+      next = strategy.aggregateFit(round, this.global, updates);
+    }
+    this.candidate = next;
+
+    // ---- evaluate the new global model ----
+    this.phase = 'evaluating';
+    const evaluators = [...reports.keys()];
+    this.evalPhase = new PhaseCollector<EvalReport>('evaluation', new Set(evaluators), config.phaseTimeoutMs);
+    for (const id of evaluators) board.post(id, this.task('EVALUATE', { config: trainConfig, modelVersion: round }));
+    await this.evalPhase.wait();
+    for (const id of evaluators) board.clear(id);
+    if (this.stopped) return null;
+    const evals = this.evalPhase.reported();
+
+    // ---- commit ----
+    this.phase = 'committing';
+    const metrics: { institutionId: string; name: string; value: number }[] = [];
+    let summed: ScoreHistogram | null = null;
+    let lossSum = 0;
+    let correct = 0;
+    let evalExamples = 0;
+    const perInstitution: RoundSummary['institutions'] = [];
+    for (const [id, e] of evals) {
+      summed = summed ? addHistograms(summed, e.histogram) : e.histogram;
+      const auc = aucFromHistogram(e.histogram);
+      lossSum += (e.metrics.loss ?? 0) * e.numExamples;
+      correct += (e.metrics.accuracy ?? 0) * e.numExamples;
+      evalExamples += e.numExamples;
+      perInstitution.push({ id, auc, examples: e.numExamples });
+      metrics.push({ institutionId: id, name: 'auc', value: auc }, { institutionId: id, name: 'eval_examples', value: e.numExamples });
+      for (const [k, v] of Object.entries(e.metrics)) metrics.push({ institutionId: id, name: `eval_${k}`, value: v });
+    }
+    for (const [id, r] of reports) for (const [k, v] of Object.entries(r.metrics)) metrics.push({ institutionId: id, name: `train_${k}`, value: v });
+    const globalAuc = summed ? aucFromHistogram(summed) : Number.NaN;
+    const globalLoss = evalExamples ? lossSum / evalExamples : Number.NaN;
+    const globalAccuracy = evalExamples ? correct / evalExamples : Number.NaN;
+    const seconds = (performance.now() - t0) / 1000;
+    metrics.push(
+      { institutionId: '', name: 'auc', value: globalAuc },
+      { institutionId: '', name: 'loss', value: globalLoss },
+      { institutionId: '', name: 'accuracy', value: globalAccuracy },
+      { institutionId: '', name: 'eval_examples', value: evalExamples },
+    );
+    const participantRecords: ParticipantRecord[] = [...trainOutcomes].map(([id, o]) =>
+      o.status === 'reported'
+        ? { institutionId: id, status: 'reported', numExamples: o.value.numExamples, detail: evals.has(id) ? '' : 'no evaluation before the deadline' }
+        : { institutionId: id, status: o.status, numExamples: 0, detail: o.detail },
+    );
+    const events = new Map<string, PrivacyEventMsg>();
+    for (const [id, r] of reports) if (r.privacyEvent) events.set(id, r.privacyEvent);
+    const ledgerWrites = this.deps.privacy?.commitWrites(round, round, events, [...reports.keys()]);
+    store.commitRound(
+      {
+        runId: this.runId,
+        round,
+        modelVersion: round,
+        startedAt: startedAt.toISOString(),
+        seconds,
+        aggregation: config.task.aggregation,
+        model: next,
+        strategyState: strategy.saveState(),
+        participants: participantRecords,
+        metrics,
+      },
+      ledgerWrites,
+    );
+    this.global = next;
+    this.candidate = null;
+    this.modelVersion = round;
+    return {
+      round,
+      modelVersion: round,
+      participants: reports.size,
+      auc: globalAuc,
+      loss: globalLoss,
+      accuracy: globalAccuracy,
+      seconds,
+      institutions: perInstitution.sort((a, b) => a.id.localeCompare(b.id)),
+      dropped: [...trainOutcomes].filter(([, o]) => o.status !== 'reported').map(([id]) => id),
+    };
+  }
+
+  private async waitAndSample(round: number): Promise<Institution[] | null> {
+    const { config, registry, board } = this.deps;
+    let announced = false;
+    while (!this.stopped) {
+      let live = registry.live((id) => board.isWaiting(id));
+      if (this.deps.privacy) live = this.deps.privacy.admissible(round, live);
+      if (live.length >= config.minClients) {
+        live.sort((a, b) => a.id.localeCompare(b.id));
+        const wanted = config.sampleCount > 0 ? config.sampleCount : Math.ceil(config.sampleFraction * live.length);
+        const k = Math.min(live.length, Math.max(config.minClients, wanted));
+        const random = new SeededRandom(`${config.seed}:sample:${this.runId}:${round}`);
+        random.shuffle(live);
+        return live.slice(0, k);
+      }
+      if (!announced) {
+        this.emit('waiting', { round, live: live.length, needed: config.minClients });
+        announced = true;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return null;
+  }
+
+  private taskConfig(round: number): TaskConfig {
+    const { config, strategy } = this.deps;
+    return { ...config.task, strategy: strategy.name, proximalMu: strategy.configureFit(round).proximalMu, seed: `${config.seed}:${round}` };
+  }
+
+  private task(kind: TaskKind, o: { config?: TaskConfig; modelVersion?: number; message?: string; retryAfterMs?: number }): TaskMsg {
+    return {
+      envelope: { runId: this.runId, round: this.round, modelVersion: o.modelVersion ?? this.modelVersion, institutionId: '', session: Buffer.alloc(0) },
+      kind,
+      modelSpecJson: JSON.stringify(this.spec),
+      configJson: o.config ? JSON.stringify(o.config) : '',
+      retryAfterMs: o.retryAfterMs ?? 0,
+      message: o.message ?? '',
+      secagg: null,
+    };
+  }
+
+  // ---------------- calls from the gRPC service ----------------
+
+  async pullTask(institution: Institution, waitMs: number, onCancel: (cb: () => void) => void): Promise<TaskMsg> {
+    if (this.phase === 'done') return this.task('DONE', { message: 'run complete' });
+    if (institution.excludedReason) return this.task('DONE', { message: `excluded: ${institution.excludedReason}` });
+    const task = await this.deps.board.next(institution.id, Math.min(Math.max(waitMs, 0), 60_000), onCancel);
+    if (task) return { ...task, envelope: { ...task.envelope, institutionId: institution.id } };
+    if ((this.phase as Phase) === 'done') return this.task('DONE', { message: 'run complete' });
+    return this.task('WAIT', { message: `${this.phase} (round ${this.round})`, retryAfterMs: 0 });
+  }
+
+  /** The model a task refers to: the committed global model, or the round's candidate under evaluation. */
+  modelTensors(envelope: Envelope): NamedTensor[] {
+    this.checkRun(envelope);
+    let flat: Float32Array;
+    if (envelope.modelVersion === this.modelVersion) flat = this.global;
+    else if (this.candidate && envelope.modelVersion === this.round) flat = this.candidate;
+    else throw failedPrecondition(`envelope.model_version: version ${envelope.modelVersion} is not available (current ${this.modelVersion})`);
+    const views = unflattenParameters(this.spec, flat);
+    return this.shapes.map(({ name, shape }) => ({ name, shape, dtype: 'FLOAT32', data: views.get(name)! }));
+  }
+
+  private checkRun(envelope: Envelope): void {
+    if (envelope.runId !== this.runId) throw failedPrecondition(`envelope.run_id: "${envelope.runId}" is not the current run "${this.runId}"`);
+  }
+
+  private checkRound(envelope: Envelope, modelVersion: number): void {
+    this.checkRun(envelope);
+    if (envelope.round !== this.round) throw failedPrecondition(`envelope.round: round ${envelope.round} is closed (current round ${this.round})`);
+    if (envelope.modelVersion !== modelVersion) {
+      throw failedPrecondition(`envelope.model_version: expected ${modelVersion} for this phase, got ${envelope.modelVersion}`);
+    }
+  }
+
+  /** Opens the receipt of a result stream after checking its header. */
+  openResult(institution: Institution, header: ResultHeaderMsg): ResultSink {
+    if (header.kind === 'TRAIN_RESULT') return this.openTrainResult(institution, header);
+    if (header.kind === 'EVALUATE_RESULT') return this.openEvalResult(institution, header);
+    throw invalidArgument(`header.kind: unknown result kind ${header.kind}`);
+  }
+
+  private openTrainResult(institution: Institution, header: ResultHeaderMsg): ResultSink {
+    const phase = this.trainPhase;
+    this.checkRound(header.envelope, this.modelVersion);
+    if (!phase || this.phase !== 'training') throw failedPrecondition(`envelope.round: round ${this.round} is not collecting training results (phase ${this.phase})`);
+    const why = phase.refusal(institution.id);
+    if (why) throw failedPrecondition(why);
+    if (!Number.isInteger(header.numExamples) || header.numExamples < 1) throw invalidArgument('header.num_examples: must be a positive integer');
+    if (header.tensorCount !== this.shapes.length) throw invalidArgument(`header.tensor_count: expected ${this.shapes.length} tensors, got ${header.tensorCount}`);
+    if (this.deps.config.task.privacy.mode === 'record') {
+      this.deps.privacy?.checkResultEvent(institution, this.round, this.modelVersion, header.privacyEvent);
+    }
+    const reject = (reason: string) => phase.reject(institution.id, 'rejected', reason);
+    return {
+      tensorCount: this.shapes.length,
+      expectTensor: (name, shape, dtype, index) => {
+        const want = this.shapes[index];
+        if (!want || name !== want.name) throw invalidArgument(`tensor.name: expected "${want?.name}" at position ${index}, got "${name}"`);
+        if (shape.length !== want.shape.length || shape.some((d, i) => d !== want.shape[i])) {
+          throw invalidArgument(`tensor.shape: "${name}" must be [${want.shape.join(',')}], got [${shape.join(',')}]`);
+        }
+        if (dtype !== 'FLOAT32') throw invalidArgument(`tensor.dtype: "${name}" must be FLOAT32, got ${dtype}`);
+      },
+      finish: (tensors) => {
+        const delta = new Float32Array(this.global.length);
+        let offset = 0;
+        for (const t of tensors) {
+          delta.set(t.data as Float32Array, offset);
+          offset += t.data.length;
+        }
+        try {
+          validateUpdate(delta, this.global.length);
+        } catch (error) {
+          throw invalidArgument(`tensor.data: ${(error as Error).message}`);
+        }
+        const bound = this.deps.privacy?.updateNormBound() ?? Number.POSITIVE_INFINITY;
+        if (Number.isFinite(bound)) {
+          let sq = 0;
+          for (let i = 0; i < delta.length; i++) sq += delta[i] * delta[i];
+          if (Math.sqrt(sq) > bound * (1 + 1e-5)) throw invalidArgument(`tensor.data: update L2 norm ${Math.sqrt(sq).toFixed(4)} exceeds the clip norm ${bound}`);
+        }
+        phase.report(institution.id, {
+          delta,
+          numExamples: header.numExamples,
+          metrics: { ...header.metrics },
+          privacyEvent: header.privacyEvent ?? null,
+        });
+      },
+      fail: reject,
+    };
+  }
+
+  private openEvalResult(institution: Institution, header: ResultHeaderMsg): ResultSink {
+    const phase = this.evalPhase;
+    this.checkRound(header.envelope, this.round);
+    if (!phase || this.phase !== 'evaluating') throw failedPrecondition(`envelope.round: round ${this.round} is not collecting evaluations (phase ${this.phase})`);
+    const why = phase.refusal(institution.id);
+    if (why) throw failedPrecondition(why);
+    const bins = this.deps.config.task.evaluation.bins;
+    if (header.tensorCount !== 2) throw invalidArgument(`header.tensor_count: an evaluation carries 2 histograms, got ${header.tensorCount}`);
+    for (const key of ['loss', 'accuracy']) {
+      const v = header.metrics[key];
+      if (v === undefined || !Number.isFinite(v)) throw invalidArgument(`header.metrics.${key}: required finite number`);
+    }
+    return {
+      tensorCount: 2,
+      expectTensor: (name, shape, dtype, index) => {
+        if (name !== HISTOGRAM_NAMES[index]) throw invalidArgument(`tensor.name: expected "${HISTOGRAM_NAMES[index]}", got "${name}"`);
+        if (shape.length !== 1 || shape[0] !== bins) throw invalidArgument(`tensor.shape: "${name}" must be [${bins}]`);
+        if (dtype !== 'UINT32') throw invalidArgument(`tensor.dtype: "${name}" must be UINT32`);
+      },
+      finish: (tensors) => {
+        const histogram: ScoreHistogram = {
+          bins,
+          logitRange: this.deps.config.task.evaluation.logitRange,
+          positive: tensors[0].data as Uint32Array,
+          negative: tensors[1].data as Uint32Array,
+        };
+        let n = 0;
+        for (let i = 0; i < bins; i++) n += histogram.positive[i] + histogram.negative[i];
+        if (n !== header.numExamples) throw invalidArgument(`header.num_examples: ${header.numExamples} does not match the histogram total ${n}`);
+        phase.report(institution.id, { histogram, numExamples: n, metrics: { ...header.metrics } });
+      },
+      fail: (reason) => phase.reject(institution.id, 'rejected', reason),
+    };
+  }
+
+  /** An institution declines its task (e.g. its own budget would be exceeded): stop sampling it. */
+  decline(institution: Institution, request: DeclineRequestMsg): void {
+    this.checkRun(request.envelope);
+    const reason = request.reason || 'declined';
+    if (reason === 'budget') {
+      this.deps.registry.exclude(institution.id, `budget: projected ε ${request.projectedEpsilon} > budget ${request.budgetEpsilon}`);
+      this.deps.store.recordSchedulingRefusal(this.runId, request.envelope.round, institution.id, `institution declined: ${request.detail || 'privacy budget'}`,
+        request.projectedEpsilon, request.budgetEpsilon);
+    }
+    this.trainPhase?.reject(institution.id, 'declined', `${reason}: ${request.detail}`);
+    this.evalPhase?.reject(institution.id, 'declined', `${reason}: ${request.detail}`);
+    this.deps.board.clear(institution.id);
+    this.emit('declined', { institution: institution.id, reason, detail: request.detail });
+  }
+}

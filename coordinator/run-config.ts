@@ -1,0 +1,27 @@
+// Everything that defines a run, as stored with it in SQLite (so a restart resumes the same run).
+import type { ModelSpec } from '../proto/model-spec.ts';
+import type { AggregationMode, TaskConfig } from '../proto/task-config.ts';
+import type { StrategyName, StrategyOptions } from './strategy.ts';
+
+export interface RunConfig {
+  rounds: number;
+  minClients: number;
+  /** Fraction of live institutions sampled each round (used when sampleCount is 0). */
+  sampleFraction: number;
+  /** Exact number sampled each round; 0 = use sampleFraction. */
+  sampleCount: number;
+  roundTimeoutMs: number;
+  /** Deadline of each later phase (evaluation, secure-aggregation phases). */
+  phaseTimeoutMs: number;
+  strategy: StrategyName;
+  strategyOptions: StrategyOptions;
+  modelSpec: ModelSpec;
+  seed: string;
+  task: Omit<TaskConfig, 'strategy' | 'proximalMu' | 'seed'>;
+  /** Secure aggregation: Shamir threshold as a fraction of the round's participants (at least 2). */
+  secaggThresholdFraction: number;
+}
+
+export function aggregationOf(config: RunConfig): AggregationMode {
+  return config.task.aggregation;
+}

@@ -1,0 +1,202 @@
+// Loads the dpfed.v1 contract for @grpc/grpc-js, with explicit message-size limits, and gives the
+// decoded messages TypeScript shapes (proto-loader: camelCase fields, bytes as Buffer, enums as names,
+// 64-bit integers as numbers).
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { fileURLToPath } from 'node:url';
+
+export const PROTOCOL_VERSION = 1;
+/** Default tensor chunk: 4 MiB of payload per message. */
+export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Hard cap on one message either way: a chunk plus its envelope. Never raised for large models. */
+export const MAX_MESSAGE_BYTES = DEFAULT_CHUNK_BYTES + 64 * 1024;
+
+const PROTO_PATH = fileURLToPath(new URL('./dpfed/v1/federation.proto', import.meta.url));
+
+let cached: grpc.ServiceDefinition | undefined;
+
+export function federationService(): grpc.ServiceDefinition {
+  if (!cached) {
+    const definition = protoLoader.loadSync(PROTO_PATH, { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
+    const pkg = grpc.loadPackageDefinition(definition) as unknown as { dpfed: { v1: { Federation: { service: grpc.ServiceDefinition } } } };
+    cached = pkg.dpfed.v1.Federation.service;
+  }
+  return cached;
+}
+
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.keepalive_permit_without_calls': 1,
+};
+
+export function federationClientConstructor(): grpc.ServiceClientConstructor {
+  return grpc.makeGenericClientConstructor(federationService(), 'Federation');
+}
+
+// ---- message shapes (as decoded by proto-loader with the options above) ----
+
+export interface Envelope {
+  runId: string;
+  round: number;
+  modelVersion: number;
+  institutionId: string;
+  session: Uint8Array;
+}
+
+export interface PrivacyBudgetMsg {
+  epsilon: number;
+  delta: number;
+}
+
+export interface RegisterRequest {
+  institutionId: string;
+  identityPublicKey: Uint8Array;
+  protocolVersion: number;
+  budget?: PrivacyBudgetMsg | null;
+  numTrainExamples: number;
+  clientVersion: string;
+  signature: Uint8Array;
+  nonce: Uint8Array;
+}
+
+export interface RegisterResponse {
+  session: Uint8Array;
+  runId: string;
+  coordinatorPublicKey: Uint8Array;
+  maxChunkBytes: number;
+  maxMessageBytes: number;
+}
+
+export type TaskKind = 'WAIT' | 'TRAIN' | 'EVALUATE' | 'DONE' | 'SECAGG_SHARE_KEYS' | 'SECAGG_MASKED_INPUT' | 'SECAGG_UNMASK';
+export type DTypeName = 'FLOAT32' | 'INT32' | 'UINT32' | 'FLOAT64';
+
+export interface SignedKeysMsg {
+  institutionId: string;
+  index: number;
+  encryptionPublicKey: Uint8Array;
+  maskPublicKey: Uint8Array;
+  signature: Uint8Array;
+}
+
+export interface EncryptedShareMsg {
+  fromInstitution: string;
+  toInstitution: string;
+  nonce: Uint8Array;
+  ciphertext: Uint8Array;
+}
+
+export interface ShareMsg {
+  aboutInstitution: string;
+  value: Uint8Array;
+}
+
+export interface SecAggTaskMsg {
+  collection: string;
+  threshold: number;
+  keys: SignedKeysMsg[];
+  shares: EncryptedShareMsg[];
+  survivors: string[];
+  dropped: string[];
+  neighbours: string[];
+  quantisationJson: string;
+}
+
+export interface TaskMsg {
+  envelope: Envelope;
+  kind: TaskKind;
+  modelSpecJson: string;
+  configJson: string;
+  retryAfterMs: number;
+  message: string;
+  secagg?: SecAggTaskMsg | null;
+}
+
+export interface TensorChunkMsg {
+  envelope?: Envelope | null;
+  name: string;
+  shape: number[];
+  dtype: DTypeName;
+  totalBytes: number;
+  offset: number;
+  data: Uint8Array;
+  tensorIndex: number;
+  tensorCount: number;
+}
+
+export type ResultKindName = 'TRAIN_RESULT' | 'EVALUATE_RESULT';
+
+export interface PrivacyEventMsg {
+  institutionId: string;
+  runId: string;
+  round: number;
+  mode: string;
+  sampleRate: number;
+  noiseMultiplier: number;
+  steps: number;
+  clipNorm: number;
+  delta: number;
+  modelVersion: number;
+  time: string;
+  signature: Uint8Array;
+}
+
+export interface ResultHeaderMsg {
+  envelope: Envelope;
+  kind: ResultKindName;
+  numExamples: number;
+  metrics: Record<string, number>;
+  privacyEvent?: PrivacyEventMsg | null;
+  tensorCount: number;
+  masked: boolean;
+}
+
+export interface ResultChunkMsg {
+  header?: ResultHeaderMsg | null;
+  tensor?: TensorChunkMsg | null;
+  part?: 'header' | 'tensor';
+}
+
+export interface AckMsg {
+  accepted: boolean;
+  message: string;
+}
+
+export interface DeclineRequestMsg {
+  envelope: Envelope;
+  reason: string;
+  projectedEpsilon: number;
+  budgetEpsilon: number;
+  detail: string;
+}
+
+export interface UnmaskBodyMsg {
+  selfMaskShares: ShareMsg[];
+  maskKeyShares: ShareMsg[];
+  signature: Uint8Array;
+}
+
+export interface SecAggMessageMsg {
+  envelope: Envelope;
+  collection: string;
+  advertise?: SignedKeysMsg | null;
+  shareKeys?: { shares: EncryptedShareMsg[] } | null;
+  unmask?: UnmaskBodyMsg | null;
+  body?: 'advertise' | 'shareKeys' | 'unmask';
+}
+
+export interface HeartbeatRequestMsg {
+  envelope: Envelope;
+}
+
+export interface PullTaskRequestMsg {
+  envelope: Envelope;
+  waitMs: number;
+}
+
+export interface ModelRequestMsg {
+  envelope: Envelope;
+  chunkBytes: number;
+}
