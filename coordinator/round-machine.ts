@@ -134,12 +134,12 @@ export class RoundMachine extends EventEmitter {
   private async runRound(): Promise<RoundSummary | null> {
     const { config, store, strategy, board } = this.deps;
     const round = this.round;
-    const startedAt = new Date();
-    const t0 = performance.now();
-
     this.phase = 'waiting';
     const participants = await this.waitAndSample(round);
     if (this.stopped || !participants) return null;
+    // A round's time runs from sampling to commit: waiting for institutions to come online is not round work.
+    const startedAt = new Date();
+    const t0 = performance.now();
 
     // ---- train ----
     this.phase = 'training';
@@ -346,7 +346,10 @@ export class RoundMachine extends EventEmitter {
     if (this.deps.config.task.privacy.mode === 'record') {
       this.deps.privacy?.checkResultEvent(institution, this.round, this.modelVersion, header.privacyEvent);
     }
-    const reject = (reason: string) => phase.reject(institution.id, 'rejected', reason);
+    const reject = (reason: string) => {
+      this.deps.board.clear(institution.id);
+      phase.reject(institution.id, 'rejected', reason);
+    };
     return {
       tensorCount: this.shapes.length,
       expectTensor: (name, shape, dtype, index) => {
@@ -375,6 +378,7 @@ export class RoundMachine extends EventEmitter {
           for (let i = 0; i < delta.length; i++) sq += delta[i] * delta[i];
           if (Math.sqrt(sq) > bound * (1 + 1e-5)) throw invalidArgument(`tensor.data: update L2 norm ${Math.sqrt(sq).toFixed(4)} exceeds the clip norm ${bound}`);
         }
+        this.deps.board.clear(institution.id);
         phase.report(institution.id, {
           delta,
           numExamples: header.numExamples,
@@ -415,9 +419,13 @@ export class RoundMachine extends EventEmitter {
         let n = 0;
         for (let i = 0; i < bins; i++) n += histogram.positive[i] + histogram.negative[i];
         if (n !== header.numExamples) throw invalidArgument(`header.num_examples: ${header.numExamples} does not match the histogram total ${n}`);
+        this.deps.board.clear(institution.id);
         phase.report(institution.id, { histogram, numExamples: n, metrics: { ...header.metrics } });
       },
-      fail: (reason) => phase.reject(institution.id, 'rejected', reason),
+      fail: (reason) => {
+        this.deps.board.clear(institution.id);
+        phase.reject(institution.id, 'rejected', reason);
+      },
     };
   }
 

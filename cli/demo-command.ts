@@ -1,0 +1,184 @@
+// `dpfed demo` (npm run demo): a coordinator and N banks as separate processes talking real gRPC on
+// 127.0.0.1, on the bundled card-fraud data split across the banks.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { SeededRandom } from '../proto/seeded-random.ts';
+import { BACKEND_NAMES } from '../client-sdk/tf-backend.ts';
+import { runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
+import { runFlags } from './run-flags.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(ROOT, 'bin', 'dpfed.js');
+const DATA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
+
+const DEMO_OWN = new Set(['db', 'institutions', 'backend', 'json', 'budget-epsilon', 'keep', 'data', 'round-timeout']);
+const SHARED = runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'plain' });
+
+export const command: CommandSpec = {
+  name: 'demo',
+  summary: 'a coordinator and 4 banks as separate processes over gRPC on 127.0.0.1, on real card-fraud data',
+  flags: [
+    { name: 'db', type: 'string', default: 'dpfed-demo.sqlite', help: 'coordinator SQLite file; the banks keep their keys and own ledgers in <db>.banks/' },
+    { name: 'institutions', type: 'int', default: 4, help: 'number of banks', check: (v) => (Number(v) >= 2 && Number(v) <= 32 ? undefined : 'must be 2..32') },
+    { name: 'backend', type: 'string', default: 'wasm', choices: BACKEND_NAMES, help: 'TensorFlow.js backend of the banks' },
+    { name: 'budget-epsilon', type: 'number', default: 5, help: 'each bank\'s own privacy budget epsilon', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
+    { name: 'round-timeout', type: 'number', default: 60, help: 'seconds to collect training results', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
+    { name: 'data', type: 'string', default: DATA, help: 'CSV to split across the banks (binary column "label")' },
+    { name: 'keep', type: 'boolean', help: 'keep an existing demo database and the banks\' ledgers (default: start fresh)' },
+    { name: 'json', type: 'boolean', help: 'stdout carries only one JSON summary at the end (progress goes to stderr)' },
+    ...SHARED.filter((f) => !DEMO_OWN.has(f.name) && f.name !== 'min-clients').map((f) => (f.name === 'rounds' ? { ...f, default: 10 } : f)),
+  ],
+  examples: ['npm run demo', 'npm run demo -- --json --seed 3 --privacy client', 'dpfed demo --rounds 5 --institutions 6 --epsilon 2'],
+};
+
+function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: string): string[] {
+  const lines = readFileSync(csvPath, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+  const [header, ...rows] = lines;
+  new SeededRandom(`${seed}:demo-split`).shuffle(rows);
+  const files: string[] = [];
+  for (let b = 0; b < banks; b++) {
+    const file = join(dir, `bank-${b + 1}.csv`);
+    writeFileSync(file, [header, ...rows.filter((_, i) => i % banks === b)].join('\n') + '\n');
+    files.push(file);
+  }
+  return files;
+}
+
+function resetDemoState(db: string, banksDir: string): void {
+  if (existsSync(db)) {
+    let isDpfed = false;
+    try {
+      const probe = new Database(db, { readonly: true, fileMustExist: true });
+      isDpfed = Boolean(probe.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").get());
+      probe.close();
+    } catch {
+      isDpfed = false;
+    }
+    if (!isDpfed) throw new UsageError(`--db: ${db} exists and is not a dpfed database; choose another file`);
+    for (const suffix of ['', '-wal', '-shm', '.coordinator-key']) rmSync(db + suffix, { force: true });
+  }
+  rmSync(banksDir, { recursive: true, force: true });
+}
+
+function forward(f: FlagValues, names: string[]): string[] {
+  const out: string[] = [];
+  for (const name of names) {
+    const key = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const value = f[key];
+    if (value === undefined || value === false) continue;
+    out.push(`--${name}`);
+    if (value !== true) out.push(String(value));
+  }
+  return out;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand(command, argv, async (f) => {
+    const json = Boolean(f.json);
+    const say = (line: string) => (json ? process.stderr : process.stdout).write(line + '\n');
+    const banks = Number(f.institutions);
+    const rounds = Number(f.rounds);
+    const db = resolve(String(f.db));
+    const banksDir = `${db}.banks`;
+    if (!f.keep) resetDemoState(db, banksDir);
+    mkdirSync(banksDir, { recursive: true });
+    const files = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
+    const started = performance.now();
+
+    const children: ChildProcess[] = [];
+    const killAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
+    process.once('SIGINT', () => {
+      killAll();
+      process.exit(130);
+    });
+
+    const shared = forward(f, SHARED.map((s) => s.name).filter((n) => !DEMO_OWN.has(n) && n !== 'min-clients'));
+    const coordinator = spawn(process.execPath, [BIN, 'coordinator', '--port', '0', '--db', db, '--json', '--min-clients', String(banks),
+      '--round-timeout', String(f.roundTimeout), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(coordinator);
+
+    const summaryRounds: { round: number; auc: number; participants: number; seconds: number }[] = [];
+    let done: { institutions: { id: string; epsilon: number; delta: number; budget: number | null }[]; runId: string } | null = null;
+    let runId = '';
+    const bankResults: Promise<number>[] = [];
+    const lines = createInterface({ input: coordinator.stdout! });
+    const startBanks = (port: number) => {
+      files.forEach((file, i) => {
+        const id = `bank-${i + 1}`;
+        const child = spawn(process.execPath, [BIN, 'client', '--coordinator', `127.0.0.1:${port}`, '--institution', id, '--data', file,
+          '--label-column', 'label', '--backend', String(f.backend), '--identity', join(banksDir, `${id}.identity`),
+          '--ledger', join(banksDir, `${id}.ledger.sqlite`), '--budget-epsilon', String(f.budgetEpsilon), '--budget-delta', String(f.delta),
+          '--seed', String(f.seed), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        children.push(child);
+        child.stderr!.on('data', (d: Buffer) => {
+          for (const line of d.toString().split('\n')) if (line.trim() && !/^\s*at |tfjs|Hi there|cpu backend/.test(line)) say(`  ${line}`);
+        });
+        child.stdout!.resume();
+        bankResults.push(new Promise((r) => child.on('exit', (code) => r(code ?? 1))));
+      });
+    };
+    for await (const line of lines) {
+      let event: Record<string, unknown>;
+      try {
+        event = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      if (event.event === 'listening') {
+        runId = String(event.runId);
+        say(`demo: coordinator on 127.0.0.1:${event.port} (run ${runId}); starting ${banks} banks; privacy ${f.privacy}` +
+          (f.privacy === 'record' ? ` (target epsilon ${f.epsilon}, delta ${f.delta})` : '') + `, aggregation ${f.aggregation}`);
+        startBanks(Number(event.port));
+      } else if (event.event === 'round') {
+        const r = { round: Number(event.round), auc: Number(event.auc), participants: Number(event.participants), seconds: Number(event.seconds) };
+        summaryRounds.push(r);
+        say(`round ${r.round}/${rounds}: ${r.participants} participants, global AUC ${r.auc.toFixed(4)}, ${r.seconds.toFixed(2)} s`);
+      } else if (event.event === 'round-failed') {
+        say(`round ${event.round} failed: ${event.reason}`);
+      } else if (event.event === 'declined') {
+        say(`${event.institution} declined: ${event.detail}`);
+      } else if (event.event === 'done') {
+        done = event as never;
+      }
+    }
+    const coordinatorExit = await new Promise<number>((r) => (coordinator.exitCode !== null ? r(coordinator.exitCode) : coordinator.on('exit', (c) => r(c ?? 1))));
+    const bankExits = await Promise.race([Promise.all(bankResults), new Promise<number[]>((r) => setTimeout(() => r([]), 15_000))]);
+    killAll();
+    if (coordinatorExit !== 0 || !done) {
+      process.stderr.write(`demo: the coordinator exited with code ${coordinatorExit}\n`);
+      return 1;
+    }
+    const federation = done.institutions.find((i) => i.id === 'federation');
+    const institutions = files.map((_, i) => {
+      const id = `bank-${i + 1}`;
+      const own = done!.institutions.find((x) => x.id === id) ?? federation;
+      return { id, epsilon: own?.epsilon ?? 0, delta: own?.delta ?? Number(f.delta), budget: Number(f.budgetEpsilon) };
+    });
+    const finalAuc = summaryRounds.length ? summaryRounds[summaryRounds.length - 1].auc : Number.NaN;
+    const seconds = (performance.now() - started) / 1000;
+    if (f.privacy !== 'off') {
+      say(`privacy spent (${f.privacy === 'record' ? 'record-level, each bank\'s own records' : 'client-level, the federation'}; composed from the ledger's events):`);
+      for (const i of institutions) say(`  ${i.id}: epsilon ${i.epsilon.toFixed(3)} at delta ${i.delta} (budget ${i.budget})`);
+    }
+    say(`demo: final global AUC ${finalAuc.toFixed(4)} after ${summaryRounds.length} rounds in ${seconds.toFixed(1)} s; ledger: dpfed ledger --db ${db}`);
+    if (bankExits.some((c) => c !== 0)) say(`demo: warning: bank exit codes ${bankExits.join(', ')}`);
+    if (json) {
+      process.stdout.write(JSON.stringify({
+        rounds: summaryRounds,
+        finalAuc,
+        institutions,
+        privacy: { mode: f.privacy, epsilon: f.privacy === 'record' ? Number(f.epsilon) : undefined, delta: Number(f.delta), accountant: f.accountant },
+        aggregation: f.aggregation,
+        runId,
+        db,
+        seed: String(f.seed),
+        seconds,
+      }) + '\n');
+    }
+    return 0;
+  });
+}
