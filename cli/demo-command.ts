@@ -16,7 +16,7 @@ const BIN = join(ROOT, 'bin', 'dpfed.js');
 const DATA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
 
 const DEMO_OWN = new Set(['db', 'institutions', 'backend', 'json', 'budget-epsilon', 'keep', 'data', 'round-timeout']);
-const SHARED = runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'plain' });
+const SHARED = runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' });
 
 export const command: CommandSpec = {
   name: 'demo',
@@ -102,7 +102,8 @@ export async function main(argv: string[]): Promise<number> {
     children.push(coordinator);
 
     const summaryRounds: { round: number; auc: number; participants: number; seconds: number }[] = [];
-    let done: { institutions: { id: string; epsilon: number; delta: number; budget: number | null }[]; runId: string } | null = null;
+    type DoneEvent = { institutions: { id: string; epsilon: number; delta: number; budget: number | null }[]; runId: string };
+    let done = null as DoneEvent | null;
     let runId = '';
     const bankResults: Promise<number>[] = [];
     const lines = createInterface({ input: coordinator.stdout! });
@@ -142,7 +143,7 @@ export async function main(argv: string[]): Promise<number> {
       } else if (event.event === 'declined') {
         say(`${event.institution} declined: ${event.detail}`);
       } else if (event.event === 'done') {
-        done = event as never;
+        done = event as unknown as DoneEvent;
       }
     }
     const coordinatorExit = await new Promise<number>((r) => (coordinator.exitCode !== null ? r(coordinator.exitCode) : coordinator.on('exit', (c) => r(c ?? 1))));
@@ -152,10 +153,11 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`demo: the coordinator exited with code ${coordinatorExit}\n`);
       return 1;
     }
-    const federation = done.institutions.find((i) => i.id === 'federation');
+    const finished: DoneEvent = done;
+    const federation = finished.institutions.find((i) => i.id === 'federation');
     const institutions = files.map((_, i) => {
       const id = `bank-${i + 1}`;
-      const own = done!.institutions.find((x) => x.id === id) ?? federation;
+      const own = finished.institutions.find((x) => x.id === id) ?? federation;
       return { id, epsilon: own?.epsilon ?? 0, delta: own?.delta ?? Number(f.delta), budget: Number(f.budgetEpsilon) };
     });
     const finalAuc = summaryRounds.length ? summaryRounds[summaryRounds.length - 1].auc : Number.NaN;

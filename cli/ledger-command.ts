@@ -1,14 +1,11 @@
 // `dpfed ledger`: read, verify and export an ε ledger. Read-only: the SQLite file is opened with
 // { readonly: true, fileMustExist: true } and nothing in it is ever changed.
 import { existsSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import Database from 'better-sqlite3';
 import { makeAccountant } from '../privacy/accountant.ts';
-import { PrivacyLedger, type InstitutionSummary, type LedgerDatabase } from '../privacy/ledger.ts';
+import { PrivacyLedger, type InstitutionSummary } from '../privacy/ledger.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 
-type SqliteFile = LedgerDatabase & { close(): void };
-type SqliteConstructor = new (file: string, options: { readonly: boolean; fileMustExist: boolean }) => SqliteFile;
-const openSqlite = createRequire(import.meta.url)('better-sqlite3') as SqliteConstructor;
 
 export const LEDGER_COMMAND: CommandSpec = {
   name: 'ledger',
@@ -78,9 +75,9 @@ export async function main(argv: string[]): Promise<number> {
     if (flags.out !== undefined && !exportFormat) throw new UsageError('--out needs --export csv');
     if (flags.coordinatorKey !== undefined && !verify) throw new UsageError('--coordinator-key needs --verify');
     if (!existsSync(file)) throw new UsageError(`--db: no such file: ${file}`);
-    let db: SqliteFile;
+    let db: Database.Database;
     try {
-      db = new openSqlite(file, { readonly: true, fileMustExist: true });
+      db = new Database(file, { readonly: true, fileMustExist: true });
     } catch (error) {
       throw new UsageError(`--db: cannot open ${file} as SQLite: ${(error as Error).message}`);
     }

@@ -6,13 +6,18 @@ import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { histogramToVector } from '../privacy/auc-histogram.ts';
+import { addDistributedNoise } from '../privacy/distributed-noise.ts';
+import { encodeEvaluation } from '../privacy/evaluation-vector.ts';
+import { encodeWeightedUpdate, parseQuantisationConfig } from '../privacy/quantise.ts';
+import type { SecAggCollection } from '../privacy/secagg-keys.ts';
+import { SecAggClient } from './secagg-client.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
 import { clipToNorm } from '../privacy/update-clipping.ts';
 import { parameterCount, parameterShapes, parseModelSpec, type ModelSpec } from '../proto/model-spec.ts';
 import { registrationMessage } from '../proto/registration.ts';
 import { parseTaskConfig } from '../proto/task-config.ts';
 import type { NamedTensor } from '../proto/tensor-stream.ts';
-import { PROTOCOL_VERSION, type Envelope, type PrivacyEventMsg, type ResultHeaderMsg, type TaskMsg } from '../proto/wire.ts';
+import { PROTOCOL_VERSION, type Envelope, type PrivacyEventMsg, type ResultHeaderMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
 import { CoordinatorConnection } from './coordinator-connection.ts';
 import type { Learner, TaskContext } from './learner.ts';
@@ -47,6 +52,8 @@ export class FederationClient extends EventEmitter {
   private stopped = false;
   /** The last update released per (run, round, model version): a retried round resends it instead of spending privacy again. */
   private lastRelease: { key: string; header: ResultHeaderMsg; tensors: NamedTensor[] } | null = null;
+  /** Secure sums in progress, by run/round/collection: the protocol state and the vector to mask. */
+  private readonly secureSums = new Map<string, { client: SecAggClient; vector: Uint32Array; header: ResultHeaderMsg }>();
 
   constructor(private readonly options: FederationClientOptions) {
     super();
@@ -152,14 +159,81 @@ export class FederationClient extends EventEmitter {
   private async handle(task: TaskMsg, result: ClientRunResult): Promise<void> {
     const ctx = this.context(task);
     const envelope = this.envelope(ctx.round, ctx.modelVersion);
-    if (task.kind === 'TRAIN') {
-      await this.train(ctx, envelope);
-      result.roundsTrained++;
-    } else if (task.kind === 'EVALUATE') {
-      await this.evaluate(ctx, envelope);
-      result.roundsEvaluated++;
+    try {
+      switch (task.kind) {
+        case 'TRAIN':
+          await this.train(ctx, envelope, task.secagg ?? null);
+          result.roundsTrained++;
+          return;
+        case 'EVALUATE':
+          await this.evaluate(ctx, envelope, task.secagg ?? null);
+          result.roundsEvaluated++;
+          return;
+        case 'SECAGG_SHARE_KEYS':
+        case 'SECAGG_MASKED_INPUT':
+        case 'SECAGG_UNMASK':
+          await this.secureStep(task, envelope);
+          return;
+        default:
+          throw new Error(`unsupported task kind ${task.kind}`);
+      }
+    } catch (error) {
+      if (error instanceof SecAggRefusal) {
+        // Refusing is the protocol's defence (e.g. a request for both shares of one peer): stay silent,
+        // the coordinator treats this institution as dropped for the secure sum.
+        this.log(`secure aggregation, round ${ctx.round}: refused: ${error.message}`);
+        this.emit('secagg-refused', { task, reason: error.message });
+        return;
+      }
+      throw error;
+    }
+  }
+
+  private secureKey(runId: string, round: number, collection: string): string {
+    return `${runId}/${round}/${collection}`;
+  }
+
+  /** Starts this institution's part of a secure sum: fresh keys, advertised; the vector waits for masking. */
+  private async startSecureSum(envelope: Envelope, secagg: SecAggTaskMsg, vector: Uint32Array, header: ResultHeaderMsg): Promise<void> {
+    if (vector.length !== secagg.vectorLength) throw new Error(`secure aggregation: vector length ${vector.length}, the coordinator expects ${secagg.vectorLength}`);
+    const collection = secagg.collection as SecAggCollection;
+    const client = new SecAggClient({
+      identity: this.options.identity,
+      institutionId: this.options.institutionId,
+      index: secagg.index,
+      context: { runId: envelope.runId, round: envelope.round, collection },
+      threshold: secagg.threshold,
+      identityKeys: new Map(secagg.identities.map((p) => [p.institutionId, new Uint8Array(p.identityPublicKey)] as const)),
+    });
+    this.secureSums.set(this.secureKey(envelope.runId, envelope.round, collection), { client, vector, header: { ...header, masked: true, numExamples: 0, tensorCount: 1 } });
+    await this.connection.pushSecAgg({ envelope, collection, advertise: client.advertise() });
+  }
+
+  private async secureStep(task: TaskMsg, envelope: Envelope): Promise<void> {
+    const secagg = task.secagg;
+    if (!secagg) throw new Error(`${task.kind} task without its secure-aggregation part`);
+    const key = this.secureKey(envelope.runId, envelope.round, secagg.collection);
+    const state = this.secureSums.get(key);
+    if (!state) throw new SecAggRefusal(`no secure sum in progress for ${key}`);
+    const refuse = <T>(fn: () => T): T => {
+      try {
+        return fn();
+      } catch (error) {
+        this.secureSums.delete(key);
+        throw new SecAggRefusal((error as Error).message);
+      }
+    };
+    if (task.kind === 'SECAGG_SHARE_KEYS') {
+      const shares = refuse(() => state.client.shareKeys(secagg.keys, secagg.neighbours));
+      await this.connection.pushSecAgg({ envelope, collection: secagg.collection, shareKeys: { shares } });
+    } else if (task.kind === 'SECAGG_MASKED_INPUT') {
+      const masked = refuse(() => state.client.maskedInput(secagg.shares, state.vector));
+      state.vector.fill(0);
+      await this.connection.pushResult({ ...state.header, envelope }, [{ name: 'secagg/masked', shape: [masked.length], dtype: 'UINT32', data: masked }]);
     } else {
-      throw new Error(`unsupported task kind ${task.kind}`);
+      const body = refuse(() => state.client.unmask(secagg.survivors, secagg.dropped));
+      this.secureSums.delete(key);
+      await this.connection.pushSecAgg({ envelope, collection: secagg.collection, unmask: body });
     }
   }
 
@@ -178,9 +252,9 @@ export class FederationClient extends EventEmitter {
     return flat;
   }
 
-  private async train(ctx: TaskContext, envelope: Envelope): Promise<void> {
+  private async train(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg | null): Promise<void> {
     const key = `${ctx.runId}/${ctx.round}/${ctx.modelVersion}`;
-    if (this.lastRelease?.key === key) {
+    if (!secagg && this.lastRelease?.key === key) {
       this.log(`round ${ctx.round}: resending the update already released for this round (no new privacy spend)`);
       await this.connection.pushResult({ ...this.lastRelease.header, envelope }, this.lastRelease.tensors);
       return;
@@ -209,15 +283,26 @@ export class FederationClient extends EventEmitter {
       if (!outcome.mechanism) throw new Error('record-level DP: the learner did not report the mechanism it ran');
       privacyEvent = this.options.privacy!.recordRelease(ctx, outcome.mechanism);
     }
+    // In record mode the training loss is computed on raw records without noise: it stays home.
+    const metrics: Record<string, number> = config.privacy.mode === 'record' ? { steps: outcome.metrics.steps ?? 0 } : { ...outcome.metrics };
     const header: ResultHeaderMsg = {
       envelope,
       kind: 'TRAIN_RESULT',
       numExamples: outcome.numExamples,
-      metrics: { ...outcome.metrics, seconds: (performance.now() - t0) / 1000 },
+      metrics: { ...metrics, seconds: (performance.now() - t0) / 1000 },
       privacyEvent,
       tensorCount: 0,
       masked: false,
     };
+    if (secagg) {
+      const quantisation = parseQuantisationConfig(secagg.quantisationJson);
+      const vector = encodeWeightedUpdate(delta, config.weighting === 'uniform' ? 1 : outcome.numExamples, quantisation);
+      if (secagg.clientNoiseSigma > 0) addDistributedNoise(vector.subarray(0, delta.length), secagg.clientNoiseSigma);
+      delta.fill(0);
+      await this.startSecureSum(envelope, secagg, vector, { ...header, metrics: { seconds: header.metrics.seconds } });
+      this.emit('trained', { round: ctx.round, metrics: outcome.metrics });
+      return;
+    }
     const views = parameterShapes(ctx.spec);
     const tensors: NamedTensor[] = [];
     let offset = 0;
@@ -232,9 +317,17 @@ export class FederationClient extends EventEmitter {
     this.emit('trained', { round: ctx.round, metrics: outcome.metrics });
   }
 
-  private async evaluate(ctx: TaskContext, envelope: Envelope): Promise<void> {
+  private async evaluate(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg | null): Promise<void> {
     const model = await this.downloadFlat(envelope, ctx.spec);
     const outcome = await this.options.learner.evaluate(model, ctx);
+    if (secagg) {
+      const vector = encodeEvaluation(outcome.histogram, outcome.loss, outcome.accuracy, outcome.numExamples);
+      await this.startSecureSum(envelope, secagg, vector, {
+        envelope, kind: 'EVALUATE_RESULT', numExamples: 0, metrics: {}, privacyEvent: null, tensorCount: 1, masked: true,
+      });
+      this.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy });
+      return;
+    }
     const vector = histogramToVector(outcome.histogram);
     const bins = outcome.histogram.bins;
     await this.connection.pushResult(
@@ -255,3 +348,6 @@ export class FederationClient extends EventEmitter {
     this.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy });
   }
 }
+
+/** The institution refuses a secure-aggregation step that could leak its input. */
+class SecAggRefusal extends Error {}

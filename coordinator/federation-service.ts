@@ -33,7 +33,6 @@ export interface ServiceDeps {
   registry: InstitutionRegistry;
   machine: () => RoundMachine;
   coordinatorIdentity: IdentityKey;
-  onSecAgg?: (institutionId: string, message: SecAggMessageMsg) => void;
   log?: (line: string) => void;
 }
 
@@ -138,8 +137,7 @@ export function federationHandlers(deps: ServiceDeps): grpc.UntypedServiceImplem
 
     PushSecAgg: unary<SecAggMessageMsg, AckMsg>((request) => {
       const institution = registry.authenticate(request.envelope);
-      if (!deps.onSecAgg) throw invalidArgument('secure aggregation is not enabled in this run');
-      deps.onSecAgg(institution.id, request);
+      deps.machine().receiveSecAgg(institution, request);
       return { accepted: true, message: 'ok' };
     }),
 

@@ -2,12 +2,17 @@
 // → aggregate → evaluate → commit. It owns the phases; strategies, privacy and secure aggregation plug in
 // through small interfaces. Every message is checked against the run, round and model version it claims.
 import { EventEmitter } from 'node:events';
-import { addHistograms, aucFromHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
+import { addHistograms, aucFromHistogram, emptyHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
+import { distributedNoiseAccounting } from '../privacy/distributed-noise.ts';
+import { decodeEvaluation, evaluationVectorLength, type EvaluationTotals } from '../privacy/evaluation-vector.ts';
+import { decodeWeightedSum } from '../privacy/quantise.ts';
+import { planSecureUpdate } from './secure-update-plan.ts';
+import { SecureCollection } from './secure-collection.ts';
 import { parameterShapes, unflattenParameters, type ModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import type { NamedTensor } from '../proto/tensor-stream.ts';
 import type { TaskConfig } from '../proto/task-config.ts';
-import type { DeclineRequestMsg, DTypeName, Envelope, PrivacyEventMsg, ResultHeaderMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
+import type { DeclineRequestMsg, DTypeName, Envelope, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
 import type { CoordinatorStore, ParticipantRecord } from './coordinator-store.ts';
 import type { Institution, InstitutionRegistry } from './institution-registry.ts';
 import { PhaseCollector } from './phase-collector.ts';
@@ -51,6 +56,24 @@ export interface ResultSink {
   fail(reason: string): void;
 }
 
+type MetricRow = { institutionId: string; name: string; value: number };
+
+interface TrainStage {
+  next: Float32Array;
+  reported: string[];
+  participants: ParticipantRecord[];
+  events: Map<string, PrivacyEventMsg>;
+  metrics: MetricRow[];
+  actualNoiseMultiplier?: number;
+}
+
+interface EvalStage {
+  totals: EvaluationTotals;
+  metrics: MetricRow[];
+  perInstitution: RoundSummary['institutions'];
+  evaluators: Set<string>;
+}
+
 type Phase = 'starting' | 'waiting' | 'training' | 'evaluating' | 'committing' | 'done' | 'stopped';
 
 const HISTOGRAM_NAMES = ['histogram/positive', 'histogram/negative'] as const;
@@ -64,6 +87,7 @@ export class RoundMachine extends EventEmitter {
   private candidate: Float32Array | null = null;
   private trainPhase: PhaseCollector<TrainReport> | null = null;
   private evalPhase: PhaseCollector<EvalReport> | null = null;
+  private secure: SecureCollection | null = null;
   private stopped = false;
   private readonly spec: ModelSpec;
   private readonly shapes: { name: string; shape: number[]; size: number }[];
@@ -107,6 +131,7 @@ export class RoundMachine extends EventEmitter {
     this.phase = 'stopped';
     this.trainPhase?.close();
     this.evalPhase?.close();
+    this.secure?.stop();
     this.deps.board.wakeAll();
   }
 
@@ -132,7 +157,7 @@ export class RoundMachine extends EventEmitter {
   // ---------------- one round ----------------
 
   private async runRound(): Promise<RoundSummary | null> {
-    const { config, store, strategy, board } = this.deps;
+    const { config, store, strategy } = this.deps;
     const round = this.round;
     this.phase = 'waiting';
     const participants = await this.waitAndSample(round);
@@ -140,30 +165,89 @@ export class RoundMachine extends EventEmitter {
     // A round's time runs from sampling to commit: waiting for institutions to come online is not round work.
     const startedAt = new Date();
     const t0 = performance.now();
-
-    // ---- train ----
-    this.phase = 'training';
     const trainConfig = this.taskConfig(round);
+    const secure = config.task.aggregation === 'secagg';
+
+    // ---- train and aggregate ----
+    this.phase = 'training';
+    const trained = secure ? await this.trainSecure(round, participants, trainConfig) : await this.trainPlain(round, participants, trainConfig);
+    if (this.stopped) return null;
+    if ('failure' in trained) {
+      store.recordRoundFailure(this.runId, round, trained.failure);
+      this.emit('round-failed', { round, reason: trained.failure });
+      return null;
+    }
+    this.candidate = trained.next;
+
+    // ---- evaluate the new global model ----
+    this.phase = 'evaluating';
+    const evaluated = secure ? await this.evaluateSecure(round, trained.reported, trainConfig) : await this.evaluatePlain(round, trained.reported, trainConfig);
+    if (this.stopped) return null;
+
+    // ---- commit ----
+    this.phase = 'committing';
+    const metrics = [...trained.metrics, ...evaluated.metrics];
+    const { totals } = evaluated;
+    const globalAuc = totals.n ? aucFromHistogram(totals.histogram) : Number.NaN;
+    const globalLoss = totals.n ? totals.lossSum / totals.n : Number.NaN;
+    const globalAccuracy = totals.n ? totals.correct / totals.n : Number.NaN;
+    const seconds = (performance.now() - t0) / 1000;
+    metrics.push(
+      { institutionId: '', name: 'auc', value: globalAuc },
+      { institutionId: '', name: 'loss', value: globalLoss },
+      { institutionId: '', name: 'accuracy', value: globalAccuracy },
+      { institutionId: '', name: 'eval_examples', value: totals.n },
+    );
+    const ledgerWrites = this.deps.privacy?.commitWrites(round, round, trained.events, trained.reported, trained.actualNoiseMultiplier);
+    store.commitRound(
+      {
+        runId: this.runId,
+        round,
+        modelVersion: round,
+        startedAt: startedAt.toISOString(),
+        seconds,
+        aggregation: config.task.aggregation,
+        model: trained.next,
+        strategyState: strategy.saveState(),
+        participants: trained.participants.map((p) =>
+          p.status === 'reported' && !evaluated.evaluators.has(p.institutionId) ? { ...p, detail: p.detail || 'no evaluation before the deadline' } : p,
+        ),
+        metrics,
+      },
+      ledgerWrites,
+    );
+    this.global = trained.next;
+    this.candidate = null;
+    this.modelVersion = round;
+    return {
+      round,
+      modelVersion: round,
+      participants: trained.reported.length,
+      auc: globalAuc,
+      loss: globalLoss,
+      accuracy: globalAccuracy,
+      seconds,
+      institutions: evaluated.perInstitution.sort((a, b) => a.id.localeCompare(b.id)),
+      dropped: trained.participants.filter((p) => p.status !== 'reported').map((p) => p.institutionId),
+    };
+  }
+
+  private tooFew(round: number, reported: number, sampled: number): string | null {
+    const { minClients } = this.deps.config;
+    return reported < minClients ? `round ${round}: only ${reported} of ${sampled} sampled institutions reported; --min-clients is ${minClients}` : null;
+  }
+
+  private async trainPlain(round: number, participants: Institution[], trainConfig: TaskConfig): Promise<TrainStage | { failure: string }> {
+    const { config, strategy, board } = this.deps;
     this.trainPhase = new PhaseCollector<TrainReport>('training', new Set(participants.map((p) => p.id)), config.roundTimeoutMs);
     for (const p of participants) board.post(p.id, this.task('TRAIN', { config: trainConfig, modelVersion: this.modelVersion }));
     await this.trainPhase.wait();
-    const trainOutcomes = this.trainPhase.all();
-    for (const id of trainOutcomes.keys()) board.clear(id);
-    if (this.stopped) return null;
+    const outcomes = this.trainPhase.all();
+    for (const id of outcomes.keys()) board.clear(id);
     const reports = this.trainPhase.reported();
-    if (reports.size < config.minClients) {
-      const reason = `round ${round}: only ${reports.size} of ${participants.length} sampled institutions reported; --min-clients is ${config.minClients}`;
-      store.recordRoundFailure(this.runId, round, reason);
-      this.emit('round-failed', { round, reason });
-      return null;
-    }
-
-    // ---- aggregate ----
-    const updates: ClientUpdate[] = [...reports].map(([id, r]) => ({
-      institutionId: id,
-      weight: config.task.weighting === 'uniform' ? 1 : r.numExamples,
-      delta: r.delta,
-    }));
+    const failure = this.tooFew(round, reports.size, participants.length);
+    if (failure) return { failure };
+    const updates: ClientUpdate[] = [...reports].map(([id, r]) => ({ institutionId: id, weight: config.task.weighting === 'uniform' ? 1 : r.numExamples, delta: r.delta }));
     let next: Float32Array;
     if (config.task.privacy.mode === 'client' && this.deps.privacy) {
       // DP-FedAvg: uniform weights, noise on the sum, divided by the expected cohort size.
@@ -174,84 +258,124 @@ export class RoundMachine extends EventEmitter {
     } else {
       next = strategy.aggregateFit(round, this.global, updates);
     }
-    this.candidate = next;
+    const metrics: MetricRow[] = [];
+    for (const [id, r] of reports) for (const [k, v] of Object.entries(r.metrics)) metrics.push({ institutionId: id, name: `train_${k}`, value: v });
+    const events = new Map<string, PrivacyEventMsg>();
+    for (const [id, r] of reports) if (r.privacyEvent) events.set(id, r.privacyEvent);
+    return {
+      next,
+      reported: [...reports.keys()],
+      participants: [...outcomes].map(([id, o]) =>
+        o.status === 'reported'
+          ? { institutionId: id, status: 'reported' as const, numExamples: o.value.numExamples, detail: '' }
+          : { institutionId: id, status: o.status, numExamples: 0, detail: o.detail },
+      ),
+      events,
+      metrics,
+    };
+  }
 
-    // ---- evaluate the new global model ----
-    this.phase = 'evaluating';
-    const evaluators = [...reports.keys()];
+  private async evaluatePlain(round: number, evaluators: string[], trainConfig: TaskConfig): Promise<EvalStage> {
+    const { config, board } = this.deps;
     this.evalPhase = new PhaseCollector<EvalReport>('evaluation', new Set(evaluators), config.phaseTimeoutMs);
     for (const id of evaluators) board.post(id, this.task('EVALUATE', { config: trainConfig, modelVersion: round }));
     await this.evalPhase.wait();
     for (const id of evaluators) board.clear(id);
-    if (this.stopped) return null;
     const evals = this.evalPhase.reported();
-
-    // ---- commit ----
-    this.phase = 'committing';
-    const metrics: { institutionId: string; name: string; value: number }[] = [];
-    let summed: ScoreHistogram | null = null;
-    let lossSum = 0;
-    let correct = 0;
-    let evalExamples = 0;
+    const totals: EvaluationTotals = { histogram: emptyHistogram(config.task.evaluation.bins, config.task.evaluation.logitRange), lossSum: 0, correct: 0, n: 0 };
+    const metrics: MetricRow[] = [];
     const perInstitution: RoundSummary['institutions'] = [];
     for (const [id, e] of evals) {
-      summed = summed ? addHistograms(summed, e.histogram) : e.histogram;
+      totals.histogram = addHistograms(totals.histogram, e.histogram);
+      totals.lossSum += (e.metrics.loss ?? 0) * e.numExamples;
+      totals.correct += (e.metrics.accuracy ?? 0) * e.numExamples;
+      totals.n += e.numExamples;
       const auc = aucFromHistogram(e.histogram);
-      lossSum += (e.metrics.loss ?? 0) * e.numExamples;
-      correct += (e.metrics.accuracy ?? 0) * e.numExamples;
-      evalExamples += e.numExamples;
       perInstitution.push({ id, auc, examples: e.numExamples });
       metrics.push({ institutionId: id, name: 'auc', value: auc }, { institutionId: id, name: 'eval_examples', value: e.numExamples });
       for (const [k, v] of Object.entries(e.metrics)) metrics.push({ institutionId: id, name: `eval_${k}`, value: v });
     }
-    for (const [id, r] of reports) for (const [k, v] of Object.entries(r.metrics)) metrics.push({ institutionId: id, name: `train_${k}`, value: v });
-    const globalAuc = summed ? aucFromHistogram(summed) : Number.NaN;
-    const globalLoss = evalExamples ? lossSum / evalExamples : Number.NaN;
-    const globalAccuracy = evalExamples ? correct / evalExamples : Number.NaN;
-    const seconds = (performance.now() - t0) / 1000;
-    metrics.push(
-      { institutionId: '', name: 'auc', value: globalAuc },
-      { institutionId: '', name: 'loss', value: globalLoss },
-      { institutionId: '', name: 'accuracy', value: globalAccuracy },
-      { institutionId: '', name: 'eval_examples', value: evalExamples },
-    );
-    const participantRecords: ParticipantRecord[] = [...trainOutcomes].map(([id, o]) =>
-      o.status === 'reported'
-        ? { institutionId: id, status: 'reported', numExamples: o.value.numExamples, detail: evals.has(id) ? '' : 'no evaluation before the deadline' }
-        : { institutionId: id, status: o.status, numExamples: 0, detail: o.detail },
-    );
-    const events = new Map<string, PrivacyEventMsg>();
-    for (const [id, r] of reports) if (r.privacyEvent) events.set(id, r.privacyEvent);
-    const ledgerWrites = this.deps.privacy?.commitWrites(round, round, events, [...reports.keys()]);
-    store.commitRound(
-      {
-        runId: this.runId,
-        round,
-        modelVersion: round,
-        startedAt: startedAt.toISOString(),
-        seconds,
-        aggregation: config.task.aggregation,
-        model: next,
-        strategyState: strategy.saveState(),
-        participants: participantRecords,
-        metrics,
+    return { totals, metrics, perInstitution, evaluators: new Set(evals.keys()) };
+  }
+
+  // ---- secure aggregation: the coordinator sees only sums ----
+
+  private secureThreshold(n: number): number {
+    return Math.min(n, Math.max(2, Math.ceil(this.deps.config.secaggThresholdFraction * n)));
+  }
+
+  private async trainSecure(round: number, participants: Institution[], trainConfig: TaskConfig): Promise<TrainStage | { failure: string }> {
+    const { config, strategy } = this.deps;
+    if (participants.length < 2) return { failure: `round ${round}: secure aggregation needs at least 2 participants, sampled ${participants.length}` };
+    const plan = planSecureUpdate(config, participants.length, this.global.length);
+    const collection = new SecureCollection({
+      runId: this.runId, round, collection: 'update', participants, threshold: this.secureThreshold(participants.length),
+      vectorLength: this.global.length + 1, quantisationJson: JSON.stringify(plan.quantisation), clientNoiseSigma: plan.clientNoiseSigma,
+      board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: this.modelVersion }), firstKind: 'TRAIN',
+      firstDeadlineMs: config.roundTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
+      checkHeader: (institution, header) => {
+        this.checkRound(header.envelope, this.modelVersion);
+        if (header.kind !== 'TRAIN_RESULT') throw invalidArgument('header.kind: expected TRAIN_RESULT in the update secure sum');
+        if (config.task.privacy.mode === 'record') this.deps.privacy?.checkResultEvent(institution, round, this.modelVersion, header.privacyEvent);
       },
-      ledgerWrites,
-    );
-    this.global = next;
-    this.candidate = null;
-    this.modelVersion = round;
+    });
+    this.secure = collection;
+    const outcome = await collection.run();
+    this.secure = null;
+    const participantsOut = (survivors: string[]) => participants.map((p) =>
+      survivors.includes(p.id)
+        ? { institutionId: p.id, status: 'reported' as const, numExamples: 0, detail: 'example count hidden by secure aggregation' }
+        : { institutionId: p.id, status: outcome.excluded.has(p.id) ? ('rejected' as const) : ('dropped' as const), numExamples: 0, detail: outcome.excluded.get(p.id) ?? 'dropped out of the secure sum' });
+    if (!outcome.ok) return { failure: `round ${round}: secure aggregation aborted: ${outcome.reason}` };
+    const failure = this.tooFew(round, outcome.survivors.length, participants.length);
+    if (failure) return { failure };
+    const decoded = decodeWeightedSum(outcome.sum, plan.quantisation, outcome.survivors.length, plan.noiseTail);
+    let next: Float32Array;
+    let actualNoiseMultiplier: number | undefined;
+    if (config.task.privacy.mode === 'client') {
+      const account = distributedNoiseAccounting({
+        l2Clip: config.task.privacy.client!.updateClipNorm, scale: plan.quantisation.scale, dimension: this.global.length,
+        perClientSigma: plan.clientNoiseSigma, survivors: outcome.survivors.length,
+      });
+      actualNoiseMultiplier = account.effectiveNoiseMultiplier;
+      next = strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum: decoded.weightedSum, totalWeight: participants.length, count: outcome.survivors.length });
+    } else {
+      next = strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum: decoded.weightedSum, totalWeight: decoded.totalWeight, count: outcome.survivors.length });
+    }
     return {
-      round,
-      modelVersion: round,
-      participants: reports.size,
-      auc: globalAuc,
-      loss: globalLoss,
-      accuracy: globalAccuracy,
-      seconds,
-      institutions: perInstitution.sort((a, b) => a.id.localeCompare(b.id)),
-      dropped: [...trainOutcomes].filter(([, o]) => o.status !== 'reported').map(([id]) => id),
+      next,
+      reported: outcome.survivors,
+      participants: participantsOut(outcome.survivors),
+      events: outcome.events,
+      metrics: [{ institutionId: '', name: 'secagg_dropped', value: outcome.dropped.length }],
+      actualNoiseMultiplier,
     };
+  }
+
+  private async evaluateSecure(round: number, evaluators: string[], trainConfig: TaskConfig): Promise<EvalStage> {
+    const { config, registry } = this.deps;
+    const { bins, logitRange } = config.task.evaluation;
+    const participants = evaluators.map((id) => registry.get(id)).filter((p): p is Institution => Boolean(p));
+    const empty: EvalStage = { totals: { histogram: emptyHistogram(bins, logitRange), lossSum: 0, correct: 0, n: 0 }, metrics: [], perInstitution: [], evaluators: new Set() };
+    if (participants.length < 2) return empty;
+    const collection = new SecureCollection({
+      runId: this.runId, round, collection: 'evaluation', participants, threshold: this.secureThreshold(participants.length),
+      vectorLength: evaluationVectorLength(bins), quantisationJson: '', clientNoiseSigma: 0,
+      board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: round }), firstKind: 'EVALUATE',
+      firstDeadlineMs: config.phaseTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
+      checkHeader: (_institution, header) => {
+        this.checkRound(header.envelope, round);
+        if (header.kind !== 'EVALUATE_RESULT') throw invalidArgument('header.kind: expected EVALUATE_RESULT in the evaluation secure sum');
+      },
+    });
+    this.secure = collection;
+    const outcome = await collection.run();
+    this.secure = null;
+    if (!outcome.ok) {
+      this.emit('evaluation-aborted', { round, reason: outcome.reason });
+      return { ...empty, metrics: [{ institutionId: '', name: 'evaluation_aborted', value: 1 }] };
+    }
+    return { totals: decodeEvaluation(outcome.sum, bins, logitRange), metrics: [], perInstitution: [], evaluators: new Set(outcome.survivors) };
   }
 
   private async waitAndSample(round: number): Promise<Institution[] | null> {
@@ -330,6 +454,11 @@ export class RoundMachine extends EventEmitter {
 
   /** Opens the receipt of a result stream after checking its header. */
   openResult(institution: Institution, header: ResultHeaderMsg): ResultSink {
+    if (header.masked) {
+      if (!this.secure) throw failedPrecondition(`envelope.round: round ${this.round} is not running a secure sum (phase ${this.phase})`);
+      return this.secure.openMasked(institution, header);
+    }
+    if (this.deps.config.task.aggregation === 'secagg') throw invalidArgument('header.masked: this run uses secure aggregation; results must be masked');
     if (header.kind === 'TRAIN_RESULT') return this.openTrainResult(institution, header);
     if (header.kind === 'EVALUATE_RESULT') return this.openEvalResult(institution, header);
     throw invalidArgument(`header.kind: unknown result kind ${header.kind}`);
@@ -427,6 +556,15 @@ export class RoundMachine extends EventEmitter {
         phase.reject(institution.id, 'rejected', reason);
       },
     };
+  }
+
+  /** A secure-aggregation message (advertise keys, share keys, unmask). */
+  receiveSecAgg(institution: Institution, message: SecAggMessageMsg): void {
+    this.checkRun(message.envelope);
+    if (!this.secure) throw failedPrecondition(`envelope.round: round ${this.round} is not running a secure sum (phase ${this.phase})`);
+    if (message.envelope.round !== this.round) throw failedPrecondition(`envelope.round: round ${message.envelope.round} is closed (current round ${this.round})`);
+    if (message.collection !== this.secure.collection) throw failedPrecondition(`collection: "${message.collection}" is not the open secure sum ("${this.secure.collection}")`);
+    this.secure.receive(institution, message);
   }
 
   /** An institution declines its task (e.g. its own budget would be exceeded): stop sampling it. */

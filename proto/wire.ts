@@ -102,6 +102,10 @@ export interface SecAggTaskMsg {
   dropped: string[];
   neighbours: string[];
   quantisationJson: string;
+  index: number;
+  identities: { institutionId: string; identityPublicKey: Uint8Array }[];
+  clientNoiseSigma: number;
+  vectorLength: number;
 }
 
 export interface TaskMsg {

@@ -1,0 +1,267 @@
+// The institution's local training loop and evaluation, on the network of a ModelSpec.
+//
+// Batches are built by copying rows out of the training set's Float32Array into a reused buffer and
+// uploading that (measured here about 2x faster on wasm than slicing batches out of one large tensor).
+// Optimisers: SGD or Adam (fresh state every round), an optional FedProx term μ/2·|w − w_global|², and, in
+// record-level privacy mode, DP-SGD (Poisson sampling, ghost clipping, Gaussian noise) with
+// round(localEpochs / q) steps per round, q = batchSize / n.
+//
+// The reported training `loss` is computed on the raw data and is not differentially private; in record
+// mode it must stay inside the institution.
+import type { Optimizer, Tensor, Tensor2D } from '@tensorflow/tfjs';
+import type { ModelSpec } from '../proto/model-spec.ts';
+import { SeededRandom } from '../proto/seeded-random.ts';
+import type { TaskConfig } from '../proto/task-config.ts';
+import { aucFromHistogram, exactAuc, histogramOfScores, type ScoreHistogram } from '../privacy/auc-histogram.ts';
+import { DpSgd } from '../privacy/dp-sgd.ts';
+import { MlpNetwork } from './mlp-network.ts';
+
+type Tf = typeof import('@tensorflow/tfjs');
+
+/** Row-major features (n × dim) and 0/1 labels. */
+export interface TrainingData {
+  x: Float32Array;
+  y: Float32Array;
+  n: number;
+  dim: number;
+}
+
+export type TrainingConfig = Pick<TaskConfig, 'localEpochs' | 'batchSize' | 'learningRate' | 'optimizer' | 'proximalMu' | 'privacy' | 'seed'>;
+
+export interface TrainOptions {
+  config: TrainingConfig;
+  /** DP-SGD noise multiplier σ, calibrated by the caller; required when config.privacy.mode is 'record'. */
+  noiseMultiplier?: number;
+  /** Round number: varies the (seeded) data order from round to round. */
+  round?: number;
+}
+
+export interface TrainResult {
+  params: Float32Array;
+  /** Training examples held (the weight of this update). */
+  numExamples: number;
+  /** Mean per-example training loss over the steps (not private: keep it local in record mode). */
+  loss: number;
+  steps: number;
+  /** q of DP-SGD; 0 when not private. */
+  sampleRate: number;
+  /** σ of DP-SGD; 0 when not private. */
+  noiseMultiplier: number;
+  /** C of DP-SGD; 0 when not private. */
+  clipNorm: number;
+  /** Examples that went through a gradient step (Poisson draws vary). */
+  examplesProcessed: number;
+  seconds: number;
+}
+
+export interface EvaluateOptions {
+  bins: number;
+  logitRange: number;
+}
+
+export interface EvaluateResult {
+  loss: number;
+  accuracy: number;
+  n: number;
+  histogram: ScoreHistogram;
+  /** Exact (sort-based) AUC of this data; NaN when one class is absent. */
+  auc: number;
+  /** AUC from the histogram alone (what the coordinator will see once summed). */
+  histogramAuc: number;
+}
+
+const EVAL_CHUNK = 8192;
+
+function checkData(data: TrainingData, spec: ModelSpec): void {
+  if (!Number.isInteger(data.n) || data.n < 1) throw new Error(`training data: n must be a positive integer, got ${data.n}`);
+  if (data.dim !== spec.inputDim) throw new Error(`training data: dim ${data.dim} does not match the model's inputDim ${spec.inputDim}`);
+  if (data.x.length !== data.n * data.dim) throw new Error(`training data: x has ${data.x.length} values, expected n·dim = ${data.n * data.dim}`);
+  if (data.y.length !== data.n) throw new Error(`training data: y has ${data.y.length} labels, expected n = ${data.n}`);
+  for (let i = 0; i < data.n; i++) {
+    if (data.y[i] !== 0 && data.y[i] !== 1) throw new Error(`training data: label ${i} must be 0 or 1, got ${data.y[i]}`);
+  }
+}
+
+function checkConfig(config: TrainingConfig): void {
+  const positive = (v: number, name: string) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new Error(`training config: ${name} must be a positive number, got ${v}`);
+  };
+  positive(config.localEpochs, 'localEpochs');
+  positive(config.learningRate, 'learningRate');
+  if (!Number.isInteger(config.batchSize) || config.batchSize < 1) throw new Error(`training config: batchSize must be a positive integer, got ${config.batchSize}`);
+  if (config.optimizer !== 'sgd' && config.optimizer !== 'adam') throw new Error(`training config: optimizer must be sgd|adam, got ${JSON.stringify(config.optimizer)}`);
+  if (typeof config.proximalMu !== 'number' || !(config.proximalMu >= 0)) throw new Error(`training config: proximalMu must be >= 0, got ${config.proximalMu}`);
+}
+
+/** Copies rows `indices[from..to)` of the data into the batch buffers. */
+class BatchBuilder {
+  private x: Float32Array;
+  private y: Float32Array;
+
+  constructor(
+    private readonly data: TrainingData,
+    capacity: number,
+  ) {
+    this.x = new Float32Array(capacity * data.dim);
+    this.y = new Float32Array(capacity);
+  }
+
+  build(tf: Tf, indices: Int32Array, from: number, to: number): { x: Tensor2D; y: Tensor2D } {
+    const { dim, x: source, y: labels } = this.data;
+    const rows = to - from;
+    if (rows > this.y.length) {
+      this.x = new Float32Array(rows * dim);
+      this.y = new Float32Array(rows);
+    }
+    for (let r = 0; r < rows; r++) {
+      const row = indices[from + r];
+      this.x.set(source.subarray(row * dim, row * dim + dim), r * dim);
+      this.y[r] = labels[row];
+    }
+    // Fresh copies: the cpu backend keeps the array it is given, and the buffers are reused.
+    return { x: tf.tensor2d(this.x.slice(0, rows * dim), [rows, dim]), y: tf.tensor2d(this.y.slice(0, rows), [rows, 1]) };
+  }
+}
+
+export class LocalTrainer {
+  readonly network: MlpNetwork;
+
+  constructor(
+    private readonly tf: Tf,
+    readonly spec: ModelSpec,
+  ) {
+    this.network = new MlpNetwork(tf, spec);
+  }
+
+  private makeOptimizer(config: TrainingConfig): Optimizer {
+    return config.optimizer === 'adam' ? this.tf.train.adam(config.learningRate) : this.tf.train.sgd(config.learningRate);
+  }
+
+  /** Trains from the global parameters on the local data; returns the new parameters and what was done. */
+  train(globalFlat: Float32Array, data: TrainingData, options: TrainOptions): TrainResult {
+    const tf = this.tf;
+    const { config } = options;
+    checkConfig(config);
+    checkData(data, this.spec);
+    const started = performance.now();
+    this.network.setParameters(globalFlat);
+    const variables = this.network.variables;
+    const optimizer = this.makeOptimizer(config);
+    const mu = config.proximalMu;
+    const globals = mu > 0 ? variables.map((v, i) => tf.tensor(globalFlat.subarray(this.offset(i), this.offset(i) + v.size), v.shape)) : [];
+    const apply = (gradients: Tensor[]) => {
+      const withProx = mu > 0 ? gradients.map((g, i) => tf.add(g, tf.mul(tf.sub(variables[i], globals[i]), mu))) : gradients;
+      optimizer.applyGradients(variables.map((v, i) => ({ name: v.name, tensor: withProx[i] })));
+    };
+    let lossTotal = 0;
+    let examplesProcessed = 0;
+    let steps = 0;
+    const record = config.privacy.mode === 'record';
+    const result: Partial<TrainResult> = { sampleRate: 0, noiseMultiplier: 0, clipNorm: 0 };
+    try {
+      if (record) {
+        const clipNorm = config.privacy.record?.clipNorm;
+        if (clipNorm === undefined) throw new Error('training config: privacy.record.clipNorm is required in record mode');
+        const noiseMultiplier = options.noiseMultiplier;
+        if (noiseMultiplier === undefined) throw new Error('train: a noiseMultiplier is required in record privacy mode');
+        const sampleRate = Math.min(1, config.batchSize / data.n);
+        const dp = new DpSgd(tf, { clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n }, this.network.shapes.map((s) => s.shape));
+        const totalSteps = Math.max(1, Math.round(config.localEpochs / sampleRate));
+        const batches = new BatchBuilder(data, Math.ceil(config.batchSize * 1.5) + 16);
+        for (let s = 0; s < totalSteps; s++) {
+          const { batchSize } = dp.step((indices) => {
+            const { x, y } = batches.build(tf, indices, 0, indices.length);
+            const pass = this.network.backward(x, y, 1);
+            lossTotal += pass.lossSum.dataSync()[0];
+            return pass.traces;
+          }, apply);
+          examplesProcessed += batchSize;
+        }
+        steps = dp.steps;
+        Object.assign(result, { sampleRate, noiseMultiplier, clipNorm });
+      } else {
+        const random = new SeededRandom(`${config.seed}/local-train/${options.round ?? 0}`);
+        const order = new Int32Array(data.n);
+        for (let i = 0; i < data.n; i++) order[i] = i;
+        const perEpoch = Math.ceil(data.n / config.batchSize);
+        const totalSteps = Math.max(1, Math.round(config.localEpochs * perEpoch));
+        const batches = new BatchBuilder(data, config.batchSize);
+        for (let s = 0; s < totalSteps; s++) {
+          const k = s % perEpoch;
+          if (k === 0) random.shuffle(order);
+          const from = k * config.batchSize;
+          const to = Math.min(data.n, from + config.batchSize);
+          tf.tidy(() => {
+            const { x, y } = batches.build(tf, order, from, to);
+            const pass = this.network.backward(x, y, 1 / (to - from));
+            lossTotal += pass.lossSum.dataSync()[0];
+            apply(this.network.gradientSum(pass));
+          });
+          examplesProcessed += to - from;
+        }
+        steps = totalSteps;
+      }
+    } finally {
+      optimizer.dispose();
+      tf.dispose(globals);
+    }
+    return {
+      ...(result as Pick<TrainResult, 'sampleRate' | 'noiseMultiplier' | 'clipNorm'>),
+      params: this.network.getParameters(),
+      numExamples: data.n,
+      loss: examplesProcessed > 0 ? lossTotal / examplesProcessed : NaN,
+      steps,
+      examplesProcessed,
+      seconds: (performance.now() - started) / 1000,
+    };
+  }
+
+  private offset(parameterIndex: number): number {
+    let offset = 0;
+    for (let i = 0; i < parameterIndex; i++) offset += this.network.shapes[i].shape.reduce((a, b) => a * b, 1);
+    return offset;
+  }
+
+  /** Logits of every row, in row order. */
+  logits(paramsFlat: Float32Array, data: TrainingData): Float32Array {
+    const tf = this.tf;
+    checkData(data, this.spec);
+    this.network.setParameters(paramsFlat);
+    const out = new Float32Array(data.n);
+    for (let from = 0; from < data.n; from += EVAL_CHUNK) {
+      const to = Math.min(data.n, from + EVAL_CHUNK);
+      tf.tidy(() => {
+        const x = tf.tensor2d(data.x.slice(from * data.dim, to * data.dim), [to - from, data.dim]);
+        out.set(this.network.logits(x).dataSync() as Float32Array, from);
+      });
+    }
+    return out;
+  }
+
+  /** Loss, accuracy (threshold 0.5), score histogram per class and AUC of the model on `data`. */
+  evaluate(paramsFlat: Float32Array, data: TrainingData, options: EvaluateOptions = { bins: 1024, logitRange: 16 }): EvaluateResult {
+    const logits = this.logits(paramsFlat, data);
+    let loss = 0;
+    let correct = 0;
+    for (let i = 0; i < data.n; i++) {
+      const z = logits[i];
+      const y = data.y[i];
+      // softplus(z) − y·z, computed stably.
+      loss += Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z))) - y * z;
+      if ((z > 0 ? 1 : 0) === y) correct++;
+    }
+    const histogram = histogramOfScores(logits, data.y, options.bins, options.logitRange);
+    return {
+      loss: loss / data.n,
+      accuracy: correct / data.n,
+      n: data.n,
+      histogram,
+      auc: exactAuc(logits, data.y),
+      histogramAuc: aucFromHistogram(histogram),
+    };
+  }
+
+  dispose(): void {
+    this.network.dispose();
+  }
+}

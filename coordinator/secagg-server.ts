@@ -1,0 +1,391 @@
+// The coordinator's side of secure aggregation (Bonawitz et al. 2017, double masking) for one
+// (round, collection): message in, message out, no network. It relays keys and encrypted shares it
+// cannot read, sums masked vectors mod 2^32 as they arrive, and at the end rebuilds, from t shares each,
+// the self masks of the survivors and the pairwise masks of the dropped, and removes them.
+//
+// Sets (Bonawitz's notation): U1 advertised keys, U2 sent shares, U3 sent a masked vector, U4 answered
+// the unmask request. Survivors = U3, dropped = U2 \ U3. The server checks at every phase that every
+// client's secrets can still be rebuilt (t holders among itself and its neighbours); when not, it aborts
+// with the reason and never reveals a partial result. A malformed or unverifiable message throws an
+// Error naming the problem, and its sender is excluded from that phase on (treated as dropped).
+import { addMask, addVectorMod32 } from '../privacy/mask-prg.ts';
+import { checkThresholdForNeighbourhood, neighbourhoods } from '../privacy/masking-graph.ts';
+import {
+  checkContext,
+  checkSignedKeysShape,
+  pairwiseMaskSeed,
+  SHARE_CIPHERTEXT_BYTES,
+  SHARE_NONCE_BYTES,
+  verifyKeys,
+  verifyUnmask,
+  x25519PrivateKeyObject,
+  x25519PublicKey,
+  type EncryptedShare,
+  type SecAggContext,
+  type SignedKeys,
+  type UnmaskBody,
+} from '../privacy/secagg-keys.ts';
+import { combineWithCoefficients, lagrangeAtZero, shareValueToField } from '../privacy/shamir.ts';
+
+export interface SecAggServerOptions {
+  context: SecAggContext;
+  threshold: number;
+  /** Length of every masked vector (quantised coordinates). */
+  vectorLength: number;
+  /** Registered Ed25519 identity public keys, by institution. */
+  identityKeys: ReadonlyMap<string, Uint8Array>;
+  /** 'complete' (default; at most 64 clients), or the neighbour count of the sparse graph. */
+  graph?: 'complete' | number;
+}
+
+export type SecAggServerPhase = 'advertise' | 'share' | 'masked' | 'unmask' | 'done' | 'aborted';
+
+const PHASE_ORDER: SecAggServerPhase[] = ['advertise', 'share', 'masked', 'unmask', 'done'];
+
+export interface UnmaskRequest {
+  survivors: string[];
+  dropped: string[];
+}
+
+export class SecAggServer {
+  readonly context: SecAggContext;
+  readonly threshold: number;
+  readonly vectorLength: number;
+  private readonly identityKeys: ReadonlyMap<string, Uint8Array>;
+  private readonly graph: 'complete' | number;
+  private phaseValue: SecAggServerPhase = 'advertise';
+  private abortReasonValue?: string;
+  private readonly keys = new Map<string, SignedKeys>();
+  private readonly indices = new Set<number>();
+  private neighbourMap = new Map<string, string[]>();
+  private readonly shares = new Map<string, EncryptedShare[]>();
+  private readonly inbox = new Map<string, EncryptedShare[]>();
+  private readonly maskedFrom = new Set<string>();
+  private sum: Uint32Array;
+  private readonly unmasks = new Map<string, UnmaskBody>();
+  private readonly excludedValue = new Map<string, string>();
+  private survivorList: string[] = [];
+  private droppedList: string[] = [];
+  private resultValue?: Uint32Array;
+
+  constructor(options: SecAggServerOptions) {
+    this.context = checkContext({ ...options.context });
+    if (!Number.isInteger(options.threshold) || options.threshold < 2) throw new Error(`secagg server: threshold must be an integer >= 2, got ${options.threshold}`);
+    if (!Number.isInteger(options.vectorLength) || options.vectorLength < 1) throw new Error(`secagg server: vectorLength must be a positive integer, got ${options.vectorLength}`);
+    const graph = options.graph ?? 'complete';
+    if (graph !== 'complete' && (!Number.isInteger(graph) || graph < 2)) throw new Error(`secagg server: graph must be 'complete' or a neighbour count >= 2, got ${graph}`);
+    this.threshold = options.threshold;
+    this.vectorLength = options.vectorLength;
+    this.identityKeys = options.identityKeys;
+    this.graph = graph;
+    this.sum = new Uint32Array(options.vectorLength);
+  }
+
+  get phase(): SecAggServerPhase {
+    return this.phaseValue;
+  }
+
+  /** Why the round aborted, when it did. */
+  get abortReason(): string | undefined {
+    return this.abortReasonValue;
+  }
+
+  /** Institutions excluded for a bad message, with the reason. */
+  get excluded(): ReadonlyMap<string, string> {
+    return this.excludedValue;
+  }
+
+  /** Survivors (their masked vectors are in the sum); fixed once the unmask request is issued. */
+  get survivors(): readonly string[] {
+    return this.survivorList;
+  }
+
+  /** Shared keys but sent no (valid) masked vector; fixed once the unmask request is issued. */
+  get dropped(): readonly string[] {
+    return this.droppedList;
+  }
+
+  private label(): string {
+    return `secagg (round ${this.context.round}, ${this.context.collection})`;
+  }
+
+  /** Aborts the round (e.g. on a timeout): no result will ever be released. Later calls throw. */
+  abort(reason: string): void {
+    if (this.phaseValue === 'aborted' || this.resultValue) return;
+    this.phaseValue = 'aborted';
+    this.abortReasonValue = reason;
+    this.sum.fill(0);
+  }
+
+  /** Aborts (if not already) and throws the abort reason. */
+  private fail(reason: string): never {
+    this.abort(reason);
+    throw new Error(`${this.label()} aborted: ${this.abortReasonValue ?? reason}`);
+  }
+
+  /** Refuses a message, excluding its sender when it is a participant. */
+  private reject(from: string | undefined, problem: string): never {
+    if (from !== undefined && this.identityKeys.has(from) && !this.excludedValue.has(from)) this.excludedValue.set(from, problem);
+    throw new Error(`${this.label()}: ${from === undefined ? '' : `from ${from}: `}${problem}`);
+  }
+
+  private checkSender(from: string): void {
+    if (this.phaseValue === 'aborted') this.fail(this.abortReasonValue ?? 'aborted');
+    if (typeof from !== 'string' || !this.identityKeys.has(from)) throw new Error(`${this.label()}: message from unknown institution ${String(from)}`);
+    const why = this.excludedValue.get(from);
+    if (why !== undefined) throw new Error(`${this.label()}: ${from} was excluded earlier (${why})`);
+  }
+
+  /** Moves forward to `target`, closing each phase passed on the way. */
+  private advanceTo(target: SecAggServerPhase): void {
+    if (this.phaseValue === 'aborted') this.fail(this.abortReasonValue ?? 'aborted');
+    while (PHASE_ORDER.indexOf(this.phaseValue) < PHASE_ORDER.indexOf(target)) {
+      if (this.phaseValue === 'advertise') this.closeAdvertise();
+      else if (this.phaseValue === 'share') this.closeShare();
+      else if (this.phaseValue === 'masked') this.closeMasked();
+      else if (this.phaseValue === 'unmask') this.closeUnmask();
+    }
+  }
+
+  private inPhase(phase: SecAggServerPhase, what: string): void {
+    if (this.phaseValue === 'aborted') this.fail(this.abortReasonValue ?? 'aborted');
+    if (PHASE_ORDER.indexOf(this.phaseValue) > PHASE_ORDER.indexOf(phase)) throw new Error(`${this.label()}: ${what} arrived after the ${phase} phase closed`);
+    this.advanceTo(phase);
+  }
+
+  private holdersOf(id: string, within: ReadonlySet<string>): number {
+    let n = within.has(id) ? 1 : 0;
+    for (const peer of this.neighbourMap.get(id) ?? []) if (within.has(peer)) n++;
+    return n;
+  }
+
+  private closeAdvertise(): void {
+    if (this.keys.size < this.threshold) this.fail(`only ${this.keys.size} institutions advertised keys, below the threshold ${this.threshold}`);
+    const members = [...this.keys.values()];
+    if (this.graph === 'complete' && members.length > 64) this.fail(`${members.length} clients need a sparse masking graph (complete is limited to 64)`);
+    this.neighbourMap = neighbourhoods(members, this.graph === 'complete' ? members.length - 1 : this.graph);
+    for (const [id, around] of this.neighbourMap) {
+      try {
+        checkThresholdForNeighbourhood(this.threshold, around.length, id);
+      } catch (error) {
+        this.fail((error as Error).message);
+      }
+    }
+    this.phaseValue = 'share';
+  }
+
+  private closeShare(): void {
+    const u2 = new Set(this.shares.keys());
+    if (u2.size < this.threshold) this.fail(`only ${u2.size} institutions shared keys, below the threshold ${this.threshold}`);
+    for (const id of u2) {
+      const holders = this.holdersOf(id, u2);
+      if (holders < this.threshold) this.fail(`the secrets of ${id} have only ${holders} holders among those who shared keys, below the threshold ${this.threshold}`);
+    }
+    for (const list of this.shares.values()) {
+      for (const share of list) {
+        if (!u2.has(share.toInstitution)) continue;
+        const box = this.inbox.get(share.toInstitution) ?? [];
+        box.push(share);
+        this.inbox.set(share.toInstitution, box);
+      }
+    }
+    this.phaseValue = 'masked';
+  }
+
+  private closeMasked(): void {
+    const u3 = new Set(this.maskedFrom);
+    if (u3.size < this.threshold) this.fail(`only ${u3.size} masked vectors arrived, below the threshold ${this.threshold}`);
+    for (const id of this.shares.keys()) {
+      const holders = this.holdersOf(id, u3);
+      if (holders < this.threshold) this.fail(`the secrets of ${id} have only ${holders} surviving holders, below the threshold ${this.threshold}`);
+    }
+    this.survivorList = [...u3].sort();
+    this.droppedList = [...this.shares.keys()].filter((id) => !u3.has(id)).sort();
+    this.phaseValue = 'unmask';
+  }
+
+  private closeUnmask(): void {
+    const u4 = new Set(this.unmasks.keys());
+    if (u4.size < this.threshold) this.fail(`only ${u4.size} institutions answered the unmask request, below the threshold ${this.threshold}`);
+    for (const id of [...this.survivorList, ...this.droppedList]) {
+      const holders = this.holdersOf(id, u4);
+      if (holders < this.threshold) this.fail(`only ${holders} shares of the secrets of ${id} arrived, below the threshold ${this.threshold}: no partial unmasking`);
+    }
+    this.phaseValue = 'done';
+  }
+
+  /** Phase 1: a client's signed keys. `from` is the authenticated sender (defaults to keys.institutionId). */
+  receiveKeys(keys: SignedKeys, from: string = keys?.institutionId): void {
+    this.checkSender(from);
+    this.inPhase('advertise', `keys of ${from}`);
+    try {
+      checkSignedKeysShape(keys);
+    } catch (error) {
+      this.reject(from, (error as Error).message);
+    }
+    if (keys.institutionId !== from) this.reject(from, `keys claim to be from ${keys.institutionId}`);
+    if (this.keys.has(from)) this.reject(from, 'advertised keys twice');
+    if (this.indices.has(keys.index)) this.reject(from, `index ${keys.index} is already taken`);
+    if (!verifyKeys(this.identityKeys.get(from)!, this.context, keys)) this.reject(from, 'bad signature on advertised keys (forged, or for another run, round or collection)');
+    this.keys.set(from, keys);
+    this.indices.add(keys.index);
+  }
+
+  /** The signed key list, by index; closes the advertise phase. */
+  keyList(): SignedKeys[] {
+    this.advanceTo('share');
+    return [...this.keys.values()].sort((a, b) => a.index - b.index);
+  }
+
+  /** A client's neighbours in the masking graph (after the advertise phase). */
+  neighboursOf(institution: string): string[] {
+    this.advanceTo('share');
+    const around = this.neighbourMap.get(institution);
+    if (!around) throw new Error(`${this.label()}: ${institution} advertised no keys`);
+    return [...around];
+  }
+
+  /** Phase 2: the encrypted shares of one client, one per neighbour. */
+  receiveShares(from: string, shares: readonly EncryptedShare[]): void {
+    this.checkSender(from);
+    this.inPhase('share', `shares of ${from}`);
+    if (!this.keys.has(from)) this.reject(from, 'sent shares without advertising keys');
+    if (this.shares.has(from)) this.reject(from, 'sent shares twice');
+    if (!Array.isArray(shares)) this.reject(from, 'shares must be an array');
+    const around = new Set(this.neighbourMap.get(from));
+    const seen = new Set<string>();
+    for (const share of shares) {
+      if (share?.fromInstitution !== from) this.reject(from, `share labelled as from ${share?.fromInstitution}`);
+      if (!around.has(share.toInstitution)) this.reject(from, `share addressed to ${share.toInstitution}, not a neighbour`);
+      if (seen.has(share.toInstitution)) this.reject(from, `two shares for ${share.toInstitution}`);
+      if (!(share.nonce instanceof Uint8Array) || share.nonce.length !== SHARE_NONCE_BYTES) this.reject(from, `share for ${share.toInstitution}: nonce must be ${SHARE_NONCE_BYTES} bytes`);
+      if (!(share.ciphertext instanceof Uint8Array) || share.ciphertext.length !== SHARE_CIPHERTEXT_BYTES) this.reject(from, `share for ${share.toInstitution}: ciphertext must be ${SHARE_CIPHERTEXT_BYTES} bytes`);
+      seen.add(share.toInstitution);
+    }
+    if (seen.size !== around.size) this.reject(from, `sent ${seen.size} shares for ${around.size} neighbours`);
+    this.shares.set(from, shares.map((s) => ({ ...s })));
+  }
+
+  /** The shares addressed to `institution` from everyone who shared keys; closes the share phase. */
+  sharesFor(institution: string): EncryptedShare[] {
+    this.advanceTo('masked');
+    if (!this.shares.has(institution)) throw new Error(`${this.label()}: ${institution} did not share keys, so it takes no part in masking`);
+    return [...(this.inbox.get(institution) ?? [])];
+  }
+
+  /** Phase 3: a masked vector, added to the running sum mod 2^32. */
+  receiveMaskedVector(from: string, vector: Uint32Array): void {
+    this.checkSender(from);
+    this.inPhase('masked', `masked vector of ${from}`);
+    if (!this.shares.has(from)) this.reject(from, 'sent a masked vector without sharing keys');
+    if (this.maskedFrom.has(from)) this.reject(from, 'sent a masked vector twice');
+    if (!(vector instanceof Uint32Array)) this.reject(from, 'masked vector must be a Uint32Array');
+    if (vector.length !== this.vectorLength) this.reject(from, `masked vector has length ${vector.length}, expected ${this.vectorLength}`);
+    addVectorMod32(this.sum, vector);
+    this.maskedFrom.add(from);
+  }
+
+  /**
+   * Survivors and dropped; closes the masked phase. With `institution`, the lists restricted to that
+   * client and its neighbours (what the client is asked about); without, the global lists.
+   */
+  unmaskRequest(institution?: string): UnmaskRequest {
+    this.advanceTo('unmask');
+    if (institution === undefined) return { survivors: [...this.survivorList], dropped: [...this.droppedList] };
+    if (!this.maskedFrom.has(institution)) throw new Error(`${this.label()}: ${institution} is not a survivor and is not asked to unmask`);
+    const around = new Set([institution, ...(this.neighbourMap.get(institution) ?? [])]);
+    return { survivors: this.survivorList.filter((id) => around.has(id)), dropped: this.droppedList.filter((id) => around.has(id)) };
+  }
+
+  /** Phase 4: a survivor's signed shares. */
+  receiveUnmask(from: string, body: UnmaskBody): void {
+    this.checkSender(from);
+    this.inPhase('unmask', `unmask answer of ${from}`);
+    if (!this.maskedFrom.has(from)) this.reject(from, 'answered the unmask request without being a survivor');
+    if (this.unmasks.has(from)) this.reject(from, 'answered the unmask request twice');
+    if (!body || !Array.isArray(body.selfMaskShares) || !Array.isArray(body.maskKeyShares)) this.reject(from, 'unmask answer must carry selfMaskShares and maskKeyShares arrays');
+    for (const s of [...body.selfMaskShares, ...body.maskKeyShares]) {
+      if (typeof s?.aboutInstitution !== 'string' || !(s.value instanceof Uint8Array)) this.reject(from, 'unmask answer has a malformed share (aboutInstitution string and value bytes required)');
+    }
+    if (!(body.signature instanceof Uint8Array) || body.signature.length !== 64) this.reject(from, 'unmask answer signature must be 64 bytes');
+    if (!verifyUnmask(this.identityKeys.get(from)!, this.context, from, body)) this.reject(from, 'bad signature on the unmask answer (forged, or for another run, round or collection)');
+    const around = new Set([from, ...(this.neighbourMap.get(from) ?? [])]);
+    const survivors = new Set(this.survivorList);
+    const dropped = new Set(this.droppedList);
+    const expectSelf = new Set([...around].filter((id) => survivors.has(id)));
+    const expectKey = new Set([...around].filter((id) => dropped.has(id)));
+    const check = (list: UnmaskBody['selfMaskShares'], expected: Set<string>, kind: string) => {
+      const seen = new Set<string>();
+      for (const s of list) {
+        if (!expected.has(s.aboutInstitution)) this.reject(from, `unexpected ${kind} share about ${s.aboutInstitution}`);
+        if (seen.has(s.aboutInstitution)) this.reject(from, `two ${kind} shares about ${s.aboutInstitution}`);
+        try {
+          shareValueToField(s.value);
+        } catch (error) {
+          this.reject(from, `${kind} share about ${s.aboutInstitution}: ${(error as Error).message}`);
+        }
+        seen.add(s.aboutInstitution);
+      }
+      if (seen.size !== expected.size) this.reject(from, `sent ${seen.size} ${kind} shares, expected ${expected.size}`);
+    };
+    check(body.selfMaskShares, expectSelf, 'self-mask');
+    check(body.maskKeyShares, expectKey, 'mask-key');
+    this.unmasks.set(from, body);
+  }
+
+  /**
+   * The exact sum of the survivors' vectors mod 2^32; closes the round. Aborts (throws) when any
+   * secret has fewer than t shares, or a rebuilt mask key does not match the key its owner advertised.
+   */
+  result(): Uint32Array {
+    if (this.resultValue) return new Uint32Array(this.resultValue);
+    this.advanceTo('done');
+    const lagrange = new Map<string, bigint[]>();
+    const rebuild = (about: string, kind: 'self' | 'key'): Uint8Array => {
+      const holders: { x: number; value: Uint8Array }[] = [];
+      for (const holder of [about, ...(this.neighbourMap.get(about) ?? [])]) {
+        const body = this.unmasks.get(holder);
+        if (!body) continue;
+        const share = (kind === 'self' ? body.selfMaskShares : body.maskKeyShares).find((s) => s.aboutInstitution === about);
+        if (share) holders.push({ x: this.keys.get(holder)!.index, value: share.value });
+      }
+      if (holders.length < this.threshold) this.fail(`only ${holders.length} shares of the secrets of ${about}, below the threshold ${this.threshold}`);
+      const used = holders.sort((a, b) => a.x - b.x).slice(0, this.threshold);
+      const key = used.map((s) => s.x).join(',');
+      let coefficients = lagrange.get(key);
+      if (!coefficients) {
+        coefficients = lagrangeAtZero(used.map((s) => s.x));
+        lagrange.set(key, coefficients);
+      }
+      try {
+        return combineWithCoefficients(coefficients, used.map((s) => s.value));
+      } catch (error) {
+        this.fail(`could not rebuild the secrets of ${about}: ${(error as Error).message}`);
+      }
+    };
+    // Rebuild every secret before touching the sum: all or nothing.
+    const selfSeeds = this.survivorList.map((id) => rebuild(id, 'self'));
+    const droppedKeys = this.droppedList.map((id) => {
+      const privateKey = x25519PrivateKeyObject(rebuild(id, 'key'));
+      if (!Buffer.from(x25519PublicKey(privateKey)).equals(Buffer.from(this.keys.get(id)!.maskPublicKey))) {
+        this.fail(`the rebuilt mask key of ${id} does not match the key it advertised (a share was corrupted)`);
+      }
+      return privateKey;
+    });
+    const sum = new Uint32Array(this.sum);
+    for (const seed of selfSeeds) addMask(sum, seed, -1);
+    const survivors = new Set(this.survivorList);
+    this.droppedList.forEach((id, i) => {
+      const mine = this.keys.get(id)!;
+      for (const peer of this.neighbourMap.get(id) ?? []) {
+        if (!survivors.has(peer)) continue;
+        const other = this.keys.get(peer)!;
+        // The survivor added +mask if the dropped peer's index is above its own, else -mask: undo it.
+        const seed = pairwiseMaskSeed(droppedKeys[i], other.maskPublicKey, this.context, id, peer);
+        addMask(sum, seed, mine.index > other.index ? -1 : 1);
+      }
+    });
+    this.resultValue = sum;
+    return new Uint32Array(sum);
+  }
+}

@@ -1,0 +1,131 @@
+// One DP-SGD step (Abadi et al. 2016) with Poisson sampling and ghost clipping:
+//   Poisson batch (each example with probability q) → every example's gradient clipped to L2 norm <= C and
+//   summed (ghost-clipping.ts) → Gaussian noise of standard deviation σ·C on every coordinate
+//   (gaussian-noise.ts, CSPRNG, snapping-resistant) → divided by the EXPECTED batch size q·n (not the drawn
+//   one, whose size is itself private) → optimiser update.
+// An empty draw still takes the step: noise only. Every step taken is counted with its (q, σ), for the
+// accountant. The model itself stays with the caller: it supplies the backward pass for a set of indices
+// and the optimiser update.
+import type { Tensor } from '@tensorflow/tfjs';
+import { addGaussianNoise } from './gaussian-noise.ts';
+import { ghostClippedSum, type LayerTrace } from './ghost-clipping.ts';
+import { poissonSample } from './poisson-sampling.ts';
+
+type Tf = typeof import('@tensorflow/tfjs');
+
+export interface DpSgdSettings {
+  /** Per-example L2 clip norm C. */
+  clipNorm: number;
+  /** σ: the noise standard deviation is σ·C. */
+  noiseMultiplier: number;
+  /** q: each example's inclusion probability per step. */
+  sampleRate: number;
+  /** n: examples in the local training set. */
+  datasetSize: number;
+}
+
+/** What the accountant needs about the steps taken so far. */
+export interface DpSgdRecord {
+  sampleRate: number;
+  noiseMultiplier: number;
+  clipNorm: number;
+  steps: number;
+}
+
+export interface DpSgdStepResult {
+  /** Examples the Poisson draw put in this step's batch. */
+  batchSize: number;
+}
+
+function positiveFinite(value: number, name: string): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new Error(`DP-SGD: ${name} must be a positive finite number, got ${value}`);
+}
+
+export class DpSgd {
+  private stepsTaken = 0;
+  private readonly sizes: number[];
+  private readonly total: number;
+  private readonly buffer: Float32Array;
+
+  /** `shapes`: the model's parameter shapes, in the order the traces' gradients come in. */
+  constructor(
+    private readonly tf: Tf,
+    readonly settings: DpSgdSettings,
+    private readonly shapes: number[][],
+  ) {
+    positiveFinite(settings.clipNorm, 'clipNorm');
+    positiveFinite(settings.noiseMultiplier, 'noiseMultiplier');
+    if (!(settings.sampleRate > 0 && settings.sampleRate <= 1)) throw new Error(`DP-SGD: sampleRate must be in (0, 1], got ${settings.sampleRate}`);
+    if (!Number.isInteger(settings.datasetSize) || settings.datasetSize < 1) throw new Error(`DP-SGD: datasetSize must be a positive integer, got ${settings.datasetSize}`);
+    if (shapes.length === 0) throw new Error('DP-SGD: the model has no parameters');
+    this.sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+    this.total = this.sizes.reduce((a, b) => a + b, 0);
+    this.buffer = new Float32Array(this.total);
+  }
+
+  /** The expected batch size q·n that the noisy sum is divided by. */
+  get expectedBatchSize(): number {
+    return this.settings.sampleRate * this.settings.datasetSize;
+  }
+
+  get steps(): number {
+    return this.stepsTaken;
+  }
+
+  record(): DpSgdRecord {
+    const { sampleRate, noiseMultiplier, clipNorm } = this.settings;
+    return { sampleRate, noiseMultiplier, clipNorm, steps: this.stepsTaken };
+  }
+
+  /**
+   * The noisy gradient of one step from the traces of the drawn batch (null or [] for an empty draw): clipped
+   * sum + N(0, (σC)²) per coordinate, divided by q·n. Returns new tensors in the shapes' order; the caller
+   * disposes them. Does not count a step (step() does).
+   */
+  noisyGradient(traces: LayerTrace[] | null): Tensor[] {
+    const tf = this.tf;
+    const { clipNorm, noiseMultiplier } = this.settings;
+    const values = this.buffer;
+    values.fill(0);
+    if (traces && traces.length > 0) {
+      const clipped = ghostClippedSum(tf, traces, clipNorm);
+      try {
+        if (clipped.gradients.length !== this.shapes.length) throw new Error(`DP-SGD: the traces gave ${clipped.gradients.length} gradients for ${this.shapes.length} parameters`);
+        let offset = 0;
+        clipped.gradients.forEach((g, i) => {
+          if (g.size !== this.sizes[i]) throw new Error(`DP-SGD: gradient ${i} has ${g.size} values, expected ${this.sizes[i]}`);
+          values.set(g.dataSync() as Float32Array, offset);
+          offset += this.sizes[i];
+        });
+      } finally {
+        tf.dispose([...clipped.gradients, clipped.norms, clipped.factors]);
+      }
+    }
+    addGaussianNoise(values, noiseMultiplier * clipNorm);
+    const scale = 1 / this.expectedBatchSize;
+    for (let i = 0; i < values.length; i++) values[i] *= scale;
+    const out: Tensor[] = [];
+    let offset = 0;
+    this.shapes.forEach((shape, i) => {
+      out.push(tf.tensor(values.slice(offset, offset + this.sizes[i]), shape));
+      offset += this.sizes[i];
+    });
+    return out;
+  }
+
+  /**
+   * One step: draws the batch, asks `backward` for the layer traces of those example indices (called only for
+   * a non-empty draw; its tensors are disposed here), and hands the noisy mean gradient to `apply` (disposed
+   * after it returns).
+   */
+  step(backward: (indices: Int32Array) => LayerTrace[], apply: (gradients: Tensor[]) => void): DpSgdStepResult {
+    const indices = poissonSample(this.settings.datasetSize, this.settings.sampleRate);
+    this.tf.tidy(() => {
+      const traces = indices.length > 0 ? backward(indices) : null;
+      const gradients = this.noisyGradient(traces);
+      apply(gradients);
+    });
+    this.stepsTaken++;
+    return { batchSize: indices.length };
+  }
+}

@@ -1,0 +1,158 @@
+import type { Tensor, Tensor2D } from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { MlpNetwork } from '../client-sdk/mlp-network.ts';
+import { selectBackend } from '../client-sdk/tf-backend.ts';
+import { ghostClippedSum, ghostRuleFor, type LayerTrace } from '../privacy/ghost-clipping.ts';
+import { flattenParameters, initialParameters, type ModelSpec } from '../proto/model-spec.ts';
+import { SeededRandom } from '../proto/seeded-random.ts';
+
+type Tf = typeof import('@tensorflow/tfjs');
+let tf: Tf;
+
+beforeAll(async () => {
+  tf = (await selectBackend('wasm')).tf;
+});
+
+const specs: ModelSpec[] = [
+  { kind: 'mlp', inputDim: 6, hidden: [{ units: 9, activation: 'relu' }, { units: 5, activation: 'tanh' }] },
+  { kind: 'mlp', inputDim: 4, hidden: [{ units: 7, activation: 'sigmoid' }] },
+  { kind: 'logistic', inputDim: 5, hidden: [] },
+];
+
+function batch(spec: ModelSpec, rows: number, seed: string) {
+  const random = new SeededRandom(seed);
+  const x = new Float32Array(rows * spec.inputDim).map(() => 2 * random.normal());
+  const y = new Float32Array(rows).map(() => (random.next() < 0.4 ? 1 : 0));
+  return { x, y };
+}
+
+/** Per-example gradients the slow, independent way: one tf.variableGrads (autodiff) per example. */
+function naivePerExample(net: MlpNetwork, x: Float32Array, y: Float32Array, dim: number): Float32Array[] {
+  const out: Float32Array[] = [];
+  for (let i = 0; i < y.length; i++) {
+    const grads = tf.tidy(() => {
+      const xi = tf.tensor2d(x.slice(i * dim, (i + 1) * dim), [1, dim]);
+      const yi = tf.scalar(y[i]);
+      const { grads } = tf.variableGrads(() => {
+        const z = tf.reshape(net.logits(xi), []);
+        return tf.sub(tf.softplus(z), tf.mul(yi, z)) as import('@tensorflow/tfjs').Scalar;
+      }, net.variables);
+      return net.variables.map((v) => grads[v.name]);
+    });
+    const flat = new Float32Array(net.size);
+    let offset = 0;
+    for (const g of grads) {
+      flat.set(g.dataSync() as Float32Array, offset);
+      offset += g.size;
+    }
+    tf.dispose(grads);
+    out.push(flat);
+  }
+  return out;
+}
+
+const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+
+function flatten(tensors: Tensor[]): Float32Array {
+  return Float32Array.from(tensors.flatMap((t) => Array.from(t.dataSync())));
+}
+
+/** Runs `body` on the traces of one backward pass; every tensor made meanwhile is disposed. */
+function withTraces<T>(net: MlpNetwork, x: Float32Array, y: Float32Array, dim: number, body: (traces: LayerTrace[]) => T): T {
+  let out: T | undefined;
+  tf.tidy(() => {
+    const pass = net.backward(tf.tensor2d(x, [y.length, dim]) as Tensor2D, tf.tensor2d(y, [y.length, 1]) as Tensor2D);
+    out = body(pass.traces);
+  });
+  return out as T;
+}
+
+describe('ghost clipping', () => {
+  for (const [s, spec] of specs.entries()) {
+    it(`ghost norms equal naive per-example norms, and the clipped sum the naive clipped sum (spec ${s})`, () => {
+      const net = new MlpNetwork(tf, spec, flattenParameters(spec, initialParameters(spec, new SeededRandom(`init${s}`))));
+      const rows = 13;
+      const { x, y } = batch(spec, rows, `batch${s}`);
+      const naive = naivePerExample(net, x, y, spec.inputDim);
+      const naiveNorms = naive.map(norm);
+      // A clip norm between the smallest and largest norm, so some examples are clipped and some not.
+      const sorted = [...naiveNorms].sort((a, b) => a - b);
+      const clipNorm = sorted[Math.floor(rows / 2)];
+      expect(sorted[0]).toBeLessThan(clipNorm);
+      expect(sorted[rows - 1]).toBeGreaterThan(clipNorm * 1.01);
+
+      const before = tf.memory().numTensors;
+      const { norms, factors, sum, slow } = withTraces(net, x, y, spec.inputDim, (traces) => {
+        const result = ghostClippedSum(tf, traces, clipNorm);
+        const out = {
+          norms: Float32Array.from(result.norms.dataSync()),
+          factors: Float32Array.from(result.factors.dataSync()),
+          sum: flatten(result.gradients),
+          slow: result.perExampleLayers,
+        };
+        tf.dispose([...result.gradients, result.norms, result.factors]);
+        return out;
+      });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(slow).toEqual([]);
+
+      for (let i = 0; i < rows; i++) {
+        expect(Math.abs(norms[i] - naiveNorms[i])).toBeLessThanOrEqual(1e-5 * Math.max(1, naiveNorms[i]));
+        expect(factors[i]).toBeCloseTo(Math.min(1, clipNorm / naiveNorms[i]), 5);
+        // The clip bound, on the independently computed gradient.
+        expect(factors[i] * naiveNorms[i]).toBeLessThanOrEqual(clipNorm + 1e-6);
+      }
+      const expected = new Float32Array(net.size);
+      naive.forEach((g, i) => {
+        const c = Math.min(1, clipNorm / naiveNorms[i]);
+        for (let k = 0; k < g.length; k++) expected[k] += c * g[k];
+      });
+      for (let k = 0; k < expected.length; k++) expect(Math.abs(sum[k] - expected[k])).toBeLessThanOrEqual(1e-5);
+      net.dispose();
+    });
+  }
+
+  it('an unknown layer kind takes the per-example path and gives the same clipped sum', () => {
+    const spec = specs[0];
+    const net = new MlpNetwork(tf, spec, flattenParameters(spec, initialParameters(spec, new SeededRandom('unknown'))));
+    const { x, y } = batch(spec, 11, 'unknown');
+    const clipNorm = 0.5;
+    const run = (rename: (t: LayerTrace, i: number) => string) =>
+      withTraces(net, x, y, spec.inputDim, (traces) => {
+        const renamed = traces.map((t, i) => ({ ...t, kind: rename(t, i) }));
+        const result = ghostClippedSum(tf, renamed, clipNorm);
+        const out = { norms: Float32Array.from(result.norms.dataSync()), sum: flatten(result.gradients), slow: result.perExampleLayers };
+        tf.dispose([...result.gradients, result.norms, result.factors]);
+        return out;
+      });
+    const ghost = run((t) => t.kind);
+    const allSlow = run(() => 'conv-of-the-future');
+    const mixed = run((t, i) => (i === 1 ? 'mystery' : t.kind));
+    expect(ghost.slow).toEqual([]);
+    expect(allSlow.slow).toEqual([0, 1, 2]);
+    expect(mixed.slow).toEqual([1]);
+    const naiveNorms = naivePerExample(net, x, y, spec.inputDim).map(norm);
+    expect(naiveNorms.some((n) => n > clipNorm)).toBe(true);
+    for (const other of [allSlow, mixed]) {
+      for (let i = 0; i < naiveNorms.length; i++) expect(Math.abs(other.norms[i] - naiveNorms[i])).toBeLessThanOrEqual(1e-5 * Math.max(1, naiveNorms[i]));
+      for (let k = 0; k < ghost.sum.length; k++) expect(Math.abs(other.sum[k] - ghost.sum[k])).toBeLessThanOrEqual(1e-5);
+    }
+    net.dispose();
+  });
+
+  it('a dense trace whose tensors break the ghost identity is not given the dense rule', () => {
+    const trace: LayerTrace = {
+      kind: 'dense',
+      input: tf.zeros([4, 3, 2]),
+      outputGrad: tf.zeros([4, 3, 5]),
+      batchGradient: () => [],
+    };
+    expect(ghostRuleFor(trace)).toBeUndefined();
+    tf.dispose([trace.input, trace.outputGrad]);
+  });
+
+  it('refuses a non-positive clip norm', () => {
+    expect(() => ghostClippedSum(tf, [], 0)).toThrow(/clipNorm/);
+    expect(() => ghostClippedSum(tf, [], 1)).toThrow(/no layer traces/);
+  });
+});

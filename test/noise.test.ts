@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { discreteGaussianVariance, sampleDiscreteGaussian } from '../privacy/discrete-gaussian.ts';
+import { addGaussianNoise, gaussianNoiseVector, noiseGrid, snappingSensitivityIncrease } from '../privacy/gaussian-noise.ts';
+
+function moments(values: ArrayLike<number>): { mean: number; std: number } {
+  let mean = 0;
+  for (let i = 0; i < values.length; i++) mean += values[i];
+  mean /= values.length;
+  let sq = 0;
+  for (let i = 0; i < values.length; i++) sq += (values[i] - mean) ** 2;
+  return { mean, std: Math.sqrt(sq / values.length) };
+}
+
+describe('discrete Gaussian sampler', () => {
+  const n = 200_000;
+  for (const sigma of [0.7, 3, 50, 1e4]) {
+    it(`sigma=${sigma}: mean 0 and standard deviation sigma (not sigma^2)`, () => {
+      const out = sampleDiscreteGaussian(sigma, new Int32Array(n));
+      const { mean, std } = moments(out);
+      const trueStd = Math.sqrt(discreteGaussianVariance(sigma));
+      expect(Math.abs(mean)).toBeLessThan((5 * trueStd) / Math.sqrt(n));
+      // std of the sample std is about std / sqrt(2n): 6 of those
+      expect(Math.abs(std / trueStd - 1)).toBeLessThan(6 / Math.sqrt(2 * n));
+      if (sigma >= 3) expect(Math.abs(std / sigma - 1)).toBeLessThan(0.02);
+    });
+  }
+
+  it('matches the exact probability mass function at small sigma', () => {
+    const sigma = 1.3;
+    const out = sampleDiscreteGaussian(sigma, new Int32Array(n));
+    const weight = (x: number) => Math.exp(-(x * x) / (2 * sigma * sigma));
+    let total = 0;
+    for (let x = -40; x <= 40; x++) total += weight(x);
+    const counts = new Map<number, number>();
+    for (const x of out) counts.set(x, (counts.get(x) ?? 0) + 1);
+    for (let x = -4; x <= 4; x++) {
+      const p = weight(x) / total;
+      const observed = (counts.get(x) ?? 0) / n;
+      expect(Math.abs(observed - p)).toBeLessThan(6 * Math.sqrt((p * (1 - p)) / n));
+    }
+  });
+
+  it('fills and returns the given array with integers of both signs', () => {
+    const out = new Int32Array(1000);
+    expect(sampleDiscreteGaussian(100, out)).toBe(out);
+    expect(out.some((x) => x > 0) && out.some((x) => x < 0)).toBe(true);
+  });
+
+  it('is not seeded: two draws differ', () => {
+    const a = sampleDiscreteGaussian(1000, new Int32Array(64));
+    const b = sampleDiscreteGaussian(1000, new Int32Array(64));
+    expect(Array.from(a)).not.toEqual(Array.from(b));
+  });
+
+  it('refuses a bad sigma, naming it', () => {
+    for (const bad of [0, -1, NaN, Infinity, 2 ** 26]) expect(() => sampleDiscreteGaussian(bad, new Int32Array(1))).toThrow(/sigma/);
+  });
+
+  it('gives the exact variance at small sigma and sigma^2 at large', () => {
+    const s = 0.3;
+    const w1 = Math.exp(-1 / (2 * s * s));
+    const w2 = Math.exp(-4 / (2 * s * s));
+    expect(discreteGaussianVariance(s)).toBeCloseTo((2 * w1 + 8 * w2) / (1 + 2 * w1 + 2 * w2), 12);
+    expect(discreteGaussianVariance(s)).toBeLessThan(0.1 * s * s);
+    expect(discreteGaussianVariance(5)).toBeCloseTo(25, 10);
+    expect(discreteGaussianVariance(1e4)).toBe(1e8);
+  });
+});
+
+describe('Gaussian noise on a grid', () => {
+  const n = 200_000;
+  for (const stddev of [0.01, 1, 4, 25]) {
+    it(`stddev=${stddev}: empirical mean and standard deviation`, () => {
+      const values = new Float32Array(n).fill(0.5);
+      addGaussianNoise(values, stddev);
+      const { mean, std } = moments(values);
+      expect(Math.abs(mean - 0.5)).toBeLessThan((5 * stddev) / Math.sqrt(n) + noiseGrid(n, stddev));
+      expect(Math.abs(std / stddev - 1)).toBeLessThan(0.01);
+    });
+  }
+
+  it('gaussianNoiseVector has the requested standard deviation (a stddev, not a variance)', () => {
+    const v = gaussianNoiseVector(n, 3);
+    expect(v.length).toBe(n);
+    const { mean, std } = moments(v);
+    expect(Math.abs(mean)).toBeLessThan(0.05);
+    expect(std).toBeGreaterThan(2.97);
+    expect(std).toBeLessThan(3.03);
+  });
+
+  it('puts every output on the grid, whatever the input', () => {
+    const values = new Float32Array(1000);
+    for (let i = 0; i < values.length; i++) values[i] = Math.fround(0.1234567 + i * 1e-3);
+    const g = noiseGrid(values.length, 1);
+    expect(Math.log2(g)).toBe(Math.round(Math.log2(g)));
+    expect(g).toBeLessThanOrEqual(1 / 2 ** 10);
+    addGaussianNoise(values, 1);
+    for (const v of values) expect(Number.isInteger(v / g)).toBe(true);
+  });
+
+  it('chooses the documented grid and bounds the sensitivity growth', () => {
+    expect(noiseGrid(1, 1)).toBe(2 ** -16);
+    expect(noiseGrid(4, 1)).toBe(2 ** -17);
+    expect(snappingSensitivityIncrease(1000, 2)).toBeLessThanOrEqual(2 * 2 ** -16);
+    // a huge vector is capped by the sampler's range: stddev/g <= 2^25
+    expect(2 / noiseGrid(1e8, 2)).toBeLessThanOrEqual(2 ** 25);
+    expect(snappingSensitivityIncrease(1e8, 2)).toBeLessThan(2 * 1e-3);
+  });
+
+  it('refuses a bad stddev or a non-finite value, naming it', () => {
+    for (const bad of [0, -1, NaN, Infinity]) expect(() => addGaussianNoise(new Float32Array(3), bad)).toThrow(/stddev/);
+    expect(() => addGaussianNoise(new Float32Array([1, NaN]), 1)).toThrow(/values\[1\]/);
+    expect(() => gaussianNoiseVector(-1, 1)).toThrow(/length/);
+  });
+});
