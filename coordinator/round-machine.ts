@@ -301,7 +301,9 @@ export class RoundMachine extends EventEmitter {
   // ---- secure aggregation: the coordinator sees only sums ----
 
   private secureThreshold(n: number): number {
-    return Math.min(n, Math.max(2, Math.ceil(this.deps.config.secaggThresholdFraction * n)));
+    // A strict majority of share holders at least: a coordinator telling holders different stories then
+    // cannot collect both kinds of share of one institution.
+    return Math.min(n, Math.max(2, Math.floor(n / 2) + 1, Math.ceil(this.deps.config.secaggThresholdFraction * n)));
   }
 
   private async trainSecure(round: number, participants: Institution[], trainConfig: TaskConfig): Promise<TrainStage | { failure: string }> {
