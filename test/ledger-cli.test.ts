@@ -66,6 +66,10 @@ describe('dpfed ledger', () => {
     expect(out.institutions[1].refusals).toHaveLength(1);
     expect(readFileSync(file).equals(before)).toBe(true);
 
+    const pld = JSON.parse(dpfed('--db', file, '--institution', 'bank-1', '--accountant', 'pld', '--json').stdout);
+    expect(pld.accountant).toBe('pld');
+    expect(pld.institutions[0].epsilon).toBe(makeAccountant('pld').epsilon([{ sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 }, { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 }], 1e-5).epsilon);
+
     const one = JSON.parse(dpfed('--db', file, '--institution', 'bank-2', '--json').stdout);
     expect(one.institutions).toHaveLength(1);
     expect(one.institutions[0].institutionId).toBe('bank-2');
