@@ -309,7 +309,7 @@ export class RoundMachine extends EventEmitter {
   private async trainSecure(round: number, participants: Institution[], trainConfig: TaskConfig): Promise<TrainStage | { failure: string }> {
     const { config, strategy } = this.deps;
     if (participants.length < 2) return { failure: `round ${round}: secure aggregation needs at least 2 participants, sampled ${participants.length}` };
-    const plan = planSecureUpdate(config, participants.length, this.global.length);
+    const plan = planSecureUpdate(config, participants.map((p) => p.numTrainExamples));
     const collection = new SecureCollection({
       runId: this.runId, round, collection: 'update', participants, threshold: this.secureThreshold(participants.length),
       vectorLength: this.global.length + 1, quantisationJson: JSON.stringify(plan.quantisation), clientNoiseSigma: plan.clientNoiseSigma,
