@@ -13,7 +13,7 @@ export const command: CommandSpec = {
     { name: 'host', type: 'string', default: '127.0.0.1', help: 'address to bind' },
     { name: 'db', type: 'string', default: 'dpfed.sqlite', help: 'SQLite file with runs, rounds, models, metrics and the epsilon ledger' },
     { name: 'run-id', type: 'string', help: 'resume or create this run (default: resume the latest unfinished run, else start a new one)' },
-    ...runFlags({ rounds: 10, minClients: 2, privacy: 'record', aggregation: 'secagg' }),
+    ...runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' }),
     { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
     { name: 'exit-when-done', type: 'boolean', default: true, help: 'exit once the planned rounds are committed' },
   ],

@@ -81,6 +81,7 @@ export async function main(argv: string[]): Promise<number> {
     const json = Boolean(f.json);
     const say = (line: string) => (json ? process.stderr : process.stdout).write(line + '\n');
     const banks = Number(f.institutions);
+    if (f.aggregation === 'secagg' && banks < 3) throw new UsageError('--institutions must be at least 3 with --aggregation secagg (with 2, each bank learns the other\'s update from the sum)');
     const rounds = Number(f.rounds);
     const db = resolve(String(f.db));
     const banksDir = `${db}.banks`;

@@ -37,6 +37,7 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
     { name: 'noise-multiplier', type: 'number', default: 0.5, help: 'client mode: noise multiplier z (the sum gets N(0, (zS)^2))', check: positive },
     { name: 'aggregation', type: 'string', default: defaults.aggregation, choices: ['plain', 'secagg', 'ckks'], help: 'how updates are summed: plain, SecAgg double masking, or CKKS homomorphic' },
     { name: 'secagg-threshold', type: 'number', default: 0.6, help: 'secure aggregation: Shamir threshold as a fraction of the round participants', check: fraction },
+    { name: 'secagg-dropout-rate', type: 'number', default: 0.1, help: 'secure aggregation: dropout rate the masking graph (sparse above 64 participants) is sized to survive', check: (v) => (Number(v) >= 0 && Number(v) < 0.5 ? undefined : 'must be in [0, 0.5)') },
     { name: 'bins', type: 'int', default: 1024, help: 'score-histogram bins for AUC', check: positive },
     { name: 'seed', type: 'string', default: '1', help: 'seed for data splits, model initialisation and sampling (never for privacy noise or masks)' },
   ];
@@ -47,6 +48,7 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
   const aggregation = f.aggregation as AggregationMode;
   if (privacy === 'client' && f.strategy === 'trimmed-mean') throw new UsageError('--strategy trimmed-mean cannot be used with --privacy client (DP-FedAvg noises the sum)');
   if (aggregation !== 'plain' && f.strategy === 'trimmed-mean') throw new UsageError(`--strategy trimmed-mean needs individual updates; it cannot run with --aggregation ${aggregation}`);
+  if (aggregation === 'secagg' && Number(f.minClients) < 3) throw new UsageError('--min-clients must be at least 3 with --aggregation secagg (with 2, each institution learns the other\'s update from the sum)');
   let modelSpec;
   try {
     modelSpec = modelSpecFromShorthand(String(f.model), Number(f.features));
@@ -72,6 +74,7 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
     modelSpec,
     seed: String(f.seed),
     secaggThresholdFraction: Number(f.secaggThreshold),
+    secaggDropoutRate: Number(f.secaggDropoutRate),
     task: {
       localEpochs: Number(f.epochs),
       batchSize: Number(f.batchSize),

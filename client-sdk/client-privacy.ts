@@ -6,6 +6,8 @@ import type { Learner, MechanismReport, TaskContext } from './learner.ts';
 
 export interface RoundDecision {
   allowed: boolean;
+  /** Why not: the budget would be exceeded, or this round's update was already released (training again would spend twice). */
+  reason?: 'budget' | 'already-released';
   /** The noise multiplier calibrated for this institution (meaningful when allowed). */
   noiseMultiplier: number;
   projectedEpsilon: number;

@@ -50,8 +50,9 @@ export class FederationClient extends EventEmitter {
   private session: Uint8Array = new Uint8Array(0);
   private runId = '';
   private stopped = false;
+  private declinedForBudget: string | null = null;
   /** The last update released per (run, round, model version): a retried round resends it instead of spending privacy again. */
-  private lastRelease: { key: string; header: ResultHeaderMsg; tensors: NamedTensor[] } | null = null;
+  private lastRelease: Release | null = null;
   /** Secure sums in progress, by run/round/collection: the protocol state and the vector to mask. */
   private readonly secureSums = new Map<string, { client: SecAggClient; vector: Uint32Array; header: ResultHeaderMsg }>();
 
@@ -128,6 +129,7 @@ export class FederationClient extends EventEmitter {
       const task = await this.withReconnect(() => this.connection.pullTask(this.envelope(), this.options.pollMs ?? 30_000));
       if (task.kind === 'DONE') {
         result.doneMessage = task.message;
+        result.declined = this.declinedForBudget;
         this.log(`done: ${task.message}`);
         break;
       }
@@ -204,6 +206,8 @@ export class FederationClient extends EventEmitter {
       context: { runId: envelope.runId, round: envelope.round, collection },
       threshold: secagg.threshold,
       identityKeys: new Map(secagg.identities.map((p) => [p.institutionId, new Uint8Array(p.identityPublicKey)] as const)),
+      // recompute the masking graph from the key list and refuse neighbour lists that differ from it
+      expectedGraph: secagg.graphNeighbours > 0 ? secagg.graphNeighbours : 'complete',
     });
     this.secureSums.set(this.secureKey(envelope.runId, envelope.round, collection), { client, vector, header: { ...header, masked: true, numExamples: 0, tensorCount: 1 } });
     await this.connection.pushSecAgg({ envelope, collection, advertise: client.advertise() });
@@ -254,21 +258,32 @@ export class FederationClient extends EventEmitter {
 
   private async train(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg | null): Promise<void> {
     const key = `${ctx.runId}/${ctx.round}/${ctx.modelVersion}`;
-    if (!secagg && this.lastRelease?.key === key) {
-      this.log(`round ${ctx.round}: resending the update already released for this round (no new privacy spend)`);
-      await this.connection.pushResult({ ...this.lastRelease.header, envelope }, this.lastRelease.tensors);
-      return;
+    let release = this.lastRelease?.key === key ? this.lastRelease : null;
+    if (release) {
+      // A re-run of the same round (the coordinator restarted or the round was retried): send the update
+      // already released instead of training again, so no privacy is spent twice.
+      this.log(`round ${ctx.round}: re-sending the update already released for this round (no new privacy spend)`);
+    } else {
+      release = await this.produceRelease(ctx, envelope, key);
+      if (!release) return;
+      this.lastRelease = release;
     }
+    const header: ResultHeaderMsg = { ...release.header, envelope };
+    if (secagg) await this.sendSecureUpdate(ctx, envelope, secagg, release, header);
+    else await this.connection.pushResult({ ...header, tensorCount: release.tensors.length }, release.tensors);
+    this.emit('trained', { round: ctx.round, metrics: header.metrics });
+  }
+
+  /** train → (client-level DP) clip → the signed privacy event: the update as it leaves the institution. */
+  private async produceRelease(ctx: TaskContext, envelope: Envelope, key: string): Promise<Release | null> {
     const { config } = ctx;
     let noiseMultiplier: number | null = null;
     if (config.privacy.mode === 'record') {
       if (!this.options.privacy) throw new Error('record-level DP requested but this client has no privacy guard configured');
       const decision = this.options.privacy.beforeRound(ctx, this.options.learner);
       if (!decision.allowed) {
-        this.log(`round ${ctx.round}: declining: ${decision.detail}`);
-        await this.connection.decline({ envelope, reason: 'budget', projectedEpsilon: decision.projectedEpsilon, budgetEpsilon: decision.budgetEpsilon, detail: decision.detail });
-        this.emit('declined', decision);
-        return;
+        await this.decline(envelope, decision.reason ?? 'budget', decision.detail, decision.projectedEpsilon, decision.budgetEpsilon);
+        return null;
       }
       noiseMultiplier = decision.noiseMultiplier;
     }
@@ -285,36 +300,50 @@ export class FederationClient extends EventEmitter {
     }
     // In record mode the training loss is computed on raw records without noise: it stays home.
     const metrics: Record<string, number> = config.privacy.mode === 'record' ? { steps: outcome.metrics.steps ?? 0 } : { ...outcome.metrics };
-    const header: ResultHeaderMsg = {
-      envelope,
-      kind: 'TRAIN_RESULT',
-      numExamples: outcome.numExamples,
-      metrics: { ...metrics, seconds: (performance.now() - t0) / 1000 },
-      privacyEvent,
-      tensorCount: 0,
-      masked: false,
-    };
-    if (secagg) {
-      const quantisation = parseQuantisationConfig(secagg.quantisationJson);
-      const vector = encodeWeightedUpdate(delta, config.weighting === 'uniform' ? 1 : outcome.numExamples, quantisation);
-      if (secagg.clientNoiseSigma > 0) addDistributedNoise(vector.subarray(0, delta.length), secagg.clientNoiseSigma);
-      delta.fill(0);
-      await this.startSecureSum(envelope, secagg, vector, { ...header, metrics: { seconds: header.metrics.seconds } });
-      this.emit('trained', { round: ctx.round, metrics: outcome.metrics });
-      return;
-    }
-    const views = parameterShapes(ctx.spec);
     const tensors: NamedTensor[] = [];
     let offset = 0;
-    for (const { name, shape } of views) {
+    for (const { name, shape } of parameterShapes(ctx.spec)) {
       const size = shape.reduce((a, b) => a * b, 1);
       tensors.push({ name, shape, dtype: 'FLOAT32', data: delta.subarray(offset, offset + size) });
       offset += size;
     }
-    header.tensorCount = tensors.length;
-    this.lastRelease = { key, header, tensors };
-    await this.connection.pushResult(header, tensors);
-    this.emit('trained', { round: ctx.round, metrics: outcome.metrics });
+    return {
+      key,
+      delta,
+      weight: config.weighting === 'uniform' ? 1 : outcome.numExamples,
+      tensors,
+      header: {
+        envelope,
+        kind: 'TRAIN_RESULT',
+        numExamples: outcome.numExamples,
+        metrics: { ...metrics, seconds: (performance.now() - t0) / 1000 },
+        privacyEvent,
+        tensorCount: tensors.length,
+        masked: false,
+      },
+    };
+  }
+
+  private async decline(envelope: Envelope, reason: string, detail: string, projectedEpsilon = 0, budgetEpsilon = 0): Promise<void> {
+    this.log(`round ${envelope.round}: declining (${reason}): ${detail}`);
+    await this.connection.decline({ envelope, reason, projectedEpsilon, budgetEpsilon, detail });
+    this.emit('declined', { reason, detail, projectedEpsilon, budgetEpsilon });
+    if (reason === 'budget') this.declinedForBudget = detail;
+  }
+
+  /** quantise (+ the distributed-DP noise share) → the secure sum. Re-quantising a released update is post-processing; re-drawing its noise is not, so a noisy encoding is reused or the round declined. */
+  private async sendSecureUpdate(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg, release: Release, header: ResultHeaderMsg): Promise<void> {
+    const fingerprint = `${secagg.quantisationJson}|${secagg.clientNoiseSigma}|${release.weight}`;
+    if (!release.encoded || release.encoded.fingerprint !== fingerprint) {
+      if (release.encoded && release.encoded.noisy) {
+        await this.decline(envelope, 'already-released', `round ${ctx.round}: the noisy update was released under another quantisation; re-drawing noise would spend privacy twice`);
+        return;
+      }
+      const vector = encodeWeightedUpdate(release.delta, release.weight, parseQuantisationConfig(secagg.quantisationJson));
+      if (secagg.clientNoiseSigma > 0) addDistributedNoise(vector.subarray(0, release.delta.length), secagg.clientNoiseSigma);
+      release.encoded = { fingerprint, vector, noisy: secagg.clientNoiseSigma > 0 };
+    }
+    await this.startSecureSum(envelope, secagg, new Uint32Array(release.encoded.vector), { ...header, metrics: { seconds: header.metrics.seconds ?? 0 } });
   }
 
   private async evaluate(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg | null): Promise<void> {
@@ -347,6 +376,16 @@ export class FederationClient extends EventEmitter {
     );
     this.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy });
   }
+}
+
+/** An update as it left (or is about to leave) the institution, kept so a re-run round re-sends it. */
+interface Release {
+  key: string;
+  delta: Float32Array;
+  weight: number;
+  tensors: NamedTensor[];
+  header: ResultHeaderMsg;
+  encoded?: { fingerprint: string; vector: Uint32Array; noisy: boolean };
 }
 
 /** The institution refuses a secure-aggregation step that could leak its input. */

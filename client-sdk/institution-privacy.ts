@@ -71,7 +71,7 @@ export class InstitutionPrivacy implements ClientPrivacy {
     const budgetEpsilon = this.options.budget.epsilon;
     const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round);
     if (already) {
-      return { allowed: false, noiseMultiplier: 0, projectedEpsilon: this.spent().epsilon, budgetEpsilon,
+      return { allowed: false, reason: 'already-released', noiseMultiplier: 0, projectedEpsilon: this.spent().epsilon, budgetEpsilon,
         detail: `round ${task.round} of run ${task.runId} was already released (ledger row ${already.seq}); training again would spend privacy twice` };
     }
     const planned = learner.plannedMechanism?.(task);
@@ -80,6 +80,7 @@ export class InstitutionPrivacy implements ClientPrivacy {
     const check = checkBudget(this.spentEvents(), [{ ...planned, noiseMultiplier: sigma }], this.options.budget, this.accountant(task));
     return {
       allowed: check.allowed,
+      reason: check.allowed ? undefined : 'budget',
       noiseMultiplier: sigma,
       projectedEpsilon: check.projectedEpsilon,
       budgetEpsilon,

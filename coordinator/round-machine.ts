@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { addHistograms, aucFromHistogram, emptyHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
 import { distributedNoiseAccounting } from '../privacy/distributed-noise.ts';
 import { decodeEvaluation, evaluationVectorLength, type EvaluationTotals } from '../privacy/evaluation-vector.ts';
+import { majorityThreshold, sizeMaskingGraph } from '../privacy/masking-graph.ts';
 import { decodeWeightedSum } from '../privacy/quantise.ts';
 import { planSecureUpdate } from './secure-update-plan.ts';
 import { SecureCollection } from './secure-collection.ts';
@@ -300,18 +301,25 @@ export class RoundMachine extends EventEmitter {
 
   // ---- secure aggregation: the coordinator sees only sums ----
 
-  private secureThreshold(n: number): number {
-    // A strict majority of share holders at least: a coordinator telling holders different stories then
-    // cannot collect both kinds of share of one institution.
-    return Math.min(n, Math.max(2, Math.floor(n / 2) + 1, Math.ceil(this.deps.config.secaggThresholdFraction * n)));
+  /**
+   * The masking graph and Shamir threshold of a secure sum of n participants: every pair for n <= 64,
+   * a SecAgg+ sparse graph sized from the tolerated dropout rate above; the threshold is at least a strict
+   * majority of each participant's share holders (so a coordinator telling holders different stories
+   * cannot collect both kinds of share of one institution) and at least --secagg-threshold · n.
+   */
+  private secureGraph(n: number): { graph: 'complete' | number; threshold: number } {
+    const size = sizeMaskingGraph(n, this.deps.config.secaggDropoutRate);
+    if (!size.complete) return { graph: size.neighbours, threshold: size.threshold };
+    const wanted = Math.ceil(this.deps.config.secaggThresholdFraction * n);
+    return { graph: 'complete', threshold: Math.min(n, Math.max(majorityThreshold(n - 1), wanted)) };
   }
 
   private async trainSecure(round: number, participants: Institution[], trainConfig: TaskConfig): Promise<TrainStage | { failure: string }> {
     const { config, strategy } = this.deps;
-    if (participants.length < 2) return { failure: `round ${round}: secure aggregation needs at least 2 participants, sampled ${participants.length}` };
+    if (participants.length < 3) return { failure: `round ${round}: secure aggregation needs at least 3 participants (with 2, each learns the other's update from the sum); sampled ${participants.length}` };
     const plan = planSecureUpdate(config, participants.map((p) => p.numTrainExamples));
     const collection = new SecureCollection({
-      runId: this.runId, round, collection: 'update', participants, threshold: this.secureThreshold(participants.length),
+      runId: this.runId, round, collection: 'update', participants, ...this.secureGraph(participants.length),
       vectorLength: this.global.length + 1, quantisationJson: JSON.stringify(plan.quantisation), clientNoiseSigma: plan.clientNoiseSigma,
       board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: this.modelVersion }), firstKind: 'TRAIN',
       firstDeadlineMs: config.roundTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
@@ -359,9 +367,9 @@ export class RoundMachine extends EventEmitter {
     const { bins, logitRange } = config.task.evaluation;
     const participants = evaluators.map((id) => registry.get(id)).filter((p): p is Institution => Boolean(p));
     const empty: EvalStage = { totals: { histogram: emptyHistogram(bins, logitRange), lossSum: 0, correct: 0, n: 0 }, metrics: [], perInstitution: [], evaluators: new Set() };
-    if (participants.length < 2) return empty;
+    if (participants.length < 3) return empty;
     const collection = new SecureCollection({
-      runId: this.runId, round, collection: 'evaluation', participants, threshold: this.secureThreshold(participants.length),
+      runId: this.runId, round, collection: 'evaluation', participants, ...this.secureGraph(participants.length),
       vectorLength: evaluationVectorLength(bins), quantisationJson: '', clientNoiseSigma: 0,
       board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: round }), firstKind: 'EVALUATE',
       firstDeadlineMs: config.phaseTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,

@@ -20,6 +20,8 @@ export interface RunConfig {
   task: Omit<TaskConfig, 'strategy' | 'proximalMu' | 'seed'>;
   /** Secure aggregation: Shamir threshold as a fraction of the round's participants (at least 2). */
   secaggThresholdFraction: number;
+  /** Secure aggregation: the dropout rate the masking graph and threshold are sized to survive. */
+  secaggDropoutRate: number;
 }
 
 export function aggregationOf(config: RunConfig): AggregationMode {

@@ -20,6 +20,8 @@ export interface SecureCollectionOptions {
   collection: SecAggCollection;
   participants: Institution[];
   threshold: number;
+  /** 'complete' (every pair masks) or the neighbour count of a SecAgg+ sparse graph. */
+  graph: 'complete' | number;
   vectorLength: number;
   quantisationJson: string;
   clientNoiseSigma: number;
@@ -51,7 +53,7 @@ export class SecureCollection {
 
   constructor(private readonly o: SecureCollectionOptions) {
     const identityKeys = new Map(o.participants.map((p) => [p.id, p.publicKey] as const));
-    this.server = new SecAggServer({ context: { runId: o.runId, round: o.round, collection: o.collection }, threshold: o.threshold, vectorLength: o.vectorLength, identityKeys });
+    this.server = new SecAggServer({ context: { runId: o.runId, round: o.round, collection: o.collection }, threshold: o.threshold, vectorLength: o.vectorLength, identityKeys, graph: o.graph });
     [...o.participants].sort((a, b) => a.id.localeCompare(b.id)).forEach((p, i) => this.indexOf.set(p.id, i + 1));
     this.collector = new PhaseCollector<true>(`${o.collection} key advertisement`, new Set(o.participants.map((p) => p.id)), o.firstDeadlineMs);
   }
@@ -74,6 +76,7 @@ export class SecureCollection {
       identities: this.o.participants.map((p) => ({ institutionId: p.id, identityPublicKey: p.publicKey })),
       clientNoiseSigma: this.o.clientNoiseSigma,
       vectorLength: this.o.vectorLength,
+      graphNeighbours: this.o.graph === 'complete' ? 0 : this.o.graph,
       ...extra,
     };
   }

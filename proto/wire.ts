@@ -106,6 +106,7 @@ export interface SecAggTaskMsg {
   identities: { institutionId: string; identityPublicKey: Uint8Array }[];
   clientNoiseSigma: number;
   vectorLength: number;
+  graphNeighbours: number;
 }
 
 export interface TaskMsg {
