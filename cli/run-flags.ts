@@ -38,6 +38,7 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
     { name: 'aggregation', type: 'string', default: defaults.aggregation, choices: ['plain', 'secagg', 'ckks'], help: 'how updates are summed: plain, SecAgg double masking, or CKKS homomorphic' },
     { name: 'secagg-threshold', type: 'number', default: 0.6, help: 'secure aggregation: Shamir threshold as a fraction of the round participants', check: fraction },
     { name: 'secagg-dropout-rate', type: 'number', default: 0.1, help: 'secure aggregation: dropout rate the masking graph (sparse above 64 participants) is sized to survive', check: (v) => (Number(v) >= 0 && Number(v) < 0.5 ? undefined : 'must be in [0, 0.5)') },
+    { name: 'ckks-key-holder', type: 'string', help: 'CKKS: the institution that holds the secret key and decrypts only each round\'s sum (default: the first participant by id)' },
     { name: 'bins', type: 'int', default: 1024, help: 'score-histogram bins for AUC', check: positive },
     { name: 'seed', type: 'string', default: '1', help: 'seed for data splits, model initialisation and sampling (never for privacy noise or masks)' },
   ];
@@ -75,6 +76,7 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
     seed: String(f.seed),
     secaggThresholdFraction: Number(f.secaggThreshold),
     secaggDropoutRate: Number(f.secaggDropoutRate),
+    ckksKeyHolder: f.ckksKeyHolder ? String(f.ckksKeyHolder) : undefined,
     task: {
       localEpochs: Number(f.epochs),
       batchSize: Number(f.batchSize),

@@ -58,10 +58,10 @@ export class CoordinatorConnection {
   }
 
   /** Downloads the model of `envelope` as named tensors (one copy, filled chunk by chunk). */
-  downloadModel(envelope: Envelope, chunkBytes = DEFAULT_CHUNK_BYTES): Promise<NamedTensor[]> {
+  downloadModel(envelope: Envelope, chunkBytes = DEFAULT_CHUNK_BYTES, artifact = ''): Promise<NamedTensor[]> {
     return new Promise((resolve, reject) => {
       const assembler = new TensorAssembler();
-      const call = this.client.DownloadModel({ envelope, chunkBytes }) as grpc.ClientReadableStream<TensorChunkMsg>;
+      const call = this.client.DownloadModel({ envelope, chunkBytes, artifact }) as grpc.ClientReadableStream<TensorChunkMsg>;
       let failed = false;
       call.on('data', (chunk: TensorChunkMsg) => {
         if (failed) return;

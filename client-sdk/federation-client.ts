@@ -7,6 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { histogramToVector } from '../privacy/auc-histogram.ts';
 import { addDistributedNoise } from '../privacy/distributed-noise.ts';
+import { CkksDecryptor, CkksEncryptor, createFederationKeys } from '../privacy/ckks.ts';
+import { ckksKeyBinding } from '../privacy/ckks-key-binding.ts';
+import { CKKS_UPDATE_CLIP_RANGE, ckksUpdateVector } from '../privacy/ckks-update-encoding.ts';
 import { encodeEvaluation } from '../privacy/evaluation-vector.ts';
 import { encodeWeightedUpdate, parseQuantisationConfig } from '../privacy/quantise.ts';
 import type { SecAggCollection } from '../privacy/secagg-keys.ts';
@@ -17,7 +20,7 @@ import { parameterCount, parameterShapes, parseModelSpec, type ModelSpec } from 
 import { registrationMessage } from '../proto/registration.ts';
 import { parseTaskConfig } from '../proto/task-config.ts';
 import type { NamedTensor } from '../proto/tensor-stream.ts';
-import { PROTOCOL_VERSION, type Envelope, type PrivacyEventMsg, type ResultHeaderMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
+import { PROTOCOL_VERSION, type Envelope, type PrivacyEventMsg, type ResultHeaderMsg, type CkksTaskMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
 import { CoordinatorConnection } from './coordinator-connection.ts';
 import type { Learner, TaskContext } from './learner.ts';
@@ -51,6 +54,10 @@ export class FederationClient extends EventEmitter {
   private runId = '';
   private stopped = false;
   private declinedForBudget: string | null = null;
+  /** CKKS key holder: the run's secret key (never sent), and the rounds already decrypted (once each). */
+  private readonly ckksSecrets = new Map<string, Uint8Array>();
+  private readonly ckksDecrypted = new Set<string>();
+  private ckksEncryptor: { keyHex: string; encryptor: CkksEncryptor } | null = null;
   /** The last update released per (run, round, model version): a retried round resends it instead of spending privacy again. */
   private lastRelease: Release | null = null;
   /** Secure sums in progress, by run/round/collection: the protocol state and the vector to mask. */
@@ -67,6 +74,8 @@ export class FederationClient extends EventEmitter {
 
   close(): void {
     this.stopped = true;
+    this.ckksEncryptor?.encryptor.dispose();
+    this.ckksEncryptor = null;
     this.connection.close();
   }
 
@@ -164,12 +173,18 @@ export class FederationClient extends EventEmitter {
     try {
       switch (task.kind) {
         case 'TRAIN':
-          await this.train(ctx, envelope, task.secagg ?? null);
+          await this.train(ctx, envelope, task.secagg ?? null, task.ckks && task.ckks.publicKey.length > 0 ? task.ckks : null);
           result.roundsTrained++;
           return;
         case 'EVALUATE':
           await this.evaluate(ctx, envelope, task.secagg ?? null);
           result.roundsEvaluated++;
+          return;
+        case 'CKKS_KEYGEN':
+          await this.ckksKeygen(envelope);
+          return;
+        case 'CKKS_DECRYPT':
+          await this.ckksDecrypt(envelope, task);
           return;
         case 'SECAGG_SHARE_KEYS':
         case 'SECAGG_MASKED_INPUT':
@@ -180,7 +195,7 @@ export class FederationClient extends EventEmitter {
           throw new Error(`unsupported task kind ${task.kind}`);
       }
     } catch (error) {
-      if (error instanceof SecAggRefusal) {
+      if (error instanceof ProtocolRefusal) {
         // Refusing is the protocol's defence (e.g. a request for both shares of one peer): stay silent,
         // the coordinator treats this institution as dropped for the secure sum.
         this.log(`secure aggregation, round ${ctx.round}: refused: ${error.message}`);
@@ -218,13 +233,13 @@ export class FederationClient extends EventEmitter {
     if (!secagg) throw new Error(`${task.kind} task without its secure-aggregation part`);
     const key = this.secureKey(envelope.runId, envelope.round, secagg.collection);
     const state = this.secureSums.get(key);
-    if (!state) throw new SecAggRefusal(`no secure sum in progress for ${key}`);
+    if (!state) throw new ProtocolRefusal(`no secure sum in progress for ${key}`);
     const refuse = <T>(fn: () => T): T => {
       try {
         return fn();
       } catch (error) {
         this.secureSums.delete(key);
-        throw new SecAggRefusal((error as Error).message);
+        throw new ProtocolRefusal((error as Error).message);
       }
     };
     if (task.kind === 'SECAGG_SHARE_KEYS') {
@@ -256,7 +271,7 @@ export class FederationClient extends EventEmitter {
     return flat;
   }
 
-  private async train(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg | null): Promise<void> {
+  private async train(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg | null, ckks: CkksTaskMsg | null = null): Promise<void> {
     const key = `${ctx.runId}/${ctx.round}/${ctx.modelVersion}`;
     let release = this.lastRelease?.key === key ? this.lastRelease : null;
     if (release) {
@@ -270,6 +285,7 @@ export class FederationClient extends EventEmitter {
     }
     const header: ResultHeaderMsg = { ...release.header, envelope };
     if (secagg) await this.sendSecureUpdate(ctx, envelope, secagg, release, header);
+    else if (ckks) await this.sendEncryptedUpdate(ckks, release, header);
     else await this.connection.pushResult({ ...header, tensorCount: release.tensors.length }, release.tensors);
     this.emit('trained', { round: ctx.round, metrics: header.metrics });
   }
@@ -331,6 +347,52 @@ export class FederationClient extends EventEmitter {
     if (reason === 'budget') this.declinedForBudget = detail;
   }
 
+  // ---- CKKS: encrypt under the federation key; the key holder decrypts only each round's sum ----
+
+  private async sendEncryptedUpdate(ckks: CkksTaskMsg, release: Release, header: ResultHeaderMsg): Promise<void> {
+    const values = ckksUpdateVector(release.delta, release.weight, ckks.weightCap, CKKS_UPDATE_CLIP_RANGE);
+    if (values.length !== ckks.vectorLength) throw new Error(`ckks: update length ${values.length}, the coordinator expects ${ckks.vectorLength}`);
+    const keyHex = Buffer.from(ckks.publicKey).toString('hex');
+    if (this.ckksEncryptor?.keyHex !== keyHex) {
+      this.ckksEncryptor?.encryptor.dispose();
+      this.ckksEncryptor = { keyHex, encryptor: await CkksEncryptor.create(ckks.publicKey) };
+    }
+    const ciphertexts = this.ckksEncryptor.encryptor.encrypt(values);
+    values.fill(0);
+    const tensors: NamedTensor[] = ciphertexts.map((c, i) => ({ name: `ckks/${i}`, shape: [c.length], dtype: 'BYTES', data: c }));
+    await this.connection.pushResult({ ...header, numExamples: 0, metrics: { seconds: header.metrics.seconds ?? 0 }, encrypted: true, tensorCount: tensors.length }, tensors);
+  }
+
+  private async ckksKeygen(envelope: Envelope): Promise<void> {
+    const keys = await createFederationKeys();
+    this.ckksSecrets.set(envelope.runId, keys.secretKey);
+    const signature = this.options.identity.sign(ckksKeyBinding(envelope.runId, this.options.institutionId, keys.publicKey));
+    this.log(`CKKS: generated the federation key pair for run ${envelope.runId}; the secret key stays here`);
+    await this.connection.pushSecAgg({ envelope, collection: 'update', ckksPublicKey: { key: keys.publicKey, signature } });
+  }
+
+  private async ckksDecrypt(envelope: Envelope, task: TaskMsg): Promise<void> {
+    const round = `${envelope.runId}/${envelope.round}`;
+    const secret = this.ckksSecrets.get(envelope.runId);
+    const summands = task.ckks?.summands ?? 0;
+    if (!secret) throw new ProtocolRefusal(`CKKS decryption requested for run ${envelope.runId}, whose secret key this institution does not hold`);
+    if (this.ckksDecrypted.has(round)) throw new ProtocolRefusal(`CKKS decryption requested twice in round ${envelope.round}: refused (it could reveal a single update)`);
+    if (summands < 2) throw new ProtocolRefusal(`CKKS decryption of a "sum" of ${summands} update(s) refused: it would reveal a single institution's update`);
+    this.ckksDecrypted.add(round);
+    const tensors = await this.connection.downloadModel(envelope, undefined, 'ckks-sum');
+    const decryptor = await CkksDecryptor.create(secret);
+    try {
+      const length = task.ckks!.vectorLength;
+      const sum = decryptor.decryptSum(tensors.map((t) => t.data as Uint8Array), length);
+      await this.connection.pushResult(
+        { envelope, kind: 'CKKS_DECRYPTED_SUM', numExamples: 0, metrics: { summands }, privacyEvent: null, tensorCount: 1, masked: false, encrypted: false },
+        [{ name: 'ckks/sum', shape: [length], dtype: 'FLOAT64', data: sum }],
+      );
+    } finally {
+      decryptor.dispose();
+    }
+  }
+
   /** quantise (+ the distributed-DP noise share) → the secure sum. Re-quantising a released update is post-processing; re-drawing its noise is not, so a noisy encoding is reused or the round declined. */
   private async sendSecureUpdate(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg, release: Release, header: ResultHeaderMsg): Promise<void> {
     const fingerprint = `${secagg.quantisationJson}|${secagg.clientNoiseSigma}|${release.weight}`;
@@ -388,5 +450,5 @@ interface Release {
   encoded?: { fingerprint: string; vector: Uint32Array; noisy: boolean };
 }
 
-/** The institution refuses a secure-aggregation step that could leak its input. */
-class SecAggRefusal extends Error {}
+/** The institution refuses a secure-aggregation or CKKS step that could leak its input. */
+class ProtocolRefusal extends Error {}

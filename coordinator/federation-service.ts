@@ -78,9 +78,9 @@ export function federationHandlers(deps: ServiceDeps): grpc.UntypedServiceImplem
 
     DownloadModel: async (call: grpc.ServerWritableStream<ModelRequestMsg, TensorChunkMsg>) => {
       try {
-        registry.authenticate(call.request.envelope);
+        const institution = registry.authenticate(call.request.envelope);
         const chunkBytes = call.request.chunkBytes > 0 ? Math.min(call.request.chunkBytes, DEFAULT_CHUNK_BYTES) : DEFAULT_CHUNK_BYTES;
-        const tensors = deps.machine().modelTensors(call.request.envelope);
+        const tensors = deps.machine().modelTensors(call.request.envelope, institution, call.request.artifact ?? '');
         for (const chunk of chunkTensors(tensors, chunkBytes, call.request.envelope)) {
           if (call.cancelled) return;
           if (!call.write(chunk)) await new Promise((resolve) => call.once('drain', resolve));

@@ -7,8 +7,9 @@ import { distributedNoiseAccounting } from '../privacy/distributed-noise.ts';
 import { decodeEvaluation, evaluationVectorLength, type EvaluationTotals } from '../privacy/evaluation-vector.ts';
 import { majorityThreshold, sizeMaskingGraph } from '../privacy/masking-graph.ts';
 import { decodeWeightedSum } from '../privacy/quantise.ts';
-import { planSecureUpdate } from './secure-update-plan.ts';
+import { planSecureUpdate, weightCapFor } from './secure-update-plan.ts';
 import { SecureCollection } from './secure-collection.ts';
+import { CkksCollection, type CkksKey } from './ckks-collection.ts';
 import { parameterShapes, unflattenParameters, type ModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import type { NamedTensor } from '../proto/tensor-stream.ts';
@@ -89,6 +90,9 @@ export class RoundMachine extends EventEmitter {
   private trainPhase: PhaseCollector<TrainReport> | null = null;
   private evalPhase: PhaseCollector<EvalReport> | null = null;
   private secure: SecureCollection | null = null;
+  private ckks: CkksCollection | null = null;
+  /** The run's CKKS public key, published by its key holder in this coordinator process. */
+  private ckksKey: CkksKey | null = null;
   private stopped = false;
   private readonly spec: ModelSpec;
   private readonly shapes: { name: string; shape: number[]; size: number }[];
@@ -133,6 +137,7 @@ export class RoundMachine extends EventEmitter {
     this.trainPhase?.close();
     this.evalPhase?.close();
     this.secure?.stop();
+    this.ckks?.stop();
     this.deps.board.wakeAll();
   }
 
@@ -167,11 +172,15 @@ export class RoundMachine extends EventEmitter {
     const startedAt = new Date();
     const t0 = performance.now();
     const trainConfig = this.taskConfig(round);
-    const secure = config.task.aggregation === 'secagg';
+    const aggregation = config.task.aggregation;
+    const secure = aggregation !== 'plain'; // secagg and ckks: the coordinator sees no institution's own figures
 
     // ---- train and aggregate ----
     this.phase = 'training';
-    const trained = secure ? await this.trainSecure(round, participants, trainConfig) : await this.trainPlain(round, participants, trainConfig);
+    const trained =
+      aggregation === 'secagg' ? await this.trainSecure(round, participants, trainConfig)
+      : aggregation === 'ckks' ? await this.trainCkks(round, participants, trainConfig)
+      : await this.trainPlain(round, participants, trainConfig);
     if (this.stopped) return null;
     if ('failure' in trained) {
       store.recordRoundFailure(this.runId, round, trained.failure);
@@ -362,6 +371,48 @@ export class RoundMachine extends EventEmitter {
     };
   }
 
+  private async trainCkks(round: number, participants: Institution[], trainConfig: TaskConfig): Promise<TrainStage | { failure: string }> {
+    const { config, strategy, registry } = this.deps;
+    const holderId = this.ckksKey?.holder ?? config.ckksKeyHolder ?? [...participants].sort((a, b) => a.id.localeCompare(b.id))[0]?.id;
+    const keyHolder = holderId ? registry.get(holderId) : undefined;
+    if (!keyHolder) return { failure: `round ${round}: the CKKS key holder ${holderId ?? '(none)'} is not connected` };
+    const collection = new CkksCollection({
+      runId: this.runId, round, participants, keyHolder, key: this.ckksKey, dimension: this.global.length,
+      weightCap: weightCapFor(participants.map((p) => p.numTrainExamples)), minReports: config.minClients, board: this.deps.board,
+      makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: this.modelVersion }),
+      roundDeadlineMs: config.roundTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
+      checkHeader: (institution, header) => {
+        this.checkRound(header.envelope, this.modelVersion);
+        if (header.kind !== 'TRAIN_RESULT') throw invalidArgument('header.kind: expected TRAIN_RESULT');
+        if (config.task.privacy.mode === 'record') this.deps.privacy?.checkResultEvent(institution, round, this.modelVersion, header.privacyEvent);
+      },
+    });
+    this.ckks = collection;
+    const outcome = await collection.run();
+    this.ckks = null;
+    this.ckksKey = outcome.key;
+    if (!outcome.ok) return { failure: `round ${round}: CKKS aggregation failed: ${outcome.reason}` };
+    let next: Float32Array;
+    if (config.task.privacy.mode === 'client' && this.deps.privacy) {
+      this.deps.privacy.noiseSum(outcome.weightedDeltaSum, outcome.reported.length);
+      next = strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum: outcome.weightedDeltaSum, totalWeight: participants.length, count: outcome.reported.length });
+    } else {
+      next = strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum: outcome.weightedDeltaSum, totalWeight: outcome.totalWeight, count: outcome.reported.length });
+    }
+    return {
+      next,
+      reported: outcome.reported,
+      participants: participants.map((p) => {
+        const o = outcome.outcomes.get(p.id) ?? 'dropped: not sampled';
+        return o === 'reported'
+          ? { institutionId: p.id, status: 'reported' as const, numExamples: 0, detail: 'example count hidden by CKKS' }
+          : { institutionId: p.id, status: o.startsWith('rejected') ? ('rejected' as const) : o.startsWith('declined') ? ('declined' as const) : ('dropped' as const), numExamples: 0, detail: o };
+      }),
+      events: outcome.events,
+      metrics: [],
+    };
+  }
+
   private async evaluateSecure(round: number, evaluators: string[], trainConfig: TaskConfig): Promise<EvalStage> {
     const { config, registry } = this.deps;
     const { bins, logitRange } = config.task.evaluation;
@@ -440,8 +491,13 @@ export class RoundMachine extends EventEmitter {
   }
 
   /** The model a task refers to: the committed global model, or the round's candidate under evaluation. */
-  modelTensors(envelope: Envelope): NamedTensor[] {
+  modelTensors(envelope: Envelope, institution?: Institution, artifact = ''): NamedTensor[] {
     this.checkRun(envelope);
+    if (artifact === 'ckks-sum') {
+      if (!this.ckks || !institution || envelope.round !== this.round) throw failedPrecondition('artifact: no CKKS sum is awaiting decryption in this round');
+      return this.ckks.summedCiphertexts(institution);
+    }
+    if (artifact !== '') throw invalidArgument(`artifact: unknown artifact "${artifact}"`);
     let flat: Float32Array;
     if (envelope.modelVersion === this.modelVersion) flat = this.global;
     else if (this.candidate && envelope.modelVersion === this.round) flat = this.candidate;
@@ -464,11 +520,19 @@ export class RoundMachine extends EventEmitter {
 
   /** Opens the receipt of a result stream after checking its header. */
   openResult(institution: Institution, header: ResultHeaderMsg): ResultSink {
+    if (header.encrypted || header.kind === 'CKKS_DECRYPTED_SUM') {
+      if (!this.ckks) throw failedPrecondition(`envelope.round: round ${this.round} is not collecting CKKS results (phase ${this.phase})`);
+      this.checkRun(header.envelope);
+      if (header.envelope.round !== this.round) throw failedPrecondition(`envelope.round: round ${header.envelope.round} is closed (current round ${this.round})`);
+      return this.ckks.openResult(institution, header);
+    }
     if (header.masked) {
       if (!this.secure) throw failedPrecondition(`envelope.round: round ${this.round} is not running a secure sum (phase ${this.phase})`);
       return this.secure.openMasked(institution, header);
     }
-    if (this.deps.config.task.aggregation === 'secagg') throw invalidArgument('header.masked: this run uses secure aggregation; results must be masked');
+    if (this.deps.config.task.aggregation !== 'plain' && header.kind === 'TRAIN_RESULT') {
+      throw invalidArgument(`header.masked: this run uses ${this.deps.config.task.aggregation} aggregation; updates must be ${this.deps.config.task.aggregation === 'ckks' ? 'encrypted' : 'masked'}`);
+    }
     if (header.kind === 'TRAIN_RESULT') return this.openTrainResult(institution, header);
     if (header.kind === 'EVALUATE_RESULT') return this.openEvalResult(institution, header);
     throw invalidArgument(`header.kind: unknown result kind ${header.kind}`);
@@ -571,6 +635,11 @@ export class RoundMachine extends EventEmitter {
   /** A secure-aggregation message (advertise keys, share keys, unmask). */
   receiveSecAgg(institution: Institution, message: SecAggMessageMsg): void {
     this.checkRun(message.envelope);
+    if (message.ckksPublicKey) {
+      if (!this.ckks) throw failedPrecondition(`envelope.round: round ${this.round} is not setting up CKKS keys`);
+      this.ckks.receive(institution, message);
+      return;
+    }
     if (!this.secure) throw failedPrecondition(`envelope.round: round ${this.round} is not running a secure sum (phase ${this.phase})`);
     if (message.envelope.round !== this.round) throw failedPrecondition(`envelope.round: round ${message.envelope.round} is closed (current round ${this.round})`);
     if (message.collection !== this.secure.collection) throw failedPrecondition(`collection: "${message.collection}" is not the open secure sum ("${this.secure.collection}")`);

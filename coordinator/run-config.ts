@@ -22,6 +22,8 @@ export interface RunConfig {
   secaggThresholdFraction: number;
   /** Secure aggregation: the dropout rate the masking graph and threshold are sized to survive. */
   secaggDropoutRate: number;
+  /** CKKS: the institution that generates the key pair and decrypts each round's sum (default: the first participant by id). */
+  ckksKeyHolder?: string;
 }
 
 export function aggregationOf(config: RunConfig): AggregationMode {

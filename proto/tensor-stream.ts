@@ -3,7 +3,7 @@
 // exactly one copy, allocated once from the announced size. Bytes are little-endian.
 import { DEFAULT_CHUNK_BYTES, type DTypeName, type Envelope, type TensorChunkMsg } from './wire.ts';
 
-export type TensorData = Float32Array | Int32Array | Uint32Array | Float64Array;
+export type TensorData = Float32Array | Int32Array | Uint32Array | Float64Array | Uint8Array;
 
 export interface NamedTensor {
   name: string;
@@ -12,12 +12,13 @@ export interface NamedTensor {
   data: TensorData;
 }
 
-const ELEMENT_BYTES: Record<DTypeName, number> = { FLOAT32: 4, INT32: 4, UINT32: 4, FLOAT64: 8 };
+const ELEMENT_BYTES: Record<DTypeName, number> = { FLOAT32: 4, INT32: 4, UINT32: 4, FLOAT64: 8, BYTES: 1 };
 
 export function dtypeOf(data: TensorData): DTypeName {
   if (data instanceof Float32Array) return 'FLOAT32';
   if (data instanceof Int32Array) return 'INT32';
   if (data instanceof Uint32Array) return 'UINT32';
+  if (data instanceof Uint8Array) return 'BYTES';
   return 'FLOAT64';
 }
 
@@ -28,6 +29,7 @@ function allocate(dtype: DTypeName, byteLength: number): TensorData {
     case 'INT32': return new Int32Array(buffer);
     case 'UINT32': return new Uint32Array(buffer);
     case 'FLOAT64': return new Float64Array(buffer);
+    case 'BYTES': return new Uint8Array(buffer);
   }
 }
 

@@ -70,8 +70,16 @@ export interface RegisterResponse {
   maxMessageBytes: number;
 }
 
-export type TaskKind = 'WAIT' | 'TRAIN' | 'EVALUATE' | 'DONE' | 'SECAGG_SHARE_KEYS' | 'SECAGG_MASKED_INPUT' | 'SECAGG_UNMASK';
-export type DTypeName = 'FLOAT32' | 'INT32' | 'UINT32' | 'FLOAT64';
+export type TaskKind = 'WAIT' | 'TRAIN' | 'EVALUATE' | 'DONE' | 'SECAGG_SHARE_KEYS' | 'SECAGG_MASKED_INPUT' | 'SECAGG_UNMASK' | 'CKKS_KEYGEN' | 'CKKS_DECRYPT';
+export type DTypeName = 'FLOAT32' | 'INT32' | 'UINT32' | 'FLOAT64' | 'BYTES';
+
+export interface CkksTaskMsg {
+  publicKey: Uint8Array;
+  vectorLength: number;
+  weightCap: number;
+  summands: number;
+  keyHolder: string;
+}
 
 export interface SignedKeysMsg {
   institutionId: string;
@@ -117,6 +125,7 @@ export interface TaskMsg {
   retryAfterMs: number;
   message: string;
   secagg?: SecAggTaskMsg | null;
+  ckks?: CkksTaskMsg | null;
 }
 
 export interface TensorChunkMsg {
@@ -131,7 +140,7 @@ export interface TensorChunkMsg {
   tensorCount: number;
 }
 
-export type ResultKindName = 'TRAIN_RESULT' | 'EVALUATE_RESULT';
+export type ResultKindName = 'TRAIN_RESULT' | 'EVALUATE_RESULT' | 'CKKS_DECRYPTED_SUM';
 
 export interface PrivacyEventMsg {
   institutionId: string;
@@ -156,6 +165,7 @@ export interface ResultHeaderMsg {
   privacyEvent?: PrivacyEventMsg | null;
   tensorCount: number;
   masked: boolean;
+  encrypted?: boolean;
 }
 
 export interface ResultChunkMsg {
@@ -189,7 +199,8 @@ export interface SecAggMessageMsg {
   advertise?: SignedKeysMsg | null;
   shareKeys?: { shares: EncryptedShareMsg[] } | null;
   unmask?: UnmaskBodyMsg | null;
-  body?: 'advertise' | 'shareKeys' | 'unmask';
+  ckksPublicKey?: { key: Uint8Array; signature: Uint8Array } | null;
+  body?: 'advertise' | 'shareKeys' | 'unmask' | 'ckksPublicKey';
 }
 
 export interface HeartbeatRequestMsg {
@@ -204,4 +215,5 @@ export interface PullTaskRequestMsg {
 export interface ModelRequestMsg {
   envelope: Envelope;
   chunkBytes: number;
+  artifact: string;
 }
