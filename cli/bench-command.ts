@@ -18,7 +18,14 @@ const GROUPS: Group[] = [
   { name: 'aggregation', run: async () => (await import('../bench/aggregation-bench.ts')).benchAggregation() as never },
   { name: 'training', run: async () => (await import('../bench/training-bench.ts')).benchTraining() as never },
   { name: 'accountant', run: async () => (await import('../bench/accountant-bench.ts')).benchAccountant() as never },
-  { name: 'secagg', run: async () => (await import('../bench/secagg-bench.ts')).benchSecAgg() as never },
+  {
+    name: 'secagg',
+    run: async () => {
+      const local = await (await import('../bench/local-round-training.ts')).measureLocalRoundMs();
+      const secagg = await (await import('../bench/secagg-bench.ts')).benchSecAgg({ trainingMs: local.localRoundMs });
+      return { ...local, ...secagg } as never;
+    },
+  },
   { name: 'ckks', run: async () => (await import('../bench/ckks-bench.ts')).benchCkks() as never },
 ];
 

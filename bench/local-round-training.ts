@@ -1,0 +1,31 @@
+// The reference for secaggClientTimeRatio: one round of local training of a ~100k-parameter model on a
+// demo bank's share of rows (wasm backend, batch 64, one epoch), measured here rather than assumed.
+import { LocalTrainer } from '../client-sdk/local-trainer.ts';
+import { selectBackend } from '../client-sdk/tf-backend.ts';
+import { flattenParameters, initialParameters, parameterCount, type ModelSpec } from '../proto/model-spec.ts';
+import { SeededRandom } from '../proto/seeded-random.ts';
+import type { TaskConfig } from '../proto/task-config.ts';
+import { syntheticData } from './training-bench.ts';
+
+/** MLP 30-256-256-96-1: 98,497 parameters (about 100k). */
+export const SPEC_100K: ModelSpec = { kind: 'mlp', inputDim: 30, hidden: [{ units: 256, activation: 'relu' }, { units: 256, activation: 'relu' }, { units: 96, activation: 'relu' }] };
+
+export async function measureLocalRoundMs(rows = 2872, repetitions = 3): Promise<{ localRoundMs: number; localRoundParameters: number }> {
+  const { tf } = await selectBackend('wasm');
+  const data = syntheticData(rows, SPEC_100K.inputDim, 'local-round');
+  const trainer = new LocalTrainer(tf, SPEC_100K);
+  const global = flattenParameters(SPEC_100K, initialParameters(SPEC_100K, new SeededRandom('local-round')));
+  const config: Pick<TaskConfig, 'localEpochs' | 'batchSize' | 'learningRate' | 'optimizer' | 'proximalMu' | 'privacy' | 'seed'> = {
+    localEpochs: 1, batchSize: 64, learningRate: 0.01, optimizer: 'adam', proximalMu: 0, privacy: { mode: 'off' }, seed: '1',
+  };
+  trainer.train(global, data, { config }); // warm-up
+  const times: number[] = [];
+  for (let r = 0; r < repetitions; r++) {
+    const t0 = performance.now();
+    trainer.train(global, data, { config, round: r + 1 });
+    times.push(performance.now() - t0);
+  }
+  trainer.dispose();
+  times.sort((a, b) => a - b);
+  return { localRoundMs: times[Math.floor(times.length / 2)], localRoundParameters: parameterCount(SPEC_100K) };
+}
