@@ -2,11 +2,8 @@
 // fresh accountant (no cached RDP curve), and one full calibration (the Opacus reference case).
 import { RdpAccountant } from '../privacy/rdp-accountant.ts';
 import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
+import { median } from './statistics.ts';
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 export async function benchAccountant(): Promise<{ accountantMs1e5Steps: number; calibrateMs: number }> {
   const epsilonTimes: number[] = [];

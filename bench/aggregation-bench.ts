@@ -4,6 +4,7 @@
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { FedAvgStrategy } from '../coordinator/strategies/fedavg.ts';
 import type { ClientUpdate } from '../coordinator/strategy.ts';
+import { median, roundTo as round } from './statistics.ts';
 
 export interface AggregationBenchOptions {
   clients?: number;
@@ -59,16 +60,7 @@ function plainFloat32Sum(vectors: readonly Float32Array[], length: number): Floa
   return sum;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
-function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   console.log(JSON.stringify(await benchAggregation()));

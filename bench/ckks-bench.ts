@@ -8,6 +8,7 @@
 //   ckksSymmetricEncryptMs, ckksSymmetricBytesRatio.
 import { CkksAggregator, CkksDecryptor, CkksEncryptor, createFederationKeys, ckksSumErrorBound } from '../privacy/ckks.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
+import { median, roundTo as round } from './statistics.ts';
 
 export interface CkksBenchResult {
   ckksEncryptMs: number;
@@ -99,16 +100,7 @@ function byteCount(list: readonly Uint8Array[]): number {
   return list.reduce((n, b) => n + b.length, 0);
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
-function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   console.log(JSON.stringify(await benchCkks()));

@@ -5,6 +5,7 @@ import { selectBackend } from '../client-sdk/tf-backend.ts';
 import { flattenParameters, initialParameters, parameterCount, type ModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import type { TaskConfig } from '../proto/task-config.ts';
+import { median } from './statistics.ts';
 import { syntheticData } from './training-bench.ts';
 
 /** MLP 30-256-256-96-1: 98,497 parameters (about 100k). */
@@ -26,6 +27,5 @@ export async function measureLocalRoundMs(rows = 2872, repetitions = 3): Promise
     times.push(performance.now() - t0);
   }
   trainer.dispose();
-  times.sort((a, b) => a - b);
-  return { localRoundMs: times[Math.floor(times.length / 2)], localRoundParameters: parameterCount(SPEC_100K) };
+  return { localRoundMs: median(times), localRoundParameters: parameterCount(SPEC_100K) };
 }

@@ -21,6 +21,7 @@ import { SecAggServer } from '../coordinator/secagg-server.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { dequantiseSum, encodeWeightedUpdate, type QuantisationConfig } from '../privacy/quantise.ts';
 import type { EncryptedShare, SecAggContext, SignedKeys, UnmaskBody } from '../privacy/secagg-keys.ts';
+import { median } from './statistics.ts';
 
 export interface SecAggBenchResult {
   secaggBytesRatio: number;
@@ -38,11 +39,6 @@ const DROPPED = ['inst-03', 'inst-08'];
 const DEFAULT_TRAINING_MS = 760;
 const REPS = 3;
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 // ---- protobuf (proto3) encoded sizes of the dpfed.v1 messages a client sends ----
 const varint = (n: number) => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : n < 2 ** 35 ? 5 : 10);

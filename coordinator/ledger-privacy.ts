@@ -59,11 +59,8 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
 
     checkResultEvent(institution: Institution, round: number, modelVersion: number, event: PrivacyEventMsg | null | undefined): void {
       if (!event) throw invalidArgument('header.privacy_event: required in record-level privacy mode');
-      const e: LedgerEvent = {
-        institutionId: event.institutionId, runId: event.runId, round: event.round, mode: event.mode as LedgerEvent['mode'],
-        sampleRate: event.sampleRate, noiseMultiplier: event.noiseMultiplier, steps: event.steps, clipNorm: event.clipNorm,
-        delta: event.delta, modelVersion: event.modelVersion, time: event.time,
-      };
+      const { signature: _signature, ...fields } = event;
+      const e = { ...fields, mode: fields.mode as LedgerEvent['mode'] };
       try {
         validateLedgerEvent(e);
       } catch (error) {

@@ -323,6 +323,13 @@ export class RoundMachine extends EventEmitter {
     return { graph: 'complete', threshold: Math.min(n, Math.max(majorityThreshold(n - 1), wanted)) };
   }
 
+  /** What a secure or encrypted update's header must satisfy: this round, this model version, and in record mode a valid signed privacy event. */
+  private checkUpdateHeader(institution: Institution, header: ResultHeaderMsg): void {
+    this.checkRound(header.envelope, this.modelVersion);
+    if (header.kind !== 'TRAIN_RESULT') throw invalidArgument(`header.kind: expected TRAIN_RESULT, got ${header.kind}`);
+    if (this.deps.config.task.privacy.mode === 'record') this.deps.privacy?.checkResultEvent(institution, this.round, this.modelVersion, header.privacyEvent);
+  }
+
   private async trainSecure(round: number, participants: Institution[], trainConfig: TaskConfig): Promise<TrainStage | { failure: string }> {
     const { config, strategy } = this.deps;
     if (participants.length < 3) return { failure: `round ${round}: secure aggregation needs at least 3 participants (with 2, each learns the other's update from the sum); sampled ${participants.length}` };
@@ -332,11 +339,7 @@ export class RoundMachine extends EventEmitter {
       vectorLength: this.global.length + 1, quantisationJson: JSON.stringify(plan.quantisation), clientNoiseSigma: plan.clientNoiseSigma,
       board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: this.modelVersion }), firstKind: 'TRAIN',
       firstDeadlineMs: config.roundTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
-      checkHeader: (institution, header) => {
-        this.checkRound(header.envelope, this.modelVersion);
-        if (header.kind !== 'TRAIN_RESULT') throw invalidArgument('header.kind: expected TRAIN_RESULT in the update secure sum');
-        if (config.task.privacy.mode === 'record') this.deps.privacy?.checkResultEvent(institution, round, this.modelVersion, header.privacyEvent);
-      },
+      checkHeader: (institution, header) => this.checkUpdateHeader(institution, header),
     });
     this.secure = collection;
     const outcome = await collection.run();
@@ -381,11 +384,7 @@ export class RoundMachine extends EventEmitter {
       weightCap: weightCapFor(participants.map((p) => p.numTrainExamples)), minReports: config.minClients, board: this.deps.board,
       makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: this.modelVersion }),
       roundDeadlineMs: config.roundTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
-      checkHeader: (institution, header) => {
-        this.checkRound(header.envelope, this.modelVersion);
-        if (header.kind !== 'TRAIN_RESULT') throw invalidArgument('header.kind: expected TRAIN_RESULT');
-        if (config.task.privacy.mode === 'record') this.deps.privacy?.checkResultEvent(institution, round, this.modelVersion, header.privacyEvent);
-      },
+      checkHeader: (institution, header) => this.checkUpdateHeader(institution, header),
     });
     this.ckks = collection;
     const outcome = await collection.run();

@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
+import type { LedgerEvent } from '../privacy/ledger-event.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** Default tensor chunk: 4 MiB of payload per message. */
@@ -142,18 +143,9 @@ export interface TensorChunkMsg {
 
 export type ResultKindName = 'TRAIN_RESULT' | 'EVALUATE_RESULT' | 'CKKS_DECRYPTED_SUM';
 
-export interface PrivacyEventMsg {
-  institutionId: string;
-  runId: string;
-  round: number;
+/** A privacy event on the wire: the ledger's event (privacy/ledger-event.ts) and the institution's signature. */
+export interface PrivacyEventMsg extends Omit<LedgerEvent, 'mode'> {
   mode: string;
-  sampleRate: number;
-  noiseMultiplier: number;
-  steps: number;
-  clipNorm: number;
-  delta: number;
-  modelVersion: number;
-  time: string;
   signature: Uint8Array;
 }
 
