@@ -60,6 +60,8 @@ export class FederationClient extends EventEmitter {
   private ckksEncryptor: { keyHex: string; encryptor: CkksEncryptor } | null = null;
   /** The last update released per (run, round, model version): a retried round resends it instead of spending privacy again. */
   private lastRelease: Release | null = null;
+  /** Updates this client trained and released (a declined round or a re-sent update is not one). */
+  private releasesProduced = 0;
   /** Secure sums in progress, by run/round/collection: the protocol state and the vector to mask. */
   private readonly secureSums = new Map<string, { client: SecAggClient; vector: Uint32Array; header: ResultHeaderMsg }>();
 
@@ -139,6 +141,7 @@ export class FederationClient extends EventEmitter {
       if (task.kind === 'DONE') {
         result.doneMessage = task.message;
         result.declined = this.declinedForBudget;
+        result.roundsTrained = this.releasesProduced;
         this.log(`done: ${task.message}`);
         break;
       }
@@ -149,6 +152,12 @@ export class FederationClient extends EventEmitter {
         if (isStatus(error, grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION, grpc.status.PERMISSION_DENIED)) {
           this.log(`task ${task.kind} round ${task.envelope.round} refused by the coordinator: ${(error as grpc.ServiceError).details}`);
           this.emit('refused', { task, error });
+          continue;
+        }
+        if (!this.stopped && isStatus(error, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED, grpc.status.UNAUTHENTICATED)) {
+          // The coordinator went away mid-task (e.g. it restarted): the next pull reconnects and registers
+          // again, and a re-issued TRAIN re-sends the update already released (no new privacy spend).
+          this.log(`task ${task.kind} round ${task.envelope.round}: coordinator unreachable (${(error as grpc.ServiceError).details}); waiting for it to re-issue the task`);
           continue;
         }
         throw error;
@@ -174,7 +183,7 @@ export class FederationClient extends EventEmitter {
       switch (task.kind) {
         case 'TRAIN':
           await this.train(ctx, envelope, task.secagg ?? null, task.ckks && task.ckks.publicKey.length > 0 ? task.ckks : null);
-          result.roundsTrained++;
+          result.roundsTrained = this.releasesProduced;
           return;
         case 'EVALUATE':
           await this.evaluate(ctx, envelope, task.secagg ?? null);
@@ -282,6 +291,7 @@ export class FederationClient extends EventEmitter {
       release = await this.produceRelease(ctx, envelope, key);
       if (!release) return;
       this.lastRelease = release;
+      this.releasesProduced++;
     }
     const header: ResultHeaderMsg = { ...release.header, envelope };
     if (secagg) await this.sendSecureUpdate(ctx, envelope, secagg, release, header);
