@@ -87,7 +87,8 @@ export function federationHandlers(deps: ServiceDeps): grpc.UntypedServiceImplem
         }
         call.end();
       } catch (error) {
-        call.destroy(toServiceError(error) as grpc.ServiceError);
+        // grpc-js sends a server stream's status when an error is emitted on it (destroy() would leave the client waiting)
+        call.emit('error', toServiceError(error));
       }
     },
 

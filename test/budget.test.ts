@@ -75,6 +75,12 @@ describe('projectedRoundsLeft', () => {
     expect(k).toBeGreaterThan(0);
     expect(rdp.epsilon(rounds(k), DELTA).epsilon).toBeLessThanOrEqual(budget.epsilon);
     expect(rdp.epsilon(rounds(k + 1), DELTA).epsilon).toBeGreaterThan(budget.epsilon);
+    // The same answer as a linear scan, for every budget on a small grid.
+    for (const epsilon of [0.5, 1, 1.7, 2.2, 3]) {
+      let linear = 0;
+      while (rdp.epsilon(rounds(linear + 1), DELTA).epsilon <= epsilon) linear++;
+      expect(projectedRoundsLeft([], perRound, { epsilon, delta: DELTA }, rdp), `epsilon ${epsilon}`).toBe(linear);
+    }
   });
 
   it('is 0 when the budget is already spent or one round does not fit, and capped at maxRounds', () => {
@@ -83,6 +89,9 @@ describe('projectedRoundsLeft', () => {
     expect(projectedRoundsLeft([], round, { epsilon: rdp.epsilon([round], DELTA).epsilon * 0.99, delta: DELTA }, rdp)).toBe(0);
     const tiny: MechanismEvent = { sampleRate: 0.001, noiseMultiplier: 5, steps: 1 };
     expect(projectedRoundsLeft([], tiny, { epsilon: 50, delta: DELTA }, rdp, 100)).toBe(100);
+    expect(projectedRoundsLeft([], tiny, { epsilon: 50, delta: DELTA }, rdp, 64)).toBe(64);
+    expect(projectedRoundsLeft([], tiny, { epsilon: 50, delta: DELTA }, rdp, 1)).toBe(1);
+    expect(projectedRoundsLeft([], tiny, { epsilon: 50, delta: DELTA }, rdp, 0)).toBe(0);
     expect(() => projectedRoundsLeft([], round, { epsilon: 1, delta: DELTA }, rdp, -1)).toThrow(/maxRounds/);
     expect(() => projectedRoundsLeft([], [], { epsilon: 1, delta: DELTA }, rdp)).toThrow(/perRoundEvent/);
   });

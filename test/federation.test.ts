@@ -157,20 +157,22 @@ describe('federation over real gRPC', () => {
     // bank started slowly). Sampling takes every live institution, so all three are in it.
     const registered = () => (coordinator!.store.db.prepare('SELECT COUNT(*) AS n FROM institutions').get() as { n: number }).n;
     const victim = 'bank-2';
-    const killedIn = await within(new Promise<number>((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    const killedIn = await within(new Promise<number>((resolve, reject) => {
       let target = 0;
-      const timer = setInterval(() => {
+      timer = setInterval(() => {
+        const early = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
+        if (early >= 0) reject(new Error(`${banks[early]} exited early (${children[early].exitCode ?? children[early].signalCode})`));
         const { phase, round } = coordinator!.machine.status;
         if (target === 0 && registered() === 3) target = Math.max(2, phase === 'waiting' || phase === 'starting' ? round : round + 1);
         if (target > 0 && round === target && phase === 'training') {
-          clearInterval(timer);
           children[1].kill('SIGKILL');
           resolve(round);
         }
       }, 2);
     }), 60_000, 'the victim round to start training').catch((error: Error) => {
       throw new Error(`${error.message}; status ${JSON.stringify(coordinator!.machine.status)}, ${registered()} registered; bank logs: ${logs.join('').slice(-3000)}`);
-    });
+    }).finally(() => clearInterval(timer));
     expect(killedIn).toBeLessThanOrEqual(3);
 
     await within(coordinator.finished, 60_000, `the run to finish (logs: ${logs.join('').slice(-2000)})`);

@@ -1,0 +1,211 @@
+// Named tensors in chunked streams: a > 64 MiB model through a real federation round without raising the
+// 4 MiB message cap, and the reassembly rules of proto/tensor-stream.ts (each violation names its field).
+import * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Coordinator } from '../coordinator/coordinator-server.ts';
+import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
+import { generateIdentity } from '../privacy/identity.ts';
+import { parameterCount } from '../proto/model-spec.ts';
+import { registrationMessage } from '../proto/registration.ts';
+import { chunkTensors, TensorAssembler, TensorStreamError, type NamedTensor } from '../proto/tensor-stream.ts';
+import { CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, federationClientConstructor, type TensorChunkMsg } from '../proto/wire.ts';
+import {
+  ShiftLearner,
+  cleanUp,
+  expectedFedAvg,
+  makeInstitution,
+  runConfig,
+  start,
+  startTestCoordinator,
+  tempDir,
+  within,
+  type TestInstitution,
+} from './helpers/federation-fixture.ts';
+
+const MIB = 1024 * 1024;
+
+function tensor(name: string, shape: number[], data: NamedTensor['data']): NamedTensor {
+  const dtype = data instanceof Float32Array ? 'FLOAT32' : data instanceof Int32Array ? 'INT32' : data instanceof Uint32Array ? 'UINT32' : 'FLOAT64';
+  return { name, shape, dtype, data };
+}
+
+function streamError(fn: () => void): TensorStreamError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(TensorStreamError);
+    return error as TensorStreamError;
+  }
+  throw new Error('expected a TensorStreamError, nothing was thrown');
+}
+
+describe('chunkTensors / TensorAssembler', () => {
+  const a = tensor('dense_0/kernel', [3, 5], Float32Array.from({ length: 15 }, (_, i) => i * 0.5 - 3));
+  const b = tensor('counts', [7], Uint32Array.from({ length: 7 }, (_, i) => i * 1000 + 1));
+  const c = tensor('wide', [2, 3], Float64Array.from([Math.PI, -Math.E, 1e-300, 1e300, 0, -0]));
+
+  it('round-trips several tensors of every dtype through chunks of a few bytes, each chunk within the size', () => {
+    for (const size of [8, 12, 13, 64, DEFAULT_CHUNK_BYTES]) {
+      const chunks = [...chunkTensors([a, b, c], size)];
+      for (const chunk of chunks) {
+        expect(chunk.data.length).toBeLessThanOrEqual(size);
+        expect(chunk.data.length % (chunk.dtype === 'FLOAT64' ? 8 : 4)).toBe(0);
+        expect(chunk.tensorCount).toBe(3);
+      }
+      const assembler = new TensorAssembler();
+      for (const chunk of chunks) assembler.push(chunk);
+      const out = assembler.finish(3);
+      expect(out.map((t) => [t.name, t.shape, t.dtype])).toEqual([[a.name, a.shape, 'FLOAT32'], [b.name, b.shape, 'UINT32'], [c.name, c.shape, 'FLOAT64']]);
+      expect(out[0].data).toEqual(a.data);
+      expect(out[1].data).toEqual(b.data);
+      expect(out[2].data).toEqual(c.data);
+    }
+    // chunks are views: the sender never copies a tensor
+    const first = chunkTensors([a], 16).next().value as TensorChunkMsg;
+    expect(first.data.buffer).toBe(a.data.buffer);
+    expect(() => [...chunkTensors([a], 4)]).toThrow(/chunk size/);
+  });
+
+  it('an out-of-order offset throws naming offset', () => {
+    const chunks = [...chunkTensors([a], 16)];
+    const assembler = new TensorAssembler();
+    assembler.push(chunks[0]);
+    const error = streamError(() => assembler.push(chunks[2]));
+    expect(error.field).toBe('offset');
+    expect(error.message).toMatch(/offset/);
+    // a first chunk that does not start at 0
+    expect(streamError(() => new TensorAssembler().push(chunks[1])).field).toBe('offset');
+  });
+
+  it('a total_bytes that does not match the shape throws naming total_bytes', () => {
+    const [first] = [...chunkTensors([a], 16)];
+    const error = streamError(() => new TensorAssembler().push({ ...first, totalBytes: first.totalBytes + 4 }));
+    expect(error.field).toBe('total_bytes');
+    expect(error.message).toMatch(/total_bytes/);
+    // more bytes than announced
+    const liar = { ...first, shape: [1, 1], totalBytes: 4 };
+    expect(streamError(() => new TensorAssembler().push(liar)).field).toBe('data');
+    // and a stream larger than the receiver allows
+    expect(streamError(() => new TensorAssembler(undefined, 32).push(first)).field).toBe('total_bytes');
+  });
+
+  it('a truncated stream throws at finish, naming the incomplete tensor', () => {
+    const chunks = [...chunkTensors([a, b], 16)];
+    const assembler = new TensorAssembler();
+    for (const chunk of chunks.slice(0, 2)) assembler.push(chunk);
+    const error = streamError(() => assembler.finish());
+    expect(error.field).toBe('data');
+    expect(error.message).toMatch(/dense_0\/kernel.*incomplete/);
+    // a stream that stops between tensors
+    const whole = new TensorAssembler();
+    for (const chunk of [...chunkTensors([a], 16)]) whole.push({ ...chunk, tensorCount: 2 });
+    const short = streamError(() => whole.finish());
+    expect(short.field).toBe('tensor_count');
+    expect(short.message).toMatch(/expected 2 tensors, received 1/);
+  });
+
+  it('a tensor_count that changes mid-stream, or differs from what the receiver expects, throws naming tensor_count', () => {
+    const chunks = [...chunkTensors([a, b], 16)];
+    const assembler = new TensorAssembler();
+    assembler.push(chunks[0]);
+    const error = streamError(() => assembler.push({ ...chunks[1], tensorCount: 5 }));
+    expect(error.field).toBe('tensor_count');
+    expect(error.message).toMatch(/tensor_count/);
+    const complete = new TensorAssembler();
+    for (const chunk of chunks) complete.push(chunk);
+    expect(streamError(() => complete.finish(3)).field).toBe('tensor_count');
+  });
+
+  it('a chunk of another tensor before the current one is complete, or a skipped tensor_index, is refused', () => {
+    const chunks = [...chunkTensors([a, b], 16)];
+    const first = new TensorAssembler();
+    first.push(chunks[0]);
+    const bStart = chunks.findIndex((ch) => ch.name === 'counts');
+    expect(streamError(() => first.push(chunks[bStart])).field).toBe('name');
+    expect(streamError(() => new TensorAssembler().push(chunks[bStart])).field).toBe('tensor_index');
+    // the receiver's own check sees name, shape and dtype with the first chunk
+    const picky = new TensorAssembler((name) => {
+      if (name !== 'expected') throw new Error(`tensor.name: unexpected "${name}"`);
+    });
+    expect(() => picky.push(chunks[0])).toThrow(/tensor.name/);
+  });
+});
+
+describe('a > 64 MiB model through a federation round over real gRPC', () => {
+  let dir: string | undefined;
+  let coordinator: Coordinator | undefined;
+  let institutions: TestInstitution[] = [];
+
+  afterAll(async () => {
+    await cleanUp({ institutions, coordinators: [coordinator], dir });
+  });
+
+  it('2 clients, 1 round: the committed model equals the aggregate exactly; no chunk exceeds 4 MiB; the cap is not raised', async () => {
+    expect(DEFAULT_CHUNK_BYTES).toBe(4 * MIB);
+    expect(MAX_MESSAGE_BYTES).toBe(4 * MIB + 64 * 1024);
+    dir = tempDir('dpfed-large-');
+    const config = runConfig(['--rounds', '1', '--min-clients', '2', '--privacy', 'off', '--model', 'mlp:4096', '--features', '4096',
+      '--round-timeout', '60', '--phase-timeout', '60']);
+    expect(config.modelSpec).toEqual({ kind: 'mlp', inputDim: 4096, hidden: [{ units: 4096, activation: 'relu' }] });
+    const parameters = parameterCount(config.modelSpec);
+    expect(parameters * 4).toBeGreaterThan(64 * MIB);
+
+    coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
+    const address = `127.0.0.1:${coordinator.port}`;
+    const clients = [{ shift: 0.125, weight: 64 }, { shift: -0.5, weight: 192 }];
+    institutions = clients.map((c, k) => makeInstitution({ id: `bank-${k + 1}`, address, learner: new ShiftLearner(c.shift, c.weight) }));
+    const results = await within(start(institutions), 100_000, 'the large-model round');
+    await coordinator.finished;
+    expect(results.map((r) => [r.roundsTrained, r.roundsEvaluated])).toEqual([[1, 1], [1, 1]]);
+
+    const { store, runId } = coordinator;
+    expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([[1, 2]]);
+    const initial = store.model(runId, 0)!.parameters;
+    const committed = store.model(runId, 1)!.parameters;
+    expect(committed.length).toBe(parameters);
+    const expected = expectedFedAvg(initial, clients);
+    let mismatches = 0;
+    for (let i = 0; i < parameters; i++) if (committed[i] !== expected[i]) mismatches++;
+    expect(mismatches).toBe(0);
+
+    // What crosses the wire: an observer downloads the committed model over a raw stream and measures
+    // every chunk, asking for 64 MiB chunks (the server holds them to its 4 MiB default).
+    const observer = generateIdentity();
+    const nonce = randomBytes(16);
+    const connection = new CoordinatorConnection(address);
+    const registration = await connection.register({
+      institutionId: 'observer', identityPublicKey: observer.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 1,
+      clientVersion: 'test', signature: observer.sign(registrationMessage('observer', observer.publicKey, nonce)), nonce,
+    });
+    connection.close();
+    const Client = federationClientConstructor();
+    const raw = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as grpc.Client & Record<string, (request: unknown) => grpc.ClientReadableStream<TensorChunkMsg>>;
+    const sizes: number[] = [];
+    const assembler = new TensorAssembler();
+    await new Promise<void>((resolve, reject) => {
+      const call = raw.DownloadModel({ envelope: { runId, round: 2, modelVersion: 1, institutionId: 'observer', session: registration.session }, chunkBytes: 64 * MIB });
+      call.on('data', (chunk: TensorChunkMsg) => {
+        sizes.push(chunk.data.length);
+        assembler.push(chunk);
+      });
+      call.on('error', reject);
+      call.on('end', resolve);
+    });
+    raw.close();
+    expect(Math.max(...sizes)).toBe(4 * MIB);
+    expect(sizes.reduce((x, y) => x + y, 0)).toBe(parameters * 4);
+    expect(sizes.length).toBeGreaterThanOrEqual(16);
+    const downloaded = assembler.finish(4);
+    expect(downloaded.map((t) => t.name)).toEqual(['dense_0/kernel', 'dense_0/bias', 'dense_1/kernel', 'dense_1/bias']);
+    let offset = 0;
+    let same = true;
+    for (const t of downloaded) {
+      const values = t.data as Float32Array;
+      for (let i = 0; i < values.length; i++) if (values[i] !== committed[offset + i]) same = false;
+      offset += values.length;
+    }
+    expect(same).toBe(true);
+  });
+});
