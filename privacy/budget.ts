@@ -75,8 +75,8 @@ function repeatRound(perRound: readonly MechanismEvent[], rounds: number): Mecha
 }
 
 /** The largest number of further rounds, each made of `perRoundEvent`(s), that keeps the composed ε within the
- * budget; 0 when even one round would exceed it, `maxRounds` when that many still fit. Binary search: ε grows
- * with the number of rounds. */
+ * budget; 0 when even one round would exceed it, `maxRounds` when that many still fit. Galloping then binary
+ * search: ε grows with the number of rounds. */
 export function projectedRoundsLeft(
   spentEvents: readonly MechanismEvent[],
   perRoundEvent: MechanismEvent | readonly MechanismEvent[],
@@ -93,9 +93,18 @@ export function projectedRoundsLeft(
   const fits = (rounds: number) =>
     composedEpsilon([...spentEvents, ...repeatRound(perRound, rounds)], budget.delta, accountant).epsilon <= budget.epsilon;
   if (maxRounds === 0 || !fits(1)) return 0;
-  if (fits(maxRounds)) return maxRounds;
+  // Gallop 1, 2, 4, … to bracket the answer (cheap: small step counts first), then bisect.
   let low = 1; // fits
-  let high = maxRounds; // does not fit
+  let high = 2;
+  while (high <= maxRounds && fits(high)) {
+    low = high;
+    high *= 2;
+  }
+  if (low === maxRounds) return maxRounds;
+  if (high > maxRounds) {
+    if (fits(maxRounds)) return maxRounds;
+    high = maxRounds; // does not fit
+  }
   while (high - low > 1) {
     const mid = Math.floor((low + high) / 2);
     if (fits(mid)) low = mid;
