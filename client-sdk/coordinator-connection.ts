@@ -1,12 +1,13 @@
 // The institution's side of the wire: promise-returning calls to the coordinator, model download into
 // one preallocated copy, and result upload in chunks with back-pressure. Only outbound connections.
 import * as grpc from '@grpc/grpc-js';
-import { chunkTensors, TensorAssembler, type NamedTensor } from '../proto/tensor-stream.ts';
+import { chunkTensors, TensorAssembler, type NamedTensor, type TensorData } from '../proto/tensor-stream.ts';
 import {
   CHANNEL_OPTIONS,
   DEFAULT_CHUNK_BYTES,
   federationClientConstructor,
   type AckMsg,
+  type DTypeName,
   type DeclineRequestMsg,
   type Envelope,
   type RegisterRequest,
@@ -58,9 +59,9 @@ export class CoordinatorConnection {
   }
 
   /** Downloads the model of `envelope` as named tensors (one copy, filled chunk by chunk). */
-  downloadModel(envelope: Envelope, chunkBytes = DEFAULT_CHUNK_BYTES, artifact = ''): Promise<NamedTensor[]> {
+  downloadModel(envelope: Envelope, chunkBytes = DEFAULT_CHUNK_BYTES, artifact = '', place?: (index: number, dtype: DTypeName, byteLength: number) => TensorData | undefined): Promise<NamedTensor[]> {
     return new Promise((resolve, reject) => {
-      const assembler = new TensorAssembler();
+      const assembler = new TensorAssembler(undefined, Number.MAX_SAFE_INTEGER, place);
       const call = this.client.DownloadModel({ envelope, chunkBytes, artifact }) as grpc.ClientReadableStream<TensorChunkMsg>;
       let failed = false;
       call.on('data', (chunk: TensorChunkMsg) => {

@@ -60,6 +60,8 @@ export class FederationClient extends EventEmitter {
   private ckksEncryptor: { keyHex: string; encryptor: CkksEncryptor } | null = null;
   /** The last update released per (run, round, model version): a retried round resends it instead of spending privacy again. */
   private lastRelease: Release | null = null;
+  /** The last two models received, by the coordinator's model id (the candidate evaluated, then trained from). */
+  private readonly models: { id: string; values: Float32Array }[] = [];
   /** Updates this client trained and released (a declined round or a re-sent update is not one). */
   private releasesProduced = 0;
   /** Secure sums in progress, by run/round/collection: the protocol state and the vector to mask. */
@@ -173,6 +175,7 @@ export class FederationClient extends EventEmitter {
       modelVersion: task.envelope.modelVersion,
       spec: parseModelSpec(task.modelSpecJson),
       config: parseTaskConfig(task.configJson),
+      modelId: task.modelId,
     };
   }
 
@@ -265,18 +268,32 @@ export class FederationClient extends EventEmitter {
     }
   }
 
-  private async downloadFlat(envelope: Envelope, spec: ModelSpec): Promise<Float32Array> {
-    const tensors = await this.connection.downloadModel(envelope);
+  /**
+   * The model a task refers to, as one flat vector (read-only: learners must not modify it). Received
+   * straight into that vector; a model already held under the task's model id is not downloaded again
+   * (a round's training model is the previous round's evaluated candidate).
+   */
+  private async downloadFlat(envelope: Envelope, spec: ModelSpec, modelId: string): Promise<Float32Array> {
+    const cached = modelId ? this.models.find((m) => m.id === modelId) : undefined;
+    if (cached) return cached.values;
     const shapes = parameterShapes(spec);
     const flat = new Float32Array(parameterCount(spec));
-    let offset = 0;
-    shapes.forEach(({ name }, i) => {
-      const t = tensors[i];
-      if (!t || t.name !== name || !(t.data instanceof Float32Array)) throw new Error(`model download: expected tensor "${name}" at position ${i}`);
-      flat.set(t.data, offset);
-      offset += t.data.length;
+    const offsets: number[] = [];
+    shapes.reduce((offset, p) => (offsets.push(offset), offset + p.shape.reduce((a, b) => a * b, 1)), 0);
+    const tensors = await this.connection.downloadModel(envelope, undefined, '', (index, dtype, byteLength) => {
+      const size = shapes[index] ? shapes[index].shape.reduce((a, b) => a * b, 1) : -1;
+      return dtype === 'FLOAT32' && byteLength === size * 4 ? flat.subarray(offsets[index], offsets[index] + size) : undefined;
     });
-    if (offset !== flat.length) throw new Error(`model download: expected ${flat.length} parameters, got ${offset}`);
+    shapes.forEach(({ name, shape }, i) => {
+      const t = tensors[i];
+      const size = shape.reduce((a, b) => a * b, 1);
+      if (!t || t.name !== name || t.data.buffer !== flat.buffer || t.data.length !== size) throw new Error(`model download: expected tensor "${name}" [${shape.join(',')}] at position ${i}`);
+    });
+    if (tensors.length !== shapes.length) throw new Error(`model download: expected ${shapes.length} tensors, got ${tensors.length}`);
+    if (modelId) {
+      this.models.unshift({ id: modelId, values: flat });
+      this.models.length = Math.min(this.models.length, 2);
+    }
     return flat;
   }
 
@@ -313,7 +330,7 @@ export class FederationClient extends EventEmitter {
       }
       noiseMultiplier = decision.noiseMultiplier;
     }
-    const global = await this.downloadFlat(envelope, ctx.spec);
+    const global = await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? '');
     const t0 = performance.now();
     const outcome = await this.options.learner.train(global, ctx, noiseMultiplier);
     const delta = outcome.params;
@@ -419,7 +436,7 @@ export class FederationClient extends EventEmitter {
   }
 
   private async evaluate(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg | null): Promise<void> {
-    const model = await this.downloadFlat(envelope, ctx.spec);
+    const model = await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? '');
     const outcome = await this.options.learner.evaluate(model, ctx);
     if (secagg) {
       const vector = encodeEvaluation(outcome.histogram, outcome.loss, outcome.accuracy, outcome.numExamples);

@@ -10,6 +10,8 @@ export interface TaskContext {
   modelVersion: number;
   spec: ModelSpec;
   config: TaskConfig;
+  /** The coordinator's id of the exact model of this task ('' when none). */
+  modelId?: string;
 }
 
 /** The mechanism a record-level DP training run executed, as the institution accounts it. */
@@ -38,6 +40,7 @@ export interface EvalOutcome {
 
 export interface Learner {
   readonly numTrainExamples: number;
+  /** `global` and `model` are shared with the client's model cache: read them, never modify them. */
   train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome>;
   evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome>;
   /** Local DP-SGD steps and sample rate a round of this task would take (for budget projection). */

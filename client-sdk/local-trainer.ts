@@ -1,19 +1,24 @@
 // The institution's local training loop and evaluation, on the network of a ModelSpec.
 //
-// Batches are built by copying rows out of the training set's Float32Array into a reused buffer and
-// uploading that (measured here about 2x faster on wasm than slicing batches out of one large tensor).
-// Optimisers: SGD or Adam (fresh state every round), an optional FedProx term μ/2·|w − w_global|², and, in
-// record-level privacy mode, DP-SGD (Poisson sampling, ghost clipping, Gaussian noise) with
-// round(localEpochs / q) steps per round, q = batchSize / n.
+// Batches are built by copying rows out of the training set's Float32Array into a reused buffer (measured
+// here about 2x faster on wasm than slicing batches out of one large tensor). Both paths run the same
+// network step (mlp-network.ts step(): tfjs for the matrix products, JS for the rest) and the same JS
+// optimiser on the flat parameter vector (flat-optimizer.ts): SGD or Adam (fresh state every round), an
+// optional FedProx term μ/2·|w − w_global|². In record-level privacy mode, DP-SGD (Poisson sampling, ghost
+// clipping, Gaussian noise) runs round(localEpochs / q) steps per round, q = batchSize / n; the only extra
+// work in a private step is JS (clip factors, snapping and adding the noise), and the noise integers are
+// drawn ahead of time by a worker thread (privacy/noise-pool.ts) that the trainer keeps between rounds
+// and stops in dispose().
 //
 // The reported training `loss` is computed on the raw data and is not differentially private; in record
 // mode it must stay inside the institution.
-import type { Optimizer, Tensor, Tensor2D } from '@tensorflow/tfjs';
 import type { ModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import type { TaskConfig } from '../proto/task-config.ts';
 import { aucFromHistogram, exactAuc, histogramOfScores, type ScoreHistogram } from '../privacy/auc-histogram.ts';
 import { DpSgd } from '../privacy/dp-sgd.ts';
+import { DiscreteGaussianPool } from '../privacy/noise-pool.ts';
+import { FlatOptimizer } from './flat-optimizer.ts';
 import { MlpNetwork } from './mlp-network.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -106,7 +111,8 @@ class BatchBuilder {
     this.y = new Float32Array(capacity);
   }
 
-  build(tf: Tf, indices: Int32Array, from: number, to: number): { x: Tensor2D; y: Tensor2D } {
+  /** Row-major features and labels of the rows; the arrays are reused by the next call. */
+  build(indices: Int32Array, from: number, to: number): { x: Float32Array; y: Float32Array; rows: number } {
     const { dim, x: source, y: labels } = this.data;
     const rows = to - from;
     if (rows > this.y.length) {
@@ -118,108 +124,117 @@ class BatchBuilder {
       this.x.set(source.subarray(row * dim, row * dim + dim), r * dim);
       this.y[r] = labels[row];
     }
-    // Fresh copies: the cpu backend keeps the array it is given, and the buffers are reused.
-    return { x: tf.tensor2d(this.x.slice(0, rows * dim), [rows, dim]), y: tf.tensor2d(this.y.slice(0, rows), [rows, 1]) };
+    return { x: this.x, y: this.y, rows };
   }
+}
+
+export interface LocalTrainerOptions {
+  /** Draw DP noise ahead of time in a worker thread (default true); false draws it in the training thread. */
+  noiseWorker?: boolean;
 }
 
 export class LocalTrainer {
   readonly network: MlpNetwork;
+  private pool: DiscreteGaussianPool | null = null;
 
   constructor(
     private readonly tf: Tf,
     readonly spec: ModelSpec,
+    private readonly options: LocalTrainerOptions = {},
   ) {
     this.network = new MlpNetwork(tf, spec);
   }
 
-  private makeOptimizer(config: TrainingConfig): Optimizer {
-    return config.optimizer === 'adam' ? this.tf.train.adam(config.learningRate) : this.tf.train.sgd(config.learningRate);
+  /** The noise pool of the current DP scale (kept across rounds; replaced when σ, C or the model change). */
+  private noiseSourceFor(scale: number): DiscreteGaussianPool {
+    if (this.pool?.scale !== scale) {
+      void this.pool?.dispose();
+      this.pool = new DiscreteGaussianPool(scale, { worker: this.options.noiseWorker ?? true });
+    }
+    return this.pool;
+  }
+
+  /** The DP noise pool in use (null before the first private round or after dispose()). */
+  get noisePool(): DiscreteGaussianPool | null {
+    return this.pool;
   }
 
   /** Trains from the global parameters on the local data; returns the new parameters and what was done. */
   train(globalFlat: Float32Array, data: TrainingData, options: TrainOptions): TrainResult {
-    const tf = this.tf;
     const { config } = options;
     checkConfig(config);
     checkData(data, this.spec);
     const started = performance.now();
-    this.network.setParameters(globalFlat);
-    const variables = this.network.variables;
-    const optimizer = this.makeOptimizer(config);
+    const network = this.network;
+    network.setParameters(globalFlat);
+    const params = network.parameters;
+    const optimizer = new FlatOptimizer(config.optimizer, config.learningRate, network.size);
     const mu = config.proximalMu;
-    const globals = mu > 0 ? variables.map((v, i) => tf.tensor(globalFlat.subarray(this.offset(i), this.offset(i) + v.size), v.shape)) : [];
-    const apply = (gradients: Tensor[]) => {
-      const withProx = mu > 0 ? gradients.map((g, i) => tf.add(g, tf.mul(tf.sub(variables[i], globals[i]), mu))) : gradients;
-      optimizer.applyGradients(variables.map((v, i) => ({ name: v.name, tensor: withProx[i] })));
+    const global = Float32Array.from(globalFlat);
+    const apply = (gradient: Float32Array) => {
+      if (mu > 0) for (let i = 0; i < params.length; i++) gradient[i] += mu * (params[i] - global[i]);
+      optimizer.apply(params, gradient);
+      network.parametersChanged();
     };
     let lossTotal = 0;
     let examplesProcessed = 0;
     let steps = 0;
-    const record = config.privacy.mode === 'record';
     const result: Partial<TrainResult> = { sampleRate: 0, noiseMultiplier: 0, clipNorm: 0 };
-    try {
-      if (record) {
-        const clipNorm = config.privacy.record?.clipNorm;
-        if (clipNorm === undefined) throw new Error('training config: privacy.record.clipNorm is required in record mode');
-        const noiseMultiplier = options.noiseMultiplier;
-        if (noiseMultiplier === undefined) throw new Error('train: a noiseMultiplier is required in record privacy mode');
-        const sampleRate = Math.min(1, config.batchSize / data.n);
-        const dp = new DpSgd(tf, { clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n }, this.network.shapes.map((s) => s.shape));
-        const totalSteps = Math.max(1, Math.round(config.localEpochs / sampleRate));
-        const batches = new BatchBuilder(data, Math.ceil(config.batchSize * 1.5) + 16);
-        for (let s = 0; s < totalSteps; s++) {
-          const { batchSize } = dp.step((indices) => {
-            const { x, y } = batches.build(tf, indices, 0, indices.length);
-            const pass = this.network.backward(x, y, 1);
-            lossTotal += pass.lossSum.dataSync()[0];
-            return pass.traces;
-          }, apply);
-          examplesProcessed += batchSize;
+    if (config.privacy.mode === 'record') {
+      const clipNorm = config.privacy.record?.clipNorm;
+      if (clipNorm === undefined) throw new Error('training config: privacy.record.clipNorm is required in record mode');
+      const noiseMultiplier = options.noiseMultiplier;
+      if (noiseMultiplier === undefined) throw new Error('train: a noiseMultiplier is required in record privacy mode');
+      const sampleRate = Math.min(1, config.batchSize / data.n);
+      const dp = new DpSgd(this.tf, { clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n }, network.shapes.map((s) => s.shape), {
+        noise: (scale) => this.noiseSourceFor(scale),
+      });
+      const totalSteps = Math.max(1, Math.round(config.localEpochs / sampleRate));
+      const batches = new BatchBuilder(data, Math.ceil(config.batchSize * 1.5) + 16);
+      const empty = new Float32Array(network.size);
+      for (let s = 0; s < totalSteps; s++) {
+        const indices = dp.sample();
+        let clippedSum: Float32Array = empty.fill(0);
+        if (indices.length > 0) {
+          const { x, y, rows } = batches.build(indices, 0, indices.length);
+          const out = network.step(x, y, rows, clipNorm);
+          lossTotal += out.lossSum;
+          clippedSum = out.gradient;
         }
-        steps = dp.steps;
-        Object.assign(result, { sampleRate, noiseMultiplier, clipNorm });
-      } else {
-        const random = new SeededRandom(`${config.seed}/local-train/${options.round ?? 0}`);
-        const order = new Int32Array(data.n);
-        for (let i = 0; i < data.n; i++) order[i] = i;
-        const perEpoch = Math.ceil(data.n / config.batchSize);
-        const totalSteps = Math.max(1, Math.round(config.localEpochs * perEpoch));
-        const batches = new BatchBuilder(data, config.batchSize);
-        for (let s = 0; s < totalSteps; s++) {
-          const k = s % perEpoch;
-          if (k === 0) random.shuffle(order);
-          const from = k * config.batchSize;
-          const to = Math.min(data.n, from + config.batchSize);
-          tf.tidy(() => {
-            const { x, y } = batches.build(tf, order, from, to);
-            const pass = this.network.backward(x, y, 1 / (to - from));
-            lossTotal += pass.lossSum.dataSync()[0];
-            apply(this.network.gradientSum(pass));
-          });
-          examplesProcessed += to - from;
-        }
-        steps = totalSteps;
+        apply(dp.finishStep(clippedSum));
+        examplesProcessed += indices.length;
       }
-    } finally {
-      optimizer.dispose();
-      tf.dispose(globals);
+      steps = dp.steps;
+      Object.assign(result, { sampleRate, noiseMultiplier, clipNorm });
+    } else {
+      const random = new SeededRandom(`${config.seed}/local-train/${options.round ?? 0}`);
+      const order = new Int32Array(data.n);
+      for (let i = 0; i < data.n; i++) order[i] = i;
+      const perEpoch = Math.ceil(data.n / config.batchSize);
+      const totalSteps = Math.max(1, Math.round(config.localEpochs * perEpoch));
+      const batches = new BatchBuilder(data, config.batchSize);
+      for (let s = 0; s < totalSteps; s++) {
+        const k = s % perEpoch;
+        if (k === 0) random.shuffle(order);
+        const from = k * config.batchSize;
+        const to = Math.min(data.n, from + config.batchSize);
+        const { x, y, rows } = batches.build(order, from, to);
+        const out = network.step(x, y, rows);
+        lossTotal += out.lossSum;
+        apply(out.gradient);
+        examplesProcessed += rows;
+      }
+      steps = totalSteps;
     }
     return {
       ...(result as Pick<TrainResult, 'sampleRate' | 'noiseMultiplier' | 'clipNorm'>),
-      params: this.network.getParameters(),
+      params: network.getParameters(),
       numExamples: data.n,
       loss: examplesProcessed > 0 ? lossTotal / examplesProcessed : NaN,
       steps,
       examplesProcessed,
       seconds: (performance.now() - started) / 1000,
     };
-  }
-
-  private offset(parameterIndex: number): number {
-    let offset = 0;
-    for (let i = 0; i < parameterIndex; i++) offset += this.network.shapes[i].shape.reduce((a, b) => a * b, 1);
-    return offset;
   }
 
   /** Logits of every row, in row order. */
@@ -261,7 +276,10 @@ export class LocalTrainer {
     };
   }
 
+  /** Frees the network's tensors and stops the noise worker. */
   dispose(): void {
     this.network.dispose();
+    void this.pool?.dispose();
+    this.pool = null;
   }
 }

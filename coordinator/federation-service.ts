@@ -110,7 +110,7 @@ export function federationHandlers(deps: ServiceDeps): grpc.UntypedServiceImplem
             if (!chunk.header) throw invalidArgument('header: the first message of a result must be its header');
             const institution = registry.authenticate(chunk.header.envelope);
             sink = deps.machine().openResult(institution, chunk.header);
-            assembler = new TensorAssembler(sink.expectTensor, 2 ** 40);
+            assembler = new TensorAssembler(sink.expectTensor, 2 ** 40, sink.place);
             return;
           }
           if (!chunk.tensor) throw invalidArgument('tensor: expected tensor chunks after the header');

@@ -1,6 +1,7 @@
 // The round loop of one run: wait for enough institutions → sample → train → collect until the deadline
 // → aggregate → evaluate → commit. It owns the phases; strategies, privacy and secure aggregation plug in
 // through small interfaces. Every message is checked against the run, round and model version it claims.
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { addHistograms, aucFromHistogram, emptyHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
 import { distributedNoiseAccounting } from '../privacy/distributed-noise.ts';
@@ -12,7 +13,7 @@ import { SecureCollection } from './secure-collection.ts';
 import { CkksCollection, type CkksKey } from './ckks-collection.ts';
 import { parameterShapes, unflattenParameters, type ModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
-import type { NamedTensor } from '../proto/tensor-stream.ts';
+import type { NamedTensor, TensorData } from '../proto/tensor-stream.ts';
 import type { TaskConfig } from '../proto/task-config.ts';
 import type { DeclineRequestMsg, DTypeName, Envelope, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
 import type { CoordinatorStore, ParticipantRecord } from './coordinator-store.ts';
@@ -48,11 +49,15 @@ export interface RoundSummary {
   seconds: number;
   institutions: { id: string; auc: number; examples: number }[];
   dropped: string[];
+  /** Where the round's time went, in ms: training collection and aggregation, evaluation, the SQLite commit. */
+  phaseMs: { train: number; evaluate: number; commit: number };
 }
 
 /** A result stream being received: validates tensors as they arrive, then hands the whole result over. */
 export interface ResultSink {
   tensorCount: number;
+  /** Optional: where each tensor's bytes are received (views into one flat buffer). */
+  place?: (index: number, dtype: DTypeName, byteLength: number) => TensorData | undefined;
   expectTensor(name: string, shape: readonly number[], dtype: DTypeName, index: number): void;
   finish(tensors: NamedTensor[]): void;
   fail(reason: string): void;
@@ -87,6 +92,9 @@ export class RoundMachine extends EventEmitter {
   private modelVersion = 0;
   private global: Float32Array;
   private candidate: Float32Array | null = null;
+  /** Random ids of the global model and the candidate: clients key their model cache on them (never on the version alone, which a re-run round reuses). */
+  private globalId = randomBytes(12).toString('hex');
+  private candidateId = '';
   private trainPhase: PhaseCollector<TrainReport> | null = null;
   private evalPhase: PhaseCollector<EvalReport> | null = null;
   private secure: SecureCollection | null = null;
@@ -188,6 +196,8 @@ export class RoundMachine extends EventEmitter {
       return null;
     }
     this.candidate = trained.next;
+    this.candidateId = randomBytes(12).toString('hex');
+    const tTrained = performance.now();
 
     // ---- evaluate the new global model ----
     this.phase = 'evaluating';
@@ -195,6 +205,7 @@ export class RoundMachine extends EventEmitter {
     if (this.stopped) return null;
 
     // ---- commit ----
+    const tEvaluated = performance.now();
     this.phase = 'committing';
     const metrics = [...trained.metrics, ...evaluated.metrics];
     const { totals } = evaluated;
@@ -227,6 +238,7 @@ export class RoundMachine extends EventEmitter {
       ledgerWrites,
     );
     this.global = trained.next;
+    this.globalId = this.candidateId;
     this.candidate = null;
     this.modelVersion = round;
     return {
@@ -239,6 +251,7 @@ export class RoundMachine extends EventEmitter {
       seconds,
       institutions: evaluated.perInstitution.sort((a, b) => a.id.localeCompare(b.id)),
       dropped: trained.participants.filter((p) => p.status !== 'reported').map((p) => p.institutionId),
+      phaseMs: { train: tTrained - t0, evaluate: tEvaluated - tTrained, commit: performance.now() - tEvaluated },
     };
   }
 
@@ -475,6 +488,7 @@ export class RoundMachine extends EventEmitter {
       retryAfterMs: o.retryAfterMs ?? 0,
       message: o.message ?? '',
       secagg: null,
+      modelId: (o.modelVersion ?? this.modelVersion) === this.modelVersion ? this.globalId : this.candidate && o.modelVersion === this.round ? this.candidateId : '',
     };
   }
 
@@ -548,6 +562,10 @@ export class RoundMachine extends EventEmitter {
     if (this.deps.config.task.privacy.mode === 'record') {
       this.deps.privacy?.checkResultEvent(institution, this.round, this.modelVersion, header.privacyEvent);
     }
+    // The update is received straight into one flat vector (no copy after the stream).
+    const delta = new Float32Array(this.global.length);
+    const offsets: number[] = [];
+    this.shapes.reduce((offset, p) => (offsets.push(offset), offset + p.size), 0);
     const reject = (reason: string) => {
       this.deps.board.clear(institution.id);
       phase.reject(institution.id, 'rejected', reason);
@@ -562,13 +580,12 @@ export class RoundMachine extends EventEmitter {
         }
         if (dtype !== 'FLOAT32') throw invalidArgument(`tensor.dtype: "${name}" must be FLOAT32, got ${dtype}`);
       },
-      finish: (tensors) => {
-        const delta = new Float32Array(this.global.length);
-        let offset = 0;
-        for (const t of tensors) {
-          delta.set(t.data as Float32Array, offset);
-          offset += t.data.length;
-        }
+      place: (index, dtype, byteLength) => {
+        const want = this.shapes[index];
+        if (!want || dtype !== 'FLOAT32' || byteLength !== want.size * 4) return undefined; // expectTensor refuses it
+        return delta.subarray(offsets[index], offsets[index] + want.size);
+      },
+      finish: () => {
         try {
           validateUpdate(delta, this.global.length);
         } catch (error) {

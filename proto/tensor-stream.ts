@@ -76,6 +76,8 @@ export class TensorAssembler {
   constructor(
     private readonly expect?: (name: string, shape: readonly number[], dtype: DTypeName, index: number) => void,
     private readonly maxTotalBytes = Number.MAX_SAFE_INTEGER,
+    /** Where a tensor's bytes go (e.g. a view into one flat buffer, so nothing is copied afterwards); default a new array. */
+    private readonly place?: (index: number, dtype: DTypeName, byteLength: number) => TensorData | undefined,
   ) {}
 
   push(chunk: TensorChunkMsg): void {
@@ -94,10 +96,14 @@ export class TensorAssembler {
       this.expect?.(chunk.name, chunk.shape, chunk.dtype, chunk.tensorIndex);
       this.totalBytes += chunk.totalBytes;
       if (this.totalBytes > this.maxTotalBytes) throw new TensorStreamError(`stream exceeds ${this.maxTotalBytes} bytes`, 'total_bytes');
-      const data = allocate(chunk.dtype, chunk.totalBytes);
+      const placed = this.place?.(chunk.tensorIndex, chunk.dtype, chunk.totalBytes);
+      if (placed && (placed.byteLength !== chunk.totalBytes || dtypeOf(placed) !== chunk.dtype)) {
+        throw new TensorStreamError(`tensor "${chunk.name}": the receiver's buffer does not fit ${chunk.totalBytes} bytes of ${chunk.dtype}`, 'total_bytes');
+      }
+      const data = placed ?? allocate(chunk.dtype, chunk.totalBytes);
       this.current = {
         tensor: { name: chunk.name, shape: [...chunk.shape], dtype: chunk.dtype, data },
-        bytes: new Uint8Array(data.buffer),
+        bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
         received: 0,
         index: chunk.tensorIndex,
       };

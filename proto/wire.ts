@@ -127,6 +127,7 @@ export interface TaskMsg {
   message: string;
   secagg?: SecAggTaskMsg | null;
   ckks?: CkksTaskMsg | null;
+  modelId: string;
 }
 
 export interface TensorChunkMsg {
