@@ -27,6 +27,8 @@ export interface RoundOverheadRun {
   /** RoundSummary.seconds of every round, in ms. */
   roundMs: number[];
   medianMs: number;
+  /** CPU time (user + system) of the coordinator's process per round, in ms: its own work, whatever the institutions' process is doing. */
+  medianCpuMs: number;
 }
 
 /** One federation of `clients` no-training institutions for `rounds` rounds; median round time without the first. */
@@ -36,7 +38,12 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
   const config = runConfigFromFlags(parseFlags({ name: 'bench', summary: '', flags }, ['--model', o.model, '--features', '30', '--strategy', 'fedavg', '--round-timeout', '60', '--phase-timeout', '60']));
   const coordinator = await startCoordinator({ dbPath: join(dir, 'bench.sqlite'), config, privacy: coordinatorPrivacy });
   const summaries: RoundSummary[] = [];
+  const cpuMs: number[] = [];
+  let lastCpu = process.cpuUsage();
   coordinator.machine.on('round', (s: RoundSummary) => {
+    const cpu = process.cpuUsage(lastCpu);
+    lastCpu = process.cpuUsage();
+    cpuMs.push((cpu.user + cpu.system) / 1000);
     summaries.push(s);
     if (process.env.DPFED_BENCH_VERBOSE) process.stderr.write(`round ${s.round}: ${JSON.stringify(s.phaseMs)}\n`);
   });
@@ -53,16 +60,28 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
   }
   if (summaries.length !== o.rounds) throw new Error(`round-overhead bench: ${summaries.length} of ${o.rounds} rounds committed`);
   const roundMs = summaries.map((s) => s.seconds * 1000);
-  return { parameters: parameterCount(config.modelSpec), clients: o.clients, roundMs, medianMs: median(roundMs.slice(1)) };
+  return { parameters: parameterCount(config.modelSpec), clients: o.clients, roundMs, medianMs: median(roundMs.slice(1)), medianCpuMs: median(cpuMs.slice(1)) };
 }
 
 /** ~100k parameters (30-256-256-100-1: 99,529) and ~1M (30-1024-940-1: 996,185). */
 export const MODEL_100K = 'mlp:256,256,100';
 export const MODEL_1M = 'mlp:1024,940';
 
-export async function benchRoundOverhead(o: { quick?: boolean } = {}): Promise<{ roundOverheadMs: number; roundOverheadMs1M: number; roundOverheadClients: number }> {
+export async function benchRoundOverhead(o: { quick?: boolean } = {}): Promise<{
+  roundOverheadMs: number;
+  roundOverheadMs1M: number;
+  roundOverheadCoordinatorCpuMs: number;
+  roundOverheadCoordinatorCpuMs1M: number;
+  roundOverheadClients: number;
+}> {
   const clients = 10;
   const small = await measureRoundOverhead({ model: MODEL_100K, clients, rounds: o.quick ? 6 : 21 });
   const large = await measureRoundOverhead({ model: MODEL_1M, clients, rounds: o.quick ? 4 : 11 });
-  return { roundOverheadMs: roundTo(small.medianMs, 2), roundOverheadMs1M: roundTo(large.medianMs, 2), roundOverheadClients: clients };
+  return {
+    roundOverheadMs: roundTo(small.medianMs, 2),
+    roundOverheadMs1M: roundTo(large.medianMs, 2),
+    roundOverheadCoordinatorCpuMs: roundTo(small.medianCpuMs, 2),
+    roundOverheadCoordinatorCpuMs1M: roundTo(large.medianCpuMs, 2),
+    roundOverheadClients: clients,
+  };
 }

@@ -6,7 +6,7 @@ export const command: CommandSpec = {
   name: 'bench',
   summary: 'measure round overhead, aggregation, training, DP-SGD, accountant, secure aggregation and CKKS; prints one JSON object',
   flags: [
-    { name: 'only', type: 'list', help: 'run only these groups: rounds, aggregation, training, accountant, secagg, ckks' },
+    { name: 'only', type: 'list', help: 'run only these groups: rounds, aggregation, training, accountant, secagg, ckks, large-model' },
     { name: 'quick', type: 'boolean', help: 'fewer repetitions (for smoke runs)' },
   ],
 };
@@ -27,6 +27,7 @@ const GROUPS: Group[] = [
     },
   },
   { name: 'ckks', run: async () => (await import('../bench/ckks-bench.ts')).benchCkks() as never },
+  { name: 'large-model', run: async (quick) => (await import('../bench/large-model-bench.ts')).benchLargeModel({ units: quick ? 4096 : 12288 }) as never },
 ];
 
 export async function main(argv: string[]): Promise<number> {
