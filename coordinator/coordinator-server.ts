@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { flattenParameters, initialParameters, parseModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
-import { CHANNEL_OPTIONS, federationService } from '../proto/wire.ts';
+import { CHANNEL_OPTIONS, federationServerService } from '../proto/wire.ts';
+import { EncodedModelCache } from './encoded-model-cache.ts';
 import { CoordinatorStore } from './coordinator-store.ts';
 import { federationHandlers } from './federation-service.ts';
 import { InstitutionRegistry } from './institution-registry.ts';
@@ -72,7 +73,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const machine = new RoundMachine({ runId, config, store, registry, board, strategy, privacy, initialModel: saved.parameters, startRound: lastRound + 1 });
 
   const server = new grpc.Server(CHANNEL_OPTIONS);
-  server.addService(federationService(), federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, log: options.log }));
+  const { service, serializeChunk } = federationServerService();
+  const encodedModels = new EncodedModelCache(serializeChunk);
+  server.addService(service, federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, log: options.log, encodedModels }));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${options.host ?? '127.0.0.1'}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );

@@ -18,6 +18,7 @@ import {
   type TaskMsg,
   type TensorChunkMsg,
 } from '../proto/wire.ts';
+import type { EncodedModelCache } from './encoded-model-cache.ts';
 import type { InstitutionRegistry } from './institution-registry.ts';
 import type { ResultSink, RoundMachine } from './round-machine.ts';
 import { RpcError, invalidArgument } from './rpc-error.ts';
@@ -34,6 +35,8 @@ export interface ServiceDeps {
   machine: () => RoundMachine;
   coordinatorIdentity: IdentityKey;
   log?: (line: string) => void;
+  /** Serialised models shared by every download of the same model (optional). */
+  encodedModels?: EncodedModelCache;
 }
 
 export function federationHandlers(deps: ServiceDeps): grpc.UntypedServiceImplementation {
@@ -76,12 +79,15 @@ export function federationHandlers(deps: ServiceDeps): grpc.UntypedServiceImplem
       return deps.machine().pullTask(institution, request.waitMs, (cb) => call.on('cancelled', cb));
     }),
 
-    DownloadModel: async (call: grpc.ServerWritableStream<ModelRequestMsg, TensorChunkMsg>) => {
+    DownloadModel: async (call: grpc.ServerWritableStream<ModelRequestMsg, TensorChunkMsg | Buffer>) => {
       try {
         const institution = registry.authenticate(call.request.envelope);
         const chunkBytes = call.request.chunkBytes > 0 ? Math.min(call.request.chunkBytes, DEFAULT_CHUNK_BYTES) : DEFAULT_CHUNK_BYTES;
-        const tensors = deps.machine().modelTensors(call.request.envelope, institution, call.request.artifact ?? '');
-        for (const chunk of chunkTensors(tensors, chunkBytes, call.request.envelope)) {
+        const artifact = call.request.artifact ?? '';
+        const machine = deps.machine();
+        const tensors = () => machine.modelTensors(call.request.envelope, institution, artifact);
+        const encoded = artifact === '' && deps.encodedModels ? deps.encodedModels.chunks(machine.modelIdOf(call.request.envelope), chunkBytes, tensors) : null;
+        for (const chunk of encoded ?? chunkTensors(tensors(), chunkBytes, call.request.envelope)) {
           if (call.cancelled) return;
           if (!call.write(chunk)) await new Promise((resolve) => call.once('drain', resolve));
         }

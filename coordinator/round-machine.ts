@@ -503,6 +503,14 @@ export class RoundMachine extends EventEmitter {
     return this.task('WAIT', { message: `${this.phase} (round ${this.round})`, retryAfterMs: 0 });
   }
 
+  /** The id of the model an envelope asks for ('' when it is none of the current ones). */
+  modelIdOf(envelope: Envelope): string {
+    if (envelope.runId !== this.runId) return '';
+    if (envelope.modelVersion === this.modelVersion) return this.globalId;
+    if (this.candidate && envelope.modelVersion === this.round) return this.candidateId;
+    return '';
+  }
+
   /** The model a task refers to: the committed global model, or the round's candidate under evaluation. */
   modelTensors(envelope: Envelope, institution?: Institution, artifact = ''): NamedTensor[] {
     this.checkRun(envelope);

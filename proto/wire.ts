@@ -25,6 +25,21 @@ export function federationService(): grpc.ServiceDefinition {
   return cached;
 }
 
+/**
+ * The service as the coordinator serves it: identical on the wire, except that DownloadModel may also be
+ * handed messages already serialised (Buffers), which are sent as they are.
+ */
+export function federationServerService(): { service: grpc.ServiceDefinition; serializeChunk: (chunk: TensorChunkMsg) => Buffer } {
+  const base = federationService();
+  const download = base.DownloadModel;
+  const serializeChunk = download.responseSerialize as (chunk: TensorChunkMsg) => Buffer;
+  const service: grpc.ServiceDefinition = {
+    ...base,
+    DownloadModel: { ...download, responseSerialize: (value: TensorChunkMsg | Buffer) => (Buffer.isBuffer(value) ? value : serializeChunk(value)) },
+  };
+  return { service, serializeChunk };
+}
+
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
   'grpc.max_send_message_length': MAX_MESSAGE_BYTES,

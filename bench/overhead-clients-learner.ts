@@ -1,0 +1,24 @@
+// The learner of the round-overhead bench: no training at all, so a round's time is the protocol's.
+import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from '../client-sdk/learner.ts';
+import { emptyHistogram } from '../privacy/auc-histogram.ts';
+
+/** Returns global + a tiny delta at once, and a fixed histogram: the round does no learning work. */
+export class NoTrainingLearner implements Learner {
+  readonly numTrainExamples = 1000;
+
+  async train(global: Float32Array, _task: TaskContext): Promise<TrainOutcome> {
+    const params = new Float32Array(global.length);
+    for (let i = 0; i < global.length; i++) params[i] = global[i] + 1e-4;
+    return { params, numExamples: this.numTrainExamples, metrics: { loss: 0.1 } };
+  }
+
+  async evaluate(_model: Float32Array, task: TaskContext): Promise<EvalOutcome> {
+    const { bins, logitRange } = task.config.evaluation;
+    const histogram = emptyHistogram(bins, logitRange);
+    histogram.positive[Math.floor(bins * 0.7)] = 10;
+    histogram.negative[Math.floor(bins * 0.3)] = 190;
+    return { histogram, numExamples: 200, loss: 0.1, accuracy: 0.95 };
+  }
+}
+
+
