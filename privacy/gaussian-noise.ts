@@ -25,7 +25,19 @@
 // stddev = z * C that is a relative growth of C by at most z * 2^-16 (resp. z * sqrt(n) * 2^-25): a
 // caller that wants it accounted exactly can pass stddev * (1 + snappingSensitivityIncrease / C).
 // The grid always satisfies g <= stddev / 2^10.
+//
+// The integers Z can come from elsewhere than this thread (IntegerNoiseSource, e.g. noise-pool.ts drawing
+// them ahead of time in a worker): they do not depend on the data, only on the scale s = stddev / g, which
+// is fixed by (length, stddev). A source must hand out fresh draws, each used once, from node:crypto.
 import { MAX_DISCRETE_GAUSSIAN_SIGMA, sampleDiscreteGaussian } from './discrete-gaussian.ts';
+
+/** Where the integers Z ~ N_Z(0, scale^2) come from; by default they are drawn in this thread. */
+export interface IntegerNoiseSource {
+  /** sigma of the discrete Gaussian, i.e. stddev / grid (see noiseScale). */
+  readonly scale: number;
+  /** Fills `out` with fresh i.i.d. draws, never handed out before. */
+  fill(out: Int32Array): void;
+}
 
 const CHUNK = 1 << 16;
 
@@ -49,32 +61,54 @@ export function noiseGrid(length: number, stddev: number): number {
   return 2 ** k;
 }
 
+/** The discrete Gaussian's sigma for a vector of `length` values: stddev / noiseGrid(length, stddev). */
+export function noiseScale(length: number, stddev: number): number {
+  return stddev / noiseGrid(length, stddev);
+}
+
 /** Upper bound on how much snapping can grow the L2 distance between two vectors: g * sqrt(length). */
 export function snappingSensitivityIncrease(length: number, stddev: number): number {
   return noiseGrid(length, stddev) * Math.sqrt(length);
 }
 
+let scratch = new Int32Array(0);
+
 /**
  * Adds Gaussian noise of standard deviation `stddev` (NOT a variance) to every value, in place, after
- * snapping the values to the grid g = noiseGrid(values.length, stddev). Randomness from node:crypto.
+ * snapping the values to the grid g = noiseGrid(values.length, stddev). Randomness from node:crypto, drawn
+ * here or taken from `source` (whose scale must be noiseScale(values.length, stddev)). `multiplier` scales
+ * the noisy result (x' + g Z) * multiplier, e.g. DP-SGD's 1 / (q n): post-processing of the lattice value.
  */
-export function addGaussianNoise(values: Float32Array, stddev: number): void {
+export function addGaussianNoise(values: Float32Array, stddev: number, source?: IntegerNoiseSource, multiplier = 1): void {
   if (!(values instanceof Float32Array)) throw new Error('Gaussian noise: values must be a Float32Array');
   checkStddev(stddev);
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) throw new Error(`Gaussian noise: values[${i}] is ${values[i]}, expected a finite number`);
-  }
+  if (!(typeof multiplier === 'number' && Number.isFinite(multiplier))) throw new Error(`Gaussian noise: multiplier must be a finite number, got ${multiplier}`);
   const g = noiseGrid(values.length, stddev);
   const scale = stddev / g;
-  const noise = new Int32Array(Math.min(CHUNK, values.length));
+  if (source && source.scale !== scale) {
+    throw new Error(`Gaussian noise: the noise source draws at scale ${source.scale}, this vector needs ${scale} (stddev ${stddev}, length ${values.length})`);
+  }
+  if (scratch.length < Math.min(CHUNK, values.length)) scratch = new Int32Array(Math.min(CHUNK, values.length));
+  const inverseGrid = 1 / g; // exact: g is a power of two
   for (let start = 0; start < values.length; start += CHUNK) {
     const n = Math.min(CHUNK, values.length - start);
-    const z = sampleDiscreteGaussian(scale, n === noise.length ? noise : noise.subarray(0, n));
+    const z = scratch.subarray(0, n);
+    if (source) source.fill(z);
+    else sampleDiscreteGaussian(scale, z);
     for (let i = 0; i < n; i++) {
-      const snapped = Math.round(values[start + i] / g) * g;
-      values[start + i] = snapped + z[i] * g;
+      // round(x / g) + Z, an exact integer in float64; times g (exact), times the multiplier.
+      const snapped = Math.round(values[start + i] * inverseGrid);
+      if (snapped - snapped !== 0) {
+        // Nothing noisy is returned for a bad vector: wipe it and the noise before saying so.
+        const bad = values[start + i];
+        values.fill(NaN);
+        scratch.fill(0);
+        throw new Error(`Gaussian noise: values[${start + i}] is ${bad}, expected a finite number`);
+      }
+      values[start + i] = (snapped + z[i]) * g * multiplier;
     }
   }
+  scratch.fill(0);
 }
 
 /** A fresh vector of `length` Gaussian noise values with standard deviation `stddev`. */

@@ -141,3 +141,36 @@ export function ghostClippedSum(tf: Tf, traces: LayerTrace[], clipNorm: number):
   });
   return { ...result, perExampleLayers };
 }
+
+// ---- The same identity on plain arrays (the fast path of a network whose backward pass runs in JS) ----
+
+/**
+ * Adds every example's squared gradient norm for one dense layer, (|a_i|² + 1)·|g_i|², to `out[i]`.
+ * `a` is the layer input [rows, inDim] and `g` the gradient of each example's own loss w.r.t. the layer
+ * output [rows, outDim], both row-major.
+ */
+export function addDenseSquaredNorms(out: Float64Array, a: Float32Array, g: Float32Array, rows: number, inDim: number, outDim: number): void {
+  if (a.length < rows * inDim || g.length < rows * outDim || out.length < rows) throw new Error(`dense squared norms: arrays shorter than ${rows} rows of ${inDim} and ${outDim}`);
+  for (let i = 0; i < rows; i++) {
+    let aa = 1;
+    for (let j = i * inDim, end = j + inDim; j < end; j++) aa += a[j] * a[j];
+    let gg = 0;
+    for (let j = i * outDim, end = j + outDim; j < end; j++) gg += g[j] * g[j];
+    out[i] += aa * gg;
+  }
+}
+
+/**
+ * Clip factors c_i = min(1, C / |∇ℓ_i|) from squared per-example norms, into `out` (aimed a hair below C,
+ * as ghostClippedSum does, so that float32 rounding downstream cannot put a clipped norm above C).
+ */
+export function clipFactors(squaredNorms: Float64Array, clipNorm: number, rows: number, out: Float32Array): Float32Array {
+  if (!(typeof clipNorm === 'number' && Number.isFinite(clipNorm) && clipNorm > 0)) throw new Error(`clipNorm must be a positive finite number, got ${clipNorm}`);
+  const target = clipNorm * CLIP_SAFETY;
+  for (let i = 0; i < rows; i++) {
+    const norm = Math.sqrt(squaredNorms[i]);
+    if (!Number.isFinite(norm)) throw new Error(`clip factors: example ${i} has a non-finite gradient norm`);
+    out[i] = norm > target ? target / norm : 1;
+  }
+  return out;
+}

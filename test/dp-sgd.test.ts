@@ -4,6 +4,8 @@ import { selectBackend } from '../client-sdk/tf-backend.ts';
 import { DpSgd } from '../privacy/dp-sgd.ts';
 import type { LayerTrace } from '../privacy/ghost-clipping.ts';
 import { poissonSample } from '../privacy/poisson-sampling.ts';
+import { sampleDiscreteGaussian } from '../privacy/discrete-gaussian.ts';
+import { noiseGrid } from '../privacy/gaussian-noise.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
 let tf: Tf;
@@ -163,6 +165,46 @@ describe('DP-SGD step', () => {
     expect(backwardCalls).toBe(0);
     expect(nonZero).toBe(true);
     expect(dp.steps).toBe(1);
+  });
+
+  it('finishStep: clipped sum + N(0, (σC)²), ÷ q·n, on the grid, counts the step; takes its integers from the given source', () => {
+    const settings = { clipNorm: 1.5, noiseMultiplier: 0.9, sampleRate: 0.02, datasetSize: 1000 }; // q·n = 20
+    const shapes = [[50, 40], [40]];
+    let drawn = 0;
+    const dp = new DpSgd(tf, settings, shapes, {
+      noise: (scale) => ({ scale, fill: (out: Int32Array) => ((drawn += out.length), sampleDiscreteGaussian(scale, out)) }),
+    });
+    expect(dp.parameterCount).toBe(2040);
+    const sd = (0.9 * 1.5) / 20;
+    const all: number[] = [];
+    for (let s = 0; s < 50; s++) {
+      const sum = new Float32Array(2040).fill(3); // a known clipped sum
+      const out = dp.finishStep(sum);
+      expect(out).toBe(sum);
+      for (const v of out) all.push(v - 3 / 20);
+    }
+    expect(dp.steps).toBe(50);
+    expect(drawn).toBe(50 * 2040);
+    const { mean, sd: measured } = moments(all);
+    expect(Math.abs(mean)).toBeLessThan((5 * sd) / Math.sqrt(all.length));
+    expect(Math.abs(measured / sd - 1)).toBeLessThan(0.02);
+    // A lattice value k·g scaled by 1/(q·n), then rounded to float32 (post-processing): within float32
+    // rounding of the scaled grid.
+    const g = noiseGrid(2040, 0.9 * 1.5) / 20;
+    for (let i = 0; i < 200; i++) {
+      const k = (all[i] + 3 / 20) / g;
+      expect(Math.abs(k - Math.round(k))).toBeLessThanOrEqual(Math.abs(k) * 2 ** -23 + 1e-9);
+    }
+    expect(() => dp.finishStep(new Float32Array(7))).toThrow(/2040 values/);
+    expect(() => new DpSgd(tf, settings, shapes, { noise: (scale) => ({ scale: scale * 2, fill: () => undefined }) })).toThrow(/scale/);
+  });
+
+  it('sample() draws a Poisson batch of the dataset and does not count a step', () => {
+    const dp = new DpSgd(tf, { clipNorm: 1, noiseMultiplier: 1, sampleRate: 0.1, datasetSize: 1000 }, [[3]]);
+    const sizes = Array.from({ length: 40 }, () => dp.sample().length);
+    expect(moments(sizes).mean).toBeGreaterThan(85);
+    expect(moments(sizes).mean).toBeLessThan(115);
+    expect(dp.steps).toBe(0);
   });
 
   it('refuses bad settings', () => {

@@ -2,7 +2,7 @@ import type { Tensor, Tensor2D } from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MlpNetwork } from '../client-sdk/mlp-network.ts';
 import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { ghostClippedSum, ghostRuleFor, type LayerTrace } from '../privacy/ghost-clipping.ts';
+import { addDenseSquaredNorms, clipFactors, ghostClippedSum, ghostRuleFor, type LayerTrace } from '../privacy/ghost-clipping.ts';
 import { flattenParameters, initialParameters, type ModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 
@@ -111,6 +111,59 @@ describe('ghost clipping', () => {
       net.dispose();
     });
   }
+
+  for (const [s, spec] of specs.entries()) {
+    it(`the network's fast step (JS ghost norms) matches naive per-example gradients: clip factors, clipped sum, mean (spec ${s})`, () => {
+      const net = new MlpNetwork(tf, spec, flattenParameters(spec, initialParameters(spec, new SeededRandom(`fast${s}`))));
+      const rows = 17;
+      const { x, y } = batch(spec, rows, `fastbatch${s}`);
+      const naive = naivePerExample(net, x, y, spec.inputDim);
+      const naiveNorms = naive.map(norm);
+      const sorted = [...naiveNorms].sort((a, b) => a - b);
+      const clipNorm = sorted[Math.floor(rows / 2)];
+      expect(sorted[rows - 1]).toBeGreaterThan(clipNorm * 1.01);
+      const before = tf.memory().numTensors;
+      const clipped = net.step(x, y, rows, clipNorm);
+      const sum = Float32Array.from(clipped.gradient);
+      const factors = Float32Array.from(clipped.factors.subarray(0, rows));
+      const mean = Float32Array.from(net.step(x, y, rows).gradient);
+      expect(tf.memory().numTensors).toBe(before);
+      const expectedSum = new Float32Array(net.size);
+      const expectedMean = new Float32Array(net.size);
+      naive.forEach((g, i) => {
+        const c = Math.min(1, clipNorm / naiveNorms[i]);
+        expect(factors[i]).toBeCloseTo(c, 5);
+        expect(factors[i] * naiveNorms[i]).toBeLessThanOrEqual(clipNorm + 1e-6);
+        for (let k = 0; k < g.length; k++) {
+          expectedSum[k] += c * g[k];
+          expectedMean[k] += g[k] / rows;
+        }
+      });
+      for (let k = 0; k < net.size; k++) {
+        expect(Math.abs(sum[k] - expectedSum[k])).toBeLessThanOrEqual(1e-5);
+        expect(Math.abs(mean[k] - expectedMean[k])).toBeLessThanOrEqual(1e-5);
+      }
+      net.dispose();
+    });
+  }
+
+  it('addDenseSquaredNorms and clipFactors: the ghost identity on plain arrays, the clip bound, bad input named', () => {
+    // Two examples, a = (3, 4) and (0, 1), g = (1, 2) and (2, 0): weight gradient a gᵀ, bias gradient g.
+    const a = new Float32Array([3, 4, 0, 1]);
+    const g = new Float32Array([1, 2, 2, 0]);
+    const out = new Float64Array(2);
+    addDenseSquaredNorms(out, a, g, 2, 2, 2);
+    const explicit = (ai: number[], gi: number[]) => ai.reduce((s, u) => s + gi.reduce((t, v) => t + (u * v) ** 2, 0), 0) + gi.reduce((s, v) => s + v * v, 0);
+    expect(out[0]).toBeCloseTo(explicit([3, 4], [1, 2]), 10);
+    expect(out[1]).toBeCloseTo(explicit([0, 1], [2, 0]), 10);
+    const factors = clipFactors(out, 5, 2, new Float32Array(2));
+    expect(factors[0] * Math.sqrt(out[0])).toBeLessThanOrEqual(5);
+    expect(factors[0]).toBeCloseTo(5 / Math.sqrt(out[0]), 5);
+    expect(factors[1]).toBe(1); // |∇ℓ| = √8 < 5: untouched
+    expect(() => clipFactors(out, 0, 2, new Float32Array(2))).toThrow(/clipNorm/);
+    expect(() => clipFactors(new Float64Array([NaN]), 1, 1, new Float32Array(1))).toThrow(/example 0/);
+    expect(() => addDenseSquaredNorms(out, a, g, 3, 2, 2)).toThrow(/shorter/);
+  });
 
   it('an unknown layer kind takes the per-example path and gives the same clipped sum', () => {
     const spec = specs[0];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { discreteGaussianVariance, sampleDiscreteGaussian } from '../privacy/discrete-gaussian.ts';
-import { addGaussianNoise, gaussianNoiseVector, noiseGrid, snappingSensitivityIncrease } from '../privacy/gaussian-noise.ts';
+import { discreteGaussianVariance, sampleDiscreteGaussian, sampleDiscreteGaussianCks } from '../privacy/discrete-gaussian.ts';
+import { addGaussianNoise, gaussianNoiseVector, noiseGrid, noiseScale, snappingSensitivityIncrease } from '../privacy/gaussian-noise.ts';
 
 function moments(values: ArrayLike<number>): { mean: number; std: number } {
   let mean = 0;
@@ -13,7 +13,7 @@ function moments(values: ArrayLike<number>): { mean: number; std: number } {
 
 describe('discrete Gaussian sampler', () => {
   const n = 200_000;
-  for (const sigma of [0.7, 3, 50, 1e4]) {
+  for (const sigma of [0.7, 3, 50, 1e4, 5_500_000.5, 2 ** 25]) {
     it(`sigma=${sigma}: mean 0 and standard deviation sigma (not sigma^2)`, () => {
       const out = sampleDiscreteGaussian(sigma, new Int32Array(n));
       const { mean, std } = moments(out);
@@ -38,6 +38,35 @@ describe('discrete Gaussian sampler', () => {
       const observed = (counts.get(x) ?? 0) / n;
       expect(Math.abs(observed - p)).toBeLessThan(6 * Math.sqrt((p * (1 - p)) / n));
     }
+  });
+
+  it('the table sampler and the CKS 2020 reference sampler give the same law (moments, pmf, tails)', () => {
+    for (const sigma of [1.3, 200]) {
+      const a = sampleDiscreteGaussian(sigma, new Int32Array(n));
+      const b = sampleDiscreteGaussianCks(sigma, new Int32Array(n));
+      const ma = moments(a);
+      const mb = moments(b);
+      const trueStd = Math.sqrt(discreteGaussianVariance(sigma));
+      expect(Math.abs(mb.std / trueStd - 1)).toBeLessThan(6 / Math.sqrt(2 * n));
+      expect(Math.abs(ma.std / mb.std - 1)).toBeLessThan(8 / Math.sqrt(2 * n));
+      // Two-sample comparison of P(|x| > k sigma) for k = 0.5, 1, 2, 3.
+      for (const k of [0.5, 1, 2, 3]) {
+        const pa = a.filter((x) => Math.abs(x) > k * sigma).length / n;
+        const pb = b.filter((x) => Math.abs(x) > k * sigma).length / n;
+        const p = (pa + pb) / 2;
+        expect(Math.abs(pa - pb)).toBeLessThan(6 * Math.sqrt((2 * p * (1 - p)) / n) + 1e-9);
+      }
+    }
+  });
+
+  it('the table sampler covers values inside a wide bucket (large sigma: odd and even values, no gaps)', () => {
+    const sigma = 5_000_000;
+    const out = sampleDiscreteGaussian(sigma, new Int32Array(100_000));
+    expect(out.some((x) => x % 2 !== 0) && out.some((x) => x % 2 === 0)).toBe(true);
+    // Low bits uniform: within a bucket every residue mod 8 is about equally likely.
+    const residues = new Array(8).fill(0);
+    for (const x of out) residues[((x % 8) + 8) % 8]++;
+    for (const r of residues) expect(Math.abs(r / out.length - 1 / 8)).toBeLessThan(6 * Math.sqrt((1 / 8) * (7 / 8) / out.length));
   });
 
   it('fills and returns the given array with integers of both signs', () => {
@@ -107,9 +136,34 @@ describe('Gaussian noise on a grid', () => {
     expect(snappingSensitivityIncrease(1e8, 2)).toBeLessThan(2 * 1e-3);
   });
 
+  it('a multiplier scales the noisy lattice value (mean and standard deviation scale with it, outputs on the scaled grid)', () => {
+    const values = new Float32Array(n).fill(0.25);
+    addGaussianNoise(values, 2, undefined, 0.5);
+    const { mean, std } = moments(values);
+    expect(Math.abs(mean - 0.125)).toBeLessThan((5 * 1) / Math.sqrt(n));
+    expect(Math.abs(std / 1 - 1)).toBeLessThan(0.01);
+    const g = noiseGrid(n, 2) * 0.5;
+    for (let i = 0; i < 1000; i++) expect(Number.isInteger(values[i] / g)).toBe(true);
+  });
+
+  it('takes the integers from a source of the right scale, and refuses one of another scale', () => {
+    const length = 4097;
+    const scale = noiseScale(length, 3);
+    let calls = 0;
+    const source = { scale, fill: (out: Int32Array) => (calls++, sampleDiscreteGaussian(scale, out)) };
+    const values = new Float32Array(length);
+    addGaussianNoise(values, 3, source);
+    expect(calls).toBe(1);
+    expect(moments(values).std).toBeGreaterThan(2.7);
+    expect(moments(values).std).toBeLessThan(3.3);
+    expect(() => addGaussianNoise(values, 3, { scale: scale * 2, fill: source.fill })).toThrow(/scale/);
+  });
+
   it('refuses a bad stddev or a non-finite value, naming it', () => {
     for (const bad of [0, -1, NaN, Infinity]) expect(() => addGaussianNoise(new Float32Array(3), bad)).toThrow(/stddev/);
     expect(() => addGaussianNoise(new Float32Array([1, NaN]), 1)).toThrow(/values\[1\]/);
     expect(() => gaussianNoiseVector(-1, 1)).toThrow(/length/);
+    expect(() => addGaussianNoise(new Float32Array([1, Infinity]), 1)).toThrow(/values\[1\]/);
+    expect(() => addGaussianNoise(new Float32Array(3), 1, undefined, NaN)).toThrow(/multiplier/);
   });
 });

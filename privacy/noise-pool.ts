@@ -1,0 +1,181 @@
+// Discrete Gaussian noise drawn ahead of time, off the training thread.
+//
+// The integer noise of DP-SGD (gaussian-noise.ts: g * Z, Z ~ N_Z(0, s^2)) does not depend on the data,
+// only on the scale s, which is fixed for a DP-SGD run. A worker thread (noise-worker.ts) draws Z with
+// its own node:crypto randomness into a ring in shared memory while the training thread computes
+// gradients (tfjs-wasm runs one thread; the machine has a second core), so a step only snaps its clipped
+// sum and adds g * Z. Guarantees:
+//   - every value handed out is fresh: a slot is read once (and zeroed), then released for the worker;
+//   - noise is never skipped: whatever the ring cannot supply yet (worker starting, busy core, stopped or
+//     failed worker) is drawn in this thread with the same sampler, same scale;
+//   - the worker is unref'd (it never keeps the process alive) and dispose() stops and terminates it.
+// pause()/resume() let the consumer keep the worker off the CPU while it trains from a ring that already
+// holds what it needs (measured here: on a shared, loaded 2-core machine a worker refilling during the
+// training steps slowed them more than the in-thread draws it saved); the trainer fills between rounds.
+// The worker is a TypeScript module; it is started through a tiny CommonJS bootstrap that registers tsx
+// (a dependency) in the worker, so it runs the same under tsx, `node bin/dpfed.js` and vitest.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { sampleDiscreteGaussian } from './discrete-gaussian.ts';
+import type { IntegerNoiseSource } from './gaussian-noise.ts';
+import { NOISE_RING_COUNTERS, NOISE_RING_PAUSED, NOISE_RING_RELEASED, NOISE_RING_STOP, NOISE_RING_WRITTEN, type NoiseRingLayout } from './noise-ring.ts';
+
+export interface NoisePoolOptions {
+  /** Values per ring slot (default 4096). */
+  slotValues?: number;
+  /** Slots in the ring (default 256: 1 Mi values, 4 MiB). */
+  slots?: number;
+  /** Start the worker (default true); false gives an in-thread source with the same interface. */
+  worker?: boolean;
+}
+
+export interface NoisePoolStats {
+  /** Values handed out from the worker's ring. */
+  fromWorker: number;
+  /** Values drawn in this thread because the ring had none ready. */
+  inThread: number;
+}
+
+const BOOTSTRAP = `
+const { workerData } = require('node:worker_threads');
+import(workerData.tsxApi).then((api) => api.register()).then(() => import(workerData.entry));
+`;
+
+function tsxApiUrl(): string {
+  const require = createRequire(import.meta.url);
+  return pathToFileURL(join(dirname(require.resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
+}
+
+function positiveInteger(value: number, name: string): void {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`noise pool: ${name} must be a positive integer, got ${value}`);
+}
+
+export class DiscreteGaussianPool implements IntegerNoiseSource {
+  private readonly values: Int32Array;
+  private readonly counters: Int32Array;
+  readonly slotValues: number;
+  private readonly slots: number;
+  private worker: Worker | null = null;
+  private failure: Error | null = null;
+  /** Slots fully used so far, and how far into the current one. */
+  private released = 0;
+  private offset = 0;
+  private readonly counts: NoisePoolStats = { fromWorker: 0, inThread: 0 };
+
+  constructor(
+    readonly scale: number,
+    options: NoisePoolOptions = {},
+  ) {
+    // The sampler validates the scale; fail here, not in the worker.
+    sampleDiscreteGaussian(scale, new Int32Array(0));
+    this.slotValues = options.slotValues ?? 4096;
+    this.slots = options.slots ?? 256;
+    positiveInteger(this.slotValues, 'slotValues');
+    positiveInteger(this.slots, 'slots');
+    const data = new SharedArrayBuffer(this.slotValues * this.slots * 4);
+    const control = new SharedArrayBuffer(NOISE_RING_COUNTERS * 4);
+    this.values = new Int32Array(data);
+    this.counters = new Int32Array(control);
+    if (options.worker === false) return;
+    const layout: NoiseRingLayout & { entry: string; tsxApi: string } = {
+      scale,
+      data,
+      control,
+      slotValues: this.slotValues,
+      slots: this.slots,
+      entry: new URL('./noise-worker.ts', import.meta.url).href,
+      tsxApi: tsxApiUrl(),
+    };
+    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: layout });
+    worker.unref();
+    worker.on('error', (error) => {
+      this.failure = error instanceof Error ? error : new Error(String(error));
+    });
+    worker.on('exit', () => {
+      if (this.worker === worker) this.worker = null;
+    });
+    this.worker = worker;
+  }
+
+  /** Fills `out` with fresh N_Z(0, scale^2) draws: from the ring as far as it goes, the rest drawn here. */
+  fill(out: Int32Array): void {
+    const { values, counters, slotValues, slots } = this;
+    let k = 0;
+    while (k < out.length && this.released < Atomics.load(counters, NOISE_RING_WRITTEN)) {
+      const start = (this.released % slots) * slotValues + this.offset;
+      const take = Math.min(slotValues - this.offset, out.length - k);
+      out.set(values.subarray(start, start + take), k);
+      values.fill(0, start, start + take); // a used draw does not linger in shared memory
+      k += take;
+      this.offset += take;
+      if (this.offset === slotValues) {
+        this.offset = 0;
+        this.released++;
+        Atomics.store(counters, NOISE_RING_RELEASED, this.released);
+        Atomics.notify(counters, NOISE_RING_RELEASED);
+      }
+    }
+    this.counts.fromWorker += k;
+    if (k < out.length) {
+      sampleDiscreteGaussian(this.scale, out.subarray(k));
+      this.counts.inThread += out.length - k;
+    }
+  }
+
+  get stats(): NoisePoolStats {
+    return { ...this.counts };
+  }
+
+  /** Values ready in the ring. */
+  get available(): number {
+    return (Atomics.load(this.counters, NOISE_RING_WRITTEN) - this.released) * this.slotValues - this.offset;
+  }
+
+  /** True while the worker runs. */
+  get running(): boolean {
+    return this.worker !== null;
+  }
+
+  /** The worker's error, if it failed (the pool then draws everything in this thread). */
+  get error(): Error | null {
+    return this.failure;
+  }
+
+  /** Resolves once the ring holds at least `values` values (or rejects if the worker fails or is gone). */
+  async whenAvailable(values: number, timeoutMs = 30_000): Promise<void> {
+    const started = Date.now();
+    while (this.available < values) {
+      if (this.failure) throw this.failure;
+      if (!this.worker) throw new Error('noise pool: no worker is running');
+      if (Date.now() - started > timeoutMs) throw new Error(`noise pool: fewer than ${values} values after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  /** The worker stops drawing until resume() (fill() still works: ring first, then in-thread). */
+  pause(): void {
+    Atomics.store(this.counters, NOISE_RING_PAUSED, 1);
+  }
+
+  resume(): void {
+    Atomics.store(this.counters, NOISE_RING_PAUSED, 0);
+    Atomics.notify(this.counters, NOISE_RING_PAUSED);
+  }
+
+  /** Values the ring holds when full. */
+  get capacity(): number {
+    return this.slots * this.slotValues;
+  }
+
+  /** Stops and terminates the worker; the pool keeps working in-thread. Idempotent. */
+  async dispose(): Promise<void> {
+    Atomics.store(this.counters, NOISE_RING_STOP, 1);
+    Atomics.notify(this.counters, NOISE_RING_RELEASED);
+    Atomics.notify(this.counters, NOISE_RING_PAUSED);
+    const worker = this.worker;
+    this.worker = null;
+    if (worker) await worker.terminate();
+  }
+}

@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import { LocalTrainer } from '../client-sdk/local-trainer.ts';
+import { selectBackend } from '../client-sdk/tf-backend.ts';
+import { addGaussianNoise, noiseGrid, noiseScale } from '../privacy/gaussian-noise.ts';
+import { DiscreteGaussianPool } from '../privacy/noise-pool.ts';
+import { flattenParameters, initialParameters, modelSpecFromShorthand } from '../proto/model-spec.ts';
+import { SeededRandom } from '../proto/seeded-random.ts';
+
+function moments(values: ArrayLike<number>): { mean: number; std: number } {
+  let mean = 0;
+  for (let i = 0; i < values.length; i++) mean += values[i];
+  mean /= values.length;
+  let sq = 0;
+  for (let i = 0; i < values.length; i++) sq += (values[i] - mean) ** 2;
+  return { mean, std: Math.sqrt(sq / values.length) };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('discrete Gaussian noise drawn ahead of time in a worker', () => {
+  it('the worker path gives N_Z(0, s²) integers: mean 0, standard deviation s, all handed out from the ring', async () => {
+    const scale = 5_000_000;
+    const pool = new DiscreteGaussianPool(scale, { slotValues: 4096, slots: 64 });
+    try {
+      await pool.whenAvailable(200_000);
+      expect(pool.running).toBe(true);
+      const out = new Int32Array(200_000);
+      pool.fill(out);
+      expect(pool.stats).toEqual({ fromWorker: 200_000, inThread: 0 });
+      const { mean, std } = moments(out);
+      expect(Math.abs(mean)).toBeLessThan((5 * scale) / Math.sqrt(out.length));
+      expect(Math.abs(std / scale - 1)).toBeLessThan(6 / Math.sqrt(2 * out.length));
+      // Fresh values: the next draw is not a repeat of this one.
+      const next = new Int32Array(64);
+      pool.fill(next);
+      expect(Array.from(next)).not.toEqual(Array.from(out.subarray(0, 64)));
+    } finally {
+      await pool.dispose();
+    }
+  });
+
+  it('noise added from the worker lies on the grid and has the requested standard deviation', async () => {
+    const length = 4097;
+    const stddev = 0.8;
+    const pool = new DiscreteGaussianPool(noiseScale(length, stddev), { slots: 64 });
+    try {
+      await pool.whenAvailable(50 * length);
+      const g = noiseGrid(length, stddev);
+      const all: number[] = [];
+      for (let r = 0; r < 50; r++) {
+        const values = new Float32Array(length).fill(0.3);
+        addGaussianNoise(values, stddev, pool);
+        for (const v of values) {
+          expect(Number.isInteger(v / g)).toBe(true);
+          all.push(v);
+        }
+      }
+      expect(pool.stats.inThread).toBe(0);
+      const { mean, std } = moments(all);
+      expect(Math.abs(mean - 0.3)).toBeLessThan((5 * stddev) / Math.sqrt(all.length) + g);
+      expect(Math.abs(std / stddev - 1)).toBeLessThan(0.01);
+    } finally {
+      await pool.dispose();
+    }
+  });
+
+  it('never skips noise: what the ring cannot supply is drawn in-thread, with the same law', async () => {
+    const scale = 1000;
+    const tiny = new DiscreteGaussianPool(scale, { slotValues: 16, slots: 2 });
+    const none = new DiscreteGaussianPool(scale, { worker: false });
+    try {
+      const out = new Int32Array(100_000);
+      tiny.fill(out); // the worker has at most 32 values ready
+      expect(tiny.stats.fromWorker + tiny.stats.inThread).toBe(100_000);
+      expect(tiny.stats.inThread).toBeGreaterThanOrEqual(100_000 - 32);
+      expect(Math.abs(moments(out).std / scale - 1)).toBeLessThan(0.02);
+      none.fill(out);
+      expect(none.running).toBe(false);
+      expect(none.stats).toEqual({ fromWorker: 0, inThread: 100_000 });
+      expect(Math.abs(moments(out).std / scale - 1)).toBeLessThan(0.02);
+    } finally {
+      await tiny.dispose();
+      await none.dispose();
+    }
+  });
+
+  it('dispose() stops the worker: nothing more is produced, and filling goes on in-thread', async () => {
+    const pool = new DiscreteGaussianPool(2 ** 20, { slotValues: 1024, slots: 8 });
+    await pool.whenAvailable(1024);
+    await pool.dispose();
+    expect(pool.running).toBe(false);
+    const left = pool.available;
+    const out = new Int32Array(left + 5000);
+    pool.fill(out);
+    await sleep(100);
+    expect(pool.available).toBe(0); // the worker refilled nothing after the ring was drained
+    expect(pool.stats).toEqual({ fromWorker: left, inThread: 5000 });
+    await pool.dispose(); // idempotent
+    await expect(pool.whenAvailable(1)).rejects.toThrow(/no worker/);
+  });
+
+  it('refuses a bad scale or ring size, naming it', () => {
+    expect(() => new DiscreteGaussianPool(0)).toThrow(/sigma/);
+    expect(() => new DiscreteGaussianPool(10, { slots: 0, worker: false })).toThrow(/slots/);
+    expect(() => new DiscreteGaussianPool(10, { slotValues: 1.5, worker: false })).toThrow(/slotValues/);
+  });
+
+  it('the trainer keeps one pool across private rounds and stops its worker on dispose', async () => {
+    const { tf } = await selectBackend('wasm');
+    const spec = modelSpecFromShorthand('mlp:8', 4);
+    const trainer = new LocalTrainer(tf, spec);
+    const random = new SeededRandom('pool-trainer');
+    const n = 400;
+    const data = { x: Float32Array.from({ length: n * 4 }, () => random.normal()), y: Float32Array.from({ length: n }, () => (random.next() < 0.5 ? 1 : 0)), n, dim: 4 };
+    const config = {
+      localEpochs: 0.5,
+      batchSize: 32,
+      learningRate: 0.1,
+      optimizer: 'sgd' as const,
+      proximalMu: 0,
+      privacy: { mode: 'record' as const, record: { clipNorm: 1, targetEpsilon: 3, delta: 1e-5, plannedRounds: 2, accountant: 'rdp' as const } },
+      seed: 's',
+    };
+    const global = flattenParameters(spec, initialParameters(spec, new SeededRandom('g')));
+    trainer.train(global, data, { config, noiseMultiplier: 1 });
+    const pool = trainer.noisePool!;
+    expect(pool.running).toBe(true);
+    trainer.train(global, data, { config, noiseMultiplier: 1 });
+    expect(trainer.noisePool === pool).toBe(true); // same scale: same pool
+    // σ = 2 has the same integer scale as σ = 1 (the grid is a power of two): still the same pool.
+    trainer.train(global, data, { config, noiseMultiplier: 2 });
+    expect(trainer.noisePool === pool).toBe(true);
+    trainer.train(global, data, { config, noiseMultiplier: 1.3 });
+    expect(trainer.noisePool === pool).toBe(false); // another scale: a new pool; the old one stopped
+    expect(pool.running).toBe(false);
+    const second = trainer.noisePool!;
+    trainer.dispose();
+    expect(second.running).toBe(false);
+    expect(trainer.noisePool === null).toBe(true);
+  });
+});
