@@ -43,13 +43,17 @@ export async function benchLargeModel(o: { units?: number } = {}): Promise<Recor
   const baseline = process.memoryUsage().rss;
   let peak = baseline;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  sampler.unref();
   const t0 = performance.now();
-  const coordinator = await startCoordinator({ dbPath: join(dir, 'large.sqlite'), config });
-  const tStarted = performance.now();
+  let coordinator: Awaited<ReturnType<typeof startCoordinator>> | undefined;
+  let client: FederationClient | undefined;
   let roundSeconds = Number.NaN;
-  coordinator.machine.on('round', (s: { seconds: number }) => (roundSeconds = s.seconds));
-  const client = new FederationClient({ coordinator: `127.0.0.1:${coordinator.port}`, institutionId: 'bank-1', identity: generateIdentity(), learner: new ConstantShiftLearner() });
+  let tStarted = t0;
   try {
+    coordinator = await startCoordinator({ dbPath: join(dir, 'large.sqlite'), config });
+    tStarted = performance.now();
+    coordinator.machine.on('round', (s: { seconds: number }) => (roundSeconds = s.seconds));
+    client = new FederationClient({ coordinator: `127.0.0.1:${coordinator.port}`, institutionId: 'bank-1', identity: generateIdentity(), learner: new ConstantShiftLearner() });
     await client.run();
     await coordinator.finished;
     const committed = coordinator.store.model(coordinator.runId, 1)!.parameters;
@@ -60,8 +64,8 @@ export async function benchLargeModel(o: { units?: number } = {}): Promise<Recor
     }
   } finally {
     clearInterval(sampler);
-    client.close();
-    await coordinator.close();
+    client?.close();
+    await coordinator?.close();
     rmSync(dir, { recursive: true, force: true });
   }
   return {

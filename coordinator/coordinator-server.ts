@@ -42,6 +42,15 @@ export interface Coordinator {
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const store = new CoordinatorStore(options.dbPath);
+  try {
+    return await startOnStore(store, options);
+  } catch (error) {
+    store.close();
+    throw error;
+  }
+}
+
+async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions): Promise<Coordinator> {
   const identity = loadOrCreateIdentity(options.identityPath ?? `${options.dbPath}.coordinator-key`);
   let runId = options.runId;
   let run = runId ? store.getRun(runId) : store.latestUnfinishedRun();

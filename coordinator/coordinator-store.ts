@@ -63,8 +63,11 @@ CREATE TABLE IF NOT EXISTS metrics (
   run_id TEXT NOT NULL, round INTEGER NOT NULL, institution_id TEXT NOT NULL, name TEXT NOT NULL, value REAL,
   PRIMARY KEY (run_id, round, institution_id, name));
 CREATE TABLE IF NOT EXISTS models (
-  run_id TEXT NOT NULL, version INTEGER NOT NULL, parameters BLOB NOT NULL, strategy_state BLOB,
+  run_id TEXT NOT NULL, version INTEGER NOT NULL, parameter_bytes INTEGER NOT NULL, strategy_state BLOB,
   PRIMARY KEY (run_id, version));
+CREATE TABLE IF NOT EXISTS model_parts (
+  run_id TEXT NOT NULL, version INTEGER NOT NULL, part INTEGER NOT NULL, bytes BLOB NOT NULL,
+  PRIMARY KEY (run_id, version, part));
 CREATE TABLE IF NOT EXISTS round_failures (
   run_id TEXT NOT NULL, round INTEGER NOT NULL, at TEXT NOT NULL, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS scheduling_refusals (
@@ -72,8 +75,11 @@ CREATE TABLE IF NOT EXISTS scheduling_refusals (
   reason TEXT NOT NULL, projected_epsilon REAL, budget_epsilon REAL);
 `;
 
-function blobOf(values: Float32Array): Buffer {
-  return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+/** A model is stored in parts of at most this many bytes (SQLite refuses very large single values). */
+const MODEL_PART_BYTES = 64 * 1024 * 1024;
+
+function blobOf(values: Float32Array, from = 0, to = values.byteLength): Buffer {
+  return Buffer.from(values.buffer, values.byteOffset + from, to - from);
 }
 
 export class CoordinatorStore {
@@ -137,17 +143,36 @@ export class CoordinatorStore {
 
   /** The global model of a version and the strategy state saved with it. */
   model(runId: string, version: number): { parameters: Float32Array; strategyState: Uint8Array | null } | undefined {
-    const row = this.db.prepare('SELECT parameters, strategy_state FROM models WHERE run_id = ? AND version = ?').get(runId, version) as
-      | { parameters: Buffer; strategy_state: Buffer | null }
+    const row = this.db.prepare('SELECT parameter_bytes, strategy_state FROM models WHERE run_id = ? AND version = ?').get(runId, version) as
+      | { parameter_bytes: number; strategy_state: Buffer | null }
       | undefined;
     if (!row) return undefined;
-    const copy = new Float32Array(row.parameters.byteLength / 4);
-    new Uint8Array(copy.buffer).set(row.parameters);
-    return { parameters: copy, strategyState: row.strategy_state ? new Uint8Array(row.strategy_state) : null };
+    const parameters = new Float32Array(row.parameter_bytes / 4);
+    const bytes = new Uint8Array(parameters.buffer);
+    let offset = 0;
+    for (const part of this.db.prepare('SELECT bytes FROM model_parts WHERE run_id = ? AND version = ? ORDER BY part').iterate(runId, version) as Iterable<{ bytes: Buffer }>) {
+      if (offset + part.bytes.length > bytes.length) throw new Error(`model ${runId} v${version}: stored parts exceed ${row.parameter_bytes} bytes`);
+      bytes.set(part.bytes, offset);
+      offset += part.bytes.length;
+    }
+    if (offset !== bytes.length) throw new Error(`model ${runId} v${version}: stored parts hold ${offset} of ${row.parameter_bytes} bytes`);
+    return { parameters, strategyState: row.strategy_state ? new Uint8Array(row.strategy_state) : null };
+  }
+
+  private writeModel(runId: string, version: number, parameters: Float32Array, strategyState: Uint8Array | null): void {
+    this.db
+      .prepare('INSERT INTO models (run_id, version, parameter_bytes, strategy_state) VALUES (?, ?, ?, ?)')
+      .run(runId, version, parameters.byteLength, strategyState ? Buffer.from(strategyState) : null);
+    const part = this.db.prepare('INSERT INTO model_parts (run_id, version, part, bytes) VALUES (?, ?, ?, ?)');
+    for (let from = 0, index = 0; from < parameters.byteLength || index === 0; from += MODEL_PART_BYTES, index++) {
+      part.run(runId, version, index, blobOf(parameters, from, Math.min(parameters.byteLength, from + MODEL_PART_BYTES)));
+    }
   }
 
   saveInitialModel(runId: string, parameters: Float32Array): void {
-    this.db.prepare('INSERT OR IGNORE INTO models (run_id, version, parameters, strategy_state) VALUES (?, 0, ?, NULL)').run(runId, blobOf(parameters));
+    this.db.transaction(() => {
+      if (!this.db.prepare('SELECT 1 FROM models WHERE run_id = ? AND version = 0').get(runId)) this.writeModel(runId, 0, parameters, null);
+    })();
   }
 
   /**
@@ -166,9 +191,7 @@ export class CoordinatorStore {
       for (const p of commit.participants) participant.run(commit.runId, commit.round, p.institutionId, p.status, p.numExamples, p.detail);
       const metric = this.db.prepare('INSERT INTO metrics (run_id, round, institution_id, name, value) VALUES (?, ?, ?, ?, ?)');
       for (const m of commit.metrics) metric.run(commit.runId, commit.round, m.institutionId, m.name, Number.isFinite(m.value) ? m.value : null);
-      this.db
-        .prepare('INSERT INTO models (run_id, version, parameters, strategy_state) VALUES (?, ?, ?, ?)')
-        .run(commit.runId, commit.modelVersion, blobOf(commit.model), commit.strategyState ? Buffer.from(commit.strategyState) : null);
+      this.writeModel(commit.runId, commit.modelVersion, commit.model, commit.strategyState);
       extra?.();
     });
     tx();
