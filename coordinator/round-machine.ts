@@ -255,6 +255,15 @@ export class RoundMachine extends EventEmitter {
     };
   }
 
+  /**
+   * The new global model from a weighted sum of updates (plain with client-level DP, secure, or encrypted):
+   * client-level DP (DP-FedAvg) divides by the expected cohort size, not by the weight that arrived.
+   */
+  private fromSum(round: number, weightedDeltaSum: Float32Array, totalWeight: number, sampled: number, count: number): Float32Array {
+    const clientDp = this.deps.config.task.privacy.mode === 'client';
+    return this.deps.strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum, totalWeight: clientDp ? sampled : totalWeight, count });
+  }
+
   private tooFew(round: number, reported: number, sampled: number): string | null {
     const { minClients } = this.deps.config;
     return reported < minClients ? `round ${round}: only ${reported} of ${sampled} sampled institutions reported; --min-clients is ${minClients}` : null;
@@ -277,7 +286,7 @@ export class RoundMachine extends EventEmitter {
       const sum = new Float32Array(this.global.length);
       for (const u of updates) for (let i = 0; i < sum.length; i++) sum[i] += u.delta[i];
       this.deps.privacy.noiseSum(sum, updates.length);
-      next = strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum: sum, totalWeight: participants.length, count: updates.length });
+      next = this.fromSum(round, sum, updates.length, participants.length, updates.length);
     } else {
       next = strategy.aggregateFit(round, this.global, updates);
     }
@@ -344,7 +353,7 @@ export class RoundMachine extends EventEmitter {
   }
 
   private async trainSecure(round: number, participants: Institution[], trainConfig: TaskConfig): Promise<TrainStage | { failure: string }> {
-    const { config, strategy } = this.deps;
+    const { config } = this.deps;
     if (participants.length < 3) return { failure: `round ${round}: secure aggregation needs at least 3 participants (with 2, each learns the other's update from the sum); sampled ${participants.length}` };
     const plan = planSecureUpdate(config, participants.map((p) => p.numTrainExamples));
     const collection = new SecureCollection({
@@ -365,18 +374,14 @@ export class RoundMachine extends EventEmitter {
     const failure = this.tooFew(round, outcome.survivors.length, participants.length);
     if (failure) return { failure };
     const decoded = decodeWeightedSum(outcome.sum, plan.quantisation, outcome.survivors.length, plan.noiseTail);
-    let next: Float32Array;
-    let actualNoiseMultiplier: number | undefined;
-    if (config.task.privacy.mode === 'client') {
-      const account = distributedNoiseAccounting({
+    // Under client-level DP the clients added the noise; the ledger gets the noise actually present.
+    const actualNoiseMultiplier = config.task.privacy.mode === 'client'
+      ? distributedNoiseAccounting({
         l2Clip: config.task.privacy.client!.updateClipNorm, scale: plan.quantisation.scale, dimension: this.global.length,
         perClientSigma: plan.clientNoiseSigma, survivors: outcome.survivors.length,
-      });
-      actualNoiseMultiplier = account.effectiveNoiseMultiplier;
-      next = strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum: decoded.weightedSum, totalWeight: participants.length, count: outcome.survivors.length });
-    } else {
-      next = strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum: decoded.weightedSum, totalWeight: decoded.totalWeight, count: outcome.survivors.length });
-    }
+      }).effectiveNoiseMultiplier
+      : undefined;
+    const next = this.fromSum(round, decoded.weightedSum, decoded.totalWeight, participants.length, outcome.survivors.length);
     return {
       next,
       reported: outcome.survivors,
@@ -388,7 +393,7 @@ export class RoundMachine extends EventEmitter {
   }
 
   private async trainCkks(round: number, participants: Institution[], trainConfig: TaskConfig): Promise<TrainStage | { failure: string }> {
-    const { config, strategy, registry } = this.deps;
+    const { config, registry } = this.deps;
     const holderId = this.ckksKey?.holder ?? config.ckksKeyHolder ?? [...participants].sort((a, b) => a.id.localeCompare(b.id))[0]?.id;
     const keyHolder = holderId ? registry.get(holderId) : undefined;
     if (!keyHolder) return { failure: `round ${round}: the CKKS key holder ${holderId ?? '(none)'} is not connected` };
@@ -404,13 +409,8 @@ export class RoundMachine extends EventEmitter {
     this.ckks = null;
     this.ckksKey = outcome.key;
     if (!outcome.ok) return { failure: `round ${round}: CKKS aggregation failed: ${outcome.reason}` };
-    let next: Float32Array;
-    if (config.task.privacy.mode === 'client' && this.deps.privacy) {
-      this.deps.privacy.noiseSum(outcome.weightedDeltaSum, outcome.reported.length);
-      next = strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum: outcome.weightedDeltaSum, totalWeight: participants.length, count: outcome.reported.length });
-    } else {
-      next = strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum: outcome.weightedDeltaSum, totalWeight: outcome.totalWeight, count: outcome.reported.length });
-    }
+    if (config.task.privacy.mode === 'client') this.deps.privacy?.noiseSum(outcome.weightedDeltaSum, outcome.reported.length);
+    const next = this.fromSum(round, outcome.weightedDeltaSum, outcome.totalWeight, participants.length, outcome.reported.length);
     return {
       next,
       reported: outcome.reported,
