@@ -10,7 +10,7 @@ import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import type { Dataset } from '../client-sdk/csv-dataset.ts';
 import { FederationClient } from '../client-sdk/federation-client.ts';
 import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
-import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from '../client-sdk/learner.ts';
+import type { Learner, TaskContext } from '../client-sdk/learner.ts';
 import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
 import { makeAccountant } from '../privacy/accountant.ts';
 import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
@@ -31,6 +31,7 @@ import {
   wasmTf,
   within,
   type TestInstitution,
+  HoldingLearner,
 } from './helpers/federation-fixture.ts';
 
 let dir: string | undefined;
@@ -49,29 +50,6 @@ const rdp = makeAccountant('rdp');
 const epsilonOf = (events: readonly MechanismEvent[]) => (events.length ? rdp.epsilon(events, DELTA).epsilon : 0);
 const repeat = (e: MechanismEvent, n: number): MechanismEvent[] => Array.from({ length: n }, () => ({ ...e }));
 
-/** A learner that waits on a hook before each training call (the n-th call is passed in). */
-class HeldLearner implements Learner {
-  calls = 0;
-
-  constructor(private readonly inner: Learner, private readonly hold: (call: number) => Promise<void>) {}
-
-  get numTrainExamples(): number {
-    return this.inner.numTrainExamples;
-  }
-
-  async train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome> {
-    await this.hold(++this.calls);
-    return this.inner.train(global, task, noiseMultiplier);
-  }
-
-  evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome> {
-    return this.inner.evaluate(model, task);
-  }
-
-  plannedMechanism(task: TaskContext): { sampleRate: number; steps: number } | null {
-    return this.inner.plannedMechanism?.(task) ?? null;
-  }
-}
 
 interface BankOptions {
   id: string;
@@ -304,13 +282,13 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     let holding = false;
-    const learners: HeldLearner[] = [];
+    const learners: HoldingLearner[] = [];
     for (let k = 0; k < 3; k++) {
       const id = `bank-${k + 1}`;
       institutions.push(await bank({
         id, address, data: slices[k], ownBudget: { epsilon: 3, delta: DELTA }, ledgerPath: ledgers[k],
         wrap: (inner) => {
-          const learner = new HeldLearner(inner, async (call) => {
+          const learner = new HoldingLearner(inner, async (call) => {
             if (k !== 2 || call !== 2) return;
             holding = true;
             await released;

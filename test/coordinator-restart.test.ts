@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from '../client-sdk/learner.ts';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
 import {
@@ -23,6 +22,7 @@ import {
   tfjsInstitution,
   within,
   type TestInstitution,
+  HoldingLearner,
 } from './helpers/federation-fixture.ts';
 
 let dir: string | undefined;
@@ -36,29 +36,6 @@ afterEach(async () => {
   dir = undefined;
 });
 
-/** An institution's own learner, with a hook before each training call (the n-th call is passed in). */
-class HoldingLearner implements Learner {
-  calls = 0;
-
-  constructor(private readonly inner: Learner, private readonly hold: (call: number) => Promise<void>) {}
-
-  get numTrainExamples(): number {
-    return this.inner.numTrainExamples;
-  }
-
-  async train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome> {
-    await this.hold(++this.calls);
-    return this.inner.train(global, task, noiseMultiplier);
-  }
-
-  evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome> {
-    return this.inner.evaluate(model, task);
-  }
-
-  plannedMechanism(task: TaskContext): { sampleRate: number; steps: number } | null {
-    return this.inner.plannedMechanism?.(task) ?? null;
-  }
-}
 
 function roundsOf(db: Database.Database, runId: string): number[] {
   return (db.prepare('SELECT round FROM rounds WHERE run_id = ? ORDER BY round').all(runId) as { round: number }[]).map((r) => r.round);

@@ -167,6 +167,30 @@ export class ShiftLearner implements Learner {
   }
 }
 
+/** Wraps a learner so a test can hold each training call until it releases it (`hold` gets the call number). */
+export class HoldingLearner implements Learner {
+  calls = 0;
+
+  constructor(private readonly inner: Learner, private readonly hold: (call: number) => Promise<void>) {}
+
+  get numTrainExamples(): number {
+    return this.inner.numTrainExamples;
+  }
+
+  async train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome> {
+    await this.hold(++this.calls);
+    return this.inner.train(global, task, noiseMultiplier);
+  }
+
+  evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome> {
+    return this.inner.evaluate(model, task);
+  }
+
+  plannedMechanism(task: TaskContext): { sampleRate: number; steps: number } | null {
+    return this.inner.plannedMechanism?.(task) ?? null;
+  }
+}
+
 /**
  * FedAvg of shift learners, computed from the definition: global + Σ w_k·Δ_k / Σ w_k with each client's
  * Δ_k = float32(float32(global + shift_k) − global) as the SDK computes it, the sum in float64, rounded
