@@ -16,6 +16,8 @@ const BIN = join(ROOT, 'bin', 'dpfed.js');
 const DATA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
 
 const DEMO_OWN = new Set(['db', 'institutions', 'backend', 'json', 'budget-epsilon', 'keep', 'data', 'round-timeout']);
+/** Flags the demo sets on the coordinator itself, from --institutions. */
+const COORDINATOR_SET = new Set(['min-clients', 'wait-for']);
 const SHARED = runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' });
 
 export const command: CommandSpec = {
@@ -30,7 +32,7 @@ export const command: CommandSpec = {
     { name: 'data', type: 'string', default: DATA, help: 'CSV to split across the banks (binary column "label")' },
     { name: 'keep', type: 'boolean', help: 'keep an existing demo database and the banks\' ledgers (default: start fresh)' },
     { name: 'json', type: 'boolean', help: 'stdout carries only one JSON summary at the end (progress goes to stderr)' },
-    ...SHARED.filter((f) => !DEMO_OWN.has(f.name) && f.name !== 'min-clients').map((f) => (f.name === 'rounds' ? { ...f, default: 10 } : f)),
+    ...SHARED.filter((f) => !DEMO_OWN.has(f.name) && !COORDINATOR_SET.has(f.name)).map((f) => (f.name === 'rounds' ? { ...f, default: 10 } : f)),
   ],
   examples: ['npm run demo', 'npm run demo -- --json --seed 3 --privacy client', 'dpfed demo --rounds 5 --institutions 6 --epsilon 2'],
 };
@@ -97,8 +99,10 @@ export async function main(argv: string[]): Promise<number> {
       process.exit(130);
     });
 
-    const shared = forward(f, SHARED.map((s) => s.name).filter((n) => !DEMO_OWN.has(n) && n !== 'min-clients'));
-    const coordinator = spawn(process.execPath, [BIN, 'coordinator', '--port', '0', '--db', db, '--json', '--min-clients', String(banks),
+    const shared = forward(f, SHARED.map((s) => s.name).filter((n) => !DEMO_OWN.has(n) && !COORDINATOR_SET.has(n)));
+    // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
+    const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
+    const coordinator = spawn(process.execPath, [BIN, 'coordinator', '--port', '0', '--db', db, '--json', '--min-clients', String(minClients), '--wait-for', String(banks),
       '--round-timeout', String(f.roundTimeout), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
 

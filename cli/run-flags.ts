@@ -14,6 +14,7 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
   return [
     { name: 'rounds', type: 'int', default: defaults.rounds, help: 'federated rounds to run', check: positive },
     { name: 'min-clients', type: 'int', default: defaults.minClients, help: 'institutions needed to start and to complete a round', check: positive },
+    { name: 'wait-for', type: 'int', default: 0, help: 'institutions to wait for before the first round (0 = --min-clients); later rounds need only --min-clients', check: nonNegative },
     { name: 'sample-fraction', type: 'number', default: 1, help: 'fraction of live institutions sampled per round', check: fraction },
     { name: 'sample-count', type: 'int', default: 0, help: 'exact number sampled per round (overrides --sample-fraction)', check: nonNegative },
     { name: 'round-timeout', type: 'number', default: 120, help: 'seconds to collect training results before the round closes', check: positive },
@@ -62,6 +63,7 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
   return {
     rounds,
     minClients,
+    waitFor: Number(f.waitFor),
     sampleFraction: Number(f.sampleFraction),
     sampleCount: Number(f.sampleCount),
     roundTimeoutMs: Number(f.roundTimeout) * 1000,

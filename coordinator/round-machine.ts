@@ -98,6 +98,8 @@ export class RoundMachine extends EventEmitter {
   private trainPhase: PhaseCollector<TrainReport> | null = null;
   private evalPhase: PhaseCollector<EvalReport> | null = null;
   private secure: SecureCollection | null = null;
+  /** Rounds this coordinator process has started sampling for. */
+  private roundsRun = 0;
   private ckks: CkksCollection | null = null;
   /** The run's CKKS public key, published by its key holder in this coordinator process. */
   private ckksKey: CkksKey | null = null;
@@ -453,11 +455,15 @@ export class RoundMachine extends EventEmitter {
 
   private async waitAndSample(round: number): Promise<Institution[] | null> {
     const { config, registry, board } = this.deps;
+    // The first round this coordinator runs (a new run, or one resumed after a restart) waits for
+    // --wait-for institutions, so the federation assembles before it starts; later rounds need --min-clients.
+    const needed = this.roundsRun === 0 ? Math.max(config.minClients, config.waitFor ?? 0) : config.minClients;
     let announced = false;
     while (!this.stopped) {
       let live = registry.live((id) => board.isWaiting(id));
       if (this.deps.privacy) live = this.deps.privacy.admissible(round, live);
-      if (live.length >= config.minClients) {
+      if (live.length >= needed) {
+        this.roundsRun++;
         live.sort((a, b) => a.id.localeCompare(b.id));
         const wanted = config.sampleCount > 0 ? config.sampleCount : Math.ceil(config.sampleFraction * live.length);
         const k = Math.min(live.length, Math.max(config.minClients, wanted));
@@ -466,7 +472,7 @@ export class RoundMachine extends EventEmitter {
         return live.slice(0, k);
       }
       if (!announced) {
-        this.emit('waiting', { round, live: live.length, needed: config.minClients });
+        this.emit('waiting', { round, live: live.length, needed });
         announced = true;
       }
       await new Promise((r) => setTimeout(r, 20));

@@ -6,6 +6,8 @@ import type { StrategyName, StrategyOptions } from './strategy.ts';
 export interface RunConfig {
   rounds: number;
   minClients: number;
+  /** Institutions to wait for before the first round this coordinator runs (0 = --min-clients). */
+  waitFor?: number;
   /** Fraction of live institutions sampled each round (used when sampleCount is 0). */
   sampleFraction: number;
   /** Exact number sampled each round; 0 = use sampleFraction. */
