@@ -8,6 +8,7 @@ import { distributedNoiseAccounting } from '../privacy/distributed-noise.ts';
 import { decodeEvaluation, evaluationVectorLength, type EvaluationTotals } from '../privacy/evaluation-vector.ts';
 import { majorityThreshold, sizeMaskingGraph } from '../privacy/masking-graph.ts';
 import { decodeWeightedSum } from '../privacy/quantise.ts';
+import { l2Norm } from '../privacy/update-clipping.ts';
 import { planSecureUpdate, weightCapFor } from './secure-update-plan.ts';
 import { SecureCollection } from './secure-collection.ts';
 import { CkksCollection, type CkksKey } from './ckks-collection.ts';
@@ -287,7 +288,7 @@ export class RoundMachine extends EventEmitter {
       // DP-FedAvg: uniform weights, noise on the sum, divided by the expected cohort size.
       const sum = new Float32Array(this.global.length);
       for (const u of updates) for (let i = 0; i < sum.length; i++) sum[i] += u.delta[i];
-      this.deps.privacy.noiseSum(sum, updates.length);
+      this.deps.privacy.noiseSum(sum);
       next = this.fromSum(round, sum, updates.length, participants.length, updates.length);
     } else {
       next = strategy.aggregateFit(round, this.global, updates);
@@ -411,7 +412,7 @@ export class RoundMachine extends EventEmitter {
     this.ckks = null;
     this.ckksKey = outcome.key;
     if (!outcome.ok) return { failure: `round ${round}: CKKS aggregation failed: ${outcome.reason}` };
-    if (config.task.privacy.mode === 'client') this.deps.privacy?.noiseSum(outcome.weightedDeltaSum, outcome.reported.length);
+    if (config.task.privacy.mode === 'client') this.deps.privacy?.noiseSum(outcome.weightedDeltaSum);
     const next = this.fromSum(round, outcome.weightedDeltaSum, outcome.totalWeight, participants.length, outcome.reported.length);
     return {
       next,
@@ -607,9 +608,8 @@ export class RoundMachine extends EventEmitter {
         }
         const bound = this.deps.privacy?.updateNormBound() ?? Number.POSITIVE_INFINITY;
         if (Number.isFinite(bound)) {
-          let sq = 0;
-          for (let i = 0; i < delta.length; i++) sq += delta[i] * delta[i];
-          if (Math.sqrt(sq) > bound * (1 + 1e-5)) throw invalidArgument(`tensor.data: update L2 norm ${Math.sqrt(sq).toFixed(4)} exceeds the clip norm ${bound}`);
+          const norm = l2Norm(delta);
+          if (norm > bound * (1 + 1e-5)) throw invalidArgument(`tensor.data: update L2 norm ${norm.toFixed(4)} exceeds the clip norm ${bound}`);
         }
         this.deps.board.clear(institution.id);
         phase.report(institution.id, {

@@ -8,8 +8,8 @@ export interface RoundPrivacy {
   admissible(round: number, candidates: Institution[]): Institution[];
   /** Checks the privacy event attached to a training result; throws an RpcError naming the field. */
   checkResultEvent(institution: Institution, round: number, modelVersion: number, event: PrivacyEventMsg | null | undefined): void;
-  /** Client-level DP with plain aggregation: adds the coordinator's Gaussian noise to the sum of clipped updates; returns the noise multiplier applied. */
-  noiseSum(sum: Float32Array, clippedUpdates: number): void;
+  /** Client-level DP with plain or CKKS aggregation: adds the coordinator's Gaussian noise N(0, (zS)²) to the sum of clipped updates. */
+  noiseSum(sum: Float32Array): void;
   /** Maximum L2 norm a client-level update may have (Infinity when unconstrained). */
   updateNormBound(): number;
   /** Ledger writes of the round, run inside the round's commit transaction. */
