@@ -22,6 +22,7 @@ import { selectBackend } from '../client-sdk/tf-backend.ts';
 import { addGaussianNoise } from '../privacy/gaussian-noise.ts';
 import { flattenParameters, initialParameters, modelSpecFromShorthand, parameterCount } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
+import { median } from './statistics.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -48,11 +49,6 @@ const BATCH = 64;
 const LEARNING_RATE = 0.05;
 const REPS = 5;
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 /** Linearly separable-ish synthetic rows: label = [w·x + noise > 1]. */
 export function syntheticData(rows: number, dim: number, seed: string): TrainingData {
