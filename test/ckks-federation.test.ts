@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import { ckksSumErrorBound } from '../privacy/ckks.ts';
-import { cleanUp, expectedFedAvg, makeInstitution, recordRounds, runConfig, startTestCoordinator, tempDir, within, ShiftLearner, type TestInstitution } from './helpers/federation-fixture.ts';
+import { cleanUp, expectedFedAvg, makeInstitution, recordRounds, runConfig, startTestCoordinator, tempDir, within, ShiftLearner, maxAbsDifference, type TestInstitution } from './helpers/federation-fixture.ts';
 
 let dir: string | undefined;
 let coordinator: Coordinator | undefined;
@@ -41,8 +41,7 @@ describe('CKKS aggregation over real gRPC', () => {
     for (const round of [1, 2]) {
       const expected = expectedFedAvg(global, SHIFTS.map((shift, k) => ({ shift, weight: WEIGHTS[k] })));
       const committed = store.model(runId, round)!.parameters;
-      let worst = 0;
-      for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(committed[i] - expected[i]));
+      const worst = maxAbsDifference(committed, expected);
       expect(worst).toBeLessThan(bound);
       global = committed;
       expect(store.metric(runId, round, '', 'auc')).toBe(1); // histograms went through the secure sum

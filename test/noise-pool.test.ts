@@ -5,15 +5,8 @@ import { addGaussianNoise, noiseGrid, noiseScale } from '../privacy/gaussian-noi
 import { DiscreteGaussianPool } from '../privacy/noise-pool.ts';
 import { flattenParameters, initialParameters, modelSpecFromShorthand } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
+import { moments } from './helpers/moments.ts';
 
-function moments(values: ArrayLike<number>): { mean: number; std: number } {
-  let mean = 0;
-  for (let i = 0; i < values.length; i++) mean += values[i];
-  mean /= values.length;
-  let sq = 0;
-  for (let i = 0; i < values.length; i++) sq += (values[i] - mean) ** 2;
-  return { mean, std: Math.sqrt(sq / values.length) };
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

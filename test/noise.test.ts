@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { discreteGaussianVariance, sampleDiscreteGaussian, sampleDiscreteGaussianCks } from '../privacy/discrete-gaussian.ts';
 import { addGaussianNoise, gaussianNoiseVector, noiseGrid, noiseScale, snappingSensitivityIncrease } from '../privacy/gaussian-noise.ts';
+import { moments } from './helpers/moments.ts';
 
-function moments(values: ArrayLike<number>): { mean: number; std: number } {
-  let mean = 0;
-  for (let i = 0; i < values.length; i++) mean += values[i];
-  mean /= values.length;
-  let sq = 0;
-  for (let i = 0; i < values.length; i++) sq += (values[i] - mean) ** 2;
-  return { mean, std: Math.sqrt(sq / values.length) };
-}
 
 describe('discrete Gaussian sampler', () => {
   const n = 200_000;

@@ -17,6 +17,7 @@ import {
   tfjsInstitution,
   within,
   type TestInstitution,
+  maxAbsDifference,
 } from './helpers/federation-fixture.ts';
 
 let dir: string | undefined;
@@ -63,12 +64,6 @@ async function federate(aggregation: 'plain' | 'secagg', slices: Dataset[]): Pro
   };
 }
 
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
 
 describe('secure aggregation vs plain', () => {
   it('same seed, data and privacy off, 3 rounds: final global AUCs within 0.01 and committed models within a small tolerance', async () => {
@@ -86,10 +81,10 @@ describe('secure aggregation vs plain', () => {
     expect(secure.bank1Auc).toEqual([null, null, null]);
 
     // same seed: the same initial model
-    expect(maxAbsDiff(plain.models[0], secure.models[0])).toBe(0);
+    expect(maxAbsDifference(plain.models[0], secure.models[0])).toBe(0);
     // the models it commits round by round differ by quantisation noise only; training moved them by much more
-    const moved = maxAbsDiff(plain.models[0], plain.models[3]);
-    const diffs = [1, 2, 3].map((round) => maxAbsDiff(plain.models[round], secure.models[round]));
+    const moved = maxAbsDifference(plain.models[0], plain.models[3]);
+    const diffs = [1, 2, 3].map((round) => maxAbsDifference(plain.models[round], secure.models[round]));
     console.log(`secagg vs plain: max |Δparameter| per round ${diffs.map((d) => d.toExponential(2)).join(', ')} (training moved up to ${moved.toFixed(3)}); ` +
       `AUC plain ${plain.aucs.map((a) => a.toFixed(6)).join(', ')}, secagg ${secure.aucs.map((a) => a.toFixed(6)).join(', ')}`);
     expect(moved).toBeGreaterThan(0.05);

@@ -17,6 +17,7 @@ import {
   within,
   ShiftLearner,
   type TestInstitution,
+  maxAbsDifference,
 } from './helpers/federation-fixture.ts';
 
 let dir: string | undefined;
@@ -53,8 +54,7 @@ describe('secure aggregation over real gRPC', () => {
     for (const round of [1, 2]) {
       const expected = expectedFedAvg(global, SHIFTS.map((shift, k) => ({ shift, weight: WEIGHTS[k] })));
       const committed = store.model(runId, round)!.parameters;
-      let worst = 0;
-      for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(committed[i] - expected[i]));
+      const worst = maxAbsDifference(committed, expected);
       expect(worst).toBeLessThan(1e-6); // quantisation error only
       expect(worst).toBeGreaterThanOrEqual(0);
       global = committed;
@@ -85,8 +85,7 @@ describe('secure aggregation over real gRPC', () => {
     const global = store.model(runId, 0)!.parameters;
     const expected = expectedFedAvg(global, SHIFTS.slice(0, 3).map((shift, k) => ({ shift, weight: WEIGHTS[k] })));
     const committed = store.model(runId, 1)!.parameters;
-    let worst = 0;
-    for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(committed[i] - expected[i]));
+    const worst = maxAbsDifference(committed, expected);
     expect(worst).toBeLessThan(1e-6);
   });
 

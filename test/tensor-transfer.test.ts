@@ -9,7 +9,7 @@ import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { parameterCount } from '../proto/model-spec.ts';
 import { registrationMessage } from '../proto/registration.ts';
-import { chunkTensors, TensorAssembler, TensorStreamError, type NamedTensor } from '../proto/tensor-stream.ts';
+import { chunkTensors, dtypeOf, TensorAssembler, TensorStreamError, type NamedTensor } from '../proto/tensor-stream.ts';
 import { CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, federationClientConstructor, type TensorChunkMsg } from '../proto/wire.ts';
 import {
   ShiftLearner,
@@ -27,8 +27,7 @@ import {
 const MIB = 1024 * 1024;
 
 function tensor(name: string, shape: number[], data: NamedTensor['data']): NamedTensor {
-  const dtype = data instanceof Float32Array ? 'FLOAT32' : data instanceof Int32Array ? 'INT32' : data instanceof Uint32Array ? 'UINT32' : 'FLOAT64';
-  return { name, shape, dtype, data };
+  return { name, shape, dtype: dtypeOf(data), data };
 }
 
 function streamError(fn: () => void): TensorStreamError {

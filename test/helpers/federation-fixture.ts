@@ -191,6 +191,14 @@ export class HoldingLearner implements Learner {
   }
 }
 
+/** The largest |a[i] − b[i]|. */
+export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`maxAbsDifference: lengths ${a.length} and ${b.length}`);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
+
 /**
  * FedAvg of shift learners, computed from the definition: global + Σ w_k·Δ_k / Σ w_k with each client's
  * Δ_k = float32(float32(global + shift_k) − global) as the SDK computes it, the sum in float64, rounded
