@@ -16,7 +16,6 @@ export interface RoundDecision {
 }
 
 export interface ClientPrivacy {
-  setCoordinatorKey(publicKey: Uint8Array): void;
   beforeRound(task: TaskContext, learner: Learner): RoundDecision;
   recordRelease(task: TaskContext, mechanism: MechanismReport): PrivacyEventMsg;
 }

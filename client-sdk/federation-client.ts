@@ -102,7 +102,6 @@ export class FederationClient extends EventEmitter {
     });
     this.session = response.session;
     this.runId = response.runId;
-    this.options.privacy?.setCoordinatorKey(response.coordinatorPublicKey);
     this.log(`registered with ${this.options.coordinator}, run ${this.runId}`);
   }
 

@@ -24,7 +24,6 @@ export class InstitutionPrivacy implements ClientPrivacy {
   private readonly db: Database.Database;
   private readonly ledger: PrivacyLedger;
   private readonly calibrated = new Map<string, number>();
-  private coordinatorKey: Uint8Array | null = null;
 
   constructor(private readonly options: InstitutionPrivacyOptions) {
     this.db = new Database(options.ledgerPath);
@@ -35,10 +34,6 @@ export class InstitutionPrivacy implements ClientPrivacy {
 
   close(): void {
     this.db.close();
-  }
-
-  setCoordinatorKey(publicKey: Uint8Array): void {
-    this.coordinatorKey = new Uint8Array(publicKey);
   }
 
   private accountant(task: TaskContext): Accountant {
@@ -111,9 +106,5 @@ export class InstitutionPrivacy implements ClientPrivacy {
     const events = this.spentEvents();
     if (events.length === 0) return { epsilon: 0, delta: this.options.budget.delta };
     return this.ledger.spent(this.options.institutionId, makeAccountant('rdp'));
-  }
-
-  get coordinatorPublicKey(): Uint8Array | null {
-    return this.coordinatorKey;
   }
 }

@@ -1,6 +1,6 @@
 // Everything that defines a run, as stored with it in SQLite (so a restart resumes the same run).
 import type { ModelSpec } from '../proto/model-spec.ts';
-import type { AggregationMode, TaskConfig } from '../proto/task-config.ts';
+import type { TaskConfig } from '../proto/task-config.ts';
 import type { StrategyName, StrategyOptions } from './strategy.ts';
 
 export interface RunConfig {
@@ -26,8 +26,4 @@ export interface RunConfig {
   secaggDropoutRate: number;
   /** CKKS: the institution that generates the key pair and decrypts each round's sum (default: the first participant by id). */
   ckksKeyHolder?: string;
-}
-
-export function aggregationOf(config: RunConfig): AggregationMode {
-  return config.task.aggregation;
 }
