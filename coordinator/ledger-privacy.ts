@@ -24,6 +24,8 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
   const ledger = new PrivacyLedger(store.db, { countersigner: identity });
   const accountant = makeAccountant(config.task.privacy.record?.accountant ?? 'rdp');
   const refused = new Set<string>();
+  /** Institutions found within budget, with the ledger head and budget they were checked at. */
+  const admitted = new Map<string, string>();
 
   const ensureRegistered = (institution: { id: string; publicKey: Uint8Array; budget: { epsilon: number; delta: number } | null }) => {
     const budget = institution.budget ?? { epsilon: config.task.privacy.record?.targetEpsilon ?? 10, delta: config.task.privacy.record?.delta ?? 1e-5 };
@@ -36,13 +38,18 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
   return {
     admissible(round: number, candidates: Institution[]): Institution[] {
       if (mode !== 'record') return candidates;
+      // The answer changes only when the ledger grows or a budget is re-declared: the waiting loop asks often.
+      const head = ledger.head().seq;
       return candidates.filter((institution) => {
         if (!institution.budget) return true;
+        const key = `${head}:${institution.budget.epsilon}:${institution.budget.delta}`;
+        if (admitted.get(institution.id) === key) return true;
         const events = eventsOf(institution.id);
-        if (events.length === 0) return true;
-        const last = events[events.length - 1];
-        const check = checkBudget(events, [last], institution.budget, accountant);
-        if (check.allowed) return true;
+        const check = events.length === 0 ? null : checkBudget(events, [events[events.length - 1]], institution.budget, accountant);
+        if (!check || check.allowed) {
+          admitted.set(institution.id, key);
+          return true;
+        }
         if (!refused.has(institution.id)) {
           refused.add(institution.id);
           const reason = `coordinator refused to schedule: ${check.reason}`;

@@ -106,6 +106,7 @@ export class RoundMachine extends EventEmitter {
   private ckksKey: CkksKey | null = null;
   private stopped = false;
   private readonly spec: ModelSpec;
+  private readonly specJson: string;
   private readonly shapes: { name: string; shape: number[]; size: number }[];
 
   constructor(
@@ -124,6 +125,7 @@ export class RoundMachine extends EventEmitter {
     super();
     this.runId = deps.runId;
     this.spec = deps.config.modelSpec;
+    this.specJson = JSON.stringify(this.spec);
     this.shapes = parameterShapes(this.spec).map((p) => ({ ...p, size: p.shape.reduce((a, b) => a * b, 1) }));
     this.global = deps.initialModel;
     this.round = deps.startRound;
@@ -490,7 +492,7 @@ export class RoundMachine extends EventEmitter {
     return {
       envelope: { runId: this.runId, round: this.round, modelVersion: o.modelVersion ?? this.modelVersion, institutionId: '', session: Buffer.alloc(0) },
       kind,
-      modelSpecJson: JSON.stringify(this.spec),
+      modelSpecJson: this.specJson,
       configJson: o.config ? JSON.stringify(o.config) : '',
       retryAfterMs: o.retryAfterMs ?? 0,
       message: o.message ?? '',
