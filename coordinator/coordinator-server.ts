@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { flattenParameters, initialParameters, parseModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
-import { CHANNEL_OPTIONS, federationServerService } from '../proto/wire.ts';
+import { CHANNEL_OPTIONS, federationServerService, widenServerFlowControl } from '../proto/wire.ts';
 import { EncodedModelCache } from './encoded-model-cache.ts';
 import { CoordinatorStore } from './coordinator-store.ts';
 import { federationHandlers } from './federation-service.ts';
@@ -88,6 +88,7 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${options.host ?? '127.0.0.1'}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
+  widenServerFlowControl(server);
   const finished = machine.run();
   let closed = false;
   return {

@@ -3,6 +3,7 @@
 // 64-bit integers as numbers).
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import type { Http2Session } from 'node:http2';
 import { fileURLToPath } from 'node:url';
 import type { LedgerEvent } from '../privacy/ledger-event.ts';
 
@@ -40,13 +41,40 @@ export function federationServerService(): { service: grpc.ServiceDefinition; se
   return { service, serializeChunk };
 }
 
+/**
+ * HTTP/2 flow-control window, per stream and per connection, both ways. The protocol default (64 KiB) makes
+ * a 400 KB model take several window round trips; measured here, 10 clients moving 400 KB each way took
+ * 57 ms per round with the default window and 23–29 ms with this one. Two chunks: a receiver never buffers
+ * more than that per stream.
+ */
+export const FLOW_CONTROL_WINDOW = 2 * DEFAULT_CHUNK_BYTES;
+
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
   'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
   'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
   'grpc.keepalive_permit_without_calls': 1,
 };
+
+/**
+ * grpc-js takes the flow-control window only for its clients; a server keeps the 64 KiB default, so every
+ * upload would stall on window updates. This widens the window of each HTTP/2 session the server accepts.
+ * It reaches the server's HTTP/2 listeners through a field grpc-js does not export (checked at run time: if
+ * a grpc-js version lacks it, the server runs with the default window, slower but correct). Call after bind.
+ */
+export function widenServerFlowControl(server: grpc.Server): boolean {
+  const listeners = (server as unknown as { http2Servers?: Map<{ on(event: 'session', fn: (session: Http2Session) => void): void }, unknown> }).http2Servers;
+  if (!(listeners instanceof Map)) return false;
+  for (const listener of listeners.keys()) {
+    listener.on('session', (session: Http2Session) => {
+      session.settings({ initialWindowSize: FLOW_CONTROL_WINDOW });
+      session.setLocalWindowSize(FLOW_CONTROL_WINDOW);
+    });
+  }
+  return true;
+}
 
 export function federationClientConstructor(): grpc.ServiceClientConstructor {
   return grpc.makeGenericClientConstructor(federationService(), 'Federation');
