@@ -6,7 +6,7 @@
 // round skipped. The institutions run in a separate process (as they do in production), so their side of
 // the wire does not count as coordinator time; on this 2-core machine they still compete for the CPU.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,19 @@ export interface RoundOverheadRun {
   medianMs: number;
   /** CPU time (user + system) of the coordinator's process per round, in ms: its own work, whatever the institutions' process is doing. */
   medianCpuMs: number;
+  /** CPU time of the institutions' process per round (all of them, protocol work only: they do not train), in ms; null where /proc is missing. */
+  institutionsCpuMs: number | null;
+}
+
+/** User + system CPU time of a process in ms, from /proc (Linux); null elsewhere. */
+function processCpuMs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks of 1/100 s
+  } catch {
+    return null;
+  }
 }
 
 /** One federation of `clients` no-training institutions for `rounds` rounds; median round time without the first. */
@@ -39,15 +52,19 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
   const coordinator = await startCoordinator({ dbPath: join(dir, 'bench.sqlite'), config, privacy: coordinatorPrivacy });
   const summaries: RoundSummary[] = [];
   const cpuMs: number[] = [];
+  const institutionsCpu: (number | null)[] = [];
   let lastCpu = process.cpuUsage();
+  let clientsPid: number | undefined;
   coordinator.machine.on('round', (s: RoundSummary) => {
     const cpu = process.cpuUsage(lastCpu);
     lastCpu = process.cpuUsage();
     cpuMs.push((cpu.user + cpu.system) / 1000);
+    institutionsCpu.push(processCpuMs(clientsPid));
     summaries.push(s);
     if (process.env.DPFED_BENCH_VERBOSE) process.stderr.write(`round ${s.round}: ${JSON.stringify(s.phaseMs)}\n`);
   });
   const clients = spawn(process.execPath, [...(process.env.DPFED_BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DPFED_BENCH_CLIENT_PROF}`] : []), '--import', 'tsx', CLIENTS_SCRIPT, `127.0.0.1:${coordinator.port}`, String(o.clients)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  clientsPid = clients.pid;
   const exited = new Promise<number>((resolve) => clients.on('exit', (code) => resolve(code ?? 1)));
   try {
     await coordinator.finished;
@@ -60,7 +77,10 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
   }
   if (summaries.length !== o.rounds) throw new Error(`round-overhead bench: ${summaries.length} of ${o.rounds} rounds committed`);
   const roundMs = summaries.map((s) => s.seconds * 1000);
-  return { parameters: parameterCount(config.modelSpec), clients: o.clients, roundMs, medianMs: median(roundMs.slice(1)), medianCpuMs: median(cpuMs.slice(1)) };
+  const first = institutionsCpu[0];
+  const last = institutionsCpu[institutionsCpu.length - 1];
+  const institutionsCpuMs = first != null && last != null && o.rounds > 1 ? (last - first) / (o.rounds - 1) : null;
+  return { parameters: parameterCount(config.modelSpec), clients: o.clients, roundMs, medianMs: median(roundMs.slice(1)), medianCpuMs: median(cpuMs.slice(1)), institutionsCpuMs };
 }
 
 /** ~100k parameters (30-256-256-100-1: 99,529) and ~1M (30-1024-940-1: 996,185). */
@@ -72,6 +92,8 @@ export async function benchRoundOverhead(o: { quick?: boolean } = {}): Promise<{
   roundOverheadMs1M: number;
   roundOverheadCoordinatorCpuMs: number;
   roundOverheadCoordinatorCpuMs1M: number;
+  roundOverheadInstitutionsCpuMs: number | null;
+  roundOverheadInstitutionsCpuMs1M: number | null;
   roundOverheadClients: number;
 }> {
   const clients = 10;
@@ -82,6 +104,8 @@ export async function benchRoundOverhead(o: { quick?: boolean } = {}): Promise<{
     roundOverheadMs1M: roundTo(large.medianMs, 2),
     roundOverheadCoordinatorCpuMs: roundTo(small.medianCpuMs, 2),
     roundOverheadCoordinatorCpuMs1M: roundTo(large.medianCpuMs, 2),
+    roundOverheadInstitutionsCpuMs: small.institutionsCpuMs === null ? null : roundTo(small.institutionsCpuMs, 2),
+    roundOverheadInstitutionsCpuMs1M: large.institutionsCpuMs === null ? null : roundTo(large.institutionsCpuMs, 2),
     roundOverheadClients: clients,
   };
 }

@@ -1,5 +1,7 @@
-// The institution's side of the wire: promise-returning calls to the coordinator, model download into
+// The institution's side of the wire: promise-returning requests to the coordinator, model download into
 // one preallocated copy, and result upload in chunks with back-pressure. Only outbound connections.
+// Register is a call of its own; every later request travels on the institution's Session stream
+// (session-stream.ts), which the coordinator answers exactly as it answers the separate calls.
 import * as grpc from '@grpc/grpc-js';
 import { chunkTensors, TensorAssembler, type NamedTensor, type TensorData } from '../proto/tensor-stream.ts';
 import {
@@ -7,6 +9,7 @@ import {
   DEFAULT_CHUNK_BYTES,
   federationClientConstructor,
   type AckMsg,
+  type CoordinatorFrameMsg,
   type DTypeName,
   type DeclineRequestMsg,
   type Envelope,
@@ -15,96 +18,85 @@ import {
   type ResultHeaderMsg,
   type SecAggMessageMsg,
   type TaskMsg,
-  type TensorChunkMsg,
 } from '../proto/wire.ts';
+import { CallFailed, SessionStream, type FrameBody } from './session-stream.ts';
+
+const CALL_DEADLINE_MS = 30_000;
+
+function expect<K extends keyof CoordinatorFrameMsg>(kind: K) {
+  return (frame: CoordinatorFrameMsg): NonNullable<CoordinatorFrameMsg[K]> => {
+    if (frame.body !== kind) throw new CallFailed(grpc.status.INTERNAL, `protocol: expected a ${kind} frame, got ${frame.body}`);
+    return frame[kind]!;
+  };
+}
 
 export class CoordinatorConnection {
   private readonly client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+  private readonly session: SessionStream;
 
   constructor(readonly address: string, credentials = grpc.credentials.createInsecure()) {
     const Client = federationClientConstructor();
     this.client = new Client(address, credentials, CHANNEL_OPTIONS) as never;
+    this.session = new SessionStream(() => this.client.Session() as never);
   }
 
   close(): void {
+    this.session.close();
     this.client.close();
   }
 
-  private unary<Req, Res>(method: string, request: Req, deadlineMs = 30_000): Promise<Res> {
+  register(request: RegisterRequest): Promise<RegisterResponse> {
     return new Promise((resolve, reject) => {
-      this.client[method](request, { deadline: Date.now() + deadlineMs }, (error: grpc.ServiceError | null, response: Res) =>
+      this.client.Register(request, { deadline: Date.now() + CALL_DEADLINE_MS }, (error: grpc.ServiceError | null, response: RegisterResponse) =>
         error ? reject(error) : resolve(response),
       );
     });
   }
 
-  register(request: RegisterRequest): Promise<RegisterResponse> {
-    return this.unary('Register', request);
+  private request<K extends keyof CoordinatorFrameMsg>(body: FrameBody, answer: K, deadlineMs = CALL_DEADLINE_MS): Promise<NonNullable<CoordinatorFrameMsg[K]>> {
+    return this.session.call(deadlineMs, (call) => call.write(body), expect(answer));
   }
 
   heartbeat(envelope: Envelope): Promise<{ phase: string; round: number }> {
-    return this.unary('Heartbeat', { envelope });
+    return this.request({ heartbeat: { envelope } }, 'heartbeat');
   }
 
   pullTask(envelope: Envelope, waitMs: number): Promise<TaskMsg> {
-    return this.unary('PullTask', { envelope, waitMs }, waitMs + 15_000);
+    return this.request({ pullTask: { envelope, waitMs } }, 'task', waitMs + 15_000);
   }
 
   decline(request: DeclineRequestMsg): Promise<AckMsg> {
-    return this.unary('Decline', request);
+    return this.request({ decline: request }, 'ack');
   }
 
   pushSecAgg(message: SecAggMessageMsg): Promise<AckMsg> {
-    return this.unary('PushSecAgg', message);
+    return this.request({ secagg: message }, 'ack');
   }
 
   /** Downloads the model of `envelope` as named tensors (one copy, filled chunk by chunk). */
   downloadModel(envelope: Envelope, chunkBytes = DEFAULT_CHUNK_BYTES, artifact = '', place?: (index: number, dtype: DTypeName, byteLength: number) => TensorData | undefined): Promise<NamedTensor[]> {
-    return new Promise((resolve, reject) => {
-      const assembler = new TensorAssembler(undefined, Number.MAX_SAFE_INTEGER, place);
-      const call = this.client.DownloadModel({ envelope, chunkBytes, artifact }) as grpc.ClientReadableStream<TensorChunkMsg>;
-      let failed = false;
-      call.on('data', (chunk: TensorChunkMsg) => {
-        if (failed) return;
-        try {
-          assembler.push(chunk);
-        } catch (error) {
-          failed = true;
-          call.cancel();
-          reject(error);
-        }
-      });
-      call.on('error', (error) => {
-        if (!failed) reject(error);
-        failed = true;
-      });
-      call.on('end', () => {
-        if (failed) return;
-        try {
-          resolve(assembler.finish());
-        } catch (error) {
-          reject(error);
-        }
-      });
-    });
+    const assembler = new TensorAssembler(undefined, Number.MAX_SAFE_INTEGER, place);
+    return this.session.call(
+      Number.POSITIVE_INFINITY,
+      (call) => call.write({ downloadModel: { envelope, chunkBytes, artifact } }),
+      (frame) => {
+        if (frame.body === 'modelChunk') return void assembler.push(frame.modelChunk!);
+        if (frame.body === 'modelEnd') return assembler.finish();
+        return expect('modelChunk')(frame) && undefined;
+      },
+    );
   }
 
-  /** Uploads a result: the header, then every tensor in chunks, waiting for the stream to drain. */
+  /** Uploads a result: the header, then every tensor in chunks, waiting while the stream is congested. */
   pushResult(header: ResultHeaderMsg, tensors: readonly NamedTensor[], chunkBytes = DEFAULT_CHUNK_BYTES): Promise<AckMsg> {
-    return new Promise((resolve, reject) => {
-      const call = this.client.PushResult((error: grpc.ServiceError | null, ack: AckMsg) => (error ? reject(error) : resolve(ack))) as grpc.ClientWritableStream<unknown>;
-      call.on('error', () => undefined);
-      const write = async () => {
-        if (!call.write({ header })) await new Promise((r) => call.once('drain', r));
-        for (const tensor of chunkTensors(tensors, chunkBytes)) {
-          if (!call.write({ tensor })) await new Promise((r) => call.once('drain', r));
-        }
-        call.end();
-      };
-      write().catch((error) => {
-        call.cancel();
-        reject(error);
-      });
-    });
+    return this.session.call(
+      Number.POSITIVE_INFINITY,
+      async (call) => {
+        await call.write({ result: { header } });
+        for (const tensor of chunkTensors(tensors, chunkBytes)) await call.write({ result: { tensor } });
+        await call.write({ resultEnd: true });
+      },
+      expect('ack'),
+    );
   }
 }

@@ -23,6 +23,7 @@ import type { NamedTensor } from '../proto/tensor-stream.ts';
 import { PROTOCOL_VERSION, type Envelope, type PrivacyEventMsg, type ResultHeaderMsg, type CkksTaskMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
 import { CoordinatorConnection } from './coordinator-connection.ts';
+import { subtractGlobal } from './model-delta.ts';
 import type { Learner, TaskContext } from './learner.ts';
 
 export interface FederationClientOptions {
@@ -332,8 +333,7 @@ export class FederationClient extends EventEmitter {
     const global = await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? '');
     const t0 = performance.now();
     const outcome = await this.options.learner.train(global, ctx, noiseMultiplier);
-    const delta = outcome.params;
-    for (let i = 0; i < delta.length; i++) delta[i] -= global[i];
+    const delta = subtractGlobal(outcome.params, global);
     if (config.privacy.mode === 'client') clipToNorm(delta, config.privacy.client!.updateClipNorm);
     let privacyEvent: PrivacyEventMsg | null = null;
     if (config.privacy.mode === 'record') {

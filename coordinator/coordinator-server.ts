@@ -84,7 +84,8 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const server = new grpc.Server(CHANNEL_OPTIONS);
   const { service, serializeChunk } = federationServerService();
   const encodedModels = new EncodedModelCache(serializeChunk);
-  server.addService(service, federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, log: options.log, encodedModels }));
+  const openSessions = new Set<{ end(): void }>();
+  server.addService(service, federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, log: options.log, encodedModels, openSessions }));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${options.host ?? '127.0.0.1'}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
@@ -102,6 +103,7 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
       if (closed) return;
       closed = true;
       machine.stop();
+      for (const session of [...openSessions]) session.end();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();

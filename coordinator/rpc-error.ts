@@ -1,5 +1,6 @@
 // An error that maps to a gRPC status; its message names the offending field.
 import { status } from '@grpc/grpc-js';
+import { TensorStreamError } from '../proto/tensor-stream.ts';
 
 export class RpcError extends Error {
   constructor(readonly code: status, message: string) {
@@ -11,3 +12,10 @@ export const invalidArgument = (message: string) => new RpcError(status.INVALID_
 export const failedPrecondition = (message: string) => new RpcError(status.FAILED_PRECONDITION, message);
 export const unauthenticated = (message: string) => new RpcError(status.UNAUTHENTICATED, message);
 export const permissionDenied = (message: string) => new RpcError(status.PERMISSION_DENIED, message);
+
+/** The status a failed request ends with; anything that is not one of ours is INTERNAL. */
+export function callStatusOf(error: unknown): { code: status; message: string; internal: boolean } {
+  if (error instanceof RpcError) return { code: error.code, message: error.message, internal: false };
+  if (error instanceof TensorStreamError) return { code: status.INVALID_ARGUMENT, message: `tensor.${error.field}: ${error.message}`, internal: false };
+  return { code: status.INTERNAL, message: error instanceof Error ? error.message : String(error), internal: true };
+}

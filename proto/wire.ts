@@ -27,18 +27,45 @@ export function federationService(): grpc.ServiceDefinition {
 }
 
 /**
- * The service as the coordinator serves it: identical on the wire, except that DownloadModel may also be
- * handed messages already serialised (Buffers), which are sent as they are.
+ * The service as the coordinator serves it: identical on the wire, except that DownloadModel and Session
+ * may also be handed messages already serialised (Buffers), which are sent as they are.
  */
 export function federationServerService(): { service: grpc.ServiceDefinition; serializeChunk: (chunk: TensorChunkMsg) => Buffer } {
   const base = federationService();
-  const download = base.DownloadModel;
-  const serializeChunk = download.responseSerialize as (chunk: TensorChunkMsg) => Buffer;
-  const service: grpc.ServiceDefinition = {
-    ...base,
-    DownloadModel: { ...download, responseSerialize: (value: TensorChunkMsg | Buffer) => (Buffer.isBuffer(value) ? value : serializeChunk(value)) },
+  const passBuffers = (definition: grpc.MethodDefinition<unknown, unknown>) => {
+    const serialize = definition.responseSerialize as (value: unknown) => Buffer;
+    return { ...definition, responseSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : serialize(value)) };
   };
-  return { service, serializeChunk };
+  return {
+    service: { ...base, DownloadModel: passBuffers(base.DownloadModel), Session: passBuffers(base.Session) },
+    serializeChunk: base.DownloadModel.responseSerialize as (chunk: TensorChunkMsg) => Buffer,
+  };
+}
+
+/**
+ * A CoordinatorFrame carrying an already serialised TensorChunk: the bytes protobuf would produce for
+ * { callId, modelChunk }, written directly (field 4, length-delimited, then field 1, varint) so the
+ * encoded model is shared by every institution's stream instead of being encoded again per call.
+ */
+export function modelChunkFrame(callId: number, encodedChunk: Uint8Array): Buffer {
+  const head = [0x22, ...varint(encodedChunk.length)];
+  const tail = [0x08, ...varint(callId)];
+  const frame = Buffer.allocUnsafe(head.length + encodedChunk.length + tail.length);
+  frame.set(head, 0);
+  frame.set(encodedChunk, head.length);
+  frame.set(tail, head.length + encodedChunk.length);
+  return frame;
+}
+
+function varint(value: number): number[] {
+  const bytes: number[] = [];
+  let v = value;
+  while (v >= 0x80) {
+    bytes.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  bytes.push(v);
+  return bytes;
 }
 
 /**
@@ -51,6 +78,11 @@ export const FLOW_CONTROL_WINDOW = 2 * DEFAULT_CHUNK_BYTES;
 
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
+  // Each connection object gets its own HTTP/2 connection, as an institution in its own process has. By
+  // default grpc-js lets every client in a process with the same target share one connection, and several
+  // institutions' Session streams moving megabytes at once on one connection stalled here (1M-parameter
+  // rounds with 5 or more institutions in one process never finished).
+  'grpc.use_local_subchannel_pool': 1,
   'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
   'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   'grpc.keepalive_time_ms': 30_000,
@@ -252,4 +284,35 @@ export interface ModelRequestMsg {
   envelope: Envelope;
   chunkBytes: number;
   artifact: string;
+}
+
+export interface CallStatusMsg {
+  code: number;
+  message: string;
+}
+
+/** One frame of the Session stream, institution → coordinator; `body` names the part that is set. */
+export interface ClientFrameMsg {
+  callId: number;
+  heartbeat?: HeartbeatRequestMsg | null;
+  pullTask?: PullTaskRequestMsg | null;
+  downloadModel?: ModelRequestMsg | null;
+  result?: ResultChunkMsg | null;
+  resultEnd?: boolean;
+  secagg?: SecAggMessageMsg | null;
+  decline?: DeclineRequestMsg | null;
+  cancel?: boolean;
+  body?: 'heartbeat' | 'pullTask' | 'downloadModel' | 'result' | 'resultEnd' | 'secagg' | 'decline' | 'cancel';
+}
+
+/** One frame of the Session stream, coordinator → institution. */
+export interface CoordinatorFrameMsg {
+  callId: number;
+  heartbeat?: { phase: string; round: number } | null;
+  task?: TaskMsg | null;
+  modelChunk?: TensorChunkMsg | null;
+  modelEnd?: boolean;
+  ack?: AckMsg | null;
+  error?: CallStatusMsg | null;
+  body?: 'heartbeat' | 'task' | 'modelChunk' | 'modelEnd' | 'ack' | 'error';
 }

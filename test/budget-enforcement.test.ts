@@ -107,7 +107,7 @@ function ownLedgerEvents(path: string, id: string): { runId: string; round: numb
   }
 }
 
-const SIX_ROUNDS = ['--rounds', '6', '--min-clients', '2', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA), '--round-timeout', '30', '--phase-timeout', '30'];
+const SIX_ROUNDS = ['--rounds', '6', '--min-clients', '2', '--wait-for', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA), '--round-timeout', '30', '--phase-timeout', '30'];
 
 describe('privacy budgets over real gRPC (record-level DP)', () => {
   it('refusal at the client: a bank with earlier spending declines once its projection passes its own budget; it is not sampled again', async () => {

@@ -68,7 +68,7 @@ describe('secure aggregation over real gRPC', () => {
 
   it('an institution killed after advertising its keys is dropped; the round commits the exact sum of the other three', async () => {
     dir = tempDir('dpfed-secagg-drop-');
-    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--aggregation', 'secagg', '--round-timeout', '20', '--phase-timeout', '3']);
+    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--wait-for', '4', '--aggregation', 'secagg', '--round-timeout', '20', '--phase-timeout', '3']);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
     const seen = recordRounds(coordinator);
     const address = `127.0.0.1:${coordinator.port}`;
@@ -91,7 +91,7 @@ describe('secure aggregation over real gRPC', () => {
 
   it('client-level DP: each institution adds its noise share; with a dropout the ledger records the smaller noise actually present', async () => {
     dir = tempDir('dpfed-secagg-dp-');
-    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--aggregation', 'secagg', '--privacy', 'client',
+    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--wait-for', '4', '--aggregation', 'secagg', '--privacy', 'client',
       '--noise-multiplier', '1', '--update-clip-norm', '1', '--round-timeout', '20', '--phase-timeout', '3']);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
     const address = `127.0.0.1:${coordinator.port}`;

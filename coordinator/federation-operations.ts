@@ -1,0 +1,135 @@
+// What the coordinator does for each request an institution makes, independent of how the request
+// arrived: as a separate gRPC call (federation-service.ts) or as a frame on the institution's Session
+// stream (session-service.ts). Every operation authenticates the envelope of its own request.
+import type { IdentityKey } from '../privacy/identity.ts';
+import { chunkTensors, TensorAssembler } from '../proto/tensor-stream.ts';
+import {
+  DEFAULT_CHUNK_BYTES,
+  MAX_MESSAGE_BYTES,
+  type AckMsg,
+  type DeclineRequestMsg,
+  type HeartbeatRequestMsg,
+  type ModelRequestMsg,
+  type PullTaskRequestMsg,
+  type RegisterRequest,
+  type RegisterResponse,
+  type ResultChunkMsg,
+  type SecAggMessageMsg,
+  type TaskMsg,
+  type TensorChunkMsg,
+} from '../proto/wire.ts';
+import type { EncodedModelCache } from './encoded-model-cache.ts';
+import type { InstitutionRegistry } from './institution-registry.ts';
+import type { ResultSink, RoundMachine } from './round-machine.ts';
+import { invalidArgument } from './rpc-error.ts';
+
+export interface ServiceDeps {
+  registry: InstitutionRegistry;
+  machine: () => RoundMachine;
+  coordinatorIdentity: IdentityKey;
+  log?: (line: string) => void;
+  /** Serialised models shared by every download of the same model (optional). */
+  encodedModels?: EncodedModelCache;
+  /** Session streams open now, so a coordinator that stops can end them instead of waiting for them (optional). */
+  openSessions?: Set<{ end(): void }>;
+}
+
+/** A model download: chunks as messages, or (`encoded`) as serialised TensorChunk bytes shared by every download of the model. */
+export type ModelChunks = { encoded: true; chunks: Buffer[] } | { encoded: false; chunks: Iterable<TensorChunkMsg> };
+
+/** A result arriving chunk by chunk: push() each ResultChunk, then end(). Throws name the field at fault. */
+export interface ResultReceiver {
+  push(chunk: ResultChunkMsg): void;
+  end(): AckMsg;
+  /** push() or end() threw: the result is refused for this round, with the reason. (An institution that just goes away mid-upload is not refused: it may send again.) */
+  reject(reason: string): void;
+}
+
+export interface FederationOperations {
+  register(request: RegisterRequest): RegisterResponse;
+  heartbeat(request: HeartbeatRequestMsg): { phase: string; round: number };
+  pullTask(request: PullTaskRequestMsg, onCancel: (cb: () => void) => void): Promise<TaskMsg>;
+  /** Authenticates and resolves the model first, so a refused download fails before any chunk is sent. */
+  downloadModel(request: ModelRequestMsg): ModelChunks;
+  openResult(): ResultReceiver;
+  pushSecAgg(request: SecAggMessageMsg): AckMsg;
+  decline(request: DeclineRequestMsg): AckMsg;
+}
+
+export function federationOperations(deps: ServiceDeps): FederationOperations {
+  const { registry } = deps;
+  return {
+    register(request) {
+      const institution = registry.register(request);
+      deps.log?.(`registered ${institution.id}`);
+      return {
+        session: institution.session,
+        runId: deps.machine().runId,
+        coordinatorPublicKey: deps.coordinatorIdentity.publicKey,
+        maxChunkBytes: DEFAULT_CHUNK_BYTES,
+        maxMessageBytes: MAX_MESSAGE_BYTES,
+      };
+    },
+
+    heartbeat(request) {
+      registry.authenticate(request.envelope);
+      const { phase, round } = deps.machine().status;
+      return { phase, round };
+    },
+
+    pullTask(request, onCancel) {
+      const institution = registry.authenticate(request.envelope);
+      return deps.machine().pullTask(institution, request.waitMs, onCancel);
+    },
+
+    downloadModel(request) {
+      const institution = registry.authenticate(request.envelope);
+      const chunkBytes = request.chunkBytes > 0 ? Math.min(request.chunkBytes, DEFAULT_CHUNK_BYTES) : DEFAULT_CHUNK_BYTES;
+      const artifact = request.artifact ?? '';
+      const machine = deps.machine();
+      const tensors = () => machine.modelTensors(request.envelope, institution, artifact);
+      const encoded = artifact === '' && deps.encodedModels ? deps.encodedModels.chunks(machine.modelIdOf(request.envelope), chunkBytes, tensors) : null;
+      if (encoded) return { encoded: true, chunks: encoded };
+      const list = tensors();
+      return { encoded: false, chunks: chunkTensors(list, chunkBytes, request.envelope) };
+    },
+
+    openResult() {
+      let sink: ResultSink | null = null;
+      let assembler: TensorAssembler | null = null;
+      return {
+        push(chunk) {
+          if (!sink) {
+            if (!chunk.header) throw invalidArgument('header: the first message of a result must be its header');
+            const institution = registry.authenticate(chunk.header.envelope);
+            sink = deps.machine().openResult(institution, chunk.header);
+            assembler = new TensorAssembler(sink.expectTensor, 2 ** 40, sink.place);
+            return;
+          }
+          if (!chunk.tensor) throw invalidArgument('tensor: expected tensor chunks after the header');
+          assembler!.push(chunk.tensor);
+        },
+        end() {
+          if (!sink || !assembler) throw invalidArgument('header: empty result stream');
+          sink.finish(assembler.finish(sink.tensorCount));
+          return { accepted: true, message: 'result accepted' };
+        },
+        reject(reason) {
+          sink?.fail(reason);
+        },
+      };
+    },
+
+    pushSecAgg(request) {
+      const institution = registry.authenticate(request.envelope);
+      deps.machine().receiveSecAgg(institution, request);
+      return { accepted: true, message: 'ok' };
+    },
+
+    decline(request) {
+      const institution = registry.authenticate(request.envelope);
+      deps.machine().decline(institution, request);
+      return { accepted: true, message: 'decline recorded' };
+    },
+  };
+}

@@ -1,0 +1,149 @@
+// The Session stream: one long-lived bidirectional call per institution carrying the requests of the
+// separate calls as frames (heartbeat, pull task, download model, push result, secure-aggregation
+// messages, decline), each answered on the same stream under its call id. The requests go to the same
+// federation operations as the separate calls, so authentication, validation and errors are the same;
+// an error is a CallStatus frame with the gRPC code the separate call would have ended with.
+import type * as grpc from '@grpc/grpc-js';
+import { modelChunkFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
+import type { FederationOperations, ResultReceiver } from './federation-operations.ts';
+import { callStatusOf, invalidArgument } from './rpc-error.ts';
+
+type SessionCall = grpc.ServerDuplexStream<ClientFrameMsg, CoordinatorFrameMsg | Buffer>;
+
+export function sessionHandler(ops: FederationOperations, log?: (line: string) => void, open?: Set<{ end(): void }>): (call: SessionCall) => void {
+  return (call) => {
+    const entry: { end(): void } = { end: () => void call.end() };
+    open?.add(entry);
+    /** Uploads in progress by call id; null: refused, its remaining frames are dropped until result_end. */
+    const results = new Map<number, ResultReceiver | null>();
+    /** What to do when a pending pull or download is cancelled (by the institution or by the stream ending). */
+    const cancels = new Map<number, () => void>();
+    let closed = false;
+
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      open?.delete(entry);
+      for (const cancel of cancels.values()) cancel();
+      cancels.clear();
+      results.clear();
+    };
+    call.on('cancelled', close);
+    call.on('error', close);
+    call.on('end', () => entry.end());
+    entry.end = () => {
+      close();
+      void call.end();
+    };
+
+    const send = async (frame: CoordinatorFrameMsg | Buffer): Promise<void> => {
+      if (closed) return;
+      if (!call.write(frame)) await new Promise((resolve) => call.once('drain', resolve));
+    };
+    const fail = (callId: number, error: unknown): string => {
+      const { code, message, internal } = callStatusOf(error);
+      if (internal) log?.(`internal error: ${(error as Error)?.stack ?? error}`);
+      void send({ callId, error: { code, message } });
+      return message;
+    };
+    const answer = (callId: number, fn: () => CoordinatorFrameMsg) => {
+      try {
+        void send(fn());
+      } catch (error) {
+        fail(callId, error);
+      }
+    };
+
+    const pull = (callId: number, request: NonNullable<ClientFrameMsg['pullTask']>) => {
+      const listeners: (() => void)[] = [];
+      let cancelled = false;
+      cancels.set(callId, () => {
+        cancelled = true;
+        listeners.forEach((cb) => cb());
+      });
+      Promise.resolve()
+        .then(() => ops.pullTask(request, (cb) => listeners.push(cb)))
+        .then(
+          (task) => (cancelled ? undefined : send({ callId, task })),
+          (error) => (cancelled ? undefined : fail(callId, error)),
+        )
+        .finally(() => cancels.delete(callId));
+    };
+
+    const download = async (callId: number, request: NonNullable<ClientFrameMsg['downloadModel']>) => {
+      let stopped = false;
+      cancels.set(callId, () => (stopped = true));
+      try {
+        const model = ops.downloadModel(request);
+        if (model.encoded) {
+          for (const bytes of model.chunks) {
+            if (stopped || closed) return;
+            await send(modelChunkFrame(callId, bytes));
+          }
+        } else {
+          for (const chunk of model.chunks) {
+            if (stopped || closed) return;
+            await send({ callId, modelChunk: chunk });
+          }
+        }
+        await send({ callId, modelEnd: true });
+      } catch (error) {
+        fail(callId, error);
+      } finally {
+        cancels.delete(callId);
+      }
+    };
+
+    const resultChunk = (callId: number, chunk: NonNullable<ClientFrameMsg['result']>) => {
+      let receiver = results.get(callId);
+      if (receiver === null) return;
+      if (!receiver) results.set(callId, (receiver = ops.openResult()));
+      try {
+        receiver.push(chunk);
+      } catch (error) {
+        results.set(callId, null);
+        receiver.reject(fail(callId, error));
+      }
+    };
+
+    const resultEnd = (callId: number) => {
+      const receiver = results.get(callId);
+      results.delete(callId);
+      if (receiver === null) return;
+      if (!receiver) return void fail(callId, invalidArgument('header: empty result stream'));
+      try {
+        void send({ callId, ack: receiver.end() });
+      } catch (error) {
+        receiver.reject(fail(callId, error));
+      }
+    };
+
+    call.on('data', (frame: ClientFrameMsg) => {
+      if (closed) return;
+      const callId = frame.callId;
+      switch (frame.body) {
+        case 'heartbeat':
+          return answer(callId, () => ({ callId, heartbeat: ops.heartbeat(frame.heartbeat!) }));
+        case 'pullTask':
+          return pull(callId, frame.pullTask!);
+        case 'downloadModel':
+          return void download(callId, frame.downloadModel!);
+        case 'result':
+          return resultChunk(callId, frame.result!);
+        case 'resultEnd':
+          return resultEnd(callId);
+        case 'secagg':
+          return answer(callId, () => ({ callId, ack: ops.pushSecAgg(frame.secagg!) }));
+        case 'decline':
+          return answer(callId, () => ({ callId, ack: ops.decline(frame.decline!) }));
+        case 'cancel':
+          cancels.get(callId)?.();
+          cancels.delete(callId);
+          results.delete(callId);
+          return;
+        default:
+          fail(callId, invalidArgument('body: a frame must carry one request'));
+      }
+    });
+  };
+}

@@ -1,0 +1,146 @@
+// The Session stream, frame by frame, against a running coordinator over real gRPC: answers match the
+// separate calls, malformed frames get a CallStatus naming the field while the stream keeps serving,
+// cancelled and timed-out calls are dropped, and a shared encoded model chunk decodes as the frame
+// protobuf itself would produce.
+import * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
+import { CallFailed, SessionStream } from '../client-sdk/session-stream.ts';
+import type { Coordinator } from '../coordinator/coordinator-server.ts';
+import { generateIdentity } from '../privacy/identity.ts';
+import { registrationMessage } from '../proto/registration.ts';
+import {
+  CHANNEL_OPTIONS,
+  PROTOCOL_VERSION,
+  federationClientConstructor,
+  federationServerService,
+  federationService,
+  modelChunkFrame,
+  type ClientFrameMsg,
+  type CoordinatorFrameMsg,
+  type Envelope,
+  type TensorChunkMsg,
+} from '../proto/wire.ts';
+import { cleanUp, runConfig, startTestCoordinator, tempDir, within } from './helpers/federation-fixture.ts';
+
+describe('modelChunkFrame', () => {
+  it('is byte for byte a CoordinatorFrame { call_id, model_chunk } that protobuf decodes to the same chunk', () => {
+    const { serializeChunk } = federationServerService();
+    const service = federationService();
+    const chunk: TensorChunkMsg = { name: 'dense_0/kernel', shape: [3, 2], dtype: 'FLOAT32', totalBytes: 24, offset: 0, data: Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6]).buffer), tensorIndex: 0, tensorCount: 2 };
+    for (const callId of [1, 127, 128, 300, 2 ** 31 - 1]) {
+      const frame = modelChunkFrame(callId, serializeChunk(chunk));
+      const decoded = service.Session.responseDeserialize(frame) as CoordinatorFrameMsg;
+      expect(decoded.callId).toBe(callId);
+      expect(decoded.body).toBe('modelChunk');
+      expect({ ...decoded.modelChunk, envelope: undefined, data: Buffer.from(decoded.modelChunk!.data) }).toEqual({ ...chunk, envelope: undefined });
+      const reference = service.Session.responseSerialize({ callId, modelChunk: chunk }) as Buffer;
+      expect(service.Session.responseDeserialize(reference)).toEqual(decoded);
+    }
+  });
+});
+
+describe('the Session stream against a running coordinator', () => {
+  let dir: string | undefined;
+  let coordinator: Coordinator | undefined;
+  let raw: grpc.Client | undefined;
+  const connections: CoordinatorConnection[] = [];
+
+  afterAll(async () => {
+    for (const c of connections) c.close();
+    raw?.close();
+    await cleanUp({ coordinators: [coordinator], dir });
+  });
+
+  it('answers like the separate calls, names the field of a bad frame, drops cancelled calls and keeps serving', async () => {
+    dir = tempDir('dpfed-session-');
+    coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config: runConfig(['--rounds', '1', '--min-clients', '2', '--model', 'logistic']) });
+    const address = `127.0.0.1:${coordinator.port}`;
+    const conn = new CoordinatorConnection(address);
+    connections.push(conn);
+    const identity = generateIdentity();
+    const nonce = randomBytes(16);
+    const { session, runId } = await conn.register({
+      institutionId: 'bank-1', identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 10,
+      clientVersion: 'test', signature: identity.sign(registrationMessage('bank-1', identity.publicKey, nonce)), nonce,
+    });
+    const envelope: Envelope = { runId, round: 0, modelVersion: 0, institutionId: 'bank-1', session };
+
+    // the same answer through the session (the SDK's path) and through the separate call
+    const Client = federationClientConstructor();
+    raw = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    const separate = await new Promise((resolve, reject) =>
+      (raw as never as Record<string, Function>).Heartbeat({ envelope }, (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))),
+    );
+    expect(await conn.heartbeat(envelope)).toEqual(separate);
+
+    // hand-made frames on a stream of our own
+    const stream = (raw as never as { Session(): grpc.ClientDuplexStream<ClientFrameMsg, CoordinatorFrameMsg> }).Session();
+    const answers = new Map<number, CoordinatorFrameMsg[]>();
+    stream.on('data', (f: CoordinatorFrameMsg) => answers.set(f.callId, [...(answers.get(f.callId) ?? []), f]));
+    stream.on('error', () => undefined);
+    const answerTo = (callId: number) => within(new Promise<CoordinatorFrameMsg[]>((resolve) => {
+      const timer = setInterval(() => {
+        if (answers.has(callId)) {
+          clearInterval(timer);
+          resolve(answers.get(callId)!);
+        }
+      }, 5);
+    }), 5_000, `an answer to call ${callId}`);
+
+    stream.write({ callId: 1 });
+    expect((await answerTo(1))[0]).toMatchObject({ body: 'error', error: { code: grpc.status.INVALID_ARGUMENT, message: expect.stringContaining('body') } });
+    stream.write({ callId: 2, resultEnd: true });
+    expect((await answerTo(2))[0].error).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, message: expect.stringContaining('header') });
+    stream.write({ callId: 3, result: { tensor: { name: 'x', shape: [1], dtype: 'FLOAT32', totalBytes: 4, offset: 0, data: Buffer.alloc(4), tensorIndex: 0, tensorCount: 1 } } });
+    stream.write({ callId: 3, result: { tensor: { name: 'x', shape: [1], dtype: 'FLOAT32', totalBytes: 4, offset: 0, data: Buffer.alloc(4), tensorIndex: 0, tensorCount: 1 } } });
+    stream.write({ callId: 3, resultEnd: true });
+    stream.write({ callId: 4, heartbeat: { envelope: { ...envelope, session: randomBytes(16) } } });
+    expect((await answerTo(4))[0].error).toMatchObject({ code: grpc.status.UNAUTHENTICATED, message: expect.stringContaining('envelope.session') });
+    // call 3 was refused once (its first frame was not a header); its later frames and its end were dropped
+    expect((await answerTo(3)).map((f) => f.body)).toEqual(['error']);
+    expect((await answerTo(3))[0].error!.message).toContain('header');
+
+    // a pull that would wait is cancelled: no answer comes for it, and the stream still serves
+    stream.write({ callId: 5, pullTask: { envelope, waitMs: 2_000 } });
+    stream.write({ callId: 5, cancel: true });
+    stream.write({ callId: 6, heartbeat: { envelope } });
+    expect((await answerTo(6))[0]).toMatchObject({ body: 'heartbeat', heartbeat: { phase: expect.any(String) } });
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(answers.has(5)).toBe(false);
+    stream.end();
+
+    // the SDK's side: a call past its deadline fails with DEADLINE_EXCEEDED and the stream keeps serving
+    const sdkStream = new SessionStream(() => (raw as never as { Session(): grpc.ClientDuplexStream<ClientFrameMsg, CoordinatorFrameMsg> }).Session());
+    const late = sdkStream.call(100, (call) => call.write({ pullTask: { envelope, waitMs: 5_000 } }), (f) => f.task ?? undefined);
+    const failure = await late.then(() => null, (e: unknown) => e);
+    expect(failure).toBeInstanceOf(CallFailed);
+    expect((failure as CallFailed).code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    const beat = await sdkStream.call(5_000, (call) => call.write({ heartbeat: { envelope } }), (f) => f.heartbeat ?? undefined);
+    expect(beat).toMatchObject({ round: expect.any(Number) });
+    sdkStream.close();
+  });
+
+  it('settles the calls in flight when the coordinator goes away, and later calls fail with UNAVAILABLE', async () => {
+    const dir2 = tempDir('dpfed-session-gone-');
+    const c = await startTestCoordinator({ dbPath: join(dir2, 'coordinator.sqlite'), config: runConfig(['--rounds', '1', '--min-clients', '2', '--model', 'logistic']) });
+    const conn = new CoordinatorConnection(`127.0.0.1:${c.port}`);
+    connections.push(conn);
+    const identity = generateIdentity();
+    const nonce = randomBytes(16);
+    const { session, runId } = await conn.register({
+      institutionId: 'bank-9', identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 10,
+      clientVersion: 'test', signature: identity.sign(registrationMessage('bank-9', identity.publicKey, nonce)), nonce,
+    });
+    const envelope: Envelope = { runId, round: 0, modelVersion: 0, institutionId: 'bank-9', session };
+    const pending = conn.pullTask(envelope, 10_000).then((task) => task.kind, (e: { code: grpc.status }) => grpc.status[e.code]);
+    await new Promise((r) => setTimeout(r, 200));
+    await cleanUp({ coordinators: [c], dir: dir2 });
+    // the coordinator may still answer the pull as it stops (WAIT or DONE); otherwise the lost stream fails it
+    expect(['WAIT', 'DONE', 'UNAVAILABLE', 'CANCELLED']).toContain(await within(pending, 8_000, 'the pending pull to settle'));
+    const later = await conn.heartbeat(envelope).then(() => null, (e: { code: grpc.status }) => e.code);
+    expect(later).toBe(grpc.status.UNAVAILABLE);
+  });
+});
