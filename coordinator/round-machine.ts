@@ -25,6 +25,7 @@ import type { RunConfig } from './run-config.ts';
 import { failedPrecondition, invalidArgument } from './rpc-error.ts';
 import type { ClientUpdate, Strategy } from './strategy.ts';
 import type { TaskBoard } from './task-board.ts';
+import { VectorPool } from './vector-pool.ts';
 import { validateUpdate } from './update-validation.ts';
 
 export interface TrainReport {
@@ -97,6 +98,8 @@ export class RoundMachine extends EventEmitter {
   private globalId = randomBytes(12).toString('hex');
   private candidateId = '';
   private trainPhase: PhaseCollector<TrainReport> | null = null;
+  /** Vectors that receive plain updates, reused from round to round. */
+  private readonly updateVectors = new VectorPool();
   private evalPhase: PhaseCollector<EvalReport> | null = null;
   private secure: SecureCollection | null = null;
   /** Rounds this coordinator process has started sampling for. */
@@ -295,6 +298,7 @@ export class RoundMachine extends EventEmitter {
     } else {
       next = strategy.aggregateFit(round, this.global, updates);
     }
+    this.updateVectors.give(updates.map((u) => u.delta)); // aggregated: nothing refers to them any more
     const metrics: MetricRow[] = [];
     for (const [id, r] of reports) for (const [k, v] of Object.entries(r.metrics)) metrics.push({ institutionId: id, name: `train_${k}`, value: v });
     const events = new Map<string, PrivacyEventMsg>();
@@ -580,7 +584,7 @@ export class RoundMachine extends EventEmitter {
       this.deps.privacy?.checkResultEvent(institution, this.round, this.modelVersion, header.privacyEvent);
     }
     // The update is received straight into one flat vector (no copy after the stream).
-    const delta = new Float32Array(this.global.length);
+    const delta = this.updateVectors.take(this.global.length);
     const offsets: number[] = [];
     this.shapes.reduce((offset, p) => (offsets.push(offset), offset + p.size), 0);
     const reject = (reason: string) => {

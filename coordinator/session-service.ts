@@ -6,11 +6,13 @@
 import type * as grpc from '@grpc/grpc-js';
 import { modelChunkFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
 import type { FederationOperations, ResultReceiver } from './federation-operations.ts';
+import { FramePool } from './frame-pool.ts';
 import { callStatusOf, invalidArgument } from './rpc-error.ts';
 
 type SessionCall = grpc.ServerDuplexStream<ClientFrameMsg, CoordinatorFrameMsg | Buffer>;
 
 export function sessionHandler(ops: FederationOperations, log?: (line: string) => void, open?: Set<{ end(): void }>): (call: SessionCall) => void {
+  const frames = new FramePool();
   return (call) => {
     const entry: { end(): void } = { end: () => void call.end() };
     open?.add(entry);
@@ -36,9 +38,9 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       void call.end();
     };
 
-    const send = async (frame: CoordinatorFrameMsg | Buffer): Promise<void> => {
+    const send = async (frame: CoordinatorFrameMsg | Buffer, written?: () => void): Promise<void> => {
       if (closed) return;
-      if (!call.write(frame)) await new Promise((resolve) => call.once('drain', resolve));
+      if (!call.write(frame, written)) await new Promise((resolve) => call.once('drain', resolve));
     };
     const fail = (callId: number, error: unknown): string => {
       const { code, message, internal } = callStatusOf(error);
@@ -78,7 +80,8 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
         if (model.encoded) {
           for (const bytes of model.chunks) {
             if (stopped || closed) return;
-            await send(modelChunkFrame(callId, bytes));
+            const frame = modelChunkFrame(callId, bytes, frames.take);
+            await send(frame, () => frames.give(frame));
           }
         } else {
           for (const chunk of model.chunks) {

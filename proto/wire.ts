@@ -47,10 +47,10 @@ export function federationServerService(): { service: grpc.ServiceDefinition; se
  * { callId, modelChunk }, written directly (field 4, length-delimited, then field 1, varint) so the
  * encoded model is shared by every institution's stream instead of being encoded again per call.
  */
-export function modelChunkFrame(callId: number, encodedChunk: Uint8Array): Buffer {
+export function modelChunkFrame(callId: number, encodedChunk: Uint8Array, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
   const head = [0x22, ...varint(encodedChunk.length)];
   const tail = [0x08, ...varint(callId)];
-  const frame = Buffer.allocUnsafe(head.length + encodedChunk.length + tail.length);
+  const frame = allocate(head.length + encodedChunk.length + tail.length);
   frame.set(head, 0);
   frame.set(encodedChunk, head.length);
   frame.set(tail, head.length + encodedChunk.length);

@@ -1,0 +1,38 @@
+// The coordinator's reuse of update vectors and download frames.
+import { describe, expect, it } from 'vitest';
+import { FramePool } from '../coordinator/frame-pool.ts';
+import { VectorPool } from '../coordinator/vector-pool.ts';
+import { federationServerService, federationService, modelChunkFrame, type CoordinatorFrameMsg } from '../proto/wire.ts';
+
+describe('VectorPool', () => {
+  it('hands back a given vector of the asked length, never one of another length, and keeps at most maxKept', () => {
+    const pool = new VectorPool(2);
+    const a = pool.take(8);
+    expect(a).toHaveLength(8);
+    pool.give([a]);
+    expect(pool.take(8)).toBe(a);
+    pool.give([a, new Float32Array(4)]);
+    const b = pool.take(16);
+    expect(b).toHaveLength(16);
+    expect(b).not.toBe(a);
+    pool.give([new Float32Array(8), new Float32Array(8), new Float32Array(8)]);
+    const kept = [pool.take(8), pool.take(8), pool.take(8)];
+    expect(new Set(kept).size).toBe(3); // the third is fresh: only two were kept
+  });
+});
+
+describe('FramePool with modelChunkFrame', () => {
+  it('a reused frame buffer is fully rewritten: the decoded frame has the new call id and chunk', () => {
+    const pool = new FramePool();
+    const { serializeChunk } = federationServerService();
+    const service = federationService();
+    const chunk = (fill: number) => serializeChunk({ name: 'w', shape: [4], dtype: 'FLOAT32', totalBytes: 16, offset: 0, data: Buffer.alloc(16, fill), tensorIndex: 0, tensorCount: 1 });
+    const first = modelChunkFrame(5, chunk(1), pool.take);
+    pool.give(first);
+    const second = modelChunkFrame(6, chunk(2), pool.take);
+    expect(second).toBe(first); // same size: the buffer was reused
+    const decoded = service.Session.responseDeserialize(second) as CoordinatorFrameMsg;
+    expect(decoded.callId).toBe(6);
+    expect([...decoded.modelChunk!.data]).toEqual(new Array(16).fill(2));
+  });
+});
