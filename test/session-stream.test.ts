@@ -25,6 +25,17 @@ import {
 } from '../proto/wire.ts';
 import { cleanUp, runConfig, startTestCoordinator, tempDir, within } from './helpers/federation-fixture.ts';
 
+/** Registers `id` with a fresh identity; the envelope of its round-0 requests. */
+async function registerAs(conn: CoordinatorConnection, id: string): Promise<Envelope> {
+  const identity = generateIdentity();
+  const nonce = randomBytes(16);
+  const { session, runId } = await conn.register({
+    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 10,
+    clientVersion: 'test', signature: identity.sign(registrationMessage(id, identity.publicKey, nonce)), nonce,
+  });
+  return { runId, round: 0, modelVersion: 0, institutionId: id, session };
+}
+
 describe('modelChunkFrame', () => {
   it('is byte for byte a CoordinatorFrame { call_id, model_chunk } that protobuf decodes to the same chunk', () => {
     const { serializeChunk } = federationServerService();
@@ -60,13 +71,7 @@ describe('the Session stream against a running coordinator', () => {
     const address = `127.0.0.1:${coordinator.port}`;
     const conn = new CoordinatorConnection(address);
     connections.push(conn);
-    const identity = generateIdentity();
-    const nonce = randomBytes(16);
-    const { session, runId } = await conn.register({
-      institutionId: 'bank-1', identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 10,
-      clientVersion: 'test', signature: identity.sign(registrationMessage('bank-1', identity.publicKey, nonce)), nonce,
-    });
-    const envelope: Envelope = { runId, round: 0, modelVersion: 0, institutionId: 'bank-1', session };
+    const envelope = await registerAs(conn, 'bank-1');
 
     // the same answer through the session (the SDK's path) and through the separate call
     const Client = federationClientConstructor();
@@ -128,13 +133,7 @@ describe('the Session stream against a running coordinator', () => {
     const c = await startTestCoordinator({ dbPath: join(dir2, 'coordinator.sqlite'), config: runConfig(['--rounds', '1', '--min-clients', '2', '--model', 'logistic']) });
     const conn = new CoordinatorConnection(`127.0.0.1:${c.port}`);
     connections.push(conn);
-    const identity = generateIdentity();
-    const nonce = randomBytes(16);
-    const { session, runId } = await conn.register({
-      institutionId: 'bank-9', identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 10,
-      clientVersion: 'test', signature: identity.sign(registrationMessage('bank-9', identity.publicKey, nonce)), nonce,
-    });
-    const envelope: Envelope = { runId, round: 0, modelVersion: 0, institutionId: 'bank-9', session };
+    const envelope = await registerAs(conn, 'bank-9');
     const pending = conn.pullTask(envelope, 10_000).then((task) => task.kind, (e: { code: grpc.status }) => grpc.status[e.code]);
     await new Promise((r) => setTimeout(r, 200));
     await cleanUp({ coordinators: [c], dir: dir2 });
