@@ -3,11 +3,13 @@
 // Register is a call of its own; every later request travels on the institution's Session stream
 // (session-stream.ts), which the coordinator answers exactly as it answers the separate calls.
 import * as grpc from '@grpc/grpc-js';
+import { FramePool } from '../proto/frame-pool.ts';
 import { chunkTensors, TensorAssembler, type NamedTensor, type TensorData } from '../proto/tensor-stream.ts';
 import {
   CHANNEL_OPTIONS,
   DEFAULT_CHUNK_BYTES,
   federationClientConstructor,
+  resultTensorFrame,
   type AckMsg,
   type CoordinatorFrameMsg,
   type DTypeName,
@@ -33,6 +35,8 @@ function expect<K extends keyof CoordinatorFrameMsg>(kind: K) {
 export class CoordinatorConnection {
   private readonly client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   private readonly session: SessionStream;
+  /** Upload frames, reused from round to round. */
+  private readonly frames = new FramePool(4);
 
   constructor(readonly address: string, credentials = grpc.credentials.createInsecure()) {
     const Client = federationClientConstructor();
@@ -93,7 +97,10 @@ export class CoordinatorConnection {
       Number.POSITIVE_INFINITY,
       async (call) => {
         await call.write({ result: { header } });
-        for (const tensor of chunkTensors(tensors, chunkBytes)) await call.write({ result: { tensor } });
+        for (const tensor of chunkTensors(tensors, chunkBytes)) {
+          const frame = resultTensorFrame(call.callId, tensor, this.frames.take);
+          await call.writeFrame(frame, () => this.frames.give(frame));
+        }
         await call.write({ resultEnd: true });
       },
       expect('ack'),

@@ -19,11 +19,14 @@ export class CallFailed extends Error {
 export type FrameBody = Omit<ClientFrameMsg, 'callId' | 'body'>;
 
 export interface CallHandle {
+  readonly callId: number;
   /** Sends one frame of this call, waiting while the stream is congested; a no-op once the call has settled. */
   write(body: FrameBody): Promise<void>;
+  /** The same for a frame already serialised with this call's id; `written` runs once grpc-js has copied it. */
+  writeFrame(frame: Buffer, written?: () => void): Promise<void>;
 }
 
-type Duplex = grpc.ClientDuplexStream<ClientFrameMsg, CoordinatorFrameMsg>;
+type Duplex = grpc.ClientDuplexStream<ClientFrameMsg | Buffer, CoordinatorFrameMsg>;
 
 export class SessionStream {
   private stream: Duplex | null = null;
@@ -85,12 +88,11 @@ export class SessionStream {
           }
         },
       });
-      const handle: CallHandle = {
-        write: async (body) => {
-          if (settled) return;
-          if (!stream.write({ callId, ...body })) await drained(stream, () => settled);
-        },
+      const send = async (frame: ClientFrameMsg | Buffer, written?: () => void) => {
+        if (settled) return;
+        if (!stream.write(frame, written)) await drained(stream, () => settled);
       };
+      const handle: CallHandle = { callId, write: (body) => send({ callId, ...body }), writeFrame: send };
       start(handle).catch((error) => abandon(error as Error));
     });
   }

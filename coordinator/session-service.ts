@@ -4,9 +4,9 @@
 // federation operations as the separate calls, so authentication, validation and errors are the same;
 // an error is a CallStatus frame with the gRPC code the separate call would have ended with.
 import type * as grpc from '@grpc/grpc-js';
+import { FramePool } from '../proto/frame-pool.ts';
 import { modelChunkFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
 import type { FederationOperations, ResultReceiver } from './federation-operations.ts';
-import { FramePool } from './frame-pool.ts';
 import { callStatusOf, invalidArgument } from './rpc-error.ts';
 
 type SessionCall = grpc.ServerDuplexStream<ClientFrameMsg, CoordinatorFrameMsg | Buffer>;

@@ -32,14 +32,22 @@ export function federationService(): grpc.ServiceDefinition {
  */
 export function federationServerService(): { service: grpc.ServiceDefinition; serializeChunk: (chunk: TensorChunkMsg) => Buffer } {
   const base = federationService();
-  const passBuffers = (definition: grpc.MethodDefinition<unknown, unknown>) => {
-    const serialize = definition.responseSerialize as (value: unknown) => Buffer;
-    return { ...definition, responseSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : serialize(value)) };
-  };
   return {
-    service: { ...base, DownloadModel: passBuffers(base.DownloadModel), Session: passBuffers(base.Session) },
-    serializeChunk: base.DownloadModel.responseSerialize as (chunk: TensorChunkMsg) => Buffer,
+    service: { ...base, DownloadModel: passBuffers(base.DownloadModel, 'response'), Session: passBuffers(base.Session, 'response') },
+    serializeChunk: serializeTensorChunk,
   };
+}
+
+/** A method whose serialiser also takes messages already serialised (Buffers) and sends them as they are. */
+function passBuffers(definition: grpc.MethodDefinition<unknown, unknown>, side: 'request' | 'response'): grpc.MethodDefinition<unknown, unknown> {
+  const key = side === 'request' ? 'requestSerialize' : 'responseSerialize';
+  const serialize = definition[key] as (value: unknown) => Buffer;
+  return { ...definition, [key]: (value: unknown) => (Buffer.isBuffer(value) ? value : serialize(value)) };
+}
+
+/** A TensorChunk message as protobuf bytes. */
+export function serializeTensorChunk(chunk: TensorChunkMsg): Buffer {
+  return (federationService().DownloadModel.responseSerialize as (chunk: TensorChunkMsg) => Buffer)(chunk);
 }
 
 /**
@@ -48,13 +56,42 @@ export function federationServerService(): { service: grpc.ServiceDefinition; se
  * encoded model is shared by every institution's stream instead of being encoded again per call.
  */
 export function modelChunkFrame(callId: number, encodedChunk: Uint8Array, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
-  const head = [0x22, ...varint(encodedChunk.length)];
+  const head = lengthDelimited(4, encodedChunk.length);
   const tail = [0x08, ...varint(callId)];
   const frame = allocate(head.length + encodedChunk.length + tail.length);
   frame.set(head, 0);
   frame.set(encodedChunk, head.length);
   frame.set(tail, head.length + encodedChunk.length);
   return frame;
+}
+
+/**
+ * A ClientFrame { callId, result: { tensor: chunk } } written directly into one buffer: the chunk's fields
+ * but its data encoded by protobuf, then the data (field 7) copied once from the caller's tensor, instead
+ * of protobuf allocating a fresh message per chunk. Protobuf readers accept fields in any order.
+ */
+export function resultTensorFrame(callId: number, chunk: TensorChunkMsg, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
+  const { data: _data, ...fields } = chunk;
+  const meta = serializeTensorChunk(fields as TensorChunkMsg);
+  const dataHead = lengthDelimited(7, chunk.data.length);
+  const tensorLength = meta.length + dataHead.length + chunk.data.length;
+  const tensorHead = lengthDelimited(2, tensorLength); // ResultChunk.tensor
+  const resultHead = lengthDelimited(5, tensorHead.length + tensorLength); // ClientFrame.result
+  const tail = [0x08, ...varint(callId)];
+  const frame = allocate(resultHead.length + tensorHead.length + tensorLength + tail.length);
+  let at = 0;
+  for (const part of [resultHead, tensorHead, meta, dataHead]) {
+    frame.set(part, at);
+    at += part.length;
+  }
+  frame.set(chunk.data, at);
+  frame.set(tail, at + chunk.data.length);
+  return frame;
+}
+
+/** The tag and length of a length-delimited field. */
+function lengthDelimited(field: number, length: number): number[] {
+  return [(field << 3) | 2, ...varint(length)];
 }
 
 function varint(value: number): number[] {
@@ -108,8 +145,10 @@ export function widenServerFlowControl(server: grpc.Server): boolean {
   return true;
 }
 
+/** The client of the service; its Session stream may also be written frames already serialised (Buffers). */
 export function federationClientConstructor(): grpc.ServiceClientConstructor {
-  return grpc.makeGenericClientConstructor(federationService(), 'Federation');
+  const base = federationService();
+  return grpc.makeGenericClientConstructor({ ...base, Session: passBuffers(base.Session, 'request') }, 'Federation');
 }
 
 // ---- message shapes (as decoded by proto-loader with the options above) ----

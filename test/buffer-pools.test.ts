@@ -1,8 +1,8 @@
 // The coordinator's reuse of update vectors and download frames.
 import { describe, expect, it } from 'vitest';
-import { FramePool } from '../coordinator/frame-pool.ts';
+import { FramePool } from '../proto/frame-pool.ts';
 import { VectorPool } from '../coordinator/vector-pool.ts';
-import { federationServerService, federationService, modelChunkFrame, type CoordinatorFrameMsg } from '../proto/wire.ts';
+import { federationServerService, federationService, modelChunkFrame, resultTensorFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
 
 describe('VectorPool', () => {
   it('hands back a given vector of the asked length, never one of another length, and keeps at most maxKept', () => {
@@ -34,5 +34,21 @@ describe('FramePool with modelChunkFrame', () => {
     const decoded = service.Session.responseDeserialize(second) as CoordinatorFrameMsg;
     expect(decoded.callId).toBe(6);
     expect([...decoded.modelChunk!.data]).toEqual(new Array(16).fill(2));
+  });
+});
+
+describe('resultTensorFrame', () => {
+  it('decodes as the ClientFrame { callId, result: { tensor } } protobuf would produce, data included', () => {
+    const service = federationService();
+    const data = new Uint8Array(new Float32Array([0.5, -1.25, 3, 1e-7, 42]).buffer);
+    const chunk = { name: 'dense_1/kernel', shape: [5], dtype: 'FLOAT32' as const, totalBytes: 40, offset: 20, data, tensorIndex: 2, tensorCount: 4 };
+    for (const callId of [1, 200, 70_000]) {
+      const frame = resultTensorFrame(callId, chunk);
+      const decoded = service.Session.requestDeserialize(frame) as ClientFrameMsg;
+      const reference = service.Session.requestDeserialize(service.Session.requestSerialize({ callId, result: { tensor: chunk } })) as ClientFrameMsg;
+      expect(decoded).toEqual(reference);
+      expect(decoded.callId).toBe(callId);
+      expect([...decoded.result!.tensor!.data]).toEqual([...data]);
+    }
   });
 });

@@ -118,7 +118,7 @@ describe('the Session stream against a running coordinator', () => {
     stream.end();
 
     // the SDK's side: a call past its deadline fails with DEADLINE_EXCEEDED and the stream keeps serving
-    const sdkStream = new SessionStream(() => (raw as never as { Session(): grpc.ClientDuplexStream<ClientFrameMsg, CoordinatorFrameMsg> }).Session());
+    const sdkStream = new SessionStream(() => (raw as never as { Session(): grpc.ClientDuplexStream<ClientFrameMsg | Buffer, CoordinatorFrameMsg> }).Session());
     const late = sdkStream.call(100, (call) => call.write({ pullTask: { envelope, waitMs: 5_000 } }), (f) => f.task ?? undefined);
     const failure = await late.then(() => null, (e: unknown) => e);
     expect(failure).toBeInstanceOf(CallFailed);
