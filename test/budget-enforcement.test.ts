@@ -188,7 +188,7 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
 
   it('an institution already out of budget declines its first round: it trains nothing, spends nothing, and says why', async () => {
     dir = tempDir('dpfed-budget-declined-');
-    const config = runConfig(['--rounds', '3', '--min-clients', '2', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA), '--round-timeout', '30', '--phase-timeout', '30']);
+    const config = runConfig(['--rounds', '3', '--min-clients', '2', '--wait-for', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA), '--round-timeout', '30', '--phase-timeout', '30']);
     const coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
     coordinators.push(coordinator);
     const address = `127.0.0.1:${coordinator.port}`;
