@@ -12,8 +12,10 @@
 //                         the figure for a single core, or a ring that has run dry;
 //   dpSgdThroughputRatioRingCold  DP run that starts right after its ring was emptied, so the worker draws
 //                         alongside the steps and the rest is drawn in-thread (no idle time between rounds).
-// Both non-private and private training run the same network step (tfjs matrix products, JS elementwise work,
-// JS optimiser); only the private one clips, samples and adds noise.
+// Both non-private and private training run the same network step (tfjs matrix products, JS elementwise work)
+// and the same SGD update; only the private one samples, clips (ghost norms taken in its JS backward pass) and
+// adds noise, reading the worker's integers in place and taking its SGD update in the pass that adds them (a
+// plain SGD step, as the non-private one takes in its own pass over the parameters).
 // Each configuration is warmed up, then run REPS times interleaved; ratios are medians of the per-repetition
 // ratios (robust to load drift on a shared machine), throughputs are medians.
 import { pathToFileURL } from 'node:url';

@@ -10,7 +10,7 @@
 // The noise's snapping grid and integer scale are fixed per instance (they depend only on σC and the
 // parameter count), so the integers can come from a source that drew them ahead of time (noise-pool.ts).
 import type { Tensor } from '@tensorflow/tfjs';
-import { addGaussianNoise, noiseScale, type IntegerNoiseSource } from './gaussian-noise.ts';
+import { addGaussianNoise, noiseScale, type FusedDescent, type IntegerNoiseSource } from './gaussian-noise.ts';
 import { ghostClippedSum, type LayerTrace } from './ghost-clipping.ts';
 import { poissonSample } from './poisson-sampling.ts';
 
@@ -96,13 +96,14 @@ export class DpSgd {
   /**
    * Turns the clipped sum Σ_i c_i ∇ℓ_i of a drawn batch (flat, parameter order; all zeros for an empty
    * draw) into the noisy mean gradient, in place: snapped, + N(0, (σC)²) per coordinate, ÷ q·n. Counts the
-   * step.
+   * step. With `descent` it also takes the plain SGD step params -= rate · (noisy mean gradient) in the same
+   * pass (gaussian-noise.ts FusedDescent), for a caller whose optimiser is exactly that.
    */
-  finishStep(clippedSum: Float32Array): Float32Array {
+  finishStep(clippedSum: Float32Array, descent?: FusedDescent): Float32Array {
     if (!(clippedSum instanceof Float32Array) || clippedSum.length !== this.total) {
       throw new Error(`DP-SGD: the clipped sum must be a Float32Array of ${this.total} values, got ${clippedSum?.length}`);
     }
-    addGaussianNoise(clippedSum, this.noiseStddev, this.noiseSource, 1 / this.expectedBatchSize);
+    addGaussianNoise(clippedSum, this.noiseStddev, this.noiseSource, 1 / this.expectedBatchSize, descent);
     this.stepsTaken++;
     return clippedSum;
   }

@@ -151,13 +151,41 @@ export function ghostClippedSum(tf: Tf, traces: LayerTrace[], clipNorm: number):
  */
 export function addDenseSquaredNorms(out: Float64Array, a: Float32Array, g: Float32Array, rows: number, inDim: number, outDim: number): void {
   if (a.length < rows * inDim || g.length < rows * outDim || out.length < rows) throw new Error(`dense squared norms: arrays shorter than ${rows} rows of ${inDim} and ${outDim}`);
-  for (let i = 0; i < rows; i++) {
-    let aa = 1;
-    for (let j = i * inDim, end = j + inDim; j < end; j++) aa += a[j] * a[j];
-    let gg = 0;
-    for (let j = i * outDim, end = j + outDim; j < end; j++) gg += g[j] * g[j];
-    out[i] += aa * gg;
+  for (let i = 0; i < rows; i++) out[i] += (1 + squaredNorm(a, i * inDim, inDim)) * squaredNorm(g, i * outDim, outDim);
+}
+
+/**
+ * The same identity from per-example squared norms taken elsewhere (e.g. on the way through a backward pass):
+ * out[i] += (aSquares[i] + 1) · gSquares[i], with aSquares[i] = |a_i|² and gSquares[i] = |g_i|² of one dense layer.
+ */
+export function addGhostSquaredNorms(out: Float64Array, aSquares: Float64Array, gSquares: Float64Array, rows: number): void {
+  if (aSquares.length < rows || gSquares.length < rows || out.length < rows) throw new Error(`ghost squared norms: arrays shorter than ${rows} rows`);
+  for (let i = 0; i < rows; i++) out[i] += (1 + aSquares[i]) * gSquares[i];
+}
+
+/**
+ * Σ v[j]² over v[from .. from + n), in float64. Four partial sums: a single running sum is a chain of
+ * dependent additions (the loop then waits on the adder's latency), four keep it busy; the order of the
+ * additions changes the result only by float64 rounding.
+ */
+export function squaredNorm(v: Float32Array, from: number, n: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let j = from;
+  for (const end4 = from + (n & ~3); j < end4; j += 4) {
+    const v0 = v[j];
+    const v1 = v[j + 1];
+    const v2 = v[j + 2];
+    const v3 = v[j + 3];
+    s0 += v0 * v0;
+    s1 += v1 * v1;
+    s2 += v2 * v2;
+    s3 += v3 * v3;
   }
+  for (const end = from + n; j < end; j++) s0 += v[j] * v[j];
+  return s0 + s1 + (s2 + s3);
 }
 
 /**

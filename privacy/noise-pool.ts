@@ -4,8 +4,10 @@
 // only on the scale s, which is fixed for a DP-SGD run. A worker thread (noise-worker.ts) draws Z with
 // its own node:crypto randomness into a ring in shared memory while the training thread computes
 // gradients (tfjs-wasm runs one thread; the machine has a second core), so a step only snaps its clipped
-// sum and adds g * Z. Guarantees:
-//   - every value handed out is fresh: a slot is read once (and zeroed), then released for the worker;
+// sum and adds g * Z, reading the integers where they lie in the ring (lend(); fill() copies them out).
+// Guarantees:
+//   - every value handed out is fresh: a slot is read once (and zeroed as soon as it is used), then
+//     released for the worker;
 //   - noise is never skipped: whatever the ring cannot supply yet (worker starting, busy core, stopped or
 //     failed worker) is drawn in this thread with the same sampler, same scale;
 //   - the worker is unref'd (it never keeps the process alive) and dispose() stops and terminates it.
@@ -19,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { sampleDiscreteGaussian } from './discrete-gaussian.ts';
-import type { IntegerNoiseSource } from './gaussian-noise.ts';
+import type { IntegerNoiseSource, NoiseRunConsumer } from './gaussian-noise.ts';
 import { NOISE_RING_COUNTERS, NOISE_RING_PAUSED, NOISE_RING_RELEASED, NOISE_RING_STOP, NOISE_RING_WRITTEN, type NoiseRingLayout } from './noise-ring.ts';
 
 export interface NoisePoolOptions {
@@ -54,6 +56,8 @@ function positiveInteger(value: number, name: string): void {
 
 export class DiscreteGaussianPool implements IntegerNoiseSource {
   private readonly values: Int32Array;
+  /** The same ring as 64-bit words, for wiping. */
+  private readonly words: BigInt64Array;
   private readonly counters: Int32Array;
   readonly slotValues: number;
   private readonly slots: number;
@@ -63,6 +67,8 @@ export class DiscreteGaussianPool implements IntegerNoiseSource {
   private released = 0;
   private offset = 0;
   private readonly counts: NoisePoolStats = { fromWorker: 0, inThread: 0 };
+  /** In-thread draws of lend(), wiped after use. */
+  private scratch = new Int32Array(0);
 
   constructor(
     readonly scale: number,
@@ -77,6 +83,7 @@ export class DiscreteGaussianPool implements IntegerNoiseSource {
     const data = new SharedArrayBuffer(this.slotValues * this.slots * 4);
     const control = new SharedArrayBuffer(NOISE_RING_COUNTERS * 4);
     this.values = new Int32Array(data);
+    this.words = new BigInt64Array(data, 0, Math.floor(data.byteLength / 8));
     this.counters = new Int32Array(control);
     if (options.worker === false) return;
     const layout: NoiseRingLayout & { entry: string; tsxApi: string } = {
@@ -101,27 +108,67 @@ export class DiscreteGaussianPool implements IntegerNoiseSource {
 
   /** Fills `out` with fresh N_Z(0, scale^2) draws: from the ring as far as it goes, the rest drawn here. */
   fill(out: Int32Array): void {
+    this.handOut(out.length, (draws, start, length, at) => out.set(draws.subarray(start, start + length), at), out);
+  }
+
+  /**
+   * The copy-free path (IntegerNoiseSource.lend): the next `count` draws handed to `use` in the ring itself,
+   * one run per slot (at most), each run wiped as soon as `use` returns (a used draw does not linger in shared
+   * memory) and released to the worker when its slot is used up; what the ring cannot supply is drawn here
+   * into a scratch array, lent the same way and wiped.
+   */
+  lend(count: number, use: NoiseRunConsumer): void {
+    this.handOut(count, use);
+  }
+
+  /** lend(), or fill() when `direct` (its output) is given: the in-thread remainder is drawn straight into it. */
+  private handOut(count: number, use: NoiseRunConsumer, direct?: Int32Array): void {
     const { values, counters, slotValues, slots } = this;
     let k = 0;
-    while (k < out.length && this.released < Atomics.load(counters, NOISE_RING_WRITTEN)) {
+    while (k < count && this.released < Atomics.load(counters, NOISE_RING_WRITTEN)) {
       const start = (this.released % slots) * slotValues + this.offset;
-      const take = Math.min(slotValues - this.offset, out.length - k);
-      out.set(values.subarray(start, start + take), k);
-      values.fill(0, start, start + take); // a used draw does not linger in shared memory
-      k += take;
+      const take = Math.min(slotValues - this.offset, count - k);
+      // Counted as used before it is read: a draw is never lent twice, even if `use` throws.
       this.offset += take;
-      if (this.offset === slotValues) {
-        this.offset = 0;
-        this.released++;
-        Atomics.store(counters, NOISE_RING_RELEASED, this.released);
-        Atomics.notify(counters, NOISE_RING_RELEASED);
+      if (this.offset === slotValues) this.offset = 0;
+      this.counts.fromWorker += take;
+      try {
+        use(values, start, take, k);
+      } finally {
+        this.wipe(start, start + take);
+        if (this.offset === 0) {
+          this.released++;
+          Atomics.store(counters, NOISE_RING_RELEASED, this.released);
+          Atomics.notify(counters, NOISE_RING_RELEASED);
+        }
       }
+      k += take;
     }
-    this.counts.fromWorker += k;
-    if (k < out.length) {
-      sampleDiscreteGaussian(this.scale, out.subarray(k));
-      this.counts.inThread += out.length - k;
+    if (k === count) return;
+    const rest = count - k;
+    this.counts.inThread += rest;
+    if (direct) {
+      sampleDiscreteGaussian(this.scale, direct.subarray(k, count));
+      return;
     }
+    if (this.scratch.length < rest) this.scratch = new Int32Array(rest);
+    try {
+      sampleDiscreteGaussian(this.scale, this.scratch.subarray(0, rest));
+      use(this.scratch, 0, rest, k);
+    } finally {
+      this.scratch.fill(0, 0, rest);
+    }
+  }
+
+  /**
+   * Zeroes values[start .. end) and nothing else. fill() on shared memory stores element by element, so the
+   * 8-byte-aligned middle goes through the 64-bit view (measured here: ~2x faster than an Int32 fill()).
+   */
+  private wipe(start: number, end: number): void {
+    const values = this.values;
+    if (start & 1 && start < end) values[start++] = 0;
+    if (end & 1 && start < end) values[--end] = 0;
+    if (start < end) this.words.fill(0n, start >> 1, end >> 1);
   }
 
   get stats(): NoisePoolStats {

@@ -10,17 +10,6 @@ const POOL_DOUBLES = 512;
 const pool = new Uint32Array(POOL_DOUBLES * 2);
 let poolPosition = pool.length;
 
-/** A uniform double in (0, 1] with 53 random bits, from a bulk-filled CSPRNG pool. */
-function uniformOpenZero(): number {
-  if (poolPosition >= pool.length) {
-    randomFillSync(pool);
-    poolPosition = 0;
-  }
-  const high = pool[poolPosition++] >>> 5; // 27 bits
-  const low = pool[poolPosition++] >>> 6; // 26 bits
-  return (high * 67108864 + low + 1) / 9007199254740992;
-}
-
 /** Indices (ascending) of a Poisson sample of {0, …, n-1} with inclusion probability `sampleRate`. */
 export function poissonSample(n: number, sampleRate: number): Int32Array {
   if (!Number.isInteger(n) || n < 0) throw new Error(`poissonSample: n must be a non-negative integer, got ${n}`);
@@ -33,12 +22,22 @@ export function poissonSample(n: number, sampleRate: number): Int32Array {
     return all;
   }
   const logKeep = Math.log1p(-sampleRate);
-  // Capacity: mean + 8 standard deviations + slack; grown if ever exceeded.
+  // Capacity: mean + 8 standard deviations + slack; grown if ever exceeded. The result is a view of it.
   let out = new Int32Array(Math.ceil(n * sampleRate + 8 * Math.sqrt(n * sampleRate) + 16));
   let count = 0;
   let index = -1;
+  let position = poolPosition; // the pool's read position, kept local in the loop
   for (;;) {
-    const skip = Math.floor(Math.log(uniformOpenZero()) / logKeep);
+    if (position >= pool.length) {
+      randomFillSync(pool);
+      position = 0;
+    }
+    // A uniform double in (0, 1] with 53 random bits: 27 bits of one CSPRNG word, 26 of the next.
+    const high = pool[position] >>> 5;
+    const low = pool[position + 1] >>> 6;
+    position += 2;
+    const uniform = (high * 67108864 + low + 1) / 9007199254740992;
+    const skip = Math.floor(Math.log(uniform) / logKeep);
     index += skip + 1;
     if (index >= n || !Number.isFinite(index)) break;
     if (count === out.length) {
@@ -48,5 +47,6 @@ export function poissonSample(n: number, sampleRate: number): Int32Array {
     }
     out[count++] = index;
   }
-  return out.slice(0, count);
+  poolPosition = position;
+  return out.subarray(0, count);
 }

@@ -5,7 +5,7 @@ import { DpSgd } from '../privacy/dp-sgd.ts';
 import type { LayerTrace } from '../privacy/ghost-clipping.ts';
 import { poissonSample } from '../privacy/poisson-sampling.ts';
 import { sampleDiscreteGaussian } from '../privacy/discrete-gaussian.ts';
-import { noiseGrid } from '../privacy/gaussian-noise.ts';
+import { noiseGrid, noiseScale } from '../privacy/gaussian-noise.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
 let tf: Tf;
@@ -197,6 +197,27 @@ describe('DP-SGD step', () => {
     }
     expect(() => dp.finishStep(new Float32Array(7))).toThrow(/2040 values/);
     expect(() => new DpSgd(tf, settings, shapes, { noise: (scale) => ({ scale: scale * 2, fill: () => undefined }) })).toThrow(/scale/);
+  });
+
+  it('finishStep with a fused SGD step: the same noisy gradient, and the parameters a separate SGD pass gives', () => {
+    const settings = { clipNorm: 1.2, noiseMultiplier: 1.1, sampleRate: 0.05, datasetSize: 400 }; // q·n = 20
+    const shapes = [[30, 8], [8]];
+    const size = 248;
+    // The same integers for both runs (a scripted source; the real ones draw fresh from node:crypto).
+    const draws = sampleDiscreteGaussian(noiseScale(size, 1.1 * 1.2), new Int32Array(size));
+    const make = () => new DpSgd(tf, settings, shapes, { noise: (scale) => ({ scale, fill: (out: Int32Array) => out.set(draws.subarray(0, out.length)) }) });
+    const sum = Float32Array.from({ length: size }, (_, i) => Math.sin(i) * 2);
+    const start = Float32Array.from({ length: size }, (_, i) => Math.cos(i));
+    const plain = make();
+    const separate = plain.finishStep(Float32Array.from(sum));
+    const expected = Float32Array.from(start);
+    for (let i = 0; i < size; i++) expected[i] -= 0.1 * separate[i];
+    const fused = make();
+    const params = Float32Array.from(start);
+    const noisy = fused.finishStep(Float32Array.from(sum), { params, rate: 0.1 });
+    expect(Array.from(noisy)).toEqual(Array.from(separate));
+    expect(Array.from(params)).toEqual(Array.from(expected));
+    expect(fused.steps).toBe(1);
   });
 
   it('sample() draws a Poisson batch of the dataset and does not count a step', () => {

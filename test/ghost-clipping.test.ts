@@ -2,7 +2,7 @@ import type { Tensor, Tensor2D } from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MlpNetwork } from '../client-sdk/mlp-network.ts';
 import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { addDenseSquaredNorms, clipFactors, ghostClippedSum, ghostRuleFor, type LayerTrace } from '../privacy/ghost-clipping.ts';
+import { addDenseSquaredNorms, addGhostSquaredNorms, clipFactors, ghostClippedSum, ghostRuleFor, squaredNorm, type LayerTrace } from '../privacy/ghost-clipping.ts';
 import { flattenParameters, initialParameters, type ModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 
@@ -163,6 +163,23 @@ describe('ghost clipping', () => {
     expect(() => clipFactors(out, 0, 2, new Float32Array(2))).toThrow(/clipNorm/);
     expect(() => clipFactors(new Float64Array([NaN]), 1, 1, new Float32Array(1))).toThrow(/example 0/);
     expect(() => addDenseSquaredNorms(out, a, g, 3, 2, 2)).toThrow(/shorter/);
+  });
+
+  it('squaredNorm and addGhostSquaredNorms: the same identity from per-example squares taken elsewhere', () => {
+    const v = Float32Array.from({ length: 23 }, (_, i) => (i % 7) - 3.5 + i / 10);
+    for (const [from, n] of [[0, 23], [2, 0], [1, 1], [3, 4], [5, 7], [4, 17]]) {
+      let expected = 0;
+      for (let j = from; j < from + n; j++) expected += v[j] * v[j];
+      expect(squaredNorm(v, from, n)).toBeCloseTo(expected, 10);
+    }
+    const a = new Float32Array([3, 4, 0, 1]);
+    const g = new Float32Array([1, 2, 2, 0]);
+    const direct = new Float64Array(2);
+    addDenseSquaredNorms(direct, a, g, 2, 2, 2);
+    const viaSquares = new Float64Array(2);
+    addGhostSquaredNorms(viaSquares, Float64Array.from([0, 1], (i) => squaredNorm(a, 2 * i, 2)), Float64Array.from([0, 1], (i) => squaredNorm(g, 2 * i, 2)), 2);
+    expect(Array.from(viaSquares)).toEqual(Array.from(direct));
+    expect(() => addGhostSquaredNorms(viaSquares, new Float64Array(1), new Float64Array(2), 2)).toThrow(/shorter/);
   });
 
   it('an unknown layer kind takes the per-example path and gives the same clipped sum', () => {

@@ -92,6 +92,66 @@ describe('discrete Gaussian noise drawn ahead of time in a worker', () => {
     await expect(pool.whenAvailable(1)).rejects.toThrow(/no worker/);
   });
 
+  it('lend() hands the ring draws out in place, once each, wipes them, and draws what the ring lacks in-thread', async () => {
+    const scale = 3_000_000;
+    const pool = new DiscreteGaussianPool(scale, { slotValues: 256, slots: 8 });
+    try {
+      await pool.whenAvailable(8 * 256);
+      pool.pause();
+      const runs: { length: number; at: number; shared: boolean }[] = [];
+      const seen: number[] = [];
+      const lent: [Int32Array, number, number][] = [];
+      pool.lend(3000, (draws, start, length, at) => {
+        runs.push({ length, at, shared: draws.buffer instanceof SharedArrayBuffer });
+        for (let i = start; i < start + length; i++) seen.push(draws[i]);
+        lent.push([draws, start, length]);
+      });
+      // Ring runs first (one per slot, in order), then one in-thread run for the rest.
+      expect(runs.map((r) => r.at)).toEqual([0, 256, 512, 768, 1024, 1280, 1536, 1792, 2048]);
+      expect(runs.slice(0, 8).every((r) => r.shared && r.length === 256)).toBe(true);
+      expect(runs[8]).toEqual({ length: 952, at: 2048, shared: false });
+      expect(pool.stats).toEqual({ fromWorker: 2048, inThread: 952 });
+      for (const [draws, start, length] of lent) expect(draws.subarray(start, start + length).every((v) => v === 0)).toBe(true);
+      const { mean, std } = moments(seen);
+      expect(Math.abs(mean)).toBeLessThan((5 * scale) / Math.sqrt(seen.length));
+      expect(Math.abs(std / scale - 1)).toBeLessThan(0.08);
+      expect(new Set(seen).size).toBeGreaterThan(2990); // fresh draws, not repeats
+      // A run that throws is still used up (wiped, counted): never lent again.
+      pool.resume();
+      await pool.whenAvailable(512);
+      pool.pause();
+      const before = pool.available;
+      expect(() => pool.lend(100, () => {
+        throw new Error('consumer failed');
+      })).toThrow(/consumer failed/);
+      expect(pool.available).toBe(before - 100);
+    } finally {
+      await pool.dispose();
+    }
+  });
+
+  it('wipes exactly the draws it lent (odd slot sizes and run boundaries): the next ones are still fresh', async () => {
+    const scale = 3_000_000; // P(Z = 0) is about 1.3e-7: a zero below is a wiped draw
+    const pool = new DiscreteGaussianPool(scale, { slotValues: 7, slots: 8 });
+    try {
+      await pool.whenAvailable(56);
+      pool.pause();
+      const ring = (pool as unknown as { values: Int32Array }).values;
+      expect(ring.every((v) => v !== 0)).toBe(true);
+      let lent = 0;
+      for (const count of [3, 1, 6, 9, 2]) {
+        pool.lend(count, (draws, start, length) => {
+          for (let i = start; i < start + length; i++) expect(draws[i]).not.toBe(0); // fresh when lent
+        });
+        lent += count;
+        // The lent draws (ring order, from 0) are zero, every other one is untouched.
+        for (let i = 0; i < ring.length; i++) expect(ring[i] === 0).toBe(i < lent);
+      }
+    } finally {
+      await pool.dispose();
+    }
+  });
+
   it('refuses a bad scale or ring size, naming it', () => {
     expect(() => new DiscreteGaussianPool(0)).toThrow(/sigma/);
     expect(() => new DiscreteGaussianPool(10, { slots: 0, worker: false })).toThrow(/slots/);

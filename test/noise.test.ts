@@ -160,3 +160,96 @@ describe('Gaussian noise on a grid', () => {
     expect(() => addGaussianNoise(new Float32Array(3), 1, undefined, NaN)).toThrow(/multiplier/);
   });
 });
+
+describe('Gaussian noise: the snapping kernel, draws lent in place, the fused SGD step', () => {
+  /** A source of known integers (a test double: real sources draw from node:crypto). */
+  function scripted(scale: number, draws: number[], lendRuns?: number) {
+    let next = 0;
+    const take = (n: number) => draws.slice(next, (next += n));
+    const source = {
+      scale,
+      lent: [] as Int32Array[],
+      fill(out: Int32Array) {
+        out.set(take(out.length));
+      },
+      lend: lendRuns
+        ? (count: number, use: (d: Int32Array, start: number, length: number, at: number) => void) => {
+            // Runs of at most `lendRuns` values, placed at an offset inside a larger array, as a ring does.
+            for (let at = 0; at < count; at += lendRuns) {
+              const length = Math.min(lendRuns, count - at);
+              const ring = new Int32Array(length + 7);
+              ring.set(take(length), 3);
+              source.lent.push(ring);
+              try {
+                use(ring, 3, length, at);
+              } finally {
+                ring.fill(0);
+              }
+            }
+          }
+        : undefined,
+    };
+    return source;
+  }
+
+  it('snaps as g·Math.round(x/g) does, bit for bit, at ties, tiny and huge values, both signs (fill and lend paths)', () => {
+    const length = 64;
+    const stddev = 1;
+    const g = noiseGrid(length, stddev);
+    const scale = noiseScale(length, stddev);
+    const special = [0, -0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 1e-12, -1e-12, 2 ** -40, -(2 ** -40), 0.49999997, -0.49999997, 2 ** 52, -(2 ** 52), 2 ** 53 + 2, -(2 ** 53) - 2, 3 * 2 ** 60, 12345.5, -12345.5];
+    const x = new Float32Array(length);
+    special.forEach((v, i) => (x[i] = Math.fround(v * g)));
+    for (let i = special.length; i < length; i++) x[i] = Math.fround(((i * 7919) % 1000) / 997 - 0.5) * 3;
+    const draws = Array.from({ length }, (_, i) => (i % 3) - 1 + (i % 5 === 0 ? 1000 : 0));
+    const multiplier = 1 / 48;
+    const expected = Float32Array.from(x, (v, i) => (Math.round(v / g) + draws[i]) * g * multiplier);
+    for (const lendRuns of [undefined, 10, 64]) {
+      const values = Float32Array.from(x);
+      const source = scripted(scale, draws, lendRuns);
+      addGaussianNoise(values, stddev, source, multiplier);
+      expect(Array.from(values)).toEqual(Array.from(expected));
+      for (const ring of source.lent) expect(ring.every((v) => v === 0)).toBe(true); // wiped
+    }
+  });
+
+  it('a fused SGD step gives the parameters a separate pass over the noisy values gives, bit for bit', () => {
+    const length = 301;
+    const stddev = 0.7;
+    const scale = noiseScale(length, stddev);
+    const draws = Array.from(sampleDiscreteGaussian(scale, new Int32Array(length)));
+    const gradient = Float32Array.from({ length }, (_, i) => Math.sin(i) * 0.3);
+    const start = Float32Array.from({ length }, (_, i) => Math.cos(i));
+    const rate = 0.05;
+    for (const lendRuns of [undefined, 100]) {
+      const separate = Float32Array.from(gradient);
+      addGaussianNoise(separate, stddev, scripted(scale, draws, lendRuns), 1 / 20);
+      const expected = Float32Array.from(start);
+      for (let i = 0; i < length; i++) expected[i] -= rate * separate[i];
+      const fused = Float32Array.from(gradient);
+      const params = Float32Array.from(start);
+      addGaussianNoise(fused, stddev, scripted(scale, draws, lendRuns), 1 / 20, { params, rate });
+      expect(Array.from(fused)).toEqual(Array.from(separate));
+      expect(Array.from(params)).toEqual(Array.from(expected));
+    }
+    expect(() => addGaussianNoise(new Float32Array(3), 1, undefined, 1, { params: new Float32Array(2), rate: 1 })).toThrow(/3 parameters/);
+    expect(() => addGaussianNoise(new Float32Array(3), 1, undefined, 1, { params: new Float32Array(3), rate: NaN })).toThrow(/rate/);
+    const shared = new Float32Array(6);
+    expect(() => addGaussianNoise(shared.subarray(0, 3), 1, undefined, 1, { params: shared.subarray(3), rate: 1 })).toThrow(/share memory/);
+  });
+
+  it('names a non-finite value by its index in the whole vector when it lies in a later lent run, and wipes the values (and the parameters of a fused step)', () => {
+    const length = 50;
+    const scale = noiseScale(length, 1);
+    for (const fused of [false, true]) {
+      const values = new Float32Array(length).fill(0.25);
+      values[37] = NaN;
+      const params = new Float32Array(length).fill(1);
+      const source = scripted(scale, new Array(length).fill(5), 16);
+      expect(() => addGaussianNoise(values, 1, source, 1, fused ? { params, rate: 0.1 } : undefined)).toThrow(/values\[37\] is NaN/);
+      expect(values.every((v) => Number.isNaN(v))).toBe(true);
+      if (fused) expect(params.every((v) => Number.isNaN(v))).toBe(true);
+      for (const ring of source.lent) expect(ring.every((v) => v === 0)).toBe(true);
+    }
+  });
+});
