@@ -76,10 +76,16 @@ export class SessionStream {
         if (this.stream === stream) stream.write({ callId, cancel: true });
       };
       if (Number.isFinite(deadlineMs)) timer = setTimeout(() => abandon(new CallFailed(grpc.status.DEADLINE_EXCEEDED, `no answer within ${deadlineMs} ms`)), deadlineMs);
+      let writing = true;
       this.calls.set(callId, {
         lost: (error) => settle(error),
         onFrame: (frame) => {
-          if (frame.body === 'error') return settle(new CallFailed(frame.error!.code, frame.error!.message));
+          if (frame.body === 'error') {
+            settle(new CallFailed(frame.error!.code, frame.error!.message));
+            // a refused upload: tell the coordinator to drop the frames still on their way
+            if (writing && this.stream === stream) stream.write({ callId, cancel: true });
+            return;
+          }
           try {
             const value = onFrame(frame);
             if (value !== undefined) settle(null, value);
@@ -93,7 +99,9 @@ export class SessionStream {
         if (!stream.write(frame, written)) await drained(stream, () => settled);
       };
       const handle: CallHandle = { callId, write: (body) => send({ callId, ...body }), writeFrame: send };
-      start(handle).catch((error) => abandon(error as Error));
+      start(handle)
+        .catch((error) => abandon(error as Error))
+        .finally(() => (writing = false));
     });
   }
 

@@ -3,21 +3,31 @@
 // messages, decline), each answered on the same stream under its call id. The requests go to the same
 // federation operations as the separate calls, so authentication, validation and errors are the same;
 // an error is a CallStatus frame with the gRPC code the separate call would have ended with.
-import type * as grpc from '@grpc/grpc-js';
+import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { FramePool } from '../proto/frame-pool.ts';
 import { modelChunkFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
 import type { FederationOperations, ResultReceiver } from './federation-operations.ts';
-import { callStatusOf, invalidArgument } from './rpc-error.ts';
+import { RpcError, callStatusOf, invalidArgument } from './rpc-error.ts';
 
-type SessionCall = grpc.ServerDuplexStream<ClientFrameMsg, CoordinatorFrameMsg | Buffer>;
+type SessionCall = ServerDuplexStream<ClientFrameMsg, CoordinatorFrameMsg | Buffer>;
+
+/** Uploads one institution may have in progress on its stream (each holds a model-sized buffer). */
+export const MAX_OPEN_RESULTS = 4;
 
 export function sessionHandler(ops: FederationOperations, log?: (line: string) => void, open?: Set<{ end(): void }>): (call: SessionCall) => void {
   const frames = new FramePool();
   return (call) => {
     const entry: { end(): void } = { end: () => void call.end() };
     open?.add(entry);
-    /** Uploads in progress by call id; null: refused, its remaining frames are dropped until result_end. */
-    const results = new Map<number, ResultReceiver | null>();
+    /** Uploads in progress by call id. */
+    const results = new Map<number, ResultReceiver>();
+    /** Uploads refused: their remaining frames are dropped until result_end or cancel (the last 64 kept). */
+    const refused = new Set<number>();
+    const refuse = (callId: number) => {
+      results.delete(callId);
+      refused.add(callId);
+      if (refused.size > 64) refused.delete(refused.values().next().value!);
+    };
     /** What to do when a pending pull or download is cancelled (by the institution or by the stream ending). */
     const cancels = new Map<number, () => void>();
     let closed = false;
@@ -29,6 +39,7 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       for (const cancel of cancels.values()) cancel();
       cancels.clear();
       results.clear();
+      refused.clear();
     };
     call.on('cancelled', close);
     call.on('error', close);
@@ -98,13 +109,19 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
     };
 
     const resultChunk = (callId: number, chunk: NonNullable<ClientFrameMsg['result']>) => {
+      if (refused.has(callId)) return;
       let receiver = results.get(callId);
-      if (receiver === null) return;
-      if (!receiver) results.set(callId, (receiver = ops.openResult()));
+      if (!receiver) {
+        if (results.size >= MAX_OPEN_RESULTS) {
+          refuse(callId);
+          return void fail(callId, new RpcError(status.RESOURCE_EXHAUSTED, `result: at most ${MAX_OPEN_RESULTS} results may be open at once on one session`));
+        }
+        results.set(callId, (receiver = ops.openResult()));
+      }
       try {
         receiver.push(chunk);
       } catch (error) {
-        results.set(callId, null);
+        refuse(callId);
         receiver.reject(fail(callId, error));
       }
     };
@@ -112,7 +129,7 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
     const resultEnd = (callId: number) => {
       const receiver = results.get(callId);
       results.delete(callId);
-      if (receiver === null) return;
+      if (refused.delete(callId)) return;
       if (!receiver) return void fail(callId, invalidArgument('header: empty result stream'));
       try {
         void send({ callId, ack: receiver.end() });
@@ -143,6 +160,7 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
           cancels.get(callId)?.();
           cancels.delete(callId);
           results.delete(callId);
+          refused.delete(callId);
           return;
         default:
           fail(callId, invalidArgument('body: a frame must carry one request'));

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
 import { CallFailed, SessionStream } from '../client-sdk/session-stream.ts';
+import { MAX_OPEN_RESULTS } from '../coordinator/session-service.ts';
+import { parameterShapes } from '../proto/model-spec.ts';
 import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { registrationMessage } from '../proto/registration.ts';
@@ -126,6 +128,57 @@ describe('the Session stream against a running coordinator', () => {
     const beat = await sdkStream.call(5_000, (call) => call.write({ heartbeat: { envelope } }), (f) => f.heartbeat ?? undefined);
     expect(beat).toMatchObject({ round: expect.any(Number) });
     sdkStream.close();
+  });
+
+  it('keeps at most MAX_OPEN_RESULTS uploads open per stream; cancelled ones free their place and a full upload then commits', async () => {
+    const dir3 = tempDir('dpfed-session-uploads-');
+    const config = runConfig(['--rounds', '1', '--min-clients', '1', '--model', 'logistic', '--round-timeout', '20', '--phase-timeout', '20']);
+    const c = await startTestCoordinator({ dbPath: join(dir3, 'coordinator.sqlite'), config });
+    try {
+      const address = `127.0.0.1:${c.port}`;
+      const conn = new CoordinatorConnection(address);
+      connections.push(conn);
+      const envelope = await registerAs(conn, 'bank-5');
+      let task = await conn.pullTask(envelope, 5_000);
+      while (task.kind !== 'TRAIN') task = await conn.pullTask(envelope, 5_000);
+      const Client = federationClientConstructor();
+      const client = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      const stream = (client as never as { Session(): grpc.ClientDuplexStream<ClientFrameMsg, CoordinatorFrameMsg> }).Session();
+      const answers = new Map<number, CoordinatorFrameMsg>();
+      stream.on('data', (f: CoordinatorFrameMsg) => answers.set(f.callId, f));
+      stream.on('error', () => undefined);
+      const header = { envelope: { ...task.envelope, institutionId: 'bank-5', session: envelope.session }, kind: 'TRAIN_RESULT' as const, numExamples: 10, metrics: { loss: 0 }, privacyEvent: null, tensorCount: 2, masked: false };
+      for (let id = 1; id <= MAX_OPEN_RESULTS + 1; id++) stream.write({ callId: id, result: { header } });
+      const overflow = await within(new Promise<CoordinatorFrameMsg>((resolve) => {
+        const timer = setInterval(() => answers.has(MAX_OPEN_RESULTS + 1) && (clearInterval(timer), resolve(answers.get(MAX_OPEN_RESULTS + 1)!)), 5);
+      }), 5_000, 'the refusal of one upload too many');
+      expect(overflow.error).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, message: expect.stringContaining('result') });
+      for (let id = 1; id <= MAX_OPEN_RESULTS; id++) stream.write({ callId: id, cancel: true });
+      stream.end();
+      client.close();
+      // the SDK's own upload on its own stream goes through, and the round commits with it
+      const shapes = parameterShapes(config.modelSpec);
+      const tensors = shapes.map((p) => ({ name: p.name, shape: p.shape, dtype: 'FLOAT32' as const, data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)).fill(0.01) }));
+      expect(await conn.pushResult(header, tensors)).toMatchObject({ accepted: true });
+      for (;;) {
+        const next = await conn.pullTask(envelope, 5_000);
+        if (next.kind === 'EVALUATE') {
+          const bins = config.task.evaluation.bins;
+          const [positive, negative] = [new Uint32Array(bins), new Uint32Array(bins)];
+          positive[700] = 1;
+          negative[300] = 1;
+          await conn.pushResult({ ...header, envelope: { ...next.envelope, institutionId: 'bank-5', session: envelope.session }, kind: 'EVALUATE_RESULT', numExamples: 2, metrics: { loss: 0.1, accuracy: 1 } }, [
+            { name: 'histogram/positive', shape: [bins], dtype: 'UINT32', data: positive },
+            { name: 'histogram/negative', shape: [bins], dtype: 'UINT32', data: negative },
+          ]);
+        }
+        if (next.kind === 'DONE') break;
+      }
+      await within(c.finished, 10_000, 'the run');
+      expect(c.store.rounds(c.runId).map((r) => [r.round, r.participants])).toEqual([[1, 1]]);
+    } finally {
+      await cleanUp({ coordinators: [c], dir: dir3 });
+    }
   });
 
   it('settles the calls in flight when the coordinator goes away, and later calls fail with UNAVAILABLE', async () => {
