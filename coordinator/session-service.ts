@@ -17,8 +17,6 @@ export const MAX_OPEN_RESULTS = 4;
 export function sessionHandler(ops: FederationOperations, log?: (line: string) => void, open?: Set<{ end(): void }>): (call: SessionCall) => void {
   const frames = new FramePool();
   return (call) => {
-    const entry: { end(): void } = { end: () => void call.end() };
-    open?.add(entry);
     /** Uploads in progress by call id. */
     const results = new Map<number, ResultReceiver>();
     /** Uploads refused: their remaining frames are dropped until result_end or cancel (the last 64 kept). */
@@ -31,6 +29,8 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
     /** What to do when a pending pull or download is cancelled (by the institution or by the stream ending). */
     const cancels = new Map<number, () => void>();
     let closed = false;
+    let whenClosed!: () => void;
+    const closing = new Promise<void>((resolve) => (whenClosed = resolve));
 
     const close = () => {
       if (closed) return;
@@ -40,18 +40,23 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       cancels.clear();
       results.clear();
       refused.clear();
+      whenClosed();
     };
+    /** Ends the stream from our side (the institution closed its side, or the coordinator stops). */
+    const entry = {
+      end: () => {
+        close();
+        void call.end();
+      },
+    };
+    open?.add(entry);
     call.on('cancelled', close);
     call.on('error', close);
-    call.on('end', () => entry.end());
-    entry.end = () => {
-      close();
-      void call.end();
-    };
+    call.on('end', entry.end);
 
     const send = async (frame: CoordinatorFrameMsg | Buffer, written?: () => void): Promise<void> => {
       if (closed) return;
-      if (!call.write(frame, written)) await new Promise((resolve) => call.once('drain', resolve));
+      if (!call.write(frame, written)) await Promise.race([new Promise((resolve) => call.once('drain', resolve)), closing]);
     };
     const fail = (callId: number, error: unknown): string => {
       const { code, message, internal } = callStatusOf(error);
