@@ -10,6 +10,8 @@ import {
   DEFAULT_CHUNK_BYTES,
   federationClientConstructor,
   resultTensorFrame,
+  wholeResultFrame,
+  MAX_MESSAGE_BYTES,
   type AckMsg,
   type CoordinatorFrameMsg,
   type DTypeName,
@@ -84,6 +86,10 @@ export class CoordinatorConnection {
       Number.POSITIVE_INFINITY,
       (call) => call.write({ downloadModel: { envelope, chunkBytes, artifact } }),
       (frame) => {
+        if (frame.body === 'wholeModel') {
+          for (const chunk of frame.wholeModel!.tensors) assembler.push(chunk);
+          return assembler.finish();
+        }
         if (frame.body === 'modelChunk') return void assembler.push(frame.modelChunk!);
         if (frame.body === 'modelEnd') return assembler.finish();
         return expect('modelChunk')(frame) && undefined;
@@ -96,6 +102,10 @@ export class CoordinatorConnection {
     return this.session.call(
       Number.POSITIVE_INFINITY,
       async (call) => {
+        // a result that fits one message goes in one frame; a larger one as header, chunks and end
+        const bytes = tensors.reduce((n, t) => n + t.data.byteLength, 0);
+        const whole = bytes < MAX_MESSAGE_BYTES ? wholeResultFrame(call.callId, header, [...chunkTensors(tensors, chunkBytes)], MAX_MESSAGE_BYTES, this.frames.take) : null;
+        if (whole) return call.writeFrame(whole, () => this.frames.give(whole));
         await call.write({ result: { header } });
         for (const tensor of chunkTensors(tensors, chunkBytes)) {
           const frame = resultTensorFrame(call.callId, tensor, this.frames.take);

@@ -5,7 +5,7 @@
 // an error is a CallStatus frame with the gRPC code the separate call would have ended with.
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { FramePool } from '../proto/frame-pool.ts';
-import { modelChunkFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
+import { MAX_MESSAGE_BYTES, modelChunkFrame, wholeModelFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
 import type { FederationOperations, ResultReceiver } from './federation-operations.ts';
 import { RpcError, callStatusOf, invalidArgument } from './rpc-error.ts';
 
@@ -93,6 +93,12 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       cancels.set(callId, () => (stopped = true));
       try {
         const model = ops.downloadModel(request);
+        const wholeBytes = model.encoded ? model.chunks.reduce((n, c) => n + c.length + 6, 16) : Number.POSITIVE_INFINITY;
+        if (model.encoded && wholeBytes <= MAX_MESSAGE_BYTES) {
+          // a model that fits one message goes in one frame (no model_end follows)
+          const frame = wholeModelFrame(callId, model.chunks, frames.take);
+          return void (await send(frame, () => frames.give(frame)));
+        }
         if (model.encoded) {
           for (const bytes of model.chunks) {
             if (stopped || closed) return;
@@ -131,6 +137,17 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       }
     };
 
+    const wholeResult = (callId: number, batch: NonNullable<ClientFrameMsg['wholeResult']>) => {
+      const receiver = ops.openResult();
+      try {
+        receiver.push({ header: batch.header });
+        for (const tensor of batch.tensors) receiver.push({ tensor });
+        void send({ callId, ack: receiver.end() });
+      } catch (error) {
+        receiver.reject(fail(callId, error));
+      }
+    };
+
     const resultEnd = (callId: number) => {
       const receiver = results.get(callId);
       results.delete(callId);
@@ -157,6 +174,8 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
           return resultChunk(callId, frame.result!);
         case 'resultEnd':
           return resultEnd(callId);
+        case 'wholeResult':
+          return wholeResult(callId, frame.wholeResult!);
         case 'secagg':
           return answer(callId, () => ({ callId, ack: ops.pushSecAgg(frame.secagg!) }));
         case 'decline':

@@ -89,6 +89,64 @@ export function resultTensorFrame(callId: number, chunk: TensorChunkMsg, allocat
   return frame;
 }
 
+/**
+ * A CoordinatorFrame { callId, wholeModel: { tensors } } from already serialised TensorChunks (one per
+ * tensor), written directly like modelChunkFrame: a model that fits one message goes in one frame.
+ */
+export function wholeModelFrame(callId: number, encodedChunks: readonly Uint8Array[], allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
+  const heads = encodedChunks.map((c) => lengthDelimited(1, c.length)); // ModelBatch.tensors
+  const batchLength = encodedChunks.reduce((n, c, i) => n + heads[i].length + c.length, 0);
+  const batchHead = lengthDelimited(8, batchLength); // CoordinatorFrame.whole_model
+  const tail = [0x08, ...varint(callId)];
+  const frame = allocate(batchHead.length + batchLength + tail.length);
+  frame.set(batchHead, 0);
+  let at = batchHead.length;
+  encodedChunks.forEach((c, i) => {
+    frame.set(heads[i], at);
+    frame.set(c, at + heads[i].length);
+    at += heads[i].length + c.length;
+  });
+  frame.set(tail, at);
+  return frame;
+}
+
+/**
+ * A ClientFrame { callId, wholeResult: { header, tensors } } written directly into one buffer (each
+ * tensor's data copied once), or null when it would exceed `maxBytes`: the result then goes in chunks.
+ */
+export function wholeResultFrame(callId: number, header: ResultHeaderMsg, chunks: readonly TensorChunkMsg[], maxBytes: number, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | null {
+  // ResultChunk { header } encodes as field 1, as ResultBatch.header is: the same bytes.
+  const headerField = (federationService().PushResult.requestSerialize as (value: unknown) => Buffer)({ header });
+  const parts = chunks.map((chunk) => {
+    const { data: _data, ...fields } = chunk;
+    const meta = serializeTensorChunk(fields as TensorChunkMsg);
+    const dataHead = lengthDelimited(7, chunk.data.length);
+    const length = meta.length + dataHead.length + chunk.data.length;
+    return { meta, dataHead, data: chunk.data, head: lengthDelimited(2, length), length }; // ResultBatch.tensors
+  });
+  const batchLength = headerField.length + parts.reduce((n, p) => n + p.head.length + p.length, 0);
+  const batchHead = lengthDelimited(10, batchLength); // ClientFrame.whole_result
+  const tail = [0x08, ...varint(callId)];
+  const size = batchHead.length + batchLength + tail.length;
+  if (size > maxBytes) return null;
+  const frame = allocate(size);
+  let at = 0;
+  const put = (bytes: ArrayLike<number>) => {
+    frame.set(bytes, at);
+    at += bytes.length;
+  };
+  put(batchHead);
+  put(headerField);
+  for (const p of parts) {
+    put(p.head);
+    put(p.meta);
+    put(p.dataHead);
+    put(p.data);
+  }
+  put(tail);
+  return frame;
+}
+
 /** The tag and length of a length-delimited field. */
 function lengthDelimited(field: number, length: number): number[] {
   return [(field << 3) | 2, ...varint(length)];
@@ -341,7 +399,8 @@ export interface ClientFrameMsg {
   secagg?: SecAggMessageMsg | null;
   decline?: DeclineRequestMsg | null;
   cancel?: boolean;
-  body?: 'heartbeat' | 'pullTask' | 'downloadModel' | 'result' | 'resultEnd' | 'secagg' | 'decline' | 'cancel';
+  wholeResult?: { header: ResultHeaderMsg; tensors: TensorChunkMsg[] } | null;
+  body?: 'heartbeat' | 'pullTask' | 'downloadModel' | 'result' | 'resultEnd' | 'secagg' | 'decline' | 'cancel' | 'wholeResult';
 }
 
 /** One frame of the Session stream, coordinator → institution. */
@@ -353,5 +412,6 @@ export interface CoordinatorFrameMsg {
   modelEnd?: boolean;
   ack?: AckMsg | null;
   error?: CallStatusMsg | null;
-  body?: 'heartbeat' | 'task' | 'modelChunk' | 'modelEnd' | 'ack' | 'error';
+  wholeModel?: { tensors: TensorChunkMsg[] } | null;
+  body?: 'heartbeat' | 'task' | 'modelChunk' | 'modelEnd' | 'ack' | 'error' | 'wholeModel';
 }

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { FramePool } from '../proto/frame-pool.ts';
 import { VectorPool } from '../coordinator/vector-pool.ts';
-import { federationServerService, federationService, modelChunkFrame, resultTensorFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
+import { federationServerService, federationService, modelChunkFrame, resultTensorFrame, wholeModelFrame, wholeResultFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
 
 describe('VectorPool', () => {
   it('hands back a given vector of the asked length, never one of another length, and keeps at most maxKept', () => {
@@ -50,5 +50,31 @@ describe('resultTensorFrame', () => {
       expect(decoded.callId).toBe(callId);
       expect([...decoded.result!.tensor!.data]).toEqual([...data]);
     }
+  });
+});
+
+describe('wholeResultFrame / wholeModelFrame', () => {
+  const service = federationService();
+  const { serializeChunk } = federationServerService();
+  const kernel = { name: 'dense_0/kernel', shape: [2, 2], dtype: 'FLOAT32' as const, totalBytes: 16, offset: 0, data: new Uint8Array(new Float32Array([1, -2, 3.5, 0]).buffer), tensorIndex: 0, tensorCount: 2 };
+  const bias = { name: 'dense_0/bias', shape: [2], dtype: 'FLOAT32' as const, totalBytes: 8, offset: 0, data: new Uint8Array(new Float32Array([0.25, -0.75]).buffer), tensorIndex: 1, tensorCount: 2 };
+  const envelope = { runId: 'run-1', round: 2, modelVersion: 1, institutionId: 'bank-1', session: Buffer.alloc(16, 9) };
+  const header = { envelope, kind: 'TRAIN_RESULT' as const, numExamples: 12, metrics: { loss: 0.5 }, privacyEvent: null, tensorCount: 2, masked: false };
+
+  it('a whole result decodes as the protobuf encoding of the same frame; null above the size limit', () => {
+    const frame = wholeResultFrame(300, header, [kernel, bias], 1 << 20)!;
+    const decoded = service.Session.requestDeserialize(frame) as ClientFrameMsg;
+    const reference = service.Session.requestDeserialize(service.Session.requestSerialize({ callId: 300, wholeResult: { header, tensors: [kernel, bias] } }));
+    expect(decoded).toEqual(reference);
+    expect(decoded.body).toBe('wholeResult');
+    expect(new Float32Array(new Uint8Array(decoded.wholeResult!.tensors[0].data).buffer)).toEqual(new Float32Array([1, -2, 3.5, 0]));
+    expect(wholeResultFrame(300, header, [kernel, bias], frame.length - 1)).toBeNull();
+  });
+
+  it('a whole model decodes as the protobuf encoding of the same frame', () => {
+    const frame = wholeModelFrame(7, [serializeChunk(kernel), serializeChunk(bias)]);
+    const decoded = service.Session.responseDeserialize(frame) as CoordinatorFrameMsg;
+    expect(decoded).toEqual(service.Session.responseDeserialize(service.Session.responseSerialize({ callId: 7, wholeModel: { tensors: [kernel, bias] } })));
+    expect(decoded.wholeModel!.tensors.map((t) => t.name)).toEqual(['dense_0/kernel', 'dense_0/bias']);
   });
 });

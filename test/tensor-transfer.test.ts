@@ -15,6 +15,7 @@ import {
   ShiftLearner,
   cleanUp,
   expectedFedAvg,
+  maxAbsDifference,
   makeInstitution,
   runConfig,
   start,
@@ -206,5 +207,41 @@ describe('a > 64 MiB model through a federation round over real gRPC', () => {
       offset += values.length;
     }
     expect(same).toBe(true);
+  });
+});
+
+// The three ways a model and an update travel on the Session stream, each through a real round: whole in
+// one frame (fits one message), and in chunks from the coordinator's encoded model (above one message, up
+// to the 64 MiB it keeps encoded); the > 64 MiB case above covers models streamed without that cache.
+describe.each([
+  { label: 'one frame each way (a model that fits one message)', model: 'mlp:256,256,100', features: '30', frames: 'whole' },
+  { label: 'chunked frames from the encoded model (8 MiB)', model: 'mlp:2048', features: '1024', frames: 'chunked' },
+])('a round with $label', ({ model, features, frames }) => {
+  let dir: string | undefined;
+  let coordinator: Coordinator | undefined;
+  let institutions: TestInstitution[] = [];
+
+  afterAll(async () => {
+    await cleanUp({ institutions, coordinators: [coordinator], dir });
+  });
+
+  it('commits exactly the weighted FedAvg of the two updates', async () => {
+    dir = tempDir('dpfed-frames-');
+    const config = runConfig(['--rounds', '2', '--min-clients', '2', '--privacy', 'off', '--model', model, '--features', features, '--round-timeout', '60', '--phase-timeout', '60']);
+    const bytes = parameterCount(config.modelSpec) * 4;
+    if (frames === 'whole') expect(bytes).toBeLessThan(MAX_MESSAGE_BYTES - 64 * 1024);
+    else expect(bytes).toBeGreaterThan(MAX_MESSAGE_BYTES);
+    coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
+    const address = `127.0.0.1:${coordinator.port}`;
+    const clients = [{ shift: 0.25, weight: 10 }, { shift: -0.125, weight: 30 }];
+    institutions = clients.map((c, k) => makeInstitution({ id: `bank-${k + 1}`, address, learner: new ShiftLearner(c.shift, c.weight) }));
+    const results = await within(start(institutions), 60_000, 'the rounds');
+    await coordinator.finished;
+    expect(results.map((r) => [r.roundsTrained, r.roundsEvaluated])).toEqual([[2, 2], [2, 2]]);
+    const { store, runId } = coordinator;
+    for (const round of [1, 2]) {
+      const before = store.model(runId, round - 1)!.parameters;
+      expect(maxAbsDifference(store.model(runId, round)!.parameters, expectedFedAvg(before, clients))).toBe(0);
+    }
   });
 });
