@@ -56,13 +56,7 @@ export function serializeTensorChunk(chunk: TensorChunkMsg): Buffer {
  * encoded model is shared by every institution's stream instead of being encoded again per call.
  */
 export function modelChunkFrame(callId: number, encodedChunk: Uint8Array, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
-  const head = lengthDelimited(4, encodedChunk.length);
-  const tail = [0x08, ...varint(callId)];
-  const frame = allocate(head.length + encodedChunk.length + tail.length);
-  frame.set(head, 0);
-  frame.set(encodedChunk, head.length);
-  frame.set(tail, head.length + encodedChunk.length);
-  return frame;
+  return joined([lengthDelimited(4, encodedChunk.length), encodedChunk, callIdField(callId)], allocate);
 }
 
 /**
@@ -71,43 +65,19 @@ export function modelChunkFrame(callId: number, encodedChunk: Uint8Array, alloca
  * of protobuf allocating a fresh message per chunk. Protobuf readers accept fields in any order.
  */
 export function resultTensorFrame(callId: number, chunk: TensorChunkMsg, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
-  const { data: _data, ...fields } = chunk;
-  const meta = serializeTensorChunk(fields as TensorChunkMsg);
-  const dataHead = lengthDelimited(7, chunk.data.length);
-  const tensorLength = meta.length + dataHead.length + chunk.data.length;
-  const tensorHead = lengthDelimited(2, tensorLength); // ResultChunk.tensor
-  const resultHead = lengthDelimited(5, tensorHead.length + tensorLength); // ClientFrame.result
-  const tail = [0x08, ...varint(callId)];
-  const frame = allocate(resultHead.length + tensorHead.length + tensorLength + tail.length);
-  let at = 0;
-  for (const part of [resultHead, tensorHead, meta, dataHead]) {
-    frame.set(part, at);
-    at += part.length;
-  }
-  frame.set(chunk.data, at);
-  frame.set(tail, at + chunk.data.length);
-  return frame;
+  const tensor = tensorChunkParts(chunk);
+  const tensorHead = lengthDelimited(2, tensor.length); // ResultChunk.tensor
+  const resultHead = lengthDelimited(5, tensorHead.length + tensor.length); // ClientFrame.result
+  return joined([resultHead, tensorHead, ...tensor.parts, callIdField(callId)], allocate);
 }
 
 /**
- * A CoordinatorFrame { callId, wholeModel: { tensors } } from already serialised TensorChunks (one per
- * tensor), written directly like modelChunkFrame: a model that fits one message goes in one frame.
+ * A CoordinatorFrame { callId, wholeModel: { tensors } } from already serialised TensorChunks, written
+ * directly like modelChunkFrame: a model that fits one message goes in one frame.
  */
 export function wholeModelFrame(callId: number, encodedChunks: readonly Uint8Array[], allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
-  const heads = encodedChunks.map((c) => lengthDelimited(1, c.length)); // ModelBatch.tensors
-  const batchLength = encodedChunks.reduce((n, c, i) => n + heads[i].length + c.length, 0);
-  const batchHead = lengthDelimited(8, batchLength); // CoordinatorFrame.whole_model
-  const tail = [0x08, ...varint(callId)];
-  const frame = allocate(batchHead.length + batchLength + tail.length);
-  frame.set(batchHead, 0);
-  let at = batchHead.length;
-  encodedChunks.forEach((c, i) => {
-    frame.set(heads[i], at);
-    frame.set(c, at + heads[i].length);
-    at += heads[i].length + c.length;
-  });
-  frame.set(tail, at);
-  return frame;
+  const batch = encodedChunks.flatMap((c) => [lengthDelimited(1, c.length), c]); // ModelBatch.tensors
+  return joined([lengthDelimited(8, totalLength(batch)), ...batch, callIdField(callId)], allocate); // CoordinatorFrame.whole_model
 }
 
 /**
@@ -117,39 +87,46 @@ export function wholeModelFrame(callId: number, encodedChunks: readonly Uint8Arr
 export function wholeResultFrame(callId: number, header: ResultHeaderMsg, chunks: readonly TensorChunkMsg[], maxBytes: number, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | null {
   // ResultChunk { header } encodes as field 1, as ResultBatch.header is: the same bytes.
   const headerField = (federationService().PushResult.requestSerialize as (value: unknown) => Buffer)({ header });
-  const parts = chunks.map((chunk) => {
-    const { data: _data, ...fields } = chunk;
-    const meta = serializeTensorChunk(fields as TensorChunkMsg);
-    const dataHead = lengthDelimited(7, chunk.data.length);
-    const length = meta.length + dataHead.length + chunk.data.length;
-    return { meta, dataHead, data: chunk.data, head: lengthDelimited(2, length), length }; // ResultBatch.tensors
-  });
-  const batchLength = headerField.length + parts.reduce((n, p) => n + p.head.length + p.length, 0);
-  const batchHead = lengthDelimited(10, batchLength); // ClientFrame.whole_result
-  const tail = [0x08, ...varint(callId)];
-  const size = batchHead.length + batchLength + tail.length;
-  if (size > maxBytes) return null;
-  const frame = allocate(size);
-  let at = 0;
-  const put = (bytes: ArrayLike<number>) => {
-    frame.set(bytes, at);
-    at += bytes.length;
-  };
-  put(batchHead);
-  put(headerField);
-  for (const p of parts) {
-    put(p.head);
-    put(p.meta);
-    put(p.dataHead);
-    put(p.data);
+  const batch: ArrayLike<number>[] = [headerField];
+  for (const chunk of chunks) {
+    const tensor = tensorChunkParts(chunk);
+    batch.push(lengthDelimited(2, tensor.length), ...tensor.parts); // ResultBatch.tensors
   }
-  put(tail);
+  const batchLength = totalLength(batch);
+  const parts = [lengthDelimited(10, batchLength), ...batch, callIdField(callId)]; // ClientFrame.whole_result
+  return totalLength(parts) > maxBytes ? null : joined(parts, allocate);
+}
+
+/** A TensorChunk in parts: its fields but data as protobuf encodes them, then the data field's head and the data. */
+function tensorChunkParts(chunk: TensorChunkMsg): { parts: ArrayLike<number>[]; length: number } {
+  const { data: _data, ...fields } = chunk;
+  const parts = [serializeTensorChunk(fields as TensorChunkMsg), lengthDelimited(7, chunk.data.length), chunk.data];
+  return { parts, length: totalLength(parts) };
+}
+
+/** `parts` one after another in one buffer from `allocate`. */
+function joined(parts: readonly ArrayLike<number>[], allocate: (size: number) => Buffer): Buffer {
+  const frame = allocate(totalLength(parts));
+  let at = 0;
+  for (const part of parts) {
+    frame.set(part, at);
+    at += part.length;
+  }
   return frame;
+}
+
+function totalLength(parts: readonly ArrayLike<number>[]): number {
+  return parts.reduce((n, part) => n + part.length, 0);
 }
 
 /** The tag and length of a length-delimited field. */
 function lengthDelimited(field: number, length: number): number[] {
   return [(field << 3) | 2, ...varint(length)];
+}
+
+/** Field 1 (call_id) of a session frame. */
+function callIdField(callId: number): number[] {
+  return [0x08, ...varint(callId)];
 }
 
 function varint(value: number): number[] {
