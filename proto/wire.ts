@@ -173,8 +173,12 @@ export function widenServerFlowControl(server: grpc.Server): boolean {
   if (!(listeners instanceof Map)) return false;
   for (const listener of listeners.keys()) {
     listener.on('session', (session: Http2Session) => {
-      session.settings({ initialWindowSize: FLOW_CONTROL_WINDOW });
-      session.setLocalWindowSize(FLOW_CONTROL_WINDOW);
+      try {
+        session.settings({ initialWindowSize: FLOW_CONTROL_WINDOW });
+        session.setLocalWindowSize(FLOW_CONTROL_WINDOW);
+      } catch {
+        // a session already closing: it keeps the default window
+      }
     });
   }
   return true;
