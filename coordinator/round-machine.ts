@@ -298,7 +298,7 @@ export class RoundMachine extends EventEmitter {
     } else {
       next = strategy.aggregateFit(round, this.global, updates);
     }
-    this.updateVectors.give(updates.map((u) => u.delta)); // aggregated: nothing refers to them any more
+    this.updateVectors.give(...updates.map((u) => u.delta)); // aggregated: nothing refers to them any more
     const metrics: MetricRow[] = [];
     for (const [id, r] of reports) for (const [k, v] of Object.entries(r.metrics)) metrics.push({ institutionId: id, name: `train_${k}`, value: v });
     const events = new Map<string, PrivacyEventMsg>();

@@ -4,17 +4,10 @@
 // to the pool from that callback. Without the pool every download and upload allocated a fresh copy of
 // the model per round, and fresh memory (page faults, then the garbage collector) was the largest CPU
 // cost of a round here.
+import { SizedPool } from './sized-pool.ts';
 
-export class FramePool {
-  private readonly free = new Map<number, Buffer[]>();
-
-  constructor(private readonly maxPerSize = 16) {}
-
-  readonly take = (size: number): Buffer => this.free.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
-
-  give(frame: Buffer): void {
-    const list = this.free.get(frame.length) ?? [];
-    if (list.length < this.maxPerSize) list.push(frame);
-    this.free.set(frame.length, list);
+export class FramePool extends SizedPool<Buffer> {
+  constructor(maxPerSize = 16) {
+    super((size) => Buffer.allocUnsafeSlow(size), maxPerSize);
   }
 }

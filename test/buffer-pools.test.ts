@@ -9,13 +9,13 @@ describe('VectorPool', () => {
     const pool = new VectorPool(2);
     const a = pool.take(8);
     expect(a).toHaveLength(8);
-    pool.give([a]);
+    pool.give(a);
     expect(pool.take(8)).toBe(a);
-    pool.give([a, new Float32Array(4)]);
+    pool.give(a, new Float32Array(4));
     const b = pool.take(16);
     expect(b).toHaveLength(16);
     expect(b).not.toBe(a);
-    pool.give([new Float32Array(8), new Float32Array(8), new Float32Array(8)]);
+    pool.give(new Float32Array(8), new Float32Array(8), new Float32Array(8));
     const kept = [pool.take(8), pool.take(8), pool.take(8)];
     expect(new Set(kept).size).toBe(3); // the third is fresh: only two were kept
   });
