@@ -27,9 +27,13 @@ import { CallFailed, SessionStream, type FrameBody } from './session-stream.ts';
 
 const CALL_DEADLINE_MS = 30_000;
 
+function unexpectedFrame(expected: string, frame: CoordinatorFrameMsg): CallFailed {
+  return new CallFailed(grpc.status.INTERNAL, `protocol: expected a ${expected} frame, got ${frame.body}`);
+}
+
 function expect<K extends keyof CoordinatorFrameMsg>(kind: K) {
   return (frame: CoordinatorFrameMsg): NonNullable<CoordinatorFrameMsg[K]> => {
-    if (frame.body !== kind) throw new CallFailed(grpc.status.INTERNAL, `protocol: expected a ${kind} frame, got ${frame.body}`);
+    if (frame.body !== kind) throw unexpectedFrame(kind, frame);
     return frame[kind]!;
   };
 }
@@ -92,7 +96,7 @@ export class CoordinatorConnection {
         }
         if (frame.body === 'modelChunk') return void assembler.push(frame.modelChunk!);
         if (frame.body === 'modelEnd') return assembler.finish();
-        return expect('modelChunk')(frame) && undefined;
+        throw unexpectedFrame('model chunk', frame);
       },
     );
   }
@@ -103,11 +107,11 @@ export class CoordinatorConnection {
       Number.POSITIVE_INFINITY,
       async (call) => {
         // a result that fits one message goes in one frame; a larger one as header, chunks and end
-        const bytes = tensors.reduce((n, t) => n + t.data.byteLength, 0);
-        const whole = bytes < MAX_MESSAGE_BYTES ? wholeResultFrame(call.callId, header, [...chunkTensors(tensors, chunkBytes)], MAX_MESSAGE_BYTES, this.frames.take) : null;
+        const chunks = [...chunkTensors(tensors, chunkBytes)];
+        const whole = wholeResultFrame(call.callId, header, chunks, MAX_MESSAGE_BYTES, this.frames.take);
         if (whole) return call.writeFrame(whole, () => this.frames.give(whole));
         await call.write({ result: { header } });
-        for (const tensor of chunkTensors(tensors, chunkBytes)) {
+        for (const tensor of chunks) {
           const frame = resultTensorFrame(call.callId, tensor, this.frames.take);
           await call.writeFrame(frame, () => this.frames.give(frame));
         }

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { flattenParameters, initialParameters, parseModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
-import { CHANNEL_OPTIONS, federationServerService, widenServerFlowControl } from '../proto/wire.ts';
+import { CHANNEL_OPTIONS, federationServerService, serializeTensorChunk, widenServerFlowControl } from '../proto/wire.ts';
 import { EncodedModelCache } from './encoded-model-cache.ts';
 import { CoordinatorStore } from './coordinator-store.ts';
 import { federationHandlers } from './federation-service.ts';
@@ -82,8 +82,8 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const machine = new RoundMachine({ runId, config, store, registry, board, strategy, privacy, initialModel: saved.parameters, startRound: lastRound + 1 });
 
   const server = new grpc.Server(CHANNEL_OPTIONS);
-  const { service, serializeChunk } = federationServerService();
-  const encodedModels = new EncodedModelCache(serializeChunk);
+  const service = federationServerService();
+  const encodedModels = new EncodedModelCache(serializeTensorChunk);
   const openSessions = new Set<{ end(): void }>();
   server.addService(service, federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, log: options.log, encodedModels, openSessions }));
   const port = await new Promise<number>((resolve, reject) =>

@@ -93,12 +93,9 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       cancels.set(callId, () => (stopped = true));
       try {
         const model = ops.downloadModel(request);
-        const wholeBytes = model.encoded ? model.chunks.reduce((n, c) => n + c.length + 6, 16) : Number.POSITIVE_INFINITY;
-        if (model.encoded && wholeBytes <= MAX_MESSAGE_BYTES) {
-          // a model that fits one message goes in one frame (no model_end follows)
-          const frame = wholeModelFrame(callId, model.chunks, frames.take);
-          return void (await send(frame, () => frames.give(frame)));
-        }
+        // a model that fits one message goes in one frame (no model_end follows)
+        const whole = model.encoded ? wholeModelFrame(callId, model.chunks, MAX_MESSAGE_BYTES, frames.take) : null;
+        if (whole) return void (await send(whole, () => frames.give(whole)));
         if (model.encoded) {
           for (const bytes of model.chunks) {
             if (stopped || closed) return;

@@ -30,12 +30,9 @@ export function federationService(): grpc.ServiceDefinition {
  * The service as the coordinator serves it: identical on the wire, except that DownloadModel and Session
  * may also be handed messages already serialised (Buffers), which are sent as they are.
  */
-export function federationServerService(): { service: grpc.ServiceDefinition; serializeChunk: (chunk: TensorChunkMsg) => Buffer } {
+export function federationServerService(): grpc.ServiceDefinition {
   const base = federationService();
-  return {
-    service: { ...base, DownloadModel: passBuffers(base.DownloadModel, 'response'), Session: passBuffers(base.Session, 'response') },
-    serializeChunk: serializeTensorChunk,
-  };
+  return { ...base, DownloadModel: passBuffers(base.DownloadModel, 'response'), Session: passBuffers(base.Session, 'response') };
 }
 
 /** A method whose serialiser also takes messages already serialised (Buffers) and sends them as they are. */
@@ -73,11 +70,11 @@ export function resultTensorFrame(callId: number, chunk: TensorChunkMsg, allocat
 
 /**
  * A CoordinatorFrame { callId, wholeModel: { tensors } } from already serialised TensorChunks, written
- * directly like modelChunkFrame: a model that fits one message goes in one frame.
+ * directly like modelChunkFrame, or null when it would exceed `maxBytes`: the model then goes in chunks.
  */
-export function wholeModelFrame(callId: number, encodedChunks: readonly Uint8Array[], allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
+export function wholeModelFrame(callId: number, encodedChunks: readonly Uint8Array[], maxBytes: number, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | null {
   const batch = encodedChunks.flatMap((c) => [lengthDelimited(1, c.length), c]); // ModelBatch.tensors
-  return joined([lengthDelimited(8, totalLength(batch)), ...batch, callIdField(callId)], allocate); // CoordinatorFrame.whole_model
+  return joinedWithin([lengthDelimited(8, totalLength(batch)), ...batch, callIdField(callId)], maxBytes, allocate); // CoordinatorFrame.whole_model
 }
 
 /**
@@ -92,9 +89,7 @@ export function wholeResultFrame(callId: number, header: ResultHeaderMsg, chunks
     const tensor = tensorChunkParts(chunk);
     batch.push(lengthDelimited(2, tensor.length), ...tensor.parts); // ResultBatch.tensors
   }
-  const batchLength = totalLength(batch);
-  const parts = [lengthDelimited(10, batchLength), ...batch, callIdField(callId)]; // ClientFrame.whole_result
-  return totalLength(parts) > maxBytes ? null : joined(parts, allocate);
+  return joinedWithin([lengthDelimited(10, totalLength(batch)), ...batch, callIdField(callId)], maxBytes, allocate); // ClientFrame.whole_result
 }
 
 /** A TensorChunk in parts: its fields but data as protobuf encodes them, then the data field's head and the data. */
@@ -113,6 +108,11 @@ function joined(parts: readonly ArrayLike<number>[], allocate: (size: number) =>
     at += part.length;
   }
   return frame;
+}
+
+/** joined(), or null when the parts come to more than `maxBytes`. */
+function joinedWithin(parts: readonly ArrayLike<number>[], maxBytes: number, allocate: (size: number) => Buffer): Buffer | null {
+  return totalLength(parts) > maxBytes ? null : joined(parts, allocate);
 }
 
 function totalLength(parts: readonly ArrayLike<number>[]): number {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { FramePool } from '../proto/frame-pool.ts';
 import { VectorPool } from '../coordinator/vector-pool.ts';
-import { federationServerService, federationService, modelChunkFrame, resultTensorFrame, wholeModelFrame, wholeResultFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
+import { federationService, serializeTensorChunk, modelChunkFrame, resultTensorFrame, wholeModelFrame, wholeResultFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
 
 describe('VectorPool', () => {
   it('hands back a given vector of the asked length, never one of another length, and keeps at most maxKept', () => {
@@ -24,9 +24,8 @@ describe('VectorPool', () => {
 describe('FramePool with modelChunkFrame', () => {
   it('a reused frame buffer is fully rewritten: the decoded frame has the new call id and chunk', () => {
     const pool = new FramePool();
-    const { serializeChunk } = federationServerService();
     const service = federationService();
-    const chunk = (fill: number) => serializeChunk({ name: 'w', shape: [4], dtype: 'FLOAT32', totalBytes: 16, offset: 0, data: Buffer.alloc(16, fill), tensorIndex: 0, tensorCount: 1 });
+    const chunk = (fill: number) => serializeTensorChunk({ name: 'w', shape: [4], dtype: 'FLOAT32', totalBytes: 16, offset: 0, data: Buffer.alloc(16, fill), tensorIndex: 0, tensorCount: 1 });
     const first = modelChunkFrame(5, chunk(1), pool.take);
     pool.give(first);
     const second = modelChunkFrame(6, chunk(2), pool.take);
@@ -55,7 +54,6 @@ describe('resultTensorFrame', () => {
 
 describe('wholeResultFrame / wholeModelFrame', () => {
   const service = federationService();
-  const { serializeChunk } = federationServerService();
   const kernel = { name: 'dense_0/kernel', shape: [2, 2], dtype: 'FLOAT32' as const, totalBytes: 16, offset: 0, data: new Uint8Array(new Float32Array([1, -2, 3.5, 0]).buffer), tensorIndex: 0, tensorCount: 2 };
   const bias = { name: 'dense_0/bias', shape: [2], dtype: 'FLOAT32' as const, totalBytes: 8, offset: 0, data: new Uint8Array(new Float32Array([0.25, -0.75]).buffer), tensorIndex: 1, tensorCount: 2 };
   const envelope = { runId: 'run-1', round: 2, modelVersion: 1, institutionId: 'bank-1', session: Buffer.alloc(16, 9) };
@@ -71,8 +69,10 @@ describe('wholeResultFrame / wholeModelFrame', () => {
     expect(wholeResultFrame(300, header, [kernel, bias], frame.length - 1)).toBeNull();
   });
 
-  it('a whole model decodes as the protobuf encoding of the same frame', () => {
-    const frame = wholeModelFrame(7, [serializeChunk(kernel), serializeChunk(bias)]);
+  it('a whole model decodes as the protobuf encoding of the same frame; null above the size limit', () => {
+    const chunks = [serializeTensorChunk(kernel), serializeTensorChunk(bias)];
+    const frame = wholeModelFrame(7, chunks, 1 << 20)!;
+    expect(wholeModelFrame(7, chunks, frame.length - 1)).toBeNull();
     const decoded = service.Session.responseDeserialize(frame) as CoordinatorFrameMsg;
     expect(decoded).toEqual(service.Session.responseDeserialize(service.Session.responseSerialize({ callId: 7, wholeModel: { tensors: [kernel, bias] } })));
     expect(decoded.wholeModel!.tensors.map((t) => t.name)).toEqual(['dense_0/kernel', 'dense_0/bias']);

@@ -17,7 +17,7 @@ import {
   CHANNEL_OPTIONS,
   PROTOCOL_VERSION,
   federationClientConstructor,
-  federationServerService,
+  serializeTensorChunk,
   federationService,
   modelChunkFrame,
   type ClientFrameMsg,
@@ -40,11 +40,10 @@ async function registerAs(conn: CoordinatorConnection, id: string): Promise<Enve
 
 describe('modelChunkFrame', () => {
   it('is byte for byte a CoordinatorFrame { call_id, model_chunk } that protobuf decodes to the same chunk', () => {
-    const { serializeChunk } = federationServerService();
     const service = federationService();
     const chunk: TensorChunkMsg = { name: 'dense_0/kernel', shape: [3, 2], dtype: 'FLOAT32', totalBytes: 24, offset: 0, data: Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6]).buffer), tensorIndex: 0, tensorCount: 2 };
     for (const callId of [1, 127, 128, 300, 2 ** 31 - 1]) {
-      const frame = modelChunkFrame(callId, serializeChunk(chunk));
+      const frame = modelChunkFrame(callId, serializeTensorChunk(chunk));
       const decoded = service.Session.responseDeserialize(frame) as CoordinatorFrameMsg;
       expect(decoded.callId).toBe(callId);
       expect(decoded.body).toBe('modelChunk');
