@@ -21,7 +21,3 @@ try {
 } finally {
   for (const c of clients) c.close();
 }
-if (process.env.DPFED_BENCH_VERBOSE) {
-  const cpu = process.cpuUsage();
-  process.stderr.write(`institutions' process: ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU in all\n`);
-}

@@ -54,17 +54,15 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
   const cpuMs: number[] = [];
   const institutionsCpu: (number | null)[] = [];
   let lastCpu = process.cpuUsage();
-  let clientsPid: number | undefined;
   coordinator.machine.on('round', (s: RoundSummary) => {
     const cpu = process.cpuUsage(lastCpu);
     lastCpu = process.cpuUsage();
     cpuMs.push((cpu.user + cpu.system) / 1000);
-    institutionsCpu.push(processCpuMs(clientsPid));
+    institutionsCpu.push(processCpuMs(clients.pid)); // rounds commit only once the institutions' process runs
     summaries.push(s);
     if (process.env.DPFED_BENCH_VERBOSE) process.stderr.write(`round ${s.round}: ${JSON.stringify(s.phaseMs)}\n`);
   });
   const clients = spawn(process.execPath, [...(process.env.DPFED_BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DPFED_BENCH_CLIENT_PROF}`] : []), '--import', 'tsx', CLIENTS_SCRIPT, `127.0.0.1:${coordinator.port}`, String(o.clients)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
-  clientsPid = clients.pid;
   const exited = new Promise<number>((resolve) => clients.on('exit', (code) => resolve(code ?? 1)));
   try {
     await coordinator.finished;
