@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseFlags } from '../cli/flags.ts';
+import { NODE_HEAP_FLAGS } from '../cli/node-heap.ts';
 import { runConfigFromFlags, runFlags } from '../cli/run-flags.ts';
 import { startCoordinator } from '../coordinator/coordinator-server.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
@@ -62,7 +63,7 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
     summaries.push(s);
     if (process.env.DPFED_BENCH_VERBOSE) process.stderr.write(`round ${s.round}: ${JSON.stringify(s.phaseMs)}\n`);
   });
-  const clients = spawn(process.execPath, [...(process.env.DPFED_BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DPFED_BENCH_CLIENT_PROF}`] : []), '--import', 'tsx', CLIENTS_SCRIPT, `127.0.0.1:${coordinator.port}`, String(o.clients)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  const clients = spawn(process.execPath, [...NODE_HEAP_FLAGS, ...(process.env.DPFED_BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DPFED_BENCH_CLIENT_PROF}`] : []), '--import', 'tsx', CLIENTS_SCRIPT, `127.0.0.1:${coordinator.port}`, String(o.clients)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<number>((resolve) => clients.on('exit', (code) => resolve(code ?? 1)));
   try {
     await coordinator.finished;

@@ -10,6 +10,7 @@ import { SeededRandom } from '../proto/seeded-random.ts';
 import { BACKEND_NAMES } from '../client-sdk/tf-backend.ts';
 import { runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
 import { runFlags } from './run-flags.ts';
+import { NODE_HEAP_FLAGS } from './node-heap.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'dpfed.js');
@@ -102,7 +103,7 @@ export async function main(argv: string[]): Promise<number> {
     const shared = forward(f, SHARED.map((s) => s.name).filter((n) => !DEMO_OWN.has(n) && !COORDINATOR_SET.has(n)));
     // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
     const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
-    const coordinator = spawn(process.execPath, [BIN, 'coordinator', '--port', '0', '--db', db, '--json', '--min-clients', String(minClients), '--wait-for', String(banks),
+    const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--json', '--min-clients', String(minClients), '--wait-for', String(banks),
       '--round-timeout', String(f.roundTimeout), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
 
@@ -115,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
     const startBanks = (port: number) => {
       files.forEach((file, i) => {
         const id = `bank-${i + 1}`;
-        const child = spawn(process.execPath, [BIN, 'client', '--coordinator', `127.0.0.1:${port}`, '--institution', id, '--data', file,
+        const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'client', '--coordinator', `127.0.0.1:${port}`, '--institution', id, '--data', file,
           '--label-column', 'label', '--backend', String(f.backend), '--identity', join(banksDir, `${id}.identity`),
           '--ledger', join(banksDir, `${id}.ledger.sqlite`), '--budget-epsilon', String(f.budgetEpsilon), '--budget-delta', String(f.delta),
           '--seed', String(f.seed), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
