@@ -27,9 +27,11 @@ import type { ClientUpdate, Strategy } from './strategy.ts';
 import type { TaskBoard } from './task-board.ts';
 import { VectorPool } from './vector-pool.ts';
 import { validateUpdate } from './update-validation.ts';
+import { ArrivalWeightedSum, WeightedSumBuffer } from './weighted-sum.ts';
 
 export interface TrainReport {
-  delta: Float32Array;
+  /** The update; null once it is folded into the round's arrival sum (strategies that work on sums). */
+  delta: Float32Array | null;
   numExamples: number;
   metrics: Record<string, number>;
   privacyEvent: PrivacyEventMsg | null;
@@ -100,6 +102,12 @@ export class RoundMachine extends EventEmitter {
   private trainPhase: PhaseCollector<TrainReport> | null = null;
   /** Vectors that receive plain updates, reused from round to round. */
   private readonly updateVectors = new VectorPool();
+  /**
+   * Plain rounds of strategies that work on sums (FedAvg, FedProx, FedAdam) without client-level DP: the
+   * weighted sum is folded as the updates arrive, so the round does not wait for it after the last upload.
+   */
+  private arrivals: ArrivalWeightedSum | null = null;
+  private readonly arrivalBuffer = new WeightedSumBuffer();
   private evalPhase: PhaseCollector<EvalReport> | null = null;
   private secure: SecureCollection | null = null;
   /** Rounds this coordinator process has started sampling for. */
@@ -280,25 +288,39 @@ export class RoundMachine extends EventEmitter {
   private async trainPlain(round: number, participants: Institution[], trainConfig: TaskConfig): Promise<TrainStage | { failure: string }> {
     const { config, strategy, board } = this.deps;
     this.trainPhase = new PhaseCollector<TrainReport>('training', new Set(participants.map((p) => p.id)), config.roundTimeoutMs);
+    const arrivals = strategy.worksOnSums && config.task.privacy.mode !== 'client'
+      ? new ArrivalWeightedSum(this.arrivalBuffer.cleared(this.global.length), (v) => this.updateVectors.give(v))
+      : null;
+    this.arrivals = arrivals;
     for (const p of participants) board.post(p.id, this.task('TRAIN', { config: trainConfig, modelVersion: this.modelVersion }));
     await this.trainPhase.wait();
+    this.arrivals = null;
     const outcomes = this.trainPhase.all();
     for (const id of outcomes.keys()) board.clear(id);
     const reports = this.trainPhase.reported();
     const failure = this.tooFew(round, reports.size, participants.length);
-    if (failure) return { failure };
-    const updates: ClientUpdate[] = [...reports].map(([id, r]) => ({ institutionId: id, weight: config.task.weighting === 'uniform' ? 1 : r.numExamples, delta: r.delta }));
+    if (failure) {
+      arrivals?.discard();
+      return { failure };
+    }
     let next: Float32Array;
-    if (config.task.privacy.mode === 'client' && this.deps.privacy) {
+    if (arrivals) {
+      // Σ w·Δ in float64, folded in arrival order: bit for bit the strategy's own sum over the same updates.
+      const { weightedSum, totalWeight, count } = arrivals.finish();
+      next = strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum: weightedSum, totalWeight, count });
+    } else if (config.task.privacy.mode === 'client' && this.deps.privacy) {
       // DP-FedAvg: uniform weights, noise on the sum, divided by the expected cohort size.
+      const updates = this.collectedUpdates(reports);
       const sum = new Float32Array(this.global.length);
       for (const u of updates) for (let i = 0; i < sum.length; i++) sum[i] += u.delta[i];
       this.deps.privacy.noiseSum(sum);
       next = this.fromSum(round, sum, updates.length, participants.length, updates.length);
+      this.updateVectors.give(...updates.map((u) => u.delta)); // aggregated: nothing refers to them any more
     } else {
+      const updates = this.collectedUpdates(reports);
       next = strategy.aggregateFit(round, this.global, updates);
+      this.updateVectors.give(...updates.map((u) => u.delta));
     }
-    this.updateVectors.give(...updates.map((u) => u.delta)); // aggregated: nothing refers to them any more
     const metrics: MetricRow[] = [];
     for (const [id, r] of reports) for (const [k, v] of Object.entries(r.metrics)) metrics.push({ institutionId: id, name: `train_${k}`, value: v });
     const events = new Map<string, PrivacyEventMsg>();
@@ -314,6 +336,15 @@ export class RoundMachine extends EventEmitter {
       events,
       metrics,
     };
+  }
+
+  /** The round's updates, each with its weight (example count, or 1 under uniform weighting), in arrival order. */
+  private collectedUpdates(reports: Map<string, TrainReport>): ClientUpdate[] {
+    const uniform = this.deps.config.task.weighting === 'uniform';
+    return [...reports].map(([id, r]) => {
+      if (!r.delta) throw new Error(`round ${this.round}: the update of ${id} was folded into the arrival sum`);
+      return { institutionId: id, weight: uniform ? 1 : r.numExamples, delta: r.delta };
+    });
   }
 
   private async evaluatePlain(round: number, evaluators: string[], trainConfig: TaskConfig): Promise<EvalStage> {
@@ -618,12 +649,14 @@ export class RoundMachine extends EventEmitter {
           if (norm > bound * (1 + 1e-5)) throw invalidArgument(`tensor.data: update L2 norm ${norm.toFixed(4)} exceeds the clip norm ${bound}`);
         }
         this.deps.board.clear(institution.id);
+        const arrivals = this.arrivals;
         phase.report(institution.id, {
-          delta,
+          delta: arrivals ? null : delta,
           numExamples: header.numExamples,
           metrics: { ...header.metrics },
           privacyEvent: header.privacyEvent ?? null,
         });
+        arrivals?.add(delta, this.deps.config.task.weighting === 'uniform' ? 1 : header.numExamples);
       },
       fail: reject,
     };

@@ -9,9 +9,12 @@ export interface ClientUpdate {
   delta: Float32Array;
 }
 
-/** What secure aggregation reveals: only the weighted sum of deltas and the total weight. */
+/**
+ * What secure aggregation reveals: only the weighted sum of deltas and the total weight. Plain rounds
+ * hand strategies that work on sums the same, summed in float64 as the updates arrived.
+ */
 export interface AggregatedSum {
-  weightedDeltaSum: Float32Array;
+  weightedDeltaSum: Float32Array | Float64Array;
   totalWeight: number;
   count: number;
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { STRATEGY_NAMES, type AggregatedSum, type ClientUpdate } from '../coordinator/strategy.ts';
 import { createStrategy, FedAdamStrategy, FedAvgStrategy, FedProxStrategy, TrimmedMeanStrategy } from '../coordinator/strategies/index.ts';
-import { accumulateWeighted, scaleAndAdd } from '../coordinator/weighted-sum.ts';
+import { accumulateWeighted, ArrivalWeightedSum, scaleAndAdd, WeightedSumBuffer } from '../coordinator/weighted-sum.ts';
 
 const f32 = (values: number[]) => Float32Array.from(values);
 const update = (institutionId: string, weight: number, delta: number[]): ClientUpdate => ({ institutionId, weight, delta: f32(delta) });
@@ -55,6 +55,55 @@ describe('weighted-sum kernel', () => {
     expect(() => accumulateWeighted(new Float64Array(3), [f32([1, 2])], [1])).toThrow(/vector 0 has 2 values, expected 3/);
     expect(() => accumulateWeighted(new Float64Array(2), [f32([1, 2])], [1, 2])).toThrow(/1 vectors but 2 weights/);
   });
+});
+
+describe('arrival sum (plain rounds fold updates as they arrive)', () => {
+  it('is bit for bit the batch sum over the same updates in arrival order, for 1 to 10 updates and a length across blocks', () => {
+    for (let clients = 1; clients <= 10; clients++) {
+      const updates = randomUpdates(`arrivals-${clients}`, clients, 9_001);
+      const batch = new WeightedSumBuffer().weightedSum(updates.map((u) => u.delta), updates.map((u) => u.weight), 9_001);
+      const released: Float32Array[] = [];
+      const arrivals = new ArrivalWeightedSum(new Float64Array(9_001), (v) => released.push(v));
+      for (const u of updates) arrivals.add(u.delta, u.weight);
+      const { weightedSum, totalWeight, count } = arrivals.finish();
+      expect(Buffer.from(weightedSum.buffer).equals(Buffer.from(batch.buffer)), `${clients} updates`).toBe(true);
+      expect(count).toBe(clients);
+      expect(totalWeight).toBe(updates.reduce((a, u) => a + u.weight, 0));
+      expect(released).toEqual(updates.map((u) => u.delta)); // every vector handed back once folded in, in order
+    }
+  });
+
+  it('folds every fourth arrival at once, keeping at most three pending', () => {
+    const released: Float32Array[] = [];
+    const arrivals = new ArrivalWeightedSum(new Float64Array(2), (v) => released.push(v));
+    for (let k = 0; k < 3; k++) arrivals.add(f32([1, 1]), 1);
+    expect(released.length).toBe(0);
+    arrivals.add(f32([1, 1]), 1);
+    expect(released.length).toBe(4);
+    arrivals.add(f32([1, 1]), 1);
+    arrivals.discard(); // a failed round gives the pending vector back
+    expect(released.length).toBe(5);
+  });
+
+  it('refuses a vector of the wrong length or a bad weight', () => {
+    const arrivals = new ArrivalWeightedSum(new Float64Array(3));
+    expect(() => arrivals.add(f32([1, 2]), 1)).toThrow(/2 values, expected 3/);
+    expect(() => arrivals.add(f32([1, 2, 3]), 0)).toThrow(/weight must be positive/);
+    expect(() => arrivals.add(f32([1, 2, 3]), Number.NaN)).toThrow(/weight must be positive/);
+  });
+
+  for (const name of ['fedavg', 'fedprox', 'fedadam'] as const) {
+    it(`${name}: the arrival sum gives bit for bit the model aggregateFit gives`, () => {
+      const updates = randomUpdates(`arrivals-${name}`, 10, 5_003);
+      const global = new Float32Array(5_003).map((_, i) => Math.cos(i));
+      const arrivals = new ArrivalWeightedSum(new Float64Array(5_003));
+      for (const u of updates) arrivals.add(u.delta, u.weight);
+      const { weightedSum, totalWeight, count } = arrivals.finish();
+      const fromArrivals = createStrategy(name, {}).aggregateFitFromSum(1, global, { weightedDeltaSum: weightedSum, totalWeight, count });
+      const fromUpdates = createStrategy(name, {}).aggregateFit(1, global, updates);
+      expect(Buffer.from(fromArrivals.buffer).equals(Buffer.from(fromUpdates.buffer))).toBe(true);
+    });
+  }
 });
 
 describe('fedavg', () => {

@@ -27,6 +27,22 @@ describe('validateUpdate', () => {
     expect(() => validateUpdate(values, 11)).toThrow(/index 7 is NaN/);
   });
 
+  it('tells non-finite values from every other bit pattern (the bit test), at every position of a block of eight', () => {
+    const finite = [0, -0, 1, -1, 3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -1e-45, 1.1754942e-38, 2 ** 127];
+    const values = new Float32Array(64);
+    for (let i = 0; i < values.length; i++) values[i] = finite[i % finite.length];
+    expect(() => validateUpdate(values, 64)).not.toThrow();
+    const bits = new Uint32Array(values.buffer);
+    for (let at = 40; at < 48; at++) {
+      for (const pattern of [0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xffffffff]) {
+        const saved = bits[at];
+        bits[at] = pattern;
+        expect(() => validateUpdate(values, 64)).toThrow(new RegExp(`index ${at} is (NaN|-?Infinity)`));
+        bits[at] = saved;
+      }
+    }
+  });
+
   it('refuses something that is not a Float32Array', () => {
     expect(() => validateUpdate(new Float64Array(2), 2)).toThrow(/expected a Float32Array, got Float64Array/);
     expect(() => validateUpdate([1, 2], 2)).toThrow(/expected a Float32Array, got Array/);
@@ -57,5 +73,11 @@ describe('validateAggregatedSum', () => {
     expect(() => validateAggregatedSum({ ...ok, totalWeight: -1 }, 2)).toThrow(/totalWeight/);
     expect(() => validateAggregatedSum({ ...ok, count: 0 }, 2)).toThrow(/count must be a positive integer/);
     expect(() => validateAggregatedSum({ ...ok, weightedDeltaSum: new Float32Array([1, Number.NaN]) }, 2)).toThrow(/index 1 is NaN/);
+  });
+
+  it('takes a float64 sum (the arrival sum of a plain round) and checks it the same way', () => {
+    expect(() => validateAggregatedSum({ weightedDeltaSum: new Float64Array([1, 2]), totalWeight: 3, count: 2 }, 2)).not.toThrow();
+    expect(() => validateAggregatedSum({ weightedDeltaSum: new Float64Array([Number.POSITIVE_INFINITY, 2]), totalWeight: 3, count: 2 }, 2)).toThrow(/index 0 is Infinity/);
+    expect(() => validateAggregatedSum({ weightedDeltaSum: [1, 2] as unknown as Float64Array, totalWeight: 3, count: 2 }, 2)).toThrow(/Float32Array or Float64Array, got Array/);
   });
 });
