@@ -1,13 +1,25 @@
-// Buffers for the Session frames that carry tensor bytes (proto/wire.ts modelChunkFrame on the coordinator,
-// resultTensorFrame at the institution), reused from round to round. grpc-js copies a message into its own
-// framed buffer when it writes it, and calls the write's callback only after that, so a frame goes back
-// to the pool from that callback. Without the pool every download and upload allocated a fresh copy of
-// the model per round, and fresh memory (page faults, then the garbage collector) was the largest CPU
-// cost of a round here.
+// Buffers for the Session frames that carry tensor bytes (proto/wire.ts modelChunkFrame and wholeModelFrame
+// on the coordinator, resultTensorFrame and wholeResultFrame at the institution), reused from round to
+// round. Each frame is handed out with room for grpc's message prefix in front of it (proto/grpc-preframed.ts),
+// so grpc-js sends it without copying; grpc-js calls a write's callback once the bytes are on their way,
+// and the frame goes back to the pool from that callback. Without the pool every download and upload
+// allocated a fresh copy of the model per round, and fresh memory (page faults, then the garbage
+// collector) was the largest CPU cost of a round here.
+import { MESSAGE_PREFIX_BYTES, preframed } from './grpc-preframed.ts';
 import { SizedPool } from './sized-pool.ts';
 
-export class FramePool extends SizedPool<Buffer> {
+export class FramePool {
+  private readonly pool: SizedPool<Buffer>;
+
   constructor(maxPerSize = 16) {
-    super((size) => Buffer.allocUnsafeSlow(size), maxPerSize);
+    this.pool = new SizedPool((size) => Buffer.allocUnsafeSlow(size), maxPerSize);
+  }
+
+  /** A frame of `size` bytes, marked as preframed (grpc's prefix fits in front of it). */
+  readonly take = (size: number): Buffer => preframed(this.pool.take(size + MESSAGE_PREFIX_BYTES).subarray(MESSAGE_PREFIX_BYTES));
+
+  /** Gives a frame from take() back, once nothing refers to it any more. */
+  give(frame: Buffer): void {
+    this.pool.give(Buffer.from(frame.buffer, frame.byteOffset - MESSAGE_PREFIX_BYTES, frame.length + MESSAGE_PREFIX_BYTES));
   }
 }

@@ -6,6 +6,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Http2Session } from 'node:http2';
 import { fileURLToPath } from 'node:url';
 import type { LedgerEvent } from '../privacy/ledger-event.ts';
+import { installPreframedSends } from './grpc-preframed.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** Default tensor chunk: 4 MiB of payload per message. */
@@ -28,9 +29,11 @@ export function federationService(): grpc.ServiceDefinition {
 
 /**
  * The service as the coordinator serves it: identical on the wire, except that DownloadModel and Session
- * may also be handed messages already serialised (Buffers), which are sent as they are.
+ * may also be handed messages already serialised (Buffers), which are sent as they are (without grpc-js's
+ * copy when they are preframed: proto/grpc-preframed.ts).
  */
 export function federationServerService(): grpc.ServiceDefinition {
+  installPreframedSends();
   const base = federationService();
   return { ...base, DownloadModel: passBuffers(base.DownloadModel, 'response'), Session: passBuffers(base.Session, 'response') };
 }
@@ -184,8 +187,9 @@ export function widenServerFlowControl(server: grpc.Server): boolean {
   return true;
 }
 
-/** The client of the service; its Session stream may also be written frames already serialised (Buffers). */
+/** The client of the service; its Session stream may also be written frames already serialised (Buffers), preframed ones without grpc-js's copy. */
 export function federationClientConstructor(): grpc.ServiceClientConstructor {
+  installPreframedSends();
   const base = federationService();
   return grpc.makeGenericClientConstructor({ ...base, Session: passBuffers(base.Session, 'request') }, 'Federation');
 }

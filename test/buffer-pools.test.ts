@@ -29,7 +29,7 @@ describe('FramePool with modelChunkFrame', () => {
     const first = modelChunkFrame(5, chunk(1), pool.take);
     pool.give(first);
     const second = modelChunkFrame(6, chunk(2), pool.take);
-    expect(second).toBe(first); // same size: the buffer was reused
+    expect(second.buffer).toBe(first.buffer); // same size: the memory was reused
     const decoded = service.Session.responseDeserialize(second) as CoordinatorFrameMsg;
     expect(decoded.callId).toBe(6);
     expect([...decoded.modelChunk!.data]).toEqual(new Array(16).fill(2));
