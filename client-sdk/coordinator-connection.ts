@@ -4,13 +4,13 @@
 // (session-stream.ts), which the coordinator answers exactly as it answers the separate calls.
 import * as grpc from '@grpc/grpc-js';
 import { FramePool } from '../proto/frame-pool.ts';
-import { chunkTensors, TensorAssembler, type NamedTensor, type TensorData } from '../proto/tensor-stream.ts';
+import { chunkTensors, packTensors, TensorAssembler, unpackTensors, type NamedTensor, type TensorData } from '../proto/tensor-stream.ts';
 import {
   CHANNEL_OPTIONS,
   DEFAULT_CHUNK_BYTES,
   federationClientConstructor,
+  packedResultFrame,
   resultTensorFrame,
-  wholeResultFrame,
   MAX_MESSAGE_BYTES,
   type AckMsg,
   type CoordinatorFrameMsg,
@@ -83,7 +83,11 @@ export class CoordinatorConnection {
     return this.request({ secagg: message }, 'ack');
   }
 
-  /** Downloads the model of `envelope` as named tensors (one copy, filled chunk by chunk). */
+  /**
+   * Downloads the model of `envelope` as named tensors: one copy, filled chunk by chunk (into `place` when
+   * given); a model that comes in one packed frame is used where it arrived, its tensors consecutive views
+   * of the received message (`place` is not asked then).
+   */
   downloadModel(envelope: Envelope, chunkBytes = DEFAULT_CHUNK_BYTES, artifact = '', place?: (index: number, dtype: DTypeName, byteLength: number) => TensorData | undefined): Promise<NamedTensor[]> {
     const assembler = new TensorAssembler(undefined, Number.MAX_SAFE_INTEGER, place);
     return this.session.call(
@@ -91,8 +95,10 @@ export class CoordinatorConnection {
       (call) => call.write({ downloadModel: { envelope, chunkBytes, artifact } }),
       (frame) => {
         if (frame.body === 'wholeModel') {
-          for (const chunk of frame.wholeModel!.tensors) assembler.push(chunk);
-          return assembler.finish();
+          const { tensors, packedData } = frame.wholeModel!;
+          const whole = packedData.length > 0 ? new TensorAssembler(undefined, Number.MAX_SAFE_INTEGER) : assembler;
+          for (const chunk of unpackTensors(tensors, packedData)) whole.push(chunk);
+          return whole.finish();
         }
         if (frame.body === 'modelChunk') return void assembler.push(frame.modelChunk!);
         if (frame.body === 'modelEnd') return assembler.finish();
@@ -106,12 +112,12 @@ export class CoordinatorConnection {
     return this.session.call(
       Number.POSITIVE_INFINITY,
       async (call) => {
-        // a result that fits one message goes in one frame; a larger one as header, chunks and end
-        const chunks = [...chunkTensors(tensors, chunkBytes)];
-        const whole = wholeResultFrame(call.callId, header, chunks, MAX_MESSAGE_BYTES, this.frames.take);
+        // a result that fits one message goes in one packed frame; a larger one as header, chunks and end
+        const packed = packTensors(tensors);
+        const whole = packedResultFrame(call.callId, header, packed.headers, packed.packed, MAX_MESSAGE_BYTES, this.frames.take);
         if (whole) return call.writeFrame(whole, () => this.frames.give(whole));
         await call.write({ result: { header } });
-        for (const tensor of chunks) {
+        for (const tensor of chunkTensors(tensors, chunkBytes)) {
           const frame = resultTensorFrame(call.callId, tensor, this.frames.take);
           await call.writeFrame(frame, () => this.frames.give(frame));
         }

@@ -19,7 +19,7 @@ import { clipToNorm } from '../privacy/update-clipping.ts';
 import { parameterCount, parameterShapes, parseModelSpec, type ModelSpec } from '../proto/model-spec.ts';
 import { registrationMessage } from '../proto/registration.ts';
 import { parseTaskConfig } from '../proto/task-config.ts';
-import type { NamedTensor } from '../proto/tensor-stream.ts';
+import { flatFloat32, type NamedTensor } from '../proto/tensor-stream.ts';
 import { PROTOCOL_VERSION, type Envelope, type PrivacyEventMsg, type ResultHeaderMsg, type CkksTaskMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
 import { CoordinatorConnection } from './coordinator-connection.ts';
@@ -277,19 +277,23 @@ export class FederationClient extends EventEmitter {
     const cached = modelId ? this.models.find((m) => m.id === modelId) : undefined;
     if (cached) return cached.values;
     const shapes = parameterShapes(spec);
-    const flat = new Float32Array(parameterCount(spec));
+    const count = parameterCount(spec);
     const offsets: number[] = [];
     shapes.reduce((offset, p) => (offsets.push(offset), offset + p.shape.reduce((a, b) => a * b, 1)), 0);
+    let placed: Float32Array | null = null; // chunked downloads are received straight into one flat vector
     const tensors = await this.connection.downloadModel(envelope, undefined, '', (index, dtype, byteLength) => {
       const size = shapes[index] ? shapes[index].shape.reduce((a, b) => a * b, 1) : -1;
-      return dtype === 'FLOAT32' && byteLength === size * 4 ? flat.subarray(offsets[index], offsets[index] + size) : undefined;
+      placed ??= new Float32Array(count);
+      return dtype === 'FLOAT32' && byteLength === size * 4 ? placed.subarray(offsets[index], offsets[index] + size) : undefined;
     });
     shapes.forEach(({ name, shape }, i) => {
       const t = tensors[i];
       const size = shape.reduce((a, b) => a * b, 1);
-      if (!t || t.name !== name || t.data.buffer !== flat.buffer || t.data.length !== size) throw new Error(`model download: expected tensor "${name}" [${shape.join(',')}] at position ${i}`);
+      if (!t || t.name !== name || t.dtype !== 'FLOAT32' || t.data.length !== size) throw new Error(`model download: expected tensor "${name}" [${shape.join(',')}] at position ${i}`);
     });
     if (tensors.length !== shapes.length) throw new Error(`model download: expected ${shapes.length} tensors, got ${tensors.length}`);
+    // Placed, or a packed frame's consecutive views of the received message: the flat vector without a copy.
+    const flat = flatFloat32(tensors.map((t) => t.data as Float32Array), count);
     if (modelId) {
       this.models.unshift({ id: modelId, values: flat });
       this.models.length = Math.min(this.models.length, 2);

@@ -1,12 +1,14 @@
 // The model a round's institutions download, serialised once: every download of the same model id and
 // chunk size sends the same encoded messages instead of encoding the model again per institution.
 // Only models up to `maxBytes` are kept (two at most: the global model and the candidate), so a very large
-// model is still streamed chunk by chunk without a second full copy.
-import { chunkTensors, type NamedTensor } from '../proto/tensor-stream.ts';
+// model is still streamed chunk by chunk without a second full copy. For a packed whole frame only the
+// tensors' headers are encoded; the bytes are the model's own memory.
+import { chunkTensors, packTensors, type NamedTensor } from '../proto/tensor-stream.ts';
 import type { TensorChunkMsg } from '../proto/wire.ts';
 
 export class EncodedModelCache {
   private readonly entries = new Map<string, Buffer[]>();
+  private readonly packedEntries = new Map<string, { headers: Buffer[]; data: Uint8Array }>();
 
   constructor(
     private readonly serialize: (chunk: TensorChunkMsg) => Buffer,
@@ -26,5 +28,18 @@ export class EncodedModelCache {
     this.entries.set(key, encoded);
     while (this.entries.size > 2) this.entries.delete(this.entries.keys().next().value!);
     return encoded;
+  }
+
+  /** Model `id` for a packed whole frame: its tensors' headers encoded, and its bytes (a view when the tensors are one flat vector). */
+  packed(id: string, tensors: () => NamedTensor[]): { headers: Buffer[]; data: Uint8Array } {
+    const hit = id ? this.packedEntries.get(id) : undefined;
+    if (hit) return hit;
+    const { headers, packed } = packTensors(tensors());
+    const entry = { headers: headers.map((h) => this.serialize(h)), data: packed };
+    if (id) {
+      this.packedEntries.set(id, entry);
+      while (this.packedEntries.size > 2) this.packedEntries.delete(this.packedEntries.keys().next().value!);
+    }
+    return entry;
   }
 }

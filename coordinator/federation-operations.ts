@@ -37,6 +37,13 @@ export interface ServiceDeps {
 /** A model download: chunks as messages, or (`encoded`) as serialised TensorChunk bytes shared by every download of the model. */
 export type ModelChunks = { encoded: true; chunks: Buffer[] } | { encoded: false; chunks: Iterable<TensorChunkMsg> };
 
+export interface ModelDownload {
+  /** The model's parts for a packed whole frame (encoded tensor headers, the bytes), or null for an artifact: those go in chunks. */
+  packed: { headers: Buffer[]; data: Uint8Array } | null;
+  /** The model in chunks, for a separate DownloadModel call or a model too large for one frame. */
+  chunks(): ModelChunks;
+}
+
 /** A result arriving chunk by chunk: push() each ResultChunk, then end(). Throws name the field at fault. */
 export interface ResultReceiver {
   push(chunk: ResultChunkMsg): void;
@@ -50,7 +57,7 @@ export interface FederationOperations {
   heartbeat(request: HeartbeatRequestMsg): { phase: string; round: number };
   pullTask(request: PullTaskRequestMsg, onCancel: (cb: () => void) => void): Promise<TaskMsg>;
   /** Authenticates and resolves the model first, so a refused download fails before any chunk is sent. */
-  downloadModel(request: ModelRequestMsg): ModelChunks;
+  downloadModel(request: ModelRequestMsg): ModelDownload;
   openResult(): ResultReceiver;
   pushSecAgg(request: SecAggMessageMsg): AckMsg;
   decline(request: DeclineRequestMsg): AckMsg;
@@ -87,11 +94,15 @@ export function federationOperations(deps: ServiceDeps): FederationOperations {
       const chunkBytes = request.chunkBytes > 0 ? Math.min(request.chunkBytes, DEFAULT_CHUNK_BYTES) : DEFAULT_CHUNK_BYTES;
       const artifact = request.artifact ?? '';
       const machine = deps.machine();
-      const tensors = () => machine.modelTensors(request.envelope, institution, artifact);
-      const encoded = artifact === '' && deps.encodedModels ? deps.encodedModels.chunks(machine.modelIdOf(request.envelope), chunkBytes, tensors) : null;
-      if (encoded) return { encoded: true, chunks: encoded };
-      const list = tensors();
-      return { encoded: false, chunks: chunkTensors(list, chunkBytes, request.envelope) };
+      const list = machine.modelTensors(request.envelope, institution, artifact);
+      const modelId = machine.modelIdOf(request.envelope);
+      return {
+        packed: artifact === '' && deps.encodedModels ? deps.encodedModels.packed(modelId, () => list) : null,
+        chunks: () => {
+          const encoded = artifact === '' && deps.encodedModels ? deps.encodedModels.chunks(modelId, chunkBytes, () => list) : null;
+          return encoded ? { encoded: true, chunks: encoded } : { encoded: false, chunks: chunkTensors(list, chunkBytes, request.envelope) };
+        },
+      };
     },
 
     openResult() {

@@ -36,7 +36,7 @@ export function federationHandlers(deps: ServiceDeps, ops: FederationOperations 
 
     DownloadModel: async (call: grpc.ServerWritableStream<ModelRequestMsg, TensorChunkMsg | Buffer>) => {
       try {
-        const { chunks } = ops.downloadModel(call.request);
+        const { chunks } = ops.downloadModel(call.request).chunks();
         for (const chunk of chunks) {
           if (call.cancelled) return;
           if (!call.write(chunk)) await new Promise((resolve) => call.once('drain', resolve));

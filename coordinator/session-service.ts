@@ -5,7 +5,8 @@
 // an error is a CallStatus frame with the gRPC code the separate call would have ended with.
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { FramePool } from '../proto/frame-pool.ts';
-import { MAX_MESSAGE_BYTES, modelChunkFrame, wholeModelFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
+import { unpackTensors } from '../proto/tensor-stream.ts';
+import { MAX_MESSAGE_BYTES, modelChunkFrame, packedModelFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
 import type { FederationOperations, ResultReceiver } from './federation-operations.ts';
 import { RpcError, callStatusOf, invalidArgument } from './rpc-error.ts';
 
@@ -92,10 +93,11 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       let stopped = false;
       cancels.set(callId, () => (stopped = true));
       try {
-        const model = ops.downloadModel(request);
-        // a model that fits one message goes in one frame (no model_end follows)
-        const whole = model.encoded ? wholeModelFrame(callId, model.chunks, MAX_MESSAGE_BYTES, frames.take) : null;
+        const download = ops.downloadModel(request);
+        // a model that fits one message goes in one packed frame (no model_end follows)
+        const whole = download.packed ? packedModelFrame(callId, download.packed.headers, download.packed.data, MAX_MESSAGE_BYTES, frames.take) : null;
         if (whole) return void (await send(whole, () => frames.give(whole)));
+        const model = download.chunks();
         if (model.encoded) {
           for (const bytes of model.chunks) {
             if (stopped || closed) return;
@@ -138,7 +140,7 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       const receiver = ops.openResult();
       try {
         receiver.push({ header: batch.header });
-        for (const tensor of batch.tensors) receiver.push({ tensor });
+        for (const tensor of unpackTensors(batch.tensors, batch.packedData)) receiver.push({ tensor });
         void send({ callId, ack: receiver.end() });
       } catch (error) {
         receiver.reject(fail(callId, error));

@@ -1,6 +1,8 @@
-// Named tensors on the wire: split into chunks for a stream (send side) and reassembled from a stream
-// (receive side). The sender never copies a tensor whole (chunks are views into it); the receiver holds
-// exactly one copy, allocated once from the announced size. Bytes are little-endian.
+// Named tensors on the wire: split into chunks for a stream, or packed one after another for a whole
+// frame (send side), and reassembled (receive side). The sender never copies a tensor whole (chunks are
+// views into it); the receiver holds exactly one copy, allocated once from the announced size, or none
+// when a tensor arrives whole and aligned (it is then a view of the received message). Bytes are
+// little-endian.
 import { DEFAULT_CHUNK_BYTES, type DTypeName, type Envelope, type TensorChunkMsg } from './wire.ts';
 
 export type TensorData = Float32Array | Int32Array | Uint32Array | Float64Array | Uint8Array;
@@ -33,6 +35,24 @@ function allocate(dtype: DTypeName, byteLength: number): TensorData {
   }
 }
 
+/**
+ * A tensor that arrives whole in one chunk, suitably aligned, is taken as it is: a typed view over the
+ * chunk's bytes (which are the received message's own buffer, never reused by the transport) instead of a
+ * fresh array and a copy.
+ */
+function adopted(chunk: TensorChunkMsg): TensorData | undefined {
+  const d = chunk.data;
+  if (chunk.offset !== 0 || d.length !== chunk.totalBytes || d.byteOffset % ELEMENT_BYTES[chunk.dtype] !== 0) return undefined;
+  const n = d.length / ELEMENT_BYTES[chunk.dtype];
+  switch (chunk.dtype) {
+    case 'FLOAT32': return new Float32Array(d.buffer, d.byteOffset, n);
+    case 'INT32': return new Int32Array(d.buffer, d.byteOffset, n);
+    case 'UINT32': return new Uint32Array(d.buffer, d.byteOffset, n);
+    case 'FLOAT64': return new Float64Array(d.buffer, d.byteOffset, n);
+    case 'BYTES': return new Uint8Array(d.buffer, d.byteOffset, n);
+  }
+}
+
 /** Splits tensors into chunks of at most `chunkBytes` payload (rounded down to whole elements). */
 export function* chunkTensors(tensors: readonly NamedTensor[], chunkBytes = DEFAULT_CHUNK_BYTES, envelope?: Envelope): Generator<TensorChunkMsg> {
   if (!(chunkBytes >= 8)) throw new Error(`chunk size must be at least 8 bytes, got ${chunkBytes}`);
@@ -58,6 +78,73 @@ export function* chunkTensors(tensors: readonly NamedTensor[], chunkBytes = DEFA
       offset = end;
     } while (offset < bytes.length);
   }
+}
+
+/** The bytes of arrays that lie one after another in one buffer, as one view; null when they do not (or there are none). */
+export function consecutiveBytes(parts: readonly TensorData[]): Uint8Array | null {
+  if (parts.length === 0) return null;
+  let end = parts[0].byteOffset;
+  for (const p of parts) {
+    if (p.buffer !== parts[0].buffer || p.byteOffset !== end) return null;
+    end += p.byteLength;
+  }
+  return new Uint8Array(parts[0].buffer, parts[0].byteOffset, end - parts[0].byteOffset);
+}
+
+/** Float32 arrays as one flat vector of `length` values: a view when they lie one after another in one buffer, otherwise a copy. */
+export function flatFloat32(parts: readonly Float32Array[], length: number): Float32Array {
+  const bytes = consecutiveBytes(parts);
+  if (bytes && bytes.byteLength === length * 4) return new Float32Array(bytes.buffer, bytes.byteOffset, length);
+  const flat = new Float32Array(length);
+  let at = 0;
+  for (const p of parts) {
+    flat.set(p, at);
+    at += p.length;
+  }
+  if (at !== length) throw new Error(`flatFloat32: the parts hold ${at} values, expected ${length}`);
+  return flat;
+}
+
+/**
+ * Tensors for a packed whole frame (ModelBatch / ResultBatch packed_data): each tensor's header as a
+ * chunk without data (offset = where its bytes start in `packed`), and every tensor's bytes one after
+ * another. When the tensors are consecutive views into one buffer (a flat parameter vector), `packed` is
+ * a view of it, not a copy.
+ */
+export function packTensors(tensors: readonly NamedTensor[], envelope?: Envelope): { headers: TensorChunkMsg[]; packed: Uint8Array } {
+  const headers: TensorChunkMsg[] = [];
+  let offset = 0;
+  for (let index = 0; index < tensors.length; index++) {
+    const t = tensors[index];
+    headers.push({ envelope: index === 0 ? envelope ?? null : null, name: t.name, shape: t.shape, dtype: t.dtype, totalBytes: t.data.byteLength, offset, data: new Uint8Array(0), tensorIndex: index, tensorCount: tensors.length });
+    offset += t.data.byteLength;
+  }
+  const consecutive = consecutiveBytes(tensors.map((t) => t.data));
+  if (consecutive) return { headers, packed: consecutive };
+  const packed = new Uint8Array(offset);
+  for (const [i, t] of tensors.entries()) packed.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), headers[i].offset);
+  return { headers, packed };
+}
+
+/**
+ * The chunks of a whole frame, each carrying its tensor's bytes: as they are when the frame has no packed
+ * data, otherwise cut from `packed` (views, no copy) after checking that the headers tile it exactly.
+ */
+export function unpackTensors(chunks: readonly TensorChunkMsg[], packed: Uint8Array): TensorChunkMsg[] {
+  if (packed.length === 0) return [...chunks];
+  let at = 0;
+  const out = chunks.map((chunk) => {
+    if (chunk.data.length !== 0) throw new TensorStreamError(`tensor "${chunk.name}": a packed frame carries the bytes in packed_data, not in the tensor`, 'data');
+    if (chunk.offset !== at) throw new TensorStreamError(`tensor "${chunk.name}": expected offset ${at} in packed_data, got ${chunk.offset}`, 'offset');
+    if (!(Number.isSafeInteger(chunk.totalBytes) && chunk.totalBytes >= 0) || at + chunk.totalBytes > packed.length) {
+      throw new TensorStreamError(`tensor "${chunk.name}": ${chunk.totalBytes} bytes at offset ${at} run past packed_data (${packed.length} bytes)`, 'total_bytes');
+    }
+    const data = packed.subarray(at, at + chunk.totalBytes);
+    at += chunk.totalBytes;
+    return { ...chunk, offset: 0, data };
+  });
+  if (at !== packed.length) throw new TensorStreamError(`packed_data holds ${packed.length} bytes, the tensors ${at}`, 'packed_data');
+  return out;
 }
 
 export class TensorStreamError extends Error {
@@ -100,7 +187,7 @@ export class TensorAssembler {
       if (placed && (placed.byteLength !== chunk.totalBytes || dtypeOf(placed) !== chunk.dtype)) {
         throw new TensorStreamError(`tensor "${chunk.name}": the receiver's buffer does not fit ${chunk.totalBytes} bytes of ${chunk.dtype}`, 'total_bytes');
       }
-      const data = placed ?? allocate(chunk.dtype, chunk.totalBytes);
+      const data = placed ?? adopted(chunk) ?? allocate(chunk.dtype, chunk.totalBytes);
       this.current = {
         tensor: { name: chunk.name, shape: [...chunk.shape], dtype: chunk.dtype, data },
         bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
@@ -114,7 +201,7 @@ export class TensorAssembler {
     }
     const c = this.current;
     if (c.received + chunk.data.length > c.bytes.length) throw new TensorStreamError(`tensor "${chunk.name}": more bytes than total_bytes ${c.bytes.length}`, 'data');
-    c.bytes.set(chunk.data, c.received);
+    if (c.bytes.buffer !== chunk.data.buffer || c.bytes.byteOffset !== chunk.data.byteOffset) c.bytes.set(chunk.data, c.received); // an adopted chunk is already in place
     c.received += chunk.data.length;
     if (c.received === c.bytes.length) {
       this.done.push(c.tensor);

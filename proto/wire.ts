@@ -6,7 +6,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Http2Session } from 'node:http2';
 import { fileURLToPath } from 'node:url';
 import type { LedgerEvent } from '../privacy/ledger-event.ts';
-import { installPreframedSends } from './grpc-preframed.ts';
+import { installPreframedSends, MESSAGE_PREFIX_BYTES } from './grpc-preframed.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** Default tensor chunk: 4 MiB of payload per message. */
@@ -72,27 +72,52 @@ export function resultTensorFrame(callId: number, chunk: TensorChunkMsg, allocat
 }
 
 /**
- * A CoordinatorFrame { callId, wholeModel: { tensors } } from already serialised TensorChunks, written
- * directly like modelChunkFrame, or null when it would exceed `maxBytes`: the model then goes in chunks.
+ * A CoordinatorFrame { callId, wholeModel: { tensors, packedData } } written directly: the tensors'
+ * headers (already serialised TensorChunks without data), then every tensor's bytes in `packed`, aligned
+ * for the receiver (packedFrame). Null when it would exceed `maxBytes`: the model then goes in chunks.
  */
-export function wholeModelFrame(callId: number, encodedChunks: readonly Uint8Array[], maxBytes: number, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | null {
-  const batch = encodedChunks.flatMap((c) => [lengthDelimited(1, c.length), c]); // ModelBatch.tensors
-  return joinedWithin([lengthDelimited(8, totalLength(batch)), ...batch, callIdField(callId)], maxBytes, allocate); // CoordinatorFrame.whole_model
+export function packedModelFrame(callId: number, encodedHeaders: readonly Uint8Array[], packed: Uint8Array, maxBytes: number, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | null {
+  const headers = encodedHeaders.flatMap((h) => [lengthDelimited(1, h.length), h]); // ModelBatch.tensors
+  return packedFrame(8, headers, { padding: 3, data: 2 }, packed, callId, maxBytes, allocate); // CoordinatorFrame.whole_model
 }
 
 /**
- * A ClientFrame { callId, wholeResult: { header, tensors } } written directly into one buffer (each
- * tensor's data copied once), or null when it would exceed `maxBytes`: the result then goes in chunks.
+ * A ClientFrame { callId, wholeResult: { header, tensors, packedData } } written directly: the header,
+ * the tensors' headers (TensorChunks without data, offsets into `packed`), then the bytes, aligned for the
+ * receiver. Null when it would exceed `maxBytes`: the result then goes in chunks.
  */
-export function wholeResultFrame(callId: number, header: ResultHeaderMsg, chunks: readonly TensorChunkMsg[], maxBytes: number, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | null {
+export function packedResultFrame(callId: number, header: ResultHeaderMsg, tensorHeaders: readonly TensorChunkMsg[], packed: Uint8Array, maxBytes: number, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | null {
   // ResultChunk { header } encodes as field 1, as ResultBatch.header is: the same bytes.
   const headerField = (federationService().PushResult.requestSerialize as (value: unknown) => Buffer)({ header });
-  const batch: ArrayLike<number>[] = [headerField];
-  for (const chunk of chunks) {
-    const tensor = tensorChunkParts(chunk);
-    batch.push(lengthDelimited(2, tensor.length), ...tensor.parts); // ResultBatch.tensors
+  const parts: ArrayLike<number>[] = [headerField];
+  for (const chunk of tensorHeaders) {
+    const encoded = serializeTensorChunk(chunk);
+    parts.push(lengthDelimited(2, encoded.length), encoded); // ResultBatch.tensors
   }
-  return joinedWithin([lengthDelimited(10, totalLength(batch)), ...batch, callIdField(callId)], maxBytes, allocate); // ClientFrame.whole_result
+  return packedFrame(10, parts, { padding: 4, data: 3 }, packed, callId, maxBytes, allocate); // ClientFrame.whole_result
+}
+
+/**
+ * Frame field `outer` holding `leading`, a padding field and the data field with `packed`, then the call
+ * id. The padding (0-7 bytes) is chosen so that the data starts at a multiple of 4 counted from the start
+ * of grpc's 5-byte message prefix: where grpc-js reassembles a received message (a buffer of its own,
+ * prefix first), the receiver can then view the bytes as float32 without copying them.
+ */
+function packedFrame(outer: number, leading: readonly ArrayLike<number>[], fields: { padding: number; data: number }, packed: Uint8Array, callId: number, maxBytes: number, allocate: (size: number) => Buffer): Buffer | null {
+  const build = (pad: number) => {
+    const inner = [...leading, lengthDelimited(fields.padding, pad), new Uint8Array(pad), lengthDelimited(fields.data, packed.length)];
+    const head = lengthDelimited(outer, totalLength(inner) + packed.length);
+    return { parts: [head, ...inner, packed, callIdField(callId)], dataAt: head.length + totalLength(inner) };
+  };
+  let chosen = build(0);
+  for (let pad = 0; pad < 8; pad++) {
+    const candidate = build(pad);
+    if ((MESSAGE_PREFIX_BYTES + candidate.dataAt) % 4 === 0) {
+      chosen = candidate;
+      break;
+    }
+  }
+  return joinedWithin(chosen.parts, maxBytes, allocate);
 }
 
 /** A TensorChunk in parts: its fields but data as protobuf encodes them, then the data field's head and the data. */
@@ -384,7 +409,7 @@ export interface ClientFrameMsg {
   secagg?: SecAggMessageMsg | null;
   decline?: DeclineRequestMsg | null;
   cancel?: boolean;
-  wholeResult?: { header: ResultHeaderMsg; tensors: TensorChunkMsg[] } | null;
+  wholeResult?: { header: ResultHeaderMsg; tensors: TensorChunkMsg[]; packedData: Uint8Array } | null;
   body?: 'heartbeat' | 'pullTask' | 'downloadModel' | 'result' | 'resultEnd' | 'secagg' | 'decline' | 'cancel' | 'wholeResult';
 }
 
@@ -397,6 +422,6 @@ export interface CoordinatorFrameMsg {
   modelEnd?: boolean;
   ack?: AckMsg | null;
   error?: CallStatusMsg | null;
-  wholeModel?: { tensors: TensorChunkMsg[] } | null;
+  wholeModel?: { tensors: TensorChunkMsg[]; packedData: Uint8Array } | null;
   body?: 'heartbeat' | 'task' | 'modelChunk' | 'modelEnd' | 'ack' | 'error' | 'wholeModel';
 }
