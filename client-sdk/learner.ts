@@ -23,7 +23,12 @@ export interface MechanismReport {
 }
 
 export interface TrainOutcome {
-  /** The new local parameters, flat, in parameter-spec order. */
+  /**
+   * The new local parameters, flat, in parameter-spec order. The client turns them into the update in
+   * place (trained − global) and keeps that as the round's release until the next round's training
+   * starts (a re-issued task of the same round re-sends it), so a learner may return an array again once
+   * it has returned another one after it.
+   */
   params: Float32Array;
   numExamples: number;
   metrics: Record<string, number>;
