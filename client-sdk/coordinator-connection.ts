@@ -4,7 +4,7 @@
 // (session-stream.ts), which the coordinator answers exactly as it answers the separate calls.
 import * as grpc from '@grpc/grpc-js';
 import { FramePool } from '../proto/frame-pool.ts';
-import { chunkTensors, packTensors, TensorAssembler, unpackTensors, type NamedTensor, type TensorData } from '../proto/tensor-stream.ts';
+import { assembleWhole, chunkTensors, packTensors, TensorAssembler, type NamedTensor, type TensorData } from '../proto/tensor-stream.ts';
 import {
   CHANNEL_OPTIONS,
   DEFAULT_CHUNK_BYTES,
@@ -94,12 +94,7 @@ export class CoordinatorConnection {
       Number.POSITIVE_INFINITY,
       (call) => call.write({ downloadModel: { envelope, chunkBytes, artifact } }),
       (frame) => {
-        if (frame.body === 'wholeModel') {
-          const { tensors, packedData } = frame.wholeModel!;
-          const whole = packedData.length > 0 ? new TensorAssembler(undefined, Number.MAX_SAFE_INTEGER) : assembler;
-          for (const chunk of unpackTensors(tensors, packedData)) whole.push(chunk);
-          return whole.finish();
-        }
+        if (frame.body === 'wholeModel') return assembleWhole(frame.wholeModel!.tensors, frame.wholeModel!.packedData, place);
         if (frame.body === 'modelChunk') return void assembler.push(frame.modelChunk!);
         if (frame.body === 'modelEnd') return assembler.finish();
         throw unexpectedFrame('model chunk', frame);

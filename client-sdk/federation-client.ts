@@ -19,7 +19,7 @@ import { clipToNorm } from '../privacy/update-clipping.ts';
 import { parameterCount, parameterShapes, parseModelSpec, type ModelSpec } from '../proto/model-spec.ts';
 import { registrationMessage } from '../proto/registration.ts';
 import { parseTaskConfig } from '../proto/task-config.ts';
-import { flatFloat32, type NamedTensor } from '../proto/tensor-stream.ts';
+import { assembleWhole, flatFloat32, type NamedTensor } from '../proto/tensor-stream.ts';
 import { PROTOCOL_VERSION, type Envelope, type PrivacyEventMsg, type ResultHeaderMsg, type CkksTaskMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
 import { CoordinatorConnection } from './coordinator-connection.ts';
@@ -183,6 +183,7 @@ export class FederationClient extends EventEmitter {
     const ctx = this.context(task);
     const envelope = this.envelope(ctx.round, ctx.modelVersion);
     try {
+      this.keepAttachedModel(task, ctx.spec);
       switch (task.kind) {
         case 'TRAIN':
           await this.train(ctx, envelope, task.secagg ?? null, task.ckks && task.ckks.publicKey.length > 0 ? task.ckks : null);
@@ -269,9 +270,10 @@ export class FederationClient extends EventEmitter {
   }
 
   /**
-   * The model a task refers to, as one flat vector (read-only: learners must not modify it). Received
-   * straight into that vector; a model already held under the task's model id is not downloaded again
-   * (a round's training model is the previous round's evaluated candidate).
+   * The model a task refers to, as one flat vector (read-only: learners must not modify it). A model
+   * already held under the task's model id is not downloaded again (a round's training model is the
+   * previous round's evaluated candidate, which came attached to the EVALUATE task). A download in chunks
+   * is received straight into one flat vector; a packed one is used where it arrived.
    */
   private async downloadFlat(envelope: Envelope, spec: ModelSpec, modelId: string): Promise<Float32Array> {
     const cached = modelId ? this.models.find((m) => m.id === modelId) : undefined;
@@ -280,20 +282,36 @@ export class FederationClient extends EventEmitter {
     const count = parameterCount(spec);
     const offsets: number[] = [];
     shapes.reduce((offset, p) => (offsets.push(offset), offset + p.shape.reduce((a, b) => a * b, 1)), 0);
-    let placed: Float32Array | null = null; // chunked downloads are received straight into one flat vector
+    let placed: Float32Array | null = null;
     const tensors = await this.connection.downloadModel(envelope, undefined, '', (index, dtype, byteLength) => {
       const size = shapes[index] ? shapes[index].shape.reduce((a, b) => a * b, 1) : -1;
       placed ??= new Float32Array(count);
       return dtype === 'FLOAT32' && byteLength === size * 4 ? placed.subarray(offsets[index], offsets[index] + size) : undefined;
     });
+    return this.keepModel(modelId, spec, tensors, 'model download');
+  }
+
+  /** Keeps the model an EVALUATE task brought with it (Session stream), so the task needs no download. */
+  private keepAttachedModel(task: TaskMsg, spec: ModelSpec): void {
+    const attached = task.model;
+    if (!attached || attached.packedData.length === 0 || !task.modelId || this.models.some((m) => m.id === task.modelId)) return;
+    try {
+      this.keepModel(task.modelId, spec, assembleWhole(attached.tensors, attached.packedData), 'model attached to the task');
+    } catch (error) {
+      this.log(`task ${task.kind} round ${task.envelope.round}: ${(error as Error).message}; downloading the model instead`);
+    }
+  }
+
+  /** Checks a received model against the spec, as one flat vector (without a copy when its tensors lie one after another), and keeps it under `modelId`. */
+  private keepModel(modelId: string, spec: ModelSpec, tensors: readonly NamedTensor[], what: string): Float32Array {
+    const shapes = parameterShapes(spec);
     shapes.forEach(({ name, shape }, i) => {
       const t = tensors[i];
       const size = shape.reduce((a, b) => a * b, 1);
-      if (!t || t.name !== name || t.dtype !== 'FLOAT32' || t.data.length !== size) throw new Error(`model download: expected tensor "${name}" [${shape.join(',')}] at position ${i}`);
+      if (!t || t.name !== name || t.dtype !== 'FLOAT32' || t.data.length !== size) throw new Error(`${what}: expected tensor "${name}" [${shape.join(',')}] at position ${i}`);
     });
-    if (tensors.length !== shapes.length) throw new Error(`model download: expected ${shapes.length} tensors, got ${tensors.length}`);
-    // Placed, or a packed frame's consecutive views of the received message: the flat vector without a copy.
-    const flat = flatFloat32(tensors.map((t) => t.data as Float32Array), count);
+    if (tensors.length !== shapes.length) throw new Error(`${what}: expected ${shapes.length} tensors, got ${tensors.length}`);
+    const flat = flatFloat32(tensors.map((t) => t.data as Float32Array), parameterCount(spec));
     if (modelId) {
       this.models.unshift({ id: modelId, values: flat });
       this.models.length = Math.min(this.models.length, 2);

@@ -6,7 +6,7 @@
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { FramePool } from '../proto/frame-pool.ts';
 import { unpackTensors } from '../proto/tensor-stream.ts';
-import { MAX_MESSAGE_BYTES, modelChunkFrame, packedModelFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
+import { MAX_MESSAGE_BYTES, modelChunkFrame, packedModelFrame, taskWithModelFrame, type ClientFrameMsg, type CoordinatorFrameMsg, type TaskMsg } from '../proto/wire.ts';
 import type { FederationOperations, ResultReceiver } from './federation-operations.ts';
 import { RpcError, callStatusOf, invalidArgument } from './rpc-error.ts';
 
@@ -83,10 +83,29 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       Promise.resolve()
         .then(() => ops.pullTask(request, (cb) => listeners.push(cb)))
         .then(
-          (task) => (cancelled ? undefined : send({ callId, task })),
+          (task) => (cancelled ? undefined : sendTask(callId, request, task)),
           (error) => (cancelled ? undefined : fail(callId, error)),
         )
         .finally(() => cancels.delete(callId));
+    };
+
+    /**
+     * An EVALUATE task is about a model no institution holds yet (the round's candidate): it goes with the
+     * task, packed, when it fits one message, which saves each evaluator a download request and its round
+     * trip. Any other task, or a model that cannot be attached, goes as before: the institution downloads it.
+     */
+    const sendTask = (callId: number, request: NonNullable<ClientFrameMsg['pullTask']>, task: TaskMsg) => {
+      if (task.kind === 'EVALUATE' && task.modelId) {
+        try {
+          const envelope = { ...task.envelope, institutionId: request.envelope.institutionId, session: request.envelope.session };
+          const packed = ops.downloadModel({ envelope, chunkBytes: 0, artifact: '' }).packed;
+          const frame = packed ? taskWithModelFrame(callId, task, packed.headers, packed.data, MAX_MESSAGE_BYTES, frames.take) : null;
+          if (frame) return send(frame, () => frames.give(frame));
+        } catch {
+          // the model is not available to this institution now: the task goes alone, and its download says why
+        }
+      }
+      return send({ callId, task });
     };
 
     const download = async (callId: number, request: NonNullable<ClientFrameMsg['downloadModel']>) => {

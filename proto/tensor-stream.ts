@@ -217,3 +217,14 @@ export class TensorAssembler {
     return this.done;
   }
 }
+
+/**
+ * The tensors of a whole frame (ModelBatch, ResultBatch): checked and assembled like a stream. Packed
+ * bytes are used where they arrived (aligned tensors become views); otherwise `place` may say where each
+ * tensor's bytes go.
+ */
+export function assembleWhole(chunks: readonly TensorChunkMsg[], packed: Uint8Array, place?: (index: number, dtype: DTypeName, byteLength: number) => TensorData | undefined): NamedTensor[] {
+  const assembler = new TensorAssembler(undefined, Number.MAX_SAFE_INTEGER, packed.length > 0 ? undefined : place);
+  for (const chunk of unpackTensors(chunks, packed)) assembler.push(chunk);
+  return assembler.finish();
+}

@@ -77,8 +77,17 @@ export function resultTensorFrame(callId: number, chunk: TensorChunkMsg, allocat
  * for the receiver (packedFrame). Null when it would exceed `maxBytes`: the model then goes in chunks.
  */
 export function packedModelFrame(callId: number, encodedHeaders: readonly Uint8Array[], packed: Uint8Array, maxBytes: number, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | null {
-  const headers = encodedHeaders.flatMap((h) => [lengthDelimited(1, h.length), h]); // ModelBatch.tensors
-  return packedFrame(8, headers, { padding: 3, data: 2 }, packed, callId, maxBytes, allocate); // CoordinatorFrame.whole_model
+  return packedFrame([{ field: 8, leading: modelBatchHeaders(encodedHeaders) }], MODEL_BATCH_PACKED, packed, callId, maxBytes, allocate); // CoordinatorFrame.whole_model
+}
+
+/**
+ * A CoordinatorFrame { callId, task: { ...task, model: { tensors, packedData } } }: a task with the model
+ * it refers to attached, packed and aligned like packedModelFrame. Null when it would exceed `maxBytes`.
+ */
+export function taskWithModelFrame(callId: number, task: TaskMsg, encodedHeaders: readonly Uint8Array[], packed: Uint8Array, maxBytes: number, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | null {
+  const taskFields = (federationService().PullTask.responseSerialize as (value: TaskMsg) => Buffer)({ ...task, model: null });
+  // CoordinatorFrame.task holds the task's own fields, then Task.model (field 10)
+  return packedFrame([{ field: 3, leading: [taskFields] }, { field: 10, leading: modelBatchHeaders(encodedHeaders) }], MODEL_BATCH_PACKED, packed, callId, maxBytes, allocate);
 }
 
 /**
@@ -94,20 +103,36 @@ export function packedResultFrame(callId: number, header: ResultHeaderMsg, tenso
     const encoded = serializeTensorChunk(chunk);
     parts.push(lengthDelimited(2, encoded.length), encoded); // ResultBatch.tensors
   }
-  return packedFrame(10, parts, { padding: 4, data: 3 }, packed, callId, maxBytes, allocate); // ClientFrame.whole_result
+  return packedFrame([{ field: 10, leading: parts }], { padding: 4, data: 3 }, packed, callId, maxBytes, allocate); // ClientFrame.whole_result
+}
+
+/** ModelBatch's padding and packed_data fields. */
+const MODEL_BATCH_PACKED = { padding: 3, data: 2 };
+
+/** ModelBatch.tensors: each encoded header as field 1. */
+function modelBatchHeaders(encodedHeaders: readonly Uint8Array[]): ArrayLike<number>[] {
+  return encodedHeaders.flatMap((h) => [lengthDelimited(1, h.length), h]);
 }
 
 /**
- * Frame field `outer` holding `leading`, a padding field and the data field with `packed`, then the call
- * id. The padding (0-7 bytes) is chosen so that the data starts at a multiple of 4 counted from the start
- * of grpc's 5-byte message prefix: where grpc-js reassembles a received message (a buffer of its own,
- * prefix first), the receiver can then view the bytes as float32 without copying them.
+ * A frame whose last nested message ends with a padding field and a data field holding `packed`, then
+ * the call id. `nesting` lists the enclosing length-delimited fields from the outside in, each with the
+ * parts that precede the next level. The padding (0-7 bytes) is chosen so that the data starts at a
+ * multiple of 4 counted from the start of grpc's 5-byte message prefix: where grpc-js reassembles a
+ * received message (a buffer of its own, prefix first), the receiver can then view the bytes as float32
+ * without copying them.
  */
-function packedFrame(outer: number, leading: readonly ArrayLike<number>[], fields: { padding: number; data: number }, packed: Uint8Array, callId: number, maxBytes: number, allocate: (size: number) => Buffer): Buffer | null {
+function packedFrame(nesting: readonly { field: number; leading: readonly ArrayLike<number>[] }[], fields: { padding: number; data: number }, packed: Uint8Array, callId: number, maxBytes: number, allocate: (size: number) => Buffer): Buffer | null {
   const build = (pad: number) => {
-    const inner = [...leading, lengthDelimited(fields.padding, pad), new Uint8Array(pad), lengthDelimited(fields.data, packed.length)];
-    const head = lengthDelimited(outer, totalLength(inner) + packed.length);
-    return { parts: [head, ...inner, packed, callIdField(callId)], dataAt: head.length + totalLength(inner) };
+    let body: ArrayLike<number>[] = [lengthDelimited(fields.padding, pad), new Uint8Array(pad), lengthDelimited(fields.data, packed.length)];
+    let dataAt = totalLength(body); // where the data starts, counted from the start of `body`
+    for (let level = nesting.length - 1; level >= 0; level--) {
+      const inner = [...nesting[level].leading, ...body];
+      const head = lengthDelimited(nesting[level].field, totalLength(inner) + packed.length);
+      dataAt += head.length + totalLength(nesting[level].leading);
+      body = [head, ...inner];
+    }
+    return { parts: [...body, packed, callIdField(callId)], dataAt };
   };
   let chosen = build(0);
   for (let pad = 0; pad < 8; pad++) {
@@ -310,6 +335,8 @@ export interface TaskMsg {
   secagg?: SecAggTaskMsg | null;
   ckks?: CkksTaskMsg | null;
   modelId: string;
+  /** Session stream only: the model the task refers to, packed (ModelBatch), when the coordinator attached it. */
+  model?: { tensors: TensorChunkMsg[]; packedData: Uint8Array } | null;
 }
 
 export interface TensorChunkMsg {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { FramePool } from '../proto/frame-pool.ts';
 import { VectorPool } from '../coordinator/vector-pool.ts';
 import { flatFloat32, packTensors, TensorAssembler, TensorStreamError, unpackTensors } from '../proto/tensor-stream.ts';
-import { federationService, serializeTensorChunk, modelChunkFrame, packedModelFrame, packedResultFrame, resultTensorFrame, type ClientFrameMsg, type CoordinatorFrameMsg } from '../proto/wire.ts';
+import { federationService, serializeTensorChunk, modelChunkFrame, packedModelFrame, packedResultFrame, resultTensorFrame, taskWithModelFrame, type ClientFrameMsg, type CoordinatorFrameMsg, type TaskMsg } from '../proto/wire.ts';
 
 describe('VectorPool', () => {
   it('hands back a given vector of the asked length, never one of another length, and keeps at most maxKept', () => {
@@ -107,6 +107,27 @@ describe('packed whole frames (packedResultFrame / packedModelFrame)', () => {
     }
     const result = packedResultFrame(1, header, headers, packed, 1 << 20)!;
     expect(packedResultFrame(1, header, headers, packed, result.length - 1)).toBeNull();
+  });
+
+  it('a task with its model attached decodes as protobuf decodes the task, the model packed and aligned; null above the size limit', () => {
+    const { headers, packed } = packTensors(tensors);
+    const encoded = headers.map((h) => serializeTensorChunk(h));
+    const task: TaskMsg = {
+      envelope, kind: 'EVALUATE', modelSpecJson: '{"kind":"logistic"}', configJson: 'x'.repeat(300), retryAfterMs: 0, message: '', secagg: null, ckks: null, modelId: 'abc123',
+    };
+    for (const callId of [3, 200, 99_999]) {
+      const frame = taskWithModelFrame(callId, task, encoded, packed, 1 << 20)!;
+      expect(taskWithModelFrame(callId, task, encoded, packed, frame.length - 1)).toBeNull();
+      const decoded = service.Session.responseDeserialize(received(frame)) as CoordinatorFrameMsg;
+      expect(decoded.callId).toBe(callId);
+      expect(decoded.body).toBe('task');
+      const reference = service.Session.responseDeserialize(service.Session.responseSerialize({ callId, task })) as CoordinatorFrameMsg;
+      expect({ ...decoded.task!, model: null }).toEqual(reference.task);
+      const model = decoded.task!.model!;
+      expect(model.packedData.byteOffset % 4).toBe(0);
+      expect(model.tensors.map((t) => [t.name, t.offset, t.totalBytes])).toEqual([['dense_0/kernel', 0, 16], ['dense_0/bias', 16, 8]]);
+      expect([...new Float32Array(model.packedData.buffer, model.packedData.byteOffset, 6)]).toEqual([...flat]);
+    }
   });
 
   it('unpacking refuses headers that do not tile packed_data exactly, naming the field', () => {

@@ -3,7 +3,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import type { EvalOutcome, TaskContext } from '../client-sdk/learner.ts';
 import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
 import { generateIdentity } from '../privacy/identity.ts';
@@ -213,10 +214,22 @@ describe('a > 64 MiB model through a federation round over real gRPC', () => {
 // The three ways a model and an update travel on the Session stream, each through a real round: whole in
 // one frame (fits one message), and in chunks from the coordinator's encoded model (above one message, up
 // to the 64 MiB it keeps encoded); the > 64 MiB case above covers models streamed without that cache.
+/** A ShiftLearner that keeps a copy of the model it evaluated in each round. */
+class RecordingShiftLearner extends ShiftLearner {
+  readonly evaluated = new Map<number, Float32Array>();
+
+  override async evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome> {
+    this.evaluated.set(task.round, model.slice());
+    return super.evaluate(model, task);
+  }
+}
+
 describe.each([
-  { label: 'one frame each way (a model that fits one message)', model: 'mlp:256,256,100', features: '30', frames: 'whole' },
-  { label: 'chunked frames from the encoded model (8 MiB)', model: 'mlp:2048', features: '1024', frames: 'chunked' },
-])('a round with $label', ({ model, features, frames }) => {
+  // one download each (round 1's model); every candidate comes attached to its EVALUATE task, and round 2 trains on it
+  { label: 'one frame each way (a model that fits one message)', model: 'mlp:256,256,100', features: '30', frames: 'whole', downloads: 2 },
+  // nothing attached: round 1's model, then each candidate for its evaluation (round 2 trains on the one it holds)
+  { label: 'chunked frames from the encoded model (8 MiB)', model: 'mlp:2048', features: '1024', frames: 'chunked', downloads: 6 },
+])('a round with $label', ({ model, features, frames, downloads }) => {
   let dir: string | undefined;
   let coordinator: Coordinator | undefined;
   let institutions: TestInstitution[] = [];
@@ -234,14 +247,24 @@ describe.each([
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
     const address = `127.0.0.1:${coordinator.port}`;
     const clients = [{ shift: 0.25, weight: 10 }, { shift: -0.125, weight: 30 }];
-    institutions = clients.map((c, k) => makeInstitution({ id: `bank-${k + 1}`, address, learner: new ShiftLearner(c.shift, c.weight) }));
-    const results = await within(start(institutions), 60_000, 'the rounds');
-    await coordinator.finished;
-    expect(results.map((r) => [r.roundsTrained, r.roundsEvaluated])).toEqual([[2, 2], [2, 2]]);
+    const learners = clients.map((c) => new RecordingShiftLearner(c.shift, c.weight));
+    institutions = learners.map((learner, k) => makeInstitution({ id: `bank-${k + 1}`, address, learner }));
+    const downloadRequests = vi.spyOn(CoordinatorConnection.prototype, 'downloadModel');
+    try {
+      const results = await within(start(institutions), 60_000, 'the rounds');
+      await coordinator.finished;
+      expect(results.map((r) => [r.roundsTrained, r.roundsEvaluated])).toEqual([[2, 2], [2, 2]]);
+      expect(downloadRequests).toHaveBeenCalledTimes(downloads);
+    } finally {
+      downloadRequests.mockRestore();
+    }
     const { store, runId } = coordinator;
     for (const round of [1, 2]) {
       const before = store.model(runId, round - 1)!.parameters;
-      expect(maxAbsDifference(store.model(runId, round)!.parameters, expectedFedAvg(before, clients))).toBe(0);
+      const committed = store.model(runId, round)!.parameters;
+      expect(maxAbsDifference(committed, expectedFedAvg(before, clients))).toBe(0);
+      // each institution evaluated exactly the model the round then committed
+      for (const learner of learners) expect(maxAbsDifference(learner.evaluated.get(round)!, committed)).toBe(0);
     }
   });
 });
