@@ -101,8 +101,9 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
           const packed = ops.downloadModel({ envelope, chunkBytes: 0, artifact: '' }).packed;
           const frame = packed ? taskWithModelFrame(callId, task, packed.headers, packed.data, MAX_MESSAGE_BYTES, frames.take) : null;
           if (frame) return send(frame, () => frames.give(frame));
-        } catch {
+        } catch (error) {
           // the model is not available to this institution now: the task goes alone, and its download says why
+          if (!(error instanceof RpcError)) log?.(`attaching the model to an EVALUATE task failed: ${(error as Error)?.stack ?? error}`);
         }
       }
       return send({ callId, task });
@@ -112,11 +113,11 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       let stopped = false;
       cancels.set(callId, () => (stopped = true));
       try {
-        const download = ops.downloadModel(request);
+        const source = ops.downloadModel(request);
         // a model that fits one message goes in one packed frame (no model_end follows)
-        const whole = download.packed ? packedModelFrame(callId, download.packed.headers, download.packed.data, MAX_MESSAGE_BYTES, frames.take) : null;
+        const whole = source.packed ? packedModelFrame(callId, source.packed.headers, source.packed.data, MAX_MESSAGE_BYTES, frames.take) : null;
         if (whole) return void (await send(whole, () => frames.give(whole)));
-        const model = download.chunks();
+        const model = source.chunks();
         if (model.encoded) {
           for (const bytes of model.chunks) {
             if (stopped || closed) return;

@@ -1,5 +1,5 @@
-// Buffers for the Session frames that carry tensor bytes (proto/wire.ts modelChunkFrame and wholeModelFrame
-// on the coordinator, resultTensorFrame and wholeResultFrame at the institution), reused from round to
+// Buffers for the Session frames that carry tensor bytes (proto/wire.ts modelChunkFrame, packedModelFrame and
+// taskWithModelFrame on the coordinator, resultTensorFrame and packedResultFrame at the institution), reused from round to
 // round. Each frame is handed out with room for grpc's message prefix in front of it (proto/grpc-preframed.ts),
 // so grpc-js sends it without copying; grpc-js calls a write's callback once the bytes are on their way,
 // and the frame goes back to the pool from that callback. Without the pool every download and upload
