@@ -9,12 +9,15 @@ import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
 import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { parameterShapes } from '../proto/model-spec.ts';
 import { registrationMessage } from '../proto/registration.ts';
-import { chunkTensors, type NamedTensor } from '../proto/tensor-stream.ts';
+import { SessionStream } from '../client-sdk/session-stream.ts';
+import { chunkTensors, packTensors, type NamedTensor } from '../proto/tensor-stream.ts';
 import {
   CHANNEL_OPTIONS,
   PROTOCOL_VERSION,
   federationClientConstructor,
   type AckMsg,
+  type ClientFrameMsg,
+  type CoordinatorFrameMsg,
   type Envelope,
   type RegisterRequest,
   type ResultChunkMsg,
@@ -109,7 +112,7 @@ describe('bad input against a running coordinator', () => {
     }), 20_000, 'round 1 to start training');
 
     // ---- registration ----
-    const badIds = ['bad-name', 'bad-shape', 'bad-nan', 'bad-inf', 'bad-trunc'];
+    const badIds = ['bad-name', 'bad-shape', 'bad-nan', 'bad-inf', 'bad-trunc', 'bad-pack'];
     const identities = new Map(badIds.map((id) => [id, generateIdentity()]));
     const sessions = new Map<string, Uint8Array>();
     for (const id of badIds) sessions.set(id, (await conn.register(registration(id, identities.get(id)!))).session);
@@ -185,6 +188,13 @@ describe('bad input against a running coordinator', () => {
       call.end();
     }), grpc.status.INVALID_ARGUMENT, /tensor\.data: .*incomplete/);
     await serving();
+    // a packed whole result whose tensor headers do not tile its packed bytes (on the Session stream)
+    const packed = packTensors(update(1000));
+    const session = new SessionStream(() => (raw as never as { Session(): grpc.ClientDuplexStream<ClientFrameMsg | Buffer, CoordinatorFrameMsg> }).Session());
+    const badPack = session.call(10_000, (call) => call.write({ wholeResult: { header: header('bad-pack'), tensors: [packed.headers[0], { ...packed.headers[1], offset: 4 }], packedData: packed.packed } }), (f) => f.ack ?? undefined);
+    await refused(badPack, grpc.status.INVALID_ARGUMENT, 'tensor.offset');
+    session.close();
+    await serving();
     // a rejected institution cannot try again in this round
     await refused(conn.pushResult(header('bad-nan'), update(0)), grpc.status.FAILED_PRECONDITION, 'already answered');
     expect(c.machine.status).toMatchObject({ round: 2, phase: 'training' });
@@ -199,7 +209,7 @@ describe('bad input against a running coordinator', () => {
     expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([[1, 2], [2, 2]]);
     const participants = store.participants(runId, 2);
     expect(participants.map((p) => [p.institutionId, p.status])).toEqual([
-      ['bad-inf', 'rejected'], ['bad-name', 'rejected'], ['bad-nan', 'rejected'], ['bad-shape', 'rejected'], ['bad-trunc', 'rejected'],
+      ['bad-inf', 'rejected'], ['bad-name', 'rejected'], ['bad-nan', 'rejected'], ['bad-pack', 'rejected'], ['bad-shape', 'rejected'], ['bad-trunc', 'rejected'],
       ['good-1', 'reported'], ['good-2', 'reported'],
     ]);
     const detail = new Map(participants.map((p) => [p.institutionId, p.detail]));
@@ -208,6 +218,7 @@ describe('bad input against a running coordinator', () => {
     expect(detail.get('bad-nan')).toContain('NaN');
     expect(detail.get('bad-inf')).toContain('Infinity');
     expect(detail.get('bad-trunc')).toContain('tensor.data');
+    expect(detail.get('bad-pack')).toContain('tensor.offset');
     for (const id of badIds) {
       expect(participants.find((p) => p.institutionId === id)!.numExamples).toBe(0);
       expect(store.metric(runId, 2, id, 'train_loss')).toBeNull();
