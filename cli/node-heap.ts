@@ -19,6 +19,6 @@
 // same text (test/node-heap.test.ts). The `dpfed` launcher keeps a plain `node` shebang: `env -S`, the
 // only way to put a flag there, is missing from BusyBox (Alpine images) and from npm's Windows shims. An
 // operator running `dpfed coordinator` or `dpfed client` for long starts it as
-// `node --initial-old-space-size=128 node_modules/.bin/dpfed …` (README), and an institution that embeds
+// `node --initial-old-space-size=128 bin/dpfed.js …` (README), and an institution that embeds
 // the SDK passes the flag to its own `node`.
 export const NODE_HEAP_FLAGS: readonly string[] = ['--initial-old-space-size=128'];
