@@ -13,6 +13,7 @@ import { RoundMachine } from './round-machine.ts';
 import type { RoundPrivacy } from './round-privacy.ts';
 import type { RunConfig } from './run-config.ts';
 import { createStrategy } from './strategies/index.ts';
+import type { Strategy } from './strategy.ts';
 import { TaskBoard } from './task-board.ts';
 
 export interface CoordinatorOptions {
@@ -27,6 +28,11 @@ export interface CoordinatorOptions {
   privacy?: (ctx: { runId: string; config: RunConfig; store: CoordinatorStore; registry: InstitutionRegistry; identity: IdentityKey }) => RoundPrivacy | undefined;
   log?: (line: string) => void;
   livenessMs?: number;
+  /**
+   * A strategy of the operator's own (the hooks of coordinator/strategy.ts) instead of the built-in one
+   * `config.strategy` names. Its saved state is restored on resume, so a resumed run needs the same one.
+   */
+  strategy?: Strategy;
 }
 
 export interface Coordinator {
@@ -70,10 +76,10 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const lastRound = store.lastCommittedRound(runId);
   const saved = store.model(runId, lastRound);
   if (!saved) throw new Error(`run ${runId}: the model of round ${lastRound} is missing from ${options.dbPath}`);
-  const strategy = createStrategy(config.strategy, config.strategyOptions);
+  const strategy = options.strategy ?? createStrategy(config.strategy, config.strategyOptions);
   strategy.loadState(saved.strategyState);
   if (config.task.aggregation !== 'plain' && !strategy.worksOnSums) {
-    throw new Error(`--strategy ${config.strategy} needs individual updates and cannot run with --aggregation ${config.task.aggregation}`);
+    throw new Error(`--strategy ${options.strategy ? strategy.name : config.strategy} needs individual updates and cannot run with --aggregation ${config.task.aggregation}`);
   }
 
   const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000);

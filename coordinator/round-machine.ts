@@ -224,16 +224,13 @@ export class RoundMachine extends EventEmitter {
     const tEvaluated = performance.now();
     this.phase = 'committing';
     const metrics = [...trained.metrics, ...evaluated.metrics];
-    const { totals } = evaluated;
-    const globalAuc = totals.n ? aucFromHistogram(totals.histogram) : Number.NaN;
-    const globalLoss = totals.n ? totals.lossSum / totals.n : Number.NaN;
-    const globalAccuracy = totals.n ? totals.correct / totals.n : Number.NaN;
+    const { auc: globalAuc, loss: globalLoss, accuracy: globalAccuracy, examples } = strategy.evaluate(round, evaluated.totals);
     const seconds = (performance.now() - t0) / 1000;
     metrics.push(
       { institutionId: '', name: 'auc', value: globalAuc },
       { institutionId: '', name: 'loss', value: globalLoss },
       { institutionId: '', name: 'accuracy', value: globalAccuracy },
-      { institutionId: '', name: 'eval_examples', value: totals.n },
+      { institutionId: '', name: 'eval_examples', value: examples },
     );
     const ledgerWrites = this.deps.privacy?.commitWrites(round, round, trained.events, trained.reported, trained.actualNoiseMultiplier);
     store.commitRound(

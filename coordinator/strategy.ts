@@ -1,5 +1,8 @@
-// The strategy: a few hooks the round loop calls (as in Flower's Strategy); the loop itself stays in
-// coordinator/round-machine.ts. Updates are flat parameter deltas (local − global) in spec order.
+// The strategy: a few hooks the round loop calls (as in Flower's Strategy: configure, aggregate,
+// evaluate); the loop itself stays in coordinator/round-machine.ts. Updates are flat parameter deltas
+// (local − global) in spec order.
+import { aucFromHistogram } from '../privacy/auc-histogram.ts';
+import type { EvaluationTotals } from '../privacy/evaluation-vector.ts';
 
 export interface ClientUpdate {
   institutionId: string;
@@ -19,6 +22,15 @@ export interface AggregatedSum {
   count: number;
 }
 
+/** A round's global evaluation of the new model, from its evaluators' summed results. NaN when nobody evaluated. */
+export interface RoundMetrics {
+  auc: number;
+  loss: number;
+  accuracy: number;
+  /** Validation examples behind the figures. */
+  examples: number;
+}
+
 export interface FitConfig {
   /** FedProx proximal coefficient (0 = plain local SGD). */
   proximalMu: number;
@@ -34,6 +46,12 @@ export interface Strategy {
   aggregateFit(round: number, global: Float32Array, updates: readonly ClientUpdate[]): Float32Array;
   /** The same from the secure sum only; throws for strategies that need the individual updates. */
   aggregateFitFromSum(round: number, global: Float32Array, sum: AggregatedSum): Float32Array;
+  /**
+   * The round's global metrics from what its evaluators sent, summed (plainly or by secure aggregation):
+   * score histograms per class, loss and correct counts. The coordinator holds no records, so this is
+   * the only evaluation there is (Flower's aggregate_evaluate; its server-side evaluate has no data here).
+   */
+  evaluate(round: number, totals: EvaluationTotals): RoundMetrics;
   /** Server-side optimiser state to persist with the round (FedAdam moments), and its restore. */
   saveState(): Uint8Array | null;
   loadState(state: Uint8Array | null): void;
@@ -49,4 +67,10 @@ export interface StrategyOptions {
   beta2?: number;               // fedadam, default 0.99
   tau?: number;                 // fedadam adaptivity, default 1e-3
   trimFraction?: number;        // trimmed-mean, fraction cut at each end, default 0.1
+}
+
+/** The evaluation every strategy here uses: AUC from the summed ROC, and the example-weighted loss and accuracy. */
+export function metricsFromTotals(totals: EvaluationTotals): RoundMetrics {
+  if (!(totals.n > 0)) return { auc: Number.NaN, loss: Number.NaN, accuracy: Number.NaN, examples: 0 };
+  return { auc: aucFromHistogram(totals.histogram), loss: totals.lossSum / totals.n, accuracy: totals.correct / totals.n, examples: totals.n };
 }

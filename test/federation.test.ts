@@ -5,14 +5,21 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../coordinator/coordinator-server.ts';
+import { FedAvgStrategy } from '../coordinator/strategies/fedavg.ts';
+import type { ClientUpdate, FitConfig, RoundMetrics } from '../coordinator/strategy.ts';
+import type { EvaluationTotals } from '../privacy/evaluation-vector.ts';
 import { LocalTrainer } from '../client-sdk/local-trainer.ts';
 import { addHistograms, aucFromHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
 import {
   DPFED_BIN,
+  ShiftLearner,
   bankSlices,
   cleanUp,
+  expectedFedAvg,
+  makeInstitution,
+  maxAbsDifference,
   recordRounds,
   runConfig,
   start,
@@ -85,6 +92,50 @@ describe('federation over real gRPC', () => {
     expect(finalAuc).toBeGreaterThan(0.85);
     // the global AUC is the one of the summed histograms, which the round summary also reports per institution
     expect(seen.rounds[2].institutions.map((i) => i.id)).toEqual(['bank-1', 'bank-2', 'bank-3']);
+  });
+
+  it('an operator\'s own strategy: the round loop calls its configure, aggregate and evaluate hooks, and commits what they return', async () => {
+    const calls: string[] = [];
+    class AuditedFedAvg extends FedAvgStrategy {
+      override readonly name = 'audited-fedavg';
+      override configureFit(round: number): FitConfig {
+        calls.push(`configure ${round}`);
+        return { proximalMu: 0.5 };
+      }
+      override aggregateFit(round: number, global: Float32Array, updates: readonly ClientUpdate[]): Float32Array {
+        calls.push(`aggregate ${round}`);
+        return super.aggregateFit(round, global, updates);
+      }
+      override aggregateFitFromSum(round: number, global: Float32Array, sum: Parameters<FedAvgStrategy['aggregateFitFromSum']>[2]): Float32Array {
+        calls.push(`aggregate ${round}`);
+        return super.aggregateFitFromSum(round, global, sum);
+      }
+      override evaluate(round: number, totals: EvaluationTotals): RoundMetrics {
+        calls.push(`evaluate ${round} over ${totals.n} examples`);
+        return { ...super.evaluate(round, totals), auc: 0.5 + round / 100 };
+      }
+    }
+    dir = tempDir('dpfed-own-strategy-');
+    const config = runConfig(['--rounds', '2', '--min-clients', '2', '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic', '--round-timeout', '30', '--phase-timeout', '30']);
+    coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config, strategy: new AuditedFedAvg() });
+    const address = `127.0.0.1:${coordinator.port}`;
+    const clients = [{ shift: 0.25, weight: 10 }, { shift: -0.5, weight: 30 }];
+    const mus: number[] = [];
+    institutions = clients.map((c, k) => {
+      const learner = new ShiftLearner(c.shift, c.weight);
+      const train = learner.train.bind(learner);
+      learner.train = async (global, task, noise) => (mus.push(task.config.proximalMu), train(global, task, noise));
+      return makeInstitution({ id: `bank-${k + 1}`, address, learner });
+    });
+    await within(start(institutions), 30_000, 'the clients to finish');
+    await coordinator.finished;
+    expect(calls).toEqual(['configure 1', 'aggregate 1', 'evaluate 1 over 50 examples', 'configure 2', 'aggregate 2', 'evaluate 2 over 50 examples']);
+    expect(mus).toEqual([0.5, 0.5, 0.5, 0.5]);
+    const { store, runId } = coordinator;
+    for (const round of [1, 2]) {
+      expect(store.metric(runId, round, '', 'auc')).toBeCloseTo(0.5 + round / 100, 12);
+      expect(maxAbsDifference(store.model(runId, round)!.parameters, expectedFedAvg(store.model(runId, round - 1)!.parameters, clients))).toBe(0);
+    }
   });
 
   it('record-level DP: rounds commit, every institution\'s signed events are in the coordinator\'s ledger and it verifies', async () => {

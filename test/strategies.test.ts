@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { STRATEGY_NAMES, type AggregatedSum, type ClientUpdate } from '../coordinator/strategy.ts';
+import { aucFromHistogram, emptyHistogram } from '../privacy/auc-histogram.ts';
 import { createStrategy, FedAdamStrategy, FedAvgStrategy, FedProxStrategy, TrimmedMeanStrategy } from '../coordinator/strategies/index.ts';
 import { accumulateWeighted, ArrivalWeightedSum, scaleAndAdd, WeightedSumBuffer } from '../coordinator/weighted-sum.ts';
 
@@ -274,6 +275,25 @@ describe('aggregation from the secure sum', () => {
     expectClose(b2, Array.from(a2), 1e-5);
     // and the step actually moved the model
     expect(Math.abs(a2[0] - global[0])).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('the evaluate hook', () => {
+  it('every strategy turns the summed evaluation into AUC from the summed ROC and example-weighted loss and accuracy', () => {
+    const histogram = emptyHistogram(64, 8);
+    histogram.positive[50] = 30;
+    histogram.positive[20] = 10;
+    histogram.negative[10] = 150;
+    histogram.negative[40] = 10;
+    const totals = { histogram, lossSum: 40, correct: 180, n: 200 };
+    for (const name of STRATEGY_NAMES) {
+      const m = createStrategy(name, {}).evaluate(3, totals);
+      expect(m).toEqual({ auc: aucFromHistogram(histogram), loss: 0.2, accuracy: 0.9, examples: 200 });
+      expect(m.auc).toBeGreaterThan(0.7);
+      const none = createStrategy(name, {}).evaluate(3, { histogram: emptyHistogram(64, 8), lossSum: 0, correct: 0, n: 0 });
+      expect(none.examples).toBe(0);
+      expect([none.auc, none.loss, none.accuracy].every(Number.isNaN)).toBe(true);
+    }
   });
 });
 

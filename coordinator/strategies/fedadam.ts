@@ -3,7 +3,8 @@
 //   m ← β1·m + (1−β1)·d,   v ← β2·v + (1−β2)·d²,   x ← x + η·m / (√v + τ)
 // with m and v starting at zero. m and v persist with each round (saveState/loadState), stored as
 // float32 and used exactly as stored, so a run resumed from the database continues bit for bit.
-import type { AggregatedSum, ClientUpdate, FitConfig, Strategy } from '../strategy.ts';
+import type { EvaluationTotals } from '../../privacy/evaluation-vector.ts';
+import { metricsFromTotals, type AggregatedSum, type ClientUpdate, type FitConfig, type Strategy, type RoundMetrics } from '../strategy.ts';
 import { checkUpdatesForAggregation, validateAggregatedSum } from '../update-validation.ts';
 import { WeightedSumBuffer } from '../weighted-sum.ts';
 import { totalWeight } from './fedavg.ts';
@@ -83,6 +84,10 @@ export class FedAdamStrategy implements Strategy {
     }
     this.steps++;
     return out;
+  }
+
+  evaluate(_round: number, totals: EvaluationTotals): RoundMetrics {
+    return metricsFromTotals(totals);
   }
 
   saveState(): Uint8Array | null {

@@ -1,7 +1,8 @@
 // FedAvg (McMahan et al. 2017): the new global model is the global plus the weighted mean of the
 // institutions' deltas, weights being example counts (or 1 each under uniform weighting). It needs only
 // Σ w_k·Δ_k and Σ w_k, so it runs unchanged on a secure-aggregation sum.
-import type { AggregatedSum, ClientUpdate, FitConfig, Strategy } from '../strategy.ts';
+import type { EvaluationTotals } from '../../privacy/evaluation-vector.ts';
+import { metricsFromTotals, type AggregatedSum, type ClientUpdate, type FitConfig, type Strategy, type RoundMetrics } from '../strategy.ts';
 import { checkUpdatesForAggregation, validateAggregatedSum } from '../update-validation.ts';
 import { WeightedSumBuffer, scaleAndAdd } from '../weighted-sum.ts';
 
@@ -23,6 +24,10 @@ export class FedAvgStrategy implements Strategy {
   aggregateFitFromSum(_round: number, global: Float32Array, sum: AggregatedSum): Float32Array {
     validateAggregatedSum(sum, global.length);
     return scaleAndAdd(global, this.accumulator.load(sum.weightedDeltaSum), 1 / sum.totalWeight);
+  }
+
+  evaluate(_round: number, totals: EvaluationTotals): RoundMetrics {
+    return metricsFromTotals(totals);
   }
 
   saveState(): Uint8Array | null {

@@ -3,7 +3,8 @@
 // minority of wild or malicious updates. Weights are ignored: an order statistic has no weighted form
 // that keeps the robustness (a big weight would let one institution dominate again).
 // It needs every individual update, so it cannot run from a secure-aggregation sum.
-import type { AggregatedSum, ClientUpdate, FitConfig, Strategy } from '../strategy.ts';
+import type { EvaluationTotals } from '../../privacy/evaluation-vector.ts';
+import { metricsFromTotals, type AggregatedSum, type ClientUpdate, type FitConfig, type Strategy, type RoundMetrics } from '../strategy.ts';
 import { checkUpdatesForAggregation } from '../update-validation.ts';
 
 export const DEFAULT_TRIM_FRACTION = 0.1;
@@ -52,6 +53,10 @@ export class TrimmedMeanStrategy implements Strategy {
       'trimmed-mean needs the individual updates (it sorts each coordinate across institutions) and cannot run from a sum: ' +
         'it cannot be used under secure aggregation (secagg or ckks). Use fedavg, fedprox or fedadam, or --aggregation plain.',
     );
+  }
+
+  evaluate(_round: number, totals: EvaluationTotals): RoundMetrics {
+    return metricsFromTotals(totals);
   }
 
   saveState(): Uint8Array | null {

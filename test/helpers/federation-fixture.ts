@@ -11,6 +11,7 @@ import { startCoordinator, type Coordinator } from '../../coordinator/coordinato
 import { coordinatorPrivacy } from '../../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../../coordinator/round-machine.ts';
 import type { RunConfig } from '../../coordinator/run-config.ts';
+import type { Strategy } from '../../coordinator/strategy.ts';
 import { loadCsv, selectRows, type Dataset } from '../../client-sdk/csv-dataset.ts';
 import { splitTrainValidation } from '../../client-sdk/data-split.ts';
 import { FederationClient, type ClientRunResult } from '../../client-sdk/federation-client.ts';
@@ -44,6 +45,7 @@ export interface TestCoordinatorOptions {
   runId?: string;
   livenessMs?: number;
   log?: (line: string) => void;
+  strategy?: Strategy;
 }
 
 /** A coordinator on 127.0.0.1 with the real privacy hooks (the ε ledger in its own SQLite file). */
@@ -57,6 +59,7 @@ export function startTestCoordinator(o: TestCoordinatorOptions): Promise<Coordin
     privacy: coordinatorPrivacy,
     livenessMs: o.livenessMs,
     log: o.log,
+    strategy: o.strategy,
   });
 }
 
