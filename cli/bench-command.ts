@@ -1,12 +1,12 @@
 // `dpfed bench` (npm run bench): speed figures as one JSON object on stdout. Every ratio is measured
 // against its baseline in the same run, since these machines are noisy.
-import { runCommand, type CommandSpec } from './flags.ts';
+import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 
 export const command: CommandSpec = {
   name: 'bench',
   summary: 'measure round overhead, aggregation, training, DP-SGD, accountant, secure aggregation and CKKS; prints one JSON object',
   flags: [
-    { name: 'only', type: 'list', help: 'run only these groups: rounds, aggregation, training, accountant, secagg, ckks, large-model' },
+    { name: 'only', type: 'list', help: 'run only these groups (repeat the flag or separate by commas): rounds, aggregation, training, accountant, secagg, ckks, large-model' },
     { name: 'quick', type: 'boolean', help: 'fewer repetitions (for smoke runs)' },
   ],
 };
@@ -32,7 +32,11 @@ const GROUPS: Group[] = [
 
 export async function main(argv: string[]): Promise<number> {
   return runCommand(command, argv, async (f) => {
-    const only = (f.only as string[]).length ? new Set(f.only as string[]) : null;
+    // --only a --only b, or --only a,b; an unknown group is refused (it would print an empty object)
+    const wanted = (f.only as string[]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+    const unknown = wanted.filter((name) => !GROUPS.some((g) => g.name === name));
+    if (unknown.length) throw new UsageError(`--only: unknown group ${unknown.map((u) => `"${u}"`).join(', ')}; the groups are ${GROUPS.map((g) => g.name).join(', ')}`);
+    const only = wanted.length ? new Set(wanted) : null;
     const result: Record<string, unknown> = { machine: { node: process.version, cpus: (await import('node:os')).cpus().length } };
     for (const group of GROUPS) {
       if (only && !only.has(group.name)) continue;
