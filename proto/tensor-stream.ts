@@ -24,15 +24,20 @@ export function dtypeOf(data: TensorData): DTypeName {
   return 'FLOAT64';
 }
 
-function allocate(dtype: DTypeName, byteLength: number): TensorData {
-  const buffer = new ArrayBuffer(byteLength);
+/** A typed array of `dtype` over `byteLength` bytes of `buffer` from `byteOffset` (aligned for the dtype). */
+function typedView(dtype: DTypeName, buffer: ArrayBufferLike, byteOffset: number, byteLength: number): TensorData {
+  const n = byteLength / ELEMENT_BYTES[dtype];
   switch (dtype) {
-    case 'FLOAT32': return new Float32Array(buffer);
-    case 'INT32': return new Int32Array(buffer);
-    case 'UINT32': return new Uint32Array(buffer);
-    case 'FLOAT64': return new Float64Array(buffer);
-    case 'BYTES': return new Uint8Array(buffer);
+    case 'FLOAT32': return new Float32Array(buffer, byteOffset, n);
+    case 'INT32': return new Int32Array(buffer, byteOffset, n);
+    case 'UINT32': return new Uint32Array(buffer, byteOffset, n);
+    case 'FLOAT64': return new Float64Array(buffer, byteOffset, n);
+    case 'BYTES': return new Uint8Array(buffer, byteOffset, n);
   }
+}
+
+function allocate(dtype: DTypeName, byteLength: number): TensorData {
+  return typedView(dtype, new ArrayBuffer(byteLength), 0, byteLength);
 }
 
 /**
@@ -43,14 +48,7 @@ function allocate(dtype: DTypeName, byteLength: number): TensorData {
 function adopted(chunk: TensorChunkMsg): TensorData | undefined {
   const d = chunk.data;
   if (chunk.offset !== 0 || d.length !== chunk.totalBytes || d.byteOffset % ELEMENT_BYTES[chunk.dtype] !== 0) return undefined;
-  const n = d.length / ELEMENT_BYTES[chunk.dtype];
-  switch (chunk.dtype) {
-    case 'FLOAT32': return new Float32Array(d.buffer, d.byteOffset, n);
-    case 'INT32': return new Int32Array(d.buffer, d.byteOffset, n);
-    case 'UINT32': return new Uint32Array(d.buffer, d.byteOffset, n);
-    case 'FLOAT64': return new Float64Array(d.buffer, d.byteOffset, n);
-    case 'BYTES': return new Uint8Array(d.buffer, d.byteOffset, n);
-  }
+  return typedView(chunk.dtype, d.buffer, d.byteOffset, d.length);
 }
 
 /** Splits tensors into chunks of at most `chunkBytes` payload (rounded down to whole elements). */
