@@ -134,15 +134,11 @@ function packedFrame(nesting: readonly { field: number; leading: readonly ArrayL
     }
     return { parts: [...body, packed, callIdField(callId)], dataAt };
   };
-  let chosen = build(0);
   for (let pad = 0; pad < 8; pad++) {
     const candidate = build(pad);
-    if ((MESSAGE_PREFIX_BYTES + candidate.dataAt) % 4 === 0) {
-      chosen = candidate;
-      break;
-    }
+    if ((MESSAGE_PREFIX_BYTES + candidate.dataAt) % 4 === 0) return joinedWithin(candidate.parts, maxBytes, allocate);
   }
-  return joinedWithin(chosen.parts, maxBytes, allocate);
+  return joinedWithin(build(0).parts, maxBytes, allocate); // not reached: eight paddings cover every residue even when a length grows a byte
 }
 
 /** A TensorChunk in parts: its fields but data as protobuf encodes them, then the data field's head and the data. */
