@@ -25,8 +25,7 @@ export class EncodedModelCache {
     const total = list.reduce((n, t) => n + t.data.byteLength, 0);
     if (total > this.maxBytes) return null;
     const encoded = [...chunkTensors(list, chunkBytes)].map((chunk) => this.serialize(chunk));
-    this.entries.set(key, encoded);
-    while (this.entries.size > 2) this.entries.delete(this.entries.keys().next().value!);
+    keepTwo(this.entries, key, encoded);
     return encoded;
   }
 
@@ -36,10 +35,13 @@ export class EncodedModelCache {
     if (hit) return hit;
     const { headers, packed } = packTensors(tensors());
     const entry = { headers: headers.map((h) => this.serialize(h)), data: packed };
-    if (id) {
-      this.packedEntries.set(id, entry);
-      while (this.packedEntries.size > 2) this.packedEntries.delete(this.packedEntries.keys().next().value!);
-    }
+    if (id) keepTwo(this.packedEntries, id, entry);
     return entry;
   }
+}
+
+/** Keeps `value` under `key`, and only the two newest entries (the global model and the candidate). */
+function keepTwo<V>(entries: Map<string, V>, key: string, value: V): void {
+  entries.set(key, value);
+  while (entries.size > 2) entries.delete(entries.keys().next().value!);
 }

@@ -39,7 +39,7 @@ export type ModelChunks = { encoded: true; chunks: Buffer[] } | { encoded: false
 
 export interface ModelDownload {
   /** The model's parts for a packed whole frame (encoded tensor headers, the bytes), or null for an artifact: those go in chunks. */
-  packed: { headers: Buffer[]; data: Uint8Array } | null;
+  packed(): { headers: Buffer[]; data: Uint8Array } | null;
   /** The model in chunks, for a separate DownloadModel call or a model too large for one frame. */
   chunks(): ModelChunks;
 }
@@ -97,7 +97,7 @@ export function federationOperations(deps: ServiceDeps): FederationOperations {
       const list = machine.modelTensors(request.envelope, institution, artifact);
       const modelId = machine.modelIdOf(request.envelope);
       return {
-        packed: artifact === '' && deps.encodedModels ? deps.encodedModels.packed(modelId, () => list) : null,
+        packed: () => (artifact === '' && deps.encodedModels ? deps.encodedModels.packed(modelId, () => list) : null),
         chunks: () => {
           const encoded = artifact === '' && deps.encodedModels ? deps.encodedModels.chunks(modelId, chunkBytes, () => list) : null;
           return encoded ? { encoded: true, chunks: encoded } : { encoded: false, chunks: chunkTensors(list, chunkBytes, request.envelope) };

@@ -98,7 +98,7 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       if (task.kind === 'EVALUATE' && task.modelId) {
         try {
           const envelope = { ...task.envelope, institutionId: request.envelope.institutionId, session: request.envelope.session };
-          const packed = ops.downloadModel({ envelope, chunkBytes: 0, artifact: '' }).packed;
+          const packed = ops.downloadModel({ envelope, chunkBytes: 0, artifact: '' }).packed();
           const frame = packed ? taskWithModelFrame(callId, task, packed.headers, packed.data, MAX_MESSAGE_BYTES, frames.take) : null;
           if (frame) return send(frame, () => frames.give(frame));
         } catch (error) {
@@ -115,7 +115,8 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       try {
         const source = ops.downloadModel(request);
         // a model that fits one message goes in one packed frame (no model_end follows)
-        const whole = source.packed ? packedModelFrame(callId, source.packed.headers, source.packed.data, MAX_MESSAGE_BYTES, frames.take) : null;
+        const packed = source.packed();
+        const whole = packed ? packedModelFrame(callId, packed.headers, packed.data, MAX_MESSAGE_BYTES, frames.take) : null;
         if (whole) return void (await send(whole, () => frames.give(whole)));
         const model = source.chunks();
         if (model.encoded) {
