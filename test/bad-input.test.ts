@@ -42,7 +42,7 @@ type RpcFailure = { code: grpc.status; details: string; message?: string };
 function registration(id: string, identity: IdentityKey, o: { signer?: IdentityKey } = {}): RegisterRequest {
   const nonce = randomBytes(16);
   return {
-    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 100,
+    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, declaredExamples: 0,
     clientVersion: 'hand-made', signature: (o.signer ?? identity).sign(registrationMessage(id, identity.publicKey, nonce)), nonce,
   };
 }
