@@ -736,6 +736,7 @@ export class RoundMachine extends EventEmitter {
         request.projectedEpsilon, request.budgetEpsilon);
     }
     this.trainPhase?.reject(institution.id, 'declined', `${reason}: ${request.detail}`);
+    if (this.secure?.collection === 'update') this.secure.decline(institution.id, `${reason}: ${request.detail}`);
     this.evalPhase?.reject(institution.id, 'declined', `${reason}: ${request.detail}`);
     this.deps.board.clear(institution.id);
     this.emit('declined', { institution: institution.id, reason, detail: request.detail });
