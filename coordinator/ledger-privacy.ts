@@ -71,6 +71,10 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
       });
     },
 
+    releasedRound(round: number): boolean {
+      return mode === 'client' && ledger.events({ institutionId: FEDERATION_ID, runId }).some((r) => r.event.round === round);
+    },
+
     roundRefusal(round: number): string | null {
       if (mode !== 'client' || !client) return null;
       const events = ledger.events({ institutionId: FEDERATION_ID, runId }).map((r) => r.event);

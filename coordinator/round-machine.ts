@@ -177,6 +177,10 @@ export class RoundMachine extends EventEmitter {
   async run(): Promise<void> {
     const { config } = this.deps;
     while (!this.stopped && this.round <= config.rounds) {
+      if (this.deps.privacy?.releasedRound(this.round)) {
+        this.round++;
+        continue;
+      }
       const refusal = this.deps.privacy?.roundRefusal(this.round) ?? null;
       if (refusal) {
         this.deps.store.recordRoundFailure(this.runId, this.round, refusal);

@@ -6,6 +6,8 @@ import type { Institution } from './institution-registry.ts';
 export interface RoundPrivacy {
   /** Filters the candidates of a round: those whose recorded ε (plus the round) would exceed their budget are refused (and the refusal recorded). */
   admissible(round: number, candidates: Institution[]): Institution[];
+  /** Client-level DP: whether this round number already has a revealed sum in the ledger (a resumed run skips it: a round is released once). */
+  releasedRound(round: number): boolean;
   /** Client-level DP: why one more round would pass the federation's (ε, δ) target (null when it fits). */
   roundRefusal(round: number): string | null;
   /** Checks the privacy event attached to a training result; throws an RpcError naming the field. */
