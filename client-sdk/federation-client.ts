@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { histogramToVector } from '../privacy/auc-histogram.ts';
 import { addDistributedNoise } from '../privacy/distributed-noise.ts';
+import { addGaussianNoise } from '../privacy/gaussian-noise.ts';
 import { CkksDecryptor, CkksEncryptor, createFederationKeys } from '../privacy/ckks.ts';
 import { ckksKeyBinding } from '../privacy/ckks-key-binding.ts';
 import { CKKS_UPDATE_CLIP_RANGE, ckksUpdateVector } from '../privacy/ckks-update-encoding.ts';
@@ -430,7 +431,27 @@ export class FederationClient extends EventEmitter {
   // ---- CKKS: encrypt under the federation key; the key holder decrypts only each round's sum ----
 
   private async sendEncryptedUpdate(ckks: CkksTaskMsg, release: Release, header: ResultHeaderMsg): Promise<void> {
-    const values = ckksUpdateVector(release.delta, release.weight, ckks.weightCap, CKKS_UPDATE_CLIP_RANGE);
+    const envelope = header.envelope;
+    // Distributed DP: the institution's own noise share for the offered institutions, added before encryption;
+    // a noisy release is encrypted once (a second sum with the same noise could be differenced).
+    const share = release.noiseShareStd(Math.max(1, ckks.offered ?? 0));
+    if (share > 0) {
+      if (!(ckks.offered && ckks.offered >= 1)) {
+        await this.decline(envelope, 'noise', `round ${envelope.round}: the CKKS task does not say how many institutions were offered the round, so this institution cannot size its noise share`);
+        return;
+      }
+      if (release.encoded?.noisy) {
+        await this.decline(envelope, 'already-released', `round ${envelope.round}: this round's noisy update was already encrypted into a sum`);
+        return;
+      }
+    }
+    const update = share > 0 ? Float32Array.from(release.delta) : release.delta;
+    if (share > 0) {
+      addGaussianNoise(update, share);
+      release.encoded = { fingerprint: 'ckks', vector: new Uint32Array(0), noisy: true };
+      this.emit('released', { round: envelope.round, digest: createHash('sha256').update(update).digest('hex') });
+    }
+    const values = ckksUpdateVector(update, release.weight, ckks.weightCap, CKKS_UPDATE_CLIP_RANGE);
     if (values.length !== ckks.vectorLength) throw new Error(`ckks: update length ${values.length}, the coordinator expects ${ckks.vectorLength}`);
     const keyHex = Buffer.from(ckks.publicKey).toString('hex');
     if (this.ckksEncryptor?.keyHex !== keyHex) {

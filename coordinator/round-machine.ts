@@ -463,8 +463,13 @@ export class RoundMachine extends EventEmitter {
     const outcome = await collection.run();
     this.ckks = null;
     this.ckksKey = outcome.key;
-    if (!outcome.ok) return { failure: `round ${round}: CKKS aggregation failed: ${outcome.reason}` };
-    this.recordRevealed(round, outcome.events);
+    const noisy = this.policy.noise === 'distributed-share';
+    if (!outcome.ok) {
+      // A sum the key holder decrypted is revealed even when the round then fails.
+      if (outcome.revealed && noisy) this.recordRevealed(round, new Map(), this.policy.realNoiseMultiplier(outcome.revealed.reported, participants.length));
+      return { failure: `round ${round}: CKKS aggregation failed: ${outcome.reason}` };
+    }
+    this.recordRevealed(round, outcome.events, noisy ? this.policy.realNoiseMultiplier(outcome.reported.length, participants.length) : undefined);
     const next = this.fromSum(round, outcome.weightedDeltaSum, outcome.totalWeight, participants.length, outcome.reported.length);
     return {
       next,

@@ -9,10 +9,10 @@
 //   off    × plain|secagg|ckks  no privacy claim; updates still bounded (--max-update-norm) and weights capped.
 //   record × plain|secagg|ckks  DP-SGD at each institution with the plan's public q and step count; the
 //                               noise is added inside the institution before anything leaves it.
-//   client × secagg             DP-FedAvg with distributed discrete-Gaussian noise: every institution offered
-//                               the round adds its share before masking; each decides by a secret coin
-//                               whether its clipped update or a zero (cover) update goes under the noise.
-//   client × plain|ckks         refused at startup (see releasePairRefusal).
+//   client × secagg|ckks        DP-FedAvg with distributed noise: every institution offered the round adds its
+//                               share (discrete Gaussian) before masking or encryption; each decides by a
+//                               secret coin whether its clipped update or a zero (cover) update goes under it.
+//   client × plain              refused at startup (see releasePairRefusal).
 // A release is a training update today; an evaluation release (score histograms) is meant to join as a
 // second ReleasePolicy kind with its own noise placement and event.
 import { randomBytes } from 'node:crypto';
@@ -56,6 +56,12 @@ export interface ReleasePolicy {
   divisor(totalWeight: number, offered: number): number;
   /** Standard deviation (update units) of the noise share each of `offered` institutions adds; 0 without distributed noise. */
   noiseShareStd(offered: number): number;
+  /**
+   * The noise multiplier actually present in a sum of `survivors` of `offered` institutions' real-valued
+   * (CKKS) updates: each added variance (zS)²/offered. SecAgg's integer noise is accounted by
+   * privacy/distributed-noise.ts instead. 0 without distributed noise.
+   */
+  realNoiseMultiplier(survivors: number, offered: number): number;
   /** The event a revealed sum is (client-level DP), given the noise multiplier actually present; null when the institutions account their own releases. */
   sumEvent(actualNoiseMultiplier: number): SumEvent | null;
 }
@@ -65,11 +71,7 @@ export function releasePairRefusal(mode: PrivacyMode, aggregation: AggregationMo
   if (mode !== 'client') return null;
   if (aggregation === 'plain') {
     return '--privacy client cannot run with --aggregation plain: the coordinator would see each institution\'s update and who took part, '
-      + 'so neither the noise shares nor the secret participation coins would protect anyone; use --aggregation secagg';
-  }
-  if (aggregation === 'ckks') {
-    return '--privacy client cannot run with --aggregation ckks: the institutions\' distributed noise shares and cover updates are built '
-      + 'for SecAgg only, and the coordinator must never add the noise itself; use --aggregation secagg';
+      + 'so neither the noise shares nor the secret participation coins would protect anyone; use --aggregation secagg or ckks';
   }
   return null;
 }
@@ -118,6 +120,7 @@ export function trainingReleasePolicy(task: ReleaseTask): ReleasePolicy {
       weightOf: () => 1,
       divisor: (_totalWeight, offered) => c.clientSampleRate * offered,
       noiseShareStd: (offered) => (c.noiseMultiplier * c.updateClipNorm) / Math.sqrt(offered),
+      realNoiseMultiplier: (survivors, offered) => c.noiseMultiplier * Math.sqrt(survivors / offered),
       sumEvent: (actual) => ({ sampleRate: c.clientSampleRate, noiseMultiplier: actual, steps: 1, clipNorm: c.updateClipNorm, delta: c.delta }),
     };
   }
@@ -129,6 +132,7 @@ export function trainingReleasePolicy(task: ReleaseTask): ReleasePolicy {
     weightOf: (declared) => (task.weighting === 'uniform' ? 1 : cappedDeclared(declared, task.weightCap)),
     divisor: (totalWeight) => totalWeight,
     noiseShareStd: () => 0,
+    realNoiseMultiplier: () => 0,
     sumEvent: () => null,
   };
 }

@@ -284,6 +284,8 @@ export interface CkksTaskMsg {
   weightCap: number;
   summands: number;
   keyHolder: string;
+  /** Client-level DP: institutions offered the round; each adds the noise share for this many. */
+  offered?: number;
 }
 
 export interface SignedKeysMsg {
