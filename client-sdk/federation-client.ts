@@ -373,6 +373,8 @@ export class FederationClient extends EventEmitter {
       }
       privacy.recordClientRelease(ctx);
       joins = participationCoin(config.privacy.client!.clientSampleRate);
+      // for the institution's own code only: nothing about the coin leaves it
+      this.emit('participation', { round: ctx.round, joined: joins });
     }
     if (policy.noise === 'local-dp-sgd') {
       if (!this.options.privacy) throw new Error('record-level DP requested but this client has no privacy guard configured');

@@ -142,6 +142,26 @@ describe('client-level DP', () => {
     expect(() => participationCoin(0)).toThrow(/q must be in \(0, 1\]/);
   });
 
+  it('over 30 real rounds at --client-sample-rate 0.4, the institutions joined at that rate and every federation event records q = 0.4', async () => {
+    dir = tempDir('dpfed-client-rate-');
+    const rounds = 30;
+    const config = runConfig(['--rounds', String(rounds), '--min-clients', '3', '--wait-for', '4', '--privacy', 'client', '--aggregation', 'secagg',
+      '--client-sample-rate', '0.4', '--epsilon', '50', '--round-timeout', '20', '--phase-timeout', '5']);
+    coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
+    institutions = banks(`127.0.0.1:${coordinator.port}`, 4, { learner: () => new ShiftLearner(0.001, 100), budget: () => 100 });
+    const coins: boolean[] = [];
+    for (const i of institutions) i.client.on('participation', (p: { joined: boolean }) => coins.push(p.joined));
+    for (const i of institutions) i.run = i.client.run();
+    await within(coordinator.finished, 120_000, 'the run');
+    expect(coins).toHaveLength(4 * rounds);
+    const rate = coins.filter(Boolean).length / coins.length;
+    expect(Math.abs(rate - 0.4)).toBeLessThan(5 * Math.sqrt((0.4 * 0.6) / coins.length));
+    const events = new PrivacyLedger(coordinator.store.db).events({ institutionId: FEDERATION_ID, runId: coordinator.runId });
+    expect(events).toHaveLength(rounds);
+    expect(new Set(events.map((e) => e.event.sampleRate))).toEqual(new Set([0.4]));
+    for (const i of institutions) expect(ownEvents(i.id).map((e) => e.event.sampleRate)).toEqual(Array.from({ length: rounds }, () => 0.4));
+  }, 150_000);
+
   it('every live institution is offered every round and the recorded q is the coins\' rate; z is calibrated to ε; a round whose noise fell short makes the next one pass ε, and the coordinator refuses it', async () => {
     dir = tempDir('dpfed-client-');
     const config = runConfig(['--rounds', '2', '--min-clients', '3', '--wait-for', '4', '--privacy', 'client', '--aggregation', 'secagg',
