@@ -23,6 +23,7 @@ export const command: CommandSpec = {
     { name: 'identity', type: 'string', help: 'Ed25519 identity key file (created if absent; default ./<institution>.identity)' },
     { name: 'ledger', type: 'string', help: 'this institution\'s own epsilon ledger, SQLite (default ./<institution>.ledger.sqlite)' },
     { name: 'budget-epsilon', type: 'number', default: 10, help: 'this institution\'s privacy budget epsilon; it refuses to train past it', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
+    { name: 'declare-examples', type: 'int', default: 0, help: 'a public example count to declare (your FedAvg weight, capped by the run\'s --weight-cap); 0 = declare none (equal weights). Your true row count is never sent', check: (v) => (Number(v) >= 0 ? undefined : 'must be >= 0') },
     { name: 'budget-delta', type: 'number', default: 1e-5, help: 'this institution\'s privacy budget delta', check: (v) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)') },
     { name: 'seed', type: 'string', default: '1', help: 'seed of the local train/validation split and data order' },
     { name: 'json', type: 'boolean', help: 'print a JSON summary at the end' },
@@ -48,7 +49,8 @@ export async function main(argv: string[]): Promise<number> {
     const identity = loadOrCreateIdentity(f.identity ? String(f.identity) : `${id}.identity`);
     const budget = { epsilon: Number(f.budgetEpsilon), delta: Number(f.budgetDelta) };
     const privacy = new InstitutionPrivacy({ institutionId: id, identity, budget, ledgerPath: f.ledger ? String(f.ledger) : `${id}.ledger.sqlite` });
-    const client = new FederationClient({ coordinator: String(f.coordinator), institutionId: id, identity, learner, privacy, budget, log });
+    const client = new FederationClient({ coordinator: String(f.coordinator), institutionId: id, identity, learner, privacy, budget, log,
+      declaredExamples: Number(f.declareExamples) > 0 ? Number(f.declareExamples) : undefined });
     const stop = () => {
       client.stop();
       setTimeout(() => process.exit(130), 2000).unref();

@@ -33,8 +33,8 @@ export class TfjsLearner implements Learner {
 
   plannedMechanism(task: TaskContext): { sampleRate: number; steps: number } | null {
     if (task.config.privacy.mode !== 'record') return null;
-    const sampleRate = Math.min(1, task.config.batchSize / this.train_.n);
-    return { sampleRate, steps: Math.max(1, Math.round(task.config.localEpochs / sampleRate)) };
+    // Both are public parameters of the plan: the institution's row count shapes neither.
+    return { sampleRate: task.config.privacy.record!.sampleRate, steps: task.config.localSteps };
   }
 
   async train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome> {

@@ -123,14 +123,14 @@ export class CoordinatorStore {
       .run(status, roundsPlanned ?? null, status, new Date().toISOString(), id);
   }
 
-  upsertInstitution(id: string, publicKey: Uint8Array, budget: { epsilon: number; delta: number } | null, numTrainExamples: number): void {
+  upsertInstitution(id: string, publicKey: Uint8Array, budget: { epsilon: number; delta: number } | null, declaredExamples: number | null): void {
     const now = new Date().toISOString();
     this.db
       .prepare(`INSERT INTO institutions (id, public_key, budget_epsilon, budget_delta, num_train_examples, first_seen, last_seen)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET budget_epsilon = excluded.budget_epsilon, budget_delta = excluded.budget_delta,
                   num_train_examples = excluded.num_train_examples, last_seen = excluded.last_seen`)
-      .run(id, Buffer.from(publicKey), budget?.epsilon ?? null, budget?.delta ?? null, numTrainExamples, now, now);
+      .run(id, Buffer.from(publicKey), budget?.epsilon ?? null, budget?.delta ?? null, declaredExamples, now, now);
   }
 
   institutionKey(id: string): Uint8Array | undefined {

@@ -12,7 +12,8 @@ export interface Institution {
   publicKey: Uint8Array;
   session: Buffer;
   budget: { epsilon: number; delta: number } | null;
-  numTrainExamples: number;
+  /** The public example count the institution declared at registration (null: none); never its true row count. */
+  declaredExamples: number | null;
   lastSeen: number;
   /** Set when the institution declined for budget reasons, or the coordinator refused it. */
   excludedReason: string | null;
@@ -37,14 +38,17 @@ export class InstitutionRegistry {
     }
     const budget = request.budget && request.budget.epsilon > 0 ? { epsilon: request.budget.epsilon, delta: request.budget.delta } : null;
     if (budget && !(budget.delta > 0 && budget.delta < 1)) throw invalidArgument('budget.delta: must be in (0, 1)');
-    this.store.upsertInstitution(id, request.identityPublicKey, budget, request.numTrainExamples);
+    const declared = Number(request.declaredExamples ?? 0);
+    if (!Number.isSafeInteger(declared) || declared < 0) throw invalidArgument('declared_examples: must be a non-negative integer (0 = none declared)');
+    const declaredExamples = declared > 0 ? declared : null;
+    this.store.upsertInstitution(id, request.identityPublicKey, budget, declaredExamples);
     const previous = this.institutions.get(id);
     const institution: Institution = {
       id,
       publicKey: new Uint8Array(request.identityPublicKey),
       session: randomBytes(16),
       budget,
-      numTrainExamples: request.numTrainExamples,
+      declaredExamples,
       lastSeen: Date.now(),
       excludedReason: previous?.excludedReason ?? null,
     };

@@ -42,7 +42,7 @@ type RpcFailure = { code: grpc.status; details: string; message?: string };
 function registration(id: string, identity: IdentityKey, o: { signer?: IdentityKey } = {}): RegisterRequest {
   const nonce = randomBytes(16);
   return {
-    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 100,
+    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, declaredExamples: 0,
     clientVersion: 'hand-made', signature: (o.signer ?? identity).sign(registrationMessage(id, identity.publicKey, nonce)), nonce,
   };
 }
@@ -161,7 +161,6 @@ describe('bad input against a running coordinator', () => {
       grpc.status.FAILED_PRECONDITION, 'envelope.run_id');
     // a header that does not add up: INVALID_ARGUMENT naming it
     await refused(conn.pushResult(header('bad-name', { tensorCount: 3 }), update(1000)), grpc.status.INVALID_ARGUMENT, 'header.tensor_count');
-    await refused(conn.pushResult(header('bad-name', { numExamples: 0 }), update(1000)), grpc.status.INVALID_ARGUMENT, 'header.num_examples');
     await serving();
     // the model download of the task itself works
     const model = await conn.downloadModel(envelope('bad-name'));

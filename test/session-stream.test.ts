@@ -32,7 +32,7 @@ async function registerAs(conn: CoordinatorConnection, id: string): Promise<Enve
   const identity = generateIdentity();
   const nonce = randomBytes(16);
   const { session, runId } = await conn.register({
-    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 10,
+    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, declaredExamples: 0,
     clientVersion: 'test', signature: identity.sign(registrationMessage(id, identity.publicKey, nonce)), nonce,
   });
   return { runId, round: 0, modelVersion: 0, institutionId: id, session };

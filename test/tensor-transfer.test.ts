@@ -177,7 +177,7 @@ describe('a > 64 MiB model through a federation round over real gRPC', () => {
     const nonce = randomBytes(16);
     const connection = new CoordinatorConnection(address);
     const registration = await connection.register({
-      institutionId: 'observer', identityPublicKey: observer.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 1,
+      institutionId: 'observer', identityPublicKey: observer.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, declaredExamples: 0,
       clientVersion: 'test', signature: observer.sign(registrationMessage('observer', observer.publicKey, nonce)), nonce,
     });
     connection.close();

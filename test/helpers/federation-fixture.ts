@@ -176,10 +176,6 @@ export class HoldingLearner implements Learner {
 
   constructor(private readonly inner: Learner, private readonly hold: (call: number) => Promise<void>) {}
 
-  get numTrainExamples(): number {
-    return this.inner.numTrainExamples;
-  }
-
   async train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome> {
     await this.hold(++this.calls);
     return this.inner.train(global, task, noiseMultiplier);
@@ -242,6 +238,8 @@ export interface InstitutionOptions {
   privacy?: { ledgerPath: string; budget?: { epsilon: number; delta: number } } | InstitutionPrivacy;
   reconnectForMs?: number;
   pollMs?: number;
+  /** The public example count the institution declares (its capped FedAvg weight); a ShiftLearner declares its own count. */
+  declaredExamples?: number;
 }
 
 export function makeInstitution(o: InstitutionOptions): TestInstitution {
@@ -261,6 +259,7 @@ export function makeInstitution(o: InstitutionOptions): TestInstitution {
     learner: o.learner,
     privacy,
     budget,
+    declaredExamples: o.declaredExamples ?? (o.learner instanceof ShiftLearner ? o.learner.numTrainExamples : undefined),
     pollMs: o.pollMs ?? 5_000,
     reconnectForMs: o.reconnectForMs ?? 30_000,
     log: (line) => logs.push(line),
