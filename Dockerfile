@@ -66,7 +66,6 @@ RUN npm ci --omit=dev --no-audit --no-fund \
 # (deploy/k8s/overlays/gpu).
 FROM ${CUDA_IMAGE} AS tensorflow-gpu
 ENV NODE_ENV=production \
-    DPFED_IMAGE_VARIANT=tensorflow-gpu \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
@@ -86,8 +85,7 @@ CMD ["--help"]
 # ---------------------------------------------------------------------------------------------------
 # Final wasm image: the last stage, so a plain `docker build .` builds it.
 FROM ${NODE_IMAGE} AS wasm
-ENV NODE_ENV=production \
-    DPFED_IMAGE_VARIANT=wasm
+ENV NODE_ENV=production
 RUN groupadd --system --gid 10001 dpfed \
  && useradd --system --uid 10001 --gid dpfed --home-dir /var/lib/dpfed --shell /usr/sbin/nologin dpfed \
  && mkdir -p /var/lib/dpfed \
