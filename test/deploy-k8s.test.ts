@@ -28,6 +28,7 @@ const SCHEMA_FILES: Record<string, string> = {
   'v1/Service': 'service-v1.json',
   'v1/PersistentVolumeClaim': 'persistentvolumeclaim-v1.json',
   'v1/ConfigMap': 'configmap-v1.json',
+  'networking.k8s.io/v1/NetworkPolicy': 'networkpolicy-networking-v1.json',
 };
 
 function schemaValidator(): (o: unknown) => { ok: boolean; errors: string[] } {
@@ -105,6 +106,7 @@ describe('deploy/k8s manifests', () => {
       'ConfigMap/dpfed-institution',
       'Deployment/dpfed-institution',
       'Job/dpfed-sim',
+      'NetworkPolicy/dpfed-institution-no-ingress',
       'PersistentVolumeClaim/dpfed-institution-data',
       'PersistentVolumeClaim/dpfed-institution-keys',
       'PersistentVolumeClaim/dpfed-institution-ledger',
@@ -193,7 +195,7 @@ describe('deploy/k8s manifests', () => {
     }
   });
 
-  it('institution: data mounted read-only, ledger and keys on their own claims, its TLS secret named after its id, no inbound Service', () => {
+  it('institution: data mounted read-only, ledger and keys on their own claims, its TLS secret named after its id, no inbound traffic', () => {
     for (const overlay of OVERLAYS) {
       const objects = rendered[overlay];
       const dep = find(objects, 'Deployment', 'dpfed-institution') as any;
@@ -215,6 +217,11 @@ describe('deploy/k8s manifests', () => {
         expect(Object.entries(svc.spec.selector).every(([k, v]) => pod && dep.spec.template.metadata.labels[k] === v)).toBe(false);
       }
       expect(c.ports).toBeUndefined();
+      // and a NetworkPolicy admits no inbound traffic to them
+      const policy = find(objects, 'NetworkPolicy', 'dpfed-institution-no-ingress') as any;
+      expect(policy.spec.podSelector.matchLabels).toEqual(dep.spec.selector.matchLabels);
+      expect(policy.spec.policyTypes).toEqual(['Ingress']);
+      expect(policy.spec.ingress).toEqual([]);
     }
   });
 
