@@ -50,10 +50,27 @@ export function transportFromFlags(f: FlagValues, side: Side, o: { institutionId
   }
   if (!matches) throw new UsageError('--tls-key: not the private key of --tls-cert');
   if (side === 'client') {
+    quietIpServerNameWarning();
     const bound = certifiedInstitutionId(certificate);
     if (bound !== o.institutionId) {
       throw new UsageError(`--tls-cert: the certificate is bound to ${bound === null ? 'no institution' : `institution "${bound}"`}, not to --institution ${o.institutionId}`);
     }
   }
   return { tls };
+}
+
+/**
+ * grpc-js passes the target host as the TLS server name, and Node warns (DEP0123) on every process that
+ * connects to an IP address such as 127.0.0.1 that way. The server certificate is still checked against
+ * that IP (its IP SAN), so the warning says nothing to an institution's operator: `dpfed client` drops
+ * that one warning and passes every other on.
+ */
+function quietIpServerNameWarning(): void {
+  const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((...args: unknown[]) => {
+    const [warning, second, third] = args;
+    const code = typeof second === 'object' && second !== null ? (second as { code?: string }).code : third;
+    if (code === 'DEP0123' || (warning as { code?: string })?.code === 'DEP0123') return;
+    emitWarning(...args);
+  }) as typeof process.emitWarning;
 }
