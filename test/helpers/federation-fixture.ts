@@ -64,6 +64,8 @@ export interface TestPki {
   issue(institutionId: string): Promise<TlsMaterial>;
   /** Only the CA: a client that presents no certificate. */
   caOnly(): TlsMaterial;
+  /** `dpfed client` flags for mutual TLS as `institutionId` (its certificate must be issued already). */
+  clientFlags(institutionId: string): string[];
 }
 
 let pki: Promise<TestPki> | undefined;
@@ -98,6 +100,10 @@ export function testPki(): Promise<TestPki> {
       },
       issue,
       caOnly: () => readTlsMaterial({ ca: ca.certPath }, names),
+      clientFlags(id) {
+        if (!issued.has(id)) throw new Error(`test PKI: no certificate for "${id}" yet`);
+        return ['--tls-ca', ca.certPath, '--tls-cert', join(dir, `${id}.crt`), '--tls-key', join(dir, `${id}.key`)];
+      },
     };
     return pkiReady;
   })();
