@@ -90,7 +90,7 @@ describe('enrolment and mutual TLS against a running coordinator', () => {
 
   async function federation(args: string[] = []): Promise<{ address: string; pki: Awaited<ReturnType<typeof testPki>> }> {
     dir = tempDir('dpfed-admission-');
-    const config = runConfig(['--rounds', '1', '--min-clients', '2', '--privacy', 'off', '--model', 'logistic', ...args]);
+    const config = runConfig(['--privacy', 'off', '--model', 'logistic', ...(args.length ? args : ['--rounds', '1', '--min-clients', '2'])]);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config, livenessMs: 60_000 });
     return { address: `127.0.0.1:${coordinator.port}`, pki: await testPki() };
   }
@@ -162,7 +162,7 @@ describe('enrolment and mutual TLS against a running coordinator', () => {
   });
 
   it('revocation by `dpfed enrol revoke` on the coordinator\'s file cuts the institution\'s live session mid-run; the others finish the run', async () => {
-    const { address } = await federation(['--rounds', '6', '--min-clients', '2', '--round-timeout', '20', '--phase-timeout', '20']);
+    const { address } = await federation(['--rounds', '6', '--min-clients', '2', '--round-timeout', '5', '--phase-timeout', '5']);
     const c = coordinator!;
     const seen = recordRounds(c);
     // slow learners, so the run is still going when the revocation lands
