@@ -1,7 +1,7 @@
 // `dpfed enrol`, `dpfed certs`, `dpfed identity` and the transport flags of `dpfed coordinator` and
 // `dpfed client` as an operator and an institution run them: real processes, real files. Bad input exits
 // with code 2 and a message naming the flag; --insecure works and warns.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,13 +10,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certifiedInstitutionId } from '../proto/tls-credentials.ts';
 import { bankSlices, DPFED_BIN, ROOT, tempDir, writeBankCsv } from './helpers/federation-fixture.ts';
 
-function dpfed(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [DPFED_BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+type Outcome = { code: number | null; stdout: string; stderr: string };
+
+/** Runs `dpfed ARGS` as a process (asynchronously: the test worker keeps answering while it runs). */
+function dpfed(...args: string[]): Promise<Outcome> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [DPFED_BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
+    });
+  });
 }
 
 /** Expects exit code 2 with a message on stderr naming `flag`. */
-function usageError(result: ReturnType<typeof dpfed>, flag: string): void {
+async function usageError(pending: Outcome | Promise<Outcome>, flag: string): Promise<void> {
+  const result = await pending;
   expect(result.code, result.stderr).toBe(2);
   expect(result.stderr).toContain(flag);
 }
@@ -28,16 +35,16 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('dpfed certs', () => {
-  it('creates a CA and issues bound client and server certificates with 0600 keys; refuses bad input naming the flag', () => {
+  it('creates a CA and issues bound client and server certificates with 0600 keys; refuses bad input naming the flag', async () => {
     const ca = join(dir, 'ca');
-    const init = dpfed('certs', 'init', '--out', ca, '--json');
+    const init = (await dpfed('certs', 'init', '--out', ca, '--json'));
     expect(init.code, init.stderr).toBe(0);
     expect(JSON.parse(init.stdout)).toEqual({ certificate: join(ca, 'ca.crt'), key: join(ca, 'ca.key') });
     expect(statSync(join(ca, 'ca.key')).mode & 0o777).toBe(0o600);
     const caCert = new X509Certificate(readFileSync(join(ca, 'ca.crt')));
     expect(caCert.ca).toBe(true);
 
-    expect(dpfed('certs', 'issue', '--ca', ca, '--name', 'bank-a', '--out', join(dir, 'bank-a')).code).toBe(0);
+    expect((await dpfed('certs', 'issue', '--ca', ca, '--name', 'bank-a', '--out', join(dir, 'bank-a'))).code).toBe(0);
     const client = new X509Certificate(readFileSync(join(dir, 'bank-a', 'bank-a.crt')));
     expect(statSync(join(dir, 'bank-a', 'bank-a.key')).mode & 0o777).toBe(0o600);
     expect(client.subject).toBe('CN=bank-a');
@@ -45,93 +52,104 @@ describe('dpfed certs', () => {
     expect(client.verify(caCert.publicKey)).toBe(true);
     expect(client.checkIssued(caCert)).toBe(true);
 
-    expect(dpfed('certs', 'issue', '--ca', ca, '--name', 'coordinator', '--server', '--hosts', '127.0.0.1,localhost', '--out', join(dir, 'server')).code).toBe(0);
+    expect((await dpfed('certs', 'issue', '--ca', ca, '--name', 'coordinator', '--server', '--hosts', '127.0.0.1,localhost', '--out', join(dir, 'server'))).code).toBe(0);
     const server = new X509Certificate(readFileSync(join(dir, 'server', 'coordinator.crt')));
     expect(server.checkIP('127.0.0.1')).toBe('127.0.0.1');
     expect(server.checkHost('localhost')).toBe('localhost');
     expect(certifiedInstitutionId(server)).toBeNull(); // a server certificate is no institution's
 
-    usageError(dpfed('certs', 'init', '--out', ca), '--out'); // never overwrites a CA
-    usageError(dpfed('certs', 'init'), '--out');
-    usageError(dpfed('certs', 'issue', '--ca', ca, '--name', 'bank-a', '--out', join(dir, 'bank-a')), '--out');
-    usageError(dpfed('certs', 'issue', '--ca', ca, '--name', 'not an id', '--out', dir), '--name');
-    usageError(dpfed('certs', 'issue', '--ca', join(dir, 'nowhere'), '--name', 'bank-b', '--out', dir), '--ca');
-    usageError(dpfed('certs', 'issue', '--ca', ca, '--name', 'coordinator2', '--server', '--out', dir), '--hosts');
-    usageError(dpfed('certs', 'issue', '--ca', ca, '--name', 'bank-b', '--hosts', 'localhost', '--out', dir), '--hosts');
-    usageError(dpfed('certs', 'issue', '--ca', ca, '--name', 'coordinator3', '--server', '--hosts', 'bad host!', '--out', dir), '--hosts');
-    usageError(dpfed('certs', 'issue', '--ca', ca, '--name', 'bank-c', '--out', dir, '--days', '0'), '--days');
-    usageError(dpfed('certs', 'rotate'), 'rotate');
-    expect(dpfed('certs', '--help').stdout).toContain('--hosts');
+    // refused independently of one another, so they run side by side
+    await Promise.all([
+      usageError(dpfed('certs', 'init', '--out', ca), '--out'), // never overwrites a CA
+      usageError(dpfed('certs', 'init'), '--out'),
+      usageError(dpfed('certs', 'issue', '--ca', ca, '--name', 'bank-a', '--out', join(dir, 'bank-a')), '--out'),
+      usageError(dpfed('certs', 'issue', '--ca', ca, '--name', 'not an id', '--out', dir), '--name'),
+      usageError(dpfed('certs', 'issue', '--ca', join(dir, 'nowhere'), '--name', 'bank-b', '--out', dir), '--ca'),
+      usageError(dpfed('certs', 'issue', '--ca', ca, '--name', 'coordinator2', '--server', '--out', dir), '--hosts'),
+      usageError(dpfed('certs', 'issue', '--ca', ca, '--name', 'bank-b', '--hosts', 'localhost', '--out', dir), '--hosts'),
+      usageError(dpfed('certs', 'issue', '--ca', ca, '--name', 'coordinator3', '--server', '--hosts', 'bad host!', '--out', dir), '--hosts'),
+      usageError(dpfed('certs', 'issue', '--ca', ca, '--name', 'bank-c', '--out', dir, '--days', '0'), '--days'),
+      usageError(dpfed('certs', 'rotate'), 'rotate'),
+    ]);
+    expect((await dpfed('certs', '--help')).stdout).toContain('--hosts');
   });
 });
 
 describe('dpfed identity and dpfed enrol', () => {
-  it('prints an identity\'s public key, and adds, lists and revokes enrolments; bad input names the flag', () => {
+  it('prints an identity\'s public key, and adds, lists and revokes enrolments; bad input names the flag', async () => {
     const identity = join(dir, 'bank-a.identity');
-    const created = dpfed('identity', 'init', '--identity', identity, '--json');
+    const created = (await dpfed('identity', 'init', '--identity', identity, '--json'));
     expect(created.code, created.stderr).toBe(0);
     const { publicKey } = JSON.parse(created.stdout) as { publicKey: string };
     expect(publicKey).toMatch(/^[0-9a-f]{64}$/);
     expect(statSync(identity).mode & 0o777).toBe(0o600);
-    const shown = dpfed('identity', 'show', '--identity', identity);
+    const shown = (await dpfed('identity', 'show', '--identity', identity));
     expect(shown.stdout.trim()).toBe(publicKey);
-    expect(JSON.parse(dpfed('identity', 'init', '--identity', identity, '--json').stdout)).toMatchObject({ publicKey, created: false }); // not replaced
-    usageError(dpfed('identity', 'show', '--identity', join(dir, 'none.identity')), '--identity');
+    expect(JSON.parse((await dpfed('identity', 'init', '--identity', identity, '--json')).stdout)).toMatchObject({ publicKey, created: false }); // not replaced
+    await usageError((await dpfed('identity', 'show', '--identity', join(dir, 'none.identity'))), '--identity');
 
     const db = join(dir, 'fed.sqlite');
-    const added = dpfed('enrol', 'add', '--db', db, '--institution', 'bank-a', '--identity-file', identity, '--json');
+    const added = (await dpfed('enrol', 'add', '--db', db, '--institution', 'bank-a', '--identity-file', identity, '--json'));
     expect(added.code, added.stderr).toBe(0);
     expect(JSON.parse(added.stdout)).toMatchObject({ institution: 'bank-a', publicKey, status: 'active', outcome: 'enrolled' });
     const other = 'ab'.repeat(32);
-    expect(dpfed('enrol', 'add', '--db', db, '--institution', 'bank-b', '--public-key', other).code).toBe(0);
-    expect(JSON.parse(dpfed('enrol', 'add', '--db', db, '--institution', 'bank-b', '--public-key', other, '--json').stdout).outcome).toBe('unchanged');
+    expect((await dpfed('enrol', 'add', '--db', db, '--institution', 'bank-b', '--public-key', other)).code).toBe(0);
+    expect(JSON.parse((await dpfed('enrol', 'add', '--db', db, '--institution', 'bank-b', '--public-key', other, '--json')).stdout).outcome).toBe('unchanged');
     // an enrolled id cannot be given another key (no silent replacement): revoke it first
-    usageError(dpfed('enrol', 'add', '--db', db, '--institution', 'bank-a', '--public-key', other), '--public-key');
+    await usageError((await dpfed('enrol', 'add', '--db', db, '--institution', 'bank-a', '--public-key', other)), '--public-key');
 
-    expect(dpfed('enrol', 'revoke', '--db', db, '--institution', 'bank-b').stdout).toContain('bank-b: revoked');
-    const list = JSON.parse(dpfed('enrol', 'list', '--db', db, '--json').stdout) as { institution: string; status: string; publicKey: string }[];
+    expect((await dpfed('enrol', 'revoke', '--db', db, '--institution', 'bank-b')).stdout).toContain('bank-b: revoked');
+    const list = JSON.parse((await dpfed('enrol', 'list', '--db', db, '--json')).stdout) as { institution: string; status: string; publicKey: string }[];
     expect(list.map((r) => [r.institution, r.status, r.publicKey])).toEqual([['bank-a', 'active', publicKey], ['bank-b', 'revoked', other]]);
-    expect(dpfed('enrol', 'list', '--db', db).stdout).toContain('bank-b\trevoked');
+    expect((await dpfed('enrol', 'list', '--db', db)).stdout).toContain('bank-b\trevoked');
 
-    usageError(dpfed('enrol', 'add', '--institution', 'bank-c', '--public-key', other), '--db');
-    usageError(dpfed('enrol', 'add', '--db', db, '--institution', 'bank-c', '--public-key', 'xyz'), '--public-key');
-    usageError(dpfed('enrol', 'add', '--db', db, '--institution', 'bank c', '--public-key', other), '--institution');
-    usageError(dpfed('enrol', 'add', '--db', db, '--institution', 'bank-c'), '--public-key or --identity-file');
-    usageError(dpfed('enrol', 'add', '--db', db, '--institution', 'bank-c', '--public-key', other, '--identity-file', identity), '--public-key or --identity-file');
-    usageError(dpfed('enrol', 'add', '--db', db, '--institution', 'bank-c', '--identity-file', join(dir, 'missing')), '--identity-file');
-    usageError(dpfed('enrol', 'revoke', '--db', db, '--institution', 'bank-z'), '--institution');
-    usageError(dpfed('enrol', 'revoke', '--db', db), '--institution');
-    usageError(dpfed('enrol', 'list', '--db', join(dir, 'no.sqlite')), '--db');
-    usageError(dpfed('enrol', 'remove'), 'remove');
-    expect(dpfed('enrol', 'add', '--help').stdout).toContain('--identity-file');
+    // refused independently of one another, so they run side by side
+    await Promise.all([
+      usageError(dpfed('enrol', 'add', '--institution', 'bank-c', '--public-key', other), '--db'),
+      usageError(dpfed('enrol', 'add', '--db', db, '--institution', 'bank-c', '--public-key', 'xyz'), '--public-key'),
+      usageError(dpfed('enrol', 'add', '--db', db, '--institution', 'bank c', '--public-key', other), '--institution'),
+      usageError(dpfed('enrol', 'add', '--db', db, '--institution', 'bank-c'), '--public-key or --identity-file'),
+      usageError(dpfed('enrol', 'add', '--db', db, '--institution', 'bank-c', '--public-key', other, '--identity-file', identity), '--public-key or --identity-file'),
+      usageError(dpfed('enrol', 'add', '--db', db, '--institution', 'bank-c', '--identity-file', join(dir, 'missing')), '--identity-file'),
+      usageError(dpfed('enrol', 'revoke', '--db', db, '--institution', 'bank-z'), '--institution'),
+      usageError(dpfed('enrol', 'revoke', '--db', db), '--institution'),
+      usageError(dpfed('enrol', 'list', '--db', join(dir, 'no.sqlite')), '--db'),
+      usageError(dpfed('enrol', 'remove'), 'remove'),
+    ]);
+    expect((await dpfed('enrol', 'add', '--help')).stdout).toContain('--identity-file');
   });
 });
 
 describe('transport flags of dpfed coordinator and dpfed client', () => {
-  it('TLS is the default: missing or mismatched TLS files exit 2 naming the flag', () => {
+  it('TLS is the default: missing or mismatched TLS files exit 2 naming the flag', async () => {
     const ca = join(dir, 'ca2');
-    expect(dpfed('certs', 'init', '--out', ca).code).toBe(0);
-    expect(dpfed('certs', 'issue', '--ca', ca, '--name', 'coordinator', '--server', '--hosts', '127.0.0.1', '--out', ca).code).toBe(0);
-    expect(dpfed('certs', 'issue', '--ca', ca, '--name', 'bank-a', '--out', ca).code).toBe(0);
+    expect((await dpfed('certs', 'init', '--out', ca)).code).toBe(0);
+    expect((await dpfed('certs', 'issue', '--ca', ca, '--name', 'coordinator', '--server', '--hosts', '127.0.0.1', '--out', ca)).code).toBe(0);
+    expect((await dpfed('certs', 'issue', '--ca', ca, '--name', 'bank-a', '--out', ca)).code).toBe(0);
     const db = join(dir, 'transport.sqlite');
     const base = ['coordinator', '--port', '0', '--db', db, '--privacy', 'off', '--aggregation', 'plain'];
-    usageError(dpfed(...base), '--tls-ca');
-    usageError(dpfed(...base, '--tls-ca', join(ca, 'ca.crt')), '--tls-cert');
-    usageError(dpfed(...base, '--insecure', '--tls-ca', join(ca, 'ca.crt')), '--insecure');
-    usageError(dpfed(...base, '--tls-ca', join(ca, 'missing.crt'), '--tls-cert', join(ca, 'coordinator.crt'), '--tls-key', join(ca, 'coordinator.key')), '--tls-ca');
-    usageError(dpfed(...base, '--tls-ca', join(ca, 'ca.crt'), '--tls-cert', join(ca, 'coordinator.crt'), '--tls-key', join(ca, 'bank-a.key')), '--tls-key');
-    usageError(dpfed(...base, '--tls-ca', join(ca, 'ca.crt'), '--tls-cert', join(ca, 'ca.key'), '--tls-key', join(ca, 'coordinator.key')), '--tls-cert');
+    // refused independently of one another, so they run side by side
+    await Promise.all([
+      usageError(dpfed(...base), '--tls-ca'),
+      usageError(dpfed(...base, '--tls-ca', join(ca, 'ca.crt')), '--tls-cert'),
+      usageError(dpfed(...base, '--insecure', '--tls-ca', join(ca, 'ca.crt')), '--insecure'),
+      usageError(dpfed(...base, '--tls-ca', join(ca, 'missing.crt'), '--tls-cert', join(ca, 'coordinator.crt'), '--tls-key', join(ca, 'coordinator.key')), '--tls-ca'),
+      usageError(dpfed(...base, '--tls-ca', join(ca, 'ca.crt'), '--tls-cert', join(ca, 'coordinator.crt'), '--tls-key', join(ca, 'bank-a.key')), '--tls-key'),
+      usageError(dpfed(...base, '--tls-ca', join(ca, 'ca.crt'), '--tls-cert', join(ca, 'ca.key'), '--tls-key', join(ca, 'coordinator.key')), '--tls-cert'),
+    ]);
     writeFileSync(join(dir, 'enrol.json'), JSON.stringify([{ institution: 'bank-a', publicKey: 'nothex' }]));
-    usageError(dpfed(...base, '--insecure', '--enrol-file', join(dir, 'enrol.json')), '--enrol-file');
+    await usageError(dpfed(...base, '--insecure', '--enrol-file', join(dir, 'enrol.json')), '--enrol-file');
 
     const csv = join(dir, 'bank-a.csv');
     writeBankCsv(csv, bankSlices(1, { rowsPerBank: 100 })[0]);
     const client = ['client', '--coordinator', '127.0.0.1:1', '--institution', 'bank-a', '--data', csv, '--identity', join(dir, 'client.identity'), '--ledger', join(dir, 'client.ledger.sqlite')];
-    usageError(dpfed(...client), '--tls-ca');
-    // a certificate bound to another institution than --institution
-    usageError(dpfed(...client.map((a) => (a === 'bank-a' ? 'bank-b' : a)), '--tls-ca', join(ca, 'ca.crt'), '--tls-cert', join(ca, 'bank-a.crt'), '--tls-key', join(ca, 'bank-a.key')), '--tls-cert');
-    usageError(dpfed(...client, '--tls-ca', join(ca, 'ca.crt'), '--tls-cert', join(ca, 'coordinator.crt'), '--tls-key', join(ca, 'coordinator.key')), '--tls-cert');
-    usageError(dpfed(...client, '--insecure', '--tls-cert', join(ca, 'bank-a.crt')), '--insecure');
+    await usageError(dpfed(...client), '--tls-ca');
+    // a certificate bound to another institution than --institution, a server certificate, --insecure with TLS files
+    await Promise.all([
+      usageError(dpfed(...client.map((a) => (a === 'bank-a' ? 'bank-b' : a)), '--tls-ca', join(ca, 'ca.crt'), '--tls-cert', join(ca, 'bank-a.crt'), '--tls-key', join(ca, 'bank-a.key')), '--tls-cert'),
+      usageError(dpfed(...client, '--tls-ca', join(ca, 'ca.crt'), '--tls-cert', join(ca, 'coordinator.crt'), '--tls-key', join(ca, 'coordinator.key')), '--tls-cert'),
+      usageError(dpfed(...client, '--insecure', '--tls-cert', join(ca, 'bank-a.crt')), '--insecure'),
+    ]);
   });
 
   it('--insecure runs a plaintext federation of a coordinator and a client process, and both warn on stderr', async () => {
@@ -139,7 +157,7 @@ describe('transport flags of dpfed coordinator and dpfed client', () => {
     const csv = join(dir, 'insecure-bank.csv');
     writeBankCsv(csv, bankSlices(1, { rowsPerBank: 400, seed: 'insecure' })[0]);
     const identity = join(dir, 'insecure-bank.identity');
-    const { publicKey } = JSON.parse(dpfed('identity', 'init', '--identity', identity, '--json').stdout) as { publicKey: string };
+    const { publicKey } = JSON.parse((await dpfed('identity', 'init', '--identity', identity, '--json')).stdout) as { publicKey: string };
     const enrolFile = join(dir, 'insecure-enrol.json');
     writeFileSync(enrolFile, JSON.stringify([{ institution: 'bank-a', publicKey }]));
 
