@@ -152,49 +152,78 @@ describe('transport flags of dpfed coordinator and dpfed client', () => {
     ]);
   });
 
-  it('--insecure runs a plaintext federation of a coordinator and a client process, and both warn on stderr', async () => {
-    const db = join(dir, 'insecure.sqlite');
-    const csv = join(dir, 'insecure-bank.csv');
-    writeBankCsv(csv, bankSlices(1, { rowsPerBank: 400, seed: 'insecure' })[0]);
-    const identity = join(dir, 'insecure-bank.identity');
-    const { publicKey } = JSON.parse((await dpfed('identity', 'init', '--identity', identity, '--json')).stdout) as { publicKey: string };
-    const enrolFile = join(dir, 'insecure-enrol.json');
+  /**
+   * A `dpfed coordinator` process (1 round, 1 institution needed, `bank-a` enrolled with --enrol-file) and
+   * `dpfed client` processes with the given transport flags; resolves with their exit codes and output.
+   */
+  async function federationOfProcesses(name: string, coordinatorTransport: string[], clients: { id: string; identity: string; transport: string[] }[]) {
+    const csv = join(dir, `${name}-bank.csv`);
+    writeBankCsv(csv, bankSlices(1, { rowsPerBank: 400, seed: name })[0]);
+    const { publicKey } = JSON.parse((await dpfed('identity', 'init', '--identity', join(dir, `${name}-bank-a.identity`), '--json')).stdout) as { publicKey: string };
+    const enrolFile = join(dir, `${name}-enrol.json`);
     writeFileSync(enrolFile, JSON.stringify([{ institution: 'bank-a', publicKey }]));
 
-    const coordinator = spawn(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', db, '--json', '--rounds', '1', '--min-clients', '1',
-      '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic', '--enrol-file', enrolFile], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let coordinatorErr = '';
-    coordinator.stderr!.on('data', (d: Buffer) => (coordinatorErr += d.toString()));
-    const events: Record<string, unknown>[] = [];
+    const coordinator = spawn(process.execPath, [DPFED_BIN, 'coordinator', ...coordinatorTransport, '--port', '0', '--db', join(dir, `${name}.sqlite`), '--json', '--rounds', '1',
+      '--min-clients', '1', '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic', '--enrol-file', enrolFile], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = { coordinator: { err: '', events: [] as Record<string, unknown>[], code: null as number | null }, clients: [] as { id: string; out: string; err: string; code: number | null }[] };
+    coordinator.stderr!.on('data', (d: Buffer) => (out.coordinator.err += d.toString()));
     const lines = createInterface({ input: coordinator.stdout! });
     const port = await new Promise<number>((resolve, reject) => {
       lines.on('line', (line) => {
         const event = JSON.parse(line) as Record<string, unknown>;
-        events.push(event);
+        out.coordinator.events.push(event);
         if (event.event === 'listening') resolve(Number(event.port));
       });
-      coordinator.on('exit', (code) => reject(new Error(`the coordinator exited with ${code}: ${coordinatorErr}`)));
+      coordinator.on('exit', (code) => reject(new Error(`the coordinator exited with ${code}: ${out.coordinator.err}`)));
     });
-    const client = spawn(process.execPath, [DPFED_BIN, 'client', '--insecure', '--coordinator', `127.0.0.1:${port}`, '--institution', 'bank-a', '--data', csv,
-      '--identity', identity, '--ledger', join(dir, 'insecure-bank.ledger.sqlite'), '--backend', 'wasm', '--json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let clientErr = '';
-    let clientOut = '';
-    client.stderr!.on('data', (d: Buffer) => (clientErr += d.toString()));
-    client.stdout!.on('data', (d: Buffer) => (clientOut += d.toString()));
+    const children = clients.map((c) => {
+      const child = spawn(process.execPath, [DPFED_BIN, 'client', ...c.transport, '--coordinator', `127.0.0.1:${port}`, '--institution', c.id, '--data', csv,
+        '--identity', c.identity, '--ledger', join(dir, `${name}-${c.id}.ledger.sqlite`), '--backend', 'wasm', '--json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      const record = { id: c.id, out: '', err: '', code: null as number | null };
+      out.clients.push(record);
+      child.stderr!.on('data', (d: Buffer) => (record.err += d.toString()));
+      child.stdout!.on('data', (d: Buffer) => (record.out += d.toString()));
+      return new Promise<void>((r) => child.on('exit', (code) => r(void (record.code = code)))).finally(() => child.exitCode === null && child.kill('SIGKILL'));
+    });
     try {
-      const [coordinatorExit, clientExit] = await Promise.all([
-        new Promise((r) => coordinator.on('exit', r)),
-        new Promise((r) => client.on('exit', r)),
-      ]);
-      expect(coordinatorExit, coordinatorErr).toBe(0);
-      expect(clientExit, clientErr).toBe(0);
+      await Promise.all([new Promise<void>((r) => coordinator.on('exit', (code) => r(void (out.coordinator.code = code)))), ...children]);
     } finally {
       if (coordinator.exitCode === null) coordinator.kill('SIGKILL');
-      if (client.exitCode === null) client.kill('SIGKILL');
     }
-    expect(coordinatorErr).toContain('WARNING: --insecure');
-    expect(clientErr).toContain('WARNING: --insecure');
-    expect(events.filter((e) => e.event === 'round').length).toBe(1);
-    expect(JSON.parse(clientOut.trim().split('\n').pop()!)).toMatchObject({ institution: 'bank-a', roundsTrained: 1 });
+    return out;
+  }
+
+  it('a `dpfed coordinator` with mutual TLS runs the enrolled client process; an unenrolled one with a valid certificate is refused and exits', async () => {
+    const ca = join(dir, 'ca3');
+    expect((await dpfed('certs', 'init', '--out', ca)).code).toBe(0);
+    await Promise.all([
+      dpfed('certs', 'issue', '--ca', ca, '--name', 'coordinator', '--server', '--hosts', '127.0.0.1', '--out', ca),
+      dpfed('certs', 'issue', '--ca', ca, '--name', 'bank-a', '--out', ca),
+      dpfed('certs', 'issue', '--ca', ca, '--name', 'bank-x', '--out', ca),
+    ]);
+    const tls = (id: string) => ['--tls-ca', join(ca, 'ca.crt'), '--tls-cert', join(ca, `${id}.crt`), '--tls-key', join(ca, `${id}.key`)];
+    const result = await federationOfProcesses('mtls', tls('coordinator'), [
+      { id: 'bank-a', identity: join(dir, 'mtls-bank-a.identity'), transport: tls('bank-a') },
+      { id: 'bank-x', identity: join(dir, 'mtls-bank-x.identity'), transport: tls('bank-x') },
+    ]);
+    expect(result.coordinator.code, result.coordinator.err).toBe(0);
+    expect(result.coordinator.events.filter((e) => e.event === 'round').map((e) => e.participants)).toEqual([1]);
+    const [enrolled, stranger] = result.clients;
+    expect(enrolled.code, enrolled.err).toBe(0);
+    expect(JSON.parse(enrolled.out.trim().split('\n').pop()!)).toMatchObject({ institution: 'bank-a', roundsTrained: 1 });
+    expect(stranger.code).toBe(1);
+    expect(stranger.err).toContain('PERMISSION_DENIED');
+    expect(stranger.err).toContain('"bank-x" is not enrolled');
+    for (const side of [result.coordinator.err, enrolled.err, stranger.err]) expect(side).not.toContain('--insecure');
+  }, 120_000);
+
+  it('--insecure runs a plaintext federation of a coordinator and a client process, and both warn on stderr', async () => {
+    const result = await federationOfProcesses('insecure', ['--insecure'], [{ id: 'bank-a', identity: join(dir, 'insecure-bank-a.identity'), transport: ['--insecure'] }]);
+    expect(result.coordinator.code, result.coordinator.err).toBe(0);
+    expect(result.clients[0].code, result.clients[0].err).toBe(0);
+    expect(result.coordinator.err).toContain('WARNING: --insecure');
+    expect(result.clients[0].err).toContain('WARNING: --insecure');
+    expect(result.coordinator.events.filter((e) => e.event === 'round').length).toBe(1);
+    expect(JSON.parse(result.clients[0].out.trim().split('\n').pop()!)).toMatchObject({ institution: 'bank-a', roundsTrained: 1 });
   }, 120_000);
 });
