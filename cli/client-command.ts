@@ -9,6 +9,7 @@ import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { INSTITUTION_ID_PATTERN } from '../proto/registration.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
+import { tlsFlags, transportFromFlags } from './tls-flags.ts';
 
 export const command: CommandSpec = {
   name: 'client',
@@ -26,15 +27,21 @@ export const command: CommandSpec = {
     { name: 'declare-examples', type: 'int', default: 0, help: 'a public example count to declare (your FedAvg weight, capped by the run\'s --weight-cap); 0 = declare none (equal weights). Your true row count is never sent', check: (v) => (Number(v) >= 0 ? undefined : 'must be >= 0') },
     { name: 'budget-delta', type: 'number', default: 1e-5, help: 'this institution\'s privacy budget delta', check: (v) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)') },
     { name: 'seed', type: 'string', default: '1', help: 'seed of the local train/validation split and data order' },
+    ...tlsFlags('client'),
     { name: 'json', type: 'boolean', help: 'print a JSON summary at the end' },
   ],
-  examples: ['dpfed client --coordinator 127.0.0.1:50051 --institution bank-a --data bank-a.csv --label-column label --budget-epsilon 5'],
+  examples: [
+    'dpfed client --coordinator coord.example:50051 --institution bank-a --data bank-a.csv --label-column label --budget-epsilon 5 \\\n' +
+      '      --tls-ca ca.crt --tls-cert bank-a.crt --tls-key bank-a.key',
+    'dpfed identity show --identity bank-a.identity     # the public key the operator enrols',
+  ],
 };
 
 export async function main(argv: string[]): Promise<number> {
   return runCommand(command, argv, async (f) => {
     const id = String(f.institution);
     const log = (line: string) => process.stderr.write(`${line}\n`);
+    const transport = transportFromFlags(f, 'client', { institutionId: id, command: 'client' });
     let data;
     try {
       data = loadCsv(String(f.data), String(f.labelColumn));
@@ -49,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
     const identity = loadOrCreateIdentity(f.identity ? String(f.identity) : `${id}.identity`);
     const budget = { epsilon: Number(f.budgetEpsilon), delta: Number(f.budgetDelta) };
     const privacy = new InstitutionPrivacy({ institutionId: id, identity, budget, ledgerPath: f.ledger ? String(f.ledger) : `${id}.ledger.sqlite` });
-    const client = new FederationClient({ coordinator: String(f.coordinator), institutionId: id, identity, learner, privacy, budget, log,
+    const client = new FederationClient({ coordinator: String(f.coordinator), institutionId: id, identity, learner, privacy, budget, log, ...transport,
       declaredExamples: Number(f.declareExamples) > 0 ? Number(f.declareExamples) : undefined });
     const stop = () => {
       client.stop();

@@ -1,11 +1,16 @@
 // `dpfed demo` (npm run demo): a coordinator and N banks as separate processes talking real gRPC on
-// 127.0.0.1, on the bundled card-fraud data split across the banks.
+// 127.0.0.1, on the bundled card-fraud data split across the banks. As in production, it runs with
+// mutual TLS (a federation CA, the coordinator's and each bank's certificates, made in a temp folder) and
+// only enrolled banks (their identity keys, handed to the coordinator with --enrol-file).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { loadOrCreateIdentity } from '../privacy/identity.ts';
+import { CA_CERT_FILE, createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { BACKEND_NAMES } from '../client-sdk/tf-backend.ts';
 import { runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
@@ -16,7 +21,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'dpfed.js');
 const DATA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
 
-const DEMO_OWN = new Set(['db', 'institutions', 'backend', 'json', 'budget-epsilon', 'keep', 'data', 'round-timeout']);
+const DEMO_OWN = new Set(['db', 'institutions', 'backend', 'json', 'budget-epsilon', 'keep', 'data', 'round-timeout', 'insecure']);
 /** Flags the demo sets on the coordinator itself, from --institutions. */
 const COORDINATOR_SET = new Set(['min-clients', 'wait-for']);
 const SHARED = runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' });
@@ -33,6 +38,7 @@ export const command: CommandSpec = {
     { name: 'data', type: 'string', default: DATA, help: 'CSV to split across the banks (binary column "label")' },
     { name: 'keep', type: 'boolean', help: 'keep an existing demo database and the banks\' ledgers (default: start fresh)' },
     { name: 'json', type: 'boolean', help: 'stdout carries only one JSON summary at the end (progress goes to stderr)' },
+    { name: 'insecure', type: 'boolean', help: 'plaintext gRPC instead of mutual TLS (the processes print a warning)' },
     ...SHARED.filter((f) => !DEMO_OWN.has(f.name) && !COORDINATOR_SET.has(f.name)).map((f) => (f.name === 'rounds' ? { ...f, default: 10 } : f)),
   ],
   examples: ['npm run demo', 'npm run demo -- --json --seed 3 --privacy client', 'dpfed demo --rounds 5 --institutions 6 --epsilon 2'],
@@ -67,6 +73,24 @@ function resetDemoState(db: string, banksDir: string): void {
   rmSync(banksDir, { recursive: true, force: true });
 }
 
+/**
+ * The demo's federation PKI in `dir`: a CA, the coordinator's server certificate for 127.0.0.1, and a
+ * client certificate per bank. Returns each side's --tls-* flags.
+ */
+async function demoCertificates(dir: string, banks: string[]): Promise<{ coordinator: string[]; bank: (id: string) => string[] }> {
+  const ca = await createCertificateAuthority(join(dir, 'ca'), { name: 'dpfed demo CA', days: 2 });
+  const server = await issueCertificate(join(dir, 'ca'), { name: 'coordinator', outDir: join(dir, 'coordinator'), server: true, hosts: ['127.0.0.1', 'localhost'], days: 2 });
+  const issued = new Map<string, string[]>();
+  for (const id of banks) {
+    const files = await issueCertificate(join(dir, 'ca'), { name: id, outDir: join(dir, id), days: 2 });
+    issued.set(id, ['--tls-ca', ca.certPath, '--tls-cert', files.certPath, '--tls-key', files.keyPath]);
+  }
+  return {
+    coordinator: ['--tls-ca', join(dir, 'ca', CA_CERT_FILE), '--tls-cert', server.certPath, '--tls-key', server.keyPath],
+    bank: (id) => issued.get(id)!,
+  };
+}
+
 function forward(f: FlagValues, names: string[]): string[] {
   const out: string[] = [];
   for (const name of names) {
@@ -92,11 +116,22 @@ export async function main(argv: string[]): Promise<number> {
     mkdirSync(banksDir, { recursive: true });
     const files = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
     const started = performance.now();
+    const bankIds = files.map((_, i) => `bank-${i + 1}`);
+    // the operator's side: enrol each bank's identity key (the banks keep their keys in <db>.banks/)
+    const enrolFile = join(banksDir, 'enrolment.json');
+    writeFileSync(enrolFile, JSON.stringify(bankIds.map((id) => ({
+      institution: id,
+      publicKey: Buffer.from(loadOrCreateIdentity(join(banksDir, `${id}.identity`)).publicKey).toString('hex'),
+    }))));
+    const tlsDir = f.insecure ? null : mkdtempSync(join(tmpdir(), 'dpfed-demo-tls-'));
+    const tls = tlsDir ? await demoCertificates(tlsDir, bankIds) : null;
 
     const children: ChildProcess[] = [];
     const killAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
+    const removeTls = () => tlsDir && rmSync(tlsDir, { recursive: true, force: true });
     process.once('SIGINT', () => {
       killAll();
+      removeTls();
       process.exit(130);
     });
 
@@ -104,7 +139,7 @@ export async function main(argv: string[]): Promise<number> {
     // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
     const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
     const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--json', '--min-clients', String(minClients), '--wait-for', String(banks),
-      '--round-timeout', String(f.roundTimeout), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
+      '--round-timeout', String(f.roundTimeout), '--enrol-file', enrolFile, ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
 
     const summaryRounds: { round: number; auc: number; participants: number; seconds: number }[] = [];
@@ -119,7 +154,7 @@ export async function main(argv: string[]): Promise<number> {
         const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'client', '--coordinator', `127.0.0.1:${port}`, '--institution', id, '--data', file,
           '--label-column', 'label', '--backend', String(f.backend), '--identity', join(banksDir, `${id}.identity`),
           '--ledger', join(banksDir, `${id}.ledger.sqlite`), '--budget-epsilon', String(f.budgetEpsilon), '--budget-delta', String(f.delta),
-          '--seed', String(f.seed), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+          '--seed', String(f.seed), '--json', ...(tls ? tls.bank(id) : ['--insecure'])], { stdio: ['ignore', 'pipe', 'pipe'] });
         children.push(child);
         child.stderr!.on('data', (d: Buffer) => {
           for (const line of d.toString().split('\n')) if (line.trim() && !/^\s*at |tfjs|Hi there|cpu backend/.test(line)) say(`  ${line}`);
@@ -138,7 +173,8 @@ export async function main(argv: string[]): Promise<number> {
       if (event.event === 'listening') {
         runId = String(event.runId);
         say(`demo: coordinator on 127.0.0.1:${event.port} (run ${runId}); starting ${banks} banks; privacy ${f.privacy}` +
-          (f.privacy === 'record' ? ` (target epsilon ${f.epsilon}, delta ${f.delta})` : '') + `, aggregation ${f.aggregation}`);
+          (f.privacy === 'record' ? ` (target epsilon ${f.epsilon}, delta ${f.delta})` : '') + `, aggregation ${f.aggregation}` +
+          (tls ? ', mutual TLS, enrolled banks only' : ', plaintext (--insecure), enrolled banks only'));
         startBanks(Number(event.port));
       } else if (event.event === 'round') {
         const r = { round: Number(event.round), auc: Number(event.auc), participants: Number(event.participants), seconds: Number(event.seconds) };
@@ -155,6 +191,7 @@ export async function main(argv: string[]): Promise<number> {
     const coordinatorExit = await new Promise<number>((r) => (coordinator.exitCode !== null ? r(coordinator.exitCode) : coordinator.on('exit', (c) => r(c ?? 1))));
     const bankExits = await Promise.race([Promise.all(bankResults), new Promise<number[]>((r) => setTimeout(() => r([]), 15_000))]);
     killAll();
+    removeTls();
     if (coordinatorExit !== 0 || !done) {
       process.stderr.write(`demo: the coordinator exited with code ${coordinatorExit}\n`);
       return 1;

@@ -21,10 +21,11 @@ import { clipToNorm } from '../privacy/update-clipping.ts';
 import { parameterCount, parameterShapes, parseModelSpec, type ModelSpec } from '../proto/model-spec.ts';
 import { registrationMessage } from '../proto/registration.ts';
 import { parseTaskConfig } from '../proto/task-config.ts';
+import type { TlsMaterial } from '../proto/tls-credentials.ts';
 import { assembleWhole, flatFloat32, type NamedTensor } from '../proto/tensor-stream.ts';
 import { PROTOCOL_VERSION, type Envelope, type PrivacyEventMsg, type ResultHeaderMsg, type CkksTaskMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
-import { CoordinatorConnection } from './coordinator-connection.ts';
+import { connectionCredentials, CoordinatorConnection } from './coordinator-connection.ts';
 import { subtractGlobal } from './model-delta.ts';
 import type { Learner, TaskContext } from './learner.ts';
 
@@ -45,6 +46,13 @@ export interface FederationClientOptions {
   /** How long to keep retrying an unreachable coordinator before giving up. */
   reconnectForMs?: number;
   log?: (line: string) => void;
+  /**
+   * TLS to the coordinator: the federation CA (the only one trusted) and, for mutual TLS, this
+   * institution's certificate and key. One of `tls` and `insecure` is required.
+   */
+  tls?: TlsMaterial;
+  /** Plaintext gRPC (no TLS): only when asked for explicitly. */
+  insecure?: boolean;
 }
 
 export interface ClientRunResult {
@@ -77,7 +85,7 @@ export class FederationClient extends EventEmitter {
 
   constructor(private readonly options: FederationClientOptions) {
     super();
-    this.connection = new CoordinatorConnection(options.coordinator);
+    this.connection = new CoordinatorConnection(options.coordinator, connectionCredentials(options));
   }
 
   private log(line: string): void {

@@ -21,6 +21,8 @@ import {
   runConfig,
   ShiftLearner,
   startTestCoordinator,
+  testCredentials,
+  enrol,
   tempDir,
   tfjsInstitution,
   within,
@@ -58,9 +60,11 @@ function allowedMove(dimension: number): number {
 }
 
 /** A client without the SDK: registers with a huge declared size and answers its TRAIN task with a 1e30 update claiming 1e12 examples. */
-async function rogueClient(address: string, stopAt: Promise<void>): Promise<void> {
-  rogue = new CoordinatorConnection(address);
+async function rogueClient(coordinator: Coordinator, address: string, stopAt: Promise<void>): Promise<void> {
+  rogue = new CoordinatorConnection(address, testCredentials('rogue'));
   const identity = generateIdentity();
+  // An enrolled participant gone rogue: admission lets it in, the bounds must hold anyway.
+  enrol(coordinator, 'rogue', identity.publicKey);
   const nonce = randomBytes(16);
   const { session, runId } = await rogue.register({
     institutionId: 'rogue', identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, declaredExamples: 1e12,
@@ -89,7 +93,7 @@ describe('bounded influence', () => {
     const address = `127.0.0.1:${coordinator.port}`;
     institutions = [1, 2, 3].map((k) => makeInstitution({ id: `bank-${k}`, address, learner: new ShiftLearner(HONEST_SHIFT, 5000), pollMs: 2_000 }));
     for (const i of institutions) i.run = i.client.run();
-    const attack = rogueClient(address, coordinator.finished);
+    const attack = rogueClient(coordinator, address, coordinator.finished);
     await within(coordinator.finished, 60_000, 'the run');
     await attack.catch(() => undefined);
     expect(seen.failures).toEqual([]);

@@ -27,6 +27,7 @@ import {
   runConfig,
   start,
   startTestCoordinator,
+  joinTestFederation,
   tempDir,
   wasmTf,
   within,
@@ -73,7 +74,7 @@ async function bank(o: BankOptions): Promise<TestInstitution> {
   const logs: string[] = [];
   const client = new FederationClient({
     coordinator: o.address, institutionId: o.id, identity, learner, privacy, budget: o.declaredBudget ?? o.ownBudget,
-    pollMs: 5_000, reconnectForMs: 30_000, log: (line) => logs.push(line),
+    pollMs: 5_000, reconnectForMs: 30_000, log: (line) => logs.push(line), ...joinTestFederation(o.address, o.id, identity.publicKey),
   });
   return { id: o.id, identity, client, learner, privacy, validation, logs };
 }
