@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { parse, CsvError as ParserError } from 'csv-parse';
 import { compileSchema, describeHeaderMismatch, mapFeature, schemaHash, type DataSchema } from '../proto/data-schema.ts';
 import { excerpt, quoted } from '../proto/text-excerpt.ts';
-import { canonicalRowText, type RowSplitter } from './data-split.ts';
+import { canonicalRowText, type SplitRule } from './data-split.ts';
 
 export interface Dataset {
   featureNames: string[];
@@ -146,7 +146,8 @@ export interface InstitutionData {
 
 export interface LoadOptions {
   schema: DataSchema;
-  splitter: RowSplitter;
+  /** Decides each row's split from its canonical text alone (data-split.ts RowSplitter). */
+  splitter: SplitRule;
   /** Keep each row's canonical text in the datasets (for tests and audits; costs memory). */
   keepRowText?: boolean;
 }

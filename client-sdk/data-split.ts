@@ -46,7 +46,12 @@ export function canonicalRowText(cells: readonly string[]): string {
 
 const TWO_POW_48 = 2 ** 48;
 
-export class RowSplitter {
+/** What the loader asks of a split: whether the row with this canonical text is a validation row. */
+export interface SplitRule {
+  isValidation(rowText: string): boolean;
+}
+
+export class RowSplitter implements SplitRule {
   private readonly key: Buffer;
   private readonly threshold: number;
 
