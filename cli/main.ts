@@ -6,6 +6,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   client: { summary: 'run an institution node that trains on its own CSV data', load: () => import('./client-command.ts') },
   demo: { summary: 'coordinator + 4 banks as separate processes on the card-fraud data', load: () => import('./demo-command.ts') },
   privacy: { summary: 'privacy accounting: epsilon of mechanism events, noise calibration', load: () => import('./privacy-command.ts') },
+  schema: { summary: 'public data schema: draft one from a CSV (infer), print its hash (hash)', load: () => import('./schema-command.ts') },
   ledger: { summary: 'read, verify and export the epsilon ledger (read-only)', load: () => import('./ledger-command.ts') },
   bench: { summary: 'measure speed figures; prints one JSON object', load: () => import('./bench-command.ts') },
 };
