@@ -9,7 +9,7 @@
 // An empty cell is a missing value (the schema's default replaces it); labels are 0 or 1. Errors name the
 // source, the line and the column, and quote at most 200 characters of a cell, line or header.
 import { createReadStream } from 'node:fs';
-import { Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { parse, CsvError as ParserError } from 'csv-parse';
 import { compileSchema, describeHeaderMismatch, mapFeature, schemaHash, type DataSchema } from '../proto/data-schema.ts';
 import { excerpt, quoted } from '../proto/text-excerpt.ts';
@@ -32,8 +32,41 @@ export class CsvError extends Error {}
 /** A CSV file path, or text in memory with the name used in messages. */
 export type CsvSource = string | { text: string; name: string };
 
-/** A record longer than this many characters is refused (a guard against a file without line breaks). */
-export const MAX_RECORD_CHARACTERS = 16 * 1024 * 1024;
+/**
+ * A line (a row or the header) longer than this many bytes is refused before it reaches the parser. A
+ * row of numbers is far shorter; the bound keeps memory and time per row small (the parser's cost grows
+ * faster than a record's length: a 4 MB record takes seconds) and stops a file without line breaks early.
+ */
+export const MAX_LINE_BYTES = 1024 * 1024;
+
+/** Passes bytes through, failing as soon as a physical line exceeds MAX_LINE_BYTES (linear in the input). */
+class LineLengthGuard extends Transform {
+  private line = 1;
+  private length = 0;
+
+  constructor(private readonly name: string) {
+    super();
+  }
+
+  override _transform(chunk: Buffer | string, _encoding: BufferEncoding, done: TransformCallback): void {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    let from = 0;
+    for (;;) {
+      const newline = bytes.indexOf(10, from);
+      const end = newline < 0 ? bytes.length : newline;
+      this.length += end - from;
+      if (this.length > MAX_LINE_BYTES) {
+        done(new CsvError(`${this.name}: line ${this.line}: longer than ${MAX_LINE_BYTES} bytes (a row or the header must be shorter)`));
+        return;
+      }
+      if (newline < 0) break;
+      this.line++;
+      this.length = 0;
+      from = newline + 1;
+    }
+    done(null, bytes);
+  }
+}
 
 function sourceName(source: CsvSource): string {
   return typeof source === 'string' ? source : source.name;
@@ -58,13 +91,17 @@ export interface CsvVisitor {
 export async function streamCsv(source: CsvSource, visitor: CsvVisitor): Promise<number> {
   const name = sourceName(source);
   const input = openSource(source);
-  const parser = parse({ relax_column_count: true, skip_empty_lines: false, info: true, bom: true, max_record_size: MAX_RECORD_CHARACTERS });
+  const guard = new LineLengthGuard(name);
+  const parser = parse({ relax_column_count: true, skip_empty_lines: false, info: true, bom: true, max_record_size: MAX_LINE_BYTES });
   let header: string[] | null = null;
   let rows = 0;
   let pendingEmptyLine = 0;
-  const readError = new Promise<never>((_, reject) => input.once('error', (error) => reject(new CsvError(`cannot read ${name}: ${(error as Error).message}`))));
+  const readError = new Promise<never>((_, reject) => {
+    input.once('error', (error) => reject(new CsvError(`cannot read ${name}: ${(error as Error).message}`)));
+    guard.once('error', reject);
+  });
   readError.catch(() => undefined);
-  const records = input.pipe(parser);
+  const records = input.pipe(guard).pipe(parser);
   try {
     const consume = (async () => {
       for await (const { record, info } of records as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
@@ -86,9 +123,11 @@ export async function streamCsv(source: CsvSource, visitor: CsvVisitor): Promise
         rows++;
       }
     })();
+    consume.catch(() => undefined); // when reading fails first, the abandoned parse must not go unhandled
     await Promise.race([consume, readError]);
   } catch (error) {
     input.destroy();
+    guard.destroy();
     parser.destroy();
     if (error instanceof CsvError) throw error;
     if (error instanceof ParserError) throw new CsvError(`${name}: ${excerpt(error.message)}`);
