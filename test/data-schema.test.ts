@@ -2,14 +2,26 @@
 // mismatch descriptions, the fixed feature maps, `dpfed schema infer|hash`, and the learner's refusal of
 // a private task when its schema was inferred from the data.
 import { execFile } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TaskContext } from '../client-sdk/learner.ts';
 import { SchemaRequiredError, TfjsLearner } from '../client-sdk/tfjs-learner.ts';
 import { describeSchemaMismatch, featureMap, mapFeature, parseSchema, readSchemaFile, SchemaError, schemaHash, type DataSchema } from '../proto/data-schema.ts';
-import { DPFED_BIN, FRAUD_CSV, FRAUD_SCHEMA, prepareBank, runConfig, selectRows, fraudData, tempDir, wasmTf } from './helpers/federation-fixture.ts';
+import {
+  bankCsvText,
+  DPFED_BIN,
+  FRAUD_CSV,
+  FRAUD_SCHEMA,
+  fraudData,
+  prepareBank,
+  runConfig,
+  selectRows,
+  startTestCoordinator,
+  tempDir,
+  wasmTf,
+} from './helpers/federation-fixture.ts';
 
 const base = () => ({
   format: 'dpfed-data-schema/1',
@@ -204,5 +216,43 @@ describe('TfjsLearner and its schema', () => {
     const result = await inferred.evaluate(new Float32Array(31), offTask);
     expect(result.numExamples).toBe(validation.n);
     expect(() => new TfjsLearner(tf, train, validation, { schema: parseSchema(base()) })).toThrow(/the schema declares 3 features, the training data has 30/);
+  });
+});
+
+describe('dpfed client and its data flags', () => {
+  const dir = tempDir('dpfed-client-data-');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const client = (args: string[]) =>
+    promisify(execFile)(process.execPath, [DPFED_BIN, 'client', '--institution', 'bank-a', '--backend', 'wasm', ...args], { cwd: dir }).then(
+      (r) => ({ code: 0, stderr: r.stderr }),
+      (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    );
+  const csv = join(dir, 'bank-a.csv');
+  writeFileSync(csv, bankCsvText(selectRows(fraudData(), Array.from({ length: 300 }, (_, i) => i))));
+
+  it('refuses a CSV whose header differs from the schema, and a --label-column the schema does not have, with exit 2', async () => {
+    const renamed = join(dir, 'renamed.csv');
+    writeFileSync(renamed, readFileSync(csv, 'utf8').replace('V7,', 'V7b,'));
+    const header = await client(['--coordinator', '127.0.0.1:9', '--data', renamed, '--schema', FRAUD_SCHEMA]);
+    expect(header.code).toBe(2);
+    expect(header.stderr).toMatch(/--data: .*renamed.csv: line 1: the header does not match the schema: column 8 is "V7b", the schema has "V7"/);
+    const label = await client(['--coordinator', '127.0.0.1:9', '--data', csv, '--schema', FRAUD_SCHEMA, '--label-column', 'Class']);
+    expect(label.code).toBe(2);
+    expect(label.stderr).toMatch(/--label-column: "Class" differs from the schema's label column "label"/);
+  });
+
+  it('without --schema, a run with privacy record is refused with exit 2 naming --schema and dpfed schema infer', async () => {
+    const config = runConfig(['--rounds', '1', '--min-clients', '1', '--privacy', 'record', '--aggregation', 'plain', '--model', 'logistic']);
+    const coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
+    try {
+      const r = await client(['--coordinator', `127.0.0.1:${coordinator.port}`, '--data', csv, '--identity', join(dir, 'bank-a.identity'), '--ledger', join(dir, 'bank-a.ledger.sqlite')]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/--schema: this run uses privacy record: a public data schema is required \(--schema FILE\)/);
+      expect(r.stderr).toMatch(/dpfed schema infer --data FILE --label-column COL --out schema.json/);
+      // the split key was created beside the identity key, readable by its owner only
+      expect(statSync(join(dir, 'bank-a.split-key')).mode & 0o777).toBe(0o600);
+    } finally {
+      await coordinator.close();
+    }
   });
 });
