@@ -9,6 +9,7 @@
 // An empty cell is a missing value (the schema's default replaces it); labels are 0 or 1. Errors name the
 // source, the line and the column, and quote at most 200 characters of a cell, line or header.
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { parse, CsvError as ParserError } from 'csv-parse';
 import { compileSchema, describeHeaderMismatch, mapFeature, schemaHash, type DataSchema } from '../proto/data-schema.ts';
@@ -150,16 +151,19 @@ class GrowingRows {
     this.rowText = keepText ? [] : undefined;
   }
 
+  /** Makes room for `rows` rows at once (one copy instead of many growth steps). */
+  reserve(rows: number): void {
+    if (rows <= this.y.length) return;
+    const x = new Float32Array(rows * this.dim);
+    x.set(this.x.subarray(0, this.n * this.dim));
+    const y = new Float32Array(rows);
+    y.set(this.y.subarray(0, this.n));
+    this.x = x;
+    this.y = y;
+  }
+
   append(features: Float32Array, label: number, text: string): void {
-    if (this.n === this.y.length) {
-      const capacity = Math.ceil(this.y.length * 1.5);
-      const x = new Float32Array(capacity * this.dim);
-      x.set(this.x);
-      const y = new Float32Array(capacity);
-      y.set(this.y);
-      this.x = x;
-      this.y = y;
-    }
+    if (this.n === this.y.length) this.reserve(Math.ceil(this.y.length * 1.5));
     this.x.set(features, this.n * this.dim);
     this.y[this.n] = label;
     this.rowText?.push(text);
@@ -191,6 +195,16 @@ export interface LoadOptions {
   keepRowText?: boolean;
 }
 
+const ESTIMATE_AFTER_ROWS = 2000;
+
+async function fileSize(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return 0; // streamCsv reports the unreadable file
+  }
+}
+
 function parseLabel(cell: string): number {
   if (cell === '0' || cell === '0.0') return 0;
   if (cell === '1' || cell === '1.0') return 1;
@@ -210,6 +224,12 @@ export async function loadInstitutionCsv(source: CsvSource, options: LoadOptions
   const train = new GrowingRows(dim, keep);
   const validation = new GrowingRows(dim, keep);
   const features = new Float32Array(dim);
+  // After the first rows, both splits reserve what the whole file will need, estimated from its size and
+  // the rows' average length, so that a large file does not go through many grow-and-copy steps (each
+  // briefly holds the old and the new arrays).
+  const fileBytes = typeof source === 'string' ? await fileSize(source) : Buffer.byteLength(source.text);
+  let textBytes = 0;
+  let seen = 0;
   const rows = await streamCsv(source, {
     header(cells) {
       const mismatch = describeHeaderMismatch(options.schema, cells);
@@ -231,6 +251,15 @@ export async function loadInstitutionCsv(source: CsvSource, options: LoadOptions
       }
       const text = canonicalRowText(cells);
       (options.splitter.isValidation(text) ? validation : train).append(features, label, text);
+      if (++seen <= ESTIMATE_AFTER_ROWS) {
+        textBytes += text.length + 1;
+        if (seen === ESTIMATE_AFTER_ROWS) {
+          const expected = fileBytes / (textBytes / seen);
+          const share = validation.n / seen;
+          train.reserve(Math.ceil(expected * (1 - share) * 1.03) + 1024);
+          validation.reserve(Math.ceil(expected * share * 1.1) + 1024);
+        }
+      }
     },
   });
   if (train.n === 0 || validation.n === 0) throw new CsvError(`${name}: ${rows} rows are too few to split (training ${train.n}, validation ${validation.n})`);
