@@ -63,7 +63,7 @@ interface BankOptions {
   wrap?: (learner: Learner) => Learner;
 }
 
-/** A bank as an SDK user builds it: TfjsLearner on its standardised split, its own ledger and budget. */
+/** A bank as an SDK user builds it: TfjsLearner on its split, preprocessed by the public schema; its own ledger and budget. */
 async function bank(o: BankOptions): Promise<TestInstitution> {
   const { train, validation } = await prepareBank(o.data);
   const base = new TfjsLearner(await wasmTf(), train, validation);
