@@ -3,6 +3,7 @@
 // mutual TLS (a federation CA, the coordinator's and each bank's certificates, made in a temp folder) and
 // only enrolled banks (their identity keys, handed to the coordinator with --enrol-file).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -11,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { CA_CERT_FILE, createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
+import { featureColumns, readSchemaFile } from '../proto/data-schema.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { BACKEND_NAMES } from '../client-sdk/tf-backend.ts';
 import { runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
@@ -20,8 +22,10 @@ import { NODE_HEAP_FLAGS } from './node-heap.ts';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'dpfed.js');
 const DATA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
+const SCHEMA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json');
 
-const DEMO_OWN = new Set(['db', 'institutions', 'backend', 'json', 'budget-epsilon', 'keep', 'data', 'round-timeout', 'insecure']);
+/** `features` is not a demo flag: the model's input count is the schema's number of feature columns. */
+const DEMO_OWN = new Set(['db', 'institutions', 'backend', 'json', 'budget-epsilon', 'keep', 'data', 'schema', 'round-timeout', 'features', 'insecure']);
 /** Flags the demo sets on the coordinator itself, from --institutions. */
 const COORDINATOR_SET = new Set(['min-clients', 'wait-for']);
 const SHARED = runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' });
@@ -36,6 +40,7 @@ export const command: CommandSpec = {
     { name: 'budget-epsilon', type: 'number', default: 5, help: 'each bank\'s own privacy budget epsilon', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
     { name: 'round-timeout', type: 'number', default: 60, help: 'seconds to collect training results', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
     { name: 'data', type: 'string', default: DATA, help: 'CSV to split across the banks (binary column "label")' },
+    { name: 'schema', type: 'string', default: SCHEMA, help: 'public data schema of --data (JSON); every bank preprocesses with it and the model takes its feature columns' },
     { name: 'keep', type: 'boolean', help: 'keep an existing demo database and the banks\' ledgers (default: start fresh)' },
     { name: 'json', type: 'boolean', help: 'stdout carries only one JSON summary at the end (progress goes to stderr)' },
     { name: 'insecure', type: 'boolean', help: 'plaintext gRPC instead of mutual TLS (the processes print a warning)' },
@@ -55,6 +60,20 @@ function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: str
     files.push(file);
   }
   return files;
+}
+
+/**
+ * Each bank's split key, written where `dpfed client` looks for it. A real institution's key is random
+ * (created by the client on first use); the demo derives it from --seed so that a seed reproduces the
+ * banks' train/validation splits.
+ */
+function writeDemoSplitKeys(banks: number, seed: string, dir: string): string[] {
+  return Array.from({ length: banks }, (_, i) => {
+    const path = join(dir, `bank-${i + 1}.split-key`);
+    const key = createHash('sha256').update(`dpfed-demo-split-key:${seed}:bank-${i + 1}`).digest('hex');
+    writeFileSync(path, key + '\n', { mode: 0o600 });
+    return path;
+  });
 }
 
 function resetDemoState(db: string, banksDir: string): void {
@@ -114,7 +133,14 @@ export async function main(argv: string[]): Promise<number> {
     const banksDir = `${db}.banks`;
     if (!f.keep) resetDemoState(db, banksDir);
     mkdirSync(banksDir, { recursive: true });
+    let features: number;
+    try {
+      features = featureColumns(readSchemaFile(String(f.schema))).length;
+    } catch (error) {
+      throw new UsageError(`--schema: ${(error as Error).message}`);
+    }
     const files = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
+    const splitKeys = writeDemoSplitKeys(banks, String(f.seed), banksDir);
     const started = performance.now();
     const bankIds = files.map((_, i) => `bank-${i + 1}`);
     // the operator's side: enrol each bank's identity key (the banks keep their keys in <db>.banks/)
@@ -139,7 +165,7 @@ export async function main(argv: string[]): Promise<number> {
     // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
     const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
     const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--json', '--min-clients', String(minClients), '--wait-for', String(banks),
-      '--round-timeout', String(f.roundTimeout), '--enrol-file', enrolFile, ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
+      '--round-timeout', String(f.roundTimeout), '--features', String(features), '--enrol-file', enrolFile, ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
 
     const summaryRounds: { round: number; auc: number; participants: number; seconds: number }[] = [];
@@ -152,9 +178,9 @@ export async function main(argv: string[]): Promise<number> {
       files.forEach((file, i) => {
         const id = `bank-${i + 1}`;
         const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'client', '--coordinator', `127.0.0.1:${port}`, '--institution', id, '--data', file,
-          '--label-column', 'label', '--backend', String(f.backend), '--identity', join(banksDir, `${id}.identity`),
+          '--schema', String(f.schema), '--split-key', splitKeys[i], '--backend', String(f.backend), '--identity', join(banksDir, `${id}.identity`),
           '--ledger', join(banksDir, `${id}.ledger.sqlite`), '--budget-epsilon', String(f.budgetEpsilon), '--budget-delta', String(f.delta),
-          '--seed', String(f.seed), '--json', ...(tls ? tls.bank(id) : ['--insecure'])], { stdio: ['ignore', 'pipe', 'pipe'] });
+          '--json', ...(tls ? tls.bank(id) : ['--insecure'])], { stdio: ['ignore', 'pipe', 'pipe'] });
         children.push(child);
         child.stderr!.on('data', (d: Buffer) => {
           for (const line of d.toString().split('\n')) if (line.trim() && !/^\s*at |tfjs|Hi there|cpu backend/.test(line)) say(`  ${line}`);

@@ -5,7 +5,8 @@
 // institutions (makeInstitution enrols the identity it creates); a test opts out with `insecure: true`
 // (plaintext) or `enrol: false` (an institution the operator never admitted).
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,22 +17,24 @@ import { coordinatorPrivacy } from '../../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../../coordinator/round-machine.ts';
 import type { RunConfig } from '../../coordinator/run-config.ts';
 import type { Strategy } from '../../coordinator/strategy.ts';
-import { loadCsv, selectRows, type Dataset } from '../../client-sdk/csv-dataset.ts';
-import { splitTrainValidation } from '../../client-sdk/data-split.ts';
+import { parse } from 'csv-parse/sync';
+import { loadInstitutionCsv, type Dataset } from '../../client-sdk/csv-dataset.ts';
+import { RowSplitter } from '../../client-sdk/data-split.ts';
 import { FederationClient, type ClientRunResult } from '../../client-sdk/federation-client.ts';
 import { InstitutionPrivacy } from '../../client-sdk/institution-privacy.ts';
 import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from '../../client-sdk/learner.ts';
-import { fitStandardiser, standardise } from '../../client-sdk/standardiser.ts';
 import { selectBackend } from '../../client-sdk/tf-backend.ts';
 import { TfjsLearner } from '../../client-sdk/tfjs-learner.ts';
 import { emptyHistogram } from '../../privacy/auc-histogram.ts';
 import { generateIdentity, type IdentityKey } from '../../privacy/identity.ts';
 import { createCertificateAuthority, issueCertificate } from '../../proto/certificate-authority.ts';
+import { readSchemaFile, type DataSchema } from '../../proto/data-schema.ts';
 import { SeededRandom } from '../../proto/seeded-random.ts';
 import { channelCredentials, readTlsMaterial, type TlsMaterial } from '../../proto/tls-credentials.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FRAUD_CSV = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
+export const FRAUD_SCHEMA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json');
 export const DPFED_BIN = join(ROOT, 'bin', 'dpfed.js');
 
 export function tempDir(prefix = 'dpfed-test-'): string {
@@ -215,9 +218,47 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
 
 let fraud: Dataset | undefined;
 
+/**
+ * The bundled card-fraud rows as raw values (not preprocessed), for tests to deal out to banks; the banks
+ * then load their CSV as `dpfed client` does (prepareBank).
+ */
 export function fraudData(): Dataset {
-  fraud ??= loadCsv(FRAUD_CSV, 'label');
+  if (fraud) return fraud;
+  const [header, ...rows] = parse(readFileSync(FRAUD_CSV, 'utf8'), { skip_empty_lines: true }) as string[][];
+  const labelIndex = header.indexOf('label');
+  const featureNames = header.filter((_, i) => i !== labelIndex);
+  const dim = featureNames.length;
+  const x = new Float32Array(rows.length * dim);
+  const y = new Float32Array(rows.length);
+  rows.forEach((row, r) => {
+    let j = 0;
+    row.forEach((cell, i) => {
+      if (i === labelIndex) y[r] = Number(cell);
+      else x[r * dim + j++] = Number(cell);
+    });
+  });
+  fraud = { featureNames, x, y, n: rows.length, dim };
   return fraud;
+}
+
+let fraudSchema: DataSchema | undefined;
+
+/** The bundled card-fraud data's public schema (data/creditcard_fraud_ulb_sample.schema.json). */
+export function fraudSchemaOf(): DataSchema {
+  fraudSchema ??= readSchemaFile(FRAUD_SCHEMA);
+  return fraudSchema;
+}
+
+/** The rows at `indices`, as a new dataset. */
+export function selectRows(data: Dataset, indices: ArrayLike<number>): Dataset {
+  const x = new Float32Array(indices.length * data.dim);
+  const y = new Float32Array(indices.length);
+  for (let r = 0; r < indices.length; r++) {
+    const i = indices[r];
+    x.set(data.x.subarray(i * data.dim, (i + 1) * data.dim), r * data.dim);
+    y[r] = data.y[i];
+  }
+  return { featureNames: data.featureNames, x, y, n: indices.length, dim: data.dim };
 }
 
 /**
@@ -232,8 +273,8 @@ export function bankSlices(count: number, o: { rowsPerBank?: number; seed?: stri
   return Array.from({ length: count }, (_, k) => selectRows(data, order.slice(k * perBank, (k + 1) * perBank)));
 }
 
-/** Writes a dataset as the CSV a bank would hold (features, then the label column). */
-export function writeBankCsv(path: string, data: Dataset, labelColumn = 'label'): void {
+/** The CSV text a bank would hold for a dataset of raw values (features, then the label column). */
+export function bankCsvText(data: Dataset, labelColumn = 'label'): string {
   const lines = [[...data.featureNames, labelColumn].join(',')];
   for (let r = 0; r < data.n; r++) {
     const row: string[] = [];
@@ -241,14 +282,27 @@ export function writeBankCsv(path: string, data: Dataset, labelColumn = 'label')
     row.push(String(data.y[r]));
     lines.push(row.join(','));
   }
-  writeFileSync(path, lines.join('\n') + '\n');
+  return lines.join('\n') + '\n';
 }
 
-/** What `dpfed client` does with its CSV: stratified split, standardisation fitted on the train split. */
-export function prepareBank(data: Dataset, seed = '1'): { train: Dataset; validation: Dataset } {
-  const { train, validation } = splitTrainValidation(data, 0.2, seed);
-  const standardiser = fitStandardiser(train);
-  return { train: standardise(train, standardiser), validation: standardise(validation, standardiser) };
+/** Writes a dataset as the CSV a bank would hold (features, then the label column). */
+export function writeBankCsv(path: string, data: Dataset, labelColumn = 'label'): void {
+  writeFileSync(path, bankCsvText(data, labelColumn));
+}
+
+/** A split key for tests, derived from a seed (a real institution's key is random, data-split.ts). */
+export function testSplitKey(seed: string): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(`dpfed-test-split-key:${seed}`).digest());
+}
+
+/**
+ * What `dpfed client` does with its CSV: the streaming loader, the card-fraud schema's fixed scaling and
+ * the per-row keyed split (validation fraction 0.2; the key derived from `seed`).
+ */
+export async function prepareBank(data: Dataset, seed = '1'): Promise<{ train: Dataset; validation: Dataset; schema: DataSchema }> {
+  const schema = fraudSchemaOf();
+  const loaded = await loadInstitutionCsv({ text: bankCsvText(data), name: 'bank.csv' }, { schema, splitter: new RowSplitter(testSplitKey(seed), 0.2) });
+  return { train: loaded.train, validation: loaded.validation, schema };
 }
 
 export async function wasmTf(): Promise<typeof import('@tensorflow/tfjs')> {
@@ -392,11 +446,11 @@ export function makeInstitution(o: InstitutionOptions): TestInstitution {
   return { id: o.id, identity, client, learner: o.learner, privacy, logs };
 }
 
-/** An institution with the default TfjsLearner on its slice of data (split and standardised locally). */
+/** An institution with the default TfjsLearner on its slice of data (loaded as `dpfed client` loads its CSV). */
 export async function tfjsInstitution(o: Omit<InstitutionOptions, 'learner'> & { data: Dataset; seed?: string }): Promise<TestInstitution> {
   const tf = await wasmTf();
-  const { train, validation } = prepareBank(o.data, o.seed);
-  const institution = makeInstitution({ ...o, learner: new TfjsLearner(tf, train, validation) });
+  const { train, validation, schema } = await prepareBank(o.data, o.seed);
+  const institution = makeInstitution({ ...o, learner: new TfjsLearner(tf, train, validation, { schema }) });
   institution.validation = validation;
   return institution;
 }
