@@ -48,11 +48,11 @@ const survival = (x: number) => 0.5 * Math.exp(logErfc(x / Math.SQRT2));
 const cdf = (x: number) => 0.5 * Math.exp(logErfc(-x / Math.SQRT2));
 
 /**
- * Exact single-step privacy curve of one direction at eps: delta, and rest = delta - (1 - e^eps) >= 0,
- * each from its own formula so both are accurate where they are small (rest is what the curvature of the
- * curve is read from where delta is close to 1 - e^eps, i.e. far below eps = 0).
+ * Exact single-step privacy curve of one direction at eps: delta, and (with `withRest`) rest = delta -
+ * (1 - e^eps) >= 0, each from its own formula so both are accurate where they are small (rest is what the
+ * curvature of the curve is read from where delta is close to 1 - e^eps, i.e. far below eps = 0).
  */
-function exactDelta(direction: Direction, q: number, sigma: number, eps: number): { delta: number; rest: number } {
+function exactDelta(direction: Direction, q: number, sigma: number, eps: number, withRest = false): { delta: number; rest: number } {
   const e = Math.exp(eps);
   const x = direction === 'remove' ? e : 1 / e;
   // Loss boundary z with log(1-q + q e^{(2z-1)/(2s^2)}) = log x (none when x <= 1-q).
@@ -63,7 +63,7 @@ function exactDelta(direction: Direction, q: number, sigma: number, eps: number)
     const b = (z - 1) / sigma;
     return {
       delta: Math.max(0, (1 - q) * survival(a) + q * survival(b) - e * survival(a)),
-      rest: Math.max(0, (e - (1 - q)) * cdf(a) - q * cdf(b)),
+      rest: withRest ? Math.max(0, (e - (1 - q)) * cdf(a) - q * cdf(b)) : NaN,
     };
   }
   if (z === -Infinity) return { delta: 0, rest: Math.max(0, e - 1) };
@@ -71,7 +71,7 @@ function exactDelta(direction: Direction, q: number, sigma: number, eps: number)
   const b = (z - 1) / sigma;
   return {
     delta: Math.max(0, cdf(a) - e * ((1 - q) * cdf(a) + q * cdf(b))),
-    rest: Math.max(0, (e * (1 - q) - 1) * survival(a) + e * q * survival(b)),
+    rest: withRest ? Math.max(0, (e * (1 - q) - 1) * survival(a) + e * q * survival(b)) : NaN,
   };
 }
 
@@ -123,6 +123,20 @@ function stepMoments(direction: Direction, q: number, sigma: number): { mean: nu
   return { mean, variance: Math.max(0, m2 / m0 - mean * mean) };
 }
 
+/** Mean and variance of a step's grid masses, in grid units (the atom at infinity left out). */
+function gridMoments(pld: DiscretePld): { mean: number; variance: number } {
+  let m0 = 0;
+  let m1 = 0;
+  for (let k = 0; k < pld.masses.length; k++) {
+    m0 += pld.masses[k];
+    m1 += pld.masses[k] * k;
+  }
+  const offset = m1 / m0;
+  let m2 = 0;
+  for (let k = 0; k < pld.masses.length; k++) m2 += pld.masses[k] * (k - offset) * (k - offset);
+  return { mean: pld.first + offset, variance: m2 / m0 };
+}
+
 /** Connect-the-dots masses of one step on grid indices first..last (see the file header). */
 function discretise(direction: Direction, q: number, sigma: number, h: number, first: number, last: number): DiscretePld {
   const n = last - first + 1;
@@ -135,7 +149,8 @@ function discretise(direction: Direction, q: number, sigma: number, h: number, f
     xs[k] = Math.exp(y);
     const exact = exactDelta(direction, q, sigma, y);
     deltas[k] = exact.delta;
-    rests[k] = exact.rest;
+    // The rest is read only where delta >= 1/2 (below).
+    rests[k] = exact.delta >= 0.5 ? exactDelta(direction, q, sigma, y, true).rest : NaN;
   }
   // Slopes of the interpolation: slope_k on [x_k, x_{k+1}], slope_{-1} the chord from (0, 1), 0 after the
   // last point. Where delta >= 1/2 on an interval the curve is 1 - x plus a small rest, and the difference
@@ -397,14 +412,32 @@ export class PldAccountant implements Accountant {
       const windowLow = Math.max(lowest, direction === 'add' ? Math.min(addBottom, mean - 16 * Math.sqrt(variance)) : mean - 16 * Math.sqrt(variance));
       const windowHigh = Math.max(windowLow + widestStep * 1e-6, Math.min(top, highest));
       const h = this.h ?? Math.max((windowHigh - windowLow) / (WINDOW_POINTS - 4), widestStep / (MAX_STEP_POINTS - 4));
-      let size = 2;
-      while (size < Math.ceil((windowHigh - windowLow) / h) + 2) size <<= 1;
-      if (size > MAX_POINTS) throw new PldGridError(`PLD: ${size} grid points needed at discretisation ${h}`);
       const parts = mechanisms.map((e, i) => ({
         pld: discretise(direction, e.sampleRate, e.noiseMultiplier, h, Math.floor(ranges[i].low / h), Math.ceil(ranges[i].high / h)),
         steps: e.steps,
       }));
-      out.push({ composed: compose(parts, h, Math.floor(windowLow / h), size, lambdas), h });
+      // The grid's rounding outwards can raise the composed top above the continuous one: the window
+      // reaches the discrete top when the Chernoff top is not lower.
+      // The window's bottom from the discrete masses' own moments (the grid's outward rounding can put a
+      // step's lowest mass up to h below the continuous minimum, which adds up over the steps).
+      let discreteTop = 0;
+      let discreteBottom = 0;
+      let discreteMean = 0;
+      let discreteVariance = 0;
+      for (const { pld, steps } of parts) {
+        discreteTop += steps * (pld.first + pld.masses.length - 1);
+        discreteBottom += steps * pld.first;
+        const m = gridMoments(pld);
+        discreteMean += steps * m.mean;
+        discreteVariance += steps * m.variance;
+      }
+      const spread = discreteMean - 16 * Math.sqrt(discreteVariance);
+      const bottom = Math.max(discreteBottom, Math.floor((direction === 'add' ? Math.min(addBottom, spread * h) / h : spread)));
+      const windowTop = Math.max(bottom + 1, Math.min(Math.ceil(top / h), discreteTop));
+      let size = 2;
+      while (size < windowTop - bottom + 2) size <<= 1;
+      if (size > MAX_POINTS) throw new PldGridError(`PLD: ${size} grid points needed at discretisation ${h}`);
+      out.push({ composed: compose(parts, h, bottom, size, lambdas), h });
     }
     return out;
   }
