@@ -1,7 +1,7 @@
 // The default Learner: TensorFlow.js training (LocalTrainer, DP-SGD in record mode) and evaluation on the
 // institution's own standardised train/validation splits.
 import type { Dataset } from './csv-dataset.ts';
-import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from './learner.ts';
+import type { EvalOutcome, Learner, PlannedMechanism, TaskContext, TrainOutcome } from './learner.ts';
 import { LocalTrainer } from './local-trainer.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -31,10 +31,10 @@ export class TfjsLearner implements Learner {
     return this.trainer.trainer;
   }
 
-  plannedMechanism(task: TaskContext): { sampleRate: number; steps: number } | null {
+  plannedMechanism(task: TaskContext): PlannedMechanism | null {
     if (task.config.privacy.mode !== 'record') return null;
     const sampleRate = Math.min(1, task.config.batchSize / this.train_.n);
-    return { sampleRate, steps: Math.max(1, Math.round(task.config.localEpochs / sampleRate)) };
+    return { sampleRate, steps: Math.max(1, Math.round(task.config.localEpochs / sampleRate)), dimension: this.trainerFor(task).network.size };
   }
 
   async train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome> {
@@ -45,7 +45,7 @@ export class TfjsLearner implements Learner {
       metrics: { loss: result.loss, steps: result.steps },
       mechanism:
         task.config.privacy.mode === 'record'
-          ? { sampleRate: result.sampleRate, noiseMultiplier: result.noiseMultiplier, steps: result.steps, clipNorm: result.clipNorm }
+          ? { sampleRate: result.sampleRate, noiseMultiplier: result.chargedNoiseMultiplier, steps: result.steps, clipNorm: result.clipNorm, samplerTailMass: result.samplerTailMass }
           : undefined,
     };
   }
