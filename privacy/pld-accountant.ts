@@ -9,202 +9,36 @@
 // remove direction's losses are >= log(1-q) and unbounded above; the add direction's are <= -log(1-q)
 // and unbounded below.
 //
-// Discretisation, pessimistic ("connect the dots", Doroshenko et al. 2022): on the loss grid y_k = k*h,
-// the curve delta as a function of x = e^eps is convex, so the piecewise-linear interpolation through
-// the exact points (x_k, delta(y_k)), extended by the chord to (0, 1) on the left and by a constant
-// (an atom at +infinity carrying delta(y_max)) on the right, lies above the exact curve everywhere. It is
-// itself the privacy curve of a discrete pair whose P-masses are p_k = x_k * (slope_k - slope_{k-1});
-// that pair dominates the true one, and domination survives composition, so every delta computed from
-// it is an upper bound. Tiny negative masses from rounding are raised to 0 (only raises delta). Its
-// error does not grow like steps * h, unlike rounding each loss up.
+// One step's discretisation (pessimistic, connect the dots): privacy/pld-step.ts.
 //
 // Grid and range, chosen from the parameters (as dp_accounting and the Opacus PRV accountant do, with
 // their tail bounds replaced by ours):
-//   - one step's grid runs from its lowest loss (log(1-q) for remove; for add, the loss at z = c*sigma,
-//     the mass below moved up onto the first point, which only raises delta) to y_max, the loss at
-//     z = 1 + c*sigma, with c chosen so a Gaussian tail beyond c is below the per-step share of the
-//     truncation budget; the atom at infinity carries delta(y_max), exactly the mass left out above;
-//   - the composed distribution is computed on a window of N points: from the lowest possible loss, or
-//     16 standard deviations below the mean when that is higher, up to U, where the RDP-derived Chernoff
-//     bound P(sum >= U) <= exp(lambda (RDP_{lambda+1} - U)) falls below the window's share of the budget;
-//   - h = window width / N (N = 2^14 by default), so the resolution follows the scale of the answer
-//     (a history of 20 steps and one of 100,000 steps both get 16k points across the range that matters).
+//   - one step's grid (privacy/pld-step.ts) is cut at z = 1 + c*sigma, with c chosen so a Gaussian tail
+//     beyond c is below the per-step share of the truncation budget (the mass above is charged);
+//   - the composed distribution is computed on a window of N points: its top is U, where the RDP-derived
+//     Chernoff bound P(sum >= U) <= exp(lambda (RDP_{lambda+1} - U)) falls below the window's share of the
+//     budget; its bottom is the lowest loss the discrete masses can reach, or 16 of their standard
+//     deviations below their mean when that is higher, and for the add direction (whose lower tail is
+//     long: a rare example makes the loss very negative) no higher than the point where the Chernoff
+//     bound P(sum <= b) <= exp(alpha b + (alpha - 1) RDP_alpha) reaches the same share;
+//   - h = (U - bottom) / N with N = 2^14 (coarser only when one step's range would need more than 2^18
+//     points), so the resolution follows the scale of the answer: a history of 20 steps and one of
+//     100,000 steps both get 16k points across the range that matters.
 // Composition: FFT of each event's masses on a cyclic grid of N points, raised to the event's step count
 // in the frequency domain (polar form), multiplied across events, inverse FFT. Mass of the composed
 // distribution below the window wraps round to high losses (that only raises delta); the mass above it
 // would wrap to low losses, so it is bounded by a Chernoff bound computed from the discretised masses
 // themselves and added to delta, as are the atoms at infinity (-expm1(sum T log1p(-atom)), no rounding
 // to 0) and a slack of N * 1e-15 for FFT rounding. Epsilon at delta is found exactly on the piecewise
-// curve. These charges take a thousandth of delta's budget by construction; when they exceed it anyway,
-// or the grid would be too large, the PLD figure is unbounded and the RDP figure is reported.
+// curve. The truncations are sized to take about a thousandth of delta (the FFT slack comes on top);
+// when the charges reach delta anyway, or the grid would be too large, the PLD figure is unbounded and
+// the RDP figure is reported. On a sweep of q 1e-4..0.5, sigma 0.5..5, T 1..1e5, delta 1e-8..1e-3 the PLD
+// figure is finite and below RDP wherever RDP's epsilon is below 100 (test/pld-grid.test.ts).
 import type { Accountant } from './accountant.ts';
+import { fft } from './fft.ts';
 import { validateDelta, validateMechanismEvent, type MechanismEvent } from './mechanism-event.ts';
-import { DEFAULT_RDP_ORDERS, RdpAccountant, logErfc } from './rdp-accountant.ts';
-
-type Direction = 'remove' | 'add';
-
-/** Gaussian survival P(N(0,1) > x) and CDF, accurate in the tails. */
-const survival = (x: number) => 0.5 * Math.exp(logErfc(x / Math.SQRT2));
-const cdf = (x: number) => 0.5 * Math.exp(logErfc(-x / Math.SQRT2));
-
-/**
- * Exact single-step privacy curve of one direction at eps: delta, and (with `withRest`) rest = delta -
- * (1 - e^eps) >= 0, each from its own formula so both are accurate where they are small (rest is what the
- * curvature of the curve is read from where delta is close to 1 - e^eps, i.e. far below eps = 0).
- */
-function exactDelta(direction: Direction, q: number, sigma: number, eps: number, withRest = false): { delta: number; rest: number } {
-  const e = Math.exp(eps);
-  const x = direction === 'remove' ? e : 1 / e;
-  // Loss boundary z with log(1-q + q e^{(2z-1)/(2s^2)}) = log x (none when x <= 1-q).
-  const z = x > 1 - q ? sigma * sigma * Math.log((x - (1 - q)) / q) + 0.5 : -Infinity;
-  if (direction === 'remove') {
-    if (z === -Infinity) return { delta: 1 - e, rest: 0 };
-    const a = z / sigma;
-    const b = (z - 1) / sigma;
-    return {
-      delta: Math.max(0, (1 - q) * survival(a) + q * survival(b) - e * survival(a)),
-      rest: withRest ? Math.max(0, (e - (1 - q)) * cdf(a) - q * cdf(b)) : NaN,
-    };
-  }
-  if (z === -Infinity) return { delta: 0, rest: Math.max(0, e - 1) };
-  const a = z / sigma;
-  const b = (z - 1) / sigma;
-  return {
-    delta: Math.max(0, cdf(a) - e * ((1 - q) * cdf(a) + q * cdf(b))),
-    rest: withRest ? Math.max(0, (e * (1 - q) - 1) * survival(a) + e * q * survival(b)) : NaN,
-  };
-}
-
-/** Privacy loss log(mu(z)/mu0(z)) of the remove direction at z (the add direction's is its negative at the same z). */
-function lossAt(q: number, sigma: number, z: number): number {
-  const u = (2 * z - 1) / (2 * sigma * sigma);
-  if (q === 1) return u;
-  const a = Math.log1p(-q);
-  const b = Math.log(q) + u;
-  const m = Math.max(a, b);
-  return m + Math.log1p(Math.exp(-Math.abs(a - b)));
-}
-
-interface DiscretePld {
-  /** Grid index of masses[0]: its loss is first * h. */
-  first: number;
-  masses: Float64Array;
-  infinityMass: number;
-}
-
-/** Loss range [low, high] of one step that the grid covers, for a Gaussian tail cut at c. */
-function stepRange(direction: Direction, q: number, sigma: number, c: number): { low: number; high: number } {
-  if (direction === 'remove') {
-    return { low: q < 1 ? Math.log1p(-q) : lossAt(q, sigma, -sigma * c), high: lossAt(q, sigma, 1 + sigma * c) };
-  }
-  return { low: -lossAt(q, sigma, sigma * c), high: q < 1 ? -Math.log1p(-q) : -lossAt(q, sigma, -sigma * c) };
-}
-
-/** Mean and variance of one step's privacy loss under P, by quadrature over z. */
-function stepMoments(direction: Direction, q: number, sigma: number): { mean: number; variance: number } {
-  const n = 4000;
-  const lo = -12 * sigma;
-  const hi = 1 + 12 * sigma;
-  const dz = (hi - lo) / n;
-  const inverseTwoVariance = 1 / (2 * sigma * sigma);
-  let m0 = 0;
-  let m1 = 0;
-  let m2 = 0;
-  for (let i = 0; i <= n; i++) {
-    const z = lo + i * dz;
-    const base = Math.exp(-z * z * inverseTwoVariance);
-    const density = direction === 'remove' ? (1 - q) * base + q * Math.exp(-(z - 1) * (z - 1) * inverseTwoVariance) : base;
-    const y = direction === 'remove' ? lossAt(q, sigma, z) : -lossAt(q, sigma, z);
-    m0 += density;
-    m1 += density * y;
-    m2 += density * y * y;
-  }
-  const mean = m1 / m0;
-  return { mean, variance: Math.max(0, m2 / m0 - mean * mean) };
-}
-
-/** Mean and variance of a step's grid masses, in grid units (the atom at infinity left out). */
-function gridMoments(pld: DiscretePld): { mean: number; variance: number } {
-  let m0 = 0;
-  let m1 = 0;
-  for (let k = 0; k < pld.masses.length; k++) {
-    m0 += pld.masses[k];
-    m1 += pld.masses[k] * k;
-  }
-  const offset = m1 / m0;
-  let m2 = 0;
-  for (let k = 0; k < pld.masses.length; k++) m2 += pld.masses[k] * (k - offset) * (k - offset);
-  return { mean: pld.first + offset, variance: m2 / m0 };
-}
-
-/** Connect-the-dots masses of one step on grid indices first..last (see the file header). */
-function discretise(direction: Direction, q: number, sigma: number, h: number, first: number, last: number): DiscretePld {
-  const n = last - first + 1;
-  if (n > MAX_STEP_POINTS) throw new PldGridError(`PLD: ${n} grid points needed for one step at discretisation ${h}`);
-  const deltas = new Float64Array(n);
-  const rests = new Float64Array(n);
-  const xs = new Float64Array(n);
-  for (let k = 0; k < n; k++) {
-    const y = (first + k) * h;
-    xs[k] = Math.exp(y);
-    const exact = exactDelta(direction, q, sigma, y);
-    deltas[k] = exact.delta;
-    // The rest is read only where delta >= 1/2 (below).
-    rests[k] = exact.delta >= 0.5 ? exactDelta(direction, q, sigma, y, true).rest : NaN;
-  }
-  // Slopes of the interpolation: slope_k on [x_k, x_{k+1}], slope_{-1} the chord from (0, 1), 0 after the
-  // last point. Where delta >= 1/2 on an interval the curve is 1 - x plus a small rest, and the difference
-  // of two slopes is read from the rests (the -1 cancels exactly); elsewhere from delta itself.
-  const restSide = (k: number) => k >= -1 && k + 1 < n && deltas[k + 1] >= 0.5;
-  const deltaSlope = (k: number) => (k < 0 ? (deltas[0] - 1) / xs[0] : k + 1 < n ? (deltas[k + 1] - deltas[k]) / (xs[k + 1] - xs[k]) : 0);
-  const restSlope = (k: number) => (k < 0 ? rests[0] / xs[0] : (rests[k + 1] - rests[k]) / (xs[k + 1] - xs[k]));
-  const masses = new Float64Array(n);
-  for (let k = 0; k < n; k++) {
-    const step = restSide(k - 1) && restSide(k) ? restSlope(k) - restSlope(k - 1) : deltaSlope(k) - deltaSlope(k - 1);
-    masses[k] = Math.max(0, xs[k] * step);
-  }
-  return { first, masses, infinityMass: deltas[n - 1] };
-}
-
-/** In-place iterative radix-2 FFT; inverse when `inverse` (unscaled). */
-function fft(re: Float64Array, im: Float64Array, inverse: boolean): void {
-  const n = re.length;
-  for (let i = 1, j = 0; i < n; i++) {
-    let bit = n >> 1;
-    for (; j & bit; bit >>= 1) j ^= bit;
-    j ^= bit;
-    if (i < j) {
-      let t = re[i];
-      re[i] = re[j];
-      re[j] = t;
-      t = im[i];
-      im[i] = im[j];
-      im[j] = t;
-    }
-  }
-  for (let size = 2; size <= n; size <<= 1) {
-    const half = size >> 1;
-    const angle = ((inverse ? 2 : -2) * Math.PI) / size;
-    const wr = new Float64Array(half);
-    const wi = new Float64Array(half);
-    for (let k = 0; k < half; k++) {
-      wr[k] = Math.cos(angle * k);
-      wi[k] = Math.sin(angle * k);
-    }
-    for (let start = 0; start < n; start += size) {
-      for (let k = 0; k < half; k++) {
-        const a = start + k;
-        const b = a + half;
-        const tr = re[b] * wr[k] - im[b] * wi[k];
-        const ti = re[b] * wi[k] + im[b] * wr[k];
-        re[b] = re[a] - tr;
-        im[b] = im[a] - ti;
-        re[a] += tr;
-        im[a] += ti;
-      }
-    }
-  }
-}
+import { MAX_STEP_POINTS, PldGridError, discretise, gridMoments, stepMoments, stepRange, type DiscretePld } from './pld-step.ts';
+import { DEFAULT_RDP_ORDERS, RdpAccountant } from './rdp-accountant.ts';
 
 function logMoment(pld: DiscretePld, h: number, lambda: number): number {
   let m = -Infinity;
@@ -225,11 +59,8 @@ interface Composed {
 
 /** Points of the composed window (a power of two). */
 const WINDOW_POINTS = 1 << 14;
-/** Most grid points one step may take, and most points a window may take with a caller's fixed h. */
-const MAX_STEP_POINTS = 1 << 18;
+/** Most points a window may take with a caller's fixed h. */
 const MAX_POINTS = 1 << 20;
-
-class PldGridError extends Error {}
 
 /**
  * Composes `parts` on a cyclic window of `size` points whose lowest index is at least `lowIndex` (see the
