@@ -31,32 +31,37 @@ export type Direction = 'remove' | 'add';
 const survival = (x: number) => 0.5 * Math.exp(logErfc(x / Math.SQRT2));
 const cdf = (x: number) => 0.5 * Math.exp(logErfc(-x / Math.SQRT2));
 
-/**
- * Exact single-step privacy curve of one direction at eps: delta, and (with `withRest`) rest = delta -
- * (1 - e^eps) >= 0, each from its own formula so both are accurate where they are small (rest is what the
- * curvature of the curve is read from where delta is close to 1 - e^eps, i.e. far below eps = 0).
- */
-function exactDelta(direction: Direction, q: number, sigma: number, eps: number, withRest = false): { delta: number; rest: number } {
+/** Loss boundary z of one direction at eps: log(1-q + q e^{(2z-1)/(2s^2)}) = eps (remove) or -eps (add); -Infinity when none. */
+function boundary(direction: Direction, q: number, sigma: number, eps: number): number {
+  const x = Math.exp(direction === 'remove' ? eps : -eps);
+  return x > 1 - q ? sigma * sigma * Math.log((x - (1 - q)) / q) + 0.5 : -Infinity;
+}
+
+/** Exact single-step privacy curve delta(eps) of one direction. */
+function exactDelta(direction: Direction, q: number, sigma: number, eps: number): number {
   const e = Math.exp(eps);
-  const x = direction === 'remove' ? e : 1 / e;
-  // Loss boundary z with log(1-q + q e^{(2z-1)/(2s^2)}) = log x (none when x <= 1-q).
-  const z = x > 1 - q ? sigma * sigma * Math.log((x - (1 - q)) / q) + 0.5 : -Infinity;
+  const z = boundary(direction, q, sigma, eps);
   if (direction === 'remove') {
-    if (z === -Infinity) return { delta: 1 - e, rest: 0 };
-    const a = z / sigma;
-    const b = (z - 1) / sigma;
-    return {
-      delta: Math.max(0, (1 - q) * survival(a) + q * survival(b) - e * survival(a)),
-      rest: withRest ? Math.max(0, (e - (1 - q)) * cdf(a) - q * cdf(b)) : NaN,
-    };
+    if (z === -Infinity) return 1 - e;
+    return Math.max(0, (1 - q) * survival(z / sigma) + q * survival((z - 1) / sigma) - e * survival(z / sigma));
   }
-  if (z === -Infinity) return { delta: 0, rest: Math.max(0, e - 1) };
-  const a = z / sigma;
-  const b = (z - 1) / sigma;
-  return {
-    delta: Math.max(0, cdf(a) - e * ((1 - q) * cdf(a) + q * cdf(b))),
-    rest: withRest ? Math.max(0, (e * (1 - q) - 1) * survival(a) + e * q * survival(b)) : NaN,
-  };
+  if (z === -Infinity) return 0;
+  return Math.max(0, cdf(z / sigma) - e * ((1 - q) * cdf(z / sigma) + q * cdf((z - 1) / sigma)));
+}
+
+/**
+ * rest(eps) = delta(eps) - (1 - e^eps) >= 0 by its own formula, accurate where delta is close to 1 - e^eps
+ * (far below eps = 0), where the curvature of the curve is read from it.
+ */
+function exactRest(direction: Direction, q: number, sigma: number, eps: number): number {
+  const e = Math.exp(eps);
+  const z = boundary(direction, q, sigma, eps);
+  if (direction === 'remove') {
+    if (z === -Infinity) return 0;
+    return Math.max(0, (e - (1 - q)) * cdf(z / sigma) - q * cdf((z - 1) / sigma));
+  }
+  if (z === -Infinity) return Math.max(0, e - 1);
+  return Math.max(0, (e * (1 - q) - 1) * survival(z / sigma) + e * q * survival((z - 1) / sigma));
 }
 
 /** Privacy loss log(mu(z)/mu0(z)) of the remove direction at z (the add direction's is its negative at the same z). */
@@ -134,18 +139,29 @@ export function discretise(direction: Direction, q: number, sigma: number, h: nu
   const deltas = new Float64Array(n);
   const rests = new Float64Array(n);
   const xs = new Float64Array(n);
+  let restRegion = true;
   for (let k = 0; k < n; k++) {
     const y = (first + k) * h;
     xs[k] = Math.exp(y);
-    const exact = exactDelta(direction, q, sigma, y);
-    deltas[k] = exact.delta;
-    // The rest is read only where delta >= 1/2 (below).
-    rests[k] = exact.delta >= 0.5 ? exactDelta(direction, q, sigma, y, true).rest : NaN;
+    // delta decreases along the grid: while it is >= 1/2 it is taken from the rest (accurate there, and the
+    // rest is what the masses are read from there); from the first point below 1/2 on, directly.
+    if (restRegion) {
+      const rest = exactRest(direction, q, sigma, y);
+      const delta = rest - Math.expm1(y);
+      if (delta >= 0.5) {
+        deltas[k] = delta;
+        rests[k] = rest;
+        continue;
+      }
+      restRegion = false;
+    }
+    deltas[k] = exactDelta(direction, q, sigma, y);
+    rests[k] = NaN;
   }
   // Slopes of the interpolation: slope_k on [x_k, x_{k+1}], slope_{-1} the chord from (0, 1), 0 after the
   // last point. Where delta >= 1/2 on an interval the curve is 1 - x plus a small rest, and the difference
   // of two slopes is read from the rests (the -1 cancels exactly); elsewhere from delta itself.
-  const restSide = (k: number) => k >= -1 && k + 1 < n && deltas[k + 1] >= 0.5;
+  const restSide = (k: number) => k >= -1 && k + 1 < n && !Number.isNaN(rests[k + 1]) && (k < 0 || !Number.isNaN(rests[k]));
   const deltaSlope = (k: number) => (k < 0 ? (deltas[0] - 1) / xs[0] : k + 1 < n ? (deltas[k + 1] - deltas[k]) / (xs[k + 1] - xs[k]) : 0);
   const restSlope = (k: number) => (k < 0 ? rests[0] / xs[0] : (rests[k + 1] - rests[k]) / (xs[k + 1] - xs[k]));
   const masses = new Float64Array(n);
