@@ -5,8 +5,8 @@
 // sampler with a bounded support (privacy/discrete-gaussian.ts). Two things follow, and both are charged:
 //   1. Snapping grows the sensitivity. Rounding moves each of the d coordinates by at most g/2, so two
 //      neighbouring sums at L2 distance <= C can be at distance up to C + g*sqrt(d) once snapped (each
-//      snapped vector is within (g/2)*sqrt(d) of its sum; the bound is reached when every coordinate of
-//      the two sums sits on opposite sides of a rounding boundary). The noise of standard deviation
+//      snapped vector is within (g/2)*sqrt(d) of its sum; the bound is approached when every coordinate of
+//      the two sums sits just on opposite sides of a rounding boundary). The noise of standard deviation
 //      sigma*C is therefore charged against the grown sensitivity: the recorded noise multiplier is
 //        sigma_charged = sigma * C / (C + g*sqrt(d)),
 //      with g = noiseGrid(d, sigma*C) exactly as the noise code picks it (g*sqrt(d) <= sigma*C*2^-16 while
@@ -23,15 +23,15 @@
 //      (epsilon, delta + (1 + e^epsilon) * n * tau) for the real one: the tail is charged to delta at the
 //      epsilon the guarantee is stated at (an institution states it at its budget's epsilon).
 // Not charged here: the float64 rounding inside the sampler's acceptance test, a relative error of order
-// 2^-52 in each output probability (a multiplicative, epsilon-like change of about 2^-51 per draw), and
-// float32 rounding of the clipped sum before it is snapped. Both are far below the figures above for any
-// realistic run, but they are not bounded by this file.
+// 2^-52 in each output probability (an epsilon-like change of about 2^-51 per draw, 4e-6 over 1e10 draws),
+// and float32 rounding of the clipped sum before it is snapped. This file bounds neither.
 //
-// Where it applies: record-level DP-SGD (client-sdk/local-trainer.ts: d = the model's parameter count, one
-// noisy vector per step), the coordinator's central noise in client-level DP with plain aggregation (d =
-// the update's length, one vector per round), and the clients' integer noise under secure aggregation
+// Where it applies: record-level DP-SGD, whose events are made with these figures (client-sdk/local-trainer.ts:
+// d = the model's parameter count, one noisy vector per step; client-sdk/institution-privacy.ts records
+// them); the coordinator's central noise in client-level DP with plain aggregation (snapped the same way,
+// d = the update's length, one vector per round); and the clients' integer noise under secure aggregation
 // (privacy/distributed-noise.ts: no snapping there, the quantisation's rounding is already in its
-// sensitivity; the tail of survivors * d draws at the per-client scale is charged).
+// sensitivity; distributedNoiseAccounting reports the tail mass of the round's survivors * d draws).
 import { discreteGaussianSupport } from './discrete-gaussian.ts';
 import { noiseGrid } from './gaussian-noise.ts';
 import { logErfc } from './rdp-accountant.ts';
