@@ -1,7 +1,8 @@
 // The PLD accountant on a sweep grid of (q, sigma, T, delta): the reported epsilon is never above RDP's,
 // finite wherever RDP's is, and monotone along every axis; the PLD computation itself (before the RDP
 // fence) is finite and below RDP wherever epsilon is in a meaningful range, and never optimistic for a
-// single step, whose exact curve has a closed form. Plus the three cases an outside review reported.
+// single step, whose exact curve has a closed form, nor for long Gaussian compositions (exact curve known).
+// Plus the three cases an outside review reported.
 import { describe, expect, it } from 'vitest';
 import { PldAccountant, type PldEpsilon } from '../privacy/pld-accountant.ts';
 import { RdpAccountant, logErfc } from '../privacy/rdp-accountant.ts';
@@ -105,6 +106,29 @@ describe('PLD accountant on a grid of 200 (q, sigma, T, delta) points', () => {
           if (epsilon > 0.01) expect(singleStepDelta(epsilon * 0.99 - 1e-3, q, sigma), key(q, sigma, 1, delta)).toBeGreaterThan(delta);
         }
       }
+    }
+  });
+});
+
+describe('PLD accountant: long compositions against the exact Gaussian curve (q = 1)', () => {
+  /** Exact delta(eps) of the Gaussian mechanism composed to mu = sqrt(T) / sigma (Balle-Wang 2018). */
+  const gaussianDelta = (eps: number, mu: number) => Phi(-eps / mu + mu / 2) - Math.exp(eps) * Phi(-eps / mu - mu / 2);
+
+  it('is never below the exact epsilon and within 3 % of it, up to 100,000 steps', () => {
+    const pld = new PldAccountant();
+    for (const [sigma, steps, delta] of [[300, 100_000, 1e-8], [1000, 100_000, 1e-8], [100, 100_000, 1e-5], [30, 1000, 1e-8], [3, 10, 1e-3]] as const) {
+      const mu = Math.sqrt(steps) / sigma;
+      const { epsilon, method } = pld.epsilon([{ sampleRate: 1, noiseMultiplier: sigma, steps }], delta);
+      expect(method).toBe('pld');
+      expect(gaussianDelta(epsilon, mu)).toBeLessThanOrEqual(delta * (1 + 1e-9));
+      let lo = 0;
+      let hi = epsilon;
+      for (let i = 0; i < 100; i++) {
+        const mid = (lo + hi) / 2;
+        if (gaussianDelta(mid, mu) > delta) lo = mid;
+        else hi = mid;
+      }
+      expect(epsilon).toBeLessThan(hi * 1.03);
     }
   });
 });
