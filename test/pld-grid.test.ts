@@ -1,7 +1,8 @@
 // The PLD accountant on a sweep grid of (q, sigma, T, delta): the reported epsilon is never above RDP's,
 // finite wherever RDP's is, and monotone along every axis; the PLD computation itself (before the RDP
 // fence) is finite and below RDP wherever epsilon is in a meaningful range, and never optimistic for a
-// single step, whose exact curve has a closed form, nor for long Gaussian compositions (exact curve known).
+// single step, whose exact curve has a closed form, nor for two subsampled steps (an independent quadrature)
+// or long Gaussian compositions (exact curve known).
 // Plus the three cases an outside review reported.
 import { describe, expect, it } from 'vitest';
 import { PldAccountant, type PldEpsilon } from '../privacy/pld-accountant.ts';
@@ -106,6 +107,53 @@ describe('PLD accountant on a grid of 200 (q, sigma, T, delta) points', () => {
           if (epsilon > 0.01) expect(singleStepDelta(epsilon * 0.99 - 1e-3, q, sigma), key(q, sigma, 1, delta)).toBeGreaterThan(delta);
         }
       }
+    }
+  });
+});
+
+describe('PLD accountant: two subsampled steps against an independent quadrature', () => {
+  const removeDelta = (eps: number, q: number, s: number) => {
+    if (eps <= Math.log1p(-q)) return 1 - Math.exp(eps);
+    const z = s * s * Math.log((Math.exp(eps) - (1 - q)) / q) + 0.5;
+    return (1 - q) * Phi(-z / s) + q * Phi(-(z - 1) / s) - Math.exp(eps) * Phi(-z / s);
+  };
+  const addDelta = (eps: number, q: number, s: number) => {
+    if (eps >= -Math.log1p(-q)) return 0;
+    const z = s * s * Math.log((Math.exp(-eps) - (1 - q)) / q) + 0.5;
+    return Phi(z / s) - Math.exp(eps) * ((1 - q) * Phi(z / s) + q * Phi((z - 1) / s));
+  };
+  /** Privacy loss of the remove direction at z: log((1-q) + q e^{(2z-1)/(2s^2)}). */
+  const loss = (q: number, s: number, z: number) => {
+    const a = Math.log1p(-q);
+    const b = Math.log(q) + (2 * z - 1) / (2 * s * s);
+    const m = Math.max(a, b);
+    return m + Math.log1p(Math.exp(-Math.abs(a - b)));
+  };
+  /** delta of two composed steps in one direction: E over the first step's z of the one-step curve at eps - loss(z) (Simpson). */
+  const twoSteps = (direction: 'remove' | 'add', eps: number, q: number, s: number) => {
+    const n = 20_000;
+    const lo = -14 * s;
+    const h = (1 + 28 * s) / n;
+    const density = (x: number) => Math.exp(-(x * x) / (2 * s * s)) / (s * Math.sqrt(2 * Math.PI));
+    let total = 0;
+    for (let i = 0; i <= n; i++) {
+      const z = lo + i * h;
+      const weight = i === 0 || i === n ? 1 : i % 2 ? 4 : 2;
+      total += direction === 'remove'
+        ? weight * ((1 - q) * density(z) + q * density(z - 1)) * Math.max(0, removeDelta(eps - loss(q, s, z), q, s))
+        : weight * density(z) * Math.max(0, addDelta(eps + loss(q, s, z), q, s));
+    }
+    return (total * h) / 3;
+  };
+  const exact = (eps: number, q: number, s: number) => Math.max(twoSteps('remove', eps, q, s), twoSteps('add', eps, q, s));
+
+  it('the exact delta at the PLD epsilon is within delta, and 1 % below it already above', () => {
+    const pld = new PldAccountant();
+    for (const [q, sigma, delta] of [[0.01, 0.7, 1e-5], [0.1, 1, 1e-6], [0.5, 0.8, 1e-3], [1e-3, 0.5, 1e-8], [0.3, 2, 1e-8]] as const) {
+      const { epsilon, method } = pld.epsilon([{ sampleRate: q, noiseMultiplier: sigma, steps: 2 }], delta);
+      expect(method).toBe('pld');
+      expect(exact(epsilon, q, sigma)).toBeLessThanOrEqual(delta * (1 + 1e-6));
+      expect(exact(epsilon * 0.99, q, sigma)).toBeGreaterThan(delta);
     }
   });
 });
