@@ -108,10 +108,11 @@ async function epsilonBody(flags: FlagValues): Promise<number> {
   if (flags.json) {
     const out: Record<string, unknown> = { epsilon: result.epsilon, delta, accountant: kind };
     if (result.order !== undefined) out.order = result.order;
+    if (result.method !== undefined) out.method = result.method;
     out.events = events;
     process.stdout.write(`${JSON.stringify(out)}\n`);
   } else {
-    const order = result.order !== undefined ? `, best order ${result.order}` : '';
+    const order = (result.method === 'rdp' ? ', the RDP bound was smaller' : '') + (result.order !== undefined ? `, best order ${result.order}` : '');
     process.stdout.write(`epsilon = ${format(result.epsilon)} at delta = ${delta} (${kind} accountant${order}) for ${events.length} event(s), ${events.reduce((n, e) => n + e.steps, 0)} steps\n`);
   }
   return 0;

@@ -8,13 +8,14 @@ import { makeAccountant, type Accountant } from '../privacy/accountant.ts';
 import { checkBudget, type PrivacyBudget } from '../privacy/budget.ts';
 import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
 import { calibrateClientNoise } from '../privacy/release-policy.ts';
+import { noiseMultiplierCovering, tailDelta } from '../privacy/discretisation-cost.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
 import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
 import { PrivacyLedger, type SpentEpsilon } from '../privacy/ledger.ts';
 import type { MechanismEvent } from '../privacy/mechanism-event.ts';
 import type { PrivacyEventMsg } from '../proto/wire.ts';
 import type { ClientPrivacy, RoundDecision } from './client-privacy.ts';
-import type { Learner, MechanismReport, TaskContext } from './learner.ts';
+import type { Learner, MechanismReport, PlannedMechanism, TaskContext } from './learner.ts';
 
 export interface InstitutionPrivacyOptions {
   institutionId: string;
@@ -65,6 +66,13 @@ export class InstitutionPrivacy implements ClientPrivacy {
     return sigma;
   }
 
+  /** The sigma to add noise at so that the charged sigma is at least the calibrated one (when the learner says its dimension). */
+  private noiseToAdd(task: TaskContext, planned: PlannedMechanism, sigma: number): number {
+    const clipNorm = task.config.privacy.record?.clipNorm;
+    if (planned.dimension === undefined || clipNorm === undefined) return sigma;
+    return noiseMultiplierCovering(sigma, clipNorm, planned.dimension);
+  }
+
   beforeRound(task: TaskContext, learner: Learner): RoundDecision {
     const budgetEpsilon = this.options.budget.epsilon;
     const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode === 'record');
@@ -75,11 +83,13 @@ export class InstitutionPrivacy implements ClientPrivacy {
     const planned = learner.plannedMechanism?.(task);
     if (!planned) throw new Error('record-level DP: the learner cannot say which mechanism a round runs');
     const sigma = this.noiseMultiplierFor(task, planned);
-    const check = checkBudget(this.spentEvents(), [{ ...planned, noiseMultiplier: sigma }], this.options.budget, this.accountant(task));
+    // The budget is checked at the calibrated sigma; the noise is added at a sigma whose charged figure (the
+    // one recorded, after the snapping grid's charge) is at least that.
+    const check = checkBudget(this.spentEvents(), [{ sampleRate: planned.sampleRate, steps: planned.steps, noiseMultiplier: sigma }], this.options.budget, this.accountant(task));
     return {
       allowed: check.allowed,
       reason: check.allowed ? undefined : 'budget',
-      noiseMultiplier: sigma,
+      noiseMultiplier: this.noiseToAdd(task, planned, sigma),
       projectedEpsilon: check.projectedEpsilon,
       budgetEpsilon,
       detail: check.allowed ? `projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : check.reason ?? 'over budget',
@@ -132,6 +142,16 @@ export class InstitutionPrivacy implements ClientPrivacy {
     this.ledger.append(event, signEvent(event, this.options.identity));
   }
 
+  /**
+   * The event's delta: the budget's, plus the sampler's cut tail charged at the budget's epsilon (the
+   * institution never spends past it; privacy/discretisation-cost.ts). A budget epsilon so large that the
+   * charge reaches 1 makes the statement vacuous, and the event says so (delta just below 1).
+   */
+  private chargedDelta(mechanism: MechanismReport): number {
+    const charged = this.options.budget.delta + tailDelta(mechanism.samplerTailMass ?? 0, Math.min(this.options.budget.epsilon, 700));
+    return Math.min(charged, 1 - 2 ** -53);
+  }
+
   recordRelease(task: TaskContext, mechanism: MechanismReport): PrivacyEventMsg {
     const event: LedgerEvent = {
       institutionId: this.options.institutionId,
@@ -142,7 +162,7 @@ export class InstitutionPrivacy implements ClientPrivacy {
       noiseMultiplier: mechanism.noiseMultiplier,
       steps: mechanism.steps,
       clipNorm: mechanism.clipNorm,
-      delta: this.options.budget.delta,
+      delta: this.chargedDelta(mechanism),
       modelVersion: task.modelVersion,
       time: new Date().toISOString(),
     };

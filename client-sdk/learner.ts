@@ -17,9 +17,20 @@ export interface TaskContext {
 /** The mechanism a record-level DP training run executed, as the institution accounts it. */
 export interface MechanismReport {
   sampleRate: number;
+  /** The noise multiplier to account: after the discretisation's charge (privacy/discretisation-cost.ts) when the noise was snapped. */
   noiseMultiplier: number;
   steps: number;
   clipNorm: number;
+  /** Total-variation distance of the run's noise draws from exact ones (the sampler's cut tail), charged to delta; 0 or absent when none. */
+  samplerTailMass?: number;
+}
+
+/** What a round will run, before it runs: for the budget check and the noise calibration. */
+export interface PlannedMechanism {
+  sampleRate: number;
+  steps: number;
+  /** Values in each noisy vector (the model's parameter count), when the noise is snapped to a grid that depends on it. */
+  dimension?: number;
 }
 
 export interface TrainOutcome {
@@ -49,5 +60,5 @@ export interface Learner {
   train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome>;
   evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome>;
   /** Local DP-SGD steps and sample rate a round of this task would take (for budget projection). */
-  plannedMechanism?(task: TaskContext): { sampleRate: number; steps: number } | null;
+  plannedMechanism?(task: TaskContext): PlannedMechanism | null;
 }

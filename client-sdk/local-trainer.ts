@@ -19,6 +19,7 @@ import type { ModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import type { TaskConfig } from '../proto/task-config.ts';
 import { aucFromHistogram, exactAuc, histogramOfScores, type ScoreHistogram } from '../privacy/auc-histogram.ts';
+import { discretisationCost } from '../privacy/discretisation-cost.ts';
 import { DpSgd } from '../privacy/dp-sgd.ts';
 import { DiscreteGaussianPool } from '../privacy/noise-pool.ts';
 import { FlatOptimizer } from './flat-optimizer.ts';
@@ -53,8 +54,12 @@ export interface TrainResult {
   steps: number;
   /** q of DP-SGD; 0 when not private. */
   sampleRate: number;
-  /** σ of DP-SGD; 0 when not private. */
+  /** σ of DP-SGD (the noise is σC per coordinate); 0 when not private. */
   noiseMultiplier: number;
+  /** σ charged for the snapping grid, σC / (C + g√d) (privacy/discretisation-cost.ts): the figure to account; 0 when not private. */
+  chargedNoiseMultiplier: number;
+  /** Total-variation distance of the round's noise draws from exact ones (the sampler's cut tail); 0 when not private. */
+  samplerTailMass: number;
   /** C of DP-SGD; 0 when not private. */
   clipNorm: number;
   /** Examples that went through a gradient step (Poisson draws vary). */
@@ -190,7 +195,7 @@ export class LocalTrainer {
     let lossTotal = 0;
     let examplesProcessed = 0;
     let steps = 0;
-    const result: Partial<TrainResult> = { sampleRate: 0, noiseMultiplier: 0, clipNorm: 0 };
+    const result: Partial<TrainResult> = { sampleRate: 0, noiseMultiplier: 0, clipNorm: 0, chargedNoiseMultiplier: 0, samplerTailMass: 0 };
     if (config.privacy.mode === 'record') {
       const clipNorm = config.privacy.record?.clipNorm;
       if (clipNorm === undefined) throw new Error('training config: privacy.record.clipNorm is required in record mode');
@@ -236,7 +241,9 @@ export class LocalTrainer {
         if (quiet) pool.resume();
       }
       steps = dp.steps;
-      Object.assign(result, { sampleRate, noiseMultiplier, clipNorm });
+      // Bookkeeping after the loop: the snapping growth and the sampler's tail, charged (discretisation-cost.ts).
+      const cost = discretisationCost({ noiseMultiplier, clipNorm, dimension: network.size, steps });
+      Object.assign(result, { sampleRate, noiseMultiplier, clipNorm, chargedNoiseMultiplier: cost.chargedNoiseMultiplier, samplerTailMass: cost.samplerTailMass });
     } else {
       const random = new SeededRandom(`${config.seed}/local-train/${options.round ?? 0}`);
       const order = new Int32Array(data.n);
@@ -258,7 +265,7 @@ export class LocalTrainer {
       steps = totalSteps;
     }
     return {
-      ...(result as Pick<TrainResult, 'sampleRate' | 'noiseMultiplier' | 'clipNorm'>),
+      ...(result as Pick<TrainResult, 'sampleRate' | 'noiseMultiplier' | 'clipNorm' | 'chargedNoiseMultiplier' | 'samplerTailMass'>),
       params: network.getParameters(),
       numExamples: data.n,
       loss: examplesProcessed > 0 ? lossTotal / examplesProcessed : NaN,

@@ -7,7 +7,7 @@
 // of the rows, so the privacy claim would not hold.
 import { featureColumns, schemaHash, type DataSchema } from '../proto/data-schema.ts';
 import type { Dataset } from './csv-dataset.ts';
-import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from './learner.ts';
+import type { EvalOutcome, Learner, PlannedMechanism, TaskContext, TrainOutcome } from './learner.ts';
 import { LocalTrainer } from './local-trainer.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -76,11 +76,11 @@ export class TfjsLearner implements Learner {
     return this.trainer.trainer;
   }
 
-  plannedMechanism(task: TaskContext): { sampleRate: number; steps: number } | null {
+  plannedMechanism(task: TaskContext): PlannedMechanism | null {
     this.checkPrivacy(task);
     if (task.config.privacy.mode !== 'record') return null;
     // Both are public parameters of the plan: the institution's row count shapes neither.
-    return { sampleRate: task.config.privacy.record!.sampleRate, steps: task.config.localSteps };
+    return { sampleRate: task.config.privacy.record!.sampleRate, steps: task.config.localSteps, dimension: this.trainerFor(task).network.size };
   }
 
   async train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome> {
@@ -91,7 +91,7 @@ export class TfjsLearner implements Learner {
       metrics: { loss: result.loss, steps: result.steps },
       mechanism:
         task.config.privacy.mode === 'record'
-          ? { sampleRate: result.sampleRate, noiseMultiplier: result.noiseMultiplier, steps: result.steps, clipNorm: result.clipNorm }
+          ? { sampleRate: result.sampleRate, noiseMultiplier: result.chargedNoiseMultiplier, steps: result.steps, clipNorm: result.clipNorm, samplerTailMass: result.samplerTailMass }
           : undefined,
     };
   }

@@ -8,8 +8,12 @@ export type AccountantKind = 'rdp' | 'pld';
 
 export interface Accountant {
   readonly kind: AccountantKind;
-  /** The smallest epsilon this accountant can certify for the composition of `events` at `delta`. */
-  epsilon(events: readonly MechanismEvent[], delta: number): { epsilon: number; order?: number };
+  /**
+   * The smallest epsilon this accountant can certify for the composition of `events` at `delta`. `order`:
+   * the RDP order that gave it, when RDP did; `method`: which bound gave it, for an accountant that takes
+   * the smaller of two (the PLD accountant reports 'pld', or 'rdp' when its RDP fence was smaller).
+   */
+  epsilon(events: readonly MechanismEvent[], delta: number): { epsilon: number; order?: number; method?: 'pld' | 'rdp' };
 }
 
 export function makeAccountant(kind: AccountantKind): Accountant {

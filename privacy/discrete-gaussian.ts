@@ -17,9 +17,12 @@
 //      one 32-bit word against a precomputed lower bound of a on the bucket, without computing exp; the
 //      others compare a lazily drawn 53-bit uniform with a(x) in float64.
 // Departures from the exact law: float64 rounding of exp, of x^2 and of k / w_q (relative 2^-52 in a
-// trial's acceptance probability), the 53-bit resolution of that comparison, and the cut at
-// |x| > 9.5 sigma + M (mass below 2e-21). With acceptance above 97 % per trial, the statistical distance
-// of one sample from N_Z(0, sigma^2) is below ~1e-15, independent of sigma. Tables are built once per
+// trial's acceptance probability), the 53-bit resolution of that comparison, and the cut outside
+// [-half*M, half*M - 1] with half*M >= 9.5 sigma + 1 (discreteGaussianSupport): the output is N_Z(0, sigma^2)
+// conditioned on that support, at total-variation distance equal to the mass outside, below
+// 2 Phi-bar(9.5) = 2.1e-21 per draw; privacy/discretisation-cost.ts charges it to delta. With acceptance
+// above 97 % per trial, the statistical distance of one sample from N_Z(0, sigma^2) from the float64
+// roundings is below ~1e-15, independent of sigma. Tables are built once per
 // sigma (about 2,400 buckets at most, < 1 ms) and cached.
 //
 // sampleDiscreteGaussianCks: the rejection scheme of Canonne, Kamath and Steinke 2020 ("The Discrete
@@ -125,9 +128,25 @@ const TAIL_SIGMAS = 9.5;
 const GUIDE_BITS = 12;
 const tables = new Map<number, BucketTable>();
 
-function buildTable(sigma: number): BucketTable {
+/** The bucket geometry of the table sampler at sigma: bucket width M and the half-count of buckets. */
+function tableGeometry(sigma: number): { width: number; half: number } {
   const width = sigma < 128 ? 1 : 2 ** Math.floor(Math.log2(sigma / 64));
-  const half = Math.ceil((TAIL_SIGMAS * sigma + 1) / width);
+  return { width, half: Math.ceil((TAIL_SIGMAS * sigma + 1) / width) };
+}
+
+/**
+ * The integers sampleDiscreteGaussian can output at sigma: [low, high] = [-half*M, half*M - 1] (see the
+ * file header). Every value outside has probability 0 here instead of its N_Z(0, sigma^2) probability;
+ * privacy/discretisation-cost.ts charges that missing mass.
+ */
+export function discreteGaussianSupport(sigma: number): { low: number; high: number } {
+  checkSigma(sigma);
+  const { width, half } = tableGeometry(sigma);
+  return { low: -half * width, high: half * width - 1 };
+}
+
+function buildTable(sigma: number): BucketTable {
+  const { width, half } = tableGeometry(sigma);
   const count = 2 * half;
   const inverseTwoVariance = 1 / (2 * sigma * sigma);
   const shape = (x: number) => Math.exp(-x * x * inverseTwoVariance);

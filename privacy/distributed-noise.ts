@@ -18,7 +18,11 @@
 // negligible and ε ≈ Δ/(√n σ), i.e. the continuous Gaussian with noise multiplier √n σ / Δ.
 // effectiveNoiseMultiplier = 1/ε is the multiplier of the Gaussian mechanism with the same zCDP
 // guarantee, which a Gaussian/RDP accountant can compose.
+// The sampler draws from N_Z(0, σ_c²) cut to a bounded support (privacy/discretisation-cost.ts): the
+// round's survivors · d draws are at total variation samplerTailMass from exact ones, which the ledger
+// charges to δ as (1 + e^ε) · samplerTailMass (tailDelta) at the ε the guarantee is stated at.
 import { MAX_DISCRETE_GAUSSIAN_SIGMA, sampleDiscreteGaussian } from './discrete-gaussian.ts';
+import { samplerTailMassPerDraw } from './discretisation-cost.ts';
 
 function positive(x: number, name: string): void {
   if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw new Error(`distributed noise: ${name} must be a positive number, got ${x}`);
@@ -80,6 +84,8 @@ export interface DistributedNoiseAccount {
   cdpEpsilon: number;
   /** Gaussian noise multiplier with the same zCDP guarantee: 1/ε. What the ledger should record. */
   effectiveNoiseMultiplier: number;
+  /** Total-variation distance of the round's survivors · d draws from exact N_Z draws (the sampler's cut tail). */
+  samplerTailMass: number;
 }
 
 /** Per-round accounting of the noise that is actually in a sum of `survivors` clients. */
@@ -96,5 +102,6 @@ export function distributedNoiseAccounting(args: { l2Clip: number; scale: number
   const nVar = survivors * variance;
   const cdpEpsilon = Math.min(Math.sqrt((sensitivity * sensitivity) / nVar + 0.5 * tau * dimension), sensitivity / Math.sqrt(nVar) + tau * Math.sqrt(dimension));
   const totalSigma = noiseActuallyPresent(perClientSigma, survivors);
-  return { totalSigma, totalSigmaUnscaled: totalSigma / scale, sensitivity, tau, cdpEpsilon, effectiveNoiseMultiplier: 1 / cdpEpsilon };
+  const samplerTailMass = survivors * dimension * samplerTailMassPerDraw(perClientSigma);
+  return { totalSigma, totalSigmaUnscaled: totalSigma / scale, sensitivity, tau, cdpEpsilon, effectiveNoiseMultiplier: 1 / cdpEpsilon, samplerTailMass };
 }

@@ -18,12 +18,15 @@
 // figures for the Gaussian mechanism apply.
 //
 // Choice of grid (documented figure): g is the largest power of two with g <= stddev / (2^16 * sqrt(n))
-// for a vector of n values, but never finer than stddev / 2^25 (the sampler's Int32 range). Snapping
-// moves each coordinate by at most g/2, so it can grow the L2 sensitivity of a vector by at most
-// g * sqrt(n) (see snappingSensitivityIncrease): at most stddev * 2^-16 for n <= 2^18 values, and
-// stddev * sqrt(n) * 2^-25 above (about 3e-5 * stddev at a million values, 4e-4 * stddev at 1.5e8). With
-// stddev = z * C that is a relative growth of C by at most z * 2^-16 (resp. z * sqrt(n) * 2^-25): a
-// caller that wants it accounted exactly can pass stddev * (1 + snappingSensitivityIncrease / C).
+// for a vector of n values, but never finer than the power of two at or just above stddev / 2^25 (the
+// sampler's Int32 range). Snapping moves each coordinate by at most g/2, so it can grow the L2 sensitivity
+// of a vector by at most g * sqrt(n) (see snappingSensitivityIncrease): at most stddev * 2^-16 while the
+// sampler's range does not hold the grid up (n up to about 2^16), at most stddev * 2^-15 up to n = 2^18,
+// and below 2 * stddev * sqrt(n) * 2^-25 above (about 6e-5 * stddev at a million values, 8e-4 * stddev
+// at 1.5e8). With stddev = z * C that is a relative growth of C by at most z * 2^-15 (resp.
+// 2 z sqrt(n) 2^-25). It is
+// charged explicitly (privacy/discretisation-cost.ts): the recorded noise multiplier is z * C / (C + g sqrt(n)),
+// and the sampler's tail cut is charged to delta there too.
 // The grid always satisfies g <= stddev / 2^10.
 //
 // The integers Z can come from elsewhere than this thread (IntegerNoiseSource, e.g. noise-pool.ts drawing

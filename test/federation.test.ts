@@ -170,6 +170,10 @@ describe('federation over real gRPC', () => {
         expect(e.event.sampleRate).toBeLessThanOrEqual(1);
         expect(e.event.steps).toBeGreaterThan(0);
         expect(e.event.clipNorm).toBe(1);
+        // the noise sampler's cut tail is charged to the event's delta (privacy/discretisation-cost.ts): a
+        // little above the budget's delta, far below it
+        expect(e.event.delta).toBeGreaterThan(1e-5);
+        expect(e.event.delta - 1e-5).toBeLessThan(1e-10);
       }
       // the institution's own ledger holds the same releases
       const ownDb = new Database(join(dir, `${i.id}.ledger.sqlite`), { readonly: true });

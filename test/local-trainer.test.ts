@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LocalTrainer, type TrainingConfig, type TrainingData } from '../client-sdk/local-trainer.ts';
+import { discretisationCost } from '../privacy/discretisation-cost.ts';
 import { selectBackend } from '../client-sdk/tf-backend.ts';
 import { flattenParameters, initialParameters, modelSpecFromShorthand, parameterCount, type ModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
@@ -122,6 +123,13 @@ describe('LocalTrainer', () => {
     expect(result.noiseMultiplier).toBe(0.7);
     expect(result.clipNorm).toBe(1);
     expect(result.steps).toBe(141); // the plan's public step count
+    // the figures to account: σ charged for the snapping grid of this model's vector, and the sampler's tail
+    const cost = discretisationCost({ noiseMultiplier: 0.7, clipNorm: 1, dimension: trainer.network.size, steps: result.steps });
+    expect(result.chargedNoiseMultiplier).toBe(cost.chargedNoiseMultiplier);
+    expect(result.chargedNoiseMultiplier).toBeLessThan(0.7);
+    expect(result.chargedNoiseMultiplier).toBeGreaterThan(0.7 * (1 - 1e-4));
+    expect(result.samplerTailMass).toBe(cost.samplerTailMass);
+    expect(result.samplerTailMass).toBeGreaterThan(0);
     // Poisson draws: about q·n per step.
     expect(result.examplesProcessed / result.steps).toBeGreaterThan(50);
     expect(result.examplesProcessed / result.steps).toBeLessThan(78);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { discreteGaussianVariance, sampleDiscreteGaussian, sampleDiscreteGaussianCks } from '../privacy/discrete-gaussian.ts';
-import { addGaussianNoise, gaussianNoiseVector, noiseGrid, noiseScale, snappingSensitivityIncrease } from '../privacy/gaussian-noise.ts';
+import { discreteGaussianSupport, discreteGaussianVariance, sampleDiscreteGaussian, sampleDiscreteGaussianCks } from '../privacy/discrete-gaussian.ts';
+import { discretisationCost, noiseMultiplierCovering, samplerTailMassPerDraw, tailDelta } from '../privacy/discretisation-cost.ts';
+import { addGaussianNoise, gaussianNoiseVector, noiseGrid, noiseScale, snappingSensitivityIncrease, type IntegerNoiseSource } from '../privacy/gaussian-noise.ts';
 import { moments } from './helpers/moments.ts';
 
 
@@ -251,5 +252,111 @@ describe('Gaussian noise: the snapping kernel, draws lent in place, the fused SG
       if (fused) expect(params.every((v) => Number.isNaN(v))).toBe(true);
       for (const ring of source.lent) expect(ring.every((v) => v === 0)).toBe(true);
     }
+  });
+});
+
+describe('discretisation cost: snapping growth and the sampler tail, charged', () => {
+  /** A source that hands out zeros at the right scale: addGaussianNoise then returns the snapped values. */
+  const zeros = (scale: number): IntegerNoiseSource => ({ scale, fill: (out) => out.fill(0) });
+
+  it('the charged noise multiplier is sigma C / (C + g sqrt(d)) with the grid the noise code uses', () => {
+    for (const [sigma, clipNorm, dimension] of [[1.1, 1, 3000], [0.6, 2.5, 1], [4, 0.1, 200_000], [1, 1, 100_000_000]] as const) {
+      const cost = discretisationCost({ noiseMultiplier: sigma, clipNorm, dimension, steps: 10 });
+      const g = noiseGrid(dimension, sigma * clipNorm);
+      expect(cost.grid).toBe(g);
+      expect(cost.sensitivityGrowth).toBe(g * Math.sqrt(dimension));
+      expect(cost.sensitivityGrowth).toBe(snappingSensitivityIncrease(dimension, sigma * clipNorm));
+      expect(cost.chargedNoiseMultiplier).toBeCloseTo((sigma * clipNorm) / (clipNorm + g * Math.sqrt(dimension)), 15);
+      expect(cost.chargedNoiseMultiplier).toBeLessThan(sigma);
+      if (dimension <= 2 ** 18) expect(cost.chargedNoiseMultiplier).toBeGreaterThanOrEqual(sigma / (1 + sigma * 2 ** -15));
+      expect(cost.chargedNoiseMultiplier).toBeGreaterThanOrEqual(sigma / (1 + sigma * Math.max(2 ** -15, 2 * Math.sqrt(dimension) * 2 ** -25)));
+    }
+    // a million times more values: a grid that can no longer shrink, so more growth
+    const small = discretisationCost({ noiseMultiplier: 1, clipNorm: 1, dimension: 100, steps: 1 });
+    const huge = discretisationCost({ noiseMultiplier: 1, clipNorm: 1, dimension: 100_000_000, steps: 1 });
+    expect(huge.chargedNoiseMultiplier).toBeLessThan(small.chargedNoiseMultiplier);
+  });
+
+  it('snapping really can grow the distance of two neighbouring sums by almost g sqrt(d), and never by more', () => {
+    const dimension = 1000;
+    const stddev = 3;
+    const g = noiseGrid(dimension, stddev);
+    const eta = 0.01;
+    // every coordinate just below the rounding boundary in one sum and just above it in the other
+    const a = new Float32Array(dimension).fill((g / 2) * (1 - eta));
+    const b = new Float32Array(dimension).fill((g / 2) * (1 + eta));
+    const distance = (x: Float32Array, y: Float32Array) => Math.sqrt(x.reduce((s, v, i) => s + (v - y[i]) ** 2, 0));
+    const clipNorm = distance(a, b); // the neighbours' distance before snapping
+    const cost = discretisationCost({ noiseMultiplier: stddev / clipNorm, clipNorm, dimension, steps: 1 });
+    expect(cost.grid).toBe(g);
+    const scale = noiseScale(dimension, stddev);
+    addGaussianNoise(a, stddev, zeros(scale));
+    addGaussianNoise(b, stddev, zeros(scale));
+    const snapped = distance(a, b);
+    expect(snapped).toBeLessThanOrEqual(clipNorm + cost.sensitivityGrowth);
+    expect(snapped).toBeGreaterThan(clipNorm + 0.95 * cost.sensitivityGrowth);
+    // random neighbours stay within the bound too
+    for (let trial = 0; trial < 20; trial++) {
+      const x = Float32Array.from({ length: dimension }, () => (Math.random() - 0.5) * 40 * g);
+      const y = Float32Array.from(x, (v) => v + (Math.random() - 0.5) * 2 * g);
+      const before = distance(x, y);
+      addGaussianNoise(x, stddev, zeros(scale));
+      addGaussianNoise(y, stddev, zeros(scale));
+      expect(distance(x, y)).toBeLessThanOrEqual(before + cost.sensitivityGrowth);
+    }
+  });
+
+  it('the sampler tail bound is at least the exact mass outside the sampler support, and not far above it', () => {
+    for (const scale of [0.5, 1, 3, 20, 100]) {
+      const { low, high } = discreteGaussianSupport(scale);
+      expect(high + 1).toBeGreaterThanOrEqual(9.5 * scale + 1);
+      expect(-low).toBeGreaterThanOrEqual(9.5 * scale + 1);
+      // exact: sum of the pmf outside [low, high], by direct summation (terms far out are below 1e-300)
+      const weight = (x: number) => Math.exp(-(x * x) / (2 * scale * scale));
+      let total = 0;
+      for (let x = -Math.ceil(60 * scale) - 5; x <= Math.ceil(60 * scale) + 5; x++) total += weight(x);
+      let outside = 0;
+      for (let x = high + 1; x <= Math.ceil(60 * scale) + 5; x++) outside += weight(x);
+      for (let x = low - 1; x >= -Math.ceil(60 * scale) - 5; x--) outside += weight(x);
+      const exact = outside / total;
+      const bound = samplerTailMassPerDraw(scale);
+      expect(bound).toBeGreaterThanOrEqual(exact);
+      expect(bound).toBeLessThan(exact * 200 + 1e-300);
+      expect(bound).toBeLessThan(2.2e-21);
+    }
+    // the sampler never leaves its support
+    const draws = sampleDiscreteGaussian(0.8, new Int32Array(100_000));
+    const { low, high } = discreteGaussianSupport(0.8);
+    expect(Math.min(...draws)).toBeGreaterThanOrEqual(low);
+    expect(Math.max(...draws)).toBeLessThanOrEqual(high);
+  });
+
+  it('the run tail mass is steps x d x the per-draw mass, charged to delta as (1 + e^epsilon) times it', () => {
+    const cost = discretisationCost({ noiseMultiplier: 1.2, clipNorm: 1, dimension: 5000, steps: 300 });
+    expect(cost.tailMassPerDraw).toBe(samplerTailMassPerDraw((1.2 * 1) / cost.grid));
+    expect(cost.samplerTailMass).toBeCloseTo(300 * 5000 * cost.tailMassPerDraw, 30);
+    expect(tailDelta(cost.samplerTailMass, 3)).toBeCloseTo((1 + Math.exp(3)) * cost.samplerTailMass, 30);
+    expect(tailDelta(0, 3)).toBe(0);
+    const twice = discretisationCost({ noiseMultiplier: 1.2, clipNorm: 1, dimension: 5000, steps: 600 });
+    expect(twice.samplerTailMass).toBeCloseTo(2 * cost.samplerTailMass, 30);
+  });
+
+  it('noiseMultiplierCovering adds just enough noise for the charged multiplier to reach the target', () => {
+    for (const [target, clipNorm, dimension] of [[1.1, 1, 3000], [0.9, 2, 100_000_000], [3, 0.5, 1]] as const) {
+      const sigma = noiseMultiplierCovering(target, clipNorm, dimension);
+      const charged = discretisationCost({ noiseMultiplier: sigma, clipNorm, dimension, steps: 1 }).chargedNoiseMultiplier;
+      expect(charged).toBeGreaterThanOrEqual(target);
+      expect(sigma).toBeGreaterThan(target);
+      expect(sigma / target - 1).toBeLessThan(4 * (target * (1 + Math.sqrt(dimension) * 2 ** -9)) * 2 ** -16);
+    }
+  });
+
+  it('refuses bad input, naming the field', () => {
+    expect(() => discretisationCost({ noiseMultiplier: 0, clipNorm: 1, dimension: 1, steps: 1 })).toThrow(/noiseMultiplier/);
+    expect(() => discretisationCost({ noiseMultiplier: 1, clipNorm: NaN, dimension: 1, steps: 1 })).toThrow(/clipNorm/);
+    expect(() => discretisationCost({ noiseMultiplier: 1, clipNorm: 1, dimension: 1.5, steps: 1 })).toThrow(/dimension/);
+    expect(() => discretisationCost({ noiseMultiplier: 1, clipNorm: 1, dimension: 1, steps: 0 })).toThrow(/steps/);
+    expect(() => tailDelta(-1, 1)).toThrow(/samplerTailMass/);
+    expect(() => tailDelta(0, -1)).toThrow(/epsilon/);
   });
 });

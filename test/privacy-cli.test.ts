@@ -55,6 +55,7 @@ describe('dpfed privacy', () => {
     expect(out.accountant).toBe('pld');
     expect(out.epsilon).toBeGreaterThan(1.5);
     expect(out.epsilon).toBeLessThan(2.1077530755);
+    expect(out.method).toBe('pld');
   });
 
   it('--help lists every flag of both subcommands', async () => {
