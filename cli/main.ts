@@ -7,6 +7,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   demo: { summary: 'coordinator + 4 banks as separate processes on the card-fraud data', load: () => import('./demo-command.ts') },
   privacy: { summary: 'privacy accounting: epsilon of mechanism events, noise calibration', load: () => import('./privacy-command.ts') },
   ledger: { summary: 'read, verify and export the epsilon ledger (read-only)', load: () => import('./ledger-command.ts') },
+  console: { summary: 'compliance console: a web page over the epsilon ledger, budgets, rounds and the audit chain', load: () => import('./console-command.ts') },
   bench: { summary: 'measure speed figures; prints one JSON object', load: () => import('./bench-command.ts') },
 };
 
