@@ -25,7 +25,7 @@ export function query(params: Record<string, string | number | undefined | null>
 
 /** A table; cells are HTML already escaped by the caller. `data-*` attributes let tests find values. */
 export function table(headers: string[], rows: string[][], opts: { id?: string; empty?: string } = {}): string {
-  if (rows.length === 0) return `<p class="empty">${esc(opts.empty ?? 'none')}</p>`;
+  if (rows.length === 0) return `<p class="empty"${opts.id ? ` id="${esc(opts.id)}"` : ''}>${esc(opts.empty ?? 'none')}</p>`;
   return `<table${opts.id ? ` id="${esc(opts.id)}"` : ''}><thead><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows
     .map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`)
     .join('')}</tbody></table>`;
