@@ -19,6 +19,8 @@ export interface ConsoleFixtureOptions {
   budgetEpsilon?: number;
   /** Record an `auc_stderr` metric per round (the noise band). */
   aucStderr?: boolean;
+  /** The last institution drops out of every third round (default true). */
+  dropouts?: boolean;
 }
 
 export interface ConsoleFixture {
@@ -55,7 +57,7 @@ export function buildConsoleFixture(o: ConsoleFixtureOptions): ConsoleFixture {
     store.saveInitialModel(runId, PARAMETERS);
     for (let round = 1; round <= o.rounds; round++) {
       // the last institution drops out of every third round
-      const dropped = round % 3 === 0 && ids.length > 2 ? ids[ids.length - 1] : undefined;
+      const dropped = o.dropouts !== false && round % 3 === 0 && ids.length > 2 ? ids[ids.length - 1] : undefined;
       if (round === 2) store.recordRoundFailure(runId, round, `round ${round}: only 1 of 2 institutions reported before the deadline`);
       const participants: ParticipantRecord[] = ids.map((id) => ({ institutionId: id, status: id === dropped ? 'dropped' : 'reported', numExamples: 1000, detail: id === dropped ? 'no result before the deadline' : '' }));
       const auc = 0.7 + 0.2 * (1 - Math.exp(-round / 3));

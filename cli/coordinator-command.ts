@@ -2,7 +2,7 @@
 import { startCoordinator } from '../coordinator/coordinator-server.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
-import { runCommand, type CommandSpec } from './flags.ts';
+import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 import { runConfigFromFlags, runFlags } from './run-flags.ts';
 
 export const command: CommandSpec = {
@@ -16,6 +16,7 @@ export const command: CommandSpec = {
     ...runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' }),
     { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
     { name: 'exit-when-done', type: 'boolean', default: true, help: 'exit once the planned rounds are committed' },
+    { name: 'console-port', type: 'int', help: 'also serve the compliance console (read-only) on this port, on --host, over the same --db; users in <db>.console.sqlite (see dpfed console)', check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535') },
   ],
   examples: ['dpfed coordinator --port 50051 --db fed.sqlite --rounds 20 --min-clients 3 --strategy fedavg --privacy record --epsilon 3'],
 };
@@ -35,6 +36,17 @@ export async function main(argv: string[]): Promise<number> {
       privacy: coordinatorPrivacy,
       log: process.env.DPFED_DEBUG ? log : undefined,
     });
+    let consoleServer: { url: string; close(): Promise<void> } | undefined;
+    if (f.consolePort !== undefined) {
+      const { startConsole } = await import('../console/console-server.ts');
+      try {
+        consoleServer = await startConsole({ dbPath: String(f.db), host: String(f.host), port: Number(f.consolePort) });
+      } catch (error) {
+        await coordinator.close();
+        throw new UsageError(`--console-port: cannot start the console: ${(error as Error).message}`);
+      }
+      process.stderr.write(`dpfed coordinator: compliance console on ${consoleServer.url}\n`);
+    }
     const { machine } = coordinator;
     const resumed = coordinator.resumedFromRound;
     if (json) emit({ event: 'listening', port: coordinator.port, runId: coordinator.runId, resumedFromRound: resumed });
@@ -55,7 +67,7 @@ export async function main(argv: string[]): Promise<number> {
     machine.on('round-failed', (e: { round: number; reason: string }) => (json ? emit({ event: 'round-failed', ...e }) : process.stdout.write(`${e.reason}; retrying\n`)));
     machine.on('declined', (e: { institution: string; reason: string; detail: string }) =>
       json ? emit({ event: 'declined', ...e }) : process.stdout.write(`${e.institution} declined: ${e.reason} ${e.detail}\n`));
-    const stop = () => void coordinator.close().then(() => process.exit(130));
+    const stop = () => void Promise.all([coordinator.close(), consoleServer?.close()]).then(() => process.exit(130));
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     await coordinator.finished;
@@ -68,6 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     if (f.exitWhenDone) {
       // give clients a moment to receive DONE before the server goes away
       await new Promise((r) => setTimeout(r, 300));
+      await consoleServer?.close();
       await coordinator.close();
     }
     return 0;
