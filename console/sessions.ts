@@ -45,14 +45,17 @@ export class SessionStore {
     for (const [id, s] of this.sessions) if (s.user?.username === username) this.sessions.delete(id);
   }
 
-  /** Drops expired sessions, and the oldest ones beyond `maxSessions` (anonymous login-page sessions are cheap to make). */
+  /** Drops expired sessions, then, beyond `maxSessions`, anonymous ones (cheap to make) before logged-in ones. */
   private sweep(): void {
     const now = Date.now();
     for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(id);
-    while (this.sessions.size >= this.maxSessions) {
-      const oldest = this.sessions.keys().next().value as string;
-      this.sessions.delete(oldest);
+    if (this.sessions.size < this.maxSessions) return;
+    // anonymous sessions go first, oldest first, so a flood of login-page visits does not log anyone out
+    for (const [id, s] of this.sessions) {
+      if (this.sessions.size < this.maxSessions) return;
+      if (!s.user) this.sessions.delete(id);
     }
+    while (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value as string);
   }
 }
 

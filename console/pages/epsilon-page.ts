@@ -48,7 +48,7 @@ export function epsilonBody(d: EpsilonData): string {
   return [
     filters,
     `<p>Accountant ${esc(r.accountant)}${r.run ? `, run ${esc(r.run)}` : ', all runs'}; ledger head row ${r.head.seq} <span class="hash">${esc(r.head.hash)}</span>. ε is composed from the events by the accountant, never summed; "remaining" counts every run.</p>`,
-    table(['institution', `ε (${r.run ? 'this run' : 'all runs'})`, 'ε (all runs)', 'δ', 'budget ε', 'remaining', 'projected rounds left', 'events', 'refusals', ''], rows, {
+    table(['institution', r.run ? `ε (run ${r.run})` : 'ε spent', 'ε charged to the budget (all runs)', 'δ', 'budget ε', 'remaining', 'projected rounds left', 'events', 'refusals', ''], rows, {
       id: 'epsilon-table',
       empty: 'no institutions registered',
     }),
