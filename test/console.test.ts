@@ -5,7 +5,7 @@
 // chain broken and names the row; requests without a session or with the wrong role are refused; writes
 // without the CSRF token are refused; logins, failed logins, reports and exports are audited; the login
 // rate limit. Screenshots of every page go to artifacts/console/ (ignored by git).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -16,7 +16,7 @@ import { startConsole, type ConsoleServer } from '../console/console-server.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
-import { DPFED_BIN, ROOT, tempDir } from './helpers/federation-fixture.ts';
+import { DPFED_BIN, ROOT, tempDir, within } from './helpers/federation-fixture.ts';
 
 const ARTIFACTS = join(ROOT, 'artifacts', 'console');
 const PASSWORD = 'correct horse battery';
@@ -72,7 +72,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('dpfed console users', () => {
+describe('dpfed console and dpfed console users', () => {
   it('lists the users; refuses a short password, a duplicate, an unknown action and a missing user with exit 2 naming the problem', () => {
     const list = dpfed(['console', 'users', 'list', '--db', db, '--json']);
     expect(list.code).toBe(0);
@@ -87,6 +87,29 @@ describe('dpfed console users', () => {
     expect(dpfed(['console', 'users', 'remove', '--db', db, '--username', 'nobody']).stderr).toMatch(/--username: nobody does not exist/);
     const hashes = new Database(`${db}.console.sqlite`, { readonly: true }).prepare('SELECT password_hash AS h FROM console_users').all() as { h: string }[];
     expect(hashes.every((r) => r.h.startsWith('scrypt$') && !r.h.includes(PASSWORD))).toBe(true);
+  });
+
+  it('dpfed console --db serves the file on the printed URL and stops on SIGTERM with exit 0', async () => {
+    const child = spawn(process.execPath, [DPFED_BIN, 'console', '--db', db, '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const url = await within(
+      new Promise<string>((resolve, reject) => {
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /serving (http:\/\/\S+) on /.exec(out);
+          if (m) resolve(m[1]);
+        });
+        child.on('exit', (code) => reject(new Error(`dpfed console exited with ${code}`)));
+      }),
+      60_000,
+      'the console URL',
+    );
+    expect(out).toContain(`users and audit log in ${db}.console.sqlite`);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/api/ledger`)).status).toBe(401);
+    const exited = new Promise<number | null>((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
   });
 
   it('dpfed console refuses a missing --db and a file that is not a ledger with exit 2', () => {
@@ -297,6 +320,32 @@ describe('the pages show the ledger as dpfed ledger --json computes it', () => {
     expect(Object.keys(docs.paths)).toEqual(expect.arrayContaining(['/api/ledger', '/api/verify', '/api/events', '/api/runs', '/api/runs/{runId}/rounds/{round}']));
     expect(docs.paths['/api/ledger'].get.responses['200'].content['application/json'].schema.properties.institutions).toBeDefined();
     await context.close();
+  });
+
+  it('shows the rows of a receipts table when the ledger has one', async () => {
+    // The receipts table is added to the ledger by other work; its columns are unknown here, so the page
+    // shows whatever table named like "receipt" it finds, column by column.
+    const withReceipts = join(dir, 'receipts.sqlite');
+    copyFileSync(db, withReceipts);
+    const raw = new Database(withReceipts);
+    const head = raw.prepare("SELECT value FROM ledger_meta WHERE key = 'head_hash'").get() as { value: string };
+    raw.exec('CREATE TABLE ledger_receipts (head_seq INTEGER, head_hash TEXT, anchor TEXT, receipt TEXT)');
+    raw.prepare('INSERT INTO ledger_receipts VALUES (?, ?, ?, ?)').run(50, head.value, 'transparency-log.example', 'receipt-0001');
+    raw.close();
+    const server2 = await startConsole({ dbPath: withReceipts, usersPath: `${db}.console.sqlite`, port: 0 });
+    try {
+      const context = await newContext();
+      const page = await login(context, server2.url, 'alice', PASSWORD);
+      await page.goto(`${server2.url}/events`);
+      expect(await page.locator('#receipts-none').count()).toBe(0);
+      expect(await page.textContent('#receipts')).toContain(head.value);
+      expect(await page.textContent('#receipts')).toContain('receipt-0001');
+      const api = await (await page.request.get(`${server2.url}/api/receipts`)).json();
+      expect(api).toMatchObject({ present: true, table: 'ledger_receipts', columns: ['head_seq', 'head_hash', 'anchor', 'receipt'] });
+      await context.close();
+    } finally {
+      await server2.close();
+    }
   });
 
   it('a tampered database shows the chain broken on the page and names the row', async () => {
