@@ -8,8 +8,13 @@ import {
   roundDetailSchema, roundParamsSchema, roundSchema, runParamsSchema, runSchema, verifySchema,
 } from './api-schemas.ts';
 import type { CoordinatorRecords } from './coordinator-records.ts';
-import { rowStatus, type LedgerSource } from './ledger-source.ts';
+import { rowStatus } from './chain-verifier.ts';
+import type { LedgerSource } from './ledger-source.ts';
 import type { EventsFilter } from './pages/events-page.ts';
+
+/** /api/verify answers for the ledger as it is: it waits this long for a running verification. */
+const API_VERIFY_WAIT_MS = 120_000;
+const EVENTS_VERIFY_WAIT_MS = 3000;
 
 export interface ApiDeps {
   source: LedgerSource;
@@ -37,8 +42,14 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     },
   );
 
-  app.get('/api/verify', { schema: { summary: 'check the hash chain, every signature and the signed head (as `dpfed ledger --verify --json`)', response: { 200: verifySchema } } }, async () =>
-    source.verification(),
+  app.get(
+    '/api/verify',
+    { schema: { summary: 'check the hash chain, every signature and the signed head (as `dpfed ledger --verify --json`); waits for the verification of the current ledger', response: { 200: verifySchema, 503: errorSchema } } },
+    async (_request, reply) => {
+      const state = await source.verifier.settled(API_VERIFY_WAIT_MS);
+      if (state.pending || !state.result) return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'the chain verification is still running; ask again later' });
+      return state.result;
+    },
   );
 
   app.get<{ Querystring: EventsFilter }>(
@@ -46,13 +57,14 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     { schema: { summary: 'privacy events in chain order with each row\'s chain and signature status', querystring: eventsQuerySchema, response: { 200: eventsPageSchema } } },
     async (request) => {
       const f = request.query;
-      const verification = source.verification();
+      const verification = await source.verifier.settled(EVENTS_VERIFY_WAIT_MS);
       const page = eventsPage(source, f);
       return {
         total: page.total,
         offset: f.offset,
         limit: f.limit,
-        verification,
+        verification: verification.result,
+        verificationPending: verification.pending,
         rows: page.rows.map((r) => {
           const s = rowStatus(r.seq, verification);
           if (s.state !== 'broken') return { ...r, chain: s.state, signature: s.state };

@@ -66,7 +66,10 @@ export const eventsQuerySchema = object(
 const rowStatus = { type: 'string', enum: ['ok', 'broken', 'unverified'] } as const;
 
 export const eventsPageSchema = object({
-  total: int, offset: int, limit: int, verification: verifySchema,
+  total: int, offset: int, limit: int,
+  /** The latest finished verification (null before the first finishes); rows after its head are 'unverified'. */
+  verification: { anyOf: [verifySchema, { type: 'null' }] },
+  verificationPending: { type: 'boolean' },
   rows: { type: 'array', items: object({ ...chain, event: ledgerEventSchema, institutionSignature: hex, chain: rowStatus, signature: rowStatus, reason: str }, ['seq', 'event', 'rowHash', 'chain', 'signature']) },
 });
 

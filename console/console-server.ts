@@ -48,7 +48,7 @@ export async function createConsole(o: ConsoleOptions): Promise<ConsoleServer> {
   try {
     users = new UsersStore(o.usersPath ?? defaultUsersPath(o.dbPath));
   } catch (error) {
-    source.close();
+    await source.close();
     throw error;
   }
   const records = new CoordinatorRecords(source.db);
@@ -109,7 +109,7 @@ export async function createConsole(o: ConsoleOptions): Promise<ConsoleServer> {
       closed = true;
       await app.close();
       users.close();
-      source.close();
+      await source.close();
     },
   };
 }

@@ -2,12 +2,14 @@
 // read-only (alongside a running coordinator in WAL mode). Everything computed from the ledger (the report,
 // the verification, the burn-down curves) is cached under the database's version: the chain head plus
 // SQLite's data_version, which changes whenever another connection commits. So a page costs one
-// composition per institution only after the ledger changed, and a tampered file is re-verified.
+// composition per institution only after the ledger changed, and a tampered file is re-verified
+// (in a worker thread: console/chain-verifier.ts).
 import Database from 'better-sqlite3';
 import { makeAccountant, type AccountantKind } from '../privacy/accountant.ts';
 import { composedEpsilon } from '../privacy/budget.ts';
-import { PrivacyLedger, type VerifyResult } from '../privacy/ledger.ts';
+import { PrivacyLedger } from '../privacy/ledger.ts';
 import { ledgerReport, type LedgerReport, type LedgerReportOptions } from '../privacy/ledger-report.ts';
+import { ChainVerifier } from './chain-verifier.ts';
 
 export interface BurnDownPoint {
   /** 1-based index of the event in the institution's chain order (one event per round and mode). */
@@ -34,6 +36,8 @@ export class LedgerSource {
   readonly path: string;
   readonly db: Database.Database;
   readonly ledger: PrivacyLedger;
+  /** The whole chain checked (hashes, order, every signature and countersignature, the signed head), in a worker. */
+  readonly verifier: ChainVerifier;
   private cacheVersion = '';
   private readonly cache = new Map<string, unknown>();
 
@@ -46,9 +50,11 @@ export class LedgerSource {
       this.db.close();
       throw new Error(`${path}: ${(error as Error).message}`);
     }
+    this.verifier = new ChainVerifier(path, () => this.version());
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    await this.verifier.close();
     this.db.close();
   }
 
@@ -80,11 +86,6 @@ export class LedgerSource {
   /** The same report `dpfed ledger --json` prints (privacy/ledger-report.ts). */
   report(opts: LedgerReportOptions): LedgerReport {
     return this.cached(`report:${opts.accountant}:${opts.institutionId ?? ''}:${opts.runId ?? ''}`, () => ledgerReport(this.ledger, opts));
-  }
-
-  /** The whole chain checked (hashes, order, every signature and countersignature, the signed head). */
-  verification(): VerifyResult {
-    return this.cached('verify', () => this.ledger.verify());
   }
 
   /** ε spent by one institution after each of its events (all runs, chain order), composed by the accountant
@@ -119,15 +120,4 @@ export class LedgerSource {
     const rows = this.db.prepare(`SELECT * FROM ${quoted} ORDER BY rowid DESC LIMIT ?`).all(limit) as Record<string, unknown>[];
     return { table, columns, rows };
   }
-}
-
-/** A row's status against the whole-chain verification: rows before the first bad one hold, the bad one
- * is named with the reason, rows after it cannot be vouched for (their chain starts from a broken link). */
-export type RowStatus = { state: 'ok' } | { state: 'broken'; reason: string; signature: boolean } | { state: 'unverified' };
-
-export function rowStatus(seq: number, result: VerifyResult): RowStatus {
-  if (result.ok) return { state: 'ok' };
-  if (seq < result.badRow) return { state: 'ok' };
-  if (seq === result.badRow) return { state: 'broken', reason: result.reason, signature: /signature/.test(result.reason) };
-  return { state: 'unverified' };
 }

@@ -27,6 +27,10 @@ function send(request: FastifyRequest, reply: FastifyReply, page: Omit<LayoutOpt
 }
 
 const hidden = { hide: true };
+/** How long a page waits for a running chain verification before it shows the latest finished one. */
+const PAGE_VERIFY_WAIT_MS = 3000;
+/** A report waits longer: it states the verification it was produced with. */
+const REPORT_VERIFY_WAIT_MS = 30_000;
 
 export function registerPageRoutes(app: FastifyInstance, d: PageDeps): void {
   const { source, records, users } = d;
@@ -46,7 +50,7 @@ export function registerPageRoutes(app: FastifyInstance, d: PageDeps): void {
         dbPath: source.path,
         coordinatorDb: records.available,
         head: source.ledger.head(),
-        verification: source.verification(),
+        verification: await source.verifier.settled(PAGE_VERIFY_WAIT_MS),
         institutions: source.ledger.institutions().length,
         runs,
         selectedRun,
@@ -80,7 +84,8 @@ export function registerPageRoutes(app: FastifyInstance, d: PageDeps): void {
       total: page.total,
       rows: page.rows,
       refusals: source.ledger.refusals({ institutionId: f.institution, runId: f.run }),
-      verification: source.verification(),
+      verification: await source.verifier.settled(PAGE_VERIFY_WAIT_MS),
+      headSeq: source.ledger.head().seq,
       receipts: source.receipts(),
     });
     return send(request, reply, { title: 'Events and the audit chain', active: 'events', body });
@@ -107,7 +112,7 @@ export function registerPageRoutes(app: FastifyInstance, d: PageDeps): void {
       const user = request.consoleSession!.user!;
       if (!summary) return send(request, reply, { title: 'Report', active: 'reports', body: `<p class="error">institution: ${q.institution} is not registered in this ledger.</p>` }, 404);
       users.audit({ username: user.username, action: 'report', outcome: 'ok', detail: `institution ${q.institution}, run ${q.run ?? 'all'}, ${q.accountant}, head ${report.head.seq}`, ip: request.ip });
-      const body = reportBody({ report, summary, verification: source.verification(), dbPath: source.path, generatedAt: new Date().toISOString(), generatedBy: `${user.username} (${user.role})` });
+      const body = reportBody({ report, summary, verification: await source.verifier.settled(REPORT_VERIFY_WAIT_MS), dbPath: source.path, generatedAt: new Date().toISOString(), generatedBy: `${user.username} (${user.role})` });
       const title = `Compliance report: ${summary.institutionId}${q.run ? `, run ${q.run}` : ''}`;
       return send(request, reply, { title, active: 'reports', body, printable: true });
     },

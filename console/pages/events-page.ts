@@ -2,9 +2,10 @@
 // against the whole-chain verification, the refusals, and the anchored head receipts when the ledger
 // keeps any.
 import { esc, fmt, query, table } from '../html.ts';
-import { rowStatus, type ReceiptsTable } from '../ledger-source.ts';
-import type { LedgerRow, RefusalRow, VerifyResult } from '../../privacy/ledger.ts';
-import { verificationBanner } from './overview-page.ts';
+import { rowStatus, type VerificationState } from '../chain-verifier.ts';
+import type { ReceiptsTable } from '../ledger-source.ts';
+import type { LedgerRow, RefusalRow } from '../../privacy/ledger.ts';
+import { verificationBanner } from './verification-banner.ts';
 
 export interface EventsFilter {
   institution?: string;
@@ -22,14 +23,18 @@ export interface EventsData {
   total: number;
   rows: LedgerRow[];
   refusals: RefusalRow[];
-  verification: VerifyResult;
+  verification: VerificationState;
+  headSeq: number;
   receipts: ReceiptsTable | null;
 }
 
-function statusCells(seq: number, v: VerifyResult): [string, string] {
+function statusCells(seq: number, v: VerificationState): [string, string] {
   const s = rowStatus(seq, v);
   if (s.state === 'ok') return ['<span class="ok" data-chain="ok">ok</span>', '<span class="ok" data-signature="ok">ok</span>'];
-  if (s.state === 'unverified') return ['<span class="unverified" data-chain="unverified">not verified (after the break)</span>', '<span class="unverified" data-signature="unverified">-</span>'];
+  if (s.state === 'unverified') {
+    const why = s.why === 'after-break' ? 'not verified (after the break)' : 'not verified yet';
+    return [`<span class="unverified" data-chain="unverified">${why}</span>`, '<span class="unverified" data-signature="unverified">-</span>'];
+  }
   return s.signature
     ? ['<span class="ok" data-chain="ok">linked</span>', `<span class="broken" data-signature="broken">BROKEN: ${esc(s.reason)}</span>`]
     : [`<span class="broken" data-chain="broken">BROKEN: ${esc(s.reason)}</span>`, '<span class="unverified" data-signature="unverified">-</span>'];
@@ -86,7 +91,7 @@ export function eventsBody(d: EventsData): string {
       })
     : '<h3>Anchored head receipts</h3><p class="empty" id="receipts-none">None: this ledger keeps no receipts table.</p>';
   return [
-    verificationBanner(d.verification),
+    verificationBanner(d.verification, d.headSeq),
     filters,
     `<p>Events ${from}–${to} of ${d.total}. ${pager} <a class="noprint" href="/export/events.csv${query({ institution: f.institution, run: f.run })}">Export CSV (institution and run filters)</a></p>`,
     table(['seq', 'institution', 'run', 'round', 'mode', 'q', 'σ', 'steps', 'clip', 'δ', 'time', 'chain', 'signature', 'row hash'], rows, { id: 'events', empty: 'no events match' }),

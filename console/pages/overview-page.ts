@@ -3,30 +3,25 @@
 import { aucChart } from '../charts.ts';
 import type { RoundMetrics, RunSummary } from '../coordinator-records.ts';
 import { esc, fmt, query, table } from '../html.ts';
-import type { VerifyResult } from '../../privacy/ledger.ts';
+import type { VerificationState } from '../chain-verifier.ts';
+import { verificationBanner } from './verification-banner.ts';
 
 export interface OverviewData {
   dbPath: string;
   coordinatorDb: boolean;
   head: { seq: number; hash: string };
-  verification: VerifyResult;
+  verification: VerificationState;
   institutions: number;
   runs: RunSummary[];
   selectedRun?: string;
   rounds: RoundMetrics[];
 }
 
-export function verificationBanner(v: VerifyResult): string {
-  return v.ok
-    ? `<div class="banner ok" id="chain-status" data-ok="true">Chain intact: ${v.rows} rows; every hash, signature and countersignature holds, and the signed head matches.</div>`
-    : `<div class="banner broken" id="chain-status" data-ok="false" data-bad-row="${v.badRow}">Chain BROKEN at row ${v.badRow}: ${esc(v.reason)}</div>`;
-}
-
 export async function overviewBody(d: OverviewData): Promise<string> {
   const parts = [
     `<dl class="facts"><dt>Database</dt><dd>${esc(d.dbPath)} (${d.coordinatorDb ? 'coordinator database' : 'institution ledger'}, opened read-only)</dd>` +
       `<dt>Ledger head</dt><dd>row ${d.head.seq}, <span class="hash">${esc(d.head.hash)}</span></dd><dt>Institutions</dt><dd>${d.institutions}</dd></dl>`,
-    verificationBanner(d.verification),
+    verificationBanner(d.verification, d.head.seq),
   ];
   if (!d.coordinatorDb) {
     parts.push('<p class="empty">This file is an institution ledger: it holds privacy events, not the coordinator\'s runs and rounds.</p>');

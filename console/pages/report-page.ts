@@ -2,7 +2,8 @@
 // accountant, ε and δ against the budget, and the chain head the figures cover, with the verification
 // result at the time it was produced. Printed from the browser (print stylesheet hides the navigation).
 import { esc, fmt, query, table } from '../html.ts';
-import type { InstitutionSummary, VerifyResult } from '../../privacy/ledger.ts';
+import type { VerificationState } from '../chain-verifier.ts';
+import type { InstitutionSummary } from '../../privacy/ledger.ts';
 import type { LedgerReport } from '../../privacy/ledger-report.ts';
 
 const MECHANISMS: Record<string, string> = {
@@ -37,7 +38,7 @@ export function reportsIndexBody(d: ReportsIndexData): string {
 export interface ReportData {
   report: LedgerReport;
   summary: InstitutionSummary;
-  verification: VerifyResult;
+  verification: VerificationState;
   dbPath: string;
   generatedAt: string;
   generatedBy: string;
@@ -49,9 +50,13 @@ export function reportBody(d: ReportData): string {
   const modes = [...new Set(s.events.map((e) => e.event.mode))];
   const rounds = s.events.map((e) => e.event.round);
   const range = (values: number[]) => (values.length ? (Math.min(...values) === Math.max(...values) ? fmt(values[0], 6) : `${fmt(Math.min(...values), 6)} – ${fmt(Math.max(...values), 6)}`) : '-');
-  const verified = d.verification.ok
-    ? `<span class="ok" id="report-verification">verified: all ${d.verification.rows} rows, every hash, signature and countersignature, and the signed head hold</span>`
-    : `<span class="broken" id="report-verification">NOT verified: chain broken at row ${d.verification.badRow}: ${esc(d.verification.reason)}</span>`;
+  const v = d.verification.result;
+  const covered = v && v.ok && d.verification.verifiedHead?.seq === r.head.seq;
+  const verified = !v || (v.ok && !covered)
+    ? `<span class="unverified" id="report-verification">not yet verified up to row ${r.head.seq} (the verification is still running): check with dpfed ledger --verify before filing</span>`
+    : v.ok
+      ? `<span class="ok" id="report-verification">verified: all ${v.rows} rows, every hash, signature and countersignature, and the signed head hold</span>`
+      : `<span class="broken" id="report-verification">NOT verified: chain broken at row ${v.badRow}: ${esc(v.reason)}</span>`;
   return [
     `<p class="noprint"><a href="/report${query({ institution: s.institutionId, run: r.run, accountant: r.accountant === 'rdp' ? 'pld' : 'rdp' })}">same report with the ${r.accountant === 'rdp' ? 'PLD' : 'RDP'} accountant</a> · use the browser's Print to file it as PDF.</p>`,
     '<dl class="facts" id="report-facts">',
