@@ -4,9 +4,9 @@ import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 
 export const command: CommandSpec = {
   name: 'bench',
-  summary: 'measure round overhead, aggregation, training, DP-SGD, accountant, secure aggregation, CKKS and client data memory; prints one JSON object',
+  summary: 'measure round overhead, aggregation, training, DP-SGD, accountant, secure aggregation, CKKS, client data memory and the compliance console; prints one JSON object',
   flags: [
-    { name: 'only', type: 'list', help: 'run only these groups (repeat the flag or separate by commas): rounds, aggregation, training, accountant, secagg, ckks, large-model, client-memory' },
+    { name: 'only', type: 'list', help: 'run only these groups (repeat the flag or separate by commas): rounds, aggregation, training, accountant, secagg, ckks, large-model, client-memory, console' },
     { name: 'quick', type: 'boolean', help: 'fewer repetitions (for smoke runs)' },
   ],
 };
@@ -29,6 +29,7 @@ const GROUPS: Group[] = [
   { name: 'ckks', run: async () => (await import('../bench/ckks-bench.ts')).benchCkks() as never },
   { name: 'client-memory', run: async (quick) => (await import('../bench/client-memory-bench.ts')).benchClientMemory({ rows: quick ? 200_000 : 1_000_000 }) as never },
   { name: 'large-model', run: async (quick) => (await import('../bench/large-model-bench.ts')).benchLargeModel({ units: quick ? 4096 : 12288 }) as never },
+  { name: 'console', run: async (quick) => (await import('../bench/console-bench.ts')).benchConsole(quick ? { institutions: 20, events: 200, repeats: 10 } : {}) as never },
 ];
 
 export async function main(argv: string[]): Promise<number> {

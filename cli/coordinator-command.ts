@@ -20,6 +20,7 @@ export const command: CommandSpec = {
     { name: 'enrol-file', type: 'string', help: 'JSON list [{"institution": ID, "publicKey": HEX}] added to the enrolment allow-list at start (else: dpfed enrol add)' },
     { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
     { name: 'exit-when-done', type: 'boolean', default: true, help: 'exit once the planned rounds are committed' },
+    { name: 'console-port', type: 'int', help: 'also serve the compliance console (read-only) on this port, on --host, over the same --db; users in <db>.console.sqlite (see dpfed console)', check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535') },
   ],
   examples: [
     'dpfed certs init --out ca && dpfed certs issue --ca ca --name coordinator --server --hosts 127.0.0.1,localhost --out tls',
@@ -58,6 +59,17 @@ export async function main(argv: string[]): Promise<number> {
       if (error instanceof EnrolmentError) throw new UsageError(`--enrol-file: ${error.message}`);
       throw error;
     });
+    let consoleServer: { url: string; close(): Promise<void> } | undefined;
+    if (f.consolePort !== undefined) {
+      const { startConsole } = await import('../console/console-server.ts');
+      try {
+        consoleServer = await startConsole({ dbPath: String(f.db), host: String(f.host), port: Number(f.consolePort) });
+      } catch (error) {
+        await coordinator.close();
+        throw new UsageError(`--console-port: cannot start the console: ${(error as Error).message}`);
+      }
+      process.stderr.write(`dpfed coordinator: compliance console on ${consoleServer.url}\n`);
+    }
     const { machine } = coordinator;
     if (!coordinator.enrolment.list().some((r) => r.status === 'active')) {
       process.stderr.write(`dpfed coordinator: no institution is enrolled in ${f.db}; every registration is refused until the operator runs dpfed enrol add\n`);
@@ -81,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
     machine.on('round-failed', (e: { round: number; reason: string }) => (json ? emit({ event: 'round-failed', ...e }) : process.stdout.write(`${e.reason}; retrying\n`)));
     machine.on('declined', (e: { institution: string; reason: string; detail: string }) =>
       json ? emit({ event: 'declined', ...e }) : process.stdout.write(`${e.institution} declined: ${e.reason} ${e.detail}\n`));
-    const stop = () => void coordinator.close().then(() => process.exit(130));
+    const stop = () => void Promise.all([coordinator.close(), consoleServer?.close()]).then(() => process.exit(130));
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     await coordinator.finished;
@@ -94,6 +106,7 @@ export async function main(argv: string[]): Promise<number> {
     if (f.exitWhenDone) {
       // give clients a moment to receive DONE before the server goes away
       await new Promise((r) => setTimeout(r, 300));
+      await consoleServer?.close();
       await coordinator.close();
     }
     return 0;

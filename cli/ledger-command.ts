@@ -2,8 +2,8 @@
 // { readonly: true, fileMustExist: true } and nothing in it is ever changed.
 import { existsSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { makeAccountant } from '../privacy/accountant.ts';
 import { PrivacyLedger, type InstitutionSummary } from '../privacy/ledger.ts';
+import { ledgerReport } from '../privacy/ledger-report.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 
 
@@ -111,16 +111,10 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       }
       const kind = flags.accountant as 'rdp' | 'pld';
-      const summaries = ledger.summary(filter, makeAccountant(kind));
-      if (filter.institutionId !== undefined && summaries.length === 0) throw new UsageError(`--institution: ${filter.institutionId} is not registered in ${file}`);
-      const head = ledger.head();
-      if (flags.json) {
-        process.stdout.write(
-          JSON.stringify({ db: file, accountant: kind, run: filter.runId ?? null, head, countersignerPublicKey: Buffer.from(ledger.countersignerPublicKey).toString('hex'), institutions: summaries }) + '\n',
-        );
-      } else {
-        process.stdout.write(renderTable(summaries, head, kind, filter.runId));
-      }
+      const report = ledgerReport(ledger, { ...filter, accountant: kind });
+      if (filter.institutionId !== undefined && report.institutions.length === 0) throw new UsageError(`--institution: ${filter.institutionId} is not registered in ${file}`);
+      if (flags.json) process.stdout.write(JSON.stringify({ db: file, ...report }) + '\n');
+      else process.stdout.write(renderTable(report.institutions, report.head, kind, filter.runId));
       return 0;
     } finally {
       db.close();

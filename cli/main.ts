@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   identity: { summary: 'an institution\'s identity key: create it, print the public key to enrol', load: () => import('./identity-command.ts') },
   schema: { summary: 'public data schema: draft one from a CSV (infer), print its hash (hash)', load: () => import('./schema-command.ts') },
   ledger: { summary: 'read, verify and export the epsilon ledger (read-only)', load: () => import('./ledger-command.ts') },
+  console: { summary: 'compliance console: a web page over the epsilon ledger, budgets, rounds and the audit chain', load: () => import('./console-command.ts') },
   bench: { summary: 'measure speed figures; prints one JSON object', load: () => import('./bench-command.ts') },
 };
 
