@@ -31,7 +31,7 @@ export function logRoundEvents(machine: RoundMachine, logger: Logger): () => voi
     'evaluation-aborted': (e: { round: number; reason: string }) => logger.warn({ round: e.round, phase: 'evaluate', reason: e.reason }, 'evaluation aborted'),
     declined: (e: { institution: string; reason: string; detail: string }) =>
       logger.info({ round: machine.status.round, phase: 'train', institution: e.institution, reason: e.reason, detail: e.detail }, 'institution declined the round'),
-    done: () => logger.info({ phase: 'done' }, 'run complete'),
+    done: () => logger.info({ round: undefined, phase: 'done' }, 'run complete'),
   };
   for (const [event, handler] of Object.entries(handlers)) machine.on(event, handler);
   return () => {

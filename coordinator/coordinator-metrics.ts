@@ -11,10 +11,13 @@ import type { RoundMachine, RoundSummary } from './round-machine.ts';
 
 const PHASES = ['train', 'evaluate', 'commit'] as const;
 
-/** The short reason of a refusal: the field its message names first ("tensor.w1: …" → "tensor.w1"), else "other". */
+/**
+ * The short reason of a refusal: the top-level field its message starts with ("tensor.w1: …" →
+ * "tensor"), else "other". Only that first word: what follows may name things an institution chose
+ * (tensor names), which would make the label's values unbounded.
+ */
 export function refusalReason(message: string): string {
-  const field = /^([A-Za-z_][A-Za-z0-9_.\[\]-]{0,47}):/.exec(message)?.[1];
-  return field ? field.replace(/\[\d+\]/g, '[]') : 'other';
+  return /^([A-Za-z_][A-Za-z0-9_]{0,31})[.:[]/.exec(message)?.[1] ?? 'other';
 }
 
 export class CoordinatorMetrics {
