@@ -176,6 +176,17 @@ describe('observability', () => {
     }
   }, 240_000);
 
+  it('text format: one readable line per record, context first; secrets redacted by field name', () => {
+    const lines: string[] = [];
+    const logger = createLogger({ format: 'text', level: 'info', base: { institution: 'bank-7' }, destination: { write: (line) => lines.push(line) }, context: () => ({ run: 'run-x' }) });
+    logger.info({ round: 4, phase: 'train', session: 'deadbeef', nested: { nonce: 'cafe' } }, 'update sent');
+    logger.debug('not at info');
+    lineLogger(logger, '[bank-7] ')('[bank-7] internal error: boom');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z INFO \[bank-7 run=run-x round=4 phase=train\] update sent session=\[redacted\] nested=\{"nonce":"\[redacted\]"\}\n$/);
+    expect(lines[1]).toMatch(/ ERROR \[bank-7 run=run-x\] internal error: boom\n$/);
+  });
+
   it('the short reason of a refusal is the field its message names', () => {
     expect(refusalReason('institution_id: institution "x" is not enrolled')).toBe('institution_id');
     expect(refusalReason('tensor.dense_1/kernel: shape [3] expected')).toBe('tensor');
