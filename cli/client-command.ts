@@ -36,7 +36,7 @@ export const command: CommandSpec = {
     { name: 'declare-examples', type: 'int', default: 0, help: 'a public example count to declare (your FedAvg weight, capped by the run\'s --weight-cap); 0 = declare none (equal weights). Your true row count is never sent', check: (v) => (Number(v) >= 0 ? undefined : 'must be >= 0') },
     { name: 'budget-delta', type: 'number', default: 1e-5, help: 'this institution\'s privacy budget delta', check: (v) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)') },
     ...tlsFlags('client'),
-    ...observabilityFlags(),
+    ...observabilityFlags('client'),
     { name: 'json', type: 'boolean', help: 'print a JSON summary at the end' },
   ],
   examples: [

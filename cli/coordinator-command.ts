@@ -22,7 +22,7 @@ export const command: CommandSpec = {
     ...runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' }),
     ...tlsFlags('coordinator'),
     { name: 'enrol-file', type: 'string', help: 'JSON list [{"institution": ID, "publicKey": HEX}] added to the enrolment allow-list at start (else: dpfed enrol add)' },
-    ...observabilityFlags(),
+    ...observabilityFlags('coordinator'),
     { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
     { name: 'exit-when-done', type: 'boolean', default: true, help: 'exit once the planned rounds are committed' },
   ],

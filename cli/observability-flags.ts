@@ -6,7 +6,7 @@ import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS, type LogFormat
 import { startMetricsServer, type MetricsServer } from '../proto/metrics-server.ts';
 import { UsageError, type FlagSpec, type FlagValues } from './flags.ts';
 
-export function observabilityFlags(): FlagSpec[] {
+export function observabilityFlags(side: 'coordinator' | 'client'): FlagSpec[] {
   return [
     { name: 'log-level', type: 'string', default: 'info', choices: LOG_LEVELS, help: 'least severe log lines written to stderr' },
     { name: 'log-format', type: 'string', choices: LOG_FORMATS, help: 'stderr logs as JSON lines (run, round, institution, phase as fields) or as text (default: text on a terminal, else json)' },
@@ -16,7 +16,9 @@ export function observabilityFlags(): FlagSpec[] {
       help: `HTTP port for Prometheus /metrics, /healthz and /readyz (default: no metrics server; 0 = any free port, printed; the Kubernetes manifests use 9464)`,
       check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535'),
     },
-    { name: 'metrics-host', type: 'string', default: '127.0.0.1', help: 'address the metrics server binds (0.0.0.0 in a container)' },
+    side === 'coordinator'
+      ? { name: 'metrics-host', type: 'string', help: 'address the metrics server binds (default: the --host address, so a probe reaches it wherever gRPC is reachable)' }
+      : { name: 'metrics-host', type: 'string', default: '127.0.0.1', help: 'address the metrics server binds (0.0.0.0 for a probe from outside, e.g. in a container)' },
   ];
 }
 
@@ -29,9 +31,10 @@ export function loggerFromFlags(f: FlagValues, o: { base?: Record<string, unknow
 export async function metricsServerFromFlags(f: FlagValues, registry: Registry, notReady: () => string | null): Promise<MetricsServer | null> {
   if (f.metricsPort === undefined) return null;
   const port = Number(f.metricsPort);
+  const host = String(f.metricsHost ?? f.host ?? '127.0.0.1');
   try {
-    return await startMetricsServer({ registry, notReady, host: String(f.metricsHost), port });
+    return await startMetricsServer({ registry, notReady, host, port });
   } catch (error) {
-    throw new UsageError(`--metrics-port: cannot listen on ${f.metricsHost}:${port}: ${(error as Error).message}`);
+    throw new UsageError(`--metrics-port: cannot listen on ${host}:${port}: ${(error as Error).message}`);
   }
 }
