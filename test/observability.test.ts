@@ -61,6 +61,7 @@ describe('observability', () => {
     const slices = rowsPerBank.map((rows, k) => bankSlices(1, { rowsPerBank: rows, seed: `observability-${k}` })[0]);
     const clientLines = new Map<string, string[]>();
     const clientMetrics = new Map<string, ClientMetrics>();
+    const registrationSecrets: { what: string; bytes: Buffer }[] = [];
     for (let k = 0; k < 3; k++) {
       const id = `bank-${k + 1}`;
       const lines: string[] = [];
@@ -73,6 +74,13 @@ describe('observability', () => {
         clientOptions: { wireBytes: metrics.wireBytes, log: lineLogger(logger, `[${id}] `) } });
       context.observe(institution.client);
       logClientEvents(institution.client, logger);
+      // record what each registration sends that is secret or random (nonce, signature); the call goes through unchanged
+      const connection = (institution.client as unknown as { connection: { register(request: { nonce: Uint8Array; signature: Uint8Array }): Promise<unknown> } }).connection;
+      const register = connection.register.bind(connection);
+      connection.register = (request) => {
+        registrationSecrets.push({ what: `${id} registration nonce`, bytes: Buffer.from(request.nonce) }, { what: `${id} registration signature`, bytes: Buffer.from(request.signature) });
+        return register(request);
+      };
       metrics.observe(institution.client, (opts) => institution.privacy!.spent(opts));
       institutions.push(institution);
     }
@@ -158,6 +166,8 @@ describe('observability', () => {
       forbidden.push({ what: `${i.id} session token`, text: Buffer.from(session).toString('hex') }, { what: `${i.id} session token`, text: Buffer.from(session).toString('base64') });
       forbidden.push({ what: `${i.id} identity key`, text: Buffer.from(i.identity.seed).toString('hex') }, { what: `${i.id} identity key`, text: Buffer.from(i.identity.seed).toString('base64') });
     }
+    expect(registrationSecrets.length).toBeGreaterThanOrEqual(6);
+    for (const s of registrationSecrets) forbidden.push({ what: s.what, text: s.bytes.toString('hex') }, { what: s.what, text: s.bytes.toString('base64') });
     for (const line of everything) for (const f of forbidden) expect(line.includes(f.text), `${f.what} in ${line}`).toBe(false);
     const rowCounts = new Set<number>();
     institutions.forEach((i, k) => {
