@@ -1,5 +1,7 @@
 // `dpfed client`: an institution node. Trains on its own CSV; only outbound connections.
 import { dirname, join } from 'node:path';
+import { clientContext, logClientEvents } from '../client-sdk/client-event-log.ts';
+import { ClientMetrics } from '../client-sdk/client-metrics.ts';
 import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
 import { loadInstitutionCsv } from '../client-sdk/csv-dataset.ts';
 import { loadOrCreateSplitKey, RowSplitter } from '../client-sdk/data-split.ts';
@@ -10,8 +12,10 @@ import { SchemaRequiredError, TfjsLearner } from '../client-sdk/tfjs-learner.ts'
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { labelColumn, readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
 import { INSTITUTION_ID_PATTERN } from '../proto/registration.ts';
+import { lineLogger } from '../proto/logger.ts';
 import { quoted } from '../proto/text-excerpt.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
+import { loggerFromFlags, metricsServerFromFlags, observabilityFlags } from './observability-flags.ts';
 import { tlsFlags, transportFromFlags } from './tls-flags.ts';
 
 export const command: CommandSpec = {
@@ -32,6 +36,7 @@ export const command: CommandSpec = {
     { name: 'declare-examples', type: 'int', default: 0, help: 'a public example count to declare (your FedAvg weight, capped by the run\'s --weight-cap); 0 = declare none (equal weights). Your true row count is never sent', check: (v) => (Number(v) >= 0 ? undefined : 'must be >= 0') },
     { name: 'budget-delta', type: 'number', default: 1e-5, help: 'this institution\'s privacy budget delta', check: (v) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)') },
     ...tlsFlags('client'),
+    ...observabilityFlags('client'),
     { name: 'json', type: 'boolean', help: 'print a JSON summary at the end' },
   ],
   examples: [
@@ -44,7 +49,9 @@ export const command: CommandSpec = {
 export async function main(argv: string[]): Promise<number> {
   return runCommand(command, argv, async (f) => {
     const id = String(f.institution);
-    const log = (line: string) => process.stderr.write(`${line}\n`);
+    const context = clientContext();
+    const logger = loggerFromFlags(f, { base: { institution: id }, context: context.context });
+    const log = lineLogger(logger, `[${id}] `);
     const transport = transportFromFlags(f, 'client', { institutionId: id, command: 'client' });
     const identityPath = f.identity ? String(f.identity) : `${id}.identity`;
     let schema: DataSchema;
@@ -80,13 +87,20 @@ export async function main(argv: string[]): Promise<number> {
     }
     const { train, validation } = data;
     const backend = await selectBackend(f.backend as BackendName);
-    log(`[${id}] ${data.rows} rows (${train.n} train, ${validation.n} validation), ${train.dim} features; schema ${schemaInferred ? 'inferred from the data (privacy off only)' : String(f.schema)} ${data.schemaHash.slice(0, 16)}; TensorFlow.js backend: ${backend.name}`);
+    // the row counts stay here: an institution's size is not for the logs
+    logger.info({ phase: 'load', features: train.dim, schema: schemaInferred ? 'inferred from the data (privacy off only)' : String(f.schema), schemaHash: data.schemaHash.slice(0, 16), backend: backend.name }, 'data loaded');
     const learner = new TfjsLearner(backend.tf, train, validation, { schema, schemaInferred });
     const identity = loadOrCreateIdentity(identityPath);
     const budget = { epsilon: Number(f.budgetEpsilon), delta: Number(f.budgetDelta) };
     const privacy = new InstitutionPrivacy({ institutionId: id, identity, budget, ledgerPath: f.ledger ? String(f.ledger) : `${id}.ledger.sqlite` });
+    const metrics = new ClientMetrics();
+    const metricsServer = await metricsServerFromFlags(f, metrics.registry, () => metrics.notReady());
+    if (metricsServer) logger.info({ metrics: `http://${metricsServer.address}/metrics` }, 'metrics server listening (also /healthz, /readyz)');
     const client = new FederationClient({ coordinator: String(f.coordinator), institutionId: id, identity, learner, privacy, budget, log, ...transport,
-      declaredExamples: Number(f.declareExamples) > 0 ? Number(f.declareExamples) : undefined });
+      declaredExamples: Number(f.declareExamples) > 0 ? Number(f.declareExamples) : undefined, wireBytes: metrics.wireBytes });
+    context.observe(client);
+    logClientEvents(client, logger);
+    metrics.observe(client, (opts) => privacy.spent(opts));
     const stop = () => {
       client.stop();
       setTimeout(() => process.exit(130), 2000).unref();
@@ -103,10 +117,13 @@ export async function main(argv: string[]): Promise<number> {
       }
       const spent = privacy.spent();
       if (f.json) process.stdout.write(JSON.stringify({ institution: id, backend: backend.name, ...result, epsilon: spent.epsilon, delta: spent.delta, budget: budget.epsilon }) + '\n');
-      else log(`[${id}] finished: ${result.roundsTrained} rounds trained; epsilon spent ${spent.epsilon.toFixed(3)} of ${budget.epsilon} at delta ${spent.delta}`);
+      else logger.info({ phase: 'done', roundsTrained: result.roundsTrained, epsilon: spent.epsilon, budgetEpsilon: budget.epsilon, delta: spent.delta },
+        `finished: ${result.roundsTrained} rounds trained; epsilon spent ${spent.epsilon.toFixed(3)} of ${budget.epsilon} at delta ${spent.delta}`);
     } finally {
+      metrics.close();
       client.close();
       privacy.close();
+      await metricsServer?.close();
     }
     return 0;
   });

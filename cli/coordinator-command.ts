@@ -1,9 +1,13 @@
 // `dpfed coordinator`: starts a federation (gRPC server) and runs its rounds.
-import { startCoordinator } from '../coordinator/coordinator-server.ts';
+import { logRoundEvents, roundContext } from '../coordinator/coordinator-event-log.ts';
+import { CoordinatorMetrics } from '../coordinator/coordinator-metrics.ts';
+import { startCoordinator, type Coordinator } from '../coordinator/coordinator-server.ts';
+import { lineLogger } from '../proto/logger.ts';
 import { EnrolmentError, readEnrolmentFile } from '../coordinator/enrolment.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
+import { loggerFromFlags, metricsServerFromFlags, observabilityFlags } from './observability-flags.ts';
 import { runConfigFromFlags, runFlags } from './run-flags.ts';
 import { tlsFlags, transportFromFlags } from './tls-flags.ts';
 
@@ -18,6 +22,7 @@ export const command: CommandSpec = {
     ...runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' }),
     ...tlsFlags('coordinator'),
     { name: 'enrol-file', type: 'string', help: 'JSON list [{"institution": ID, "publicKey": HEX}] added to the enrolment allow-list at start (else: dpfed enrol add)' },
+    ...observabilityFlags('coordinator'),
     { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
     { name: 'exit-when-done', type: 'boolean', default: true, help: 'exit once the planned rounds are committed' },
     { name: 'console-port', type: 'int', help: 'also serve the compliance console (read-only) on this port, on --host, over the same --db; users in <db>.console.sqlite (see dpfed console)', check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535') },
@@ -43,7 +48,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     const json = Boolean(f.json);
     const emit = (event: Record<string, unknown>) => process.stdout.write(JSON.stringify(event) + '\n');
-    const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+    let started: Coordinator | undefined;
+    const logger = loggerFromFlags(f, { base: { component: 'coordinator' }, context: roundContext(() => started) });
+    const metrics = new CoordinatorMetrics();
+    // the metrics server comes up first, so /readyz answers 503 while the run loads and the port binds
+    const metricsServer = await metricsServerFromFlags(f, metrics.registry, () => metrics.notReady());
     const coordinator = await startCoordinator({
       ...transport,
       enrol,
@@ -53,12 +62,15 @@ export async function main(argv: string[]): Promise<number> {
       runId: f.runId ? String(f.runId) : undefined,
       config,
       privacy: coordinatorPrivacy,
-      log: process.env.DPFED_DEBUG ? log : undefined,
-    }).catch((error: unknown) => {
+      log: lineLogger(logger),
+      metrics,
+    }).catch(async (error: unknown) => {
+      await metricsServer?.close();
       // an entry of --enrol-file that conflicts with the allow-list already in --db
       if (error instanceof EnrolmentError) throw new UsageError(`--enrol-file: ${error.message}`);
       throw error;
     });
+    started = coordinator;
     let consoleServer: { url: string; close(): Promise<void> } | undefined;
     if (f.consolePort !== undefined) {
       const { startConsole } = await import('../console/console-server.ts');
@@ -71,15 +83,19 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`dpfed coordinator: compliance console on ${consoleServer.url}\n`);
     }
     const { machine } = coordinator;
+    logRoundEvents(machine, logger);
     if (!coordinator.enrolment.list().some((r) => r.status === 'active')) {
       process.stderr.write(`dpfed coordinator: no institution is enrolled in ${f.db}; every registration is refused until the operator runs dpfed enrol add\n`);
     }
     const resumed = coordinator.resumedFromRound;
-    if (json) emit({ event: 'listening', port: coordinator.port, runId: coordinator.runId, resumedFromRound: resumed });
+    const metricsAddress = metricsServer ? `http://${metricsServer.address}/metrics` : undefined;
+    if (json) emit({ event: 'listening', port: coordinator.port, runId: coordinator.runId, resumedFromRound: resumed, ...(metricsAddress ? { metrics: metricsAddress } : {}) });
     else {
       process.stdout.write(`dpfed coordinator listening on ${f.host}:${coordinator.port}, run ${coordinator.runId}` +
         (resumed ? `, resuming after round ${resumed}` : '') + `, privacy ${config.task.privacy.mode}, aggregation ${config.task.aggregation}\n`);
+      if (metricsAddress) process.stdout.write(`metrics on ${metricsAddress} (also /healthz, /readyz)\n`);
     }
+    logger.info({ run: coordinator.runId, port: coordinator.port, metrics: metricsAddress, resumedFromRound: resumed }, 'coordinator listening');
     machine.on('waiting', (w: { round: number; live: number; needed: number }) => {
       if (!json) process.stdout.write(`round ${w.round}: waiting for institutions (${w.live} of ${w.needed} needed)\n`);
     });
@@ -93,7 +109,7 @@ export async function main(argv: string[]): Promise<number> {
     machine.on('round-failed', (e: { round: number; reason: string }) => (json ? emit({ event: 'round-failed', ...e }) : process.stdout.write(`${e.reason}; retrying\n`)));
     machine.on('declined', (e: { institution: string; reason: string; detail: string }) =>
       json ? emit({ event: 'declined', ...e }) : process.stdout.write(`${e.institution} declined: ${e.reason} ${e.detail}\n`));
-    const stop = () => void Promise.all([coordinator.close(), consoleServer?.close()]).then(() => process.exit(130));
+    const stop = () => void Promise.all([coordinator.close(), consoleServer?.close()]).then(() => metricsServer?.close()).then(() => process.exit(130));
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     await coordinator.finished;
@@ -108,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
       await new Promise((r) => setTimeout(r, 300));
       await consoleServer?.close();
       await coordinator.close();
+      await metricsServer?.close();
     }
     return 0;
   });

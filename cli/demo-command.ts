@@ -152,6 +152,8 @@ export async function main(argv: string[]): Promise<number> {
     const tlsDir = f.insecure ? null : mkdtempSync(join(tmpdir(), 'dpfed-demo-tls-'));
     const tls = tlsDir ? await demoCertificates(tlsDir, bankIds) : null;
 
+    // the demo prints its own lines per round; its processes' logs show only warnings and errors, as text
+    const DEMO_LOGS = ['--log-format', 'text', '--log-level', 'warn'];
     const children: ChildProcess[] = [];
     const killAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
     const removeTls = () => tlsDir && rmSync(tlsDir, { recursive: true, force: true });
@@ -164,7 +166,7 @@ export async function main(argv: string[]): Promise<number> {
     const shared = forward(f, SHARED.map((s) => s.name).filter((n) => !DEMO_OWN.has(n) && !COORDINATOR_SET.has(n)));
     // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
     const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
-    const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--json', '--min-clients', String(minClients), '--wait-for', String(banks),
+    const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--json', ...DEMO_LOGS, '--min-clients', String(minClients), '--wait-for', String(banks),
       '--round-timeout', String(f.roundTimeout), '--features', String(features), '--enrol-file', enrolFile, ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
 
@@ -177,7 +179,7 @@ export async function main(argv: string[]): Promise<number> {
     const startBanks = (port: number) => {
       files.forEach((file, i) => {
         const id = `bank-${i + 1}`;
-        const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'client', '--coordinator', `127.0.0.1:${port}`, '--institution', id, '--data', file,
+        const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'client', '--coordinator', `127.0.0.1:${port}`, '--institution', id, ...DEMO_LOGS, '--data', file,
           '--schema', String(f.schema), '--split-key', splitKeys[i], '--backend', String(f.backend), '--identity', join(banksDir, `${id}.identity`),
           '--ledger', join(banksDir, `${id}.ledger.sqlite`), '--budget-epsilon', String(f.budgetEpsilon), '--budget-delta', String(f.delta),
           '--json', ...(tls ? tls.bank(id) : ['--insecure'])], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -3,6 +3,7 @@
 // TLS (the federation CA, and the institution's certificate for mutual TLS) unless plaintext is asked for.
 // Register is a call of its own; every later request travels on the institution's Session stream
 // (session-stream.ts), which the coordinator answers exactly as it answers the separate calls.
+import { countingClientConstructor, type WireBytes } from '../proto/wire-byte-counter.ts';
 import * as grpc from '@grpc/grpc-js';
 import { FramePool } from '../proto/frame-pool.ts';
 import { channelCredentials, type TlsMaterial } from '../proto/tls-credentials.ts';
@@ -52,8 +53,8 @@ export class CoordinatorConnection {
   /** Upload frames, reused from round to round. */
   private readonly frames = new FramePool(4);
 
-  constructor(readonly address: string, credentials: grpc.ChannelCredentials) {
-    const Client = federationClientConstructor();
+  constructor(readonly address: string, credentials: grpc.ChannelCredentials, wireBytes?: WireBytes) {
+    const Client = wireBytes ? countingClientConstructor(wireBytes) : federationClientConstructor();
     this.client = new Client(address, credentials, CHANNEL_OPTIONS) as never;
     this.session = new SessionStream(() => this.client.Session() as never);
   }

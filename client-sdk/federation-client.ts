@@ -24,6 +24,7 @@ import { parseTaskConfig } from '../proto/task-config.ts';
 import type { TlsMaterial } from '../proto/tls-credentials.ts';
 import { assembleWhole, flatFloat32, type NamedTensor } from '../proto/tensor-stream.ts';
 import { PROTOCOL_VERSION, type Envelope, type PrivacyEventMsg, type ResultHeaderMsg, type CkksTaskMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
+import type { WireBytes } from '../proto/wire-byte-counter.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
 import { connectionCredentials, CoordinatorConnection } from './coordinator-connection.ts';
 import { subtractGlobal } from './model-delta.ts';
@@ -53,6 +54,8 @@ export interface FederationClientOptions {
   tls?: TlsMaterial;
   /** Plaintext gRPC (no TLS): only when asked for explicitly. */
   insecure?: boolean;
+  /** Told the bytes of every gRPC message sent and received (metrics: client-sdk/client-metrics.ts). */
+  wireBytes?: WireBytes;
 }
 
 export interface ClientRunResult {
@@ -85,7 +88,7 @@ export class FederationClient extends EventEmitter {
 
   constructor(private readonly options: FederationClientOptions) {
     super();
-    this.connection = new CoordinatorConnection(options.coordinator, connectionCredentials(options));
+    this.connection = new CoordinatorConnection(options.coordinator, connectionCredentials(options), options.wireBytes);
   }
 
   private log(line: string): void {
@@ -119,6 +122,7 @@ export class FederationClient extends EventEmitter {
     this.session = response.session;
     this.runId = response.runId;
     this.log(`registered with ${this.options.coordinator}, run ${this.runId}`);
+    this.emit('registered', { runId: this.runId });
   }
 
   private envelope(round = 0, modelVersion = 0): Envelope {
@@ -434,7 +438,7 @@ export class FederationClient extends EventEmitter {
   private async decline(envelope: Envelope, reason: string, detail: string, projectedEpsilon = 0, budgetEpsilon = 0): Promise<void> {
     this.log(`round ${envelope.round}: declining (${reason}): ${detail}`);
     await this.connection.decline({ envelope, reason, projectedEpsilon, budgetEpsilon, detail });
-    this.emit('declined', { reason, detail, projectedEpsilon, budgetEpsilon });
+    this.emit('declined', { round: envelope.round, reason, detail, projectedEpsilon, budgetEpsilon });
     if (reason === 'budget') this.declinedForBudget = detail;
   }
 

@@ -171,9 +171,10 @@ export class InstitutionPrivacy implements ClientPrivacy {
     return { ...event, signature };
   }
 
-  spent(): SpentEpsilon {
-    const events = this.spentEvents();
+  /** ε spent over every run in this institution's ledger, or (runId) in one run only. */
+  spent(opts: { runId?: string } = {}): SpentEpsilon {
+    const events = this.ledger.events({ institutionId: this.options.institutionId, runId: opts.runId });
     if (events.length === 0) return { epsilon: 0, delta: this.options.budget.delta };
-    return this.ledger.spent(this.options.institutionId, makeAccountant('rdp'));
+    return this.ledger.spent(this.options.institutionId, makeAccountant('rdp'), opts);
   }
 }

@@ -16,6 +16,8 @@ import { admitPeers } from './peer-admission.ts';
 import { RoundMachine } from './round-machine.ts';
 import type { RoundPrivacy } from './round-privacy.ts';
 import type { RunConfig } from './run-config.ts';
+import type { CoordinatorMetrics } from './coordinator-metrics.ts';
+import { countingService } from '../proto/wire-byte-counter.ts';
 import { createStrategy } from './strategies/index.ts';
 import type { Strategy } from './strategy.ts';
 import { TaskBoard } from './task-board.ts';
@@ -49,6 +51,8 @@ export interface CoordinatorOptions {
   enrol?: EnrolmentEntry[];
   /** How often the allow-list is re-read for revocations made by another process (default 1000 ms). */
   revocationPollMs?: number;
+  /** Prometheus series (coordinator/coordinator-metrics.ts): fed by the round machine, the gRPC bytes and refusals. */
+  metrics?: CoordinatorMetrics;
 }
 
 export interface Coordinator {
@@ -111,16 +115,19 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const machine = new RoundMachine({ runId, config, store, registry, board, strategy, privacy, initialModel: saved.parameters, startRound: lastRound + 1 });
 
   const server = new grpc.Server(CHANNEL_OPTIONS);
-  const service = federationServerService();
+  const metrics = options.metrics;
+  const service = metrics ? countingService(federationServerService(), metrics.wireBytes, 'server') : federationServerService();
   const encodedModels = new EncodedModelCache(serializeTensorChunk);
   const openSessions = new Set<{ end(): void }>();
-  const handlers = federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, log: options.log, encodedModels, openSessions });
-  const admission = admitPeers(handlers, { registry, enrolment, mutualTls });
+  const refused = metrics && ((code: grpc.status, message: string) => metrics.refusal(code, message));
+  const handlers = federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, log: options.log, encodedModels, openSessions }, undefined, refused);
+  const admission = admitPeers(handlers, { registry, enrolment, mutualTls, refused });
   server.addService(service, admission.handlers);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${options.host ?? '127.0.0.1'}:${options.port ?? 0}`, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
   );
   widenServerFlowControl(server);
+  metrics?.bound();
   // revocations, also those `dpfed enrol revoke` writes from another process, end live registrations
   const revocations = setInterval(() => {
     const revoked = registry.dropRevoked();
@@ -129,6 +136,7 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
     admission.cut(revoked, (id) => `institution_id: institution "${id}" is revoked`);
   }, options.revocationPollMs ?? 1000);
   revocations.unref();
+  metrics?.observe(machine);
   const finished = machine.run();
   let closed = false;
   return {
@@ -142,6 +150,7 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
     async close() {
       if (closed) return;
       closed = true;
+      metrics?.bound(false);
       clearInterval(revocations);
       machine.stop();
       for (const session of [...openSessions]) session.end();

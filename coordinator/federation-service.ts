@@ -4,18 +4,20 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AckMsg, ModelRequestMsg, ResultChunkMsg, TensorChunkMsg } from '../proto/wire.ts';
 import { federationOperations, type FederationOperations, type ServiceDeps } from './federation-operations.ts';
-import { callStatusOf } from './rpc-error.ts';
+import { callStatusOf, type RefusalObserver } from './rpc-error.ts';
 import { sessionHandler } from './session-service.ts';
 
 export type { ServiceDeps } from './federation-operations.ts';
 
-function toServiceError(error: unknown, log?: (line: string) => void): grpc.ServiceError {
+function toServiceError(error: unknown, log?: (line: string) => void, refused?: RefusalObserver): grpc.ServiceError {
   const { code, message, internal } = callStatusOf(error);
+  refused?.(code, message);
   if (internal) log?.(`internal error: ${(error as Error)?.stack ?? error}`);
   return { code, details: message, message } as grpc.ServiceError;
 }
 
-export function federationHandlers(deps: ServiceDeps, ops: FederationOperations = federationOperations(deps)): grpc.UntypedServiceImplementation {
+/** `refused` (optional) is told of every request that ends with an error status, for metrics. */
+export function federationHandlers(deps: ServiceDeps, ops: FederationOperations = federationOperations(deps), refused?: RefusalObserver): grpc.UntypedServiceImplementation {
   const unary =
     <Req, Res>(fn: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res) =>
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
@@ -23,7 +25,7 @@ export function federationHandlers(deps: ServiceDeps, ops: FederationOperations 
         .then(() => fn(call.request, call))
         .then(
           (response) => callback(null, response),
-          (error) => callback(toServiceError(error, deps.log)),
+          (error) => callback(toServiceError(error, deps.log, refused)),
         );
     };
 
@@ -44,7 +46,7 @@ export function federationHandlers(deps: ServiceDeps, ops: FederationOperations 
         call.end();
       } catch (error) {
         // grpc-js sends a server stream's status when an error is emitted on it (destroy() would leave the client waiting)
-        call.emit('error', toServiceError(error, deps.log));
+        call.emit('error', toServiceError(error, deps.log, refused));
       }
     },
 
@@ -54,7 +56,7 @@ export function federationHandlers(deps: ServiceDeps, ops: FederationOperations 
       const fail = (error: unknown) => {
         if (finished) return;
         finished = true;
-        const e = toServiceError(error, deps.log);
+        const e = toServiceError(error, deps.log, refused);
         receiver.reject(e.details);
         callback(e);
       };
@@ -81,6 +83,6 @@ export function federationHandlers(deps: ServiceDeps, ops: FederationOperations 
       });
     },
 
-    Session: sessionHandler(ops, deps.log, deps.openSessions),
+    Session: sessionHandler(ops, deps.log, deps.openSessions, refused),
   };
 }

@@ -6,13 +6,14 @@ import type * as grpc from '@grpc/grpc-js';
 import { certifiedInstitutionId } from '../proto/tls-credentials.ts';
 import type { Enrolment, PeerCertificateId } from './enrolment.ts';
 import type { InstitutionRegistry } from './institution-registry.ts';
-import { callStatusOf, permissionDenied } from './rpc-error.ts';
+import { callStatusOf, permissionDenied, type RefusalObserver } from './rpc-error.ts';
 
 type AnyCall = { getAuthContext?: () => { sslPeerCertificate?: import('node:tls').PeerCertificate } | null };
 type SessionCall = grpc.ServerDuplexStream<unknown, unknown>;
 
-function serviceError(error: unknown): grpc.ServiceError {
+function serviceError(error: unknown, refused?: RefusalObserver): grpc.ServiceError {
   const { code, message } = callStatusOf(error);
+  refused?.(code, message);
   return { code, details: message, message } as grpc.ServiceError;
 }
 
@@ -28,7 +29,7 @@ export interface PeerAdmission {
  * certificate binds must be the institution's; without it there is no certificate to check and the
  * enrolment alone decides.
  */
-export function admitPeers(handlers: grpc.UntypedServiceImplementation, o: { registry: InstitutionRegistry; enrolment: Enrolment; mutualTls: boolean }): PeerAdmission {
+export function admitPeers(handlers: grpc.UntypedServiceImplementation, o: { registry: InstitutionRegistry; enrolment: Enrolment; mutualTls: boolean; refused?: RefusalObserver }): PeerAdmission {
   const peerOf = (call: AnyCall): PeerCertificateId => {
     if (!o.mutualTls) return null;
     return { certifiedId: certifiedInstitutionId(call.getAuthContext?.()?.sslPeerCertificate) };
@@ -44,7 +45,7 @@ export function admitPeers(handlers: grpc.UntypedServiceImplementation, o: { reg
       try {
         o.registry.admit(call.request, peerOf(call as AnyCall));
       } catch (error) {
-        return callback(serviceError(error));
+        return callback(serviceError(error, o.refused));
       }
       register(call, callback);
     }) as grpc.UntypedHandleCall,
@@ -54,7 +55,7 @@ export function admitPeers(handlers: grpc.UntypedServiceImplementation, o: { reg
         try {
           o.enrolment.admitCertificate(peer.certifiedId);
         } catch (error) {
-          call.emit('error', serviceError(error));
+          call.emit('error', serviceError(error, o.refused));
           return;
         }
         const id = peer.certifiedId!;
@@ -77,7 +78,7 @@ export function admitPeers(handlers: grpc.UntypedServiceImplementation, o: { reg
     handlers: wrapped,
     cut(institutionIds, reason) {
       for (const id of institutionIds) {
-        for (const call of [...(sessions.get(id) ?? [])]) call.emit('error', serviceError(permissionDenied(reason(id))));
+        for (const call of [...(sessions.get(id) ?? [])]) call.emit('error', serviceError(permissionDenied(reason(id)), o.refused));
         sessions.delete(id);
       }
     },

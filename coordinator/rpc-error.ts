@@ -13,6 +13,9 @@ export const failedPrecondition = (message: string) => new RpcError(status.FAILE
 export const unauthenticated = (message: string) => new RpcError(status.UNAUTHENTICATED, message);
 export const permissionDenied = (message: string) => new RpcError(status.PERMISSION_DENIED, message);
 
+/** Told of every request refused with a gRPC status (metrics): the code and the message sent. */
+export type RefusalObserver = (code: status, message: string) => void;
+
 /** The status a failed request ends with; anything that is not one of ours is INTERNAL. */
 export function callStatusOf(error: unknown): { code: status; message: string; internal: boolean } {
   if (error instanceof RpcError) return { code: error.code, message: error.message, internal: false };

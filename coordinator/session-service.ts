@@ -8,14 +8,14 @@ import { FramePool } from '../proto/frame-pool.ts';
 import { unpackTensors } from '../proto/tensor-stream.ts';
 import { MAX_MESSAGE_BYTES, modelChunkFrame, packedModelFrame, taskWithModelFrame, type ClientFrameMsg, type CoordinatorFrameMsg, type TaskMsg } from '../proto/wire.ts';
 import type { FederationOperations, ResultReceiver } from './federation-operations.ts';
-import { RpcError, callStatusOf, invalidArgument } from './rpc-error.ts';
+import { RpcError, callStatusOf, invalidArgument, type RefusalObserver } from './rpc-error.ts';
 
 type SessionCall = ServerDuplexStream<ClientFrameMsg, CoordinatorFrameMsg | Buffer>;
 
 /** Uploads one institution may have in progress on its stream (each holds a model-sized buffer). */
 export const MAX_OPEN_RESULTS = 4;
 
-export function sessionHandler(ops: FederationOperations, log?: (line: string) => void, open?: Set<{ end(): void }>): (call: SessionCall) => void {
+export function sessionHandler(ops: FederationOperations, log?: (line: string) => void, open?: Set<{ end(): void }>, onRefused?: RefusalObserver): (call: SessionCall) => void {
   const frames = new FramePool();
   return (call) => {
     /** Uploads in progress by call id. */
@@ -61,6 +61,7 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
     };
     const fail = (callId: number, error: unknown): string => {
       const { code, message, internal } = callStatusOf(error);
+      onRefused?.(code, message);
       if (internal) log?.(`internal error: ${(error as Error)?.stack ?? error}`);
       void send({ callId, error: { code, message } });
       return message;

@@ -156,7 +156,7 @@ describe('transport flags of dpfed coordinator and dpfed client', () => {
    * A `dpfed coordinator` process (1 round, 1 institution needed, `bank-a` enrolled with --enrol-file) and
    * `dpfed client` processes with the given transport flags; resolves with their exit codes and output.
    */
-  async function federationOfProcesses(name: string, coordinatorTransport: string[], clients: { id: string; identity: string; transport: string[] }[]) {
+  async function federationOfProcesses(name: string, coordinatorTransport: string[], clients: { id: string; identity: string; transport: string[]; exitsFirst?: boolean }[]) {
     const csv = join(dir, `${name}-bank.csv`);
     writeBankCsv(csv, bankSlices(1, { rowsPerBank: 400, seed: name })[0]);
     const { publicKey } = JSON.parse((await dpfed('identity', 'init', '--identity', join(dir, `${name}-bank-a.identity`), '--json')).stdout) as { publicKey: string };
@@ -176,15 +176,20 @@ describe('transport flags of dpfed coordinator and dpfed client', () => {
       });
       coordinator.on('exit', (code) => reject(new Error(`the coordinator exited with ${code}: ${out.coordinator.err}`)));
     });
-    const children = clients.map((c) => {
+    // A client marked exitsFirst runs to its end before the next starts: a refused one must meet a
+    // coordinator that is still running (the run ends once the enrolled client's one round commits).
+    const children: Promise<void>[] = [];
+    for (const c of clients) {
       const child = spawn(process.execPath, [DPFED_BIN, 'client', ...c.transport, '--coordinator', `127.0.0.1:${port}`, '--institution', c.id, '--data', csv,
         '--identity', c.identity, '--ledger', join(dir, `${name}-${c.id}.ledger.sqlite`), '--backend', 'wasm', '--json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
       const record = { id: c.id, out: '', err: '', code: null as number | null };
       out.clients.push(record);
       child.stderr!.on('data', (d: Buffer) => (record.err += d.toString()));
       child.stdout!.on('data', (d: Buffer) => (record.out += d.toString()));
-      return new Promise<void>((r) => child.on('exit', (code) => r(void (record.code = code)))).finally(() => child.exitCode === null && child.kill('SIGKILL'));
-    });
+      const exited = new Promise<void>((r) => child.on('exit', (code) => r(void (record.code = code)))).finally(() => child.exitCode === null && child.kill('SIGKILL'));
+      children.push(exited);
+      if (c.exitsFirst) await exited;
+    }
     try {
       await Promise.all([new Promise<void>((r) => coordinator.on('exit', (code) => r(void (out.coordinator.code = code)))), ...children]);
     } finally {
@@ -203,12 +208,12 @@ describe('transport flags of dpfed coordinator and dpfed client', () => {
     ]);
     const tls = (id: string) => ['--tls-ca', join(ca, 'ca.crt'), '--tls-cert', join(ca, `${id}.crt`), '--tls-key', join(ca, `${id}.key`)];
     const result = await federationOfProcesses('mtls', tls('coordinator'), [
+      { id: 'bank-x', identity: join(dir, 'mtls-bank-x.identity'), transport: tls('bank-x'), exitsFirst: true },
       { id: 'bank-a', identity: join(dir, 'mtls-bank-a.identity'), transport: tls('bank-a') },
-      { id: 'bank-x', identity: join(dir, 'mtls-bank-x.identity'), transport: tls('bank-x') },
     ]);
     expect(result.coordinator.code, result.coordinator.err).toBe(0);
     expect(result.coordinator.events.filter((e) => e.event === 'round').map((e) => e.participants)).toEqual([1]);
-    const [enrolled, stranger] = result.clients;
+    const [stranger, enrolled] = result.clients;
     expect(enrolled.code, enrolled.err).toBe(0);
     expect(JSON.parse(enrolled.out.trim().split('\n').pop()!)).toMatchObject({ institution: 'bank-a', roundsTrained: 1 });
     expect(stranger.code).toBe(1);

@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseFlags } from '../../cli/flags.ts';
 import { runConfigFromFlags, runFlags } from '../../cli/run-flags.ts';
+import type { CoordinatorMetrics } from '../../coordinator/coordinator-metrics.ts';
 import { startCoordinator, type Coordinator } from '../../coordinator/coordinator-server.ts';
 import { coordinatorPrivacy } from '../../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../../coordinator/round-machine.ts';
@@ -20,7 +21,7 @@ import type { Strategy } from '../../coordinator/strategy.ts';
 import { parse } from 'csv-parse/sync';
 import { loadInstitutionCsv, type Dataset } from '../../client-sdk/csv-dataset.ts';
 import { RowSplitter } from '../../client-sdk/data-split.ts';
-import { FederationClient, type ClientRunResult } from '../../client-sdk/federation-client.ts';
+import { FederationClient, type ClientRunResult, type FederationClientOptions } from '../../client-sdk/federation-client.ts';
 import { InstitutionPrivacy } from '../../client-sdk/institution-privacy.ts';
 import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from '../../client-sdk/learner.ts';
 import { selectBackend } from '../../client-sdk/tf-backend.ts';
@@ -139,6 +140,8 @@ export interface TestCoordinatorOptions {
   insecure?: boolean;
   /** TLS without client certificates (for a test whose one hand-written connection speaks for several ids). */
   clientCertificates?: false;
+  /** Prometheus series of the coordinator (test/observability.test.ts). */
+  metrics?: CoordinatorMetrics;
 }
 
 /** Coordinators started by this file's tests, by address, so institutions are enrolled with the right one. */
@@ -159,6 +162,7 @@ export async function startTestCoordinator(o: TestCoordinatorOptions): Promise<C
     strategy: o.strategy,
     ...(o.insecure ? { insecure: true } : { tls: { ...server, requireClientCertificate: o.clientCertificates ?? true } }),
     revocationPollMs: 200,
+    metrics: o.metrics,
   });
   coordinatorsByAddress.set(`127.0.0.1:${coordinator.port}`, { coordinator, insecure: Boolean(o.insecure) });
   return coordinator;
@@ -417,6 +421,8 @@ export interface InstitutionOptions {
   enrol?: boolean;
   /** Transport instead of the one the coordinator at `address` was started with (default: mutual TLS as this id). */
   transport?: { tls: TlsMaterial } | { insecure: true };
+  /** Options of the FederationClient's own (e.g. wireBytes, a log callback instead of collecting `logs`). */
+  clientOptions?: Partial<FederationClientOptions>;
 }
 
 export function makeInstitution(o: InstitutionOptions): TestInstitution {
@@ -442,6 +448,7 @@ export function makeInstitution(o: InstitutionOptions): TestInstitution {
     reconnectForMs: o.reconnectForMs ?? 30_000,
     log: (line) => logs.push(line),
     ...(o.transport ?? transport),
+    ...o.clientOptions,
   });
   return { id: o.id, identity, client, learner: o.learner, privacy, logs };
 }
