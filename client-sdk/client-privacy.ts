@@ -1,7 +1,8 @@
 // Record-level DP at the data holder: before each round the institution projects its ε after the
 // round's planned steps and refuses to train past its own budget; after training it records the
 // mechanism in its own local ledger and signs the event it sends to the coordinator.
-import type { PrivacyEventMsg } from '../proto/wire.ts';
+import type { LedgerReceipt } from '../privacy/receipts.ts';
+import type { LedgerHeadMsg, PrivacyEventMsg } from '../proto/wire.ts';
 import type { Learner, MechanismReport, TaskContext } from './learner.ts';
 
 export interface RoundDecision {
@@ -17,5 +18,13 @@ export interface RoundDecision {
 
 export interface ClientPrivacy {
   beforeRound(task: TaskContext, learner: Learner): RoundDecision;
+  /** Records the round's event in the institution's own ledger, within its budget (throws BudgetExceededError
+   * from privacy/ledger.ts, nothing recorded, when it would pass it), and returns the signed event to send. */
   recordRelease(task: TaskContext, mechanism: MechanismReport): PrivacyEventMsg;
+  /** The head of the institution's own ledger signed with its identity key (a receipt for the coordinator). */
+  signedHead?(): LedgerHeadMsg;
+  /** row_hash of row `seq` of the institution's own ledger (bytes), or undefined when it has no such row. */
+  rowHashAt?(seq: number): Uint8Array | undefined;
+  /** Keeps a receipt of the coordinator's ledger (its signed head), beside the institution's own ledger. */
+  keepCoordinatorReceipt?(receipt: LedgerReceipt): void;
 }

@@ -17,12 +17,15 @@ import { SecAggClient } from './secagg-client.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
 import { clipToNorm } from '../privacy/update-clipping.ts';
 import { parameterCount, parameterShapes, parseModelSpec, type ModelSpec } from '../proto/model-spec.ts';
-import { registrationMessage } from '../proto/registration.ts';
 import { parseTaskConfig } from '../proto/task-config.ts';
 import { assembleWhole, flatFloat32, type NamedTensor } from '../proto/tensor-stream.ts';
-import { PROTOCOL_VERSION, type Envelope, type PrivacyEventMsg, type ResultHeaderMsg, type CkksTaskMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
+import { type Envelope, type LedgerHeadMsg, type PrivacyEventMsg, type ResultHeaderMsg, type CkksTaskMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
 import { CoordinatorConnection } from './coordinator-connection.ts';
+import { signedRegistration } from './registration-request.ts';
+import { BudgetExceededError } from '../privacy/ledger.ts';
+import { receiptBytes } from '../privacy/receipts.ts';
+import { verifySignature } from '../privacy/identity.ts';
 import { subtractGlobal } from './model-delta.ts';
 import type { Learner, TaskContext } from './learner.ts';
 
@@ -53,6 +56,9 @@ export class FederationClient extends EventEmitter {
   private readonly connection: CoordinatorConnection;
   private session: Uint8Array = new Uint8Array(0);
   private runId = '';
+  /** The coordinator's Ed25519 key, from registration: its ledger heads are verified with it. */
+  private coordinatorKey: Uint8Array | null = null;
+  private lastCoordinatorHead = '';
   private stopped = false;
   private declinedForBudget: string | null = null;
   /** CKKS key holder: the run's secret key (never sent), and the rounds already decrypted (once each). */
@@ -88,22 +94,52 @@ export class FederationClient extends EventEmitter {
     this.stopped = true;
   }
 
+  /**
+   * Challenge, then Register with a signed declaration: the coordinator's nonce, this institution's budget and
+   * declared fields, and the head of its own ledger with the hash of the row the coordinator holds a receipt
+   * for (so the coordinator can tell a wiped, truncated or replaced ledger). A refusal naming ledger_head is
+   * FAILED_PRECONDITION and is not retried.
+   */
   async register(): Promise<void> {
-    const { identity, institutionId, learner, budget } = this.options;
-    const nonce = randomBytes(16);
-    const response = await this.connection.register({
-      institutionId,
-      identityPublicKey: identity.publicKey,
-      protocolVersion: PROTOCOL_VERSION,
-      budget: budget ?? null,
-      numTrainExamples: learner.numTrainExamples,
-      clientVersion: 'dpfed-sdk/0.1.0',
-      signature: identity.sign(registrationMessage(institutionId, identity.publicKey, nonce)),
-      nonce,
-    });
+    const { identity, institutionId, learner, budget, privacy } = this.options;
+    const challenge = await this.connection.challenge({ institutionId });
+    const anchor = challenge.receiptSeq > 0 ? privacy?.rowHashAt?.(challenge.receiptSeq) : undefined;
+    const response = await this.connection.register(
+      signedRegistration(challenge, {
+        institutionId, identity, budget: budget ?? null, numTrainExamples: learner.numTrainExamples,
+        ledgerHead: privacy?.signedHead?.() ?? null, anchorHash: anchor,
+      }),
+    );
+    if (!Buffer.from(response.coordinatorPublicKey).equals(Buffer.from(challenge.coordinatorPublicKey))) {
+      throw new Error('register: the coordinator answered the challenge and the registration with different keys');
+    }
+    this.coordinatorKey = new Uint8Array(response.coordinatorPublicKey);
     this.session = response.session;
     this.runId = response.runId;
     this.log(`registered with ${this.options.coordinator}, run ${this.runId}`);
+  }
+
+  /** Keeps the coordinator's signed ledger head a task carries (once per head), when it verifies with the coordinator's key. */
+  private keepCoordinatorHead(task: TaskMsg): void {
+    const head = task.coordinatorLedgerHead;
+    const keep = this.options.privacy?.keepCoordinatorReceipt;
+    if (!head || !head.signature?.length || !keep || !this.coordinatorKey) return;
+    const hash = Buffer.from(head.hash).toString('hex');
+    if (this.lastCoordinatorHead === `${head.seq}:${hash}`) return;
+    if (head.hash.length !== 32 || !verifySignature(this.coordinatorKey, receiptBytes(head.seq, head.hash), head.signature)) {
+      this.log(`task ${task.kind}: the coordinator's ledger head does not verify with its key; not kept`);
+      return;
+    }
+    try {
+      keep.call(this.options.privacy, {
+        ledgerKey: Buffer.from(this.coordinatorKey).toString('hex'), seq: head.seq, hash, signature: Buffer.from(head.signature).toString('hex'),
+        subject: 'coordinator', receivedAt: new Date().toISOString(),
+      });
+      this.lastCoordinatorHead = `${head.seq}:${hash}`;
+    } catch (error) {
+      this.log(`task ${task.kind}: coordinator ledger receipt refused: ${(error as Error).message}`);
+      this.emit('receipt-conflict', error);
+    }
   }
 
   private envelope(round = 0, modelVersion = 0): Envelope {
@@ -140,6 +176,7 @@ export class FederationClient extends EventEmitter {
     const result: ClientRunResult = { roundsTrained: 0, roundsEvaluated: 0, declined: null, doneMessage: '' };
     while (!this.stopped) {
       const task = await this.withReconnect(() => this.connection.pullTask(this.envelope(), this.options.pollMs ?? 30_000));
+      this.keepCoordinatorHead(task);
       if (task.kind === 'DONE') {
         result.doneMessage = task.message;
         result.declined = this.declinedForBudget;
@@ -358,9 +395,18 @@ export class FederationClient extends EventEmitter {
     const delta = subtractGlobal(outcome.params, global);
     if (config.privacy.mode === 'client') clipToNorm(delta, config.privacy.client!.updateClipNorm);
     let privacyEvent: PrivacyEventMsg | null = null;
+    let ledgerHead: LedgerHeadMsg | null = null;
     if (config.privacy.mode === 'record') {
       if (!outcome.mechanism) throw new Error('record-level DP: the learner did not report the mechanism it ran');
-      privacyEvent = this.options.privacy!.recordRelease(ctx, outcome.mechanism);
+      try {
+        // The binding budget check: the event enters the institution's ledger (or not) before any byte leaves.
+        privacyEvent = this.options.privacy!.recordRelease(ctx, outcome.mechanism);
+      } catch (error) {
+        if (!(error instanceof BudgetExceededError)) throw error;
+        await this.decline(envelope, 'budget', error.message, error.projectedEpsilon, error.budget.epsilon);
+        return null;
+      }
+      ledgerHead = this.options.privacy!.signedHead?.() ?? null;
     }
     // In record mode the training loss is computed on raw records without noise: it stays home.
     const metrics: Record<string, number> = config.privacy.mode === 'record' ? { steps: outcome.metrics.steps ?? 0 } : { ...outcome.metrics };
@@ -382,6 +428,7 @@ export class FederationClient extends EventEmitter {
         numExamples: outcome.numExamples,
         metrics: { ...metrics, seconds: (performance.now() - t0) / 1000 },
         privacyEvent,
+        ledgerHead,
         tensorCount: tensors.length,
         masked: false,
       },

@@ -1,6 +1,10 @@
 // Record-level DP bookkeeping at the data holder: the institution's own ε ledger (a local SQLite file
 // it countersigns itself), its own budget, the noise multiplier calibrated to the run's target, and the
-// refusal to train when the projected ε after a round would exceed the budget.
+// refusal to train when the projected ε after a round would exceed the budget (an early refusal; the binding
+// check runs when the update is released: the event is appended only if it fits the budget, in the same
+// SQLite transaction as the check, so two processes sharing the ledger file cannot overspend together).
+// The institution's ledger head, signed with its identity key, is its receipt for the coordinator; the
+// coordinator's signed heads are kept in the ledger file's `ledger_receipts` table (privacy/receipts.ts).
 import Database from 'better-sqlite3';
 import { makeAccountant, type Accountant } from '../privacy/accountant.ts';
 import { checkBudget, type PrivacyBudget } from '../privacy/budget.ts';
@@ -9,7 +13,8 @@ import type { IdentityKey } from '../privacy/identity.ts';
 import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
 import { PrivacyLedger, type SpentEpsilon } from '../privacy/ledger.ts';
 import type { MechanismEvent } from '../privacy/mechanism-event.ts';
-import type { PrivacyEventMsg } from '../proto/wire.ts';
+import { ReceiptStore, type LedgerReceipt } from '../privacy/receipts.ts';
+import type { LedgerHeadMsg, PrivacyEventMsg } from '../proto/wire.ts';
 import type { ClientPrivacy, RoundDecision } from './client-privacy.ts';
 import type { Learner, MechanismReport, TaskContext } from './learner.ts';
 
@@ -23,12 +28,15 @@ export interface InstitutionPrivacyOptions {
 export class InstitutionPrivacy implements ClientPrivacy {
   private readonly db: Database.Database;
   private readonly ledger: PrivacyLedger;
+  private readonly receipts: ReceiptStore;
   private readonly calibrated = new Map<string, number>();
 
   constructor(private readonly options: InstitutionPrivacyOptions) {
     this.db = new Database(options.ledgerPath);
     this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 10000');
     this.ledger = new PrivacyLedger(this.db, { countersigner: options.identity });
+    this.receipts = new ReceiptStore(this.db);
     this.ledger.registerInstitution(options.institutionId, options.identity.publicKey, options.budget);
   }
 
@@ -98,8 +106,27 @@ export class InstitutionPrivacy implements ClientPrivacy {
       time: new Date().toISOString(),
     };
     const signature = signEvent(event, this.options.identity);
-    this.ledger.append(event, signature);
+    this.ledger.appendWithinBudget(event, signature, this.accountant(task));
     return { ...event, signature };
+  }
+
+  signedHead(): LedgerHeadMsg {
+    const receipt = this.ledger.signedHead(this.options.institutionId);
+    return { seq: receipt.seq, hash: Buffer.from(receipt.hash, 'hex'), signature: Buffer.from(receipt.signature, 'hex') };
+  }
+
+  rowHashAt(seq: number): Uint8Array | undefined {
+    const hash = this.ledger.rowHashAt(seq);
+    return hash === undefined ? undefined : Buffer.from(hash, 'hex');
+  }
+
+  keepCoordinatorReceipt(receipt: LedgerReceipt): void {
+    this.receipts.add(receipt);
+  }
+
+  /** The coordinator's receipts this institution holds (for `dpfed ledger --export-receipts`). */
+  coordinatorReceipts(): LedgerReceipt[] {
+    return this.receipts.all();
   }
 
   spent(): SpentEpsilon {

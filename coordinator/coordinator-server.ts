@@ -9,6 +9,7 @@ import { EncodedModelCache } from './encoded-model-cache.ts';
 import { CoordinatorStore } from './coordinator-store.ts';
 import { federationHandlers } from './federation-service.ts';
 import { InstitutionRegistry } from './institution-registry.ts';
+import { CoordinatorReceipts } from './ledger-receipts.ts';
 import { RoundMachine } from './round-machine.ts';
 import type { RoundPrivacy } from './round-privacy.ts';
 import type { RunConfig } from './run-config.ts';
@@ -82,7 +83,8 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
     throw new Error(`--strategy ${options.strategy ? strategy.name : config.strategy} needs individual updates and cannot run with --aggregation ${config.task.aggregation}`);
   }
 
-  const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000);
+  const receipts = new CoordinatorReceipts(store, identity);
+  const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000, receipts);
   const board = new TaskBoard();
   const privacy = options.privacy?.({ runId, config, store, registry, identity });
   const machine = new RoundMachine({ runId, config, store, registry, board, strategy, privacy, initialModel: saved.parameters, startRound: lastRound + 1 });
@@ -91,7 +93,7 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const service = federationServerService();
   const encodedModels = new EncodedModelCache(serializeTensorChunk);
   const openSessions = new Set<{ end(): void }>();
-  server.addService(service, federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, log: options.log, encodedModels, openSessions }));
+  server.addService(service, federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, receipts, log: options.log, encodedModels, openSessions }));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${options.host ?? '127.0.0.1'}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );

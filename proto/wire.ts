@@ -255,6 +255,24 @@ export interface PrivacyBudgetMsg {
   delta: number;
 }
 
+export interface ChallengeRequest {
+  institutionId: string;
+}
+
+export interface ChallengeResponse {
+  nonce: Uint8Array;
+  expiresInMs: number;
+  receiptSeq: number;
+  coordinatorPublicKey: Uint8Array;
+}
+
+/** A ledger head signed by the ledger's countersigner (a receipt; see privacy/receipts.ts). */
+export interface LedgerHeadMsg {
+  seq: number;
+  hash: Uint8Array;
+  signature: Uint8Array;
+}
+
 export interface RegisterRequest {
   institutionId: string;
   identityPublicKey: Uint8Array;
@@ -262,8 +280,14 @@ export interface RegisterRequest {
   budget?: PrivacyBudgetMsg | null;
   numTrainExamples: number;
   clientVersion: string;
+  /** Ed25519 over registrationDeclaration(...) (proto/registration.ts). */
   signature: Uint8Array;
+  /** The ChallengeResponse nonce. */
   nonce: Uint8Array;
+  declaredExamples: number;
+  schemaHash: Uint8Array;
+  ledgerHead?: LedgerHeadMsg | null;
+  anchorHash: Uint8Array;
 }
 
 export interface RegisterResponse {
@@ -333,6 +357,8 @@ export interface TaskMsg {
   modelId: string;
   /** Session stream only: the model the task refers to, packed (ModelBatch), when the coordinator attached it. */
   model?: { tensors: TensorChunkMsg[]; packedData: Uint8Array } | null;
+  /** The coordinator's ledger head, signed with its key (a receipt for the institution to keep). */
+  coordinatorLedgerHead?: LedgerHeadMsg | null;
 }
 
 export interface TensorChunkMsg {
@@ -364,6 +390,8 @@ export interface ResultHeaderMsg {
   tensorCount: number;
   masked: boolean;
   encrypted?: boolean;
+  /** Record-level DP: the institution's own ledger head after recording privacyEvent, signed with its identity key. */
+  ledgerHead?: LedgerHeadMsg | null;
 }
 
 export interface ResultChunkMsg {

@@ -12,7 +12,7 @@ import { MAX_OPEN_RESULTS } from '../coordinator/session-service.ts';
 import { parameterShapes } from '../proto/model-spec.ts';
 import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import { generateIdentity } from '../privacy/identity.ts';
-import { registrationMessage } from '../proto/registration.ts';
+import { signedRegistration } from '../client-sdk/registration-request.ts';
 import {
   CHANNEL_OPTIONS,
   PROTOCOL_VERSION,
@@ -30,11 +30,8 @@ import { cleanUp, runConfig, startTestCoordinator, tempDir, within } from './hel
 /** Registers `id` with a fresh identity; the envelope of its round-0 requests. */
 async function registerAs(conn: CoordinatorConnection, id: string): Promise<Envelope> {
   const identity = generateIdentity();
-  const nonce = randomBytes(16);
-  const { session, runId } = await conn.register({
-    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 10,
-    clientVersion: 'test', signature: identity.sign(registrationMessage(id, identity.publicKey, nonce)), nonce,
-  });
+  const challenge = await conn.challenge({ institutionId: id });
+  const { session, runId } = await conn.register(signedRegistration(challenge, { institutionId: id, identity, budget: null, numTrainExamples: 10, clientVersion: 'test' }));
   return { runId, round: 0, modelVersion: 0, institutionId: id, session };
 }
 
