@@ -6,7 +6,7 @@ import { FederationClient } from '../client-sdk/federation-client.ts';
 import { fitStandardiser, standardise } from '../client-sdk/standardiser.ts';
 import { BACKEND_NAMES, selectBackend, type BackendName } from '../client-sdk/tf-backend.ts';
 import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
-import { loadOrCreateIdentity } from '../privacy/identity.ts';
+import { defaultKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
 import { INSTITUTION_ID_PATTERN } from '../proto/registration.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 
@@ -20,7 +20,8 @@ export const command: CommandSpec = {
     { name: 'label-column', type: 'string', default: 'label', help: 'name of the 0/1 label column' },
     { name: 'validation-fraction', type: 'number', default: 0.2, help: 'share of local rows kept for validation (never leaves the institution)', check: (v) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)') },
     { name: 'backend', type: 'string', default: 'auto', choices: BACKEND_NAMES, help: 'TensorFlow.js backend: auto picks tensorflow-gpu > tensorflow > wasm > cpu' },
-    { name: 'identity', type: 'string', help: 'Ed25519 identity key file (created if absent; default ./<institution>.identity)' },
+    { name: 'key-dir', type: 'string', help: 'directory of key files, apart from the ledger (default $DPFED_KEY_DIR or ~/.config/dpfed/keys; created 0700)' },
+    { name: 'identity', type: 'string', help: 'Ed25519 identity key file (created 0600 if absent; default <key-dir>/<institution>.identity); refused when group/other may read it' },
     { name: 'ledger', type: 'string', help: 'this institution\'s own epsilon ledger, SQLite (default ./<institution>.ledger.sqlite)' },
     { name: 'budget-epsilon', type: 'number', default: 10, help: 'this institution\'s privacy budget epsilon; it refuses to train past it', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
     { name: 'budget-delta', type: 'number', default: 1e-5, help: 'this institution\'s privacy budget delta', check: (v) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)') },
@@ -45,7 +46,12 @@ export async function main(argv: string[]): Promise<number> {
     const backend = await selectBackend(f.backend as BackendName);
     log(`[${id}] ${data.n} rows (${train.n} train, ${validation.n} validation), ${data.dim} features; TensorFlow.js backend: ${backend.name}`);
     const learner = new TfjsLearner(backend.tf, standardise(train, standardiser), standardise(validation, standardiser));
-    const identity = loadOrCreateIdentity(f.identity ? String(f.identity) : `${id}.identity`);
+    let identity;
+    try {
+      identity = loadOrCreateIdentity(f.identity ? String(f.identity) : institutionKeyPath(f.keyDir ? String(f.keyDir) : defaultKeyDir(), id));
+    } catch (error) {
+      throw new UsageError(`${f.identity ? '--identity' : '--key-dir'}: ${(error as Error).message}`);
+    }
     const budget = { epsilon: Number(f.budgetEpsilon), delta: Number(f.budgetDelta) };
     const privacy = new InstitutionPrivacy({ institutionId: id, identity, budget, ledgerPath: f.ledger ? String(f.ledger) : `${id}.ledger.sqlite` });
     const client = new FederationClient({ coordinator: String(f.coordinator), institutionId: id, identity, learner, privacy, budget, log });

@@ -1,8 +1,9 @@
 // `dpfed coordinator`: starts a federation (gRPC server) and runs its rounds.
-import { startCoordinator } from '../coordinator/coordinator-server.ts';
+import { coordinatorIdentityPath, startCoordinator } from '../coordinator/coordinator-server.ts';
+import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
-import { runCommand, type CommandSpec } from './flags.ts';
+import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 import { runConfigFromFlags, runFlags } from './run-flags.ts';
 
 export const command: CommandSpec = {
@@ -12,6 +13,8 @@ export const command: CommandSpec = {
     { name: 'port', type: 'int', default: 50051, help: 'TCP port to listen on (0 = any free port)', check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535') },
     { name: 'host', type: 'string', default: '127.0.0.1', help: 'address to bind' },
     { name: 'db', type: 'string', default: 'dpfed.sqlite', help: 'SQLite file with runs, rounds, models, metrics and the epsilon ledger' },
+    { name: 'key-dir', type: 'string', help: 'directory of key files, apart from the database (default $DPFED_KEY_DIR or ~/.config/dpfed/keys; created 0700)' },
+    { name: 'identity', type: 'string', help: 'the coordinator\'s Ed25519 key file, which countersigns its ledger (default <key-dir>/coordinator-<db name>-<hash of its path>.key; created 0600 if absent)' },
     { name: 'run-id', type: 'string', help: 'resume or create this run (default: resume the latest unfinished run, else start a new one)' },
     ...runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' }),
     { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
@@ -26,11 +29,19 @@ export async function main(argv: string[]): Promise<number> {
     const json = Boolean(f.json);
     const emit = (event: Record<string, unknown>) => process.stdout.write(JSON.stringify(event) + '\n');
     const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+    const keys = { dbPath: String(f.db), keyDir: f.keyDir ? String(f.keyDir) : undefined, identityPath: f.identity ? String(f.identity) : undefined };
+    try {
+      loadOrCreateIdentity(coordinatorIdentityPath(keys));
+    } catch (error) {
+      throw new UsageError(`${f.identity ? '--identity' : '--key-dir'}: ${(error as Error).message}`);
+    }
     const coordinator = await startCoordinator({
       dbPath: String(f.db),
       host: String(f.host),
       port: Number(f.port),
       runId: f.runId ? String(f.runId) : undefined,
+      keyDir: f.keyDir ? String(f.keyDir) : undefined,
+      identityPath: f.identity ? String(f.identity) : undefined,
       config,
       privacy: coordinatorPrivacy,
       log: process.env.DPFED_DEBUG ? log : undefined,

@@ -25,7 +25,7 @@ export const command: CommandSpec = {
   name: 'demo',
   summary: 'a coordinator and 4 banks as separate processes over gRPC on 127.0.0.1, on real card-fraud data',
   flags: [
-    { name: 'db', type: 'string', default: 'dpfed-demo.sqlite', help: 'coordinator SQLite file; the banks keep their keys and own ledgers in <db>.banks/' },
+    { name: 'db', type: 'string', default: 'dpfed-demo.sqlite', help: 'coordinator SQLite file; the banks keep their own ledgers in <db>.banks/, and every key lives apart in <db>.keys/' },
     { name: 'institutions', type: 'int', default: 4, help: 'number of banks', check: (v) => (Number(v) >= 2 && Number(v) <= 32 ? undefined : 'must be 2..32') },
     { name: 'backend', type: 'string', default: 'wasm', choices: BACKEND_NAMES, help: 'TensorFlow.js backend of the banks' },
     { name: 'budget-epsilon', type: 'number', default: 5, help: 'each bank\'s own privacy budget epsilon', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
@@ -51,7 +51,7 @@ function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: str
   return files;
 }
 
-function resetDemoState(db: string, banksDir: string): void {
+function resetDemoState(db: string, banksDir: string, keyDir: string): void {
   if (existsSync(db)) {
     let isDpfed = false;
     try {
@@ -65,6 +65,7 @@ function resetDemoState(db: string, banksDir: string): void {
     for (const suffix of ['', '-wal', '-shm', '.coordinator-key']) rmSync(db + suffix, { force: true });
   }
   rmSync(banksDir, { recursive: true, force: true });
+  rmSync(keyDir, { recursive: true, force: true });
 }
 
 function forward(f: FlagValues, names: string[]): string[] {
@@ -88,7 +89,8 @@ export async function main(argv: string[]): Promise<number> {
     const rounds = Number(f.rounds);
     const db = resolve(String(f.db));
     const banksDir = `${db}.banks`;
-    if (!f.keep) resetDemoState(db, banksDir);
+    const keyDir = `${db}.keys`;
+    if (!f.keep) resetDemoState(db, banksDir, keyDir);
     mkdirSync(banksDir, { recursive: true });
     const files = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
     const started = performance.now();
@@ -103,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
     const shared = forward(f, SHARED.map((s) => s.name).filter((n) => !DEMO_OWN.has(n) && !COORDINATOR_SET.has(n)));
     // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
     const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
-    const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--json', '--min-clients', String(minClients), '--wait-for', String(banks),
+    const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--key-dir', keyDir, '--json', '--min-clients', String(minClients), '--wait-for', String(banks),
       '--round-timeout', String(f.roundTimeout), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
 
@@ -117,7 +119,7 @@ export async function main(argv: string[]): Promise<number> {
       files.forEach((file, i) => {
         const id = `bank-${i + 1}`;
         const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'client', '--coordinator', `127.0.0.1:${port}`, '--institution', id, '--data', file,
-          '--label-column', 'label', '--backend', String(f.backend), '--identity', join(banksDir, `${id}.identity`),
+          '--label-column', 'label', '--backend', String(f.backend), '--key-dir', keyDir,
           '--ledger', join(banksDir, `${id}.ledger.sqlite`), '--budget-epsilon', String(f.budgetEpsilon), '--budget-delta', String(f.delta),
           '--seed', String(f.seed), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
         children.push(child);

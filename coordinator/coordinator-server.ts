@@ -1,7 +1,8 @@
 // Starts a coordinator: opens (or resumes) the run in SQLite, binds the gRPC server, runs the rounds.
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
+import { existsSync } from 'node:fs';
+import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { flattenParameters, initialParameters, parseModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { CHANNEL_OPTIONS, federationServerService, serializeTensorChunk, widenServerFlowControl } from '../proto/wire.ts';
@@ -24,8 +25,10 @@ export interface CoordinatorOptions {
   /** Resume this run, or create it with this id; default: resume the latest unfinished run, else a new one. */
   runId?: string;
   config: RunConfig;
-  /** Ed25519 identity of the coordinator (countersigns ledger rows); default: `<db>.coordinator-key`. */
+  /** Ed25519 identity of the coordinator (countersigns ledger rows); default: coordinatorKeyPath(keyDir, dbPath). */
   identityPath?: string;
+  /** Directory of key files, apart from the database (default: $DPFED_KEY_DIR or ~/.config/dpfed/keys). */
+  keyDir?: string;
   privacy?: (ctx: { runId: string; config: RunConfig; store: CoordinatorStore; registry: InstitutionRegistry; identity: IdentityKey }) => RoundPrivacy | undefined;
   log?: (line: string) => void;
   livenessMs?: number;
@@ -57,8 +60,19 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 }
 
+/** Where the coordinator's key lives. A key beside the database (the former default) is refused with the move to make. */
+export function coordinatorIdentityPath(options: { dbPath: string; identityPath?: string; keyDir?: string }): string {
+  if (options.identityPath) return options.identityPath;
+  const path = coordinatorKeyPath(options.keyDir ?? defaultKeyDir(), options.dbPath);
+  const beside = `${options.dbPath}.coordinator-key`;
+  if (!existsSync(path) && existsSync(beside)) {
+    throw new Error(`the coordinator key ${beside} lies beside its database; keys live in a key directory apart from the ledger: move it to ${path} (mode 0600), or pass its path as the identity`);
+  }
+  return path;
+}
+
 async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions): Promise<Coordinator> {
-  const identity = loadOrCreateIdentity(options.identityPath ?? `${options.dbPath}.coordinator-key`);
+  const identity = loadOrCreateIdentity(coordinatorIdentityPath(options));
   let runId = options.runId;
   let run = runId ? store.getRun(runId) : store.latestUnfinishedRun();
   let config = options.config;

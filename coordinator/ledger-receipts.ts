@@ -105,12 +105,13 @@ export class CoordinatorReceipts {
     this.receipts.add(receipt);
   }
 
-  /** A budget that differs from the one the coordinator's ledger holds for the institution gets its own ledger row. */
+  /** A declared budget the coordinator's ledger does not hold yet for the institution (its first, or a changed
+   * one) gets its own ledger row, so every budget an institution declared is auditable. */
   recordBudgetChange(institutionId: string, publicKey: Uint8Array, budget: { epsilon: number; delta: number }): void {
     const ledger = this.ledger();
-    const current = ledger?.institution(institutionId);
-    if (!ledger || !current) return; // first registration: the privacy hooks register it with its first event
-    if (current.budget.epsilon !== budget.epsilon || current.budget.delta !== budget.delta) ledger.registerInstitution(institutionId, publicKey, budget);
+    if (!ledger) return;
+    const current = ledger.institution(institutionId);
+    if (!current || current.budget.epsilon !== budget.epsilon || current.budget.delta !== budget.delta) ledger.registerInstitution(institutionId, publicKey, budget);
   }
 
   /** The coordinator's ledger head signed with its key (null before the ledger has a row). Signed once per head. */

@@ -10,7 +10,7 @@ import type { ClientUpdate, FitConfig, RoundMetrics } from '../coordinator/strat
 import type { EvaluationTotals } from '../privacy/evaluation-vector.ts';
 import { LocalTrainer } from '../client-sdk/local-trainer.ts';
 import { addHistograms, aucFromHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
-import { loadOrCreateIdentity } from '../privacy/identity.ts';
+import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity } from '../privacy/identity.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
 import {
   DPFED_BIN,
@@ -157,7 +157,7 @@ describe('federation over real gRPC', () => {
     expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([[1, 3], [2, 3]]);
 
     const ledger = new PrivacyLedger(store.db); // read-only: no countersigner
-    const coordinatorKey = loadOrCreateIdentity(`${dbPath}.coordinator-key`).publicKey;
+    const coordinatorKey = loadOrCreateIdentity(coordinatorKeyPath(defaultKeyDir(), dbPath)).publicKey;
     expect(Buffer.from(ledger.countersignerPublicKey).equals(Buffer.from(coordinatorKey))).toBe(true);
     for (const i of institutions) {
       const events = ledger.events({ institutionId: i.id, runId });
