@@ -120,7 +120,13 @@ export class InstitutionPrivacy implements ClientPrivacy {
     return hash === undefined ? undefined : Buffer.from(hash, 'hex');
   }
 
+  /** Keeps a coordinator receipt; throws (nothing kept) when it goes back behind one already held, or names
+   * another hash for a seq already held: the coordinator's ledger lost rows or was rewritten. */
   keepCoordinatorReceipt(receipt: LedgerReceipt): void {
+    const latest = this.receipts.latest(receipt.ledgerKey);
+    if (latest && receipt.seq < latest.seq) {
+      throw new Error(`the coordinator's ledger head went back from seq ${latest.seq} to ${receipt.seq}: its ledger lost rows (check it with dpfed ledger --verify --receipts)`);
+    }
     this.receipts.add(receipt);
   }
 

@@ -92,14 +92,14 @@ export class CoordinatorReceipts {
     this.receipts.add(receipt);
   }
 
-  /** A training result's signed head of the institution's ledger: kept when it is newer than the newest receipt. */
+  /** A training result's signed head of the institution's ledger: kept when no receipt for its seq is held yet. A head
+   * older than the newest receipt (a result re-sent after the ledger grew) is kept too: it only adds an anchor. A
+   * head whose hash differs from a receipt held for the same seq is refused (two histories of one ledger). */
   keepResultHead(institutionId: string, publicKey: Uint8Array, head: LedgerHeadMsg): void {
     const receipt = this.toReceipt('header.ledger_head', institutionId, publicKey, head);
-    const newest = this.institutionReceipt(institutionId, publicKey);
-    if (newest && receipt.seq < newest.seq) throw invalidArgument(`header.ledger_head.seq: ${receipt.seq} is behind the coordinator's receipt for row ${newest.seq}`);
     const same = this.receiptAt(institutionId, publicKey, receipt.seq);
     if (same) {
-      if (same.hash !== receipt.hash) throw invalidArgument(`header.ledger_head.hash: row ${receipt.seq} differs from the coordinator's receipt for it`);
+      if (same.hash !== receipt.hash) throw invalidArgument(`header.ledger_head.hash: row ${receipt.seq} differs from the coordinator's receipt for it (a replaced ledger)`);
       return;
     }
     this.receipts.add(receipt);

@@ -7,6 +7,7 @@ import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
 import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
@@ -55,6 +56,33 @@ function receiptsFile(ledgerPath: string, key: IdentityKey, holderPath: string, 
   expect(exported.code).toBe(0);
   return out;
 }
+
+describe('an institution keeping the coordinator\'s receipts', () => {
+  it('refuses a head that goes back or rewrites a seq it already holds', () => {
+    const bank = generateIdentity();
+    const coordinator = generateIdentity();
+    const privacy = new InstitutionPrivacy({ institutionId: 'bank-k', identity: bank, budget: { epsilon: 3, delta: 1e-5 }, ledgerPath: join(dir, 'bank-k.ledger.sqlite') });
+    const path = join(dir, 'coordinator-k.sqlite');
+    buildLedger(path, coordinator, new Map([['bank-k', bank]]), [1, 2]);
+    const head = (p: string) => {
+      const db = new Database(p);
+      const receipt = new PrivacyLedger(db, { countersigner: coordinator }).signedHead('coordinator');
+      db.close();
+      return receipt;
+    };
+    const at3 = head(path);
+    privacy.keepCoordinatorReceipt(at3);
+    privacy.keepCoordinatorReceipt(at3); // the same receipt again: kept once
+    const rewritten = join(dir, 'coordinator-k.rewritten.sqlite');
+    buildLedger(rewritten, coordinator, new Map([['bank-k', bank]]), [1, 3]);
+    expect(() => privacy.keepCoordinatorReceipt(head(rewritten))).toThrow(/already signed another hash for seq 3/);
+    const shorter = join(dir, 'coordinator-k.shorter.sqlite');
+    buildLedger(shorter, coordinator, new Map([['bank-k', bank]]), [1]);
+    expect(() => privacy.keepCoordinatorReceipt(head(shorter))).toThrow(/went back from seq 3 to 2/);
+    expect(privacy.coordinatorReceipts().map((r) => r.seq)).toEqual([3]);
+    privacy.close();
+  });
+});
 
 describe('dpfed ledger --verify --receipts', () => {
   it('detects the coordinator\'s ledger re-chained without one institution-signed event', () => {
