@@ -163,7 +163,9 @@ export class FederationClient extends EventEmitter {
         delay = Math.min(delay * 2, 2000);
         try {
           await this.register();
-        } catch {
+        } catch (registerError) {
+          // A refusal (e.g. ledger_head: this institution's ledger is behind the coordinator's receipt) is final.
+          if (isStatus(registerError, grpc.status.FAILED_PRECONDITION, grpc.status.PERMISSION_DENIED, grpc.status.INVALID_ARGUMENT)) throw registerError;
           /* still unreachable: retry */
         }
       }

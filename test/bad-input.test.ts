@@ -14,7 +14,6 @@ import { SessionStream } from '../client-sdk/session-stream.ts';
 import { chunkTensors, packTensors, type NamedTensor } from '../proto/tensor-stream.ts';
 import {
   CHANNEL_OPTIONS,
-  PROTOCOL_VERSION,
   federationClientConstructor,
   type AckMsg,
   type ClientFrameMsg,

@@ -15,7 +15,6 @@ import { generateIdentity } from '../privacy/identity.ts';
 import { signedRegistration } from '../client-sdk/registration-request.ts';
 import {
   CHANNEL_OPTIONS,
-  PROTOCOL_VERSION,
   federationClientConstructor,
   serializeTensorChunk,
   federationService,

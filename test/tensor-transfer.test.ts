@@ -1,7 +1,6 @@
 // Named tensors in chunked streams: a > 64 MiB model through a real federation round without raising the
 // 4 MiB message cap, and the reassembly rules of proto/tensor-stream.ts (each violation names its field).
 import * as grpc from '@grpc/grpc-js';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { EvalOutcome, TaskContext } from '../client-sdk/learner.ts';
@@ -11,7 +10,7 @@ import { generateIdentity } from '../privacy/identity.ts';
 import { parameterCount } from '../proto/model-spec.ts';
 import { signedRegistration } from '../client-sdk/registration-request.ts';
 import { chunkTensors, dtypeOf, TensorAssembler, TensorStreamError, type NamedTensor } from '../proto/tensor-stream.ts';
-import { CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, federationClientConstructor, type TensorChunkMsg } from '../proto/wire.ts';
+import { CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_MESSAGE_BYTES, federationClientConstructor, type TensorChunkMsg } from '../proto/wire.ts';
 import {
   ShiftLearner,
   cleanUp,
