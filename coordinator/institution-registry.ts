@@ -70,7 +70,7 @@ export class InstitutionRegistry {
         ledgerHeadSeq: head.seq, ledgerHeadHash: head.hash, receiptSeq: challenge.receiptSeq, anchorHash: request.anchorHash ?? new Uint8Array(0),
       });
     } catch (error) {
-      throw invalidArgument(`ledger_head: ${(error as Error).message}`);
+      throw invalidArgument(`declared_examples or ledger_head: ${(error as Error).message}`);
     }
     if (!verifySignature(request.identityPublicKey, declaration, request.signature ?? new Uint8Array(0))) {
       throw unauthenticated(

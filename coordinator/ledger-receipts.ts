@@ -17,7 +17,11 @@ const short = (h: string) => `${h.slice(0, 16)}…`;
 
 export class CoordinatorReceipts {
   private readonly receipts: ReceiptStore;
-  private ledgerView: PrivacyLedger | null = null;
+  /** The coordinator's ledger: undefined until first looked for, null when the file has none (the privacy hooks,
+   * which create it, run before the server takes calls, so a ledger absent then stays absent). */
+  private ledgerView: PrivacyLedger | null | undefined = undefined;
+  /** Reads the head from ledger_meta: a statement prepared once, since every task asks for the head. */
+  private headQuery: { all(): unknown[] } | null = null;
   private signedHead: { hash: string; head: LedgerHeadMsg } | null = null;
   readonly coordinatorPublicKey: Uint8Array;
 
@@ -28,9 +32,10 @@ export class CoordinatorReceipts {
 
   /** The coordinator's ε ledger in its SQLite file, once it exists (the privacy hooks create it). */
   private ledger(): PrivacyLedger | null {
-    if (!this.ledgerView) {
+    if (this.ledgerView === undefined) {
       const exists = this.store.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger_meta'").get() !== undefined;
-      if (exists) this.ledgerView = new PrivacyLedger(this.store.db, { countersigner: this.identity });
+      this.ledgerView = exists ? new PrivacyLedger(this.store.db, { countersigner: this.identity }) : null;
+      if (exists) this.headQuery = this.store.db.prepare("SELECT key, value FROM ledger_meta WHERE key = 'head_seq' OR key = 'head_hash'");
     }
     return this.ledgerView;
   }
@@ -116,13 +121,14 @@ export class CoordinatorReceipts {
 
   /** The coordinator's ledger head signed with its key (null before the ledger has a row). Signed once per head. */
   coordinatorHead(): LedgerHeadMsg | null {
-    const ledger = this.ledger();
-    if (!ledger) return null;
-    const head = ledger.head();
-    if (head.seq === 0) return null;
-    if (this.signedHead?.hash !== head.hash) {
-      const hash = Buffer.from(head.hash, 'hex');
-      this.signedHead = { hash: head.hash, head: { seq: head.seq, hash, signature: this.identity.sign(receiptBytes(head.seq, hash)) } };
+    if (!this.ledger() || !this.headQuery) return null;
+    const rows = this.headQuery.all() as { key: string; value: string }[];
+    const seq = Number(rows.find((r) => r.key === 'head_seq')?.value ?? 0);
+    const headHash = rows.find((r) => r.key === 'head_hash')?.value;
+    if (seq === 0 || !headHash) return null;
+    if (this.signedHead?.hash !== headHash) {
+      const hash = Buffer.from(headHash, 'hex');
+      this.signedHead = { hash: headHash, head: { seq, hash, signature: this.identity.sign(receiptBytes(seq, hash)) } };
     }
     return this.signedHead.head;
   }
