@@ -3,7 +3,6 @@
 // Data never leaves the institution: only model updates (clipped, noised, masked as configured) and
 // score histograms of its validation split do.
 import * as grpc from '@grpc/grpc-js';
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { histogramToVector } from '../privacy/auc-histogram.ts';
 import { addDistributedNoise } from '../privacy/distributed-noise.ts';

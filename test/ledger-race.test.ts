@@ -9,7 +9,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { makeAccountant } from '../privacy/accountant.ts';
 import { projectedRoundsLeft } from '../privacy/budget.ts';
 import { generateIdentity } from '../privacy/identity.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
+import { BudgetExceededError, PrivacyLedger } from '../privacy/ledger.ts';
+import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
+import type { TaskContext } from '../client-sdk/learner.ts';
 import { ROOT, tempDir } from './helpers/federation-fixture.ts';
 
 const dir = tempDir('dpfed-ledger-race-');
@@ -57,5 +59,30 @@ describe('appendWithinBudget across processes', () => {
     expect(ledger.projected('bank', [event], accountant)).toBeGreaterThan(budget.epsilon);
     expect(ledger.verify()).toMatchObject({ ok: true, rows: 1 + fits });
     db.close();
+  });
+});
+
+describe('InstitutionPrivacy.recordRelease', () => {
+  it('refuses, recording nothing, a release another writer of the same ledger made unaffordable after the pre-training check', () => {
+    const path = join(dir, 'shared.ledger.sqlite');
+    const identity = generateIdentity();
+    const budget = { epsilon: 2.5, delta: 1e-5 };
+    const mechanism = { sampleRate: 0.02, noiseMultiplier: 1, steps: 50, clipNorm: 1 };
+    const fits = projectedRoundsLeft([], mechanism, budget, makeAccountant('rdp'));
+    const a = new InstitutionPrivacy({ institutionId: 'bank', identity, budget, ledgerPath: path });
+    const b = new InstitutionPrivacy({ institutionId: 'bank', identity, budget, ledgerPath: path });
+    const task = (runId: string, round: number) => ({ runId, round, modelVersion: round - 1, config: { privacy: { mode: 'record', record: { accountant: 'rdp' } } } }) as unknown as TaskContext;
+    for (let round = 1; round < fits; round++) b.recordRelease(task('run-b', round), mechanism);
+    // when a checked before training, one more round still fitted
+    expect(a.spent().epsilon).toBeLessThan(budget.epsilon);
+    // meanwhile b spends the last round that fits, so a's release would pass the budget
+    b.recordRelease(task('run-b', fits), mechanism);
+    expect(() => a.recordRelease(task('run-a', 1), mechanism)).toThrow(BudgetExceededError);
+    expect(a.spent().epsilon).toBeLessThanOrEqual(budget.epsilon);
+    const db = new Database(path, { readonly: true });
+    expect(new PrivacyLedger(db).events({ institutionId: 'bank' }).map((r) => r.event.runId)).toEqual(Array(fits).fill('run-b'));
+    db.close();
+    a.close();
+    b.close();
   });
 });
