@@ -50,7 +50,7 @@ export async function benchLargeModel(o: { units?: number } = {}): Promise<Recor
   let roundSeconds = Number.NaN;
   let tStarted = t0;
   try {
-    coordinator = await startCoordinator({ dbPath: join(dir, 'large.sqlite'), config });
+    coordinator = await startCoordinator({ dbPath: join(dir, 'large.sqlite'), keyDir: join(dir, 'keys'), config });
     tStarted = performance.now();
     coordinator.machine.on('round', (s: { seconds: number }) => (roundSeconds = s.seconds));
     client = new FederationClient({ coordinator: `127.0.0.1:${coordinator.port}`, institutionId: 'bank-1', identity: generateIdentity(), learner: new ConstantShiftLearner() });

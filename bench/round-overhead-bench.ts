@@ -57,7 +57,7 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
   const dir = mkdtempSync(join(tmpdir(), 'dpfed-round-bench-'));
   const flags = runFlags({ rounds: total, minClients: o.clients, privacy: 'off', aggregation: 'plain' });
   const config = runConfigFromFlags(parseFlags({ name: 'bench', summary: '', flags }, ['--model', o.model, '--features', '30', '--strategy', 'fedavg', '--round-timeout', '60', '--phase-timeout', '60']));
-  const coordinator = await startCoordinator({ dbPath: join(dir, 'bench.sqlite'), config, privacy: coordinatorPrivacy });
+  const coordinator = await startCoordinator({ dbPath: join(dir, 'bench.sqlite'), keyDir: join(dir, 'keys'), config, privacy: coordinatorPrivacy });
   const summaries: RoundSummary[] = [];
   const cpuMs: number[] = [];
   const institutionsCpu: (number | null)[] = [];
