@@ -1,10 +1,12 @@
 // `dpfed coordinator`: starts a federation (gRPC server) and runs its rounds.
 import { coordinatorIdentityPath, startCoordinator } from '../coordinator/coordinator-server.ts';
+import { EnrolmentError, readEnrolmentFile } from '../coordinator/enrolment.ts';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 import { runConfigFromFlags, runFlags } from './run-flags.ts';
+import { tlsFlags, transportFromFlags } from './tls-flags.ts';
 
 export const command: CommandSpec = {
   name: 'coordinator',
@@ -17,15 +19,30 @@ export const command: CommandSpec = {
     { name: 'identity', type: 'string', help: 'the coordinator\'s Ed25519 key file, which countersigns its ledger (default <key-dir>/coordinator-<db name>-<hash of its path>.key; created 0600 if absent)' },
     { name: 'run-id', type: 'string', help: 'resume or create this run (default: resume the latest unfinished run, else start a new one)' },
     ...runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' }),
+    ...tlsFlags('coordinator'),
+    { name: 'enrol-file', type: 'string', help: 'JSON list [{"institution": ID, "publicKey": HEX}] added to the enrolment allow-list at start (else: dpfed enrol add)' },
     { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
     { name: 'exit-when-done', type: 'boolean', default: true, help: 'exit once the planned rounds are committed' },
   ],
-  examples: ['dpfed coordinator --port 50051 --db fed.sqlite --rounds 20 --min-clients 3 --strategy fedavg --privacy record --epsilon 3'],
+  examples: [
+    'dpfed certs init --out ca && dpfed certs issue --ca ca --name coordinator --server --hosts 127.0.0.1,localhost --out tls',
+    'dpfed enrol add --db fed.sqlite --institution bank-a --public-key <64 hex from dpfed identity show>',
+    'dpfed coordinator --port 50051 --db fed.sqlite --rounds 20 --min-clients 3 --strategy fedavg --privacy record --epsilon 3 \\\n' +
+      '      --tls-ca ca/ca.crt --tls-cert tls/coordinator.crt --tls-key tls/coordinator.key',
+  ],
 };
 
 export async function main(argv: string[]): Promise<number> {
   return runCommand(command, argv, async (f) => {
     const config = runConfigFromFlags(f);
+    const transport = transportFromFlags(f, 'coordinator', { command: 'coordinator' });
+    let enrol;
+    try {
+      enrol = f.enrolFile ? readEnrolmentFile(String(f.enrolFile)) : undefined;
+    } catch (error) {
+      if (error instanceof EnrolmentError) throw new UsageError(error.message);
+      throw error;
+    }
     const json = Boolean(f.json);
     const emit = (event: Record<string, unknown>) => process.stdout.write(JSON.stringify(event) + '\n');
     const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -36,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
       throw new UsageError(`${f.identity ? '--identity' : '--key-dir'}: ${(error as Error).message}`);
     }
     const coordinator = await startCoordinator({
+      ...transport,
+      enrol,
       dbPath: String(f.db),
       host: String(f.host),
       port: Number(f.port),
@@ -45,8 +64,15 @@ export async function main(argv: string[]): Promise<number> {
       config,
       privacy: coordinatorPrivacy,
       log: process.env.DPFED_DEBUG ? log : undefined,
+    }).catch((error: unknown) => {
+      // an entry of --enrol-file that conflicts with the allow-list already in --db
+      if (error instanceof EnrolmentError) throw new UsageError(`--enrol-file: ${error.message}`);
+      throw error;
     });
     const { machine } = coordinator;
+    if (!coordinator.enrolment.list().some((r) => r.status === 'active')) {
+      process.stderr.write(`dpfed coordinator: no institution is enrolled in ${f.db}; every registration is refused until the operator runs dpfed enrol add\n`);
+    }
     const resumed = coordinator.resumedFromRound;
     if (json) emit({ event: 'listening', port: coordinator.port, runId: coordinator.runId, resumedFromRound: resumed });
     else {

@@ -1,6 +1,9 @@
-// Record-level DP at the data holder: before each round the institution projects its ε after the
+// DP at the data holder. Record level: before each round the institution projects its ε after the
 // round's planned steps and refuses to train past its own budget; after training it records the
-// mechanism in its own local ledger and signs the event it sends to the coordinator.
+// mechanism in its own local ledger and signs the event it sends to the coordinator. Client level: it
+// calibrates the noise multiplier itself, refuses a round that asks for less noise or would pass its
+// budget, and records every round it is offered (joined or not, each is a subsampled release for it).
+// In both modes the event enters the ledger only within the budget, checked in the same transaction.
 import type { LedgerReceipt } from '../privacy/receipts.ts';
 import type { LedgerHeadMsg, PrivacyEventMsg } from '../proto/wire.ts';
 import type { Learner, MechanismReport, TaskContext } from './learner.ts';
@@ -8,7 +11,7 @@ import type { Learner, MechanismReport, TaskContext } from './learner.ts';
 export interface RoundDecision {
   allowed: boolean;
   /** Why not: the budget would be exceeded, or this round's update was already released (training again would spend twice). */
-  reason?: 'budget' | 'already-released';
+  reason?: 'budget' | 'already-released' | 'noise';
   /** The noise multiplier calibrated for this institution (meaningful when allowed). */
   noiseMultiplier: number;
   projectedEpsilon: number;
@@ -27,4 +30,9 @@ export interface ClientPrivacy {
   rowHashAt?(seq: number): Uint8Array | undefined;
   /** Keeps a receipt of the coordinator's ledger (its signed head), beside the institution's own ledger. */
   keepCoordinatorReceipt?(receipt: LedgerReceipt): void;
+  /** Client level: whether this round may be released (own budget, not already released); noiseMultiplier is the institution's own z. */
+  beforeClientRound?(task: TaskContext): RoundDecision;
+  /** Client level: records the round's release (at the task's z) in the local ledger, within its budget
+   * (throws BudgetExceededError, nothing recorded, when it would pass it). */
+  recordClientRelease?(task: TaskContext): void;
 }

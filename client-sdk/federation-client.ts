@@ -3,9 +3,11 @@
 // Data never leaves the institution: only model updates (clipped, noised, masked as configured) and
 // score histograms of its validation split do.
 import * as grpc from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { histogramToVector } from '../privacy/auc-histogram.ts';
 import { addDistributedNoise } from '../privacy/distributed-noise.ts';
+import { addGaussianNoise } from '../privacy/gaussian-noise.ts';
 import { CkksDecryptor, CkksEncryptor, createFederationKeys } from '../privacy/ckks.ts';
 import { ckksKeyBinding } from '../privacy/ckks-key-binding.ts';
 import { CKKS_UPDATE_CLIP_RANGE, ckksUpdateVector } from '../privacy/ckks-update-encoding.ts';
@@ -14,13 +16,15 @@ import { encodeWeightedUpdate, parseQuantisationConfig } from '../privacy/quanti
 import type { SecAggCollection } from '../privacy/secagg-keys.ts';
 import { SecAggClient } from './secagg-client.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
+import { participationCoin, releasePairRefusal, trainingReleasePolicy } from '../privacy/release-policy.ts';
 import { clipToNorm } from '../privacy/update-clipping.ts';
 import { parameterCount, parameterShapes, parseModelSpec, type ModelSpec } from '../proto/model-spec.ts';
 import { parseTaskConfig } from '../proto/task-config.ts';
+import type { TlsMaterial } from '../proto/tls-credentials.ts';
 import { assembleWhole, flatFloat32, type NamedTensor } from '../proto/tensor-stream.ts';
 import { type Envelope, type LedgerHeadMsg, type PrivacyEventMsg, type ResultHeaderMsg, type CkksTaskMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
-import { CoordinatorConnection } from './coordinator-connection.ts';
+import { connectionCredentials, CoordinatorConnection } from './coordinator-connection.ts';
 import { signedRegistration } from './registration-request.ts';
 import { BudgetExceededError } from '../privacy/ledger.ts';
 import { receiptBytes } from '../privacy/receipts.ts';
@@ -33,13 +37,25 @@ export interface FederationClientOptions {
   institutionId: string;
   identity: IdentityKey;
   learner: Learner;
-  /** Record-level DP bookkeeping at the data holder (budget, local ledger); required for record mode. */
+  /** DP bookkeeping at the data holder (budget, local ledger, own calibration); required for record and client mode. */
   privacy?: ClientPrivacy;
+  /**
+   * A public example count the institution chooses to declare at registration, used (capped by the run's
+   * public cap) as its FedAvg weight; none by default (equal weights). The true row count is never sent.
+   */
+  declaredExamples?: number;
   budget?: { epsilon: number; delta: number };
   pollMs?: number;
   /** How long to keep retrying an unreachable coordinator before giving up. */
   reconnectForMs?: number;
   log?: (line: string) => void;
+  /**
+   * TLS to the coordinator: the federation CA (the only one trusted) and, for mutual TLS, this
+   * institution's certificate and key. One of `tls` and `insecure` is required.
+   */
+  tls?: TlsMaterial;
+  /** Plaintext gRPC (no TLS): only when asked for explicitly. */
+  insecure?: boolean;
 }
 
 export interface ClientRunResult {
@@ -75,7 +91,7 @@ export class FederationClient extends EventEmitter {
 
   constructor(private readonly options: FederationClientOptions) {
     super();
-    this.connection = new CoordinatorConnection(options.coordinator);
+    this.connection = new CoordinatorConnection(options.coordinator, connectionCredentials(options));
   }
 
   private log(line: string): void {
@@ -100,12 +116,13 @@ export class FederationClient extends EventEmitter {
    * FAILED_PRECONDITION and is not retried.
    */
   async register(): Promise<void> {
-    const { identity, institutionId, learner, budget, privacy } = this.options;
+    const { identity, institutionId, learner, budget, privacy, declaredExamples } = this.options;
+    const schemaHash = schemaHashBytes(learner.schemaHash);
     const challenge = await this.connection.challenge({ institutionId });
     const anchor = challenge.receiptSeq > 0 ? privacy?.rowHashAt?.(challenge.receiptSeq) : undefined;
     const response = await this.connection.register(
       signedRegistration(challenge, {
-        institutionId, identity, budget: budget ?? null, numTrainExamples: learner.numTrainExamples,
+        institutionId, identity, budget: budget ?? null, declaredExamples: declaredExamples ?? 0, schemaHash,
         ledgerHead: privacy?.signedHead?.() ?? null, anchorHash: anchor,
       }),
     );
@@ -377,11 +394,46 @@ export class FederationClient extends EventEmitter {
     this.emit('trained', { round: ctx.round, metrics: header.metrics });
   }
 
-  /** train → (client-level DP) clip → the signed privacy event: the update as it leaves the institution. */
+  /**
+   * train → clip to the release policy's bound → the privacy event: the update as it leaves the
+   * institution. Under client-level DP the institution first checks the plan against its own calibration
+   * and budget, records the round in its own ledger, and flips its secret coin: heads, its clipped update
+   * goes into the sum; tails, a zero (cover) update does, so nobody learns whether it took part (it trains
+   * either way, so its timing does not tell either).
+   */
   private async produceRelease(ctx: TaskContext, envelope: Envelope, key: string): Promise<Release | null> {
     const { config } = ctx;
+    const refusal = releasePairRefusal(config.privacy.mode, config.aggregation);
+    if (refusal) {
+      await this.decline(envelope, 'unsupported', refusal);
+      return null;
+    }
+    const policy = trainingReleasePolicy(config);
     let noiseMultiplier: number | null = null;
-    if (config.privacy.mode === 'record') {
+    let joins = true;
+    let clientLedgerHead: LedgerHeadMsg | null = null;
+    if (policy.participation === 'secret-coin') {
+      const privacy = this.options.privacy;
+      if (!privacy?.beforeClientRound || !privacy.recordClientRelease) throw new Error('client-level DP requested but this client has no privacy guard configured');
+      const decision = privacy.beforeClientRound(ctx);
+      if (!decision.allowed) {
+        await this.decline(envelope, decision.reason ?? 'budget', decision.detail, decision.projectedEpsilon, decision.budgetEpsilon);
+        return null;
+      }
+      try {
+        // The binding budget check: the round's event enters the institution's ledger (or not) in one transaction.
+        privacy.recordClientRelease(ctx);
+      } catch (error) {
+        if (!(error instanceof BudgetExceededError)) throw error;
+        await this.decline(envelope, 'budget', error.message, error.projectedEpsilon, error.budget.epsilon);
+        return null;
+      }
+      clientLedgerHead = privacy.signedHead?.() ?? null;
+      joins = participationCoin(config.privacy.client!.clientSampleRate);
+      // for the institution's own code only: nothing about the coin leaves it
+      this.emit('participation', { round: ctx.round, joined: joins });
+    }
+    if (policy.noise === 'local-dp-sgd') {
       if (!this.options.privacy) throw new Error('record-level DP requested but this client has no privacy guard configured');
       const decision = this.options.privacy.beforeRound(ctx, this.options.learner);
       if (!decision.allowed) {
@@ -394,10 +446,12 @@ export class FederationClient extends EventEmitter {
     const t0 = performance.now();
     const outcome = await this.options.learner.train(global, ctx, noiseMultiplier);
     const delta = subtractGlobal(outcome.params, global);
-    if (config.privacy.mode === 'client') clipToNorm(delta, config.privacy.client!.updateClipNorm);
+    if (joins) clipToNorm(delta, policy.updateBound);
+    else delta.fill(0);
     let privacyEvent: PrivacyEventMsg | null = null;
-    let ledgerHead: LedgerHeadMsg | null = null;
-    if (config.privacy.mode === 'record') {
+    // The head of the institution's own ledger after it recorded this round (record or client level): a receipt for the coordinator.
+    let ledgerHead: LedgerHeadMsg | null = clientLedgerHead;
+    if (policy.noise === 'local-dp-sgd') {
       if (!outcome.mechanism) throw new Error('record-level DP: the learner did not report the mechanism it ran');
       try {
         // The binding budget check: the event enters the institution's ledger (or not) before any byte leaves.
@@ -410,7 +464,7 @@ export class FederationClient extends EventEmitter {
       ledgerHead = this.options.privacy!.signedHead?.() ?? null;
     }
     // In record mode the training loss is computed on raw records without noise: it stays home.
-    const metrics: Record<string, number> = config.privacy.mode === 'record' ? { steps: outcome.metrics.steps ?? 0 } : { ...outcome.metrics };
+    const metrics: Record<string, number> = policy.noise === 'none' ? { ...outcome.metrics } : { steps: outcome.metrics.steps ?? 0 };
     const tensors: NamedTensor[] = [];
     let offset = 0;
     for (const { name, shape } of parameterShapes(ctx.spec)) {
@@ -421,12 +475,13 @@ export class FederationClient extends EventEmitter {
     return {
       key,
       delta,
-      weight: config.weighting === 'uniform' ? 1 : outcome.numExamples,
+      weight: policy.weightOf(this.options.declaredExamples ?? null),
+      noiseShareStd: policy.noiseShareStd.bind(policy),
       tensors,
       header: {
         envelope,
         kind: 'TRAIN_RESULT',
-        numExamples: outcome.numExamples,
+        numExamples: 0,
         metrics: { ...metrics, seconds: (performance.now() - t0) / 1000 },
         privacyEvent,
         ledgerHead,
@@ -446,7 +501,27 @@ export class FederationClient extends EventEmitter {
   // ---- CKKS: encrypt under the federation key; the key holder decrypts only each round's sum ----
 
   private async sendEncryptedUpdate(ckks: CkksTaskMsg, release: Release, header: ResultHeaderMsg): Promise<void> {
-    const values = ckksUpdateVector(release.delta, release.weight, ckks.weightCap, CKKS_UPDATE_CLIP_RANGE);
+    const envelope = header.envelope;
+    // Distributed DP: the institution's own noise share for the offered institutions, added before encryption;
+    // a noisy release is encrypted once (a second sum with the same noise could be differenced).
+    const share = release.noiseShareStd(Math.max(1, ckks.offered ?? 0));
+    if (share > 0) {
+      if (!(ckks.offered && ckks.offered >= 1)) {
+        await this.decline(envelope, 'noise', `round ${envelope.round}: the CKKS task does not say how many institutions were offered the round, so this institution cannot size its noise share`);
+        return;
+      }
+      if (release.encoded?.noisy) {
+        await this.decline(envelope, 'already-released', `round ${envelope.round}: this round's noisy update was already encrypted into a sum`);
+        return;
+      }
+    }
+    const update = share > 0 ? Float32Array.from(release.delta) : release.delta;
+    if (share > 0) {
+      addGaussianNoise(update, share);
+      release.encoded = { fingerprint: 'ckks', vector: new Uint32Array(0), noisy: true };
+      this.emit('released', { round: envelope.round, digest: createHash('sha256').update(update).digest('hex') });
+    }
+    const values = ckksUpdateVector(update, release.weight, ckks.weightCap, CKKS_UPDATE_CLIP_RANGE);
     if (values.length !== ckks.vectorLength) throw new Error(`ckks: update length ${values.length}, the coordinator expects ${ckks.vectorLength}`);
     const keyHex = Buffer.from(ckks.publicKey).toString('hex');
     if (this.ckksEncryptor?.keyHex !== keyHex) {
@@ -492,14 +567,24 @@ export class FederationClient extends EventEmitter {
   /** quantise (+ the distributed-DP noise share) → the secure sum. Re-quantising a released update is post-processing; re-drawing its noise is not, so a noisy encoding is reused or the round declined. */
   private async sendSecureUpdate(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg, release: Release, header: ResultHeaderMsg): Promise<void> {
     const fingerprint = `${secagg.quantisationJson}|${secagg.clientNoiseSigma}|${release.weight}`;
+    // A noisy vector enters one sum only: a second secure sum of the same release is refused (the next
+    // round draws fresh noise and records it as its own event).
+    if (release.encoded?.noisy) {
+      await this.decline(envelope, 'already-released', `round ${ctx.round}: this round's noisy update already entered a secure sum; sending it again would let two sums be differenced`);
+      return;
+    }
     if (!release.encoded || release.encoded.fingerprint !== fingerprint) {
-      if (release.encoded && release.encoded.noisy) {
-        await this.decline(envelope, 'already-released', `round ${ctx.round}: the noisy update was released under another quantisation; re-drawing noise would spend privacy twice`);
+      const quantisation = parseQuantisationConfig(secagg.quantisationJson);
+      // Distributed DP: the institution's own share for the offered participants, never less.
+      const ownShare = release.noiseShareStd(secagg.identities.length) * quantisation.scale;
+      if (ownShare > 0 && !(secagg.clientNoiseSigma >= ownShare * (1 - 1e-9))) {
+        await this.decline(envelope, 'noise', `round ${ctx.round}: the coordinator asks for noise ${secagg.clientNoiseSigma} per institution, below this institution's own share ${ownShare} (quantised units)`);
         return;
       }
-      const vector = encodeWeightedUpdate(release.delta, release.weight, parseQuantisationConfig(secagg.quantisationJson));
-      if (secagg.clientNoiseSigma > 0) addDistributedNoise(vector.subarray(0, release.delta.length), secagg.clientNoiseSigma);
-      release.encoded = { fingerprint, vector, noisy: secagg.clientNoiseSigma > 0 };
+      const vector = encodeWeightedUpdate(release.delta, release.weight, quantisation);
+      if (ownShare > 0) addDistributedNoise(vector.subarray(0, release.delta.length), secagg.clientNoiseSigma);
+      release.encoded = { fingerprint, vector, noisy: ownShare > 0 };
+      this.emit('released', { round: ctx.round, digest: createHash('sha256').update(vector).digest('hex') });
     }
     await this.startSecureSum(envelope, secagg, new Uint32Array(release.encoded.vector), { ...header, metrics: { seconds: header.metrics.seconds ?? 0 } });
   }
@@ -541,6 +626,8 @@ interface Release {
   key: string;
   delta: Float32Array;
   weight: number;
+  /** The release policy's noise share per institution for `offered` institutions (update units; 0 without distributed noise). */
+  noiseShareStd: (offered: number) => number;
   tensors: NamedTensor[];
   header: ResultHeaderMsg;
   encoded?: { fingerprint: string; vector: Uint32Array; noisy: boolean };
@@ -548,3 +635,10 @@ interface Release {
 
 /** The institution refuses a secure-aggregation or CKKS step that could leak its input. */
 class ProtocolRefusal extends Error {}
+
+/** A learner's schema hash (hex SHA-256, proto/data-schema.ts schemaHash) as the bytes RegisterRequest.schema_hash carries; empty when none. */
+function schemaHashBytes(hash: string | null | undefined): Uint8Array {
+  if (!hash) return new Uint8Array(0);
+  if (!/^[0-9a-fA-F]{64}$/.test(hash)) throw new Error(`learner.schemaHash: expected a SHA-256 as 64 hex characters, got "${hash}"`);
+  return new Uint8Array(Buffer.from(hash, 'hex'));
+}

@@ -1,14 +1,17 @@
-// Record-level DP bookkeeping at the data holder: the institution's own ε ledger (a local SQLite file
-// it countersigns itself), its own budget, the noise multiplier calibrated to the run's target, and the
-// refusal to train when the projected ε after a round would exceed the budget (an early refusal; the binding
-// check runs when the update is released: the event is appended only if it fits the budget, in the same
-// SQLite transaction as the check, so two processes sharing the ledger file cannot overspend together).
+// DP bookkeeping at the data holder: the institution's own ε ledger (a local SQLite file it countersigns
+// itself), its own budget, the noise multiplier calibrated to the run's target, and the refusal to train
+// when the projected ε after a round would exceed the budget (an early refusal; the binding check runs when
+// the update is released: the event is appended only if it fits the budget, in the same SQLite transaction
+// as the check, so two processes sharing the ledger file cannot overspend together). Record level: its
+// DP-SGD events. Client level: one event per round it is offered (a subsampled Gaussian release whether its
+// coin joined it to the sum or it sent a cover update), and its own z, below which it refuses to add noise.
 // The institution's ledger head, signed with its identity key, is its receipt for the coordinator; the
 // coordinator's signed heads are kept in the ledger file's `ledger_receipts` table (privacy/receipts.ts).
 import Database from 'better-sqlite3';
 import { makeAccountant, type Accountant } from '../privacy/accountant.ts';
 import { checkBudget, type PrivacyBudget } from '../privacy/budget.ts';
 import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
+import { calibrateClientNoise } from '../privacy/release-policy.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
 import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
 import { PrivacyLedger, type SpentEpsilon } from '../privacy/ledger.ts';
@@ -72,7 +75,7 @@ export class InstitutionPrivacy implements ClientPrivacy {
 
   beforeRound(task: TaskContext, learner: Learner): RoundDecision {
     const budgetEpsilon = this.options.budget.epsilon;
-    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round);
+    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode === 'record');
     if (already) {
       return { allowed: false, reason: 'already-released', noiseMultiplier: 0, projectedEpsilon: this.spent().epsilon, budgetEpsilon,
         detail: `round ${task.round} of run ${task.runId} was already released (ledger row ${already.seq}); training again would spend privacy twice` };
@@ -89,6 +92,52 @@ export class InstitutionPrivacy implements ClientPrivacy {
       budgetEpsilon,
       detail: check.allowed ? `projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : check.reason ?? 'over budget',
     };
+  }
+
+  /** Client level: the z this institution calibrates itself from the plan and its own budget (the smaller ε, the smaller δ). */
+  clientNoiseMultiplier(task: TaskContext): number {
+    const c = task.config.privacy.client!;
+    const key = `client:${task.runId}:${c.clientSampleRate}:${c.plannedRounds}:${c.targetEpsilon}:${c.delta}`;
+    let z = this.calibrated.get(key);
+    if (z === undefined) {
+      z = calibrateClientNoise({
+        targetEpsilon: Math.min(c.targetEpsilon, this.options.budget.epsilon), delta: Math.min(c.delta, this.options.budget.delta),
+        clientSampleRate: c.clientSampleRate, plannedRounds: c.plannedRounds, accountant: c.accountant,
+      });
+      this.calibrated.set(key, z);
+    }
+    return z;
+  }
+
+  beforeClientRound(task: TaskContext): RoundDecision {
+    const budgetEpsilon = this.options.budget.epsilon;
+    const c = task.config.privacy.client!;
+    const own = this.clientNoiseMultiplier(task);
+    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round);
+    if (already) {
+      return { allowed: false, reason: 'already-released', noiseMultiplier: own, projectedEpsilon: this.spent().epsilon, budgetEpsilon,
+        detail: `round ${task.round} of run ${task.runId} was already released (ledger row ${already.seq}); a second noisy update would spend privacy twice` };
+    }
+    if (c.noiseMultiplier < own * (1 - 1e-9)) {
+      return { allowed: false, reason: 'noise', noiseMultiplier: own, projectedEpsilon: 0, budgetEpsilon,
+        detail: `the plan's noise multiplier ${c.noiseMultiplier} is below this institution's own calibration ${own} (target epsilon ${Math.min(c.targetEpsilon, budgetEpsilon)} over ${c.plannedRounds} rounds at rate ${c.clientSampleRate})` };
+    }
+    const next = { sampleRate: c.clientSampleRate, noiseMultiplier: c.noiseMultiplier, steps: 1 };
+    const check = checkBudget(this.spentEvents(), [next], this.options.budget, makeAccountant(c.accountant));
+    return {
+      allowed: check.allowed, reason: check.allowed ? undefined : 'budget', noiseMultiplier: own, projectedEpsilon: check.projectedEpsilon, budgetEpsilon,
+      detail: check.allowed ? `projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : check.reason ?? 'over budget',
+    };
+  }
+
+  recordClientRelease(task: TaskContext): void {
+    const c = task.config.privacy.client!;
+    const event: LedgerEvent = {
+      institutionId: this.options.institutionId, runId: task.runId, round: task.round, mode: 'client',
+      sampleRate: c.clientSampleRate, noiseMultiplier: c.noiseMultiplier, steps: 1, clipNorm: c.updateClipNorm,
+      delta: this.options.budget.delta, modelVersion: task.modelVersion, time: new Date().toISOString(),
+    };
+    this.ledger.appendWithinBudget(event, signEvent(event, this.options.identity), makeAccountant(c.accountant));
   }
 
   recordRelease(task: TaskContext, mechanism: MechanismReport): PrivacyEventMsg {

@@ -30,6 +30,7 @@ export interface TrainOutcome {
    * it has returned another one after it.
    */
   params: Float32Array;
+  /** Examples the learner holds; stays inside the institution (never sent: weights come from declared public sizes). */
   numExamples: number;
   metrics: Record<string, number>;
   /** Present when record-level DP-SGD ran. */
@@ -44,10 +45,15 @@ export interface EvalOutcome {
 }
 
 export interface Learner {
-  readonly numTrainExamples: number;
   /** `global` and `model` are shared with the client's model cache: read them, never modify them. */
   train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome>;
   evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome>;
   /** Local DP-SGD steps and sample rate a round of this task would take (for budget projection). */
   plannedMechanism?(task: TaskContext): { sampleRate: number; steps: number } | null;
+  /**
+   * SHA-256 (64 hex characters) of the public data schema this learner's data went through
+   * (proto/data-schema.ts schemaHash), or null / absent when there is none. Registration signs it and
+   * sends it as RegisterRequest.schema_hash.
+   */
+  readonly schemaHash?: string | null;
 }

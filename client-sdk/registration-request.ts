@@ -9,10 +9,9 @@ export interface RegistrationFields {
   institutionId: string;
   identity: IdentityKey;
   budget: { epsilon: number; delta: number } | null;
-  numTrainExamples?: number;
-  /** Public example count the institution declares (0: none). */
+  /** Public example count the institution declares (0: none; never its true row count). */
   declaredExamples?: number;
-  /** Hash of the institution's data schema (empty: none). */
+  /** SHA-256 of the institution's data schema, 32 bytes (proto/data-schema.ts schemaHash; empty: none). */
   schemaHash?: Uint8Array;
   clientVersion?: string;
   /** The institution's own ledger head, signed with its identity key (absent: it keeps no ledger). */
@@ -29,7 +28,6 @@ export function signedRegistration(challenge: ChallengeResponse, f: Registration
     identityPublicKey: f.identity.publicKey,
     protocolVersion: PROTOCOL_VERSION,
     budget: f.budget,
-    numTrainExamples: f.numTrainExamples ?? 0,
     clientVersion: f.clientVersion ?? 'dpfed-sdk/0.1.0',
     nonce: challenge.nonce,
     declaredExamples: f.declaredExamples ?? 0,

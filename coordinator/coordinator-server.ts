@@ -1,16 +1,20 @@
-// Starts a coordinator: opens (or resumes) the run in SQLite, binds the gRPC server, runs the rounds.
+// Starts a coordinator: opens (or resumes) the run in SQLite, binds the gRPC server (TLS, by default
+// mutual TLS; plaintext only when asked for), admits only enrolled institutions, runs the rounds.
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { flattenParameters, initialParameters, parseModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
+import { serverCredentials, type TlsMaterial } from '../proto/tls-credentials.ts';
 import { CHANNEL_OPTIONS, federationServerService, serializeTensorChunk, widenServerFlowControl } from '../proto/wire.ts';
 import { EncodedModelCache } from './encoded-model-cache.ts';
 import { CoordinatorStore } from './coordinator-store.ts';
+import { Enrolment, type EnrolmentEntry } from './enrolment.ts';
 import { federationHandlers } from './federation-service.ts';
 import { InstitutionRegistry } from './institution-registry.ts';
 import { CoordinatorReceipts } from './ledger-receipts.ts';
+import { admitPeers } from './peer-admission.ts';
 import { RoundMachine } from './round-machine.ts';
 import type { RoundPrivacy } from './round-privacy.ts';
 import type { RunConfig } from './run-config.ts';
@@ -37,6 +41,18 @@ export interface CoordinatorOptions {
    * `config.strategy` names. Its saved state is restored on resume, so a resumed run needs the same one.
    */
   strategy?: Strategy;
+  /**
+   * TLS: the coordinator's certificate and key and the federation CA. Mutual TLS unless
+   * `requireClientCertificate` is false: an institution must present a certificate of that CA bound to
+   * its id. One of `tls` and `insecure` is required.
+   */
+  tls?: TlsMaterial & { requireClientCertificate?: boolean };
+  /** Plaintext gRPC (no TLS): only when asked for explicitly. */
+  insecure?: boolean;
+  /** Institutions added to the enrolment allow-list (in the database) as the coordinator starts. */
+  enrol?: EnrolmentEntry[];
+  /** How often the allow-list is re-read for revocations made by another process (default 1000 ms). */
+  revocationPollMs?: number;
 }
 
 export interface Coordinator {
@@ -44,6 +60,8 @@ export interface Coordinator {
   readonly runId: string;
   readonly machine: RoundMachine;
   readonly store: CoordinatorStore;
+  /** The allow-list; add() and revoke() take effect at once (a revoked institution's session is cut). */
+  readonly enrolment: Enrolment;
   readonly resumedFromRound: number;
   /** Resolves when the run has completed (or was stopped). */
   readonly finished: Promise<void>;
@@ -51,6 +69,7 @@ export interface Coordinator {
 }
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
+  if (Boolean(options.tls) === Boolean(options.insecure)) throw new Error('startCoordinator: give either tls { cert, key, ca } or insecure: true');
   const store = new CoordinatorStore(options.dbPath);
   try {
     return await startOnStore(store, options);
@@ -72,6 +91,10 @@ export function coordinatorIdentityPath(options: { dbPath: string; identityPath?
 }
 
 async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions): Promise<Coordinator> {
+  const enrolment = new Enrolment(store.db);
+  for (const entry of options.enrol ?? []) enrolment.add(entry.institutionId, entry.publicKey, { institution: 'enrol.institution', publicKey: 'enrol.publicKey' });
+  const credentials = options.tls ? serverCredentials(options.tls, options.tls.requireClientCertificate ?? true) : grpc.ServerCredentials.createInsecure();
+  const mutualTls = Boolean(options.tls) && (options.tls?.requireClientCertificate ?? true);
   const identity = loadOrCreateIdentity(coordinatorIdentityPath(options));
   let runId = options.runId;
   let run = runId ? store.getRun(runId) : store.latestUnfinishedRun();
@@ -98,7 +121,7 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   }
 
   const receipts = new CoordinatorReceipts(store, identity);
-  const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000, receipts);
+  const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000, enrolment, receipts);
   const board = new TaskBoard();
   const privacy = options.privacy?.({ runId, config, store, registry, identity });
   const machine = new RoundMachine({ runId, config, store, registry, board, strategy, privacy, initialModel: saved.parameters, startRound: lastRound + 1 });
@@ -107,11 +130,21 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const service = federationServerService();
   const encodedModels = new EncodedModelCache(serializeTensorChunk);
   const openSessions = new Set<{ end(): void }>();
-  server.addService(service, federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, receipts, log: options.log, encodedModels, openSessions }));
+  const handlers = federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, receipts, log: options.log, encodedModels, openSessions });
+  const admission = admitPeers(handlers, { registry, enrolment, mutualTls });
+  server.addService(service, admission.handlers);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${options.host ?? '127.0.0.1'}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    server.bindAsync(`${options.host ?? '127.0.0.1'}:${options.port ?? 0}`, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
   );
   widenServerFlowControl(server);
+  // revocations, also those `dpfed enrol revoke` writes from another process, end live registrations
+  const revocations = setInterval(() => {
+    const revoked = registry.dropRevoked();
+    if (!revoked.length) return;
+    options.log?.(`revoked: ${revoked.join(', ')}`);
+    admission.cut(revoked, (id) => `institution_id: institution "${id}" is revoked`);
+  }, options.revocationPollMs ?? 1000);
+  revocations.unref();
   const finished = machine.run();
   let closed = false;
   return {
@@ -119,11 +152,13 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
     runId,
     machine,
     store,
+    enrolment,
     resumedFromRound: lastRound,
     finished,
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(revocations);
       machine.stop();
       for (const session of [...openSessions]) session.end();
       await new Promise<void>((resolve) => {

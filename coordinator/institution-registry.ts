@@ -1,5 +1,7 @@
-// Registered institutions: identity keys (pinned at first registration), sessions, declared budgets
-// and liveness. Every call after Register is checked here.
+// Registered institutions: identity keys, sessions, declared budgets and liveness. Only enrolled
+// institutions get this far (enrolment.ts): admit() is the first step of both registration calls
+// (Challenge and Register; coordinator/peer-admission.ts calls it at the gRPC edge with the TLS peer), and
+// every call after Register is checked here, against its session and against the enrolment as it is now.
 //
 // Registering takes two calls: Challenge hands out a single-use nonce bound to the institution id
 // (registration-challenges.ts); Register carries the institution's signature over a declaration that covers
@@ -10,6 +12,7 @@ import { verifySignature } from '../privacy/identity.ts';
 import { INSTITUTION_ID_PATTERN, registrationDeclaration } from '../proto/registration.ts';
 import { PROTOCOL_VERSION, type ChallengeRequest, type ChallengeResponse, type Envelope, type RegisterRequest } from '../proto/wire.ts';
 import type { CoordinatorStore } from './coordinator-store.ts';
+import type { Enrolment, PeerCertificateId } from './enrolment.ts';
 import type { CoordinatorReceipts } from './ledger-receipts.ts';
 import { RegistrationChallenges } from './registration-challenges.ts';
 import { invalidArgument, permissionDenied, unauthenticated } from './rpc-error.ts';
@@ -19,7 +22,8 @@ export interface Institution {
   publicKey: Uint8Array;
   session: Buffer;
   budget: { epsilon: number; delta: number } | null;
-  numTrainExamples: number;
+  /** The public example count the institution declared at registration (null: none); never its true row count. */
+  declaredExamples: number | null;
   lastSeen: number;
   /** Set when the institution declined for budget reasons, or the coordinator refused it. */
   excludedReason: string | null;
@@ -33,10 +37,28 @@ export class InstitutionRegistry {
   constructor(
     private readonly store: CoordinatorStore,
     private readonly livenessMs: number,
+    private readonly enrolment: Enrolment,
     private readonly receipts: CoordinatorReceipts,
     challenges?: RegistrationChallenges,
   ) {
     this.challenges = challenges ?? new RegistrationChallenges();
+  }
+
+  /**
+   * The allow-list step of Challenge and of Register, taken before challenge() or register() looks at
+   * anything else: a request whose id is not enrolled, is revoked, comes with another key (Register; a
+   * Challenge carries no key), or (mutual TLS) over a certificate bound to another id is refused with
+   * PERMISSION_DENIED, so an unknown or revoked id never sees a nonce. A malformed id or key is left to
+   * challenge() / register(), which refuse it with INVALID_ARGUMENT naming the field.
+   */
+  admit(request: { institutionId: string; identityPublicKey?: Uint8Array }, peer: PeerCertificateId): void {
+    if (typeof request.institutionId !== 'string' || !INSTITUTION_ID_PATTERN.test(request.institutionId)) return;
+    if (request.identityPublicKey === undefined) {
+      this.enrolment.admitChallenge(request.institutionId, peer);
+      return;
+    }
+    if (request.identityPublicKey?.length !== 32) return;
+    this.enrolment.admitRegistration(request.institutionId, request.identityPublicKey, peer);
   }
 
   private checkId(id: string): void {
@@ -59,6 +81,9 @@ export class InstitutionRegistry {
     if (request.identityPublicKey?.length !== 32) throw invalidArgument('identity_public_key: expected a 32-byte Ed25519 key');
     const challenge = this.challenges.consume(request.nonce, id);
     if (request.protocolVersion !== PROTOCOL_VERSION) throw invalidArgument(`protocol_version: ${request.protocolVersion} is not supported (this coordinator speaks ${PROTOCOL_VERSION})`);
+    if (request.schemaHash?.length && request.schemaHash.length !== 32) {
+      throw invalidArgument(`schema_hash: expected the 32-byte SHA-256 of the data schema (or none), got ${request.schemaHash.length} bytes`);
+    }
     const budget = request.budget && request.budget.epsilon > 0 ? { epsilon: request.budget.epsilon, delta: request.budget.delta } : null;
     const head = request.ledgerHead ?? { seq: 0, hash: new Uint8Array(0), signature: new Uint8Array(0) };
     let declaration: Uint8Array;
@@ -82,11 +107,14 @@ export class InstitutionRegistry {
       throw permissionDenied(`identity_public_key: institution "${id}" is registered with a different identity key`);
     }
     if (budget && !(budget.delta > 0 && budget.delta < 1)) throw invalidArgument('budget.delta: must be in (0, 1)');
+    const declared = Number(request.declaredExamples ?? 0);
+    if (!Number.isSafeInteger(declared) || declared < 0) throw invalidArgument('declared_examples: must be a non-negative integer (0 = none declared)');
+    const declaredExamples = declared > 0 ? declared : null;
     const publicKey = new Uint8Array(request.identityPublicKey);
     // Refuses (FAILED_PRECONDITION naming ledger_head) a ledger behind, missing or replaced; nothing recorded yet.
     const receipt = this.receipts.checkContinuity(id, publicKey, head, challenge.receiptSeq, request.anchorHash ?? new Uint8Array(0));
     this.store.db.transaction(() => {
-      this.store.upsertInstitution(id, publicKey, budget, request.numTrainExamples);
+      this.store.upsertInstitution(id, publicKey, budget, declaredExamples);
       if (receipt) this.receipts.keepInstitutionReceipt(receipt);
       if (budget) this.receipts.recordBudgetChange(id, publicKey, budget);
     })();
@@ -96,9 +124,10 @@ export class InstitutionRegistry {
       publicKey,
       session: randomBytes(16),
       budget,
-      numTrainExamples: request.numTrainExamples,
+      declaredExamples,
       lastSeen: Date.now(),
-      excludedReason: previous?.excludedReason ?? null,
+      // an institution enrolled again after a revocation starts afresh; other exclusions stay
+      excludedReason: previous?.excludedReason === 'revoked' ? null : (previous?.excludedReason ?? null),
     };
     this.institutions.set(id, institution);
     return institution;
@@ -113,8 +142,19 @@ export class InstitutionRegistry {
     if (session.length !== institution.session.length || !timingSafeEqual(session, institution.session)) {
       throw unauthenticated(`envelope.session: not the current session of "${envelope.institutionId}" (register again)`);
     }
+    this.enrolment.checkActive(institution.id, institution.publicKey);
     institution.lastSeen = Date.now();
     return institution;
+  }
+
+  /**
+   * Ends the registration of institutions whose enrolment was revoked: they are no longer live (never
+   * sampled again) and their next call is refused. Returns the ids it ended.
+   */
+  dropRevoked(): string[] {
+    const revoked = this.enrolment.notActive([...this.institutions.keys()]).filter((id) => this.institutions.get(id)?.excludedReason !== 'revoked');
+    for (const id of revoked) this.exclude(id, 'revoked');
+    return revoked;
   }
 
   get(id: string): Institution | undefined {

@@ -1,16 +1,18 @@
 // The coordinator's privacy bookkeeping for a run, over the ε ledger kept in its own SQLite file:
-// it refuses to schedule an institution whose recorded ε would pass its declared budget, checks the signed
-// event each institution sends with its update, adds the central noise of client-level DP, and appends
-// the round's events inside the round's commit transaction (so a retried round never records twice).
+// it refuses to schedule an institution whose recorded ε would pass its declared budget, refuses a
+// client-level round past the federation's (ε, δ) target, checks the signed event each institution sends
+// with its update against the plan's public parameters, and appends the events of every sum the moment
+// it is revealed (a round that then fails keeps them; re-appending the same signed event is a no-op).
+// The coordinator never adds noise: the institutions do (privacy/release-policy.ts).
 import { makeAccountant } from '../privacy/accountant.ts';
 import { checkBudget } from '../privacy/budget.ts';
-import { addGaussianNoise } from '../privacy/gaussian-noise.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
 import { signEvent, validateLedgerEvent, verifyEventSignature, type LedgerEvent } from '../privacy/ledger-event.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
 import type { PrivacyEventMsg } from '../proto/wire.ts';
 import type { CoordinatorStore } from './coordinator-store.ts';
 import type { Institution, InstitutionRegistry } from './institution-registry.ts';
+import { trainingReleasePolicy } from '../privacy/release-policy.ts';
 import type { RoundPrivacy } from './round-privacy.ts';
 import { invalidArgument } from './rpc-error.ts';
 import type { RunConfig } from './run-config.ts';
@@ -26,6 +28,11 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
   const refused = new Set<string>();
   /** Institutions found within budget, with the ledger head and budget they were checked at. */
   const admitted = new Map<string, string>();
+
+  const client = config.task.privacy.client;
+  /** The federation's own budget under client-level DP: the run's target. */
+  const federationBudget = { epsilon: client?.targetEpsilon ?? 1, delta: client?.delta ?? 1e-5 };
+  const clientAccountant = makeAccountant(client?.accountant ?? 'rdp');
 
   const ensureRegistered = (institution: { id: string; publicKey: Uint8Array; budget: { epsilon: number; delta: number } | null }) => {
     const budget = institution.budget ?? { epsilon: config.task.privacy.record?.targetEpsilon ?? 10, delta: config.task.privacy.record?.delta ?? 1e-5 };
@@ -64,6 +71,19 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
       });
     },
 
+    releasedRound(round: number): boolean {
+      return mode === 'client' && ledger.events({ institutionId: FEDERATION_ID, runId }).some((r) => r.event.round === round);
+    },
+
+    roundRefusal(round: number): string | null {
+      if (mode !== 'client' || !client) return null;
+      const events = ledger.events({ institutionId: FEDERATION_ID, runId }).map((r) => r.event);
+      const next = { sampleRate: client.clientSampleRate, noiseMultiplier: client.noiseMultiplier, steps: 1 };
+      const check = checkBudget(events, [next], federationBudget, clientAccountant);
+      if (check.allowed) return null;
+      return `round ${round}: refused: client-level epsilon after it would be ${check.projectedEpsilon.toFixed(4)} > the run's target ${federationBudget.epsilon} at delta ${federationBudget.delta}`;
+    },
+
     checkResultEvent(institution: Institution, round: number, modelVersion: number, event: PrivacyEventMsg | null | undefined): void {
       if (!event) throw invalidArgument('header.privacy_event: required in record-level privacy mode');
       const { signature: _signature, ...fields } = event;
@@ -78,41 +98,32 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
       if (e.round !== round) throw invalidArgument(`header.privacy_event.round: ${e.round} is not round ${round}`);
       if (e.modelVersion !== modelVersion) throw invalidArgument(`header.privacy_event.model_version: ${e.modelVersion} is not ${modelVersion}`);
       if (e.mode !== 'record') throw invalidArgument(`header.privacy_event.mode: expected "record", got "${e.mode}"`);
+      // The plan's public mechanism: q and the step count are parameters of the run, never B/n.
+      const record = config.task.privacy.record!;
+      if (e.sampleRate !== record.sampleRate) throw invalidArgument(`header.privacy_event.sample_rate: ${e.sampleRate} is not the plan's public rate ${record.sampleRate}`);
+      if (e.steps !== config.task.localSteps) throw invalidArgument(`header.privacy_event.steps: ${e.steps} is not the plan's ${config.task.localSteps} local steps`);
+      if (e.clipNorm !== record.clipNorm) throw invalidArgument(`header.privacy_event.clip_norm: ${e.clipNorm} is not the plan's ${record.clipNorm}`);
       if (!verifyEventSignature(e, event.signature, institution.publicKey)) throw invalidArgument('header.privacy_event.signature: does not verify with the institution\'s identity key');
     },
 
-    noiseSum(sum: Float32Array): void {
-      const c = config.task.privacy.client!;
-      addGaussianNoise(sum, c.noiseMultiplier * c.updateClipNorm);
-    },
-
-    updateNormBound(): number {
-      return mode === 'client' ? config.task.privacy.client!.updateClipNorm : Number.POSITIVE_INFINITY;
-    },
-
-    commitWrites(round, modelVersion, events, participants, actualNoiseMultiplier) {
-      return () => {
+    recordRevealedSum(round, modelVersion, events, actualNoiseMultiplier) {
+      store.db.transaction(() => {
         if (mode === 'record') {
           for (const [id, event] of events) {
             const institution = registry.get(id);
-            if (!institution) throw new Error(`commit: institution ${id} vanished`);
+            if (!institution) throw new Error(`ledger: institution ${id} vanished`);
             ensureRegistered(institution);
             const { signature, ...fields } = event;
             ledger.append({ ...fields, mode: 'record' } as LedgerEvent, signature);
           }
-        } else if (mode === 'client' && participants.length > 0) {
-          const c = config.task.privacy.client!;
-          const live = Math.max(participants.length, registry.all().filter((i) => !i.excludedReason).length);
-          ensureRegistered({ id: FEDERATION_ID, publicKey: identity.publicKey, budget: { epsilon: 1e6, delta: c.delta } });
-          const event: LedgerEvent = {
-            institutionId: FEDERATION_ID, runId, round, mode: 'client',
-            sampleRate: Math.min(1, config.sampleCount > 0 ? config.sampleCount / live : config.sampleFraction),
-            noiseMultiplier: actualNoiseMultiplier ?? c.noiseMultiplier, steps: 1, clipNorm: c.updateClipNorm, delta: c.delta,
-            modelVersion: modelVersion - 1, time: new Date().toISOString(),
-          };
+        } else if (mode === 'client' && client) {
+          ensureRegistered({ id: FEDERATION_ID, publicKey: identity.publicKey, budget: federationBudget });
+          const policy = trainingReleasePolicy(config.task);
+          const sum = policy.sumEvent(actualNoiseMultiplier ?? client.noiseMultiplier)!;
+          const event: LedgerEvent = { institutionId: FEDERATION_ID, runId, round, mode: 'client', ...sum, modelVersion, time: new Date().toISOString() };
           ledger.append(event, signEvent(event, identity));
         }
-      };
+      })();
     },
 
     summary() {
@@ -121,7 +132,7 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
         .filter((r) => ledger.events({ institutionId: r.institutionId, runId }).length > 0)
         .map((r) => {
           const spent = ledger.spent(r.institutionId, accountant, { runId });
-          return { id: r.institutionId, epsilon: spent.epsilon, delta: spent.delta, budget: r.institutionId === FEDERATION_ID ? null : r.budget.epsilon };
+          return { id: r.institutionId, epsilon: spent.epsilon, delta: spent.delta, budget: r.budget.epsilon };
         });
     },
   };

@@ -278,13 +278,14 @@ export interface RegisterRequest {
   identityPublicKey: Uint8Array;
   protocolVersion: number;
   budget?: PrivacyBudgetMsg | null;
-  numTrainExamples: number;
   clientVersion: string;
   /** Ed25519 over registrationDeclaration(...) (proto/registration.ts). */
   signature: Uint8Array;
   /** The ChallengeResponse nonce. */
   nonce: Uint8Array;
+  /** Optional public example count the institution declares (0: none); never its true row count. Signed. */
   declaredExamples: number;
+  /** SHA-256 of the institution's data schema (32 bytes; empty: none). Signed. */
   schemaHash: Uint8Array;
   ledgerHead?: LedgerHeadMsg | null;
   anchorHash: Uint8Array;
@@ -307,6 +308,8 @@ export interface CkksTaskMsg {
   weightCap: number;
   summands: number;
   keyHolder: string;
+  /** Client-level DP: institutions offered the round; each adds the noise share for this many. */
+  offered?: number;
 }
 
 export interface SignedKeysMsg {
@@ -390,7 +393,7 @@ export interface ResultHeaderMsg {
   tensorCount: number;
   masked: boolean;
   encrypted?: boolean;
-  /** Record-level DP: the institution's own ledger head after recording privacyEvent, signed with its identity key. */
+  /** Record- or client-level DP: the institution's own ledger head after recording the round's event, signed with its identity key. */
   ledgerHead?: LedgerHeadMsg | null;
 }
 

@@ -46,15 +46,15 @@ describe.skipIf(process.platform === 'win32')('key files', () => {
     writeFileSync(readable, '11'.repeat(32) + '\n', { mode: 0o644 });
     chmodSync(readable, 0o644);
     const db = join(dir, 'fed.sqlite');
-    const identityRefused = dpfed(['coordinator', '--db', db, '--port', '0', '--identity', readable]);
+    const identityRefused = dpfed(['coordinator', '--db', db, '--port', '0', '--insecure', '--identity', readable]);
     expect(identityRefused.code).toBe(2);
     expect(identityRefused.stderr).toMatch(/--identity: key file .*readable\.key is accessible by group or others/);
 
     const old = join(dir, 'old.sqlite');
     writeFileSync(`${old}.coordinator-key`, '22'.repeat(32) + '\n', { mode: 0o600 });
-    const beside = dpfed(['coordinator', '--db', old, '--port', '0', '--key-dir', join(dir, 'k')]);
+    const beside = dpfed(['coordinator', '--db', old, '--port', '0', '--insecure', '--key-dir', join(dir, 'k')]);
     expect(beside.code).toBe(2);
     expect(beside.stderr).toMatch(/--key-dir: the coordinator key .*old\.sqlite\.coordinator-key lies beside its database.*move it to/);
-    await expect(startCoordinator({ dbPath: old, config: runConfig(), keyDir: join(dir, 'k') })).rejects.toThrow(/lies beside its database/);
+    await expect(startCoordinator({ dbPath: old, config: runConfig(), keyDir: join(dir, 'k'), insecure: true })).rejects.toThrow(/lies beside its database/);
   });
 });

@@ -19,7 +19,7 @@ import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
 import { ReceiptStore } from '../privacy/receipts.ts';
 import { registrationDeclaration } from '../proto/registration.ts';
-import { runConfig, startTestCoordinator, tempDir } from './helpers/federation-fixture.ts';
+import { enrol, joinTestFederation, runConfig, startTestCoordinator, tempDir, testCredentials, testPki } from './helpers/federation-fixture.ts';
 
 const bytes = (hex: string) => new Uint8Array(Buffer.from(hex.replace(/\s+/g, ''), 'hex'));
 
@@ -95,18 +95,25 @@ describe('Register over real gRPC', () => {
   let dir: string;
   let coordinator: Coordinator;
   let address: string;
-  let conn: CoordinatorConnection;
+  const connections = new Map<string, CoordinatorConnection>();
+  /** A hand-built connection over mutual TLS with `id`'s test certificate (the fixture's default transport). */
+  const connFor = (id: string): CoordinatorConnection => {
+    let connection = connections.get(id);
+    if (!connection) connections.set(id, (connection = new CoordinatorConnection(address, testCredentials(id))));
+    return connection;
+  };
 
   beforeAll(async () => {
     dir = tempDir('dpfed-registration-');
     const config = runConfig(['--rounds', '1', '--min-clients', '3', '--privacy', 'record', '--epsilon', '3', '--delta', '1e-5']);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
     address = `127.0.0.1:${coordinator.port}`;
-    conn = new CoordinatorConnection(address);
+    const pki = await testPki();
+    for (const id of ['bank-r', 'bank-x', 'bank-b', 'bank-l']) await pki.issue(id);
   });
 
   afterAll(async () => {
-    conn?.close();
+    for (const connection of connections.values()) connection.close();
     await coordinator?.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -125,10 +132,13 @@ describe('Register over real gRPC', () => {
 
   it('refuses a replayed, an altered, a misdirected and a self-chosen-nonce registration, naming the field', async () => {
     const identity = generateIdentity();
+    enrol(coordinator, 'bank-r', identity.publicKey);
+    enrol(coordinator, 'bank-x', generateIdentity().publicKey);
+    const conn = connFor('bank-r');
     const challenge = await conn.challenge({ institutionId: 'bank-r' });
     expect(challenge.nonce).toHaveLength(32);
     expect(challenge.expiresInMs).toBe(60_000);
-    const request = signedRegistration(challenge, { institutionId: 'bank-r', identity, budget: { epsilon: 2.5, delta: 1e-5 }, numTrainExamples: 10 });
+    const request = signedRegistration(challenge, { institutionId: 'bank-r', identity, budget: { epsilon: 2.5, delta: 1e-5 }, declaredExamples: 10 });
     const first = await conn.register(request);
     expect(first.session).toHaveLength(16);
 
@@ -139,7 +149,7 @@ describe('Register over real gRPC', () => {
 
     // a fresh nonce, but the budget raised after signing: the signature no longer covers the fields
     const fresh = await conn.challenge({ institutionId: 'bank-r' });
-    const raised = { ...signedRegistration(fresh, { institutionId: 'bank-r', identity, budget: { epsilon: 2.5, delta: 1e-5 }, numTrainExamples: 10 }), budget: { epsilon: 1e9, delta: 1e-5 } };
+    const raised = { ...signedRegistration(fresh, { institutionId: 'bank-r', identity, budget: { epsilon: 2.5, delta: 1e-5 }, declaredExamples: 10 }), budget: { epsilon: 1e9, delta: 1e-5 } };
     await refusedWith(conn.register(raised), grpc.status.UNAUTHENTICATED, /^signature: .*budget/);
     // ... and so is a changed declared example count
     const other = await conn.challenge({ institutionId: 'bank-r' });
@@ -148,8 +158,18 @@ describe('Register over real gRPC', () => {
     expect(ledgerBudgets('bank-r')).toEqual([2.5]);
     expect(coordinator.store.db.prepare('SELECT budget_epsilon FROM institutions WHERE id = ?').get('bank-r')).toEqual({ budget_epsilon: 2.5 });
 
-    // a nonce issued to another institution
-    const elsewhere = await conn.challenge({ institutionId: 'bank-x' });
+    // the schema hash is signed too, and must be a SHA-256 when present
+    const hashed = await conn.challenge({ institutionId: 'bank-r' });
+    const otherSchema = { ...signedRegistration(hashed, { institutionId: 'bank-r', identity, budget: { epsilon: 2.5, delta: 1e-5 }, schemaHash: new Uint8Array(32).fill(1) }), schemaHash: new Uint8Array(32).fill(2) };
+    await refusedWith(conn.register(otherSchema), grpc.status.UNAUTHENTICATED, /^signature: /);
+    const shortHash = await conn.challenge({ institutionId: 'bank-r' });
+    await refusedWith(conn.register(signedRegistration(shortHash, { institutionId: 'bank-r', identity, budget: { epsilon: 2.5, delta: 1e-5 }, schemaHash: bytes('abcd') })),
+      grpc.status.INVALID_ARGUMENT, /^schema_hash: /);
+
+    // a Challenge for another id over bank-r's certificate: no nonce (admission runs before Challenge)
+    await refusedWith(conn.challenge({ institutionId: 'bank-x' }), grpc.status.PERMISSION_DENIED, /^certificate: .*bound to institution "bank-r", not to "bank-x"/);
+    // a nonce issued to another institution (over its own certificate), presented by bank-r
+    const elsewhere = await connFor('bank-x').challenge({ institutionId: 'bank-x' });
     await refusedWith(conn.register(signedRegistration(elsewhere, { institutionId: 'bank-r', identity, budget: null })), grpc.status.PERMISSION_DENIED, /^nonce: issued for institution "bank-x"/);
     // a nonce the client chose itself
     const own = signedRegistration({ ...challenge, nonce: new Uint8Array(32).fill(9) }, { institutionId: 'bank-r', identity, budget: null });
@@ -158,6 +178,8 @@ describe('Register over real gRPC', () => {
 
   it('records a budget changed across registrations as its own ledger row', async () => {
     const identity: IdentityKey = generateIdentity();
+    enrol(coordinator, 'bank-b', identity.publicKey);
+    const conn = connFor('bank-b');
     for (const epsilon of [2, 2, 4]) {
       const challenge = await conn.challenge({ institutionId: 'bank-b' });
       await conn.register(signedRegistration(challenge, { institutionId: 'bank-b', identity, budget: { epsilon, delta: 1e-5 } }));
@@ -168,11 +190,12 @@ describe('Register over real gRPC', () => {
   it('refuses an institution whose own ledger is behind the receipt, replaced by a fresh one, or missing', async () => {
     const identity = generateIdentity();
     const budget = { epsilon: 5, delta: 1e-5 };
-    const learner = { numTrainExamples: 10 } as unknown as Learner;
+    const learner = {} as unknown as Learner;
+    const transport = joinTestFederation(address, 'bank-l', identity.publicKey);
     const ledgerPath = join(dir, 'bank-l.ledger.sqlite');
     const register = async (path: string | null): Promise<unknown> => {
       const privacy = path ? new InstitutionPrivacy({ institutionId: 'bank-l', identity, budget, ledgerPath: path }) : undefined;
-      const client = new FederationClient({ coordinator: address, institutionId: 'bank-l', identity, learner, privacy, budget });
+      const client = new FederationClient({ coordinator: address, institutionId: 'bank-l', identity, learner, privacy, budget, declaredExamples: 10, ...transport });
       try {
         return await client.register().then(() => 'registered', (error: grpc.ServiceError) => error);
       } finally {

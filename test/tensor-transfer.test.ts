@@ -20,6 +20,8 @@ import {
   runConfig,
   start,
   startTestCoordinator,
+  enrol,
+  testCredentials,
   tempDir,
   within,
   type TestInstitution,
@@ -173,12 +175,13 @@ describe('a > 64 MiB model through a federation round over real gRPC', () => {
     // What crosses the wire: an observer downloads the committed model over a raw stream and measures
     // every chunk, asking for 64 MiB chunks (the server holds them to its 4 MiB default).
     const observer = generateIdentity();
-    const connection = new CoordinatorConnection(address);
+    const connection = new CoordinatorConnection(address, testCredentials('observer'));
+    enrol(coordinator, 'observer', observer.publicKey);
     const challenge = await connection.challenge({ institutionId: 'observer' });
-    const registration = await connection.register(signedRegistration(challenge, { institutionId: 'observer', identity: observer, budget: null, numTrainExamples: 1, clientVersion: 'test' }));
+    const registration = await connection.register(signedRegistration(challenge, { institutionId: 'observer', identity: observer, budget: null, clientVersion: 'test' }));
     connection.close();
     const Client = federationClientConstructor();
-    const raw = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as grpc.Client & Record<string, (request: unknown) => grpc.ClientReadableStream<TensorChunkMsg>>;
+    const raw = new Client(address, testCredentials('observer'), CHANNEL_OPTIONS) as grpc.Client & Record<string, (request: unknown) => grpc.ClientReadableStream<TensorChunkMsg>>;
     const sizes: number[] = [];
     const assembler = new TensorAssembler();
     await new Promise<void>((resolve, reject) => {
