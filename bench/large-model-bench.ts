@@ -51,7 +51,7 @@ export async function benchLargeModel(o: { units?: number } = {}): Promise<Recor
   let tStarted = t0;
   try {
     const identity = generateIdentity();
-    coordinator = await startCoordinator({ dbPath: join(dir, 'large.sqlite'), config, insecure: true, enrol: [{ institutionId: 'bank-1', publicKey: identity.publicKey }] });
+    coordinator = await startCoordinator({ dbPath: join(dir, 'large.sqlite'), keyDir: join(dir, 'keys'), config, insecure: true, enrol: [{ institutionId: 'bank-1', publicKey: identity.publicKey }] });
     tStarted = performance.now();
     coordinator.machine.on('round', (s: { seconds: number }) => (roundSeconds = s.seconds));
     client = new FederationClient({ coordinator: `127.0.0.1:${coordinator.port}`, institutionId: 'bank-1', identity, learner: new ConstantShiftLearner(), insecure: true });

@@ -61,7 +61,7 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
   // plaintext, so the figure stays comparable with the goals, which were set without TLS; the
   // institutions are enrolled with the identity keys their process loads from `dir`
   const enrol = Array.from({ length: o.clients }, (_, k) => ({ institutionId: `bank-${k + 1}`, publicKey: loadOrCreateIdentity(join(dir, `bank-${k + 1}.identity`)).publicKey }));
-  const coordinator = await startCoordinator({ dbPath: join(dir, 'bench.sqlite'), config, privacy: coordinatorPrivacy, insecure: true, enrol });
+  const coordinator = await startCoordinator({ dbPath: join(dir, 'bench.sqlite'), keyDir: join(dir, 'keys'), config, privacy: coordinatorPrivacy, insecure: true, enrol });
   const summaries: RoundSummary[] = [];
   const cpuMs: number[] = [];
   const institutionsCpu: (number | null)[] = [];

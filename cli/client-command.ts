@@ -9,7 +9,7 @@ import { FederationClient } from '../client-sdk/federation-client.ts';
 import { inferSchema } from '../client-sdk/schema-inference.ts';
 import { BACKEND_NAMES, selectBackend, type BackendName } from '../client-sdk/tf-backend.ts';
 import { SchemaRequiredError, TfjsLearner } from '../client-sdk/tfjs-learner.ts';
-import { loadOrCreateIdentity } from '../privacy/identity.ts';
+import { defaultKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
 import { labelColumn, readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
 import { INSTITUTION_ID_PATTERN } from '../proto/registration.ts';
 import { lineLogger } from '../proto/logger.ts';
@@ -30,7 +30,8 @@ export const command: CommandSpec = {
     { name: 'validation-fraction', type: 'number', default: 0.2, help: 'share of local rows kept for validation, each row decided by its own keyed hash (never leaves the institution)', check: (v) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)') },
     { name: 'split-key', type: 'string', help: 'secret 32-byte key of the train/validation split (created, mode 0600, if absent; default <institution>.split-key beside the identity key)' },
     { name: 'backend', type: 'string', default: 'auto', choices: BACKEND_NAMES, help: 'TensorFlow.js backend: auto picks tensorflow-gpu > tensorflow > wasm > cpu' },
-    { name: 'identity', type: 'string', help: 'Ed25519 identity key file (created if absent; default ./<institution>.identity)' },
+    { name: 'key-dir', type: 'string', help: 'directory of key files, apart from the ledger (default $DPFED_KEY_DIR or ~/.config/dpfed/keys; created 0700)' },
+    { name: 'identity', type: 'string', help: 'Ed25519 identity key file (created 0600 if absent; default <key-dir>/<institution>.identity); refused when group/other may read it' },
     { name: 'ledger', type: 'string', help: 'this institution\'s own epsilon ledger, SQLite (default ./<institution>.ledger.sqlite)' },
     { name: 'budget-epsilon', type: 'number', default: 10, help: 'this institution\'s privacy budget epsilon; it refuses to train past it', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
     { name: 'declare-examples', type: 'int', default: 0, help: 'a public example count to declare (your FedAvg weight, capped by the run\'s --weight-cap); 0 = declare none (equal weights). Your true row count is never sent', check: (v) => (Number(v) >= 0 ? undefined : 'must be >= 0') },
@@ -53,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
     const logger = loggerFromFlags(f, { base: { institution: id }, context: context.context });
     const log = lineLogger(logger, `[${id}] `);
     const transport = transportFromFlags(f, 'client', { institutionId: id, command: 'client' });
-    const identityPath = f.identity ? String(f.identity) : `${id}.identity`;
+    const identityPath = f.identity ? String(f.identity) : institutionKeyPath(f.keyDir ? String(f.keyDir) : defaultKeyDir(), id);
     let schema: DataSchema;
     const schemaInferred = f.schema === undefined;
     if (schemaInferred) {
@@ -90,7 +91,12 @@ export async function main(argv: string[]): Promise<number> {
     // the row counts stay here: an institution's size is not for the logs
     logger.info({ phase: 'load', features: train.dim, schema: schemaInferred ? 'inferred from the data (privacy off only)' : String(f.schema), schemaHash: data.schemaHash.slice(0, 16), backend: backend.name }, 'data loaded');
     const learner = new TfjsLearner(backend.tf, train, validation, { schema, schemaInferred });
-    const identity = loadOrCreateIdentity(identityPath);
+    let identity;
+    try {
+      identity = loadOrCreateIdentity(identityPath);
+    } catch (error) {
+      throw new UsageError(`${f.identity ? '--identity' : '--key-dir'}: ${(error as Error).message}`);
+    }
     const budget = { epsilon: Number(f.budgetEpsilon), delta: Number(f.budgetDelta) };
     const privacy = new InstitutionPrivacy({ institutionId: id, identity, budget, ledgerPath: f.ledger ? String(f.ledger) : `${id}.ledger.sqlite` });
     const metrics = new ClientMetrics();

@@ -1,9 +1,10 @@
 // `dpfed coordinator`: starts a federation (gRPC server) and runs its rounds.
 import { logRoundEvents, roundContext } from '../coordinator/coordinator-event-log.ts';
 import { CoordinatorMetrics } from '../coordinator/coordinator-metrics.ts';
-import { startCoordinator, type Coordinator } from '../coordinator/coordinator-server.ts';
+import { coordinatorIdentityPath, startCoordinator, type Coordinator } from '../coordinator/coordinator-server.ts';
 import { lineLogger } from '../proto/logger.ts';
 import { EnrolmentError, readEnrolmentFile } from '../coordinator/enrolment.ts';
+import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
@@ -18,6 +19,8 @@ export const command: CommandSpec = {
     { name: 'port', type: 'int', default: 50051, help: 'TCP port to listen on (0 = any free port)', check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535') },
     { name: 'host', type: 'string', default: '127.0.0.1', help: 'address to bind' },
     { name: 'db', type: 'string', default: 'dpfed.sqlite', help: 'SQLite file with runs, rounds, models, metrics and the epsilon ledger' },
+    { name: 'key-dir', type: 'string', help: 'directory of key files, apart from the database (default $DPFED_KEY_DIR or ~/.config/dpfed/keys; created 0700)' },
+    { name: 'identity', type: 'string', help: 'the coordinator\'s Ed25519 key file, which countersigns its ledger (default <key-dir>/coordinator-<db name>-<hash of its path>.key; created 0600 if absent)' },
     { name: 'run-id', type: 'string', help: 'resume or create this run (default: resume the latest unfinished run, else start a new one)' },
     ...runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' }),
     ...tlsFlags('coordinator'),
@@ -53,6 +56,12 @@ export async function main(argv: string[]): Promise<number> {
     const metrics = new CoordinatorMetrics();
     // the metrics server comes up first, so /readyz answers 503 while the run loads and the port binds
     const metricsServer = await metricsServerFromFlags(f, metrics.registry, () => metrics.notReady());
+    const keys = { dbPath: String(f.db), keyDir: f.keyDir ? String(f.keyDir) : undefined, identityPath: f.identity ? String(f.identity) : undefined };
+    try {
+      loadOrCreateIdentity(coordinatorIdentityPath(keys));
+    } catch (error) {
+      throw new UsageError(`${f.identity ? '--identity' : '--key-dir'}: ${(error as Error).message}`);
+    }
     const coordinator = await startCoordinator({
       ...transport,
       enrol,
@@ -60,6 +69,8 @@ export async function main(argv: string[]): Promise<number> {
       host: String(f.host),
       port: Number(f.port),
       runId: f.runId ? String(f.runId) : undefined,
+      keyDir: f.keyDir ? String(f.keyDir) : undefined,
+      identityPath: f.identity ? String(f.identity) : undefined,
       config,
       privacy: coordinatorPrivacy,
       log: lineLogger(logger),

@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { loadOrCreateIdentity } from '../privacy/identity.ts';
+import { ensureKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
 import { CA_CERT_FILE, createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
 import { featureColumns, readSchemaFile } from '../proto/data-schema.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
@@ -34,7 +34,7 @@ export const command: CommandSpec = {
   name: 'demo',
   summary: 'a coordinator and 4 banks as separate processes over gRPC on 127.0.0.1, on real card-fraud data',
   flags: [
-    { name: 'db', type: 'string', default: 'dpfed-demo.sqlite', help: 'coordinator SQLite file; the banks keep their keys and own ledgers in <db>.banks/' },
+    { name: 'db', type: 'string', default: 'dpfed-demo.sqlite', help: 'coordinator SQLite file; the banks keep their own ledgers in <db>.banks/, and every key lives apart in <db>.keys/' },
     { name: 'institutions', type: 'int', default: 4, help: 'number of banks', check: (v) => (Number(v) >= 2 && Number(v) <= 32 ? undefined : 'must be 2..32') },
     { name: 'backend', type: 'string', default: 'wasm', choices: BACKEND_NAMES, help: 'TensorFlow.js backend of the banks' },
     { name: 'budget-epsilon', type: 'number', default: 5, help: 'each bank\'s own privacy budget epsilon', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
@@ -68,6 +68,7 @@ function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: str
  * banks' train/validation splits.
  */
 function writeDemoSplitKeys(banks: number, seed: string, dir: string): string[] {
+  ensureKeyDir(dir);
   return Array.from({ length: banks }, (_, i) => {
     const path = join(dir, `bank-${i + 1}.split-key`);
     const key = createHash('sha256').update(`dpfed-demo-split-key:${seed}:bank-${i + 1}`).digest('hex');
@@ -76,7 +77,7 @@ function writeDemoSplitKeys(banks: number, seed: string, dir: string): string[] 
   });
 }
 
-function resetDemoState(db: string, banksDir: string): void {
+function resetDemoState(db: string, banksDir: string, keyDir: string): void {
   if (existsSync(db)) {
     let isDpfed = false;
     try {
@@ -90,6 +91,7 @@ function resetDemoState(db: string, banksDir: string): void {
     for (const suffix of ['', '-wal', '-shm', '.coordinator-key']) rmSync(db + suffix, { force: true });
   }
   rmSync(banksDir, { recursive: true, force: true });
+  rmSync(keyDir, { recursive: true, force: true });
 }
 
 /**
@@ -131,7 +133,8 @@ export async function main(argv: string[]): Promise<number> {
     const rounds = Number(f.rounds);
     const db = resolve(String(f.db));
     const banksDir = `${db}.banks`;
-    if (!f.keep) resetDemoState(db, banksDir);
+    const keyDir = `${db}.keys`;
+    if (!f.keep) resetDemoState(db, banksDir, keyDir);
     mkdirSync(banksDir, { recursive: true });
     let features: number;
     try {
@@ -140,14 +143,15 @@ export async function main(argv: string[]): Promise<number> {
       throw new UsageError(`--schema: ${(error as Error).message}`);
     }
     const files = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
-    const splitKeys = writeDemoSplitKeys(banks, String(f.seed), banksDir);
+    // secret keys (identities, split keys) live apart from the ledgers, in <db>.keys/ (0700, files 0600)
+    const splitKeys = writeDemoSplitKeys(banks, String(f.seed), keyDir);
     const started = performance.now();
     const bankIds = files.map((_, i) => `bank-${i + 1}`);
-    // the operator's side: enrol each bank's identity key (the banks keep their keys in <db>.banks/)
+    // the operator's side: enrol each bank's identity key (the banks keep their keys in <db>.keys/)
     const enrolFile = join(banksDir, 'enrolment.json');
     writeFileSync(enrolFile, JSON.stringify(bankIds.map((id) => ({
       institution: id,
-      publicKey: Buffer.from(loadOrCreateIdentity(join(banksDir, `${id}.identity`)).publicKey).toString('hex'),
+      publicKey: Buffer.from(loadOrCreateIdentity(institutionKeyPath(keyDir, id)).publicKey).toString('hex'),
     }))));
     const tlsDir = f.insecure ? null : mkdtempSync(join(tmpdir(), 'dpfed-demo-tls-'));
     const tls = tlsDir ? await demoCertificates(tlsDir, bankIds) : null;
@@ -166,7 +170,7 @@ export async function main(argv: string[]): Promise<number> {
     const shared = forward(f, SHARED.map((s) => s.name).filter((n) => !DEMO_OWN.has(n) && !COORDINATOR_SET.has(n)));
     // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
     const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
-    const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--json', ...DEMO_LOGS, '--min-clients', String(minClients), '--wait-for', String(banks),
+    const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--key-dir', keyDir, '--json', ...DEMO_LOGS, '--min-clients', String(minClients), '--wait-for', String(banks),
       '--round-timeout', String(f.roundTimeout), '--features', String(features), '--enrol-file', enrolFile, ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
 
@@ -180,7 +184,7 @@ export async function main(argv: string[]): Promise<number> {
       files.forEach((file, i) => {
         const id = `bank-${i + 1}`;
         const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'client', '--coordinator', `127.0.0.1:${port}`, '--institution', id, ...DEMO_LOGS, '--data', file,
-          '--schema', String(f.schema), '--split-key', splitKeys[i], '--backend', String(f.backend), '--identity', join(banksDir, `${id}.identity`),
+          '--schema', String(f.schema), '--split-key', splitKeys[i], '--backend', String(f.backend), '--key-dir', keyDir,
           '--ledger', join(banksDir, `${id}.ledger.sqlite`), '--budget-epsilon', String(f.budgetEpsilon), '--budget-delta', String(f.delta),
           '--json', ...(tls ? tls.bank(id) : ['--insecure'])], { stdio: ['ignore', 'pipe', 'pipe'] });
         children.push(child);

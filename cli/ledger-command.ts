@@ -1,16 +1,17 @@
 // `dpfed ledger`: read, verify and export an ε ledger. Read-only: the SQLite file is opened with
 // { readonly: true, fileMustExist: true } and nothing in it is ever changed.
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { PrivacyLedger, type InstitutionSummary } from '../privacy/ledger.ts';
 import { ledgerReport } from '../privacy/ledger-report.ts';
+import { parseReceipts, ReceiptStore, type LedgerReceipt } from '../privacy/receipts.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 
 
 export const LEDGER_COMMAND: CommandSpec = {
   name: 'ledger',
   summary: 'read, verify and export the epsilon ledger (read-only)',
-  usage: 'dpfed ledger --db FILE [--institution ID] [--run ID] [--accountant rdp|pld] [--json] | --verify | --export csv [--out FILE]',
+  usage: 'dpfed ledger --db FILE [--institution ID] [--run ID] [--accountant rdp|pld] [--json] | --verify [--receipts FILE] | --export csv [--out FILE] | --export-receipts [--out FILE]',
   flags: [
     { name: 'db', type: 'string', help: 'SQLite file holding the ledger (a coordinator database or an institution ledger)', required: true },
     { name: 'institution', type: 'string', help: 'only this institution' },
@@ -19,14 +20,18 @@ export const LEDGER_COMMAND: CommandSpec = {
     { name: 'json', type: 'boolean', help: 'print one JSON object instead of a table' },
     { name: 'verify', type: 'boolean', help: 'check the hash chain and every signature; exit 0 when intact, 1 naming the first bad row' },
     { name: 'coordinator-key', type: 'string', help: 'with --verify: the countersigner public key (64 hex) you trust', check: (v) => (/^[0-9a-fA-F]{64}$/.test(String(v)) ? undefined : 'expected 64 hex characters') },
+    { name: 'receipts', type: 'string', help: 'with --verify: a receipts file from the OTHER party (its --export-receipts); fails when this ledger no longer holds a row a receipt names (truncated, wiped, replaced or re-chained)' },
     { name: 'export', type: 'string', choices: ['csv'], help: 'export the events' },
-    { name: 'out', type: 'string', help: 'with --export: write to this file instead of stdout' },
+    { name: 'export-receipts', type: 'boolean', help: 'print the receipts this file holds of the other party\'s ledger (a coordinator database: each institution\'s signed heads; an institution ledger: the coordinator\'s), as JSON for --receipts' },
+    { name: 'out', type: 'string', help: 'with --export or --export-receipts: write to this file instead of stdout' },
   ],
   examples: [
     'dpfed ledger --db dpfed.sqlite',
     'dpfed ledger --db dpfed.sqlite --institution bank-1 --json',
     'dpfed ledger --db dpfed.sqlite --verify',
     'dpfed ledger --db dpfed.sqlite --export csv --out ledger.csv',
+    'dpfed ledger --db dpfed.sqlite --export-receipts --institution bank-a --out bank-a-receipts.json',
+    'dpfed ledger --db bank-a.ledger.sqlite --verify --receipts bank-a-receipts.json',
   ],
 };
 
@@ -71,10 +76,23 @@ export async function main(argv: string[]): Promise<number> {
     const file = flags.db as string;
     const verify = flags.verify === true;
     const exportFormat = flags.export as string | undefined;
-    if (verify && exportFormat) throw new UsageError('--verify and --export cannot be combined');
-    if (flags.out !== undefined && !exportFormat) throw new UsageError('--out needs --export csv');
+    const exportReceipts = flags.exportReceipts === true;
+    if ([verify, exportFormat !== undefined, exportReceipts].filter(Boolean).length > 1) throw new UsageError('--verify, --export and --export-receipts cannot be combined');
+    if (flags.out !== undefined && !exportFormat && !exportReceipts) throw new UsageError('--out needs --export csv or --export-receipts');
     if (flags.coordinatorKey !== undefined && !verify) throw new UsageError('--coordinator-key needs --verify');
+    if (flags.receipts !== undefined && !verify) throw new UsageError('--receipts needs --verify');
     if (!existsSync(file)) throw new UsageError(`--db: no such file: ${file}`);
+    let receipts: LedgerReceipt[] | undefined;
+    if (flags.receipts !== undefined) {
+      const path = String(flags.receipts);
+      if (!existsSync(path)) throw new UsageError(`--receipts: no such file: ${path}`);
+      try {
+        receipts = parseReceipts(readFileSync(path, 'utf8'), path);
+      } catch (error) {
+        throw new UsageError(`--receipts: ${(error as Error).message}`);
+      }
+      if (receipts.length === 0) throw new UsageError(`--receipts: ${path} holds no receipts`);
+    }
     let db: Database.Database;
     try {
       db = new Database(file, { readonly: true, fileMustExist: true });
@@ -82,6 +100,14 @@ export async function main(argv: string[]): Promise<number> {
       throw new UsageError(`--db: cannot open ${file} as SQLite: ${(error as Error).message}`);
     }
     try {
+      if (exportReceipts) {
+        const held = ReceiptStore.read(db, { subject: flags.institution as string | undefined });
+        const text = JSON.stringify(held, null, 2) + '\n';
+        if (flags.out) writeFileSync(flags.out as string, text);
+        else process.stdout.write(text);
+        if (held.length === 0) process.stderr.write(`dpfed ledger: ${file} holds no receipts${flags.institution ? ` for ${String(flags.institution)}` : ''}\n`);
+        return 0;
+      }
       let ledger: PrivacyLedger;
       try {
         ledger = new PrivacyLedger(db);
@@ -94,10 +120,13 @@ export async function main(argv: string[]): Promise<number> {
       }
       if (verify) {
         const key = flags.coordinatorKey as string | undefined;
-        const result = ledger.verify(key ? { countersignerPublicKey: new Uint8Array(Buffer.from(key.toLowerCase(), 'hex')) } : {});
+        const result = ledger.verify({ countersignerPublicKey: key ? new Uint8Array(Buffer.from(key.toLowerCase(), 'hex')) : undefined, receipts });
         if (flags.json) process.stdout.write(JSON.stringify(result) + '\n');
         if (result.ok) {
-          if (!flags.json) process.stdout.write(`ledger intact: ${result.rows} rows, every hash, signature and countersignature holds; head ${result.headHash}\n`);
+          if (!flags.json) {
+            process.stdout.write(`ledger intact: ${result.rows} rows, every hash, signature and countersignature holds; head ${result.headHash}\n`);
+            if (receipts) process.stdout.write(`every receipt for this ledger matches its row (newest: seq ${Math.max(...receipts.filter((r) => r.ledgerKey === Buffer.from(ledger.countersignerPublicKey).toString('hex')).map((r) => r.seq))})\n`);
+          }
           return 0;
         }
         process.stderr.write(`dpfed ledger: verification FAILED at row ${result.badRow}: ${result.reason}\n`);

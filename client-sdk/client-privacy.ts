@@ -3,7 +3,9 @@
 // mechanism in its own local ledger and signs the event it sends to the coordinator. Client level: it
 // calibrates the noise multiplier itself, refuses a round that asks for less noise or would pass its
 // budget, and records every round it is offered (joined or not, each is a subsampled release for it).
-import type { PrivacyEventMsg } from '../proto/wire.ts';
+// In both modes the event enters the ledger only within the budget, checked in the same transaction.
+import type { LedgerReceipt } from '../privacy/receipts.ts';
+import type { LedgerHeadMsg, PrivacyEventMsg } from '../proto/wire.ts';
 import type { Learner, MechanismReport, TaskContext } from './learner.ts';
 
 export interface RoundDecision {
@@ -19,9 +21,18 @@ export interface RoundDecision {
 
 export interface ClientPrivacy {
   beforeRound(task: TaskContext, learner: Learner): RoundDecision;
+  /** Records the round's event in the institution's own ledger, within its budget (throws BudgetExceededError
+   * from privacy/ledger.ts, nothing recorded, when it would pass it), and returns the signed event to send. */
   recordRelease(task: TaskContext, mechanism: MechanismReport): PrivacyEventMsg;
+  /** The head of the institution's own ledger signed with its identity key (a receipt for the coordinator). */
+  signedHead?(): LedgerHeadMsg;
+  /** row_hash of row `seq` of the institution's own ledger (bytes), or undefined when it has no such row. */
+  rowHashAt?(seq: number): Uint8Array | undefined;
+  /** Keeps a receipt of the coordinator's ledger (its signed head), beside the institution's own ledger. */
+  keepCoordinatorReceipt?(receipt: LedgerReceipt): void;
   /** Client level: whether this round may be released (own budget, not already released); noiseMultiplier is the institution's own z. */
   beforeClientRound?(task: TaskContext): RoundDecision;
-  /** Client level: records the round's release (at the task's z) in the local ledger. */
+  /** Client level: records the round's release (at the task's z) in the local ledger, within its budget
+   * (throws BudgetExceededError, nothing recorded, when it would pass it). */
   recordClientRelease?(task: TaskContext): void;
 }

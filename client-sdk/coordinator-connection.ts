@@ -1,7 +1,8 @@
 // The institution's side of the wire: promise-returning requests to the coordinator, model download into
 // one preallocated copy, and result upload in chunks with back-pressure. Only outbound connections, over
 // TLS (the federation CA, and the institution's certificate for mutual TLS) unless plaintext is asked for.
-// Register is a call of its own; every later request travels on the institution's Session stream
+// Challenge and Register are calls of their own (over the same channel and credentials); every later request
+// travels on the institution's Session stream
 // (session-stream.ts), which the coordinator answers exactly as it answers the separate calls.
 import { countingClientConstructor, type WireBytes } from '../proto/wire-byte-counter.ts';
 import * as grpc from '@grpc/grpc-js';
@@ -16,6 +17,8 @@ import {
   resultTensorFrame,
   MAX_MESSAGE_BYTES,
   type AckMsg,
+  type ChallengeRequest,
+  type ChallengeResponse,
   type CoordinatorFrameMsg,
   type DTypeName,
   type DeclineRequestMsg,
@@ -62,6 +65,15 @@ export class CoordinatorConnection {
   close(): void {
     this.session.close();
     this.client.close();
+  }
+
+  /** Step 1 of registering: a fresh single-use nonce from the coordinator (proto Challenge). */
+  challenge(request: ChallengeRequest): Promise<ChallengeResponse> {
+    return new Promise((resolve, reject) => {
+      this.client.Challenge(request, { deadline: Date.now() + CALL_DEADLINE_MS }, (error: grpc.ServiceError | null, response: ChallengeResponse) =>
+        error ? reject(error) : resolve(response),
+      );
+    });
   }
 
   register(request: RegisterRequest): Promise<RegisterResponse> {

@@ -3,7 +3,7 @@
 // Data never leaves the institution: only model updates (clipped, noised, masked as configured) and
 // score histograms of its validation split do.
 import * as grpc from '@grpc/grpc-js';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { histogramToVector } from '../privacy/auc-histogram.ts';
 import { addDistributedNoise } from '../privacy/distributed-noise.ts';
@@ -19,14 +19,17 @@ import type { IdentityKey } from '../privacy/identity.ts';
 import { participationCoin, releasePairRefusal, trainingReleasePolicy } from '../privacy/release-policy.ts';
 import { clipToNorm } from '../privacy/update-clipping.ts';
 import { parameterCount, parameterShapes, parseModelSpec, type ModelSpec } from '../proto/model-spec.ts';
-import { registrationMessage } from '../proto/registration.ts';
 import { parseTaskConfig } from '../proto/task-config.ts';
 import type { TlsMaterial } from '../proto/tls-credentials.ts';
 import { assembleWhole, flatFloat32, type NamedTensor } from '../proto/tensor-stream.ts';
-import { PROTOCOL_VERSION, type Envelope, type PrivacyEventMsg, type ResultHeaderMsg, type CkksTaskMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
+import { type Envelope, type LedgerHeadMsg, type PrivacyEventMsg, type ResultHeaderMsg, type CkksTaskMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
 import type { WireBytes } from '../proto/wire-byte-counter.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
 import { connectionCredentials, CoordinatorConnection } from './coordinator-connection.ts';
+import { signedRegistration } from './registration-request.ts';
+import { BudgetExceededError } from '../privacy/ledger.ts';
+import { receiptBytes } from '../privacy/receipts.ts';
+import { verifySignature } from '../privacy/identity.ts';
 import { subtractGlobal } from './model-delta.ts';
 import type { Learner, TaskContext } from './learner.ts';
 
@@ -71,6 +74,9 @@ export class FederationClient extends EventEmitter {
   private readonly connection: CoordinatorConnection;
   private session: Uint8Array = new Uint8Array(0);
   private runId = '';
+  /** The coordinator's Ed25519 key, from registration: its ledger heads are verified with it. */
+  private coordinatorKey: Uint8Array | null = null;
+  private lastCoordinatorHead = '';
   private stopped = false;
   private declinedForBudget: string | null = null;
   /** CKKS key holder: the run's secret key (never sent), and the rounds already decrypted (once each). */
@@ -106,23 +112,54 @@ export class FederationClient extends EventEmitter {
     this.stopped = true;
   }
 
+  /**
+   * Challenge, then Register with a signed declaration: the coordinator's nonce, this institution's budget and
+   * declared fields, and the head of its own ledger with the hash of the row the coordinator holds a receipt
+   * for (so the coordinator can tell a wiped, truncated or replaced ledger). A refusal naming ledger_head is
+   * FAILED_PRECONDITION and is not retried.
+   */
   async register(): Promise<void> {
-    const { identity, institutionId, budget, declaredExamples } = this.options;
-    const nonce = randomBytes(16);
-    const response = await this.connection.register({
-      institutionId,
-      identityPublicKey: identity.publicKey,
-      protocolVersion: PROTOCOL_VERSION,
-      budget: budget ?? null,
-      declaredExamples: declaredExamples ?? 0,
-      clientVersion: 'dpfed-sdk/0.1.0',
-      signature: identity.sign(registrationMessage(institutionId, identity.publicKey, nonce)),
-      nonce,
-    });
+    const { identity, institutionId, learner, budget, privacy, declaredExamples } = this.options;
+    const schemaHash = schemaHashBytes(learner.schemaHash);
+    const challenge = await this.connection.challenge({ institutionId });
+    const anchor = challenge.receiptSeq > 0 ? privacy?.rowHashAt?.(challenge.receiptSeq) : undefined;
+    const response = await this.connection.register(
+      signedRegistration(challenge, {
+        institutionId, identity, budget: budget ?? null, declaredExamples: declaredExamples ?? 0, schemaHash,
+        ledgerHead: privacy?.signedHead?.() ?? null, anchorHash: anchor,
+      }),
+    );
+    if (!Buffer.from(response.coordinatorPublicKey).equals(Buffer.from(challenge.coordinatorPublicKey))) {
+      throw new Error('register: the coordinator answered the challenge and the registration with different keys');
+    }
+    this.coordinatorKey = new Uint8Array(response.coordinatorPublicKey);
     this.session = response.session;
     this.runId = response.runId;
     this.log(`registered with ${this.options.coordinator}, run ${this.runId}`);
     this.emit('registered', { runId: this.runId });
+  }
+
+  /** Keeps the coordinator's signed ledger head a task carries (once per head), when it verifies with the coordinator's key. */
+  private keepCoordinatorHead(task: TaskMsg): void {
+    const head = task.coordinatorLedgerHead;
+    const keep = this.options.privacy?.keepCoordinatorReceipt;
+    if (!head || !head.signature?.length || !keep || !this.coordinatorKey) return;
+    const hash = Buffer.from(head.hash).toString('hex');
+    if (this.lastCoordinatorHead === `${head.seq}:${hash}`) return;
+    if (head.hash.length !== 32 || !verifySignature(this.coordinatorKey, receiptBytes(head.seq, head.hash), head.signature)) {
+      this.log(`task ${task.kind}: the coordinator's ledger head does not verify with its key; not kept`);
+      return;
+    }
+    try {
+      keep.call(this.options.privacy, {
+        ledgerKey: Buffer.from(this.coordinatorKey).toString('hex'), seq: head.seq, hash, signature: Buffer.from(head.signature).toString('hex'),
+        subject: 'coordinator', receivedAt: new Date().toISOString(),
+      });
+      this.lastCoordinatorHead = `${head.seq}:${hash}`;
+    } catch (error) {
+      this.log(`task ${task.kind}: coordinator ledger receipt refused: ${(error as Error).message}`);
+      this.emit('receipt-conflict', error);
+    }
   }
 
   private envelope(round = 0, modelVersion = 0): Envelope {
@@ -146,7 +183,9 @@ export class FederationClient extends EventEmitter {
         delay = Math.min(delay * 2, 2000);
         try {
           await this.register();
-        } catch {
+        } catch (registerError) {
+          // A refusal (e.g. ledger_head: this institution's ledger is behind the coordinator's receipt) is final.
+          if (isStatus(registerError, grpc.status.FAILED_PRECONDITION, grpc.status.PERMISSION_DENIED, grpc.status.INVALID_ARGUMENT)) throw registerError;
           /* still unreachable: retry */
         }
       }
@@ -159,6 +198,7 @@ export class FederationClient extends EventEmitter {
     const result: ClientRunResult = { roundsTrained: 0, roundsEvaluated: 0, declined: null, doneMessage: '' };
     while (!this.stopped) {
       const task = await this.withReconnect(() => this.connection.pullTask(this.envelope(), this.options.pollMs ?? 30_000));
+      this.keepCoordinatorHead(task);
       if (task.kind === 'DONE') {
         result.doneMessage = task.message;
         result.declined = this.declinedForBudget;
@@ -375,6 +415,7 @@ export class FederationClient extends EventEmitter {
     const policy = trainingReleasePolicy(config);
     let noiseMultiplier: number | null = null;
     let joins = true;
+    let clientLedgerHead: LedgerHeadMsg | null = null;
     if (policy.participation === 'secret-coin') {
       const privacy = this.options.privacy;
       if (!privacy?.beforeClientRound || !privacy.recordClientRelease) throw new Error('client-level DP requested but this client has no privacy guard configured');
@@ -383,7 +424,15 @@ export class FederationClient extends EventEmitter {
         await this.decline(envelope, decision.reason ?? 'budget', decision.detail, decision.projectedEpsilon, decision.budgetEpsilon);
         return null;
       }
-      privacy.recordClientRelease(ctx);
+      try {
+        // The binding budget check: the round's event enters the institution's ledger (or not) in one transaction.
+        privacy.recordClientRelease(ctx);
+      } catch (error) {
+        if (!(error instanceof BudgetExceededError)) throw error;
+        await this.decline(envelope, 'budget', error.message, error.projectedEpsilon, error.budget.epsilon);
+        return null;
+      }
+      clientLedgerHead = privacy.signedHead?.() ?? null;
       joins = participationCoin(config.privacy.client!.clientSampleRate);
       // for the institution's own code only: nothing about the coin leaves it
       this.emit('participation', { round: ctx.round, joined: joins });
@@ -404,9 +453,19 @@ export class FederationClient extends EventEmitter {
     if (joins) clipToNorm(delta, policy.updateBound);
     else delta.fill(0);
     let privacyEvent: PrivacyEventMsg | null = null;
+    // The head of the institution's own ledger after it recorded this round (record or client level): a receipt for the coordinator.
+    let ledgerHead: LedgerHeadMsg | null = clientLedgerHead;
     if (policy.noise === 'local-dp-sgd') {
       if (!outcome.mechanism) throw new Error('record-level DP: the learner did not report the mechanism it ran');
-      privacyEvent = this.options.privacy!.recordRelease(ctx, outcome.mechanism);
+      try {
+        // The binding budget check: the event enters the institution's ledger (or not) before any byte leaves.
+        privacyEvent = this.options.privacy!.recordRelease(ctx, outcome.mechanism);
+      } catch (error) {
+        if (!(error instanceof BudgetExceededError)) throw error;
+        await this.decline(envelope, 'budget', error.message, error.projectedEpsilon, error.budget.epsilon);
+        return null;
+      }
+      ledgerHead = this.options.privacy!.signedHead?.() ?? null;
     }
     // In record mode the training loss is computed on raw records without noise: it stays home.
     const metrics: Record<string, number> = policy.noise === 'none' ? { ...outcome.metrics } : { steps: outcome.metrics.steps ?? 0 };
@@ -429,6 +488,7 @@ export class FederationClient extends EventEmitter {
         numExamples: 0,
         metrics: { ...metrics, seconds: (performance.now() - t0) / 1000 },
         privacyEvent,
+        ledgerHead,
         tensorCount: tensors.length,
         masked: false,
       },
@@ -579,3 +639,10 @@ interface Release {
 
 /** The institution refuses a secure-aggregation or CKKS step that could leak its input. */
 class ProtocolRefusal extends Error {}
+
+/** A learner's schema hash (hex SHA-256, proto/data-schema.ts schemaHash) as the bytes RegisterRequest.schema_hash carries; empty when none. */
+function schemaHashBytes(hash: string | null | undefined): Uint8Array {
+  if (!hash) return new Uint8Array(0);
+  if (!/^[0-9a-fA-F]{64}$/.test(hash)) throw new Error(`learner.schemaHash: expected a SHA-256 as 64 hex characters, got "${hash}"`);
+  return new Uint8Array(Buffer.from(hash, 'hex'));
+}

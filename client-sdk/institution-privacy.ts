@@ -1,8 +1,12 @@
 // DP bookkeeping at the data holder: the institution's own ε ledger (a local SQLite file it countersigns
 // itself), its own budget, the noise multiplier calibrated to the run's target, and the refusal to train
-// when the projected ε after a round would exceed the budget. Record level: its DP-SGD events. Client
-// level: one event per round it is offered (a subsampled Gaussian release whether its coin joined it to
-// the sum or it sent a cover update), and its own z, below which it refuses to add noise.
+// when the projected ε after a round would exceed the budget (an early refusal; the binding check runs when
+// the update is released: the event is appended only if it fits the budget, in the same SQLite transaction
+// as the check, so two processes sharing the ledger file cannot overspend together). Record level: its
+// DP-SGD events. Client level: one event per round it is offered (a subsampled Gaussian release whether its
+// coin joined it to the sum or it sent a cover update), and its own z, below which it refuses to add noise.
+// The institution's ledger head, signed with its identity key, is its receipt for the coordinator; the
+// coordinator's signed heads are kept in the ledger file's `ledger_receipts` table (privacy/receipts.ts).
 import Database from 'better-sqlite3';
 import { makeAccountant, type Accountant } from '../privacy/accountant.ts';
 import { checkBudget, type PrivacyBudget } from '../privacy/budget.ts';
@@ -13,7 +17,8 @@ import type { IdentityKey } from '../privacy/identity.ts';
 import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
 import { PrivacyLedger, type SpentEpsilon } from '../privacy/ledger.ts';
 import type { MechanismEvent } from '../privacy/mechanism-event.ts';
-import type { PrivacyEventMsg } from '../proto/wire.ts';
+import { ReceiptStore, type LedgerReceipt } from '../privacy/receipts.ts';
+import type { LedgerHeadMsg, PrivacyEventMsg } from '../proto/wire.ts';
 import type { ClientPrivacy, RoundDecision } from './client-privacy.ts';
 import type { Learner, MechanismReport, PlannedMechanism, TaskContext } from './learner.ts';
 
@@ -27,12 +32,15 @@ export interface InstitutionPrivacyOptions {
 export class InstitutionPrivacy implements ClientPrivacy {
   private readonly db: Database.Database;
   private readonly ledger: PrivacyLedger;
+  private readonly receipts: ReceiptStore;
   private readonly calibrated = new Map<string, number>();
 
   constructor(private readonly options: InstitutionPrivacyOptions) {
     this.db = new Database(options.ledgerPath);
     this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 10000');
     this.ledger = new PrivacyLedger(this.db, { countersigner: options.identity });
+    this.receipts = new ReceiptStore(this.db);
     this.ledger.registerInstitution(options.institutionId, options.identity.publicKey, options.budget);
   }
 
@@ -139,7 +147,7 @@ export class InstitutionPrivacy implements ClientPrivacy {
       sampleRate: c.clientSampleRate, noiseMultiplier: c.noiseMultiplier, steps: 1, clipNorm: c.updateClipNorm,
       delta: this.options.budget.delta, modelVersion: task.modelVersion, time: new Date().toISOString(),
     };
-    this.ledger.append(event, signEvent(event, this.options.identity));
+    this.ledger.appendWithinBudget(event, signEvent(event, this.options.identity), makeAccountant(c.accountant));
   }
 
   /**
@@ -167,8 +175,33 @@ export class InstitutionPrivacy implements ClientPrivacy {
       time: new Date().toISOString(),
     };
     const signature = signEvent(event, this.options.identity);
-    this.ledger.append(event, signature);
+    this.ledger.appendWithinBudget(event, signature, this.accountant(task));
     return { ...event, signature };
+  }
+
+  signedHead(): LedgerHeadMsg {
+    const receipt = this.ledger.signedHead(this.options.institutionId);
+    return { seq: receipt.seq, hash: Buffer.from(receipt.hash, 'hex'), signature: Buffer.from(receipt.signature, 'hex') };
+  }
+
+  rowHashAt(seq: number): Uint8Array | undefined {
+    const hash = this.ledger.rowHashAt(seq);
+    return hash === undefined ? undefined : Buffer.from(hash, 'hex');
+  }
+
+  /** Keeps a coordinator receipt; throws (nothing kept) when it goes back behind one already held, or names
+   * another hash for a seq already held: the coordinator's ledger lost rows or was rewritten. */
+  keepCoordinatorReceipt(receipt: LedgerReceipt): void {
+    const latest = this.receipts.latest(receipt.ledgerKey);
+    if (latest && receipt.seq < latest.seq) {
+      throw new Error(`the coordinator's ledger head went back from seq ${latest.seq} to ${receipt.seq}: its ledger lost rows (check it with dpfed ledger --verify --receipts)`);
+    }
+    this.receipts.add(receipt);
+  }
+
+  /** The coordinator's receipts this institution holds (for `dpfed ledger --export-receipts`). */
+  coordinatorReceipts(): LedgerReceipt[] {
+    return this.receipts.all();
   }
 
   /** ε spent over every run in this institution's ledger, or (runId) in one run only. */

@@ -61,4 +61,10 @@ export interface Learner {
   evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome>;
   /** Local DP-SGD steps and sample rate a round of this task would take (for budget projection). */
   plannedMechanism?(task: TaskContext): PlannedMechanism | null;
+  /**
+   * SHA-256 (64 hex characters) of the public data schema this learner's data went through
+   * (proto/data-schema.ts schemaHash), or null / absent when there is none. Registration signs it and
+   * sends it as RegisterRequest.schema_hash.
+   */
+  readonly schemaHash?: string | null;
 }

@@ -2,7 +2,8 @@
 // mutual TLS; plaintext only when asked for), admits only enrolled institutions, runs the rounds.
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
+import { existsSync } from 'node:fs';
+import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { flattenParameters, initialParameters, parseModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { serverCredentials, type TlsMaterial } from '../proto/tls-credentials.ts';
@@ -12,6 +13,7 @@ import { CoordinatorStore } from './coordinator-store.ts';
 import { Enrolment, type EnrolmentEntry } from './enrolment.ts';
 import { federationHandlers } from './federation-service.ts';
 import { InstitutionRegistry } from './institution-registry.ts';
+import { CoordinatorReceipts } from './ledger-receipts.ts';
 import { admitPeers } from './peer-admission.ts';
 import { RoundMachine } from './round-machine.ts';
 import type { RoundPrivacy } from './round-privacy.ts';
@@ -29,8 +31,10 @@ export interface CoordinatorOptions {
   /** Resume this run, or create it with this id; default: resume the latest unfinished run, else a new one. */
   runId?: string;
   config: RunConfig;
-  /** Ed25519 identity of the coordinator (countersigns ledger rows); default: `<db>.coordinator-key`. */
+  /** Ed25519 identity of the coordinator (countersigns ledger rows); default: coordinatorKeyPath(keyDir, dbPath). */
   identityPath?: string;
+  /** Directory of key files, apart from the database (default: $DPFED_KEY_DIR or ~/.config/dpfed/keys). */
+  keyDir?: string;
   privacy?: (ctx: { runId: string; config: RunConfig; store: CoordinatorStore; registry: InstitutionRegistry; identity: IdentityKey }) => RoundPrivacy | undefined;
   log?: (line: string) => void;
   livenessMs?: number;
@@ -79,12 +83,23 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 }
 
+/** Where the coordinator's key lives. A key beside the database (the former default) is refused with the move to make. */
+export function coordinatorIdentityPath(options: { dbPath: string; identityPath?: string; keyDir?: string }): string {
+  if (options.identityPath) return options.identityPath;
+  const path = coordinatorKeyPath(options.keyDir ?? defaultKeyDir(), options.dbPath);
+  const beside = `${options.dbPath}.coordinator-key`;
+  if (!existsSync(path) && existsSync(beside)) {
+    throw new Error(`the coordinator key ${beside} lies beside its database; keys live in a key directory apart from the ledger: move it to ${path} (mode 0600), or pass its path as the identity`);
+  }
+  return path;
+}
+
 async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions): Promise<Coordinator> {
   const enrolment = new Enrolment(store.db);
   for (const entry of options.enrol ?? []) enrolment.add(entry.institutionId, entry.publicKey, { institution: 'enrol.institution', publicKey: 'enrol.publicKey' });
   const credentials = options.tls ? serverCredentials(options.tls, options.tls.requireClientCertificate ?? true) : grpc.ServerCredentials.createInsecure();
   const mutualTls = Boolean(options.tls) && (options.tls?.requireClientCertificate ?? true);
-  const identity = loadOrCreateIdentity(options.identityPath ?? `${options.dbPath}.coordinator-key`);
+  const identity = loadOrCreateIdentity(coordinatorIdentityPath(options));
   let runId = options.runId;
   let run = runId ? store.getRun(runId) : store.latestUnfinishedRun();
   let config = options.config;
@@ -109,7 +124,8 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
     throw new Error(`--strategy ${options.strategy ? strategy.name : config.strategy} needs individual updates and cannot run with --aggregation ${config.task.aggregation}`);
   }
 
-  const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000, enrolment);
+  const receipts = new CoordinatorReceipts(store, identity);
+  const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000, enrolment, receipts);
   const board = new TaskBoard();
   const privacy = options.privacy?.({ runId, config, store, registry, identity });
   const machine = new RoundMachine({ runId, config, store, registry, board, strategy, privacy, initialModel: saved.parameters, startRound: lastRound + 1 });
@@ -120,7 +136,7 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const encodedModels = new EncodedModelCache(serializeTensorChunk);
   const openSessions = new Set<{ end(): void }>();
   const refused = metrics && ((code: grpc.status, message: string) => metrics.refusal(code, message));
-  const handlers = federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, log: options.log, encodedModels, openSessions }, undefined, refused);
+  const handlers = federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, receipts, log: options.log, encodedModels, openSessions }, undefined, refused);
   const admission = admitPeers(handlers, { registry, enrolment, mutualTls, refused });
   server.addService(service, admission.handlers);
   const port = await new Promise<number>((resolve, reject) =>

@@ -108,13 +108,27 @@ export class Enrolment {
    * PERMISSION_DENIED naming the institution and the reason.
    */
   admitRegistration(institutionId: string, publicKey: Uint8Array, peer: PeerCertificateId): void {
-    if (peer) {
-      if (peer.certifiedId === null) throw permissionDenied(`certificate: the client certificate binds no institution id (expected one for "${institutionId}")`);
-      if (peer.certifiedId !== institutionId) {
-        throw permissionDenied(`certificate: the client certificate is bound to institution "${peer.certifiedId}", not to "${institutionId}"`);
-      }
-    }
+    this.checkCertificate(institutionId, peer);
     this.checkActive(institutionId, publicKey);
+  }
+
+  /**
+   * The check of a Challenge request (which carries an id, no key), before a nonce is issued: with mutual TLS
+   * the certificate must bind this very id; then the id must be enrolled and active. Throws PERMISSION_DENIED.
+   */
+  admitChallenge(institutionId: string, peer: PeerCertificateId): void {
+    this.checkCertificate(institutionId, peer);
+    const record = this.get(institutionId);
+    if (!record) throw permissionDenied(`institution_id: institution "${institutionId}" is not enrolled (the operator admits it with dpfed enrol add)`);
+    if (record.status === 'revoked') throw permissionDenied(`institution_id: institution "${institutionId}" is revoked (since ${record.revokedAt})`);
+  }
+
+  private checkCertificate(institutionId: string, peer: PeerCertificateId): void {
+    if (!peer) return;
+    if (peer.certifiedId === null) throw permissionDenied(`certificate: the client certificate binds no institution id (expected one for "${institutionId}")`);
+    if (peer.certifiedId !== institutionId) {
+      throw permissionDenied(`certificate: the client certificate is bound to institution "${peer.certifiedId}", not to "${institutionId}"`);
+    }
   }
 
   /** The check of every later call: the institution is still enrolled, active, with this key. */

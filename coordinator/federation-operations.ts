@@ -7,6 +7,8 @@ import {
   DEFAULT_CHUNK_BYTES,
   MAX_MESSAGE_BYTES,
   type AckMsg,
+  type ChallengeRequest,
+  type ChallengeResponse,
   type DeclineRequestMsg,
   type HeartbeatRequestMsg,
   type ModelRequestMsg,
@@ -20,6 +22,7 @@ import {
 } from '../proto/wire.ts';
 import type { EncodedModelCache } from './encoded-model-cache.ts';
 import type { InstitutionRegistry } from './institution-registry.ts';
+import type { CoordinatorReceipts } from './ledger-receipts.ts';
 import type { ResultSink, RoundMachine } from './round-machine.ts';
 import { invalidArgument } from './rpc-error.ts';
 
@@ -27,6 +30,8 @@ export interface ServiceDeps {
   registry: InstitutionRegistry;
   machine: () => RoundMachine;
   coordinatorIdentity: IdentityKey;
+  /** Receipts of the institutions' ledgers and the coordinator's signed ledger head. */
+  receipts: CoordinatorReceipts;
   log?: (line: string) => void;
   /** Serialised models shared by every download of the same model (optional). */
   encodedModels?: EncodedModelCache;
@@ -53,6 +58,7 @@ export interface ResultReceiver {
 }
 
 export interface FederationOperations {
+  challenge(request: ChallengeRequest): ChallengeResponse;
   register(request: RegisterRequest): RegisterResponse;
   heartbeat(request: HeartbeatRequestMsg): { phase: string; round: number };
   pullTask(request: PullTaskRequestMsg, onCancel: (cb: () => void) => void): Promise<TaskMsg>;
@@ -66,6 +72,10 @@ export interface FederationOperations {
 export function federationOperations(deps: ServiceDeps): FederationOperations {
   const { registry } = deps;
   return {
+    challenge(request) {
+      return registry.challenge(request);
+    },
+
     register(request) {
       const institution = registry.register(request);
       deps.log?.(`registered ${institution.id}`);
@@ -84,9 +94,12 @@ export function federationOperations(deps: ServiceDeps): FederationOperations {
       return { phase, round };
     },
 
-    pullTask(request, onCancel) {
+    async pullTask(request, onCancel) {
       const institution = registry.authenticate(request.envelope);
-      return deps.machine().pullTask(institution, request.waitMs, onCancel);
+      const task = await deps.machine().pullTask(institution, request.waitMs, onCancel);
+      // Every task carries the coordinator's signed ledger head: after a committed round, the head with its events.
+      const head = deps.receipts.coordinatorHead();
+      return head ? { ...task, coordinatorLedgerHead: head } : task;
     },
 
     downloadModel(request) {
@@ -113,6 +126,8 @@ export function federationOperations(deps: ServiceDeps): FederationOperations {
           if (!sink) {
             if (!chunk.header) throw invalidArgument('header: the first message of a result must be its header');
             const institution = registry.authenticate(chunk.header.envelope);
+            const head = chunk.header.ledgerHead;
+            if (head && head.signature?.length) deps.receipts.keepResultHead(institution.id, institution.publicKey, head);
             sink = deps.machine().openResult(institution, chunk.header);
             assembler = new TensorAssembler(sink.expectTensor, 2 ** 40, sink.place);
             return;

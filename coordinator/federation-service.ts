@@ -30,6 +30,7 @@ export function federationHandlers(deps: ServiceDeps, ops: FederationOperations 
     };
 
   return {
+    Challenge: unary(ops.challenge),
     Register: unary(ops.register),
     Heartbeat: unary(ops.heartbeat),
     PullTask: unary((request: Parameters<FederationOperations['pullTask']>[0], call) => ops.pullTask(request, (cb) => call.on('cancelled', cb))),

@@ -1,12 +1,20 @@
 // Registered institutions: identity keys, sessions, declared budgets and liveness. Only enrolled
-// institutions get this far (enrolment.ts): admit() is the first step of every registration, and every
-// call after Register is checked here, against its session and against the enrolment as it is now.
+// institutions get this far (enrolment.ts): admit() is the first step of both registration calls
+// (Challenge and Register; coordinator/peer-admission.ts calls it at the gRPC edge with the TLS peer), and
+// every call after Register is checked here, against its session and against the enrolment as it is now.
+//
+// Registering takes two calls: Challenge hands out a single-use nonce bound to the institution id
+// (registration-challenges.ts); Register carries the institution's signature over a declaration that covers
+// that nonce, its budget, declared fields and its own ledger head (proto/registration.ts). The ledger head is
+// checked against the coordinator's receipt of that ledger (ledger-receipts.ts) before anything is recorded.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { verifySignature } from '../privacy/identity.ts';
-import { INSTITUTION_ID_PATTERN, registrationMessage } from '../proto/registration.ts';
-import type { Envelope, RegisterRequest } from '../proto/wire.ts';
+import { INSTITUTION_ID_PATTERN, registrationDeclaration } from '../proto/registration.ts';
+import { PROTOCOL_VERSION, type ChallengeRequest, type ChallengeResponse, type Envelope, type RegisterRequest } from '../proto/wire.ts';
 import type { CoordinatorStore } from './coordinator-store.ts';
 import type { Enrolment, PeerCertificateId } from './enrolment.ts';
+import type { CoordinatorReceipts } from './ledger-receipts.ts';
+import { RegistrationChallenges } from './registration-challenges.ts';
 import { invalidArgument, permissionDenied, unauthenticated } from './rpc-error.ts';
 
 export interface Institution {
@@ -24,45 +32,96 @@ export interface Institution {
 export class InstitutionRegistry {
   private readonly institutions = new Map<string, Institution>();
 
+  private readonly challenges: RegistrationChallenges;
+
   constructor(
     private readonly store: CoordinatorStore,
     private readonly livenessMs: number,
     private readonly enrolment: Enrolment,
-  ) {}
+    private readonly receipts: CoordinatorReceipts,
+    challenges?: RegistrationChallenges,
+  ) {
+    this.challenges = challenges ?? new RegistrationChallenges();
+  }
 
   /**
-   * The allow-list step of a registration, taken before register() looks at anything else: a request
-   * whose id is not enrolled, is revoked, comes with another key, or (mutual TLS) over a certificate
-   * bound to another id is refused with PERMISSION_DENIED. A malformed id or key is left to register(),
-   * which refuses it with INVALID_ARGUMENT naming the field.
+   * The allow-list step of Challenge and of Register, taken before challenge() or register() looks at
+   * anything else: a request whose id is not enrolled, is revoked, comes with another key (Register; a
+   * Challenge carries no key), or (mutual TLS) over a certificate bound to another id is refused with
+   * PERMISSION_DENIED, so an unknown or revoked id never sees a nonce. A malformed id or key is left to
+   * challenge() / register(), which refuse it with INVALID_ARGUMENT naming the field.
    */
-  admit(request: Pick<RegisterRequest, 'institutionId' | 'identityPublicKey'>, peer: PeerCertificateId): void {
-    if (!INSTITUTION_ID_PATTERN.test(request.institutionId) || request.identityPublicKey?.length !== 32) return;
+  admit(request: { institutionId: string; identityPublicKey?: Uint8Array }, peer: PeerCertificateId): void {
+    if (typeof request.institutionId !== 'string' || !INSTITUTION_ID_PATTERN.test(request.institutionId)) return;
+    if (request.identityPublicKey === undefined) {
+      this.enrolment.admitChallenge(request.institutionId, peer);
+      return;
+    }
+    if (request.identityPublicKey?.length !== 32) return;
     this.enrolment.admitRegistration(request.institutionId, request.identityPublicKey, peer);
   }
 
+  private checkId(id: string): void {
+    if (typeof id !== 'string' || !INSTITUTION_ID_PATTERN.test(id)) throw invalidArgument(`institution_id: "${id}" is not a valid id (letters, digits, . _ -; at most 64)`);
+  }
+
+  /** Step 1 of registering: a fresh nonce for `institution_id`, and the seq of the receipt it must prove. */
+  challenge(request: ChallengeRequest): ChallengeResponse {
+    this.checkId(request.institutionId);
+    const pinned = this.store.institutionKey(request.institutionId);
+    const receiptSeq = pinned ? this.receipts.institutionReceipt(request.institutionId, pinned)?.seq ?? 0 : 0;
+    const issued = this.challenges.issue(request.institutionId, receiptSeq);
+    return { nonce: issued.nonce, expiresInMs: issued.expiresAt - issued.issuedAt, receiptSeq, coordinatorPublicKey: this.receipts.coordinatorPublicKey };
+  }
+
+  /** Step 2: checks the signed declaration, the nonce and the ledger head, then records the registration. */
   register(request: RegisterRequest): Institution {
     const id = request.institutionId;
-    if (!INSTITUTION_ID_PATTERN.test(id)) throw invalidArgument(`institution_id: "${id}" is not a valid id (letters, digits, . _ -; at most 64)`);
-    if (request.identityPublicKey.length !== 32) throw invalidArgument('identity_public_key: expected a 32-byte Ed25519 key');
-    if (request.nonce.length < 16) throw invalidArgument('nonce: expected at least 16 random bytes');
-    if (!verifySignature(request.identityPublicKey, registrationMessage(id, request.identityPublicKey, request.nonce), request.signature)) {
-      throw unauthenticated('signature: registration signature does not verify with identity_public_key');
+    this.checkId(id);
+    if (request.identityPublicKey?.length !== 32) throw invalidArgument('identity_public_key: expected a 32-byte Ed25519 key');
+    const challenge = this.challenges.consume(request.nonce, id);
+    if (request.protocolVersion !== PROTOCOL_VERSION) throw invalidArgument(`protocol_version: ${request.protocolVersion} is not supported (this coordinator speaks ${PROTOCOL_VERSION})`);
+    if (request.schemaHash?.length && request.schemaHash.length !== 32) {
+      throw invalidArgument(`schema_hash: expected the 32-byte SHA-256 of the data schema (or none), got ${request.schemaHash.length} bytes`);
+    }
+    const budget = request.budget && request.budget.epsilon > 0 ? { epsilon: request.budget.epsilon, delta: request.budget.delta } : null;
+    const head = request.ledgerHead ?? { seq: 0, hash: new Uint8Array(0), signature: new Uint8Array(0) };
+    let declaration: Uint8Array;
+    try {
+      declaration = registrationDeclaration({
+        nonce: request.nonce, institutionId: id, identityPublicKey: request.identityPublicKey, protocolVersion: request.protocolVersion,
+        budget: request.budget ? { epsilon: request.budget.epsilon, delta: request.budget.delta } : null,
+        declaredExamples: request.declaredExamples ?? 0, schemaHash: request.schemaHash ?? new Uint8Array(0),
+        ledgerHeadSeq: head.seq, ledgerHeadHash: head.hash, receiptSeq: challenge.receiptSeq, anchorHash: request.anchorHash ?? new Uint8Array(0),
+      });
+    } catch (error) {
+      throw invalidArgument(`declared_examples or ledger_head: ${(error as Error).message}`);
+    }
+    if (!verifySignature(request.identityPublicKey, declaration, request.signature ?? new Uint8Array(0))) {
+      throw unauthenticated(
+        'signature: does not verify with identity_public_key over the registration declaration (nonce, institution_id, identity_public_key, protocol_version, budget, declared_examples, schema_hash, ledger_head, receipt_seq, anchor_hash): a field was altered or signed wrongly',
+      );
     }
     const pinned = this.store.institutionKey(id);
     if (pinned && !Buffer.from(pinned).equals(Buffer.from(request.identityPublicKey))) {
       throw permissionDenied(`identity_public_key: institution "${id}" is registered with a different identity key`);
     }
-    const budget = request.budget && request.budget.epsilon > 0 ? { epsilon: request.budget.epsilon, delta: request.budget.delta } : null;
     if (budget && !(budget.delta > 0 && budget.delta < 1)) throw invalidArgument('budget.delta: must be in (0, 1)');
     const declared = Number(request.declaredExamples ?? 0);
     if (!Number.isSafeInteger(declared) || declared < 0) throw invalidArgument('declared_examples: must be a non-negative integer (0 = none declared)');
     const declaredExamples = declared > 0 ? declared : null;
-    this.store.upsertInstitution(id, request.identityPublicKey, budget, declaredExamples);
+    const publicKey = new Uint8Array(request.identityPublicKey);
+    // Refuses (FAILED_PRECONDITION naming ledger_head) a ledger behind, missing or replaced; nothing recorded yet.
+    const receipt = this.receipts.checkContinuity(id, publicKey, head, challenge.receiptSeq, request.anchorHash ?? new Uint8Array(0));
+    this.store.db.transaction(() => {
+      this.store.upsertInstitution(id, publicKey, budget, declaredExamples);
+      if (receipt) this.receipts.keepInstitutionReceipt(receipt);
+      if (budget) this.receipts.recordBudgetChange(id, publicKey, budget);
+    })();
     const previous = this.institutions.get(id);
     const institution: Institution = {
       id,
-      publicKey: new Uint8Array(request.identityPublicKey),
+      publicKey,
       session: randomBytes(16),
       budget,
       declaredExamples,

@@ -1,4 +1,4 @@
-// Admission at the gRPC edge: the enrolment check of Register and of each Session stream as it opens,
+// Admission at the gRPC edge: the enrolment check of Challenge, of Register and of each Session stream as it opens,
 // taken before the request reaches the federation operations, with the TLS peer's certificate in hand
 // (grpc-js exposes it on a server call through getAuthContext()). Under mutual TLS each Session stream is
 // remembered under the institution its certificate binds, so a revocation can end that stream at once.
@@ -24,7 +24,7 @@ export interface PeerAdmission {
 }
 
 /**
- * Wraps the federation's handlers so that Register and Session are admitted first. With `mutualTls`
+ * Wraps the federation's handlers so that Challenge, Register and Session are admitted first. With `mutualTls`
  * every peer presented a certificate of the federation CA (the handshake demands it), and the id that
  * certificate binds must be the institution's; without it there is no certificate to check and the
  * enrolment alone decides.
@@ -36,11 +36,21 @@ export function admitPeers(handlers: grpc.UntypedServiceImplementation, o: { reg
   };
   const sessions = new Map<string, Set<SessionCall>>();
 
+  const challenge = handlers.Challenge as grpc.handleUnaryCall<{ institutionId: string }, unknown>;
   const register = handlers.Register as grpc.handleUnaryCall<{ institutionId: string; identityPublicKey: Uint8Array }, unknown>;
   const session = handlers.Session as grpc.handleBidiStreamingCall<unknown, unknown>;
 
   const wrapped: grpc.UntypedServiceImplementation = {
     ...handlers,
+    // Challenge first: an id that is not enrolled (or revoked, or not the certificate's) never sees a nonce.
+    Challenge: ((call: grpc.ServerUnaryCall<{ institutionId: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      try {
+        o.registry.admit({ institutionId: call.request.institutionId }, peerOf(call as AnyCall));
+      } catch (error) {
+        return callback(serviceError(error, o.refused));
+      }
+      challenge(call, callback);
+    }) as grpc.UntypedHandleCall,
     Register: ((call: grpc.ServerUnaryCall<{ institutionId: string; identityPublicKey: Uint8Array }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       try {
         o.registry.admit(call.request, peerOf(call as AnyCall));

@@ -23,10 +23,16 @@
 // countersigned by the key in ledger_meta. Someone who can rewrite the whole file AND holds no key can still
 // swap in a new countersigner key and re-sign everything; pass the coordinator's key you trust
 // (verify({ countersignerPublicKey })) to rule that out. Rolling the whole file back to an older copy is only
-// visible against a head hash recorded elsewhere (e.g. an institution's own ledger).
+// visible against a head hash recorded elsewhere: pass the receipts the other party holds
+// (verify({ receipts }), privacy/receipts.ts), and a ledger that no longer holds a row a receipt names (tail
+// truncated to an older head, wiped, replaced, or re-chained by the key holder without a row) fails.
+//
+// Budgets: appendWithinBudget() checks the budget with the accountant (composing all the institution's events
+// with the new one) and appends in the same BEGIN IMMEDIATE transaction, so two processes sharing one ledger
+// file cannot both pass the check and together overspend.
 import { createHash } from 'node:crypto';
 import type { Accountant } from './accountant.ts';
-import { projectedRoundsLeft, validateBudget, composedEpsilon, type PrivacyBudget } from './budget.ts';
+import { checkBudget, projectedRoundsLeft, validateBudget, composedEpsilon, type PrivacyBudget } from './budget.ts';
 import { verifySignature, type IdentityKey } from './identity.ts';
 import {
   canonicalEventBytes,
@@ -37,6 +43,15 @@ import {
   type LedgerEvent,
 } from './ledger-event.ts';
 import type { MechanismEvent } from './mechanism-event.ts';
+import { receiptBytes, signReceipt, validateReceipt, type LedgerReceipt } from './receipts.ts';
+
+/** appendWithinBudget() refused: the event would take the institution past its budget (nothing was appended). */
+export class BudgetExceededError extends Error {
+  constructor(message: string, readonly projectedEpsilon: number, readonly budget: PrivacyBudget) {
+    super(message);
+    this.name = 'BudgetExceededError';
+  }
+}
 
 /** The part of a better-sqlite3 Database the ledger uses. */
 export interface LedgerStatement {
@@ -202,7 +217,7 @@ function rowHashOf(entry: AnyRow, prevHash: Uint8Array): Uint8Array {
 }
 
 const countersignBytes = (rowHash: Uint8Array) => encodeCanonical('dpfed.v1/ledger-countersign', [{ b: rowHash }]);
-const headBytes = (seq: number, hash: Uint8Array) => encodeCanonical('dpfed.v1/ledger-head', [{ u: seq }, { b: hash }]);
+const headBytes = receiptBytes;
 
 function toInstitutionRow(r: Row): InstitutionRow {
   return {
@@ -344,6 +359,21 @@ export class PrivacyLedger {
     return { seq: Number(seq), hash: this.meta('head_hash') as string };
   }
 
+  /** The head signed by this ledger's countersigner: the receipt handed to the other party. */
+  signedHead(subject: string): LedgerReceipt {
+    return signReceipt(this.writer(), this.head(), subject, this.now());
+  }
+
+  /** row_hash of row `seq` (the genesis hash for seq 0), or undefined when the ledger has no such row. */
+  rowHashAt(seq: number): string | undefined {
+    if (seq === 0) return hex(genesisHash(this.countersignerPublicKey));
+    for (const table of ROW_TABLES) {
+      const row = this.db.prepare(`SELECT row_hash FROM ${table} WHERE seq = ?`).get(seq) as { row_hash: string } | undefined;
+      if (row) return row.row_hash;
+    }
+    return undefined;
+  }
+
   /** Appends one row of any kind at the head; the caller holds the transaction. */
   private chain<T extends ChainFields>(build: (seq: number, prevHash: string) => Omit<T, 'rowHash' | 'countersignature'>, kind: AnyRow['kind']): T {
     const key = this.writer();
@@ -408,6 +438,20 @@ export class PrivacyLedger {
   /** Verifies the institution's signature, then appends the event. An identical event already recorded for the
    * same (institution, run, round, mode) returns the existing row (no new row); a different one is refused. */
   append(event: LedgerEvent, institutionSignature: Uint8Array): LedgerRow {
+    return this.appendChecked(event, institutionSignature, null);
+  }
+
+  /**
+   * append(), but refused with a BudgetExceededError (nothing appended) when the institution's events composed
+   * with this one by `accountant`, at its registered budget's δ, would pass its registered budget ε. The check
+   * and the append run in one transaction (BEGIN IMMEDIATE when the caller holds none), so no other writer of
+   * the same file can append in between.
+   */
+  appendWithinBudget(event: LedgerEvent, institutionSignature: Uint8Array, accountant: Accountant): LedgerRow {
+    return this.appendChecked(event, institutionSignature, accountant);
+  }
+
+  private appendChecked(event: LedgerEvent, institutionSignature: Uint8Array, accountant: Accountant | null): LedgerRow {
     validateLedgerEvent(event);
     const e = pickLedgerEvent(event);
     this.writer();
@@ -423,6 +467,12 @@ export class PrivacyLedger {
         throw new Error(
           `append: a different ${e.mode} event is already recorded for institution ${e.institutionId}, run ${e.runId}, round ${e.round} (seq ${existing.seq}); refusing to record it twice`,
         );
+      }
+      if (accountant) {
+        const check = checkBudget(this.mechanisms(e.institutionId), [mechanismOf(e)], institution.budget, accountant);
+        if (!check.allowed) {
+          throw new BudgetExceededError(`append: institution ${e.institutionId}, run ${e.runId}, round ${e.round}: ${check.reason}`, check.projectedEpsilon, institution.budget);
+        }
       }
       const row = this.chain<LedgerRow>((seq, prevHash) => ({ seq, event: e, institutionSignature: hex(institutionSignature), prevHash }), 'event');
       this.db
@@ -529,8 +579,45 @@ export class PrivacyLedger {
     });
   }
 
-  /** Checks the whole chain; names the first bad row's seq. Never throws on a damaged file. */
-  verify(opts: { countersignerPublicKey?: Uint8Array } = {}): VerifyResult {
+  /**
+   * Checks the whole chain; names the first bad row's seq. Never throws on a damaged file. With `receipts`
+   * (heads of this ledger signed by its countersigner and held by the other party), also fails when the ledger
+   * no longer holds a row a receipt names: the tail was truncated to an older head, the rows were wiped, or the
+   * chain was rebuilt without a row. Receipts for other ledgers (another key) are skipped; when receipts are
+   * given and none is for this ledger's key, verification fails (the ledger was replaced, or the wrong file).
+   */
+  verify(opts: { countersignerPublicKey?: Uint8Array; receipts?: readonly LedgerReceipt[] } = {}): VerifyResult {
+    const chain = this.verifyChain(opts);
+    if (!chain.ok || opts.receipts === undefined) return chain;
+    const key = hex(this.countersignerPublicKey);
+    const mine = opts.receipts.filter((r) => r.ledgerKey === key);
+    if (mine.length === 0) {
+      return { ok: false, badRow: 0, reason: `none of the ${opts.receipts.length} receipts is for this ledger's countersigner ${key.slice(0, 16)}… (a ledger replaced under another key, or receipts of another ledger)` };
+    }
+    for (const receipt of [...mine].sort((a, b) => b.seq - a.seq)) {
+      try {
+        validateReceipt(receipt);
+      } catch (error) {
+        return { ok: false, badRow: receipt.seq, reason: `receipt for seq ${receipt.seq}: ${(error as Error).message}` };
+      }
+      if (receipt.seq > chain.rows) {
+        return {
+          ok: false, badRow: receipt.seq,
+          reason: `row ${receipt.seq} is missing: a receipt signed by this ledger's key (held by the other party, for ${receipt.subject}) names head seq ${receipt.seq}, hash ${receipt.hash.slice(0, 16)}…, but the ledger holds ${chain.rows} rows (tail truncated to an older head, or wiped)`,
+        };
+      }
+      const actual = this.rowHashAt(receipt.seq);
+      if (actual !== receipt.hash) {
+        return {
+          ok: false, badRow: receipt.seq,
+          reason: `row ${receipt.seq} does not match the receipt signed by this ledger's key (hash ${receipt.hash.slice(0, 16)}…, found ${String(actual).slice(0, 16)}…): the ledger was rewritten or re-chained after the receipt`,
+        };
+      }
+    }
+    return chain;
+  }
+
+  private verifyChain(opts: { countersignerPublicKey?: Uint8Array }): VerifyResult {
     const key = this.countersignerPublicKey;
     if (opts.countersignerPublicKey && hex(opts.countersignerPublicKey) !== hex(key)) {
       return { ok: false, badRow: 0, reason: `ledger_meta names countersigner ${hex(key)}, not the trusted key ${hex(opts.countersignerPublicKey)}` };

@@ -255,16 +255,40 @@ export interface PrivacyBudgetMsg {
   delta: number;
 }
 
+export interface ChallengeRequest {
+  institutionId: string;
+}
+
+export interface ChallengeResponse {
+  nonce: Uint8Array;
+  expiresInMs: number;
+  receiptSeq: number;
+  coordinatorPublicKey: Uint8Array;
+}
+
+/** A ledger head signed by the ledger's countersigner (a receipt; see privacy/receipts.ts). */
+export interface LedgerHeadMsg {
+  seq: number;
+  hash: Uint8Array;
+  signature: Uint8Array;
+}
+
 export interface RegisterRequest {
   institutionId: string;
   identityPublicKey: Uint8Array;
   protocolVersion: number;
   budget?: PrivacyBudgetMsg | null;
-  /** Optional public example count the institution declares (0 or absent: none); never its true row count. */
-  declaredExamples?: number;
   clientVersion: string;
+  /** Ed25519 over registrationDeclaration(...) (proto/registration.ts). */
   signature: Uint8Array;
+  /** The ChallengeResponse nonce. */
   nonce: Uint8Array;
+  /** Optional public example count the institution declares (0: none); never its true row count. Signed. */
+  declaredExamples: number;
+  /** SHA-256 of the institution's data schema (32 bytes; empty: none). Signed. */
+  schemaHash: Uint8Array;
+  ledgerHead?: LedgerHeadMsg | null;
+  anchorHash: Uint8Array;
 }
 
 export interface RegisterResponse {
@@ -336,6 +360,8 @@ export interface TaskMsg {
   modelId: string;
   /** Session stream only: the model the task refers to, packed (ModelBatch), when the coordinator attached it. */
   model?: { tensors: TensorChunkMsg[]; packedData: Uint8Array } | null;
+  /** The coordinator's ledger head, signed with its key (a receipt for the institution to keep). */
+  coordinatorLedgerHead?: LedgerHeadMsg | null;
 }
 
 export interface TensorChunkMsg {
@@ -367,6 +393,8 @@ export interface ResultHeaderMsg {
   tensorCount: number;
   masked: boolean;
   encrypted?: boolean;
+  /** Record- or client-level DP: the institution's own ledger head after recording the round's event, signed with its identity key. */
+  ledgerHead?: LedgerHeadMsg | null;
 }
 
 export interface ResultChunkMsg {

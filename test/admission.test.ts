@@ -4,16 +4,15 @@
 // stop a connection before any request.
 import * as grpc from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
 import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
-import { registrationMessage } from '../proto/registration.ts';
+import { signedRegistration } from '../client-sdk/registration-request.ts';
 import { channelCredentials, readTlsMaterial, type TlsMaterial } from '../proto/tls-credentials.ts';
-import { CHANNEL_OPTIONS, federationClientConstructor, PROTOCOL_VERSION, type ClientFrameMsg, type CoordinatorFrameMsg, type RegisterRequest } from '../proto/wire.ts';
+import { CHANNEL_OPTIONS, federationClientConstructor, type ClientFrameMsg, type CoordinatorFrameMsg, type RegisterResponse } from '../proto/wire.ts';
 import {
   cleanUp,
   DPFED_BIN,
@@ -33,12 +32,10 @@ import {
 
 type RpcFailure = { code: grpc.status; details: string };
 
-function registration(id: string, identity: IdentityKey): RegisterRequest {
-  const nonce = randomBytes(16);
-  return {
-    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, declaredExamples: 0,
-    clientVersion: 'hand-made', signature: identity.sign(registrationMessage(id, identity.publicKey, nonce)), nonce,
-  };
+/** Challenge, then Register signed over its nonce: a refusal of either call rejects (admission runs before both). */
+async function register(connection: CoordinatorConnection, id: string, identity: IdentityKey): Promise<RegisterResponse> {
+  const challenge = await connection.challenge({ institutionId: id });
+  return connection.register(signedRegistration(challenge, { institutionId: id, identity, budget: null, clientVersion: 'hand-made' }));
 }
 
 async function failure(call: Promise<unknown>): Promise<RpcFailure> {
@@ -108,12 +105,13 @@ describe('enrolment and mutual TLS against a running coordinator', () => {
     enrol(c, 'bank-2', real.publicKey);
     enrol(c, 'bank-3', generateIdentity().publicKey);
 
-    // unknown: a valid certificate of the federation for bank-1, but bank-1 was never enrolled
-    await denied(connect(address, pki.material('bank-1')).register(registration('bank-1', generateIdentity())), 'bank-1', 'not enrolled');
+    // unknown: a valid certificate of the federation for bank-1, but bank-1 was never enrolled: not even a nonce
+    await denied(connect(address, pki.material('bank-1')).challenge({ institutionId: 'bank-1' }), 'bank-1', 'not enrolled');
+    await denied(register(connect(address, pki.material('bank-1')), 'bank-1', generateIdentity()), 'bank-1', 'not enrolled');
     // squatting: bank-2's certificate (say, stolen) with a key that is not bank-2's enrolled one
-    await denied(connect(address, pki.material('bank-2')).register(registration('bank-2', generateIdentity())), 'bank-2', 'key mismatch');
+    await denied(register(connect(address, pki.material('bank-2')), 'bank-2', generateIdentity()), 'bank-2', 'key mismatch');
     // another id's certificate: bank-4's certificate used to register as bank-2, with bank-2's own key
-    await denied(connect(address, pki.material('bank-4')).register(registration('bank-2', real)), 'bank-4', 'bank-2', 'not to');
+    await denied(register(connect(address, pki.material('bank-4')), 'bank-2', real), 'bank-4', 'bank-2', 'not to');
     // the SDK gives up at once on PERMISSION_DENIED (no retry loop)
     const stranger = makeInstitution({ id: 'bank-5', address, learner: new ShiftLearner(0.1, 10), enrol: false, reconnectForMs: 60_000 });
     institutions.push(stranger);
@@ -126,7 +124,7 @@ describe('enrolment and mutual TLS against a running coordinator', () => {
     expect((c.store.db.prepare('SELECT COUNT(*) AS n FROM institutions').get() as { n: number }).n).toBe(0);
 
     // the squatting attempt locked no one out: the real bank-2 registers with its enrolled key
-    const response = await connect(address, pki.material('bank-2')).register(registration('bank-2', real));
+    const response = await register(connect(address, pki.material('bank-2')), 'bank-2', real);
     expect(response.runId).toBe(c.runId);
     // and its Session stream is admitted (the made-up session is refused inside the stream, with an error frame)
     const admitted = await openSession(address, channelCredentials(pki.material('bank-2')));
@@ -140,7 +138,7 @@ describe('enrolment and mutual TLS against a running coordinator', () => {
     enrol(c, 'bank-1', identity.publicKey);
 
     // no client certificate: mutual TLS refuses the handshake, so no request reaches the coordinator
-    const anonymous = await failure(connect(address, pki.caOnly()).register(registration('bank-1', identity)));
+    const anonymous = await failure(register(connect(address, pki.caOnly()), 'bank-1', identity));
     expect(grpc.status[anonymous.code]).toBe('UNAVAILABLE');
 
     // a client whose CA is another one does not accept the coordinator's certificate
@@ -148,10 +146,10 @@ describe('enrolment and mutual TLS against a running coordinator', () => {
     const otherCa = await createCertificateAuthority(otherDir);
     const otherCert = await issueCertificate(otherDir, { name: 'bank-1', outDir: otherDir });
     const distrustful = readTlsMaterial({ ca: otherCa.certPath, cert: otherCert.certPath, key: otherCert.keyPath }, { ca: 'ca', cert: 'cert', key: 'key' });
-    const refused = await failure(connect(address, distrustful).register(registration('bank-1', identity)));
+    const refused = await failure(register(connect(address, distrustful), 'bank-1', identity));
     expect(grpc.status[refused.code]).toBe('UNAVAILABLE');
     // (the same client with the federation's CA and its own certificate gets in)
-    expect((await connect(address, pki.material('bank-1')).register(registration('bank-1', identity))).runId).toBe(c.runId);
+    expect((await register(connect(address, pki.material('bank-1')), 'bank-1', identity)).runId).toBe(c.runId);
 
     // the SDK, too, gets nowhere without trusting the coordinator's CA
     const sdk = makeInstitution({ id: 'bank-1', address, learner: new ShiftLearner(0.1, 10), identity, reconnectForMs: 1_500, transport: { tls: distrustful } });
@@ -195,7 +193,8 @@ describe('enrolment and mutual TLS against a running coordinator', () => {
       expect(c.store.participants(c.runId, round).map((p) => p.institutionId)).toEqual(['bank-1', 'bank-2']);
     }
 
-    // and it cannot come back with the key it had
-    await denied(connect(address, (await testPki()).material('bank-3')).register(registration('bank-3', institutions[2].identity)), 'bank-3', 'revoked');
+    // and it cannot come back with the key it had: it gets no nonce
+    await denied(connect(address, (await testPki()).material('bank-3')).challenge({ institutionId: 'bank-3' }), 'bank-3', 'revoked');
+    await denied(register(connect(address, (await testPki()).material('bank-3')), 'bank-3', institutions[2].identity), 'bank-3', 'revoked');
   });
 });

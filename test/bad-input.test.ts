@@ -8,13 +8,13 @@ import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
 import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { parameterShapes } from '../proto/model-spec.ts';
-import { registrationMessage } from '../proto/registration.ts';
+import { INSTITUTION_ID_PATTERN } from '../proto/registration.ts';
+import { signedRegistration } from '../client-sdk/registration-request.ts';
 import { channelCredentials } from '../proto/tls-credentials.ts';
 import { SessionStream } from '../client-sdk/session-stream.ts';
 import { chunkTensors, packTensors, type NamedTensor } from '../proto/tensor-stream.ts';
 import {
   CHANNEL_OPTIONS,
-  PROTOCOL_VERSION,
   federationClientConstructor,
   type AckMsg,
   type ClientFrameMsg,
@@ -42,12 +42,13 @@ import {
 
 type RpcFailure = { code: grpc.status; details: string; message?: string };
 
-function registration(id: string, identity: IdentityKey, o: { signer?: IdentityKey } = {}): RegisterRequest {
-  const nonce = randomBytes(16);
-  return {
-    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, declaredExamples: 0,
-    clientVersion: 'hand-made', signature: (o.signer ?? identity).sign(registrationMessage(id, identity.publicKey, nonce)), nonce,
-  };
+/** A registration signed over a fresh challenge (by `signer` instead of the identity, to forge one). An id that
+ * is not valid is registered over a nonce issued to `bad-name` (enrolled first): Register refuses the id itself. */
+async function registration(conn: CoordinatorConnection, id: string, identity: IdentityKey, o: { signer?: IdentityKey } = {}): Promise<RegisterRequest> {
+  const challenge = await conn.challenge({ institutionId: INSTITUTION_ID_PATTERN.test(id) ? id : 'bad-name' });
+  const request = signedRegistration(challenge, { institutionId: id, identity, budget: null, clientVersion: 'hand-made' });
+  if (o.signer) request.signature = signedRegistration(challenge, { institutionId: id, identity: o.signer, budget: null }).signature;
+  return request;
 }
 
 /** Expects the call to fail with `code` and details naming `field`. */
@@ -121,12 +122,15 @@ describe('bad input against a running coordinator', () => {
     const identities = new Map(badIds.map((id) => [id, generateIdentity()]));
     const sessions = new Map<string, Uint8Array>();
     for (const id of badIds) enrol(c, id, identities.get(id)!.publicKey);
-    for (const id of badIds) sessions.set(id, (await conn.register(registration(id, identities.get(id)!))).session);
+    for (const id of badIds) sessions.set(id, (await conn.register(await registration(conn, id, identities.get(id)!))).session);
     const stranger = generateIdentity();
     enrol(c, 'bad-signature', stranger.publicKey); // enrolled, so the signature check is what refuses it
-    await refused(conn.register(registration('bad-signature', stranger, { signer: generateIdentity() })), grpc.status.UNAUTHENTICATED, 'signature');
-    await refused(conn.register(registration('not an id!', stranger)), grpc.status.INVALID_ARGUMENT, 'institution_id');
-    await refused(conn.register(registration('bad-name', stranger)), grpc.status.PERMISSION_DENIED, 'identity_public_key');
+    await refused(conn.register(await registration(conn, 'bad-signature', stranger, { signer: generateIdentity() })), grpc.status.UNAUTHENTICATED, 'signature');
+    await refused(conn.register(await registration(conn, 'not an id!', stranger)), grpc.status.INVALID_ARGUMENT, 'institution_id');
+    await refused(conn.challenge({ institutionId: 'not an id!' }), grpc.status.INVALID_ARGUMENT, 'institution_id');
+    // an id that is not enrolled gets no nonce
+    await refused(conn.challenge({ institutionId: 'bad-unenrolled' }), grpc.status.PERMISSION_DENIED, 'not enrolled');
+    await refused(conn.register(await registration(conn, 'bad-name', stranger)), grpc.status.PERMISSION_DENIED, 'identity_public_key');
     const envelope = (id: string, o: Partial<Envelope> = {}): Envelope => ({ runId: c.runId, round: 2, modelVersion: 1, institutionId: id, session: sessions.get(id)!, ...o });
     await refused(conn.heartbeat(envelope('nobody', { session: randomBytes(16) })), grpc.status.INVALID_ARGUMENT, 'institution_id');
     await refused(conn.pullTask(envelope('bad-signature', { session: randomBytes(16) }), 0), grpc.status.INVALID_ARGUMENT, 'institution_id');

@@ -11,7 +11,7 @@ import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { parameterShapes } from '../proto/model-spec.ts';
-import { registrationMessage } from '../proto/registration.ts';
+import { signedRegistration } from '../client-sdk/registration-request.ts';
 import { PROTOCOL_VERSION, type Envelope } from '../proto/wire.ts';
 import {
   bankSlices,
@@ -65,11 +65,8 @@ async function rogueClient(coordinator: Coordinator, address: string, stopAt: Pr
   const identity = generateIdentity();
   // An enrolled participant gone rogue: admission lets it in, the bounds must hold anyway.
   enrol(coordinator, 'rogue', identity.publicKey);
-  const nonce = randomBytes(16);
-  const { session, runId } = await rogue.register({
-    institutionId: 'rogue', identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, declaredExamples: 1e12,
-    clientVersion: 'hand-made', signature: identity.sign(registrationMessage('rogue', identity.publicKey, nonce)), nonce,
-  });
+  const challenge = await rogue.challenge({ institutionId: 'rogue' });
+  const { session, runId } = await rogue.register(signedRegistration(challenge, { institutionId: 'rogue', identity, budget: null, declaredExamples: 1e12, clientVersion: 'hand-made' }));
   let stopped = false;
   void stopAt.then(() => (stopped = true));
   while (!stopped) {

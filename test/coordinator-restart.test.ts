@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { loadOrCreateIdentity } from '../privacy/identity.ts';
+import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity } from '../privacy/identity.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
 import {
   ShiftLearner,
@@ -86,7 +86,7 @@ describe('coordinator restart', () => {
       // and the institution's own ledger: one release per round, none repeated after the reconnect
       expect(i.privacy!.spent().epsilon).toBeGreaterThan(0);
     }
-    expect(ledger.verify({ countersignerPublicKey: loadOrCreateIdentity(`${dbPath}.coordinator-key`).publicKey })).toMatchObject({ ok: true });
+    expect(ledger.verify({ countersignerPublicKey: loadOrCreateIdentity(coordinatorKeyPath(defaultKeyDir(), dbPath)).publicKey })).toMatchObject({ ok: true });
     for (const i of institutions) {
       const own = new Database(join(dir, `${i.id}.ledger.sqlite`), { readonly: true });
       expect(new PrivacyLedger(own).events({ institutionId: i.id }).map((e) => e.event.round)).toEqual([1, 2, 3]);

@@ -10,8 +10,9 @@ import type { ClientUpdate, FitConfig, RoundMetrics } from '../coordinator/strat
 import type { EvaluationTotals } from '../privacy/evaluation-vector.ts';
 import { LocalTrainer } from '../client-sdk/local-trainer.ts';
 import { addHistograms, aucFromHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
-import { loadOrCreateIdentity } from '../privacy/identity.ts';
+import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity } from '../privacy/identity.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
+import { ReceiptStore } from '../privacy/receipts.ts';
 import {
   DPFED_BIN,
   ShiftLearner,
@@ -159,7 +160,7 @@ describe('federation over real gRPC', () => {
     expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([[1, 3], [2, 3]]);
 
     const ledger = new PrivacyLedger(store.db); // read-only: no countersigner
-    const coordinatorKey = loadOrCreateIdentity(`${dbPath}.coordinator-key`).publicKey;
+    const coordinatorKey = loadOrCreateIdentity(coordinatorKeyPath(defaultKeyDir(), dbPath)).publicKey;
     expect(Buffer.from(ledger.countersignerPublicKey).equals(Buffer.from(coordinatorKey))).toBe(true);
     for (const i of institutions) {
       const events = ledger.events({ institutionId: i.id, runId });
@@ -180,6 +181,17 @@ describe('federation over real gRPC', () => {
       const own = new PrivacyLedger(ownDb);
       expect(own.events({ institutionId: i.id }).map((e) => [e.event.round, e.event.noiseMultiplier, e.event.steps]))
         .toEqual(events.map((e) => [e.event.round, e.event.noiseMultiplier, e.event.steps]));
+      // receipts both ways: the coordinator holds the institution's signed head after its last release; the
+      // institution holds the coordinator's signed head after round 1 committed (sent with the next task); each
+      // ledger verifies against the receipts the other party holds
+      const held = ReceiptStore.read(store.db, { subject: i.id });
+      expect(held.at(-1)).toMatchObject({ seq: own.head().seq, hash: own.head().hash, ledgerKey: Buffer.from(own.countersignerPublicKey).toString('hex') });
+      expect(own.verify({ receipts: held })).toMatchObject({ ok: true });
+      const fromCoordinator = ReceiptStore.read(ownDb);
+      expect(fromCoordinator.length).toBeGreaterThan(0);
+      expect(fromCoordinator.every((r) => r.ledgerKey === Buffer.from(coordinatorKey).toString('hex'))).toBe(true);
+      expect(Math.max(...fromCoordinator.map((r) => r.seq))).toBeGreaterThanOrEqual(ledger.events({ institutionId: i.id, runId })[0].seq);
+      expect(ledger.verify({ receipts: fromCoordinator })).toMatchObject({ ok: true });
       ownDb.close();
     }
     expect(ledger.verify({ countersignerPublicKey: coordinatorKey })).toMatchObject({ ok: true });

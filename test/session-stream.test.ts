@@ -12,10 +12,9 @@ import { MAX_OPEN_RESULTS } from '../coordinator/session-service.ts';
 import { parameterShapes } from '../proto/model-spec.ts';
 import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import { generateIdentity } from '../privacy/identity.ts';
-import { registrationMessage } from '../proto/registration.ts';
+import { signedRegistration } from '../client-sdk/registration-request.ts';
 import {
   CHANNEL_OPTIONS,
-  PROTOCOL_VERSION,
   federationClientConstructor,
   serializeTensorChunk,
   federationService,
@@ -31,11 +30,8 @@ import { cleanUp, enrol, runConfig, startTestCoordinator, tempDir, testCredentia
 async function registerAs(conn: CoordinatorConnection, id: string, coordinator: Coordinator): Promise<Envelope> {
   const identity = generateIdentity();
   enrol(coordinator, id, identity.publicKey);
-  const nonce = randomBytes(16);
-  const { session, runId } = await conn.register({
-    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, declaredExamples: 0,
-    clientVersion: 'test', signature: identity.sign(registrationMessage(id, identity.publicKey, nonce)), nonce,
-  });
+  const challenge = await conn.challenge({ institutionId: id });
+  const { session, runId } = await conn.register(signedRegistration(challenge, { institutionId: id, identity, budget: null, clientVersion: 'test' }));
   return { runId, round: 0, modelVersion: 0, institutionId: id, session };
 }
 

@@ -1,7 +1,6 @@
 // Named tensors in chunked streams: a > 64 MiB model through a real federation round without raising the
 // 4 MiB message cap, and the reassembly rules of proto/tensor-stream.ts (each violation names its field).
 import * as grpc from '@grpc/grpc-js';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { EvalOutcome, TaskContext } from '../client-sdk/learner.ts';
@@ -9,9 +8,9 @@ import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { parameterCount } from '../proto/model-spec.ts';
-import { registrationMessage } from '../proto/registration.ts';
+import { signedRegistration } from '../client-sdk/registration-request.ts';
 import { chunkTensors, dtypeOf, TensorAssembler, TensorStreamError, type NamedTensor } from '../proto/tensor-stream.ts';
-import { CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, federationClientConstructor, type TensorChunkMsg } from '../proto/wire.ts';
+import { CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_MESSAGE_BYTES, federationClientConstructor, type TensorChunkMsg } from '../proto/wire.ts';
 import {
   ShiftLearner,
   cleanUp,
@@ -176,13 +175,10 @@ describe('a > 64 MiB model through a federation round over real gRPC', () => {
     // What crosses the wire: an observer downloads the committed model over a raw stream and measures
     // every chunk, asking for 64 MiB chunks (the server holds them to its 4 MiB default).
     const observer = generateIdentity();
-    const nonce = randomBytes(16);
     const connection = new CoordinatorConnection(address, testCredentials('observer'));
     enrol(coordinator, 'observer', observer.publicKey);
-    const registration = await connection.register({
-      institutionId: 'observer', identityPublicKey: observer.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, declaredExamples: 0,
-      clientVersion: 'test', signature: observer.sign(registrationMessage('observer', observer.publicKey, nonce)), nonce,
-    });
+    const challenge = await connection.challenge({ institutionId: 'observer' });
+    const registration = await connection.register(signedRegistration(challenge, { institutionId: 'observer', identity: observer, budget: null, clientVersion: 'test' }));
     connection.close();
     const Client = federationClientConstructor();
     const raw = new Client(address, testCredentials('observer'), CHANNEL_OPTIONS) as grpc.Client & Record<string, (request: unknown) => grpc.ClientReadableStream<TensorChunkMsg>>;
