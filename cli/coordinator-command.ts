@@ -48,7 +48,9 @@ export async function main(argv: string[]): Promise<number> {
     machine.on('round', (s: RoundSummary) => {
       if (json) emit({ event: 'round', ...s });
       else {
-        process.stdout.write(`round ${s.round}: ${s.participants} participants, global AUC ${s.auc.toFixed(4)}, loss ${s.loss.toFixed(4)}, ${s.seconds.toFixed(2)} s` +
+        const scored = !s.evaluated ? 'not evaluated this round (--evaluate-every)'
+          : `global AUC ${s.auc.toFixed(4)}${s.aucStderr !== undefined ? ` ± ${s.aucStderr.toFixed(4)} (private evaluation)` : ''}, loss ${s.loss.toFixed(4)}`;
+        process.stdout.write(`round ${s.round}: ${s.participants} participants, ${scored}, ${s.seconds.toFixed(2)} s` +
           (s.dropped.length ? `, dropped: ${s.dropped.join(', ')}` : '') + '\n');
       }
     });

@@ -107,7 +107,9 @@ export async function main(argv: string[]): Promise<number> {
       '--round-timeout', String(f.roundTimeout), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
 
-    const summaryRounds: { round: number; auc: number; participants: number; seconds: number }[] = [];
+    // Every round has an `auc`: its own when it was evaluated, else the last evaluated one (null before any).
+    const summaryRounds: { round: number; auc: number | null; evaluated: boolean; aucStderr?: number; participants: number; seconds: number }[] = [];
+    let lastAuc: number | null = null;
     type DoneEvent = { institutions: { id: string; epsilon: number; delta: number; budget: number | null }[]; runId: string };
     let done = null as DoneEvent | null;
     let runId = '';
@@ -141,9 +143,15 @@ export async function main(argv: string[]): Promise<number> {
           (f.privacy === 'record' ? ` (target epsilon ${f.epsilon}, delta ${f.delta})` : '') + `, aggregation ${f.aggregation}`);
         startBanks(Number(event.port));
       } else if (event.event === 'round') {
-        const r = { round: Number(event.round), auc: Number(event.auc), participants: Number(event.participants), seconds: Number(event.seconds) };
+        const evaluated = event.evaluated !== false;
+        if (evaluated) lastAuc = typeof event.auc === 'number' ? event.auc : null;
+        const stderr = typeof event.aucStderr === 'number' ? event.aucStderr : undefined;
+        const r = { round: Number(event.round), auc: lastAuc, evaluated, ...(evaluated && stderr !== undefined ? { aucStderr: stderr } : {}), participants: Number(event.participants), seconds: Number(event.seconds) };
         summaryRounds.push(r);
-        say(`round ${r.round}/${rounds}: ${r.participants} participants, global AUC ${r.auc.toFixed(4)}, ${r.seconds.toFixed(2)} s`);
+        const scored = !evaluated ? 'not evaluated this round'
+          : r.auc === null ? 'global AUC undefined (no evaluation arrived)'
+          : `global AUC ${r.auc.toFixed(4)}${stderr !== undefined ? ` ± ${stderr.toFixed(4)} (private evaluation)` : f.privacy === 'off' ? ' (exact evaluation: privacy off)' : ''}`;
+        say(`round ${r.round}/${rounds}: ${r.participants} participants, ${scored}, ${r.seconds.toFixed(2)} s`);
       } else if (event.event === 'round-failed') {
         say(`round ${event.round} failed: ${event.reason}`);
       } else if (event.event === 'declined') {
@@ -166,7 +174,7 @@ export async function main(argv: string[]): Promise<number> {
       const own = finished.institutions.find((x) => x.id === id) ?? federation;
       return { id, epsilon: own?.epsilon ?? 0, delta: own?.delta ?? Number(f.delta), budget: Number(f.budgetEpsilon) };
     });
-    const finalAuc = summaryRounds.length ? summaryRounds[summaryRounds.length - 1].auc : Number.NaN;
+    const finalAuc = lastAuc ?? Number.NaN;
     const seconds = (performance.now() - started) / 1000;
     if (f.privacy !== 'off') {
       say(`privacy spent (${f.privacy === 'record' ? 'record-level, each bank\'s own records' : 'client-level, the federation'}; composed from the ledger's events):`);

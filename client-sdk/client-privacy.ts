@@ -1,6 +1,7 @@
 // Record-level DP at the data holder: before each round the institution projects its ε after the
 // round's planned steps and refuses to train past its own budget; after training it records the
 // mechanism in its own local ledger and signs the event it sends to the coordinator.
+import type { EvaluationNoisePlan } from '../privacy/evaluation-mechanism.ts';
 import type { PrivacyEventMsg } from '../proto/wire.ts';
 import type { Learner, MechanismReport, TaskContext } from './learner.ts';
 
@@ -15,7 +16,22 @@ export interface RoundDecision {
   detail: string;
 }
 
+/** Whether (and with what noise) the institution releases a private evaluation of a round's candidate. */
+export interface EvaluationDecision {
+  allowed: boolean;
+  reason?: 'budget' | 'already-released';
+  /** The noise to add and the multiplier to record (present when allowed). */
+  noise?: EvaluationNoisePlan;
+  projectedEpsilon: number;
+  budgetEpsilon: number;
+  detail: string;
+}
+
 export interface ClientPrivacy {
   beforeRound(task: TaskContext, learner: Learner): RoundDecision;
   recordRelease(task: TaskContext, mechanism: MechanismReport): PrivacyEventMsg;
+  /** Private evaluation: the noise to add (at least the institution's own plan), or a refusal. */
+  beforeEvaluation?(task: TaskContext, o: { requested: number; secure?: { threshold: number } }): EvaluationDecision;
+  /** Private evaluation: records the event in the institution's ledger (before the vector leaves) and returns it signed. */
+  recordEvaluation?(task: TaskContext, noise: EvaluationNoisePlan): PrivacyEventMsg;
 }

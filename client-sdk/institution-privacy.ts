@@ -1,16 +1,31 @@
 // Record-level DP bookkeeping at the data holder: the institution's own ε ledger (a local SQLite file
 // it countersigns itself), its own budget, the noise multiplier calibrated to the run's target, and the
 // refusal to train when the projected ε after a round would exceed the budget.
+//
+// Private evaluation (privacy/evaluation-mechanism.ts): the run's target covers training and evaluation.
+// The institution plans its own evaluation noise from the run's evaluation share (scaled down when its
+// own budget is below the run's target) over the planned evaluations, calibrates its training noise so
+// that training and evaluation events compose to at most min(target, own budget), never adds less
+// evaluation noise than that plan requires, records each evaluation in its ledger before the released
+// vector leaves, and declines an evaluation that would pass its budget.
 import Database from 'better-sqlite3';
 import { makeAccountant, type Accountant } from '../privacy/accountant.ts';
 import { checkBudget, type PrivacyBudget } from '../privacy/budget.ts';
-import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
+import {
+  calibrateEvaluationSigma,
+  calibrateTrainingAlongside,
+  EVALUATION_SENSITIVITY,
+  evaluationMechanism,
+  planEvaluationNoise,
+  plannedEvaluationCount,
+  type EvaluationNoisePlan,
+} from '../privacy/evaluation-mechanism.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
 import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
 import { PrivacyLedger, type SpentEpsilon } from '../privacy/ledger.ts';
 import type { MechanismEvent } from '../privacy/mechanism-event.ts';
 import type { PrivacyEventMsg } from '../proto/wire.ts';
-import type { ClientPrivacy, RoundDecision } from './client-privacy.ts';
+import type { ClientPrivacy, EvaluationDecision, RoundDecision } from './client-privacy.ts';
 import type { Learner, MechanismReport, TaskContext } from './learner.ts';
 
 export interface InstitutionPrivacyOptions {
@@ -44,27 +59,98 @@ export class InstitutionPrivacy implements ClientPrivacy {
     return this.ledger.events({ institutionId: this.options.institutionId }).map((row) => row.event);
   }
 
-  /** σ for this run: calibrated once so the run's planned rounds compose to min(run target, own budget). */
+  /**
+   * σ for this run: calibrated once so the run's planned rounds, together with its planned private
+   * evaluations, compose to min(run target, own budget).
+   */
   private noiseMultiplierFor(task: TaskContext, planned: { sampleRate: number; steps: number }): number {
     const record = task.config.privacy.record!;
-    const key = `${task.runId}:${planned.sampleRate}:${planned.steps}:${record.plannedRounds}`;
+    const evaluation = this.evaluationPlan(task);
+    const key = `${task.runId}:${planned.sampleRate}:${planned.steps}:${record.plannedRounds}:${evaluation ? `${evaluation.multiplier}x${evaluation.count}` : 'none'}`;
     let sigma = this.calibrated.get(key);
     if (sigma === undefined) {
-      sigma = calibrateNoiseMultiplier({
+      sigma = calibrateTrainingAlongside({
         targetEpsilon: Math.min(record.targetEpsilon, this.options.budget.epsilon),
         delta: this.options.budget.delta,
         sampleRate: planned.sampleRate,
         steps: planned.steps * record.plannedRounds,
+        alongside: evaluation ? [evaluationMechanism(evaluation.multiplier * EVALUATION_SENSITIVITY, evaluation.count)] : [],
         accountant: record.accountant,
-      }).noiseMultiplier;
+      });
       this.calibrated.set(key, sigma);
     }
     return sigma;
   }
 
+  /**
+   * This institution's own evaluation plan for the run (null without private evaluation): the planned
+   * evaluations and the noise multiplier each needs so that they compose to the run's evaluation share,
+   * scaled by min(1, own budget / run target).
+   */
+  private evaluationPlan(task: TaskContext): { count: number; multiplier: number } | null {
+    const share = task.config.evaluation.private;
+    const record = task.config.privacy.record;
+    if (!share || !record) return null;
+    const count = plannedEvaluationCount(record.plannedRounds, task.config.evaluation.every ?? 1);
+    const epsilon = share.epsilon * Math.min(1, this.options.budget.epsilon / record.targetEpsilon);
+    const key = `evaluation:${task.runId}:${epsilon}:${count}:${record.accountant}`;
+    let multiplier = this.calibrated.get(key);
+    if (multiplier === undefined) {
+      multiplier = calibrateEvaluationSigma({ epsilon, delta: this.options.budget.delta, evaluations: count, accountant: record.accountant }) / EVALUATION_SENSITIVITY;
+      this.calibrated.set(key, multiplier);
+    }
+    return { count, multiplier };
+  }
+
+  /**
+   * Before a private evaluation leaves: the noise to add (never less than this institution's own plan
+   * requires, whatever the task asks for), refused when the round's candidate was already evaluated
+   * (a second release would spend twice) or when the event would pass the budget.
+   */
+  beforeEvaluation(task: TaskContext, o: { requested: number; secure?: { threshold: number } }): EvaluationDecision {
+    const budgetEpsilon = this.options.budget.epsilon;
+    const plan = this.evaluationPlan(task);
+    if (!plan) throw new Error('private evaluation: the task carries no evaluation.private settings in record mode');
+    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode === 'evaluation');
+    if (already) {
+      return { allowed: false, reason: 'already-released', projectedEpsilon: this.spent().epsilon, budgetEpsilon,
+        detail: `the candidate of round ${task.round} of run ${task.runId} was already evaluated (ledger row ${already.seq}); releasing again would spend privacy twice` };
+    }
+    const noise = planEvaluationNoise({ required: plan.multiplier, requested: o.requested, bins: task.config.evaluation.bins, secure: o.secure });
+    const check = checkBudget(this.spentEvents(), [evaluationMechanism(noise.recordedMultiplier * EVALUATION_SENSITIVITY, 1)], this.options.budget, this.accountant(task));
+    return {
+      allowed: check.allowed,
+      reason: check.allowed ? undefined : 'budget',
+      noise,
+      projectedEpsilon: check.projectedEpsilon,
+      budgetEpsilon,
+      detail: check.allowed ? `evaluation: projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : `evaluation: ${check.reason ?? 'over budget'}`,
+    };
+  }
+
+  /** Appends the evaluation event (Gaussian mechanism, sample rate 1, one step) to the ledger and signs it; call before the vector leaves. */
+  recordEvaluation(task: TaskContext, noise: EvaluationNoisePlan): PrivacyEventMsg {
+    const event: LedgerEvent = {
+      institutionId: this.options.institutionId,
+      runId: task.runId,
+      round: task.round,
+      mode: 'evaluation',
+      sampleRate: 1,
+      noiseMultiplier: noise.recordedMultiplier,
+      steps: 1,
+      clipNorm: EVALUATION_SENSITIVITY,
+      delta: this.options.budget.delta,
+      modelVersion: task.modelVersion,
+      time: new Date().toISOString(),
+    };
+    const signature = signEvent(event, this.options.identity);
+    this.ledger.append(event, signature);
+    return { ...event, signature };
+  }
+
   beforeRound(task: TaskContext, learner: Learner): RoundDecision {
     const budgetEpsilon = this.options.budget.epsilon;
-    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round);
+    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode !== 'evaluation');
     if (already) {
       return { allowed: false, reason: 'already-released', noiseMultiplier: 0, projectedEpsilon: this.spent().epsilon, budgetEpsilon,
         detail: `round ${task.round} of run ${task.runId} was already released (ledger row ${already.seq}); training again would spend privacy twice` };

@@ -1,12 +1,14 @@
 // The coordinator's privacy bookkeeping for a run, over the ε ledger kept in its own SQLite file:
 // it refuses to schedule an institution whose recorded ε would pass its declared budget, checks the signed
-// event each institution sends with its update, adds the central noise of client-level DP, and appends
-// the round's events inside the round's commit transaction (so a retried round never records twice).
+// event each institution sends with its update (and with a private evaluation), adds the central noise of
+// client-level DP, and appends the round's events inside the round's commit transaction (so a retried
+// round never records twice): training events, then the evaluation events of the round's candidate.
 import { makeAccountant } from '../privacy/accountant.ts';
 import { checkBudget } from '../privacy/budget.ts';
 import { addGaussianNoise } from '../privacy/gaussian-noise.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
-import { signEvent, validateLedgerEvent, verifyEventSignature, type LedgerEvent } from '../privacy/ledger-event.ts';
+import { EVALUATION_SENSITIVITY } from '../privacy/evaluation-mechanism.ts';
+import { signEvent, validateLedgerEvent, verifyEventSignature, type LedgerEvent, type LedgerMode } from '../privacy/ledger-event.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
 import type { PrivacyEventMsg } from '../proto/wire.ts';
 import type { CoordinatorStore } from './coordinator-store.ts';
@@ -34,6 +36,25 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
   };
 
   const eventsOf = (id: string) => ledger.events({ institutionId: id }).map((r) => r.event);
+
+  /** A signed event from `institution` about this run's `round` at `modelVersion` in `mode`; throws an RpcError naming the field. */
+  const checkSignedEvent = (institution: Institution, round: number, modelVersion: number, mode: LedgerMode, event: PrivacyEventMsg | null | undefined): LedgerEvent => {
+    if (!event) throw invalidArgument(`header.privacy_event: required (${mode === 'evaluation' ? 'a private evaluation' : 'record-level privacy mode'})`);
+    const { signature: _signature, ...fields } = event;
+    const e = { ...fields, mode: fields.mode as LedgerEvent['mode'] };
+    try {
+      validateLedgerEvent(e);
+    } catch (error) {
+      throw invalidArgument(`header.privacy_event: ${(error as Error).message}`);
+    }
+    if (e.institutionId !== institution.id) throw invalidArgument(`header.privacy_event.institution_id: "${e.institutionId}" is not the sender "${institution.id}"`);
+    if (e.runId !== runId) throw invalidArgument(`header.privacy_event.run_id: "${e.runId}" is not this run`);
+    if (e.round !== round) throw invalidArgument(`header.privacy_event.round: ${e.round} is not round ${round}`);
+    if (e.modelVersion !== modelVersion) throw invalidArgument(`header.privacy_event.model_version: ${e.modelVersion} is not ${modelVersion}`);
+    if (e.mode !== mode) throw invalidArgument(`header.privacy_event.mode: expected "${mode}", got "${e.mode}"`);
+    if (!verifyEventSignature(e, event.signature, institution.publicKey)) throw invalidArgument('header.privacy_event.signature: does not verify with the institution\'s identity key');
+    return e;
+  };
 
   return {
     admissible(round: number, candidates: Institution[]): Institution[] {
@@ -65,20 +86,14 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
     },
 
     checkResultEvent(institution: Institution, round: number, modelVersion: number, event: PrivacyEventMsg | null | undefined): void {
-      if (!event) throw invalidArgument('header.privacy_event: required in record-level privacy mode');
-      const { signature: _signature, ...fields } = event;
-      const e = { ...fields, mode: fields.mode as LedgerEvent['mode'] };
-      try {
-        validateLedgerEvent(e);
-      } catch (error) {
-        throw invalidArgument(`header.privacy_event: ${(error as Error).message}`);
-      }
-      if (e.institutionId !== institution.id) throw invalidArgument(`header.privacy_event.institution_id: "${e.institutionId}" is not the sender "${institution.id}"`);
-      if (e.runId !== runId) throw invalidArgument(`header.privacy_event.run_id: "${e.runId}" is not this run`);
-      if (e.round !== round) throw invalidArgument(`header.privacy_event.round: ${e.round} is not round ${round}`);
-      if (e.modelVersion !== modelVersion) throw invalidArgument(`header.privacy_event.model_version: ${e.modelVersion} is not ${modelVersion}`);
-      if (e.mode !== 'record') throw invalidArgument(`header.privacy_event.mode: expected "record", got "${e.mode}"`);
-      if (!verifyEventSignature(e, event.signature, institution.publicKey)) throw invalidArgument('header.privacy_event.signature: does not verify with the institution\'s identity key');
+      checkSignedEvent(institution, round, modelVersion, 'record', event);
+    },
+
+    checkEvaluationEvent(institution: Institution, round: number, event: PrivacyEventMsg | null | undefined): void {
+      // The candidate of round r has model version r; one application of the Gaussian mechanism on the histograms.
+      const e = checkSignedEvent(institution, round, round, 'evaluation', event);
+      if (e.sampleRate !== 1 || e.steps !== 1) throw invalidArgument(`header.privacy_event: an evaluation event has sample rate 1 and one step, got ${e.sampleRate} and ${e.steps}`);
+      if (e.clipNorm !== EVALUATION_SENSITIVITY) throw invalidArgument(`header.privacy_event.clip_norm: an evaluation event records the sensitivity ${EVALUATION_SENSITIVITY}, got ${e.clipNorm}`);
     },
 
     noiseSum(sum: Float32Array): void {
@@ -90,16 +105,18 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
       return mode === 'client' ? config.task.privacy.client!.updateClipNorm : Number.POSITIVE_INFINITY;
     },
 
-    commitWrites(round, modelVersion, events, participants, actualNoiseMultiplier) {
+    commitWrites(round, modelVersion, events, participants, actualNoiseMultiplier, evaluationEvents) {
       return () => {
         if (mode === 'record') {
-          for (const [id, event] of events) {
+          const appendSigned = (id: string, event: PrivacyEventMsg, as: LedgerMode) => {
             const institution = registry.get(id);
             if (!institution) throw new Error(`commit: institution ${id} vanished`);
             ensureRegistered(institution);
             const { signature, ...fields } = event;
-            ledger.append({ ...fields, mode: 'record' } as LedgerEvent, signature);
-          }
+            ledger.append({ ...fields, mode: as } as LedgerEvent, signature);
+          };
+          for (const [id, event] of events) appendSigned(id, event, 'record');
+          for (const [id, event] of evaluationEvents ?? []) appendSigned(id, event, 'evaluation');
         } else if (mode === 'client' && participants.length > 0) {
           const c = config.task.privacy.client!;
           const live = Math.max(participants.length, registry.all().filter((i) => !i.excludedReason).length);
