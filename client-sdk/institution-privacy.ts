@@ -12,13 +12,12 @@ import Database from 'better-sqlite3';
 import { makeAccountant, type Accountant } from '../privacy/accountant.ts';
 import { checkBudget, type PrivacyBudget } from '../privacy/budget.ts';
 import {
-  calibrateEvaluationSigma,
-  calibrateTrainingAlongside,
   EVALUATION_SENSITIVITY,
   evaluationMechanism,
   planEvaluationNoise,
-  plannedEvaluationCount,
+  planInstitutionNoise,
   type EvaluationNoisePlan,
+  type InstitutionNoisePlan,
 } from '../privacy/evaluation-mechanism.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
 import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
@@ -38,7 +37,7 @@ export interface InstitutionPrivacyOptions {
 export class InstitutionPrivacy implements ClientPrivacy {
   private readonly db: Database.Database;
   private readonly ledger: PrivacyLedger;
-  private readonly calibrated = new Map<string, number>();
+  private readonly plans = new Map<string, InstitutionNoisePlan>();
 
   constructor(private readonly options: InstitutionPrivacyOptions) {
     this.db = new Database(options.ledgerPath);
@@ -64,42 +63,34 @@ export class InstitutionPrivacy implements ClientPrivacy {
    * evaluations, compose to min(run target, own budget).
    */
   private noiseMultiplierFor(task: TaskContext, planned: { sampleRate: number; steps: number }): number {
+    return this.noisePlan(task, planned).trainingMultiplier;
+  }
+
+  /** The run's plan (privacy/evaluation-mechanism.ts planInstitutionNoise), computed once per run and mechanism. */
+  private noisePlan(task: TaskContext, planned: { sampleRate: number; steps: number }): InstitutionNoisePlan {
     const record = task.config.privacy.record!;
-    const evaluation = this.evaluationPlan(task);
-    const key = `${task.runId}:${planned.sampleRate}:${planned.steps}:${record.plannedRounds}:${evaluation ? `${evaluation.multiplier}x${evaluation.count}` : 'none'}`;
-    let sigma = this.calibrated.get(key);
-    if (sigma === undefined) {
-      sigma = calibrateTrainingAlongside({
-        targetEpsilon: Math.min(record.targetEpsilon, this.options.budget.epsilon),
-        delta: this.options.budget.delta,
-        sampleRate: planned.sampleRate,
-        steps: planned.steps * record.plannedRounds,
-        alongside: evaluation ? [evaluationMechanism(evaluation.multiplier * EVALUATION_SENSITIVITY, evaluation.count)] : [],
-        accountant: record.accountant,
+    const share = task.config.evaluation.private;
+    const every = task.config.evaluation.every ?? 1;
+    const key = `${task.runId}:${planned.sampleRate}:${planned.steps}:${record.plannedRounds}:${record.targetEpsilon}:${share ? `${share.epsilon}/${every}` : 'exact'}`;
+    let plan = this.plans.get(key);
+    if (!plan) {
+      plan = planInstitutionNoise({
+        targetEpsilon: record.targetEpsilon, budget: this.options.budget, accountant: record.accountant,
+        training: { ...planned, rounds: record.plannedRounds },
+        evaluation: share ? { epsilon: share.epsilon, every } : null,
       });
-      this.calibrated.set(key, sigma);
+      this.plans.set(key, plan);
     }
-    return sigma;
+    return plan;
   }
 
   /**
    * This institution's own evaluation plan for the run (null without private evaluation): the planned
-   * evaluations and the noise multiplier each needs so that they compose to the run's evaluation share,
-   * scaled by min(1, own budget / run target).
+   * evaluations and the noise multiplier each needs (the training part of the plan does not change it).
    */
   private evaluationPlan(task: TaskContext): { count: number; multiplier: number } | null {
-    const share = task.config.evaluation.private;
-    const record = task.config.privacy.record;
-    if (!share || !record) return null;
-    const count = plannedEvaluationCount(record.plannedRounds, task.config.evaluation.every ?? 1);
-    const epsilon = share.epsilon * Math.min(1, this.options.budget.epsilon / record.targetEpsilon);
-    const key = `evaluation:${task.runId}:${epsilon}:${count}:${record.accountant}`;
-    let multiplier = this.calibrated.get(key);
-    if (multiplier === undefined) {
-      multiplier = calibrateEvaluationSigma({ epsilon, delta: this.options.budget.delta, evaluations: count, accountant: record.accountant }) / EVALUATION_SENSITIVITY;
-      this.calibrated.set(key, multiplier);
-    }
-    return { count, multiplier };
+    if (!task.config.evaluation.private || !task.config.privacy.record) return null;
+    return this.noisePlan(task, { sampleRate: 1, steps: 1 }).evaluation;
   }
 
   /**

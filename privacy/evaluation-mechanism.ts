@@ -195,3 +195,35 @@ export function noisyHistogramVector(histogram: ScoreHistogram, sigma: number): 
   }
   return out;
 }
+
+/** An institution's noise plan for a run: its training noise multiplier and its planned evaluations. */
+export interface InstitutionNoisePlan {
+  trainingMultiplier: number;
+  /** Null without private evaluation. */
+  evaluation: { count: number; multiplier: number } | null;
+}
+
+/**
+ * How an institution splits its ε for a run: the evaluation share (the run's, scaled by
+ * min(1, own budget / run target)) over the planned evaluations gives the evaluation noise multiplier;
+ * the training multiplier is then calibrated so that all planned training steps and all planned
+ * evaluations compose to min(run target, own budget).
+ */
+export function planInstitutionNoise(o: {
+  targetEpsilon: number; budget: { epsilon: number; delta: number }; accountant?: AccountantKind;
+  training: { sampleRate: number; steps: number; rounds: number };
+  evaluation?: { epsilon: number; every: number } | null;
+}): InstitutionNoisePlan {
+  const own = Math.min(o.targetEpsilon, o.budget.epsilon);
+  let evaluation: InstitutionNoisePlan['evaluation'] = null;
+  if (o.evaluation) {
+    const count = plannedEvaluationCount(o.training.rounds, o.evaluation.every);
+    const epsilon = o.evaluation.epsilon * Math.min(1, o.budget.epsilon / o.targetEpsilon);
+    evaluation = { count, multiplier: calibrateEvaluationSigma({ epsilon, delta: o.budget.delta, evaluations: count, accountant: o.accountant }) / EVALUATION_SENSITIVITY };
+  }
+  const trainingMultiplier = calibrateTrainingAlongside({
+    targetEpsilon: own, delta: o.budget.delta, sampleRate: o.training.sampleRate, steps: o.training.steps * o.training.rounds,
+    alongside: evaluation ? [evaluationMechanism(evaluation.multiplier * EVALUATION_SENSITIVITY, evaluation.count)] : [], accountant: o.accountant,
+  });
+  return { trainingMultiplier, evaluation };
+}
