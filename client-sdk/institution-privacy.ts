@@ -15,6 +15,7 @@ import {
   EVALUATION_SENSITIVITY,
   evaluationMechanism,
   planEvaluationNoise,
+  planInstitutionEvaluations,
   planInstitutionNoise,
   type EvaluationNoisePlan,
   type InstitutionNoisePlan,
@@ -38,6 +39,7 @@ export class InstitutionPrivacy implements ClientPrivacy {
   private readonly db: Database.Database;
   private readonly ledger: PrivacyLedger;
   private readonly plans = new Map<string, InstitutionNoisePlan>();
+  private readonly evaluationPlans = new Map<string, { count: number; multiplier: number }>();
 
   constructor(private readonly options: InstitutionPrivacyOptions) {
     this.db = new Database(options.ledgerPath);
@@ -89,8 +91,17 @@ export class InstitutionPrivacy implements ClientPrivacy {
    * evaluations and the noise multiplier each needs (the training part of the plan does not change it).
    */
   private evaluationPlan(task: TaskContext): { count: number; multiplier: number } | null {
-    if (!task.config.evaluation.private || !task.config.privacy.record) return null;
-    return this.noisePlan(task, { sampleRate: 1, steps: 1 }).evaluation;
+    const share = task.config.evaluation.private;
+    const record = task.config.privacy.record;
+    if (!share || !record) return null;
+    const every = task.config.evaluation.every ?? 1;
+    const key = `${task.runId}:${record.plannedRounds}:${record.targetEpsilon}:${share.epsilon}/${every}`;
+    let plan = this.evaluationPlans.get(key);
+    if (!plan) {
+      plan = planInstitutionEvaluations({ targetEpsilon: record.targetEpsilon, budget: this.options.budget, accountant: record.accountant, rounds: record.plannedRounds, epsilon: share.epsilon, every });
+      this.evaluationPlans.set(key, plan);
+    }
+    return plan;
   }
 
   /**
@@ -100,7 +111,13 @@ export class InstitutionPrivacy implements ClientPrivacy {
    */
   beforeEvaluation(task: TaskContext, o: { requested: number; secure?: { threshold: number } }): EvaluationDecision {
     const budgetEpsilon = this.options.budget.epsilon;
-    const plan = this.evaluationPlan(task);
+    let plan: { count: number; multiplier: number } | null;
+    try {
+      plan = this.evaluationPlan(task);
+    } catch (error) {
+      return { allowed: false, reason: 'budget', projectedEpsilon: this.spent().epsilon, budgetEpsilon,
+        detail: `evaluation: no evaluation noise fits this institution's budget: ${(error as Error).message}` };
+    }
     if (!plan) throw new Error('private evaluation: the task carries no evaluation.private settings in record mode');
     const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode === 'evaluation');
     if (already) {

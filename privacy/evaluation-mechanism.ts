@@ -204,6 +204,18 @@ export interface InstitutionNoisePlan {
 }
 
 /**
+ * An institution's planned evaluations for a run and the noise multiplier each needs: the run's
+ * evaluation share scaled by min(1, own budget / run target), spread over the planned evaluations.
+ */
+export function planInstitutionEvaluations(o: {
+  targetEpsilon: number; budget: { epsilon: number; delta: number }; accountant?: AccountantKind; rounds: number; epsilon: number; every: number;
+}): { count: number; multiplier: number } {
+  const count = plannedEvaluationCount(o.rounds, o.every);
+  const epsilon = o.epsilon * Math.min(1, o.budget.epsilon / o.targetEpsilon);
+  return { count, multiplier: calibrateEvaluationSigma({ epsilon, delta: o.budget.delta, evaluations: count, accountant: o.accountant }) / EVALUATION_SENSITIVITY };
+}
+
+/**
  * How an institution splits its ε for a run: the evaluation share (the run's, scaled by
  * min(1, own budget / run target)) over the planned evaluations gives the evaluation noise multiplier;
  * the training multiplier is then calibrated so that all planned training steps and all planned
@@ -215,12 +227,9 @@ export function planInstitutionNoise(o: {
   evaluation?: { epsilon: number; every: number } | null;
 }): InstitutionNoisePlan {
   const own = Math.min(o.targetEpsilon, o.budget.epsilon);
-  let evaluation: InstitutionNoisePlan['evaluation'] = null;
-  if (o.evaluation) {
-    const count = plannedEvaluationCount(o.training.rounds, o.evaluation.every);
-    const epsilon = o.evaluation.epsilon * Math.min(1, o.budget.epsilon / o.targetEpsilon);
-    evaluation = { count, multiplier: calibrateEvaluationSigma({ epsilon, delta: o.budget.delta, evaluations: count, accountant: o.accountant }) / EVALUATION_SENSITIVITY };
-  }
+  const evaluation = o.evaluation
+    ? planInstitutionEvaluations({ targetEpsilon: o.targetEpsilon, budget: o.budget, accountant: o.accountant, rounds: o.training.rounds, ...o.evaluation })
+    : null;
   const trainingMultiplier = calibrateTrainingAlongside({
     targetEpsilon: own, delta: o.budget.delta, sampleRate: o.training.sampleRate, steps: o.training.steps * o.training.rounds,
     alongside: evaluation ? [evaluationMechanism(evaluation.multiplier * EVALUATION_SENSITIVITY, evaluation.count)] : [], accountant: o.accountant,
