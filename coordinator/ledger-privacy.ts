@@ -66,7 +66,11 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
         const key = `${head}:${institution.budget.epsilon}:${institution.budget.delta}`;
         if (admitted.get(institution.id) === key) return true;
         const events = eventsOf(institution.id);
-        const check = events.length === 0 ? null : checkBudget(events, [events[events.length - 1]], institution.budget, accountant);
+        // The next round is projected as the last training release plus, once the institution has released
+        // evaluations, the last evaluation (a round without evaluation is then over-projected: conservative).
+        const lastOf = (m: LedgerMode) => [...events].reverse().find((e) => e.mode === m);
+        const next = [lastOf('record') ?? events[events.length - 1], lastOf('evaluation')].filter((e): e is LedgerEvent => Boolean(e));
+        const check = events.length === 0 ? null : checkBudget(events, next, institution.budget, accountant);
         if (!check || check.allowed) {
           admitted.set(institution.id, key);
           return true;
