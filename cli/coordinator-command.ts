@@ -2,6 +2,7 @@
 import { startCoordinator } from '../coordinator/coordinator-server.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
+import { evaluationDataEvaluator } from './evaluation-data.ts';
 import { runCommand, type CommandSpec } from './flags.ts';
 import { runConfigFromFlags, runFlags } from './run-flags.ts';
 
@@ -23,6 +24,7 @@ export const command: CommandSpec = {
 export async function main(argv: string[]): Promise<number> {
   return runCommand(command, argv, async (f) => {
     const config = runConfigFromFlags(f);
+    const evaluator = f.evaluationData ? await evaluationDataEvaluator(String(f.evaluationData), String(f.evaluationLabelColumn), config.modelSpec) : undefined;
     const json = Boolean(f.json);
     const emit = (event: Record<string, unknown>) => process.stdout.write(JSON.stringify(event) + '\n');
     const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -34,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
       config,
       privacy: coordinatorPrivacy,
       log: process.env.DPFED_DEBUG ? log : undefined,
+      evaluator,
     });
     const { machine } = coordinator;
     const resumed = coordinator.resumedFromRound;
@@ -71,6 +74,7 @@ export async function main(argv: string[]): Promise<number> {
       // give clients a moment to receive DONE before the server goes away
       await new Promise((r) => setTimeout(r, 300));
       await coordinator.close();
+      evaluator?.close?.();
     }
     return 0;
   });

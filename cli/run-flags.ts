@@ -46,6 +46,8 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
     { name: 'ckks-key-holder', type: 'string', help: 'CKKS: the institution that holds the secret key and decrypts only each round\'s sum (default: the first participant by id)' },
     { name: 'bins', type: 'int', default: 0, help: `score-histogram bins per class for AUC (0 = ${EXACT_EVALUATION_BINS} with exact evaluation, ${DEFAULT_PRIVATE_EVALUATION_BINS} with private evaluation under --privacy record, where it must be even)`, check: nonNegative },
     { name: 'evaluate-every', type: 'int', default: defaults.evaluateEvery ?? 1, help: 'evaluate the global model every K rounds (the last round always); rounds in between commit without AUC', check: positive },
+    { name: 'evaluation-data', type: 'string', help: 'score each candidate on this CSV the coordinator holds itself (exact figures on its own rows; institutions get no evaluation task and spend no epsilon on evaluation)' },
+    { name: 'evaluation-label-column', type: 'string', default: 'label', help: 'with --evaluation-data: the binary label column of that CSV' },
     { name: 'evaluation-epsilon', type: 'number', default: 0, help: `record mode: the share of --epsilon spent on private evaluation over the run (0 = ${DEFAULT_EVALUATION_EPSILON_SHARE * 100} % of --epsilon); training gets the rest, composed by the accountant`, check: nonNegative },
     { name: 'seed', type: 'string', default: '1', help: 'seed for data splits, model initialisation and sampling (never for privacy noise or masks)' },
   ];
@@ -109,10 +111,15 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
 
 /**
  * The evaluation settings: bins, evaluate-every, and under record-level DP the private evaluation's ε
- * share and the noise it calibrates to (the planned evaluations composing to that share at --delta).
+ * share and the noise it calibrates to (the planned evaluations composing to that share at --delta);
+ * with --evaluation-data, exact scoring on the coordinator's own rows instead (no share is set aside).
  */
 function evaluationFromFlags(f: FlagValues, privacy: PrivacyMode, rounds: number): RunConfig['task']['evaluation'] {
   const every = Number(f.evaluateEvery);
+  if (f.evaluationData) {
+    if (Number(f.evaluationEpsilon) > 0) throw new UsageError('--evaluation-epsilon: with --evaluation-data the institutions spend nothing on evaluation; drop one of the two');
+    return { bins: Number(f.bins) > 0 ? Number(f.bins) : EXACT_EVALUATION_BINS, logitRange: 16, every, coordinatorData: true };
+  }
   const isPrivate = privacy === 'record';
   const bins = Number(f.bins) > 0 ? Number(f.bins) : isPrivate ? DEFAULT_PRIVATE_EVALUATION_BINS : EXACT_EVALUATION_BINS;
   if (!isPrivate) {

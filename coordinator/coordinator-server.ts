@@ -9,6 +9,7 @@ import { EncodedModelCache } from './encoded-model-cache.ts';
 import { CoordinatorStore } from './coordinator-store.ts';
 import { federationHandlers } from './federation-service.ts';
 import { InstitutionRegistry } from './institution-registry.ts';
+import type { CandidateEvaluator } from './candidate-evaluator.ts';
 import { RoundMachine } from './round-machine.ts';
 import type { RoundPrivacy } from './round-privacy.ts';
 import type { RunConfig } from './run-config.ts';
@@ -33,6 +34,8 @@ export interface CoordinatorOptions {
    * `config.strategy` names. Its saved state is restored on resume, so a resumed run needs the same one.
    */
   strategy?: Strategy;
+  /** --evaluation-data: scores candidates on the coordinator's own rows (required by a run configured so). */
+  evaluator?: CandidateEvaluator;
 }
 
 export interface Coordinator {
@@ -85,7 +88,8 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000);
   const board = new TaskBoard();
   const privacy = options.privacy?.({ runId, config, store, registry, identity });
-  const machine = new RoundMachine({ runId, config, store, registry, board, strategy, privacy, initialModel: saved.parameters, startRound: lastRound + 1 });
+  if (config.task.evaluation.coordinatorData && !options.evaluator) throw new Error(`run ${runId} scores candidates on the coordinator's own data: start it with --evaluation-data`);
+  const machine = new RoundMachine({ runId, config, store, registry, board, strategy, privacy, initialModel: saved.parameters, startRound: lastRound + 1, evaluator: options.evaluator });
 
   const server = new grpc.Server(CHANNEL_OPTIONS);
   const service = federationServerService();

@@ -26,6 +26,7 @@ import { SeededRandom } from '../proto/seeded-random.ts';
 import type { NamedTensor, TensorData } from '../proto/tensor-stream.ts';
 import type { TaskConfig } from '../proto/task-config.ts';
 import type { DeclineRequestMsg, DTypeName, Envelope, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
+import type { CandidateEvaluator } from './candidate-evaluator.ts';
 import type { CoordinatorStore, ParticipantRecord } from './coordinator-store.ts';
 import type { Institution, InstitutionRegistry } from './institution-registry.ts';
 import { PhaseCollector } from './phase-collector.ts';
@@ -150,6 +151,8 @@ export class RoundMachine extends EventEmitter {
       privacy?: RoundPrivacy;
       initialModel: Float32Array;
       startRound: number;
+      /** --evaluation-data: candidates are scored on the coordinator's own rows (no EVALUATE tasks). */
+      evaluator?: CandidateEvaluator;
     },
   ) {
     super();
@@ -238,6 +241,7 @@ export class RoundMachine extends EventEmitter {
     const evaluates = isEvaluationRound(round, config.rounds, config.task.evaluation.every ?? 1);
     this.phase = 'evaluating';
     const evaluated = !evaluates ? this.noEvaluation()
+      : config.task.evaluation.coordinatorData ? await this.evaluateOnOwnData(trained.next, trained.reported)
       : secure ? await this.evaluateSecure(round, trained.reported, trainConfig)
       : await this.evaluatePlain(round, trained.reported, trainConfig);
     if (this.stopped) return null;
@@ -395,6 +399,14 @@ export class RoundMachine extends EventEmitter {
       for (const [k, v] of Object.entries(e.metrics)) metrics.push({ institutionId: id, name: `eval_${k}`, value: v });
     }
     return { totals, metrics, perInstitution, evaluators: new Set(evals.keys()), events: new Map() };
+  }
+
+  /** --evaluation-data: the candidate scored on the coordinator's own rows; the institutions are not asked. */
+  private async evaluateOnOwnData(candidate: Float32Array, reported: string[]): Promise<EvalStage> {
+    const evaluator = this.deps.evaluator;
+    if (!evaluator) throw new Error('this run scores candidates on the coordinator\'s own data, but no --evaluation-data evaluator was given');
+    const totals = await evaluator.evaluate(candidate, this.spec, this.deps.config.task.evaluation);
+    return { totals, metrics: [], perInstitution: [], evaluators: new Set(reported), events: new Map() };
   }
 
   /** A round that commits without evaluation (--evaluate-every): no task, no release, no figures. */

@@ -17,11 +17,11 @@ function dpfed(args: string[]): Promise<{ code: number; stdout: string; stderr: 
 }
 
 describe('private-evaluation flags', () => {
-  it('--help of the coordinator and the demo lists --evaluate-every, --evaluation-epsilon and --bins', async () => {
+  it('--help of the coordinator and the demo lists the evaluation flags', async () => {
     for (const command of ['coordinator', 'demo']) {
       const r = await dpfed([command, '--help']);
       expect(r.code).toBe(0);
-      for (const flag of ['--evaluate-every', '--evaluation-epsilon', '--bins']) expect(r.stdout, `${command} --help`).toContain(flag);
+      for (const flag of ['--evaluate-every', '--evaluation-epsilon', '--evaluation-data', '--evaluation-label-column', '--bins']) expect(r.stdout, `${command} --help`).toContain(flag);
     }
   });
 
@@ -35,6 +35,8 @@ describe('private-evaluation flags', () => {
         [['--privacy', 'off', '--evaluation-epsilon', '0.5'], /--evaluation-epsilon: only meaningful with --privacy record/],
         [['--evaluate-every', '0'], /--evaluate-every/],
         [['--evaluation-epsilon', '-1'], /--evaluation-epsilon/],
+        [['--evaluation-data', join(dir, 'missing.csv')], /--evaluation-data: .*missing\.csv/],
+        [['--evaluation-data', join(dir, 'missing.csv'), '--evaluation-epsilon', '0.3'], /--evaluation-epsilon: with --evaluation-data/],
       ];
       for (const [args, message] of cases) {
         const r = await dpfed(['coordinator', '--port', '0', '--db', db, ...args]);

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseFlags } from '../../cli/flags.ts';
 import { runConfigFromFlags, runFlags } from '../../cli/run-flags.ts';
+import type { CandidateEvaluator } from '../../coordinator/candidate-evaluator.ts';
 import { startCoordinator, type Coordinator } from '../../coordinator/coordinator-server.ts';
 import { coordinatorPrivacy } from '../../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../../coordinator/round-machine.ts';
@@ -46,6 +47,7 @@ export interface TestCoordinatorOptions {
   livenessMs?: number;
   log?: (line: string) => void;
   strategy?: Strategy;
+  evaluator?: CandidateEvaluator;
 }
 
 /** A coordinator on 127.0.0.1 with the real privacy hooks (the ε ledger in its own SQLite file). */
@@ -60,6 +62,7 @@ export function startTestCoordinator(o: TestCoordinatorOptions): Promise<Coordin
     livenessMs: o.livenessMs,
     log: o.log,
     strategy: o.strategy,
+    evaluator: o.evaluator,
   });
 }
 
