@@ -52,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
       if (json) emit({ event: 'round', ...s });
       else {
         const scored = !s.evaluated ? 'not evaluated this round (--evaluate-every)'
-          : `global AUC ${s.auc.toFixed(4)}${s.aucStderr !== undefined ? ` ± ${s.aucStderr.toFixed(4)} (private evaluation)` : ''}, loss ${s.loss.toFixed(4)}`;
+          : `global AUC ${s.auc.toFixed(4)}${s.aucStderr !== undefined ? ` ± ${s.aucStderr.toFixed(4)} (private evaluation)` : config.task.evaluation.coordinatorData ? ' (on the coordinator\'s own data)' : ' (exact evaluation: no privacy claimed for validation rows)'}, loss ${s.loss.toFixed(4)}`;
         process.stdout.write(`round ${s.round}: ${s.participants} participants, ${scored}, ${s.seconds.toFixed(2)} s` +
           (s.dropped.length ? `, dropped: ${s.dropped.join(', ')}` : '') + '\n');
       }
