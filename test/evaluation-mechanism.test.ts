@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
 import type { TaskContext } from '../client-sdk/learner.ts';
 import { makeAccountant } from '../privacy/accountant.ts';
+import { projectedRoundsLeft } from '../privacy/budget.ts';
 import { aucFromHistogram, aucStandardError, emptyHistogram, histogramOfScores, type ScoreHistogram } from '../privacy/auc-histogram.ts';
 import { sampleDiscreteGaussian } from '../privacy/discrete-gaussian.ts';
 import {
@@ -273,6 +274,10 @@ describe('evaluation events in the ledgers', () => {
     const spent = ledger.spent('bank-1', rdp).epsilon;
     expect(spent).toBeCloseTo(rdp.epsilon([training, evaluation], DELTA).epsilon, 12);
     expect(spent).toBeGreaterThan(rdp.epsilon([training], DELTA).epsilon);
+    // rounds left project one more training release AND one more evaluation per round (not just the latest row)
+    const [summary] = ledger.summary({ institutionId: 'bank-1' }, rdp);
+    expect(summary.projectedRoundsLeft).toBe(projectedRoundsLeft([training, evaluation], [training, evaluation], { epsilon: 5, delta: DELTA }, rdp));
+    expect(summary.projectedRoundsLeft).toBeLessThan(projectedRoundsLeft([training, evaluation], [evaluation], { epsilon: 5, delta: DELTA }, rdp));
     const again = { ...evaluation, noiseMultiplier: 30 };
     expect(() => ledger.append(again, signEvent(again, identity))).toThrow(/different evaluation event is already recorded/);
     expect(ledger.verify().ok).toBe(true);
