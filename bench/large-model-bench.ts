@@ -50,10 +50,11 @@ export async function benchLargeModel(o: { units?: number } = {}): Promise<Recor
   let roundSeconds = Number.NaN;
   let tStarted = t0;
   try {
-    coordinator = await startCoordinator({ dbPath: join(dir, 'large.sqlite'), config });
+    const identity = generateIdentity();
+    coordinator = await startCoordinator({ dbPath: join(dir, 'large.sqlite'), config, insecure: true, enrol: [{ institutionId: 'bank-1', publicKey: identity.publicKey }] });
     tStarted = performance.now();
     coordinator.machine.on('round', (s: { seconds: number }) => (roundSeconds = s.seconds));
-    client = new FederationClient({ coordinator: `127.0.0.1:${coordinator.port}`, institutionId: 'bank-1', identity: generateIdentity(), learner: new ConstantShiftLearner() });
+    client = new FederationClient({ coordinator: `127.0.0.1:${coordinator.port}`, institutionId: 'bank-1', identity, learner: new ConstantShiftLearner(), insecure: true });
     await client.run();
     await coordinator.finished;
     const committed = coordinator.store.model(coordinator.runId, 1)!.parameters;

@@ -16,8 +16,8 @@ export async function measureLocalRoundMs(rows = 2872, repetitions = 3): Promise
   const data = syntheticData(rows, SPEC_100K.inputDim, 'local-round');
   const trainer = new LocalTrainer(tf, SPEC_100K);
   const global = flattenParameters(SPEC_100K, initialParameters(SPEC_100K, new SeededRandom('local-round')));
-  const config: Pick<TaskConfig, 'localEpochs' | 'batchSize' | 'learningRate' | 'optimizer' | 'proximalMu' | 'privacy' | 'seed'> = {
-    localEpochs: 1, batchSize: 64, learningRate: 0.01, optimizer: 'adam', proximalMu: 0, privacy: { mode: 'off' }, seed: '1',
+  const config: Pick<TaskConfig, 'localSteps' | 'batchSize' | 'learningRate' | 'optimizer' | 'proximalMu' | 'privacy' | 'seed'> = {
+    localSteps: Math.ceil(rows / 64), batchSize: 64, learningRate: 0.01, optimizer: 'adam', proximalMu: 0, privacy: { mode: 'off' }, seed: '1',
   };
   trainer.train(global, data, { config }); // warm-up
   const times: number[] = [];

@@ -99,7 +99,7 @@ export async function benchTraining(): Promise<TrainingBenchResult> {
   const data = syntheticData(ROWS, DIM, 'training-bench');
   const global = flattenParameters(spec, initialParameters(spec, new SeededRandom('training-bench/init')));
   const base: TrainingConfig = {
-    localEpochs: 1,
+    localSteps: Math.ceil(ROWS / BATCH),
     batchSize: BATCH,
     learningRate: LEARNING_RATE,
     optimizer: 'sgd',
@@ -109,7 +109,7 @@ export async function benchTraining(): Promise<TrainingBenchResult> {
   };
   const privateConfig: TrainingConfig = {
     ...base,
-    privacy: { mode: 'record', record: { clipNorm: 1, targetEpsilon: 3, delta: 1e-5, plannedRounds: 10, accountant: 'rdp' } },
+    privacy: { mode: 'record', record: { clipNorm: 1, targetEpsilon: 3, delta: 1e-5, plannedRounds: 10, accountant: 'rdp', sampleRate: BATCH / ROWS } },
   };
   const trainer = new LocalTrainer(tf, spec);
   const inThread = new LocalTrainer(tf, spec, { noiseWorker: false });

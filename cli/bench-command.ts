@@ -4,9 +4,9 @@ import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 
 export const command: CommandSpec = {
   name: 'bench',
-  summary: 'measure round overhead, aggregation, training, DP-SGD, accountant, secure aggregation and CKKS; prints one JSON object',
+  summary: 'measure round overhead, aggregation, training, DP-SGD, accountant, secure aggregation, CKKS and client data memory; prints one JSON object',
   flags: [
-    { name: 'only', type: 'list', help: 'run only these groups (repeat the flag or separate by commas): rounds, aggregation, training, accountant, secagg, ckks, large-model' },
+    { name: 'only', type: 'list', help: 'run only these groups (repeat the flag or separate by commas): rounds, aggregation, training, accountant, secagg, ckks, large-model, client-memory' },
     { name: 'quick', type: 'boolean', help: 'fewer repetitions (for smoke runs)' },
   ],
 };
@@ -27,6 +27,7 @@ const GROUPS: Group[] = [
     },
   },
   { name: 'ckks', run: async () => (await import('../bench/ckks-bench.ts')).benchCkks() as never },
+  { name: 'client-memory', run: async (quick) => (await import('../bench/client-memory-bench.ts')).benchClientMemory({ rows: quick ? 200_000 : 1_000_000 }) as never },
   { name: 'large-model', run: async (quick) => (await import('../bench/large-model-bench.ts')).benchLargeModel({ units: quick ? 4096 : 12288 }) as never },
 ];
 

@@ -1,10 +1,12 @@
 // `dpfed coordinator`: starts a federation (gRPC server) and runs its rounds.
 import { startCoordinator } from '../coordinator/coordinator-server.ts';
+import { EnrolmentError, readEnrolmentFile } from '../coordinator/enrolment.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
 import { evaluationDataEvaluator } from './evaluation-data.ts';
-import { runCommand, type CommandSpec } from './flags.ts';
+import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 import { runConfigFromFlags, runFlags } from './run-flags.ts';
+import { tlsFlags, transportFromFlags } from './tls-flags.ts';
 
 export const command: CommandSpec = {
   name: 'coordinator',
@@ -15,20 +17,42 @@ export const command: CommandSpec = {
     { name: 'db', type: 'string', default: 'dpfed.sqlite', help: 'SQLite file with runs, rounds, models, metrics and the epsilon ledger' },
     { name: 'run-id', type: 'string', help: 'resume or create this run (default: resume the latest unfinished run, else start a new one)' },
     ...runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' }),
+    ...tlsFlags('coordinator'),
+    { name: 'enrol-file', type: 'string', help: 'JSON list [{"institution": ID, "publicKey": HEX}] added to the enrolment allow-list at start (else: dpfed enrol add)' },
     { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
     { name: 'exit-when-done', type: 'boolean', default: true, help: 'exit once the planned rounds are committed' },
   ],
-  examples: ['dpfed coordinator --port 50051 --db fed.sqlite --rounds 20 --min-clients 3 --strategy fedavg --privacy record --epsilon 3'],
+  examples: [
+    'dpfed certs init --out ca && dpfed certs issue --ca ca --name coordinator --server --hosts 127.0.0.1,localhost --out tls',
+    'dpfed enrol add --db fed.sqlite --institution bank-a --public-key <64 hex from dpfed identity show>',
+    'dpfed coordinator --port 50051 --db fed.sqlite --rounds 20 --min-clients 3 --strategy fedavg --privacy record --epsilon 3 \\\n' +
+      '      --tls-ca ca/ca.crt --tls-cert tls/coordinator.crt --tls-key tls/coordinator.key',
+  ],
 };
 
 export async function main(argv: string[]): Promise<number> {
   return runCommand(command, argv, async (f) => {
     const config = runConfigFromFlags(f);
-    const evaluator = f.evaluationData ? await evaluationDataEvaluator(String(f.evaluationData), String(f.evaluationLabelColumn), config.modelSpec) : undefined;
+    const transport = transportFromFlags(f, 'coordinator', { command: 'coordinator' });
+    let enrol;
+    try {
+      enrol = f.enrolFile ? readEnrolmentFile(String(f.enrolFile)) : undefined;
+    } catch (error) {
+      if (error instanceof EnrolmentError) throw new UsageError(error.message);
+      throw error;
+    }
+    const evaluator = f.evaluationData
+      ? await evaluationDataEvaluator(String(f.evaluationData), String(f.evaluationLabelColumn), config.modelSpec, {
+        schemaPath: f.evaluationSchema ? String(f.evaluationSchema) : undefined,
+        warn: (line) => process.stderr.write(`dpfed coordinator: ${line}\n`),
+      })
+      : undefined;
     const json = Boolean(f.json);
     const emit = (event: Record<string, unknown>) => process.stdout.write(JSON.stringify(event) + '\n');
     const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
     const coordinator = await startCoordinator({
+      ...transport,
+      enrol,
       dbPath: String(f.db),
       host: String(f.host),
       port: Number(f.port),
@@ -37,8 +61,15 @@ export async function main(argv: string[]): Promise<number> {
       privacy: coordinatorPrivacy,
       log: process.env.DPFED_DEBUG ? log : undefined,
       evaluator,
+    }).catch((error: unknown) => {
+      // an entry of --enrol-file that conflicts with the allow-list already in --db
+      if (error instanceof EnrolmentError) throw new UsageError(`--enrol-file: ${error.message}`);
+      throw error;
     });
     const { machine } = coordinator;
+    if (!coordinator.enrolment.list().some((r) => r.status === 'active')) {
+      process.stderr.write(`dpfed coordinator: no institution is enrolled in ${f.db}; every registration is refused until the operator runs dpfed enrol add\n`);
+    }
     const resumed = coordinator.resumedFromRound;
     if (json) emit({ event: 'listening', port: coordinator.port, runId: coordinator.runId, resumedFromRound: resumed });
     else {

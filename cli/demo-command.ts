@@ -1,11 +1,18 @@
 // `dpfed demo` (npm run demo): a coordinator and N banks as separate processes talking real gRPC on
-// 127.0.0.1, on the bundled card-fraud data split across the banks.
+// 127.0.0.1, on the bundled card-fraud data split across the banks. As in production, it runs with
+// mutual TLS (a federation CA, the coordinator's and each bank's certificates, made in a temp folder) and
+// only enrolled banks (their identity keys, handed to the coordinator with --enrol-file).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { loadOrCreateIdentity } from '../privacy/identity.ts';
+import { CA_CERT_FILE, createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
+import { featureColumns, readSchemaFile } from '../proto/data-schema.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { BACKEND_NAMES } from '../client-sdk/tf-backend.ts';
 import { runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
@@ -15,8 +22,10 @@ import { NODE_HEAP_FLAGS } from './node-heap.ts';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'dpfed.js');
 const DATA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
+const SCHEMA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json');
 
-const DEMO_OWN = new Set(['db', 'institutions', 'backend', 'json', 'budget-epsilon', 'keep', 'data', 'round-timeout']);
+/** `features` is not a demo flag: the model's input count is the schema's number of feature columns. */
+const DEMO_OWN = new Set(['db', 'institutions', 'backend', 'json', 'budget-epsilon', 'keep', 'data', 'schema', 'round-timeout', 'features', 'insecure']);
 /** Flags the demo sets on the coordinator itself, from --institutions. */
 const COORDINATOR_SET = new Set(['min-clients', 'wait-for']);
 // The demo evaluates every 5th round (rounds 5 and 10): its 4 banks hold about 95 fraud rows for
@@ -34,8 +43,10 @@ export const command: CommandSpec = {
     { name: 'budget-epsilon', type: 'number', default: 5, help: 'each bank\'s own privacy budget epsilon', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
     { name: 'round-timeout', type: 'number', default: 60, help: 'seconds to collect training results', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
     { name: 'data', type: 'string', default: DATA, help: 'CSV to split across the banks (binary column "label")' },
+    { name: 'schema', type: 'string', default: SCHEMA, help: 'public data schema of --data (JSON); every bank preprocesses with it and the model takes its feature columns' },
     { name: 'keep', type: 'boolean', help: 'keep an existing demo database and the banks\' ledgers (default: start fresh)' },
     { name: 'json', type: 'boolean', help: 'stdout carries only one JSON summary at the end (progress goes to stderr)' },
+    { name: 'insecure', type: 'boolean', help: 'plaintext gRPC instead of mutual TLS (the processes print a warning)' },
     ...SHARED.filter((f) => !DEMO_OWN.has(f.name) && !COORDINATOR_SET.has(f.name)).map((f) => (f.name === 'rounds' ? { ...f, default: 10 } : f)),
   ],
   examples: ['npm run demo', 'npm run demo -- --json --seed 3 --privacy client', 'dpfed demo --rounds 5 --institutions 6 --epsilon 2'],
@@ -54,6 +65,20 @@ function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: str
   return files;
 }
 
+/**
+ * Each bank's split key, written where `dpfed client` looks for it. A real institution's key is random
+ * (created by the client on first use); the demo derives it from --seed so that a seed reproduces the
+ * banks' train/validation splits.
+ */
+function writeDemoSplitKeys(banks: number, seed: string, dir: string): string[] {
+  return Array.from({ length: banks }, (_, i) => {
+    const path = join(dir, `bank-${i + 1}.split-key`);
+    const key = createHash('sha256').update(`dpfed-demo-split-key:${seed}:bank-${i + 1}`).digest('hex');
+    writeFileSync(path, key + '\n', { mode: 0o600 });
+    return path;
+  });
+}
+
 function resetDemoState(db: string, banksDir: string): void {
   if (existsSync(db)) {
     let isDpfed = false;
@@ -68,6 +93,24 @@ function resetDemoState(db: string, banksDir: string): void {
     for (const suffix of ['', '-wal', '-shm', '.coordinator-key']) rmSync(db + suffix, { force: true });
   }
   rmSync(banksDir, { recursive: true, force: true });
+}
+
+/**
+ * The demo's federation PKI in `dir`: a CA, the coordinator's server certificate for 127.0.0.1, and a
+ * client certificate per bank. Returns each side's --tls-* flags.
+ */
+async function demoCertificates(dir: string, banks: string[]): Promise<{ coordinator: string[]; bank: (id: string) => string[] }> {
+  const ca = await createCertificateAuthority(join(dir, 'ca'), { name: 'dpfed demo CA', days: 2 });
+  const server = await issueCertificate(join(dir, 'ca'), { name: 'coordinator', outDir: join(dir, 'coordinator'), server: true, hosts: ['127.0.0.1', 'localhost'], days: 2 });
+  const issued = new Map<string, string[]>();
+  for (const id of banks) {
+    const files = await issueCertificate(join(dir, 'ca'), { name: id, outDir: join(dir, id), days: 2 });
+    issued.set(id, ['--tls-ca', ca.certPath, '--tls-cert', files.certPath, '--tls-key', files.keyPath]);
+  }
+  return {
+    coordinator: ['--tls-ca', join(dir, 'ca', CA_CERT_FILE), '--tls-cert', server.certPath, '--tls-key', server.keyPath],
+    bank: (id) => issued.get(id)!,
+  };
 }
 
 function forward(f: FlagValues, names: string[]): string[] {
@@ -93,13 +136,31 @@ export async function main(argv: string[]): Promise<number> {
     const banksDir = `${db}.banks`;
     if (!f.keep) resetDemoState(db, banksDir);
     mkdirSync(banksDir, { recursive: true });
+    let features: number;
+    try {
+      features = featureColumns(readSchemaFile(String(f.schema))).length;
+    } catch (error) {
+      throw new UsageError(`--schema: ${(error as Error).message}`);
+    }
     const files = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
+    const splitKeys = writeDemoSplitKeys(banks, String(f.seed), banksDir);
     const started = performance.now();
+    const bankIds = files.map((_, i) => `bank-${i + 1}`);
+    // the operator's side: enrol each bank's identity key (the banks keep their keys in <db>.banks/)
+    const enrolFile = join(banksDir, 'enrolment.json');
+    writeFileSync(enrolFile, JSON.stringify(bankIds.map((id) => ({
+      institution: id,
+      publicKey: Buffer.from(loadOrCreateIdentity(join(banksDir, `${id}.identity`)).publicKey).toString('hex'),
+    }))));
+    const tlsDir = f.insecure ? null : mkdtempSync(join(tmpdir(), 'dpfed-demo-tls-'));
+    const tls = tlsDir ? await demoCertificates(tlsDir, bankIds) : null;
 
     const children: ChildProcess[] = [];
     const killAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
+    const removeTls = () => tlsDir && rmSync(tlsDir, { recursive: true, force: true });
     process.once('SIGINT', () => {
       killAll();
+      removeTls();
       process.exit(130);
     });
 
@@ -107,7 +168,7 @@ export async function main(argv: string[]): Promise<number> {
     // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
     const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
     const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--json', '--min-clients', String(minClients), '--wait-for', String(banks),
-      '--round-timeout', String(f.roundTimeout), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
+      '--round-timeout', String(f.roundTimeout), '--features', String(features), '--enrol-file', enrolFile, ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
 
     // Every round has an `auc`: its own when it was evaluated, else the last evaluated one (null before any).
@@ -122,9 +183,9 @@ export async function main(argv: string[]): Promise<number> {
       files.forEach((file, i) => {
         const id = `bank-${i + 1}`;
         const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'client', '--coordinator', `127.0.0.1:${port}`, '--institution', id, '--data', file,
-          '--label-column', 'label', '--backend', String(f.backend), '--identity', join(banksDir, `${id}.identity`),
+          '--schema', String(f.schema), '--split-key', splitKeys[i], '--backend', String(f.backend), '--identity', join(banksDir, `${id}.identity`),
           '--ledger', join(banksDir, `${id}.ledger.sqlite`), '--budget-epsilon', String(f.budgetEpsilon), '--budget-delta', String(f.delta),
-          '--seed', String(f.seed), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+          '--json', ...(tls ? tls.bank(id) : ['--insecure'])], { stdio: ['ignore', 'pipe', 'pipe'] });
         children.push(child);
         child.stderr!.on('data', (d: Buffer) => {
           for (const line of d.toString().split('\n')) if (line.trim() && !/^\s*at |tfjs|Hi there|cpu backend/.test(line)) say(`  ${line}`);
@@ -143,7 +204,8 @@ export async function main(argv: string[]): Promise<number> {
       if (event.event === 'listening') {
         runId = String(event.runId);
         say(`demo: coordinator on 127.0.0.1:${event.port} (run ${runId}); starting ${banks} banks; privacy ${f.privacy}` +
-          (f.privacy === 'record' ? ` (target epsilon ${f.epsilon}, delta ${f.delta})` : '') + `, aggregation ${f.aggregation}`);
+          (f.privacy === 'record' ? ` (target epsilon ${f.epsilon}, delta ${f.delta})` : '') + `, aggregation ${f.aggregation}` +
+          (tls ? ', mutual TLS, enrolled banks only' : ', plaintext (--insecure), enrolled banks only'));
         startBanks(Number(event.port));
       } else if (event.event === 'round') {
         const evaluated = event.evaluated !== false;
@@ -166,6 +228,7 @@ export async function main(argv: string[]): Promise<number> {
     const coordinatorExit = await new Promise<number>((r) => (coordinator.exitCode !== null ? r(coordinator.exitCode) : coordinator.on('exit', (c) => r(c ?? 1))));
     const bankExits = await Promise.race([Promise.all(bankResults), new Promise<number[]>((r) => setTimeout(() => r([]), 15_000))]);
     killAll();
+    removeTls();
     if (coordinatorExit !== 0 || !done) {
       process.stderr.write(`demo: the coordinator exited with code ${coordinatorExit}\n`);
       return 1;

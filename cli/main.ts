@@ -6,6 +6,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   client: { summary: 'run an institution node that trains on its own CSV data', load: () => import('./client-command.ts') },
   demo: { summary: 'coordinator + 4 banks as separate processes on the card-fraud data', load: () => import('./demo-command.ts') },
   privacy: { summary: 'privacy accounting: epsilon of mechanism events, noise calibration', load: () => import('./privacy-command.ts') },
+  enrol: { summary: 'the coordinator\'s allow-list of institutions: add, list, revoke', load: () => import('./enrol-command.ts') },
+  certs: { summary: 'the federation CA: create it, issue server and institution certificates', load: () => import('./certs-command.ts') },
+  identity: { summary: 'an institution\'s identity key: create it, print the public key to enrol', load: () => import('./identity-command.ts') },
+  schema: { summary: 'public data schema: draft one from a CSV (infer), print its hash (hash)', load: () => import('./schema-command.ts') },
   ledger: { summary: 'read, verify and export the epsilon ledger (read-only)', load: () => import('./ledger-command.ts') },
   bench: { summary: 'measure speed figures; prints one JSON object', load: () => import('./bench-command.ts') },
 };

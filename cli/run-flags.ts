@@ -4,6 +4,8 @@ import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategy.ts';
 import { calibrateEvaluationSigma, DEFAULT_EVALUATION_EPSILON_SHARE, DEFAULT_PRIVATE_EVALUATION_BINS, plannedEvaluationCount } from '../privacy/evaluation-mechanism.ts';
 import { modelSpecFromShorthand } from '../proto/model-spec.ts';
 import type { AggregationMode, PrivacyMode } from '../proto/task-config.ts';
+import { parameterCount } from '../proto/model-spec.ts';
+import { calibrateClientNoise, defaultUpdateBound, releasePairRefusal } from '../privacy/release-policy.ts';
 import { UsageError, type FlagSpec, type FlagValues } from './flags.ts';
 
 const positive = (v: number | string) => (Number(v) > 0 ? undefined : 'must be positive');
@@ -29,17 +31,20 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
     { name: 'trim-fraction', type: 'number', default: 0.1, help: 'trimmed mean: fraction cut at each end', check: (v) => (Number(v) >= 0 && Number(v) < 0.5 ? undefined : 'must be in [0, 0.5)') },
     { name: 'model', type: 'string', default: 'mlp:64,32', help: 'model: "logistic" or "mlp:UNITS,UNITS[:relu|tanh|sigmoid]"' },
     { name: 'features', type: 'int', default: 30, help: 'number of input features of the model', check: positive },
-    { name: 'epochs', type: 'number', default: 1, help: 'local epochs per round', check: positive },
-    { name: 'batch-size', type: 'int', default: 64, help: 'local batch size (expected batch size under DP-SGD)', check: positive },
+    { name: 'local-steps', type: 'int', default: 36, help: 'local optimiser steps per round (the same for every institution)', check: positive },
+    { name: 'batch-size', type: 'int', default: 64, help: 'local batch size; under DP-SGD the public constant the noisy gradient sum is divided by', check: positive },
+    { name: 'sample-rate', type: 'number', default: 0.028, help: 'record mode: public Poisson sampling rate q of DP-SGD (each example joins a step with probability q)', check: fraction },
+    { name: 'max-update-norm', type: 'number', default: 0, help: 'L2 bound of every update: institutions clip to it, the coordinator clips plain updates above it (0 = learning-rate x local-steps x sqrt(parameters); client mode: --update-clip-norm)', check: nonNegative },
+    { name: 'weight-cap', type: 'int', default: 100000, help: 'public cap on the example count an institution declares (its FedAvg weight); undeclared sizes mean equal weights', check: positive },
     { name: 'learning-rate', type: 'number', default: 0.05, help: 'local learning rate', check: positive },
     { name: 'optimizer', type: 'string', default: 'adam', choices: ['sgd', 'adam'], help: 'local optimiser' },
     { name: 'privacy', type: 'string', default: defaults.privacy, choices: ['off', 'record', 'client'], help: 'differential privacy: off, record-level DP-SGD at each institution, or client-level DP-FedAvg' },
-    { name: 'epsilon', type: 'number', default: 3, help: 'record mode: target epsilon over the whole run', check: positive },
+    { name: 'epsilon', type: 'number', default: 3, help: 'target epsilon over the whole run (record: each institution\'s records; client: each institution as a whole)', check: positive },
     { name: 'delta', type: 'number', default: 1e-5, help: 'target delta', check: openUnit },
     { name: 'clip-norm', type: 'number', default: 1, help: 'record mode: per-example gradient clip norm C', check: positive },
     { name: 'accountant', type: 'string', default: 'rdp', choices: ['rdp', 'pld'], help: 'privacy accountant' },
     { name: 'update-clip-norm', type: 'number', default: 0.5, help: 'client mode: L2 clip norm S of each model update', check: positive },
-    { name: 'noise-multiplier', type: 'number', default: 0.5, help: 'client mode: noise multiplier z (the sum gets N(0, (zS)^2))', check: positive },
+    { name: 'client-sample-rate', type: 'number', default: 1, help: 'client mode: probability with which each institution joins a round, by its own secret coin (the noise multiplier z is calibrated from --epsilon, --delta, this rate and --rounds)', check: fraction },
     { name: 'aggregation', type: 'string', default: defaults.aggregation, choices: ['plain', 'secagg', 'ckks'], help: 'how updates are summed: plain, SecAgg double masking, or CKKS homomorphic' },
     { name: 'secagg-threshold', type: 'number', default: 0.6, help: 'secure aggregation: Shamir threshold as a fraction of the round participants', check: fraction },
     { name: 'secagg-dropout-rate', type: 'number', default: 0.1, help: 'secure aggregation: dropout rate the masking graph (sparse above 64 participants) is sized to survive', check: (v) => (Number(v) >= 0 && Number(v) < 0.5 ? undefined : 'must be in [0, 0.5)') },
@@ -48,6 +53,7 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
     { name: 'evaluate-every', type: 'int', default: defaults.evaluateEvery ?? 1, help: 'evaluate the global model every K rounds (the last round always); rounds in between commit without AUC', check: positive },
     { name: 'evaluation-data', type: 'string', help: 'score each candidate on this CSV the coordinator holds itself (exact figures on its own rows; institutions get no evaluation task and spend no epsilon on evaluation)' },
     { name: 'evaluation-label-column', type: 'string', default: 'label', help: 'with --evaluation-data: the binary label column of that CSV' },
+    { name: 'evaluation-schema', type: 'string', help: 'with --evaluation-data: the run\'s public data schema (JSON), so the coordinator\'s rows are scaled as the institutions scale theirs (default: inferred from that CSV, with a warning)' },
     { name: 'evaluation-epsilon', type: 'number', default: 0, help: `record mode: the share of --epsilon spent on private evaluation over the run (0 = ${DEFAULT_EVALUATION_EPSILON_SHARE * 100} % of --epsilon); training gets the rest, composed by the accountant`, check: nonNegative },
     { name: 'seed', type: 'string', default: '1', help: 'seed for data splits, model initialisation and sampling (never for privacy noise or masks)' },
   ];
@@ -56,6 +62,11 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
 export function runConfigFromFlags(f: FlagValues): RunConfig {
   const privacy = f.privacy as PrivacyMode;
   const aggregation = f.aggregation as AggregationMode;
+  const refusal = releasePairRefusal(privacy, aggregation);
+  if (refusal) throw new UsageError(refusal);
+  if (privacy === 'client' && (Number(f.sampleFraction) !== 1 || Number(f.sampleCount) > 0)) {
+    throw new UsageError('--sample-fraction and --sample-count cannot be used with --privacy client: every live institution is offered each round and joins it by its own secret coin (--client-sample-rate)');
+  }
   if (privacy === 'client' && f.strategy === 'trimmed-mean') throw new UsageError('--strategy trimmed-mean cannot be used with --privacy client (DP-FedAvg noises the sum)');
   if (aggregation !== 'plain' && f.strategy === 'trimmed-mean') throw new UsageError(`--strategy trimmed-mean needs individual updates; it cannot run with --aggregation ${aggregation}`);
   if (aggregation === 'secagg' && Number(f.minClients) < 3) throw new UsageError('--min-clients must be at least 3 with --aggregation secagg (with 2, each institution learns the other\'s update from the sum)');
@@ -69,6 +80,17 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
   const minClients = Number(f.minClients);
   const evaluation = evaluationFromFlags(f, privacy, rounds);
   const strategy = f.strategy as StrategyName;
+  const localSteps = Number(f.localSteps);
+  const learningRate = Number(f.learningRate);
+  let clientNoise = 0;
+  if (privacy === 'client') {
+    try {
+      clientNoise = calibrateClientNoise({ targetEpsilon: Number(f.epsilon), delta: Number(f.delta), clientSampleRate: Number(f.clientSampleRate), plannedRounds: rounds, accountant: f.accountant as 'rdp' | 'pld' });
+    } catch (error) {
+      throw new UsageError(`--epsilon ${f.epsilon} with --delta ${f.delta}, --client-sample-rate ${f.clientSampleRate} and --rounds ${rounds}: ${(error as Error).message}`);
+    }
+  }
+  const maxUpdateNorm = Number(f.maxUpdateNorm) > 0 ? Number(f.maxUpdateNorm) : defaultUpdateBound(learningRate, localSteps, parameterCount(modelSpec));
   return {
     rounds,
     minClients,
@@ -89,18 +111,21 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
     secaggDropoutRate: Number(f.secaggDropoutRate),
     ckksKeyHolder: f.ckksKeyHolder ? String(f.ckksKeyHolder) : undefined,
     task: {
-      localEpochs: Number(f.epochs),
+      localSteps,
+      maxUpdateNorm,
+      weightCap: Number(f.weightCap),
       batchSize: Number(f.batchSize),
-      learningRate: Number(f.learningRate),
+      learningRate,
       optimizer: f.optimizer as 'sgd' | 'adam',
       weighting: privacy === 'client' ? 'uniform' : 'examples',
       privacy: {
         mode: privacy,
         record: privacy === 'record'
-          ? { clipNorm: Number(f.clipNorm), targetEpsilon: Number(f.epsilon), delta: Number(f.delta), plannedRounds: rounds, accountant: f.accountant as 'rdp' | 'pld' }
+          ? { clipNorm: Number(f.clipNorm), targetEpsilon: Number(f.epsilon), delta: Number(f.delta), plannedRounds: rounds, accountant: f.accountant as 'rdp' | 'pld', sampleRate: Number(f.sampleRate) }
           : undefined,
         client: privacy === 'client'
-          ? { updateClipNorm: Number(f.updateClipNorm), noiseMultiplier: Number(f.noiseMultiplier), clientSampleRate: 1, delta: Number(f.delta) }
+          ? { updateClipNorm: Number(f.updateClipNorm), noiseMultiplier: clientNoise, clientSampleRate: Number(f.clientSampleRate), targetEpsilon: Number(f.epsilon),
+            delta: Number(f.delta), plannedRounds: rounds, accountant: f.accountant as 'rdp' | 'pld' }
           : undefined,
       },
       aggregation,

@@ -1,9 +1,11 @@
 // The institution's side of the wire: promise-returning requests to the coordinator, model download into
-// one preallocated copy, and result upload in chunks with back-pressure. Only outbound connections.
+// one preallocated copy, and result upload in chunks with back-pressure. Only outbound connections, over
+// TLS (the federation CA, and the institution's certificate for mutual TLS) unless plaintext is asked for.
 // Register is a call of its own; every later request travels on the institution's Session stream
 // (session-stream.ts), which the coordinator answers exactly as it answers the separate calls.
 import * as grpc from '@grpc/grpc-js';
 import { FramePool } from '../proto/frame-pool.ts';
+import { channelCredentials, type TlsMaterial } from '../proto/tls-credentials.ts';
 import { assembleWhole, chunkTensors, packTensors, TensorAssembler, type NamedTensor, type TensorData } from '../proto/tensor-stream.ts';
 import {
   CHANNEL_OPTIONS,
@@ -38,13 +40,19 @@ function expect<K extends keyof CoordinatorFrameMsg>(kind: K) {
   };
 }
 
+/** The channel credentials of `tls` or of an explicit `insecure: true`; exactly one must be given. */
+export function connectionCredentials(o: { tls?: TlsMaterial; insecure?: boolean }): grpc.ChannelCredentials {
+  if (Boolean(o.tls) === Boolean(o.insecure)) throw new Error('tls: give either tls { ca, cert, key } (the federation CA; cert and key for mutual TLS) or insecure: true');
+  return o.tls ? channelCredentials(o.tls) : grpc.credentials.createInsecure();
+}
+
 export class CoordinatorConnection {
   private readonly client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   private readonly session: SessionStream;
   /** Upload frames, reused from round to round. */
   private readonly frames = new FramePool(4);
 
-  constructor(readonly address: string, credentials = grpc.credentials.createInsecure()) {
+  constructor(readonly address: string, credentials: grpc.ChannelCredentials) {
     const Client = federationClientConstructor();
     this.client = new Client(address, credentials, CHANNEL_OPTIONS) as never;
     this.session = new SessionStream(() => this.client.Session() as never);

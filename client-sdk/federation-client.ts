@@ -3,10 +3,11 @@
 // Data never leaves the institution: only model updates (clipped, noised, masked as configured) and
 // score histograms of its validation split do.
 import * as grpc from '@grpc/grpc-js';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { aucFromHistogram, histogramToVector } from '../privacy/auc-histogram.ts';
 import { addDistributedNoise } from '../privacy/distributed-noise.ts';
+import { addGaussianNoise } from '../privacy/gaussian-noise.ts';
 import { CkksDecryptor, CkksEncryptor, createFederationKeys } from '../privacy/ckks.ts';
 import { ckksKeyBinding } from '../privacy/ckks-key-binding.ts';
 import { CKKS_UPDATE_CLIP_RANGE, ckksUpdateVector } from '../privacy/ckks-update-encoding.ts';
@@ -16,14 +17,16 @@ import { encodeWeightedUpdate, parseQuantisationConfig } from '../privacy/quanti
 import type { SecAggCollection } from '../privacy/secagg-keys.ts';
 import { SecAggClient } from './secagg-client.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
+import { participationCoin, releasePairRefusal, trainingReleasePolicy } from '../privacy/release-policy.ts';
 import { clipToNorm } from '../privacy/update-clipping.ts';
 import { parameterCount, parameterShapes, parseModelSpec, type ModelSpec } from '../proto/model-spec.ts';
 import { registrationMessage } from '../proto/registration.ts';
 import { parseTaskConfig } from '../proto/task-config.ts';
+import type { TlsMaterial } from '../proto/tls-credentials.ts';
 import { assembleWhole, flatFloat32, type NamedTensor } from '../proto/tensor-stream.ts';
 import { PROTOCOL_VERSION, type Envelope, type PrivacyEventMsg, type ResultHeaderMsg, type CkksTaskMsg, type SecAggTaskMsg, type TaskMsg } from '../proto/wire.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
-import { CoordinatorConnection } from './coordinator-connection.ts';
+import { connectionCredentials, CoordinatorConnection } from './coordinator-connection.ts';
 import { subtractGlobal } from './model-delta.ts';
 import type { EvalOutcome, Learner, TaskContext } from './learner.ts';
 
@@ -32,13 +35,25 @@ export interface FederationClientOptions {
   institutionId: string;
   identity: IdentityKey;
   learner: Learner;
-  /** Record-level DP bookkeeping at the data holder (budget, local ledger); required for record mode. */
+  /** DP bookkeeping at the data holder (budget, local ledger, own calibration); required for record and client mode. */
   privacy?: ClientPrivacy;
+  /**
+   * A public example count the institution chooses to declare at registration, used (capped by the run's
+   * public cap) as its FedAvg weight; none by default (equal weights). The true row count is never sent.
+   */
+  declaredExamples?: number;
   budget?: { epsilon: number; delta: number };
   pollMs?: number;
   /** How long to keep retrying an unreachable coordinator before giving up. */
   reconnectForMs?: number;
   log?: (line: string) => void;
+  /**
+   * TLS to the coordinator: the federation CA (the only one trusted) and, for mutual TLS, this
+   * institution's certificate and key. One of `tls` and `insecure` is required.
+   */
+  tls?: TlsMaterial;
+  /** Plaintext gRPC (no TLS): only when asked for explicitly. */
+  insecure?: boolean;
 }
 
 export interface ClientRunResult {
@@ -73,7 +88,7 @@ export class FederationClient extends EventEmitter {
 
   constructor(private readonly options: FederationClientOptions) {
     super();
-    this.connection = new CoordinatorConnection(options.coordinator);
+    this.connection = new CoordinatorConnection(options.coordinator, connectionCredentials(options));
   }
 
   private log(line: string): void {
@@ -92,14 +107,14 @@ export class FederationClient extends EventEmitter {
   }
 
   async register(): Promise<void> {
-    const { identity, institutionId, learner, budget } = this.options;
+    const { identity, institutionId, budget, declaredExamples } = this.options;
     const nonce = randomBytes(16);
     const response = await this.connection.register({
       institutionId,
       identityPublicKey: identity.publicKey,
       protocolVersion: PROTOCOL_VERSION,
       budget: budget ?? null,
-      numTrainExamples: learner.numTrainExamples,
+      declaredExamples: declaredExamples ?? 0,
       clientVersion: 'dpfed-sdk/0.1.0',
       signature: identity.sign(registrationMessage(institutionId, identity.publicKey, nonce)),
       nonce,
@@ -342,11 +357,37 @@ export class FederationClient extends EventEmitter {
     this.emit('trained', { round: ctx.round, metrics: header.metrics });
   }
 
-  /** train → (client-level DP) clip → the signed privacy event: the update as it leaves the institution. */
+  /**
+   * train → clip to the release policy's bound → the privacy event: the update as it leaves the
+   * institution. Under client-level DP the institution first checks the plan against its own calibration
+   * and budget, records the round in its own ledger, and flips its secret coin: heads, its clipped update
+   * goes into the sum; tails, a zero (cover) update does, so nobody learns whether it took part (it trains
+   * either way, so its timing does not tell either).
+   */
   private async produceRelease(ctx: TaskContext, envelope: Envelope, key: string): Promise<Release | null> {
     const { config } = ctx;
+    const refusal = releasePairRefusal(config.privacy.mode, config.aggregation);
+    if (refusal) {
+      await this.decline(envelope, 'unsupported', refusal);
+      return null;
+    }
+    const policy = trainingReleasePolicy(config);
     let noiseMultiplier: number | null = null;
-    if (config.privacy.mode === 'record') {
+    let joins = true;
+    if (policy.participation === 'secret-coin') {
+      const privacy = this.options.privacy;
+      if (!privacy?.beforeClientRound || !privacy.recordClientRelease) throw new Error('client-level DP requested but this client has no privacy guard configured');
+      const decision = privacy.beforeClientRound(ctx);
+      if (!decision.allowed) {
+        await this.decline(envelope, decision.reason ?? 'budget', decision.detail, decision.projectedEpsilon, decision.budgetEpsilon);
+        return null;
+      }
+      privacy.recordClientRelease(ctx);
+      joins = participationCoin(config.privacy.client!.clientSampleRate);
+      // for the institution's own code only: nothing about the coin leaves it
+      this.emit('participation', { round: ctx.round, joined: joins });
+    }
+    if (policy.noise === 'local-dp-sgd') {
       if (!this.options.privacy) throw new Error('record-level DP requested but this client has no privacy guard configured');
       const decision = this.options.privacy.beforeRound(ctx, this.options.learner);
       if (!decision.allowed) {
@@ -359,14 +400,15 @@ export class FederationClient extends EventEmitter {
     const t0 = performance.now();
     const outcome = await this.options.learner.train(global, ctx, noiseMultiplier);
     const delta = subtractGlobal(outcome.params, global);
-    if (config.privacy.mode === 'client') clipToNorm(delta, config.privacy.client!.updateClipNorm);
+    if (joins) clipToNorm(delta, policy.updateBound);
+    else delta.fill(0);
     let privacyEvent: PrivacyEventMsg | null = null;
-    if (config.privacy.mode === 'record') {
+    if (policy.noise === 'local-dp-sgd') {
       if (!outcome.mechanism) throw new Error('record-level DP: the learner did not report the mechanism it ran');
       privacyEvent = this.options.privacy!.recordRelease(ctx, outcome.mechanism);
     }
     // In record mode the training loss is computed on raw records without noise: it stays home.
-    const metrics: Record<string, number> = config.privacy.mode === 'record' ? { steps: outcome.metrics.steps ?? 0 } : { ...outcome.metrics };
+    const metrics: Record<string, number> = policy.noise === 'none' ? { ...outcome.metrics } : { steps: outcome.metrics.steps ?? 0 };
     const tensors: NamedTensor[] = [];
     let offset = 0;
     for (const { name, shape } of parameterShapes(ctx.spec)) {
@@ -377,12 +419,13 @@ export class FederationClient extends EventEmitter {
     return {
       key,
       delta,
-      weight: config.weighting === 'uniform' ? 1 : outcome.numExamples,
+      weight: policy.weightOf(this.options.declaredExamples ?? null),
+      noiseShareStd: policy.noiseShareStd.bind(policy),
       tensors,
       header: {
         envelope,
         kind: 'TRAIN_RESULT',
-        numExamples: outcome.numExamples,
+        numExamples: 0,
         metrics: { ...metrics, seconds: (performance.now() - t0) / 1000 },
         privacyEvent,
         tensorCount: tensors.length,
@@ -401,7 +444,27 @@ export class FederationClient extends EventEmitter {
   // ---- CKKS: encrypt under the federation key; the key holder decrypts only each round's sum ----
 
   private async sendEncryptedUpdate(ckks: CkksTaskMsg, release: Release, header: ResultHeaderMsg): Promise<void> {
-    const values = ckksUpdateVector(release.delta, release.weight, ckks.weightCap, CKKS_UPDATE_CLIP_RANGE);
+    const envelope = header.envelope;
+    // Distributed DP: the institution's own noise share for the offered institutions, added before encryption;
+    // a noisy release is encrypted once (a second sum with the same noise could be differenced).
+    const share = release.noiseShareStd(Math.max(1, ckks.offered ?? 0));
+    if (share > 0) {
+      if (!(ckks.offered && ckks.offered >= 1)) {
+        await this.decline(envelope, 'noise', `round ${envelope.round}: the CKKS task does not say how many institutions were offered the round, so this institution cannot size its noise share`);
+        return;
+      }
+      if (release.encoded?.noisy) {
+        await this.decline(envelope, 'already-released', `round ${envelope.round}: this round's noisy update was already encrypted into a sum`);
+        return;
+      }
+    }
+    const update = share > 0 ? Float32Array.from(release.delta) : release.delta;
+    if (share > 0) {
+      addGaussianNoise(update, share);
+      release.encoded = { fingerprint: 'ckks', vector: new Uint32Array(0), noisy: true };
+      this.emit('released', { round: envelope.round, digest: createHash('sha256').update(update).digest('hex') });
+    }
+    const values = ckksUpdateVector(update, release.weight, ckks.weightCap, CKKS_UPDATE_CLIP_RANGE);
     if (values.length !== ckks.vectorLength) throw new Error(`ckks: update length ${values.length}, the coordinator expects ${ckks.vectorLength}`);
     const keyHex = Buffer.from(ckks.publicKey).toString('hex');
     if (this.ckksEncryptor?.keyHex !== keyHex) {
@@ -447,14 +510,24 @@ export class FederationClient extends EventEmitter {
   /** quantise (+ the distributed-DP noise share) → the secure sum. Re-quantising a released update is post-processing; re-drawing its noise is not, so a noisy encoding is reused or the round declined. */
   private async sendSecureUpdate(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg, release: Release, header: ResultHeaderMsg): Promise<void> {
     const fingerprint = `${secagg.quantisationJson}|${secagg.clientNoiseSigma}|${release.weight}`;
+    // A noisy vector enters one sum only: a second secure sum of the same release is refused (the next
+    // round draws fresh noise and records it as its own event).
+    if (release.encoded?.noisy) {
+      await this.decline(envelope, 'already-released', `round ${ctx.round}: this round's noisy update already entered a secure sum; sending it again would let two sums be differenced`);
+      return;
+    }
     if (!release.encoded || release.encoded.fingerprint !== fingerprint) {
-      if (release.encoded && release.encoded.noisy) {
-        await this.decline(envelope, 'already-released', `round ${ctx.round}: the noisy update was released under another quantisation; re-drawing noise would spend privacy twice`);
+      const quantisation = parseQuantisationConfig(secagg.quantisationJson);
+      // Distributed DP: the institution's own share for the offered participants, never less.
+      const ownShare = release.noiseShareStd(secagg.identities.length) * quantisation.scale;
+      if (ownShare > 0 && !(secagg.clientNoiseSigma >= ownShare * (1 - 1e-9))) {
+        await this.decline(envelope, 'noise', `round ${ctx.round}: the coordinator asks for noise ${secagg.clientNoiseSigma} per institution, below this institution's own share ${ownShare} (quantised units)`);
         return;
       }
-      const vector = encodeWeightedUpdate(release.delta, release.weight, parseQuantisationConfig(secagg.quantisationJson));
-      if (secagg.clientNoiseSigma > 0) addDistributedNoise(vector.subarray(0, release.delta.length), secagg.clientNoiseSigma);
-      release.encoded = { fingerprint, vector, noisy: secagg.clientNoiseSigma > 0 };
+      const vector = encodeWeightedUpdate(release.delta, release.weight, quantisation);
+      if (ownShare > 0) addDistributedNoise(vector.subarray(0, release.delta.length), secagg.clientNoiseSigma);
+      release.encoded = { fingerprint, vector, noisy: ownShare > 0 };
+      this.emit('released', { round: ctx.round, digest: createHash('sha256').update(vector).digest('hex') });
     }
     await this.startSecureSum(envelope, secagg, new Uint32Array(release.encoded.vector), { ...header, metrics: { seconds: header.metrics.seconds ?? 0 } });
   }
@@ -467,7 +540,11 @@ export class FederationClient extends EventEmitter {
       await this.evaluatePrivately(ctx, envelope, secagg, outcome);
       return;
     }
-    // Exact evaluation (privacy off or client-level DP): the figures leave as they are.
+    // Exact evaluation (privacy off or client-level DP): the figures leave as they are, and the validation
+    // rows have no privacy protection. Client-level DP keeps it so on purpose: the private evaluation's
+    // noise is calibrated to one validation row (record level), while this institution's client-level
+    // ledger accounts its whole data per round, so an evaluation event cannot join that budget without a
+    // client-level evaluation mechanism (not built). The coordinator's output says "exact evaluation".
     if (secagg) {
       const vector = encodeEvaluation(outcome.histogram, outcome.loss, outcome.accuracy, outcome.numExamples);
       await this.startSecureSum(envelope, secagg, vector, {
@@ -549,6 +626,8 @@ interface Release {
   key: string;
   delta: Float32Array;
   weight: number;
+  /** The release policy's noise share per institution for `offered` institutions (update units; 0 without distributed noise). */
+  noiseShareStd: (offered: number) => number;
   tensors: NamedTensor[];
   header: ResultHeaderMsg;
   encoded?: { fingerprint: string; vector: Uint32Array; noisy: boolean };

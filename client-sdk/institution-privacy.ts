@@ -1,13 +1,19 @@
-// Record-level DP bookkeeping at the data holder: the institution's own ε ledger (a local SQLite file
-// it countersigns itself), its own budget, the noise multiplier calibrated to the run's target, and the
-// refusal to train when the projected ε after a round would exceed the budget.
+// DP bookkeeping at the data holder: the institution's own ε ledger (a local SQLite file it countersigns
+// itself), its own budget, the noise multiplier calibrated to the run's target, and the refusal to train
+// when the projected ε after a round would exceed the budget. Record level: its DP-SGD events (at the
+// plan's public sampling rate and local steps) and its private evaluations. Client level: one event per
+// round it is offered (a subsampled Gaussian release whether its coin joined it to the sum or it sent a
+// cover update), and its own z, below which it refuses to add noise.
 //
-// Private evaluation (privacy/evaluation-mechanism.ts): the run's target covers training and evaluation.
-// The institution plans its own evaluation noise from the run's evaluation share (scaled down when its
-// own budget is below the run's target) over the planned evaluations, calibrates its training noise so
-// that training and evaluation events compose to at most min(target, own budget), never adds less
-// evaluation noise than that plan requires, records each evaluation in its ledger before the released
-// vector leaves, and declines an evaluation that would pass its budget.
+// Private evaluation (privacy/evaluation-mechanism.ts), record level only: the run's target covers
+// training and evaluation. The institution plans its own evaluation noise from the run's evaluation share
+// (scaled down when its own budget is below the run's target) over the planned evaluations, calibrates its
+// training noise so that training and evaluation events compose to at most min(target, own budget), never
+// adds less evaluation noise than that plan requires, records each evaluation in its ledger before the
+// released vector leaves, and declines an evaluation that would pass its budget.
+// Client level keeps exact evaluation (validation figures leave unprotected; see federation-client.ts):
+// the histograms' sensitivity is one validation row, while a client-level ledger accounts whole
+// institutions, so the two cannot share one budget without a client-level evaluation mechanism.
 import Database from 'better-sqlite3';
 import { makeAccountant, type Accountant } from '../privacy/accountant.ts';
 import { checkBudget, type PrivacyBudget } from '../privacy/budget.ts';
@@ -20,6 +26,7 @@ import {
   type EvaluationNoisePlan,
   type InstitutionNoisePlan,
 } from '../privacy/evaluation-mechanism.ts';
+import { calibrateClientNoise } from '../privacy/release-policy.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
 import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
 import { PrivacyLedger, type SpentEpsilon } from '../privacy/ledger.ts';
@@ -40,6 +47,8 @@ export class InstitutionPrivacy implements ClientPrivacy {
   private readonly ledger: PrivacyLedger;
   private readonly plans = new Map<string, InstitutionNoisePlan>();
   private readonly evaluationPlans = new Map<string, { count: number; multiplier: number }>();
+  /** Client level: this institution's own z per run plan. */
+  private readonly calibrated = new Map<string, number>();
 
   constructor(private readonly options: InstitutionPrivacyOptions) {
     this.db = new Database(options.ledgerPath);
@@ -158,7 +167,7 @@ export class InstitutionPrivacy implements ClientPrivacy {
 
   beforeRound(task: TaskContext, learner: Learner): RoundDecision {
     const budgetEpsilon = this.options.budget.epsilon;
-    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode !== 'evaluation');
+    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode === 'record');
     if (already) {
       return { allowed: false, reason: 'already-released', noiseMultiplier: 0, projectedEpsilon: this.spent().epsilon, budgetEpsilon,
         detail: `round ${task.round} of run ${task.runId} was already released (ledger row ${already.seq}); training again would spend privacy twice` };
@@ -175,6 +184,52 @@ export class InstitutionPrivacy implements ClientPrivacy {
       budgetEpsilon,
       detail: check.allowed ? `projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : check.reason ?? 'over budget',
     };
+  }
+
+  /** Client level: the z this institution calibrates itself from the plan and its own budget (the smaller ε, the smaller δ). */
+  clientNoiseMultiplier(task: TaskContext): number {
+    const c = task.config.privacy.client!;
+    const key = `client:${task.runId}:${c.clientSampleRate}:${c.plannedRounds}:${c.targetEpsilon}:${c.delta}`;
+    let z = this.calibrated.get(key);
+    if (z === undefined) {
+      z = calibrateClientNoise({
+        targetEpsilon: Math.min(c.targetEpsilon, this.options.budget.epsilon), delta: Math.min(c.delta, this.options.budget.delta),
+        clientSampleRate: c.clientSampleRate, plannedRounds: c.plannedRounds, accountant: c.accountant,
+      });
+      this.calibrated.set(key, z);
+    }
+    return z;
+  }
+
+  beforeClientRound(task: TaskContext): RoundDecision {
+    const budgetEpsilon = this.options.budget.epsilon;
+    const c = task.config.privacy.client!;
+    const own = this.clientNoiseMultiplier(task);
+    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode === 'client');
+    if (already) {
+      return { allowed: false, reason: 'already-released', noiseMultiplier: own, projectedEpsilon: this.spent().epsilon, budgetEpsilon,
+        detail: `round ${task.round} of run ${task.runId} was already released (ledger row ${already.seq}); a second noisy update would spend privacy twice` };
+    }
+    if (c.noiseMultiplier < own * (1 - 1e-9)) {
+      return { allowed: false, reason: 'noise', noiseMultiplier: own, projectedEpsilon: 0, budgetEpsilon,
+        detail: `the plan's noise multiplier ${c.noiseMultiplier} is below this institution's own calibration ${own} (target epsilon ${Math.min(c.targetEpsilon, budgetEpsilon)} over ${c.plannedRounds} rounds at rate ${c.clientSampleRate})` };
+    }
+    const next = { sampleRate: c.clientSampleRate, noiseMultiplier: c.noiseMultiplier, steps: 1 };
+    const check = checkBudget(this.spentEvents(), [next], this.options.budget, makeAccountant(c.accountant));
+    return {
+      allowed: check.allowed, reason: check.allowed ? undefined : 'budget', noiseMultiplier: own, projectedEpsilon: check.projectedEpsilon, budgetEpsilon,
+      detail: check.allowed ? `projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : check.reason ?? 'over budget',
+    };
+  }
+
+  recordClientRelease(task: TaskContext): void {
+    const c = task.config.privacy.client!;
+    const event: LedgerEvent = {
+      institutionId: this.options.institutionId, runId: task.runId, round: task.round, mode: 'client',
+      sampleRate: c.clientSampleRate, noiseMultiplier: c.noiseMultiplier, steps: 1, clipNorm: c.updateClipNorm,
+      delta: this.options.budget.delta, modelVersion: task.modelVersion, time: new Date().toISOString(),
+    };
+    this.ledger.append(event, signEvent(event, this.options.identity));
   }
 
   recordRelease(task: TaskContext, mechanism: MechanismReport): PrivacyEventMsg {

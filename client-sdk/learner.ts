@@ -30,6 +30,7 @@ export interface TrainOutcome {
    * it has returned another one after it.
    */
   params: Float32Array;
+  /** Examples the learner holds; stays inside the institution (never sent: weights come from declared public sizes). */
   numExamples: number;
   metrics: Record<string, number>;
   /** Present when record-level DP-SGD ran. */
@@ -46,7 +47,6 @@ export interface EvalOutcome {
 }
 
 export interface Learner {
-  readonly numTrainExamples: number;
   /** `global` and `model` are shared with the client's model cache: read them, never modify them. */
   train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome>;
   evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome>;

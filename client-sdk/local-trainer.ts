@@ -5,7 +5,8 @@
 // network step (mlp-network.ts step(): tfjs for the matrix products, JS for the rest) and the same JS
 // optimiser on the flat parameter vector (flat-optimizer.ts): SGD or Adam (fresh state every round), an
 // optional FedProx term μ/2·|w − w_global|². In record-level privacy mode, DP-SGD (Poisson sampling, ghost
-// clipping, Gaussian noise) runs round(localEpochs / q) steps per round, q = batchSize / n; the only extra
+// clipping, Gaussian noise) runs the plan's localSteps steps at the plan's public sampling rate q, and divides
+// each noisy gradient sum by the plan's public batchSize (never by anything computed from n); the only extra
 // work in a private step is JS (the Poisson draw, per-example norms taken in the backward pass, clip factors,
 // snapping and adding the noise), and the noise integers are drawn ahead of time by a worker thread
 // (privacy/noise-pool.ts) that the trainer keeps between rounds and stops in dispose(). With plain SGD and no
@@ -33,7 +34,7 @@ export interface TrainingData {
   dim: number;
 }
 
-export type TrainingConfig = Pick<TaskConfig, 'localEpochs' | 'batchSize' | 'learningRate' | 'optimizer' | 'proximalMu' | 'privacy' | 'seed'>;
+export type TrainingConfig = Pick<TaskConfig, 'localSteps' | 'batchSize' | 'learningRate' | 'optimizer' | 'proximalMu' | 'privacy' | 'seed'>;
 
 export interface TrainOptions {
   config: TrainingConfig;
@@ -93,7 +94,7 @@ function checkConfig(config: TrainingConfig): void {
   const positive = (v: number, name: string) => {
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new Error(`training config: ${name} must be a positive number, got ${v}`);
   };
-  positive(config.localEpochs, 'localEpochs');
+  if (!Number.isInteger(config.localSteps) || config.localSteps < 1) throw new Error(`training config: localSteps must be a positive integer, got ${config.localSteps}`);
   positive(config.learningRate, 'learningRate');
   if (!Number.isInteger(config.batchSize) || config.batchSize < 1) throw new Error(`training config: batchSize must be a positive integer, got ${config.batchSize}`);
   if (config.optimizer !== 'sgd' && config.optimizer !== 'adam') throw new Error(`training config: optimizer must be sgd|adam, got ${JSON.stringify(config.optimizer)}`);
@@ -195,10 +196,11 @@ export class LocalTrainer {
       if (clipNorm === undefined) throw new Error('training config: privacy.record.clipNorm is required in record mode');
       const noiseMultiplier = options.noiseMultiplier;
       if (noiseMultiplier === undefined) throw new Error('train: a noiseMultiplier is required in record privacy mode');
-      const sampleRate = Math.min(1, config.batchSize / data.n);
-      const totalSteps = Math.max(1, Math.round(config.localEpochs / sampleRate));
+      const sampleRate = config.privacy.record?.sampleRate;
+      if (sampleRate === undefined) throw new Error('training config: privacy.record.sampleRate is required in record mode');
+      const totalSteps = config.localSteps;
       const needed = totalSteps * network.size;
-      const dp = new DpSgd(this.tf, { clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n }, network.shapes.map((s) => s.shape), {
+      const dp = new DpSgd(this.tf, { clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n, normaliser: config.batchSize }, network.shapes.map((s) => s.shape), {
         noise: (scale) => this.noiseSourceFor(scale, needed),
       });
       // A ring that already holds the round's noise (drawn between rounds) is used without the worker
@@ -206,7 +208,7 @@ export class LocalTrainer {
       const pool = this.pool;
       const quiet = pool !== null && pool.available >= needed;
       if (quiet) pool.pause();
-      const batches = new BatchBuilder(data, Math.ceil(config.batchSize * 1.5) + 16);
+      const batches = new BatchBuilder(data, Math.ceil(sampleRate * data.n * 1.5) + 16);
       const empty = new Float32Array(network.size);
       // Plain SGD (no FedProx term) is taken in the pass that adds the noise; anything else by the optimiser.
       const descent = config.optimizer === 'sgd' && mu === 0 ? { params, rate: config.learningRate } : undefined;
@@ -240,7 +242,7 @@ export class LocalTrainer {
       const order = new Int32Array(data.n);
       for (let i = 0; i < data.n; i++) order[i] = i;
       const perEpoch = Math.ceil(data.n / config.batchSize);
-      const totalSteps = Math.max(1, Math.round(config.localEpochs * perEpoch));
+      const totalSteps = config.localSteps;
       const batches = new BatchBuilder(data, config.batchSize);
       for (let s = 0; s < totalSteps; s++) {
         const k = s % perEpoch;

@@ -1,30 +1,75 @@
 // The default Learner: TensorFlow.js training (LocalTrainer, DP-SGD in record mode) and evaluation on the
-// institution's own standardised train/validation splits.
+// institution's own train/validation splits, preprocessed by the public data schema.
+//
+// The learner carries the schema its data went through (`schema`, `schemaHash`) so that registration can
+// tell the coordinator which preprocessing this institution uses. A schema inferred from the data itself
+// (`schemaInferred`) is refused for any task with privacy record or client: its bounds are a statistic
+// of the rows, so the privacy claim would not hold.
+import { featureColumns, schemaHash, type DataSchema } from '../proto/data-schema.ts';
 import type { Dataset } from './csv-dataset.ts';
 import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from './learner.ts';
 import { LocalTrainer } from './local-trainer.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
+export interface LearnerSchemaOptions {
+  /** The public schema the data was preprocessed with. */
+  schema?: DataSchema;
+  /** True when the schema was inferred from the data (allowed with privacy off only). */
+  schemaInferred?: boolean;
+}
+
+/** A task asked for privacy while the schema was inferred from the data. */
+export class SchemaRequiredError extends Error {}
+
 export class TfjsLearner implements Learner {
   private trainer: { key: string; trainer: LocalTrainer } | null = null;
+  /** The schema the data went through (null when the caller preprocessed the data itself). */
+  readonly schema: DataSchema | null;
+  /** SHA-256 of the schema's canonical encoding (proto/data-schema.ts schemaHash), or null. */
+  readonly schemaHash: string | null;
+  readonly schemaInferred: boolean;
 
   constructor(
     private readonly tf: Tf,
     private readonly train_: Dataset,
     private readonly validation: Dataset,
-  ) {}
+    options: LearnerSchemaOptions = {},
+  ) {
+    this.schema = options.schema ?? null;
+    this.schemaHash = options.schema ? schemaHash(options.schema) : null;
+    this.schemaInferred = Boolean(options.schemaInferred);
+    if (this.schema && featureColumns(this.schema).length !== train_.dim) {
+      throw new Error(`the schema declares ${featureColumns(this.schema).length} features, the training data has ${train_.dim}`);
+    }
+  }
+
+  /** The number of model inputs (the schema's feature columns). */
+  get featureCount(): number {
+    return this.train_.dim;
+  }
+
+  private checkPrivacy(task: TaskContext): void {
+    if (this.schemaInferred && task.config.privacy.mode !== 'off') {
+      throw new SchemaRequiredError(
+        `this run uses privacy ${task.config.privacy.mode}: a public data schema is required (--schema FILE); ` +
+          'the schema in use was inferred from this institution\'s own rows, whose bounds are not public. ' +
+          'Draft one with `dpfed schema infer --data FILE --label-column COL --out schema.json`, review its bounds and make them public.',
+      );
+    }
+  }
 
   get numTrainExamples(): number {
     return this.train_.n;
   }
 
   private trainerFor(task: TaskContext): LocalTrainer {
+    this.checkPrivacy(task);
     const key = JSON.stringify(task.spec);
     if (this.trainer?.key !== key) {
       this.trainer?.trainer.dispose();
       if (task.spec.inputDim !== this.train_.dim) {
-        throw new Error(`the model expects ${task.spec.inputDim} features, this institution's data has ${this.train_.dim}`);
+        throw new Error(`the model expects ${task.spec.inputDim} features, this institution's ${this.schema ? 'schema declares' : 'data has'} ${this.train_.dim}`);
       }
       this.trainer = { key, trainer: new LocalTrainer(this.tf, task.spec) };
     }
@@ -32,9 +77,10 @@ export class TfjsLearner implements Learner {
   }
 
   plannedMechanism(task: TaskContext): { sampleRate: number; steps: number } | null {
+    this.checkPrivacy(task);
     if (task.config.privacy.mode !== 'record') return null;
-    const sampleRate = Math.min(1, task.config.batchSize / this.train_.n);
-    return { sampleRate, steps: Math.max(1, Math.round(task.config.localEpochs / sampleRate)) };
+    // Both are public parameters of the plan: the institution's row count shapes neither.
+    return { sampleRate: task.config.privacy.record!.sampleRate, steps: task.config.localSteps };
   }
 
   async train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome> {

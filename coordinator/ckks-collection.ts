@@ -39,7 +39,7 @@ export interface CkksCollectionOptions {
 
 export type CkksOutcome =
   | { ok: true; key: CkksKey; weightedDeltaSum: Float32Array; totalWeight: number; reported: string[]; outcomes: Map<string, string>; events: Map<string, PrivacyEventMsg> }
-  | { ok: false; key: CkksKey | null; reason: string };
+  | { ok: false; key: CkksKey | null; reason: string; revealed?: { reported: number } };
 
 type Step = 'keygen' | 'encrypted' | 'decrypt' | 'done';
 
@@ -69,7 +69,8 @@ export class CkksCollection {
   private post(id: string, kind: TaskKind, summands = 0): void {
     this.o.board.post(id, {
       ...this.o.makeTask(kind),
-      ckks: { publicKey: this.key?.publicKey ?? new Uint8Array(0), vectorLength: this.vectorLength, weightCap: this.o.weightCap, summands, keyHolder: this.o.keyHolder.id },
+      ckks: { publicKey: this.key?.publicKey ?? new Uint8Array(0), vectorLength: this.vectorLength, weightCap: this.o.weightCap, summands, keyHolder: this.o.keyHolder.id,
+        offered: this.o.participants.length },
     });
   }
 
@@ -104,7 +105,7 @@ export class CkksCollection {
       if (!this.decrypted) return { ok: false, key: this.key, reason: `the CKKS key holder ${holder} did not return the decrypted sum` };
       this.step = 'done';
       const { weightedDeltaSum, totalWeight } = ckksWeightedSum(this.decrypted, this.o.weightCap);
-      if (!(totalWeight >= 1)) return { ok: false, key: this.key, reason: `the decrypted total weight ${totalWeight} is not positive` };
+      if (!(totalWeight >= 1)) return { ok: false, key: this.key, reason: `the decrypted total weight ${totalWeight} is not positive`, revealed: { reported: reported.length } };
       return { ok: true, key: this.key, weightedDeltaSum, totalWeight, reported, outcomes, events: new Map([...this.events].filter(([id]) => reported.includes(id))) };
     } catch (error) {
       return { ok: false, key: this.key, reason: (error as Error).message };

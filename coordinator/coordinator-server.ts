@@ -1,15 +1,19 @@
-// Starts a coordinator: opens (or resumes) the run in SQLite, binds the gRPC server, runs the rounds.
+// Starts a coordinator: opens (or resumes) the run in SQLite, binds the gRPC server (TLS, by default
+// mutual TLS; plaintext only when asked for), admits only enrolled institutions, runs the rounds.
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { flattenParameters, initialParameters, parseModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
+import { serverCredentials, type TlsMaterial } from '../proto/tls-credentials.ts';
 import { CHANNEL_OPTIONS, federationServerService, serializeTensorChunk, widenServerFlowControl } from '../proto/wire.ts';
 import { EncodedModelCache } from './encoded-model-cache.ts';
 import { CoordinatorStore } from './coordinator-store.ts';
+import { Enrolment, type EnrolmentEntry } from './enrolment.ts';
 import { federationHandlers } from './federation-service.ts';
 import { InstitutionRegistry } from './institution-registry.ts';
 import type { CandidateEvaluator } from './candidate-evaluator.ts';
+import { admitPeers } from './peer-admission.ts';
 import { RoundMachine } from './round-machine.ts';
 import type { RoundPrivacy } from './round-privacy.ts';
 import type { RunConfig } from './run-config.ts';
@@ -36,6 +40,18 @@ export interface CoordinatorOptions {
   strategy?: Strategy;
   /** --evaluation-data: scores candidates on the coordinator's own rows (required by a run configured so). */
   evaluator?: CandidateEvaluator;
+  /**
+   * TLS: the coordinator's certificate and key and the federation CA. Mutual TLS unless
+   * `requireClientCertificate` is false: an institution must present a certificate of that CA bound to
+   * its id. One of `tls` and `insecure` is required.
+   */
+  tls?: TlsMaterial & { requireClientCertificate?: boolean };
+  /** Plaintext gRPC (no TLS): only when asked for explicitly. */
+  insecure?: boolean;
+  /** Institutions added to the enrolment allow-list (in the database) as the coordinator starts. */
+  enrol?: EnrolmentEntry[];
+  /** How often the allow-list is re-read for revocations made by another process (default 1000 ms). */
+  revocationPollMs?: number;
 }
 
 export interface Coordinator {
@@ -43,6 +59,8 @@ export interface Coordinator {
   readonly runId: string;
   readonly machine: RoundMachine;
   readonly store: CoordinatorStore;
+  /** The allow-list; add() and revoke() take effect at once (a revoked institution's session is cut). */
+  readonly enrolment: Enrolment;
   readonly resumedFromRound: number;
   /** Resolves when the run has completed (or was stopped). */
   readonly finished: Promise<void>;
@@ -50,6 +68,7 @@ export interface Coordinator {
 }
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
+  if (Boolean(options.tls) === Boolean(options.insecure)) throw new Error('startCoordinator: give either tls { cert, key, ca } or insecure: true');
   const store = new CoordinatorStore(options.dbPath);
   try {
     return await startOnStore(store, options);
@@ -60,6 +79,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 }
 
 async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions): Promise<Coordinator> {
+  const enrolment = new Enrolment(store.db);
+  for (const entry of options.enrol ?? []) enrolment.add(entry.institutionId, entry.publicKey, { institution: 'enrol.institution', publicKey: 'enrol.publicKey' });
+  const credentials = options.tls ? serverCredentials(options.tls, options.tls.requireClientCertificate ?? true) : grpc.ServerCredentials.createInsecure();
+  const mutualTls = Boolean(options.tls) && (options.tls?.requireClientCertificate ?? true);
   const identity = loadOrCreateIdentity(options.identityPath ?? `${options.dbPath}.coordinator-key`);
   let runId = options.runId;
   let run = runId ? store.getRun(runId) : store.latestUnfinishedRun();
@@ -85,7 +108,7 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
     throw new Error(`--strategy ${options.strategy ? strategy.name : config.strategy} needs individual updates and cannot run with --aggregation ${config.task.aggregation}`);
   }
 
-  const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000);
+  const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000, enrolment);
   const board = new TaskBoard();
   const privacy = options.privacy?.({ runId, config, store, registry, identity });
   if (config.task.evaluation.coordinatorData && !options.evaluator) throw new Error(`run ${runId} scores candidates on the coordinator's own data: start it with --evaluation-data`);
@@ -95,11 +118,21 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const service = federationServerService();
   const encodedModels = new EncodedModelCache(serializeTensorChunk);
   const openSessions = new Set<{ end(): void }>();
-  server.addService(service, federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, log: options.log, encodedModels, openSessions }));
+  const handlers = federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, log: options.log, encodedModels, openSessions });
+  const admission = admitPeers(handlers, { registry, enrolment, mutualTls });
+  server.addService(service, admission.handlers);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${options.host ?? '127.0.0.1'}:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    server.bindAsync(`${options.host ?? '127.0.0.1'}:${options.port ?? 0}`, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
   );
   widenServerFlowControl(server);
+  // revocations, also those `dpfed enrol revoke` writes from another process, end live registrations
+  const revocations = setInterval(() => {
+    const revoked = registry.dropRevoked();
+    if (!revoked.length) return;
+    options.log?.(`revoked: ${revoked.join(', ')}`);
+    admission.cut(revoked, (id) => `institution_id: institution "${id}" is revoked`);
+  }, options.revocationPollMs ?? 1000);
+  revocations.unref();
   const finished = machine.run();
   let closed = false;
   return {
@@ -107,11 +140,13 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
     runId,
     machine,
     store,
+    enrolment,
     resumedFromRound: lastRound,
     finished,
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(revocations);
       machine.stop();
       for (const session of [...openSessions]) session.end();
       await new Promise<void>((resolve) => {

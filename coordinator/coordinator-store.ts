@@ -1,6 +1,7 @@
 // The coordinator's state in one SQLite file (better-sqlite3): runs, institutions, rounds, participants,
-// metrics and each round's global model. A round is committed in one transaction, so a restart with the
-// same file resumes at the last committed round and nothing is counted twice.
+// metrics, each round's global model, and the enrolment allow-list (read and written by enrolment.ts).
+// A round is committed in one transaction, so a restart with the same file resumes at the last committed
+// round and nothing is counted twice.
 import Database from 'better-sqlite3';
 
 export interface RunRow {
@@ -73,6 +74,9 @@ CREATE TABLE IF NOT EXISTS round_failures (
 CREATE TABLE IF NOT EXISTS scheduling_refusals (
   run_id TEXT NOT NULL, round INTEGER NOT NULL, institution_id TEXT NOT NULL, at TEXT NOT NULL,
   reason TEXT NOT NULL, projected_epsilon REAL, budget_epsilon REAL);
+CREATE TABLE IF NOT EXISTS enrolments (
+  institution_id TEXT PRIMARY KEY, public_key BLOB NOT NULL, status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+  enrolled_at TEXT NOT NULL, revoked_at TEXT);
 `;
 
 /** A model is stored in parts of at most this many bytes (SQLite refuses very large single values). */
@@ -123,14 +127,14 @@ export class CoordinatorStore {
       .run(status, roundsPlanned ?? null, status, new Date().toISOString(), id);
   }
 
-  upsertInstitution(id: string, publicKey: Uint8Array, budget: { epsilon: number; delta: number } | null, numTrainExamples: number): void {
+  upsertInstitution(id: string, publicKey: Uint8Array, budget: { epsilon: number; delta: number } | null, declaredExamples: number | null): void {
     const now = new Date().toISOString();
     this.db
       .prepare(`INSERT INTO institutions (id, public_key, budget_epsilon, budget_delta, num_train_examples, first_seen, last_seen)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET budget_epsilon = excluded.budget_epsilon, budget_delta = excluded.budget_delta,
                   num_train_examples = excluded.num_train_examples, last_seen = excluded.last_seen`)
-      .run(id, Buffer.from(publicKey), budget?.epsilon ?? null, budget?.delta ?? null, numTrainExamples, now, now);
+      .run(id, Buffer.from(publicKey), budget?.epsilon ?? null, budget?.delta ?? null, declaredExamples, now, now);
   }
 
   institutionKey(id: string): Uint8Array | undefined {

@@ -1,10 +1,12 @@
-// Registered institutions: identity keys (pinned at first registration), sessions, declared budgets
-// and liveness. Every call after Register is checked here.
+// Registered institutions: identity keys, sessions, declared budgets and liveness. Only enrolled
+// institutions get this far (enrolment.ts): admit() is the first step of every registration, and every
+// call after Register is checked here, against its session and against the enrolment as it is now.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { verifySignature } from '../privacy/identity.ts';
 import { INSTITUTION_ID_PATTERN, registrationMessage } from '../proto/registration.ts';
 import type { Envelope, RegisterRequest } from '../proto/wire.ts';
 import type { CoordinatorStore } from './coordinator-store.ts';
+import type { Enrolment, PeerCertificateId } from './enrolment.ts';
 import { invalidArgument, permissionDenied, unauthenticated } from './rpc-error.ts';
 
 export interface Institution {
@@ -12,7 +14,8 @@ export interface Institution {
   publicKey: Uint8Array;
   session: Buffer;
   budget: { epsilon: number; delta: number } | null;
-  numTrainExamples: number;
+  /** The public example count the institution declared at registration (null: none); never its true row count. */
+  declaredExamples: number | null;
   lastSeen: number;
   /** Set when the institution declined for budget reasons, or the coordinator refused it. */
   excludedReason: string | null;
@@ -21,7 +24,22 @@ export interface Institution {
 export class InstitutionRegistry {
   private readonly institutions = new Map<string, Institution>();
 
-  constructor(private readonly store: CoordinatorStore, private readonly livenessMs: number) {}
+  constructor(
+    private readonly store: CoordinatorStore,
+    private readonly livenessMs: number,
+    private readonly enrolment: Enrolment,
+  ) {}
+
+  /**
+   * The allow-list step of a registration, taken before register() looks at anything else: a request
+   * whose id is not enrolled, is revoked, comes with another key, or (mutual TLS) over a certificate
+   * bound to another id is refused with PERMISSION_DENIED. A malformed id or key is left to register(),
+   * which refuses it with INVALID_ARGUMENT naming the field.
+   */
+  admit(request: Pick<RegisterRequest, 'institutionId' | 'identityPublicKey'>, peer: PeerCertificateId): void {
+    if (!INSTITUTION_ID_PATTERN.test(request.institutionId) || request.identityPublicKey?.length !== 32) return;
+    this.enrolment.admitRegistration(request.institutionId, request.identityPublicKey, peer);
+  }
 
   register(request: RegisterRequest): Institution {
     const id = request.institutionId;
@@ -37,16 +55,20 @@ export class InstitutionRegistry {
     }
     const budget = request.budget && request.budget.epsilon > 0 ? { epsilon: request.budget.epsilon, delta: request.budget.delta } : null;
     if (budget && !(budget.delta > 0 && budget.delta < 1)) throw invalidArgument('budget.delta: must be in (0, 1)');
-    this.store.upsertInstitution(id, request.identityPublicKey, budget, request.numTrainExamples);
+    const declared = Number(request.declaredExamples ?? 0);
+    if (!Number.isSafeInteger(declared) || declared < 0) throw invalidArgument('declared_examples: must be a non-negative integer (0 = none declared)');
+    const declaredExamples = declared > 0 ? declared : null;
+    this.store.upsertInstitution(id, request.identityPublicKey, budget, declaredExamples);
     const previous = this.institutions.get(id);
     const institution: Institution = {
       id,
       publicKey: new Uint8Array(request.identityPublicKey),
       session: randomBytes(16),
       budget,
-      numTrainExamples: request.numTrainExamples,
+      declaredExamples,
       lastSeen: Date.now(),
-      excludedReason: previous?.excludedReason ?? null,
+      // an institution enrolled again after a revocation starts afresh; other exclusions stay
+      excludedReason: previous?.excludedReason === 'revoked' ? null : (previous?.excludedReason ?? null),
     };
     this.institutions.set(id, institution);
     return institution;
@@ -61,8 +83,19 @@ export class InstitutionRegistry {
     if (session.length !== institution.session.length || !timingSafeEqual(session, institution.session)) {
       throw unauthenticated(`envelope.session: not the current session of "${envelope.institutionId}" (register again)`);
     }
+    this.enrolment.checkActive(institution.id, institution.publicKey);
     institution.lastSeen = Date.now();
     return institution;
+  }
+
+  /**
+   * Ends the registration of institutions whose enrolment was revoked: they are no longer live (never
+   * sampled again) and their next call is refused. Returns the ids it ended.
+   */
+  dropRevoked(): string[] {
+    const revoked = this.enrolment.notActive([...this.institutions.keys()]).filter((id) => this.institutions.get(id)?.excludedReason !== 'revoked');
+    for (const id of revoked) this.exclude(id, 'revoked');
+    return revoked;
   }
 
   get(id: string): Institution | undefined {

@@ -1,11 +1,13 @@
 // The coordinator's privacy bookkeeping for a run, over the ε ledger kept in its own SQLite file:
-// it refuses to schedule an institution whose recorded ε would pass its declared budget, checks the signed
-// event each institution sends with its update (and with a private evaluation), adds the central noise of
-// client-level DP, and appends the round's events inside the round's commit transaction (so a retried
-// round never records twice): training events, then the evaluation events of the round's candidate.
+// it refuses to schedule an institution whose recorded ε would pass its declared budget, refuses a
+// client-level round past the federation's (ε, δ) target, checks the signed event each institution sends
+// with its update against the plan's public parameters (and with a private evaluation), and appends the
+// events of every sum the moment it is revealed: a training sum's events, and a private evaluation's
+// events when the noisy histogram sum is revealed (a round that then fails keeps them; re-appending the
+// same signed event is a no-op). The coordinator never adds noise: the institutions do
+// (privacy/release-policy.ts, privacy/evaluation-mechanism.ts).
 import { makeAccountant } from '../privacy/accountant.ts';
 import { checkBudget } from '../privacy/budget.ts';
-import { addGaussianNoise } from '../privacy/gaussian-noise.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
 import { EVALUATION_SENSITIVITY } from '../privacy/evaluation-mechanism.ts';
 import { signEvent, validateLedgerEvent, verifyEventSignature, type LedgerEvent, type LedgerMode } from '../privacy/ledger-event.ts';
@@ -13,6 +15,7 @@ import { PrivacyLedger } from '../privacy/ledger.ts';
 import type { PrivacyEventMsg } from '../proto/wire.ts';
 import type { CoordinatorStore } from './coordinator-store.ts';
 import type { Institution, InstitutionRegistry } from './institution-registry.ts';
+import { trainingReleasePolicy } from '../privacy/release-policy.ts';
 import type { RoundPrivacy } from './round-privacy.ts';
 import { invalidArgument } from './rpc-error.ts';
 import type { RunConfig } from './run-config.ts';
@@ -29,6 +32,11 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
   /** Institutions found within budget, with the ledger head and budget they were checked at. */
   const admitted = new Map<string, string>();
 
+  const client = config.task.privacy.client;
+  /** The federation's own budget under client-level DP: the run's target. */
+  const federationBudget = { epsilon: client?.targetEpsilon ?? 1, delta: client?.delta ?? 1e-5 };
+  const clientAccountant = makeAccountant(client?.accountant ?? 'rdp');
+
   const ensureRegistered = (institution: { id: string; publicKey: Uint8Array; budget: { epsilon: number; delta: number } | null }) => {
     const budget = institution.budget ?? { epsilon: config.task.privacy.record?.targetEpsilon ?? 10, delta: config.task.privacy.record?.delta ?? 1e-5 };
     const row = ledger.institution(institution.id);
@@ -36,6 +44,15 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
   };
 
   const eventsOf = (id: string) => ledger.events({ institutionId: id }).map((r) => r.event);
+
+  /** Appends an institution's signed event (checked when it arrived) to the coordinator's ledger; the same event again is a no-op. */
+  const appendSigned = (id: string, event: PrivacyEventMsg, as: LedgerMode) => {
+    const institution = registry.get(id);
+    if (!institution) throw new Error(`ledger: institution ${id} vanished`);
+    ensureRegistered(institution);
+    const { signature, ...fields } = event;
+    ledger.append({ ...fields, mode: as } as LedgerEvent, signature);
+  };
 
   /** A signed event from `institution` about this run's `round` at `modelVersion` in `mode`; throws an RpcError naming the field. */
   const checkSignedEvent = (institution: Institution, round: number, modelVersion: number, mode: LedgerMode, event: PrivacyEventMsg | null | undefined): LedgerEvent => {
@@ -89,8 +106,27 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
       });
     },
 
+    releasedRound(round: number): boolean {
+      return mode === 'client' && ledger.events({ institutionId: FEDERATION_ID, runId }).some((r) => r.event.round === round);
+    },
+
+    roundRefusal(round: number): string | null {
+      if (mode !== 'client' || !client) return null;
+      const events = ledger.events({ institutionId: FEDERATION_ID, runId }).map((r) => r.event);
+      const next = { sampleRate: client.clientSampleRate, noiseMultiplier: client.noiseMultiplier, steps: 1 };
+      const check = checkBudget(events, [next], federationBudget, clientAccountant);
+      if (check.allowed) return null;
+      return `round ${round}: refused: client-level epsilon after it would be ${check.projectedEpsilon.toFixed(4)} > the run's target ${federationBudget.epsilon} at delta ${federationBudget.delta}`;
+    },
+
     checkResultEvent(institution: Institution, round: number, modelVersion: number, event: PrivacyEventMsg | null | undefined): void {
       checkSignedEvent(institution, round, modelVersion, 'record', event);
+      // The plan's public mechanism: q and the step count are parameters of the run, never B/n.
+      const { signature: _signature, ...e } = event!;
+      const record = config.task.privacy.record!;
+      if (e.sampleRate !== record.sampleRate) throw invalidArgument(`header.privacy_event.sample_rate: ${e.sampleRate} is not the plan's public rate ${record.sampleRate}`);
+      if (e.steps !== config.task.localSteps) throw invalidArgument(`header.privacy_event.steps: ${e.steps} is not the plan's ${config.task.localSteps} local steps`);
+      if (e.clipNorm !== record.clipNorm) throw invalidArgument(`header.privacy_event.clip_norm: ${e.clipNorm} is not the plan's ${record.clipNorm}`);
     },
 
     checkEvaluationEvent(institution: Institution, round: number, event: PrivacyEventMsg | null | undefined): void {
@@ -100,40 +136,27 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
       if (e.clipNorm !== EVALUATION_SENSITIVITY) throw invalidArgument(`header.privacy_event.clip_norm: an evaluation event records the sensitivity ${EVALUATION_SENSITIVITY}, got ${e.clipNorm}`);
     },
 
-    noiseSum(sum: Float32Array): void {
-      const c = config.task.privacy.client!;
-      addGaussianNoise(sum, c.noiseMultiplier * c.updateClipNorm);
-    },
-
-    updateNormBound(): number {
-      return mode === 'client' ? config.task.privacy.client!.updateClipNorm : Number.POSITIVE_INFINITY;
-    },
-
-    commitWrites(round, modelVersion, events, participants, actualNoiseMultiplier, evaluationEvents) {
-      return () => {
+    recordRevealedSum(round, modelVersion, events, actualNoiseMultiplier) {
+      store.db.transaction(() => {
         if (mode === 'record') {
-          const appendSigned = (id: string, event: PrivacyEventMsg, as: LedgerMode) => {
-            const institution = registry.get(id);
-            if (!institution) throw new Error(`commit: institution ${id} vanished`);
-            ensureRegistered(institution);
-            const { signature, ...fields } = event;
-            ledger.append({ ...fields, mode: as } as LedgerEvent, signature);
-          };
           for (const [id, event] of events) appendSigned(id, event, 'record');
-          for (const [id, event] of evaluationEvents ?? []) appendSigned(id, event, 'evaluation');
-        } else if (mode === 'client' && participants.length > 0) {
-          const c = config.task.privacy.client!;
-          const live = Math.max(participants.length, registry.all().filter((i) => !i.excludedReason).length);
-          ensureRegistered({ id: FEDERATION_ID, publicKey: identity.publicKey, budget: { epsilon: 1e6, delta: c.delta } });
-          const event: LedgerEvent = {
-            institutionId: FEDERATION_ID, runId, round, mode: 'client',
-            sampleRate: Math.min(1, config.sampleCount > 0 ? config.sampleCount / live : config.sampleFraction),
-            noiseMultiplier: actualNoiseMultiplier ?? c.noiseMultiplier, steps: 1, clipNorm: c.updateClipNorm, delta: c.delta,
-            modelVersion: modelVersion - 1, time: new Date().toISOString(),
-          };
+        } else if (mode === 'client' && client) {
+          ensureRegistered({ id: FEDERATION_ID, publicKey: identity.publicKey, budget: federationBudget });
+          const policy = trainingReleasePolicy(config.task);
+          const sum = policy.sumEvent(actualNoiseMultiplier ?? client.noiseMultiplier)!;
+          const event: LedgerEvent = { institutionId: FEDERATION_ID, runId, round, mode: 'client', ...sum, modelVersion, time: new Date().toISOString() };
           ledger.append(event, signEvent(event, identity));
         }
-      };
+      })();
+    },
+
+    recordEvaluationEvents(_round, events) {
+      // The same rule as a training sum: the institutions' signed evaluation events, the moment the noisy
+      // histogram sum is revealed, in their own transaction (idempotent: the same signed event is a no-op).
+      if (events.size === 0) return;
+      store.db.transaction(() => {
+        for (const [id, event] of events) appendSigned(id, event, 'evaluation');
+      })();
     },
 
     summary() {
@@ -142,7 +165,7 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
         .filter((r) => ledger.events({ institutionId: r.institutionId, runId }).length > 0)
         .map((r) => {
           const spent = ledger.spent(r.institutionId, accountant, { runId });
-          return { id: r.institutionId, epsilon: spent.epsilon, delta: spent.delta, budget: r.institutionId === FEDERATION_ID ? null : r.budget.epsilon };
+          return { id: r.institutionId, epsilon: spent.epsilon, delta: spent.delta, budget: r.budget.epsilon };
         });
     },
   };

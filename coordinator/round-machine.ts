@@ -17,7 +17,8 @@ import {
 } from '../privacy/evaluation-vector.ts';
 import { majorityThreshold, sizeMaskingGraph } from '../privacy/masking-graph.ts';
 import { decodeWeightedSum } from '../privacy/quantise.ts';
-import { l2Norm } from '../privacy/update-clipping.ts';
+import { trainingReleasePolicy, type ReleasePolicy } from '../privacy/release-policy.ts';
+import { clipToNorm, l2Norm } from '../privacy/update-clipping.ts';
 import { planSecureUpdate, weightCapFor } from './secure-update-plan.ts';
 import { SecureCollection } from './secure-collection.ts';
 import { CkksCollection, type CkksKey } from './ckks-collection.ts';
@@ -91,9 +92,7 @@ interface TrainStage {
   next: Float32Array;
   reported: string[];
   participants: ParticipantRecord[];
-  events: Map<string, PrivacyEventMsg>;
   metrics: MetricRow[];
-  actualNoiseMultiplier?: number;
 }
 
 interface EvalStage {
@@ -101,7 +100,7 @@ interface EvalStage {
   metrics: MetricRow[];
   perInstitution: RoundSummary['institutions'];
   evaluators: Set<string>;
-  /** Private evaluation: the evaluators' signed events, recorded with the round. */
+  /** Private evaluation: the evaluators' signed events (recorded in the ledger when their sum was revealed). */
   events: Map<string, PrivacyEventMsg>;
 }
 
@@ -138,6 +137,14 @@ export class RoundMachine extends EventEmitter {
   private stopped = false;
   private readonly spec: ModelSpec;
   private readonly specJson: string;
+  /** The privacy layer of training releases: bounds, noise placement, participation, weights, events. */
+  private readonly policy: ReleasePolicy;
+  /** The weight of each institution offered the current round (the policy's weight of its declared size). */
+  private roundWeights = new Map<string, number>();
+  /** Plain updates above the bound that the coordinator clipped in the current round. */
+  private clippedUpdates = 0;
+  /** Set when the current round's number may not be used again (client-level DP: every offer is a release). */
+  private roundConsumed = false;
   private readonly shapes: { name: string; shape: number[]; size: number }[];
 
   constructor(
@@ -160,6 +167,7 @@ export class RoundMachine extends EventEmitter {
     this.spec = deps.config.modelSpec;
     this.specJson = JSON.stringify(this.spec);
     this.shapes = parameterShapes(this.spec).map((p) => ({ ...p, size: p.shape.reduce((a, b) => a * b, 1) }));
+    this.policy = trainingReleasePolicy(deps.config.task);
     this.global = deps.initialModel;
     this.round = deps.startRound;
     this.modelVersion = deps.startRound - 1;
@@ -191,12 +199,23 @@ export class RoundMachine extends EventEmitter {
   async run(): Promise<void> {
     const { config } = this.deps;
     while (!this.stopped && this.round <= config.rounds) {
+      if (this.deps.privacy?.releasedRound(this.round)) {
+        this.round++;
+        continue;
+      }
+      const refusal = this.deps.privacy?.roundRefusal(this.round) ?? null;
+      if (refusal) {
+        this.deps.store.recordRoundFailure(this.runId, this.round, refusal);
+        this.emit('round-failed', { round: this.round, reason: refusal });
+        break;
+      }
+      this.roundConsumed = false;
       const summary = await this.runRound();
       if (this.stopped) break;
-      if (summary) {
-        this.emit('round', summary);
-        this.round++;
-      }
+      if (summary) this.emit('round', summary);
+      // A failed round is run again under the same number, except under client-level DP: there every
+      // institution offered a round has released (and recorded) its noisy share, so the retry is a new round.
+      if (summary || this.roundConsumed) this.round++;
     }
     if (!this.stopped) {
       this.phase = 'done';
@@ -214,6 +233,9 @@ export class RoundMachine extends EventEmitter {
     this.phase = 'waiting';
     const participants = await this.waitAndSample(round);
     if (this.stopped || !participants) return null;
+    this.roundWeights = new Map(participants.map((p) => [p.id, this.policy.weightOf(p.declaredExamples)]));
+    this.clippedUpdates = 0;
+    if (this.policy.participation === 'secret-coin') this.roundConsumed = true;
     // A round's time runs from sampling to commit: waiting for institutions to come online is not round work.
     const startedAt = new Date();
     const t0 = performance.now();
@@ -262,7 +284,6 @@ export class RoundMachine extends EventEmitter {
       );
       if (aucStderr !== undefined) metrics.push({ institutionId: '', name: 'auc_stderr', value: aucStderr });
     }
-    const ledgerWrites = this.deps.privacy?.commitWrites(round, round, trained.events, trained.reported, trained.actualNoiseMultiplier, evaluated.events);
     store.commitRound(
       {
         runId: this.runId,
@@ -278,7 +299,6 @@ export class RoundMachine extends EventEmitter {
         ),
         metrics,
       },
-      ledgerWrites,
     );
     this.global = trained.next;
     this.globalId = this.candidateId;
@@ -301,12 +321,17 @@ export class RoundMachine extends EventEmitter {
   }
 
   /**
-   * The new global model from a weighted sum of updates (plain with client-level DP, secure, or encrypted):
-   * client-level DP (DP-FedAvg) divides by the expected cohort size, not by the weight that arrived.
+   * The new global model from a weighted sum of updates (secure or encrypted), divided as the release
+   * policy says: by the weight that arrived, or under client-level DP (DP-FedAvg) by the expected number of
+   * participants q·offered (the actual number is the institutions' secret).
    */
-  private fromSum(round: number, weightedDeltaSum: Float32Array, totalWeight: number, sampled: number, count: number): Float32Array {
-    const clientDp = this.deps.config.task.privacy.mode === 'client';
-    return this.deps.strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum, totalWeight: clientDp ? sampled : totalWeight, count });
+  private fromSum(round: number, weightedDeltaSum: Float32Array, totalWeight: number, offered: number, count: number): Float32Array {
+    return this.deps.strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum, totalWeight: this.policy.divisor(totalWeight, offered), count });
+  }
+
+  /** The events of a sum just revealed to the coordinator, recorded before anything else can fail. */
+  private recordRevealed(round: number, events: Map<string, PrivacyEventMsg>, actualNoiseMultiplier?: number): void {
+    this.deps.privacy?.recordRevealedSum(round, this.modelVersion, events, actualNoiseMultiplier);
   }
 
   private tooFew(round: number, reported: number, sampled: number): string | null {
@@ -317,7 +342,7 @@ export class RoundMachine extends EventEmitter {
   private async trainPlain(round: number, participants: Institution[], trainConfig: TaskConfig): Promise<TrainStage | { failure: string }> {
     const { config, strategy, board } = this.deps;
     this.trainPhase = new PhaseCollector<TrainReport>('training', new Set(participants.map((p) => p.id)), config.roundTimeoutMs);
-    const arrivals = strategy.worksOnSums && config.task.privacy.mode !== 'client'
+    const arrivals = strategy.worksOnSums
       ? new ArrivalWeightedSum(this.arrivalBuffer.cleared(this.global.length), (v) => this.updateVectors.give(v))
       : null;
     this.arrivals = arrivals;
@@ -327,6 +352,10 @@ export class RoundMachine extends EventEmitter {
     const outcomes = this.trainPhase.all();
     for (const id of outcomes.keys()) board.clear(id);
     const reports = this.trainPhase.reported();
+    // Plain aggregation: every update the coordinator received is revealed to it; record its event now.
+    const events = new Map<string, PrivacyEventMsg>();
+    for (const [id, r] of reports) if (r.privacyEvent) events.set(id, r.privacyEvent);
+    this.recordRevealed(round, events);
     const failure = this.tooFew(round, reports.size, participants.length);
     if (failure) {
       arrivals?.discard();
@@ -337,42 +366,31 @@ export class RoundMachine extends EventEmitter {
       // Σ w·Δ in float64, folded in arrival order: bit for bit the strategy's own sum over the same updates.
       const { weightedSum, totalWeight, count } = arrivals.finish();
       next = strategy.aggregateFitFromSum(round, this.global, { weightedDeltaSum: weightedSum, totalWeight, count });
-    } else if (config.task.privacy.mode === 'client' && this.deps.privacy) {
-      // DP-FedAvg: uniform weights, noise on the sum, divided by the expected cohort size.
-      const updates = this.collectedUpdates(reports);
-      const sum = new Float32Array(this.global.length);
-      for (const u of updates) for (let i = 0; i < sum.length; i++) sum[i] += u.delta[i];
-      this.deps.privacy.noiseSum(sum);
-      next = this.fromSum(round, sum, updates.length, participants.length, updates.length);
-      this.updateVectors.give(...updates.map((u) => u.delta)); // aggregated: nothing refers to them any more
     } else {
       const updates = this.collectedUpdates(reports);
       next = strategy.aggregateFit(round, this.global, updates);
       this.updateVectors.give(...updates.map((u) => u.delta));
     }
-    const metrics: MetricRow[] = [];
+    const metrics: MetricRow[] = [{ institutionId: '', name: 'updates_clipped', value: this.clippedUpdates }];
     for (const [id, r] of reports) for (const [k, v] of Object.entries(r.metrics)) metrics.push({ institutionId: id, name: `train_${k}`, value: v });
-    const events = new Map<string, PrivacyEventMsg>();
-    for (const [id, r] of reports) if (r.privacyEvent) events.set(id, r.privacyEvent);
     return {
       next,
       reported: [...reports.keys()],
+      // The weight used is public (a declared size, capped, or 1); no row count is kept.
       participants: [...outcomes].map(([id, o]) =>
         o.status === 'reported'
-          ? { institutionId: id, status: 'reported' as const, numExamples: o.value.numExamples, detail: '' }
+          ? { institutionId: id, status: 'reported' as const, numExamples: 0, detail: `weight ${this.roundWeights.get(id) ?? 1}` }
           : { institutionId: id, status: o.status, numExamples: 0, detail: o.detail },
       ),
-      events,
       metrics,
     };
   }
 
-  /** The round's updates, each with its weight (example count, or 1 under uniform weighting), in arrival order. */
+  /** The round's updates, each with the release policy's weight of its declared size, in arrival order. */
   private collectedUpdates(reports: Map<string, TrainReport>): ClientUpdate[] {
-    const uniform = this.deps.config.task.weighting === 'uniform';
     return [...reports].map(([id, r]) => {
       if (!r.delta) throw new Error(`round ${this.round}: the update of ${id} was folded into the arrival sum`);
-      return { institutionId: id, weight: uniform ? 1 : r.numExamples, delta: r.delta };
+      return { institutionId: id, weight: this.roundWeights.get(id) ?? 1, delta: r.delta };
     });
   }
 
@@ -430,6 +448,8 @@ export class RoundMachine extends EventEmitter {
       variance += (e.privacyEvent.noiseMultiplier * EVALUATION_SENSITIVITY) ** 2;
       stage.events.set(id, e.privacyEvent);
     }
+    // Plain aggregation: every noisy histogram the coordinator received is revealed to it; record the events now.
+    this.deps.privacy?.recordEvaluationEvents(this.round, stage.events);
     if (sum) stage.totals = totalsFromNoisyHistograms(sum, Math.sqrt(variance));
     stage.evaluators = new Set(evals.keys());
     return stage;
@@ -454,13 +474,13 @@ export class RoundMachine extends EventEmitter {
   private checkUpdateHeader(institution: Institution, header: ResultHeaderMsg): void {
     this.checkRound(header.envelope, this.modelVersion);
     if (header.kind !== 'TRAIN_RESULT') throw invalidArgument(`header.kind: expected TRAIN_RESULT, got ${header.kind}`);
-    if (this.deps.config.task.privacy.mode === 'record') this.deps.privacy?.checkResultEvent(institution, this.round, this.modelVersion, header.privacyEvent);
+    if (this.policy.noise === 'local-dp-sgd') this.deps.privacy?.checkResultEvent(institution, this.round, this.modelVersion, header.privacyEvent);
   }
 
   private async trainSecure(round: number, participants: Institution[], trainConfig: TaskConfig): Promise<TrainStage | { failure: string }> {
     const { config } = this.deps;
     if (participants.length < 3) return { failure: `round ${round}: secure aggregation needs at least 3 participants (with 2, each learns the other's update from the sum); sampled ${participants.length}` };
-    const plan = planSecureUpdate(config, participants.map((p) => p.numTrainExamples));
+    const plan = planSecureUpdate(this.policy, participants.map((p) => this.roundWeights.get(p.id) ?? 1));
     const collection = new SecureCollection({
       runId: this.runId, round, collection: 'update', participants, ...this.secureGraph(participants.length),
       vectorLength: this.global.length + 1, quantisationJson: JSON.stringify(plan.quantisation), clientNoiseSigma: plan.clientNoiseSigma,
@@ -476,24 +496,24 @@ export class RoundMachine extends EventEmitter {
         ? { institutionId: p.id, status: 'reported' as const, numExamples: 0, detail: 'example count hidden by secure aggregation' }
         : { institutionId: p.id, status: outcome.excluded.has(p.id) ? ('rejected' as const) : ('dropped' as const), numExamples: 0, detail: outcome.excluded.get(p.id) ?? 'dropped out of the secure sum' });
     if (!outcome.ok) return { failure: `round ${round}: secure aggregation aborted: ${outcome.reason}` };
-    const failure = this.tooFew(round, outcome.survivors.length, participants.length);
-    if (failure) return { failure };
-    const decoded = decodeWeightedSum(outcome.sum, plan.quantisation, outcome.survivors.length, plan.noiseTail);
-    // Under client-level DP the clients added the noise; the ledger gets the noise actually present.
-    const actualNoiseMultiplier = config.task.privacy.mode === 'client'
+    // The sum is revealed: record it first. Under client-level DP the institutions added the noise; the
+    // ledger gets the noise actually present (every survivor, participant or cover, added its share).
+    const actualNoiseMultiplier = this.policy.noise === 'distributed-share'
       ? distributedNoiseAccounting({
-        l2Clip: config.task.privacy.client!.updateClipNorm, scale: plan.quantisation.scale, dimension: this.global.length,
+        l2Clip: this.policy.updateBound, scale: plan.quantisation.scale, dimension: this.global.length,
         perClientSigma: plan.clientNoiseSigma, survivors: outcome.survivors.length,
       }).effectiveNoiseMultiplier
       : undefined;
+    this.recordRevealed(round, outcome.events, actualNoiseMultiplier);
+    const failure = this.tooFew(round, outcome.survivors.length, participants.length);
+    if (failure) return { failure };
+    const decoded = decodeWeightedSum(outcome.sum, plan.quantisation, outcome.survivors.length, plan.noiseTail);
     const next = this.fromSum(round, decoded.weightedSum, decoded.totalWeight, participants.length, outcome.survivors.length);
     return {
       next,
       reported: outcome.survivors,
       participants: participantsOut(outcome.survivors),
-      events: outcome.events,
       metrics: [{ institutionId: '', name: 'secagg_dropped', value: outcome.dropped.length }],
-      actualNoiseMultiplier,
     };
   }
 
@@ -504,7 +524,7 @@ export class RoundMachine extends EventEmitter {
     if (!keyHolder) return { failure: `round ${round}: the CKKS key holder ${holderId ?? '(none)'} is not connected` };
     const collection = new CkksCollection({
       runId: this.runId, round, participants, keyHolder, key: this.ckksKey, dimension: this.global.length,
-      weightCap: weightCapFor(participants.map((p) => p.numTrainExamples)), minReports: config.minClients, board: this.deps.board,
+      weightCap: weightCapFor(participants.map((p) => this.roundWeights.get(p.id) ?? 1)), minReports: config.minClients, board: this.deps.board,
       makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: this.modelVersion }),
       roundDeadlineMs: config.roundTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
       checkHeader: (institution, header) => this.checkUpdateHeader(institution, header),
@@ -513,8 +533,13 @@ export class RoundMachine extends EventEmitter {
     const outcome = await collection.run();
     this.ckks = null;
     this.ckksKey = outcome.key;
-    if (!outcome.ok) return { failure: `round ${round}: CKKS aggregation failed: ${outcome.reason}` };
-    if (config.task.privacy.mode === 'client') this.deps.privacy?.noiseSum(outcome.weightedDeltaSum);
+    const noisy = this.policy.noise === 'distributed-share';
+    if (!outcome.ok) {
+      // A sum the key holder decrypted is revealed even when the round then fails.
+      if (outcome.revealed && noisy) this.recordRevealed(round, new Map(), this.policy.realNoiseMultiplier(outcome.revealed.reported, participants.length));
+      return { failure: `round ${round}: CKKS aggregation failed: ${outcome.reason}` };
+    }
+    this.recordRevealed(round, outcome.events, noisy ? this.policy.realNoiseMultiplier(outcome.reported.length, participants.length) : undefined);
     const next = this.fromSum(round, outcome.weightedDeltaSum, outcome.totalWeight, participants.length, outcome.reported.length);
     return {
       next,
@@ -525,7 +550,6 @@ export class RoundMachine extends EventEmitter {
           ? { institutionId: p.id, status: 'reported' as const, numExamples: 0, detail: 'example count hidden by CKKS' }
           : { institutionId: p.id, status: o.startsWith('rejected') ? ('rejected' as const) : o.startsWith('declined') ? ('declined' as const) : ('dropped' as const), numExamples: 0, detail: o };
       }),
-      events: outcome.events,
       metrics: [],
     };
   }
@@ -563,6 +587,8 @@ export class RoundMachine extends EventEmitter {
       // Each survivor's event records the multiplier of t shares of its σ_c (≈ σ_c·√t): the sum carries Σ σ_c².
       let variance = 0;
       for (const event of outcome.events.values()) variance += (event.noiseMultiplier * EVALUATION_SENSITIVITY) ** 2 / graph.threshold;
+      // The noisy histogram sum is revealed: record its events first, as a training sum's.
+      this.deps.privacy?.recordEvaluationEvents(round, outcome.events);
       const totals = totalsFromNoisyHistograms(decodeNoisyHistograms(outcome.sum, bins, logitRange), Math.sqrt(variance));
       return { totals, metrics: [], perInstitution: [], evaluators: new Set(outcome.survivors), events: outcome.events };
     }
@@ -581,6 +607,9 @@ export class RoundMachine extends EventEmitter {
       if (live.length >= needed) {
         this.roundsRun++;
         live.sort((a, b) => a.id.localeCompare(b.id));
+        // Client-level DP: the round is offered to every live admissible institution; each joins it by its
+        // own secret coin, so the recorded q is the true probability whatever the cohort flags say.
+        if (this.policy.participation === 'secret-coin') return live;
         const wanted = config.sampleCount > 0 ? config.sampleCount : Math.ceil(config.sampleFraction * live.length);
         const k = Math.min(live.length, Math.max(config.minClients, wanted));
         const random = new SeededRandom(`${config.seed}:sample:${this.runId}:${round}`);
@@ -687,11 +716,8 @@ export class RoundMachine extends EventEmitter {
     if (!phase || this.phase !== 'training') throw failedPrecondition(`envelope.round: round ${this.round} is not collecting training results (phase ${this.phase})`);
     const why = phase.refusal(institution.id);
     if (why) throw failedPrecondition(why);
-    if (!Number.isInteger(header.numExamples) || header.numExamples < 1) throw invalidArgument('header.num_examples: must be a positive integer');
     if (header.tensorCount !== this.shapes.length) throw invalidArgument(`header.tensor_count: expected ${this.shapes.length} tensors, got ${header.tensorCount}`);
-    if (this.deps.config.task.privacy.mode === 'record') {
-      this.deps.privacy?.checkResultEvent(institution, this.round, this.modelVersion, header.privacyEvent);
-    }
+    if (this.policy.noise === 'local-dp-sgd') this.deps.privacy?.checkResultEvent(institution, this.round, this.modelVersion, header.privacyEvent);
     // The update is received straight into one flat vector (no copy after the stream).
     const delta = this.updateVectors.take(this.global.length);
     const offsets: number[] = [];
@@ -721,20 +747,21 @@ export class RoundMachine extends EventEmitter {
         } catch (error) {
           throw invalidArgument(`tensor.data: ${(error as Error).message}`);
         }
-        const bound = this.deps.privacy?.updateNormBound() ?? Number.POSITIVE_INFINITY;
-        if (Number.isFinite(bound)) {
-          const norm = l2Norm(delta);
-          if (norm > bound * (1 + 1e-5)) throw invalidArgument(`tensor.data: update L2 norm ${norm.toFixed(4)} exceeds the clip norm ${bound}`);
+        // Bounded influence: an update above the bound is clipped to it (counted in the round's metrics);
+        // header.num_examples is ignored (an update weighs what its institution declared, capped).
+        if (l2Norm(delta) > this.policy.updateBound) {
+          clipToNorm(delta, this.policy.updateBound);
+          this.clippedUpdates++;
         }
         this.deps.board.clear(institution.id);
         const arrivals = this.arrivals;
         phase.report(institution.id, {
           delta: arrivals ? null : delta,
-          numExamples: header.numExamples,
+          numExamples: 0,
           metrics: { ...header.metrics },
           privacyEvent: header.privacyEvent ?? null,
         });
-        arrivals?.add(delta, this.deps.config.task.weighting === 'uniform' ? 1 : header.numExamples);
+        arrivals?.add(delta, this.roundWeights.get(institution.id) ?? 1);
       },
       fail: reject,
     };
@@ -832,6 +859,7 @@ export class RoundMachine extends EventEmitter {
         request.projectedEpsilon, request.budgetEpsilon);
     }
     this.trainPhase?.reject(institution.id, 'declined', `${reason}: ${request.detail}`);
+    if (this.secure?.collection === 'update') this.secure.decline(institution.id, `${reason}: ${request.detail}`);
     this.evalPhase?.reject(institution.id, 'declined', `${reason}: ${request.detail}`);
     this.deps.board.clear(institution.id);
     this.emit('declined', { institution: institution.id, reason, detail: request.detail });

@@ -1,22 +1,32 @@
-// The round machine's privacy hooks: who may be scheduled, what a training result must carry, what
-// noise the coordinator adds in client-level mode, and the ledger rows committed with the round.
+// The round machine's privacy hooks: who may be scheduled, whether the federation's budget allows another
+// round, what a training result or a private evaluation must carry, and the ledger rows of every sum the
+// coordinator sees (training and evaluation alike: recorded when revealed, not at commit).
 import type { PrivacyEventMsg } from '../proto/wire.ts';
 import type { Institution } from './institution-registry.ts';
 
 export interface RoundPrivacy {
   /** Filters the candidates of a round: those whose recorded ε (plus the round) would exceed their budget are refused (and the refusal recorded). */
   admissible(round: number, candidates: Institution[]): Institution[];
+  /** Client-level DP: whether this round number already has a revealed sum in the ledger (a resumed run skips it: a round is released once). */
+  releasedRound(round: number): boolean;
+  /** Client-level DP: why one more round would pass the federation's (ε, δ) target (null when it fits). */
+  roundRefusal(round: number): string | null;
   /** Checks the privacy event attached to a training result; throws an RpcError naming the field. */
   checkResultEvent(institution: Institution, round: number, modelVersion: number, event: PrivacyEventMsg | null | undefined): void;
   /** Checks the signed event of a private evaluation of round `round`'s candidate (mode "evaluation"); throws an RpcError naming the field. */
   checkEvaluationEvent(institution: Institution, round: number, event: PrivacyEventMsg | null | undefined): void;
-  /** Client-level DP with plain or CKKS aggregation: adds the coordinator's Gaussian noise N(0, (zS)²) to the sum of clipped updates. */
-  noiseSum(sum: Float32Array): void;
-  /** Maximum L2 norm a client-level update may have (Infinity when unconstrained). */
-  updateNormBound(): number;
-  /** Ledger writes of the round (training events, then private-evaluation events), run inside the round's commit transaction. */
-  commitWrites(round: number, modelVersion: number, events: Map<string, PrivacyEventMsg>, participants: string[], actualNoiseMultiplier?: number,
-    evaluationEvents?: Map<string, PrivacyEventMsg>): () => void;
+  /**
+   * Records the privacy events of a sum the moment it is revealed to the coordinator, in its own
+   * transaction, whether or not the round then commits: the institutions' signed record-level events, or
+   * under client-level DP the federation's event with the noise multiplier actually present.
+   */
+  recordRevealedSum(round: number, modelVersion: number, events: Map<string, PrivacyEventMsg>, actualNoiseMultiplier?: number): void;
+  /**
+   * Records the institutions' signed private-evaluation events of round `round`'s candidate the moment
+   * the noisy histogram sum (or, under plain aggregation, the noisy histograms) is revealed: the same rule
+   * as recordRevealedSum, in its own transaction, kept if the round then fails; idempotent.
+   */
+  recordEvaluationEvents(round: number, events: Map<string, PrivacyEventMsg>): void;
   /** ε summary per institution for progress output. */
   summary(): { id: string; epsilon: number; delta: number; budget: number | null }[];
 }

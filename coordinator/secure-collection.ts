@@ -91,6 +91,13 @@ export class SecureCollection {
   }
 
   /** Runs the four phases; resolves with the sum, or with the reason the secure sum aborted. */
+  /** An institution declined its task (budget, noise below its own calibration, already released): it leaves the sum now, not at the deadline. */
+  decline(id: string, detail: string): void {
+    if (!this.collector.expected.has(id)) return;
+    this.rejected.set(id, `declined: ${detail}`);
+    this.collector.reject(id, 'declined', detail);
+  }
+
   async run(): Promise<SecureSumOutcome> {
     const { board } = this.o;
     const excluded = () => new Map([...this.server.excluded, ...this.rejected]);

@@ -2,7 +2,7 @@
 // client-level DP, the integer noise each adds so that the expected survivors' noises sum to z·S.
 import { maxScaleForNoise, perClientNoiseSigma } from '../privacy/distributed-noise.ts';
 import { chooseQuantisation, noiseTailBound, type QuantisationConfig } from '../privacy/quantise.ts';
-import type { RunConfig } from './run-config.ts';
+import type { ReleasePolicy } from '../privacy/release-policy.ts';
 
 /** Per-coordinate range of a weighted update delta before quantisation (larger values are clipped). */
 export const UPDATE_CLIP_RANGE = 8;
@@ -10,12 +10,12 @@ export const UPDATE_CLIP_RANGE = 8;
 export const MAX_WEIGHT_CAP = 1 << 24;
 
 /**
- * The public cap on example counts: the next power of two above the largest count the participants
- * declared when they registered. A tight cap keeps the quantisation error of Σ w·x small
- * (at most n · cap / scale per coordinate).
+ * The cap of the weight coordinate: the next power of two above the largest weight of the participants
+ * (their declared sizes, already capped by the plan's public cap, or 1). A tight cap keeps the
+ * quantisation error of Σ w·x small (at most n · cap / scale per coordinate).
  */
-export function weightCapFor(declaredCounts: readonly number[]): number {
-  const largest = Math.max(1, ...declaredCounts.filter((c) => Number.isFinite(c)));
+export function weightCapFor(weights: readonly number[]): number {
+  const largest = Math.max(1, ...weights.filter((c) => Number.isFinite(c)));
   return Math.min(MAX_WEIGHT_CAP, 2 ** Math.ceil(Math.log2(largest)));
 }
 
@@ -27,14 +27,14 @@ export interface SecureUpdatePlan {
   noiseTail: number;
 }
 
-export function planSecureUpdate(config: RunConfig, declaredCounts: readonly number[]): SecureUpdatePlan {
-  const participants = declaredCounts.length;
-  const client = config.task.privacy.mode === 'client' ? config.task.privacy.client : undefined;
-  if (!client) {
-    return { quantisation: chooseQuantisation(UPDATE_CLIP_RANGE, participants, 0, { weightCap: weightCapFor(declaredCounts) }), clientNoiseSigma: 0, noiseTail: 0 };
+/** `weights`: the release policy's weight of each participant offered the secure sum. */
+export function planSecureUpdate(policy: ReleasePolicy, weights: readonly number[]): SecureUpdatePlan {
+  const participants = weights.length;
+  if (policy.noise !== 'distributed-share') {
+    return { quantisation: chooseQuantisation(UPDATE_CLIP_RANGE, participants, 0, { weightCap: weightCapFor(weights) }), clientNoiseSigma: 0, noiseTail: 0 };
   }
-  const S = client.updateClipNorm;
-  const targetStd = client.noiseMultiplier * S; // update units, for the whole sum
+  const S = policy.updateBound;
+  const targetStd = policy.noiseShareStd(participants) * Math.sqrt(participants); // z·S, update units, for the whole sum
   const perClientStd = targetStd / Math.sqrt(participants);
   const quantisation = chooseQuantisation(S, participants, targetStd, { weightCap: 1, maxScale: maxScaleForNoise(perClientStd) });
   const clientNoiseSigma = perClientNoiseSigma(targetStd * quantisation.scale, participants);

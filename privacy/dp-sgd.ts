@@ -25,6 +25,11 @@ export interface DpSgdSettings {
   sampleRate: number;
   /** n: examples in the local training set. */
   datasetSize: number;
+  /**
+   * What the noisy sum is divided by: a public expected batch size declared in the plan, so the update
+   * does not scale with the private n. Default q·n.
+   */
+  normaliser?: number;
 }
 
 /** What the accountant needs about the steps taken so far. */
@@ -71,6 +76,7 @@ export class DpSgd {
     positiveFinite(settings.noiseMultiplier, 'noiseMultiplier');
     if (!(settings.sampleRate > 0 && settings.sampleRate <= 1)) throw new Error(`DP-SGD: sampleRate must be in (0, 1], got ${settings.sampleRate}`);
     if (!Number.isInteger(settings.datasetSize) || settings.datasetSize < 1) throw new Error(`DP-SGD: datasetSize must be a positive integer, got ${settings.datasetSize}`);
+    if (settings.normaliser !== undefined) positiveFinite(settings.normaliser, 'normaliser');
     if (shapes.length === 0) throw new Error('DP-SGD: the model has no parameters');
     this.sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
     this.total = this.sizes.reduce((a, b) => a + b, 0);
@@ -110,7 +116,7 @@ export class DpSgd {
 
   /** The expected batch size q·n that the noisy sum is divided by. */
   get expectedBatchSize(): number {
-    return this.settings.sampleRate * this.settings.datasetSize;
+    return this.settings.normaliser ?? this.settings.sampleRate * this.settings.datasetSize;
   }
 
   get steps(): number {

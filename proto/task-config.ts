@@ -13,16 +13,29 @@ export interface RecordPrivacyConfig {
   /** Rounds planned for the run: the calibration spreads the target over all of them. */
   plannedRounds: number;
   accountant: 'rdp' | 'pld';
+  /**
+   * Public Poisson sampling rate q of DP-SGD: every example joins a step's batch with probability q. It is
+   * a parameter of the plan, never derived from an institution's row count, so the event the institution
+   * signs carries no count. The noisy gradient sum is divided by the plan's public batchSize.
+   */
+  sampleRate: number;
 }
 
 export interface ClientPrivacyConfig {
   /** L2 clip norm S of each institution's model update. */
   updateClipNorm: number;
-  /** Noise multiplier z: the sum receives Gaussian noise of standard deviation z·S. */
+  /** Noise multiplier z the coordinator calibrated: the sum receives noise of standard deviation z·S. */
   noiseMultiplier: number;
-  /** Federation-level client sampling rate, for the accountant. */
+  /**
+   * Probability q with which each institution joins a round, decided by its own secret coin
+   * (node:crypto); the coordinator offers every round to every live admissible institution.
+   */
   clientSampleRate: number;
+  /** Target (ε, δ) of the federation over the planned rounds; each institution checks z against its own calibration. */
+  targetEpsilon: number;
   delta: number;
+  plannedRounds: number;
+  accountant: 'rdp' | 'pld';
 }
 
 /**
@@ -48,13 +61,18 @@ export interface EvaluationConfig {
 
 export interface TaskConfig {
   strategy: string;
-  localEpochs: number;
+  /** Local optimiser steps per round (public: the same for every institution, independent of its row count). */
+  localSteps: number;
+  /** L2 bound of every update: the institution clips to it, the coordinator enforces it (clips in plain aggregation). */
+  maxUpdateNorm: number;
+  /** Public cap on a declared example count used as a FedAvg weight. */
+  weightCap: number;
   batchSize: number;
   learningRate: number;
   optimizer: 'sgd' | 'adam';
   /** FedProx proximal term coefficient; 0 disables it. */
   proximalMu: number;
-  /** Weight of an update in the mean: its example count, or 1 (client-level DP needs uniform). */
+  /** Weight of an update in the mean: its declared public example count capped at weightCap, or 1 (client-level DP needs uniform). */
   weighting: 'examples' | 'uniform';
   privacy: { mode: PrivacyMode; record?: RecordPrivacyConfig; client?: ClientPrivacyConfig };
   aggregation: AggregationMode;
@@ -73,9 +91,11 @@ export function parseTaskConfig(json: string): TaskConfig {
   const positive = (x: unknown, name: string) => {
     if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw new Error(`task config: ${name} must be a positive number`);
   };
-  positive(value.localEpochs, 'localEpochs');
   positive(value.batchSize, 'batchSize');
   positive(value.learningRate, 'learningRate');
+  positive(value.localSteps, 'localSteps');
+  positive(value.maxUpdateNorm, 'maxUpdateNorm');
+  positive(value.weightCap, 'weightCap');
   if (!['off', 'record', 'client'].includes(value.privacy?.mode)) throw new Error('task config: privacy.mode must be off|record|client');
   if (value.privacy.mode === 'record') {
     const r = value.privacy.record;
@@ -84,12 +104,16 @@ export function parseTaskConfig(json: string): TaskConfig {
     positive(r.targetEpsilon, 'privacy.record.targetEpsilon');
     positive(r.delta, 'privacy.record.delta');
     positive(r.plannedRounds, 'privacy.record.plannedRounds');
+    if (!(r.sampleRate > 0 && r.sampleRate <= 1)) throw new Error('task config: privacy.record.sampleRate must be in (0, 1]');
   }
   if (value.privacy.mode === 'client') {
     const c = value.privacy.client;
     if (!c) throw new Error('task config: privacy.client is required in client mode');
     positive(c.updateClipNorm, 'privacy.client.updateClipNorm');
     positive(c.noiseMultiplier, 'privacy.client.noiseMultiplier');
+    positive(c.targetEpsilon, 'privacy.client.targetEpsilon');
+    positive(c.plannedRounds, 'privacy.client.plannedRounds');
+    if (!(c.clientSampleRate > 0 && c.clientSampleRate <= 1)) throw new Error('task config: privacy.client.clientSampleRate must be in (0, 1]');
   }
   if (!['plain', 'secagg', 'ckks'].includes(value.aggregation)) throw new Error('task config: aggregation must be plain|secagg|ckks');
   const evaluation = value.evaluation;

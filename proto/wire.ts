@@ -260,7 +260,8 @@ export interface RegisterRequest {
   identityPublicKey: Uint8Array;
   protocolVersion: number;
   budget?: PrivacyBudgetMsg | null;
-  numTrainExamples: number;
+  /** Optional public example count the institution declares (0 or absent: none); never its true row count. */
+  declaredExamples?: number;
   clientVersion: string;
   signature: Uint8Array;
   nonce: Uint8Array;
@@ -283,6 +284,8 @@ export interface CkksTaskMsg {
   weightCap: number;
   summands: number;
   keyHolder: string;
+  /** Client-level DP: institutions offered the round; each adds the noise share for this many. */
+  offered?: number;
 }
 
 export interface SignedKeysMsg {

@@ -30,6 +30,7 @@ import {
   runConfig,
   start,
   startTestCoordinator,
+  joinTestFederation,
   tempDir,
   wasmTf,
   within,
@@ -66,9 +67,9 @@ interface BankOptions {
   wrap?: (learner: Learner) => Learner;
 }
 
-/** A bank as an SDK user builds it: TfjsLearner on its standardised split, its own ledger and budget. */
+/** A bank as an SDK user builds it: TfjsLearner on its split, preprocessed by the public schema; its own ledger and budget. */
 async function bank(o: BankOptions): Promise<TestInstitution> {
-  const { train, validation } = prepareBank(o.data);
+  const { train, validation } = await prepareBank(o.data);
   const base = new TfjsLearner(await wasmTf(), train, validation);
   const learner = o.wrap ? o.wrap(base) : base;
   const identity = generateIdentity();
@@ -76,7 +77,7 @@ async function bank(o: BankOptions): Promise<TestInstitution> {
   const logs: string[] = [];
   const client = new FederationClient({
     coordinator: o.address, institutionId: o.id, identity, learner, privacy, budget: o.declaredBudget ?? o.ownBudget,
-    pollMs: 5_000, reconnectForMs: 30_000, log: (line) => logs.push(line),
+    pollMs: 5_000, reconnectForMs: 30_000, log: (line) => logs.push(line), ...joinTestFederation(o.address, o.id, identity.publicKey),
   });
   return { id: o.id, identity, client, learner, privacy, validation, logs };
 }
@@ -232,7 +233,7 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
     institutions.push(await bank({ id: 'bank-2', address, data: slices[1], ownBudget: { epsilon: 3, delta: DELTA }, ledgerPath: ledgers[1] }));
     // bank-3 enforces a lax budget of 100 locally (so it calibrates to the run's target of 3 over 6 rounds)
     // but declares a smaller one: halfway between ε after 3 and after 4 of its rounds.
-    const { train, validation } = prepareBank(slices[2]);
+    const { train, validation } = await prepareBank(slices[2]);
     const perRound = roundMechanism(config, new TfjsLearner(await wasmTf(), train, validation), 100);
     const after3 = epsilonOf(repeat(perRound, 3));
     const after4 = epsilonOf(repeat(perRound, 4));

@@ -1,14 +1,55 @@
-// An institution's CSV: errors name the line and the column; missing cells stay NaN until standardisation
-// maps them to 0 (the training mean); the train/validation split is stratified and reproducible.
-import { describe, expect, it } from 'vitest';
-import { CsvError, loadCsv, parseCsv, type Dataset } from '../client-sdk/csv-dataset.ts';
-import { splitTrainValidation } from '../client-sdk/data-split.ts';
-import { fitStandardiser, standardise, unstandardise } from '../client-sdk/standardiser.ts';
-import { FRAUD_CSV } from './helpers/federation-fixture.ts';
+// An institution's CSV through the streaming loader: the header is checked against the public schema
+// before any row, errors name the line and the column and quote a bounded excerpt, every value is mapped
+// by the schema alone, and a 300k-row file of the card-fraud shape loads in bounded memory.
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadInChildProcess } from '../bench/client-memory-bench.ts';
+import { writeCardFraudCsv } from '../bench/card-fraud-csv.ts';
+import { CsvError, loadInstitutionCsv, MAX_LINE_BYTES, type InstitutionData } from '../client-sdk/csv-dataset.ts';
+import { RowSplitter, type SplitRule } from '../client-sdk/data-split.ts';
+import { parseSchema, type DataSchema } from '../proto/data-schema.ts';
+import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
+import {
+  cleanUp,
+  FRAUD_CSV,
+  fraudSchemaOf,
+  makeInstitution,
+  runConfig,
+  start,
+  startTestCoordinator,
+  tempDir,
+  testSplitKey,
+  wasmTf,
+  within,
+  type TestInstitution,
+} from './helpers/federation-fixture.ts';
 
-function csvError(text: string, label = 'label'): CsvError {
+/** a: bounds [0, 10] → [-1, 1]; label; b: log1p of [0, e²−1] → [-1, 1], missing 0 (raw). */
+const SCHEMA: DataSchema = parseSchema({
+  format: 'dpfed-data-schema/1',
+  columns: [
+    { name: 'a', type: 'number', bounds: [0, 10] },
+    { name: 'label', type: 'label' },
+    { name: 'b', type: 'number', bounds: [0, Math.E ** 2 - 1], transform: 'log1p', missing: 0 },
+    { name: 'c', type: 'number', bounds: [-100, 100], centre: 10, scale: 5 },
+  ],
+});
+
+/** Rows listed go to validation, every other row to training (the real rule is keyed: data-split.ts). */
+function validationRows(...texts: string[]): SplitRule {
+  return { isValidation: (text) => texts.includes(text) };
+}
+const ALL_TRAIN = validationRows();
+
+async function load(text: string, splitter: SplitRule = validationRows('0,0,0,0'), schema: DataSchema = SCHEMA): Promise<InstitutionData> {
+  return loadInstitutionCsv({ text, name: 'bank.csv' }, { schema, splitter, keepRowText: true });
+}
+
+async function csvError(text: string, schema: DataSchema = SCHEMA): Promise<CsvError> {
   try {
-    parseCsv(text, label, 'bank.csv');
+    await load(text, new RowSplitter(testSplitKey('errors'), 0.5), schema);
   } catch (error) {
     expect(error).toBeInstanceOf(CsvError);
     return error as CsvError;
@@ -16,110 +57,147 @@ function csvError(text: string, label = 'label'): CsvError {
   throw new Error('expected a CsvError, the CSV was accepted');
 }
 
-describe('parseCsv', () => {
-  it('reads features in header order without the label column, labels as 0/1', () => {
-    const data = parseCsv('a,label,b\n1.5,0,-2\n3,1,4e2\r\n0.25,1.0,7\n\n', 'label');
-    expect(data.featureNames).toEqual(['a', 'b']);
-    expect([data.n, data.dim]).toEqual([3, 2]);
-    expect(Array.from(data.x)).toEqual([1.5, -2, 3, 400, 0.25, 7]);
-    expect(Array.from(data.y)).toEqual([0, 1, 1]);
+describe('loadInstitutionCsv: values mapped by the public schema alone', () => {
+  it('clips to the bounds, applies log1p and the affine maps; an empty cell becomes the declared default', async () => {
+    const body = 'a,label,b,c\n5,0,0,10\n-3,1,7.38905609893065,15\n12,1.0,,-1000\n 2.5 ,0.0,1e9, 110 \n0,0,0,0\n';
+    const data = await load(body);
+    const { train } = data;
+    expect(train.featureNames).toEqual(['a', 'b', 'c']);
+    expect([train.n, train.dim, data.validation.n, data.rows]).toEqual([4, 3, 1, 5]);
+    const f = Math.fround;
+    expect(Array.from(train.x)).toEqual([
+      f(0), f(-1), f(0), // a 5 → centre; b 0 → lower bound; c (10 − 10)/5
+      f(-1), f(2 * Math.log1p(Math.E ** 2 - 1) / 2 - 1), f(1), // a clipped to 0; b at its upper bound; c (15 − 10)/5
+      f(1), f(-1), f(-22), // a clipped to 10; b empty → declared missing 0 → −1; c clipped to −100
+      f(-0.5), f(1), f(18), // spaces around cells ignored; b clipped; c clipped to 100
+    ]);
+    expect(Array.from(train.y)).toEqual([0, 1, 1, 0]);
+    expect(train.rowText).toEqual(['5,0,0,10', '-3,1,7.38905609893065,15', '12,1.0,,-1000', '2.5,0.0,1e9,110']);
   });
 
-  it('a non-numeric cell names the file, the line and the column', () => {
-    const error = csvError('a,b,label\n1,2,0\n3,abc,1\n');
-    expect(error.message).toBe('bank.csv: line 3, column "b": "abc" is not a finite number');
-    expect(csvError('a,b,label\n1,Infinity,0\n').message).toMatch(/line 2, column "b": "Infinity"/);
-  });
-
-  it('a row with the wrong number of fields names the line and the counts', () => {
-    expect(csvError('a,b,label\n1,2,0\n1,2\n').message).toBe('bank.csv: line 3: expected 3 fields, got 2');
-    expect(csvError('a,b,label\n1,2,0,9\n').message).toMatch(/line 2: expected 3 fields, got 4/);
-  });
-
-  it('a label that is not 0 or 1 names the line and the label column', () => {
-    expect(csvError('a,b,label\n1,2,0\n1,2,2\n').message).toBe('bank.csv: line 3, column "label": expected 0 or 1, got "2"');
-    expect(csvError('a,b,label\n1,2,\n').message).toMatch(/line 2, column "label": expected 0 or 1, got ""/);
-    expect(csvError('a,b,label\n1,2,yes\n').message).toMatch(/column "label"/);
-  });
-
-  it('a missing label column names it and lists the columns', () => {
-    expect(csvError('a,b,class\n1,2,0\n').message).toBe('bank.csv: label column "label" not found in the header (columns: a, b, class)');
-  });
-
-  it('an empty line inside the data and a file without rows are refused', () => {
-    expect(csvError('a,label\n1,0\n\n2,1\n').message).toMatch(/line 3: empty line/);
-    expect(csvError('a,label\n').message).toMatch(/header row and at least one data row/);
-  });
-
-  it('loads the bundled card-fraud data', () => {
-    const data = loadCsv(FRAUD_CSV, 'label');
-    expect([data.n, data.dim]).toEqual([11489, 30]);
-    expect(data.y.reduce((a, b) => a + b, 0)).toBe(473);
-    expect(() => loadCsv('/nonexistent/bank.csv', 'label')).toThrow(/cannot read \/nonexistent\/bank.csv/);
+  it('an empty cell without a declared default becomes the map\'s centre (input 0)', async () => {
+    const data = await load('a,label,b,c\n,0,1,\n1,1,1,1\n', validationRows('1,1,1,1'));
+    expect(data.train.x[0]).toBe(0);
+    expect(data.train.x[2]).toBe(0);
   });
 });
 
-describe('missing values and standardisation', () => {
-  it('an empty cell is NaN; standardisation ignores it when fitting and maps it to 0', () => {
-    const data = parseCsv('a,b,label\n1,10,0\n,20,1\n3,,0\n5,40,1\n', 'label');
-    expect(Number.isNaN(data.x[2])).toBe(true); // row 2, column a
-    expect(Number.isNaN(data.x[5])).toBe(true); // row 3, column b
-    const s = fitStandardiser(data);
-    expect(s.mean[0]).toBeCloseTo(3, 12); // mean of 1, 3, 5
-    expect(s.mean[1]).toBeCloseTo(70 / 3, 12); // mean of 10, 20, 40
-    expect(s.std[0]).toBeCloseTo(2, 12); // sample std of 1, 3, 5
-    const z = standardise(data, s);
-    expect(z.x[2]).toBe(0);
-    expect(z.x[5]).toBe(0);
-    expect(z.x[0]).toBeCloseTo(-1, 6);
-    expect(z.x[6]).toBeCloseTo(1, 6);
-    for (const v of z.x) expect(Number.isFinite(v)).toBe(true);
-    // the inverse restores the observed values
-    const back = unstandardise(z.x, z.dim, s);
-    expect(back[0]).toBeCloseTo(1, 5);
-    expect(back[7]).toBeCloseTo(40, 4);
-    // the input is left as it was
-    expect(Number.isNaN(data.x[2])).toBe(true);
+describe('loadInstitutionCsv: errors name the line and the column', () => {
+  it('a non-numeric cell names the file, the line and the column', async () => {
+    expect((await csvError('a,label,b,c\n1,0,2,3\n3,1,abc,4\n')).message).toBe('bank.csv: line 3, column "b": "abc" is not a finite number');
+    expect((await csvError('a,label,b,c\n1,0,Infinity,3\n')).message).toMatch(/line 2, column "b": "Infinity"/);
   });
 
-  it('a constant or all-missing column gets std 1 (no division by zero)', () => {
-    const data = parseCsv('a,b,label\n2,,0\n2,,1\n', 'label');
-    const s = fitStandardiser(data);
-    expect(Array.from(s.std)).toEqual([1, 1]);
-    expect(Array.from(standardise(data, s).x)).toEqual([0, 0, 0, 0]);
+  it('a row with the wrong number of fields names the line and the counts', async () => {
+    expect((await csvError('a,label,b,c\n1,0,2,3\n1,0,2\n')).message).toBe('bank.csv: line 3: expected 4 fields, got 3');
+    expect((await csvError('a,label,b,c\n1,0,2,3,9\n')).message).toMatch(/line 2: expected 4 fields, got 5/);
+  });
+
+  it('a label that is not 0 or 1 names the line and the label column', async () => {
+    expect((await csvError('a,label,b,c\n1,0,2,3\n1,2,2,3\n')).message).toBe('bank.csv: line 3, column "label": expected 0 or 1, got "2"');
+    expect((await csvError('a,label,b,c\n1,,2,3\n')).message).toMatch(/line 2, column "label": expected 0 or 1, got ""/);
+  });
+
+  it('an empty line inside the data and a file without rows are refused; empty lines at the end are not', async () => {
+    expect((await csvError('a,label,b,c\n1,0,2,3\n\n2,1,2,3\n')).message).toMatch(/line 3: empty line/);
+    expect((await csvError('a,label,b,c\n')).message).toMatch(/header row and at least one data row/);
+    expect((await load('a,label,b,c\n1,0,2,3\r\n2,1,2,3\n\n\n', validationRows('2,1,2,3'))).rows).toBe(2);
+  });
+
+  it('a header that differs from the schema is refused before any row is read, naming the columns', async () => {
+    // the rows are broken too: the header error comes first
+    const renamed = await csvError('a,label,B,c\n1,zz,2\n');
+    expect(renamed.message).toBe('bank.csv: line 1: the header does not match the schema: column 3 is "B", the schema has "b"');
+    const reordered = await csvError('label,a,b,c\n0,1,2,3\n');
+    expect(reordered.message).toMatch(/column 1 is "label", the schema has "a"; column 2 is "a", the schema has "label"/);
+    expect((await csvError('a,label,b,c,d\n1,0,2,3,4\n')).message).toMatch(/5 columns, the schema has 4 \(not in the schema: "d"\)/);
+    expect((await csvError('a,label,b\n1,0,2\n')).message).toMatch(/3 columns, the schema has 4 \(absent: "c"\)/);
+  });
+
+  it('long headers and cells are quoted as bounded excerpts; a 5 MB header line is refused early', async () => {
+    const started = performance.now();
+    const fiveMB = await csvError(`a,label,${'x'.repeat(5_000_000)},c\n1,0,2,3\n`);
+    expect(fiveMB.message).toBe(`bank.csv: line 1: longer than ${MAX_LINE_BYTES} bytes (a row or the header must be shorter)`);
+    expect(performance.now() - started).toBeLessThan(5_000);
+    const longName = 'x'.repeat(500_000);
+    const header = await csvError(`a,label,${longName},c\n1,0,2,3\n`);
+    expect(header.message).toMatch(/^bank.csv: line 1: the header does not match the schema: column 3 is "x{60}… \(500000 characters\)", the schema has "b"$/);
+    const manyColumns = await csvError(`${Array.from({ length: 50_000 }, (_, i) => `column${i}`).join(',')}\n`);
+    expect(manyColumns.message.length).toBeLessThan(1500);
+    expect(manyColumns.message).toMatch(/line 1: .*50000 columns, the schema has 4 \(not in the schema: "column4", .*, …\)$/);
+    const cell = await csvError(`a,label,b,c\n1,0,${longName},3\n`);
+    expect(cell.message).toMatch(/^bank.csv: line 2, column "b": "x{200}… \(500000 characters\)" is not a finite number$/);
+    const longLine = await csvError(`a,label,b,c\n1,0,2,3\n${'1,'.repeat(600_000)}3\n`);
+    expect(longLine.message).toBe(`bank.csv: line 3: longer than ${MAX_LINE_BYTES} bytes (a row or the header must be shorter)`);
+  });
+
+  it('a file that cannot be read names it', async () => {
+    await expect(loadInstitutionCsv('/nonexistent/bank.csv', { schema: SCHEMA, splitter: ALL_TRAIN })).rejects.toThrow(/cannot read \/nonexistent\/bank.csv/);
   });
 });
 
-describe('train/validation split', () => {
-  const rowsOf = (d: Dataset) => Array.from({ length: d.n }, (_, r) => d.x[r * d.dim]);
+describe('the bundled card-fraud data', () => {
+  it('loads with its public schema: 30 features in [-5, 5], every row in exactly one split', async () => {
+    const data = await loadInstitutionCsv(FRAUD_CSV, { schema: fraudSchemaOf(), splitter: new RowSplitter(randomBytes(32), 0.2) });
+    expect(data.rows).toBe(11489);
+    expect(data.train.n + data.validation.n).toBe(11489);
+    expect(data.train.dim).toBe(30);
+    let positives = 0;
+    for (const d of [data.train, data.validation]) {
+      for (let i = 0; i < d.n; i++) positives += d.y[i];
+      for (const v of d.x) expect(Math.abs(v)).toBeLessThanOrEqual(5);
+    }
+    expect(positives).toBe(473);
+    // a binomial(11489, 0.2) count: 2298 ± 43 (1 sd); ±6 sd here
+    expect(Math.abs(data.validation.n - 2298)).toBeLessThan(260);
+  });
+});
 
-  it('is stratified by label and reproducible from the seed', () => {
-    // 400 rows, 40 positives; feature 0 is the row number so rows can be traced
-    const lines = ['id,label'];
-    for (let i = 0; i < 400; i++) lines.push(`${i},${i % 10 === 0 ? 1 : 0}`);
-    const data = parseCsv(lines.join('\n'), 'label');
-    const { train, validation } = splitTrainValidation(data, 0.2, '7');
-    expect(validation.n).toBe(80);
-    expect(train.n).toBe(320);
-    expect(validation.y.reduce((a, b) => a + b, 0)).toBe(8); // 20 % of the 40 positives
-    expect(train.y.reduce((a, b) => a + b, 0)).toBe(32);
-    const all = [...rowsOf(train), ...rowsOf(validation)].sort((a, b) => a - b);
-    expect(all).toEqual(Array.from({ length: 400 }, (_, i) => i)); // a partition: nothing lost or repeated
-    // every row keeps its label
-    for (const d of [train, validation]) for (let r = 0; r < d.n; r++) expect(d.y[r]).toBe(d.x[r] % 10 === 0 ? 1 : 0);
+describe('a 300k-row CSV of the card-fraud shape', () => {
+  const dir = tempDir('dpfed-csv-300k-');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-    const again = splitTrainValidation(data, 0.2, '7');
-    expect(rowsOf(again.validation)).toEqual(rowsOf(validation));
-    expect(rowsOf(again.train)).toEqual(rowsOf(train));
-    const other = splitTrainValidation(data, 0.2, '8');
-    expect(rowsOf(other.validation)).not.toEqual(rowsOf(validation));
-    expect(other.validation.y.reduce((a, b) => a + b, 0)).toBe(8);
+  it('loads through the client\'s loader in a child process with bounded peak memory', async () => {
+    const csv = join(dir, 'card-fraud-300k.csv');
+    const { positives } = await writeCardFraudCsv(csv, 300_000);
+    const report = await loadInChildProcess(csv);
+    expect(report.rows).toBe(300_000);
+    expect(report.train + report.validation).toBe(300_000);
+    expect(report.dim).toBe(30);
+    expect(report.positives).toBe(positives);
+    expect(Math.abs(report.validation / 300_000 - 0.2)).toBeLessThan(0.01);
+    // the model inputs are 300k × 30 float32 = 36 MB; the 90 MB file is never held whole
+    expect(report.peakRssMB).toBeLessThan(250);
   });
 
-  it('refuses a fraction outside (0, 1) and data too small to split', () => {
-    const data = parseCsv('a,label\n1,0\n2,1\n', 'label');
-    expect(() => splitTrainValidation(data, 0, '1')).toThrow(/validation fraction/);
-    expect(() => splitTrainValidation(data, 1, '1')).toThrow(/validation fraction/);
-    expect(() => splitTrainValidation(parseCsv('a,label\n1,0\n', 'label'), 0.2, '1')).toThrow(/too small/);
+  it('a federation of 3 banks on 100k rows each (300k in all), loaded by the streaming loader, trains and scores a round', async () => {
+    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic', '--local-steps', '250', '--round-timeout', '60', '--phase-timeout', '60']);
+    const coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
+    const institutions: TestInstitution[] = [];
+    try {
+      const tf = await wasmTf();
+      for (let k = 1; k <= 3; k++) {
+        const csv = join(dir, `bank-${k}.csv`);
+        await writeCardFraudCsv(csv, 100_000, `bank-${k}`);
+        const data = await loadInstitutionCsv(csv, { schema: fraudSchemaOf(), splitter: new RowSplitter(randomBytes(32), 0.2) });
+        expect(data.rows).toBe(100_000);
+        const learner = new TfjsLearner(tf, data.train, data.validation, { schema: data.schema });
+        institutions.push(makeInstitution({ id: `bank-${k}`, address: `127.0.0.1:${coordinator.port}`, learner }));
+      }
+      const results = await within(start(institutions), 120_000, 'the banks to finish');
+      expect(results.map((r) => [r.roundsTrained, r.roundsEvaluated])).toEqual(Array(3).fill([1, 1]));
+      const rounds = coordinator.store.rounds(coordinator.runId);
+      expect(rounds.map((r) => [r.round, r.participants])).toEqual([[1, 3]]);
+      // 60k validation rows scored from the summed histograms
+      expect(rounds[0].auc).toBeGreaterThan(0.8);
+    } finally {
+      await cleanUp({ institutions, coordinators: [coordinator] });
+    }
+  });
+
+  it('refuses a header of the wrong shape there too', async () => {
+    const csv = join(dir, 'wrong.csv');
+    writeFileSync(csv, 'Time,V1\n1,2\n');
+    await expect(loadInstitutionCsv(csv, { schema: fraudSchemaOf(), splitter: ALL_TRAIN })).rejects.toThrow(/line 1: the header does not match the schema: 2 columns, the schema has 31 \(absent: "V2", "V3"/);
   });
 });

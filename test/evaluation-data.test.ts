@@ -13,6 +13,7 @@ import { PrivacyLedger } from '../privacy/ledger.ts';
 import {
   bankSlices,
   cleanUp,
+  FRAUD_SCHEMA,
   recordRounds,
   runConfig,
   start,
@@ -49,7 +50,7 @@ describe('--evaluation-data', () => {
       '--evaluation-data', csv, '--round-timeout', '60', '--phase-timeout', '30']);
     expect(config.task.evaluation).toMatchObject({ coordinatorData: true, bins: 1024 });
     expect(config.task.evaluation.private).toBeUndefined();
-    evaluator = await evaluationDataEvaluator(csv, 'label', config.modelSpec);
+    evaluator = await evaluationDataEvaluator(csv, 'label', config.modelSpec, { schemaPath: FRAUD_SCHEMA });
     await expect(startTestCoordinator({ dbPath: join(dir, 'no-evaluator.sqlite'), config })).rejects.toThrow(/--evaluation-data/);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config, evaluator });
     const seen = recordRounds(coordinator);

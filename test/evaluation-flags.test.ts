@@ -39,7 +39,7 @@ describe('private-evaluation flags', () => {
         [['--evaluation-data', join(dir, 'missing.csv'), '--evaluation-epsilon', '0.3'], /--evaluation-epsilon: with --evaluation-data/],
       ];
       for (const [args, message] of cases) {
-        const r = await dpfed(['coordinator', '--port', '0', '--db', db, ...args]);
+        const r = await dpfed(['coordinator', '--insecure', '--port', '0', '--db', db, ...args]);
         expect(r.code, args.join(' ')).toBe(2);
         expect(r.stderr).toMatch(message);
       }

@@ -24,6 +24,8 @@ import {
   runConfig,
   start,
   startTestCoordinator,
+  enrol,
+  testPki,
   tempDir,
   tfjsInstitution,
   wasmTf,
@@ -192,15 +194,19 @@ describe('federation over real gRPC', () => {
     const config = runConfig(['--rounds', '4', '--min-clients', '2', '--wait-for', '3', '--privacy', 'off', '--round-timeout', '6', '--phase-timeout', '6']);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config, livenessMs: 1_500 });
     const seen = recordRounds(coordinator);
+    const pki = await testPki();
     const slices = bankSlices(3, { rowsPerBank: 2000, seed: 'kill' });
     const logs: string[] = [];
     const banks = ['bank-1', 'bank-2', 'bank-3'];
     const exits = banks.map((id, k) => {
       const csv = join(dir!, `${id}.csv`);
       writeBankCsv(csv, slices[k]);
+      // the operator enrols each bank's identity key; each bank connects with its own certificate
+      const identityPath = join(dir!, `${id}.identity`);
+      enrol(coordinator!, id, loadOrCreateIdentity(identityPath).publicKey);
       const child = spawn(process.execPath, [DPFED_BIN, 'client', '--coordinator', `127.0.0.1:${coordinator!.port}`, '--institution', id,
-        '--data', csv, '--label-column', 'label', '--backend', 'wasm', '--identity', join(dir!, `${id}.identity`),
-        '--ledger', join(dir!, `${id}.ledger.sqlite`)], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+        '--data', csv, '--label-column', 'label', '--backend', 'wasm', '--identity', identityPath,
+        '--ledger', join(dir!, `${id}.ledger.sqlite`), ...pki.clientFlags(id)], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
       children.push(child);
       return new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));

@@ -35,7 +35,7 @@ const train = data(3000, 'train');
 const valid = data(2000, 'valid');
 
 const config = (over: Partial<TrainingConfig> = {}): TrainingConfig => ({
-  localEpochs: 2,
+  localSteps: 188, // two passes over 3000 rows in batches of 32
   batchSize: 32,
   learningRate: 0.1,
   optimizer: 'sgd',
@@ -47,7 +47,7 @@ const config = (over: Partial<TrainingConfig> = {}): TrainingConfig => ({
 
 const recordPrivacy = (clipNorm: number): TrainingConfig['privacy'] => ({
   mode: 'record',
-  record: { clipNorm, targetEpsilon: 3, delta: 1e-5, plannedRounds: 5, accountant: 'rdp' },
+  record: { clipNorm, targetEpsilon: 3, delta: 1e-5, plannedRounds: 5, accountant: 'rdp', sampleRate: 64 / 3000 },
 });
 
 function init(spec: ModelSpec, seed = 'init'): Float32Array {
@@ -88,7 +88,7 @@ describe('LocalTrainer', () => {
   it('Adam trains too', () => {
     const spec = modelSpecFromShorthand('mlp:16,8', DIM);
     const trainer = new LocalTrainer(tf, spec);
-    const result = trainer.train(init(spec), train, { config: config({ optimizer: 'adam', learningRate: 0.01, localEpochs: 1 }) });
+    const result = trainer.train(init(spec), train, { config: config({ optimizer: 'adam', learningRate: 0.01, localSteps: 94 }) });
     expect(trainer.evaluate(result.params, valid).auc).toBeGreaterThan(0.97);
     trainer.dispose();
   });
@@ -114,21 +114,21 @@ describe('LocalTrainer', () => {
     const trainer = new LocalTrainer(tf, spec);
     const start = init(spec);
     const result = trainer.train(start, train, {
-      config: config({ privacy: recordPrivacy(1), batchSize: 64, localEpochs: 3, learningRate: 0.5 }),
+      config: config({ privacy: recordPrivacy(1), batchSize: 64, localSteps: 141, learningRate: 0.5 }),
       noiseMultiplier: 0.7,
     });
     const q = 64 / 3000;
     expect(result.sampleRate).toBeCloseTo(q, 12);
     expect(result.noiseMultiplier).toBe(0.7);
     expect(result.clipNorm).toBe(1);
-    expect(result.steps).toBe(Math.round(3 / q));
+    expect(result.steps).toBe(141); // the plan's public step count
     // Poisson draws: about q·n per step.
     expect(result.examplesProcessed / result.steps).toBeGreaterThan(50);
     expect(result.examplesProcessed / result.steps).toBeLessThan(78);
     expect(trainer.evaluate(result.params, valid).auc).toBeGreaterThan(0.9);
     // Noise: two runs from the same start differ (CSPRNG, never seeded).
-    const other = trainer.train(start, train, { config: config({ privacy: recordPrivacy(1), batchSize: 64, localEpochs: 0.2 }), noiseMultiplier: 0.7 });
-    const same = trainer.train(start, train, { config: config({ privacy: recordPrivacy(1), batchSize: 64, localEpochs: 0.2 }), noiseMultiplier: 0.7 });
+    const other = trainer.train(start, train, { config: config({ privacy: recordPrivacy(1), batchSize: 64, localSteps: 9 }), noiseMultiplier: 0.7 });
+    const same = trainer.train(start, train, { config: config({ privacy: recordPrivacy(1), batchSize: 64, localSteps: 9 }), noiseMultiplier: 0.7 });
     expect(distance(other.params, same.params)).toBeGreaterThan(0);
     trainer.dispose();
   });
@@ -139,10 +139,10 @@ describe('LocalTrainer', () => {
     const global = init(spec);
     const small = { ...train, n: 500, x: train.x.subarray(0, 500 * DIM), y: train.y.subarray(0, 500) };
     const runAll = () => {
-      trainer.train(global, small, { config: config({ localEpochs: 1 }) });
-      trainer.train(global, small, { config: config({ localEpochs: 1, optimizer: 'adam', learningRate: 0.01 }) });
-      trainer.train(global, small, { config: config({ localEpochs: 1, proximalMu: 0.1 }) });
-      trainer.train(global, small, { config: config({ localEpochs: 1, privacy: recordPrivacy(1) }), noiseMultiplier: 1 });
+      trainer.train(global, small, { config: config({ localSteps: 16 }) });
+      trainer.train(global, small, { config: config({ localSteps: 16, optimizer: 'adam', learningRate: 0.01 }) });
+      trainer.train(global, small, { config: config({ localSteps: 16, proximalMu: 0.1 }) });
+      trainer.train(global, small, { config: config({ localSteps: 16, privacy: recordPrivacy(1) }), noiseMultiplier: 1 });
       trainer.evaluate(global, valid);
     };
     runAll();

@@ -173,12 +173,12 @@ describe('discrete Gaussian noise drawn ahead of time in a worker', () => {
     const n = 400;
     const data = { x: Float32Array.from({ length: n * 4 }, () => random.normal()), y: Float32Array.from({ length: n }, () => (random.next() < 0.5 ? 1 : 0)), n, dim: 4 };
     const config = {
-      localEpochs: 0.5,
+      localSteps: 6,
       batchSize: 32,
       learningRate: 0.1,
       optimizer: 'sgd' as const,
       proximalMu: 0,
-      privacy: { mode: 'record' as const, record: { clipNorm: 1, targetEpsilon: 3, delta: 1e-5, plannedRounds: 2, accountant: 'rdp' as const } },
+      privacy: { mode: 'record' as const, record: { clipNorm: 1, targetEpsilon: 3, delta: 1e-5, plannedRounds: 2, accountant: 'rdp' as const, sampleRate: 0.08 } },
       seed: 's',
     };
     const global = flattenParameters(spec, initialParameters(spec, new SeededRandom('g')));

@@ -92,10 +92,13 @@ describe('secure aggregation over real gRPC', () => {
   it('client-level DP: each institution adds its noise share; with a dropout the ledger records the smaller noise actually present', async () => {
     dir = tempDir('dpfed-secagg-dp-');
     const config = runConfig(['--rounds', '1', '--min-clients', '3', '--wait-for', '4', '--aggregation', 'secagg', '--privacy', 'client',
-      '--noise-multiplier', '1', '--update-clip-norm', '1', '--round-timeout', '20', '--phase-timeout', '3']);
+      '--epsilon', '2', '--update-clip-norm', '1', '--round-timeout', '20', '--phase-timeout', '3']);
+    const z = config.task.privacy.client!.noiseMultiplier;
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
     const address = `127.0.0.1:${coordinator.port}`;
-    institutions = SHIFTS.map((_, k) => bank(k, address));
+    const dirNow = dir;
+    institutions = SHIFTS.map((shift, k) => makeInstitution({ id: `bank-${k + 1}`, address, learner: new ShiftLearner(shift, WEIGHTS[k]), pollMs: 2_000, reconnectForMs: 2_000,
+      privacy: { ledgerPath: join(dirNow, `bank-${k + 1}.ledger.sqlite`), budget: { epsilon: 10, delta: 1e-5 } } }));
     const victim = institutions[3];
     victim.client.once('trained', () => victim.client.close());
     for (const i of institutions) i.run = i.client.run().catch(() => ({ roundsTrained: 0, roundsEvaluated: 0, declined: null, doneMessage: 'killed' }));
@@ -104,9 +107,9 @@ describe('secure aggregation over real gRPC', () => {
     const ledger = new PrivacyLedger(store.db);
     const events = ledger.events({ institutionId: FEDERATION_ID, runId });
     expect(events).toHaveLength(1);
-    // planned for 4 survivors (z = 1); 3 survived, so the noise present is √(3/4) of the plan
-    expect(events[0].event.noiseMultiplier).toBeGreaterThan(Math.sqrt(3 / 4) * 0.98);
-    expect(events[0].event.noiseMultiplier).toBeLessThan(Math.sqrt(3 / 4) * 1.0001);
+    // planned for 4 survivors (z calibrated to ε = 2 over 1 round); 3 survived, so the noise present is √(3/4) of the plan
+    expect(events[0].event.noiseMultiplier).toBeGreaterThan(Math.sqrt(3 / 4) * z * 0.98);
+    expect(events[0].event.noiseMultiplier).toBeLessThan(Math.sqrt(3 / 4) * z * 1.0001);
     expect(ledger.verify().ok).toBe(true);
     // the noise really is in the model: it moved far more than the clipped shifts could move it
     const before = store.model(runId, 0)!.parameters;

@@ -25,14 +25,15 @@ import {
   type Envelope,
   type TensorChunkMsg,
 } from '../proto/wire.ts';
-import { cleanUp, runConfig, startTestCoordinator, tempDir, within } from './helpers/federation-fixture.ts';
+import { cleanUp, enrol, runConfig, startTestCoordinator, tempDir, testCredentials, within } from './helpers/federation-fixture.ts';
 
-/** Registers `id` with a fresh identity; the envelope of its round-0 requests. */
-async function registerAs(conn: CoordinatorConnection, id: string): Promise<Envelope> {
+/** Enrols `id` at `coordinator` with a fresh identity and registers it; the envelope of its round-0 requests. */
+async function registerAs(conn: CoordinatorConnection, id: string, coordinator: Coordinator): Promise<Envelope> {
   const identity = generateIdentity();
+  enrol(coordinator, id, identity.publicKey);
   const nonce = randomBytes(16);
   const { session, runId } = await conn.register({
-    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 10,
+    institutionId: id, identityPublicKey: identity.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, declaredExamples: 0,
     clientVersion: 'test', signature: identity.sign(registrationMessage(id, identity.publicKey, nonce)), nonce,
   });
   return { runId, round: 0, modelVersion: 0, institutionId: id, session };
@@ -70,13 +71,13 @@ describe('the Session stream against a running coordinator', () => {
     dir = tempDir('dpfed-session-');
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config: runConfig(['--rounds', '1', '--min-clients', '2', '--model', 'logistic']) });
     const address = `127.0.0.1:${coordinator.port}`;
-    const conn = new CoordinatorConnection(address);
+    const conn = new CoordinatorConnection(address, testCredentials('bank-1'));
     connections.push(conn);
-    const envelope = await registerAs(conn, 'bank-1');
+    const envelope = await registerAs(conn, 'bank-1', coordinator);
 
     // the same answer through the session (the SDK's path) and through the separate call
     const Client = federationClientConstructor();
-    raw = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    raw = new Client(address, testCredentials('bank-1'), CHANNEL_OPTIONS);
     const separate = await new Promise((resolve, reject) =>
       (raw as never as Record<string, Function>).Heartbeat({ envelope }, (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))),
     );
@@ -135,13 +136,13 @@ describe('the Session stream against a running coordinator', () => {
     const c = await startTestCoordinator({ dbPath: join(dir3, 'coordinator.sqlite'), config });
     try {
       const address = `127.0.0.1:${c.port}`;
-      const conn = new CoordinatorConnection(address);
+      const conn = new CoordinatorConnection(address, testCredentials('bank-5'));
       connections.push(conn);
-      const envelope = await registerAs(conn, 'bank-5');
+      const envelope = await registerAs(conn, 'bank-5', c);
       let task = await conn.pullTask(envelope, 5_000);
       while (task.kind !== 'TRAIN') task = await conn.pullTask(envelope, 5_000);
       const Client = federationClientConstructor();
-      const client = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      const client = new Client(address, testCredentials('bank-5'), CHANNEL_OPTIONS);
       const stream = (client as never as { Session(): grpc.ClientDuplexStream<ClientFrameMsg, CoordinatorFrameMsg> }).Session();
       const answers = new Map<number, CoordinatorFrameMsg>();
       stream.on('data', (f: CoordinatorFrameMsg) => answers.set(f.callId, f));
@@ -183,9 +184,9 @@ describe('the Session stream against a running coordinator', () => {
   it('settles the calls in flight when the coordinator goes away, and later calls fail with UNAVAILABLE', async () => {
     const dir2 = tempDir('dpfed-session-gone-');
     const c = await startTestCoordinator({ dbPath: join(dir2, 'coordinator.sqlite'), config: runConfig(['--rounds', '1', '--min-clients', '2', '--model', 'logistic']) });
-    const conn = new CoordinatorConnection(`127.0.0.1:${c.port}`);
+    const conn = new CoordinatorConnection(`127.0.0.1:${c.port}`, testCredentials('bank-9'));
     connections.push(conn);
-    const envelope = await registerAs(conn, 'bank-9');
+    const envelope = await registerAs(conn, 'bank-9', c);
     const pending = conn.pullTask(envelope, 10_000).then((task) => task.kind, (e: { code: grpc.status }) => grpc.status[e.code]);
     await new Promise((r) => setTimeout(r, 200));
     await cleanUp({ coordinators: [c], dir: dir2 });

@@ -21,6 +21,8 @@ import {
   runConfig,
   start,
   startTestCoordinator,
+  enrol,
+  testCredentials,
   tempDir,
   within,
   type TestInstitution,
@@ -175,14 +177,15 @@ describe('a > 64 MiB model through a federation round over real gRPC', () => {
     // every chunk, asking for 64 MiB chunks (the server holds them to its 4 MiB default).
     const observer = generateIdentity();
     const nonce = randomBytes(16);
-    const connection = new CoordinatorConnection(address);
+    const connection = new CoordinatorConnection(address, testCredentials('observer'));
+    enrol(coordinator, 'observer', observer.publicKey);
     const registration = await connection.register({
-      institutionId: 'observer', identityPublicKey: observer.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, numTrainExamples: 1,
+      institutionId: 'observer', identityPublicKey: observer.publicKey, protocolVersion: PROTOCOL_VERSION, budget: null, declaredExamples: 0,
       clientVersion: 'test', signature: observer.sign(registrationMessage('observer', observer.publicKey, nonce)), nonce,
     });
     connection.close();
     const Client = federationClientConstructor();
-    const raw = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) as grpc.Client & Record<string, (request: unknown) => grpc.ClientReadableStream<TensorChunkMsg>>;
+    const raw = new Client(address, testCredentials('observer'), CHANNEL_OPTIONS) as grpc.Client & Record<string, (request: unknown) => grpc.ClientReadableStream<TensorChunkMsg>>;
     const sizes: number[] = [];
     const assembler = new TensorAssembler();
     await new Promise<void>((resolve, reject) => {

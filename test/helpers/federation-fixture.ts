@@ -1,7 +1,12 @@
 // A federation on 127.0.0.1 for tests: a real coordinator (gRPC on an ephemeral port, SQLite in a temp
 // dir), run configs built through the same flags the CLI parses, institutions on slices of the bundled
-// card-fraud data with the default TfjsLearner (wasm), and cleanup of all of it.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// card-fraud data with the default TfjsLearner (wasm), and cleanup of all of it. By default a federation
+// runs as in production: mutual TLS with certificates of a CA made once per test file, and only enrolled
+// institutions (makeInstitution enrols the identity it creates); a test opts out with `insecure: true`
+// (plaintext) or `enrol: false` (an institution the operator never admitted).
+import * as grpc from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,20 +18,24 @@ import { coordinatorPrivacy } from '../../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../../coordinator/round-machine.ts';
 import type { RunConfig } from '../../coordinator/run-config.ts';
 import type { Strategy } from '../../coordinator/strategy.ts';
-import { loadCsv, selectRows, type Dataset } from '../../client-sdk/csv-dataset.ts';
-import { splitTrainValidation } from '../../client-sdk/data-split.ts';
+import { parse } from 'csv-parse/sync';
+import { loadInstitutionCsv, type Dataset } from '../../client-sdk/csv-dataset.ts';
+import { RowSplitter } from '../../client-sdk/data-split.ts';
 import { FederationClient, type ClientRunResult } from '../../client-sdk/federation-client.ts';
 import { InstitutionPrivacy } from '../../client-sdk/institution-privacy.ts';
 import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from '../../client-sdk/learner.ts';
-import { fitStandardiser, standardise } from '../../client-sdk/standardiser.ts';
 import { selectBackend } from '../../client-sdk/tf-backend.ts';
 import { TfjsLearner } from '../../client-sdk/tfjs-learner.ts';
 import { emptyHistogram } from '../../privacy/auc-histogram.ts';
 import { generateIdentity, type IdentityKey } from '../../privacy/identity.ts';
+import { createCertificateAuthority, issueCertificate } from '../../proto/certificate-authority.ts';
+import { readSchemaFile, type DataSchema } from '../../proto/data-schema.ts';
 import { SeededRandom } from '../../proto/seeded-random.ts';
+import { channelCredentials, readTlsMaterial, type TlsMaterial } from '../../proto/tls-credentials.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FRAUD_CSV = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
+export const FRAUD_SCHEMA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json');
 export const DPFED_BIN = join(ROOT, 'bin', 'dpfed.js');
 
 export function tempDir(prefix = 'dpfed-test-'): string {
@@ -39,6 +48,86 @@ export function runConfig(argv: string[] = []): RunConfig {
   return runConfigFromFlags(parseFlags({ name: 'test', summary: 'test run', flags }, argv));
 }
 
+// ---------------- the test file's federation PKI ----------------
+
+/** Institution ids every test file's CA issues client certificates for up front (more with `issue`). */
+const PRE_ISSUED = [
+  ...Array.from({ length: 12 }, (_, k) => `bank-${k + 1}`),
+  ...Array.from({ length: 6 }, (_, k) => `good-${k + 1}`),
+  'observer',
+  'attacker',
+  'rogue',
+];
+
+export interface TestPki {
+  dir: string;
+  caPath: string;
+  /** The coordinator's TLS material (server certificate for 127.0.0.1 and localhost). */
+  server: TlsMaterial;
+  /** An institution's TLS material (CA, its client certificate and key); issued already, or throws. */
+  material(institutionId: string): TlsMaterial;
+  /** Issues a client certificate for `institutionId` (no-op when it has one). */
+  issue(institutionId: string): Promise<TlsMaterial>;
+  /** Only the CA: a client that presents no certificate. */
+  caOnly(): TlsMaterial;
+  /** `dpfed client` flags for mutual TLS as `institutionId` (its certificate must be issued already). */
+  clientFlags(institutionId: string): string[];
+}
+
+let pki: Promise<TestPki> | undefined;
+let pkiReady: TestPki | undefined;
+
+/** The CA of this test file (vitest loads this module once per file), made on first use. */
+export function testPki(): Promise<TestPki> {
+  pki ??= (async () => {
+    const dir = tempDir('dpfed-test-pki-');
+    const ca = await createCertificateAuthority(dir, { name: 'dpfed test CA', days: 2 });
+    const names = { ca: 'ca', cert: 'cert', key: 'key' };
+    const server = await issueCertificate(dir, { name: 'coordinator', outDir: dir, server: true, hosts: ['127.0.0.1', 'localhost'], days: 2 });
+    const issued = new Map<string, TlsMaterial>();
+    const issue = async (id: string): Promise<TlsMaterial> => {
+      const existing = issued.get(id);
+      if (existing) return existing;
+      const files = await issueCertificate(dir, { name: id, outDir: dir, days: 2 });
+      const material = readTlsMaterial({ ca: ca.certPath, cert: files.certPath, key: files.keyPath }, names);
+      issued.set(id, material);
+      return material;
+    };
+    for (const id of PRE_ISSUED) await issue(id);
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    pkiReady = {
+      dir,
+      caPath: ca.certPath,
+      server: readTlsMaterial({ ca: ca.certPath, cert: server.certPath, key: server.keyPath }, names),
+      material(id) {
+        const material = issued.get(id);
+        if (!material) throw new Error(`test PKI: no certificate for "${id}" yet (await (await testPki()).issue("${id}") first)`);
+        return material;
+      },
+      issue,
+      caOnly: () => readTlsMaterial({ ca: ca.certPath }, names),
+      clientFlags(id) {
+        if (!issued.has(id)) throw new Error(`test PKI: no certificate for "${id}" yet`);
+        return ['--tls-ca', ca.certPath, '--tls-cert', join(dir, `${id}.crt`), '--tls-key', join(dir, `${id}.key`)];
+      },
+    };
+    return pkiReady;
+  })();
+  return pki;
+}
+
+function readyPki(): TestPki {
+  if (!pkiReady) throw new Error('test PKI: not made yet (start a test coordinator, or await testPki(), first)');
+  return pkiReady;
+}
+
+/** gRPC channel credentials of `institutionId` (mutual TLS with the test CA), for hand-written clients. */
+export function testCredentials(institutionId: string): grpc.ChannelCredentials {
+  return channelCredentials(readyPki().material(institutionId));
+}
+
+// ---------------- coordinators ----------------
+
 export interface TestCoordinatorOptions {
   dbPath: string;
   config: RunConfig;
@@ -48,11 +137,19 @@ export interface TestCoordinatorOptions {
   log?: (line: string) => void;
   strategy?: Strategy;
   evaluator?: CandidateEvaluator;
+  /** Plaintext gRPC instead of mutual TLS with the test CA. */
+  insecure?: boolean;
+  /** TLS without client certificates (for a test whose one hand-written connection speaks for several ids). */
+  clientCertificates?: false;
 }
 
+/** Coordinators started by this file's tests, by address, so institutions are enrolled with the right one. */
+const coordinatorsByAddress = new Map<string, { coordinator: Coordinator; insecure: boolean }>();
+
 /** A coordinator on 127.0.0.1 with the real privacy hooks (the ε ledger in its own SQLite file). */
-export function startTestCoordinator(o: TestCoordinatorOptions): Promise<Coordinator> {
-  return startCoordinator({
+export async function startTestCoordinator(o: TestCoordinatorOptions): Promise<Coordinator> {
+  const { server } = await testPki();
+  const coordinator = await startCoordinator({
     dbPath: o.dbPath,
     host: '127.0.0.1',
     port: o.port ?? 0,
@@ -63,7 +160,32 @@ export function startTestCoordinator(o: TestCoordinatorOptions): Promise<Coordin
     log: o.log,
     strategy: o.strategy,
     evaluator: o.evaluator,
+    ...(o.insecure ? { insecure: true } : { tls: { ...server, requireClientCertificate: o.clientCertificates ?? true } }),
+    revocationPollMs: 200,
   });
+  coordinatorsByAddress.set(`127.0.0.1:${coordinator.port}`, { coordinator, insecure: Boolean(o.insecure) });
+  return coordinator;
+}
+
+/**
+ * Enrols `institutionId` with `publicKey` at the coordinator, as the operator's `dpfed enrol add` would.
+ * An id already enrolled with another key is left as it is (the registration will then be refused).
+ */
+export function enrol(coordinator: Coordinator, institutionId: string, publicKey: Uint8Array): void {
+  const existing = coordinator.enrolment.get(institutionId);
+  if (existing?.status === 'active' && !Buffer.from(existing.publicKey).equals(Buffer.from(publicKey))) return;
+  coordinator.enrolment.add(institutionId, publicKey);
+}
+
+/**
+ * What an institution built by hand (a FederationClient of its own) needs to join the test federation at
+ * `address`: its identity enrolled at the coordinator there (when this file started it), and the options
+ * of the transport that coordinator speaks (mutual TLS as `id` with the test CA, or plaintext).
+ */
+export function joinTestFederation(address: string, id: string, publicKey: Uint8Array, o: { enrol?: boolean } = {}): { tls: TlsMaterial } | { insecure: true } {
+  const known = coordinatorsByAddress.get(address);
+  if (known && o.enrol !== false) enrol(known.coordinator, id, publicKey);
+  return known?.insecure ? { insecure: true } : { tls: readyPki().material(id) };
 }
 
 /** Collects the machine's round summaries and failures as they happen. */
@@ -99,9 +221,47 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
 
 let fraud: Dataset | undefined;
 
+/**
+ * The bundled card-fraud rows as raw values (not preprocessed), for tests to deal out to banks; the banks
+ * then load their CSV as `dpfed client` does (prepareBank).
+ */
 export function fraudData(): Dataset {
-  fraud ??= loadCsv(FRAUD_CSV, 'label');
+  if (fraud) return fraud;
+  const [header, ...rows] = parse(readFileSync(FRAUD_CSV, 'utf8'), { skip_empty_lines: true }) as string[][];
+  const labelIndex = header.indexOf('label');
+  const featureNames = header.filter((_, i) => i !== labelIndex);
+  const dim = featureNames.length;
+  const x = new Float32Array(rows.length * dim);
+  const y = new Float32Array(rows.length);
+  rows.forEach((row, r) => {
+    let j = 0;
+    row.forEach((cell, i) => {
+      if (i === labelIndex) y[r] = Number(cell);
+      else x[r * dim + j++] = Number(cell);
+    });
+  });
+  fraud = { featureNames, x, y, n: rows.length, dim };
   return fraud;
+}
+
+let fraudSchema: DataSchema | undefined;
+
+/** The bundled card-fraud data's public schema (data/creditcard_fraud_ulb_sample.schema.json). */
+export function fraudSchemaOf(): DataSchema {
+  fraudSchema ??= readSchemaFile(FRAUD_SCHEMA);
+  return fraudSchema;
+}
+
+/** The rows at `indices`, as a new dataset. */
+export function selectRows(data: Dataset, indices: ArrayLike<number>): Dataset {
+  const x = new Float32Array(indices.length * data.dim);
+  const y = new Float32Array(indices.length);
+  for (let r = 0; r < indices.length; r++) {
+    const i = indices[r];
+    x.set(data.x.subarray(i * data.dim, (i + 1) * data.dim), r * data.dim);
+    y[r] = data.y[i];
+  }
+  return { featureNames: data.featureNames, x, y, n: indices.length, dim: data.dim };
 }
 
 /**
@@ -116,8 +276,8 @@ export function bankSlices(count: number, o: { rowsPerBank?: number; seed?: stri
   return Array.from({ length: count }, (_, k) => selectRows(data, order.slice(k * perBank, (k + 1) * perBank)));
 }
 
-/** Writes a dataset as the CSV a bank would hold (features, then the label column). */
-export function writeBankCsv(path: string, data: Dataset, labelColumn = 'label'): void {
+/** The CSV text a bank would hold for a dataset of raw values (features, then the label column). */
+export function bankCsvText(data: Dataset, labelColumn = 'label'): string {
   const lines = [[...data.featureNames, labelColumn].join(',')];
   for (let r = 0; r < data.n; r++) {
     const row: string[] = [];
@@ -125,14 +285,27 @@ export function writeBankCsv(path: string, data: Dataset, labelColumn = 'label')
     row.push(String(data.y[r]));
     lines.push(row.join(','));
   }
-  writeFileSync(path, lines.join('\n') + '\n');
+  return lines.join('\n') + '\n';
 }
 
-/** What `dpfed client` does with its CSV: stratified split, standardisation fitted on the train split. */
-export function prepareBank(data: Dataset, seed = '1'): { train: Dataset; validation: Dataset } {
-  const { train, validation } = splitTrainValidation(data, 0.2, seed);
-  const standardiser = fitStandardiser(train);
-  return { train: standardise(train, standardiser), validation: standardise(validation, standardiser) };
+/** Writes a dataset as the CSV a bank would hold (features, then the label column). */
+export function writeBankCsv(path: string, data: Dataset, labelColumn = 'label'): void {
+  writeFileSync(path, bankCsvText(data, labelColumn));
+}
+
+/** A split key for tests, derived from a seed (a real institution's key is random, data-split.ts). */
+export function testSplitKey(seed: string): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(`dpfed-test-split-key:${seed}`).digest());
+}
+
+/**
+ * What `dpfed client` does with its CSV: the streaming loader, the card-fraud schema's fixed scaling and
+ * the per-row keyed split (validation fraction 0.2; the key derived from `seed`).
+ */
+export async function prepareBank(data: Dataset, seed = '1'): Promise<{ train: Dataset; validation: Dataset; schema: DataSchema }> {
+  const schema = fraudSchemaOf();
+  const loaded = await loadInstitutionCsv({ text: bankCsvText(data), name: 'bank.csv' }, { schema, splitter: new RowSplitter(testSplitKey(seed), 0.2) });
+  return { train: loaded.train, validation: loaded.validation, schema };
 }
 
 export async function wasmTf(): Promise<typeof import('@tensorflow/tfjs')> {
@@ -178,10 +351,6 @@ export class HoldingLearner implements Learner {
   calls = 0;
 
   constructor(private readonly inner: Learner, private readonly hold: (call: number) => Promise<void>) {}
-
-  get numTrainExamples(): number {
-    return this.inner.numTrainExamples;
-  }
 
   async train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome> {
     await this.hold(++this.calls);
@@ -245,10 +414,17 @@ export interface InstitutionOptions {
   privacy?: { ledgerPath: string; budget?: { epsilon: number; delta: number } } | InstitutionPrivacy;
   reconnectForMs?: number;
   pollMs?: number;
+  /** The public example count the institution declares (its capped FedAvg weight); a ShiftLearner declares its own count. */
+  declaredExamples?: number;
+  /** Enrol the identity at the coordinator of `address` (default true); false: one the operator never admitted. */
+  enrol?: boolean;
+  /** Transport instead of the one the coordinator at `address` was started with (default: mutual TLS as this id). */
+  transport?: { tls: TlsMaterial } | { insecure: true };
 }
 
 export function makeInstitution(o: InstitutionOptions): TestInstitution {
   const identity = o.identity ?? generateIdentity();
+  const transport = joinTestFederation(o.address, o.id, identity.publicKey, { enrol: o.enrol });
   const logs: string[] = [];
   let privacy: InstitutionPrivacy | undefined;
   let budget: { epsilon: number; delta: number } | undefined;
@@ -264,18 +440,20 @@ export function makeInstitution(o: InstitutionOptions): TestInstitution {
     learner: o.learner,
     privacy,
     budget,
+    declaredExamples: o.declaredExamples ?? (o.learner instanceof ShiftLearner ? o.learner.numTrainExamples : undefined),
     pollMs: o.pollMs ?? 5_000,
     reconnectForMs: o.reconnectForMs ?? 30_000,
     log: (line) => logs.push(line),
+    ...(o.transport ?? transport),
   });
   return { id: o.id, identity, client, learner: o.learner, privacy, logs };
 }
 
-/** An institution with the default TfjsLearner on its slice of data (split and standardised locally). */
+/** An institution with the default TfjsLearner on its slice of data (loaded as `dpfed client` loads its CSV). */
 export async function tfjsInstitution(o: Omit<InstitutionOptions, 'learner'> & { data: Dataset; seed?: string }): Promise<TestInstitution> {
   const tf = await wasmTf();
-  const { train, validation } = prepareBank(o.data, o.seed);
-  const institution = makeInstitution({ ...o, learner: new TfjsLearner(tf, train, validation) });
+  const { train, validation, schema } = await prepareBank(o.data, o.seed);
+  const institution = makeInstitution({ ...o, learner: new TfjsLearner(tf, train, validation, { schema }) });
   institution.validation = validation;
   return institution;
 }
