@@ -7,6 +7,7 @@ import { EnrolmentError, readEnrolmentFile } from '../coordinator/enrolment.ts';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
+import { evaluationDataEvaluator } from './evaluation-data.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 import { loggerFromFlags, metricsServerFromFlags, observabilityFlags } from './observability-flags.ts';
 import { runConfigFromFlags, runFlags } from './run-flags.ts';
@@ -49,6 +50,12 @@ export async function main(argv: string[]): Promise<number> {
       if (error instanceof EnrolmentError) throw new UsageError(error.message);
       throw error;
     }
+    const evaluator = f.evaluationData
+      ? await evaluationDataEvaluator(String(f.evaluationData), String(f.evaluationLabelColumn), config.modelSpec, {
+        schemaPath: f.evaluationSchema ? String(f.evaluationSchema) : undefined,
+        warn: (line) => process.stderr.write(`dpfed coordinator: ${line}\n`),
+      })
+      : undefined;
     const json = Boolean(f.json);
     const emit = (event: Record<string, unknown>) => process.stdout.write(JSON.stringify(event) + '\n');
     let started: Coordinator | undefined;
@@ -75,8 +82,10 @@ export async function main(argv: string[]): Promise<number> {
       privacy: coordinatorPrivacy,
       log: lineLogger(logger),
       metrics,
+      evaluator,
     }).catch(async (error: unknown) => {
       await metricsServer?.close();
+      evaluator?.close?.();
       // an entry of --enrol-file that conflicts with the allow-list already in --db
       if (error instanceof EnrolmentError) throw new UsageError(`--enrol-file: ${error.message}`);
       throw error;
@@ -113,7 +122,9 @@ export async function main(argv: string[]): Promise<number> {
     machine.on('round', (s: RoundSummary) => {
       if (json) emit({ event: 'round', ...s });
       else {
-        process.stdout.write(`round ${s.round}: ${s.participants} participants, global AUC ${s.auc.toFixed(4)}, loss ${s.loss.toFixed(4)}, ${s.seconds.toFixed(2)} s` +
+        const scored = !s.evaluated ? 'not evaluated this round (--evaluate-every)'
+          : `global AUC ${s.auc.toFixed(4)}${s.aucStderr !== undefined ? ` ± ${s.aucStderr.toFixed(4)} (private evaluation)` : config.task.evaluation.coordinatorData ? ' (on the coordinator\'s own data)' : ' (exact evaluation: no privacy claimed for validation rows)'}, loss ${s.loss.toFixed(4)}`;
+        process.stdout.write(`round ${s.round}: ${s.participants} participants, ${scored}, ${s.seconds.toFixed(2)} s` +
           (s.dropped.length ? `, dropped: ${s.dropped.join(', ')}` : '') + '\n');
       }
     });
@@ -136,6 +147,7 @@ export async function main(argv: string[]): Promise<number> {
       await consoleServer?.close();
       await coordinator.close();
       await metricsServer?.close();
+      evaluator?.close?.();
     }
     return 0;
   });

@@ -1,6 +1,7 @@
 // The flags that define a run (coordinator and demo share them) and their translation into a RunConfig.
 import type { RunConfig } from '../coordinator/run-config.ts';
 import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategy.ts';
+import { calibrateEvaluationSigma, DEFAULT_EVALUATION_EPSILON_SHARE, DEFAULT_PRIVATE_EVALUATION_BINS, plannedEvaluationCount } from '../privacy/evaluation-mechanism.ts';
 import { modelSpecFromShorthand } from '../proto/model-spec.ts';
 import type { AggregationMode, PrivacyMode } from '../proto/task-config.ts';
 import { parameterCount } from '../proto/model-spec.ts';
@@ -12,7 +13,10 @@ const fraction = (v: number | string) => (Number(v) > 0 && Number(v) <= 1 ? unde
 const openUnit = (v: number | string) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)');
 const nonNegative = (v: number | string) => (Number(v) >= 0 ? undefined : 'must be >= 0');
 
-export function runFlags(defaults: { rounds: number; minClients: number; privacy: PrivacyMode; aggregation: AggregationMode }): FlagSpec[] {
+/** Score-histogram bins per class when --bins is 0: exact evaluation keeps fine bins, private evaluation coarse ones. */
+const EXACT_EVALUATION_BINS = 1024;
+
+export function runFlags(defaults: { rounds: number; minClients: number; privacy: PrivacyMode; aggregation: AggregationMode; evaluateEvery?: number }): FlagSpec[] {
   return [
     { name: 'rounds', type: 'int', default: defaults.rounds, help: 'federated rounds to run', check: positive },
     { name: 'min-clients', type: 'int', default: defaults.minClients, help: 'institutions needed to start and to complete a round', check: positive },
@@ -45,7 +49,12 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
     { name: 'secagg-threshold', type: 'number', default: 0.6, help: 'secure aggregation: Shamir threshold as a fraction of the round participants', check: fraction },
     { name: 'secagg-dropout-rate', type: 'number', default: 0.1, help: 'secure aggregation: dropout rate the masking graph (sparse above 64 participants) is sized to survive', check: (v) => (Number(v) >= 0 && Number(v) < 0.5 ? undefined : 'must be in [0, 0.5)') },
     { name: 'ckks-key-holder', type: 'string', help: 'CKKS: the institution that holds the secret key and decrypts only each round\'s sum (default: the first participant by id)' },
-    { name: 'bins', type: 'int', default: 1024, help: 'score-histogram bins for AUC', check: positive },
+    { name: 'bins', type: 'int', default: 0, help: `score-histogram bins per class for AUC (0 = ${EXACT_EVALUATION_BINS} with exact evaluation, ${DEFAULT_PRIVATE_EVALUATION_BINS} with private evaluation under --privacy record, where it must be even)`, check: nonNegative },
+    { name: 'evaluate-every', type: 'int', default: defaults.evaluateEvery ?? 1, help: 'evaluate the global model every K rounds (the last round always); rounds in between commit without AUC', check: positive },
+    { name: 'evaluation-data', type: 'string', help: 'score each candidate on this CSV the coordinator holds itself (exact figures on its own rows; institutions get no evaluation task and spend no epsilon on evaluation)' },
+    { name: 'evaluation-label-column', type: 'string', default: 'label', help: 'with --evaluation-data: the binary label column of that CSV' },
+    { name: 'evaluation-schema', type: 'string', help: 'with --evaluation-data: the run\'s public data schema (JSON), so the coordinator\'s rows are scaled as the institutions scale theirs (default: inferred from that CSV, with a warning)' },
+    { name: 'evaluation-epsilon', type: 'number', default: 0, help: `record mode: the share of --epsilon spent on private evaluation over the run (0 = ${DEFAULT_EVALUATION_EPSILON_SHARE * 100} % of --epsilon); training gets the rest, composed by the accountant`, check: nonNegative },
     { name: 'seed', type: 'string', default: '1', help: 'seed for data splits, model initialisation and sampling (never for privacy noise or masks)' },
   ];
 }
@@ -69,6 +78,7 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
   }
   const rounds = Number(f.rounds);
   const minClients = Number(f.minClients);
+  const evaluation = evaluationFromFlags(f, privacy, rounds);
   const strategy = f.strategy as StrategyName;
   const localSteps = Number(f.localSteps);
   const learningRate = Number(f.learningRate);
@@ -119,7 +129,32 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
           : undefined,
       },
       aggregation,
-      evaluation: { bins: Number(f.bins), logitRange: 16 },
+      evaluation,
     },
   };
+}
+
+/**
+ * The evaluation settings: bins, evaluate-every, and under record-level DP the private evaluation's ε
+ * share and the noise it calibrates to (the planned evaluations composing to that share at --delta);
+ * with --evaluation-data, exact scoring on the coordinator's own rows instead (no share is set aside).
+ */
+function evaluationFromFlags(f: FlagValues, privacy: PrivacyMode, rounds: number): RunConfig['task']['evaluation'] {
+  const every = Number(f.evaluateEvery);
+  if (f.evaluationData) {
+    if (Number(f.evaluationEpsilon) > 0) throw new UsageError('--evaluation-epsilon: with --evaluation-data the institutions spend nothing on evaluation; drop one of the two');
+    return { bins: Number(f.bins) > 0 ? Number(f.bins) : EXACT_EVALUATION_BINS, logitRange: 16, every, coordinatorData: true };
+  }
+  const isPrivate = privacy === 'record';
+  const bins = Number(f.bins) > 0 ? Number(f.bins) : isPrivate ? DEFAULT_PRIVATE_EVALUATION_BINS : EXACT_EVALUATION_BINS;
+  if (!isPrivate) {
+    if (Number(f.evaluationEpsilon) > 0) throw new UsageError('--evaluation-epsilon: only meaningful with --privacy record');
+    return { bins, logitRange: 16, every };
+  }
+  if (bins % 2 !== 0) throw new UsageError(`--bins: must be even under private evaluation (the threshold 0 lies on a bin edge), got ${bins}`);
+  const target = Number(f.epsilon);
+  const share = Number(f.evaluationEpsilon) > 0 ? Number(f.evaluationEpsilon) : DEFAULT_EVALUATION_EPSILON_SHARE * target;
+  if (share >= target) throw new UsageError(`--evaluation-epsilon: ${share} must be below --epsilon ${target} (training needs a share too)`);
+  const noiseSigma = calibrateEvaluationSigma({ epsilon: share, delta: Number(f.delta), evaluations: plannedEvaluationCount(rounds, every), accountant: f.accountant as 'rdp' | 'pld' });
+  return { bins, logitRange: 16, every, private: { epsilon: share, noiseSigma } };
 }

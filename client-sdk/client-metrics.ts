@@ -48,7 +48,10 @@ export class ClientMetrics {
         this.trained.inc();
         updateEpsilon();
       },
-      evaluated: () => this.evaluated.inc(),
+      evaluated: () => {
+        this.evaluated.inc();
+        updateEpsilon(); // a private evaluation is a release of its own
+      },
       declined: (e: { reason: string }) => {
         this.declines.inc({ reason: String(e.reason).slice(0, 32) });
         updateEpsilon();

@@ -4,6 +4,9 @@
 // calibrates the noise multiplier itself, refuses a round that asks for less noise or would pass its
 // budget, and records every round it is offered (joined or not, each is a subsampled release for it).
 // In both modes the event enters the ledger only within the budget, checked in the same transaction.
+// Private evaluation (record level): it adds at least its own planned noise to its class histograms and
+// records the release before the vector leaves.
+import type { EvaluationNoisePlan } from '../privacy/evaluation-mechanism.ts';
 import type { LedgerReceipt } from '../privacy/receipts.ts';
 import type { LedgerHeadMsg, PrivacyEventMsg } from '../proto/wire.ts';
 import type { Learner, MechanismReport, TaskContext } from './learner.ts';
@@ -14,6 +17,17 @@ export interface RoundDecision {
   reason?: 'budget' | 'already-released' | 'noise';
   /** The noise multiplier calibrated for this institution (meaningful when allowed). */
   noiseMultiplier: number;
+  projectedEpsilon: number;
+  budgetEpsilon: number;
+  detail: string;
+}
+
+/** Whether (and with what noise) the institution releases a private evaluation of a round's candidate. */
+export interface EvaluationDecision {
+  allowed: boolean;
+  reason?: 'budget' | 'already-released';
+  /** The noise to add and the multiplier to record (present when allowed). */
+  noise?: EvaluationNoisePlan;
   projectedEpsilon: number;
   budgetEpsilon: number;
   detail: string;
@@ -35,4 +49,8 @@ export interface ClientPrivacy {
   /** Client level: records the round's release (at the task's z) in the local ledger, within its budget
    * (throws BudgetExceededError, nothing recorded, when it would pass it). */
   recordClientRelease?(task: TaskContext): void;
+  /** Private evaluation: the noise to add (at least the institution's own plan), or a refusal. */
+  beforeEvaluation?(task: TaskContext, o: { requested: number; secure?: { threshold: number } }): EvaluationDecision;
+  /** Private evaluation: records the event in the institution's ledger (before the vector leaves) and returns it signed. */
+  recordEvaluation?(task: TaskContext, noise: EvaluationNoisePlan): PrivacyEventMsg;
 }

@@ -5,12 +5,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { histogramToVector } from '../privacy/auc-histogram.ts';
+import { aucFromHistogram, histogramToVector } from '../privacy/auc-histogram.ts';
 import { addDistributedNoise } from '../privacy/distributed-noise.ts';
 import { addGaussianNoise } from '../privacy/gaussian-noise.ts';
 import { CkksDecryptor, CkksEncryptor, createFederationKeys } from '../privacy/ckks.ts';
 import { ckksKeyBinding } from '../privacy/ckks-key-binding.ts';
 import { CKKS_UPDATE_CLIP_RANGE, ckksUpdateVector } from '../privacy/ckks-update-encoding.ts';
+import { noisyHistogramVector } from '../privacy/evaluation-mechanism.ts';
 import { encodeEvaluation } from '../privacy/evaluation-vector.ts';
 import { encodeWeightedUpdate, parseQuantisationConfig } from '../privacy/quantise.ts';
 import type { SecAggCollection } from '../privacy/secagg-keys.ts';
@@ -31,7 +32,7 @@ import { BudgetExceededError } from '../privacy/ledger.ts';
 import { receiptBytes } from '../privacy/receipts.ts';
 import { verifySignature } from '../privacy/identity.ts';
 import { subtractGlobal } from './model-delta.ts';
-import type { Learner, TaskContext } from './learner.ts';
+import type { EvalOutcome, Learner, TaskContext } from './learner.ts';
 
 export interface FederationClientOptions {
   coordinator: string;
@@ -85,6 +86,8 @@ export class FederationClient extends EventEmitter {
   private ckksEncryptor: { keyHex: string; encryptor: CkksEncryptor } | null = null;
   /** The last update released per (run, round, model version): a retried round resends it instead of spending privacy again. */
   private lastRelease: Release | null = null;
+  /** The last private evaluation released (per run, round, candidate model and aggregation): a re-issued EVALUATE re-sends it. */
+  private lastEvaluation: { key: string; vector: Uint32Array; event: PrivacyEventMsg } | null = null;
   /** The last two models received, by the coordinator's model id (the candidate evaluated, then trained from). */
   private readonly models: { id: string; values: Float32Array }[] = [];
   /** Updates this client trained and released (a declined round or a re-sent update is not one). */
@@ -596,6 +599,16 @@ export class FederationClient extends EventEmitter {
   private async evaluate(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg | null): Promise<void> {
     const model = await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? '');
     const outcome = await this.options.learner.evaluate(model, ctx);
+    this.logLocalEvaluation(ctx, outcome);
+    if (ctx.config.evaluation.private) {
+      await this.evaluatePrivately(ctx, envelope, secagg, outcome);
+      return;
+    }
+    // Exact evaluation (privacy off or client-level DP): the figures leave as they are, and the validation
+    // rows have no privacy protection. Client-level DP keeps it so on purpose: the private evaluation's
+    // noise is calibrated to one validation row (record level), while this institution's client-level
+    // ledger accounts its whole data per round, so an evaluation event cannot join that budget without a
+    // client-level evaluation mechanism (not built). The coordinator's output says "exact evaluation".
     if (secagg) {
       const vector = encodeEvaluation(outcome.histogram, outcome.loss, outcome.accuracy, outcome.numExamples);
       await this.startSecureSum(envelope, secagg, vector, {
@@ -622,6 +635,57 @@ export class FederationClient extends EventEmitter {
       ],
     );
     this.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy });
+  }
+
+  /** The institution's own exact validation figures, to its own log only (never sent). */
+  private logLocalEvaluation(ctx: TaskContext, outcome: EvalOutcome): void {
+    const auc = outcome.auc ?? aucFromHistogram(outcome.histogram);
+    this.log(`round ${ctx.round}: local validation (stays here): AUC ${auc.toFixed(4)}, loss ${outcome.loss.toFixed(4)}, accuracy ${outcome.accuracy.toFixed(4)}`);
+  }
+
+  /**
+   * Private evaluation: only the two class histograms leave, with discrete-Gaussian noise of at least
+   * what this institution's own plan requires (privacy/evaluation-mechanism.ts); the event is in its own
+   * ledger before the vector leaves. A re-issued task for the same candidate re-sends the same noisy
+   * vector (no new spend); another release for the round is declined.
+   */
+  private async evaluatePrivately(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg | null, outcome: EvalOutcome): Promise<void> {
+    const privacy = this.options.privacy;
+    if (!privacy?.beforeEvaluation || !privacy.recordEvaluation) throw new Error('private evaluation requested but this client has no privacy guard that records evaluations');
+    const bins = ctx.config.evaluation.bins;
+    if (outcome.histogram.bins !== bins) throw new Error(`private evaluation: the learner returned ${outcome.histogram.bins} bins, the task asks for ${bins}`);
+    const key = `${ctx.runId}/${ctx.round}/${ctx.modelId ?? ''}/${secagg ? `secagg:${secagg.threshold}` : 'plain'}`;
+    let release = this.lastEvaluation?.key === key ? this.lastEvaluation : null;
+    if (release) {
+      this.log(`round ${ctx.round}: re-sending the evaluation already released for this candidate (no new privacy spend)`);
+    } else {
+      const requested = secagg ? secagg.clientNoiseSigma : ctx.config.evaluation.private!.noiseSigma;
+      const decision = privacy.beforeEvaluation(ctx, { requested, secure: secagg ? { threshold: secagg.threshold } : undefined });
+      if (!decision.allowed || !decision.noise) {
+        await this.decline(envelope, decision.reason ?? 'budget', decision.detail, decision.projectedEpsilon, decision.budgetEpsilon);
+        return;
+      }
+      if (decision.noise.overridden) this.log(`round ${ctx.round}: evaluation: ${decision.noise.overridden}`);
+      const vector = noisyHistogramVector(outcome.histogram, decision.noise.sigma);
+      const event = privacy.recordEvaluation(ctx, decision.noise);
+      release = { key, vector, event };
+      this.lastEvaluation = release;
+      this.log(`round ${ctx.round}: evaluation released with noise ${decision.noise.sigma.toFixed(3)} per cell${secagg ? ` (a share; ${secagg.threshold} shares relied upon)` : ''}, recorded noise multiplier ${decision.noise.recordedMultiplier.toFixed(3)}`);
+    }
+    // the signed ledger head after the evaluation event, so the coordinator's receipt of this ledger stays current
+    const header: ResultHeaderMsg = {
+      envelope, kind: 'EVALUATE_RESULT', numExamples: 0, metrics: {}, privacyEvent: release.event, tensorCount: secagg ? 1 : 2, masked: Boolean(secagg),
+      ledgerHead: privacy.signedHead?.() ?? null,
+    };
+    if (secagg) {
+      await this.startSecureSum(envelope, secagg, new Uint32Array(release.vector), header);
+    } else {
+      await this.connection.pushResult(header, [
+        { name: 'histogram/positive', shape: [bins], dtype: 'UINT32', data: release.vector.subarray(0, bins) },
+        { name: 'histogram/negative', shape: [bins], dtype: 'UINT32', data: release.vector.subarray(bins, 2 * bins) },
+      ]);
+    }
+    this.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy, private: true });
   }
 }
 

@@ -2,24 +2,44 @@
 // itself), its own budget, the noise multiplier calibrated to the run's target, and the refusal to train
 // when the projected ε after a round would exceed the budget (an early refusal; the binding check runs when
 // the update is released: the event is appended only if it fits the budget, in the same SQLite transaction
-// as the check, so two processes sharing the ledger file cannot overspend together). Record level: its
-// DP-SGD events. Client level: one event per round it is offered (a subsampled Gaussian release whether its
-// coin joined it to the sum or it sent a cover update), and its own z, below which it refuses to add noise.
+// as the check, so two processes sharing the ledger file cannot overspend together). Record level: its DP-SGD events (at the
+// plan's public sampling rate and local steps) and its private evaluations. Client level: one event per
+// round it is offered (a subsampled Gaussian release whether its coin joined it to the sum or it sent a
+// cover update), and its own z, below which it refuses to add noise.
+//
+// Private evaluation (privacy/evaluation-mechanism.ts), record level only: the run's target covers
+// training and evaluation. The institution plans its own evaluation noise from the run's evaluation share
+// (scaled down when its own budget is below the run's target) over the planned evaluations, calibrates its
+// training noise so that training and evaluation events compose to at most min(target, own budget), never
+// adds less evaluation noise than that plan requires, records each evaluation in its ledger before the
+// released vector leaves, and declines an evaluation that would pass its budget.
+// Client level keeps exact evaluation (validation figures leave unprotected; see federation-client.ts):
+// the histograms' sensitivity is one validation row, while a client-level ledger accounts whole
+// institutions, so the two cannot share one budget without a client-level evaluation mechanism.
+//
 // The institution's ledger head, signed with its identity key, is its receipt for the coordinator; the
 // coordinator's signed heads are kept in the ledger file's `ledger_receipts` table (privacy/receipts.ts).
 import Database from 'better-sqlite3';
 import { makeAccountant, type Accountant } from '../privacy/accountant.ts';
 import { checkBudget, type PrivacyBudget } from '../privacy/budget.ts';
-import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
+import {
+  EVALUATION_SENSITIVITY,
+  evaluationMechanism,
+  planEvaluationNoise,
+  planInstitutionEvaluations,
+  planInstitutionNoise,
+  type EvaluationNoisePlan,
+  type InstitutionNoisePlan,
+} from '../privacy/evaluation-mechanism.ts';
 import { calibrateClientNoise } from '../privacy/release-policy.ts';
-import { noiseMultiplierCovering, tailDelta } from '../privacy/discretisation-cost.ts';
+import { noiseMultiplierCovering, samplerTailMassPerDraw, tailDelta } from '../privacy/discretisation-cost.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
 import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
 import { PrivacyLedger, type SpentEpsilon } from '../privacy/ledger.ts';
 import type { MechanismEvent } from '../privacy/mechanism-event.ts';
 import { ReceiptStore, type LedgerReceipt } from '../privacy/receipts.ts';
 import type { LedgerHeadMsg, PrivacyEventMsg } from '../proto/wire.ts';
-import type { ClientPrivacy, RoundDecision } from './client-privacy.ts';
+import type { ClientPrivacy, EvaluationDecision, RoundDecision } from './client-privacy.ts';
 import type { Learner, MechanismReport, PlannedMechanism, TaskContext } from './learner.ts';
 
 export interface InstitutionPrivacyOptions {
@@ -33,6 +53,9 @@ export class InstitutionPrivacy implements ClientPrivacy {
   private readonly db: Database.Database;
   private readonly ledger: PrivacyLedger;
   private readonly receipts: ReceiptStore;
+  private readonly plans = new Map<string, InstitutionNoisePlan>();
+  private readonly evaluationPlans = new Map<string, { count: number; multiplier: number }>();
+  /** Client level: this institution's own z per run plan. */
   private readonly calibrated = new Map<string, number>();
 
   constructor(private readonly options: InstitutionPrivacyOptions) {
@@ -56,22 +79,103 @@ export class InstitutionPrivacy implements ClientPrivacy {
     return this.ledger.events({ institutionId: this.options.institutionId }).map((row) => row.event);
   }
 
-  /** σ for this run: calibrated once so the run's planned rounds compose to min(run target, own budget). */
+  /**
+   * σ for this run: calibrated once so the run's planned rounds, together with its planned private
+   * evaluations, compose to min(run target, own budget).
+   */
   private noiseMultiplierFor(task: TaskContext, planned: { sampleRate: number; steps: number }): number {
+    return this.noisePlan(task, planned).trainingMultiplier;
+  }
+
+  /** The run's plan (privacy/evaluation-mechanism.ts planInstitutionNoise), computed once per run and mechanism. */
+  private noisePlan(task: TaskContext, planned: { sampleRate: number; steps: number }): InstitutionNoisePlan {
     const record = task.config.privacy.record!;
-    const key = `${task.runId}:${planned.sampleRate}:${planned.steps}:${record.plannedRounds}`;
-    let sigma = this.calibrated.get(key);
-    if (sigma === undefined) {
-      sigma = calibrateNoiseMultiplier({
-        targetEpsilon: Math.min(record.targetEpsilon, this.options.budget.epsilon),
-        delta: this.options.budget.delta,
-        sampleRate: planned.sampleRate,
-        steps: planned.steps * record.plannedRounds,
-        accountant: record.accountant,
-      }).noiseMultiplier;
-      this.calibrated.set(key, sigma);
+    const share = task.config.evaluation.private;
+    const every = task.config.evaluation.every ?? 1;
+    const key = `${task.runId}:${planned.sampleRate}:${planned.steps}:${record.plannedRounds}:${record.targetEpsilon}:${share ? `${share.epsilon}/${every}` : 'exact'}`;
+    let plan = this.plans.get(key);
+    if (!plan) {
+      plan = planInstitutionNoise({
+        targetEpsilon: record.targetEpsilon, budget: this.options.budget, accountant: record.accountant,
+        training: { ...planned, rounds: record.plannedRounds },
+        evaluation: share ? { epsilon: share.epsilon, every } : null,
+      });
+      this.plans.set(key, plan);
     }
-    return sigma;
+    return plan;
+  }
+
+  /**
+   * This institution's own evaluation plan for the run (null without private evaluation): the planned
+   * evaluations and the noise multiplier each needs (the training part of the plan does not change it).
+   */
+  private evaluationPlan(task: TaskContext): { count: number; multiplier: number } | null {
+    const share = task.config.evaluation.private;
+    const record = task.config.privacy.record;
+    if (!share || !record) return null;
+    const every = task.config.evaluation.every ?? 1;
+    const key = `${task.runId}:${record.plannedRounds}:${record.targetEpsilon}:${share.epsilon}/${every}`;
+    let plan = this.evaluationPlans.get(key);
+    if (!plan) {
+      plan = planInstitutionEvaluations({ targetEpsilon: record.targetEpsilon, budget: this.options.budget, accountant: record.accountant, rounds: record.plannedRounds, epsilon: share.epsilon, every });
+      this.evaluationPlans.set(key, plan);
+    }
+    return plan;
+  }
+
+  /**
+   * Before a private evaluation leaves: the noise to add (never less than this institution's own plan
+   * requires, whatever the task asks for), refused when the round's candidate was already evaluated
+   * (a second release would spend twice) or when the event would pass the budget.
+   */
+  beforeEvaluation(task: TaskContext, o: { requested: number; secure?: { threshold: number } }): EvaluationDecision {
+    const budgetEpsilon = this.options.budget.epsilon;
+    let plan: { count: number; multiplier: number } | null;
+    try {
+      plan = this.evaluationPlan(task);
+    } catch (error) {
+      return { allowed: false, reason: 'budget', projectedEpsilon: this.spent().epsilon, budgetEpsilon,
+        detail: `evaluation: no evaluation noise fits this institution's budget: ${(error as Error).message}` };
+    }
+    if (!plan) throw new Error('private evaluation: the task carries no evaluation.private settings in record mode');
+    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode === 'evaluation');
+    if (already) {
+      return { allowed: false, reason: 'already-released', projectedEpsilon: this.spent().epsilon, budgetEpsilon,
+        detail: `the candidate of round ${task.round} of run ${task.runId} was already evaluated (ledger row ${already.seq}); releasing again would spend privacy twice` };
+    }
+    const noise = planEvaluationNoise({ required: plan.multiplier, requested: o.requested, bins: task.config.evaluation.bins, secure: o.secure });
+    const check = checkBudget(this.spentEvents(), [evaluationMechanism(noise.recordedMultiplier * EVALUATION_SENSITIVITY, 1)], this.options.budget, this.accountant(task));
+    return {
+      allowed: check.allowed,
+      reason: check.allowed ? undefined : 'budget',
+      noise,
+      projectedEpsilon: check.projectedEpsilon,
+      budgetEpsilon,
+      detail: check.allowed ? `evaluation: projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : `evaluation: ${check.reason ?? 'over budget'}`,
+    };
+  }
+
+  /** Appends the evaluation event (Gaussian mechanism, sample rate 1, one step) to the ledger and signs it; call before the vector leaves. */
+  recordEvaluation(task: TaskContext, noise: EvaluationNoisePlan): PrivacyEventMsg {
+    const event: LedgerEvent = {
+      institutionId: this.options.institutionId,
+      runId: task.runId,
+      round: task.round,
+      mode: 'evaluation',
+      sampleRate: 1,
+      noiseMultiplier: noise.recordedMultiplier,
+      steps: 1,
+      clipNorm: EVALUATION_SENSITIVITY,
+      // the cells' noise comes from the same cut-tail sampler as training noise: its missing mass is charged
+      delta: this.chargedDelta({ samplerTailMass: 2 * task.config.evaluation.bins * samplerTailMassPerDraw(noise.sigma) }),
+      modelVersion: task.modelVersion,
+      time: new Date().toISOString(),
+    };
+    const signature = signEvent(event, this.options.identity);
+    // the binding budget check, in the same transaction as the append (a second process sharing this ledger
+    // cannot slip an event in between)
+    this.ledger.appendWithinBudget(event, signature, this.accountant(task));
+    return { ...event, signature };
   }
 
   /** The sigma to add noise at so that the charged sigma is at least the calibrated one (when the learner says its dimension). */
@@ -123,7 +227,7 @@ export class InstitutionPrivacy implements ClientPrivacy {
     const budgetEpsilon = this.options.budget.epsilon;
     const c = task.config.privacy.client!;
     const own = this.clientNoiseMultiplier(task);
-    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round);
+    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode === 'client');
     if (already) {
       return { allowed: false, reason: 'already-released', noiseMultiplier: own, projectedEpsilon: this.spent().epsilon, budgetEpsilon,
         detail: `round ${task.round} of run ${task.runId} was already released (ledger row ${already.seq}); a second noisy update would spend privacy twice` };
@@ -155,7 +259,7 @@ export class InstitutionPrivacy implements ClientPrivacy {
    * institution never spends past it; privacy/discretisation-cost.ts). A budget epsilon so large that the
    * charge reaches 1 makes the statement vacuous, and the event says so (delta just below 1).
    */
-  private chargedDelta(mechanism: MechanismReport): number {
+  private chargedDelta(mechanism: Pick<MechanismReport, 'samplerTailMass'>): number {
     const charged = this.options.budget.delta + tailDelta(mechanism.samplerTailMass ?? 0, Math.min(this.options.budget.epsilon, 700));
     return Math.min(charged, 1 - 2 ** -53);
   }

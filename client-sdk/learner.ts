@@ -53,6 +53,8 @@ export interface EvalOutcome {
   numExamples: number;
   loss: number;
   accuracy: number;
+  /** The exact AUC on the validation rows (sort-based), for the institution's own log; never sent. */
+  auc?: number;
 }
 
 export interface Learner {

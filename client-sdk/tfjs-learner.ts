@@ -97,7 +97,8 @@ export class TfjsLearner implements Learner {
   }
 
   async evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome> {
-    const r = this.trainerFor(task).evaluate(model, this.validation, task.config.evaluation);
-    return { histogram: r.histogram, numExamples: r.n, loss: r.loss, accuracy: r.accuracy };
+    const { bins, logitRange } = task.config.evaluation;
+    const r = this.trainerFor(task).evaluate(model, this.validation, { bins, logitRange });
+    return { histogram: r.histogram, numExamples: r.n, loss: r.loss, accuracy: r.accuracy, auc: r.auc };
   }
 }

@@ -14,6 +14,7 @@ import { Enrolment, type EnrolmentEntry } from './enrolment.ts';
 import { federationHandlers } from './federation-service.ts';
 import { InstitutionRegistry } from './institution-registry.ts';
 import { CoordinatorReceipts } from './ledger-receipts.ts';
+import type { CandidateEvaluator } from './candidate-evaluator.ts';
 import { admitPeers } from './peer-admission.ts';
 import { RoundMachine } from './round-machine.ts';
 import type { RoundPrivacy } from './round-privacy.ts';
@@ -43,6 +44,8 @@ export interface CoordinatorOptions {
    * `config.strategy` names. Its saved state is restored on resume, so a resumed run needs the same one.
    */
   strategy?: Strategy;
+  /** --evaluation-data: scores candidates on the coordinator's own rows (required by a run configured so). */
+  evaluator?: CandidateEvaluator;
   /**
    * TLS: the coordinator's certificate and key and the federation CA. Mutual TLS unless
    * `requireClientCertificate` is false: an institution must present a certificate of that CA bound to
@@ -128,7 +131,8 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000, enrolment, receipts);
   const board = new TaskBoard();
   const privacy = options.privacy?.({ runId, config, store, registry, identity });
-  const machine = new RoundMachine({ runId, config, store, registry, board, strategy, privacy, initialModel: saved.parameters, startRound: lastRound + 1 });
+  if (config.task.evaluation.coordinatorData && !options.evaluator) throw new Error(`run ${runId} scores candidates on the coordinator's own data: start it with --evaluation-data`);
+  const machine = new RoundMachine({ runId, config, store, registry, board, strategy, privacy, initialModel: saved.parameters, startRound: lastRound + 1, evaluator: options.evaluator });
 
   const server = new grpc.Server(CHANNEL_OPTIONS);
   const metrics = options.metrics;

@@ -1,13 +1,16 @@
 // The coordinator's privacy bookkeeping for a run, over the ε ledger kept in its own SQLite file:
 // it refuses to schedule an institution whose recorded ε would pass its declared budget, refuses a
 // client-level round past the federation's (ε, δ) target, checks the signed event each institution sends
-// with its update against the plan's public parameters, and appends the events of every sum the moment
-// it is revealed (a round that then fails keeps them; re-appending the same signed event is a no-op).
-// The coordinator never adds noise: the institutions do (privacy/release-policy.ts).
+// with its update against the plan's public parameters (and with a private evaluation), and appends the
+// events of every sum the moment it is revealed: a training sum's events, and a private evaluation's
+// events when the noisy histogram sum is revealed (a round that then fails keeps them; re-appending the
+// same signed event is a no-op). The coordinator never adds noise: the institutions do
+// (privacy/release-policy.ts, privacy/evaluation-mechanism.ts).
 import { makeAccountant } from '../privacy/accountant.ts';
 import { checkBudget } from '../privacy/budget.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
-import { signEvent, validateLedgerEvent, verifyEventSignature, type LedgerEvent } from '../privacy/ledger-event.ts';
+import { EVALUATION_SENSITIVITY } from '../privacy/evaluation-mechanism.ts';
+import { signEvent, validateLedgerEvent, verifyEventSignature, type LedgerEvent, type LedgerMode } from '../privacy/ledger-event.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
 import type { PrivacyEventMsg } from '../proto/wire.ts';
 import type { CoordinatorStore } from './coordinator-store.ts';
@@ -42,6 +45,34 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
 
   const eventsOf = (id: string) => ledger.events({ institutionId: id }).map((r) => r.event);
 
+  /** Appends an institution's signed event (checked when it arrived) to the coordinator's ledger; the same event again is a no-op. */
+  const appendSigned = (id: string, event: PrivacyEventMsg, as: LedgerMode) => {
+    const institution = registry.get(id);
+    if (!institution) throw new Error(`ledger: institution ${id} vanished`);
+    ensureRegistered(institution);
+    const { signature, ...fields } = event;
+    ledger.append({ ...fields, mode: as } as LedgerEvent, signature);
+  };
+
+  /** A signed event from `institution` about this run's `round` at `modelVersion` in `mode`; throws an RpcError naming the field. */
+  const checkSignedEvent = (institution: Institution, round: number, modelVersion: number, mode: LedgerMode, event: PrivacyEventMsg | null | undefined): LedgerEvent => {
+    if (!event) throw invalidArgument(`header.privacy_event: required (${mode === 'evaluation' ? 'a private evaluation' : 'record-level privacy mode'})`);
+    const { signature: _signature, ...fields } = event;
+    const e = { ...fields, mode: fields.mode as LedgerEvent['mode'] };
+    try {
+      validateLedgerEvent(e);
+    } catch (error) {
+      throw invalidArgument(`header.privacy_event: ${(error as Error).message}`);
+    }
+    if (e.institutionId !== institution.id) throw invalidArgument(`header.privacy_event.institution_id: "${e.institutionId}" is not the sender "${institution.id}"`);
+    if (e.runId !== runId) throw invalidArgument(`header.privacy_event.run_id: "${e.runId}" is not this run`);
+    if (e.round !== round) throw invalidArgument(`header.privacy_event.round: ${e.round} is not round ${round}`);
+    if (e.modelVersion !== modelVersion) throw invalidArgument(`header.privacy_event.model_version: ${e.modelVersion} is not ${modelVersion}`);
+    if (e.mode !== mode) throw invalidArgument(`header.privacy_event.mode: expected "${mode}", got "${e.mode}"`);
+    if (!verifyEventSignature(e, event.signature, institution.publicKey)) throw invalidArgument('header.privacy_event.signature: does not verify with the institution\'s identity key');
+    return e;
+  };
+
   return {
     admissible(round: number, candidates: Institution[]): Institution[] {
       if (mode !== 'record') return candidates;
@@ -52,7 +83,11 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
         const key = `${head}:${institution.budget.epsilon}:${institution.budget.delta}`;
         if (admitted.get(institution.id) === key) return true;
         const events = eventsOf(institution.id);
-        const check = events.length === 0 ? null : checkBudget(events, [events[events.length - 1]], institution.budget, accountant);
+        // The next round is projected as the last training release plus, once the institution has released
+        // evaluations, the last evaluation (a round without evaluation is then over-projected: conservative).
+        const lastOf = (m: LedgerMode) => [...events].reverse().find((e) => e.mode === m);
+        const next = [lastOf('record') ?? events[events.length - 1], lastOf('evaluation')].filter((e): e is LedgerEvent => Boolean(e));
+        const check = events.length === 0 ? null : checkBudget(events, next, institution.budget, accountant);
         if (!check || check.allowed) {
           admitted.set(institution.id, key);
           return true;
@@ -85,37 +120,26 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
     },
 
     checkResultEvent(institution: Institution, round: number, modelVersion: number, event: PrivacyEventMsg | null | undefined): void {
-      if (!event) throw invalidArgument('header.privacy_event: required in record-level privacy mode');
-      const { signature: _signature, ...fields } = event;
-      const e = { ...fields, mode: fields.mode as LedgerEvent['mode'] };
-      try {
-        validateLedgerEvent(e);
-      } catch (error) {
-        throw invalidArgument(`header.privacy_event: ${(error as Error).message}`);
-      }
-      if (e.institutionId !== institution.id) throw invalidArgument(`header.privacy_event.institution_id: "${e.institutionId}" is not the sender "${institution.id}"`);
-      if (e.runId !== runId) throw invalidArgument(`header.privacy_event.run_id: "${e.runId}" is not this run`);
-      if (e.round !== round) throw invalidArgument(`header.privacy_event.round: ${e.round} is not round ${round}`);
-      if (e.modelVersion !== modelVersion) throw invalidArgument(`header.privacy_event.model_version: ${e.modelVersion} is not ${modelVersion}`);
-      if (e.mode !== 'record') throw invalidArgument(`header.privacy_event.mode: expected "record", got "${e.mode}"`);
+      checkSignedEvent(institution, round, modelVersion, 'record', event);
       // The plan's public mechanism: q and the step count are parameters of the run, never B/n.
+      const { signature: _signature, ...e } = event!;
       const record = config.task.privacy.record!;
       if (e.sampleRate !== record.sampleRate) throw invalidArgument(`header.privacy_event.sample_rate: ${e.sampleRate} is not the plan's public rate ${record.sampleRate}`);
       if (e.steps !== config.task.localSteps) throw invalidArgument(`header.privacy_event.steps: ${e.steps} is not the plan's ${config.task.localSteps} local steps`);
       if (e.clipNorm !== record.clipNorm) throw invalidArgument(`header.privacy_event.clip_norm: ${e.clipNorm} is not the plan's ${record.clipNorm}`);
-      if (!verifyEventSignature(e, event.signature, institution.publicKey)) throw invalidArgument('header.privacy_event.signature: does not verify with the institution\'s identity key');
+    },
+
+    checkEvaluationEvent(institution: Institution, round: number, event: PrivacyEventMsg | null | undefined): void {
+      // The candidate of round r has model version r; one application of the Gaussian mechanism on the histograms.
+      const e = checkSignedEvent(institution, round, round, 'evaluation', event);
+      if (e.sampleRate !== 1 || e.steps !== 1) throw invalidArgument(`header.privacy_event: an evaluation event has sample rate 1 and one step, got ${e.sampleRate} and ${e.steps}`);
+      if (e.clipNorm !== EVALUATION_SENSITIVITY) throw invalidArgument(`header.privacy_event.clip_norm: an evaluation event records the sensitivity ${EVALUATION_SENSITIVITY}, got ${e.clipNorm}`);
     },
 
     recordRevealedSum(round, modelVersion, events, actualNoiseMultiplier) {
       store.db.transaction(() => {
         if (mode === 'record') {
-          for (const [id, event] of events) {
-            const institution = registry.get(id);
-            if (!institution) throw new Error(`ledger: institution ${id} vanished`);
-            ensureRegistered(institution);
-            const { signature, ...fields } = event;
-            ledger.append({ ...fields, mode: 'record' } as LedgerEvent, signature);
-          }
+          for (const [id, event] of events) appendSigned(id, event, 'record');
         } else if (mode === 'client' && client) {
           ensureRegistered({ id: FEDERATION_ID, publicKey: identity.publicKey, budget: federationBudget });
           const policy = trainingReleasePolicy(config.task);
@@ -123,6 +147,15 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
           const event: LedgerEvent = { institutionId: FEDERATION_ID, runId, round, mode: 'client', ...sum, modelVersion, time: new Date().toISOString() };
           ledger.append(event, signEvent(event, identity));
         }
+      })();
+    },
+
+    recordEvaluationEvents(_round, events) {
+      // The same rule as a training sum: the institutions' signed evaluation events, the moment the noisy
+      // histogram sum is revealed, in their own transaction (idempotent: the same signed event is a no-op).
+      if (events.size === 0) return;
+      store.db.transaction(() => {
+        for (const [id, event] of events) appendSigned(id, event, 'evaluation');
       })();
     },
 

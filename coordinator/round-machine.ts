@@ -5,7 +5,16 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { addHistograms, aucFromHistogram, emptyHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
 import { distributedNoiseAccounting } from '../privacy/distributed-noise.ts';
-import { decodeEvaluation, evaluationVectorLength, type EvaluationTotals } from '../privacy/evaluation-vector.ts';
+import { EVALUATION_SENSITIVITY, isEvaluationRound } from '../privacy/evaluation-mechanism.ts';
+import {
+  addNoisyHistograms,
+  decodeEvaluation,
+  decodeNoisyHistograms,
+  evaluationVectorLength,
+  totalsFromNoisyHistograms,
+  type EvaluationTotals,
+  type NoisyHistograms,
+} from '../privacy/evaluation-vector.ts';
 import { majorityThreshold, sizeMaskingGraph } from '../privacy/masking-graph.ts';
 import { decodeWeightedSum } from '../privacy/quantise.ts';
 import { trainingReleasePolicy, type ReleasePolicy } from '../privacy/release-policy.ts';
@@ -18,6 +27,7 @@ import { SeededRandom } from '../proto/seeded-random.ts';
 import type { NamedTensor, TensorData } from '../proto/tensor-stream.ts';
 import type { TaskConfig } from '../proto/task-config.ts';
 import type { DeclineRequestMsg, DTypeName, Envelope, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
+import type { CandidateEvaluator } from './candidate-evaluator.ts';
 import type { CoordinatorStore, ParticipantRecord } from './coordinator-store.ts';
 import type { Institution, InstitutionRegistry } from './institution-registry.ts';
 import { PhaseCollector } from './phase-collector.ts';
@@ -39,16 +49,24 @@ export interface TrainReport {
 }
 
 export interface EvalReport {
-  histogram: ScoreHistogram;
+  /** Exact evaluation: the institution's histograms (null under private evaluation). */
+  histogram: ScoreHistogram | null;
   numExamples: number;
   metrics: Record<string, number>;
+  /** Private evaluation: the institution's noisy histograms and the signed event it recorded for them. */
+  noisy?: NoisyHistograms;
+  privacyEvent?: PrivacyEventMsg;
 }
 
 export interface RoundSummary {
   round: number;
   modelVersion: number;
   participants: number;
+  /** False for a round that commits without evaluation (--evaluate-every); its auc, loss and accuracy are NaN. */
+  evaluated: boolean;
   auc: number;
+  /** Private evaluation: the AUC's expected error from the evaluation noise (absent for exact evaluation). */
+  aucStderr?: number;
   loss: number;
   accuracy: number;
   seconds: number;
@@ -82,6 +100,8 @@ interface EvalStage {
   metrics: MetricRow[];
   perInstitution: RoundSummary['institutions'];
   evaluators: Set<string>;
+  /** Private evaluation: the evaluators' signed events (recorded in the ledger when their sum was revealed). */
+  events: Map<string, PrivacyEventMsg>;
 }
 
 type Phase = 'starting' | 'waiting' | 'training' | 'evaluating' | 'committing' | 'done' | 'stopped';
@@ -138,6 +158,8 @@ export class RoundMachine extends EventEmitter {
       privacy?: RoundPrivacy;
       initialModel: Float32Array;
       startRound: number;
+      /** --evaluation-data: candidates are scored on the coordinator's own rows (no EVALUATE tasks). */
+      evaluator?: CandidateEvaluator;
     },
   ) {
     super();
@@ -237,23 +259,31 @@ export class RoundMachine extends EventEmitter {
     this.candidateId = randomBytes(12).toString('hex');
     const tTrained = performance.now();
 
-    // ---- evaluate the new global model ----
+    // ---- evaluate the new global model (every --evaluate-every rounds, and the last round) ----
+    const evaluates = isEvaluationRound(round, config.rounds, config.task.evaluation.every ?? 1);
     this.phase = 'evaluating';
-    const evaluated = secure ? await this.evaluateSecure(round, trained.reported, trainConfig) : await this.evaluatePlain(round, trained.reported, trainConfig);
+    const evaluated = !evaluates ? this.noEvaluation()
+      : config.task.evaluation.coordinatorData ? await this.evaluateOnOwnData(trained.next, trained.reported)
+      : secure ? await this.evaluateSecure(round, trained.reported, trainConfig)
+      : await this.evaluatePlain(round, trained.reported, trainConfig);
     if (this.stopped) return null;
 
     // ---- commit ----
     const tEvaluated = performance.now();
     this.phase = 'committing';
     const metrics = [...trained.metrics, ...evaluated.metrics];
-    const { auc: globalAuc, loss: globalLoss, accuracy: globalAccuracy, examples } = strategy.evaluate(round, evaluated.totals);
+    const none = { auc: Number.NaN, loss: Number.NaN, accuracy: Number.NaN, examples: 0, aucStderr: undefined };
+    const { auc: globalAuc, loss: globalLoss, accuracy: globalAccuracy, examples, aucStderr } = evaluates ? strategy.evaluate(round, evaluated.totals) : none;
     const seconds = (performance.now() - t0) / 1000;
-    metrics.push(
-      { institutionId: '', name: 'auc', value: globalAuc },
-      { institutionId: '', name: 'loss', value: globalLoss },
-      { institutionId: '', name: 'accuracy', value: globalAccuracy },
-      { institutionId: '', name: 'eval_examples', value: examples },
-    );
+    if (evaluates) {
+      metrics.push(
+        { institutionId: '', name: 'auc', value: globalAuc },
+        { institutionId: '', name: 'loss', value: globalLoss },
+        { institutionId: '', name: 'accuracy', value: globalAccuracy },
+        { institutionId: '', name: 'eval_examples', value: examples },
+      );
+      if (aucStderr !== undefined) metrics.push({ institutionId: '', name: 'auc_stderr', value: aucStderr });
+    }
     store.commitRound(
       {
         runId: this.runId,
@@ -265,7 +295,7 @@ export class RoundMachine extends EventEmitter {
         model: trained.next,
         strategyState: strategy.saveState(),
         participants: trained.participants.map((p) =>
-          p.status === 'reported' && !evaluated.evaluators.has(p.institutionId) ? { ...p, detail: p.detail || 'no evaluation before the deadline' } : p,
+          evaluates && p.status === 'reported' && !evaluated.evaluators.has(p.institutionId) ? { ...p, detail: p.detail || 'no evaluation before the deadline' } : p,
         ),
         metrics,
       },
@@ -278,7 +308,9 @@ export class RoundMachine extends EventEmitter {
       round,
       modelVersion: round,
       participants: trained.reported.length,
+      evaluated: evaluates,
       auc: globalAuc,
+      ...(aucStderr !== undefined ? { aucStderr } : {}),
       loss: globalLoss,
       accuracy: globalAccuracy,
       seconds,
@@ -369,10 +401,12 @@ export class RoundMachine extends EventEmitter {
     await this.evalPhase.wait();
     for (const id of evaluators) board.clear(id);
     const evals = this.evalPhase.reported();
+    if (config.task.evaluation.private) return this.sumPrivateEvaluations(evals);
     const totals: EvaluationTotals = { histogram: emptyHistogram(config.task.evaluation.bins, config.task.evaluation.logitRange), lossSum: 0, correct: 0, n: 0 };
     const metrics: MetricRow[] = [];
     const perInstitution: RoundSummary['institutions'] = [];
     for (const [id, e] of evals) {
+      if (!e.histogram) throw new Error(`round ${round}: the exact evaluation of ${id} has no histogram`);
       totals.histogram = addHistograms(totals.histogram, e.histogram);
       totals.lossSum += (e.metrics.loss ?? 0) * e.numExamples;
       totals.correct += (e.metrics.accuracy ?? 0) * e.numExamples;
@@ -382,7 +416,43 @@ export class RoundMachine extends EventEmitter {
       metrics.push({ institutionId: id, name: 'auc', value: auc }, { institutionId: id, name: 'eval_examples', value: e.numExamples });
       for (const [k, v] of Object.entries(e.metrics)) metrics.push({ institutionId: id, name: `eval_${k}`, value: v });
     }
-    return { totals, metrics, perInstitution, evaluators: new Set(evals.keys()) };
+    return { totals, metrics, perInstitution, evaluators: new Set(evals.keys()), events: new Map() };
+  }
+
+  /** --evaluation-data: the candidate scored on the coordinator's own rows; the institutions are not asked. */
+  private async evaluateOnOwnData(candidate: Float32Array, reported: string[]): Promise<EvalStage> {
+    const evaluator = this.deps.evaluator;
+    if (!evaluator) throw new Error('this run scores candidates on the coordinator\'s own data, but no --evaluation-data evaluator was given');
+    const totals = await evaluator.evaluate(candidate, this.spec, this.deps.config.task.evaluation);
+    return { totals, metrics: [], perInstitution: [], evaluators: new Set(reported), events: new Map() };
+  }
+
+  /** A round that commits without evaluation (--evaluate-every): no task, no release, no figures. */
+  private noEvaluation(): EvalStage {
+    const { bins, logitRange } = this.deps.config.task.evaluation;
+    return { totals: { histogram: emptyHistogram(bins, logitRange), lossSum: 0, correct: 0, n: 0 }, metrics: [], perInstitution: [], evaluators: new Set(), events: new Map() };
+  }
+
+  /**
+   * Plain aggregation under private evaluation: each institution's histograms arrive noisy and separately;
+   * only their sum is kept (no per-institution figures), with the noise each institution's event records
+   * (σ = multiplier · Δ, independent noises add in variance).
+   */
+  private sumPrivateEvaluations(evals: Map<string, EvalReport>): EvalStage {
+    const stage = this.noEvaluation();
+    let sum: NoisyHistograms | null = null;
+    let variance = 0;
+    for (const [id, e] of evals) {
+      if (!e.noisy || !e.privacyEvent) throw new Error(`round ${this.round}: the private evaluation of ${id} has no noisy histograms or event`);
+      sum = sum ? addNoisyHistograms(sum, e.noisy) : e.noisy;
+      variance += (e.privacyEvent.noiseMultiplier * EVALUATION_SENSITIVITY) ** 2;
+      stage.events.set(id, e.privacyEvent);
+    }
+    // Plain aggregation: every noisy histogram the coordinator received is revealed to it; record the events now.
+    this.deps.privacy?.recordEvaluationEvents(this.round, stage.events);
+    if (sum) stage.totals = totalsFromNoisyHistograms(sum, Math.sqrt(variance));
+    stage.evaluators = new Set(evals.keys());
+    return stage;
   }
 
   // ---- secure aggregation: the coordinator sees only sums ----
@@ -488,16 +558,22 @@ export class RoundMachine extends EventEmitter {
     const { config, registry } = this.deps;
     const { bins, logitRange } = config.task.evaluation;
     const participants = evaluators.map((id) => registry.get(id)).filter((p): p is Institution => Boolean(p));
-    const empty: EvalStage = { totals: { histogram: emptyHistogram(bins, logitRange), lossSum: 0, correct: 0, n: 0 }, metrics: [], perInstitution: [], evaluators: new Set() };
+    const empty = this.noEvaluation();
     if (participants.length < 3) return empty;
+    // Private evaluation: each institution adds a share σ/√t of the noise (t = the threshold: a completed
+    // sum has at least t survivors) and sends only its two noisy histograms.
+    const privateEvaluation = config.task.evaluation.private;
+    const graph = this.secureGraph(participants.length);
     const collection = new SecureCollection({
-      runId: this.runId, round, collection: 'evaluation', participants, ...this.secureGraph(participants.length),
-      vectorLength: evaluationVectorLength(bins), quantisationJson: '', clientNoiseSigma: 0,
+      runId: this.runId, round, collection: 'evaluation', participants, ...graph,
+      vectorLength: privateEvaluation ? 2 * bins : evaluationVectorLength(bins), quantisationJson: '',
+      clientNoiseSigma: privateEvaluation ? privateEvaluation.noiseSigma / Math.sqrt(graph.threshold) : 0,
       board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: round }), firstKind: 'EVALUATE',
       firstDeadlineMs: config.phaseTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
-      checkHeader: (_institution, header) => {
+      checkHeader: (institution, header) => {
         this.checkRound(header.envelope, round);
         if (header.kind !== 'EVALUATE_RESULT') throw invalidArgument('header.kind: expected EVALUATE_RESULT in the evaluation secure sum');
+        if (privateEvaluation) this.deps.privacy?.checkEvaluationEvent(institution, round, header.privacyEvent);
       },
     });
     this.secure = collection;
@@ -507,7 +583,16 @@ export class RoundMachine extends EventEmitter {
       this.emit('evaluation-aborted', { round, reason: outcome.reason });
       return { ...empty, metrics: [{ institutionId: '', name: 'evaluation_aborted', value: 1 }] };
     }
-    return { totals: decodeEvaluation(outcome.sum, bins, logitRange), metrics: [], perInstitution: [], evaluators: new Set(outcome.survivors) };
+    if (privateEvaluation) {
+      // Each survivor's event records the multiplier of t shares of its σ_c (≈ σ_c·√t): the sum carries Σ σ_c².
+      let variance = 0;
+      for (const event of outcome.events.values()) variance += (event.noiseMultiplier * EVALUATION_SENSITIVITY) ** 2 / graph.threshold;
+      // The noisy histogram sum is revealed: record its events first, as a training sum's.
+      this.deps.privacy?.recordEvaluationEvents(round, outcome.events);
+      const totals = totalsFromNoisyHistograms(decodeNoisyHistograms(outcome.sum, bins, logitRange), Math.sqrt(variance));
+      return { totals, metrics: [], perInstitution: [], evaluators: new Set(outcome.survivors), events: outcome.events };
+    }
+    return { totals: decodeEvaluation(outcome.sum, bins, logitRange), metrics: [], perInstitution: [], evaluators: new Set(outcome.survivors), events: new Map() };
   }
 
   private async waitAndSample(round: number): Promise<Institution[] | null> {
@@ -690,6 +775,7 @@ export class RoundMachine extends EventEmitter {
     if (why) throw failedPrecondition(why);
     const bins = this.deps.config.task.evaluation.bins;
     if (header.tensorCount !== 2) throw invalidArgument(`header.tensor_count: an evaluation carries 2 histograms, got ${header.tensorCount}`);
+    if (this.deps.config.task.evaluation.private) return this.openPrivateEvalResult(institution, header, phase);
     for (const key of ['loss', 'accuracy']) {
       const v = header.metrics[key];
       if (v === undefined || !Number.isFinite(v)) throw invalidArgument(`header.metrics.${key}: required finite number`);
@@ -713,6 +799,34 @@ export class RoundMachine extends EventEmitter {
         if (n !== header.numExamples) throw invalidArgument(`header.num_examples: ${header.numExamples} does not match the histogram total ${n}`);
         this.deps.board.clear(institution.id);
         phase.report(institution.id, { histogram, numExamples: n, metrics: { ...header.metrics } });
+      },
+      fail: (reason) => {
+        this.deps.board.clear(institution.id);
+        phase.reject(institution.id, 'rejected', reason);
+      },
+    };
+  }
+
+  /** A private evaluation under plain aggregation: two noisy histograms (signed counts as 32-bit words) and the signed event. */
+  private openPrivateEvalResult(institution: Institution, header: ResultHeaderMsg, phase: PhaseCollector<EvalReport>): ResultSink {
+    const { bins, logitRange } = this.deps.config.task.evaluation;
+    const round = this.round;
+    this.deps.privacy?.checkEvaluationEvent(institution, round, header.privacyEvent);
+    const event = header.privacyEvent;
+    if (!event) throw invalidArgument('header.privacy_event: a private evaluation must carry its signed evaluation event');
+    return {
+      tensorCount: 2,
+      expectTensor: (name, shape, dtype, index) => {
+        if (name !== HISTOGRAM_NAMES[index]) throw invalidArgument(`tensor.name: expected "${HISTOGRAM_NAMES[index]}", got "${name}"`);
+        if (shape.length !== 1 || shape[0] !== bins) throw invalidArgument(`tensor.shape: "${name}" must be [${bins}]`);
+        if (dtype !== 'UINT32') throw invalidArgument(`tensor.dtype: "${name}" must be UINT32`);
+      },
+      finish: (tensors) => {
+        const vector = new Uint32Array(2 * bins);
+        vector.set(tensors[0].data as Uint32Array, 0);
+        vector.set(tensors[1].data as Uint32Array, bins);
+        this.deps.board.clear(institution.id);
+        phase.report(institution.id, { histogram: null, numExamples: 0, metrics: {}, noisy: decodeNoisyHistograms(vector, bins, logitRange), privacyEvent: event });
       },
       fail: (reason) => {
         this.deps.board.clear(institution.id);

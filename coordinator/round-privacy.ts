@@ -1,5 +1,6 @@
 // The round machine's privacy hooks: who may be scheduled, whether the federation's budget allows another
-// round, what a training result must carry, and the ledger rows of every sum the coordinator sees.
+// round, what a training result or a private evaluation must carry, and the ledger rows of every sum the
+// coordinator sees (training and evaluation alike: recorded when revealed, not at commit).
 import type { PrivacyEventMsg } from '../proto/wire.ts';
 import type { Institution } from './institution-registry.ts';
 
@@ -12,12 +13,20 @@ export interface RoundPrivacy {
   roundRefusal(round: number): string | null;
   /** Checks the privacy event attached to a training result; throws an RpcError naming the field. */
   checkResultEvent(institution: Institution, round: number, modelVersion: number, event: PrivacyEventMsg | null | undefined): void;
+  /** Checks the signed event of a private evaluation of round `round`'s candidate (mode "evaluation"); throws an RpcError naming the field. */
+  checkEvaluationEvent(institution: Institution, round: number, event: PrivacyEventMsg | null | undefined): void;
   /**
    * Records the privacy events of a sum the moment it is revealed to the coordinator, in its own
    * transaction, whether or not the round then commits: the institutions' signed record-level events, or
    * under client-level DP the federation's event with the noise multiplier actually present.
    */
   recordRevealedSum(round: number, modelVersion: number, events: Map<string, PrivacyEventMsg>, actualNoiseMultiplier?: number): void;
+  /**
+   * Records the institutions' signed private-evaluation events of round `round`'s candidate the moment
+   * the noisy histogram sum (or, under plain aggregation, the noisy histograms) is revealed: the same rule
+   * as recordRevealedSum, in its own transaction, kept if the round then fails; idempotent.
+   */
+  recordEvaluationEvents(round: number, events: Map<string, PrivacyEventMsg>): void;
   /** ε summary per institution for progress output. */
   summary(): { id: string; epsilon: number; delta: number; budget: number | null }[];
 }

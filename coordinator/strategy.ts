@@ -1,7 +1,7 @@
 // The strategy: a few hooks the round loop calls (as in Flower's Strategy: configure, aggregate,
 // evaluate); the loop itself stays in coordinator/round-machine.ts. Updates are flat parameter deltas
 // (local − global) in spec order.
-import { aucFromHistogram } from '../privacy/auc-histogram.ts';
+import { aucFromHistogram, aucStandardError } from '../privacy/auc-histogram.ts';
 import type { EvaluationTotals } from '../privacy/evaluation-vector.ts';
 
 export interface ClientUpdate {
@@ -27,8 +27,10 @@ export interface RoundMetrics {
   auc: number;
   loss: number;
   accuracy: number;
-  /** Validation examples behind the figures. */
+  /** Validation examples behind the figures (under private evaluation: the clamped noisy total). */
   examples: number;
+  /** Private evaluation: the AUC's expected error due to the evaluation noise (absent for exact evaluation). */
+  aucStderr?: number;
 }
 
 export interface FitConfig {
@@ -69,8 +71,15 @@ export interface StrategyOptions {
   trimFraction?: number;        // trimmed-mean, fraction cut at each end, default 0.1
 }
 
-/** The evaluation every strategy here uses: AUC from the summed ROC, and the example-weighted loss and accuracy. */
+/**
+ * The evaluation every strategy here uses: AUC from the summed ROC, and the example-weighted loss and
+ * accuracy. Under private evaluation (totals.noiseSigma set) the histogram is the clamped noisy sum, and
+ * the AUC's standard error from re-noising it with the same σ comes with it.
+ */
 export function metricsFromTotals(totals: EvaluationTotals): RoundMetrics {
-  if (!(totals.n > 0)) return { auc: Number.NaN, loss: Number.NaN, accuracy: Number.NaN, examples: 0 };
-  return { auc: aucFromHistogram(totals.histogram), loss: totals.lossSum / totals.n, accuracy: totals.correct / totals.n, examples: totals.n };
+  const noisy = totals.noiseSigma !== undefined && totals.noiseSigma > 0;
+  if (!(totals.n > 0)) return { auc: Number.NaN, loss: Number.NaN, accuracy: Number.NaN, examples: 0, ...(noisy ? { aucStderr: Number.NaN } : {}) };
+  const metrics: RoundMetrics = { auc: aucFromHistogram(totals.histogram), loss: totals.lossSum / totals.n, accuracy: totals.correct / totals.n, examples: totals.n };
+  if (noisy) metrics.aucStderr = aucStandardError(totals.histogram, totals.noiseSigma!);
+  return metrics;
 }

@@ -4,6 +4,8 @@
 // than probabilities keeps resolution where fraud-like scores crowd near 0 and 1.
 //
 // exactAuc is the sort-based reference the histogram AUC is tested against (and an institution's own AUC).
+// aucStandardError: the error of an AUC computed from noisy (privately released) histograms.
+import { sampleDiscreteGaussian } from './discrete-gaussian.ts';
 
 export interface ScoreHistogram {
   bins: number;
@@ -153,4 +155,35 @@ export function histogramFromVector(vector: Uint32Array | ArrayLike<number>, log
     else h.negative[i - bins] = count;
   }
   return h;
+}
+
+/**
+ * The expected error of an AUC computed from noisy histograms whose every cell carries noise of standard
+ * deviation `noiseSigma` (negative cells clamped at 0): a parametric bootstrap. The released histogram is
+ * noised again `draws` times with the same σ (discrete Gaussian, CSPRNG), clamped, and the AUC's standard
+ * deviation over the draws is returned. It is post-processing of released figures (no privacy cost);
+ * NaN when fewer than two draws have a defined AUC.
+ */
+export function aucStandardError(h: ScoreHistogram, noiseSigma: number, draws = 300): number {
+  checkShape(h.bins, h.logitRange);
+  if (!(noiseSigma > 0) || !Number.isFinite(noiseSigma)) throw new Error(`aucStandardError: noiseSigma must be a positive number, got ${noiseSigma}`);
+  if (!Number.isInteger(draws) || draws < 2) throw new Error(`aucStandardError: draws must be an integer >= 2, got ${draws}`);
+  const noise = sampleDiscreteGaussian(noiseSigma, new Int32Array(2 * h.bins * draws));
+  const redrawn = emptyHistogram(h.bins, h.logitRange);
+  let count = 0;
+  let mean = 0;
+  let m2 = 0;
+  for (let d = 0, k = 0; d < draws; d++) {
+    for (let i = 0; i < h.bins; i++) {
+      redrawn.positive[i] = Math.max(0, h.positive[i] + noise[k++]);
+      redrawn.negative[i] = Math.max(0, h.negative[i] + noise[k++]);
+    }
+    const auc = aucFromHistogram(redrawn);
+    if (Number.isNaN(auc)) continue;
+    count++;
+    const step = auc - mean;
+    mean += step / count;
+    m2 += step * (auc - mean);
+  }
+  return count < 2 ? Number.NaN : Math.sqrt(m2 / (count - 1));
 }

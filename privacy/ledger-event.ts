@@ -11,7 +11,15 @@
 // Every field is self-delimiting, so the encoding is unambiguous and identical on every machine.
 import { verifySignature, type IdentityKey } from './identity.ts';
 
-export type LedgerMode = 'record' | 'client';
+/**
+ * The release an event accounts for: record-level training (DP-SGD), client-level training (DP-FedAvg),
+ * or a private evaluation of a candidate model on the institution's validation rows (the Gaussian
+ * mechanism on its class histograms: sample rate 1, one step, clip norm = the sensitivity 1; see
+ * privacy/evaluation-mechanism.ts). Being part of the ledger's (institution, run, round, mode) key, an
+ * evaluation and a training release of the same round are two rows, and both compose into ε.
+ */
+export type LedgerMode = 'record' | 'client' | 'evaluation';
+export const LEDGER_MODES: readonly LedgerMode[] = ['record', 'client', 'evaluation'];
 
 export interface LedgerEvent {
   institutionId: string;
@@ -98,7 +106,7 @@ export function validateLedgerEvent(e: unknown): asserts e is LedgerEvent {
   checkId(v.institutionId, 'institutionId');
   checkId(v.runId, 'runId');
   checkNumber(v.round, 'round', (x) => Number.isInteger(x) && x >= 0 && x <= 0xffffffff, 'an integer in [0, 2^32)');
-  if (v.mode !== 'record' && v.mode !== 'client') throw new Error(`ledger event: mode must be "record" or "client", got ${JSON.stringify(v.mode)}`);
+  if (!LEDGER_MODES.includes(v.mode as LedgerMode)) throw new Error(`ledger event: mode must be "record", "client" or "evaluation", got ${JSON.stringify(v.mode)}`);
   checkNumber(v.sampleRate, 'sampleRate', (x) => x > 0 && x <= 1, 'in (0, 1]');
   checkNumber(v.noiseMultiplier, 'noiseMultiplier', (x) => x > 0, 'a positive number');
   checkNumber(v.steps, 'steps', (x) => Number.isSafeInteger(x) && x >= 1, 'a positive integer');

@@ -272,6 +272,12 @@ function toRefusalRow(r: Row): RefusalRow {
 
 const mechanismOf = (e: LedgerEvent): MechanismEvent => ({ sampleRate: e.sampleRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps });
 
+/** What one more round is projected to cost: the latest training release, plus the latest evaluation once there was one. */
+function nextRoundOf(rows: readonly LedgerRow[]): MechanismEvent[] {
+  const latest = (evaluation: boolean) => [...rows].reverse().find((r) => (r.event.mode === 'evaluation') === evaluation)?.event;
+  return [latest(false), latest(true)].filter((e): e is LedgerEvent => e !== undefined).map(mechanismOf);
+}
+
 function sameEvent(a: LedgerEvent, b: LedgerEvent): boolean {
   return Buffer.from(canonicalEventBytes(a)).equals(Buffer.from(canonicalEventBytes(b)));
 }
@@ -560,7 +566,7 @@ export class PrivacyLedger {
       const all = this.mechanisms(id);
       const shown = composedEpsilon(events.map((r) => mechanismOf(r.event)), institution.budget.delta, accountant);
       const total = filter?.runId === undefined ? shown.epsilon : composedEpsilon(all, institution.budget.delta, accountant).epsilon;
-      const latest = all.length ? all[all.length - 1] : undefined;
+      const nextRound = nextRoundOf(this.events({ institutionId: id }));
       const summary: InstitutionSummary = {
         institutionId: id,
         publicKey: institution.publicKey,
@@ -570,7 +576,7 @@ export class PrivacyLedger {
         epsilonTotal: total,
         budget: institution.budget,
         remaining: Math.max(0, institution.budget.epsilon - total),
-        projectedRoundsLeft: latest ? projectedRoundsLeft(all, latest, institution.budget, accountant) : null,
+        projectedRoundsLeft: nextRound.length ? projectedRoundsLeft(all, nextRound, institution.budget, accountant) : null,
         events,
         refusals: this.refusals({ institutionId: id, runId: filter?.runId }),
       };

@@ -38,6 +38,27 @@ export interface ClientPrivacyConfig {
   accountant: 'rdp' | 'pld';
 }
 
+/**
+ * How candidate models are scored. Without `private` (privacy off or client-level) institutions send exact
+ * figures. With it (record-level DP), each institution releases only its two class histograms with
+ * discrete-Gaussian noise and records the release in its ledger (privacy/evaluation-mechanism.ts).
+ */
+export interface EvaluationConfig {
+  /** Score-histogram bins per class (even under private evaluation: the threshold 0 lies on a bin edge). */
+  bins: number;
+  logitRange: number;
+  /** Evaluate every K rounds; the last round always evaluates (absent = 1). */
+  every?: number;
+  /** The coordinator scores candidates on its own data: no EVALUATE tasks go to institutions. */
+  coordinatorData?: boolean;
+  private?: {
+    /** The run's evaluation share of the target ε, spread over the planned evaluations. */
+    epsilon: number;
+    /** Noise standard deviation per cell the coordinator asks the released sum to carry (plain: each institution's own). */
+    noiseSigma: number;
+  };
+}
+
 export interface TaskConfig {
   strategy: string;
   /** Local optimiser steps per round (public: the same for every institution, independent of its row count). */
@@ -55,7 +76,7 @@ export interface TaskConfig {
   weighting: 'examples' | 'uniform';
   privacy: { mode: PrivacyMode; record?: RecordPrivacyConfig; client?: ClientPrivacyConfig };
   aggregation: AggregationMode;
-  evaluation: { bins: number; logitRange: number };
+  evaluation: EvaluationConfig;
   /** Seed for reproducible local choices (data order); never used for privacy noise. */
   seed: string;
 }
@@ -95,5 +116,17 @@ export function parseTaskConfig(json: string): TaskConfig {
     if (!(c.clientSampleRate > 0 && c.clientSampleRate <= 1)) throw new Error('task config: privacy.client.clientSampleRate must be in (0, 1]');
   }
   if (!['plain', 'secagg', 'ckks'].includes(value.aggregation)) throw new Error('task config: aggregation must be plain|secagg|ckks');
+  const evaluation = value.evaluation;
+  if (!evaluation || typeof evaluation !== 'object') throw new Error('task config: evaluation is required');
+  if (!Number.isInteger(evaluation.bins) || evaluation.bins < 1) throw new Error('task config: evaluation.bins must be a positive integer');
+  positive(evaluation.logitRange, 'evaluation.logitRange');
+  if (evaluation.every !== undefined && (!Number.isInteger(evaluation.every) || evaluation.every < 1)) throw new Error('task config: evaluation.every must be a positive integer');
+  if (evaluation.private !== undefined) {
+    if (value.privacy.mode !== 'record') throw new Error('task config: evaluation.private is only defined with privacy.mode record');
+    positive(evaluation.private.epsilon, 'evaluation.private.epsilon');
+    positive(evaluation.private.noiseSigma, 'evaluation.private.noiseSigma');
+    if (evaluation.private.epsilon >= value.privacy.record!.targetEpsilon) throw new Error('task config: evaluation.private.epsilon must be below privacy.record.targetEpsilon (training needs a share too)');
+    if (evaluation.bins % 2 !== 0) throw new Error('task config: evaluation.bins must be even under private evaluation (the threshold 0 lies on a bin edge)');
+  }
   return value;
 }

@@ -165,9 +165,9 @@ describe('no clear counts', () => {
       expect(values).toBeGreaterThan(100); // the scan did read the run
       expect(hits).toEqual([]);
       expect(db.prepare('SELECT num_train_examples FROM institutions').all()).toEqual(counts.map(() => ({ num_train_examples: null })));
-      // the events carry the plan's public q
-      const rates = db.prepare('SELECT DISTINCT sample_rate FROM ledger_events').all();
-      expect(rates).toEqual([{ sample_rate: config.task.privacy.record!.sampleRate }]);
+      // the training events carry the plan's public q; the private evaluations are the Gaussian mechanism at rate 1 (no count either)
+      const rates = db.prepare('SELECT mode, sample_rate FROM ledger_events GROUP BY mode, sample_rate ORDER BY mode').all();
+      expect(rates).toEqual([{ mode: 'evaluation', sample_rate: 1 }, { mode: 'record', sample_rate: config.task.privacy.record!.sampleRate }]);
     } finally {
       db.close();
     }

@@ -3,6 +3,9 @@
 // institution that does not enforce its budget is refused by the coordinator once its recorded ε plus one
 // more round would pass the budget it declared; a coordinator restarted after some updates of a round were
 // pushed but before the round committed records nothing twice, in its ledger or in the institutions' own.
+// The runs' private evaluation shares the target ε: the budget scenarios evaluate only in their last
+// round (--evaluate-every), so the training rounds where budgets bite stay easy to compute; the restart
+// scenario evaluates every round and checks evaluation events are not recorded twice either.
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,7 +16,7 @@ import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
 import type { Learner, TaskContext } from '../client-sdk/learner.ts';
 import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
 import { makeAccountant } from '../privacy/accountant.ts';
-import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
+import { planInstitutionNoise } from '../privacy/evaluation-mechanism.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
 import type { MechanismEvent } from '../privacy/mechanism-event.ts';
@@ -79,28 +82,31 @@ async function bank(o: BankOptions): Promise<TestInstitution> {
   return { id: o.id, identity, client, learner, privacy, validation, logs };
 }
 
-/** The mechanism of one round of `learner` in this run, with σ calibrated as InstitutionPrivacy does. */
 /** A task context of `config` (as the coordinator would send it) for bookkeeping outside the run. */
 function taskOf(config: RunConfig, runId: string, round: number): TaskContext {
   return { runId, round, modelVersion: round - 1, spec: config.modelSpec, config: { ...config.task, strategy: config.strategy, proximalMu: 0, seed: config.seed } };
 }
 
+/** The training mechanism of one round of `learner` in this run, with σ calibrated as InstitutionPrivacy does (beside the planned evaluations). */
 function roundMechanism(config: RunConfig, learner: Learner, budgetEpsilon: number): MechanismEvent {
   const task = taskOf(config, 'planning', 1);
   const planned = learner.plannedMechanism!(task)!;
   const record = config.task.privacy.record!;
-  const { noiseMultiplier } = calibrateNoiseMultiplier({
-    targetEpsilon: Math.min(record.targetEpsilon, budgetEpsilon), delta: DELTA, sampleRate: planned.sampleRate,
-    steps: planned.steps * record.plannedRounds, accountant: 'rdp',
+  const share = config.task.evaluation.private;
+  const { trainingMultiplier } = planInstitutionNoise({
+    targetEpsilon: record.targetEpsilon, budget: { epsilon: budgetEpsilon, delta: DELTA }, accountant: 'rdp',
+    training: { ...planned, rounds: record.plannedRounds },
+    evaluation: share ? { epsilon: share.epsilon, every: config.task.evaluation.every ?? 1 } : null,
   });
-  return { ...planned, noiseMultiplier };
+  return { ...planned, noiseMultiplier: trainingMultiplier };
 }
 
-function ownLedgerEvents(path: string, id: string): { runId: string; round: number; mechanism: MechanismEvent }[] {
+/** The institution's own ledger: training releases only, or with `all` its evaluation releases too. */
+function ownLedgerEvents(path: string, id: string, all = false): { runId: string; round: number; mode: string; mechanism: MechanismEvent }[] {
   const db = new Database(path, { readonly: true });
   try {
-    return new PrivacyLedger(db).events({ institutionId: id }).map((r) => ({
-      runId: r.event.runId, round: r.event.round,
+    return new PrivacyLedger(db).events({ institutionId: id }).filter((r) => all || r.event.mode === 'record').map((r) => ({
+      runId: r.event.runId, round: r.event.round, mode: r.event.mode,
       mechanism: { sampleRate: r.event.sampleRate, noiseMultiplier: r.event.noiseMultiplier, steps: r.event.steps },
     }));
   } finally {
@@ -108,7 +114,7 @@ function ownLedgerEvents(path: string, id: string): { runId: string; round: numb
   }
 }
 
-const SIX_ROUNDS = ['--rounds', '6', '--min-clients', '2', '--wait-for', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA), '--round-timeout', '30', '--phase-timeout', '30'];
+const SIX_ROUNDS = ['--rounds', '6', '--evaluate-every', '6', '--min-clients', '2', '--wait-for', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA), '--round-timeout', '30', '--phase-timeout', '30'];
 
 describe('privacy budgets over real gRPC (record-level DP)', () => {
   it('refusal at the client: a bank with earlier spending declines once its projection passes its own budget; it is not sampled again', async () => {
@@ -171,15 +177,15 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
     expect(b3.privacy!.spent().epsilon).toBeLessThanOrEqual(thrifty.epsilon);
     // the others spent this run's target at most, over all 6 rounds
     for (const [k, id] of ['bank-1', 'bank-2'].entries()) {
-      const events = ownLedgerEvents(ledgers[k], id);
-      expect(events.map((e) => e.round)).toEqual([1, 2, 3, 4, 5, 6]);
+      const events = ownLedgerEvents(ledgers[k], id, true);
+      expect(events.map((e) => [e.round, e.mode])).toEqual([[1, 'record'], [2, 'record'], [3, 'record'], [4, 'record'], [5, 'record'], [6, 'record'], [6, 'evaluation']]);
       expect(epsilonOf(events.map((e) => e.mechanism))).toBeLessThanOrEqual(3);
     }
 
     // the coordinator's ledger has bank-3's three releases of this run, nothing for the declined round
     const ledger = new PrivacyLedger(store.db);
     expect(ledger.events({ institutionId: 'bank-3' }).map((r) => r.event.round)).toEqual([1, 2, 3]);
-    expect(ledger.events({ institutionId: 'bank-1' }).map((r) => r.event.round)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(ledger.events({ institutionId: 'bank-1' }).map((r) => r.event.round)).toEqual([1, 2, 3, 4, 5, 6, 6]);
     expect(ledger.verify().ok).toBe(true);
 
     // what the SDK reports to the bank's own code: why it stopped, and the rounds it really trained
@@ -189,7 +195,7 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
 
   it('an institution already out of budget declines its first round: it trains nothing, spends nothing, and says why', async () => {
     dir = tempDir('dpfed-budget-declined-');
-    const config = runConfig(['--rounds', '3', '--min-clients', '2', '--wait-for', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA), '--round-timeout', '30', '--phase-timeout', '30']);
+    const config = runConfig(['--rounds', '3', '--evaluate-every', '3', '--min-clients', '2', '--wait-for', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA), '--round-timeout', '30', '--phase-timeout', '30']);
     const coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
     coordinators.push(coordinator);
     const address = `127.0.0.1:${coordinator.port}`;
@@ -344,13 +350,14 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
     expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([[1, 3], [2, 3], [3, 3]]);
     const ledger = new PrivacyLedger(store.db);
     const perPair = new Map<string, number>();
-    for (const r of ledger.events()) perPair.set(`${r.event.institutionId}/${r.event.runId}/${r.event.round}`, (perPair.get(`${r.event.institutionId}/${r.event.runId}/${r.event.round}`) ?? 0) + 1);
+    const keyOf = (e: { institutionId: string; runId: string; round: number; mode: string }) => `${e.institutionId}/${e.runId}/${e.round}/${e.mode}`;
+    for (const r of ledger.events()) perPair.set(keyOf(r.event), (perPair.get(keyOf(r.event)) ?? 0) + 1);
     expect([...perPair.values()].every((n) => n === 1)).toBe(true);
-    expect([...perPair.keys()].sort()).toEqual(['bank-1', 'bank-2', 'bank-3'].flatMap((id) => [1, 2, 3].map((round) => `${id}/${runId}/${round}`)).sort());
+    expect([...perPair.keys()].sort()).toEqual(['bank-1', 'bank-2', 'bank-3'].flatMap((id) => [1, 2, 3].flatMap((round) => ['record', 'evaluation'].map((mode) => `${id}/${runId}/${round}/${mode}`))).sort());
     expect(ledger.verify().ok).toBe(true);
     for (const [k, id] of ['bank-1', 'bank-2', 'bank-3'].entries()) {
-      const own = ownLedgerEvents(ledgers[k], id);
-      expect(own.map((e) => [e.runId, e.round]), `${id}'s own ledger`).toEqual([[runId, 1], [runId, 2], [runId, 3]]);
+      const own = ownLedgerEvents(ledgers[k], id, true);
+      expect(own.map((e) => [e.runId, e.round, e.mode]), `${id}'s own ledger`).toEqual([1, 2, 3].flatMap((round) => [[runId, round, 'record'], [runId, round, 'evaluation']]));
       // the coordinator holds exactly the mechanisms the institution recorded
       expect(ledger.events({ institutionId: id }).map((r) => r.event.noiseMultiplier)).toEqual(own.map((e) => e.mechanism.noiseMultiplier));
     }

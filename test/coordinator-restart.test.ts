@@ -82,14 +82,16 @@ describe('coordinator restart', () => {
     expect(store.getRun(runId)?.status).toBe('done');
     const ledger = new PrivacyLedger(store.db);
     for (const i of institutions) {
-      expect(ledger.events({ institutionId: i.id }).map((e) => [e.event.runId, e.event.round])).toEqual([[runId, 1], [runId, 2], [runId, 3]]);
+      // one training and one private-evaluation release per round, none recorded twice
+      expect(ledger.events({ institutionId: i.id }).map((e) => [e.event.runId, e.event.round, e.event.mode]))
+        .toEqual([1, 2, 3].flatMap((round) => [[runId, round, 'record'], [runId, round, 'evaluation']]));
       // and the institution's own ledger: one release per round, none repeated after the reconnect
       expect(i.privacy!.spent().epsilon).toBeGreaterThan(0);
     }
     expect(ledger.verify({ countersignerPublicKey: loadOrCreateIdentity(coordinatorKeyPath(defaultKeyDir(), dbPath)).publicKey })).toMatchObject({ ok: true });
     for (const i of institutions) {
       const own = new Database(join(dir, `${i.id}.ledger.sqlite`), { readonly: true });
-      expect(new PrivacyLedger(own).events({ institutionId: i.id }).map((e) => e.event.round)).toEqual([1, 2, 3]);
+      expect(new PrivacyLedger(own).events({ institutionId: i.id }).map((e) => e.event.round)).toEqual([1, 1, 2, 2, 3, 3]);
       own.close();
     }
   });
@@ -144,9 +146,9 @@ describe('coordinator restart', () => {
     expect(learners.map((l) => l.calls)).toEqual([3, 3]);
     const ledger = new PrivacyLedger(second.store.db);
     for (const i of institutions) {
-      expect(ledger.events({ institutionId: i.id }).map((e) => e.event.round)).toEqual([1, 2, 3]);
+      expect(ledger.events({ institutionId: i.id }).map((e) => [e.event.round, e.event.mode])).toEqual([1, 2, 3].flatMap((round) => [[round, 'record'], [round, 'evaluation']]));
       const own = new Database(join(dir, `${i.id}.ledger.sqlite`), { readonly: true });
-      expect(new PrivacyLedger(own).events({ institutionId: i.id }).map((e) => e.event.round)).toEqual([1, 2, 3]);
+      expect(new PrivacyLedger(own).events({ institutionId: i.id }).map((e) => e.event.round)).toEqual([1, 1, 2, 2, 3, 3]);
       own.close();
     }
   });

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
 import type { TaskContext } from '../client-sdk/learner.ts';
 import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
-import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
+import { planInstitutionNoise } from '../privacy/evaluation-mechanism.ts';
 import { discretisationCost, tailDelta } from '../privacy/discretisation-cost.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
@@ -39,7 +39,13 @@ describe('record-level events carry the discretisation charge', () => {
       const planned = learner.plannedMechanism(task)!;
       expect(planned.dimension).toBeGreaterThan(0);
       const record = task.config.privacy.record!;
-      const calibrated = calibrateNoiseMultiplier({ targetEpsilon: 3, delta: DELTA, sampleRate: planned.sampleRate, steps: planned.steps * record.plannedRounds }).noiseMultiplier;
+      // the training sigma the institution calibrates beside the run's planned private evaluations
+      const share = task.config.evaluation.private;
+      const calibrated = planInstitutionNoise({
+        targetEpsilon: record.targetEpsilon, budget, accountant: record.accountant,
+        training: { sampleRate: planned.sampleRate, steps: planned.steps, rounds: record.plannedRounds },
+        evaluation: share ? { epsilon: share.epsilon, every: task.config.evaluation.every ?? 1 } : null,
+      }).trainingMultiplier;
 
       const decision = privacy.beforeRound(task, learner);
       expect(decision.allowed).toBe(true);

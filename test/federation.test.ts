@@ -164,7 +164,7 @@ describe('federation over real gRPC', () => {
     expect(Buffer.from(ledger.countersignerPublicKey).equals(Buffer.from(coordinatorKey))).toBe(true);
     for (const i of institutions) {
       const events = ledger.events({ institutionId: i.id, runId });
-      expect(events.map((e) => [e.event.round, e.event.mode, e.event.modelVersion])).toEqual([[1, 'record', 0], [2, 'record', 1]]);
+      expect(events.map((e) => [e.event.round, e.event.mode, e.event.modelVersion])).toEqual([[1, 'record', 0], [1, 'evaluation', 1], [2, 'record', 1], [2, 'evaluation', 2]]);
       for (const e of events) {
         expect(e.event.noiseMultiplier).toBeGreaterThan(0);
         expect(e.event.sampleRate).toBeGreaterThan(0);

@@ -109,8 +109,12 @@ describe('release policy: every (privacy × aggregation) pair', () => {
       const events = ledger.events({ runId: coordinator.runId });
       if (mode === 'off') expect(events).toEqual([]);
       if (mode === 'record') {
-        expect(events).toHaveLength(3);
-        for (const e of events) expect([e.event.sampleRate, e.event.steps]).toEqual([config.task.privacy.record!.sampleRate, config.task.localSteps]);
+        const training = events.filter((e) => e.event.mode === 'record');
+        expect(training).toHaveLength(3);
+        for (const e of training) expect([e.event.sampleRate, e.event.steps]).toEqual([config.task.privacy.record!.sampleRate, config.task.localSteps]);
+        // the last round's private evaluation: one evaluation event per institution, recorded when its sum was revealed
+        expect(events.filter((e) => e.event.mode === 'evaluation').map((e) => [e.event.institutionId, e.event.round]).sort()).toEqual([['bank-1', 1], ['bank-2', 1], ['bank-3', 1]]);
+        expect(events).toHaveLength(6);
       }
       if (mode === 'client') {
         expect(events.map((e) => [e.event.institutionId, e.event.sampleRate])).toEqual([[FEDERATION_ID, 1]]);

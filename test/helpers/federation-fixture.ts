@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseFlags } from '../../cli/flags.ts';
 import { runConfigFromFlags, runFlags } from '../../cli/run-flags.ts';
 import type { CoordinatorMetrics } from '../../coordinator/coordinator-metrics.ts';
+import type { CandidateEvaluator } from '../../coordinator/candidate-evaluator.ts';
 import { startCoordinator, type Coordinator } from '../../coordinator/coordinator-server.ts';
 import { coordinatorPrivacy } from '../../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../../coordinator/round-machine.ts';
@@ -136,6 +137,7 @@ export interface TestCoordinatorOptions {
   livenessMs?: number;
   log?: (line: string) => void;
   strategy?: Strategy;
+  evaluator?: CandidateEvaluator;
   /** Plaintext gRPC instead of mutual TLS with the test CA. */
   insecure?: boolean;
   /** TLS without client certificates (for a test whose one hand-written connection speaks for several ids). */
@@ -160,6 +162,7 @@ export async function startTestCoordinator(o: TestCoordinatorOptions): Promise<C
     livenessMs: o.livenessMs,
     log: o.log,
     strategy: o.strategy,
+    evaluator: o.evaluator,
     ...(o.insecure ? { insecure: true } : { tls: { ...server, requireClientCertificate: o.clientCertificates ?? true } }),
     revocationPollMs: 200,
     metrics: o.metrics,
