@@ -11,6 +11,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   identity: { summary: 'an institution\'s identity key: create it, print the public key to enrol', load: () => import('./identity-command.ts') },
   schema: { summary: 'public data schema: draft one from a CSV (infer), print its hash (hash)', load: () => import('./schema-command.ts') },
   ledger: { summary: 'read, verify and export the epsilon ledger (read-only)', load: () => import('./ledger-command.ts') },
+  model: { summary: 'export a run\'s global model as a TensorFlow.js model folder with preprocessing and model card', load: () => import('./model-command.ts') },
+  predict: { summary: 'score a CSV with an exported model (one probability per row)', load: () => import('./predict-command.ts') },
+  evaluate: { summary: 'AUC, PR-AUC, log loss, threshold metrics and calibration of an exported model on a labelled CSV', load: () => import('./evaluate-command.ts') },
   bench: { summary: 'measure speed figures; prints one JSON object', load: () => import('./bench-command.ts') },
 };
 
