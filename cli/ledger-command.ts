@@ -37,11 +37,22 @@ function fmt(x: number | null | undefined, digits = 4): string {
   return Number(x.toPrecision(digits)).toString();
 }
 
-function renderTable(summaries: InstitutionSummary[], head: { seq: number; hash: string }, accountant: string, runId?: string): string {
-  const header = ['institution', 'epsilon', 'delta', 'budget eps', 'remaining', 'rounds left', 'events', 'refusals'];
+/**
+ * "This run" beside "all runs on this ledger": the run given with --run, else, when the ledger holds events
+ * of several runs, the run of its latest event. Undefined when the ledger holds one run or none.
+ */
+function thisRunOf(ledger: PrivacyLedger, runId: string | undefined): { runId: string; given: boolean; runs: number } | undefined {
+  const runs = [...new Set(ledger.events().map((r) => r.event.runId))];
+  if (runId !== undefined) return { runId, given: true, runs: runs.length };
+  return runs.length > 1 ? { runId: runs[runs.length - 1], given: false, runs: runs.length } : undefined;
+}
+
+function renderTable(summaries: InstitutionSummary[], head: { seq: number; hash: string }, accountant: string, runId?: string, thisRun?: { run: { runId: string; given: boolean; runs: number }; epsilon: Map<string, number> }): string {
+  const epsilonColumns = thisRun ? ['this run eps', 'all runs eps'] : ['epsilon'];
+  const header = ['institution', ...epsilonColumns, 'delta', 'budget eps', 'remaining', 'rounds left', 'events', 'refusals'];
   const rows = summaries.map((s) => [
     s.institutionId,
-    fmt(s.epsilon),
+    ...(thisRun ? [fmt(thisRun.epsilon.get(s.institutionId) ?? 0), fmt(s.epsilonTotal)] : [fmt(s.epsilon)]),
     fmt(s.delta, 3),
     fmt(s.budget.epsilon),
     fmt(s.remaining),
@@ -53,6 +64,9 @@ function renderTable(summaries: InstitutionSummary[], head: { seq: number; hash:
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const out = [
     `epsilon ledger: ${head.seq} rows, head ${head.hash.slice(0, 16)}…, ${accountant} accountant${runId ? `, run ${runId}` : ''}`,
+    ...(thisRun
+      ? [`this run: ${thisRun.run.runId} (${thisRun.run.given ? 'given with --run' : `the latest of ${thisRun.run.runs} runs on this ledger; choose another with --run`}); all runs: every run on this ledger, what the budget is charged`]
+      : []),
     '',
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
@@ -114,12 +128,18 @@ export async function main(argv: string[]): Promise<number> {
       const summaries = ledger.summary(filter, makeAccountant(kind));
       if (filter.institutionId !== undefined && summaries.length === 0) throw new UsageError(`--institution: ${filter.institutionId} is not registered in ${file}`);
       const head = ledger.head();
+      const run = thisRunOf(ledger, filter.runId);
+      const thisRun = run && {
+        run,
+        epsilon: new Map(ledger.summary({ institutionId: filter.institutionId, runId: run.runId }, makeAccountant(kind)).map((s) => [s.institutionId, s.epsilon])),
+      };
       if (flags.json) {
+        const institutions = thisRun ? summaries.map((s) => ({ ...s, epsilonThisRun: thisRun.epsilon.get(s.institutionId) ?? 0, epsilonAllRuns: s.epsilonTotal })) : summaries;
         process.stdout.write(
-          JSON.stringify({ db: file, accountant: kind, run: filter.runId ?? null, head, countersignerPublicKey: Buffer.from(ledger.countersignerPublicKey).toString('hex'), institutions: summaries }) + '\n',
+          JSON.stringify({ db: file, accountant: kind, run: filter.runId ?? null, thisRun: run?.runId ?? null, head, countersignerPublicKey: Buffer.from(ledger.countersignerPublicKey).toString('hex'), institutions }) + '\n',
         );
       } else {
-        process.stdout.write(renderTable(summaries, head, kind, filter.runId));
+        process.stdout.write(renderTable(summaries, head, kind, filter.runId, thisRun));
       }
       return 0;
     } finally {
