@@ -72,7 +72,10 @@ export interface ModelCard {
   strategyOptions: unknown;
   aggregation: string;
   privacy: unknown;
-  /** ε per institution from the coordinator's ledger, events of this run up to this round. */
+  /**
+   * ε per institution from the coordinator's ledger: `epsilon` composes this run's events up to this round
+   * (what this model cost); `epsilonAllRuns` composes every event on the ledger when the model was exported.
+   */
   epsilon: { institution: string; epsilon: number; delta: number; epsilonAllRuns: number; budgetEpsilon: number; accountant: string }[];
   /** The round's global metrics as recorded (private evaluation signal where privacy is on). */
   metrics: Record<string, number | null>;
