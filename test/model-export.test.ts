@@ -3,7 +3,8 @@
 // tf.loadLayersModel in a fresh node process, and its scores compared with `dpfed predict`'s and with the
 // coordinator's own parameters through client-sdk/mlp-network.ts. Then `dpfed evaluate`, and the CLI's
 // refusals (exit 2 naming the flag).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -285,4 +286,58 @@ describe('CLI contracts', () => {
     expect(keyedLines[0]).toBe('application,score');
     expect(keyedLines.slice(1)).toEqual(baseLines.slice(1).map((s, k) => `app-${k},${s}`));
   }, 120_000);
+});
+
+describe('dpfed coordinator --export-dir', () => {
+  it('writes each committed round as a model folder the SDK loads; a bad --export-schema exits 2', async () => {
+    const dir = join(root, 'export-dir');
+    mkdirSync(dir);
+    const csv = join(dir, 'bank.csv');
+    writeFileSync(csv, bankCsvText(slices[0]));
+    const identity = join(dir, 'bank-1.identity');
+    const init = dpfed('identity', 'init', '--identity', identity, '--institution', 'bank-1', '--json');
+    expect(init.code, init.stderr).toBe(0);
+    writeFileSync(join(dir, 'enrol.json'), JSON.stringify([{ institution: 'bank-1', publicKey: JSON.parse(init.stdout).publicKey }]));
+
+    const bad = dpfed('coordinator', '--insecure', '--db', join(dir, 'bad.sqlite'), '--export-dir', join(dir, 'models'), '--export-schema', join(dir, 'absent.json'));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--export-schema: cannot read/);
+
+    const exportDir = join(dir, 'models');
+    const coordinator = spawn(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', join(dir, 'coordinator.sqlite'), '--json', '--rounds', '2',
+      '--min-clients', '1', '--privacy', 'off', '--aggregation', 'plain', '--model', 'mlp:8', '--enrol-file', join(dir, 'enrol.json'),
+      '--export-dir', exportDir, '--export-schema', FRAUD_SCHEMA], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const events: Record<string, unknown>[] = [];
+    let err = '';
+    coordinator.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => coordinator.on('exit', (code) => r(code)));
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        createInterface({ input: coordinator.stdout }).on('line', (line) => {
+          const event = JSON.parse(line) as Record<string, unknown>;
+          events.push(event);
+          if (event.event === 'listening') resolve(Number(event.port));
+        });
+        void exited.then((code) => reject(new Error(`coordinator exited with ${code}: ${err}`)));
+      });
+      const client = spawnSync(process.execPath, [DPFED_BIN, 'client', '--insecure', '--coordinator', `127.0.0.1:${port}`, '--institution', 'bank-1', '--data', csv,
+        '--schema', FRAUD_SCHEMA, '--identity', identity, '--ledger', join(dir, 'bank-1.ledger.sqlite'), '--backend', 'wasm'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+      expect(client.status, client.stderr).toBe(0);
+      expect(await exited, err).toBe(0);
+    } finally {
+      if (coordinator.exitCode === null) coordinator.kill('SIGKILL');
+    }
+    const runId = String(events.find((e) => e.event === 'listening')!.runId);
+    const exported = events.filter((e) => e.event === 'exported');
+    expect(exported.map((e) => e.round)).toEqual([1, 2]);
+    expect(readdirSync(join(exportDir, runId)).sort()).toEqual(['round-1', 'round-2']);
+    const model = await loadModel(join(exportDir, runId, 'round-2'));
+    expect(model.card).toMatchObject({ runId, round: 2, modelHash: exported[1].modelHash });
+    expect(model.preprocessing.featureNames).toHaveLength(30);
+    const store = new CoordinatorStore(join(dir, 'coordinator.sqlite'));
+    const parameters = store.model(runId, 2)!.parameters;
+    store.close();
+    const [w] = model.network.layers[0].getWeights();
+    expect(Array.from(w.dataSync())).toEqual(Array.from(parameters.subarray(0, 30 * 8)));
+  }, 180_000);
 });
