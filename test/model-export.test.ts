@@ -3,7 +3,7 @@
 // tf.loadLayersModel in a fresh node process, and its scores compared with `dpfed predict`'s and with the
 // coordinator's own parameters through client-sdk/mlp-network.ts. Then `dpfed evaluate`, and the CLI's
 // refusals (exit 2 naming the flag).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,9 +24,24 @@ import {
 
 const TOLERANCE = 1e-5;
 
-function dpfed(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [DPFED_BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+/** Runs a process without blocking this worker's event loop (vitest's own messages keep flowing). */
+function run(args: string[], cwd = ROOT): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function dpfed(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return run([DPFED_BIN, ...args]);
 }
 
 /** The CSV's rows mapped by the schema, written out here from proto/data-schema.ts's per-column maps. */
@@ -111,7 +126,7 @@ describe.each(['logistic', 'mlp'])('%s: export, load elsewhere, predict', (name)
   it('the Layers model in a fresh process, dpfed predict and the stored parameters through MlpNetwork agree within 1e-5', async () => {
     const { db, dir, runId } = fed();
     const out = join(dir, 'model-last');
-    const exported = dpfed('model', 'export', '--db', db, '--round', 'last', '--schema', FRAUD_SCHEMA, '--out', out, '--json');
+    const exported = await dpfed('model', 'export', '--db', db, '--round', 'last', '--schema', FRAUD_SCHEMA, '--out', out, '--json');
     expect(exported.stderr).toBe('');
     expect(exported.code).toBe(0);
     const card = JSON.parse(exported.stdout);
@@ -143,14 +158,14 @@ describe.each(['logistic', 'mlp'])('%s: export, load elsewhere, predict', (name)
     // A new node process: only @tensorflow/tfjs, model.json and the weights file.
     const inputsPath = join(dir, 'inputs.json');
     writeFileSync(inputsPath, JSON.stringify({ x: Array.from(x), rows, dim: spec.inputDim }));
-    const child = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, out, inputsPath], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-    expect(child.status, child.stderr).toBe(0);
+    const child = await run(['--input-type=module', '-e', CHILD, out, inputsPath]);
+    expect(child.code, child.stderr).toBe(0);
     const fresh = JSON.parse(child.stdout) as { layers: string[]; scores: number[] };
     expect(fresh.layers).toEqual(spec.hidden.map((_, i) => `dense_${i}`).concat(`dense_${spec.hidden.length}`));
 
     // dpfed predict on the raw CSV.
     const scoresPath = join(dir, 'scores.csv');
-    const predicted = dpfed('predict', '--model', out, '--data', testCsv, '--out', scoresPath);
+    const predicted = await dpfed('predict', '--model', out, '--data', testCsv, '--out', scoresPath);
     expect(predicted.code, predicted.stderr).toBe(0);
     const [head, ...lines] = readFileSync(scoresPath, 'utf8').trim().split('\n');
     expect(head).toBe('score');
@@ -173,7 +188,7 @@ describe.each(['logistic', 'mlp'])('%s: export, load elsewhere, predict', (name)
     expect(Math.abs(predict(model, [firstRaw])[0] - own[0])).toBeLessThanOrEqual(TOLERANCE);
 
     // dpfed evaluate: the exact metrics of these scores.
-    const evaluated = dpfed('evaluate', '--model', out, '--data', testCsv, '--label-column', 'label', '--threshold', '0.3', '--json');
+    const evaluated = await dpfed('evaluate', '--model', out, '--data', testCsv, '--label-column', 'label', '--threshold', '0.3', '--json');
     expect(evaluated.code, evaluated.stderr).toBe(0);
     const report = JSON.parse(evaluated.stdout);
     const { labels } = schemaInputs(testCsvText);
@@ -186,14 +201,14 @@ describe.each(['logistic', 'mlp'])('%s: export, load elsewhere, predict', (name)
     expect(report.calibration.bins.reduce((n: number, b: { count: number }) => n + b.count, 0)).toBe(rows);
   }, 120_000);
 
-  it('--round best takes the round with the highest recorded global AUC and says so', () => {
+  it('--round best takes the round with the highest recorded global AUC and says so', async () => {
     const { db, dir, runId } = fed();
     const store = new CoordinatorStore(db);
     const rounds = store.rounds(runId);
     store.close();
     const best = rounds.reduce((a, b) => (b.auc! >= a.auc! ? b : a));
     const out = join(dir, 'model-best');
-    const r = dpfed('model', 'export', '--db', db, '--run', runId, '--round', 'best', '--schema', FRAUD_SCHEMA, '--out', out, '--json');
+    const r = await dpfed('model', 'export', '--db', db, '--run', runId, '--round', 'best', '--schema', FRAUD_SCHEMA, '--out', out, '--json');
     expect(r.code, r.stderr).toBe(0);
     const card = JSON.parse(r.stdout);
     expect(card.round).toBe(best.round);
@@ -206,12 +221,12 @@ describe('CLI contracts', () => {
   const fed = () => federations[0];
   const model = () => join(fed().dir, 'model-contracts');
 
-  beforeAll(() => {
-    const r = dpfed('model', 'export', '--db', fed().db, '--round', '1', '--schema', FRAUD_SCHEMA, '--out', model());
+  beforeAll(async () => {
+    const r = await dpfed('model', 'export', '--db', fed().db, '--round', '1', '--schema', FRAUD_SCHEMA, '--out', model());
     expect(r.code, r.stderr).toBe(0);
   }, 60_000);
 
-  it('bad flags exit 2 naming the flag', () => {
+  it('bad flags exit 2 naming the flag', async () => {
     const cases: [string[], RegExp][] = [
       [['model', 'export', '--db', fed().db, '--round', '0', '--out', join(root, 'x')], /--round/],
       [['model', 'export', '--db', fed().db, '--out', join(root, 'x'), '--colour', 'red'], /--colour/],
@@ -224,32 +239,32 @@ describe('CLI contracts', () => {
       [['predict', '--model', model(), '--data', join(root, 'absent.csv'), '--out', join(root, 's.csv')], /--data: no such file/],
     ];
     for (const [args, message] of cases) {
-      const r = dpfed(...args);
+      const r = await dpfed(...args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(message);
     }
     expect(existsSync(join(root, 'x'))).toBe(false);
   }, 120_000);
 
-  it('a missing model folder, a damaged one and a file that is not a dpfed database are refused', () => {
-    const missing = dpfed('predict', '--model', join(root, 'no-such-model'), '--data', testCsv, '--out', join(root, 's.csv'));
+  it('a missing model folder, a damaged one and a file that is not a dpfed database are refused', async () => {
+    const missing = await dpfed('predict', '--model', join(root, 'no-such-model'), '--data', testCsv, '--out', join(root, 's.csv'));
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/--model: no such folder/);
 
     const damaged = join(root, 'damaged');
-    const copy = dpfed('model', 'export', '--db', fed().db, '--schema', FRAUD_SCHEMA, '--out', damaged);
+    const copy = await dpfed('model', 'export', '--db', fed().db, '--schema', FRAUD_SCHEMA, '--out', damaged);
     expect(copy.code, copy.stderr).toBe(0);
     const weights = readFileSync(join(damaged, 'weights.bin'));
     weights[0] ^= 1;
     writeFileSync(join(damaged, 'weights.bin'), weights);
-    const refused = dpfed('predict', '--model', damaged, '--data', testCsv, '--out', join(root, 's.csv'));
+    const refused = await dpfed('predict', '--model', damaged, '--data', testCsv, '--out', join(root, 's.csv'));
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/--model: .*weights\.bin does not match its hash/);
     expect(existsSync(join(root, 's.csv'))).toBe(false);
 
     const other = join(root, 'other.sqlite');
     new Database(other).exec('CREATE TABLE t (x)');
-    const notDpfed = dpfed('model', 'export', '--db', other, '--out', join(root, 'y'));
+    const notDpfed = await dpfed('model', 'export', '--db', other, '--out', join(root, 'y'));
     expect(notDpfed.code).toBe(2);
     expect(notDpfed.stderr).toMatch(/--db: .*not a dpfed coordinator database/);
 
@@ -257,17 +272,17 @@ describe('CLI contracts', () => {
     const store = new CoordinatorStore(empty);
     store.createRun({ id: 'run-empty', createdAt: new Date().toISOString(), configJson: '{}', modelSpecJson: JSON.stringify({ kind: 'logistic', inputDim: 30, hidden: [] }), status: 'running', roundsPlanned: 2 });
     store.close();
-    const noModel = dpfed('model', 'export', '--db', empty, '--out', join(root, 'z'));
+    const noModel = await dpfed('model', 'export', '--db', empty, '--out', join(root, 'z'));
     expect(noModel.code).toBe(2);
     expect(noModel.stderr).toMatch(/run run-empty has no committed round/);
     expect(existsSync(join(root, 'z'))).toBe(false);
   }, 120_000);
 
-  it('a CSV whose header does not match the preprocessing is refused naming the columns; an id column is carried', () => {
+  it('a CSV whose header does not match the preprocessing is refused naming the columns; an id column is carried', async () => {
     const [header, ...rows] = testCsvText.trim().split('\n');
     const renamed = join(root, 'renamed.csv');
     writeFileSync(renamed, [header.replace('V7,', 'V7x,'), ...rows].join('\n') + '\n');
-    const r = dpfed('predict', '--model', model(), '--data', renamed, '--out', join(root, 's.csv'));
+    const r = await dpfed('predict', '--model', model(), '--data', renamed, '--out', join(root, 's.csv'));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--data: .*line 1: the header does not match the model's preprocessing \(absent: "V7"; not in the model's preprocessing: "V7x"\)/);
     expect(existsSync(join(root, 's.csv'))).toBe(false);
@@ -277,9 +292,9 @@ describe('CLI contracts', () => {
     const order = [...cols.keys()].reverse();
     const shuffled = join(root, 'shuffled.csv');
     writeFileSync(shuffled, [['application', ...order.map((i) => cols[i])].join(','), ...rows.map((row, k) => { const cells = row.split(','); return [`app-${k}`, ...order.map((i) => cells[i])].join(','); })].join('\n') + '\n');
-    const base = dpfed('predict', '--model', model(), '--data', testCsv, '--out', join(root, 'base.csv'));
+    const base = await dpfed('predict', '--model', model(), '--data', testCsv, '--out', join(root, 'base.csv'));
     expect(base.code, base.stderr).toBe(0);
-    const keyed = dpfed('predict', '--model', model(), '--data', shuffled, '--id-column', 'application', '--out', join(root, 'keyed.csv'));
+    const keyed = await dpfed('predict', '--model', model(), '--data', shuffled, '--id-column', 'application', '--out', join(root, 'keyed.csv'));
     expect(keyed.code, keyed.stderr).toBe(0);
     const baseLines = readFileSync(join(root, 'base.csv'), 'utf8').trim().split('\n');
     const keyedLines = readFileSync(join(root, 'keyed.csv'), 'utf8').trim().split('\n');
@@ -295,11 +310,11 @@ describe('dpfed coordinator --export-dir', () => {
     const csv = join(dir, 'bank.csv');
     writeFileSync(csv, bankCsvText(slices[0]));
     const identity = join(dir, 'bank-1.identity');
-    const init = dpfed('identity', 'init', '--identity', identity, '--institution', 'bank-1', '--json');
+    const init = await dpfed('identity', 'init', '--identity', identity, '--institution', 'bank-1', '--json');
     expect(init.code, init.stderr).toBe(0);
     writeFileSync(join(dir, 'enrol.json'), JSON.stringify([{ institution: 'bank-1', publicKey: JSON.parse(init.stdout).publicKey }]));
 
-    const bad = dpfed('coordinator', '--insecure', '--db', join(dir, 'bad.sqlite'), '--export-dir', join(dir, 'models'), '--export-schema', join(dir, 'absent.json'));
+    const bad = await dpfed('coordinator', '--insecure', '--db', join(dir, 'bad.sqlite'), '--export-dir', join(dir, 'models'), '--export-schema', join(dir, 'absent.json'));
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--export-schema: cannot read/);
 
@@ -320,9 +335,9 @@ describe('dpfed coordinator --export-dir', () => {
         });
         void exited.then((code) => reject(new Error(`coordinator exited with ${code}: ${err}`)));
       });
-      const client = spawnSync(process.execPath, [DPFED_BIN, 'client', '--insecure', '--coordinator', `127.0.0.1:${port}`, '--institution', 'bank-1', '--data', csv,
-        '--schema', FRAUD_SCHEMA, '--identity', identity, '--ledger', join(dir, 'bank-1.ledger.sqlite'), '--backend', 'wasm'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
-      expect(client.status, client.stderr).toBe(0);
+      const client = await run([DPFED_BIN, 'client', '--insecure', '--coordinator', `127.0.0.1:${port}`, '--institution', 'bank-1', '--data', csv,
+        '--schema', FRAUD_SCHEMA, '--identity', identity, '--ledger', join(dir, 'bank-1.ledger.sqlite'), '--backend', 'wasm'], dir);
+      expect(client.code, client.stderr).toBe(0);
       expect(await exited, err).toBe(0);
     } finally {
       if (coordinator.exitCode === null) coordinator.kill('SIGKILL');
