@@ -29,7 +29,10 @@ export async function loadModelFromFlags(f: FlagValues): Promise<LoadedModel> {
   try {
     return await loadModel(dir, { tf, schema });
   } catch (error) {
-    if (error instanceof ModelFileError) throw new UsageError(`--${/schema/.test(error.message) && f.schema !== undefined ? 'schema' : 'model'}: ${error.message}`);
+    if (error instanceof ModelFileError) {
+      const aboutSchema = /exported without a data schema|given schema differs/.test(error.message);
+      throw new UsageError(`--${aboutSchema ? 'schema' : 'model'}: ${error.message}`);
+    }
     throw error;
   }
 }
