@@ -262,6 +262,12 @@ describe('CLI contracts', () => {
     expect(refused.stderr).toMatch(/--model: .*weights\.bin does not match its hash/);
     expect(existsSync(join(root, 's.csv'))).toBe(false);
 
+    const bare = join(root, 'bare');
+    expect((await dpfed('model', 'export', '--db', fed().db, '--out', bare)).code).toBe(0);
+    const noSchema = await dpfed('predict', '--model', bare, '--data', testCsv, '--out', join(root, 's.csv'));
+    expect(noSchema.code).toBe(2);
+    expect(noSchema.stderr).toMatch(/--schema: .*exported without a data schema/);
+
     const other = join(root, 'other.sqlite');
     new Database(other).exec('CREATE TABLE t (x)');
     const notDpfed = await dpfed('model', 'export', '--db', other, '--out', join(root, 'y'));
