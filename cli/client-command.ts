@@ -9,7 +9,11 @@ import { FederationClient } from '../client-sdk/federation-client.ts';
 import { inferSchema } from '../client-sdk/schema-inference.ts';
 import { BACKEND_NAMES, selectBackend, type BackendName } from '../client-sdk/tf-backend.ts';
 import { SchemaRequiredError, TfjsLearner } from '../client-sdk/tfjs-learner.ts';
+import Database from 'better-sqlite3';
+import { makeAccountant } from '../privacy/accountant.ts';
+import { composedEpsilon } from '../privacy/budget.ts';
 import { defaultKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
+import { PrivacyLedger } from '../privacy/ledger.ts';
 import { labelColumn, readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
 import { INSTITUTION_ID_PATTERN } from '../proto/registration.ts';
 import { lineLogger } from '../proto/logger.ts';
@@ -98,7 +102,19 @@ export async function main(argv: string[]): Promise<number> {
       throw new UsageError(`${f.identity ? '--identity' : '--key-dir'}: ${(error as Error).message}`);
     }
     const budget = { epsilon: Number(f.budgetEpsilon), delta: Number(f.budgetDelta) };
-    const privacy = new InstitutionPrivacy({ institutionId: id, identity, budget, ledgerPath: f.ledger ? String(f.ledger) : `${id}.ledger.sqlite` });
+    const ledgerPath = f.ledger ? String(f.ledger) : `${id}.ledger.sqlite`;
+    const privacy = new InstitutionPrivacy({ institutionId: id, identity, budget, ledgerPath });
+    // "This run" = the runs this process released events for (with every earlier event of those runs,
+    // e.g. from before a restart), read from a second, read-only connection to the institution's ledger.
+    const readLedger = <T>(read: (ledger: PrivacyLedger) => T): T => {
+      const db = new Database(ledgerPath, { readonly: true, fileMustExist: true });
+      try {
+        return read(new PrivacyLedger(db));
+      } finally {
+        db.close();
+      }
+    };
+    const headBefore = readLedger((l) => l.head().seq);
     const metrics = new ClientMetrics();
     const metricsServer = await metricsServerFromFlags(f, metrics.registry, () => metrics.notReady());
     if (metricsServer) logger.info({ metrics: `http://${metricsServer.address}/metrics` }, 'metrics server listening (also /healthz, /readyz)');
@@ -122,9 +138,19 @@ export async function main(argv: string[]): Promise<number> {
         throw error;
       }
       const spent = privacy.spent();
-      if (f.json) process.stdout.write(JSON.stringify({ institution: id, backend: backend.name, ...result, epsilon: spent.epsilon, delta: spent.delta, budget: budget.epsilon }) + '\n');
-      else logger.info({ phase: 'done', roundsTrained: result.roundsTrained, epsilon: spent.epsilon, budgetEpsilon: budget.epsilon, delta: spent.delta },
-        `finished: ${result.roundsTrained} rounds trained; epsilon spent ${spent.epsilon.toFixed(3)} of ${budget.epsilon} at delta ${spent.delta}`);
+      const thisRun = readLedger((l) => {
+        const mine = l.events({ institutionId: id });
+        const runs = new Set(mine.filter((r) => r.seq > headBefore).map((r) => r.event.runId));
+        const events = mine.filter((r) => runs.has(r.event.runId)).map((r) => r.event);
+        return { runs: [...runs], epsilon: events.length ? composedEpsilon(events, budget.delta, makeAccountant('rdp')).epsilon : 0 };
+      });
+      if (f.json) {
+        process.stdout.write(JSON.stringify({ institution: id, backend: backend.name, ...result, epsilon: spent.epsilon, delta: spent.delta, budget: budget.epsilon,
+          epsilonThisRun: thisRun.epsilon, epsilonAllRuns: spent.epsilon, runs: thisRun.runs }) + '\n');
+      } else {
+        logger.info({ phase: 'done', roundsTrained: result.roundsTrained, epsilonThisRun: thisRun.epsilon, epsilon: spent.epsilon, budgetEpsilon: budget.epsilon, delta: spent.delta },
+          `finished: ${result.roundsTrained} rounds trained; this run: epsilon ${thisRun.epsilon.toFixed(3)}; all runs on this ledger: epsilon ${spent.epsilon.toFixed(3)} of budget ${budget.epsilon} at delta ${spent.delta}`);
+      }
     } finally {
       metrics.close();
       client.close();

@@ -6,6 +6,9 @@ import { lineLogger } from '../proto/logger.ts';
 import { EnrolmentError, readEnrolmentFile } from '../coordinator/enrolment.ts';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
+import { exportModel } from '../coordinator/model-export.ts';
+import { join } from 'node:path';
+import { readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
 import { evaluationDataEvaluator } from './evaluation-data.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
@@ -28,6 +31,8 @@ export const command: CommandSpec = {
     { name: 'enrol-file', type: 'string', help: 'JSON list [{"institution": ID, "publicKey": HEX}] added to the enrolment allow-list at start (else: dpfed enrol add)' },
     ...observabilityFlags('coordinator'),
     { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
+    { name: 'export-dir', type: 'string', help: 'after each committed round, write its global model as a model folder DIR/<run>/round-<N> (as dpfed model export)' },
+    { name: 'export-schema', type: 'string', help: 'with --export-dir: the public data schema shipped as the exported models\' preprocessing' },
     { name: 'exit-when-done', type: 'boolean', default: true, help: 'exit once the planned rounds are committed' },
     { name: 'console-port', type: 'int', help: 'also serve the compliance console (read-only) on this port, on --host, over the same --db; users in <db>.console.sqlite (see dpfed console)', check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535') },
   ],
@@ -56,6 +61,15 @@ export async function main(argv: string[]): Promise<number> {
         warn: (line) => process.stderr.write(`dpfed coordinator: ${line}\n`),
       })
       : undefined;
+    let exportSchema: DataSchema | undefined;
+    if (f.exportSchema !== undefined) {
+      if (f.exportDir === undefined) throw new UsageError('--export-schema needs --export-dir');
+      try {
+        exportSchema = readSchemaFile(String(f.exportSchema));
+      } catch (error) {
+        throw new UsageError(`--export-schema: ${(error as Error).message}`);
+      }
+    }
     const json = Boolean(f.json);
     const emit = (event: Record<string, unknown>) => process.stdout.write(JSON.stringify(event) + '\n');
     let started: Coordinator | undefined;
@@ -128,6 +142,24 @@ export async function main(argv: string[]): Promise<number> {
           (s.dropped.length ? `, dropped: ${s.dropped.join(', ')}` : '') + '\n');
       }
     });
+    // Exports run one after another, after the round's commit; a failed export is reported, the federation goes on.
+    let exports = Promise.resolve();
+    if (f.exportDir !== undefined) {
+      machine.on('round', (s: RoundSummary) => {
+        const outDir = join(String(f.exportDir), coordinator.runId, `round-${s.round}`);
+        exports = exports
+          .then(() => exportModel({ db: coordinator.store.db, runId: coordinator.runId, round: s.round, outDir, schema: exportSchema, force: true }))
+          .then(
+            (r) => {
+              if (json) emit({ event: 'exported', round: s.round, dir: outDir, modelHash: r.card.modelHash });
+              else process.stdout.write(`round ${s.round}: model exported to ${outDir}\n`);
+            },
+            (error: unknown) => {
+              process.stderr.write(`dpfed coordinator: exporting round ${s.round} to ${outDir} failed: ${(error as Error).message}\n`);
+            },
+          );
+      });
+    }
     machine.on('round-failed', (e: { round: number; reason: string }) => (json ? emit({ event: 'round-failed', ...e }) : process.stdout.write(`${e.reason}; retrying\n`)));
     machine.on('declined', (e: { institution: string; reason: string; detail: string }) =>
       json ? emit({ event: 'declined', ...e }) : process.stdout.write(`${e.institution} declined: ${e.reason} ${e.detail}\n`));
@@ -135,6 +167,7 @@ export async function main(argv: string[]): Promise<number> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     await coordinator.finished;
+    await exports;
     const privacy = machine.privacySummary();
     if (json) emit({ event: 'done', runId: coordinator.runId, rounds: coordinator.store.rounds(coordinator.runId).length, institutions: privacy });
     else {

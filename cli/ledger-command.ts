@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { PrivacyLedger, type InstitutionSummary } from '../privacy/ledger.ts';
-import { ledgerReport } from '../privacy/ledger-report.ts';
+import { ledgerReport, thisRunOf } from '../privacy/ledger-report.ts';
 import { parseReceipts, ReceiptStore, type LedgerReceipt } from '../privacy/receipts.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 
@@ -42,11 +42,16 @@ function fmt(x: number | null | undefined, digits = 4): string {
   return Number(x.toPrecision(digits)).toString();
 }
 
-function renderTable(summaries: InstitutionSummary[], head: { seq: number; hash: string }, accountant: string, runId?: string): string {
-  const header = ['institution', 'epsilon', 'delta', 'budget eps', 'remaining', 'rounds left', 'events', 'refusals'];
+/**
+ * "This run" beside "all runs on this ledger": the run given with --run, else, when the ledger holds events
+ * of several runs, the run of its latest event. Undefined when the ledger holds one run or none.
+ */
+function renderTable(summaries: InstitutionSummary[], head: { seq: number; hash: string }, accountant: string, runId?: string, thisRun?: { run: { runId: string; given: boolean; runs: number }; epsilon: Map<string, number> }): string {
+  const epsilonColumns = thisRun ? ['this run eps', 'all runs eps'] : ['epsilon'];
+  const header = ['institution', ...epsilonColumns, 'delta', 'budget eps', 'remaining', 'rounds left', 'events', 'refusals'];
   const rows = summaries.map((s) => [
     s.institutionId,
-    fmt(s.epsilon),
+    ...(thisRun ? [fmt(thisRun.epsilon.get(s.institutionId) ?? 0), fmt(s.epsilonTotal)] : [fmt(s.epsilon)]),
     fmt(s.delta, 3),
     fmt(s.budget.epsilon),
     fmt(s.remaining),
@@ -58,6 +63,9 @@ function renderTable(summaries: InstitutionSummary[], head: { seq: number; hash:
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const out = [
     `epsilon ledger: ${head.seq} rows, head ${head.hash.slice(0, 16)}…, ${accountant} accountant${runId ? `, run ${runId}` : ''}`,
+    ...(thisRun
+      ? [`this run: ${thisRun.run.runId} (${thisRun.run.given ? 'given with --run' : `the latest of ${thisRun.run.runs} runs on this ledger; choose another with --run`}); all runs: every run on this ledger, what the budget is charged`]
+      : []),
     '',
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
@@ -143,7 +151,11 @@ export async function main(argv: string[]): Promise<number> {
       const report = ledgerReport(ledger, { ...filter, accountant: kind });
       if (filter.institutionId !== undefined && report.institutions.length === 0) throw new UsageError(`--institution: ${filter.institutionId} is not registered in ${file}`);
       if (flags.json) process.stdout.write(JSON.stringify({ db: file, ...report }) + '\n');
-      else process.stdout.write(renderTable(report.institutions, report.head, kind, filter.runId));
+      else {
+        const run = thisRunOf(ledger, filter.runId);
+        const thisRun = run && { run, epsilon: new Map(report.institutions.map((s) => [s.institutionId, s.epsilonThisRun ?? 0])) };
+        process.stdout.write(renderTable(report.institutions, report.head, kind, filter.runId, thisRun));
+      }
       return 0;
     } finally {
       db.close();

@@ -12,6 +12,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   schema: { summary: 'public data schema: draft one from a CSV (infer), print its hash (hash)', load: () => import('./schema-command.ts') },
   ledger: { summary: 'read, verify and export the epsilon ledger (read-only)', load: () => import('./ledger-command.ts') },
   console: { summary: 'compliance console: a web page over the epsilon ledger, budgets, rounds and the audit chain', load: () => import('./console-command.ts') },
+  model: { summary: 'export a run\'s global model as a TensorFlow.js model folder with preprocessing and model card', load: () => import('./model-command.ts') },
+  predict: { summary: 'score a CSV with an exported model (one probability per row)', load: () => import('./predict-command.ts') },
+  evaluate: { summary: 'AUC, PR-AUC, log loss, threshold metrics and calibration of an exported model on a labelled CSV', load: () => import('./evaluate-command.ts') },
   bench: { summary: 'measure speed figures; prints one JSON object', load: () => import('./bench-command.ts') },
 };
 

@@ -20,7 +20,7 @@ export const errorSchema = object({ statusCode: int, error: str, message: str },
 const chain = { seq: int, prevHash: hex, rowHash: hex, countersignature: hex };
 
 export const ledgerEventSchema = object({
-  institutionId: str, runId: str, round: int, mode: { type: 'string', enum: ['record', 'client'] }, sampleRate: num, noiseMultiplier: num,
+  institutionId: str, runId: str, round: int, mode: { type: 'string', enum: ['record', 'client', 'evaluation'] }, sampleRate: num, noiseMultiplier: num,
   steps: int, clipNorm: num, delta: num, modelVersion: int, time: str,
 });
 
@@ -34,6 +34,8 @@ export const institutionSummarySchema = object(
   {
     institutionId: str, publicKey: hex, accountant: { type: 'string', enum: ['rdp', 'pld'] }, epsilon: num, order: num, delta: num, epsilonTotal: num,
     budget, remaining: num, projectedRoundsLeft: { type: ['integer', 'null'] }, events: { type: 'array', items: ledgerRowSchema }, refusals: { type: 'array', items: refusalRowSchema },
+    // with several runs on the ledger (or one asked for): ε in "this run" beside ε over all runs
+    epsilonThisRun: num, epsilonAllRuns: num,
   },
   ['institutionId', 'publicKey', 'accountant', 'epsilon', 'delta', 'epsilonTotal', 'budget', 'remaining', 'projectedRoundsLeft', 'events', 'refusals'],
 );
@@ -42,7 +44,7 @@ const head = object({ seq: int, hash: hex });
 
 /** The same object `dpfed ledger --json` prints. */
 export const ledgerReportSchema = object({
-  db: str, accountant: { type: 'string', enum: ['rdp', 'pld'] }, run: { type: ['string', 'null'] }, head, countersignerPublicKey: hex,
+  db: str, accountant: { type: 'string', enum: ['rdp', 'pld'] }, run: { type: ['string', 'null'] }, thisRun: { type: ['string', 'null'] }, head, countersignerPublicKey: hex,
   institutions: { type: 'array', items: institutionSummarySchema },
 });
 
@@ -57,7 +59,7 @@ export const verifySchema = {
 
 export const eventsQuerySchema = object(
   {
-    institution: id, run: id, mode: { type: 'string', enum: ['record', 'client'] }, round: { type: 'integer', minimum: 0 },
+    institution: id, run: id, mode: { type: 'string', enum: ['record', 'client', 'evaluation'] }, round: { type: 'integer', minimum: 0 },
     offset: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
   },
   [],

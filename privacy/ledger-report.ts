@@ -13,25 +13,41 @@ export interface LedgerReportOptions {
   accountant: AccountantKind;
 }
 
+/** An institution's summary, with its ε in "this run" beside its ε over all runs when the ledger holds several runs or one is asked for. */
+export type ReportedInstitution = InstitutionSummary & { epsilonThisRun?: number; epsilonAllRuns?: number };
+
 export interface LedgerReport {
   accountant: AccountantKind;
   run: string | null;
+  /** The run "this run" figures are about: the one asked for, else the latest when the ledger holds several (null: one run only). */
+  thisRun: string | null;
   /** The chain head (last seq and its hash) the figures were computed at. */
   head: { seq: number; hash: string };
   /** The countersigner's Ed25519 public key as recorded in the ledger (hex). */
   countersignerPublicKey: string;
-  institutions: InstitutionSummary[];
+  institutions: ReportedInstitution[];
+}
+
+/** The run "this run" means: the one asked for, or the run of the latest event when the ledger holds several. */
+export function thisRunOf(ledger: PrivacyLedger, runId: string | undefined): { runId: string; given: boolean; runs: number } | undefined {
+  const runs = [...new Set(ledger.events().map((r) => r.event.runId))];
+  if (runId !== undefined) return { runId, given: true, runs: runs.length };
+  return runs.length > 1 ? { runId: runs[runs.length - 1], given: false, runs: runs.length } : undefined;
 }
 
 /** The report over a ledger opened through its public API (read-only is enough). */
 export function ledgerReport(ledger: PrivacyLedger, opts: LedgerReportOptions): LedgerReport {
   const head = ledger.head();
-  const institutions = ledger.summary({ institutionId: opts.institutionId, runId: opts.runId }, makeAccountant(opts.accountant));
+  const accountant = makeAccountant(opts.accountant);
+  const summaries = ledger.summary({ institutionId: opts.institutionId, runId: opts.runId }, accountant);
+  const run = thisRunOf(ledger, opts.runId);
+  const thisRunEpsilon = run && new Map(ledger.summary({ institutionId: opts.institutionId, runId: run.runId }, accountant).map((s) => [s.institutionId, s.epsilon]));
   return {
     accountant: opts.accountant,
     run: opts.runId ?? null,
+    thisRun: run?.runId ?? null,
     head,
     countersignerPublicKey: Buffer.from(ledger.countersignerPublicKey).toString('hex'),
-    institutions,
+    institutions: thisRunEpsilon ? summaries.map((s) => ({ ...s, epsilonThisRun: thisRunEpsilon.get(s.institutionId) ?? 0, epsilonAllRuns: s.epsilonTotal })) : summaries,
   };
 }

@@ -129,4 +129,34 @@ describe('dpfed ledger', () => {
     expect(notLedger.stderr).toMatch(/not a dpfed ledger/);
     expect(dpfed('--db', file, '--verify', '--export', 'csv').code).toBe(2);
   });
+  it('several runs: each institution shows "this run" (the latest, or --run) beside "all runs on this ledger"', () => {
+    const multi = join(dir, 'multi-run.sqlite');
+    const db = new Database(multi);
+    const ledger = new PrivacyLedger(db, { countersigner: coordinator });
+    const key = generateIdentity();
+    ledger.registerInstitution('bank-1', key.publicKey, { epsilon: 5, delta: 1e-5 });
+    const events = [event('bank-1', 1), event('bank-1', 2), { ...event('bank-1', 1), runId: 'run-2', steps: 300 }];
+    for (const e of events) ledger.append(e, signEvent(e, key));
+    db.close();
+    const rdp = makeAccountant('rdp');
+    const mechanism = (e: LedgerEvent) => ({ sampleRate: e.sampleRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps });
+    const run1 = rdp.epsilon(events.slice(0, 2).map(mechanism), 1e-5).epsilon;
+    const run2 = rdp.epsilon(events.slice(2).map(mechanism), 1e-5).epsilon;
+    const all = rdp.epsilon(events.map(mechanism), 1e-5).epsilon;
+    expect(new Set([run1, run2, all]).size).toBe(3);
+
+    const latest = JSON.parse(dpfed('--db', multi, '--json').stdout);
+    expect(latest.thisRun).toBe('run-2');
+    expect(latest.institutions[0]).toMatchObject({ epsilonThisRun: run2, epsilonAllRuns: all, epsilon: all });
+    const given = JSON.parse(dpfed('--db', multi, '--run', 'run-1', '--json').stdout);
+    expect(given.thisRun).toBe('run-1');
+    expect(given.institutions[0]).toMatchObject({ epsilonThisRun: run1, epsilonAllRuns: all });
+
+    const table = dpfed('--db', multi).stdout;
+    expect(table).toMatch(/institution\s+this run eps\s+all runs eps\s+delta\s+budget eps/);
+    expect(table).toMatch(/this run: run-2 \(the latest of 2 runs on this ledger/);
+    expect(table).toMatch(new RegExp(`^bank-1\\s+${Number(run2.toPrecision(4))}\\s+${Number(all.toPrecision(4))}\\s`, 'm'));
+    // one run only: the single epsilon column as before
+    expect(dpfed('--db', file).stdout).toMatch(/institution\s+epsilon\s+delta/);
+  });
 });
