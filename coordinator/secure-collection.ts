@@ -90,12 +90,26 @@ export class SecureCollection {
     this.collector.close();
   }
 
-  /** Runs the four phases; resolves with the sum, or with the reason the secure sum aborted. */
   /** An institution declined its task (budget, noise below its own calibration, already released): it leaves the sum now, not at the deadline. */
   decline(id: string, detail: string): void {
     if (!this.collector.expected.has(id)) return;
     this.rejected.set(id, `declined: ${detail}`);
     this.collector.reject(id, 'declined', detail);
+  }
+
+  /** Runs the four phases; resolves with the sum, or with the reason the secure sum aborted. */
+  /**
+   * An institution known to be gone (its Session stream closed, or it never fetched its task): it leaves
+   * the current phase now instead of at the deadline. Lost before advertising keys, it is simply not in
+   * the masking set; lost later, it is a dropout the remaining phases recover from (its mask is unmasked).
+   */
+  drop(id: string, detail: string): void {
+    this.collector.reject(id, 'dropped', detail);
+  }
+
+  /** Institutions still expected to answer the current phase. */
+  awaiting(): string[] {
+    return [...this.collector.expected].filter((id) => this.collector.isOpenFor(id));
   }
 
   async run(): Promise<SecureSumOutcome> {
