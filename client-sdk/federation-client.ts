@@ -361,7 +361,7 @@ export class FederationClient extends EventEmitter {
       }
     };
     if (task.kind === 'SECAGG_SHARE_KEYS') {
-      const shares = refuse(() => state.client.shareKeys(secagg.keys, secagg.neighbours));
+      const shares = refuse(() => state.client.shareKeys(secagg.keys, secagg.neighbours, secagg.threshold));
       await this.connection.pushSecAgg({ envelope, collection: secagg.collection, shareKeys: { shares } });
     } else if (task.kind === 'SECAGG_MASKED_INPUT') {
       const masked = refuse(() => state.client.maskedInput(secagg.shares, state.vector));

@@ -503,7 +503,7 @@ export class RoundMachine extends EventEmitter {
     if (participants.length < 3) return { failure: `round ${round}: secure aggregation needs at least 3 participants (with 2, each learns the other's update from the sum); sampled ${participants.length}` };
     const plan = planSecureUpdate(this.policy, participants.map((p) => this.roundWeights.get(p.id) ?? 1));
     const collection = new SecureCollection({
-      runId: this.runId, round, collection: 'update', participants, ...this.secureGraph(participants.length),
+      runId: this.runId, round, collection: 'update', participants, ...this.secureGraph(participants.length), thresholdFor: (n) => this.secureGraph(n).threshold,
       vectorLength: this.global.length + 1, quantisationJson: JSON.stringify(plan.quantisation), clientNoiseSigma: plan.clientNoiseSigma,
       board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: this.modelVersion }), firstKind: 'TRAIN',
       firstDeadlineMs: config.roundTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
@@ -582,7 +582,7 @@ export class RoundMachine extends EventEmitter {
     const empty: EvalStage = { totals: { histogram: emptyHistogram(bins, logitRange), lossSum: 0, correct: 0, n: 0 }, metrics: [], perInstitution: [], evaluators: new Set() };
     if (participants.length < 3) return empty;
     const collection = new SecureCollection({
-      runId: this.runId, round, collection: 'evaluation', participants, ...this.secureGraph(participants.length),
+      runId: this.runId, round, collection: 'evaluation', participants, ...this.secureGraph(participants.length), thresholdFor: (n) => this.secureGraph(n).threshold,
       vectorLength: evaluationVectorLength(bins), quantisationJson: '', clientNoiseSigma: 0,
       board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: round }), firstKind: 'EVALUATE',
       firstDeadlineMs: config.phaseTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,

@@ -20,6 +20,8 @@ export interface SecureCollectionOptions {
   collection: SecAggCollection;
   participants: Institution[];
   threshold: number;
+  /** The threshold for a complete graph of n institutions (re-sizes it for those that advertised keys). */
+  thresholdFor?: (n: number) => number;
   /** 'complete' (every pair masks) or the neighbour count of a SecAgg+ sparse graph. */
   graph: 'complete' | number;
   vectorLength: number;
@@ -53,7 +55,7 @@ export class SecureCollection {
 
   constructor(private readonly o: SecureCollectionOptions) {
     const identityKeys = new Map(o.participants.map((p) => [p.id, p.publicKey] as const));
-    this.server = new SecAggServer({ context: { runId: o.runId, round: o.round, collection: o.collection }, threshold: o.threshold, vectorLength: o.vectorLength, identityKeys, graph: o.graph });
+    this.server = new SecAggServer({ context: { runId: o.runId, round: o.round, collection: o.collection }, threshold: o.threshold, vectorLength: o.vectorLength, identityKeys, graph: o.graph, thresholdFor: o.thresholdFor });
     [...o.participants].sort((a, b) => a.id.localeCompare(b.id)).forEach((p, i) => this.indexOf.set(p.id, i + 1));
     this.collector = new PhaseCollector<true>(`${o.collection} key advertisement`, new Set(o.participants.map((p) => p.id)), o.firstDeadlineMs);
   }
@@ -65,7 +67,8 @@ export class SecureCollection {
   private secaggPart(id: string, extra: Partial<SecAggTaskMsg>): SecAggTaskMsg {
     return {
       collection: this.o.collection,
-      threshold: this.o.threshold,
+      // after the advertise phase: the threshold sized for those that advertised
+      threshold: this.server.threshold,
       keys: [],
       shares: [],
       survivors: [],
