@@ -151,6 +151,45 @@ describe('liveness', () => {
     for (const r of results) expect([r.roundsTrained, r.doneMessage]).toEqual([2, 'run complete']);
   }, 30_000);
 
+  it('secagg: an institution restarted after advertising refuses the step it has no state for once, says so, and the round goes on without it', async () => {
+    dir = tempDir('dpfed-liveness-');
+    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--wait-for', '4', '--aggregation', 'secagg', '--round-timeout', '60', '--phase-timeout', '30', '--task-pickup-timeout', '20']);
+    const coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
+    coordinators.push(coordinator);
+    const seen = recordRounds(coordinator);
+    const address = `127.0.0.1:${coordinator.port}`;
+    // banks 1–3 train a little longer, so bank-4 has advertised (and restarted) before the key-sharing step
+    const slow = () => new Promise<void>((resolve) => setTimeout(resolve, 800));
+    institutions = [1, 2, 3].map((k) => makeInstitution({ id: `bank-${k}`, address, learner: new ShiftLearner(0.01 * k, 100, { beforeTrain: slow }), pollMs: 2_000 }));
+    institutions.push(makeInstitution({ id: 'bank-4', address, learner: new ShiftLearner(0.04, 100), pollMs: 2_000 }));
+    const victim = institutions[3];
+    let refusals = 0;
+    let refusedAgain = 0;
+    let restarted: TestInstitution | undefined;
+    victim.client.once('trained', () => {
+      // the process dies right after advertising its keys and comes back at once, with its secure-sum state gone
+      victim.client.close();
+      restarted = makeInstitution({ id: 'bank-4', address, identity: victim.identity, learner: new ShiftLearner(0.04, 100), pollMs: 2_000 });
+      restarted.client.on('secagg-refused', () => refusals++);
+      restarted.client.on('refused-again', () => refusedAgain++);
+      restarted.run = restarted.client.run();
+      institutions.push(restarted);
+    });
+    for (const i of institutions) i.run = i.client.run().catch(() => ({ roundsTrained: 0, roundsEvaluated: 0, declined: null, doneMessage: 'killed' }));
+    const t0 = Date.now();
+    await within(coordinator.finished, 25_000, 'the run');
+
+    expect(seen.failures).toEqual([]);
+    expect(seen.rounds.map((r) => r.participants)).toEqual([3]);
+    // not the 20 s pickup timeout nor the 30 s phase timeout: the refusal closed its part of the phase
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(restarted).toBeDefined();
+    expect(refusals).toBe(1);
+    expect(refusedAgain).toBe(0);
+    const bank4 = coordinator.store.participants(coordinator.runId, 1).find((p) => p.institutionId === 'bank-4');
+    expect(bank4?.status).not.toBe('reported');
+  }, 30_000);
+
   it('an institution that declines every task does not slow the federation: one decline per round, no re-posts', async () => {
     dir = tempDir('dpfed-liveness-');
     const config = runConfig(['--rounds', '5', '--min-clients', '3', '--wait-for', '4', '--round-timeout', '60', '--phase-timeout', '30']);
