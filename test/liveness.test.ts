@@ -131,7 +131,7 @@ describe('liveness', () => {
         beforeTrain: async () => {
           doomed.client.close();
           lost();
-          await new Promise(() => undefined);
+          throw new Error('bank-4 killed during training'); // nothing more leaves it
         },
       }),
     });
@@ -147,6 +147,7 @@ describe('liveness', () => {
     expect(seen.rounds[0].dropped).toEqual(['bank-4']);
     // not the 60 s round timeout: the closed Session stream dropped it at once
     expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(seen.rounds[0].seconds).toBeLessThan(5);
     expect(seen.rounds[1].dropped).toEqual([]);
     for (const r of results) expect([r.roundsTrained, r.doneMessage]).toEqual([2, 'run complete']);
   }, 30_000);
