@@ -1,5 +1,6 @@
 // Liveness: no silent participant, dropout or decliner stalls the federation. Real coordinators on
 // 127.0.0.1 (mutual TLS, enrolment), real FederationClients and hand-written gRPC clients.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
 import { registrationMessage } from '../proto/registration.ts';
 import { PROTOCOL_VERSION, type Envelope } from '../proto/wire.ts';
 import {
+  DPFED_BIN,
+  ROOT,
   ShiftLearner,
   cleanUp,
   enrol,
@@ -304,4 +307,16 @@ describe('liveness', () => {
     for (const r of results) expect([r.roundsTrained, r.doneMessage]).toEqual([2, 'run complete']);
     expect(logs.some((l) => l.includes('unreachable'))).toBe(true);
   }, 30_000);
+
+  it('the CLI declares --task-pickup-timeout (coordinator) and --connect-timeout (client), lists them in --help and refuses bad values with exit 2', () => {
+    const dpfed = (...args: string[]) => spawnSync(process.execPath, [DPFED_BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(dpfed('coordinator', '--help').stdout).toContain('--task-pickup-timeout');
+    expect(dpfed('client', '--help').stdout).toContain('--connect-timeout');
+    const badPickup = dpfed('coordinator', '--insecure', '--task-pickup-timeout', '0');
+    expect(badPickup.status).toBe(2);
+    expect(badPickup.stderr).toContain('--task-pickup-timeout');
+    const badConnect = dpfed('client', '--insecure', '--coordinator', '127.0.0.1:1', '--institution', 'bank-1', '--data', 'none.csv', '--connect-timeout', '-1');
+    expect(badConnect.status).toBe(2);
+    expect(badConnect.stderr).toContain('--connect-timeout');
+  }, 60_000);
 });
