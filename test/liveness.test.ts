@@ -216,6 +216,9 @@ describe('liveness', () => {
       }
     })();
     await decliner.connection.heartbeat(decliner.envelope());
+    // a poll that asks not to wait, with nothing to do, is told when to ask again
+    const idle = await decliner.connection.pullTask(decliner.envelope(), 0);
+    expect([idle.kind, idle.retryAfterMs]).toEqual(['WAIT', 1_000]);
     institutions = shiftBanks(`127.0.0.1:${coordinator.port}`, 3);
     const t0 = Date.now();
     await within(start(institutions), 25_000, 'five rounds');
