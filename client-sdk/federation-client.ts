@@ -256,14 +256,12 @@ export class FederationClient extends EventEmitter {
    */
   private async taskRefusedBefore(task: TaskMsg): Promise<boolean> {
     const key = this.refusalKey(task);
-    const seen = this.refusedTasks.get(key);
-    if (!seen) {
-      if (STARTS_ATTEMPT.has(task.kind)) {
-        const prefix = `${task.envelope.runId}/${task.envelope.round}/`;
-        for (const k of [...this.refusedTasks.keys()]) if (k.startsWith(prefix) && !STARTS_ATTEMPT.has(k.slice(prefix.length).split('/')[0])) this.refusedTasks.delete(k);
-      }
-      return false;
+    if (STARTS_ATTEMPT.has(task.kind)) {
+      const prefix = `${task.envelope.runId}/${task.envelope.round}/`;
+      for (const k of [...this.refusedTasks.keys()]) if (k.startsWith(prefix) && !STARTS_ATTEMPT.has(k.slice(prefix.length).split('/')[0])) this.refusedTasks.delete(k);
     }
+    const seen = this.refusedTasks.get(key);
+    if (!seen) return false;
     seen.times++;
     this.emit('refused-again', { task, times: seen.times });
     await this.sleep(jittered(Math.min(REFUSED_BACKOFF.maxMs, REFUSED_BACKOFF.initialMs * 2 ** Math.min(seen.times - 1, 10))));
