@@ -40,6 +40,7 @@ export const command: CommandSpec = {
     { name: 'budget-epsilon', type: 'number', default: 10, help: 'this institution\'s privacy budget epsilon; it refuses to train past it', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
     { name: 'declare-examples', type: 'int', default: 0, help: 'a public example count to declare (your FedAvg weight, capped by the run\'s --weight-cap); 0 = declare none (equal weights). Your true row count is never sent', check: (v) => (Number(v) >= 0 ? undefined : 'must be >= 0') },
     { name: 'budget-delta', type: 'number', default: 1e-5, help: 'this institution\'s privacy budget delta', check: (v) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)') },
+    { name: 'connect-timeout', type: 'number', default: 600, help: 'seconds to keep retrying (with jittered backoff) while the coordinator is unreachable: at start, and when it restarts mid-run', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
     ...tlsFlags('client'),
     ...observabilityFlags('client'),
     { name: 'json', type: 'boolean', help: 'print a JSON summary at the end' },
@@ -119,7 +120,8 @@ export async function main(argv: string[]): Promise<number> {
     const metricsServer = await metricsServerFromFlags(f, metrics.registry, () => metrics.notReady());
     if (metricsServer) logger.info({ metrics: `http://${metricsServer.address}/metrics` }, 'metrics server listening (also /healthz, /readyz)');
     const client = new FederationClient({ coordinator: String(f.coordinator), institutionId: id, identity, learner, privacy, budget, log, ...transport,
-      declaredExamples: Number(f.declareExamples) > 0 ? Number(f.declareExamples) : undefined, wireBytes: metrics.wireBytes });
+      declaredExamples: Number(f.declareExamples) > 0 ? Number(f.declareExamples) : undefined, wireBytes: metrics.wireBytes,
+      reconnectForMs: Number(f.connectTimeout) * 1000 });
     context.observe(client);
     logClientEvents(client, logger);
     metrics.observe(client, (opts) => privacy.spent(opts));

@@ -160,7 +160,11 @@ export async function main(argv: string[]): Promise<number> {
           );
       });
     }
-    machine.on('round-failed', (e: { round: number; reason: string }) => (json ? emit({ event: 'round-failed', ...e }) : process.stdout.write(`${e.reason}; retrying\n`)));
+    machine.on('round-failed', (e: { round: number; reason: string }) => (json ? emit({ event: 'round-failed', ...e }) : process.stdout.write(`${e.reason}\n`)));
+    machine.on('backoff', (e: { round: number; failures: number; ms: number }) =>
+      json ? emit({ event: 'backoff', ...e }) : process.stdout.write(`round ${e.round}: retrying in ${(e.ms / 1000).toFixed(1)} s (${e.failures} failed in a row)\n`));
+    machine.on('participant-dropped', (e: { round: number; institution: string; reason: string }) =>
+      json ? emit({ event: 'participant-dropped', ...e }) : process.stdout.write(`round ${e.round}: ${e.institution} dropped: ${e.reason}\n`));
     machine.on('declined', (e: { institution: string; reason: string; detail: string }) =>
       json ? emit({ event: 'declined', ...e }) : process.stdout.write(`${e.institution} declined: ${e.reason} ${e.detail}\n`));
     const stop = () => void Promise.all([coordinator.close(), consoleServer?.close()]).then(() => metricsServer?.close()).then(() => process.exit(130));

@@ -24,6 +24,7 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
     { name: 'sample-fraction', type: 'number', default: 1, help: 'fraction of live institutions sampled per round', check: fraction },
     { name: 'sample-count', type: 'int', default: 0, help: 'exact number sampled per round (overrides --sample-fraction)', check: nonNegative },
     { name: 'round-timeout', type: 'number', default: 120, help: 'seconds to collect training results before the round closes', check: positive },
+    { name: 'task-pickup-timeout', type: 'number', default: 10, help: 'seconds a sampled institution has to fetch a task before it is dropped from the round (and not sampled again until it pulls or sends a result)', check: positive },
     { name: 'phase-timeout', type: 'number', default: 30, help: 'seconds for each later phase (evaluation, secure-aggregation phases)', check: positive },
     { name: 'strategy', type: 'string', default: 'fedavg', choices: STRATEGY_NAMES, help: 'aggregation strategy' },
     { name: 'proximal-mu', type: 'number', default: 0.01, help: 'FedProx proximal coefficient mu', check: nonNegative },
@@ -99,6 +100,7 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
     sampleCount: Number(f.sampleCount),
     roundTimeoutMs: Number(f.roundTimeout) * 1000,
     phaseTimeoutMs: Number(f.phaseTimeout) * 1000,
+    taskPickupTimeoutMs: Number(f.taskPickupTimeout) * 1000,
     strategy,
     strategyOptions: {
       proximalMu: strategy === 'fedprox' ? Number(f.proximalMu) : 0,

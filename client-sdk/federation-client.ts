@@ -3,7 +3,7 @@
 // Data never leaves the institution: only model updates (clipped, noised, masked as configured) and
 // score histograms of its validation split do.
 import * as grpc from '@grpc/grpc-js';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { aucFromHistogram, histogramToVector } from '../privacy/auc-histogram.ts';
 import { addDistributedNoise } from '../privacy/distributed-noise.ts';
@@ -48,7 +48,10 @@ export interface FederationClientOptions {
   declaredExamples?: number;
   budget?: { epsilon: number; delta: number };
   pollMs?: number;
-  /** How long to keep retrying an unreachable coordinator before giving up. */
+  /**
+   * How long to keep retrying an unreachable coordinator before giving up (default 10 minutes): a client
+   * started before its coordinator joins when it comes up; one whose coordinator restarts waits for it.
+   */
   reconnectForMs?: number;
   log?: (line: string) => void;
   /**
@@ -70,6 +73,22 @@ export interface ClientRunResult {
 }
 
 const isStatus = (error: unknown, ...codes: grpc.status[]) => codes.includes((error as grpc.ServiceError)?.code);
+
+/** The default of FederationClientOptions.reconnectForMs (`dpfed client --connect-timeout`). */
+export const DEFAULT_RECONNECT_FOR_MS = 10 * 60_000;
+/** Retry pauses while the coordinator is unreachable: from 200 ms, doubling, up to 5 s, jittered. */
+const RECONNECT_BACKOFF = { initialMs: 200, maxMs: 5_000 } as const;
+/** Pauses before a refused task that comes back is looked at again: from 1 s, doubling, up to 30 s. */
+const REFUSED_BACKOFF = { initialMs: 1_000, maxMs: 30_000 } as const;
+
+/** Between half and all of `ms` (CSPRNG), so many clients do not retry in lockstep. */
+function jittered(ms: number): number {
+  const half = Math.floor(ms / 2);
+  return half + randomInt(0, ms - half + 1);
+}
+
+/** The first task of a collection (it starts a new attempt of the round's training or evaluation). */
+const STARTS_ATTEMPT = new Set(['TRAIN', 'EVALUATE', 'CKKS_KEYGEN']);
 
 export class FederationClient extends EventEmitter {
   private readonly connection: CoordinatorConnection;
@@ -94,7 +113,13 @@ export class FederationClient extends EventEmitter {
   private releasesProduced = 0;
   /** Secure sums in progress, by run/round/collection: the protocol state and the vector to mask. */
   private readonly secureSums = new Map<string, { client: SecAggClient; vector: Uint32Array; header: ResultHeaderMsg }>();
-
+  /**
+   * Tasks this client refused or the coordinator refused, by run/round/kind/collection, with how often
+   * they came back: a refused task is not handled again in a loop (see taskRefusedBefore).
+   */
+  private readonly refusedTasks = new Map<string, { times: number }>();
+  /** Wakes the run loop from a pause (close/stop). */
+  private wake: (() => void) | null = null;
   constructor(private readonly options: FederationClientOptions) {
     super();
     this.connection = new CoordinatorConnection(options.coordinator, connectionCredentials(options), options.wireBytes);
@@ -106,6 +131,7 @@ export class FederationClient extends EventEmitter {
 
   close(): void {
     this.stopped = true;
+    this.wake?.();
     this.ckksEncryptor?.encryptor.dispose();
     this.ckksEncryptor = null;
     this.connection.close();
@@ -113,6 +139,21 @@ export class FederationClient extends EventEmitter {
 
   stop(): void {
     this.stopped = true;
+    this.wake?.();
+  }
+
+  /** Waits `ms`, or until close()/stop(). */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        if (self.wake === done) self.wake = null;
+        resolve();
+      }
+      this.wake = done;
+    });
   }
 
   /**
@@ -171,8 +212,9 @@ export class FederationClient extends EventEmitter {
 
   /** Retries `fn` while the coordinator is unreachable or has forgotten our session (it restarted). */
   private async withReconnect<T>(fn: () => Promise<T>): Promise<T> {
-    const giveUpAt = Date.now() + (this.options.reconnectForMs ?? 60_000);
-    let delay = 100;
+    const giveUpAt = Date.now() + (this.options.reconnectForMs ?? DEFAULT_RECONNECT_FOR_MS);
+    let delay: number = RECONNECT_BACKOFF.initialMs;
+    let announced = false;
     for (;;) {
       try {
         return await fn();
@@ -182,8 +224,13 @@ export class FederationClient extends EventEmitter {
         const forgotten = isStatus(error, grpc.status.UNAUTHENTICATED) || (isStatus(error, grpc.status.INVALID_ARGUMENT) && details.includes('register first'));
         const unreachable = isStatus(error, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED);
         if ((!forgotten && !unreachable) || Date.now() > giveUpAt) throw error;
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 2000);
+        if (unreachable && !announced) {
+          this.log(`coordinator ${this.options.coordinator} unreachable (${details || 'no details'}); retrying for up to ${Math.round((giveUpAt - Date.now()) / 1000)} s`);
+          announced = true;
+        }
+        await this.sleep(jittered(delay));
+        if (this.stopped) throw error;
+        delay = Math.min(delay * 2, RECONNECT_BACKOFF.maxMs);
         try {
           await this.register();
         } catch (registerError) {
@@ -209,12 +256,17 @@ export class FederationClient extends EventEmitter {
         this.log(`done: ${task.message}`);
         break;
       }
-      if (task.kind === 'WAIT') continue;
+      if (task.kind === 'WAIT') {
+        if (task.retryAfterMs > 0) await this.sleep(jittered(task.retryAfterMs));
+        continue;
+      }
+      if (await this.taskRefusedBefore(task)) continue;
       try {
         await this.handle(task, result);
       } catch (error) {
         if (isStatus(error, grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION, grpc.status.PERMISSION_DENIED)) {
           this.log(`task ${task.kind} round ${task.envelope.round} refused by the coordinator: ${(error as grpc.ServiceError).details}`);
+          this.rememberRefused(task);
           this.emit('refused', { task, error });
           continue;
         }
@@ -228,6 +280,39 @@ export class FederationClient extends EventEmitter {
       }
     }
     return result;
+  }
+
+  private refusalKey(task: TaskMsg): string {
+    return `${task.envelope.runId}/${task.envelope.round}/${task.kind}/${task.secagg?.collection ?? ''}`;
+  }
+
+  private rememberRefused(task: TaskMsg): void {
+    const key = this.refusalKey(task);
+    if (!this.refusedTasks.has(key)) this.refusedTasks.set(key, { times: 0 });
+    // keep the memory small: the oldest entries go first
+    while (this.refusedTasks.size > 256) this.refusedTasks.delete(this.refusedTasks.keys().next().value!);
+  }
+
+  /**
+   * Whether `task` was refused before (by this client or by the coordinator), after pausing. A later step
+   * of a secure sum or CKKS round (share keys, masked input, unmask, decrypt) is never handled again: it
+   * cannot succeed in the same attempt, and the coordinator closes the phase without it. The first task of
+   * an attempt (TRAIN, EVALUATE, CKKS_KEYGEN) comes back the same when a failed round is run again under
+   * its number, so it is handled again, but only after a pause that doubles each time (1 s up to 30 s):
+   * never a hot loop. Handling a new first task forgets the refused later steps of that round.
+   */
+  private async taskRefusedBefore(task: TaskMsg): Promise<boolean> {
+    const key = this.refusalKey(task);
+    if (STARTS_ATTEMPT.has(task.kind)) {
+      const prefix = `${task.envelope.runId}/${task.envelope.round}/`;
+      for (const k of [...this.refusedTasks.keys()]) if (k.startsWith(prefix) && !STARTS_ATTEMPT.has(k.slice(prefix.length).split('/')[0])) this.refusedTasks.delete(k);
+    }
+    const seen = this.refusedTasks.get(key);
+    if (!seen) return false;
+    seen.times++;
+    this.emit('refused-again', { task, times: seen.times });
+    await this.sleep(jittered(Math.min(REFUSED_BACKOFF.maxMs, REFUSED_BACKOFF.initialMs * 2 ** Math.min(seen.times - 1, 10))));
+    return this.stopped || !STARTS_ATTEMPT.has(task.kind);
   }
 
   private context(task: TaskMsg): TaskContext {
@@ -271,10 +356,13 @@ export class FederationClient extends EventEmitter {
       }
     } catch (error) {
       if (error instanceof ProtocolRefusal) {
-        // Refusing is the protocol's defence (e.g. a request for both shares of one peer): stay silent,
-        // the coordinator treats this institution as dropped for the secure sum.
+        // Refusing is the protocol's defence (e.g. a request for both shares of one peer): the institution
+        // sends nothing of the step and leaves the sum (a dropout the others recover from). It says so once,
+        // so the coordinator closes the phase without waiting for it, and it never handles the task again.
         this.log(`secure aggregation, round ${ctx.round}: refused: ${error.message}`);
+        this.rememberRefused(task);
         this.emit('secagg-refused', { task, reason: error.message });
+        await this.connection.decline({ envelope, reason: 'refused', projectedEpsilon: 0, budgetEpsilon: 0, detail: `${task.kind}: ${error.message}` }).catch(() => undefined);
         return;
       }
       throw error;
@@ -318,7 +406,13 @@ export class FederationClient extends EventEmitter {
       }
     };
     if (task.kind === 'SECAGG_SHARE_KEYS') {
-      const shares = refuse(() => state.client.shareKeys(secagg.keys, secagg.neighbours));
+      // A noisy evaluation's share of the noise was sized for the threshold it was given: a lower one would
+      // let a sum of fewer shares (less noise than its ledger records) be revealed.
+      if (secagg.collection === 'evaluation' && state.header.privacyEvent && secagg.threshold < state.client.threshold) {
+        this.secureSums.delete(key);
+        throw new ProtocolRefusal(`the threshold ${secagg.threshold} is below the ${state.client.threshold} this institution's noise share relies on`);
+      }
+      const shares = refuse(() => state.client.shareKeys(secagg.keys, secagg.neighbours, secagg.threshold));
       await this.connection.pushSecAgg({ envelope, collection: secagg.collection, shareKeys: { shares } });
     } else if (task.kind === 'SECAGG_MASKED_INPUT') {
       const masked = refuse(() => state.client.maskedInput(secagg.shares, state.vector));

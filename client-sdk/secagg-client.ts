@@ -58,7 +58,7 @@ export class SecAggClient {
   readonly institutionId: string;
   readonly index: number;
   readonly context: SecAggContext;
-  readonly threshold: number;
+  private thresholdValue: number;
   private readonly identity: IdentityKey;
   private readonly identityKeys: ReadonlyMap<string, Uint8Array>;
   private readonly expectedGraph?: 'complete' | number;
@@ -85,10 +85,15 @@ export class SecAggClient {
     if (!options.identityKeys.has(options.institutionId)) throw new Error(`secagg client: identityKeys has no key for this institution (${options.institutionId})`);
     this.institutionId = options.institutionId;
     this.index = options.index;
-    this.threshold = options.threshold;
+    this.thresholdValue = options.threshold;
     this.identity = options.identity;
     this.identityKeys = options.identityKeys;
     this.expectedGraph = options.expectedGraph;
+  }
+
+  /** The Shamir threshold: as set at construction, or as the key-sharing request re-sized it. */
+  get threshold(): number {
+    return this.thresholdValue;
   }
 
   private fail(message: string): never {
@@ -111,9 +116,17 @@ export class SecAggClient {
     return this.advertised;
   }
 
-  /** Phase 2: verify the relayed key list; encrypt shares of the self-mask seed and mask key to each neighbour. */
-  shareKeys(keys: readonly SignedKeys[], neighbours: readonly string[]): EncryptedShare[] {
+  /**
+   * Phase 2: verify the relayed key list; encrypt shares of the self-mask seed and mask key to each
+   * neighbour. `threshold` (optional) is the threshold the server sized for the institutions that
+   * advertised (fewer than were sampled when some were lost before advertising): it may only be lower
+   * than the one this client started with, and it is held to the same rule (a strict majority of this
+   * client's share holders, at most its neighbours).
+   */
+  shareKeys(keys: readonly SignedKeys[], neighbours: readonly string[], threshold = this.thresholdValue): EncryptedShare[] {
     if (this.phase !== 'advertised' || !this.advertised || !this.encryptionKeys || !this.maskKeys) this.fail(this.phase === 'new' ? 'shareKeys before advertise' : 'shareKeys called twice');
+    if (!Number.isInteger(threshold) || threshold < 2 || threshold > this.thresholdValue) this.fail(`threshold ${threshold} for the key list must be an integer in [2, ${this.thresholdValue}]`);
+    this.thresholdValue = threshold;
     if (!Array.isArray(keys)) this.fail('key list must be an array');
     const byId = new Map<string, SignedKeys>();
     const indices = new Set<number>();

@@ -67,6 +67,10 @@ export interface FederationOperations {
   openResult(): ResultReceiver;
   pushSecAgg(request: SecAggMessageMsg): AckMsg;
   decline(request: DeclineRequestMsg): AckMsg;
+  /** A Session stream now speaks for this (authenticated) institution. */
+  sessionOpened(institutionId: string): void;
+  /** That Session stream closed: with no other stream open, the institution is known gone (liveness). */
+  sessionClosed(institutionId: string): void;
 }
 
 export function federationOperations(deps: ServiceDeps): FederationOperations {
@@ -156,6 +160,14 @@ export function federationOperations(deps: ServiceDeps): FederationOperations {
       const institution = registry.authenticate(request.envelope);
       deps.machine().decline(institution, request);
       return { accepted: true, message: 'decline recorded' };
+    },
+
+    sessionOpened(institutionId) {
+      registry.streamOpened(institutionId);
+    },
+
+    sessionClosed(institutionId) {
+      if (registry.streamClosed(institutionId) === 0) deps.machine().institutionGone(institutionId);
     },
   };
 }

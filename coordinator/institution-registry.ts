@@ -27,6 +27,12 @@ export interface Institution {
   lastSeen: number;
   /** Set when the institution declined for budget reasons, or the coordinator refused it. */
   excludedReason: string | null;
+  /**
+   * Set when the institution was dropped from a round for silence (it did not fetch its task in time, or
+   * its Session stream closed): it is not sampled again until it shows life (a pull or a result), so it
+   * cannot stall later rounds. Heartbeats alone do not clear it.
+   */
+  unresponsive: string | null;
 }
 
 export class InstitutionRegistry {
@@ -128,6 +134,7 @@ export class InstitutionRegistry {
       lastSeen: Date.now(),
       // an institution enrolled again after a revocation starts afresh; other exclusions stay
       excludedReason: previous?.excludedReason === 'revoked' ? null : (previous?.excludedReason ?? null),
+      unresponsive: null,
     };
     this.institutions.set(id, institution);
     return institution;
@@ -165,10 +172,36 @@ export class InstitutionRegistry {
     return [...this.institutions.values()];
   }
 
-  /** Institutions seen recently (or waiting in a poll) and not excluded. */
+  /** Institutions seen recently (or waiting in a poll), not excluded and not marked unresponsive. */
   live(isWaiting: (id: string) => boolean): Institution[] {
     const now = Date.now();
-    return this.all().filter((i) => !i.excludedReason && (isWaiting(i.id) || now - i.lastSeen <= this.livenessMs));
+    return this.all().filter((i) => !i.excludedReason && !i.unresponsive && (isWaiting(i.id) || now - i.lastSeen <= this.livenessMs));
+  }
+
+  /** Open Session streams per institution (a reconnecting client may briefly have two). */
+  private readonly streams = new Map<string, number>();
+
+  streamOpened(id: string): void {
+    this.streams.set(id, (this.streams.get(id) ?? 0) + 1);
+  }
+
+  /** A Session stream of `id` closed; returns how many it still has open. */
+  streamClosed(id: string): number {
+    const left = Math.max(0, (this.streams.get(id) ?? 0) - 1);
+    if (left === 0) this.streams.delete(id);
+    else this.streams.set(id, left);
+    return left;
+  }
+
+  /** Marks an institution as silent (see Institution.unresponsive): not sampled until it shows life. */
+  markUnresponsive(id: string, reason: string): void {
+    const institution = this.institutions.get(id);
+    if (institution) institution.unresponsive = reason;
+  }
+
+  /** The institution pulled a task or sent a result: it may be sampled again. */
+  showedLife(institution: Institution): void {
+    institution.unresponsive = null;
   }
 
   exclude(id: string, reason: string): void {

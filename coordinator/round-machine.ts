@@ -1,7 +1,7 @@
 // The round loop of one run: wait for enough institutions → sample → train → collect until the deadline
 // → aggregate → evaluate → commit. It owns the phases; strategies, privacy and secure aggregation plug in
 // through small interfaces. Every message is checked against the run, round and model version it claims.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { addHistograms, aucFromHistogram, emptyHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
 import { distributedNoiseAccounting } from '../privacy/distributed-noise.ts';
@@ -108,6 +108,22 @@ type Phase = 'starting' | 'waiting' | 'training' | 'evaluating' | 'committing' |
 
 const HISTOGRAM_NAMES = ['histogram/positive', 'histogram/negative'] as const;
 
+/** The pause after a failed round: 1 s, doubling per failure in a row up to 30 s; reset by a committed round. */
+export const FAILED_ROUND_BACKOFF = { initialMs: 1_000, maxMs: 30_000 } as const;
+/** The default of --task-pickup-timeout for runs stored without it. */
+const DEFAULT_TASK_PICKUP_MS = 10_000;
+/** How often a running round looks for sampled institutions that have not fetched their task. */
+const PICKUP_CHECK_MS = 200;
+
+/**
+ * The pause before retrying after `failures` failed rounds in a row: exponential, capped, with "equal
+ * jitter" (between half and all of the step), so institutions and coordinators do not retry in lockstep.
+ */
+export function failedRoundBackoffMs(failures: number): number {
+  const step = Math.min(FAILED_ROUND_BACKOFF.maxMs, FAILED_ROUND_BACKOFF.initialMs * 2 ** Math.max(0, Math.min(failures - 1, 30)));
+  return Math.round(step / 2 + randomInt(0, Math.floor(step / 2) + 1));
+}
+
 export class RoundMachine extends EventEmitter {
   readonly runId: string;
   private phase: Phase = 'starting';
@@ -135,6 +151,8 @@ export class RoundMachine extends EventEmitter {
   /** The run's CKKS public key, published by its key holder in this coordinator process. */
   private ckksKey: CkksKey | null = null;
   private stopped = false;
+  /** Ends the pause after a failed round early (stop()). */
+  private wakeFromBackoff: (() => void) | null = null;
   private readonly spec: ModelSpec;
   private readonly specJson: string;
   /** The privacy layer of training releases: bounds, noise placement, participation, weights, events. */
@@ -192,12 +210,29 @@ export class RoundMachine extends EventEmitter {
     this.evalPhase?.close();
     this.secure?.stop();
     this.ckks?.stop();
+    this.wakeFromBackoff?.();
     this.deps.board.wakeAll();
+  }
+
+  /** Waits `ms` (or until stop()). */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeFromBackoff = () => {
+        this.wakeFromBackoff = null;
+        done();
+      };
+    });
   }
 
   /** Runs rounds until the planned number is committed (or stop()). */
   async run(): Promise<void> {
     const { config } = this.deps;
+    let failuresInARow = 0;
     while (!this.stopped && this.round <= config.rounds) {
       if (this.deps.privacy?.releasedRound(this.round)) {
         this.round++;
@@ -216,6 +251,15 @@ export class RoundMachine extends EventEmitter {
       // A failed round is run again under the same number, except under client-level DP: there every
       // institution offered a round has released (and recorded) its noisy share, so the retry is a new round.
       if (summary || this.roundConsumed) this.round++;
+      // A failed round (its reason already recorded once) is retried after a growing pause, so a
+      // federation that cannot complete rounds does not spin through failures.
+      if (summary) failuresInARow = 0;
+      else {
+        failuresInARow++;
+        const ms = failedRoundBackoffMs(failuresInARow);
+        this.emit('backoff', { round: this.round, failures: failuresInARow, ms });
+        await this.pause(ms);
+      }
     }
     if (!this.stopped) {
       this.phase = 'done';
@@ -231,8 +275,55 @@ export class RoundMachine extends EventEmitter {
     const { config, store, strategy } = this.deps;
     const round = this.round;
     this.phase = 'waiting';
+    this.deps.board.unblockAll();
     const participants = await this.waitAndSample(round);
     if (this.stopped || !participants) return null;
+    const watch = setInterval(() => this.dropUnfetched(), PICKUP_CHECK_MS);
+    try {
+      return await this.runSampledRound(round, participants);
+    } finally {
+      clearInterval(watch);
+    }
+  }
+
+  // ---------------- liveness within a round ----------------
+
+  /** Whether `id` still owes an answer to the phase now open (training, evaluation or a secure sum step). */
+  private awaiting(id: string): boolean {
+    return Boolean(this.trainPhase?.isOpenFor(id) || this.evalPhase?.isOpenFor(id) || this.secure?.awaiting().includes(id));
+  }
+
+  /**
+   * Drops `id` from the phase now open, at once instead of at the deadline, and marks it unresponsive so
+   * it is not sampled again until it shows life. Returns false when it owed no answer.
+   */
+  private dropFromRound(id: string, detail: string): boolean {
+    if (!this.awaiting(id)) return false;
+    this.deps.registry.markUnresponsive(id, detail);
+    this.deps.board.clear(id);
+    this.trainPhase?.reject(id, 'dropped', detail);
+    this.evalPhase?.reject(id, 'dropped', detail);
+    this.secure?.drop(id, detail);
+    this.emit('participant-dropped', { round: this.round, institution: id, reason: detail });
+    return true;
+  }
+
+  /** The task-pickup rule: a participant that has not fetched a task posted --task-pickup-timeout ago is dropped. */
+  private dropUnfetched(): void {
+    const pickupMs = this.deps.config.taskPickupTimeoutMs ?? DEFAULT_TASK_PICKUP_MS;
+    for (const id of this.deps.board.unfetched(Date.now() - pickupMs)) {
+      this.dropFromRound(id, `did not fetch its task within the task-pickup timeout (${pickupMs / 1000} s)`);
+    }
+  }
+
+  /** Every Session stream of `id` closed: it is gone, so the round stops waiting for it. */
+  institutionGone(id: string): void {
+    if (this.stopped) return;
+    if (!this.dropFromRound(id, 'its Session stream closed')) this.deps.registry.markUnresponsive(id, 'its Session stream closed');
+  }
+
+  private async runSampledRound(round: number, participants: Institution[]): Promise<RoundSummary | null> {
+    const { config, store, strategy } = this.deps;
     this.roundWeights = new Map(participants.map((p) => [p.id, this.policy.weightOf(p.declaredExamples)]));
     this.clippedUpdates = 0;
     if (this.policy.participation === 'secret-coin') this.roundConsumed = true;
@@ -482,7 +573,7 @@ export class RoundMachine extends EventEmitter {
     if (participants.length < 3) return { failure: `round ${round}: secure aggregation needs at least 3 participants (with 2, each learns the other's update from the sum); sampled ${participants.length}` };
     const plan = planSecureUpdate(this.policy, participants.map((p) => this.roundWeights.get(p.id) ?? 1));
     const collection = new SecureCollection({
-      runId: this.runId, round, collection: 'update', participants, ...this.secureGraph(participants.length),
+      runId: this.runId, round, collection: 'update', participants, ...this.secureGraph(participants.length), thresholdFor: (n) => this.secureGraph(n).threshold,
       vectorLength: this.global.length + 1, quantisationJson: JSON.stringify(plan.quantisation), clientNoiseSigma: plan.clientNoiseSigma,
       board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: this.modelVersion }), firstKind: 'TRAIN',
       firstDeadlineMs: config.roundTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
@@ -566,6 +657,9 @@ export class RoundMachine extends EventEmitter {
     const graph = this.secureGraph(participants.length);
     const collection = new SecureCollection({
       runId: this.runId, round, collection: 'evaluation', participants, ...graph,
+      // Private evaluation: each institution's noise share relies on `threshold` shares in the sum, so the
+      // threshold is never lowered for it; otherwise it follows the participants who advertised keys.
+      ...(privateEvaluation ? {} : { thresholdFor: (n: number) => this.secureGraph(n).threshold }),
       vectorLength: privateEvaluation ? 2 * bins : evaluationVectorLength(bins), quantisationJson: '',
       clientNoiseSigma: privateEvaluation ? privateEvaluation.noiseSigma / Math.sqrt(graph.threshold) : 0,
       board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: round }), firstKind: 'EVALUATE',
@@ -648,10 +742,13 @@ export class RoundMachine extends EventEmitter {
   async pullTask(institution: Institution, waitMs: number, onCancel: (cb: () => void) => void): Promise<TaskMsg> {
     if (this.phase === 'done') return this.task('DONE', { message: 'run complete' });
     if (institution.excludedReason) return this.task('DONE', { message: `excluded: ${institution.excludedReason}` });
-    const task = await this.deps.board.next(institution.id, Math.min(Math.max(waitMs, 0), 60_000), onCancel);
+    this.deps.registry.showedLife(institution);
+    const wait = Math.min(Math.max(waitMs, 0), 60_000);
+    const task = await this.deps.board.next(institution.id, wait, onCancel);
     if (task) return { ...task, envelope: { ...task.envelope, institutionId: institution.id } };
     if ((this.phase as Phase) === 'done') return this.task('DONE', { message: 'run complete' });
-    return this.task('WAIT', { message: `${this.phase} (round ${this.round})`, retryAfterMs: 0 });
+    // A poll that asked not to wait is told when to ask again (a long poll has waited already).
+    return this.task('WAIT', { message: `${this.phase} (round ${this.round})`, retryAfterMs: wait > 0 ? 0 : 1_000 });
   }
 
   /** The id of the model an envelope asks for ('' when it is none of the current ones). */
@@ -692,6 +789,7 @@ export class RoundMachine extends EventEmitter {
 
   /** Opens the receipt of a result stream after checking its header. */
   openResult(institution: Institution, header: ResultHeaderMsg): ResultSink {
+    this.deps.registry.showedLife(institution);
     if (header.encrypted || header.kind === 'CKKS_DECRYPTED_SUM') {
       if (!this.ckks) throw failedPrecondition(`envelope.round: round ${this.round} is not collecting CKKS results (phase ${this.phase})`);
       this.checkRun(header.envelope);
@@ -838,6 +936,7 @@ export class RoundMachine extends EventEmitter {
   /** A secure-aggregation message (advertise keys, share keys, unmask). */
   receiveSecAgg(institution: Institution, message: SecAggMessageMsg): void {
     this.checkRun(message.envelope);
+    this.deps.registry.showedLife(institution);
     if (message.ckksPublicKey) {
       if (!this.ckks) throw failedPrecondition(`envelope.round: round ${this.round} is not setting up CKKS keys`);
       this.ckks.receive(institution, message);
@@ -858,10 +957,13 @@ export class RoundMachine extends EventEmitter {
       this.deps.store.recordSchedulingRefusal(this.runId, request.envelope.round, institution.id, `institution declined: ${request.detail || 'privacy budget'}`,
         request.projectedEpsilon, request.budgetEpsilon);
     }
-    this.trainPhase?.reject(institution.id, 'declined', `${reason}: ${request.detail}`);
-    if (this.secure?.collection === 'update') this.secure.decline(institution.id, `${reason}: ${request.detail}`);
-    this.evalPhase?.reject(institution.id, 'declined', `${reason}: ${request.detail}`);
-    this.deps.board.clear(institution.id);
     this.emit('declined', { institution: institution.id, reason, detail: request.detail });
+    // A decline of an earlier round's task changes nothing in this one.
+    if (request.envelope.round !== this.round) return;
+    this.trainPhase?.reject(institution.id, 'declined', `${reason}: ${request.detail}`);
+    this.secure?.decline(institution.id, `${reason}: ${request.detail}`);
+    this.evalPhase?.reject(institution.id, 'declined', `${reason}: ${request.detail}`);
+    // no task is posted to it again in this round (a decliner is not asked again and again)
+    this.deps.board.block(institution.id);
   }
 }

@@ -15,6 +15,11 @@ export interface RunConfig {
   roundTimeoutMs: number;
   /** Deadline of each later phase (evaluation, secure-aggregation phases). */
   phaseTimeoutMs: number;
+  /**
+   * A sampled institution that has not fetched its task this long after it was posted is dropped from
+   * the round and not sampled again until it shows life (default 10 s; absent in runs stored before it).
+   */
+  taskPickupTimeoutMs?: number;
   strategy: StrategyName;
   strategyOptions: StrategyOptions;
   modelSpec: ModelSpec;

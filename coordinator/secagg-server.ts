@@ -36,6 +36,11 @@ export interface SecAggServerOptions {
   identityKeys: ReadonlyMap<string, Uint8Array>;
   /** 'complete' (default; at most 64 clients), or the neighbour count of the sparse graph. */
   graph?: 'complete' | number;
+  /**
+   * Optional: the threshold for a complete graph of `advertised` institutions, applied when the advertise
+   * phase closes with fewer than were sampled (it is never raised above `threshold`).
+   */
+  thresholdFor?: (advertised: number) => number;
 }
 
 export type SecAggServerPhase = 'advertise' | 'share' | 'masked' | 'unmask' | 'done' | 'aborted';
@@ -49,7 +54,9 @@ export interface UnmaskRequest {
 
 export class SecAggServer {
   readonly context: SecAggContext;
-  readonly threshold: number;
+  private thresholdValue: number;
+  /** Re-sizes the threshold for the institutions that advertised keys (a complete graph after losses before advertising). */
+  private readonly thresholdFor?: (advertised: number) => number;
   readonly vectorLength: number;
   private readonly identityKeys: ReadonlyMap<string, Uint8Array>;
   private readonly graph: 'complete' | number;
@@ -74,11 +81,17 @@ export class SecAggServer {
     if (!Number.isInteger(options.vectorLength) || options.vectorLength < 1) throw new Error(`secagg server: vectorLength must be a positive integer, got ${options.vectorLength}`);
     const graph = options.graph ?? 'complete';
     if (graph !== 'complete' && (!Number.isInteger(graph) || graph < 2)) throw new Error(`secagg server: graph must be 'complete' or a neighbour count >= 2, got ${graph}`);
-    this.threshold = options.threshold;
+    this.thresholdValue = options.threshold;
+    this.thresholdFor = options.thresholdFor;
     this.vectorLength = options.vectorLength;
     this.identityKeys = options.identityKeys;
     this.graph = graph;
     this.sum = new Uint32Array(options.vectorLength);
+  }
+
+  /** The Shamir threshold: as configured until the advertise phase closes, then as sized for the advertisers. */
+  get threshold(): number {
+    return this.thresholdValue;
   }
 
   get phase(): SecAggServerPhase {
@@ -160,6 +173,13 @@ export class SecAggServer {
   }
 
   private closeAdvertise(): void {
+    // Bonawitz et al.: round 0 collects the advertised keys and only those institutions go on. Institutions
+    // lost before advertising are not in the masking set; with a complete graph the threshold is sized for
+    // the ones that advertised (never above the configured one), so the losses do not abort the sum.
+    if (this.thresholdFor && this.graph === 'complete' && this.keys.size >= 2) {
+      const resized = this.thresholdFor(this.keys.size);
+      if (Number.isInteger(resized) && resized >= 2) this.thresholdValue = Math.min(this.thresholdValue, resized);
+    }
     if (this.keys.size < this.threshold) this.fail(`only ${this.keys.size} institutions advertised keys, below the threshold ${this.threshold}`);
     const members = [...this.keys.values()];
     if (this.graph === 'complete' && members.length > 64) this.fail(`${members.length} clients need a sparse masking graph (complete is limited to 64)`);

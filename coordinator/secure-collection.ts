@@ -20,6 +20,8 @@ export interface SecureCollectionOptions {
   collection: SecAggCollection;
   participants: Institution[];
   threshold: number;
+  /** The threshold for a complete graph of n institutions (re-sizes it for those that advertised keys). */
+  thresholdFor?: (n: number) => number;
   /** 'complete' (every pair masks) or the neighbour count of a SecAgg+ sparse graph. */
   graph: 'complete' | number;
   vectorLength: number;
@@ -53,7 +55,7 @@ export class SecureCollection {
 
   constructor(private readonly o: SecureCollectionOptions) {
     const identityKeys = new Map(o.participants.map((p) => [p.id, p.publicKey] as const));
-    this.server = new SecAggServer({ context: { runId: o.runId, round: o.round, collection: o.collection }, threshold: o.threshold, vectorLength: o.vectorLength, identityKeys, graph: o.graph });
+    this.server = new SecAggServer({ context: { runId: o.runId, round: o.round, collection: o.collection }, threshold: o.threshold, vectorLength: o.vectorLength, identityKeys, graph: o.graph, thresholdFor: o.thresholdFor });
     [...o.participants].sort((a, b) => a.id.localeCompare(b.id)).forEach((p, i) => this.indexOf.set(p.id, i + 1));
     this.collector = new PhaseCollector<true>(`${o.collection} key advertisement`, new Set(o.participants.map((p) => p.id)), o.firstDeadlineMs);
   }
@@ -65,7 +67,8 @@ export class SecureCollection {
   private secaggPart(id: string, extra: Partial<SecAggTaskMsg>): SecAggTaskMsg {
     return {
       collection: this.o.collection,
-      threshold: this.o.threshold,
+      // after the advertise phase: the threshold sized for those that advertised
+      threshold: this.server.threshold,
       keys: [],
       shares: [],
       survivors: [],
@@ -90,12 +93,26 @@ export class SecureCollection {
     this.collector.close();
   }
 
-  /** Runs the four phases; resolves with the sum, or with the reason the secure sum aborted. */
   /** An institution declined its task (budget, noise below its own calibration, already released): it leaves the sum now, not at the deadline. */
   decline(id: string, detail: string): void {
     if (!this.collector.expected.has(id)) return;
     this.rejected.set(id, `declined: ${detail}`);
     this.collector.reject(id, 'declined', detail);
+  }
+
+  /** Runs the four phases; resolves with the sum, or with the reason the secure sum aborted. */
+  /**
+   * An institution known to be gone (its Session stream closed, or it never fetched its task): it leaves
+   * the current phase now instead of at the deadline. Lost before advertising keys, it is simply not in
+   * the masking set; lost later, it is a dropout the remaining phases recover from (its mask is unmasked).
+   */
+  drop(id: string, detail: string): void {
+    this.collector.reject(id, 'dropped', detail);
+  }
+
+  /** Institutions still expected to answer the current phase. */
+  awaiting(): string[] {
+    return [...this.collector.expected].filter((id) => this.collector.isOpenFor(id));
   }
 
   async run(): Promise<SecureSumOutcome> {

@@ -30,6 +30,13 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
     /** What to do when a pending pull or download is cancelled (by the institution or by the stream ending). */
     const cancels = new Map<number, () => void>();
     let closed = false;
+    /** The institution this stream speaks for, once one of its requests authenticated (liveness). */
+    let institutionId: string | null = null;
+    const identified = (id: string) => {
+      if (institutionId !== null || closed) return;
+      institutionId = id;
+      ops.sessionOpened(id);
+    };
     let whenClosed!: () => void;
     const closing = new Promise<void>((resolve) => (whenClosed = resolve));
 
@@ -42,6 +49,7 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       results.clear();
       refused.clear();
       whenClosed();
+      if (institutionId !== null) ops.sessionClosed(institutionId);
     };
     /** Ends the stream from our side (the institution closed its side, or the coordinator stops). */
     const entry = {
@@ -82,7 +90,11 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
         listeners.forEach((cb) => cb());
       });
       Promise.resolve()
-        .then(() => ops.pullTask(request, (cb) => listeners.push(cb)))
+        .then(() => {
+          const task = ops.pullTask(request, (cb) => listeners.push(cb)); // authenticates first (throws when it fails)
+          identified(request.envelope.institutionId);
+          return task;
+        })
         .then(
           (task) => (cancelled ? undefined : sendTask(callId, request, task)),
           (error) => (cancelled ? undefined : fail(callId, error)),
@@ -186,7 +198,11 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       const callId = frame.callId;
       switch (frame.body) {
         case 'heartbeat':
-          return answer(callId, () => ({ callId, heartbeat: ops.heartbeat(frame.heartbeat!) }));
+          return answer(callId, () => {
+            const heartbeat = ops.heartbeat(frame.heartbeat!);
+            identified(frame.heartbeat!.envelope.institutionId);
+            return { callId, heartbeat };
+          });
         case 'pullTask':
           return pull(callId, frame.pullTask!);
         case 'downloadModel':

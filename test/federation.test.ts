@@ -203,7 +203,7 @@ describe('federation over real gRPC', () => {
     }
   });
 
-  it('a client process killed mid-round: the round closes at its deadline and commits with the other two; the killed one is "dropped"', async () => {
+  it('a client process killed mid-round: the round closes once its Session stream is gone (not at the deadline) and commits with the other two; the killed one is "dropped"', async () => {
     dir = tempDir('dpfed-federation-kill-');
     // The first round waits for all three banks (a bank process can start slowly on a loaded machine);
     // later rounds need two.
@@ -260,10 +260,9 @@ describe('federation over real gRPC', () => {
     expect(killedRound.participants).toBe(2);
     const participants = store.participants(runId, killedIn);
     expect(participants.map((p) => [p.institutionId, p.status])).toEqual([['bank-1', 'reported'], ['bank-2', 'dropped'], ['bank-3', 'reported']]);
-    expect(participants[1].detail).toMatch(/deadline/);
-    // it waited for the deadline (6 s), not more than a few seconds past it
-    expect(killedRound.seconds).toBeGreaterThanOrEqual(5.9);
-    expect(killedRound.seconds).toBeLessThan(15);
+    expect(participants[1].detail).toMatch(/Session stream closed/);
+    // the closed connection dropped it at once: the round did not wait for its 6 s deadline
+    expect(killedRound.seconds).toBeLessThan(5.9);
     const summary = seen.rounds.find((s) => s.round === killedIn)!;
     expect(summary.dropped).toEqual([victim]);
     expect(summary.institutions.map((i) => i.id)).toEqual(['bank-1', 'bank-3']);
