@@ -41,7 +41,7 @@ export const EVALUATION_SENSITIVITY = 1;
 /** Default bins per class of a private evaluation (coarse: fewer cells, less total noise). */
 export const DEFAULT_PRIVATE_EVALUATION_BINS = 32;
 /** Default share of the run's target ε spent on evaluation when --evaluation-epsilon is not given. */
-export const DEFAULT_EVALUATION_EPSILON_SHARE = 0.1;
+export const DEFAULT_EVALUATION_EPSILON_SHARE = 0.2;
 
 function positiveInteger(x: number, name: string): void {
   if (!Number.isSafeInteger(x) || x < 1) throw new Error(`evaluation: ${name} must be a positive integer, got ${x}`);

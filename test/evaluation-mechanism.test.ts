@@ -294,7 +294,7 @@ describe('evaluation events in the ledgers', () => {
     const privacy = new InstitutionPrivacy({ institutionId: 'bank-1', identity, budget: { epsilon: 3, delta: DELTA }, ledgerPath: join(dir, 'own.sqlite') });
     try {
       const share = config.task.evaluation.private!;
-      expect(share.epsilon).toBeCloseTo(0.3, 12); // the default share: 10 % of the target
+      expect(share.epsilon).toBeCloseTo(0.6, 12); // the default share: 20 % of the target
       const required = calibrateEvaluationSigma({ epsilon: share.epsilon, delta: DELTA, evaluations: 4 });
       const decision = privacy.beforeEvaluation(task(1), { requested: 1 });
       expect(decision.allowed).toBe(true);
