@@ -157,26 +157,13 @@ export class InstitutionPrivacy implements ClientPrivacy {
 
   /** Appends the evaluation event (Gaussian mechanism, sample rate 1, one step) to the ledger and signs it; call before the vector leaves. */
   recordEvaluation(task: TaskContext, noise: EvaluationNoisePlan): PrivacyEventMsg {
-    const event: LedgerEvent = {
-      institutionId: this.options.institutionId,
-      runId: task.runId,
-      round: task.round,
-      mode: 'evaluation',
-      sampleRate: 1,
-      noiseMultiplier: noise.recordedMultiplier,
-      steps: 1,
-      clipNorm: EVALUATION_SENSITIVITY,
+    return this.appendRelease(task, {
+      mode: 'evaluation', sampleRate: 1, noiseMultiplier: noise.recordedMultiplier, steps: 1, clipNorm: EVALUATION_SENSITIVITY,
       // the cells' noise comes from the same cut-tail sampler as training noise: its missing mass is charged
       delta: this.chargedDelta({ samplerTailMass: 2 * task.config.evaluation.bins * samplerTailMassPerDraw(noise.sigma) }),
-      modelVersion: task.modelVersion,
-      time: new Date().toISOString(),
-    };
-    const signature = signEvent(event, this.options.identity);
-    // the binding budget check, in the same transaction as the append (a second process sharing this ledger
-    // cannot slip an event in between)
-    this.ledger.appendWithinBudget(event, signature, this.accountant(task));
-    return { ...event, signature };
+    }, this.accountant(task));
   }
+
 
   /** The sigma to add noise at so that the charged sigma is at least the calibrated one (when the learner says its dimension). */
   private noiseToAdd(task: TaskContext, planned: PlannedMechanism, sigma: number): number {
@@ -246,13 +233,11 @@ export class InstitutionPrivacy implements ClientPrivacy {
 
   recordClientRelease(task: TaskContext): void {
     const c = task.config.privacy.client!;
-    const event: LedgerEvent = {
-      institutionId: this.options.institutionId, runId: task.runId, round: task.round, mode: 'client',
-      sampleRate: c.clientSampleRate, noiseMultiplier: c.noiseMultiplier, steps: 1, clipNorm: c.updateClipNorm,
-      delta: this.options.budget.delta, modelVersion: task.modelVersion, time: new Date().toISOString(),
-    };
-    this.ledger.appendWithinBudget(event, signEvent(event, this.options.identity), makeAccountant(c.accountant));
+    this.appendRelease(task, {
+      mode: 'client', sampleRate: c.clientSampleRate, noiseMultiplier: c.noiseMultiplier, steps: 1, clipNorm: c.updateClipNorm, delta: this.options.budget.delta,
+    }, makeAccountant(c.accountant));
   }
+
 
   /**
    * The event's delta: the budget's, plus the sampler's cut tail charged at the budget's epsilon (the
@@ -265,23 +250,25 @@ export class InstitutionPrivacy implements ClientPrivacy {
   }
 
   recordRelease(task: TaskContext, mechanism: MechanismReport): PrivacyEventMsg {
+    const { sampleRate, noiseMultiplier, steps, clipNorm } = mechanism;
+    return this.appendRelease(task, { mode: 'record', sampleRate, noiseMultiplier, steps, clipNorm, delta: this.chargedDelta(mechanism) }, this.accountant(task));
+  }
+
+  /**
+   * One release's event for this task, signed with the identity key and appended only if it fits the budget,
+   * checked in the same SQLite transaction (the binding check: a second process sharing this ledger cannot
+   * slip an event in between); throws BudgetExceededError, recording nothing, when it does not fit.
+   */
+  private appendRelease(task: TaskContext, mechanism: Pick<LedgerEvent, 'mode' | 'sampleRate' | 'noiseMultiplier' | 'steps' | 'clipNorm' | 'delta'>, accountant: Accountant): PrivacyEventMsg {
     const event: LedgerEvent = {
-      institutionId: this.options.institutionId,
-      runId: task.runId,
-      round: task.round,
-      mode: 'record',
-      sampleRate: mechanism.sampleRate,
-      noiseMultiplier: mechanism.noiseMultiplier,
-      steps: mechanism.steps,
-      clipNorm: mechanism.clipNorm,
-      delta: this.chargedDelta(mechanism),
-      modelVersion: task.modelVersion,
-      time: new Date().toISOString(),
+      institutionId: this.options.institutionId, runId: task.runId, round: task.round, ...mechanism,
+      modelVersion: task.modelVersion, time: new Date().toISOString(),
     };
     const signature = signEvent(event, this.options.identity);
-    this.ledger.appendWithinBudget(event, signature, this.accountant(task));
+    this.ledger.appendWithinBudget(event, signature, accountant);
     return { ...event, signature };
   }
+
 
   signedHead(): LedgerHeadMsg {
     const receipt = this.ledger.signedHead(this.options.institutionId);

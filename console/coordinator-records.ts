@@ -2,6 +2,7 @@
 // round_failures, scheduling_refusals), read with plain queries on the console's read-only connection.
 // An institution's ledger file has none of them: `available` is false and every list is empty.
 import type Database from 'better-sqlite3';
+import type { RoundRow } from '../coordinator/coordinator-store.ts';
 
 export interface RunSummary {
   id: string;
@@ -15,18 +16,10 @@ export interface RunSummary {
   privacyMode: string;
 }
 
-export interface RoundMetrics {
-  round: number;
-  modelVersion: number;
-  participants: number;
-  seconds: number;
-  committedAt: string;
-  aggregation: string;
-  auc: number | null;
+/** A committed round as the coordinator's store reads it, with the standard error of its AUC. */
+export interface RoundMetrics extends RoundRow {
   /** Standard error of the global AUC, when the evaluation records an `auc_stderr` metric. */
   aucStderr: number | null;
-  loss: number | null;
-  accuracy: number | null;
 }
 
 export interface RoundDetail extends RoundMetrics {
