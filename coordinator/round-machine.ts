@@ -5,7 +5,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { addHistograms, aucFromHistogram, emptyHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
 import { distributedNoiseAccounting } from '../privacy/distributed-noise.ts';
-import { EVALUATION_SENSITIVITY, isEvaluationRound } from '../privacy/evaluation-mechanism.ts';
+import { EVALUATION_SENSITIVITY, isEvaluationRound, noisyCellFloor } from '../privacy/evaluation-mechanism.ts';
 import {
   addNoisyHistograms,
   decodeEvaluation,
@@ -878,6 +878,9 @@ export class RoundMachine extends EventEmitter {
       const v = header.metrics[key];
       if (v === undefined || !Number.isFinite(v)) throw invalidArgument(`header.metrics.${key}: required finite number`);
     }
+    // figures no evaluation produces: a negative loss, an accuracy outside [0, 1]
+    if (header.metrics.loss < 0) throw invalidArgument(`header.metrics.loss: ${header.metrics.loss} is negative`);
+    if (header.metrics.accuracy > 1 || header.metrics.accuracy < 0) throw invalidArgument(`header.metrics.accuracy: ${header.metrics.accuracy} is outside [0, 1]`);
     return {
       tensorCount: 2,
       expectTensor: (name, shape, dtype, index) => {
@@ -923,8 +926,14 @@ export class RoundMachine extends EventEmitter {
         const vector = new Uint32Array(2 * bins);
         vector.set(tensors[0].data as Uint32Array, 0);
         vector.set(tensors[1].data as Uint32Array, bins);
+        const noisy = decodeNoisyHistograms(vector, bins, logitRange);
+        const floor = noisyCellFloor(event.noiseMultiplier);
+        for (const [name, cells] of [[HISTOGRAM_NAMES[0], noisy.positive], [HISTOGRAM_NAMES[1], noisy.negative]] as const) {
+          const i = cells.findIndex((v) => v < floor);
+          if (i >= 0) throw invalidArgument(`tensor.data: "${name}" cell ${i} is ${cells[i]}, below ${floor.toFixed(1)}: no count plus the recorded noise goes that low`);
+        }
         this.deps.board.clear(institution.id);
-        phase.report(institution.id, { histogram: null, numExamples: 0, metrics: {}, noisy: decodeNoisyHistograms(vector, bins, logitRange), privacyEvent: event });
+        phase.report(institution.id, { histogram: null, numExamples: 0, metrics: {}, noisy, privacyEvent: event });
       },
       fail: (reason) => {
         this.deps.board.clear(institution.id);

@@ -236,3 +236,12 @@ export function planInstitutionNoise(o: {
   });
   return { trainingMultiplier, evaluation };
 }
+
+/**
+ * The lowest value a released cell can take: a count (>= 0) plus discrete-Gaussian noise of standard
+ * deviation σ = multiplier · Δ. Noise below -12σ has probability under e^-72 (about 5e-32) per cell, so a
+ * cell below this floor is not something the mechanism produces: the sender is refused, not averaged in.
+ */
+export function noisyCellFloor(noiseMultiplier: number): number {
+  return -12 * noiseMultiplier * EVALUATION_SENSITIVITY;
+}

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
 import type { Coordinator } from '../coordinator/coordinator-server.ts';
+import type { EvalOutcome, TaskContext } from '../client-sdk/learner.ts';
 import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { parameterShapes } from '../proto/model-spec.ts';
@@ -125,6 +126,30 @@ describe('bounded influence', () => {
     expect(moved).toBeGreaterThan(BOUND / 4 * 0.9);
   }, 90_000);
 });
+
+describe('evaluations the mechanism cannot produce', () => {
+  it('exact evaluation (privacy off): an accuracy above 1 is refused naming header.metrics.accuracy; the round commits with the others', async () => {
+    dir = tempDir('dpfed-bound-eval-');
+    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--wait-for', '4', '--privacy', 'off', '--aggregation', 'plain', '--round-timeout', '20', '--phase-timeout', '5']);
+    coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
+    const seen = recordRounds(coordinator);
+    const address = `127.0.0.1:${coordinator.port}`;
+    institutions = [1, 2, 3].map((k) => makeInstitution({ id: `bank-${k}`, address, learner: new ShiftLearner(HONEST_SHIFT, 5000), pollMs: 2_000 }));
+    institutions.push(makeInstitution({ id: 'attacker', address, learner: new ImpossibleAccuracy(HONEST_SHIFT, 5000), pollMs: 2_000 }));
+    for (const i of institutions) i.run = i.client.run();
+    await within(coordinator.finished, 60_000, 'the run');
+    expect(seen.failures).toEqual([]);
+    expect(institutions[3].logs.join('\n')).toMatch(/refused by the coordinator: header\.metrics\.accuracy: 2 is outside \[0, 1\]/);
+    expect(seen.rounds[0].participants).toBe(4); // it trained; only its evaluation was refused
+  }, 90_000);
+});
+
+/** A learner whose evaluation claims an accuracy no evaluation produces. */
+class ImpossibleAccuracy extends ShiftLearner {
+  override async evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome> {
+    return { ...(await super.evaluate(model, task)), accuracy: 2 };
+  }
+}
 
 describe('no clear counts', () => {
   it('record-level DP with plain aggregation: no institution\'s training row count is anywhere in the coordinator\'s SQLite file (Register, events, metrics, participants)', async () => {

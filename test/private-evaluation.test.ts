@@ -9,7 +9,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import type { ResultSink, RoundSummary } from '../coordinator/round-machine.ts';
 import { FedAvgStrategy } from '../coordinator/strategies/fedavg.ts';
+import type { EvaluationDecision } from '../client-sdk/client-privacy.ts';
+import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
 import type { TaskContext } from '../client-sdk/learner.ts';
+import { generateIdentity } from '../privacy/identity.ts';
 import { calibrateEvaluationSigma, DEFAULT_EVALUATION_EPSILON_SHARE } from '../privacy/evaluation-mechanism.ts';
 import { decodeNoisyHistograms } from '../privacy/evaluation-vector.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
@@ -194,4 +197,40 @@ describe('private evaluation over real gRPC', () => {
     }
     expect(coordinatorLedger.verify().ok).toBe(true);
   });
+
+  it('an institution whose released cells go lower than any count plus its recorded noise can, is refused naming tensor.data; the round commits with the others', async () => {
+    dir = tempDir('dpfed-private-eval-floor-');
+    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--wait-for', '4', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA),
+      '--model', 'logistic', '--round-timeout', '60', '--phase-timeout', '30']);
+    expect(config.task.aggregation).toBe('plain');
+    coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
+    const seen = recordRounds(coordinator);
+    const address = `127.0.0.1:${coordinator.port}`;
+    const slices = bankSlices(4, { rowsPerBank: 800, seed: 'private-eval-floor' });
+    const budget = { epsilon: 3, delta: DELTA };
+    for (let k = 0; k < 3; k++) {
+      const id = `bank-${k + 1}`;
+      institutions.push(await tfjsInstitution({ id, address, data: slices[k], privacy: { ledgerPath: join(dir, `${id}.ledger.sqlite`), budget } }));
+    }
+    // bank-4 records the planned noise in its ledger but releases cells 10^5 times noisier than that
+    const identity = generateIdentity();
+    const liar = new NoisierThanRecorded({ institutionId: 'bank-4', identity, budget, ledgerPath: join(dir, 'bank-4.ledger.sqlite') });
+    institutions.push(await tfjsInstitution({ id: 'bank-4', address, identity, data: slices[3], privacy: liar }));
+    await within(start(institutions), 90_000, 'the clients to finish');
+    await coordinator.finished;
+    expect(seen.failures).toEqual([]);
+    const liarLogs = institutions[3].logs.join("\n");
+    expect(liarLogs).toMatch(/refused by the coordinator: tensor\.data: "histogram\/(positive|negative)" cell \d+ is -?\d+(\.\d+)?, below -\d+/);
+    const summary: RoundSummary = seen.rounds[0];
+    expect(summary.evaluated).toBe(true);
+    expect(Number.isFinite(summary.auc)).toBe(true);
+  }, 120_000);
 });
+
+/** An institution that lies about its evaluation noise: it records the planned multiplier, then adds far more (negative cells the recorded noise cannot produce). */
+class NoisierThanRecorded extends InstitutionPrivacy {
+  override beforeEvaluation(task: TaskContext, o: { requested: number; secure?: { threshold: number } }): EvaluationDecision {
+    const decision = super.beforeEvaluation(task, o);
+    return decision.noise ? { ...decision, noise: { ...decision.noise, sigma: decision.noise.sigma * 1e5 } } : decision;
+  }
+}
