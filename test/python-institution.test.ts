@@ -92,10 +92,15 @@ describe.skipIf(missing !== null)('a Python institution built from the .proto', 
     for (const dir of dirs) await cleanUp({ dir });
   });
 
-  it('computes the schema hash the coordinator computes', async () => {
+  it('computes the schema hash the coordinator computes, and names the flag of a bad input file', async () => {
     const run = await runPython(['--print-schema-hash', '--schema', FRAUD_SCHEMA], 30_000);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout.trim()).toBe(schemaHash(readSchemaFile(FRAUD_SCHEMA)));
+    // bad input files: exit code 2 and a message naming the flag
+    const missingKey = await runPython(['--coordinator', '127.0.0.1:1', '--institution', 'py-bank', '--data', FRAUD_SCHEMA, '--schema', FRAUD_SCHEMA,
+      '--identity', join(ROOT, 'no-such.identity'), '--insecure'], 30_000);
+    expect(missingKey.code, missingKey.stderr).toBe(2);
+    expect(missingKey.stderr).toMatch(/--identity: .*no-such\.identity/);
   });
 
   it('completes a 2-round federation beside a Node institution (mutual TLS, enrolment, privacy off, plain)', async () => {

@@ -13,6 +13,7 @@ status code and the details, which name the field, are printed); 1 anything else
 --misbehave sends one deliberately malformed request (for tests) and exits 3 with the refusal.
 """
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -20,6 +21,10 @@ import stat
 import struct
 import sys
 import time
+
+import dpfed_data
+import dpfed_logistic
+import dpfed_wire
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PROTO = os.path.join(HERE, "..", "..", "proto", "dpfed", "v1", "federation.proto")
@@ -81,7 +86,7 @@ def load_identity(path):
 
 
 class Institution:
-    def __init__(self, flags, pb2, pb2_grpc, signing_key, train_rows, validation_rows, schema_digest):
+    def __init__(self, flags, pb2, pb2_grpc, signing_key, train_rows, validation_rows, schema_digest, tls):
         import grpc
 
         self.grpc = grpc
@@ -93,8 +98,8 @@ class Institution:
         if flags.insecure:
             channel = grpc.insecure_channel(flags.coordinator, options=options)
         else:
-            read = lambda path: open(path, "rb").read()
-            credentials = grpc.ssl_channel_credentials(read(flags.tls_ca), read(flags.tls_key), read(flags.tls_cert))
+            ca, cert, key = tls
+            credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
             channel = grpc.secure_channel(flags.coordinator, credentials, options=options)
         self.channel = channel
         self.stub = pb2_grpc.FederationStub(channel)
@@ -115,7 +120,7 @@ class Institution:
 
     def register_request(self, challenge):
         public_key = bytes(self.key.verify_key)
-        declaration = __import__("dpfed_wire").registration_declaration(
+        declaration = dpfed_wire.registration_declaration(
             nonce=challenge.nonce, institution_id=self.flags.institution, public_key=public_key,
             budget_epsilon=0.0, budget_delta=0.0,  # no budget declared: privacy "off" is all this example supports
             declared_examples=self.flags.declared_examples, schema_hash=self.schema_digest,
@@ -195,7 +200,6 @@ class Institution:
         self.call("Decline", self.stub.Decline, self.pb2.DeclineRequest(envelope=self.envelope(task.envelope), reason=reason, detail=detail), timeout=30)
 
     def download(self, task):
-        import dpfed_wire
         stream = self.stub.DownloadModel(self.pb2.ModelRequest(envelope=self.envelope(task.envelope), chunk_bytes=0, artifact=""), timeout=120)
         tensors = self.call("DownloadModel", dpfed_wire.assemble_tensors, stream)
         model = {}
@@ -206,7 +210,6 @@ class Institution:
         return model
 
     def push(self, task, kind, tensors, metrics, num_examples):
-        import dpfed_wire
         envelope = self.envelope(task.envelope)
         header = self.pb2.ResultHeader(envelope=envelope, kind=kind, num_examples=num_examples, metrics=metrics, tensor_count=len(tensors))
 
@@ -220,7 +223,6 @@ class Institution:
             raise Refused("PushResult not accepted: %s" % ack.message)
 
     def train(self, task):
-        import dpfed_logistic
         config, spec = json.loads(task.config_json), json.loads(task.model_spec_json)
         why = self.unsupported(task, config, spec)
         if why:
@@ -251,7 +253,6 @@ class Institution:
         log("round %d: trained, loss %.4f, update norm %.4f" % (task.envelope.round, loss, min(norm, bound)))
 
     def evaluate(self, task):
-        import dpfed_logistic
         config, spec = json.loads(task.config_json), json.loads(task.model_spec_json)
         why = self.unsupported(task, config, spec) or ("private evaluation (this example sends exact histograms only)" if config["evaluation"].get("private") else None)
         if why:
@@ -270,28 +271,39 @@ class Institution:
         log("round %d: evaluated, loss %.4f, accuracy %.4f" % (task.envelope.round, loss, accuracy))
 
 
+def read_input(flag, read):
+    """Runs read(); an error becomes a message naming the flag (exit code 2)."""
+    try:
+        return read()
+    except (OSError, ValueError, KeyError, TypeError, dpfed_data.DataError) as error:
+        raise SystemExit("dpfed-python: %s: %s" % (flag, error)) from None
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def main(argv):
     flags = parse_flags(argv)
-    sys.path.insert(0, HERE)
-    import dpfed_data
     try:
-        schema = dpfed_data.read_schema(flags.schema)
-        digest = dpfed_data.schema_hash(schema)
+        schema = read_input("--schema", lambda: dpfed_data.read_schema(flags.schema))
+        digest = read_input("--schema", lambda: dpfed_data.schema_hash(schema))
         if flags.print_schema_hash:
             print(digest.hex())
             return 0
-        key = load_identity(flags.identity)
-        features, labels = dpfed_data.load_rows(flags.data, schema)
-    except (OSError, ValueError, KeyError, dpfed_data.DataError) as error:
-        print("dpfed-python: %s" % error, file=sys.stderr)
+        key = read_input("--identity", lambda: load_identity(flags.identity))
+        tls = None if flags.insecure else tuple(read_input(flag, lambda path=path: read_bytes(path)) for flag, path in
+                                                (("--tls-ca", flags.tls_ca), ("--tls-cert", flags.tls_cert), ("--tls-key", flags.tls_key)))
+        features, labels = read_input("--data", lambda: dpfed_data.load_rows(flags.data, schema))
+        pb2, pb2_grpc = read_input("--proto", lambda: dpfed_wire.generate_stubs(flags.proto))
+    except SystemExit as failure:
+        print(failure.code, file=sys.stderr)
         return 2
-    import hashlib
     split_key = hashlib.sha256(b"dpfed-python/split" + bytes(key)).digest()  # secret, stable per institution
     train_rows, validation_rows = dpfed_data.split_rows(features, labels, split_key)
-    import dpfed_wire
-    pb2, pb2_grpc = dpfed_wire.generate_stubs(flags.proto)
     log("%d rows: %d for training, %d for validation" % (len(labels), len(train_rows[1]), len(validation_rows[1])))
-    institution = Institution(flags, pb2, pb2_grpc, key, train_rows, validation_rows, digest)
+    institution = Institution(flags, pb2, pb2_grpc, key, train_rows, validation_rows, digest, tls)
     try:
         institution.run()
     except Refused as refusal:
