@@ -4,7 +4,7 @@
 // documented in the .proto). Each layout is rebuilt here from the comment text alone and compared with the
 // implementation's bytes.
 import { Ajv } from 'ajv';
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,7 +16,9 @@ import { ckksKeyBinding } from '../privacy/ckks-key-binding.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { canonicalEventBytes, type LedgerEvent } from '../privacy/ledger-event.ts';
 import { receiptBytes } from '../privacy/receipts.ts';
+import { expandMask } from '../privacy/mask-prg.ts';
 import { secaggTranscript } from '../privacy/secagg-keys.ts';
+import { FIELD_PRIME, SHARE_VALUE_BYTES } from '../privacy/shamir.ts';
 import { parameterShapes } from '../proto/model-spec.ts';
 import { registrationDeclaration, type RegistrationDeclaration } from '../proto/registration.ts';
 import { parseTaskConfig, type TaskConfig } from '../proto/task-config.ts';
@@ -137,6 +139,18 @@ describe('federation.proto states the bytes the code signs', () => {
     const key = randomBytes(100);
     const digest = createHash('sha256').update(key).digest('hex');
     expect(Buffer.from(ckksKeyBinding('run-1', 'bank-1', key)).toString('utf8')).toBe(`dpfed.v1/ckks-public-key\0run-1\0bank-1\0${digest}`);
+  });
+
+  it('the SecAgg primitives: Shamir field and share size, mask expansion', () => {
+    const text = commentBetween('// Primitives (byte-exact):', '// Transcripts:');
+    expect(text).toContain('GF(p), p = 2^256 + 297');
+    expect(FIELD_PRIME).toBe(2n ** 256n + 297n);
+    expect(text).toContain('as 33 big-endian bytes');
+    expect(SHARE_VALUE_BYTES).toBe(33);
+    expect(text).toMatch(/AES-256-CTR keyed by the seed, IV 16\s+zero bytes/);
+    const seed = randomBytes(32);
+    const stream = createCipheriv('aes-256-ctr', seed, Buffer.alloc(16)).update(Buffer.alloc(5 * 4));
+    expect([...expandMask(seed, 5)]).toEqual([0, 1, 2, 3, 4].map((i) => stream.readUInt32LE(4 * i)));
   });
 
   it('the model spec: parameter names, shapes and order as documented', () => {
