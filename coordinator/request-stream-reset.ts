@@ -48,8 +48,3 @@ export function waitForReset(call: ServerReadableStream<unknown, unknown>, grace
     check();
   });
 }
-
-/** Whether the grpc-js internals requestStreamReset reads are where it looks for them (for tests). */
-export function canSeeRequestStream(call: ServerReadableStream<unknown, unknown>): boolean {
-  return http2StreamOf(call) !== null;
-}
