@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AckMsg, ModelRequestMsg, ResultChunkMsg, TensorChunkMsg } from '../proto/wire.ts';
 import { federationOperations, type FederationOperations, type ServiceDeps } from './federation-operations.ts';
+import { requestStreamReset, waitForReset } from './request-stream-reset.ts';
 import { callStatusOf, type RefusalObserver } from './rpc-error.ts';
 import { sessionHandler } from './session-service.ts';
 
@@ -69,15 +70,26 @@ export function federationHandlers(deps: ServiceDeps, ops: FederationOperations 
           fail(error);
         }
       });
+      // A client that cancels mid-upload also ends the request stream: grpc-js passes that on as an
+      // ordinary end, and the reset that says "cancelled" arrives just after (request-stream-reset.ts). A
+      // cancelled upload is dropped (nothing recorded, the institution may push again in this phase); only
+      // a stream the client really closed is taken as its whole result, and refused when it is incomplete.
+      const drop = () => {
+        finished = true;
+      };
+      call.on('cancelled', drop);
       call.on('end', () => {
         if (finished) return;
+        if (requestStreamReset(call)) return drop();
+        let ack: AckMsg;
         try {
-          const ack = receiver.end();
-          finished = true;
-          callback(null, ack);
+          ack = receiver.end();
         } catch (error) {
-          fail(error);
+          void waitForReset(call).then((reset) => (reset || call.cancelled ? drop() : fail(error)));
+          return;
         }
+        finished = true;
+        callback(null, ack);
       });
       call.on('error', () => {
         finished = true; // the client went away mid-stream; nothing was recorded
