@@ -221,7 +221,7 @@ export async function main(argv: string[]): Promise<number> {
         summaryRounds.push(r);
         const scored = !evaluated ? 'not evaluated this round'
           : r.auc === null ? 'global AUC undefined (no evaluation arrived)'
-          : `global AUC ${r.auc.toFixed(4)}${stderr !== undefined ? ` ± ${stderr.toFixed(4)} (private evaluation)` : f.privacy === 'record' ? '' : ` (exact evaluation: no privacy claimed for validation rows with --privacy ${f.privacy})`}`;
+          : `global AUC ${r.auc.toFixed(4)}${stderr !== undefined ? ` ± ${stderr.toFixed(4)} (private evaluation)` : f.privacy === 'record' ? '' : ' (exact evaluation: privacy off)'}`;
         say(`round ${r.round}/${rounds}: ${r.participants} participants, ${scored}, ${r.seconds.toFixed(2)} s`);
       } else if (event.event === 'round-failed') {
         say(`round ${event.round} failed: ${event.reason}`);

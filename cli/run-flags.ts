@@ -148,6 +148,12 @@ function evaluationFromFlags(f: FlagValues, privacy: PrivacyMode, rounds: number
     return { bins: Number(f.bins) > 0 ? Number(f.bins) : EXACT_EVALUATION_BINS, logitRange: 16, every, coordinatorData: true };
   }
   const isPrivate = privacy === 'record';
+  // client-level DP: no evaluation mechanism at the institution level exists, so the institutions do not
+  // evaluate at all (exact figures would leave unprotected); --evaluation-data scores on the coordinator's rows
+  if (privacy === 'client') {
+    if (Number(f.evaluationEpsilon) > 0) throw new UsageError('--evaluation-epsilon: only meaningful with --privacy record');
+    return { bins: Number(f.bins) > 0 ? Number(f.bins) : EXACT_EVALUATION_BINS, logitRange: 16, every, none: true };
+  }
   const bins = Number(f.bins) > 0 ? Number(f.bins) : isPrivate ? DEFAULT_PRIVATE_EVALUATION_BINS : EXACT_EVALUATION_BINS;
   if (!isPrivate) {
     if (Number(f.evaluationEpsilon) > 0) throw new UsageError('--evaluation-epsilon: only meaningful with --privacy record');

@@ -691,6 +691,12 @@ export class FederationClient extends EventEmitter {
   }
 
   private async evaluate(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg | null): Promise<void> {
+    if (ctx.config.privacy.mode !== 'off' && !ctx.config.evaluation.private) {
+      // The data holder's own rule: under a privacy mode, validation figures leave only through a
+      // mechanism. Exact evaluation is one only with privacy off; under client-level DP none is built.
+      await this.decline(envelope, 'privacy', `round ${ctx.round}: exact evaluation under privacy ${ctx.config.privacy.mode} would release validation figures without noise; refused`);
+      return;
+    }
     const model = await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? '');
     const outcome = await this.options.learner.evaluate(model, ctx);
     this.logLocalEvaluation(ctx, outcome);
@@ -698,11 +704,7 @@ export class FederationClient extends EventEmitter {
       await this.evaluatePrivately(ctx, envelope, secagg, outcome);
       return;
     }
-    // Exact evaluation (privacy off or client-level DP): the figures leave as they are, and the validation
-    // rows have no privacy protection. Client-level DP keeps it so on purpose: the private evaluation's
-    // noise is calibrated to one validation row (record level), while this institution's client-level
-    // ledger accounts its whole data per round, so an evaluation event cannot join that budget without a
-    // client-level evaluation mechanism (not built). The coordinator's output says "exact evaluation".
+    // Exact evaluation (privacy off): the figures leave as they are; no privacy is claimed in this mode.
     if (secagg) {
       const vector = encodeEvaluation(outcome.histogram, outcome.loss, outcome.accuracy, outcome.numExamples);
       await this.startSecureSum(envelope, secagg, vector, {

@@ -13,9 +13,10 @@
 // training noise so that training and evaluation events compose to at most min(target, own budget), never
 // adds less evaluation noise than that plan requires, records each evaluation in its ledger before the
 // released vector leaves, and declines an evaluation that would pass its budget.
-// Client level keeps exact evaluation (validation figures leave unprotected; see federation-client.ts):
-// the histograms' sensitivity is one validation row, while a client-level ledger accounts whole
-// institutions, so the two cannot share one budget without a client-level evaluation mechanism.
+// Client level has no evaluation at the institutions: the histograms' sensitivity is one validation row,
+// while a client-level ledger accounts whole institutions, and no client-level evaluation mechanism is
+// built; the run evaluates on coordinator-held data (--evaluation-data) or not at all, and the client
+// refuses an exact evaluation task under any privacy mode (federation-client.ts).
 //
 // The institution's ledger head, signed with its identity key, is its receipt for the coordinator; the
 // coordinator's signed heads are kept in the ledger file's `ledger_receipts` table (privacy/receipts.ts).

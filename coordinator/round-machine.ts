@@ -351,7 +351,7 @@ export class RoundMachine extends EventEmitter {
     const tTrained = performance.now();
 
     // ---- evaluate the new global model (every --evaluate-every rounds, and the last round) ----
-    const evaluates = isEvaluationRound(round, config.rounds, config.task.evaluation.every ?? 1);
+    const evaluates = !config.task.evaluation.none && isEvaluationRound(round, config.rounds, config.task.evaluation.every ?? 1);
     this.phase = 'evaluating';
     const evaluated = !evaluates ? this.noEvaluation()
       : config.task.evaluation.coordinatorData ? await this.evaluateOnOwnData(trained.next, trained.reported)

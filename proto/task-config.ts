@@ -51,6 +51,12 @@ export interface EvaluationConfig {
   every?: number;
   /** The coordinator scores candidates on its own data: no EVALUATE tasks go to institutions. */
   coordinatorData?: boolean;
+  /**
+   * No evaluation at all: client-level DP without coordinator-held data. Its ledger accounts each
+   * institution as a whole, and no evaluation mechanism is built at that level, so exact validation
+   * figures would leave unprotected: nothing is evaluated instead (rounds commit without AUC).
+   */
+  none?: boolean;
   private?: {
     /** The run's evaluation share of the target ε, spread over the planned evaluations. */
     epsilon: number;

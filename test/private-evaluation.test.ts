@@ -225,6 +225,31 @@ describe('private evaluation over real gRPC', () => {
     expect(summary.evaluated).toBe(true);
     expect(Number.isFinite(summary.auc)).toBe(true);
   }, 120_000);
+
+  it('under a privacy mode an institution refuses an exact evaluation task (a coordinator configured without the mechanism), and client-level DP evaluates nothing at the institutions', async () => {
+    dir = tempDir('dpfed-private-eval-exact-refused-');
+    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA), '--model', 'logistic', '--phase-timeout', '10']);
+    delete config.task.evaluation.private; // a coordinator that asks for exact histograms under record-level DP
+    config.task.evaluation.bins = 1024;
+    coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
+    const seen = recordRounds(coordinator);
+    const address = `127.0.0.1:${coordinator.port}`;
+    const slices = bankSlices(3, { rowsPerBank: 600, seed: 'exact-refused' });
+    for (let k = 0; k < 3; k++) {
+      const id = `bank-${k + 1}`;
+      institutions.push(await tfjsInstitution({ id, address, data: slices[k], privacy: { ledgerPath: join(dir, `${id}.ledger.sqlite`), budget: { epsilon: 3, delta: DELTA } } }));
+    }
+    await within(start(institutions), 90_000, 'the clients to finish');
+    await coordinator.finished;
+    for (const institution of institutions) {
+      expect(institution.logs.join('\n')).toMatch(/declining \(privacy\): round 1: exact evaluation under privacy record would release validation figures without noise/);
+    }
+    expect(seen.rounds[0].institutions).toEqual([]); // nothing per institution reached the coordinator
+
+    const client = runConfig(['--rounds', '1', '--privacy', 'client', '--aggregation', 'secagg']);
+    expect(client.task.evaluation.none).toBe(true);
+    expect(client.task.evaluation.private).toBeUndefined();
+  }, 120_000);
 });
 
 /** An institution that lies about its evaluation noise: it records the planned multiplier, then adds far more (negative cells the recorded noise cannot produce). */
