@@ -252,7 +252,7 @@ export async function main(argv: string[]): Promise<number> {
       say(`privacy spent (${f.privacy === 'record' ? 'record-level, each bank\'s own records' : 'client-level, the federation'}; composed from the ledger's events):`);
       for (const i of institutions) say(`  ${i.id}: epsilon ${i.epsilon.toFixed(3)} at delta ${i.delta} (budget ${i.budget})`);
     }
-    say(`demo: final global AUC ${finalAuc.toFixed(4)} after ${summaryRounds.length} rounds in ${seconds.toFixed(1)} s; ledger: dpfed ledger --db ${db}`);
+    say(`demo: ${Number.isFinite(finalAuc) ? `final global AUC ${finalAuc.toFixed(4)}` : 'no global AUC (client-level DP: the banks do not evaluate)'} after ${summaryRounds.length} rounds in ${seconds.toFixed(1)} s; ledger: dpfed ledger --db ${db}`);
     say(`demo: compliance console: dpfed console users add --db ${db} --username NAME --role compliance < password-file, then dpfed console --db ${db} --port 8080`);
     if (bankExits.some((c) => c !== 0)) say(`demo: warning: bank exit codes ${bankExits.join(', ')}`);
     if (json) {
