@@ -541,8 +541,15 @@ export class PrivacyLedger {
   /** ε spent by an institution: ALL its events (optionally of one run) composed by the accountant at the
    * institution's budget δ. Never a sum of per-event ε's. */
   spent(institutionId: string, accountant: Accountant, opts: { runId?: string } = {}): SpentEpsilon {
-    const { delta } = this.budgetOf(institutionId);
-    const { epsilon, order } = composedEpsilon(this.mechanisms(institutionId, opts.runId), delta, accountant);
+    const { delta: budgetDelta } = this.budgetOf(institutionId);
+    const rows = this.events({ institutionId, runId: opts.runId });
+    const { epsilon, order } = composedEpsilon(rows.map((r) => mechanismOf(r.event)), budgetDelta, accountant);
+    // Each event's δ above the budget's is the explicit charge of its noise sampler's cut tail
+    // (privacy/discretisation-cost.ts, charged at the budget's ε, which the composed ε never passes): the
+    // charges add to the δ the composition is stated at.
+    let delta = budgetDelta;
+    for (const r of rows) delta += Math.max(0, r.event.delta - budgetDelta);
+    delta = Math.min(delta, 1);
     return order === undefined ? { epsilon, delta } : { epsilon, delta, order };
   }
 

@@ -62,6 +62,8 @@ describe('record-level events carry the discretisation charge', () => {
       expect(event.noiseMultiplier).toBe(cost.chargedNoiseMultiplier);
       expect(event.delta).toBe(DELTA + tailDelta(cost.samplerTailMass, budget.epsilon));
       expect(event.delta).toBeGreaterThan(DELTA);
+      // what the institution reports spent is stated at the budget's δ plus every event's charge
+      expect(privacy.spent().delta).toBe(DELTA + (event.delta - DELTA));
       const db = new Database(join(dir, 'own.sqlite'), { readonly: true });
       try {
         const rows = new PrivacyLedger(db).events({ institutionId: 'bank-1' });
