@@ -52,6 +52,11 @@ export interface LoadRun {
   /** Peak resident set of this (the coordinator's) process during the run, in MB. */
   peakRssMB: number;
   failures: { round: number; reason: string }[];
+  /** Institutions dropped from any round. */
+  dropped: string[];
+  /** The global model before round 1 and after the last round. */
+  initialModel: Float32Array;
+  finalModel: Float32Array;
 }
 
 /** This process's peak resident set so far (VmHWM), in MB; null without /proc. */
@@ -118,6 +123,12 @@ export async function runLoad(o: LoadRunOptions): Promise<LoadRun> {
       clearInterval(sampler);
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
       const hwm = highWaterMB();
+      const last = summaries.at(-1);
+      const modelAt = (version: number) => {
+        const model = coordinator.store.model(coordinator.runId, version);
+        if (!model) throw new Error(`load bench: no stored model version ${version}`);
+        return model.parameters;
+      };
       return {
         institutions: o.institutions,
         roundSeconds: summaries.map((s) => s.seconds),
@@ -127,6 +138,9 @@ export async function runLoad(o: LoadRunOptions): Promise<LoadRun> {
         // VmHWM also counts what earlier bench groups in this process touched; the sampled peak does not
         peakRssMB: hwm !== null && hwm < peakRss / 2 ** 20 ? hwm : peakRss / 2 ** 20,
         failures,
+        dropped: summaries.flatMap((s) => s.dropped),
+        initialModel: modelAt(summaries.length ? summaries[0].modelVersion - 1 : 0),
+        finalModel: modelAt(last?.modelVersion ?? 0),
       };
     } finally {
       clearInterval(sampler);
