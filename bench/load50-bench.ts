@@ -22,6 +22,7 @@ import type { RoundSummary } from '../coordinator/round-machine.ts';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
 import { readTlsMaterial } from '../proto/tls-credentials.ts';
+import { processCpuMs } from './round-overhead-bench.ts';
 import { median, roundTo } from './statistics.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -47,6 +48,13 @@ export interface LoadRun {
   participants: number[];
   /** Coordinator start (before any institution process exists) → last commit. */
   wholeSeconds: number;
+  /**
+   * CPU seconds (user + system, all threads) spent in each round by the coordinator's process and by the
+   * institutions' processes together: unlike wall-clock time, not inflated by other load on the machine.
+   * Round 1's figure starts at its sampling; the institutions' start-up before it is `startupCpuSeconds`.
+   */
+  roundCpuSeconds: { coordinator: number; institutions: number | null }[];
+  startupCpuSeconds: { coordinator: number; institutions: number | null };
   /** Coordinator start → the first round's sampling (institutions' start-up, TLS, registration). */
   startupSeconds: number;
   /** Peak resident set of this (the coordinator's) process during the run, in MB. */
@@ -97,7 +105,25 @@ export async function runLoad(o: LoadRunOptions): Promise<LoadRun> {
     const coordinator = await startCoordinator({ dbPath: join(dir, 'load.sqlite'), keyDir: join(dir, 'keys'), host: '127.0.0.1', port: 0, config, privacy: coordinatorPrivacy, tls, enrol });
     const summaries: RoundSummary[] = [];
     const failures: { round: number; reason: string }[] = [];
+    const cpuNow = () => {
+      const own = process.cpuUsage();
+      let institutions: number | null = 0;
+      for (const c of children) {
+        const ms = processCpuMs(c.pid);
+        institutions = ms === null || institutions === null ? null : institutions + ms / 1000;
+      }
+      return { coordinator: (own.user + own.system) / 1e6, institutions };
+    };
+    const startCpu = cpuNow();
+    let samplingCpu: ReturnType<typeof cpuNow> | null = null;
+    const cpuAtCommit: ReturnType<typeof cpuNow>[] = [];
+    // round 1 starts when the machine first leaves 'starting'/'waiting' (polled: the machine emits no event for it)
+    const samplingProbe = setInterval(() => {
+      const { phase } = coordinator.machine.status;
+      if (samplingCpu === null && phase !== 'starting' && phase !== 'waiting') samplingCpu = cpuNow();
+    }, 20);
     coordinator.machine.on('round', (s: RoundSummary) => {
+      cpuAtCommit.push(cpuNow());
       summaries.push(s);
       if (firstSampling === null) firstSampling = performance.now() - s.seconds * 1000;
       if (process.env.DPFED_BENCH_VERBOSE) process.stderr.write(`load: round ${s.round}: ${s.participants} institutions, ${s.seconds.toFixed(2)} s ${JSON.stringify(s.phaseMs)}\n`);
@@ -121,7 +147,13 @@ export async function runLoad(o: LoadRunOptions): Promise<LoadRun> {
       const codes = await Promise.all(exits);
       if (codes.some((c) => c !== 0)) throw new Error(`load bench: institution processes exited with ${codes.join(', ')}`);
       clearInterval(sampler);
+      clearInterval(samplingProbe);
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      const diff = (a: ReturnType<typeof cpuNow>, b: ReturnType<typeof cpuNow>) => ({
+        coordinator: b.coordinator - a.coordinator,
+        institutions: a.institutions === null || b.institutions === null ? null : b.institutions - a.institutions,
+      });
+      const roundStarts = [samplingCpu ?? startCpu, ...cpuAtCommit.slice(0, -1)];
       const hwm = highWaterMB();
       const last = summaries.at(-1);
       const modelAt = (version: number) => {
@@ -134,6 +166,8 @@ export async function runLoad(o: LoadRunOptions): Promise<LoadRun> {
         roundSeconds: summaries.map((s) => s.seconds),
         participants: summaries.map((s) => s.participants),
         wholeSeconds,
+        roundCpuSeconds: cpuAtCommit.map((c, i) => diff(roundStarts[i], c)),
+        startupCpuSeconds: diff(startCpu, samplingCpu ?? startCpu),
         startupSeconds: ((firstSampling ?? performance.now()) - t0) / 1000,
         // VmHWM also counts what earlier bench groups in this process touched; the sampled peak does not
         peakRssMB: hwm !== null && hwm < peakRss / 2 ** 20 ? hwm : peakRss / 2 ** 20,
@@ -144,6 +178,7 @@ export async function runLoad(o: LoadRunOptions): Promise<LoadRun> {
       };
     } finally {
       clearInterval(sampler);
+      clearInterval(samplingProbe);
       await coordinator.close();
     }
   } finally {
@@ -159,10 +194,16 @@ export async function benchLoad50(o: { quick?: boolean; learner?: LoadLearner } 
     throw new Error(`load50: ${run.roundSeconds.length} of 5 rounds committed, participants ${run.participants.join(', ')}`);
   }
   const steady = median(run.roundSeconds.slice(1));
+  const cpu = (r: { coordinator: number; institutions: number | null }) => r.coordinator + (r.institutions ?? 0);
+  const cpuPerRound = run.roundCpuSeconds.map(cpu);
   return {
     rounds50Seconds: { perRound: run.roundSeconds.map((s) => roundTo(s, 2)), whole: roundTo(run.wholeSeconds, 1), startup: roundTo(run.startupSeconds, 1) },
     round1Over50Steady: roundTo(run.roundSeconds[0] / steady, 2),
     coordinatorRssMB50: Math.round(run.peakRssMB),
+    // CPU seconds of all processes (coordinator + institutions) per round: round 1 over the later rounds'
+    // median without the machine's other load in it
+    rounds50CpuSeconds: { perRound: cpuPerRound.map((s) => roundTo(s, 1)), coordinator: run.roundCpuSeconds.map((r) => roundTo(r.coordinator, 2)), startup: roundTo(cpu(run.startupCpuSeconds), 1) },
+    round1Over50SteadyCpu: roundTo(cpuPerRound[0] / median(cpuPerRound.slice(1)), 2),
     load50Learner: learner === 'tfjs' ? 'TfjsLearner (wasm), record DP, 1/50 of the card-fraud sample each' : 'no training, privacy off',
     load50Participants: run.participants,
   };

@@ -6,7 +6,8 @@
 //   none  the no-training learner of the round-overhead bench (bench/overhead-clients-learner.ts), or
 //   tfjs  the real TfjsLearner (wasm) on bank K's slice of the bundled card-fraud sample (TOTAL disjoint
 //         slices, dealt reproducibly), loaded as `dpfed client` loads its CSV (public schema, keyed
-//         per-row split), with record-level DP and its own ε ledger in DIR (bank-K.ledger.sqlite).
+//         per-row split), with record-level DP and its own ε ledger in DIR (bank-K.ledger.sqlite); the
+//         noise workers of their trainers are booted at start-up.
 // Exits 0 when every institution finished, 1 otherwise (the first error on stderr).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import type { Learner } from '../client-sdk/learner.ts';
 import { selectBackend } from '../client-sdk/tf-backend.ts';
 import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
+import { prewarmNoiseWorkers } from '../privacy/noise-pool.ts';
 import { readSchemaFile } from '../proto/data-schema.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { readTlsMaterial } from '../proto/tls-credentials.ts';
@@ -45,6 +47,9 @@ function bankCsv(k: number): string {
 const ids = Array.from({ length: count }, (_, i) => `bank-${first + i}`);
 const privacies: InstitutionPrivacy[] = [];
 const tf = learnerKind === 'tfjs' ? (await selectBackend('wasm')).tf : null;
+// each TfjsLearner's trainer draws its DP noise in a worker thread: boot them now, while the institutions
+// connect and wait for the others, rather than in round 1 (see prewarmNoiseWorkers)
+if (tf) prewarmNoiseWorkers(count);
 const schema = readSchemaFile(SAMPLE_SCHEMA);
 const clients: FederationClient[] = [];
 for (const [i, id] of ids.entries()) {
