@@ -7,7 +7,9 @@
 // no-training learner with privacy off (`none`), which isolates the protocol's cost.
 // Figures: each round's RoundSummary.seconds (sampling → commit), the whole run (coordinator start → last
 // commit, so it includes every institution's start-up, TLS handshake and registration), round 1 over the
-// median of the later rounds, and the coordinator's peak RSS (sampled every 50 ms, and /proc's VmHWM).
+// median of the later rounds, the same ratio in CPU seconds of all processes (which the machine's other
+// load does not inflate, unlike wall clock), and the coordinator's peak RSS (/proc's VmHWM, or 50 ms
+// samples when an earlier bench group in this process left a higher mark). `--quick` uses `none`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -99,6 +101,7 @@ export async function runLoad(o: LoadRunOptions): Promise<LoadRun> {
     const config = runConfigFromFlags(parseFlags({ name: 'bench', summary: '', flags }, argv));
 
     let peakRss = process.memoryUsage().rss;
+    const hwmBefore = highWaterMB();
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
     const t0 = performance.now();
     let firstSampling: number | null = null;
@@ -169,8 +172,9 @@ export async function runLoad(o: LoadRunOptions): Promise<LoadRun> {
         roundCpuSeconds: cpuAtCommit.map((c, i) => diff(roundStarts[i], c)),
         startupCpuSeconds: diff(startCpu, samplingCpu ?? startCpu),
         startupSeconds: ((firstSampling ?? performance.now()) - t0) / 1000,
-        // VmHWM also counts what earlier bench groups in this process touched; the sampled peak does not
-        peakRssMB: hwm !== null && hwm < peakRss / 2 ** 20 ? hwm : peakRss / 2 ** 20,
+        // VmHWM is exact when it rose during the run; when an earlier bench group in this process set it
+        // higher, the peak of the 50 ms samples stands in
+        peakRssMB: hwm !== null && hwmBefore !== null && hwm > hwmBefore ? hwm : peakRss / 2 ** 20,
         failures,
         dropped: summaries.flatMap((s) => s.dropped),
         initialModel: modelAt(summaries.length ? summaries[0].modelVersion - 1 : 0),
