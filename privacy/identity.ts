@@ -24,7 +24,7 @@ export interface IdentityKey {
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
   if (publicKey.length !== 32) throw new Error(`Ed25519 public key must be 32 bytes, got ${publicKey.length}`);
   // JWK import is about 10x faster than DER (SPKI) import of the same key; a SecAgg round verifies every
-  // peer's signed keys at every institution, so at 50 institutions this import ran 2,500 times a round.
+  // peer's signed keys at every institution, so at 50 institutions this import runs 2,500 times per secure sum.
   return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' });
 }
 
