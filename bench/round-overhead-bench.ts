@@ -42,7 +42,7 @@ export interface RoundOverheadRun {
 }
 
 /** User + system CPU time of a process in ms, from /proc (Linux); null elsewhere. */
-function processCpuMs(pid: number | undefined): number | null {
+export function processCpuMs(pid: number | undefined): number | null {
   if (!pid) return null;
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');

@@ -4,14 +4,15 @@ import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 
 export const command: CommandSpec = {
   name: 'bench',
-  summary: 'measure round overhead, aggregation, training, DP-SGD, accountant, secure aggregation, CKKS, client data memory and the compliance console; prints one JSON object',
+  summary: 'measure round overhead, aggregation, training, DP-SGD, accountant, secure aggregation, CKKS, client data memory, the compliance console and 50 institutions under load; prints one JSON object',
   flags: [
-    { name: 'only', type: 'list', help: 'run only these groups (repeat the flag or separate by commas): rounds, aggregation, training, accountant, secagg, ckks, large-model, client-memory, console' },
+    { name: 'only', type: 'list', help: 'run only these groups (repeat the flag or separate by commas): rounds, aggregation, training, accountant, secagg, ckks, large-model, client-memory, console, load50' },
+    { name: 'load50-learner', type: 'string', choices: ['tfjs', 'none'], help: 'load50: the institutions\' learner: tfjs (TfjsLearner on card-fraud slices, record DP; the default) or none (no training, privacy off; the default with --quick)' },
     { name: 'quick', type: 'boolean', help: 'fewer repetitions (for smoke runs)' },
   ],
 };
 
-type Group = { name: string; run: (quick: boolean) => Promise<Record<string, unknown>> };
+type Group = { name: string; run: (quick: boolean, flags: Record<string, unknown>) => Promise<Record<string, unknown>> };
 
 const GROUPS: Group[] = [
   { name: 'rounds', run: async (quick) => (await import('../bench/round-overhead-bench.ts')).benchRoundOverhead({ quick }) as never },
@@ -29,6 +30,7 @@ const GROUPS: Group[] = [
   { name: 'ckks', run: async () => (await import('../bench/ckks-bench.ts')).benchCkks() as never },
   { name: 'client-memory', run: async (quick) => (await import('../bench/client-memory-bench.ts')).benchClientMemory({ rows: quick ? 200_000 : 1_000_000 }) as never },
   { name: 'large-model', run: async (quick) => (await import('../bench/large-model-bench.ts')).benchLargeModel({ units: quick ? 4096 : 12288 }) as never },
+  { name: 'load50', run: async (quick, f) => (await import('../bench/load50-bench.ts')).benchLoad50({ quick, learner: f.load50Learner as 'tfjs' | 'none' | undefined }) },
   { name: 'console', run: async (quick) => (await import('../bench/console-bench.ts')).benchConsole(quick ? { institutions: 20, events: 200, repeats: 10 } : {}) as never },
 ];
 
@@ -45,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`bench: ${group.name}…\n`);
       const t0 = performance.now();
       try {
-        Object.assign(result, await group.run(Boolean(f.quick)));
+        Object.assign(result, await group.run(Boolean(f.quick), f));
       } catch (error) {
         result[`${group.name}Error`] = (error as Error).message;
       }

@@ -6,6 +6,7 @@ import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
 import { loadInstitutionCsv } from '../client-sdk/csv-dataset.ts';
 import { loadOrCreateSplitKey, RowSplitter } from '../client-sdk/data-split.ts';
 import { FederationClient } from '../client-sdk/federation-client.ts';
+import { prewarmNoiseWorkers } from '../privacy/noise-pool.ts';
 import { inferSchema } from '../client-sdk/schema-inference.ts';
 import { BACKEND_NAMES, selectBackend, type BackendName } from '../client-sdk/tf-backend.ts';
 import { SchemaRequiredError, TfjsLearner } from '../client-sdk/tfjs-learner.ts';
@@ -92,6 +93,9 @@ export async function main(argv: string[]): Promise<number> {
       throw new UsageError(`--data: ${(error as Error).message}`);
     }
     const { train, validation } = data;
+    // the DP-SGD noise worker boots while the institution loads its data and connects, not in round 1
+    // (an unused worker is idle and does not keep the process alive)
+    prewarmNoiseWorkers(1);
     const backend = await selectBackend(f.backend as BackendName);
     // the row counts stay here: an institution's size is not for the logs
     logger.info({ phase: 'load', features: train.dim, schema: schemaInferred ? 'inferred from the data (privacy off only)' : String(f.schema), schemaHash: data.schemaHash.slice(0, 16), backend: backend.name }, 'data loaded');

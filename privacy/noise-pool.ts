@@ -54,6 +54,36 @@ function positiveInteger(value: number, name: string): void {
   if (!Number.isInteger(value) || value < 1) throw new Error(`noise pool: ${name} must be a positive integer, got ${value}`);
 }
 
+/** Workers booted ahead of need, waiting for a ring (prewarmNoiseWorkers); taken by the next pools. */
+const spareWorkers: Worker[] = [];
+
+function bootWorker(workerData: object): Worker {
+  const worker = new Worker(BOOTSTRAP, { eval: true, workerData: { ...workerData, entry: new URL('./noise-worker.ts', import.meta.url).href, tsxApi: tsxApiUrl() } });
+  worker.unref();
+  return worker;
+}
+
+/**
+ * Boots `count` noise workers now, so that the pools made later (a trainer's first private round) start
+ * drawing at once instead of first loading the worker's modules (a new thread: about 100-200 ms of CPU
+ * each). An institution calls this while it waits for its first task; unused spares are unref'd and idle.
+ */
+export function prewarmNoiseWorkers(count = 1): void {
+  for (let i = 0; i < count; i++) {
+    const worker = bootWorker({});
+    worker.on('error', () => {
+      const at = spareWorkers.indexOf(worker);
+      if (at >= 0) spareWorkers.splice(at, 1);
+    });
+    spareWorkers.push(worker);
+  }
+}
+
+/** Booted workers not yet taken by a pool. */
+export function spareNoiseWorkers(): number {
+  return spareWorkers.length;
+}
+
 export class DiscreteGaussianPool implements IntegerNoiseSource {
   private readonly values: Int32Array;
   /** The same ring as 64-bit words, for wiping. */
@@ -86,17 +116,13 @@ export class DiscreteGaussianPool implements IntegerNoiseSource {
     this.words = new BigInt64Array(data, 0, Math.floor(data.byteLength / 8));
     this.counters = new Int32Array(control);
     if (options.worker === false) return;
-    const layout: NoiseRingLayout & { entry: string; tsxApi: string } = {
-      scale,
-      data,
-      control,
-      slotValues: this.slotValues,
-      slots: this.slots,
-      entry: new URL('./noise-worker.ts', import.meta.url).href,
-      tsxApi: tsxApiUrl(),
-    };
-    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: layout });
-    worker.unref();
+    const layout: NoiseRingLayout = { scale, data, control, slotValues: this.slotValues, slots: this.slots };
+    const spare = spareWorkers.shift();
+    if (spare) {
+      spare.removeAllListeners('error');
+      spare.postMessage(layout);
+    }
+    const worker = spare ?? bootWorker(layout);
     worker.on('error', (error) => {
       this.failure = error instanceof Error ? error : new Error(String(error));
     });

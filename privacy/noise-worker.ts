@@ -4,11 +4,17 @@
 // WRITTEN counter with an atomic store after its values are in place; the consumer reads a slot only below
 // that counter. When the ring is full the worker sleeps on the RELEASED counter; while PAUSED is set it
 // sleeps on that flag. STOP ends the loop.
-import { workerData } from 'node:worker_threads';
+// A worker started ahead of need (noise-pool.ts prewarmNoiseWorkers) has no ring yet: it has loaded this
+// module and waits for its layout as its first message.
+import { once } from 'node:events';
+import { parentPort, workerData } from 'node:worker_threads';
 import { sampleDiscreteGaussian } from './discrete-gaussian.ts';
 import { NOISE_RING_PAUSED, NOISE_RING_RELEASED, NOISE_RING_STOP, NOISE_RING_WRITTEN, type NoiseRingLayout } from './noise-ring.ts';
 
-const { scale, data, control, slotValues, slots } = workerData as NoiseRingLayout;
+const given = workerData as Partial<NoiseRingLayout>;
+const layout = (given.data ? given : ((await once(parentPort!, 'message')) as [NoiseRingLayout])[0]) as NoiseRingLayout;
+parentPort?.unref();
+const { scale, data, control, slotValues, slots } = layout;
 const values = new Int32Array(data);
 const counters = new Int32Array(control);
 

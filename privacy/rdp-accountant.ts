@@ -194,25 +194,35 @@ export function deltaFromRdp(orders: readonly number[], rdp: ArrayLike<number>, 
   return { delta: Math.min(1, Math.exp(best)), order: bestOrder };
 }
 
+/**
+ * Per-step RDP curves by (orders, q, sigma), shared by every RdpAccountant of the process: callers make a
+ * fresh accountant for each budget check, a history has few distinct mechanisms, and one curve costs
+ * milliseconds (the fractional orders' series), so without sharing every check of every round recomputed
+ * the same curves. The values are a pure function of the key; the map is cleared when it grows large (a
+ * noise calibration searches over many sigmas).
+ */
+const SHARED_CURVES = new Map<string, Float64Array>();
+const MAX_SHARED_CURVES = 1024;
+
 export class RdpAccountant implements Accountant {
   readonly kind = 'rdp' as const;
   readonly orders: readonly number[];
-  /** Per-step RDP curves by (q, sigma): a history has few distinct mechanisms. */
-  private readonly curves = new Map<string, Float64Array>();
+  private readonly ordersKey: string;
 
   constructor(orders: readonly number[] = DEFAULT_RDP_ORDERS) {
     if (!Array.isArray(orders) || orders.length === 0) throw new Error('RDP: orders must be a non-empty array');
     orders.forEach(checkOrder);
     this.orders = Object.freeze([...orders]);
+    this.ordersKey = orders === DEFAULT_RDP_ORDERS ? 'default' : this.orders.join(',');
   }
 
   private perStep(q: number, sigma: number): Float64Array {
-    const key = `${q}:${sigma}`;
-    let curve = this.curves.get(key);
+    const key = `${this.ordersKey}|${q}:${sigma}`;
+    let curve = SHARED_CURVES.get(key);
     if (!curve) {
       curve = Float64Array.from(this.orders, (a) => rdpPerStep(q, sigma, a));
-      if (this.curves.size >= 256) this.curves.clear();
-      this.curves.set(key, curve);
+      if (SHARED_CURVES.size >= MAX_SHARED_CURVES) SHARED_CURVES.clear();
+      SHARED_CURVES.set(key, curve);
     }
     return curve;
   }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { LocalTrainer } from '../client-sdk/local-trainer.ts';
 import { selectBackend } from '../client-sdk/tf-backend.ts';
 import { addGaussianNoise, noiseGrid, noiseScale } from '../privacy/gaussian-noise.ts';
-import { DiscreteGaussianPool } from '../privacy/noise-pool.ts';
+import { DiscreteGaussianPool, prewarmNoiseWorkers, spareNoiseWorkers } from '../privacy/noise-pool.ts';
 import { flattenParameters, initialParameters, modelSpecFromShorthand } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { moments } from './helpers/moments.ts';
@@ -29,6 +29,29 @@ describe('discrete Gaussian noise drawn ahead of time in a worker', () => {
       expect(Array.from(next)).not.toEqual(Array.from(out.subarray(0, 64)));
     } finally {
       await pool.dispose();
+    }
+  });
+
+  it('a pool made after prewarmNoiseWorkers takes a booted worker: each gets its own ring and scale, with the right law', async () => {
+    const before = spareNoiseWorkers();
+    prewarmNoiseWorkers(2);
+    expect(spareNoiseWorkers()).toBe(before + 2);
+    const scales = [3_000_000, 7_000_000];
+    const pools = scales.map((scale) => new DiscreteGaussianPool(scale, { slotValues: 4096, slots: 32 }));
+    expect(spareNoiseWorkers()).toBe(before);
+    try {
+      for (const [i, pool] of pools.entries()) {
+        await pool.whenAvailable(100_000);
+        expect(pool.running).toBe(true);
+        const out = new Int32Array(100_000);
+        pool.fill(out);
+        expect(pool.stats).toEqual({ fromWorker: 100_000, inThread: 0 });
+        const { mean, std } = moments(out);
+        expect(Math.abs(mean)).toBeLessThan((5 * scales[i]) / Math.sqrt(out.length));
+        expect(Math.abs(std / scales[i] - 1)).toBeLessThan(6 / Math.sqrt(2 * out.length));
+      }
+    } finally {
+      for (const pool of pools) await pool.dispose();
     }
   });
 
