@@ -26,6 +26,9 @@ import type { CoordinatorReceipts } from './ledger-receipts.ts';
 import type { ResultSink, RoundMachine } from './round-machine.ts';
 import { invalidArgument } from './rpc-error.ts';
 
+/** The smallest chunk a download may ask for: one element of the widest dtype. */
+export const MIN_CHUNK_BYTES = 8;
+
 export interface ServiceDeps {
   registry: InstitutionRegistry;
   machine: () => RoundMachine;
@@ -108,6 +111,8 @@ export function federationOperations(deps: ServiceDeps): FederationOperations {
 
     downloadModel(request) {
       const institution = registry.authenticate(request.envelope);
+      // a chunk holds at least one element of the widest dtype (8 bytes); 0 asks for the default
+      if (request.chunkBytes > 0 && request.chunkBytes < MIN_CHUNK_BYTES) throw invalidArgument(`chunk_bytes: at least ${MIN_CHUNK_BYTES} (or 0 for the default), got ${request.chunkBytes}`);
       const chunkBytes = request.chunkBytes > 0 ? Math.min(request.chunkBytes, DEFAULT_CHUNK_BYTES) : DEFAULT_CHUNK_BYTES;
       const artifact = request.artifact ?? '';
       const machine = deps.machine();
