@@ -7,25 +7,8 @@
 // completing rounds beside the fuzzing. Replay a failure with FUZZ_SEED=<seed> (and FUZZ_PATH=<path>).
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signedRegistration } from '../client-sdk/registration-request.ts';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import type { ChallengeResponse, RegisterResponse } from '../proto/wire.ts';
-import {
-  ShiftLearner,
-  cleanUp,
-  enrol,
-  makeInstitution,
-  recordRounds,
-  runConfig,
-  start,
-  startTestCoordinator,
-  tempDir,
-  testCredentials,
-  type TestInstitution,
-} from './helpers/federation-fixture.ts';
+import { FUZZ_DEADLINE_MS, startFuzzFederation, type FuzzFederation } from './helpers/fuzz-federation.ts';
 import {
   challengeRequest,
   declineRequest,
@@ -40,12 +23,11 @@ import {
   resultHeader,
   secAggMessage,
   tensorChunk,
-  type FuzzContext,
   type Mutation,
 } from './helpers/fuzz-messages.ts';
-import { RawFederationClient, decodeResponse, encodeRequest, outcomeProblem, type RawOutcome, type UnaryMethod } from './helpers/raw-grpc-client.ts';
+import { encodeRequest, outcomeProblem, type RawOutcome, type UnaryMethod } from './helpers/raw-grpc-client.ts';
 
-const DEADLINE_MS = 8_000;
+const DEADLINE_MS = FUZZ_DEADLINE_MS;
 /** Cases per batch (sent concurrently) and batches: 10,000 cases by default. */
 const BATCH = Number(process.env.FUZZ_BATCH ?? 50);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 200);
@@ -83,85 +65,39 @@ const fuzzCase: fc.Arbitrary<Case> = fc.oneof(
 );
 
 describe('fuzzing every RPC of a running coordinator', () => {
-  let dir: string;
-  let coordinator: Coordinator;
-  let raw: RawFederationClient;
-  let institutions: TestInstitution[] = [];
-  const attacker = generateIdentity();
-  const ctx: FuzzContext = { runId: '', institutionId: 'attacker', session: new Uint8Array(16), round: 0, modelVersion: 0 };
-  const uncaught: unknown[] = [];
-  const onUncaught = (error: unknown) => uncaught.push(error);
+  let f: FuzzFederation;
 
   beforeAll(async () => {
-    process.on('uncaughtException', onUncaught);
-    dir = tempDir('dpfed-fuzz-rpc-');
-    const config = runConfig(['--rounds', '100000', '--min-clients', '2', '--model', 'logistic', '--task-pickup-timeout', '2', '--round-timeout', '20', '--phase-timeout', '10']);
-    coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config, livenessMs: 60_000 });
-    const address = `127.0.0.1:${coordinator.port}`;
-    ctx.runId = coordinator.runId;
-    enrol(coordinator, 'attacker', attacker.publicKey);
-    raw = new RawFederationClient(address, testCredentials('attacker'));
-    await registerAttacker();
-    // the fuzzing institution declines for its budget, so it is never sampled and the good rounds do not wait for it
-    const declined = await raw.unary('Decline', encodeRequest('Decline', { envelope: resolve(ctx, { $valid: 'none' }), reason: 'budget', projectedEpsilon: 2, budgetEpsilon: 1 }), DEADLINE_MS);
-    expect(declined.code, declined.details).toBe(grpc.status.OK);
-    institutions = [0.5, -0.25].map((shift, k) => makeInstitution({ id: `good-${k + 1}`, address, learner: new ShiftLearner(shift, 100), pollMs: 200 }));
-    start(institutions).catch(() => undefined);
+    f = await startFuzzFederation('fuzz-rpc');
   }, 60_000);
 
   afterAll(async () => {
-    process.off('uncaughtException', onUncaught);
-    raw?.close();
-    await cleanUp({ institutions, coordinators: [coordinator], dir });
+    await f?.close();
   });
 
-  async function challenge(): Promise<ChallengeResponse> {
-    const out = await raw.unary('Challenge', encodeRequest('Challenge', { institutionId: 'attacker' }), DEADLINE_MS);
-    if (out.code !== grpc.status.OK) throw new Error(`Challenge refused: ${grpc.status[out.code]} ${out.details}`);
-    return decodeResponse<ChallengeResponse>('Challenge', out.responses[0]);
-  }
-
-  function signedRegisterRequest(c: ChallengeResponse) {
-    return signedRegistration(c, { institutionId: 'attacker', identity: attacker, budget: null, clientVersion: 'fuzz' });
-  }
-
-  async function registerAttacker(): Promise<void> {
-    const out = await raw.unary('Register', encodeRequest('Register', signedRegisterRequest(await challenge())), DEADLINE_MS);
-    if (out.code !== grpc.status.OK) throw new Error(`Register refused: ${grpc.status[out.code]} ${out.details}`);
-    ctx.session = decodeResponse<RegisterResponse>('Register', out.responses[0]).session;
-  }
-
-  /** Sends one case; returns the outcome and what was sent (for the failure report). */
+  /** Sends one case against the coordinator's current round. */
   async function send(c: Case): Promise<RawOutcome> {
-    const status = coordinator.machine.status;
-    ctx.round = status.round;
-    ctx.modelVersion = status.modelVersion;
+    const { raw, ctx } = f;
+    f.refresh();
     if (c.method === 'PushResult') {
-      const frames = c.frames.map((f) => mutate(encodeRequest('PushResult', resolve(ctx, f.message)), f.mutation));
+      const frames = c.frames.map((frame) => mutate(encodeRequest('PushResult', resolve(ctx, frame.message)), frame.mutation));
       return raw.clientStream('PushResult', frames, DEADLINE_MS);
     }
     if (c.method === 'DownloadModel') return raw.serverStream('DownloadModel', mutate(encodeRequest('DownloadModel', resolve(ctx, c.message)), c.mutation), DEADLINE_MS);
     if (c.method === 'Register' && (c.message as { $signed?: boolean }).$signed) {
-      const bytes = mutate(encodeRequest('Register', signedRegisterRequest(await challenge())), c.mutation);
+      const bytes = mutate(encodeRequest('Register', f.signedRegisterRequest(await f.challenge())), c.mutation);
       const out = await raw.unary('Register', bytes, DEADLINE_MS);
       // a flip in a field the signature does not cover (client_version) registers again: follow the new session
-      if (out.code === grpc.status.OK) ctx.session = decodeResponse<RegisterResponse>('Register', out.responses[0]).session;
+      if (out.code === grpc.status.OK) f.registered(out.responses[0]);
       return out;
     }
     return raw.unary(c.method, mutate(encodeRequest(c.method, resolve(ctx, c.message)), c.mutation), DEADLINE_MS);
   }
 
-  async function stillServing(): Promise<string | null> {
-    const heartbeat = await raw.unary('Heartbeat', encodeRequest('Heartbeat', { envelope: resolve(ctx, { $valid: 'none' }) }), DEADLINE_MS);
-    if (heartbeat.code !== grpc.status.OK) return `a valid Heartbeat failed after the batch: ${grpc.status[heartbeat.code]} ${heartbeat.details}`;
-    const c = await raw.unary('Challenge', encodeRequest('Challenge', { institutionId: 'attacker' }), DEADLINE_MS);
-    if (c.code !== grpc.status.OK) return `a valid Challenge failed after the batch: ${grpc.status[c.code]} ${c.details}`;
-    return null;
-  }
-
   // The minimal counterexamples the fuzzer found, kept as fixed cases.
   it('refuses a request that is not valid protobuf with INVALID_ARGUMENT naming the request, not INTERNAL', async () => {
     // a valid HeartbeatRequest followed by the bytes 18 65 (field 2, length 65, with no 65 bytes behind it)
+    const { raw, ctx } = f;
     const bytes = Buffer.concat([encodeRequest('Heartbeat', { envelope: resolve(ctx, { $valid: 'none' }) }), Buffer.from([18, 65])]);
     const out = await raw.unary('Heartbeat', bytes, DEADLINE_MS);
     expect(grpc.status[out.code]).toBe('INVALID_ARGUMENT');
@@ -170,12 +106,12 @@ describe('fuzzing every RPC of a running coordinator', () => {
     expect([grpc.status[download.code], download.details]).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/^request: 3 bytes that are not a valid ModelRequest/)]);
     const push = await raw.clientStream('PushResult', [Buffer.from([0x0a, 0x05, 0x01])], DEADLINE_MS);
     expect([grpc.status[push.code], push.details]).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/^result: 3 bytes that are not a valid ResultChunk/)]);
-    expect(await stillServing()).toBeNull();
+    expect(await f.stillServing()).toBeNull();
   });
 
   it('refuses a download in chunks smaller than one element with INVALID_ARGUMENT naming chunk_bytes, not INTERNAL', async () => {
-    const status = coordinator.machine.status;
-    Object.assign(ctx, { round: status.round, modelVersion: status.modelVersion });
+    const { raw, ctx } = f;
+    f.refresh();
     const request = (chunkBytes: number) => encodeRequest('DownloadModel', { envelope: resolve(ctx, { $valid: 'none' }), chunkBytes, artifact: '' });
     const out = await raw.serverStream('DownloadModel', request(1), DEADLINE_MS);
     expect([grpc.status[out.code], out.details]).toEqual(['INVALID_ARGUMENT', 'chunk_bytes: at least 8 (or 0 for the default), got 1']);
@@ -186,7 +122,7 @@ describe('fuzzing every RPC of a running coordinator', () => {
   });
 
   it(`answers ${BATCH * RUNS} fuzzed calls with named refusals, keeps serving, and the good institutions keep completing rounds`, async () => {
-    const rounds = recordRounds(coordinator);
+    const committedBefore = f.rounds.rounds.length;
     const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
     const counts = new Map<string, number>();
     /** Outcomes by method, status and the field named: the fuzzing reaches past the first checks. */
@@ -203,12 +139,12 @@ describe('fuzzing every RPC of a running coordinator', () => {
           const problem = outcomeProblem(o);
           return problem ? [`${cases[k].method}: ${problem}\n  case: ${fc.stringify(cases[k]).slice(0, 600)}`] : [];
         });
-        const serving = await stillServing();
+        const serving = await f.stillServing();
         if (serving) problems.push(serving);
-        if (uncaught.length) problems.push(`uncaughtException: ${String(uncaught[0])}`);
+        if (f.uncaught.length) problems.push(`uncaughtException: ${String(f.uncaught[0])}`);
         if (problems.length) throw new Error(problems.slice(0, 5).join('\n'));
       }),
-      { numRuns: RUNS, seed, path: process.env.FUZZ_PATH, endOnFailure: !process.env.FUZZ_SHRINK, interruptAfterTimeLimit: 120_000 },
+      { numRuns: RUNS, seed, path: process.env.FUZZ_PATH, endOnFailure: Boolean(process.env.FUZZ_NO_SHRINK), interruptAfterTimeLimit: 120_000 },
     );
     if (result.failed) {
       throw new Error(`fuzz failure (replay: FUZZ_SEED=${result.seed} FUZZ_PATH=${result.counterexamplePath}):\n${String(result.errorInstance)}\n(${result.numShrinks} shrinks)`);
@@ -218,8 +154,8 @@ describe('fuzzing every RPC of a running coordinator', () => {
     expect([...counts.values()].reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(BATCH * RUNS);
     for (const method of ['Challenge', 'Register', 'Heartbeat', 'PullTask', 'DownloadModel', 'PushResult', 'PushSecAgg', 'Decline']) expect(counts.get(method), method).toBeGreaterThan(0);
     // liveness: the good institutions completed rounds while the fuzzing went on, and none failed
-    expect(rounds.rounds.length, 'rounds committed during the fuzzing').toBeGreaterThanOrEqual(3);
-    expect(rounds.failures).toEqual([]);
-    expect(uncaught).toEqual([]);
+    expect(f.rounds.rounds.length - committedBefore, 'rounds committed during the fuzzing').toBeGreaterThanOrEqual(3);
+    expect(f.rounds.failures).toEqual([]);
+    expect(f.uncaught).toEqual([]);
   }, 180_000);
 });
