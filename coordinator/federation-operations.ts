@@ -64,6 +64,7 @@ export interface FederationOperations {
   challenge(request: ChallengeRequest): ChallengeResponse;
   register(request: RegisterRequest): RegisterResponse;
   heartbeat(request: HeartbeatRequestMsg): { phase: string; round: number };
+  /** Authenticates synchronously (throws when it fails), then resolves with the task when there is one. */
   pullTask(request: PullTaskRequestMsg, onCancel: (cb: () => void) => void): Promise<TaskMsg>;
   /** Authenticates and resolves the model first, so a refused download fails before any chunk is sent. */
   downloadModel(request: ModelRequestMsg): ModelDownload;
@@ -101,12 +102,15 @@ export function federationOperations(deps: ServiceDeps): FederationOperations {
       return { phase, round };
     },
 
-    async pullTask(request, onCancel) {
+    pullTask(request, onCancel) {
+      // authenticates before it returns (a refusal is thrown, not a rejected promise), so the Session stream
+      // learns which institution it speaks for only from a request that authenticated
       const institution = registry.authenticate(request.envelope);
-      const task = await deps.machine().pullTask(institution, request.waitMs, onCancel);
-      // Every task carries the coordinator's signed ledger head: after a committed round, the head with its events.
-      const head = deps.receipts.coordinatorHead();
-      return head ? { ...task, coordinatorLedgerHead: head } : task;
+      return deps.machine().pullTask(institution, request.waitMs, onCancel).then((task) => {
+        // Every task carries the coordinator's signed ledger head: after a committed round, the head with its events.
+        const head = deps.receipts.coordinatorHead();
+        return head ? { ...task, coordinatorLedgerHead: head } : task;
+      });
     },
 
     downloadModel(request) {
