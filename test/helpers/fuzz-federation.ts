@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { signedRegistration } from '../../client-sdk/registration-request.ts';
 import type { Coordinator } from '../../coordinator/coordinator-server.ts';
+import type { RunConfig } from '../../coordinator/run-config.ts';
 import { generateIdentity } from '../../privacy/identity.ts';
 import type { ChallengeResponse, RegisterRequest, RegisterResponse } from '../../proto/wire.ts';
 import { ShiftLearner, cleanUp, enrol, makeInstitution, recordRounds, runConfig, start, startTestCoordinator, tempDir, testCredentials, type TestInstitution } from './federation-fixture.ts';
@@ -18,6 +19,8 @@ export const FUZZ_DEADLINE_MS = 8_000;
 
 export interface FuzzFederation {
   coordinator: Coordinator;
+  /** The run's configuration (logistic model, no privacy, plain aggregation). */
+  config: RunConfig;
   raw: RawFederationClient;
   /** The attacker's valid envelope fields; round and model version follow the coordinator (refresh()). */
   ctx: FuzzContext;
@@ -53,6 +56,7 @@ export async function startFuzzFederation(name: string): Promise<FuzzFederation>
 
   const f: FuzzFederation = {
     coordinator,
+    config,
     raw,
     ctx,
     rounds,
