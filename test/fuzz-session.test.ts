@@ -30,8 +30,8 @@ import {
 import { FIELD_PREFIX, decodeResponse, encodeRequest } from './helpers/raw-grpc-client.ts';
 
 /** Calls per stream and streams: 3,000 calls (some of several frames) by default. */
-const BATCH = Number(process.env.FUZZ_SESSION_BATCH ?? 30);
-const RUNS = Number(process.env.FUZZ_SESSION_RUNS ?? 100);
+const BATCH = Number(process.env.FUZZ_SESSION_BATCH ?? 50);
+const RUNS = Number(process.env.FUZZ_SESSION_RUNS ?? 60);
 /** The call id of the valid heartbeat that closes every batch. */
 const PROBE = 0xfffffff0;
 

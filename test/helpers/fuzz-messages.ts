@@ -122,7 +122,7 @@ export const declineRequest = fc.record(
 );
 
 /** A PullTask's wait: short, so a valid long poll ends well before the call's deadline. */
-export const shortWait = fc.nat({ max: 300 });
+export const shortWait = fc.nat({ max: 100 });
 
 export const heartbeatRequest = fc.record({ envelope }, { requiredKeys: [] });
 export const pullTaskRequest = fc.record({ envelope, waitMs: shortWait }, { requiredKeys: [] });
