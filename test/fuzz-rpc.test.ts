@@ -12,6 +12,7 @@ import { FUZZ_DEADLINE_MS, startFuzzFederation, type FuzzFederation } from './he
 import {
   challengeRequest,
   declineRequest,
+  flipBit,
   heartbeatRequest,
   modelRequest,
   mutate,
@@ -24,6 +25,7 @@ import {
   secAggMessage,
   tensorChunk,
   type Mutation,
+  type SignedRegister,
 } from './helpers/fuzz-messages.ts';
 import { encodeRequest, outcomeProblem, type RawOutcome, type UnaryMethod } from './helpers/raw-grpc-client.ts';
 
@@ -84,8 +86,12 @@ describe('fuzzing every RPC of a running coordinator', () => {
       return raw.clientStream('PushResult', frames, DEADLINE_MS);
     }
     if (c.method === 'DownloadModel') return raw.serverStream('DownloadModel', mutate(encodeRequest('DownloadModel', resolve(ctx, c.message)), c.mutation), DEADLINE_MS);
-    if (c.method === 'Register' && (c.message as { $signed?: boolean }).$signed) {
-      const bytes = mutate(encodeRequest('Register', f.signedRegisterRequest(await f.challenge())), c.mutation);
+    const signed = c.message as Partial<SignedRegister>;
+    if (c.method === 'Register' && signed.$signed) {
+      const request = f.signedRegisterRequest(await f.challenge());
+      if (signed.$signed === 'signature') request.signature = flipBit(request.signature, signed.bit!);
+      if (signed.$signed === 'nonce') request.nonce = flipBit(request.nonce, signed.bit!);
+      const bytes = mutate(encodeRequest('Register', request), c.mutation);
       const out = await raw.unary('Register', bytes, DEADLINE_MS);
       // a flip in a field the signature does not cover (client_version) registers again: follow the new session
       if (out.code === grpc.status.OK) f.registered(out.responses[0]);

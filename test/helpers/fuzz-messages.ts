@@ -129,9 +129,14 @@ export const pullTaskRequest = fc.record({ envelope, waitMs: shortWait }, { requ
 export const modelRequest = fc.record({ envelope, chunkBytes: uint32, artifact: fc.oneof(fc.constant(''), fc.constant('ckks-sum'), text) }, { requiredKeys: [] });
 export const challengeRequest = fc.record({ institutionId: fc.oneof(text, fc.constantFrom('attacker', 'good-1', 'bank-1')) }, { requiredKeys: [] });
 
-/** `{ $signed: true }`: a registration signed properly over a fresh nonce when sent (the bytes may then be mutated). */
+/**
+ * `{ $signed, bit }`: a registration signed properly over a fresh nonce when sent, then with one bit of its
+ * signature or nonce flipped (`$signed: 'signature' | 'nonce'`) or left intact (`true`; the encoded bytes
+ * may still be mutated).
+ */
+export type SignedRegister = { $signed: true | 'signature' | 'nonce'; bit: number };
 export const registerRequest = fc.oneof(
-  fc.constant({ $signed: true }),
+  fc.record({ $signed: fc.constantFrom<SignedRegister['$signed']>(true, 'signature', 'nonce'), bit: fc.nat() }),
   fc.record(
     {
       institutionId: fc.oneof(text, fc.constant('attacker')), identityPublicKey: bytes, protocolVersion: fc.oneof(uint32, fc.constant(1)),
@@ -170,6 +175,13 @@ export function mutate(encoded: Buffer, m: Mutation): Buffer {
     case 'garbage':
       return Buffer.from(m.bytes);
   }
+}
+
+/** `bytes` with bit `bit` (modulo its length) flipped, as a new array. */
+export function flipBit(bytes: Uint8Array, bit: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  if (out.length) out[Math.floor(bit / 8) % out.length] ^= 1 << bit % 8;
+  return out;
 }
 
 function envelopeOf(ctx: FuzzContext, t: EnvelopeTweak) {
