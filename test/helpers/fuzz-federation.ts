@@ -44,7 +44,9 @@ export async function startFuzzFederation(name: string): Promise<FuzzFederation>
   const onUncaught = (error: unknown) => uncaught.push(error);
   process.on('uncaughtException', onUncaught);
   const dir = tempDir(`dpfed-${name}-`);
-  const config = runConfig(['--rounds', '100000', '--min-clients', '2', '--model', 'logistic', '--task-pickup-timeout', '2', '--round-timeout', '20', '--phase-timeout', '10']);
+  // The fuzzer, the coordinator and the good institutions share one event loop: the timeouts leave room
+  // for a loop busy with fuzzed traffic on a loaded machine, so a failed round means the fuzzing broke it.
+  const config = runConfig(['--rounds', '100000', '--min-clients', '2', '--model', 'logistic', '--task-pickup-timeout', '10', '--round-timeout', '30', '--phase-timeout', '15']);
   const coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config, livenessMs: 60_000 });
   const rounds = recordRounds(coordinator);
   const address = `127.0.0.1:${coordinator.port}`;
