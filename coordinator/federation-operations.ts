@@ -26,6 +26,9 @@ import type { CoordinatorReceipts } from './ledger-receipts.ts';
 import type { ResultSink, RoundMachine } from './round-machine.ts';
 import { invalidArgument } from './rpc-error.ts';
 
+/** The smallest chunk a download may ask for: one element of the widest dtype. */
+export const MIN_CHUNK_BYTES = 8;
+
 export interface ServiceDeps {
   registry: InstitutionRegistry;
   machine: () => RoundMachine;
@@ -61,6 +64,7 @@ export interface FederationOperations {
   challenge(request: ChallengeRequest): ChallengeResponse;
   register(request: RegisterRequest): RegisterResponse;
   heartbeat(request: HeartbeatRequestMsg): { phase: string; round: number };
+  /** Authenticates synchronously (throws when it fails), then resolves with the task when there is one. */
   pullTask(request: PullTaskRequestMsg, onCancel: (cb: () => void) => void): Promise<TaskMsg>;
   /** Authenticates and resolves the model first, so a refused download fails before any chunk is sent. */
   downloadModel(request: ModelRequestMsg): ModelDownload;
@@ -98,16 +102,21 @@ export function federationOperations(deps: ServiceDeps): FederationOperations {
       return { phase, round };
     },
 
-    async pullTask(request, onCancel) {
+    pullTask(request, onCancel) {
+      // authenticates before it returns (a refusal is thrown, not a rejected promise), so the Session stream
+      // learns which institution it speaks for only from a request that authenticated
       const institution = registry.authenticate(request.envelope);
-      const task = await deps.machine().pullTask(institution, request.waitMs, onCancel);
-      // Every task carries the coordinator's signed ledger head: after a committed round, the head with its events.
-      const head = deps.receipts.coordinatorHead();
-      return head ? { ...task, coordinatorLedgerHead: head } : task;
+      return deps.machine().pullTask(institution, request.waitMs, onCancel).then((task) => {
+        // Every task carries the coordinator's signed ledger head: after a committed round, the head with its events.
+        const head = deps.receipts.coordinatorHead();
+        return head ? { ...task, coordinatorLedgerHead: head } : task;
+      });
     },
 
     downloadModel(request) {
       const institution = registry.authenticate(request.envelope);
+      // a chunk holds at least one element of the widest dtype (8 bytes); 0 asks for the default
+      if (request.chunkBytes > 0 && request.chunkBytes < MIN_CHUNK_BYTES) throw invalidArgument(`chunk_bytes: at least ${MIN_CHUNK_BYTES} (or 0 for the default), got ${request.chunkBytes}`);
       const chunkBytes = request.chunkBytes > 0 ? Math.min(request.chunkBytes, DEFAULT_CHUNK_BYTES) : DEFAULT_CHUNK_BYTES;
       const artifact = request.artifact ?? '';
       const machine = deps.machine();

@@ -3,12 +3,19 @@
 // Session stream (session-service.ts) carries the same requests to the same operations.
 import * as grpc from '@grpc/grpc-js';
 import type { AckMsg, ModelRequestMsg, ResultChunkMsg, TensorChunkMsg } from '../proto/wire.ts';
+import { UndecodableMessage } from '../proto/request-decoding.ts';
 import { federationOperations, type FederationOperations, type ServiceDeps } from './federation-operations.ts';
 import { requestStreamReset, waitForReset } from './request-stream-reset.ts';
-import { callStatusOf, type RefusalObserver } from './rpc-error.ts';
+import { callStatusOf, invalidArgument, type RefusalObserver } from './rpc-error.ts';
 import { sessionHandler } from './session-service.ts';
 
 export type { ServiceDeps } from './federation-operations.ts';
+
+/** Throws INVALID_ARGUMENT naming `field` when `message` did not decode (proto/request-decoding.ts). */
+function decoded<T>(message: T | UndecodableMessage, field: string): T {
+  if (message instanceof UndecodableMessage) throw invalidArgument(message.describe(field));
+  return message;
+}
 
 function toServiceError(error: unknown, log?: (line: string) => void, refused?: RefusalObserver): grpc.ServiceError {
   const { code, message, internal } = callStatusOf(error);
@@ -23,7 +30,7 @@ export function federationHandlers(deps: ServiceDeps, ops: FederationOperations 
     <Req, Res>(fn: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res) =>
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
       Promise.resolve()
-        .then(() => fn(call.request, call))
+        .then(() => fn(decoded(call.request, 'request'), call))
         .then(
           (response) => callback(null, response),
           (error) => callback(toServiceError(error, deps.log, refused)),
@@ -40,7 +47,7 @@ export function federationHandlers(deps: ServiceDeps, ops: FederationOperations 
 
     DownloadModel: async (call: grpc.ServerWritableStream<ModelRequestMsg, TensorChunkMsg | Buffer>) => {
       try {
-        const { chunks } = ops.downloadModel(call.request).chunks();
+        const { chunks } = ops.downloadModel(decoded(call.request, 'request')).chunks();
         for (const chunk of chunks) {
           if (call.cancelled) return;
           if (!call.write(chunk)) await new Promise((resolve) => call.once('drain', resolve));
@@ -65,7 +72,7 @@ export function federationHandlers(deps: ServiceDeps, ops: FederationOperations 
       call.on('data', (chunk: ResultChunkMsg) => {
         if (finished) return;
         try {
-          receiver.push(chunk);
+          receiver.push(decoded(chunk, 'result'));
         } catch (error) {
           fail(error);
         }

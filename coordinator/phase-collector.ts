@@ -20,11 +20,11 @@ export class PhaseCollector<T> {
     return !this.closed && this.expected.has(id) && !this.outcomes.has(id);
   }
 
-  /** Why a contribution from `id` cannot be taken now, or null when it can. */
+  /** Why a contribution from `id` cannot be taken now (prefixed with the envelope field at fault, as a refusal's message), or null when it can. */
   refusal(id: string): string | null {
-    if (this.closed) return `${this.name} phase is closed`;
-    if (!this.expected.has(id)) return `institution "${id}" is not a participant of this ${this.name} phase`;
-    if (this.outcomes.has(id)) return `institution "${id}" already answered this ${this.name} phase`;
+    if (this.closed) return `envelope.round: the ${this.name} phase is closed`;
+    if (!this.expected.has(id)) return `envelope.institution_id: institution "${id}" is not a participant of this ${this.name} phase`;
+    if (this.outcomes.has(id)) return `envelope.institution_id: institution "${id}" already answered this ${this.name} phase`;
     return null;
   }
 

@@ -5,6 +5,7 @@
 // an error is a CallStatus frame with the gRPC code the separate call would have ended with.
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { FramePool } from '../proto/frame-pool.ts';
+import { UndecodableMessage } from '../proto/request-decoding.ts';
 import { unpackTensors } from '../proto/tensor-stream.ts';
 import { MAX_MESSAGE_BYTES, modelChunkFrame, packedModelFrame, taskWithModelFrame, type ClientFrameMsg, type CoordinatorFrameMsg, type TaskMsg } from '../proto/wire.ts';
 import type { FederationOperations, ResultReceiver } from './federation-operations.ts';
@@ -193,8 +194,10 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       }
     };
 
-    call.on('data', (frame: ClientFrameMsg) => {
+    call.on('data', (frame: ClientFrameMsg | UndecodableMessage) => {
       if (closed) return;
+      // bytes that are not a ClientFrame carry no call id: the refusal goes under call id 0, the stream goes on
+      if (frame instanceof UndecodableMessage) return void fail(0, invalidArgument(frame.describe('frame')));
       const callId = frame.callId;
       switch (frame.body) {
         case 'heartbeat':

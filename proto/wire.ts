@@ -7,6 +7,7 @@ import type { Http2Session } from 'node:http2';
 import { fileURLToPath } from 'node:url';
 import type { LedgerEvent } from '../privacy/ledger-event.ts';
 import { installPreframedSends, MESSAGE_PREFIX_BYTES } from './grpc-preframed.ts';
+import { tolerantRequests } from './request-decoding.ts';
 
 export const PROTOCOL_VERSION = 1;
 /** Default tensor chunk: 4 MiB of payload per message. */
@@ -30,11 +31,13 @@ export function federationService(): grpc.ServiceDefinition {
 /**
  * The service as the coordinator serves it: identical on the wire, except that DownloadModel and Session
  * may also be handed messages already serialised (Buffers), which are sent as they are (without grpc-js's
- * copy when they are preframed: proto/grpc-preframed.ts).
+ * copy when they are preframed: proto/grpc-preframed.ts), and a request that is not valid protobuf reaches
+ * its handler as an UndecodableMessage instead of failing in grpc-js with INTERNAL.
  */
 export function federationServerService(): grpc.ServiceDefinition {
   installPreframedSends();
-  const base = federationService();
+  // every request that does not decode reaches its handler as an UndecodableMessage (proto/request-decoding.ts)
+  const base = Object.fromEntries(Object.entries(federationService()).map(([name, m]) => [name, tolerantRequests(m)]));
   return { ...base, DownloadModel: passBuffers(base.DownloadModel, 'response'), Session: passBuffers(base.Session, 'response') };
 }
 
