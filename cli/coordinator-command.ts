@@ -32,7 +32,7 @@ export const command: CommandSpec = {
     ...observabilityFlags('coordinator'),
     { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
     { name: 'export-dir', type: 'string', help: 'after each committed round, write its global model as a model folder DIR/<run>/round-<N> (as dpfed model export)' },
-    { name: 'export-schema', type: 'string', help: 'with --export-dir: the public data schema shipped as the exported models\' preprocessing' },
+    { name: 'export-schema', type: 'string', help: 'with --export-dir: the public data schema shipped as the exported models\' preprocessing (default: --schema)' },
     { name: 'exit-when-done', type: 'boolean', default: true, help: 'exit once the planned rounds are committed' },
     { name: 'console-port', type: 'int', help: 'also serve the compliance console (read-only) on this port, on --host, over the same --db; users in <db>.console.sqlite (see dpfed console)', check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535') },
   ],

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { ensureKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
 import { CA_CERT_FILE, createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
-import { featureColumns, readSchemaFile } from '../proto/data-schema.ts';
+import { readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { BACKEND_NAMES } from '../client-sdk/tf-backend.ts';
 import { runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
@@ -139,9 +139,9 @@ export async function main(argv: string[]): Promise<number> {
     const keyDir = `${db}.keys`;
     if (!f.keep) resetDemoState(db, banksDir, keyDir);
     mkdirSync(banksDir, { recursive: true });
-    let features: number;
+    let schema: DataSchema;
     try {
-      features = featureColumns(readSchemaFile(String(f.schema))).length;
+      schema = readSchemaFile(String(f.schema));
     } catch (error) {
       throw new UsageError(`--schema: ${(error as Error).message}`);
     }
@@ -174,7 +174,7 @@ export async function main(argv: string[]): Promise<number> {
     // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
     const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
     const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--key-dir', keyDir, '--json', ...DEMO_LOGS, '--min-clients', String(minClients), '--wait-for', String(banks),
-      '--round-timeout', String(f.roundTimeout), '--features', String(features), '--enrol-file', enrolFile, ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
+      '--round-timeout', String(f.roundTimeout), '--schema', String(f.schema), '--enrol-file', enrolFile, ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
 
     // Every round has an `auc`: its own when it was evaluated, else the last evaluated one (null before any).

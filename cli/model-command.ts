@@ -16,7 +16,7 @@ export const EXPORT_COMMAND: CommandSpec = {
     { name: 'run', type: 'string', help: 'run id (default: the most recently created run)' },
     { name: 'round', type: 'string', default: 'last', help: 'N, last, or best (the round with the highest recorded global AUC, the federation\'s own evaluation signal)', check: (v) => (v === 'last' || v === 'best' || /^[1-9]\d*$/.test(String(v)) ? undefined : 'expected a round number >= 1, last or best') },
     { name: 'out', type: 'string', required: true, help: 'folder to write (must not exist or be empty, unless --force)' },
-    { name: 'schema', type: 'string', help: 'the federation\'s public data schema (JSON), shipped as the model\'s preprocessing; without it predict needs --schema' },
+    { name: 'schema', type: 'string', help: 'the federation\'s public data schema (JSON), shipped as the model\'s preprocessing (default: the schema the run was started with, dpfed coordinator --schema; without either, predict needs --schema)' },
     { name: 'id-column', type: 'string', help: 'a CSV column (not a feature) that predictions carry as the row id' },
     { name: 'force', type: 'boolean', help: 'replace --out if it holds files' },
     { name: 'json', type: 'boolean', help: 'print the model card as JSON' },

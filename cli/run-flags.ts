@@ -6,6 +6,7 @@ import { modelSpecFromShorthand } from '../proto/model-spec.ts';
 import type { AggregationMode, PrivacyMode } from '../proto/task-config.ts';
 import { parameterCount } from '../proto/model-spec.ts';
 import { calibrateClientNoise, defaultUpdateBound, releasePairRefusal } from '../privacy/release-policy.ts';
+import { featureColumns, readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
 import { UsageError, type FlagSpec, type FlagValues } from './flags.ts';
 
 const positive = (v: number | string) => (Number(v) > 0 ? undefined : 'must be positive');
@@ -31,7 +32,8 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
     { name: 'server-learning-rate', type: 'number', default: 0.01, help: 'FedAdam server learning rate', check: positive },
     { name: 'trim-fraction', type: 'number', default: 0.1, help: 'trimmed mean: fraction cut at each end', check: (v) => (Number(v) >= 0 && Number(v) < 0.5 ? undefined : 'must be in [0, 0.5)') },
     { name: 'model', type: 'string', default: 'mlp:64,32', help: 'model: "logistic" or "mlp:UNITS,UNITS[:relu|tanh|sigmoid]"' },
-    { name: 'features', type: 'int', default: 30, help: 'number of input features of the model', check: positive },
+    { name: 'schema', type: 'string', help: 'the run\'s public data schema (JSON, as dpfed schema): stored with the run, sent to institutions at registration (they compare their own before registering; a different schema_hash is refused), and the model\'s input count is its feature columns' },
+    { name: 'features', type: 'int', help: 'number of input features of the model (default: the feature columns of --schema, else 30; with --schema it must agree)', check: positive },
     { name: 'local-steps', type: 'int', default: 36, help: 'local optimiser steps per round (the same for every institution)', check: positive },
     { name: 'batch-size', type: 'int', default: 64, help: 'local batch size; under DP-SGD the public constant the noisy gradient sum is divided by', check: positive },
     { name: 'sample-rate', type: 'number', default: 0.028, help: 'record mode: public Poisson sampling rate q of DP-SGD (each example joins a step with probability q)', check: fraction },
@@ -71,9 +73,18 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
   if (privacy === 'client' && f.strategy === 'trimmed-mean') throw new UsageError('--strategy trimmed-mean cannot be used with --privacy client (DP-FedAvg noises the sum)');
   if (aggregation !== 'plain' && f.strategy === 'trimmed-mean') throw new UsageError(`--strategy trimmed-mean needs individual updates; it cannot run with --aggregation ${aggregation}`);
   if (aggregation === 'secagg' && Number(f.minClients) < 3) throw new UsageError('--min-clients must be at least 3 with --aggregation secagg (with 2, each institution learns the other\'s update from the sum)');
+  const schema = schemaFromFlags(f);
+  let features = f.features === undefined ? DEFAULT_FEATURES : Number(f.features);
+  if (schema) {
+    const declared = featureColumns(schema).length;
+    if (f.features !== undefined && Number(f.features) !== declared) {
+      throw new UsageError(`--features: ${f.features} disagrees with --schema ${f.schema}, which has ${declared} feature columns (drop --features: the schema sets it)`);
+    }
+    features = declared;
+  }
   let modelSpec;
   try {
-    modelSpec = modelSpecFromShorthand(String(f.model), Number(f.features));
+    modelSpec = modelSpecFromShorthand(String(f.model), features);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -112,6 +123,7 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
     secaggThresholdFraction: Number(f.secaggThreshold),
     secaggDropoutRate: Number(f.secaggDropoutRate),
     ckksKeyHolder: f.ckksKeyHolder ? String(f.ckksKeyHolder) : undefined,
+    ...(schema ? { schema } : {}),
     task: {
       localSteps,
       maxUpdateNorm,
@@ -134,6 +146,19 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
       evaluation,
     },
   };
+}
+
+/** The model's input count without --schema or --features. */
+const DEFAULT_FEATURES = 30;
+
+/** --schema read and validated; a bad file is a UsageError naming the flag, the column and the field. */
+function schemaFromFlags(f: FlagValues): DataSchema | undefined {
+  if (f.schema === undefined) return undefined;
+  try {
+    return readSchemaFile(String(f.schema));
+  } catch (error) {
+    throw new UsageError(`--schema: ${(error as Error).message}`);
+  }
 }
 
 /**

@@ -201,7 +201,8 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   const choice = o.round ?? 'last';
   const chosen = chooseRound(o.db, run.id, choice);
   const parameters = readParameters(o.db, run.id, chosen.modelVersion);
-  const preprocessing = preprocessingOf(o.schema, run.spec, o.idColumn);
+  // without an explicit schema, the one the run was created with (--schema of dpfed coordinator), if any
+  const preprocessing = preprocessingOf(o.schema ?? run.config.schema, run.spec, o.idColumn);
   if (existsSync(o.outDir) && !o.force && readdirSync(o.outDir).length > 0) throw new ModelExportError(`${o.outDir} exists and is not empty`);
 
   const tf = o.tf ?? (await defaultTfModule());
