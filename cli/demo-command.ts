@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { ensureKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
 import { CA_CERT_FILE, createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
-import { readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
+import { labelColumn, readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
+import { exportAndEvaluate, heldOutLine, HELD_OUT_SHARE, holdOut, type HeldOutMetrics } from './demo-held-out.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { BACKEND_NAMES } from '../client-sdk/tf-backend.ts';
 import { runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
@@ -52,9 +53,15 @@ export const command: CommandSpec = {
   examples: ['npm run demo', 'npm run demo -- --json --seed 3 --privacy client', 'dpfed demo --rounds 5 --institutions 6 --epsilon 2'],
 };
 
-function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: string): string[] {
+/**
+ * Sets aside the held-out slice (<dir>/held-out.csv, cli/demo-held-out.ts), then splits the other rows
+ * across the banks.
+ */
+function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: string): { files: string[]; heldOutCsv: string; heldOutRows: number } {
   const lines = readFileSync(csvPath, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
-  const [header, ...rows] = lines;
+  const [header, ...all] = lines;
+  const heldOutCsv = join(dir, 'held-out.csv');
+  const { training: rows, heldOut: heldOutRows } = holdOut(header, all, seed, heldOutCsv);
   new SeededRandom(`${seed}:demo-split`).shuffle(rows);
   const files: string[] = [];
   for (let b = 0; b < banks; b++) {
@@ -62,7 +69,7 @@ function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: str
     writeFileSync(file, [header, ...rows.filter((_, i) => i % banks === b)].join('\n') + '\n');
     files.push(file);
   }
-  return files;
+  return { files, heldOutCsv, heldOutRows };
 }
 
 /**
@@ -145,7 +152,8 @@ export async function main(argv: string[]): Promise<number> {
     } catch (error) {
       throw new UsageError(`--schema: ${(error as Error).message}`);
     }
-    const files = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
+    const { files, heldOutCsv, heldOutRows } = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
+    say(`demo: ${heldOutRows} rows (${(HELD_OUT_SHARE * 100).toFixed(0)} %, chosen by a seeded hash) held out from every bank in ${heldOutCsv}`);
     // secret keys (identities, split keys) live apart from the ledgers, in <db>.keys/ (0700, files 0600)
     const splitKeys = writeDemoSplitKeys(banks, String(f.seed), keyDir);
     const started = performance.now();
@@ -255,6 +263,16 @@ export async function main(argv: string[]): Promise<number> {
     say(`demo: final global AUC ${finalAuc.toFixed(4)} after ${summaryRounds.length} rounds in ${seconds.toFixed(1)} s; ledger: dpfed ledger --db ${db}`);
     say(`demo: compliance console: dpfed console users add --db ${db} --username NAME --role compliance < password-file, then dpfed console --db ${db} --port 8080`);
     if (bankExits.some((c) => c !== 0)) say(`demo: warning: bank exit codes ${bankExits.join(', ')}`);
+    // the final model, exported as `dpfed model export` would, and scored on the rows no bank saw
+    let final: { model: string; heldOut: HeldOutMetrics } | null = null;
+    try {
+      final = await exportAndEvaluate({ dbPath: db, runId, outDir: `${db}.model`, heldOutCsv, labelColumn: labelColumn(schema).name });
+      say(`demo: final model exported to ${final.model} (load it with dpfed predict / dpfed evaluate --model ${final.model})`);
+      say(`demo: held-out evaluation (dpfed evaluate --model ${final.model} --data ${heldOutCsv} --label-column ${labelColumn(schema).name}): ${heldOutLine(final.heldOut)}`);
+    } catch (error) {
+      process.stderr.write(`demo: exporting or evaluating the final model failed: ${(error as Error).message}\n`);
+      return 1;
+    }
     if (json) {
       process.stdout.write(JSON.stringify({
         rounds: summaryRounds,
@@ -266,6 +284,8 @@ export async function main(argv: string[]): Promise<number> {
         db,
         seed: String(f.seed),
         seconds,
+        model: final.model,
+        heldOut: final.heldOut,
       }) + '\n');
     }
     return 0;
