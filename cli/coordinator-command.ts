@@ -9,6 +9,8 @@ import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
 import { exportModel } from '../coordinator/model-export.ts';
 import { join } from 'node:path';
 import { readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
+import { EvaluationWatch, estimateForTask } from '../privacy/signal-to-noise.ts';
+import { parameterCount } from '../proto/model-spec.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
 import { evaluationDataEvaluator } from './evaluation-data.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
@@ -47,6 +49,9 @@ export const command: CommandSpec = {
 export async function main(argv: string[]): Promise<number> {
   return runCommand(command, argv, async (f) => {
     const config = runConfigFromFlags(f);
+    // before the run: does the plan's DP noise leave the model anything to learn? (privacy/signal-to-noise.ts)
+    const signal = estimateForTask(config.task, { parameters: parameterCount(config.modelSpec), logistic: config.modelSpec.kind === 'logistic', institutions: config.minClients });
+    if (signal?.warning) process.stderr.write(`dpfed coordinator: warning: ${signal.warning}\n`);
     const transport = transportFromFlags(f, 'coordinator', { command: 'coordinator' });
     let enrol;
     try {
@@ -132,6 +137,11 @@ export async function main(argv: string[]): Promise<number> {
     logger.info({ run: coordinator.runId, port: coordinator.port, metrics: metricsAddress, resumedFromRound: resumed }, 'coordinator listening');
     machine.on('waiting', (w: { round: number; live: number; needed: number }) => {
       if (!json) process.stdout.write(`round ${w.round}: waiting for institutions (${w.live} of ${w.needed} needed)\n`);
+    });
+    const watch = new EvaluationWatch();
+    machine.on('round', (s: RoundSummary) => {
+      const stalled = watch.observe(s);
+      if (stalled) process.stderr.write(`dpfed coordinator: warning: ${stalled}\n`);
     });
     machine.on('round', (s: RoundSummary) => {
       if (json) emit({ event: 'round', ...s });

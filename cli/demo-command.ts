@@ -17,9 +17,13 @@ import { exportAndEvaluate, heldOutLine, HELD_OUT_SHARE, holdOut, type HeldOutMe
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { BACKEND_NAMES } from '../client-sdk/tf-backend.ts';
 import { runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
-import { runFlags } from './run-flags.ts';
+import { runConfigFromFlags, runFlags } from './run-flags.ts';
+import { estimateForTask } from '../privacy/signal-to-noise.ts';
+import { parameterCount } from '../proto/model-spec.ts';
 import { NODE_HEAP_FLAGS } from './node-heap.ts';
 
+/** The banks' validation share (dpfed client --validation-fraction default): their training rows are the rest. */
+const DEMO_VALIDATION_FRACTION = 0.2;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'dpfed.js');
 const DATA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
@@ -57,7 +61,7 @@ export const command: CommandSpec = {
  * Sets aside the held-out slice (<dir>/held-out.csv, cli/demo-held-out.ts), then splits the other rows
  * across the banks.
  */
-function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: string): { files: string[]; heldOutCsv: string; heldOutRows: number } {
+function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: string): { files: string[]; heldOutCsv: string; heldOutRows: number; rowsPerBank: number } {
   const lines = readFileSync(csvPath, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
   const [header, ...all] = lines;
   const heldOutCsv = join(dir, 'held-out.csv');
@@ -69,7 +73,7 @@ function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: str
     writeFileSync(file, [header, ...rows.filter((_, i) => i % banks === b)].join('\n') + '\n');
     files.push(file);
   }
-  return { files, heldOutCsv, heldOutRows };
+  return { files, heldOutCsv, heldOutRows, rowsPerBank: rows.length / banks };
 }
 
 /**
@@ -152,8 +156,16 @@ export async function main(argv: string[]): Promise<number> {
     } catch (error) {
       throw new UsageError(`--schema: ${(error as Error).message}`);
     }
-    const { files, heldOutCsv, heldOutRows } = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
+    const { files, heldOutCsv, heldOutRows, rowsPerBank } = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
     say(`demo: ${heldOutRows} rows (${(HELD_OUT_SHARE * 100).toFixed(0)} %, chosen by a seeded hash) held out from every bank in ${heldOutCsv}`);
+    const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
+    // before the run: does DP noise leave the model anything to learn, with these banks' row counts?
+    const plan = runConfigFromFlags({ ...f, minClients, waitFor: banks, features: undefined });
+    const signal = estimateForTask(plan.task, {
+      parameters: parameterCount(plan.modelSpec), logistic: plan.modelSpec.kind === 'logistic', institutions: banks,
+      rowsPerInstitution: rowsPerBank * (1 - DEMO_VALIDATION_FRACTION),
+    });
+    if (signal?.warning) process.stderr.write(`demo: warning: ${signal.warning}\n`);
     // secret keys (identities, split keys) live apart from the ledgers, in <db>.keys/ (0700, files 0600)
     const splitKeys = writeDemoSplitKeys(banks, String(f.seed), keyDir);
     const started = performance.now();
@@ -180,7 +192,6 @@ export async function main(argv: string[]): Promise<number> {
 
     const shared = forward(f, SHARED.map((s) => s.name).filter((n) => !DEMO_OWN.has(n) && !COORDINATOR_SET.has(n)));
     // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
-    const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
     const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--key-dir', keyDir, '--json', ...DEMO_LOGS, '--min-clients', String(minClients), '--wait-for', String(banks),
       '--round-timeout', String(f.roundTimeout), '--schema', String(f.schema), '--enrol-file', enrolFile, ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
