@@ -3,7 +3,7 @@ import type { RunConfig } from '../coordinator/run-config.ts';
 import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategy.ts';
 import { calibrateEvaluationSigma, DEFAULT_EVALUATION_EPSILON_SHARE, DEFAULT_PRIVATE_EVALUATION_BINS, plannedEvaluationCount } from '../privacy/evaluation-mechanism.ts';
 import { modelSpecFromShorthand } from '../proto/model-spec.ts';
-import type { AggregationMode, PrivacyMode } from '../proto/task-config.ts';
+import type { AggregationMode, PrivacyMode, TaskConfig } from '../proto/task-config.ts';
 import { parameterCount } from '../proto/model-spec.ts';
 import { calibrateClientNoise, defaultUpdateBound, releasePairRefusal } from '../privacy/release-policy.ts';
 import { featureColumns, readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
@@ -41,6 +41,11 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
     { name: 'weight-cap', type: 'int', default: 100000, help: 'public cap on the example count an institution declares (its FedAvg weight); undeclared sizes mean equal weights', check: positive },
     { name: 'learning-rate', type: 'number', default: 0.05, help: 'local learning rate', check: positive },
     { name: 'optimizer', type: 'string', default: 'adam', choices: ['sgd', 'adam'], help: 'local optimiser' },
+    { name: 'class-weight', type: 'string', default: 'none', help: 'per-class weight of the per-example loss, applied before clipping (DP accounting unchanged): none, auto (balanced weights 1/(2p) and 1/(2(1-p)) from the public --positive-rate p; never from the institutions\' label counts), or W (positives weigh W, negatives 1)', check: (v) => (v === 'none' || v === 'auto' || (Number(v) > 0 && Number.isFinite(Number(v))) ? undefined : 'expected none, auto or a positive number') },
+    { name: 'positive-rate', type: 'number', help: 'with --class-weight auto: the public share of positive labels the weights balance (a published figure, not measured on the institutions\' rows)', check: openUnit },
+    { name: 'weight-decay', type: 'number', default: 0, help: 'decoupled L2 weight decay lambda in the optimiser step (params -= lr*lambda*params; data-independent)', check: nonNegative },
+    { name: 'lr-schedule', type: 'string', default: 'constant', help: 'learning rate over the rounds: constant, cosine (to 0 at the last planned round), or step:K:G (times G every K rounds)', check: (v) => (lrScheduleProblem(String(v)) ?? undefined) },
+    { name: 'keep', type: 'string', default: 'last', choices: ['best', 'last'], help: 'the run\'s result model: the last committed round, or the best by the private evaluation\'s global AUC (recorded in the run; dpfed model export takes it by default)' },
     { name: 'privacy', type: 'string', default: defaults.privacy, choices: ['off', 'record', 'client'], help: 'differential privacy: off, record-level DP-SGD at each institution, or client-level DP-FedAvg' },
     { name: 'epsilon', type: 'number', default: 3, help: 'target epsilon over the whole run (record: each institution\'s records; client: each institution as a whole)', check: positive },
     { name: 'delta', type: 'number', default: 1e-5, help: 'target delta', check: openUnit },
@@ -124,6 +129,7 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
     secaggDropoutRate: Number(f.secaggDropoutRate),
     ckksKeyHolder: f.ckksKeyHolder ? String(f.ckksKeyHolder) : undefined,
     ...(schema ? { schema } : {}),
+    keep: f.keep === 'best' ? 'best' : 'last',
     task: {
       localSteps,
       maxUpdateNorm,
@@ -144,8 +150,40 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
       },
       aggregation,
       evaluation,
+      ...trainingOptionsFromFlags(f, rounds),
     },
   };
+}
+
+/** Why a --lr-schedule value is refused (null: accepted). */
+function lrScheduleProblem(v: string): string | null {
+  if (v === 'constant' || v === 'cosine') return null;
+  const m = /^step:(\d+):([0-9.eE+-]+)$/.exec(v);
+  if (!m) return 'expected constant, cosine or step:K:G (e.g. step:5:0.5)';
+  if (!(Number(m[1]) >= 1)) return 'step:K:G needs K >= 1 rounds';
+  const gamma = Number(m[2]);
+  if (!(gamma > 0 && gamma <= 1)) return `step:K:G needs G in (0, 1], got ${m[2]}`;
+  return null;
+}
+
+/** --class-weight, --weight-decay and --lr-schedule as the task carries them (absent when off). */
+function trainingOptionsFromFlags(f: FlagValues, rounds: number): Pick<TaskConfig, 'classWeight' | 'weightDecay' | 'lrSchedule'> {
+  const out: Pick<TaskConfig, 'classWeight' | 'weightDecay' | 'lrSchedule'> = {};
+  const cw = String(f.classWeight ?? 'none');
+  if (f.positiveRate !== undefined && cw !== 'auto') throw new UsageError('--positive-rate: only used with --class-weight auto');
+  if (cw === 'auto') {
+    if (f.positiveRate === undefined) throw new UsageError('--class-weight auto needs --positive-rate P: the public share of positives to balance (a published figure; the institutions\' own label counts are private)');
+    const p = Number(f.positiveRate);
+    out.classWeight = { positive: 1 / (2 * p), negative: 1 / (2 * (1 - p)) };
+  } else if (cw !== 'none') out.classWeight = { positive: Number(cw), negative: 1 };
+  if (Number(f.weightDecay ?? 0) > 0) out.weightDecay = Number(f.weightDecay);
+  const schedule = String(f.lrSchedule ?? 'constant');
+  if (schedule === 'cosine') out.lrSchedule = { kind: 'cosine', rounds };
+  else if (schedule.startsWith('step:')) {
+    const [, every, gamma] = schedule.split(':');
+    out.lrSchedule = { kind: 'step', every: Number(every), gamma: Number(gamma) };
+  }
+  return out;
 }
 
 /** The model's input count without --schema or --features. */

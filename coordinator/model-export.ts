@@ -31,7 +31,7 @@ export interface ExportOptions {
   db: Database.Database;
   /** Default: the most recently created run. */
   runId?: string;
-  /** Default 'last'. */
+  /** Default: the run's `keep` (RunConfig.keep: 'best' or 'last'), else 'last'. */
   round?: RoundChoice;
   outDir: string;
   schema?: DataSchema;
@@ -198,7 +198,7 @@ function preprocessingOf(schema: DataSchema | undefined, spec: ModelSpec, idColu
 export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   checkDpfedDb(o.db);
   const run = findRun(o.db, o.runId);
-  const choice = o.round ?? 'last';
+  const choice = o.round ?? run.config.keep ?? 'last';
   const chosen = chooseRound(o.db, run.id, choice);
   const parameters = readParameters(o.db, run.id, chosen.modelVersion);
   // without an explicit schema, the one the run was created with (--schema of dpfed coordinator), if any

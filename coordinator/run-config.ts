@@ -38,4 +38,9 @@ export interface RunConfig {
    * model's inputs. Absent: institutions' schemas are not checked.
    */
   schema?: DataSchema;
+  /**
+   * Which global model the run keeps as its result (--keep): 'last', or 'best', the committed round with the
+   * highest recorded global AUC (the private evaluation's signal). Model export takes it when no round is named.
+   */
+  keep?: 'best' | 'last';
 }
