@@ -13,10 +13,12 @@ import { exportModel } from '../coordinator/model-export.ts';
 import type { RunConfig } from '../coordinator/run-config.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { parseSchema, schemaHash, type DataSchema } from '../proto/data-schema.ts';
-import { readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import {
-  bankSlices, cleanUp, enrol, FRAUD_SCHEMA, fraudSchemaOf, makeInstitution, prepareBank, recordRounds, runConfig, start, startTestCoordinator,
+  bankSlices, cleanUp, DPFED_BIN, enrol, FRAUD_SCHEMA, writeBankCsv, fraudSchemaOf, makeInstitution, prepareBank, recordRounds, runConfig, start, startTestCoordinator,
   tempDir, testCredentials, tfjsInstitution, wasmTf, within, type TestInstitution,
 } from './helpers/federation-fixture.ts';
 
@@ -104,4 +106,39 @@ describe('run schema (dpfed coordinator --schema)', () => {
       await second.close();
     }
   });
+
+  it('dpfed client with another --schema exits 2 naming the columns, before registering; dpfed coordinator --features that disagrees exits 2', async () => {
+    const run = (...args: string[]) => new Promise<{ code: number; stderr: string; stdout: string }>((resolve) => {
+      execFile(process.execPath, [DPFED_BIN, ...args], { timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    });
+    const features = await run('coordinator', '--insecure', '--port', '0', '--db', join(dir, 'f.sqlite'), '--schema', FRAUD_SCHEMA, '--features', '12');
+    expect(features.code).toBe(2);
+    expect(features.stderr).toMatch(/--features: 12 disagrees with --schema/);
+
+    const csv = join(dir, 'bank-cli.csv');
+    writeBankCsv(csv, bankSlices(1, { rowsPerBank: 300, seed: 'run-schema-cli' })[0]);
+    const otherSchema = join(dir, 'other.schema.json');
+    writeFileSync(otherSchema, JSON.stringify(withBound(fraudSchemaOf(), 'V1', 5)));
+    const identity = join(dir, 'bank-cli.identity');
+    const { publicKey } = JSON.parse((await run('identity', 'init', '--identity', identity, '--json')).stdout) as { publicKey: string };
+    const enrolFile = join(dir, 'enrol-cli.json');
+    writeFileSync(enrolFile, JSON.stringify([{ institution: 'bank-cli', publicKey }]));
+    const coordinatorProcess = spawn(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', join(dir, 'cli.sqlite'), '--json', '--rounds', '1',
+      '--min-clients', '1', '--privacy', 'off', '--aggregation', 'plain', '--schema', FRAUD_SCHEMA, '--enrol-file', enrolFile, '--key-dir', join(dir, 'keys')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        createInterface({ input: coordinatorProcess.stdout! }).on('line', (line) => {
+          const event = JSON.parse(line) as { event: string; port: number };
+          if (event.event === 'listening') resolve(event.port);
+        });
+        coordinatorProcess.on('exit', (code) => reject(new Error(`coordinator exited ${code}`)));
+      });
+      const client = await run('client', '--insecure', '--coordinator', `127.0.0.1:${port}`, '--institution', 'bank-cli', '--data', csv, '--schema', otherSchema,
+        '--identity', identity, '--ledger', join(dir, 'bank-cli.ledger.sqlite'));
+      expect(client.code).toBe(2);
+      expect(client.stderr).toMatch(/dpfed client: --schema: register: this institution's data schema differs from the run's: column 2 "V1": expected number, bounds \[-10, 10\]/);
+    } finally {
+      coordinatorProcess.kill('SIGTERM');
+    }
+  }, 90_000);
 });
