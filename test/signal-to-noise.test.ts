@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parameterCount } from '../proto/model-spec.ts';
 import { EvaluationWatch, estimateForTask, estimateSignalToNoise, STEP_RATIO_LIMIT } from '../privacy/signal-to-noise.ts';
-import { DPFED_BIN, runConfig, tempDir } from './helpers/federation-fixture.ts';
+import { bankCsvText, bankSlices, DPFED_BIN, runConfig, tempDir } from './helpers/federation-fixture.ts';
+import { writeFileSync } from 'node:fs';
 
 /** The estimate for a run given by flags, with `institutions` banks of `rows` training rows each. */
 function estimate(flags: string[], institutions: number, rows?: number) {
@@ -105,5 +106,30 @@ describe('dpfed coordinator', () => {
     expect(hopeless).toMatch(/dpfed coordinator: warning: DP noise drowns the signal: .*Consider: --model logistic --optimizer sgd/);
     const fine = await stderrUntilListening(['--epsilon', '3'], 'b.sqlite');
     expect(fine).not.toMatch(/drowns the signal/);
+  }, 60_000);
+
+  it('dpfed demo on small data (3 banks of 600 rows) with an MLP and Adam at ε = 1 warns before it starts the banks', async () => {
+    const csv = join(dir, 'small.csv');
+    writeFileSync(csv, bankCsvText(bankSlices(1, { rowsPerBank: 1800, seed: 'small-demo' })[0]));
+    const demo = spawn(process.execPath, [DPFED_BIN, 'demo', '--db', join(dir, 'demo.sqlite'), '--data', csv, '--institutions', '3', '--epsilon', '1', '--optimizer', 'adam', '--insecure'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    demo.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<void>((resolve) => demo.on('exit', () => resolve()));
+    try {
+      // the warning comes before the coordinator is started; stop the demo once it is listening
+      await new Promise<void>((resolve, reject) => {
+        demo.stdout!.on('data', (d: Buffer) => {
+          stdout += d.toString();
+          if (stdout.includes('demo: coordinator on')) resolve();
+        });
+        void exited.then(() => reject(new Error(`demo exited: ${stderr}`)));
+      });
+    } finally {
+      demo.kill('SIGINT');
+      await exited;
+    }
+    expect(stderr).toMatch(/demo: warning: DP noise drowns the signal: σ \d+\.\d+ over 4097 parameters with an expected batch of \d+\.\d .*Consider: --model logistic --optimizer sgd/);
   }, 60_000);
 });
