@@ -6,11 +6,12 @@ import { lineLogger } from '../proto/logger.ts';
 import { EnrolmentError, readEnrolmentFile } from '../coordinator/enrolment.ts';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
-import { exportModel } from '../coordinator/model-export.ts';
+import { chooseRound, exportModel } from '../coordinator/model-export.ts';
 import { join } from 'node:path';
 import { readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
 import { EvaluationWatch, estimateForTask } from '../privacy/signal-to-noise.ts';
 import { parameterCount } from '../proto/model-spec.ts';
+import type { RunConfig } from '../coordinator/run-config.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
 import { evaluationDataEvaluator } from './evaluation-data.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
@@ -183,9 +184,19 @@ export async function main(argv: string[]): Promise<number> {
     await coordinator.finished;
     await exports;
     const privacy = machine.privacySummary();
-    if (json) emit({ event: 'done', runId: coordinator.runId, rounds: coordinator.store.rounds(coordinator.runId).length, institutions: privacy });
+    // the run's result model (--keep): the last round, or the best by the recorded global AUC
+    let kept: { keep: string; round: number } | undefined;
+    try {
+      // from the run as stored (a resumed run keeps the definition it was created with)
+      const stored = coordinator.store.getRun(coordinator.runId);
+      const keep = (stored ? (JSON.parse(stored.configJson) as RunConfig).keep : config.keep) ?? 'last';
+      kept = { keep, round: chooseRound(coordinator.store.db, coordinator.runId, keep).round };
+    } catch {
+      kept = undefined; // no committed round, or no recorded AUC to choose by
+    }
+    if (json) emit({ event: 'done', runId: coordinator.runId, rounds: coordinator.store.rounds(coordinator.runId).length, institutions: privacy, ...(kept ? { kept } : {}) });
     else {
-      process.stdout.write(`run ${coordinator.runId} complete\n`);
+      process.stdout.write(`run ${coordinator.runId} complete` + (kept ? `; result model: round ${kept.round} (--keep ${kept.keep})` : '') + '\n');
       for (const p of privacy) process.stdout.write(`  ${p.id}: epsilon ${p.epsilon.toFixed(3)} at delta ${p.delta}${p.budget ? ` (budget ${p.budget})` : ''}\n`);
     }
     if (f.exitWhenDone) {

@@ -70,7 +70,8 @@ function findRun(db: Database.Database, runId: string | undefined): RunRecord {
   return { id: row.id, config: JSON.parse(row.config_json) as RunConfig, spec: parseModelSpec(row.model_spec_json) };
 }
 
-function chooseRound(db: Database.Database, runId: string, choice: RoundChoice): { round: number; modelVersion: number; aggregation: string } {
+/** The committed round a choice names ('best': the highest recorded global AUC, the later round on a tie); throws ModelExportError naming what is missing. */
+export function chooseRound(db: Database.Database, runId: string, choice: RoundChoice): { round: number; modelVersion: number; aggregation: string } {
   const rounds = db.prepare('SELECT round, model_version AS modelVersion, aggregation FROM rounds WHERE run_id = ? ORDER BY round').all(runId) as { round: number; modelVersion: number; aggregation: string }[];
   if (rounds.length === 0) throw new ModelExportError(`run ${runId} has no committed round, so no global model to export`);
   if (choice === 'last') return rounds[rounds.length - 1];

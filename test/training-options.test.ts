@@ -1,7 +1,10 @@
 // Training options of the plan: --class-weight (the per-example loss weighted before clipping, so the
 // clip bound holds), --weight-decay (decoupled, in the optimiser step), --lr-schedule, and --keep best|last
 // (recorded in the run; model export takes it when no round is named).
+import { execFile, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FlatOptimizer } from '../client-sdk/flat-optimizer.ts';
 import { LocalTrainer } from '../client-sdk/local-trainer.ts';
@@ -12,7 +15,7 @@ import { initialParameters, flattenParameters, modelSpecFromShorthand } from '..
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { parseTaskConfig, scheduledLearningRate } from '../proto/task-config.ts';
 import {
-  bankSlices, cleanUp, fraudData, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, wasmTf, within, type TestInstitution,
+  bankSlices, cleanUp, DPFED_BIN, fraudData, writeBankCsv, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, wasmTf, within, type TestInstitution,
 } from './helpers/federation-fixture.ts';
 
 describe('training option flags', () => {
@@ -141,4 +144,38 @@ describe('--keep best', () => {
     const last = await exportModel({ db: coordinator.store.db, runId: coordinator.runId, round: 'last', outDir: join(dir, 'model-last'), tf: await wasmTf() });
     expect(last.card.round).toBe(3);
   }, 180_000);
+
+  it('dpfed coordinator names the kept round in its done event', async () => {
+    const run = (...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [DPFED_BIN, ...args], { timeout: 90_000 }, (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    });
+    const csv = join(dir, 'bank-keep.csv');
+    writeBankCsv(csv, bankSlices(1, { rowsPerBank: 400, seed: 'keep-cli' })[0]);
+    const identity = join(dir, 'bank-keep.identity');
+    const { publicKey } = JSON.parse((await run('identity', 'init', '--identity', identity, '--json')).stdout) as { publicKey: string };
+    const enrolFile = join(dir, 'enrol-keep.json');
+    writeFileSync(enrolFile, JSON.stringify([{ institution: 'bank-keep', publicKey }]));
+    const coordinator = spawn(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', join(dir, 'keep.sqlite'), '--json', '--rounds', '3', '--min-clients', '1',
+      '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic', '--keep', 'best', '--enrol-file', enrolFile, '--key-dir', join(dir, 'keys')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const events: Record<string, unknown>[] = [];
+    const exited = new Promise<number | null>((resolve) => coordinator.on('exit', resolve));
+    const listening = new Promise<number>((resolve) => {
+      createInterface({ input: coordinator.stdout! }).on('line', (line) => {
+        const event = JSON.parse(line) as Record<string, unknown>;
+        events.push(event);
+        if (event.event === 'listening') resolve(Number(event.port));
+      });
+    });
+    try {
+      const port = await listening;
+      const client = await run('client', '--insecure', '--coordinator', `127.0.0.1:${port}`, '--institution', 'bank-keep', '--data', csv, '--identity', identity, '--ledger', join(dir, 'bank-keep.ledger.sqlite'));
+      expect(client.code, client.stderr).toBe(0);
+      expect(await exited).toBe(0);
+    } finally {
+      coordinator.kill('SIGTERM');
+    }
+    const rounds = events.filter((e) => e.event === 'round') as { round: number; auc: number }[];
+    const best = rounds.reduce((a, b) => (b.auc > a.auc || (b.auc === a.auc && b.round > a.round) ? b : a));
+    expect(events.find((e) => e.event === 'done')).toMatchObject({ kept: { keep: 'best', round: best.round } });
+  }, 120_000);
 });
