@@ -5,7 +5,7 @@ import { ClientMetrics } from '../client-sdk/client-metrics.ts';
 import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
 import { loadInstitutionCsv } from '../client-sdk/csv-dataset.ts';
 import { loadOrCreateSplitKey, RowSplitter } from '../client-sdk/data-split.ts';
-import { FederationClient } from '../client-sdk/federation-client.ts';
+import { FederationClient, SchemaMismatchError } from '../client-sdk/federation-client.ts';
 import { prewarmNoiseWorkers } from '../privacy/noise-pool.ts';
 import { inferSchema } from '../client-sdk/schema-inference.ts';
 import { BACKEND_NAMES, selectBackend, type BackendName } from '../client-sdk/tf-backend.ts';
@@ -141,6 +141,8 @@ export async function main(argv: string[]): Promise<number> {
         result = await client.run();
       } catch (error) {
         if (error instanceof SchemaRequiredError) throw new UsageError(`--schema: ${error.message}`);
+        // the run's schema (sent at registration) differs from this institution's: refused before registering
+        if (error instanceof SchemaMismatchError) throw new UsageError(`--schema: ${error.message}`);
         throw error;
       }
       const spent = privacy.spent();

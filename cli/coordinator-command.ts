@@ -6,9 +6,12 @@ import { lineLogger } from '../proto/logger.ts';
 import { EnrolmentError, readEnrolmentFile } from '../coordinator/enrolment.ts';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
-import { exportModel } from '../coordinator/model-export.ts';
+import { chooseRound, exportModel } from '../coordinator/model-export.ts';
 import { join } from 'node:path';
 import { readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
+import { EvaluationWatch, estimateForTask } from '../privacy/signal-to-noise.ts';
+import { parameterCount } from '../proto/model-spec.ts';
+import type { RunConfig } from '../coordinator/run-config.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
 import { evaluationDataEvaluator } from './evaluation-data.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
@@ -32,7 +35,7 @@ export const command: CommandSpec = {
     ...observabilityFlags('coordinator'),
     { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
     { name: 'export-dir', type: 'string', help: 'after each committed round, write its global model as a model folder DIR/<run>/round-<N> (as dpfed model export)' },
-    { name: 'export-schema', type: 'string', help: 'with --export-dir: the public data schema shipped as the exported models\' preprocessing' },
+    { name: 'export-schema', type: 'string', help: 'with --export-dir: the public data schema shipped as the exported models\' preprocessing (default: --schema)' },
     { name: 'exit-when-done', type: 'boolean', default: true, help: 'exit once the planned rounds are committed' },
     { name: 'console-port', type: 'int', help: 'also serve the compliance console (read-only) on this port, on --host, over the same --db; users in <db>.console.sqlite (see dpfed console)', check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535') },
   ],
@@ -47,6 +50,9 @@ export const command: CommandSpec = {
 export async function main(argv: string[]): Promise<number> {
   return runCommand(command, argv, async (f) => {
     const config = runConfigFromFlags(f);
+    // before the run: does the plan's DP noise leave the model anything to learn? (privacy/signal-to-noise.ts)
+    const signal = estimateForTask(config.task, { parameters: parameterCount(config.modelSpec), logistic: config.modelSpec.kind === 'logistic', institutions: config.minClients });
+    if (signal?.warning) process.stderr.write(`dpfed coordinator: warning: ${signal.warning}\n`);
     const transport = transportFromFlags(f, 'coordinator', { command: 'coordinator' });
     let enrol;
     try {
@@ -133,6 +139,11 @@ export async function main(argv: string[]): Promise<number> {
     machine.on('waiting', (w: { round: number; live: number; needed: number }) => {
       if (!json) process.stdout.write(`round ${w.round}: waiting for institutions (${w.live} of ${w.needed} needed)\n`);
     });
+    const watch = new EvaluationWatch();
+    machine.on('round', (s: RoundSummary) => {
+      const stalled = watch.observe(s);
+      if (stalled) process.stderr.write(`dpfed coordinator: warning: ${stalled}\n`);
+    });
     machine.on('round', (s: RoundSummary) => {
       if (json) emit({ event: 'round', ...s });
       else {
@@ -173,9 +184,19 @@ export async function main(argv: string[]): Promise<number> {
     await coordinator.finished;
     await exports;
     const privacy = machine.privacySummary();
-    if (json) emit({ event: 'done', runId: coordinator.runId, rounds: coordinator.store.rounds(coordinator.runId).length, institutions: privacy });
+    // the run's result model (--keep): the last round, or the best by the recorded global AUC
+    let kept: { keep: string; round: number } | undefined;
+    try {
+      // from the run as stored (a resumed run keeps the definition it was created with)
+      const stored = coordinator.store.getRun(coordinator.runId);
+      const keep = (stored ? (JSON.parse(stored.configJson) as RunConfig).keep : config.keep) ?? 'last';
+      kept = { keep, round: chooseRound(coordinator.store.db, coordinator.runId, keep).round };
+    } catch {
+      kept = undefined; // no committed round, or no recorded AUC to choose by
+    }
+    if (json) emit({ event: 'done', runId: coordinator.runId, rounds: coordinator.store.rounds(coordinator.runId).length, institutions: privacy, ...(kept ? { kept } : {}) });
     else {
-      process.stdout.write(`run ${coordinator.runId} complete\n`);
+      process.stdout.write(`run ${coordinator.runId} complete` + (kept ? `; result model: round ${kept.round} (--keep ${kept.keep})` : '') + '\n');
       for (const p of privacy) process.stdout.write(`  ${p.id}: epsilon ${p.epsilon.toFixed(3)} at delta ${p.delta}${p.budget ? ` (budget ${p.budget})` : ''}\n`);
     }
     if (f.exitWhenDone) {

@@ -12,13 +12,18 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { ensureKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
 import { CA_CERT_FILE, createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
-import { featureColumns, readSchemaFile } from '../proto/data-schema.ts';
+import { labelColumn, readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
+import { exportAndEvaluate, heldOutLine, HELD_OUT_SHARE, holdOut, type HeldOutMetrics } from './demo-held-out.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { BACKEND_NAMES } from '../client-sdk/tf-backend.ts';
 import { runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
-import { runFlags } from './run-flags.ts';
+import { runConfigFromFlags, runFlags } from './run-flags.ts';
+import { estimateForTask } from '../privacy/signal-to-noise.ts';
+import { parameterCount } from '../proto/model-spec.ts';
 import { NODE_HEAP_FLAGS } from './node-heap.ts';
 
+/** The banks' validation share (dpfed client --validation-fraction default): their training rows are the rest. */
+const DEMO_VALIDATION_FRACTION = 0.2;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'dpfed.js');
 const DATA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
@@ -52,9 +57,15 @@ export const command: CommandSpec = {
   examples: ['npm run demo', 'npm run demo -- --json --seed 3 --privacy client', 'dpfed demo --rounds 5 --institutions 6 --epsilon 2'],
 };
 
-function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: string): string[] {
+/**
+ * Sets aside the held-out slice (<dir>/held-out.csv, cli/demo-held-out.ts), then splits the other rows
+ * across the banks.
+ */
+function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: string): { files: string[]; heldOutCsv: string; heldOutRows: number; rowsPerBank: number } {
   const lines = readFileSync(csvPath, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
-  const [header, ...rows] = lines;
+  const [header, ...all] = lines;
+  const heldOutCsv = join(dir, 'held-out.csv');
+  const { training: rows, heldOut: heldOutRows } = holdOut(header, all, seed, heldOutCsv);
   new SeededRandom(`${seed}:demo-split`).shuffle(rows);
   const files: string[] = [];
   for (let b = 0; b < banks; b++) {
@@ -62,7 +73,7 @@ function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: str
     writeFileSync(file, [header, ...rows.filter((_, i) => i % banks === b)].join('\n') + '\n');
     files.push(file);
   }
-  return files;
+  return { files, heldOutCsv, heldOutRows, rowsPerBank: rows.length / banks };
 }
 
 /**
@@ -139,13 +150,22 @@ export async function main(argv: string[]): Promise<number> {
     const keyDir = `${db}.keys`;
     if (!f.keep) resetDemoState(db, banksDir, keyDir);
     mkdirSync(banksDir, { recursive: true });
-    let features: number;
+    let schema: DataSchema;
     try {
-      features = featureColumns(readSchemaFile(String(f.schema))).length;
+      schema = readSchemaFile(String(f.schema));
     } catch (error) {
       throw new UsageError(`--schema: ${(error as Error).message}`);
     }
-    const files = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
+    const { files, heldOutCsv, heldOutRows, rowsPerBank } = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
+    say(`demo: ${heldOutRows} rows (${(HELD_OUT_SHARE * 100).toFixed(0)} %, chosen by a seeded hash) held out from every bank in ${heldOutCsv}`);
+    const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
+    // before the run: does DP noise leave the model anything to learn, with these banks' row counts?
+    const plan = runConfigFromFlags({ ...f, minClients, waitFor: banks, features: undefined });
+    const signal = estimateForTask(plan.task, {
+      parameters: parameterCount(plan.modelSpec), logistic: plan.modelSpec.kind === 'logistic', institutions: banks,
+      rowsPerInstitution: rowsPerBank * (1 - DEMO_VALIDATION_FRACTION),
+    });
+    if (signal?.warning) process.stderr.write(`demo: warning: ${signal.warning}\n`);
     // secret keys (identities, split keys) live apart from the ledgers, in <db>.keys/ (0700, files 0600)
     const splitKeys = writeDemoSplitKeys(banks, String(f.seed), keyDir);
     const started = performance.now();
@@ -172,9 +192,8 @@ export async function main(argv: string[]): Promise<number> {
 
     const shared = forward(f, SHARED.map((s) => s.name).filter((n) => !DEMO_OWN.has(n) && !COORDINATOR_SET.has(n)));
     // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
-    const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);
     const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--key-dir', keyDir, '--json', ...DEMO_LOGS, '--min-clients', String(minClients), '--wait-for', String(banks),
-      '--round-timeout', String(f.roundTimeout), '--features', String(features), '--enrol-file', enrolFile, ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
+      '--round-timeout', String(f.roundTimeout), '--schema', String(f.schema), '--enrol-file', enrolFile, ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
 
     // Every round has an `auc`: its own when it was evaluated, else the last evaluated one (null before any).
@@ -255,6 +274,16 @@ export async function main(argv: string[]): Promise<number> {
     say(`demo: ${Number.isFinite(finalAuc) ? `final global AUC ${finalAuc.toFixed(4)}` : 'no global AUC (client-level DP: the banks do not evaluate)'} after ${summaryRounds.length} rounds in ${seconds.toFixed(1)} s; ledger: dpfed ledger --db ${db}`);
     say(`demo: compliance console: dpfed console users add --db ${db} --username NAME --role compliance < password-file, then dpfed console --db ${db} --port 8080`);
     if (bankExits.some((c) => c !== 0)) say(`demo: warning: bank exit codes ${bankExits.join(', ')}`);
+    // the final model, exported as `dpfed model export` would, and scored on the rows no bank saw
+    let final: { model: string; heldOut: HeldOutMetrics } | null = null;
+    try {
+      final = await exportAndEvaluate({ dbPath: db, runId, outDir: `${db}.model`, heldOutCsv, labelColumn: labelColumn(schema).name });
+      say(`demo: final model exported to ${final.model} (load it with dpfed predict / dpfed evaluate --model ${final.model})`);
+      say(`demo: held-out evaluation (dpfed evaluate --model ${final.model} --data ${heldOutCsv} --label-column ${labelColumn(schema).name}): ${heldOutLine(final.heldOut)}`);
+    } catch (error) {
+      process.stderr.write(`demo: exporting or evaluating the final model failed: ${(error as Error).message}\n`);
+      return 1;
+    }
     if (json) {
       process.stdout.write(JSON.stringify({
         rounds: summaryRounds,
@@ -266,6 +295,8 @@ export async function main(argv: string[]): Promise<number> {
         db,
         seed: String(f.seed),
         seconds,
+        model: final.model,
+        heldOut: final.heldOut,
       }) + '\n');
     }
     return 0;

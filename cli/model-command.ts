@@ -14,9 +14,9 @@ export const EXPORT_COMMAND: CommandSpec = {
   flags: [
     { name: 'db', type: 'string', required: true, help: 'the coordinator\'s SQLite file' },
     { name: 'run', type: 'string', help: 'run id (default: the most recently created run)' },
-    { name: 'round', type: 'string', default: 'last', help: 'N, last, or best (the round with the highest recorded global AUC, the federation\'s own evaluation signal)', check: (v) => (v === 'last' || v === 'best' || /^[1-9]\d*$/.test(String(v)) ? undefined : 'expected a round number >= 1, last or best') },
+    { name: 'round', type: 'string', help: 'N, last, or best (the round with the highest recorded global AUC, the federation\'s own evaluation signal); default: the run\'s --keep (last unless it was started with --keep best)', check: (v) => (v === 'last' || v === 'best' || /^[1-9]\d*$/.test(String(v)) ? undefined : 'expected a round number >= 1, last or best') },
     { name: 'out', type: 'string', required: true, help: 'folder to write (must not exist or be empty, unless --force)' },
-    { name: 'schema', type: 'string', help: 'the federation\'s public data schema (JSON), shipped as the model\'s preprocessing; without it predict needs --schema' },
+    { name: 'schema', type: 'string', help: 'the federation\'s public data schema (JSON), shipped as the model\'s preprocessing (default: the schema the run was started with, dpfed coordinator --schema; without either, predict needs --schema)' },
     { name: 'id-column', type: 'string', help: 'a CSV column (not a feature) that predictions carry as the row id' },
     { name: 'force', type: 'boolean', help: 'replace --out if it holds files' },
     { name: 'json', type: 'boolean', help: 'print the model card as JSON' },
@@ -45,8 +45,8 @@ async function exportBody(f: FlagValues): Promise<number> {
   } catch (error) {
     throw new UsageError(`--db: cannot open ${file} as SQLite: ${(error as Error).message}`);
   }
-  const raw = String(f.round);
-  const round: RoundChoice = raw === 'last' || raw === 'best' ? raw : Number(raw);
+  const raw = f.round === undefined ? undefined : String(f.round);
+  const round: RoundChoice | undefined = raw === undefined ? undefined : raw === 'last' || raw === 'best' ? raw : Number(raw);
   try {
     const { card, outDir } = await exportModel({ db, runId: f.run as string | undefined, round, outDir: String(f.out), schema, idColumn: f.idColumn as string | undefined, force: Boolean(f.force) });
     if (f.json) process.stdout.write(JSON.stringify(card) + '\n');

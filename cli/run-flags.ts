@@ -3,9 +3,10 @@ import type { RunConfig } from '../coordinator/run-config.ts';
 import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategy.ts';
 import { calibrateEvaluationSigma, DEFAULT_EVALUATION_EPSILON_SHARE, DEFAULT_PRIVATE_EVALUATION_BINS, plannedEvaluationCount } from '../privacy/evaluation-mechanism.ts';
 import { modelSpecFromShorthand } from '../proto/model-spec.ts';
-import type { AggregationMode, PrivacyMode } from '../proto/task-config.ts';
+import type { AggregationMode, PrivacyMode, TaskConfig } from '../proto/task-config.ts';
 import { parameterCount } from '../proto/model-spec.ts';
 import { calibrateClientNoise, defaultUpdateBound, releasePairRefusal } from '../privacy/release-policy.ts';
+import { featureColumns, readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
 import { UsageError, type FlagSpec, type FlagValues } from './flags.ts';
 
 const positive = (v: number | string) => (Number(v) > 0 ? undefined : 'must be positive');
@@ -31,7 +32,8 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
     { name: 'server-learning-rate', type: 'number', default: 0.01, help: 'FedAdam server learning rate', check: positive },
     { name: 'trim-fraction', type: 'number', default: 0.1, help: 'trimmed mean: fraction cut at each end', check: (v) => (Number(v) >= 0 && Number(v) < 0.5 ? undefined : 'must be in [0, 0.5)') },
     { name: 'model', type: 'string', default: 'mlp:64,32', help: 'model: "logistic" or "mlp:UNITS,UNITS[:relu|tanh|sigmoid]"' },
-    { name: 'features', type: 'int', default: 30, help: 'number of input features of the model', check: positive },
+    { name: 'schema', type: 'string', help: 'the run\'s public data schema (JSON, as dpfed schema): stored with the run, sent to institutions at registration (they compare their own before registering; a different schema_hash is refused), and the model\'s input count is its feature columns' },
+    { name: 'features', type: 'int', help: 'number of input features of the model (default: the feature columns of --schema, else 30; with --schema it must agree)', check: positive },
     { name: 'local-steps', type: 'int', default: 36, help: 'local optimiser steps per round (the same for every institution)', check: positive },
     { name: 'batch-size', type: 'int', default: 64, help: 'local batch size; under DP-SGD the public constant the noisy gradient sum is divided by', check: positive },
     { name: 'sample-rate', type: 'number', default: 0.028, help: 'record mode: public Poisson sampling rate q of DP-SGD (each example joins a step with probability q)', check: fraction },
@@ -39,6 +41,11 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
     { name: 'weight-cap', type: 'int', default: 100000, help: 'public cap on the example count an institution declares (its FedAvg weight); undeclared sizes mean equal weights', check: positive },
     { name: 'learning-rate', type: 'number', default: 0.05, help: 'local learning rate', check: positive },
     { name: 'optimizer', type: 'string', default: 'adam', choices: ['sgd', 'adam'], help: 'local optimiser' },
+    { name: 'class-weight', type: 'string', default: 'none', help: 'per-class weight of the per-example loss, applied before clipping (DP accounting unchanged): none, auto (balanced weights 1/(2p) and 1/(2(1-p)) from the public --positive-rate p; never from the institutions\' label counts), or W (positives weigh W, negatives 1)', check: (v) => (v === 'none' || v === 'auto' || (Number(v) > 0 && Number.isFinite(Number(v))) ? undefined : 'expected none, auto or a positive number') },
+    { name: 'positive-rate', type: 'number', help: 'with --class-weight auto: the public share of positive labels the weights balance (a published figure, not measured on the institutions\' rows)', check: openUnit },
+    { name: 'weight-decay', type: 'number', default: 0, help: 'decoupled L2 weight decay lambda in the optimiser step (params -= lr*lambda*params; data-independent)', check: nonNegative },
+    { name: 'lr-schedule', type: 'string', default: 'constant', help: 'learning rate over the rounds: constant, cosine (to 0 at the last planned round), or step:K:G (times G every K rounds)', check: (v) => (lrScheduleProblem(String(v)) ?? undefined) },
+    { name: 'keep', type: 'string', default: 'last', choices: ['best', 'last'], help: 'the run\'s result model: the last committed round, or the best by the private evaluation\'s global AUC (recorded in the run; dpfed model export takes it by default)' },
     { name: 'privacy', type: 'string', default: defaults.privacy, choices: ['off', 'record', 'client'], help: 'differential privacy: off, record-level DP-SGD at each institution, or client-level DP-FedAvg' },
     { name: 'epsilon', type: 'number', default: 3, help: 'target epsilon over the whole run (record: each institution\'s records; client: each institution as a whole)', check: positive },
     { name: 'delta', type: 'number', default: 1e-5, help: 'target delta', check: openUnit },
@@ -71,9 +78,18 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
   if (privacy === 'client' && f.strategy === 'trimmed-mean') throw new UsageError('--strategy trimmed-mean cannot be used with --privacy client (DP-FedAvg noises the sum)');
   if (aggregation !== 'plain' && f.strategy === 'trimmed-mean') throw new UsageError(`--strategy trimmed-mean needs individual updates; it cannot run with --aggregation ${aggregation}`);
   if (aggregation === 'secagg' && Number(f.minClients) < 3) throw new UsageError('--min-clients must be at least 3 with --aggregation secagg (with 2, each institution learns the other\'s update from the sum)');
+  const schema = schemaFromFlags(f);
+  let features = f.features === undefined ? DEFAULT_FEATURES : Number(f.features);
+  if (schema) {
+    const declared = featureColumns(schema).length;
+    if (f.features !== undefined && Number(f.features) !== declared) {
+      throw new UsageError(`--features: ${f.features} disagrees with --schema ${f.schema}, which has ${declared} feature columns (drop --features: the schema sets it)`);
+    }
+    features = declared;
+  }
   let modelSpec;
   try {
-    modelSpec = modelSpecFromShorthand(String(f.model), Number(f.features));
+    modelSpec = modelSpecFromShorthand(String(f.model), features);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -112,6 +128,8 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
     secaggThresholdFraction: Number(f.secaggThreshold),
     secaggDropoutRate: Number(f.secaggDropoutRate),
     ckksKeyHolder: f.ckksKeyHolder ? String(f.ckksKeyHolder) : undefined,
+    ...(schema ? { schema } : {}),
+    keep: f.keep === 'best' ? 'best' : 'last',
     task: {
       localSteps,
       maxUpdateNorm,
@@ -132,8 +150,53 @@ export function runConfigFromFlags(f: FlagValues): RunConfig {
       },
       aggregation,
       evaluation,
+      ...trainingOptionsFromFlags(f, rounds),
     },
   };
+}
+
+/** Why a --lr-schedule value is refused (null: accepted). */
+function lrScheduleProblem(v: string): string | null {
+  if (v === 'constant' || v === 'cosine') return null;
+  const m = /^step:(\d+):([0-9.eE+-]+)$/.exec(v);
+  if (!m) return 'expected constant, cosine or step:K:G (e.g. step:5:0.5)';
+  if (!(Number(m[1]) >= 1)) return 'step:K:G needs K >= 1 rounds';
+  const gamma = Number(m[2]);
+  if (!(gamma > 0 && gamma <= 1)) return `step:K:G needs G in (0, 1], got ${m[2]}`;
+  return null;
+}
+
+/** --class-weight, --weight-decay and --lr-schedule as the task carries them (absent when off). */
+function trainingOptionsFromFlags(f: FlagValues, rounds: number): Pick<TaskConfig, 'classWeight' | 'weightDecay' | 'lrSchedule'> {
+  const out: Pick<TaskConfig, 'classWeight' | 'weightDecay' | 'lrSchedule'> = {};
+  const cw = String(f.classWeight ?? 'none');
+  if (f.positiveRate !== undefined && cw !== 'auto') throw new UsageError('--positive-rate: only used with --class-weight auto');
+  if (cw === 'auto') {
+    if (f.positiveRate === undefined) throw new UsageError('--class-weight auto needs --positive-rate P: the public share of positives to balance (a published figure; the institutions\' own label counts are private)');
+    const p = Number(f.positiveRate);
+    out.classWeight = { positive: 1 / (2 * p), negative: 1 / (2 * (1 - p)) };
+  } else if (cw !== 'none') out.classWeight = { positive: Number(cw), negative: 1 };
+  if (Number(f.weightDecay ?? 0) > 0) out.weightDecay = Number(f.weightDecay);
+  const schedule = String(f.lrSchedule ?? 'constant');
+  if (schedule === 'cosine') out.lrSchedule = { kind: 'cosine', rounds };
+  else if (schedule.startsWith('step:')) {
+    const [, every, gamma] = schedule.split(':');
+    out.lrSchedule = { kind: 'step', every: Number(every), gamma: Number(gamma) };
+  }
+  return out;
+}
+
+/** The model's input count without --schema or --features. */
+const DEFAULT_FEATURES = 30;
+
+/** --schema read and validated; a bad file is a UsageError naming the flag, the column and the field. */
+function schemaFromFlags(f: FlagValues): DataSchema | undefined {
+  if (f.schema === undefined) return undefined;
+  try {
+    return readSchemaFile(String(f.schema));
+  } catch (error) {
+    throw new UsageError(`--schema: ${(error as Error).message}`);
+  }
 }
 
 /**

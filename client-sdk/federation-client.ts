@@ -28,6 +28,7 @@ import type { WireBytes } from '../proto/wire-byte-counter.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
 import { connectionCredentials, CoordinatorConnection } from './coordinator-connection.ts';
 import { signedRegistration } from './registration-request.ts';
+import { describeSchemaMismatch, parseSchema, schemaHash as hashOfSchema } from '../proto/data-schema.ts';
 import { BudgetExceededError } from '../privacy/ledger.ts';
 import { receiptBytes } from '../privacy/receipts.ts';
 import { verifySignature } from '../privacy/identity.ts';
@@ -166,6 +167,7 @@ export class FederationClient extends EventEmitter {
     const { identity, institutionId, learner, budget, privacy, declaredExamples } = this.options;
     const schemaHash = schemaHashBytes(learner.schemaHash);
     const challenge = await this.connection.challenge({ institutionId });
+    this.checkRunSchema(challenge.schemaJson);
     const anchor = challenge.receiptSeq > 0 ? privacy?.rowHashAt?.(challenge.receiptSeq) : undefined;
     const response = await this.connection.register(
       signedRegistration(challenge, {
@@ -181,6 +183,31 @@ export class FederationClient extends EventEmitter {
     this.runId = response.runId;
     this.log(`registered with ${this.options.coordinator}, run ${this.runId}`);
     this.emit('registered', { runId: this.runId });
+  }
+
+  /**
+   * Compares this institution's data schema with the run's (ChallengeResponse.schema_json) before it
+   * registers: on a mismatch it refuses locally (SchemaMismatchError naming the differing columns), since
+   * its rows would be preprocessed unlike everyone else's and the coordinator would refuse it anyway.
+   */
+  private checkRunSchema(schemaJson: string | undefined): void {
+    if (!schemaJson) return;
+    let runSchema;
+    try {
+      runSchema = parseSchema(JSON.parse(schemaJson), 'the run\'s data schema (ChallengeResponse.schema_json)');
+    } catch (error) {
+      throw new SchemaMismatchError(`register: ${(error as Error).message}`);
+    }
+    const { learner } = this.options;
+    const own = learner.schema ?? null;
+    if (own) {
+      const mismatch = describeSchemaMismatch(runSchema, own);
+      if (mismatch) throw new SchemaMismatchError(`register: this institution's data schema differs from the run's: ${mismatch} (compare with dpfed schema hash; preprocess with the run's schema)`);
+      return;
+    }
+    const runHash = hashOfSchema(runSchema);
+    if (!learner.schemaHash) throw new SchemaMismatchError(`register: the run uses a public data schema (schema hash ${runHash}) and this institution declares none: preprocess its data with that schema (dpfed client --schema FILE)`);
+    if (learner.schemaHash.toLowerCase() !== runHash) throw new SchemaMismatchError(`register: this institution's schema hash ${learner.schemaHash} differs from the run's ${runHash} (compare with dpfed schema hash)`);
   }
 
   /** Keeps the coordinator's signed ledger head a task carries (once per head), when it verifies with the coordinator's key. */
@@ -235,6 +262,7 @@ export class FederationClient extends EventEmitter {
           await this.register();
         } catch (registerError) {
           // A refusal (e.g. ledger_head: this institution's ledger is behind the coordinator's receipt) is final.
+          if (registerError instanceof SchemaMismatchError) throw registerError;
           if (isStatus(registerError, grpc.status.FAILED_PRECONDITION, grpc.status.PERMISSION_DENIED, grpc.status.INVALID_ARGUMENT)) throw registerError;
           /* still unreachable: retry */
         }
@@ -799,6 +827,9 @@ interface Release {
 
 /** The institution refuses a secure-aggregation or CKKS step that could leak its input. */
 class ProtocolRefusal extends Error {}
+
+/** This institution's data schema is not the run's: it refused to register (never retried). */
+export class SchemaMismatchError extends Error {}
 
 /** A learner's schema hash (hex SHA-256, proto/data-schema.ts schemaHash) as the bytes RegisterRequest.schema_hash carries; empty when none. */
 function schemaHashBytes(hash: string | null | undefined): Uint8Array {

@@ -1,6 +1,7 @@
 // What an institution plugs into the FederationClient: local training and local evaluation on data that
 // never leaves it. TfjsLearner (client-sdk/tfjs-learner.ts) is the default; a bank may bring its own.
 import type { ScoreHistogram } from '../privacy/auc-histogram.ts';
+import type { DataSchema } from '../proto/data-schema.ts';
 import type { ModelSpec } from '../proto/model-spec.ts';
 import type { TaskConfig } from '../proto/task-config.ts';
 
@@ -69,4 +70,6 @@ export interface Learner {
    * sends it as RegisterRequest.schema_hash.
    */
   readonly schemaHash?: string | null;
+  /** The public data schema itself (when the learner has it): compared with the run's before registering. */
+  readonly schema?: DataSchema | null;
 }

@@ -13,11 +13,16 @@
 // FedProx term, the private update params -= lr · noisy gradient is taken in the pass that adds the noise
 // (gaussian-noise.ts FusedDescent: the same arithmetic as flat-optimizer.ts, one pass fewer).
 //
+// Training options of the plan, all public: per-class loss weights (classWeight: the per-example loss
+// gradient is weighted before clipping, so the sensitivity C and the accounting do not change; without
+// weights the step runs exactly as before), decoupled weight decay in the optimiser step, and a learning
+// rate per round (lrSchedule).
+//
 // The reported training `loss` is computed on the raw data and is not differentially private; in record
 // mode it must stay inside the institution.
 import type { ModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
-import type { TaskConfig } from '../proto/task-config.ts';
+import { scheduledLearningRate, type TaskConfig } from '../proto/task-config.ts';
 import { aucFromHistogram, exactAuc, histogramOfScores, type ScoreHistogram } from '../privacy/auc-histogram.ts';
 import { discretisationCost } from '../privacy/discretisation-cost.ts';
 import { DpSgd } from '../privacy/dp-sgd.ts';
@@ -35,7 +40,8 @@ export interface TrainingData {
   dim: number;
 }
 
-export type TrainingConfig = Pick<TaskConfig, 'localSteps' | 'batchSize' | 'learningRate' | 'optimizer' | 'proximalMu' | 'privacy' | 'seed'>;
+export type TrainingConfig = Pick<TaskConfig, 'localSteps' | 'batchSize' | 'learningRate' | 'optimizer' | 'proximalMu' | 'privacy' | 'seed'> &
+  Partial<Pick<TaskConfig, 'classWeight' | 'weightDecay' | 'lrSchedule'>>;
 
 export interface TrainOptions {
   config: TrainingConfig;
@@ -190,7 +196,11 @@ export class LocalTrainer {
     const network = this.network;
     network.setParameters(globalFlat);
     const params = network.parameters;
-    const optimizer = new FlatOptimizer(config.optimizer, config.learningRate, network.size);
+    // the round's learning rate under the plan's schedule; weight decay and class weights are public too
+    const learningRate = scheduledLearningRate(config.learningRate, config.lrSchedule, options.round);
+    const weightDecay = config.weightDecay ?? 0;
+    const classWeight = config.classWeight;
+    const optimizer = new FlatOptimizer(config.optimizer, learningRate, network.size, weightDecay);
     const mu = config.proximalMu;
     const global = Float32Array.from(globalFlat);
     const apply = (gradient: Float32Array) => {
@@ -222,14 +232,14 @@ export class LocalTrainer {
       const batches = new BatchBuilder(data, Math.ceil(sampleRate * data.n * 1.5) + 16);
       const empty = new Float32Array(network.size);
       // Plain SGD (no FedProx term) is taken in the pass that adds the noise; anything else by the optimiser.
-      const descent = config.optimizer === 'sgd' && mu === 0 ? { params, rate: config.learningRate } : undefined;
+      const descent = config.optimizer === 'sgd' && mu === 0 && weightDecay === 0 ? { params, rate: learningRate } : undefined;
       try {
         for (let s = 0; s < totalSteps; s++) {
           const indices = dp.sample();
           let clippedSum: Float32Array = empty;
           if (indices.length > 0) {
             const { x, y, rows } = batches.build(indices, 0, indices.length);
-            const out = network.step(x, y, rows, clipNorm);
+            const out = network.step(x, y, rows, clipNorm, classWeight);
             lossTotal += out.lossSum;
             clippedSum = out.gradient;
           } else {
@@ -263,7 +273,7 @@ export class LocalTrainer {
         const from = k * config.batchSize;
         const to = Math.min(data.n, from + config.batchSize);
         const { x, y, rows } = batches.build(order, from, to);
-        const out = network.step(x, y, rows);
+        const out = network.step(x, y, rows, undefined, classWeight);
         lossTotal += out.lossSum;
         apply(out.gradient);
         examplesProcessed += rows;

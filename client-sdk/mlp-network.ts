@@ -252,8 +252,10 @@ export class MlpNetwork {
    * One forward and backward pass on `rows` examples (x row-major [rows, inputDim], y in {0, 1}). Without a
    * clip norm the gradient is the batch mean; with one, every example's whole-model gradient is clipped to
    * L2 norm <= clipNorm (ghost norms: (|a|²+1)·|g|² per dense layer) and the clipped gradients are summed.
+   * With `classWeight` each example's loss is weighted by its class's weight before anything else (so a
+   * weighted example's gradient is clipped to the same clip norm: the sensitivity does not change).
    */
-  step(x: Float32Array, y: Float32Array, rows: number, clipNorm?: number): StepOutput {
+  step(x: Float32Array, y: Float32Array, rows: number, clipNorm?: number, classWeight?: { positive: number; negative: number }): StepOutput {
     const tf = this.tf;
     const widths = this.widths;
     const depth = this.layers.length;
@@ -280,11 +282,24 @@ export class MlpNetwork {
       // ℓ = softplus(z) − y·z and ∂ℓ/∂z = sigmoid(z) − y, per example, in float64.
       const z = tensorValues(tf, h);
       const last = outputGrads[depth - 1];
-      for (let i = 0; i < rows; i++) {
-        const zi = z[i];
-        const yi = y[i];
-        lossSum += Math.max(zi, 0) + Math.log1p(Math.exp(-Math.abs(zi))) - yi * zi;
-        last[i] = 1 / (1 + Math.exp(-zi)) - yi;
+      if (classWeight === undefined) {
+        for (let i = 0; i < rows; i++) {
+          const zi = z[i];
+          const yi = y[i];
+          lossSum += Math.max(zi, 0) + Math.log1p(Math.exp(-Math.abs(zi))) - yi * zi;
+          last[i] = 1 / (1 + Math.exp(-zi)) - yi;
+        }
+      } else {
+        // a weighted loss w_y·ℓ: its gradient is w_y·∂ℓ/∂z, so every later step (and the clipping) sees
+        // the example's weighted gradient
+        const { positive, negative } = classWeight;
+        for (let i = 0; i < rows; i++) {
+          const zi = z[i];
+          const yi = y[i];
+          const w = yi === 1 ? positive : negative;
+          lossSum += w * (Math.max(zi, 0) + Math.log1p(Math.exp(-Math.abs(zi))) - yi * zi);
+          last[i] = w * (1 / (1 + Math.exp(-zi)) - yi);
+        }
       }
       // Backward: g_{l-1} = (g_l W_lᵀ) ⊙ act'(a_l), with Wᵀ built here (tfjs-wasm is slow at transposed products).
       const gradTensors: Tensor2D[] = new Array(depth);

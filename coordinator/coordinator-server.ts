@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
+import { featureColumns, schemaHash, type DataSchema } from '../proto/data-schema.ts';
 import { flattenParameters, initialParameters, parseModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { serverCredentials, type TlsMaterial } from '../proto/tls-credentials.ts';
@@ -58,6 +59,12 @@ export interface CoordinatorOptions {
   enrol?: EnrolmentEntry[];
   /** How often the allow-list is re-read for revocations made by another process (default 1000 ms). */
   revocationPollMs?: number;
+  /**
+   * The run's public data schema (also accepted as `config.schema`): stored with a new run, sent in every
+   * ChallengeResponse, and a Register whose signed schema_hash differs is refused. The model's inputDim
+   * must equal its feature column count. A resumed run keeps the schema it was created with.
+   */
+  schema?: DataSchema;
   /** Prometheus series (coordinator/coordinator-metrics.ts): fed by the round machine, the gRPC bytes and refusals. */
   metrics?: CoordinatorMetrics;
 }
@@ -105,12 +112,20 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const identity = loadOrCreateIdentity(coordinatorIdentityPath(options));
   let runId = options.runId;
   let run = runId ? store.getRun(runId) : store.latestUnfinishedRun();
-  let config = options.config;
+  let config = options.schema ? { ...options.config, schema: options.schema } : options.config;
+  if (config.schema) {
+    const features = featureColumns(config.schema).length;
+    if (config.modelSpec.inputDim !== features) throw new Error(`schema: it has ${features} feature columns, the model takes ${config.modelSpec.inputDim} inputs (features)`);
+  }
   if (run) {
     runId = run.id;
     const stored = JSON.parse(run.configJson) as RunConfig;
     // The stored definition wins (same model, privacy and aggregation); the operator may extend the rounds.
     config = { ...stored, rounds: Math.max(stored.rounds, options.config.rounds) };
+    const asked = options.schema ?? options.config.schema;
+    if (asked && (!stored.schema || schemaHash(asked) !== schemaHash(stored.schema))) {
+      throw new Error(`schema: run ${run.id} was created ${stored.schema ? `with another data schema (schema_hash ${schemaHash(stored.schema)})` : 'without a data schema'}; resume it without --schema or start a new run`);
+    }
     if (config.rounds !== stored.rounds || run.status !== 'running') store.setRunStatus(run.id, 'running', config.rounds);
   } else {
     runId = runId ?? `run-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
@@ -128,7 +143,7 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   }
 
   const receipts = new CoordinatorReceipts(store, identity);
-  const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000, enrolment, receipts);
+  const registry = new InstitutionRegistry(store, options.livenessMs ?? 15_000, enrolment, receipts, undefined, config.schema);
   const board = new TaskBoard();
   const privacy = options.privacy?.({ runId, config, store, registry, identity });
   if (config.task.evaluation.coordinatorData && !options.evaluator) throw new Error(`run ${runId} scores candidates on the coordinator's own data: start it with --evaluation-data`);

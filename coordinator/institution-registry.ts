@@ -15,7 +15,8 @@ import type { CoordinatorStore } from './coordinator-store.ts';
 import type { Enrolment, PeerCertificateId } from './enrolment.ts';
 import type { CoordinatorReceipts } from './ledger-receipts.ts';
 import { RegistrationChallenges } from './registration-challenges.ts';
-import { invalidArgument, permissionDenied, unauthenticated } from './rpc-error.ts';
+import { failedPrecondition, invalidArgument, permissionDenied, unauthenticated } from './rpc-error.ts';
+import { featureColumns, labelColumn, schemaHash, type DataSchema } from '../proto/data-schema.ts';
 
 export interface Institution {
   id: string;
@@ -46,9 +47,16 @@ export class InstitutionRegistry {
     private readonly enrolment: Enrolment,
     private readonly receipts: CoordinatorReceipts,
     challenges?: RegistrationChallenges,
+    /** The run's public data schema: sent with every challenge; a Register with another schema_hash is refused. */
+    private readonly schema?: DataSchema,
   ) {
     this.challenges = challenges ?? new RegistrationChallenges();
+    this.schemaJson = schema ? JSON.stringify(schema) : '';
+    this.schemaHashHex = schema ? schemaHash(schema) : '';
   }
+
+  private readonly schemaJson: string;
+  private readonly schemaHashHex: string;
 
   /**
    * The allow-list step of Challenge and of Register, taken before challenge() or register() looks at
@@ -77,7 +85,7 @@ export class InstitutionRegistry {
     const pinned = this.store.institutionKey(request.institutionId);
     const receiptSeq = pinned ? this.receipts.institutionReceipt(request.institutionId, pinned)?.seq ?? 0 : 0;
     const issued = this.challenges.issue(request.institutionId, receiptSeq);
-    return { nonce: issued.nonce, expiresInMs: issued.expiresAt - issued.issuedAt, receiptSeq, coordinatorPublicKey: this.receipts.coordinatorPublicKey };
+    return { nonce: issued.nonce, expiresInMs: issued.expiresAt - issued.issuedAt, receiptSeq, coordinatorPublicKey: this.receipts.coordinatorPublicKey, schemaJson: this.schemaJson };
   }
 
   /** Step 2: checks the signed declaration, the nonce and the ledger head, then records the registration. */
@@ -108,6 +116,7 @@ export class InstitutionRegistry {
         'signature: does not verify with identity_public_key over the registration declaration (nonce, institution_id, identity_public_key, protocol_version, budget, declared_examples, schema_hash, ledger_head, receipt_seq, anchor_hash): a field was altered or signed wrongly',
       );
     }
+    this.checkSchema(id, request.schemaHash);
     const pinned = this.store.institutionKey(id);
     if (pinned && !Buffer.from(pinned).equals(Buffer.from(request.identityPublicKey))) {
       throw permissionDenied(`identity_public_key: institution "${id}" is registered with a different identity key`);
@@ -138,6 +147,21 @@ export class InstitutionRegistry {
     };
     this.institutions.set(id, institution);
     return institution;
+  }
+
+  /**
+   * Refuses (FAILED_PRECONDITION naming schema_hash) a registration whose signed schema hash is not the
+   * run's: its rows would be preprocessed differently from everyone else's. No check without a run schema.
+   */
+  private checkSchema(id: string, declared: Uint8Array | undefined): void {
+    if (!this.schema) return;
+    const hex = Buffer.from(declared ?? []).toString('hex');
+    if (hex === this.schemaHashHex) return;
+    const columns = featureColumns(this.schema).length;
+    throw failedPrecondition(
+      `schema_hash: institution "${id}" ${hex ? `declared ${hex}` : 'declared no data schema'}; this run's data schema (${columns} feature columns, label ${JSON.stringify(labelColumn(this.schema).name)}) ` +
+        `has ${this.schemaHashHex}: compare with \`dpfed schema hash --schema FILE\` and preprocess with the run's schema (it comes with every ChallengeResponse as schema_json)`,
+    );
   }
 
   /** Checks an envelope's institution and session; refreshes liveness. */

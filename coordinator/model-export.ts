@@ -31,7 +31,7 @@ export interface ExportOptions {
   db: Database.Database;
   /** Default: the most recently created run. */
   runId?: string;
-  /** Default 'last'. */
+  /** Default: the run's `keep` (RunConfig.keep: 'best' or 'last'), else 'last'. */
   round?: RoundChoice;
   outDir: string;
   schema?: DataSchema;
@@ -70,7 +70,8 @@ function findRun(db: Database.Database, runId: string | undefined): RunRecord {
   return { id: row.id, config: JSON.parse(row.config_json) as RunConfig, spec: parseModelSpec(row.model_spec_json) };
 }
 
-function chooseRound(db: Database.Database, runId: string, choice: RoundChoice): { round: number; modelVersion: number; aggregation: string } {
+/** The committed round a choice names ('best': the highest recorded global AUC, the later round on a tie); throws ModelExportError naming what is missing. */
+export function chooseRound(db: Database.Database, runId: string, choice: RoundChoice): { round: number; modelVersion: number; aggregation: string } {
   const rounds = db.prepare('SELECT round, model_version AS modelVersion, aggregation FROM rounds WHERE run_id = ? ORDER BY round').all(runId) as { round: number; modelVersion: number; aggregation: string }[];
   if (rounds.length === 0) throw new ModelExportError(`run ${runId} has no committed round, so no global model to export`);
   if (choice === 'last') return rounds[rounds.length - 1];
@@ -198,10 +199,11 @@ function preprocessingOf(schema: DataSchema | undefined, spec: ModelSpec, idColu
 export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   checkDpfedDb(o.db);
   const run = findRun(o.db, o.runId);
-  const choice = o.round ?? 'last';
+  const choice = o.round ?? run.config.keep ?? 'last';
   const chosen = chooseRound(o.db, run.id, choice);
   const parameters = readParameters(o.db, run.id, chosen.modelVersion);
-  const preprocessing = preprocessingOf(o.schema, run.spec, o.idColumn);
+  // without an explicit schema, the one the run was created with (--schema of dpfed coordinator), if any
+  const preprocessing = preprocessingOf(o.schema ?? run.config.schema, run.spec, o.idColumn);
   if (existsSync(o.outDir) && !o.force && readdirSync(o.outDir).length > 0) throw new ModelExportError(`${o.outDir} exists and is not empty`);
 
   const tf = o.tf ?? (await defaultTfModule());

@@ -1,4 +1,5 @@
 // Everything that defines a run, as stored with it in SQLite (so a restart resumes the same run).
+import type { DataSchema } from '../proto/data-schema.ts';
 import type { ModelSpec } from '../proto/model-spec.ts';
 import type { TaskConfig } from '../proto/task-config.ts';
 import type { StrategyName, StrategyOptions } from './strategy.ts';
@@ -31,4 +32,15 @@ export interface RunConfig {
   secaggDropoutRate: number;
   /** CKKS: the institution that generates the key pair and decrypts each round's sum (default: the first participant by id). */
   ckksKeyHolder?: string;
+  /**
+   * The run's public data schema (--schema): sent to institutions in every ChallengeResponse, and a
+   * Register whose signed schema_hash differs from its hash is refused. Its feature columns are the
+   * model's inputs. Absent: institutions' schemas are not checked.
+   */
+  schema?: DataSchema;
+  /**
+   * Which global model the run keeps as its result (--keep): 'last', or 'best', the committed round with the
+   * highest recorded global AUC (the private evaluation's signal). Model export takes it when no round is named.
+   */
+  keep?: 'best' | 'last';
 }

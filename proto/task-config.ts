@@ -85,6 +85,34 @@ export interface TaskConfig {
   evaluation: EvaluationConfig;
   /** Seed for reproducible local choices (data order); never used for privacy noise. */
   seed: string;
+  /**
+   * Public per-class weights of the per-example loss (absent: both 1). The weight scales an example's
+   * gradient before it is clipped, so the clip norm (the sensitivity) and the DP accounting are unchanged.
+   */
+  classWeight?: ClassWeight;
+  /** Decoupled L2 weight decay λ: each optimiser step also takes params −= lr·λ·params (data-independent). */
+  weightDecay?: number;
+  /** Learning rate over the rounds (absent: constant). */
+  lrSchedule?: LrSchedule;
+}
+
+export interface ClassWeight {
+  positive: number;
+  negative: number;
+}
+
+/**
+ * The learning rate of round r (1-based) out of R planned: constant; cosine lr·½(1 + cos(π·(r−1)/R));
+ * step lr·γ^⌊(r−1)/K⌋.
+ */
+export type LrSchedule = { kind: 'constant' } | { kind: 'cosine'; rounds: number } | { kind: 'step'; every: number; gamma: number };
+
+/** The learning rate a round trains with under the schedule (round 0 or absent: the first round's). */
+export function scheduledLearningRate(base: number, schedule: LrSchedule | undefined, round: number | undefined): number {
+  const r = Math.max(1, round ?? 1);
+  if (!schedule || schedule.kind === 'constant') return base;
+  if (schedule.kind === 'cosine') return base * 0.5 * (1 + Math.cos((Math.PI * Math.min(r - 1, schedule.rounds)) / schedule.rounds));
+  return base * schedule.gamma ** Math.floor((r - 1) / schedule.every);
 }
 
 export function parseTaskConfig(json: string): TaskConfig {
@@ -120,6 +148,19 @@ export function parseTaskConfig(json: string): TaskConfig {
     positive(c.targetEpsilon, 'privacy.client.targetEpsilon');
     positive(c.plannedRounds, 'privacy.client.plannedRounds');
     if (!(c.clientSampleRate > 0 && c.clientSampleRate <= 1)) throw new Error('task config: privacy.client.clientSampleRate must be in (0, 1]');
+  }
+  if (value.classWeight !== undefined) {
+    positive(value.classWeight?.positive, 'classWeight.positive');
+    positive(value.classWeight?.negative, 'classWeight.negative');
+  }
+  if (value.weightDecay !== undefined && !(typeof value.weightDecay === 'number' && value.weightDecay >= 0 && Number.isFinite(value.weightDecay))) throw new Error('task config: weightDecay must be a number >= 0');
+  const schedule = value.lrSchedule;
+  if (schedule !== undefined) {
+    if (schedule?.kind === 'cosine') positive(schedule.rounds, 'lrSchedule.rounds');
+    else if (schedule?.kind === 'step') {
+      if (!Number.isInteger(schedule.every) || schedule.every < 1) throw new Error('task config: lrSchedule.every must be a positive integer');
+      if (!(schedule.gamma > 0 && schedule.gamma <= 1)) throw new Error('task config: lrSchedule.gamma must be in (0, 1]');
+    } else if (schedule?.kind !== 'constant') throw new Error('task config: lrSchedule.kind must be constant|cosine|step');
   }
   if (!['plain', 'secagg', 'ckks'].includes(value.aggregation)) throw new Error('task config: aggregation must be plain|secagg|ckks');
   const evaluation = value.evaluation;

@@ -267,6 +267,8 @@ export interface ChallengeResponse {
   expiresInMs: number;
   receiptSeq: number;
   coordinatorPublicKey: Uint8Array;
+  /** The run's public data schema as JSON ('' when it has none); proto-loader decodes an absent field as ''. */
+  schemaJson: string;
 }
 
 /** A ledger head signed by the ledger's countersigner (a receipt; see privacy/receipts.ts). */

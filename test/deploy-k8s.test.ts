@@ -5,6 +5,7 @@
 // for GPU nodes and a GPU, the sweep is an Indexed Job whose shard count matches its completions.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { parseAllDocuments } from 'yaml';
@@ -13,6 +14,7 @@ import { command as clientCommand } from '../cli/client-command.ts';
 import { command as coordinatorCommand } from '../cli/coordinator-command.ts';
 import { parseFlags, type CommandSpec } from '../cli/flags.ts';
 import { runConfigFromFlags } from '../cli/run-flags.ts';
+import { featureColumns, labelColumn, readSchemaFile, schemaHash } from '../proto/data-schema.ts';
 import { podSpecOf, renderKustomization, strategicMerge, type K8sObject } from './deploy-kustomize-render.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -86,6 +88,23 @@ function expandedArgs(objects: K8sObject[], workload: K8sObject): string[] {
   }));
 }
 
+/**
+ * A file an argument names inside a ConfigMap volume of `workload`, written to a temp file (its content is
+ * the ConfigMap's key of that name) so the command can read it as the pod would.
+ */
+function mountedFile(objects: K8sObject[], workload: K8sObject, file: string): string {
+  const c = container(workload);
+  const mount = mountFor(c, file);
+  const volume = podSpecOf(workload)!.volumes.find((v: any) => v.name === mount.name);
+  expect(volume?.configMap, `${workload.metadata.name}: ${file} is not on a ConfigMap volume`).toBeDefined();
+  const data = (find(objects, 'ConfigMap', volume.configMap.name) as any).data;
+  const key = file.slice(mount.mountPath.length + 1);
+  expect(data[key], `${volume.configMap.name} has no key ${key}`).toBeDefined();
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dpfed-k8s-')), key);
+  fs.writeFileSync(out, data[key]);
+  return out;
+}
+
 function acceptedBy(command: CommandSpec, args: string[]) {
   const declared = new Set(command.flags.map((f) => f.name));
   const pending = FLAGS_ADDED_ELSEWHERE[command.name] ?? [];
@@ -103,7 +122,9 @@ describe('deploy/k8s manifests', () => {
     const objects = rendered[overlay];
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
       'ConfigMap/dpfed-coordinator',
+      'ConfigMap/dpfed-coordinator-schema',
       'ConfigMap/dpfed-institution',
+      'ConfigMap/dpfed-institution-schema',
       'Deployment/dpfed-institution',
       'Job/dpfed-sim',
       'NetworkPolicy/dpfed-institution-no-ingress',
@@ -279,6 +300,12 @@ describe('deploy/k8s manifests', () => {
           for (const k of Object.keys(cm.data)) defined.add(k);
         }
         for (const arg of c.args as string[]) {
+          // a ConfigMap mounted as files is used when an argument names one of its files
+          for (const v of podSpecOf(w)!.volumes ?? []) {
+            if (!v.configMap) continue;
+            const mount = (c.volumeMounts ?? []).find((m: any) => m.name === v.name);
+            for (const k of Object.keys((find(objects, 'ConfigMap', v.configMap.name) as any).data)) if (mount && arg.endsWith(`=${mount.mountPath}/${k}`)) used.add(k);
+          }
           for (const [, name] of arg.matchAll(/\$\(([A-Z0-9_]+)\)/g)) {
             expect(defined.has(name), `${w.metadata.name}: ${arg}`).toBe(true);
             used.add(name);
@@ -297,7 +324,10 @@ describe('deploy/k8s manifests', () => {
       const coordinatorArgs = expandedArgs(objects, find(objects, 'StatefulSet', 'dpfed-coordinator'));
       expect(coordinatorArgs[0]).toBe('coordinator');
       const coordinator = acceptedBy(coordinatorCommand, coordinatorArgs.slice(1));
-      const run = runConfigFromFlags(coordinator);
+      const run = runConfigFromFlags({ ...coordinator, schema: mountedFile(objects, find(objects, 'StatefulSet', 'dpfed-coordinator'), String(coordinator.schema)) });
+      // the run's schema comes from its ConfigMap, and the institution mounts the same one (equal hashes)
+      expect(run.schema).toBeDefined();
+      expect(run.modelSpec.inputDim).toBe(featureColumns(run.schema!).length);
       expect(run.task.privacy.mode).toBe('record');
       expect(run.task.aggregation).toBe('secagg');
       expect(coordinator.exitWhenDone).toBe(false);
@@ -307,6 +337,9 @@ describe('deploy/k8s manifests', () => {
       const client = acceptedBy(clientCommand, clientArgs.slice(1));
       expect(client.backend).toBe(overlay === 'gpu' ? 'tensorflow-gpu' : 'wasm');
       expect(client.institution).toBe('bank-a');
+      const institutionSchema = readSchemaFile(mountedFile(objects, find(objects, 'Deployment', 'dpfed-institution'), String(client.schema)));
+      expect(schemaHash(institutionSchema)).toBe(schemaHash(run.schema!));
+      expect(client.labelColumn).toBe(labelColumn(institutionSchema).name);
     }
     // a misspelt flag is refused, not skipped
     expect(() => acceptedBy(coordinatorCommand, ['--min-client=3'])).toThrow(/unknown flag --min-client/);
