@@ -16,6 +16,7 @@
 // path) are refreshed from the master copy when next used.
 import type { Tensor, Tensor2D, Variable } from '@tensorflow/tfjs';
 import { flattenParameters, layerWidths, parameterCount, parameterShapes, unflattenParameters, type Activation, type ModelSpec, type NamedParameters, type ParameterShape } from '../proto/model-spec.ts';
+import { tensorValues } from './tfjs-wasm-heap.ts';
 import { addGhostSquaredNorms, clipFactors, squaredNorm, type LayerTrace } from '../privacy/ghost-clipping.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -54,15 +55,6 @@ interface DenseWeights {
 
 function denseBatchGradient(tf: Tf) {
   return (input: Tensor, outputGrad: Tensor): Tensor[] => [tf.matMul(input as Tensor2D, outputGrad as Tensor2D, true, false), tf.sum(outputGrad, 0)];
-}
-
-/**
- * The values of a float32 tensor: on wasm a view into the wasm heap (no copy; valid only until tfjs next
- * allocates, so use it at once), elsewhere dataSync().
- */
-function tensorValues(tf: Tf, t: Tensor): Float32Array {
-  const backend = tf.backend() as unknown as { typedArrayFromHeap?: (t: Tensor) => Float32Array };
-  return typeof backend.typedArrayFromHeap === 'function' ? backend.typedArrayFromHeap(t) : (t.dataSync() as Float32Array);
 }
 
 /**

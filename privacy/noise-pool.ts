@@ -14,11 +14,9 @@
 // pause()/resume() let the consumer keep the worker off the CPU while it trains from a ring that already
 // holds what it needs (measured here: on a shared, loaded 2-core machine a worker refilling during the
 // training steps slowed them more than the in-thread draws it saved); the trainer fills between rounds.
-// The worker is a TypeScript module; it is started through a tiny CommonJS bootstrap that registers tsx
-// (a dependency) in the worker, so it runs the same under tsx, `node bin/dpfed.js` and vitest.
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+// The worker is a TypeScript module; it is started through a tiny JavaScript entry (noise-worker-start.mjs)
+// that registers tsx (a dependency) in the worker through tsx's public `tsx/esm/api` export, so it runs the
+// same under tsx, `node bin/dpfed.js` and vitest.
 import { Worker } from 'node:worker_threads';
 import { sampleDiscreteGaussian } from './discrete-gaussian.ts';
 import type { IntegerNoiseSource, NoiseRunConsumer } from './gaussian-noise.ts';
@@ -40,15 +38,8 @@ export interface NoisePoolStats {
   inThread: number;
 }
 
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-import(workerData.tsxApi).then((api) => api.register()).then(() => import(workerData.entry));
-`;
-
-function tsxApiUrl(): string {
-  const require = createRequire(import.meta.url);
-  return pathToFileURL(join(dirname(require.resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
-}
+/** The worker thread's entry: registers tsx through its public API, then loads noise-worker.ts. */
+const WORKER_START = new URL('./noise-worker-start.mjs', import.meta.url);
 
 function positiveInteger(value: number, name: string): void {
   if (!Number.isInteger(value) || value < 1) throw new Error(`noise pool: ${name} must be a positive integer, got ${value}`);
@@ -86,16 +77,14 @@ export class DiscreteGaussianPool implements IntegerNoiseSource {
     this.words = new BigInt64Array(data, 0, Math.floor(data.byteLength / 8));
     this.counters = new Int32Array(control);
     if (options.worker === false) return;
-    const layout: NoiseRingLayout & { entry: string; tsxApi: string } = {
+    const layout: NoiseRingLayout = {
       scale,
       data,
       control,
       slotValues: this.slotValues,
       slots: this.slots,
-      entry: new URL('./noise-worker.ts', import.meta.url).href,
-      tsxApi: tsxApiUrl(),
     };
-    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: layout });
+    const worker = new Worker(WORKER_START, { workerData: layout });
     worker.unref();
     worker.on('error', (error) => {
       this.failure = error instanceof Error ? error : new Error(String(error));
