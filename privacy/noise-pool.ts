@@ -14,11 +14,12 @@
 // pause()/resume() let the consumer keep the worker off the CPU while it trains from a ring that already
 // holds what it needs (measured here: on a shared, loaded 2-core machine a worker refilling during the
 // training steps slowed them more than the in-thread draws it saved); the trainer fills between rounds.
-// The worker is a TypeScript module; it is started through a tiny JavaScript entry (noise-worker-start.mjs)
+// The worker is a TypeScript module; it is started through a tiny JavaScript entry (typescript-worker.ts)
 // that registers tsx (a dependency) in the worker through tsx's public `tsx/esm/api` export, so it runs the
 // same under tsx, `node bin/dpfed.js` and vitest.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { sampleDiscreteGaussian } from './discrete-gaussian.ts';
+import { typeScriptWorker } from './typescript-worker.ts';
 import type { IntegerNoiseSource, NoiseRunConsumer } from './gaussian-noise.ts';
 import { NOISE_RING_COUNTERS, NOISE_RING_PAUSED, NOISE_RING_RELEASED, NOISE_RING_STOP, NOISE_RING_WRITTEN, type NoiseRingLayout } from './noise-ring.ts';
 
@@ -37,9 +38,6 @@ export interface NoisePoolStats {
   /** Values drawn in this thread because the ring had none ready. */
   inThread: number;
 }
-
-/** The worker thread's entry: registers tsx through its public API, then loads noise-worker.ts. */
-const WORKER_START = new URL('./noise-worker-start.mjs', import.meta.url);
 
 function positiveInteger(value: number, name: string): void {
   if (!Number.isInteger(value) || value < 1) throw new Error(`noise pool: ${name} must be a positive integer, got ${value}`);
@@ -84,7 +82,7 @@ export class DiscreteGaussianPool implements IntegerNoiseSource {
       slotValues: this.slotValues,
       slots: this.slots,
     };
-    const worker = new Worker(WORKER_START, { workerData: layout });
+    const worker = typeScriptWorker(new URL('./noise-worker.ts', import.meta.url), layout);
     worker.unref();
     worker.on('error', (error) => {
       this.failure = error instanceof Error ? error : new Error(String(error));
