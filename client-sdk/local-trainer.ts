@@ -205,7 +205,7 @@ export class LocalTrainer {
       if (sampleRate === undefined) throw new Error('training config: privacy.record.sampleRate is required in record mode');
       const totalSteps = config.localSteps;
       const needed = totalSteps * network.size;
-      const dp = new DpSgd(this.tf, { clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n, normaliser: config.batchSize }, network.shapes.map((s) => s.shape), {
+      const dp = new DpSgd({ clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n, normaliser: config.batchSize }, network.shapes.map((s) => s.shape), {
         noise: (scale) => this.noiseSourceFor(scale, needed),
       });
       // A ring that already holds the round's noise (drawn between rounds) is used without the worker
