@@ -9,7 +9,7 @@
 // (A tfjs-tensor version of the whole step is kept as the tests' reference: test/reference/tensor-dp-sgd.ts.)
 // The noise's snapping grid and integer scale are fixed per instance (they depend only on σC and the
 // parameter count), so the integers can come from a source that drew them ahead of time (noise-pool.ts).
-import { addGaussianNoise, noiseScale, type FusedDescent, type IntegerNoiseSource } from './gaussian-noise.ts';
+import { addGaussianNoise, noiseScale, type IntegerNoiseSource } from './gaussian-noise.ts';
 import { poissonSample } from './poisson-sampling.ts';
 
 export interface DpSgdSettings {
@@ -88,14 +88,13 @@ export class DpSgd {
   /**
    * Turns the clipped sum Σ_i c_i ∇ℓ_i of a drawn batch (flat, parameter order; all zeros for an empty
    * draw) into the noisy mean gradient, in place: snapped, + N(0, (σC)²) per coordinate, ÷ q·n. Counts the
-   * step. With `descent` it also takes the plain SGD step params -= rate · (noisy mean gradient) in the same
-   * pass (gaussian-noise.ts FusedDescent), for a caller whose optimiser is exactly that.
+   * step. The optimiser step on the result is the caller's (client-sdk/flat-optimizer.ts).
    */
-  finishStep(clippedSum: Float32Array, descent?: FusedDescent): Float32Array {
+  finishStep(clippedSum: Float32Array): Float32Array {
     if (!(clippedSum instanceof Float32Array) || clippedSum.length !== this.total) {
       throw new Error(`DP-SGD: the clipped sum must be a Float32Array of ${this.total} values, got ${clippedSum?.length}`);
     }
-    addGaussianNoise(clippedSum, this.noiseStddev, this.noiseSource, 1 / this.expectedBatchSize, descent);
+    addGaussianNoise(clippedSum, this.noiseStddev, this.noiseSource, 1 / this.expectedBatchSize);
     this.stepsTaken++;
     return clippedSum;
   }

@@ -58,7 +58,7 @@ export function squaredNorm(v: Float32Array, from: number, n: number): number {
 
 /**
  * Clip factors c_i = min(1, C / |∇ℓ_i|) from squared per-example norms, into `out` (aimed a hair below C,
- * as ghostClippedSum does, so that float32 rounding downstream cannot put a clipped norm above C).
+ * as the tensor reference (test/reference/ghost-clipping-tensors.ts) does, so that float32 rounding downstream cannot put a clipped norm above C).
  */
 export function clipFactors(squaredNorms: Float64Array, clipNorm: number, rows: number, out: Float32Array): Float32Array {
   if (!(typeof clipNorm === 'number' && Number.isFinite(clipNorm) && clipNorm > 0)) throw new Error(`clipNorm must be a positive finite number, got ${clipNorm}`);

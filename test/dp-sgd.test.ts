@@ -1,6 +1,7 @@
 import type { Tensor } from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../client-sdk/tf-backend.ts';
+import { FlatOptimizer } from '../client-sdk/flat-optimizer.ts';
 import { DpSgd } from '../privacy/dp-sgd.ts';
 import type { LayerTrace } from './reference/ghost-clipping-tensors.ts';
 import { TensorDpSgd } from './reference/tensor-dp-sgd.ts';
@@ -200,7 +201,7 @@ describe('DP-SGD step', () => {
     expect(() => new DpSgd(settings, shapes, { noise: (scale) => ({ scale: scale * 2, fill: () => undefined }) })).toThrow(/scale/);
   });
 
-  it('finishStep with a fused SGD step: the same noisy gradient, and the parameters a separate SGD pass gives', () => {
+  it('finishStep adds noise only; the flat optimiser then takes the SGD step: params − rate · noisy gradient', () => {
     const settings = { clipNorm: 1.2, noiseMultiplier: 1.1, sampleRate: 0.05, datasetSize: 400 }; // q·n = 20
     const shapes = [[30, 8], [8]];
     const size = 248;
@@ -209,16 +210,17 @@ describe('DP-SGD step', () => {
     const make = () => new DpSgd(settings, shapes, { noise: (scale) => ({ scale, fill: (out: Int32Array) => out.set(draws.subarray(0, out.length)) }) });
     const sum = Float32Array.from({ length: size }, (_, i) => Math.sin(i) * 2);
     const start = Float32Array.from({ length: size }, (_, i) => Math.cos(i));
-    const plain = make();
-    const separate = plain.finishStep(Float32Array.from(sum));
+    const first = make().finishStep(Float32Array.from(sum));
     const expected = Float32Array.from(start);
-    for (let i = 0; i < size; i++) expected[i] -= 0.1 * separate[i];
-    const fused = make();
+    for (let i = 0; i < size; i++) expected[i] -= 0.1 * first[i];
+    const dp = make();
     const params = Float32Array.from(start);
-    const noisy = fused.finishStep(Float32Array.from(sum), { params, rate: 0.1 });
-    expect(Array.from(noisy)).toEqual(Array.from(separate));
+    const noisy = dp.finishStep(Float32Array.from(sum));
+    expect(Array.from(params)).toEqual(Array.from(start)); // the noise pass leaves the parameters alone
+    expect(Array.from(noisy)).toEqual(Array.from(first));
+    new FlatOptimizer('sgd', 0.1, size).apply(params, noisy);
     expect(Array.from(params)).toEqual(Array.from(expected));
-    expect(fused.steps).toBe(1);
+    expect(dp.steps).toBe(1);
   });
 
   it('sample() draws a Poisson batch of the dataset and does not count a step', () => {
