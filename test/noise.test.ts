@@ -163,7 +163,7 @@ describe('Gaussian noise on a grid', () => {
   });
 });
 
-describe('Gaussian noise: the snapping kernel, draws lent in place, the fused SGD step', () => {
+describe('Gaussian noise: the snapping kernel, draws lent in place, noise only', () => {
   /** A source of known integers (a test double: real sources draw from node:crypto). */
   function scripted(scale: number, draws: number[], lendRuns?: number) {
     let next = 0;
