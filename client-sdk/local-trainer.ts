@@ -9,9 +9,8 @@
 // each noisy gradient sum by the plan's public batchSize (never by anything computed from n); the only extra
 // work in a private step is JS (the Poisson draw, per-example norms taken in the backward pass, clip factors,
 // snapping and adding the noise), and the noise integers are drawn ahead of time by a worker thread
-// (privacy/noise-pool.ts) that the trainer keeps between rounds and stops in dispose(). With plain SGD and no
-// FedProx term, the private update params -= lr · noisy gradient is taken in the pass that adds the noise
-// (gaussian-noise.ts FusedDescent: the same arithmetic as flat-optimizer.ts, one pass fewer).
+// (privacy/noise-pool.ts) that the trainer keeps between rounds and stops in dispose(). Noise and optimiser
+// are separate passes: DpSgd.finishStep adds the noise, the flat optimiser then updates the parameters.
 //
 // Training options of the plan, all public: per-class loss weights (classWeight: the per-example loss
 // gradient is weighted before clipping, so the sensitivity C and the accounting do not change; without
@@ -221,7 +220,7 @@ export class LocalTrainer {
       if (sampleRate === undefined) throw new Error('training config: privacy.record.sampleRate is required in record mode');
       const totalSteps = config.localSteps;
       const needed = totalSteps * network.size;
-      const dp = new DpSgd(this.tf, { clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n, normaliser: config.batchSize }, network.shapes.map((s) => s.shape), {
+      const dp = new DpSgd({ clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n, normaliser: config.batchSize }, network.shapes.map((s) => s.shape), {
         noise: (scale) => this.noiseSourceFor(scale, needed),
       });
       // A ring that already holds the round's noise (drawn between rounds) is used without the worker
@@ -231,8 +230,6 @@ export class LocalTrainer {
       if (quiet) pool.pause();
       const batches = new BatchBuilder(data, Math.ceil(sampleRate * data.n * 1.5) + 16);
       const empty = new Float32Array(network.size);
-      // Plain SGD (no FedProx term) is taken in the pass that adds the noise; anything else by the optimiser.
-      const descent = config.optimizer === 'sgd' && mu === 0 && weightDecay === 0 ? { params, rate: learningRate } : undefined;
       try {
         for (let s = 0; s < totalSteps; s++) {
           const indices = dp.sample();
@@ -245,12 +242,7 @@ export class LocalTrainer {
           } else {
             empty.fill(0); // noise only, on a zero sum
           }
-          if (descent) {
-            dp.finishStep(clippedSum, descent);
-            network.parametersChanged();
-          } else {
-            apply(dp.finishStep(clippedSum));
-          }
+          apply(dp.finishStep(clippedSum));
           examplesProcessed += indices.length;
         }
       } finally {

@@ -12,20 +12,14 @@
 // transposed operand takes tfjs-wasm's slow path (~100 µs against ~12 µs with the transpose built in JS),
 // so the step uploads Wᵀ and aᵀ built in JS and never asks tfjs to transpose. A private step differs from
 // a plain one only in JS: the factors c_i = min(1, C/|∇ℓ_i|) instead of 1/B, folded into aᵀ.
-// The tfjs variables (used by logits() and the tape-free backward() kept for the generic ghost-clipping
-// path) are refreshed from the master copy when next used.
+// The tfjs variables (used by logits(), and by the tests' tensor reference of the backward pass in
+// test/reference/mlp-backward.ts) are refreshed from the master copy when next used.
 import type { Tensor, Tensor2D, Variable } from '@tensorflow/tfjs';
 import { flattenParameters, layerWidths, parameterCount, parameterShapes, unflattenParameters, type Activation, type ModelSpec, type NamedParameters, type ParameterShape } from '../proto/model-spec.ts';
-import { addGhostSquaredNorms, clipFactors, squaredNorm, type LayerTrace } from '../privacy/ghost-clipping.ts';
+import { tensorValues } from './tfjs-wasm-heap.ts';
+import { addGhostSquaredNorms, clipFactors, squaredNorm } from '../privacy/ghost-clipping.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
-
-export interface BackwardPass {
-  /** Per-example binary cross-entropy losses, summed over the batch (a scalar tensor). */
-  lossSum: Tensor;
-  /** One dense trace per layer, first layer first. g is ∂ℓ_i/∂z for each example's own loss (unscaled). */
-  traces: LayerTrace[];
-}
 
 /** What one step() computed. The arrays are reused by the next call: copy what you keep. */
 export interface StepOutput {
@@ -50,19 +44,6 @@ interface DenseWeights {
   kernel: Tensor;
   bias: Tensor;
   activation: Activation;
-}
-
-function denseBatchGradient(tf: Tf) {
-  return (input: Tensor, outputGrad: Tensor): Tensor[] => [tf.matMul(input as Tensor2D, outputGrad as Tensor2D, true, false), tf.sum(outputGrad, 0)];
-}
-
-/**
- * The values of a float32 tensor: on wasm a view into the wasm heap (no copy; valid only until tfjs next
- * allocates, so use it at once), elsewhere dataSync().
- */
-function tensorValues(tf: Tf, t: Tensor): Float32Array {
-  const backend = tf.backend() as unknown as { typedArrayFromHeap?: (t: Tensor) => Float32Array };
-  return typeof backend.typedArrayFromHeap === 'function' ? backend.typedArrayFromHeap(t) : (t.dataSync() as Float32Array);
 }
 
 /**
@@ -395,58 +376,6 @@ export class MlpNetwork {
   /** Probabilities sigmoid(logit), [B, 1]. */
   scores(x: Tensor2D): Tensor2D {
     return this.tf.tidy(() => this.tf.sigmoid(this.logits(x)));
-  }
-
-  /** Derivative of the activation, written in terms of the activation's OUTPUT (all four allow it). */
-  private activationGrad(output: Tensor2D, activation: Activation): Tensor2D | undefined {
-    const tf = this.tf;
-    switch (activation) {
-      case 'relu':
-        return tf.step(output);
-      case 'tanh':
-        return tf.sub(1, tf.square(output));
-      case 'sigmoid':
-        return tf.mul(output, tf.sub(1, output));
-      case 'linear':
-        return undefined;
-    }
-  }
-
-  /**
-   * Forward and backward pass for inputs x [B, inputDim] and labels y [B, 1] under binary cross-entropy on
-   * the logit. `gradScale` multiplies the output gradient (1 for per-example gradients as DP-SGD needs them,
-   * 1/B for the mean-loss gradient). Returns tensors the caller disposes (run it inside tf.tidy).
-   */
-  backward(x: Tensor2D, y: Tensor2D, gradScale = 1): BackwardPass {
-    const tf = this.tf;
-    this.refreshVariables();
-    const inputs: Tensor2D[] = [];
-    let h = x;
-    for (const layer of this.layers) {
-      inputs.push(h);
-      h = this.dense(h, layer);
-    }
-    const logits = h;
-    // ℓ = softplus(z) − y·z; ∂ℓ/∂z = sigmoid(z) − y.
-    const lossSum = tf.sum(tf.sub(tf.softplus(logits), tf.mul(y, logits)));
-    let g: Tensor2D = tf.sub(tf.sigmoid(logits), y);
-    if (gradScale !== 1) g = tf.mul(g, gradScale);
-    const batchGradient = denseBatchGradient(tf);
-    const traces: LayerTrace[] = new Array(this.layers.length);
-    for (let i = this.layers.length - 1; i >= 0; i--) {
-      traces[i] = { kind: 'dense', input: inputs[i], outputGrad: g, batchGradient };
-      if (i > 0) {
-        const upstream = tf.matMul(g, this.layers[i].kernel as Tensor2D, false, true) as Tensor2D;
-        const local = this.activationGrad(inputs[i], this.layers[i - 1].activation);
-        g = local ? (tf.mul(upstream, local) as Tensor2D) : upstream;
-      }
-    }
-    return { lossSum, traces };
-  }
-
-  /** Parameter gradients summed over the batch (times gradScale), parameterShapes order: the non-private path. */
-  gradientSum(pass: BackwardPass): Tensor[] {
-    return pass.traces.flatMap((t) => t.batchGradient(t.input, t.outputGrad));
   }
 
   dispose(): void {

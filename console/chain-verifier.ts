@@ -3,11 +3,9 @@
 // the server keeps answering meanwhile. Each result is kept with the ledger version it was started at;
 // a page asks for the state and gets the latest result, marked pending while a newer one runs, and may
 // wait a little for it.
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { VerifyResult } from '../privacy/ledger.ts';
+import { typeScriptWorker } from '../privacy/typescript-worker.ts';
 
 export interface VerificationState {
   /** The latest finished verification (null before the first one finishes). */
@@ -18,17 +16,6 @@ export interface VerificationState {
   pending: boolean;
 }
 
-// The worker loads tsx's loader itself (module hooks registered in this thread do not reach workers).
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-import(workerData.tsxApi).then((api) => api.register()).then(() => import(workerData.entry));
-`;
-
-function tsxApiUrl(): string {
-  const require = createRequire(import.meta.url);
-  return pathToFileURL(join(dirname(require.resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
-}
-
 export class ChainVerifier {
   private last: { version: string; result: VerifyResult; head: { seq: number; hash: string } | null } | null = null;
   private running: { version: string; promise: Promise<void>; worker: Worker } | null = null;
@@ -37,7 +24,7 @@ export class ChainVerifier {
   constructor(private readonly dbPath: string, private readonly versionOf: () => string) {}
 
   private start(version: string): void {
-    const worker = new Worker(BOOTSTRAP, { eval: true, workerData: { dbPath: this.dbPath, entry: new URL('./verify-worker.ts', import.meta.url).href, tsxApi: tsxApiUrl() } });
+    const worker = typeScriptWorker(new URL('./verify-worker.ts', import.meta.url), { dbPath: this.dbPath });
     const promise = new Promise<void>((resolve) => {
       let settled = false;
       const finish = (result: VerifyResult, head: { seq: number; hash: string } | null) => {

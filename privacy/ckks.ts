@@ -31,11 +31,7 @@
 // Node is crypto.randomFillSync (checked in node-seal's loader).
 import { createRequire } from 'node:module';
 
-import type { CipherText } from 'node-seal/implementation/cipher-text.js';
-import type { CKKSEncoder } from 'node-seal/implementation/ckks-encoder.js';
-import type { Context } from 'node-seal/implementation/context.js';
-import type { Evaluator } from 'node-seal/implementation/evaluator.js';
-import type { SEALLibrary } from 'node-seal/implementation/seal.js';
+import type { CipherText, CKKSEncoder, Context, Evaluator, SEALLibrary } from './node-seal-types.ts';
 
 export const CKKS_PARAMETERS = Object.freeze({
   polyModulusDegree: 8192,

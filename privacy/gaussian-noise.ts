@@ -86,30 +86,16 @@ export function snappingSensitivityIncrease(length: number, stddev: number): num
 let scratch = new Int32Array(0);
 
 /**
- * A plain SGD step taken on the noisy values in the same pass: params[i] -= rate * noisy[i], exactly as a
- * separate loop over the noisy vector would (flat-optimizer.ts 'sgd'); post-processing of the noisy values.
- */
-export interface FusedDescent {
-  params: Float32Array;
-  rate: number;
-}
-
-/**
  * Adds Gaussian noise of standard deviation `stddev` (NOT a variance) to every value, in place, after
  * snapping the values to the grid g = noiseGrid(values.length, stddev). Randomness from node:crypto, drawn
  * here or taken from `source` (whose scale must be noiseScale(values.length, stddev)). `multiplier` scales
  * the noisy result (x' + g Z) * multiplier, e.g. DP-SGD's 1 / (q n): post-processing of the lattice value.
- * With `descent`, the SGD step on the result is taken in the same pass (saves a pass over the vector).
+ * Noise only: the optimiser step on the result is the caller's (client-sdk/flat-optimizer.ts).
  */
-export function addGaussianNoise(values: Float32Array, stddev: number, source?: IntegerNoiseSource, multiplier = 1, descent?: FusedDescent): void {
+export function addGaussianNoise(values: Float32Array, stddev: number, source?: IntegerNoiseSource, multiplier = 1): void {
   if (!(values instanceof Float32Array)) throw new Error('Gaussian noise: values must be a Float32Array');
   checkStddev(stddev);
   if (!(typeof multiplier === 'number' && Number.isFinite(multiplier))) throw new Error(`Gaussian noise: multiplier must be a finite number, got ${multiplier}`);
-  if (descent) {
-    if (!(descent.params instanceof Float32Array) || descent.params.length !== values.length) throw new Error(`Gaussian noise: the descent needs a Float32Array of ${values.length} parameters`);
-    if (descent.params.buffer === values.buffer) throw new Error('Gaussian noise: the descent parameters must not share memory with the values');
-    if (!(typeof descent.rate === 'number' && Number.isFinite(descent.rate))) throw new Error(`Gaussian noise: the descent rate must be a finite number, got ${descent.rate}`);
-  }
   const g = noiseGrid(values.length, stddev);
   const scale = stddev / g;
   if (source && source.scale !== scale) {
@@ -119,20 +105,11 @@ export function addGaussianNoise(values: Float32Array, stddev: number, source?: 
   let bad = -1;
   if (source?.lend) {
     // The draws are read where the source keeps them (no copy); it wipes them afterwards.
-    if (descent) {
-      const { params, rate } = descent;
-      source.lend(values.length, (draws, start, length, at) => {
-        if (bad >= 0) return;
-        const i = snapAddAndDescend(run(values, at, length), run(draws, start, length), inverseGrid, g, multiplier, run(params, at, length), rate);
-        if (i >= 0) bad = at + i;
-      });
-    } else {
-      source.lend(values.length, (draws, start, length, at) => {
-        if (bad >= 0) return;
-        const i = snapAndAdd(run(values, at, length), run(draws, start, length), inverseGrid, g, multiplier);
-        if (i >= 0) bad = at + i;
-      });
-    }
+    source.lend(values.length, (draws, start, length, at) => {
+      if (bad >= 0) return;
+      const i = snapAndAdd(run(values, at, length), run(draws, start, length), inverseGrid, g, multiplier);
+      if (i >= 0) bad = at + i;
+    });
   } else {
     if (scratch.length < Math.min(CHUNK, values.length)) scratch = new Int32Array(Math.min(CHUNK, values.length));
     for (let from = 0; from < values.length && bad < 0; from += CHUNK) {
@@ -140,19 +117,15 @@ export function addGaussianNoise(values: Float32Array, stddev: number, source?: 
       const z = scratch.subarray(0, n);
       if (source) source.fill(z);
       else sampleDiscreteGaussian(scale, z);
-      const i = descent
-        ? snapAddAndDescend(run(values, from, n), z, inverseGrid, g, multiplier, run(descent.params, from, n), descent.rate)
-        : snapAndAdd(run(values, from, n), z, inverseGrid, g, multiplier);
+      const i = snapAndAdd(run(values, from, n), z, inverseGrid, g, multiplier);
       if (i >= 0) bad = from + i;
     }
     scratch.fill(0);
   }
   if (bad >= 0) {
-    // Nothing noisy is returned for a bad vector: wipe it (the noise is wiped already) before saying so. A
-    // fused descent has stepped the parameters before `bad`: they are wiped too, not left half updated.
+    // Nothing noisy is returned for a bad vector: wipe it (the noise is wiped already) before saying so.
     const value = values[bad];
     values.fill(NaN);
-    descent?.params.fill(NaN);
     throw new Error(`Gaussian noise: values[${bad}] is ${value}, expected a finite number`);
   }
 }
@@ -210,43 +183,6 @@ function snapAndAdd(values: Float32Array, z: Int32Array, inverseGrid: number, g:
 function snapOne(y: number): number {
   if (Math.abs(y) < 4503599627370496) return Math.floor(y + 0.5);
   return y - y === 0 ? y : Number.NaN;
-}
-
-/** snapAndAdd, then params[i] -= rate * (the float32 noisy value): the SGD step of FusedDescent. */
-function snapAddAndDescend(values: Float32Array, z: Int32Array, inverseGrid: number, g: number, multiplier: number, params: Float32Array, rate: number): number {
-  const inverse = inverseGrid * 1;
-  const grid = g * 1;
-  const scale = multiplier * 1;
-  const step = rate * 1;
-  const n = values.length;
-  let i = 0;
-  for (; i + 3 < n; i += 4) {
-    const y0 = values[i] * inverse;
-    const y1 = values[i + 1] * inverse;
-    const y2 = values[i + 2] * inverse;
-    const y3 = values[i + 3] * inverse;
-    if (!(Math.abs(y0) < 4503599627370496 && Math.abs(y1) < 4503599627370496 && Math.abs(y2) < 4503599627370496 && Math.abs(y3) < 4503599627370496)) break;
-    const noisy0 = Math.fround((Math.floor(y0 + 0.5) * grid + z[i] * grid) * scale);
-    const noisy1 = Math.fround((Math.floor(y1 + 0.5) * grid + z[i + 1] * grid) * scale);
-    const noisy2 = Math.fround((Math.floor(y2 + 0.5) * grid + z[i + 2] * grid) * scale);
-    const noisy3 = Math.fround((Math.floor(y3 + 0.5) * grid + z[i + 3] * grid) * scale);
-    values[i] = noisy0;
-    values[i + 1] = noisy1;
-    values[i + 2] = noisy2;
-    values[i + 3] = noisy3;
-    params[i] -= step * noisy0;
-    params[i + 1] -= step * noisy1;
-    params[i + 2] -= step * noisy2;
-    params[i + 3] -= step * noisy3;
-  }
-  for (; i < n; i++) {
-    const snapped = snapOne(values[i] * inverse);
-    if (snapped !== snapped) return i;
-    const noisy = Math.fround((snapped * grid + z[i] * grid) * scale);
-    values[i] = noisy;
-    params[i] -= step * noisy;
-  }
-  return -1;
 }
 
 /** A fresh vector of `length` Gaussian noise values with standard deviation `stddev`. */

@@ -14,13 +14,12 @@
 // pause()/resume() let the consumer keep the worker off the CPU while it trains from a ring that already
 // holds what it needs (measured here: on a shared, loaded 2-core machine a worker refilling during the
 // training steps slowed them more than the in-thread draws it saved); the trainer fills between rounds.
-// The worker is a TypeScript module; it is started through a tiny CommonJS bootstrap that registers tsx
-// (a dependency) in the worker, so it runs the same under tsx, `node bin/dpfed.js` and vitest.
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+// The worker is a TypeScript module; it is started through a tiny JavaScript entry (typescript-worker.ts)
+// that registers tsx (a dependency) in the worker through tsx's public `tsx/esm/api` export, so it runs the
+// same under tsx, `node bin/dpfed.js` and vitest.
+import type { Worker } from 'node:worker_threads';
 import { sampleDiscreteGaussian } from './discrete-gaussian.ts';
+import { typeScriptWorker } from './typescript-worker.ts';
 import type { IntegerNoiseSource, NoiseRunConsumer } from './gaussian-noise.ts';
 import { NOISE_RING_COUNTERS, NOISE_RING_PAUSED, NOISE_RING_RELEASED, NOISE_RING_STOP, NOISE_RING_WRITTEN, type NoiseRingLayout } from './noise-ring.ts';
 
@@ -40,16 +39,6 @@ export interface NoisePoolStats {
   inThread: number;
 }
 
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-import(workerData.tsxApi).then((api) => api.register()).then(() => import(workerData.entry));
-`;
-
-function tsxApiUrl(): string {
-  const require = createRequire(import.meta.url);
-  return pathToFileURL(join(dirname(require.resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
-}
-
 function positiveInteger(value: number, name: string): void {
   if (!Number.isInteger(value) || value < 1) throw new Error(`noise pool: ${name} must be a positive integer, got ${value}`);
 }
@@ -58,7 +47,7 @@ function positiveInteger(value: number, name: string): void {
 const spareWorkers: Worker[] = [];
 
 function bootWorker(workerData: object): Worker {
-  const worker = new Worker(BOOTSTRAP, { eval: true, workerData: { ...workerData, entry: new URL('./noise-worker.ts', import.meta.url).href, tsxApi: tsxApiUrl() } });
+  const worker = typeScriptWorker(new URL('./noise-worker.ts', import.meta.url), workerData);
   worker.unref();
   return worker;
 }

@@ -3,10 +3,9 @@
 // 64-bit integers as numbers).
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { Http2Session } from 'node:http2';
 import { fileURLToPath } from 'node:url';
 import type { LedgerEvent } from '../privacy/ledger-event.ts';
-import { installPreframedSends, MESSAGE_PREFIX_BYTES } from './grpc-preframed.ts';
+import { installPreframedSends, MESSAGE_PREFIX_BYTES, widenServerFlowControl as widenHttp2Windows } from './grpc-internals.ts';
 import { tolerantRequests } from './request-decoding.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -31,7 +30,7 @@ export function federationService(): grpc.ServiceDefinition {
 /**
  * The service as the coordinator serves it: identical on the wire, except that DownloadModel and Session
  * may also be handed messages already serialised (Buffers), which are sent as they are (without grpc-js's
- * copy when they are preframed: proto/grpc-preframed.ts), and a request that is not valid protobuf reaches
+ * copy when they are preframed: proto/grpc-internals.ts), and a request that is not valid protobuf reaches
  * its handler as an UndecodableMessage instead of failing in grpc-js with INTERNAL.
  */
 export function federationServerService(): grpc.ServiceDefinition {
@@ -215,25 +214,12 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 };
 
 /**
- * grpc-js takes the flow-control window only for its clients; a server keeps the 64 KiB default, so every
- * upload would stall on window updates. This widens the window of each HTTP/2 session the server accepts.
- * It reaches the server's HTTP/2 listeners through a field grpc-js does not export (checked at run time: if
- * a grpc-js version lacks it, the server runs with the default window, slower but correct). Call after bind.
+ * Widens the HTTP/2 flow-control window of each session `server` accepts to FLOW_CONTROL_WINDOW (grpc-js
+ * applies the window option to clients only). Through a grpc-js internal, fenced in proto/grpc-internals.ts:
+ * false when that internal is missing, and the server then keeps the default window. Call after bind.
  */
 export function widenServerFlowControl(server: grpc.Server): boolean {
-  const listeners = (server as unknown as { http2Servers?: Map<{ on(event: 'session', fn: (session: Http2Session) => void): void }, unknown> }).http2Servers;
-  if (!(listeners instanceof Map)) return false;
-  for (const listener of listeners.keys()) {
-    listener.on('session', (session: Http2Session) => {
-      try {
-        session.settings({ initialWindowSize: FLOW_CONTROL_WINDOW });
-        session.setLocalWindowSize(FLOW_CONTROL_WINDOW);
-      } catch {
-        // a session already closing: it keeps the default window
-      }
-    });
-  }
-  return true;
+  return widenHttp2Windows(server, FLOW_CONTROL_WINDOW);
 }
 
 /** The client of the service; its Session stream may also be written frames already serialised (Buffers), preframed ones without grpc-js's copy. */

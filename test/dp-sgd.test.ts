@@ -1,8 +1,10 @@
 import type { Tensor } from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../client-sdk/tf-backend.ts';
+import { FlatOptimizer } from '../client-sdk/flat-optimizer.ts';
 import { DpSgd } from '../privacy/dp-sgd.ts';
-import type { LayerTrace } from '../privacy/ghost-clipping.ts';
+import type { LayerTrace } from './reference/ghost-clipping-tensors.ts';
+import { TensorDpSgd } from './reference/tensor-dp-sgd.ts';
 import { poissonSample } from '../privacy/poisson-sampling.ts';
 import { sampleDiscreteGaussian } from '../privacy/discrete-gaussian.ts';
 import { noiseGrid, noiseScale } from '../privacy/gaussian-noise.ts';
@@ -84,7 +86,7 @@ describe('DP-SGD step', () => {
     const sampleRate = 0.05;
     const datasetSize = 400; // expected batch 20
     const rows = 16; // a fixed batch, so the clipped sum is known exactly
-    const dp = new DpSgd(tf, { clipNorm, noiseMultiplier, sampleRate, datasetSize }, [[2, 1], [1]]);
+    const dp = new TensorDpSgd(tf, { clipNorm, noiseMultiplier, sampleRate, datasetSize }, [[2, 1], [1]]);
     // Each example's gradient (3, 4, 1) has norm √26 > C: clipped to C·(3, 4, 1)/√26, summed over 16 rows.
     const direction = [3, 4, 1].map((v) => v / Math.sqrt(26));
     const expectedMean = direction.map((d) => (rows * clipNorm * d) / (sampleRate * datasetSize));
@@ -110,7 +112,7 @@ describe('DP-SGD step', () => {
   });
 
   it('noise is present on an empty draw and has the same scale (zero gradient)', () => {
-    const dp = new DpSgd(tf, { clipNorm: 0.5, noiseMultiplier: 2, sampleRate: 0.1, datasetSize: 50 }, [[10, 10], [10]]);
+    const dp = new TensorDpSgd(tf, { clipNorm: 0.5, noiseMultiplier: 2, sampleRate: 0.1, datasetSize: 50 }, [[10, 10], [10]]);
     const all: number[] = [];
     for (let s = 0; s < 200; s++) {
       const grads = dp.noisyGradient(null);
@@ -125,7 +127,7 @@ describe('DP-SGD step', () => {
 
   it('step() samples, clips, noises, applies, and records (q, σ, steps)', () => {
     const datasetSize = 200;
-    const dp = new DpSgd(tf, { clipNorm: 1, noiseMultiplier: 0.8, sampleRate: 0.1, datasetSize }, [[2, 1], [1]]);
+    const dp = new TensorDpSgd(tf, { clipNorm: 1, noiseMultiplier: 0.8, sampleRate: 0.1, datasetSize }, [[2, 1], [1]]);
     const batchSizes: number[] = [];
     let applied = 0;
     for (let s = 0; s < 50; s++) {
@@ -150,7 +152,7 @@ describe('DP-SGD step', () => {
   });
 
   it('an empty Poisson draw still takes a (noise-only) step', () => {
-    const dp = new DpSgd(tf, { clipNorm: 1, noiseMultiplier: 1, sampleRate: 1e-12, datasetSize: 1 }, [[3]]);
+    const dp = new TensorDpSgd(tf, { clipNorm: 1, noiseMultiplier: 1, sampleRate: 1e-12, datasetSize: 1 }, [[3]]);
     let backwardCalls = 0;
     let nonZero = false;
     dp.step(
@@ -171,7 +173,7 @@ describe('DP-SGD step', () => {
     const settings = { clipNorm: 1.5, noiseMultiplier: 0.9, sampleRate: 0.02, datasetSize: 1000 }; // q·n = 20
     const shapes = [[50, 40], [40]];
     let drawn = 0;
-    const dp = new DpSgd(tf, settings, shapes, {
+    const dp = new DpSgd(settings, shapes, {
       noise: (scale) => ({ scale, fill: (out: Int32Array) => ((drawn += out.length), sampleDiscreteGaussian(scale, out)) }),
     });
     expect(dp.parameterCount).toBe(2040);
@@ -196,32 +198,33 @@ describe('DP-SGD step', () => {
       expect(Math.abs(k - Math.round(k))).toBeLessThanOrEqual(Math.abs(k) * 2 ** -23 + 1e-9);
     }
     expect(() => dp.finishStep(new Float32Array(7))).toThrow(/2040 values/);
-    expect(() => new DpSgd(tf, settings, shapes, { noise: (scale) => ({ scale: scale * 2, fill: () => undefined }) })).toThrow(/scale/);
+    expect(() => new DpSgd(settings, shapes, { noise: (scale) => ({ scale: scale * 2, fill: () => undefined }) })).toThrow(/scale/);
   });
 
-  it('finishStep with a fused SGD step: the same noisy gradient, and the parameters a separate SGD pass gives', () => {
+  it('finishStep adds noise only; the flat optimiser then takes the SGD step: params − rate · noisy gradient', () => {
     const settings = { clipNorm: 1.2, noiseMultiplier: 1.1, sampleRate: 0.05, datasetSize: 400 }; // q·n = 20
     const shapes = [[30, 8], [8]];
     const size = 248;
     // The same integers for both runs (a scripted source; the real ones draw fresh from node:crypto).
     const draws = sampleDiscreteGaussian(noiseScale(size, 1.1 * 1.2), new Int32Array(size));
-    const make = () => new DpSgd(tf, settings, shapes, { noise: (scale) => ({ scale, fill: (out: Int32Array) => out.set(draws.subarray(0, out.length)) }) });
+    const make = () => new DpSgd(settings, shapes, { noise: (scale) => ({ scale, fill: (out: Int32Array) => out.set(draws.subarray(0, out.length)) }) });
     const sum = Float32Array.from({ length: size }, (_, i) => Math.sin(i) * 2);
     const start = Float32Array.from({ length: size }, (_, i) => Math.cos(i));
-    const plain = make();
-    const separate = plain.finishStep(Float32Array.from(sum));
+    const first = make().finishStep(Float32Array.from(sum));
     const expected = Float32Array.from(start);
-    for (let i = 0; i < size; i++) expected[i] -= 0.1 * separate[i];
-    const fused = make();
+    for (let i = 0; i < size; i++) expected[i] -= 0.1 * first[i];
+    const dp = make();
     const params = Float32Array.from(start);
-    const noisy = fused.finishStep(Float32Array.from(sum), { params, rate: 0.1 });
-    expect(Array.from(noisy)).toEqual(Array.from(separate));
+    const noisy = dp.finishStep(Float32Array.from(sum));
+    expect(Array.from(params)).toEqual(Array.from(start)); // the noise pass leaves the parameters alone
+    expect(Array.from(noisy)).toEqual(Array.from(first));
+    new FlatOptimizer('sgd', 0.1, size).apply(params, noisy);
     expect(Array.from(params)).toEqual(Array.from(expected));
-    expect(fused.steps).toBe(1);
+    expect(dp.steps).toBe(1);
   });
 
   it('sample() draws a Poisson batch of the dataset and does not count a step', () => {
-    const dp = new DpSgd(tf, { clipNorm: 1, noiseMultiplier: 1, sampleRate: 0.1, datasetSize: 1000 }, [[3]]);
+    const dp = new DpSgd({ clipNorm: 1, noiseMultiplier: 1, sampleRate: 0.1, datasetSize: 1000 }, [[3]]);
     const sizes = Array.from({ length: 40 }, () => dp.sample().length);
     expect(moments(sizes).mean).toBeGreaterThan(85);
     expect(moments(sizes).mean).toBeLessThan(115);
@@ -230,9 +233,9 @@ describe('DP-SGD step', () => {
 
   it('refuses bad settings', () => {
     const base = { clipNorm: 1, noiseMultiplier: 1, sampleRate: 0.1, datasetSize: 10 };
-    expect(() => new DpSgd(tf, { ...base, clipNorm: 0 }, [[1]])).toThrow(/clipNorm/);
-    expect(() => new DpSgd(tf, { ...base, noiseMultiplier: -1 }, [[1]])).toThrow(/noiseMultiplier/);
-    expect(() => new DpSgd(tf, { ...base, sampleRate: 2 }, [[1]])).toThrow(/sampleRate/);
-    expect(() => new DpSgd(tf, { ...base, datasetSize: 0.5 }, [[1]])).toThrow(/datasetSize/);
+    expect(() => new DpSgd({ ...base, clipNorm: 0 }, [[1]])).toThrow(/clipNorm/);
+    expect(() => new DpSgd({ ...base, noiseMultiplier: -1 }, [[1]])).toThrow(/noiseMultiplier/);
+    expect(() => new DpSgd({ ...base, sampleRate: 2 }, [[1]])).toThrow(/sampleRate/);
+    expect(() => new DpSgd({ ...base, datasetSize: 0.5 }, [[1]])).toThrow(/datasetSize/);
   });
 });

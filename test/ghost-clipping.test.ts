@@ -2,7 +2,9 @@ import type { Tensor, Tensor2D } from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MlpNetwork } from '../client-sdk/mlp-network.ts';
 import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { addDenseSquaredNorms, addGhostSquaredNorms, clipFactors, ghostClippedSum, ghostRuleFor, squaredNorm, type LayerTrace } from '../privacy/ghost-clipping.ts';
+import { addDenseSquaredNorms, addGhostSquaredNorms, clipFactors, squaredNorm } from '../privacy/ghost-clipping.ts';
+import { ghostClippedSum, ghostRuleFor, type LayerTrace } from './reference/ghost-clipping-tensors.ts';
+import { referenceBackward } from './reference/mlp-backward.ts';
 import { flattenParameters, initialParameters, type ModelSpec } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 
@@ -61,7 +63,7 @@ function flatten(tensors: Tensor[]): Float32Array {
 function withTraces<T>(net: MlpNetwork, x: Float32Array, y: Float32Array, dim: number, body: (traces: LayerTrace[]) => T): T {
   let out: T | undefined;
   tf.tidy(() => {
-    const pass = net.backward(tf.tensor2d(x, [y.length, dim]) as Tensor2D, tf.tensor2d(y, [y.length, 1]) as Tensor2D);
+    const pass = referenceBackward(tf, net, tf.tensor2d(x, [y.length, dim]) as Tensor2D, tf.tensor2d(y, [y.length, 1]) as Tensor2D);
     out = body(pass.traces);
   });
   return out as T;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { discreteGaussianSupport, discreteGaussianVariance, sampleDiscreteGaussian, sampleDiscreteGaussianCks } from '../privacy/discrete-gaussian.ts';
 import { discretisationCost, noiseMultiplierCovering, samplerTailMassPerDraw, tailDelta } from '../privacy/discretisation-cost.ts';
+import { FlatOptimizer } from '../client-sdk/flat-optimizer.ts';
 import { addGaussianNoise, gaussianNoiseVector, noiseGrid, noiseScale, snappingSensitivityIncrease, type IntegerNoiseSource } from '../privacy/gaussian-noise.ts';
 import { moments } from './helpers/moments.ts';
 
@@ -162,7 +163,7 @@ describe('Gaussian noise on a grid', () => {
   });
 });
 
-describe('Gaussian noise: the snapping kernel, draws lent in place, the fused SGD step', () => {
+describe('Gaussian noise: the snapping kernel, draws lent in place, noise only', () => {
   /** A source of known integers (a test double: real sources draw from node:crypto). */
   function scripted(scale: number, draws: number[], lendRuns?: number) {
     let next = 0;
@@ -214,7 +215,7 @@ describe('Gaussian noise: the snapping kernel, draws lent in place, the fused SG
     }
   });
 
-  it('a fused SGD step gives the parameters a separate pass over the noisy values gives, bit for bit', () => {
+  it('adds noise only (the same values whether the draws are lent or filled); an SGD step of the flat optimiser on them is params − rate · noisy', () => {
     const length = 301;
     const stddev = 0.7;
     const scale = noiseScale(length, stddev);
@@ -222,36 +223,29 @@ describe('Gaussian noise: the snapping kernel, draws lent in place, the fused SG
     const gradient = Float32Array.from({ length }, (_, i) => Math.sin(i) * 0.3);
     const start = Float32Array.from({ length }, (_, i) => Math.cos(i));
     const rate = 0.05;
+    const results: Float32Array[] = [];
     for (const lendRuns of [undefined, 100]) {
-      const separate = Float32Array.from(gradient);
-      addGaussianNoise(separate, stddev, scripted(scale, draws, lendRuns), 1 / 20);
+      const noisy = Float32Array.from(gradient);
+      addGaussianNoise(noisy, stddev, scripted(scale, draws, lendRuns), 1 / 20);
+      results.push(noisy);
       const expected = Float32Array.from(start);
-      for (let i = 0; i < length; i++) expected[i] -= rate * separate[i];
-      const fused = Float32Array.from(gradient);
+      for (let i = 0; i < length; i++) expected[i] -= rate * noisy[i];
       const params = Float32Array.from(start);
-      addGaussianNoise(fused, stddev, scripted(scale, draws, lendRuns), 1 / 20, { params, rate });
-      expect(Array.from(fused)).toEqual(Array.from(separate));
+      new FlatOptimizer('sgd', rate, length).apply(params, noisy);
       expect(Array.from(params)).toEqual(Array.from(expected));
     }
-    expect(() => addGaussianNoise(new Float32Array(3), 1, undefined, 1, { params: new Float32Array(2), rate: 1 })).toThrow(/3 parameters/);
-    expect(() => addGaussianNoise(new Float32Array(3), 1, undefined, 1, { params: new Float32Array(3), rate: NaN })).toThrow(/rate/);
-    const shared = new Float32Array(6);
-    expect(() => addGaussianNoise(shared.subarray(0, 3), 1, undefined, 1, { params: shared.subarray(3), rate: 1 })).toThrow(/share memory/);
+    expect(Array.from(results[1])).toEqual(Array.from(results[0]));
   });
 
-  it('names a non-finite value by its index in the whole vector when it lies in a later lent run, and wipes the values (and the parameters of a fused step)', () => {
+  it('names a non-finite value by its index in the whole vector when it lies in a later lent run, and wipes the values', () => {
     const length = 50;
     const scale = noiseScale(length, 1);
-    for (const fused of [false, true]) {
-      const values = new Float32Array(length).fill(0.25);
-      values[37] = NaN;
-      const params = new Float32Array(length).fill(1);
-      const source = scripted(scale, new Array(length).fill(5), 16);
-      expect(() => addGaussianNoise(values, 1, source, 1, fused ? { params, rate: 0.1 } : undefined)).toThrow(/values\[37\] is NaN/);
-      expect(values.every((v) => Number.isNaN(v))).toBe(true);
-      if (fused) expect(params.every((v) => Number.isNaN(v))).toBe(true);
-      for (const ring of source.lent) expect(ring.every((v) => v === 0)).toBe(true);
-    }
+    const values = new Float32Array(length).fill(0.25);
+    values[37] = NaN;
+    const source = scripted(scale, new Array(length).fill(5), 16);
+    expect(() => addGaussianNoise(values, 1, source, 1)).toThrow(/values\[37\] is NaN/);
+    expect(values.every((v) => Number.isNaN(v))).toBe(true);
+    for (const ring of source.lent) expect(ring.every((v) => v === 0)).toBe(true);
   });
 });
 

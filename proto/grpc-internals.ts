@@ -1,21 +1,28 @@
-// Messages that already carry grpc's 5-byte message prefix in front of them, so grpc-js sends them
-// without copying.
+// The one place dpfed relies on internals of @grpc/grpc-js (pinned exactly in package.json, see "Internals we
+// rely on" in README.md). Two things, each checked at run time with a fallback to grpc-js's public behaviour:
 //
-// grpc-js frames every message it sends: it allocates a fresh Buffer of 5 + n bytes (compressed flag,
-// big-endian length) and copies the n serialised bytes behind the prefix: on the coordinator in
-// BaseServerInterceptingCall.serializeMessage, at the institution in IdentityHandler.writeMessage. For the
-// frames that carry tensor bytes (a model download, an update upload: up to 4 MiB each, ten or more per
-// round) that is a fresh buffer and a full copy per message, measured here as 15-20 ms of CPU per round on
-// each side at 1M parameters. Our frames are written by hand into pooled buffers anyway (proto/wire.ts,
-// proto/frame-pool.ts), so they leave room for the prefix: `preframed()` marks such a message, and the
-// two grpc-js methods are wrapped to write the prefix into that room and hand the whole buffer on.
-// Every other message takes grpc-js's own path unchanged.
+// 1. Preframed sends: messages that already carry grpc's 5-byte message prefix in front of them, so grpc-js
+//    sends them without copying.
+// 2. The server's HTTP/2 flow-control window (widenServerFlowControl), reached through the server's
+//    unexported http2Servers field.
+//
+// Preframed sends. grpc-js frames every message it sends: it allocates a fresh Buffer of 5 + n bytes
+// (compressed flag, big-endian length) and copies the n serialised bytes behind the prefix: on the
+// coordinator in BaseServerInterceptingCall.serializeMessage, at the institution in
+// IdentityHandler.writeMessage. For the frames that carry tensor bytes (a model download, an update upload:
+// up to 4 MiB each, ten or more per round) that is a fresh buffer and a full copy per message, about 15-20 ms
+// of CPU per round on each side at 1M parameters. Our frames are written by hand into pooled buffers anyway
+// (proto/wire.ts, proto/frame-pool.ts), so they leave room for the prefix: `preframed()` marks such a
+// message, and the two grpc-js methods are wrapped to write the prefix into that room and hand the whole
+// buffer on. Every other message takes grpc-js's own path unchanged.
 //
 // The two methods are internal to grpc-js (not exported from its index), so `installPreframedSends`
 // checks that each looks as expected (the function exists and frames by copying into a 5-byte prefix)
 // before wrapping it, and reports what it did. Without the wrap the marked messages are copied as any
-// other message: slower, the same bytes on the wire. test/grpc-preframed.test.ts fails when an upgrade of
-// grpc-js leaves either side unwrapped.
+// other message: slower, the same bytes on the wire. test/grpc-internals.test.ts fails when an upgrade of
+// grpc-js leaves either side unwrapped or the server window unwidened.
+import type * as grpc from '@grpc/grpc-js';
+import type { Http2Session } from 'node:http2';
 import { createRequire } from 'node:module';
 
 /** Bytes grpc puts in front of each message: a compressed flag and the length (big-endian uint32). */
@@ -86,4 +93,30 @@ export function installPreframedSends(): { server: boolean; client: boolean } {
   }
   installed = { server, client };
   return installed;
+}
+
+/**
+ * grpc-js takes the flow-control window option only for its clients; a server keeps HTTP/2's 64 KiB default,
+ * so every upload would stall on window updates. This widens the window of each HTTP/2 session the server
+ * accepts to `windowBytes`, both the initial stream window it advertises and the connection window. It
+ * reaches the server's HTTP/2 listeners through grpc-js's unexported `http2Servers` field (a Map keyed by
+ * the node:http2 servers): if a grpc-js version lacks it, nothing is changed and it returns false; the
+ * server then runs with the default window, slower but correct. Call after bind.
+ */
+export function widenServerFlowControl(server: grpc.Server, windowBytes: number): boolean {
+  const listeners = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(listeners instanceof Map)) return false;
+  const servers = [...listeners.keys()].filter((listener): listener is { on(event: 'session', fn: (session: Http2Session) => void): void } => typeof (listener as { on?: unknown })?.on === 'function');
+  if (servers.length === 0) return false;
+  for (const listener of servers) {
+    listener.on('session', (session: Http2Session) => {
+      try {
+        session.settings({ initialWindowSize: windowBytes });
+        session.setLocalWindowSize(windowBytes);
+      } catch {
+        // a session already closing: it keeps the default window
+      }
+    });
+  }
+  return true;
 }

@@ -1,10 +1,12 @@
-// Preframed messages (proto/grpc-preframed.ts): grpc-js sends them without its copy, the bytes on the wire
+// The grpc-js internals fenced in proto/grpc-internals.ts. Preframed messages: grpc-js sends them without its copy, the bytes on the wire
 // are the same, and every other message takes grpc-js's own path.
 import * as grpc from '@grpc/grpc-js';
+import * as http2 from 'node:http2';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FramePool } from '../proto/frame-pool.ts';
-import { installPreframedSends, MESSAGE_PREFIX_BYTES, preframed } from '../proto/grpc-preframed.ts';
+import { installPreframedSends, MESSAGE_PREFIX_BYTES, preframed, widenServerFlowControl as widenHttp2Windows } from '../proto/grpc-internals.ts';
+import { FLOW_CONTROL_WINDOW, widenServerFlowControl } from '../proto/wire.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -105,5 +107,32 @@ describe('preframed messages over real gRPC', () => {
     client.close();
     expect(received.map((b) => b.length)).toEqual(sizes);
     received.forEach((b, k) => expect(b.equals(Buffer.from(sent[k]).reverse()), `message ${k} of ${sizes[k]} bytes`).toBe(true));
+  });
+});
+
+describe('widenServerFlowControl', () => {
+  it('widens the stream window each accepted HTTP/2 session advertises (an upgrade that hides http2Servers fails here)', async () => {
+    const server = new grpc.Server();
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    try {
+      expect(widenServerFlowControl(server)).toBe(true);
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      try {
+        const settings = await new Promise<http2.Settings>((resolve, reject) => {
+          session.on('remoteSettings', (s) => s.initialWindowSize !== 65_535 && resolve(s));
+          session.on('error', reject);
+        });
+        expect(settings.initialWindowSize).toBe(FLOW_CONTROL_WINDOW);
+      } finally {
+        session.destroy();
+      }
+    } finally {
+      server.forceShutdown();
+    }
+  });
+
+  it('leaves a server without the internal alone and says so', () => {
+    expect(widenHttp2Windows({} as grpc.Server, 1 << 20)).toBe(false);
+    expect(widenHttp2Windows({ http2Servers: new Map() } as unknown as grpc.Server, 1 << 20)).toBe(false);
   });
 });
