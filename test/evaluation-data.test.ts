@@ -74,7 +74,10 @@ describe('--evaluation-data', () => {
       expect(summary.aucStderr).toBeUndefined();
     }
     // (the figure itself is pinned above to the evaluator's exact histogram; two DP rounds need not beat chance)
-    for (const r of seen.rounds) expect(r.auc).toBeGreaterThanOrEqual(0), expect(r.auc).toBeLessThanOrEqual(1);
+    for (const r of seen.rounds) {
+      expect(r.auc).toBeGreaterThanOrEqual(0);
+      expect(r.auc).toBeLessThanOrEqual(1);
+    }
     const rdp = makeAccountant('rdp');
     const coordinatorLedger = new PrivacyLedger(coordinator.store.db);
     for (const institution of institutions) {
