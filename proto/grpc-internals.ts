@@ -120,3 +120,25 @@ export function widenServerFlowControl(server: grpc.Server, windowBytes: number)
   }
   return true;
 }
+
+/** What a server call's HTTP/2 stream tells: its reset code once the peer reset it. */
+export interface Http2StreamLike {
+  rstCode?: number;
+  closed?: boolean;
+}
+
+/**
+ * The HTTP/2 stream under a grpc-js server call, walking its private call chain: ServerReadableStream.call
+ * → BaseServerInterceptingCall (directly, or through ServerInterceptingCall.nextCall when interceptors are
+ * installed) → .stream (Node's Http2Stream). Null when the chain does not look like that (another grpc-js
+ * version): callers then rely on grpc-js's public 'cancelled' only.
+ */
+export function serverCallHttp2Stream(call: object): Http2StreamLike | null {
+  let link = (call as { call?: unknown }).call;
+  for (let depth = 0; depth < 8 && link && typeof link === 'object'; depth++) {
+    const stream = (link as { stream?: unknown }).stream;
+    if (stream && typeof stream === 'object' && 'rstCode' in stream) return stream as Http2StreamLike;
+    link = (link as { nextCall?: unknown }).nextCall;
+  }
+  return null;
+}
