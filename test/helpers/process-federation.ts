@@ -102,14 +102,15 @@ export interface ProcessFederation {
 
 /**
  * Lays out a federation in `dir`: the bundled card-fraud CSV split across `banks` files, their identity
- * keys (in `dir`/keys) enrolled in an enrolment file, and the coordinator's run flags `runFlags`.
+ * keys (in `dir`/keys) enrolled in an enrolment file, and the coordinator's run flags `runFlags`; the
+ * coordinator's database is `o.db` (default `dir`/coordinator.sqlite).
  */
-export async function processFederation(dir: string, banks: number, runFlags: string[]): Promise<ProcessFederation> {
+export async function processFederation(dir: string, banks: number, runFlags: string[], o: { db?: string } = {}): Promise<ProcessFederation> {
   const pki = await testPki();
   const ids = Array.from({ length: banks }, (_, i) => `bank-${i + 1}`);
   for (const id of ids) await pki.issue(id);
   const keyDir = join(dir, 'keys');
-  const db = join(dir, 'coordinator.sqlite');
+  const db = o.db ?? join(dir, 'coordinator.sqlite');
   const lines = readFileSync(FRAUD_CSV, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
   const [header, ...rows] = lines;
   new SeededRandom('faults:split').shuffle(rows);
