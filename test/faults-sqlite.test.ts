@@ -8,7 +8,7 @@
 // that meets the fault fails whole (nothing half-written) and runs again once the fault is gone, every
 // round commits once, and both sides' ledgers verify.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -105,9 +105,18 @@ const IMMUTABLE: Fault = {
 const DISK_FULL: Fault = {
   name: 'disk full',
   apply: (db) => {
+    // written until the file system refuses (the coordinator may take some of the space meanwhile)
     const filler = join(dirname(db), 'filler');
-    const { bavail, bsize } = statfsSync(dirname(db));
-    writeFileSync(filler, Buffer.alloc(Number(bavail) * Number(bsize)));
+    const fd = openSync(filler, 'w');
+    const chunk = Buffer.alloc(Number(statfsSync(dirname(db)).bsize));
+    try {
+      for (;;) writeSync(fd, chunk);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+    } finally {
+      closeSync(fd);
+    }
+    expect(statfsSync(dirname(db)).bavail).toBe(0);
     return () => rmSync(filler);
   },
   problem: /the disk \(or the file system holding it\) is full \(SQLITE_FULL/,
