@@ -6,9 +6,11 @@
 //     <collection>/advertise (its release is in its ledger, its keys not yet sent), <collection>/share-keys,
 //     <collection>/masked-input, <collection>/unmask (on receiving that task), evaluate (evaluated locally,
 //     nothing recorded), with <collection> "update" (training) or "evaluation";
-//   coordinator (coordinator/round-machine.ts, coordinator/secure-collection.ts): waiting, training,
+//   coordinator (coordinator/round-machine.ts, coordinator/secure-collection.ts): waiting (the wait for
+//     institutions is over and they are sampled, no task posted yet), training (the phase opens),
 //     <collection>/advertise, <collection>/share-keys, <collection>/masked-input, <collection>/unmask (after
-//     that phase's answers arrived), evaluating, committing (everything revealed, before the round's commit).
+//     that phase's answers arrived), evaluating (the phase opens), committing (everything revealed and
+//     recorded in the ledger, before the round's commit).
 
 /** SIGKILLs this process when DPFED_TEST_EXIT_AT names `point` at `round` (test hook; see the file's header). */
 export function exitAtTestPoint(point: string, round: number): void {
