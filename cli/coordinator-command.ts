@@ -181,7 +181,15 @@ export async function main(argv: string[]): Promise<number> {
     const stop = () => void Promise.all([coordinator.close(), consoleServer?.close()]).then(() => metricsServer?.close()).then(() => process.exit(130));
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    await coordinator.finished;
+    await coordinator.finished.catch(async (error: unknown) => {
+      // the run ended by an error: the server goes down with it, so the process exits (with the message)
+      // instead of serving institutions a run that no longer advances
+      await consoleServer?.close();
+      await coordinator.close();
+      await metricsServer?.close();
+      evaluator?.close?.();
+      throw error;
+    });
     await exports;
     const privacy = machine.privacySummary();
     // the run's result model (--keep): the last round, or the best by the recorded global AUC

@@ -33,6 +33,7 @@ import { BudgetExceededError } from '../privacy/ledger.ts';
 import { receiptBytes } from '../privacy/receipts.ts';
 import { verifySignature } from '../privacy/identity.ts';
 import { subtractGlobal } from './model-delta.ts';
+import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
 import type { EvalOutcome, Learner, TaskContext } from './learner.ts';
 
 export interface FederationClientOptions {
@@ -416,6 +417,7 @@ export class FederationClient extends EventEmitter {
       expectedGraph: secagg.graphNeighbours > 0 ? secagg.graphNeighbours : 'complete',
     });
     this.secureSums.set(this.secureKey(envelope.runId, envelope.round, collection), { client, vector, header: { ...header, masked: true, numExamples: 0, tensorCount: 1 } });
+    exitAtTestPoint(`${collection}/advertise`, envelope.round);
     await this.connection.pushSecAgg({ envelope, collection, advertise: client.advertise() });
   }
 
@@ -425,6 +427,7 @@ export class FederationClient extends EventEmitter {
     const key = this.secureKey(envelope.runId, envelope.round, secagg.collection);
     const state = this.secureSums.get(key);
     if (!state) throw new ProtocolRefusal(`no secure sum in progress for ${key}`);
+    exitAtTestPoint(`${secagg.collection}/${task.kind === 'SECAGG_SHARE_KEYS' ? 'share-keys' : task.kind === 'SECAGG_MASKED_INPUT' ? 'masked-input' : 'unmask'}`, envelope.round);
     const refuse = <T>(fn: () => T): T => {
       try {
         return fn();
@@ -574,6 +577,7 @@ export class FederationClient extends EventEmitter {
     const global = await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? '');
     const t0 = performance.now();
     const outcome = await this.options.learner.train(global, ctx, noiseMultiplier);
+    exitAtTestPoint('train', ctx.round);
     const delta = subtractGlobal(outcome.params, global);
     if (joins) clipToNorm(delta, policy.updateBound);
     else delta.fill(0);
@@ -727,6 +731,7 @@ export class FederationClient extends EventEmitter {
     }
     const model = await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? '');
     const outcome = await this.options.learner.evaluate(model, ctx);
+    exitAtTestPoint('evaluate', ctx.round);
     this.logLocalEvaluation(ctx, outcome);
     if (ctx.config.evaluation.private) {
       await this.evaluatePrivately(ctx, envelope, secagg, outcome);

@@ -25,6 +25,7 @@ import { countingService } from '../proto/wire-byte-counter.ts';
 import { createStrategy } from './strategies/index.ts';
 import type { Strategy } from './strategy.ts';
 import { TaskBoard } from './task-board.ts';
+import { describeStorageFault, StorageFaultError } from './storage-fault.ts';
 
 export interface CoordinatorOptions {
   dbPath: string;
@@ -89,7 +90,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     return await startOnStore(store, options);
   } catch (error) {
     store.close();
-    throw error;
+    const fault = describeStorageFault(options.dbPath, error);
+    throw fault ? new StorageFaultError(`cannot start on the coordinator database ${fault}`, error) : error;
   }
 }
 

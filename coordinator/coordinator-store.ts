@@ -3,6 +3,7 @@
 // A round is committed in one transaction, so a restart with the same file resumes at the last committed
 // round and nothing is counted twice.
 import Database from 'better-sqlite3';
+import { describeStorageFault, StorageFaultError } from './storage-fault.ts';
 
 export interface RunRow {
   id: string;
@@ -86,18 +87,37 @@ function blobOf(values: Float32Array, from = 0, to = values.byteLength): Buffer 
   return Buffer.from(values.buffer, values.byteOffset + from, to - from);
 }
 
+/** How long a write waits for another connection's lock before SQLITE_BUSY. */
+export const STORE_BUSY_TIMEOUT_MS = 1000;
+
 export class CoordinatorStore {
   readonly db: Database.Database;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    // 64 KiB pages (takes effect when the file is created): each round writes its whole model as blobs, and
-    // measured here a 4 MB blob commits in 4 ms with 64 KiB pages against 25 ms with the default 4 KiB.
-    this.db.pragma('page_size = 65536');
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.exec(SCHEMA);
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path);
+      // 64 KiB pages (takes effect when the file is created): each round writes its whole model as blobs,
+      // and a 4 MB blob commits in about 4 ms with 64 KiB pages against 25 ms with the default 4 KiB.
+      db.pragma('page_size = 65536');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      // a write waits this long for another connection's lock (e.g. `dpfed enrol` in another process)
+      // before failing with SQLITE_BUSY; short, since a wait blocks the coordinator's event loop
+      db.pragma(`busy_timeout = ${STORE_BUSY_TIMEOUT_MS}`);
+      db.exec(SCHEMA);
+    } catch (error) {
+      db?.close();
+      const fault = describeStorageFault(path, error);
+      throw fault ? new StorageFaultError(`cannot open the coordinator database ${fault}`, error) : error;
+    }
+    this.db = db;
+  }
+
+  /** The database file's path (as opened). */
+  get path(): string {
+    return this.db.name;
   }
 
   close(): void {

@@ -39,6 +39,8 @@ import type { TaskBoard } from './task-board.ts';
 import { VectorPool } from './vector-pool.ts';
 import { validateUpdate } from './update-validation.ts';
 import { ArrivalWeightedSum, WeightedSumBuffer } from './weighted-sum.ts';
+import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
+import { describeStorageFault } from './storage-fault.ts';
 
 export interface TrainReport {
   /** The update; null once it is folded into the round's arrival sum (strategies that work on sums). */
@@ -245,7 +247,7 @@ export class RoundMachine extends EventEmitter {
         break;
       }
       this.roundConsumed = false;
-      const summary = await this.runRound();
+      const summary = await this.runRoundOrStorageFault();
       if (this.stopped) break;
       if (summary) this.emit('round', summary);
       // A failed round is run again under the same number, except under client-level DP: there every
@@ -269,6 +271,39 @@ export class RoundMachine extends EventEmitter {
     }
   }
 
+  /**
+   * Runs one round; a storage fault of the database (locked, read-only, disk full: coordinator/storage-fault.ts)
+   * fails the round instead of the run. Each of the round's writes is one transaction (the revealed sum's
+   * ledger events, the commit), so nothing of it is half-written, and the round runs again after the failed
+   * round's pause: the institutions re-send what they released, and the same signed events are no-ops.
+   */
+  private async runRoundOrStorageFault(): Promise<RoundSummary | null> {
+    try {
+      return await this.runRound();
+    } catch (error) {
+      const fault = describeStorageFault(this.deps.store.path, error);
+      if (!fault) throw error;
+      const round = this.round;
+      this.abandonRound();
+      const reason = `round ${round}: the coordinator database cannot be written: ${fault}; the round is run again`;
+      try {
+        this.deps.store.recordRoundFailure(this.runId, round, reason);
+      } catch {
+        /* the same fault: the failure is reported on the event below */
+      }
+      this.emit('round-failed', { round, reason });
+      return null;
+    }
+  }
+
+  /** After a round ended by an exception: its phases are closed and no task of it stays posted. */
+  private abandonRound(): void {
+    this.trainPhase = null;
+    this.evalPhase = null;
+    this.secure = null;
+    for (const institution of this.deps.registry.all()) this.deps.board.clear(institution.id);
+  }
+
   // ---------------- one round ----------------
 
   private async runRound(): Promise<RoundSummary | null> {
@@ -278,6 +313,7 @@ export class RoundMachine extends EventEmitter {
     this.deps.board.unblockAll();
     const participants = await this.waitAndSample(round);
     if (this.stopped || !participants) return null;
+    exitAtTestPoint('waiting', round);
     const watch = setInterval(() => this.dropUnfetched(), PICKUP_CHECK_MS);
     try {
       return await this.runSampledRound(round, participants);
@@ -336,6 +372,7 @@ export class RoundMachine extends EventEmitter {
 
     // ---- train and aggregate ----
     this.phase = 'training';
+    exitAtTestPoint('training', round);
     const trained =
       aggregation === 'secagg' ? await this.trainSecure(round, participants, trainConfig)
       : aggregation === 'ckks' ? await this.trainCkks(round, participants, trainConfig)
@@ -353,6 +390,7 @@ export class RoundMachine extends EventEmitter {
     // ---- evaluate the new global model (every --evaluate-every rounds, and the last round) ----
     const evaluates = !config.task.evaluation.none && isEvaluationRound(round, config.rounds, config.task.evaluation.every ?? 1);
     this.phase = 'evaluating';
+    exitAtTestPoint('evaluating', round);
     const evaluated = !evaluates ? this.noEvaluation()
       : config.task.evaluation.coordinatorData ? await this.evaluateOnOwnData(trained.next, trained.reported)
       : secure ? await this.evaluateSecure(round, trained.reported, trainConfig)
@@ -362,6 +400,7 @@ export class RoundMachine extends EventEmitter {
     // ---- commit ----
     const tEvaluated = performance.now();
     this.phase = 'committing';
+    exitAtTestPoint('committing', round);
     const metrics = [...trained.metrics, ...evaluated.metrics];
     const none = { auc: Number.NaN, loss: Number.NaN, accuracy: Number.NaN, examples: 0, aucStderr: undefined };
     const { auc: globalAuc, loss: globalLoss, accuracy: globalAccuracy, examples, aucStderr } = evaluates ? strategy.evaluate(round, evaluated.totals) : none;

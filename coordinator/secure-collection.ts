@@ -9,6 +9,7 @@ import type { Institution } from './institution-registry.ts';
 import { PhaseCollector } from './phase-collector.ts';
 import type { ResultSink } from './round-machine.ts';
 import { failedPrecondition, invalidArgument } from './rpc-error.ts';
+import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
 import { SecAggServer } from './secagg-server.ts';
 import type { TaskBoard } from './task-board.ts';
 
@@ -127,6 +128,7 @@ export class SecureCollection {
     try {
       for (const p of this.o.participants) this.post(p.id, this.o.firstKind);
       const advertised = await finishPhase();
+      exitAtTestPoint(`${this.o.collection}/advertise`, this.o.round);
       if (this.stopped) return { ok: false, reason: 'stopped', excluded: excluded() };
 
       this.step = 'share';
@@ -134,6 +136,7 @@ export class SecureCollection {
       this.collector = new PhaseCollector<true>(`${this.o.collection} key sharing`, new Set(advertised), this.o.phaseDeadlineMs);
       for (const id of advertised) this.post(id, 'SECAGG_SHARE_KEYS', { keys, neighbours: this.server.neighboursOf(id) });
       const shared = await finishPhase();
+      exitAtTestPoint(`${this.o.collection}/share-keys`, this.o.round);
       if (this.stopped) return { ok: false, reason: 'stopped', excluded: excluded() };
 
       this.step = 'masked';
@@ -142,6 +145,7 @@ export class SecureCollection {
       this.collector = new PhaseCollector<true>(`${this.o.collection} masked input`, new Set(sharers), this.o.phaseDeadlineMs);
       for (const id of sharers) this.post(id, 'SECAGG_MASKED_INPUT', { keys, neighbours: this.server.neighboursOf(id), shares: inboxes.get(id)! });
       await finishPhase();
+      exitAtTestPoint(`${this.o.collection}/masked-input`, this.o.round);
       if (this.stopped) return { ok: false, reason: 'stopped', excluded: excluded() };
 
       this.step = 'unmask';
@@ -152,6 +156,7 @@ export class SecureCollection {
         this.post(id, 'SECAGG_UNMASK', { survivors: request.survivors, dropped: request.dropped, neighbours: this.server.neighboursOf(id) });
       }
       await finishPhase();
+      exitAtTestPoint(`${this.o.collection}/unmask`, this.o.round);
       if (this.stopped) return { ok: false, reason: 'stopped', excluded: excluded() };
       const sum = this.server.result();
       const final = this.server.unmaskRequest();
