@@ -15,11 +15,12 @@ import { makeAccountant } from '../privacy/accountant.ts';
 import { composedEpsilon } from '../privacy/budget.ts';
 import { defaultKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
-import { labelColumn, readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
+import { labelColumn, type DataSchema } from '../proto/data-schema.ts';
 import { INSTITUTION_ID_PATTERN } from '../proto/registration.ts';
 import { lineLogger } from '../proto/logger.ts';
 import { quoted } from '../proto/text-excerpt.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
+import { schemaFromFlag } from './schema-flag.ts';
 import { loggerFromFlags, metricsServerFromFlags, observabilityFlags } from './observability-flags.ts';
 import { tlsFlags, transportFromFlags } from './tls-flags.ts';
 
@@ -71,11 +72,7 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`--data: ${(error as Error).message}`);
       }
     } else {
-      try {
-        schema = readSchemaFile(String(f.schema));
-      } catch (error) {
-        throw new UsageError(`--schema: ${(error as Error).message}`);
-      }
+      schema = schemaFromFlag(f.schema)!;
       const label = labelColumn(schema).name;
       if (f.labelColumn !== undefined && String(f.labelColumn) !== label) throw new UsageError(`--label-column: ${quoted(String(f.labelColumn), 60)} differs from the schema's label column ${quoted(label, 60)}`);
     }

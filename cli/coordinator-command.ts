@@ -8,13 +8,14 @@ import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
 import { chooseRound, exportModel } from '../coordinator/model-export.ts';
 import { join } from 'node:path';
-import { readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
+import { type DataSchema } from '../proto/data-schema.ts';
 import { EvaluationWatch, estimateForTask } from '../privacy/signal-to-noise.ts';
 import { parameterCount } from '../proto/model-spec.ts';
 import type { RunConfig } from '../coordinator/run-config.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
 import { evaluationDataEvaluator } from './evaluation-data.ts';
 import { runCommand, UsageError, type CommandSpec } from './flags.ts';
+import { schemaFromFlag } from './schema-flag.ts';
 import { loggerFromFlags, metricsServerFromFlags, observabilityFlags } from './observability-flags.ts';
 import { runConfigFromFlags, runFlags } from './run-flags.ts';
 import { tlsFlags, transportFromFlags } from './tls-flags.ts';
@@ -70,11 +71,7 @@ export async function main(argv: string[]): Promise<number> {
     let exportSchema: DataSchema | undefined;
     if (f.exportSchema !== undefined) {
       if (f.exportDir === undefined) throw new UsageError('--export-schema needs --export-dir');
-      try {
-        exportSchema = readSchemaFile(String(f.exportSchema));
-      } catch (error) {
-        throw new UsageError(`--export-schema: ${(error as Error).message}`);
-      }
+      exportSchema = schemaFromFlag(f.exportSchema, 'export-schema');
     }
     const json = Boolean(f.json);
     const emit = (event: Record<string, unknown>) => process.stdout.write(JSON.stringify(event) + '\n');

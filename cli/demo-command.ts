@@ -12,11 +12,12 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { ensureKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
 import { CA_CERT_FILE, createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
-import { labelColumn, readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
+import { labelColumn, type DataSchema } from '../proto/data-schema.ts';
 import { exportAndEvaluate, heldOutLine, HELD_OUT_SHARE, holdOut, type HeldOutMetrics } from './demo-held-out.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { BACKEND_NAMES } from '../client-sdk/tf-backend.ts';
 import { runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
+import { schemaFromFlag } from './schema-flag.ts';
 import { runConfigFromFlags, runFlags } from './run-flags.ts';
 import { estimateForTask } from '../privacy/signal-to-noise.ts';
 import { parameterCount } from '../proto/model-spec.ts';
@@ -150,12 +151,7 @@ export async function main(argv: string[]): Promise<number> {
     const keyDir = `${db}.keys`;
     if (!f.keep) resetDemoState(db, banksDir, keyDir);
     mkdirSync(banksDir, { recursive: true });
-    let schema: DataSchema;
-    try {
-      schema = readSchemaFile(String(f.schema));
-    } catch (error) {
-      throw new UsageError(`--schema: ${(error as Error).message}`);
-    }
+    const schema: DataSchema = schemaFromFlag(f.schema)!;
     const { files, heldOutCsv, heldOutRows, rowsPerBank } = splitAcrossBanks(String(f.data), banks, String(f.seed), banksDir);
     say(`demo: ${heldOutRows} rows (${(HELD_OUT_SHARE * 100).toFixed(0)} %, chosen by a seeded hash) held out from every bank in ${heldOutCsv}`);
     const minClients = Math.max(f.aggregation === 'secagg' ? 3 : 2, banks - 1);

@@ -4,8 +4,8 @@
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { exportModel, ModelExportError, type RoundChoice } from '../coordinator/model-export.ts';
-import { readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
 import { UsageError, type CommandSpec, type FlagValues } from './flags.ts';
+import { schemaFromFlag } from './schema-flag.ts';
 import { runSubcommand, type Subcommand } from './subcommands.ts';
 
 export const EXPORT_COMMAND: CommandSpec = {
@@ -30,14 +30,7 @@ export const EXPORT_COMMAND: CommandSpec = {
 async function exportBody(f: FlagValues): Promise<number> {
   const file = String(f.db);
   if (!existsSync(file)) throw new UsageError(`--db: no such file: ${file}`);
-  let schema: DataSchema | undefined;
-  if (f.schema !== undefined) {
-    try {
-      schema = readSchemaFile(String(f.schema));
-    } catch (error) {
-      throw new UsageError(`--schema: ${(error as Error).message}`);
-    }
-  }
+  const schema = schemaFromFlag(f.schema);
   let db: Database.Database;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });

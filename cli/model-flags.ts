@@ -3,8 +3,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { loadModel, ModelFileError, type LoadedModel } from '../client-sdk/model-file.ts';
 import { BACKEND_NAMES, selectBackend, type BackendName } from '../client-sdk/tf-backend.ts';
-import { readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
 import { UsageError, type FlagSpec, type FlagValues } from './flags.ts';
+import { schemaFromFlag } from './schema-flag.ts';
 
 export const MODEL_FLAGS: FlagSpec[] = [
   { name: 'model', type: 'string', required: true, help: 'model folder written by dpfed model export (its hashes are checked on load)' },
@@ -17,14 +17,7 @@ export async function loadModelFromFlags(f: FlagValues): Promise<LoadedModel> {
   const dir = String(f.model);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--model: no such folder: ${dir}`);
   if (!existsSync(String(f.data))) throw new UsageError(`--data: no such file: ${String(f.data)}`);
-  let schema: DataSchema | undefined;
-  if (f.schema !== undefined) {
-    try {
-      schema = readSchemaFile(String(f.schema));
-    } catch (error) {
-      throw new UsageError(`--schema: ${(error as Error).message}`);
-    }
-  }
+  const schema = schemaFromFlag(f.schema);
   const { tf } = await selectBackend(f.backend as BackendName);
   try {
     return await loadModel(dir, { tf, schema });

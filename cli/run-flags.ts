@@ -6,8 +6,9 @@ import { modelSpecFromShorthand } from '../proto/model-spec.ts';
 import type { AggregationMode, PrivacyMode, TaskConfig } from '../proto/task-config.ts';
 import { parameterCount } from '../proto/model-spec.ts';
 import { calibrateClientNoise, defaultUpdateBound, releasePairRefusal } from '../privacy/release-policy.ts';
-import { featureColumns, readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
+import { featureColumns, type DataSchema } from '../proto/data-schema.ts';
 import { UsageError, type FlagSpec, type FlagValues } from './flags.ts';
+import { schemaFromFlag } from './schema-flag.ts';
 
 const positive = (v: number | string) => (Number(v) > 0 ? undefined : 'must be positive');
 const fraction = (v: number | string) => (Number(v) > 0 && Number(v) <= 1 ? undefined : 'must be in (0, 1]');
@@ -191,12 +192,7 @@ const DEFAULT_FEATURES = 30;
 
 /** --schema read and validated; a bad file is a UsageError naming the flag, the column and the field. */
 function schemaFromFlags(f: FlagValues): DataSchema | undefined {
-  if (f.schema === undefined) return undefined;
-  try {
-    return readSchemaFile(String(f.schema));
-  } catch (error) {
-    throw new UsageError(`--schema: ${(error as Error).message}`);
-  }
+  return schemaFromFlag(f.schema);
 }
 
 /**

@@ -4,8 +4,9 @@
 //   hash   validates a schema file and prints its hash, which every institution of a federation shares.
 import { existsSync, writeFileSync } from 'node:fs';
 import { inferSchema, INFERRED_SCHEMA_WARNING } from '../client-sdk/schema-inference.ts';
-import { featureColumns, readSchemaFile, schemaHash } from '../proto/data-schema.ts';
+import { featureColumns, schemaHash } from '../proto/data-schema.ts';
 import { renderHelp, runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
+import { schemaFromFlag } from './schema-flag.ts';
 
 export const INFER_COMMAND: CommandSpec = {
   name: 'schema infer',
@@ -50,12 +51,7 @@ async function inferBody(f: FlagValues): Promise<number> {
 }
 
 async function hashBody(f: FlagValues): Promise<number> {
-  let schema;
-  try {
-    schema = readSchemaFile(String(f.schema));
-  } catch (error) {
-    throw new UsageError(`--schema: ${(error as Error).message}`);
-  }
+  const schema = schemaFromFlag(f.schema)!;
   const hash = schemaHash(schema);
   const features = featureColumns(schema).length;
   process.stdout.write(f.json ? JSON.stringify({ schemaHash: hash, features, columns: schema.columns.length }) + '\n' : `${hash}  ${features} features\n`);

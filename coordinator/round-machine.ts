@@ -126,6 +126,15 @@ export function failedRoundBackoffMs(failures: number): number {
   return Math.round(step / 2 + randomInt(0, Math.floor(step / 2) + 1));
 }
 
+/** The check of an evaluation's two tensors, exact or noisy: the class histograms, `bins` UINT32 cells each. */
+function expectHistogramTensor(bins: number): ResultSink['expectTensor'] {
+  return (name, shape, dtype, index) => {
+    if (name !== HISTOGRAM_NAMES[index]) throw invalidArgument(`tensor.name: expected "${HISTOGRAM_NAMES[index]}", got "${name}"`);
+    if (shape.length !== 1 || shape[0] !== bins) throw invalidArgument(`tensor.shape: "${name}" must be [${bins}]`);
+    if (dtype !== 'UINT32') throw invalidArgument(`tensor.dtype: "${name}" must be UINT32`);
+  };
+}
+
 export class RoundMachine extends EventEmitter {
   readonly runId: string;
   private phase: Phase = 'starting';
@@ -922,11 +931,7 @@ export class RoundMachine extends EventEmitter {
     if (header.metrics.accuracy > 1 || header.metrics.accuracy < 0) throw invalidArgument(`header.metrics.accuracy: ${header.metrics.accuracy} is outside [0, 1]`);
     return {
       tensorCount: 2,
-      expectTensor: (name, shape, dtype, index) => {
-        if (name !== HISTOGRAM_NAMES[index]) throw invalidArgument(`tensor.name: expected "${HISTOGRAM_NAMES[index]}", got "${name}"`);
-        if (shape.length !== 1 || shape[0] !== bins) throw invalidArgument(`tensor.shape: "${name}" must be [${bins}]`);
-        if (dtype !== 'UINT32') throw invalidArgument(`tensor.dtype: "${name}" must be UINT32`);
-      },
+      expectTensor: expectHistogramTensor(bins),
       finish: (tensors) => {
         const histogram: ScoreHistogram = {
           bins,
@@ -956,11 +961,7 @@ export class RoundMachine extends EventEmitter {
     if (!event) throw invalidArgument('header.privacy_event: a private evaluation must carry its signed evaluation event');
     return {
       tensorCount: 2,
-      expectTensor: (name, shape, dtype, index) => {
-        if (name !== HISTOGRAM_NAMES[index]) throw invalidArgument(`tensor.name: expected "${HISTOGRAM_NAMES[index]}", got "${name}"`);
-        if (shape.length !== 1 || shape[0] !== bins) throw invalidArgument(`tensor.shape: "${name}" must be [${bins}]`);
-        if (dtype !== 'UINT32') throw invalidArgument(`tensor.dtype: "${name}" must be UINT32`);
-      },
+      expectTensor: expectHistogramTensor(bins),
       finish: (tensors) => {
         const vector = new Uint32Array(2 * bins);
         vector.set(tensors[0].data as Uint32Array, 0);
