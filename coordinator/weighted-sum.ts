@@ -3,7 +3,7 @@
 // passes run block by block (BLOCK values, 32 KiB of accumulator), so the accumulator stays in cache
 // while every vector's block is folded into it, and memory sees each input once and the accumulator
 // once instead of once per four clients. The order of the additions is the same as pass by pass over the
-// whole vectors, so the sums are bit for bit the same. On this machine that runs at or above the speed
+// whole vectors, so the sums are bit for bit the same. On a 2-core x86-64 server that runs at or above the speed
 // of a plain float32 `sum[i] += x[i]` loop (see bench/aggregation-bench.ts). Its inverse, scaleAndAdd,
 // turns the sum back into float32 parameters.
 

@@ -16,7 +16,7 @@
 // every encrypting institution must then hold the secret key, which lets each of them decrypt the others.
 // Public-key encryption (the default, CkksEncryptor.create) means only key holders can decrypt.
 //
-// Parameters, chosen by measurement on this machine (100k floats, 10 clients; bench/ckks-bench.ts):
+// Parameters, chosen by measurement (100k floats, 10 clients, 2-core x86-64 server; bench/ckks-bench.ts):
 //   N = 8192 (4096 slots per ciphertext), coefficient modulus two 60-bit primes [60, 60], scale 2^40,
 //   128-bit classical security (SEAL's HE-standard table allows up to 218 bits of modulus at N = 8192).
 //   Summation needs no multiplicative depth, so the smallest chain suffices: ciphertexts live at one 60-bit

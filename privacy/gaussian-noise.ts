@@ -147,10 +147,10 @@ function run<T extends Float32Array | Int32Array>(array: T, from: number, n: num
 // of two, so y + 0.5 is exact for 2^-30 <= |y| < 2^52; below 2^-30 floor(y + 0.5) is 0 as Math.round(y) is
 // (up to the sign of zero, which + z g erases), and from 2^52 on y is already an integer, kept as it is. So
 // the output is bit for bit that of Math.round, which V8 compiles with a data-dependent branch that
-// mispredicts on about half of the values of a real gradient (measured here: ~3x slower on a training
+// mispredicts on about half of the values of a real gradient (in bench/training-bench.ts: ~3x slower on a training
 // step's sum). The loop-invariant numbers are unboxed once before the loop (V8 does not hoist that), the
 // lattice value is formed in float64 (an integer addition would be speculated as int32 and checked), and the
-// loop is unrolled by four (measured here: ~1/3 less time per value than one at a time).
+// loop is unrolled by four (in the same bench: ~1/3 less time per value than one at a time).
 
 function snapAndAdd(values: Float32Array, z: Int32Array, inverseGrid: number, g: number, multiplier: number): number {
   const inverse = inverseGrid * 1;

@@ -12,7 +12,7 @@
 //     failed worker) is drawn in this thread with the same sampler, same scale;
 //   - the worker is unref'd (it never keeps the process alive) and dispose() stops and terminates it.
 // pause()/resume() let the consumer keep the worker off the CPU while it trains from a ring that already
-// holds what it needs (measured here: on a shared, loaded 2-core machine a worker refilling during the
+// holds what it needs (on a shared, loaded 2-core machine a worker refilling during the
 // training steps slowed them more than the in-thread draws it saved); the trainer fills between rounds.
 // The worker is a TypeScript module; it is started through a tiny JavaScript entry (typescript-worker.ts)
 // that registers tsx (a dependency) in the worker through tsx's public `tsx/esm/api` export, so it runs the
@@ -177,7 +177,7 @@ export class DiscreteGaussianPool implements IntegerNoiseSource {
 
   /**
    * Zeroes values[start .. end) and nothing else. fill() on shared memory stores element by element, so the
-   * 8-byte-aligned middle goes through the 64-bit view (measured here: ~2x faster than an Int32 fill()).
+   * 8-byte-aligned middle goes through the 64-bit view (~2x faster than an Int32 fill() in the training bench).
    */
   private wipe(start: number, end: number): void {
     const values = this.values;

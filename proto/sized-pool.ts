@@ -1,5 +1,5 @@
 // Big buffers kept for reuse, by size: what a round needs again (update vectors, frames of tensor bytes)
-// comes from here instead of fresh memory, which on this machine costs page faults and then the garbage
+// comes from here instead of fresh memory, which costs page faults and then the garbage
 // collector's time to free it. A buffer taken is the caller's until given back; the caller gives it back
 // only when nothing else refers to it any more. Buffers are handed out as they were left, not cleared.
 
