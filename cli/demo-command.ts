@@ -31,7 +31,7 @@ const DATA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
 const SCHEMA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json');
 
 /** `features` is not a demo flag: the model's input count is the schema's number of feature columns. */
-const DEMO_OWN = new Set(['db', 'institutions', 'backend', 'json', 'budget-epsilon', 'keep', 'data', 'schema', 'round-timeout', 'features', 'insecure']);
+const DEMO_OWN = new Set(['db', 'institutions', 'backend', 'json', 'budget-epsilon', 'keep', 'data', 'schema', 'round-timeout', 'features', 'insecure', 'metrics-port']);
 /** Flags the demo sets on the coordinator itself, from --institutions. */
 const COORDINATOR_SET = new Set(['min-clients', 'wait-for']);
 // The demo evaluates every round, privately, within the run's ε = 3 (the default 20 % share for the 10
@@ -53,6 +53,7 @@ export const command: CommandSpec = {
     { name: 'keep', type: 'boolean', help: 'keep an existing demo database and the banks\' ledgers (default: start fresh)' },
     { name: 'json', type: 'boolean', help: 'stdout carries only one JSON summary at the end (progress goes to stderr)' },
     { name: 'insecure', type: 'boolean', help: 'plaintext gRPC instead of mutual TLS (the processes print a warning)' },
+    { name: 'metrics-port', type: 'int', help: 'the coordinator serves Prometheus /metrics, /healthz and /readyz on this port (0 = any free port; the address is printed)', check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535') },
     ...SHARED.filter((f) => !DEMO_OWN.has(f.name) && !COORDINATOR_SET.has(f.name)).map((f) => (f.name === 'rounds' ? { ...f, default: 10 } : f)),
   ],
   examples: ['npm run demo', 'npm run demo -- --json --seed 3 --privacy client', 'dpfed demo --rounds 5 --institutions 6 --epsilon 2'],
@@ -189,7 +190,7 @@ export async function main(argv: string[]): Promise<number> {
     const shared = forward(f, SHARED.map((s) => s.name).filter((n) => !DEMO_OWN.has(n) && !COORDINATOR_SET.has(n)));
     // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
     const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--key-dir', keyDir, '--json', ...DEMO_LOGS, '--min-clients', String(minClients), '--wait-for', String(banks),
-      '--round-timeout', String(f.roundTimeout), '--schema', String(f.schema), '--enrol-file', enrolFile, ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
+      '--round-timeout', String(f.roundTimeout), '--schema', String(f.schema), '--enrol-file', enrolFile, ...(f.metricsPort !== undefined ? ['--metrics-port', String(f.metricsPort), '--metrics-host', '127.0.0.1'] : []), ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(coordinator);
 
     // Every round has an `auc`: its own when it was evaluated, else the last evaluated one (null before any).
@@ -227,6 +228,7 @@ export async function main(argv: string[]): Promise<number> {
         say(`demo: coordinator on 127.0.0.1:${event.port} (run ${runId}); starting ${banks} banks; privacy ${f.privacy}` +
           (f.privacy === 'record' ? ` (target epsilon ${f.epsilon}, delta ${f.delta})` : '') + `, aggregation ${f.aggregation}` +
           (tls ? ', mutual TLS, enrolled banks only' : ', plaintext (--insecure), enrolled banks only'));
+        if (event.metrics) say(`demo: coordinator metrics at ${String(event.metrics)} (also /healthz, /readyz)`);
         startBanks(Number(event.port));
       } else if (event.event === 'round') {
         const evaluated = event.evaluated !== false;
