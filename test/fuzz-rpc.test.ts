@@ -71,7 +71,7 @@ describe('fuzzing every RPC of a running coordinator', () => {
 
   beforeAll(async () => {
     f = await startFuzzFederation('fuzz-rpc');
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     await f?.close();
@@ -150,7 +150,7 @@ describe('fuzzing every RPC of a running coordinator', () => {
         if (f.uncaught.length) problems.push(`uncaughtException: ${String(f.uncaught[0])}`);
         if (problems.length) throw new Error(problems.slice(0, 5).join('\n'));
       }),
-      { numRuns: RUNS, seed, path: process.env.FUZZ_PATH, endOnFailure: Boolean(process.env.FUZZ_NO_SHRINK), interruptAfterTimeLimit: 120_000 },
+      { numRuns: RUNS, seed, path: process.env.FUZZ_PATH, endOnFailure: Boolean(process.env.FUZZ_NO_SHRINK), interruptAfterTimeLimit: 400_000 },
     );
     if (result.failed) {
       throw new Error(`fuzz failure (replay: FUZZ_SEED=${result.seed} FUZZ_PATH=${result.counterexamplePath}):\n${String(result.errorInstance)}\n(${result.numShrinks} shrinks)`);
@@ -163,5 +163,5 @@ describe('fuzzing every RPC of a running coordinator', () => {
     expect(f.rounds.rounds.length - committedBefore, 'rounds committed during the fuzzing').toBeGreaterThanOrEqual(3);
     expect(f.rounds.failures).toEqual([]);
     expect(f.uncaught).toEqual([]);
-  }, 180_000);
+  }, 480_000);
 });

@@ -80,7 +80,7 @@ describe('fuzzing the Session stream of a running coordinator', () => {
 
   beforeAll(async () => {
     f = await startFuzzFederation('fuzz-session');
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     await f?.close();
@@ -204,7 +204,7 @@ describe('fuzzing the Session stream of a running coordinator', () => {
         if (f.uncaught.length) problems.push(`uncaughtException: ${String(f.uncaught[0])}`);
         if (problems.length) throw new Error([...new Set(problems)].slice(0, 5).join('\n'));
       }),
-      { numRuns: RUNS, seed, path: process.env.FUZZ_PATH, endOnFailure: Boolean(process.env.FUZZ_NO_SHRINK), interruptAfterTimeLimit: 120_000 },
+      { numRuns: RUNS, seed, path: process.env.FUZZ_PATH, endOnFailure: Boolean(process.env.FUZZ_NO_SHRINK), interruptAfterTimeLimit: 400_000 },
     );
     if (result.failed) {
       throw new Error(`fuzz failure (replay: FUZZ_SEED=${result.seed} FUZZ_PATH=${result.counterexamplePath}):\n${String(result.errorInstance)}\n(${result.numShrinks} shrinks)`);
@@ -217,5 +217,5 @@ describe('fuzzing the Session stream of a running coordinator', () => {
     expect(f.rounds.rounds.length - committedBefore, 'rounds committed during the fuzzing').toBeGreaterThanOrEqual(3);
     expect(f.rounds.failures).toEqual([]);
     expect(f.uncaught).toEqual([]);
-  }, 180_000);
+  }, 480_000);
 });

@@ -56,6 +56,23 @@ export async function startFuzzFederation(name: string): Promise<FuzzFederation>
   const ctx: FuzzContext = { runId: coordinator.runId, institutionId: 'attacker', session: new Uint8Array(16), round: 0, modelVersion: 0 };
   let institutions: TestInstitution[] = [];
 
+  /**
+   * A valid call that must succeed while the coordinator serves. The fuzzing connection carries thousands
+   * of hostile calls at once; when its channel is reconnecting (the call never left: "Waiting for LB
+   * pick"), the probe asks again once over a fresh connection, so what is judged is the coordinator, not
+   * the client's channel state.
+   */
+  const probe = async (method: 'Challenge' | 'Heartbeat', bytes: Buffer) => {
+    const out = await raw.unary(method, bytes, FUZZ_DEADLINE_MS);
+    if (out.code === grpc.status.OK || !/LB pick|UNAVAILABLE|No connection/i.test(`${grpc.status[out.code]} ${out.details}`)) return out;
+    const fresh = new RawFederationClient(address, testCredentials('attacker'));
+    try {
+      return await fresh.unary(method, bytes, FUZZ_DEADLINE_MS);
+    } finally {
+      fresh.close();
+    }
+  };
+
   const f: FuzzFederation = {
     coordinator,
     config,
@@ -69,7 +86,7 @@ export async function startFuzzFederation(name: string): Promise<FuzzFederation>
       ctx.modelVersion = status.modelVersion;
     },
     async challenge() {
-      const out = await raw.unary('Challenge', encodeRequest('Challenge', { institutionId: 'attacker' }), FUZZ_DEADLINE_MS);
+      const out = await probe('Challenge', encodeRequest('Challenge', { institutionId: 'attacker' }));
       if (out.code !== grpc.status.OK) throw new Error(`Challenge refused: ${grpc.status[out.code]} ${out.details}`);
       return decodeResponse<ChallengeResponse>('Challenge', out.responses[0]);
     },
@@ -81,9 +98,9 @@ export async function startFuzzFederation(name: string): Promise<FuzzFederation>
     },
     async stillServing() {
       f.refresh();
-      const heartbeat = await raw.unary('Heartbeat', encodeRequest('Heartbeat', { envelope: resolve(ctx, { $valid: 'none' }) }), FUZZ_DEADLINE_MS);
+      const heartbeat = await probe('Heartbeat', encodeRequest('Heartbeat', { envelope: resolve(ctx, { $valid: 'none' }) }));
       if (heartbeat.code !== grpc.status.OK) return `a valid Heartbeat failed: ${grpc.status[heartbeat.code]} ${heartbeat.details}`;
-      const challenge = await raw.unary('Challenge', encodeRequest('Challenge', { institutionId: 'attacker' }), FUZZ_DEADLINE_MS);
+      const challenge = await probe('Challenge', encodeRequest('Challenge', { institutionId: 'attacker' }));
       if (challenge.code !== grpc.status.OK) return `a valid Challenge failed: ${grpc.status[challenge.code]} ${challenge.details}`;
       return null;
     },
