@@ -6,15 +6,12 @@
 // (session-stream.ts), which the coordinator answers exactly as it answers the separate calls.
 import { countingClientConstructor, type WireBytes } from '../proto/wire-byte-counter.ts';
 import * as grpc from '@grpc/grpc-js';
-import { FramePool } from '../proto/frame-pool.ts';
 import { channelCredentials, type TlsMaterial } from '../proto/tls-credentials.ts';
 import { assembleWhole, chunkTensors, packTensors, TensorAssembler, type NamedTensor, type TensorData } from '../proto/tensor-stream.ts';
 import {
   CHANNEL_OPTIONS,
   DEFAULT_CHUNK_BYTES,
   federationClientConstructor,
-  packedResultFrame,
-  resultTensorFrame,
   MAX_MESSAGE_BYTES,
   type AckMsg,
   type ChallengeRequest,
@@ -29,6 +26,7 @@ import {
   type SecAggMessageMsg,
   type TaskMsg,
 } from '../proto/wire.ts';
+import { ZeroCopyFraming } from '../proto/zero-copy-framing.ts';
 import { CallFailed, SessionStream, type FrameBody } from './session-stream.ts';
 
 const CALL_DEADLINE_MS = 30_000;
@@ -53,10 +51,11 @@ export function connectionCredentials(o: { tls?: TlsMaterial; insecure?: boolean
 export class CoordinatorConnection {
   private readonly client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   private readonly session: SessionStream;
-  /** Upload frames, reused from round to round. */
-  private readonly frames = new FramePool(4);
+  /** How upload frames are written (zero-copy from pooled frames, unless switched off). */
+  private readonly framing: ZeroCopyFraming;
 
-  constructor(readonly address: string, credentials: grpc.ChannelCredentials, wireBytes?: WireBytes) {
+  constructor(readonly address: string, credentials: grpc.ChannelCredentials, wireBytes?: WireBytes, options: { zeroCopy?: boolean } = {}) {
+    this.framing = new ZeroCopyFraming({ zeroCopy: options.zeroCopy, poolSize: 4 });
     const Client = wireBytes ? countingClientConstructor(wireBytes) : federationClientConstructor();
     this.client = new Client(address, credentials, CHANNEL_OPTIONS) as never;
     this.session = new SessionStream(() => this.client.Session() as never);
@@ -130,12 +129,12 @@ export class CoordinatorConnection {
       async (call) => {
         // a result that fits one message goes in one packed frame; a larger one as header, chunks and end
         const packed = packTensors(tensors);
-        const whole = packedResultFrame(call.callId, header, packed.headers, packed.packed, MAX_MESSAGE_BYTES, this.frames.take);
-        if (whole) return call.writeFrame(whole, () => this.frames.give(whole));
+        const whole = this.framing.packedResult(call.callId, header, packed.headers, packed.packed, MAX_MESSAGE_BYTES);
+        if (whole) return call.writeFrame(whole.bytes, whole.release);
         await call.write({ result: { header } });
         for (const tensor of chunkTensors(tensors, chunkBytes)) {
-          const frame = resultTensorFrame(call.callId, tensor, this.frames.take);
-          await call.writeFrame(frame, () => this.frames.give(frame));
+          const frame = this.framing.resultTensor(call.callId, tensor);
+          await call.writeFrame(frame.bytes, frame.release);
         }
         await call.write({ resultEnd: true });
       },

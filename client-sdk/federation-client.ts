@@ -13,13 +13,14 @@ import { ckksKeyBinding } from '../privacy/ckks-key-binding.ts';
 import { CKKS_UPDATE_CLIP_RANGE, ckksUpdateVector } from '../privacy/ckks-update-encoding.ts';
 import { noisyHistogramVector } from '../privacy/evaluation-mechanism.ts';
 import { encodeEvaluation } from '../privacy/evaluation-vector.ts';
-import { encodeWeightedUpdate, parseQuantisationConfig } from '../privacy/quantise.ts';
+import { encodeWeightedUpdate, quantisationFromMessage } from '../privacy/quantise.ts';
 import type { SecAggCollection } from '../privacy/secagg-keys.ts';
 import { SecAggClient } from './secagg-client.ts';
 import type { IdentityKey } from '../privacy/identity.ts';
 import { participationCoin, releasePairRefusal, trainingReleasePolicy } from '../privacy/release-policy.ts';
 import { clipToNorm } from '../privacy/update-clipping.ts';
-import { parameterCount, parameterShapes, parseModelSpec, type ModelSpec } from '../proto/model-spec.ts';
+import { modelSpecFromMessage, parameterCount, parameterShapes, type ModelSpec } from '../proto/model-spec.ts';
+import { CKKS_SUM_ARTIFACT, COLLECTIONS, TENSOR_NAMES } from '../proto/shared-names.ts';
 import { parseTaskConfig } from '../proto/task-config.ts';
 import type { TlsMaterial } from '../proto/tls-credentials.ts';
 import { assembleWhole, flatFloat32, type NamedTensor } from '../proto/tensor-stream.ts';
@@ -349,8 +350,8 @@ export class FederationClient extends EventEmitter {
       runId: task.envelope.runId,
       round: task.envelope.round,
       modelVersion: task.envelope.modelVersion,
-      spec: parseModelSpec(task.modelSpecJson),
-      config: parseTaskConfig(task.configJson),
+      spec: modelSpecFromMessage(task.modelSpec),
+      config: parseTaskConfig(task.config),
       modelId: task.modelId,
     };
   }
@@ -448,7 +449,7 @@ export class FederationClient extends EventEmitter {
     } else if (task.kind === 'SECAGG_MASKED_INPUT') {
       const masked = refuse(() => state.client.maskedInput(secagg.shares, state.vector));
       state.vector.fill(0);
-      await this.connection.pushResult({ ...state.header, envelope }, [{ name: 'secagg/masked', shape: [masked.length], dtype: 'UINT32', data: masked }]);
+      await this.connection.pushResult({ ...state.header, envelope }, [{ name: TENSOR_NAMES.secaggMasked, shape: [masked.length], dtype: 'UINT32', data: masked }]);
     } else {
       const body = refuse(() => state.client.unmask(secagg.survivors, secagg.dropped));
       this.secureSums.delete(key);
@@ -616,10 +617,11 @@ export class FederationClient extends EventEmitter {
         kind: 'TRAIN_RESULT',
         numExamples: 0,
         metrics: { ...metrics, seconds: (performance.now() - t0) / 1000 },
-        privacyEvent,
-        ledgerHead,
+        privacyEvent: privacyEvent ?? undefined,
+        ledgerHead: ledgerHead ?? undefined,
         tensorCount: tensors.length,
         masked: false,
+        encrypted: false,
       },
     };
   }
@@ -672,7 +674,7 @@ export class FederationClient extends EventEmitter {
     this.ckksSecrets.set(envelope.runId, keys.secretKey);
     const signature = this.options.identity.sign(ckksKeyBinding(envelope.runId, this.options.institutionId, keys.publicKey));
     this.log(`CKKS: generated the federation key pair for run ${envelope.runId}; the secret key stays here`);
-    await this.connection.pushSecAgg({ envelope, collection: 'update', ckksPublicKey: { key: keys.publicKey, signature } });
+    await this.connection.pushSecAgg({ envelope, collection: COLLECTIONS.update, ckksPublicKey: { key: keys.publicKey, signature } });
   }
 
   private async ckksDecrypt(envelope: Envelope, task: TaskMsg): Promise<void> {
@@ -683,14 +685,14 @@ export class FederationClient extends EventEmitter {
     if (this.ckksDecrypted.has(round)) throw new ProtocolRefusal(`CKKS decryption requested twice in round ${envelope.round}: refused (it could reveal a single update)`);
     if (summands < 2) throw new ProtocolRefusal(`CKKS decryption of a "sum" of ${summands} update(s) refused: it would reveal a single institution's update`);
     this.ckksDecrypted.add(round);
-    const tensors = await this.connection.downloadModel(envelope, undefined, 'ckks-sum');
+    const tensors = await this.connection.downloadModel(envelope, undefined, CKKS_SUM_ARTIFACT);
     const decryptor = await CkksDecryptor.create(secret);
     try {
       const length = task.ckks!.vectorLength;
       const sum = decryptor.decryptSum(tensors.map((t) => t.data as Uint8Array), length);
       await this.connection.pushResult(
-        { envelope, kind: 'CKKS_DECRYPTED_SUM', numExamples: 0, metrics: { summands }, privacyEvent: null, tensorCount: 1, masked: false, encrypted: false },
-        [{ name: 'ckks/sum', shape: [length], dtype: 'FLOAT64', data: sum }],
+        { envelope, kind: 'CKKS_DECRYPTED_SUM', numExamples: 0, metrics: { summands }, privacyEvent: undefined, tensorCount: 1, masked: false, encrypted: false },
+        [{ name: TENSOR_NAMES.ckksSum, shape: [length], dtype: 'FLOAT64', data: sum }],
       );
     } finally {
       decryptor.dispose();
@@ -699,7 +701,7 @@ export class FederationClient extends EventEmitter {
 
   /** quantise (+ the distributed-DP noise share) → the secure sum. Re-quantising a released update is post-processing; re-drawing its noise is not, so a noisy encoding is reused or the round declined. */
   private async sendSecureUpdate(ctx: TaskContext, envelope: Envelope, secagg: SecAggTaskMsg, release: Release, header: ResultHeaderMsg): Promise<void> {
-    const fingerprint = `${secagg.quantisationJson}|${secagg.clientNoiseSigma}|${release.weight}`;
+    const fingerprint = `${JSON.stringify(secagg.quantisation)}|${secagg.clientNoiseSigma}|${release.weight}`;
     // A noisy vector enters one sum only: a second secure sum of the same release is refused (the next
     // round draws fresh noise and records it as its own event).
     if (release.encoded?.noisy) {
@@ -707,7 +709,7 @@ export class FederationClient extends EventEmitter {
       return;
     }
     if (!release.encoded || release.encoded.fingerprint !== fingerprint) {
-      const quantisation = parseQuantisationConfig(secagg.quantisationJson);
+      const quantisation = quantisationFromMessage(secagg.quantisation);
       // Distributed DP: the institution's own share for the offered participants, never less.
       const ownShare = release.noiseShareStd(secagg.identities.length) * quantisation.scale;
       if (ownShare > 0 && !(secagg.clientNoiseSigma >= ownShare * (1 - 1e-9))) {
@@ -741,7 +743,7 @@ export class FederationClient extends EventEmitter {
     if (secagg) {
       const vector = encodeEvaluation(outcome.histogram, outcome.loss, outcome.accuracy, outcome.numExamples);
       await this.startSecureSum(envelope, secagg, vector, {
-        envelope, kind: 'EVALUATE_RESULT', numExamples: 0, metrics: {}, privacyEvent: null, tensorCount: 1, masked: true,
+        envelope, kind: 'EVALUATE_RESULT', numExamples: 0, metrics: {}, privacyEvent: undefined, tensorCount: 1, masked: true, encrypted: false,
       });
       this.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy });
       return;
@@ -754,13 +756,14 @@ export class FederationClient extends EventEmitter {
         kind: 'EVALUATE_RESULT',
         numExamples: outcome.numExamples,
         metrics: { loss: outcome.loss, accuracy: outcome.accuracy },
-        privacyEvent: null,
+        privacyEvent: undefined,
         tensorCount: 2,
         masked: false,
+        encrypted: false,
       },
       [
-        { name: 'histogram/positive', shape: [bins], dtype: 'UINT32', data: vector.subarray(0, bins) },
-        { name: 'histogram/negative', shape: [bins], dtype: 'UINT32', data: vector.subarray(bins, 2 * bins) },
+        { name: TENSOR_NAMES.histogramPositive, shape: [bins], dtype: 'UINT32', data: vector.subarray(0, bins) },
+        { name: TENSOR_NAMES.histogramNegative, shape: [bins], dtype: 'UINT32', data: vector.subarray(bins, 2 * bins) },
       ],
     );
     this.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy });
@@ -803,15 +806,15 @@ export class FederationClient extends EventEmitter {
     }
     // the signed ledger head after the evaluation event, so the coordinator's receipt of this ledger stays current
     const header: ResultHeaderMsg = {
-      envelope, kind: 'EVALUATE_RESULT', numExamples: 0, metrics: {}, privacyEvent: release.event, tensorCount: secagg ? 1 : 2, masked: Boolean(secagg),
-      ledgerHead: privacy.signedHead?.() ?? null,
+      envelope, kind: 'EVALUATE_RESULT', numExamples: 0, metrics: {}, privacyEvent: release.event, tensorCount: secagg ? 1 : 2, masked: Boolean(secagg), encrypted: false,
+      ledgerHead: privacy.signedHead?.(),
     };
     if (secagg) {
       await this.startSecureSum(envelope, secagg, new Uint32Array(release.vector), header);
     } else {
       await this.connection.pushResult(header, [
-        { name: 'histogram/positive', shape: [bins], dtype: 'UINT32', data: release.vector.subarray(0, bins) },
-        { name: 'histogram/negative', shape: [bins], dtype: 'UINT32', data: release.vector.subarray(bins, 2 * bins) },
+        { name: TENSOR_NAMES.histogramPositive, shape: [bins], dtype: 'UINT32', data: release.vector.subarray(0, bins) },
+        { name: TENSOR_NAMES.histogramNegative, shape: [bins], dtype: 'UINT32', data: release.vector.subarray(bins, 2 * bins) },
       ]);
     }
     this.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy, private: true });

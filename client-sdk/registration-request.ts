@@ -22,12 +22,12 @@ export interface RegistrationFields {
 
 export function signedRegistration(challenge: ChallengeResponse, f: RegistrationFields): RegisterRequest {
   const empty = new Uint8Array(0);
-  const head = f.ledgerHead ?? null;
+  const head = f.ledgerHead ?? undefined;
   const request: RegisterRequest = {
     institutionId: f.institutionId,
     identityPublicKey: f.identity.publicKey,
     protocolVersion: PROTOCOL_VERSION,
-    budget: f.budget,
+    budget: f.budget ?? undefined,
     clientVersion: f.clientVersion ?? 'dpfed-sdk/0.1.0',
     nonce: challenge.nonce,
     declaredExamples: f.declaredExamples ?? 0,

@@ -8,6 +8,7 @@ import { ckksKeyBinding } from '../privacy/ckks-key-binding.ts';
 import { ckksWeightedSum } from '../privacy/ckks-update-encoding.ts';
 import { CkksAggregator, ckksCiphertextCount } from '../privacy/ckks.ts';
 import type { NamedTensor } from '../proto/tensor-stream.ts';
+import { TENSOR_NAMES } from '../proto/shared-names.ts';
 import type { DTypeName, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
 import type { Institution } from './institution-registry.ts';
 import { PhaseCollector } from './phase-collector.ts';
@@ -146,7 +147,7 @@ export class CkksCollection {
       return {
         tensorCount: 1,
         expectTensor: (name: string, shape: readonly number[], dtype: DTypeName) => {
-          if (name !== 'ckks/sum' || dtype !== 'FLOAT64' || shape.length !== 1 || shape[0] !== this.vectorLength) {
+          if (name !== TENSOR_NAMES.ckksSum || dtype !== 'FLOAT64' || shape.length !== 1 || shape[0] !== this.vectorLength) {
             throw invalidArgument(`tensor: expected "ckks/sum" FLOAT64 [${this.vectorLength}], got "${name}" ${dtype} [${shape.join(',')}]`);
           }
         },

@@ -26,6 +26,7 @@ import { createStrategy } from './strategies/index.ts';
 import type { Strategy } from './strategy.ts';
 import { TaskBoard } from './task-board.ts';
 import { describeStorageFault, StorageFaultError } from './storage-fault.ts';
+import { ZeroCopyFraming } from '../proto/zero-copy-framing.ts';
 
 export interface CoordinatorOptions {
   dbPath: string;
@@ -68,6 +69,8 @@ export interface CoordinatorOptions {
   schema?: DataSchema;
   /** Prometheus series (coordinator/coordinator-metrics.ts): fed by the round machine, the gRPC bytes and refusals. */
   metrics?: CoordinatorMetrics;
+  /** Zero-copy framing of the Session frames that carry tensors (proto/zero-copy-framing.ts); default: DPFED_ZERO_COPY, else on. */
+  zeroCopy?: boolean;
 }
 
 export interface Coordinator {
@@ -157,7 +160,7 @@ async function startOnStore(store: CoordinatorStore, options: CoordinatorOptions
   const encodedModels = new EncodedModelCache(serializeTensorChunk);
   const openSessions = new Set<{ end(): void }>();
   const refused = metrics && ((code: grpc.status, message: string) => metrics.refusal(code, message));
-  const handlers = federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, receipts, log: options.log, encodedModels, openSessions }, undefined, refused);
+  const handlers = federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, receipts, log: options.log, encodedModels, openSessions }, undefined, refused, new ZeroCopyFraming({ zeroCopy: options.zeroCopy }));
   const admission = admitPeers(handlers, { registry, enrolment, mutualTls, refused });
   server.addService(service, admission.handlers);
   const port = await new Promise<number>((resolve, reject) =>

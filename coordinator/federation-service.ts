@@ -8,6 +8,7 @@ import { federationOperations, type FederationOperations, type ServiceDeps } fro
 import { requestStreamReset, waitForReset } from './request-stream-reset.ts';
 import { callStatusOf, invalidArgument, type RefusalObserver } from './rpc-error.ts';
 import { sessionHandler } from './session-service.ts';
+import type { ZeroCopyFraming } from '../proto/zero-copy-framing.ts';
 
 export type { ServiceDeps } from './federation-operations.ts';
 
@@ -25,7 +26,7 @@ function toServiceError(error: unknown, log?: (line: string) => void, refused?: 
 }
 
 /** `refused` (optional) is told of every request that ends with an error status, for metrics. */
-export function federationHandlers(deps: ServiceDeps, ops: FederationOperations = federationOperations(deps), refused?: RefusalObserver): grpc.UntypedServiceImplementation {
+export function federationHandlers(deps: ServiceDeps, ops: FederationOperations = federationOperations(deps), refused?: RefusalObserver, framing?: ZeroCopyFraming): grpc.UntypedServiceImplementation {
   const unary =
     <Req, Res>(fn: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res) =>
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
@@ -103,6 +104,6 @@ export function federationHandlers(deps: ServiceDeps, ops: FederationOperations 
       });
     },
 
-    Session: sessionHandler(ops, deps.log, deps.openSessions, refused),
+    Session: sessionHandler(ops, deps.log, deps.openSessions, refused, framing),
   };
 }

@@ -22,11 +22,13 @@ import { clipToNorm, l2Norm } from '../privacy/update-clipping.ts';
 import { planSecureUpdate, weightCapFor } from './secure-update-plan.ts';
 import { SecureCollection } from './secure-collection.ts';
 import { CkksCollection, type CkksKey } from './ckks-collection.ts';
-import { parameterShapes, unflattenParameters, type ModelSpec } from '../proto/model-spec.ts';
+import { modelSpecMessage, parameterShapes, unflattenParameters, type ModelSpec } from '../proto/model-spec.ts';
+import { CKKS_SUM_ARTIFACT, COLLECTIONS, HISTOGRAM_TENSORS } from '../proto/shared-names.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import type { NamedTensor, TensorData } from '../proto/tensor-stream.ts';
 import type { TaskConfig } from '../proto/task-config.ts';
-import type { DeclineRequestMsg, DTypeName, Envelope, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
+import { taskConfigMessage } from '../proto/task-config-message.ts';
+import type { DeclineRequestMsg, DTypeName, Envelope, ModelSpecMsg, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
 import type { CandidateEvaluator } from './candidate-evaluator.ts';
 import type { CoordinatorStore, ParticipantRecord } from './coordinator-store.ts';
 import type { Institution, InstitutionRegistry } from './institution-registry.ts';
@@ -108,7 +110,7 @@ interface EvalStage {
 
 type Phase = 'starting' | 'waiting' | 'training' | 'evaluating' | 'committing' | 'done' | 'stopped';
 
-const HISTOGRAM_NAMES = ['histogram/positive', 'histogram/negative'] as const;
+const HISTOGRAM_NAMES = HISTOGRAM_TENSORS;
 
 /** The pause after a failed round: 1 s, doubling per failure in a row up to 30 s; reset by a committed round. */
 export const FAILED_ROUND_BACKOFF = { initialMs: 1_000, maxMs: 30_000 } as const;
@@ -165,7 +167,7 @@ export class RoundMachine extends EventEmitter {
   /** Ends the pause after a failed round early (stop()). */
   private wakeFromBackoff: (() => void) | null = null;
   private readonly spec: ModelSpec;
-  private readonly specJson: string;
+  private readonly specMessage: ModelSpecMsg;
   /** The privacy layer of training releases: bounds, noise placement, participation, weights, events. */
   private readonly policy: ReleasePolicy;
   /** The weight of each institution offered the current round (the policy's weight of its declared size). */
@@ -194,7 +196,7 @@ export class RoundMachine extends EventEmitter {
     super();
     this.runId = deps.runId;
     this.spec = deps.config.modelSpec;
-    this.specJson = JSON.stringify(this.spec);
+    this.specMessage = modelSpecMessage(this.spec);
     this.shapes = parameterShapes(this.spec).map((p) => ({ ...p, size: p.shape.reduce((a, b) => a * b, 1) }));
     this.policy = trainingReleasePolicy(deps.config.task);
     this.global = deps.initialModel;
@@ -621,8 +623,8 @@ export class RoundMachine extends EventEmitter {
     if (participants.length < 3) return { failure: `round ${round}: secure aggregation needs at least 3 participants (with 2, each learns the other's update from the sum); sampled ${participants.length}` };
     const plan = planSecureUpdate(this.policy, participants.map((p) => this.roundWeights.get(p.id) ?? 1));
     const collection = new SecureCollection({
-      runId: this.runId, round, collection: 'update', participants, ...this.secureGraph(participants.length), thresholdFor: (n) => this.secureGraph(n).threshold,
-      vectorLength: this.global.length + 1, quantisationJson: JSON.stringify(plan.quantisation), clientNoiseSigma: plan.clientNoiseSigma,
+      runId: this.runId, round, collection: COLLECTIONS.update, participants, ...this.secureGraph(participants.length), thresholdFor: (n) => this.secureGraph(n).threshold,
+      vectorLength: this.global.length + 1, quantisation: plan.quantisation, clientNoiseSigma: plan.clientNoiseSigma,
       board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: this.modelVersion }), firstKind: 'TRAIN',
       firstDeadlineMs: config.roundTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
       checkHeader: (institution, header) => this.checkUpdateHeader(institution, header),
@@ -704,11 +706,11 @@ export class RoundMachine extends EventEmitter {
     const privateEvaluation = config.task.evaluation.private;
     const graph = this.secureGraph(participants.length);
     const collection = new SecureCollection({
-      runId: this.runId, round, collection: 'evaluation', participants, ...graph,
+      runId: this.runId, round, collection: COLLECTIONS.evaluation, participants, ...graph,
       // Private evaluation: each institution's noise share relies on `threshold` shares in the sum, so the
       // threshold is never lowered for it; otherwise it follows the participants who advertised keys.
       ...(privateEvaluation ? {} : { thresholdFor: (n: number) => this.secureGraph(n).threshold }),
-      vectorLength: privateEvaluation ? 2 * bins : evaluationVectorLength(bins), quantisationJson: '',
+      vectorLength: privateEvaluation ? 2 * bins : evaluationVectorLength(bins), 
       clientNoiseSigma: privateEvaluation ? privateEvaluation.noiseSigma / Math.sqrt(graph.threshold) : 0,
       board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: round }), firstKind: 'EVALUATE',
       firstDeadlineMs: config.phaseTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
@@ -776,11 +778,11 @@ export class RoundMachine extends EventEmitter {
     return {
       envelope: { runId: this.runId, round: this.round, modelVersion: o.modelVersion ?? this.modelVersion, institutionId: '', session: Buffer.alloc(0) },
       kind,
-      modelSpecJson: this.specJson,
-      configJson: o.config ? JSON.stringify(o.config) : '',
+      modelSpec: this.specMessage,
+      config: o.config && taskConfigMessage(o.config),
       retryAfterMs: o.retryAfterMs ?? 0,
       message: o.message ?? '',
-      secagg: null,
+      secagg: undefined,
       modelId: (o.modelVersion ?? this.modelVersion) === this.modelVersion ? this.globalId : this.candidate && o.modelVersion === this.round ? this.candidateId : '',
     };
   }
@@ -810,7 +812,7 @@ export class RoundMachine extends EventEmitter {
   /** The model a task refers to: the committed global model, or the round's candidate under evaluation. */
   modelTensors(envelope: Envelope, institution?: Institution, artifact = ''): NamedTensor[] {
     this.checkRun(envelope);
-    if (artifact === 'ckks-sum') {
+    if (artifact === CKKS_SUM_ARTIFACT) {
       if (!this.ckks || !institution || envelope.round !== this.round) throw failedPrecondition('artifact: no CKKS sum is awaiting decryption in this round');
       return this.ckks.summedCiphertexts(institution);
     }

@@ -4,6 +4,7 @@
 // excludes its sender (treated as dropped); below the threshold the sum aborts with nothing revealed.
 import type { DTypeName, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, SecAggTaskMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
 import type { NamedTensor } from '../proto/tensor-stream.ts';
+import { TENSOR_NAMES } from '../proto/shared-names.ts';
 import type { SecAggCollection } from '../privacy/secagg-keys.ts';
 import type { Institution } from './institution-registry.ts';
 import { PhaseCollector } from './phase-collector.ts';
@@ -12,8 +13,9 @@ import { failedPrecondition, invalidArgument } from './rpc-error.ts';
 import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
 import { SecAggServer } from './secagg-server.ts';
 import type { TaskBoard } from './task-board.ts';
+import type { QuantisationConfig } from '../privacy/quantise.ts';
 
-export const MASKED_TENSOR = 'secagg/masked';
+export const MASKED_TENSOR = TENSOR_NAMES.secaggMasked;
 
 export interface SecureCollectionOptions {
   runId: string;
@@ -26,7 +28,8 @@ export interface SecureCollectionOptions {
   /** 'complete' (every pair masks) or the neighbour count of a SecAgg+ sparse graph. */
   graph: 'complete' | number;
   vectorLength: number;
-  quantisationJson: string;
+  /** The update's quantisation (collection "update"); absent for the evaluation histograms. */
+  quantisation?: QuantisationConfig;
   clientNoiseSigma: number;
   board: TaskBoard;
   /** Builds a task of this round (envelope, spec, config) to which the secagg part is attached. */
@@ -75,7 +78,7 @@ export class SecureCollection {
       survivors: [],
       dropped: [],
       neighbours: [],
-      quantisationJson: this.o.quantisationJson,
+      quantisation: this.o.quantisation,
       index: this.indexOf.get(id) ?? 0,
       identities: this.o.participants.map((p) => ({ institutionId: p.id, identityPublicKey: p.publicKey })),
       clientNoiseSigma: this.o.clientNoiseSigma,

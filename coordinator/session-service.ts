@@ -4,10 +4,10 @@
 // federation operations as the separate calls, so authentication, validation and errors are the same;
 // an error is a CallStatus frame with the gRPC code the separate call would have ended with.
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
-import { FramePool } from '../proto/frame-pool.ts';
 import { UndecodableMessage } from '../proto/request-decoding.ts';
 import { unpackTensors } from '../proto/tensor-stream.ts';
-import { MAX_MESSAGE_BYTES, modelChunkFrame, packedModelFrame, taskWithModelFrame, type ClientFrameMsg, type CoordinatorFrameMsg, type TaskMsg } from '../proto/wire.ts';
+import { ZeroCopyFraming } from '../proto/zero-copy-framing.ts';
+import { MAX_MESSAGE_BYTES, type ClientFrameMsg, type CoordinatorFrameMsg, type TaskMsg } from '../proto/wire.ts';
 import type { FederationOperations, ResultReceiver } from './federation-operations.ts';
 import { RpcError, callStatusOf, invalidArgument, type RefusalObserver } from './rpc-error.ts';
 
@@ -16,8 +16,7 @@ type SessionCall = ServerDuplexStream<ClientFrameMsg, CoordinatorFrameMsg | Buff
 /** Uploads one institution may have in progress on its stream (each holds a model-sized buffer). */
 export const MAX_OPEN_RESULTS = 4;
 
-export function sessionHandler(ops: FederationOperations, log?: (line: string) => void, open?: Set<{ end(): void }>, onRefused?: RefusalObserver): (call: SessionCall) => void {
-  const frames = new FramePool();
+export function sessionHandler(ops: FederationOperations, log?: (line: string) => void, open?: Set<{ end(): void }>, onRefused?: RefusalObserver, framing = new ZeroCopyFraming()): (call: SessionCall) => void {
   return (call) => {
     /** Uploads in progress by call id. */
     const results = new Map<number, ResultReceiver>();
@@ -113,8 +112,8 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
         try {
           const envelope = { ...task.envelope, institutionId: request.envelope.institutionId, session: request.envelope.session };
           const packed = ops.downloadModel({ envelope, chunkBytes: 0, artifact: '' }).packed();
-          const frame = packed ? taskWithModelFrame(callId, task, packed.headers, packed.data, MAX_MESSAGE_BYTES, frames.take) : null;
-          if (frame) return send(frame, () => frames.give(frame));
+          const frame = packed ? framing.taskWithModel(callId, task, packed.headers, packed.data, MAX_MESSAGE_BYTES) : null;
+          if (frame) return send(frame.bytes, frame.release);
         } catch (error) {
           // the model is not available to this institution now: the task goes alone, and its download says why
           if (!(error instanceof RpcError)) log?.(`attaching the model to an EVALUATE task failed: ${(error as Error)?.stack ?? error}`);
@@ -130,14 +129,14 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
         const source = ops.downloadModel(request);
         // a model that fits one message goes in one packed frame (no model_end follows)
         const packed = source.packed();
-        const whole = packed ? packedModelFrame(callId, packed.headers, packed.data, MAX_MESSAGE_BYTES, frames.take) : null;
-        if (whole) return void (await send(whole, () => frames.give(whole)));
+        const whole = packed ? framing.packedModel(callId, packed.headers, packed.data, MAX_MESSAGE_BYTES) : null;
+        if (whole) return void (await send(whole.bytes, whole.release));
         const model = source.chunks();
         if (model.encoded) {
           for (const bytes of model.chunks) {
             if (stopped || closed) return;
-            const frame = modelChunkFrame(callId, bytes, frames.take);
-            await send(frame, () => frames.give(frame));
+            const frame = framing.modelChunk(callId, bytes);
+            await send(frame.bytes, frame.release);
           }
         } else {
           for (const chunk of model.chunks) {

@@ -40,15 +40,15 @@ export function validateQuantisationConfig(cfg: QuantisationConfig): Quantisatio
   return cfg;
 }
 
-/** Parses SecAggTask.quantisation_json. */
-export function parseQuantisationConfig(json: string): QuantisationConfig {
-  let value: QuantisationConfig;
-  try {
-    value = JSON.parse(json) as QuantisationConfig;
-  } catch (error) {
-    throw new Error(`quantisation: config is not JSON (${(error as Error).message})`);
-  }
-  return validateQuantisationConfig(value);
+/**
+ * The configuration of a decoded SecAggTask.quantisation message (its fields as they are named here),
+ * validated; throws naming the field when it is absent or out of range.
+ */
+export function quantisationFromMessage(message: { clipRange: number; scale: number; modulusBits: number; weightCap?: number | undefined } | undefined): QuantisationConfig {
+  if (!message) throw new Error('quantisation: secagg.quantisation is required for the update collection');
+  const cfg: QuantisationConfig = { clipRange: message.clipRange, scale: message.scale, modulusBits: message.modulusBits as 32 };
+  if (message.weightCap !== undefined) cfg.weightCap = message.weightCap;
+  return validateQuantisationConfig(cfg);
 }
 
 /** Largest |integer| one client's coordinate can take after clipping, scaling and rounding. */

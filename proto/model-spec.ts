@@ -1,6 +1,7 @@
-// The model architecture travels as a small JSON spec, so the coordinator and every institution always
-// build the same network. Parameters are named tensors: `dense_<i>/kernel` [in, out] and `dense_<i>/bias`
-// [out], row-major float32.
+// The model architecture travels with every task (Task.model_spec, the ModelSpec message), so the
+// coordinator and every institution always build the same network; a run stores it as JSON. Parameters are
+// named tensors: `dense_<i>/kernel` [in, out] and `dense_<i>/bias` [out], row-major float32.
+import type * as pb from './generated/dpfed/v1/federation.ts';
 import { SeededRandom } from './seeded-random.ts';
 
 export type Activation = 'relu' | 'tanh' | 'sigmoid' | 'linear';
@@ -40,6 +41,23 @@ export function parseModelSpec(input: unknown): ModelSpec {
     if (!ACTIVATIONS.includes(layer.activation)) throw new Error(`model spec: hidden[${i}].activation must be one of ${ACTIVATIONS.join(', ')}`);
   });
   return { kind: spec.kind, inputDim: spec.inputDim as number, hidden: hidden.map((l) => ({ units: l.units, activation: l.activation })) };
+}
+
+const KINDS: readonly [ModelSpec['kind'], pb.ModelKind][] = [['logistic', 'MODEL_KIND_LOGISTIC'], ['mlp', 'MODEL_KIND_MLP']];
+const ACTIVATION_NAMES: readonly [Activation, pb.Activation][] = [['relu', 'ACTIVATION_RELU'], ['tanh', 'ACTIVATION_TANH'], ['sigmoid', 'ACTIVATION_SIGMOID'], ['linear', 'ACTIVATION_LINEAR']];
+
+/** The ModelSpec message of a spec. */
+export function modelSpecMessage(spec: ModelSpec): pb.ModelSpec {
+  const kind = KINDS.find(([k]) => k === spec.kind)?.[1] ?? 'MODEL_KIND_UNSPECIFIED';
+  return { kind, inputDim: spec.inputDim, hidden: spec.hidden.map((l) => ({ units: l.units, activation: ACTIVATION_NAMES.find(([a]) => a === l.activation)?.[1] ?? 'ACTIVATION_UNSPECIFIED' })) };
+}
+
+/** The spec of a decoded ModelSpec message, validated as parseModelSpec does; throws an Error naming the bad field. */
+export function modelSpecFromMessage(message: pb.ModelSpec | undefined): ModelSpec {
+  if (!message) throw new Error('model spec: model_spec is required in a TRAIN or EVALUATE task');
+  const kind = KINDS.find(([, k]) => k === message.kind)?.[0] ?? message.kind;
+  const hidden = message.hidden.map((l) => ({ units: l.units, activation: ACTIVATION_NAMES.find(([, a]) => a === l.activation)?.[0] ?? l.activation }));
+  return parseModelSpec({ kind, inputDim: message.inputDim, hidden });
 }
 
 /** MLP 30-64-32-1 style shorthand: "mlp:64,32" or "logistic". */

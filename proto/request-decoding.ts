@@ -23,7 +23,7 @@ export class UndecodableMessage {
 /** A method whose request deserialiser returns an UndecodableMessage instead of throwing. */
 export function tolerantRequests(definition: grpc.MethodDefinition<unknown, unknown>): grpc.MethodDefinition<unknown, unknown> {
   const deserialize = definition.requestDeserialize;
-  const type = (definition as { requestType?: { type?: { name?: string } } }).requestType?.type?.name ?? 'request';
+  const type = (definition as { requestTypeName?: string }).requestTypeName ?? 'request';
   return {
     ...definition,
     requestDeserialize: (bytes: Buffer) => {

@@ -1,5 +1,9 @@
-// What the coordinator tells an institution with each task (Task.config_json). Both sides import this
-// one definition; parseTaskConfig validates what arrives.
+// What the coordinator tells an institution with each task (Task.config, the TaskConfig message of
+// proto/dpfed/v1/federation.proto). Both sides use this one definition: the coordinator plans with it and
+// sends it as that message (taskConfigMessage), the institution reads the decoded message with
+// parseTaskConfig, which checks every field and names the one at fault.
+import type { TaskConfigMsg } from './wire.ts';
+import { taskConfigFromMessage } from './task-config-message.ts';
 
 export type PrivacyMode = 'off' | 'record' | 'client';
 export type AggregationMode = 'plain' | 'secagg' | 'ckks';
@@ -115,13 +119,15 @@ export function scheduledLearningRate(base: number, schedule: LrSchedule | undef
   return base * schedule.gamma ** Math.floor((r - 1) / schedule.every);
 }
 
-export function parseTaskConfig(json: string): TaskConfig {
-  let value: TaskConfig;
-  try {
-    value = JSON.parse(json) as TaskConfig;
-  } catch (error) {
-    throw new Error(`task config: not JSON (${(error as Error).message})`);
-  }
+/** The domain configuration of a decoded TaskConfig message, checked; throws an Error naming the field at fault. */
+export function parseTaskConfig(message: TaskConfigMsg | undefined): TaskConfig {
+  if (!message) throw new Error('task config: config is required in a TRAIN or EVALUATE task');
+  return checkTaskConfig(taskConfigFromMessage(message));
+}
+
+/** Checks ranges and required fields of a configuration (as converted from the message: an unset enum is undefined). */
+export function checkTaskConfig(value: TaskConfig): TaskConfig {
+  if (typeof value.strategy !== 'string' || value.strategy === '') throw new Error('task config: strategy is required');
   const positive = (x: unknown, name: string) => {
     if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw new Error(`task config: ${name} must be a positive number`);
   };
@@ -130,7 +136,11 @@ export function parseTaskConfig(json: string): TaskConfig {
   positive(value.localSteps, 'localSteps');
   positive(value.maxUpdateNorm, 'maxUpdateNorm');
   positive(value.weightCap, 'weightCap');
-  if (!['off', 'record', 'client'].includes(value.privacy?.mode)) throw new Error('task config: privacy.mode must be off|record|client');
+  if (!['sgd', 'adam'].includes(value.optimizer)) throw new Error('task config: optimizer must be sgd|adam');
+  if (!['examples', 'uniform'].includes(value.weighting)) throw new Error('task config: weighting must be examples|uniform');
+  if (!(typeof value.proximalMu === 'number' && Number.isFinite(value.proximalMu) && value.proximalMu >= 0)) throw new Error('task config: proximalMu must be a number >= 0');
+  if (!value.privacy) throw new Error('task config: privacy is required');
+  if (!['off', 'record', 'client'].includes(value.privacy.mode)) throw new Error('task config: privacy.mode must be off|record|client');
   if (value.privacy.mode === 'record') {
     const r = value.privacy.record;
     if (!r) throw new Error('task config: privacy.record is required in record mode');
@@ -138,6 +148,8 @@ export function parseTaskConfig(json: string): TaskConfig {
     positive(r.targetEpsilon, 'privacy.record.targetEpsilon');
     positive(r.delta, 'privacy.record.delta');
     positive(r.plannedRounds, 'privacy.record.plannedRounds');
+    if (!(r.delta < 1)) throw new Error('task config: privacy.record.delta must be in (0, 1)');
+    if (!['rdp', 'pld'].includes(r.accountant)) throw new Error('task config: privacy.record.accountant must be rdp|pld');
     if (!(r.sampleRate > 0 && r.sampleRate <= 1)) throw new Error('task config: privacy.record.sampleRate must be in (0, 1]');
   }
   if (value.privacy.mode === 'client') {
@@ -147,6 +159,9 @@ export function parseTaskConfig(json: string): TaskConfig {
     positive(c.noiseMultiplier, 'privacy.client.noiseMultiplier');
     positive(c.targetEpsilon, 'privacy.client.targetEpsilon');
     positive(c.plannedRounds, 'privacy.client.plannedRounds');
+    positive(c.delta, 'privacy.client.delta');
+    if (!(c.delta < 1)) throw new Error('task config: privacy.client.delta must be in (0, 1)');
+    if (!['rdp', 'pld'].includes(c.accountant)) throw new Error('task config: privacy.client.accountant must be rdp|pld');
     if (!(c.clientSampleRate > 0 && c.clientSampleRate <= 1)) throw new Error('task config: privacy.client.clientSampleRate must be in (0, 1]');
   }
   if (value.classWeight !== undefined) {

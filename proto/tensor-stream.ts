@@ -14,7 +14,8 @@ export interface NamedTensor {
   data: TensorData;
 }
 
-const ELEMENT_BYTES: Record<DTypeName, number> = { FLOAT32: 4, INT32: 4, UINT32: 4, FLOAT64: 8, BYTES: 1 };
+/** Bytes per element of each tensor type (0: not a tensor type). */
+const ELEMENT_BYTES: Record<DTypeName, number> = { FLOAT32: 4, INT32: 4, UINT32: 4, FLOAT64: 8, BYTES: 1, DTYPE_UNSPECIFIED: 0, UNRECOGNIZED: 0 };
 
 export function dtypeOf(data: TensorData): DTypeName {
   if (data instanceof Float32Array) return 'FLOAT32';
@@ -33,6 +34,7 @@ function typedView(dtype: DTypeName, buffer: ArrayBufferLike, byteOffset: number
     case 'UINT32': return new Uint32Array(buffer, byteOffset, n);
     case 'FLOAT64': return new Float64Array(buffer, byteOffset, n);
     case 'BYTES': return new Uint8Array(buffer, byteOffset, n);
+    default: throw new TensorStreamError(`tensor dtype ${dtype} is not a tensor type`, 'dtype');
   }
 }
 
@@ -63,7 +65,7 @@ export function* chunkTensors(tensors: readonly NamedTensor[], chunkBytes = DEFA
     do {
       const end = Math.min(bytes.length, offset + step);
       yield {
-        envelope: offset === 0 && index === 0 ? envelope ?? null : null,
+        envelope: offset === 0 && index === 0 ? envelope : undefined,
         name: t.name,
         shape: offset === 0 ? t.shape : [],
         dtype: t.dtype,
@@ -114,7 +116,7 @@ export function packTensors(tensors: readonly NamedTensor[], envelope?: Envelope
   let offset = 0;
   for (let index = 0; index < tensors.length; index++) {
     const t = tensors[index];
-    headers.push({ envelope: index === 0 ? envelope ?? null : null, name: t.name, shape: t.shape, dtype: t.dtype, totalBytes: t.data.byteLength, offset, data: new Uint8Array(0), tensorIndex: index, tensorCount: tensors.length });
+    headers.push({ envelope: index === 0 ? envelope : undefined, name: t.name, shape: t.shape, dtype: t.dtype, totalBytes: t.data.byteLength, offset, data: new Uint8Array(0), tensorIndex: index, tensorCount: tensors.length });
     offset += t.data.byteLength;
   }
   const consecutive = consecutiveBytes(tensors.map((t) => t.data));

@@ -138,7 +138,7 @@ describe('bad input against a running coordinator', () => {
 
     // ---- a result from an institution that is not in the round ----
     const header = (id: string, o: Partial<ResultHeaderMsg> = {}, env: Partial<Envelope> = {}): ResultHeaderMsg => ({
-      envelope: envelope(id, env), kind: 'TRAIN_RESULT', numExamples: 1000, metrics: { loss: 0 }, privacyEvent: null, tensorCount: shapes.length, masked: false, ...o,
+      envelope: envelope(id, env), kind: 'TRAIN_RESULT', numExamples: 1000, metrics: { loss: 0 }, privacyEvent: undefined, encrypted: false, tensorCount: shapes.length, masked: false, ...o,
     });
     const update = (fill: number, o: { names?: string[]; shapes?: number[][] } = {}): NamedTensor[] =>
       shapes.map((s, i) => {
@@ -201,7 +201,7 @@ describe('bad input against a running coordinator', () => {
     // a packed whole result whose tensor headers do not tile its packed bytes (on the Session stream)
     const packed = packTensors(update(1000));
     const session = new SessionStream(() => (raw as never as { Session(): grpc.ClientDuplexStream<ClientFrameMsg | Buffer, CoordinatorFrameMsg> }).Session());
-    const badPack = session.call(10_000, (call) => call.write({ wholeResult: { header: header('bad-pack'), tensors: [packed.headers[0], { ...packed.headers[1], offset: 4 }], packedData: packed.packed } }), (f) => f.ack ?? undefined);
+    const badPack = session.call(10_000, (call) => call.write({ wholeResult: { header: header('bad-pack'), tensors: [packed.headers[0], { ...packed.headers[1], offset: 4 }], packedData: packed.packed, padding: new Uint8Array(0) } }), (f) => f.ack ?? undefined);
     await refused(badPack, grpc.status.INVALID_ARGUMENT, 'tensor.offset');
     session.close();
     await serving();

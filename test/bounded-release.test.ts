@@ -11,7 +11,7 @@ import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import type { EvalOutcome, TaskContext } from '../client-sdk/learner.ts';
 import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
 import { generateIdentity } from '../privacy/identity.ts';
-import { parameterShapes } from '../proto/model-spec.ts';
+import { modelSpecFromMessage, parameterShapes } from '../proto/model-spec.ts';
 import { signedRegistration } from '../client-sdk/registration-request.ts';
 import { PROTOCOL_VERSION, type Envelope } from '../proto/wire.ts';
 import {
@@ -75,9 +75,9 @@ async function rogueClient(coordinator: Coordinator, address: string, stopAt: Pr
     if (task.kind === 'DONE') return;
     if (task.kind !== 'TRAIN') continue;
     const envelope: Envelope = { ...task.envelope, institutionId: 'rogue', session };
-    const shapes = parameterShapes(JSON.parse(task.modelSpecJson));
+    const shapes = parameterShapes(modelSpecFromMessage(task.modelSpec));
     const tensors = shapes.map((s) => ({ name: s.name, shape: s.shape, dtype: 'FLOAT32' as const, data: new Float32Array(s.shape.reduce((a, b) => a * b, 1)).fill(1e30) }));
-    await rogue.pushResult({ envelope, kind: 'TRAIN_RESULT', numExamples: 1e12, metrics: {}, privacyEvent: null, tensorCount: tensors.length, masked: false }, tensors);
+    await rogue.pushResult({ envelope, kind: 'TRAIN_RESULT', numExamples: 1e12, metrics: {}, privacyEvent: undefined, encrypted: false, tensorCount: tensors.length, masked: false }, tensors);
   }
 }
 

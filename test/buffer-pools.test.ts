@@ -3,7 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { FramePool } from '../proto/frame-pool.ts';
 import { VectorPool } from '../coordinator/vector-pool.ts';
 import { flatFloat32, packTensors, TensorAssembler, TensorStreamError, unpackTensors } from '../proto/tensor-stream.ts';
-import { federationService, serializeTensorChunk, modelChunkFrame, packedModelFrame, packedResultFrame, resultTensorFrame, taskWithModelFrame, type ClientFrameMsg, type CoordinatorFrameMsg, type TaskMsg } from '../proto/wire.ts';
+import { modelChunkFrame, packedModelFrame, packedResultFrame, resultTensorFrame, taskWithModelFrame } from '../proto/hand-framed-messages.ts';
+import { taskConfigMessage } from '../proto/task-config-message.ts';
+import { runConfig } from './helpers/federation-fixture.ts';
+import { federationService, serializeTensorChunk, type ClientFrameMsg, type CoordinatorFrameMsg, type TaskMsg } from '../proto/wire.ts';
 
 describe('VectorPool', () => {
   it('hands back a given vector of the asked length, never one of another length, and keeps at most maxKept', () => {
@@ -56,7 +59,7 @@ describe('resultTensorFrame', () => {
 describe('packed whole frames (packedResultFrame / packedModelFrame)', () => {
   const service = federationService();
   const envelope = { runId: 'run-1', round: 2, modelVersion: 1, institutionId: 'bank-1', session: Buffer.alloc(16, 9) };
-  const header = { envelope, kind: 'TRAIN_RESULT' as const, numExamples: 12, metrics: { loss: 0.5 }, privacyEvent: null, tensorCount: 2, masked: false };
+  const header = { envelope, kind: 'TRAIN_RESULT' as const, numExamples: 12, metrics: { loss: 0.5 }, privacyEvent: undefined, encrypted: false, tensorCount: 2, masked: false };
   const flat = new Float32Array([1, -2, 3.5, 0, 0.25, -0.75]);
   const tensors = [
     { name: 'dense_0/kernel', shape: [2, 2], dtype: 'FLOAT32' as const, data: flat.subarray(0, 4) },
@@ -103,7 +106,7 @@ describe('packed whole frames (packedResultFrame / packedModelFrame)', () => {
       const decoded = service.Session.responseDeserialize(received(frame)) as CoordinatorFrameMsg;
       expect(decoded.callId).toBe(callId);
       expect(decoded.wholeModel!.packedData.byteOffset % 4).toBe(0);
-      expect(decoded.wholeModel!.tensors).toEqual(headers.map((h) => ({ ...h, envelope: null, data: Buffer.alloc(0) })));
+      expect(decoded.wholeModel!.tensors).toEqual(headers.map((h) => ({ ...h, envelope: undefined, data: Buffer.alloc(0) })));
     }
     const result = packedResultFrame(1, header, headers, packed, 1 << 20)!;
     expect(packedResultFrame(1, header, headers, packed, result.length - 1)).toBeNull();
@@ -113,7 +116,7 @@ describe('packed whole frames (packedResultFrame / packedModelFrame)', () => {
     const { headers, packed } = packTensors(tensors);
     const encoded = headers.map((h) => serializeTensorChunk(h));
     const task: TaskMsg = {
-      envelope, kind: 'EVALUATE', modelSpecJson: '{"kind":"logistic"}', configJson: 'x'.repeat(300), retryAfterMs: 0, message: '', secagg: null, ckks: null, modelId: 'abc123',
+      envelope, kind: 'EVALUATE', modelSpec: { kind: 'MODEL_KIND_LOGISTIC', inputDim: 3, hidden: [] }, config: { ...taskConfigMessage({ ...runConfig().task, strategy: 'fedavg', proximalMu: 0, seed: '' }), seed: 'x'.repeat(300) }, retryAfterMs: 0, message: '', modelId: 'abc123',
     };
     for (const callId of [3, 200, 99_999]) {
       const frame = taskWithModelFrame(callId, task, encoded, packed, 1 << 20)!;
@@ -122,7 +125,7 @@ describe('packed whole frames (packedResultFrame / packedModelFrame)', () => {
       expect(decoded.callId).toBe(callId);
       expect(decoded.body).toBe('task');
       const reference = service.Session.responseDeserialize(service.Session.responseSerialize({ callId, task })) as CoordinatorFrameMsg;
-      expect({ ...decoded.task!, model: null }).toEqual(reference.task);
+      expect({ ...decoded.task!, model: undefined }).toEqual(reference.task);
       const model = decoded.task!.model!;
       expect(model.packedData.byteOffset % 4).toBe(0);
       expect(model.tensors.map((t) => [t.name, t.offset, t.totalBytes])).toEqual([['dense_0/kernel', 0, 16], ['dense_0/bias', 16, 8]]);
@@ -151,7 +154,7 @@ describe('packed whole frames (packedResultFrame / packedModelFrame)', () => {
   it('the assembler takes a whole aligned tensor as a view, copies an unaligned one, and flatFloat32 joins consecutive views without a copy', () => {
     const bytes = new Uint8Array(40);
     new Float32Array(bytes.buffer, 4, 6).set(flat);
-    const chunk = (offset: number) => ({ envelope: null, name: 'w', shape: [6], dtype: 'FLOAT32' as const, totalBytes: 24, offset: 0, data: bytes.subarray(offset, offset + 24), tensorIndex: 0, tensorCount: 1 });
+    const chunk = (offset: number) => ({ envelope: undefined, name: 'w', shape: [6], dtype: 'FLOAT32' as const, totalBytes: 24, offset: 0, data: bytes.subarray(offset, offset + 24), tensorIndex: 0, tensorCount: 1 });
     const aligned = new TensorAssembler();
     aligned.push(chunk(4));
     const [view] = aligned.finish();

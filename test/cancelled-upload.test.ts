@@ -68,7 +68,7 @@ describe('a cancelled upload', () => {
     })), 30_000, 'the training tasks');
     const header = (k: number): ResultHeaderMsg => ({
       envelope: { ...joined[k].envelope, round: tasks[k].envelope.round, modelVersion: tasks[k].envelope.modelVersion },
-      kind: 'TRAIN_RESULT', numExamples: 0, metrics: { loss: 0.5 }, privacyEvent: null, tensorCount: shapes.length, masked: false,
+      kind: 'TRAIN_RESULT', numExamples: 0, metrics: { loss: 0.5 }, privacyEvent: undefined, encrypted: false, tensorCount: shapes.length, masked: false,
     });
     const update = (fill: number): NamedTensor[] =>
       shapes.map((s) => ({ name: s.name, shape: s.shape, dtype: 'FLOAT32', data: new Float32Array(s.shape.reduce((a, b) => a * b, 1)).fill(fill) }));

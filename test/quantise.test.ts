@@ -7,7 +7,7 @@ import {
   encodeWeightedUpdate,
   MAX_SIGNED_SUM,
   noiseTailBound,
-  parseQuantisationConfig,
+  quantisationFromMessage,
   quantise,
   type QuantisationConfig,
 } from '../privacy/quantise.ts';
@@ -102,8 +102,9 @@ describe('quantisation', () => {
     expect(() => quantise(Float32Array.from([1, NaN]), cfg)).toThrow(/values\[1\] is not a finite number/);
     expect(() => quantise(new Float32Array(1), { ...cfg, scale: 0 })).toThrow(/scale must be a positive number/);
     expect(() => quantise(new Float32Array(1), { ...cfg, modulusBits: 64 as unknown as 32 })).toThrow(/modulusBits must be 32/);
-    expect(() => parseQuantisationConfig('{')).toThrow(/not JSON/);
-    expect(parseQuantisationConfig(JSON.stringify(cfg))).toEqual(cfg);
+    expect(() => quantisationFromMessage(undefined)).toThrow(/secagg.quantisation is required/);
+    expect(() => quantisationFromMessage({ ...cfg, modulusBits: 0 })).toThrow(/modulusBits must be 32/);
+    expect(quantisationFromMessage({ ...cfg, weightCap: undefined })).toEqual(cfg);
     expect(() => encodeWeightedUpdate(new Float32Array(1), 5, cfg)).toThrow(/needs cfg.weightCap/);
     expect(() => encodeWeightedUpdate(new Float32Array(1), -1, { ...cfg, weightCap: 10 })).toThrow(/exampleCount must be a non-negative integer/);
     expect(() => chooseQuantisation(1, 0, 1)).toThrow(/maxClients must be a positive integer/);

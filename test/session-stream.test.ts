@@ -18,12 +18,12 @@ import {
   federationClientConstructor,
   serializeTensorChunk,
   federationService,
-  modelChunkFrame,
   type ClientFrameMsg,
   type CoordinatorFrameMsg,
   type Envelope,
   type TensorChunkMsg,
 } from '../proto/wire.ts';
+import { modelChunkFrame } from '../proto/hand-framed-messages.ts';
 import { cleanUp, enrol, runConfig, startTestCoordinator, tempDir, testCredentials, within } from './helpers/federation-fixture.ts';
 
 /** Enrols `id` at `coordinator` with a fresh identity and registers it; the envelope of its round-0 requests. */
@@ -143,7 +143,7 @@ describe('the Session stream against a running coordinator', () => {
       const answers = new Map<number, CoordinatorFrameMsg>();
       stream.on('data', (f: CoordinatorFrameMsg) => answers.set(f.callId, f));
       stream.on('error', () => undefined);
-      const header = { envelope: { ...task.envelope, institutionId: 'bank-5', session: envelope.session }, kind: 'TRAIN_RESULT' as const, numExamples: 10, metrics: { loss: 0 }, privacyEvent: null, tensorCount: 2, masked: false };
+      const header = { envelope: { ...task.envelope, institutionId: 'bank-5', session: envelope.session }, kind: 'TRAIN_RESULT' as const, numExamples: 10, metrics: { loss: 0 }, privacyEvent: undefined, encrypted: false, tensorCount: 2, masked: false };
       for (let id = 1; id <= MAX_OPEN_RESULTS + 1; id++) stream.write({ callId: id, result: { header } });
       const overflow = await within(new Promise<CoordinatorFrameMsg>((resolve) => {
         const timer = setInterval(() => answers.has(MAX_OPEN_RESULTS + 1) && (clearInterval(timer), resolve(answers.get(MAX_OPEN_RESULTS + 1)!)), 5);

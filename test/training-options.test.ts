@@ -14,6 +14,7 @@ import { exportModel } from '../coordinator/model-export.ts';
 import { initialParameters, flattenParameters, modelSpecFromShorthand } from '../proto/model-spec.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { parseTaskConfig, scheduledLearningRate } from '../proto/task-config.ts';
+import { taskConfigMessage } from '../proto/task-config-message.ts';
 import {
   bankSlices, cleanUp, DPFED_BIN, fraudData, writeBankCsv, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, wasmTf, within, type TestInstitution,
 } from './helpers/federation-fixture.ts';
@@ -44,11 +45,11 @@ describe('training option flags', () => {
     expect(() => runConfig(['--lr-schedule', 'linear'])).toThrow(/^--lr-schedule: expected constant, cosine or step:K:G/);
     expect(() => runConfig(['--weight-decay', '-1'])).toThrow(/^--weight-decay: must be >= 0/);
     expect(() => runConfig(['--keep', 'first'])).toThrow(/^--keep: expected one of best\|last/);
-    // the task travels as JSON and is checked on arrival
+    // the task travels as a TaskConfig message and is checked on arrival
     const task = { ...config.task, strategy: 'fedavg', proximalMu: 0, seed: '1' };
-    expect(parseTaskConfig(JSON.stringify(task)).lrSchedule).toEqual({ kind: 'cosine', rounds: 8 });
-    expect(() => parseTaskConfig(JSON.stringify({ ...task, classWeight: { positive: -1, negative: 1 } }))).toThrow(/classWeight\.positive/);
-    expect(() => parseTaskConfig(JSON.stringify({ ...task, lrSchedule: { kind: 'step', every: 2, gamma: 3 } }))).toThrow(/lrSchedule\.gamma/);
+    expect(parseTaskConfig(taskConfigMessage(task)).lrSchedule).toEqual({ kind: 'cosine', rounds: 8 });
+    expect(() => parseTaskConfig(taskConfigMessage({ ...task, classWeight: { positive: -1, negative: 1 } }))).toThrow(/classWeight\.positive/);
+    expect(() => parseTaskConfig(taskConfigMessage({ ...task, lrSchedule: { kind: 'step', every: 2, gamma: 3 } }))).toThrow(/lrSchedule\.gamma/);
   });
 
   it('the schedule gives each round its learning rate', () => {
