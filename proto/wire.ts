@@ -13,18 +13,24 @@ export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 /** Hard cap on one message either way: a chunk plus its envelope. Never raised for large models. */
 export const MAX_MESSAGE_BYTES = DEFAULT_CHUNK_BYTES + 64 * 1024;
 
-/** A generated message's codec (encode to a writer, decode from bytes). */
+/** A generated message's codec (encode to a writer, decode from bytes, fill in defaults). */
 interface MessageCodec<T> {
   encode(message: T): { finish(): Uint8Array };
   decode(bytes: Uint8Array): T;
+  fromPartial(object: never): T;
 }
 
 /** The generated message types by codec, so a method's request type can be named (e.g. in UndecodableMessage). */
 const TYPE_NAMES = new Map<unknown, string>(Object.entries(pb).map(([name, value]) => [value, name]));
 
-/** The bytes `codec` encodes, as a Buffer over the same memory (grpc-js wants a Buffer; no copy). */
+/**
+ * The bytes `codec` encodes, as a Buffer over the same memory (grpc-js wants a Buffer; no copy). A field
+ * left out (or null) is encoded as its default, as protobuf defines it: the generated encoder itself
+ * expects every field present, so the message first goes through the generated fromPartial (which copies
+ * the structure, not the bytes fields).
+ */
 export function encodeMessage<T>(codec: MessageCodec<T>, message: T): Buffer {
-  const bytes = codec.encode(message).finish();
+  const bytes = codec.encode(codec.fromPartial(message as never)).finish();
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 

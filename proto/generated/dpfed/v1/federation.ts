@@ -1551,6 +1551,38 @@ export const ClientFrame: MessageFns<ClientFrame> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<ClientFrame>, I>>(base?: I): ClientFrame {
+    return ClientFrame.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClientFrame>, I>>(object: I): ClientFrame {
+    const message = createBaseClientFrame();
+    message.callId = object.callId ?? 0;
+    message.heartbeat = (object.heartbeat !== undefined && object.heartbeat !== null)
+      ? HeartbeatRequest.fromPartial(object.heartbeat)
+      : undefined;
+    message.pullTask = (object.pullTask !== undefined && object.pullTask !== null)
+      ? PullTaskRequest.fromPartial(object.pullTask)
+      : undefined;
+    message.downloadModel = (object.downloadModel !== undefined && object.downloadModel !== null)
+      ? ModelRequest.fromPartial(object.downloadModel)
+      : undefined;
+    message.result = (object.result !== undefined && object.result !== null)
+      ? ResultChunk.fromPartial(object.result)
+      : undefined;
+    message.resultEnd = object.resultEnd ?? undefined;
+    message.secagg = (object.secagg !== undefined && object.secagg !== null)
+      ? SecAggMessage.fromPartial(object.secagg)
+      : undefined;
+    message.decline = (object.decline !== undefined && object.decline !== null)
+      ? DeclineRequest.fromPartial(object.decline)
+      : undefined;
+    message.cancel = object.cancel ?? undefined;
+    message.wholeResult = (object.wholeResult !== undefined && object.wholeResult !== null)
+      ? ResultBatch.fromPartial(object.wholeResult)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseCoordinatorFrame(): CoordinatorFrame {
@@ -1683,6 +1715,30 @@ export const CoordinatorFrame: MessageFns<CoordinatorFrame> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<CoordinatorFrame>, I>>(base?: I): CoordinatorFrame {
+    return CoordinatorFrame.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CoordinatorFrame>, I>>(object: I): CoordinatorFrame {
+    const message = createBaseCoordinatorFrame();
+    message.callId = object.callId ?? 0;
+    message.heartbeat = (object.heartbeat !== undefined && object.heartbeat !== null)
+      ? HeartbeatResponse.fromPartial(object.heartbeat)
+      : undefined;
+    message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
+    message.modelChunk = (object.modelChunk !== undefined && object.modelChunk !== null)
+      ? TensorChunk.fromPartial(object.modelChunk)
+      : undefined;
+    message.modelEnd = object.modelEnd ?? undefined;
+    message.ack = (object.ack !== undefined && object.ack !== null) ? Ack.fromPartial(object.ack) : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? CallStatus.fromPartial(object.error)
+      : undefined;
+    message.wholeModel = (object.wholeModel !== undefined && object.wholeModel !== null)
+      ? ModelBatch.fromPartial(object.wholeModel)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseResultBatch(): ResultBatch {
@@ -1762,6 +1818,20 @@ export const ResultBatch: MessageFns<ResultBatch> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<ResultBatch>, I>>(base?: I): ResultBatch {
+    return ResultBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResultBatch>, I>>(object: I): ResultBatch {
+    const message = createBaseResultBatch();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResultHeader.fromPartial(object.header)
+      : undefined;
+    message.tensors = object.tensors?.map((e) => TensorChunk.fromPartial(e)) || [];
+    message.packedData = object.packedData ?? new Uint8Array(0);
+    message.padding = object.padding ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBaseModelBatch(): ModelBatch {
@@ -1830,6 +1900,17 @@ export const ModelBatch: MessageFns<ModelBatch> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<ModelBatch>, I>>(base?: I): ModelBatch {
+    return ModelBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModelBatch>, I>>(object: I): ModelBatch {
+    const message = createBaseModelBatch();
+    message.tensors = object.tensors?.map((e) => TensorChunk.fromPartial(e)) || [];
+    message.packedData = object.packedData ?? new Uint8Array(0);
+    message.padding = object.padding ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBaseCallStatus(): CallStatus {
@@ -1886,6 +1967,16 @@ export const CallStatus: MessageFns<CallStatus> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<CallStatus>, I>>(base?: I): CallStatus {
+    return CallStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CallStatus>, I>>(object: I): CallStatus {
+    const message = createBaseCallStatus();
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
+    return message;
   },
 };
 
@@ -1977,6 +2068,19 @@ export const Envelope: MessageFns<Envelope> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<Envelope>, I>>(base?: I): Envelope {
+    return Envelope.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Envelope>, I>>(object: I): Envelope {
+    const message = createBaseEnvelope();
+    message.runId = object.runId ?? "";
+    message.round = object.round ?? 0;
+    message.modelVersion = object.modelVersion ?? 0;
+    message.institutionId = object.institutionId ?? "";
+    message.session = object.session ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBaseChallengeRequest(): ChallengeRequest {
@@ -2022,6 +2126,15 @@ export const ChallengeRequest: MessageFns<ChallengeRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<ChallengeRequest>, I>>(base?: I): ChallengeRequest {
+    return ChallengeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ChallengeRequest>, I>>(object: I): ChallengeRequest {
+    const message = createBaseChallengeRequest();
+    message.institutionId = object.institutionId ?? "";
+    return message;
   },
 };
 
@@ -2119,6 +2232,19 @@ export const ChallengeResponse: MessageFns<ChallengeResponse> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<ChallengeResponse>, I>>(base?: I): ChallengeResponse {
+    return ChallengeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ChallengeResponse>, I>>(object: I): ChallengeResponse {
+    const message = createBaseChallengeResponse();
+    message.nonce = object.nonce ?? new Uint8Array(0);
+    message.expiresInMs = object.expiresInMs ?? 0;
+    message.receiptSeq = object.receiptSeq ?? 0;
+    message.coordinatorPublicKey = object.coordinatorPublicKey ?? new Uint8Array(0);
+    message.schemaJson = object.schemaJson ?? "";
+    return message;
+  },
 };
 
 function createBaseLedgerHead(): LedgerHead {
@@ -2186,6 +2312,17 @@ export const LedgerHead: MessageFns<LedgerHead> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<LedgerHead>, I>>(base?: I): LedgerHead {
+    return LedgerHead.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LedgerHead>, I>>(object: I): LedgerHead {
+    const message = createBaseLedgerHead();
+    message.seq = object.seq ?? 0;
+    message.hash = object.hash ?? new Uint8Array(0);
+    message.signature = object.signature ?? new Uint8Array(0);
+    return message;
   },
 };
 
@@ -2355,6 +2492,29 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<RegisterRequest>, I>>(base?: I): RegisterRequest {
+    return RegisterRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegisterRequest>, I>>(object: I): RegisterRequest {
+    const message = createBaseRegisterRequest();
+    message.institutionId = object.institutionId ?? "";
+    message.identityPublicKey = object.identityPublicKey ?? new Uint8Array(0);
+    message.protocolVersion = object.protocolVersion ?? 0;
+    message.budget = (object.budget !== undefined && object.budget !== null)
+      ? PrivacyBudget.fromPartial(object.budget)
+      : undefined;
+    message.clientVersion = object.clientVersion ?? "";
+    message.signature = object.signature ?? new Uint8Array(0);
+    message.nonce = object.nonce ?? new Uint8Array(0);
+    message.declaredExamples = object.declaredExamples ?? 0;
+    message.schemaHash = object.schemaHash ?? new Uint8Array(0);
+    message.ledgerHead = (object.ledgerHead !== undefined && object.ledgerHead !== null)
+      ? LedgerHead.fromPartial(object.ledgerHead)
+      : undefined;
+    message.anchorHash = object.anchorHash ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBasePrivacyBudget(): PrivacyBudget {
@@ -2411,6 +2571,16 @@ export const PrivacyBudget: MessageFns<PrivacyBudget> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<PrivacyBudget>, I>>(base?: I): PrivacyBudget {
+    return PrivacyBudget.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PrivacyBudget>, I>>(object: I): PrivacyBudget {
+    const message = createBasePrivacyBudget();
+    message.epsilon = object.epsilon ?? 0;
+    message.delta = object.delta ?? 0;
+    return message;
   },
 };
 
@@ -2508,6 +2678,19 @@ export const RegisterResponse: MessageFns<RegisterResponse> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<RegisterResponse>, I>>(base?: I): RegisterResponse {
+    return RegisterResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegisterResponse>, I>>(object: I): RegisterResponse {
+    const message = createBaseRegisterResponse();
+    message.session = object.session ?? new Uint8Array(0);
+    message.runId = object.runId ?? "";
+    message.coordinatorPublicKey = object.coordinatorPublicKey ?? new Uint8Array(0);
+    message.maxChunkBytes = object.maxChunkBytes ?? 0;
+    message.maxMessageBytes = object.maxMessageBytes ?? 0;
+    return message;
+  },
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
@@ -2553,6 +2736,17 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<HeartbeatRequest>, I>>(base?: I): HeartbeatRequest {
+    return HeartbeatRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HeartbeatRequest>, I>>(object: I): HeartbeatRequest {
+    const message = createBaseHeartbeatRequest();
+    message.envelope = (object.envelope !== undefined && object.envelope !== null)
+      ? Envelope.fromPartial(object.envelope)
+      : undefined;
+    return message;
   },
 };
 
@@ -2611,6 +2805,16 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<HeartbeatResponse>, I>>(base?: I): HeartbeatResponse {
+    return HeartbeatResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HeartbeatResponse>, I>>(object: I): HeartbeatResponse {
+    const message = createBaseHeartbeatResponse();
+    message.phase = object.phase ?? "";
+    message.round = object.round ?? 0;
+    return message;
+  },
 };
 
 function createBasePullTaskRequest(): PullTaskRequest {
@@ -2667,6 +2871,18 @@ export const PullTaskRequest: MessageFns<PullTaskRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<PullTaskRequest>, I>>(base?: I): PullTaskRequest {
+    return PullTaskRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PullTaskRequest>, I>>(object: I): PullTaskRequest {
+    const message = createBasePullTaskRequest();
+    message.envelope = (object.envelope !== undefined && object.envelope !== null)
+      ? Envelope.fromPartial(object.envelope)
+      : undefined;
+    message.waitMs = object.waitMs ?? 0;
+    return message;
   },
 };
 
@@ -2836,6 +3052,38 @@ export const Task: MessageFns<Task> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<Task>, I>>(base?: I): Task {
+    return Task.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Task>, I>>(object: I): Task {
+    const message = createBaseTask();
+    message.envelope = (object.envelope !== undefined && object.envelope !== null)
+      ? Envelope.fromPartial(object.envelope)
+      : undefined;
+    message.kind = object.kind ?? TaskKind.TASK_KIND_UNSPECIFIED;
+    message.retryAfterMs = object.retryAfterMs ?? 0;
+    message.message = object.message ?? "";
+    message.secagg = (object.secagg !== undefined && object.secagg !== null)
+      ? SecAggTask.fromPartial(object.secagg)
+      : undefined;
+    message.ckks = (object.ckks !== undefined && object.ckks !== null) ? CkksTask.fromPartial(object.ckks) : undefined;
+    message.modelId = object.modelId ?? "";
+    message.model = (object.model !== undefined && object.model !== null)
+      ? ModelBatch.fromPartial(object.model)
+      : undefined;
+    message.coordinatorLedgerHead =
+      (object.coordinatorLedgerHead !== undefined && object.coordinatorLedgerHead !== null)
+        ? LedgerHead.fromPartial(object.coordinatorLedgerHead)
+        : undefined;
+    message.modelSpec = (object.modelSpec !== undefined && object.modelSpec !== null)
+      ? ModelSpec.fromPartial(object.modelSpec)
+      : undefined;
+    message.config = (object.config !== undefined && object.config !== null)
+      ? TaskConfig.fromPartial(object.config)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseModelSpec(): ModelSpec {
@@ -2904,6 +3152,17 @@ export const ModelSpec: MessageFns<ModelSpec> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<ModelSpec>, I>>(base?: I): ModelSpec {
+    return ModelSpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModelSpec>, I>>(object: I): ModelSpec {
+    const message = createBaseModelSpec();
+    message.kind = object.kind ?? ModelKind.MODEL_KIND_UNSPECIFIED;
+    message.inputDim = object.inputDim ?? 0;
+    message.hidden = object.hidden?.map((e) => DenseLayer.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 function createBaseDenseLayer(): DenseLayer {
@@ -2960,6 +3219,16 @@ export const DenseLayer: MessageFns<DenseLayer> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<DenseLayer>, I>>(base?: I): DenseLayer {
+    return DenseLayer.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DenseLayer>, I>>(object: I): DenseLayer {
+    const message = createBaseDenseLayer();
+    message.units = object.units ?? 0;
+    message.activation = object.activation ?? Activation.ACTIVATION_UNSPECIFIED;
+    return message;
   },
 };
 
@@ -3189,6 +3458,38 @@ export const TaskConfig: MessageFns<TaskConfig> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<TaskConfig>, I>>(base?: I): TaskConfig {
+    return TaskConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TaskConfig>, I>>(object: I): TaskConfig {
+    const message = createBaseTaskConfig();
+    message.strategy = object.strategy ?? "";
+    message.localSteps = object.localSteps ?? 0;
+    message.maxUpdateNorm = object.maxUpdateNorm ?? 0;
+    message.weightCap = object.weightCap ?? 0;
+    message.batchSize = object.batchSize ?? 0;
+    message.learningRate = object.learningRate ?? 0;
+    message.optimizer = object.optimizer ?? Optimizer.OPTIMIZER_UNSPECIFIED;
+    message.proximalMu = object.proximalMu ?? 0;
+    message.weighting = object.weighting ?? Weighting.WEIGHTING_UNSPECIFIED;
+    message.privacy = (object.privacy !== undefined && object.privacy !== null)
+      ? PrivacyConfig.fromPartial(object.privacy)
+      : undefined;
+    message.aggregation = object.aggregation ?? Aggregation.AGGREGATION_UNSPECIFIED;
+    message.evaluation = (object.evaluation !== undefined && object.evaluation !== null)
+      ? EvaluationConfig.fromPartial(object.evaluation)
+      : undefined;
+    message.seed = object.seed ?? "";
+    message.classWeight = (object.classWeight !== undefined && object.classWeight !== null)
+      ? ClassWeight.fromPartial(object.classWeight)
+      : undefined;
+    message.weightDecay = object.weightDecay ?? undefined;
+    message.lrSchedule = (object.lrSchedule !== undefined && object.lrSchedule !== null)
+      ? LrSchedule.fromPartial(object.lrSchedule)
+      : undefined;
+    return message;
+  },
 };
 
 function createBasePrivacyConfig(): PrivacyConfig {
@@ -3256,6 +3557,21 @@ export const PrivacyConfig: MessageFns<PrivacyConfig> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<PrivacyConfig>, I>>(base?: I): PrivacyConfig {
+    return PrivacyConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PrivacyConfig>, I>>(object: I): PrivacyConfig {
+    const message = createBasePrivacyConfig();
+    message.mode = object.mode ?? PrivacyMode.PRIVACY_MODE_UNSPECIFIED;
+    message.record = (object.record !== undefined && object.record !== null)
+      ? RecordPrivacy.fromPartial(object.record)
+      : undefined;
+    message.client = (object.client !== undefined && object.client !== null)
+      ? ClientPrivacy.fromPartial(object.client)
+      : undefined;
+    return message;
   },
 };
 
@@ -3364,6 +3680,20 @@ export const RecordPrivacy: MessageFns<RecordPrivacy> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<RecordPrivacy>, I>>(base?: I): RecordPrivacy {
+    return RecordPrivacy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RecordPrivacy>, I>>(object: I): RecordPrivacy {
+    const message = createBaseRecordPrivacy();
+    message.clipNorm = object.clipNorm ?? 0;
+    message.targetEpsilon = object.targetEpsilon ?? 0;
+    message.delta = object.delta ?? 0;
+    message.plannedRounds = object.plannedRounds ?? 0;
+    message.accountant = object.accountant ?? Accountant.ACCOUNTANT_UNSPECIFIED;
+    message.sampleRate = object.sampleRate ?? 0;
+    return message;
   },
 };
 
@@ -3485,6 +3815,21 @@ export const ClientPrivacy: MessageFns<ClientPrivacy> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<ClientPrivacy>, I>>(base?: I): ClientPrivacy {
+    return ClientPrivacy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClientPrivacy>, I>>(object: I): ClientPrivacy {
+    const message = createBaseClientPrivacy();
+    message.updateClipNorm = object.updateClipNorm ?? 0;
+    message.noiseMultiplier = object.noiseMultiplier ?? 0;
+    message.clientSampleRate = object.clientSampleRate ?? 0;
+    message.targetEpsilon = object.targetEpsilon ?? 0;
+    message.delta = object.delta ?? 0;
+    message.plannedRounds = object.plannedRounds ?? 0;
+    message.accountant = object.accountant ?? Accountant.ACCOUNTANT_UNSPECIFIED;
+    return message;
+  },
 };
 
 function createBaseEvaluationConfig(): EvaluationConfig {
@@ -3586,6 +3931,22 @@ export const EvaluationConfig: MessageFns<EvaluationConfig> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<EvaluationConfig>, I>>(base?: I): EvaluationConfig {
+    return EvaluationConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EvaluationConfig>, I>>(object: I): EvaluationConfig {
+    const message = createBaseEvaluationConfig();
+    message.bins = object.bins ?? 0;
+    message.logitRange = object.logitRange ?? 0;
+    message.every = object.every ?? undefined;
+    message.coordinatorData = object.coordinatorData ?? false;
+    message.none = object.none ?? false;
+    message.private = (object.private !== undefined && object.private !== null)
+      ? PrivateEvaluation.fromPartial(object.private)
+      : undefined;
+    return message;
+  },
 };
 
 function createBasePrivateEvaluation(): PrivateEvaluation {
@@ -3643,6 +4004,16 @@ export const PrivateEvaluation: MessageFns<PrivateEvaluation> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<PrivateEvaluation>, I>>(base?: I): PrivateEvaluation {
+    return PrivateEvaluation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PrivateEvaluation>, I>>(object: I): PrivateEvaluation {
+    const message = createBasePrivateEvaluation();
+    message.epsilon = object.epsilon ?? 0;
+    message.noiseSigma = object.noiseSigma ?? 0;
+    return message;
+  },
 };
 
 function createBaseClassWeight(): ClassWeight {
@@ -3699,6 +4070,16 @@ export const ClassWeight: MessageFns<ClassWeight> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<ClassWeight>, I>>(base?: I): ClassWeight {
+    return ClassWeight.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClassWeight>, I>>(object: I): ClassWeight {
+    const message = createBaseClassWeight();
+    message.positive = object.positive ?? 0;
+    message.negative = object.negative ?? 0;
+    return message;
   },
 };
 
@@ -3768,6 +4149,23 @@ export const LrSchedule: MessageFns<LrSchedule> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<LrSchedule>, I>>(base?: I): LrSchedule {
+    return LrSchedule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LrSchedule>, I>>(object: I): LrSchedule {
+    const message = createBaseLrSchedule();
+    message.constant = (object.constant !== undefined && object.constant !== null)
+      ? ConstantSchedule.fromPartial(object.constant)
+      : undefined;
+    message.cosine = (object.cosine !== undefined && object.cosine !== null)
+      ? CosineSchedule.fromPartial(object.cosine)
+      : undefined;
+    message.step = (object.step !== undefined && object.step !== null)
+      ? StepSchedule.fromPartial(object.step)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseConstantSchedule(): ConstantSchedule {
@@ -3802,6 +4200,14 @@ export const ConstantSchedule: MessageFns<ConstantSchedule> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<ConstantSchedule>, I>>(base?: I): ConstantSchedule {
+    return ConstantSchedule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConstantSchedule>, I>>(_: I): ConstantSchedule {
+    const message = createBaseConstantSchedule();
+    return message;
   },
 };
 
@@ -3848,6 +4254,15 @@ export const CosineSchedule: MessageFns<CosineSchedule> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<CosineSchedule>, I>>(base?: I): CosineSchedule {
+    return CosineSchedule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CosineSchedule>, I>>(object: I): CosineSchedule {
+    const message = createBaseCosineSchedule();
+    message.rounds = object.rounds ?? 0;
+    return message;
   },
 };
 
@@ -3905,6 +4320,16 @@ export const StepSchedule: MessageFns<StepSchedule> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<StepSchedule>, I>>(base?: I): StepSchedule {
+    return StepSchedule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StepSchedule>, I>>(object: I): StepSchedule {
+    const message = createBaseStepSchedule();
+    message.every = object.every ?? 0;
+    message.gamma = object.gamma ?? 0;
+    return message;
   },
 };
 
@@ -4007,6 +4432,20 @@ export const CkksTask: MessageFns<CkksTask> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<CkksTask>, I>>(base?: I): CkksTask {
+    return CkksTask.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CkksTask>, I>>(object: I): CkksTask {
+    const message = createBaseCkksTask();
+    message.publicKey = object.publicKey ?? new Uint8Array(0);
+    message.vectorLength = object.vectorLength ?? 0;
+    message.weightCap = object.weightCap ?? 0;
+    message.summands = object.summands ?? 0;
+    message.keyHolder = object.keyHolder ?? "";
+    message.offered = object.offered ?? 0;
+    return message;
+  },
 };
 
 function createBaseModelRequest(): ModelRequest {
@@ -4074,6 +4513,19 @@ export const ModelRequest: MessageFns<ModelRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<ModelRequest>, I>>(base?: I): ModelRequest {
+    return ModelRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModelRequest>, I>>(object: I): ModelRequest {
+    const message = createBaseModelRequest();
+    message.envelope = (object.envelope !== undefined && object.envelope !== null)
+      ? Envelope.fromPartial(object.envelope)
+      : undefined;
+    message.chunkBytes = object.chunkBytes ?? 0;
+    message.artifact = object.artifact ?? "";
+    return message;
   },
 };
 
@@ -4233,6 +4685,25 @@ export const TensorChunk: MessageFns<TensorChunk> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<TensorChunk>, I>>(base?: I): TensorChunk {
+    return TensorChunk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TensorChunk>, I>>(object: I): TensorChunk {
+    const message = createBaseTensorChunk();
+    message.envelope = (object.envelope !== undefined && object.envelope !== null)
+      ? Envelope.fromPartial(object.envelope)
+      : undefined;
+    message.name = object.name ?? "";
+    message.shape = object.shape?.map((e) => e) || [];
+    message.dtype = object.dtype ?? DType.DTYPE_UNSPECIFIED;
+    message.totalBytes = object.totalBytes ?? 0;
+    message.offset = object.offset ?? 0;
+    message.data = object.data ?? new Uint8Array(0);
+    message.tensorIndex = object.tensorIndex ?? 0;
+    message.tensorCount = object.tensorCount ?? 0;
+    return message;
+  },
 };
 
 function createBaseResultHeader(): ResultHeader {
@@ -4380,6 +4851,37 @@ export const ResultHeader: MessageFns<ResultHeader> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<ResultHeader>, I>>(base?: I): ResultHeader {
+    return ResultHeader.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResultHeader>, I>>(object: I): ResultHeader {
+    const message = createBaseResultHeader();
+    message.envelope = (object.envelope !== undefined && object.envelope !== null)
+      ? Envelope.fromPartial(object.envelope)
+      : undefined;
+    message.kind = object.kind ?? ResultKind.RESULT_KIND_UNSPECIFIED;
+    message.numExamples = object.numExamples ?? 0;
+    message.metrics = (globalThis.Object.entries(object.metrics ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.privacyEvent = (object.privacyEvent !== undefined && object.privacyEvent !== null)
+      ? PrivacyEvent.fromPartial(object.privacyEvent)
+      : undefined;
+    message.tensorCount = object.tensorCount ?? 0;
+    message.masked = object.masked ?? false;
+    message.encrypted = object.encrypted ?? false;
+    message.ledgerHead = (object.ledgerHead !== undefined && object.ledgerHead !== null)
+      ? LedgerHead.fromPartial(object.ledgerHead)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseResultHeader_MetricsEntry(): ResultHeader_MetricsEntry {
@@ -4436,6 +4938,16 @@ export const ResultHeader_MetricsEntry: MessageFns<ResultHeader_MetricsEntry> = 
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<ResultHeader_MetricsEntry>, I>>(base?: I): ResultHeader_MetricsEntry {
+    return ResultHeader_MetricsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResultHeader_MetricsEntry>, I>>(object: I): ResultHeader_MetricsEntry {
+    const message = createBaseResultHeader_MetricsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
   },
 };
 
@@ -4494,6 +5006,20 @@ export const ResultChunk: MessageFns<ResultChunk> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<ResultChunk>, I>>(base?: I): ResultChunk {
+    return ResultChunk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResultChunk>, I>>(object: I): ResultChunk {
+    const message = createBaseResultChunk();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResultHeader.fromPartial(object.header)
+      : undefined;
+    message.tensor = (object.tensor !== undefined && object.tensor !== null)
+      ? TensorChunk.fromPartial(object.tensor)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseAck(): Ack {
@@ -4550,6 +5076,16 @@ export const Ack: MessageFns<Ack> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<Ack>, I>>(base?: I): Ack {
+    return Ack.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Ack>, I>>(object: I): Ack {
+    const message = createBaseAck();
+    message.accepted = object.accepted ?? false;
+    message.message = object.message ?? "";
+    return message;
   },
 };
 
@@ -4640,6 +5176,21 @@ export const DeclineRequest: MessageFns<DeclineRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<DeclineRequest>, I>>(base?: I): DeclineRequest {
+    return DeclineRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeclineRequest>, I>>(object: I): DeclineRequest {
+    const message = createBaseDeclineRequest();
+    message.envelope = (object.envelope !== undefined && object.envelope !== null)
+      ? Envelope.fromPartial(object.envelope)
+      : undefined;
+    message.reason = object.reason ?? "";
+    message.projectedEpsilon = object.projectedEpsilon ?? 0;
+    message.budgetEpsilon = object.budgetEpsilon ?? 0;
+    message.detail = object.detail ?? "";
+    return message;
   },
 };
 
@@ -4821,6 +5372,26 @@ export const PrivacyEvent: MessageFns<PrivacyEvent> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<PrivacyEvent>, I>>(base?: I): PrivacyEvent {
+    return PrivacyEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PrivacyEvent>, I>>(object: I): PrivacyEvent {
+    const message = createBasePrivacyEvent();
+    message.institutionId = object.institutionId ?? "";
+    message.runId = object.runId ?? "";
+    message.round = object.round ?? 0;
+    message.mode = object.mode ?? "";
+    message.sampleRate = object.sampleRate ?? 0;
+    message.noiseMultiplier = object.noiseMultiplier ?? 0;
+    message.steps = object.steps ?? 0;
+    message.clipNorm = object.clipNorm ?? 0;
+    message.delta = object.delta ?? 0;
+    message.modelVersion = object.modelVersion ?? 0;
+    message.time = object.time ?? "";
+    message.signature = object.signature ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBaseSignedKeys(): SignedKeys {
@@ -4917,6 +5488,19 @@ export const SignedKeys: MessageFns<SignedKeys> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<SignedKeys>, I>>(base?: I): SignedKeys {
+    return SignedKeys.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SignedKeys>, I>>(object: I): SignedKeys {
+    const message = createBaseSignedKeys();
+    message.institutionId = object.institutionId ?? "";
+    message.index = object.index ?? 0;
+    message.encryptionPublicKey = object.encryptionPublicKey ?? new Uint8Array(0);
+    message.maskPublicKey = object.maskPublicKey ?? new Uint8Array(0);
+    message.signature = object.signature ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBaseEncryptedShare(): EncryptedShare {
@@ -4995,6 +5579,18 @@ export const EncryptedShare: MessageFns<EncryptedShare> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<EncryptedShare>, I>>(base?: I): EncryptedShare {
+    return EncryptedShare.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EncryptedShare>, I>>(object: I): EncryptedShare {
+    const message = createBaseEncryptedShare();
+    message.fromInstitution = object.fromInstitution ?? "";
+    message.toInstitution = object.toInstitution ?? "";
+    message.nonce = object.nonce ?? new Uint8Array(0);
+    message.ciphertext = object.ciphertext ?? new Uint8Array(0);
+    return message;
   },
 };
 
@@ -5188,6 +5784,29 @@ export const SecAggTask: MessageFns<SecAggTask> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<SecAggTask>, I>>(base?: I): SecAggTask {
+    return SecAggTask.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SecAggTask>, I>>(object: I): SecAggTask {
+    const message = createBaseSecAggTask();
+    message.collection = object.collection ?? "";
+    message.threshold = object.threshold ?? 0;
+    message.keys = object.keys?.map((e) => SignedKeys.fromPartial(e)) || [];
+    message.shares = object.shares?.map((e) => EncryptedShare.fromPartial(e)) || [];
+    message.survivors = object.survivors?.map((e) => e) || [];
+    message.dropped = object.dropped?.map((e) => e) || [];
+    message.neighbours = object.neighbours?.map((e) => e) || [];
+    message.index = object.index ?? 0;
+    message.identities = object.identities?.map((e) => PeerIdentity.fromPartial(e)) || [];
+    message.clientNoiseSigma = object.clientNoiseSigma ?? 0;
+    message.vectorLength = object.vectorLength ?? 0;
+    message.graphNeighbours = object.graphNeighbours ?? 0;
+    message.quantisation = (object.quantisation !== undefined && object.quantisation !== null)
+      ? Quantisation.fromPartial(object.quantisation)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseQuantisation(): Quantisation {
@@ -5267,6 +5886,18 @@ export const Quantisation: MessageFns<Quantisation> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<Quantisation>, I>>(base?: I): Quantisation {
+    return Quantisation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Quantisation>, I>>(object: I): Quantisation {
+    const message = createBaseQuantisation();
+    message.clipRange = object.clipRange ?? 0;
+    message.scale = object.scale ?? 0;
+    message.modulusBits = object.modulusBits ?? 0;
+    message.weightCap = object.weightCap ?? undefined;
+    return message;
+  },
 };
 
 function createBasePeerIdentity(): PeerIdentity {
@@ -5324,6 +5955,16 @@ export const PeerIdentity: MessageFns<PeerIdentity> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<PeerIdentity>, I>>(base?: I): PeerIdentity {
+    return PeerIdentity.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PeerIdentity>, I>>(object: I): PeerIdentity {
+    const message = createBasePeerIdentity();
+    message.institutionId = object.institutionId ?? "";
+    message.identityPublicKey = object.identityPublicKey ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBaseShare(): Share {
@@ -5380,6 +6021,16 @@ export const Share: MessageFns<Share> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<Share>, I>>(base?: I): Share {
+    return Share.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Share>, I>>(object: I): Share {
+    const message = createBaseShare();
+    message.aboutInstitution = object.aboutInstitution ?? "";
+    message.value = object.value ?? new Uint8Array(0);
+    return message;
   },
 };
 
@@ -5489,6 +6140,30 @@ export const SecAggMessage: MessageFns<SecAggMessage> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<SecAggMessage>, I>>(base?: I): SecAggMessage {
+    return SecAggMessage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SecAggMessage>, I>>(object: I): SecAggMessage {
+    const message = createBaseSecAggMessage();
+    message.envelope = (object.envelope !== undefined && object.envelope !== null)
+      ? Envelope.fromPartial(object.envelope)
+      : undefined;
+    message.collection = object.collection ?? "";
+    message.advertise = (object.advertise !== undefined && object.advertise !== null)
+      ? SignedKeys.fromPartial(object.advertise)
+      : undefined;
+    message.shareKeys = (object.shareKeys !== undefined && object.shareKeys !== null)
+      ? ShareKeysBody.fromPartial(object.shareKeys)
+      : undefined;
+    message.unmask = (object.unmask !== undefined && object.unmask !== null)
+      ? UnmaskBody.fromPartial(object.unmask)
+      : undefined;
+    message.ckksPublicKey = (object.ckksPublicKey !== undefined && object.ckksPublicKey !== null)
+      ? CkksPublicKey.fromPartial(object.ckksPublicKey)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseCkksPublicKey(): CkksPublicKey {
@@ -5546,6 +6221,16 @@ export const CkksPublicKey: MessageFns<CkksPublicKey> = {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
   },
+
+  create<I extends Exact<DeepPartial<CkksPublicKey>, I>>(base?: I): CkksPublicKey {
+    return CkksPublicKey.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CkksPublicKey>, I>>(object: I): CkksPublicKey {
+    const message = createBaseCkksPublicKey();
+    message.key = object.key ?? new Uint8Array(0);
+    message.signature = object.signature ?? new Uint8Array(0);
+    return message;
+  },
 };
 
 function createBaseShareKeysBody(): ShareKeysBody {
@@ -5591,6 +6276,15 @@ export const ShareKeysBody: MessageFns<ShareKeysBody> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<ShareKeysBody>, I>>(base?: I): ShareKeysBody {
+    return ShareKeysBody.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShareKeysBody>, I>>(object: I): ShareKeysBody {
+    const message = createBaseShareKeysBody();
+    message.shares = object.shares?.map((e) => EncryptedShare.fromPartial(e)) || [];
+    return message;
   },
 };
 
@@ -5659,6 +6353,17 @@ export const UnmaskBody: MessageFns<UnmaskBody> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
+  },
+
+  create<I extends Exact<DeepPartial<UnmaskBody>, I>>(base?: I): UnmaskBody {
+    return UnmaskBody.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UnmaskBody>, I>>(object: I): UnmaskBody {
+    const message = createBaseUnmaskBody();
+    message.selfMaskShares = object.selfMaskShares?.map((e) => Share.fromPartial(e)) || [];
+    message.maskKeyShares = object.maskKeyShares?.map((e) => Share.fromPartial(e)) || [];
+    message.signature = object.signature ?? new Uint8Array(0);
+    return message;
   },
 };
 
@@ -5780,6 +6485,18 @@ export const FederationDefinition = {
   },
 } as const;
 
+type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+
+export type DeepPartial<T> = T extends Builtin ? T
+  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
+
+type KeysOfUnion<T> = T extends T ? keyof T : never;
+export type Exact<P, I extends P> = P extends Builtin ? P
+  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
   if (num > globalThis.Number.MAX_SAFE_INTEGER) {
@@ -5794,4 +6511,6 @@ function longToNumber(int64: { toString(): string }): number {
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
+  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
+  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
 }
