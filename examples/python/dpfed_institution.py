@@ -14,7 +14,6 @@ status code and the details, which name the field, are printed); 1 anything else
 """
 import argparse
 import hashlib
-import json
 import os
 import random
 import stat
@@ -186,13 +185,21 @@ class Institution:
                     raise
                 log("%s (round %d); waiting for the next task" % (refusal, task.envelope.round))
 
-    def unsupported(self, task, config, spec):
-        if spec.get("kind") != "logistic":
-            return "model kind %r (this example trains logistic regression only)" % spec.get("kind")
-        if config["privacy"]["mode"] != "off":
-            return "privacy mode %r (this example implements privacy off only)" % config["privacy"]["mode"]
-        if config["aggregation"] != "plain":
-            return "aggregation %r (this example implements plain aggregation only)" % config["aggregation"]
+    def unsupported(self, task):
+        """Why this example cannot do `task` (a TRAIN or EVALUATE task), or None. Reads the typed
+        Task.model_spec and Task.config messages."""
+        pb2 = self.pb2
+        if not task.HasField("model_spec") or not task.HasField("config"):
+            return "a task without model_spec or config"
+        spec, config = task.model_spec, task.config
+        if spec.kind != pb2.MODEL_KIND_LOGISTIC:
+            return "model kind %s (this example trains logistic regression only)" % pb2.ModelKind.Name(spec.kind)
+        if config.privacy.mode != pb2.PRIVACY_MODE_OFF:
+            return "privacy mode %s (this example implements privacy off only)" % pb2.PrivacyMode.Name(config.privacy.mode)
+        if config.aggregation != pb2.AGGREGATION_PLAIN:
+            return "aggregation %s (this example implements plain aggregation only)" % pb2.Aggregation.Name(config.aggregation)
+        if task.kind == pb2.EVALUATE and config.evaluation.HasField("private"):
+            return "private evaluation (this example sends exact histograms only)"
         return None
 
     def decline(self, task, reason, detail):
@@ -223,19 +230,20 @@ class Institution:
             raise Refused("PushResult not accepted: %s" % ack.message)
 
     def train(self, task):
-        config, spec = json.loads(task.config_json), json.loads(task.model_spec_json)
-        why = self.unsupported(task, config, spec)
+        why = self.unsupported(task)
         if why:
             return self.decline(task, "unsupported", why)
+        config = task.config
         model = self.download(task)
         (kshape, kernel), (_, bias) = model["dense_0/kernel"], model["dense_0/bias"]
-        self.rng.seed("%s:%s" % (config.get("seed", ""), self.flags.institution))
+        self.rng.seed("%s:%s" % (config.seed, self.flags.institution))
         features, labels = self.train_rows
-        weights, b, loss = dpfed_logistic.train(kernel, bias[0], features, labels, config, self.rng)
+        adam = config.optimizer == self.pb2.OPTIMIZER_ADAM
+        weights, b, loss = dpfed_logistic.train(kernel, bias[0], features, labels, config, self.rng, adam)
         # TRAIN_RESULT carries the delta = trained - global, float32, clipped to the run's update bound
         delta = [w - k for w, k in zip(weights, kernel)] + [b - bias[0]]
         norm = sum(x * x for x in delta) ** 0.5
-        bound = float(config["maxUpdateNorm"])
+        bound = float(config.max_update_norm)
         if norm > bound:
             delta = [x * bound / norm for x in delta]
         d = len(kernel)
@@ -253,13 +261,12 @@ class Institution:
         log("round %d: trained, loss %.4f, update norm %.4f" % (task.envelope.round, loss, min(norm, bound)))
 
     def evaluate(self, task):
-        config, spec = json.loads(task.config_json), json.loads(task.model_spec_json)
-        why = self.unsupported(task, config, spec) or ("private evaluation (this example sends exact histograms only)" if config["evaluation"].get("private") else None)
+        why = self.unsupported(task)
         if why:
             return self.decline(task, "unsupported", why)
         model = self.download(task)
         kernel, bias = model["dense_0/kernel"][1], model["dense_0/bias"][1]
-        bins, logit_range = int(config["evaluation"]["bins"]), float(config["evaluation"]["logitRange"])
+        bins, logit_range = int(task.config.evaluation.bins), float(task.config.evaluation.logit_range)
         features, labels = self.validation_rows
         positive, negative, loss, accuracy = dpfed_logistic.evaluate(kernel, bias[0], features, labels, bins, logit_range)
         tensors = [

@@ -23,11 +23,13 @@ def _bce(logit, y):
     return math.log1p(math.exp(-abs(logit))) + max(logit, 0.0) - y * logit
 
 
-def train(weights, bias, features, labels, config, rng):
-    """Runs config.localSteps steps from (weights, bias); returns (weights, bias, mean batch loss) as floats."""
-    steps, batch = int(config["localSteps"]), int(config["batchSize"])
-    lr, mu = float(config["learningRate"]), float(config.get("proximalMu", 0) or 0)
-    adam = config.get("optimizer") == "adam"
+def train(weights, bias, features, labels, config, rng, adam=False):
+    """Runs config.local_steps steps from (weights, bias); returns (weights, bias, mean batch loss) as floats.
+
+    config is the task's TaskConfig message (local_steps, batch_size, learning_rate, proximal_mu); adam:
+    whether config.optimizer is OPTIMIZER_ADAM."""
+    steps, batch = int(config.local_steps), int(config.batch_size)
+    lr, mu = float(config.learning_rate), float(config.proximal_mu)
     start = list(weights) + [bias]
     theta = list(start)
     d = len(weights)
