@@ -144,6 +144,8 @@ export interface TestCoordinatorOptions {
   clientCertificates?: false;
   /** Prometheus series of the coordinator (test/observability.test.ts). */
   metrics?: CoordinatorMetrics;
+  /** Zero-copy framing on or off (default: DPFED_ZERO_COPY, else on; test/zero-copy-switch.test.ts). */
+  zeroCopy?: boolean;
 }
 
 /** Coordinators started by this file's tests, by address, so institutions are enrolled with the right one. */
@@ -166,6 +168,7 @@ export async function startTestCoordinator(o: TestCoordinatorOptions): Promise<C
     ...(o.insecure ? { insecure: true } : { tls: { ...server, requireClientCertificate: o.clientCertificates ?? true } }),
     revocationPollMs: 200,
     metrics: o.metrics,
+    zeroCopy: o.zeroCopy,
   });
   coordinatorsByAddress.set(`127.0.0.1:${coordinator.port}`, { coordinator, insecure: Boolean(o.insecure) });
   return coordinator;
