@@ -4,10 +4,13 @@
 // posting tasks, model downloads, result uploads and their validation, aggregation, the evaluation phase
 // and the SQLite commit. The figure is the median RoundSummary.seconds (sampling → commit) of the rounds
 // after a warm-up: a federation runs for many rounds, and its first ones run code V8 has not optimised
-// yet (measured here at 100k parameters: rounds 2-11 took a median of 41 ms, rounds 21-30 25 ms, rounds
+// yet (in one run at 100k parameters: rounds 2-11 took a median of 41 ms, rounds 21-30 25 ms, rounds
 // 91-100 20 ms). The median of the first rounds after the first is reported beside it (…ColdMs).
 // The institutions run in a separate process (as they do in production), so their side of the wire does
-// not count as coordinator time; on this 2-core machine they still compete for the CPU.
+// not count as coordinator time; on a 2-core machine they still compete for the CPU.
+// Each figure is measured twice: with the zero-copy framing of the Session frames that carry tensors
+// (the default), and with it switched off (proto/zero-copy-framing.ts: every frame through the generated
+// encoder), keys …NoZeroCopy.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +24,7 @@ import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
 import type { RoundSummary } from '../coordinator/round-machine.ts';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { parameterCount } from '../proto/model-spec.ts';
+import { ZERO_COPY_ENV } from '../proto/zero-copy-framing.ts';
 import { median, roundTo } from './statistics.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -53,7 +57,7 @@ export function processCpuMs(pid: number | undefined): number | null {
 }
 
 /** One federation of `clients` no-training institutions for `warmup` + `rounds` rounds; median round time of the last `rounds`. */
-export async function measureRoundOverhead(o: { model: string; clients: number; rounds: number; warmup: number }): Promise<RoundOverheadRun> {
+export async function measureRoundOverhead(o: { model: string; clients: number; rounds: number; warmup: number; zeroCopy?: boolean }): Promise<RoundOverheadRun> {
   const total = o.warmup + o.rounds;
   const dir = mkdtempSync(join(tmpdir(), 'dpfed-round-bench-'));
   const flags = runFlags({ rounds: total, minClients: o.clients, privacy: 'off', aggregation: 'plain' });
@@ -61,7 +65,7 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
   // plaintext, so the figure stays comparable with the goals, which were set without TLS; the
   // institutions are enrolled with the identity keys their process loads from `dir`
   const enrol = Array.from({ length: o.clients }, (_, k) => ({ institutionId: `bank-${k + 1}`, publicKey: loadOrCreateIdentity(join(dir, `bank-${k + 1}.identity`)).publicKey }));
-  const coordinator = await startCoordinator({ dbPath: join(dir, 'bench.sqlite'), keyDir: join(dir, 'keys'), config, privacy: coordinatorPrivacy, insecure: true, enrol });
+  const coordinator = await startCoordinator({ dbPath: join(dir, 'bench.sqlite'), keyDir: join(dir, 'keys'), config, privacy: coordinatorPrivacy, insecure: true, enrol, zeroCopy: o.zeroCopy ?? true });
   const summaries: RoundSummary[] = [];
   const cpuMs: number[] = [];
   const institutionsCpu: (number | null)[] = [];
@@ -74,7 +78,7 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
     summaries.push(s);
     if (process.env.DPFED_BENCH_VERBOSE) process.stderr.write(`round ${s.round}: ${JSON.stringify(s.phaseMs)}\n`);
   });
-  const clients = spawn(process.execPath, [...NODE_HEAP_FLAGS, ...(process.env.DPFED_BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DPFED_BENCH_CLIENT_PROF}`] : []), '--import', 'tsx', CLIENTS_SCRIPT, `127.0.0.1:${coordinator.port}`, String(o.clients), dir], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  const clients = spawn(process.execPath, [...NODE_HEAP_FLAGS, ...(process.env.DPFED_BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DPFED_BENCH_CLIENT_PROF}`] : []), '--import', 'tsx', CLIENTS_SCRIPT, `127.0.0.1:${coordinator.port}`, String(o.clients), dir], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, [ZERO_COPY_ENV]: o.zeroCopy === false ? '0' : '1' } });
   const exited = new Promise<number>((resolve) => clients.on('exit', (code) => resolve(code ?? 1)));
   try {
     await coordinator.finished;
@@ -117,12 +121,20 @@ export async function benchRoundOverhead(o: { quick?: boolean } = {}): Promise<{
   roundOverheadInstitutionsCpuMs: number | null;
   roundOverheadInstitutionsCpuMs1M: number | null;
   roundOverheadClients: number;
+  roundOverheadMsNoZeroCopy: number;
+  roundOverheadMs1MNoZeroCopy: number;
+  roundOverheadCoordinatorCpuMsNoZeroCopy: number;
+  roundOverheadCoordinatorCpuMs1MNoZeroCopy: number;
+  roundOverheadInstitutionsCpuMsNoZeroCopy: number | null;
+  roundOverheadInstitutionsCpuMs1MNoZeroCopy: number | null;
 }> {
   const clients = 10;
   const warmup = o.quick ? 5 : 40;
   const rounds = o.quick ? 5 : 40;
   const small = await measureRoundOverhead({ model: MODEL_100K, clients, warmup, rounds });
   const large = await measureRoundOverhead({ model: MODEL_1M, clients, warmup, rounds });
+  const smallPlain = await measureRoundOverhead({ model: MODEL_100K, clients, warmup, rounds, zeroCopy: false });
+  const largePlain = await measureRoundOverhead({ model: MODEL_1M, clients, warmup, rounds, zeroCopy: false });
   const ms = (v: number | null) => (v === null ? null : roundTo(v, 2));
   return {
     roundOverheadMs: roundTo(small.medianMs, 2),
@@ -136,5 +148,11 @@ export async function benchRoundOverhead(o: { quick?: boolean } = {}): Promise<{
     roundOverheadInstitutionsCpuMs: ms(small.institutionsCpuMs),
     roundOverheadInstitutionsCpuMs1M: ms(large.institutionsCpuMs),
     roundOverheadClients: clients,
+    roundOverheadMsNoZeroCopy: roundTo(smallPlain.medianMs, 2),
+    roundOverheadMs1MNoZeroCopy: roundTo(largePlain.medianMs, 2),
+    roundOverheadCoordinatorCpuMsNoZeroCopy: roundTo(smallPlain.medianCpuMs, 2),
+    roundOverheadCoordinatorCpuMs1MNoZeroCopy: roundTo(largePlain.medianCpuMs, 2),
+    roundOverheadInstitutionsCpuMsNoZeroCopy: ms(smallPlain.institutionsCpuMs),
+    roundOverheadInstitutionsCpuMs1MNoZeroCopy: ms(largePlain.institutionsCpuMs),
   };
 }

@@ -710,7 +710,7 @@ export class RoundMachine extends EventEmitter {
       // Private evaluation: each institution's noise share relies on `threshold` shares in the sum, so the
       // threshold is never lowered for it; otherwise it follows the participants who advertised keys.
       ...(privateEvaluation ? {} : { thresholdFor: (n: number) => this.secureGraph(n).threshold }),
-      vectorLength: privateEvaluation ? 2 * bins : evaluationVectorLength(bins), 
+      vectorLength: privateEvaluation ? 2 * bins : evaluationVectorLength(bins),
       clientNoiseSigma: privateEvaluation ? privateEvaluation.noiseSigma / Math.sqrt(graph.threshold) : 0,
       board: this.deps.board, makeTask: (kind) => this.task(kind, { config: trainConfig, modelVersion: round }), firstKind: 'EVALUATE',
       firstDeadlineMs: config.phaseTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,

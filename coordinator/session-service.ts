@@ -195,8 +195,8 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
 
     call.on('data', (frame: ClientFrameMsg | UndecodableMessage) => {
       if (closed) return;
-      // bytes that are not a ClientFrame carry no call id: the refusal goes under call id 0, the stream goes on
-      if (frame instanceof UndecodableMessage) return void fail(0, invalidArgument(frame.describe('frame')));
+      // bytes that are not a ClientFrame: the refusal goes under the call id they hold, else under call id 0; the stream goes on
+      if (frame instanceof UndecodableMessage) return void fail(frame.callId ?? 0, invalidArgument(frame.describe('frame')));
       const callId = frame.callId;
       switch (frame.body) {
         case 'heartbeat':

@@ -12,6 +12,8 @@ export class UndecodableMessage {
     /** The decoder's reason. */
     readonly reason: string,
     readonly byteLength: number,
+    /** A Session frame's call_id when the bytes hold one although the frame does not decode (undefined otherwise). */
+    readonly callId?: number,
   ) {}
 
   /** The refusal text, naming `field` (the request, or the stream frame) as the field at fault. */
@@ -30,7 +32,8 @@ export function tolerantRequests(definition: grpc.MethodDefinition<unknown, unkn
       try {
         return deserialize(bytes);
       } catch (error) {
-        return new UndecodableMessage(type, error instanceof Error ? error.message : String(error), bytes.length);
+        const callId = (error as { callId?: unknown })?.callId;
+        return new UndecodableMessage(type, error instanceof Error ? error.message : String(error), bytes.length, typeof callId === 'number' ? callId : undefined);
       }
     },
   };

@@ -3,6 +3,7 @@
 // limits, and the names the rest of the code uses for the generated message types (camelCase fields,
 // bytes as Uint8Array views into the received message, enums as their names, 64-bit integers as numbers).
 import * as grpc from '@grpc/grpc-js';
+import { BinaryReader } from '@bufbuild/protobuf/wire';
 import * as pb from './generated/dpfed/v1/federation.ts';
 import { widenServerFlowControl as widenHttp2Windows } from './grpc-internals.ts';
 import { tolerantRequests } from './request-decoding.ts';
@@ -48,7 +49,13 @@ function decoderOf(codec: MessageCodec<unknown>): (bytes: Buffer) => unknown {
   const bodies = FRAME_BODIES.get(codec);
   if (!bodies) return (bytes) => codec.decode(bytes);
   return (bytes) => {
-    const frame = codec.decode(bytes) as Record<string, unknown>;
+    let frame: Record<string, unknown>;
+    try {
+      frame = codec.decode(bytes) as Record<string, unknown>;
+    } catch (error) {
+      // the refusal can still go under the frame's own call id when its bytes hold one (proto/request-decoding.ts)
+      throw Object.assign(error instanceof Error ? error : new Error(String(error)), { callId: callIdOf(bytes) });
+    }
     for (const name of bodies) {
       if (frame[name] === undefined) continue;
       if (frame.body === undefined) frame.body = name;
@@ -56,6 +63,25 @@ function decoderOf(codec: MessageCodec<unknown>): (bytes: Buffer) => unknown {
     }
     return frame;
   };
+}
+
+/**
+ * Field 1 (call_id) of a Session frame whose other fields do not decode (a 64-bit value past 2^53, a
+ * truncated field): the top-level fields are skipped one by one; undefined when the bytes give no call id.
+ */
+function callIdOf(bytes: Uint8Array): number | undefined {
+  try {
+    const reader = new BinaryReader(bytes);
+    let callId: number | undefined;
+    while (reader.pos < reader.len) {
+      const [field, wireType] = reader.tag();
+      if (field === 1 && wireType === 0) callId = reader.uint32();
+      else reader.skip(wireType);
+    }
+    return callId;
+  } catch {
+    return undefined;
+  }
 }
 
 let cached: grpc.ServiceDefinition | undefined;

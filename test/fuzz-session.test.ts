@@ -146,6 +146,13 @@ describe('fuzzing the Session stream of a running coordinator', () => {
     ]);
   });
 
+  it('refuses a frame whose call id decodes but whose request does not (a model version past 2^53) under that call id, naming the frame', async () => {
+    const answers = await answersTo(frame({ callId: 48, heartbeat: { envelope: { runId: 'r', modelVersion: 2 ** 63 } } }));
+    expect(answers.map((a) => [a.callId, grpc.status[a.error?.code ?? 0], a.error?.message])).toEqual([
+      [48, 'INVALID_ARGUMENT', expect.stringMatching(/^frame: \d+ bytes that are not a valid ClientFrame protobuf message \(.*MAX_SAFE_INTEGER/)],
+    ]);
+  });
+
   it('refuses a pull without an envelope with INVALID_ARGUMENT naming the envelope (not INTERNAL, no unhandled rejection)', async () => {
     const answers = await answersTo(frame({ callId: 17, pullTask: { envelope: null, waitMs: 30 } }));
     expect(answers.map((a) => [a.callId, grpc.status[a.error?.code ?? 0], a.error?.message])).toEqual([[17, 'INVALID_ARGUMENT', 'envelope: missing']]);

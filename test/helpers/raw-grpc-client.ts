@@ -1,10 +1,16 @@
 // A gRPC client of the dpfed Federation service that sends and receives raw bytes: every method of
 // proto/dpfed/v1/federation.proto under its real path and streaming kind, but with identity serialisers,
-// so a test can send frames that are not protobuf at all, or valid messages with bits flipped. `encode`
-// and `decode` give the protobuf bytes of a message (and back) with the same codec the coordinator uses.
+// so a test can send frames that are not protobuf at all, or valid messages with bits flipped.
+// encodeRequest writes any value a fuzzer makes up (a negative uint32, an enum number out of range, a
+// string where a number belongs) the way protobufjs coerces it, through @grpc/proto-loader's reflection
+// of the same .proto: the SDK's generated encoder refuses such values, and what is tested is the
+// coordinator's decoding of whatever bytes arrive. decodeResponse decodes as the SDK does.
 // Every call has a deadline, so a call the coordinator never answers ends as DEADLINE_EXCEEDED.
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { join } from 'node:path';
 import { CHANNEL_OPTIONS, federationService } from '../../proto/wire.ts';
+import { ROOT } from './federation-fixture.ts';
 
 export const UNARY_METHODS = ['Challenge', 'Register', 'Heartbeat', 'PullTask', 'PushSecAgg', 'Decline'] as const;
 export type UnaryMethod = (typeof UNARY_METHODS)[number];
@@ -25,9 +31,15 @@ function rawServiceDefinition(): grpc.ServiceDefinition {
   );
 }
 
-/** The protobuf bytes of `message` as the request of `method` (protobufjs fromObject, so loose values are coerced as the SDK's would be). */
+let lenient: grpc.ServiceDefinition | undefined;
+
+/** The protobuf bytes of `message` as the request of `method`, loose values coerced by protobufjs fromObject. */
 export function encodeRequest(method: FederationMethod, message: unknown): Buffer {
-  return (federationService()[method].requestSerialize as (value: unknown) => Buffer)(message);
+  if (!lenient) {
+    const definition = protoLoader.loadSync(join(ROOT, 'proto', 'dpfed', 'v1', 'federation.proto'), { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
+    lenient = (grpc.loadPackageDefinition(definition) as unknown as { dpfed: { v1: { Federation: { service: grpc.ServiceDefinition } } } }).dpfed.v1.Federation.service;
+  }
+  return (lenient[method].requestSerialize as (value: unknown) => Buffer)(message);
 }
 
 /** A response of `method` decoded as the SDK decodes it. */
