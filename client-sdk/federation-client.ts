@@ -440,7 +440,7 @@ export class FederationClient extends EventEmitter {
     if (task.kind === 'SECAGG_SHARE_KEYS') {
       // A noisy evaluation's share of the noise was sized for the threshold it was given: a lower one would
       // let a sum of fewer shares (less noise than its ledger records) be revealed.
-      if (secagg.collection === 'evaluation' && state.header.privacyEvent && secagg.threshold < state.client.threshold) {
+      if (secagg.collection === COLLECTIONS.evaluation && state.header.privacyEvent && secagg.threshold < state.client.threshold) {
         this.secureSums.delete(key);
         throw new ProtocolRefusal(`the threshold ${secagg.threshold} is below the ${state.client.threshold} this institution's noise share relies on`);
       }

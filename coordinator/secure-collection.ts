@@ -78,7 +78,7 @@ export class SecureCollection {
       survivors: [],
       dropped: [],
       neighbours: [],
-      quantisation: this.o.quantisation,
+      quantisation: this.o.quantisation && { ...this.o.quantisation, weightCap: this.o.quantisation.weightCap ?? 0 }, // 0: no weight word
       index: this.indexOf.get(id) ?? 0,
       identities: this.o.participants.map((p) => ({ institutionId: p.id, identityPublicKey: p.publicKey })),
       clientNoiseSigma: this.o.clientNoiseSigma,

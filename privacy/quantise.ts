@@ -41,13 +41,13 @@ export function validateQuantisationConfig(cfg: QuantisationConfig): Quantisatio
 }
 
 /**
- * The configuration of a decoded SecAggTask.quantisation message (its fields as they are named here),
- * validated; throws naming the field when it is absent or out of range.
+ * The configuration of a decoded SecAggTask.quantisation message (its fields as they are named here; a
+ * weight cap of 0 is none), validated; throws naming the field when it is absent or out of range.
  */
-export function quantisationFromMessage(message: { clipRange: number; scale: number; modulusBits: number; weightCap?: number | undefined } | undefined): QuantisationConfig {
+export function quantisationFromMessage(message: { clipRange: number; scale: number; modulusBits: number; weightCap: number } | undefined): QuantisationConfig {
   if (!message) throw new Error('quantisation: secagg.quantisation is required for the update collection');
   const cfg: QuantisationConfig = { clipRange: message.clipRange, scale: message.scale, modulusBits: message.modulusBits as 32 };
-  if (message.weightCap !== undefined) cfg.weightCap = message.weightCap;
+  if (message.weightCap !== 0) cfg.weightCap = message.weightCap; // 0: none
   return validateQuantisationConfig(cfg);
 }
 

@@ -13,9 +13,10 @@ import { createHash, createPrivateKey, createPublicKey, diffieHellman, generateK
 import nacl from 'tweetnacl';
 import { verifySignature, type IdentityKey } from './identity.ts';
 import { SHARE_VALUE_BYTES } from './shamir.ts';
+import { COLLECTIONS, type CollectionName } from '../proto/shared-names.ts';
 
-export type SecAggCollection = 'update' | 'evaluation';
-export const SECAGG_COLLECTIONS: readonly SecAggCollection[] = ['update', 'evaluation'];
+export type SecAggCollection = CollectionName;
+export const SECAGG_COLLECTIONS: readonly SecAggCollection[] = [COLLECTIONS.update, COLLECTIONS.evaluation];
 
 /** What every signed or encrypted SecAgg message is bound to. */
 export interface SecAggContext {

@@ -44,13 +44,13 @@ export function taskConfigMessage(config: TaskConfig): pb.TaskConfig {
     evaluation: evaluationMessage(config.evaluation),
     seed: config.seed,
     classWeight: config.classWeight && { ...config.classWeight },
-    weightDecay: config.weightDecay,
+    weightDecay: config.weightDecay ?? 0,
     lrSchedule: config.lrSchedule && lrScheduleMessage(config.lrSchedule),
   };
 }
 
 function evaluationMessage(e: EvaluationConfig): pb.EvaluationConfig {
-  return { bins: e.bins, logitRange: e.logitRange, every: e.every, coordinatorData: e.coordinatorData === true, none: e.none === true, private: e.private && { ...e.private } };
+  return { bins: e.bins, logitRange: e.logitRange, every: e.every ?? 0, coordinatorData: e.coordinatorData === true, none: e.none === true, private: e.private && { ...e.private } };
 }
 
 function lrScheduleMessage(schedule: LrSchedule): pb.LrSchedule {
@@ -61,7 +61,8 @@ function lrScheduleMessage(schedule: LrSchedule): pb.LrSchedule {
 
 /**
  * The configuration a decoded TaskConfig message holds, unchecked: an UNSPECIFIED enum becomes undefined, an
- * absent message field undefined, and optional fields stay absent when they were not on the wire.
+ * absent message field undefined, and the fields whose 0 means "none" (weight_decay, evaluation.every) are
+ * left out when 0.
  */
 export function taskConfigFromMessage(m: pb.TaskConfig): TaskConfig {
   // absent messages stay undefined here; the check names them
@@ -85,14 +86,14 @@ export function taskConfigFromMessage(m: pb.TaskConfig): TaskConfig {
     seed: m.seed,
   };
   if (m.classWeight) config.classWeight = { positive: m.classWeight.positive, negative: m.classWeight.negative };
-  if (m.weightDecay !== undefined) config.weightDecay = m.weightDecay;
+  if (m.weightDecay !== 0) config.weightDecay = m.weightDecay;
   if (m.lrSchedule) config.lrSchedule = lrScheduleFromMessage(m.lrSchedule);
   return config;
 }
 
 function evaluationFromMessage(e: pb.EvaluationConfig): EvaluationConfig {
   const evaluation: EvaluationConfig = { bins: e.bins, logitRange: e.logitRange };
-  if (e.every !== undefined) evaluation.every = e.every;
+  if (e.every !== 0) evaluation.every = e.every;
   if (e.coordinatorData) evaluation.coordinatorData = true;
   if (e.none) evaluation.none = true;
   if (e.private) evaluation.private = { epsilon: e.private.epsilon, noiseSigma: e.private.noiseSigma };

@@ -103,8 +103,8 @@ describe('quantisation', () => {
     expect(() => quantise(new Float32Array(1), { ...cfg, scale: 0 })).toThrow(/scale must be a positive number/);
     expect(() => quantise(new Float32Array(1), { ...cfg, modulusBits: 64 as unknown as 32 })).toThrow(/modulusBits must be 32/);
     expect(() => quantisationFromMessage(undefined)).toThrow(/secagg.quantisation is required/);
-    expect(() => quantisationFromMessage({ ...cfg, modulusBits: 0 })).toThrow(/modulusBits must be 32/);
-    expect(quantisationFromMessage({ ...cfg, weightCap: undefined })).toEqual(cfg);
+    expect(() => quantisationFromMessage({ ...cfg, modulusBits: 0, weightCap: 0 })).toThrow(/modulusBits must be 32/);
+    expect(quantisationFromMessage({ ...cfg, weightCap: 0 })).toEqual(cfg);
     expect(() => encodeWeightedUpdate(new Float32Array(1), 5, cfg)).toThrow(/needs cfg.weightCap/);
     expect(() => encodeWeightedUpdate(new Float32Array(1), -1, { ...cfg, weightCap: 10 })).toThrow(/exampleCount must be a non-negative integer/);
     expect(() => chooseQuantisation(1, 0, 1)).toThrow(/maxClients must be a positive integer/);

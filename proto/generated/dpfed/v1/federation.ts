@@ -1008,10 +1008,8 @@ export interface TaskConfig {
   classWeight?:
     | ClassWeight
     | undefined;
-  /** >= 0, absent = 0: decoupled L2 weight decay: each optimiser step also takes params -= lr * weight_decay * params. */
-  weightDecay?:
-    | number
-    | undefined;
+  /** >= 0 (0: none): decoupled L2 weight decay: each optimiser step also takes params -= lr * weight_decay * params. */
+  weightDecay: number;
   /** absent: a constant learning rate */
   lrSchedule?: LrSchedule | undefined;
 }
@@ -1079,10 +1077,8 @@ export interface EvaluationConfig {
   bins: number;
   /** > 0: histograms cover logits in [-logit_range, logit_range] */
   logitRange: number;
-  /** > 0: evaluate every K rounds (the last round always); absent = 1 */
-  every?:
-    | number
-    | undefined;
+  /** evaluate every K rounds (the last round always); 0 (absent) means 1 */
+  every: number;
   /** true: the coordinator scores on its own data, no EVALUATE tasks */
   coordinatorData: boolean;
   /**
@@ -1353,8 +1349,8 @@ export interface Quantisation {
   scale: number;
   /** 32 */
   modulusBits: number;
-  /** >= 1 when set: the vector carries one more word, the capped declared example count (see above). */
-  weightCap?: number | undefined;
+  /** 0: none; >= 1: the vector carries one more word, the capped declared example count (see above). */
+  weightCap: number;
 }
 
 export interface PeerIdentity {
@@ -3248,7 +3244,7 @@ function createBaseTaskConfig(): TaskConfig {
     evaluation: undefined,
     seed: "",
     classWeight: undefined,
-    weightDecay: undefined,
+    weightDecay: 0,
     lrSchedule: undefined,
   };
 }
@@ -3297,7 +3293,7 @@ export const TaskConfig: MessageFns<TaskConfig> = {
     if (message.classWeight !== undefined) {
       ClassWeight.encode(message.classWeight, writer.uint32(114).fork()).join();
     }
-    if (message.weightDecay !== undefined) {
+    if (message.weightDecay !== 0) {
       writer.uint32(121).double(message.weightDecay);
     }
     if (message.lrSchedule !== undefined) {
@@ -3484,7 +3480,7 @@ export const TaskConfig: MessageFns<TaskConfig> = {
     message.classWeight = (object.classWeight !== undefined && object.classWeight !== null)
       ? ClassWeight.fromPartial(object.classWeight)
       : undefined;
-    message.weightDecay = object.weightDecay ?? undefined;
+    message.weightDecay = object.weightDecay ?? 0;
     message.lrSchedule = (object.lrSchedule !== undefined && object.lrSchedule !== null)
       ? LrSchedule.fromPartial(object.lrSchedule)
       : undefined;
@@ -3833,7 +3829,7 @@ export const ClientPrivacy: MessageFns<ClientPrivacy> = {
 };
 
 function createBaseEvaluationConfig(): EvaluationConfig {
-  return { bins: 0, logitRange: 0, every: undefined, coordinatorData: false, none: false, private: undefined };
+  return { bins: 0, logitRange: 0, every: 0, coordinatorData: false, none: false, private: undefined };
 }
 
 export const EvaluationConfig: MessageFns<EvaluationConfig> = {
@@ -3844,7 +3840,7 @@ export const EvaluationConfig: MessageFns<EvaluationConfig> = {
     if (message.logitRange !== 0) {
       writer.uint32(17).double(message.logitRange);
     }
-    if (message.every !== undefined) {
+    if (message.every !== 0) {
       writer.uint32(24).uint32(message.every);
     }
     if (message.coordinatorData !== false) {
@@ -3939,7 +3935,7 @@ export const EvaluationConfig: MessageFns<EvaluationConfig> = {
     const message = createBaseEvaluationConfig();
     message.bins = object.bins ?? 0;
     message.logitRange = object.logitRange ?? 0;
-    message.every = object.every ?? undefined;
+    message.every = object.every ?? 0;
     message.coordinatorData = object.coordinatorData ?? false;
     message.none = object.none ?? false;
     message.private = (object.private !== undefined && object.private !== null)
@@ -5810,7 +5806,7 @@ export const SecAggTask: MessageFns<SecAggTask> = {
 };
 
 function createBaseQuantisation(): Quantisation {
-  return { clipRange: 0, scale: 0, modulusBits: 0, weightCap: undefined };
+  return { clipRange: 0, scale: 0, modulusBits: 0, weightCap: 0 };
 }
 
 export const Quantisation: MessageFns<Quantisation> = {
@@ -5824,7 +5820,7 @@ export const Quantisation: MessageFns<Quantisation> = {
     if (message.modulusBits !== 0) {
       writer.uint32(24).uint32(message.modulusBits);
     }
-    if (message.weightCap !== undefined) {
+    if (message.weightCap !== 0) {
       writer.uint32(32).uint32(message.weightCap);
     }
     return writer;
@@ -5895,7 +5891,7 @@ export const Quantisation: MessageFns<Quantisation> = {
     message.clipRange = object.clipRange ?? 0;
     message.scale = object.scale ?? 0;
     message.modulusBits = object.modulusBits ?? 0;
-    message.weightCap = object.weightCap ?? undefined;
+    message.weightCap = object.weightCap ?? 0;
     return message;
   },
 };
