@@ -12,7 +12,8 @@
 // IdentityHandler.writeMessage. For the frames that carry tensor bytes (a model download, an update upload:
 // up to 4 MiB each, ten or more per round) that is a fresh buffer and a full copy per message, about 15-20 ms
 // of CPU per round on each side at 1M parameters. Our frames are written by hand into pooled buffers anyway
-// (proto/wire.ts, proto/frame-pool.ts), so they leave room for the prefix: `preframed()` marks such a
+// (proto/hand-framed-messages.ts, proto/frame-pool.ts; proto/zero-copy-framing.ts installs the wrap unless
+// DPFED_ZERO_COPY=0), so they leave room for the prefix: `preframed()` marks such a
 // message, and the two grpc-js methods are wrapped to write the prefix into that room and hand the whole
 // buffer on. Every other message takes grpc-js's own path unchanged.
 //
