@@ -35,6 +35,7 @@ import { verifySignature } from '../privacy/identity.ts';
 import { subtractGlobal } from './model-delta.ts';
 import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
 import type { EvalOutcome, Learner, TaskContext } from './learner.ts';
+import { describeLocalMetrics, LocalModelView, type LocalModelMetrics } from './local-metrics.ts';
 
 export interface FederationClientOptions {
   coordinator: string;
@@ -65,6 +66,12 @@ export interface FederationClientOptions {
   insecure?: boolean;
   /** Told the bytes of every gRPC message sent and received (metrics: client-sdk/client-metrics.ts). */
   wireBytes?: WireBytes;
+  /**
+   * This institution's own metrics of every global model it receives, on its validation rows
+   * (client-sdk/local-metrics.ts): logged, emitted as 'local-metrics' and returned in the run's result;
+   * never sent. Default true; false skips the computation.
+   */
+  localMetrics?: boolean;
 }
 
 export interface ClientRunResult {
@@ -72,6 +79,8 @@ export interface ClientRunResult {
   roundsEvaluated: number;
   declined: string | null;
   doneMessage: string;
+  /** This institution's own metrics of each global model it received (absent with localMetrics: false); never sent. */
+  localMetrics?: LocalModelMetrics[];
 }
 
 const isStatus = (error: unknown, ...codes: grpc.status[]) => codes.includes((error as grpc.ServiceError)?.code);
@@ -92,6 +101,14 @@ function jittered(ms: number): number {
 /** The first task of a collection (it starts a new attempt of the round's training or evaluation). */
 const STARTS_ATTEMPT = new Set(['TRAIN', 'EVALUATE', 'CKKS_KEYGEN']);
 
+/**
+ * Events (EventEmitter): 'registered' {runId}; 'trained' {round, metrics}; 'evaluated' {round, loss,
+ * accuracy, private?}; 'declined' {round, reason, detail, projectedEpsilon, budgetEpsilon}; 'released'
+ * {round, digest}; 'participation' {round, joined} (client-level DP: the secret coin, for the
+ * institution's own code only); 'refused', 'refused-again', 'secagg-refused', 'receipt-conflict';
+ * 'local-metrics' LocalModelMetrics (client-sdk/local-metrics.ts): a global model's exact metrics on
+ * this institution's validation rows, once per model, never sent anywhere.
+ */
 export class FederationClient extends EventEmitter {
   private readonly connection: CoordinatorConnection;
   private session: Uint8Array = new Uint8Array(0);
@@ -122,8 +139,14 @@ export class FederationClient extends EventEmitter {
   private readonly refusedTasks = new Map<string, { times: number }>();
   /** Wakes the run loop from a pause (close/stop). */
   private wake: (() => void) | null = null;
+  /** This institution's own metrics of the models it receives (null with localMetrics: false). */
+  private readonly localView: LocalModelView | null;
   constructor(private readonly options: FederationClientOptions) {
     super();
+    this.localView = options.localMetrics === false ? null : new LocalModelView(options.learner, (metrics) => {
+      this.log(describeLocalMetrics(metrics));
+      this.emit('local-metrics', metrics);
+    });
     this.connection = new CoordinatorConnection(options.coordinator, connectionCredentials(options), options.wireBytes);
   }
 
@@ -282,6 +305,7 @@ export class FederationClient extends EventEmitter {
         result.doneMessage = task.message;
         result.declined = this.declinedForBudget;
         result.roundsTrained = this.releasesProduced;
+        if (this.localView) result.localMetrics = this.localView.all;
         this.log(`done: ${task.message}`);
         break;
       }
@@ -364,10 +388,12 @@ export class FederationClient extends EventEmitter {
         case 'TRAIN':
           await this.train(ctx, envelope, task.secagg ?? null, task.ckks && task.ckks.publicKey.length > 0 ? task.ckks : null);
           result.roundsTrained = this.releasesProduced;
+          await this.observeLocally(ctx);
           return;
         case 'EVALUATE':
           await this.evaluate(ctx, envelope, task.secagg ?? null);
           result.roundsEvaluated++;
+          await this.observeLocally(ctx);
           return;
         case 'CKKS_KEYGEN':
           await this.ckksKeygen(envelope);
@@ -395,6 +421,17 @@ export class FederationClient extends EventEmitter {
         return;
       }
       throw error;
+    }
+  }
+
+  /** This institution's own metrics of the task's model, when it holds that model (after the task's answer is sent; never sent). */
+  private async observeLocally(ctx: TaskContext): Promise<void> {
+    if (!this.localView) return;
+    const held = ctx.modelId ? this.models.find((m) => m.id === ctx.modelId) : undefined;
+    try {
+      await this.localView.observe(ctx, held?.values);
+    } catch (error) {
+      this.log(`round ${ctx.round}: local metrics of the model not computed: ${(error as Error).message}`);
     }
   }
 
@@ -732,7 +769,8 @@ export class FederationClient extends EventEmitter {
     const model = await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? '');
     const outcome = await this.options.learner.evaluate(model, ctx);
     exitAtTestPoint('evaluate', ctx.round);
-    this.logLocalEvaluation(ctx, outcome);
+    if (this.localView) this.localView.keepScores(ctx.modelId, outcome.validation);
+    else this.logLocalEvaluation(ctx, outcome);
     if (ctx.config.evaluation.private) {
       await this.evaluatePrivately(ctx, envelope, secagg, outcome);
       return;
