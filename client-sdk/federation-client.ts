@@ -36,6 +36,7 @@ import { subtractGlobal } from './model-delta.ts';
 import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
 import type { EvalOutcome, Learner, TaskContext } from './learner.ts';
 import { describeLocalMetrics, LocalModelView, type LocalModelMetrics } from './local-metrics.ts';
+import { CrossSiteRelease } from './cross-site-release.ts';
 
 export interface FederationClientOptions {
   coordinator: string;
@@ -107,7 +108,8 @@ const STARTS_ATTEMPT = new Set(['TRAIN', 'EVALUATE', 'CKKS_KEYGEN']);
  * {round, digest}; 'participation' {round, joined} (client-level DP: the secret coin, for the
  * institution's own code only); 'refused', 'refused-again', 'secagg-refused', 'receipt-conflict';
  * 'local-metrics' LocalModelMetrics (client-sdk/local-metrics.ts): a global model's exact metrics on
- * this institution's validation rows, once per model, never sent anywhere.
+ * this institution's validation rows, once per model, never sent anywhere; 'cross-site-evaluated' {round,
+ * sigma} (this institution's own histograms of the final model sent, sigma 0 when exact).
  */
 export class FederationClient extends EventEmitter {
   private readonly connection: CoordinatorConnection;
@@ -141,8 +143,11 @@ export class FederationClient extends EventEmitter {
   private wake: (() => void) | null = null;
   /** This institution's own metrics of the models it receives (null with localMetrics: false). */
   private readonly localView: LocalModelView | null;
+  /** The answer to the run's cross-site evaluation (client-sdk/cross-site-release.ts). */
+  private readonly crossSite: CrossSiteRelease;
   constructor(private readonly options: FederationClientOptions) {
     super();
+    this.crossSite = new CrossSiteRelease(options.privacy);
     this.localView = options.localMetrics === false ? null : new LocalModelView(options.learner, (metrics) => {
       this.log(describeLocalMetrics(metrics));
       this.emit('local-metrics', metrics);
@@ -394,6 +399,9 @@ export class FederationClient extends EventEmitter {
           await this.evaluate(ctx, envelope, task.secagg ?? null);
           result.roundsEvaluated++;
           await this.observeLocally(ctx);
+          return;
+        case 'CROSS_SITE_EVALUATE':
+          await this.crossSiteEvaluate(ctx, envelope);
           return;
         case 'CKKS_KEYGEN':
           await this.ckksKeygen(envelope);
@@ -802,6 +810,20 @@ export class FederationClient extends EventEmitter {
       ],
     );
     this.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy });
+  }
+
+  /** The run's cross-site evaluation: this institution's own histograms of the final model, or a decline saying why. */
+  private async crossSiteEvaluate(ctx: TaskContext, envelope: Envelope): Promise<void> {
+    const answer = await this.crossSite.answer(ctx, async () => this.options.learner.evaluate(await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? ''), ctx));
+    if ('decline' in answer) {
+      const { reason, detail, projectedEpsilon, budgetEpsilon } = answer.decline;
+      await this.decline(envelope, reason, detail, projectedEpsilon, budgetEpsilon);
+      return;
+    }
+    const { header, tensors, sigma } = answer.result;
+    await this.connection.pushResult({ ...header, envelope }, tensors);
+    this.log(`cross-site evaluation of the final model (round ${ctx.round}) sent: ${sigma > 0 ? `this institution's own histograms with noise ${sigma.toFixed(3)} per cell, recorded in its ledger` : 'exact histograms (privacy off)'}`);
+    this.emit('cross-site-evaluated', { round: ctx.round, sigma });
   }
 
   /** The institution's own exact validation figures, to its own log only (never sent). */

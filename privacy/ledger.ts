@@ -272,10 +272,13 @@ function toRefusalRow(r: Row): RefusalRow {
 
 const mechanismOf = (e: LedgerEvent): MechanismEvent => ({ sampleRate: e.sampleRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps });
 
-/** What one more round is projected to cost: the latest training release, plus the latest evaluation once there was one. */
+/**
+ * What one more round is projected to cost: the latest training release, plus the latest evaluation once
+ * there was one (a cross-site release happens once per run, at its end: it is no part of a round).
+ */
 function nextRoundOf(rows: readonly LedgerRow[]): MechanismEvent[] {
-  const latest = (evaluation: boolean) => [...rows].reverse().find((r) => (r.event.mode === 'evaluation') === evaluation)?.event;
-  return [latest(false), latest(true)].filter((e): e is LedgerEvent => e !== undefined).map(mechanismOf);
+  const latest = (...modes: LedgerEvent['mode'][]) => [...rows].reverse().find((r) => modes.includes(r.event.mode))?.event;
+  return [latest('record', 'client'), latest('evaluation')].filter((e): e is LedgerEvent => e !== undefined).map(mechanismOf);
 }
 
 function sameEvent(a: LedgerEvent, b: LedgerEvent): boolean {
