@@ -41,6 +41,8 @@ import { validateUpdate } from './update-validation.ts';
 import { ArrivalWeightedSum, WeightedSumBuffer } from './weighted-sum.ts';
 import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
 import { describeStorageFault } from './storage-fault.ts';
+import { CrossSiteEvaluation } from './cross-site-evaluation.ts';
+import { expectHistogramTensor, HISTOGRAM_NAMES } from './histogram-tensors.ts';
 
 export interface TrainReport {
   /** The update; null once it is folded into the round's arrival sum (strategies that work on sums). */
@@ -106,9 +108,7 @@ interface EvalStage {
   events: Map<string, PrivacyEventMsg>;
 }
 
-type Phase = 'starting' | 'waiting' | 'training' | 'evaluating' | 'committing' | 'done' | 'stopped';
-
-const HISTOGRAM_NAMES = ['histogram/positive', 'histogram/negative'] as const;
+type Phase = 'starting' | 'waiting' | 'training' | 'evaluating' | 'committing' | 'cross-site' | 'done' | 'stopped';
 
 /** The pause after a failed round: 1 s, doubling per failure in a row up to 30 s; reset by a committed round. */
 export const FAILED_ROUND_BACKOFF = { initialMs: 1_000, maxMs: 30_000 } as const;
@@ -124,15 +124,6 @@ const PICKUP_CHECK_MS = 200;
 export function failedRoundBackoffMs(failures: number): number {
   const step = Math.min(FAILED_ROUND_BACKOFF.maxMs, FAILED_ROUND_BACKOFF.initialMs * 2 ** Math.max(0, Math.min(failures - 1, 30)));
   return Math.round(step / 2 + randomInt(0, Math.floor(step / 2) + 1));
-}
-
-/** The check of an evaluation's two tensors, exact or noisy: the class histograms, `bins` UINT32 cells each. */
-function expectHistogramTensor(bins: number): ResultSink['expectTensor'] {
-  return (name, shape, dtype, index) => {
-    if (name !== HISTOGRAM_NAMES[index]) throw invalidArgument(`tensor.name: expected "${HISTOGRAM_NAMES[index]}", got "${name}"`);
-    if (shape.length !== 1 || shape[0] !== bins) throw invalidArgument(`tensor.shape: "${name}" must be [${bins}]`);
-    if (dtype !== 'UINT32') throw invalidArgument(`tensor.dtype: "${name}" must be UINT32`);
-  };
 }
 
 export class RoundMachine extends EventEmitter {
@@ -175,6 +166,8 @@ export class RoundMachine extends EventEmitter {
   /** Set when the current round's number may not be used again (client-level DP: every offer is a release). */
   private roundConsumed = false;
   private readonly shapes: { name: string; shape: number[]; size: number }[];
+  /** The run's cross-site evaluation after its last round (coordinator/cross-site-evaluation.ts), when configured. */
+  private readonly crossSite: CrossSiteEvaluation | null;
 
   constructor(
     private readonly deps: {
@@ -200,6 +193,15 @@ export class RoundMachine extends EventEmitter {
     this.global = deps.initialModel;
     this.round = deps.startRound;
     this.modelVersion = deps.startRound - 1;
+    this.crossSite = deps.config.task.evaluation.crossSite
+      ? new CrossSiteEvaluation({
+        runId: deps.runId, config: deps.config, store: deps.store, registry: deps.registry, board: deps.board, privacy: deps.privacy, isStopped: () => this.stopped,
+        task: (round) => {
+          const task = this.task('CROSS_SITE_EVALUATE', { config: this.taskConfig(round), modelVersion: round });
+          return { ...task, envelope: { ...task.envelope, round } };
+        },
+      })
+      : null;
   }
 
   get status(): { phase: Phase; round: number; modelVersion: number } {
@@ -221,6 +223,7 @@ export class RoundMachine extends EventEmitter {
     this.evalPhase?.close();
     this.secure?.stop();
     this.ckks?.stop();
+    this.crossSite?.stop();
     this.wakeFromBackoff?.();
     this.deps.board.wakeAll();
   }
@@ -271,6 +274,12 @@ export class RoundMachine extends EventEmitter {
         this.emit('backoff', { round: this.round, failures: failuresInARow, ms });
         await this.pause(ms);
       }
+    }
+    // cross-site evaluation of the final model, once the last round has committed
+    if (!this.stopped && this.crossSite && this.modelVersion >= config.rounds) {
+      this.phase = 'cross-site';
+      const summary = await this.crossSite.run(this.modelVersion);
+      if (summary) this.emit('cross-site', summary);
     }
     if (!this.stopped) {
       this.phase = 'done';
@@ -335,7 +344,7 @@ export class RoundMachine extends EventEmitter {
 
   /** Whether `id` still owes an answer to the phase now open (training, evaluation or a secure sum step). */
   private awaiting(id: string): boolean {
-    return Boolean(this.trainPhase?.isOpenFor(id) || this.evalPhase?.isOpenFor(id) || this.secure?.awaiting().includes(id));
+    return Boolean(this.trainPhase?.isOpenFor(id) || this.evalPhase?.isOpenFor(id) || this.secure?.awaiting().includes(id) || this.crossSite?.isOpenFor(id));
   }
 
   /**
@@ -349,6 +358,7 @@ export class RoundMachine extends EventEmitter {
     this.trainPhase?.reject(id, 'dropped', detail);
     this.evalPhase?.reject(id, 'dropped', detail);
     this.secure?.drop(id, detail);
+    this.crossSite?.drop(id, detail);
     this.emit('participant-dropped', { round: this.round, institution: id, reason: detail });
     return true;
   }
@@ -838,6 +848,7 @@ export class RoundMachine extends EventEmitter {
   /** Opens the receipt of a result stream after checking its header. */
   openResult(institution: Institution, header: ResultHeaderMsg): ResultSink {
     this.deps.registry.showedLife(institution);
+    if (this.crossSite?.collecting && header.kind === 'EVALUATE_RESULT') return this.crossSite.openResult(institution, header);
     if (header.encrypted || header.kind === 'CKKS_DECRYPTED_SUM') {
       if (!this.ckks) throw failedPrecondition(`envelope.round: round ${this.round} is not collecting CKKS results (phase ${this.phase})`);
       this.checkRun(header.envelope);
@@ -1007,6 +1018,7 @@ export class RoundMachine extends EventEmitter {
         request.projectedEpsilon, request.budgetEpsilon);
     }
     this.emit('declined', { institution: institution.id, reason, detail: request.detail });
+    this.crossSite?.decline(institution, request);
     // A decline of an earlier round's task changes nothing in this one.
     if (request.envelope.round !== this.round) return;
     this.trainPhase?.reject(institution.id, 'declined', `${reason}: ${request.detail}`);

@@ -27,6 +27,10 @@ export interface RoundPrivacy {
    * as recordRevealedSum, in its own transaction, kept if the round then fails; idempotent.
    */
   recordEvaluationEvents(round: number, events: Map<string, PrivacyEventMsg>): void;
+  /** Checks the signed event of an institution's cross-site release of the final model (round `round`, mode "cross-site"); throws an RpcError naming the field. */
+  checkCrossSiteEvent(institution: Institution, round: number, event: PrivacyEventMsg | null | undefined): void;
+  /** Records an institution's cross-site event the moment its noisy histograms arrive (its own transaction; idempotent). */
+  recordCrossSiteEvent(institutionId: string, event: PrivacyEventMsg): void;
   /** ε summary per institution for progress output. */
   summary(): { id: string; epsilon: number; delta: number; budget: number | null }[];
 }
