@@ -1,10 +1,11 @@
 // Renders a Vega-Lite spec to SVG on the server (vega-lite compiles it, vega's headless View draws it; no
 // browser, no canvas) and an SVG to PNG with resvg. resvg draws text only with a font it has loaded, so
 // the PNG step loads the system's fonts and names a sans-serif family it found; with no font on the
-// system it refuses rather than write a PNG whose axes have no labels.
+// system it refuses rather than write a PNG whose axes have no labels. resvg is a native addon shipped as
+// a per-platform optional dependency; it is loaded on the first PNG, so an install without it (npm's
+// --omit=optional) can still import this module and write the SVGs, and the PNG step names what is missing.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
 
@@ -62,12 +63,26 @@ export function findSystemFonts(dirs: readonly string[] = FONT_DIRS): PngFonts {
   return found;
 }
 
+type ResvgModule = typeof import('@resvg/resvg-js');
+let resvgModule: Promise<ResvgModule> | undefined;
+
+function loadResvg(): Promise<ResvgModule> {
+  resvgModule ??= import('@resvg/resvg-js').catch((e: unknown) => {
+    resvgModule = undefined;
+    throw new Error(
+      `PNG plots need @resvg/resvg-js and its native package for ${process.platform}-${process.arch} (an optional dependency: install without --omit=optional): ${(e as Error).message}`,
+    );
+  });
+  return resvgModule;
+}
+
 /** The SVG as a PNG at `scale` times its size (2 by default, for sharp text). */
-export function svgToPng(svg: string, o: { scale?: number; fonts?: PngFonts } = {}): Buffer {
+export async function svgToPng(svg: string, o: { scale?: number; fonts?: PngFonts } = {}): Promise<Buffer> {
   const fonts = o.fonts ?? findSystemFonts();
   if (fonts.files.length === 0) {
     throw new Error(`no font to draw the plots' text in a PNG: none under ${FONT_DIRS.join(' or ')} (install a font package, e.g. Debian's fonts-dejavu-core)`);
   }
+  const { Resvg } = await loadResvg();
   const family = fonts.sansSerif ?? undefined;
   const resvg = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: o.scale ?? 2 },

@@ -129,14 +129,14 @@ describe('PNG text', () => {
     expect(fonts.files.length).toBeGreaterThan(0);
     expect(fonts.sansSerif).not.toBeNull();
     const svg = await renderSvg(privacyUtilitySpec(rows)!);
-    const withText = svgToPng(svg);
-    const withoutText = svgToPng(svg.replace(/<text[^>]*>[^<]*<\/text>/g, ''));
+    const withText = await svgToPng(svg);
+    const withoutText = await svgToPng(svg.replace(/<text[^>]*>[^<]*<\/text>/g, ''));
     expect(withText.equals(withoutText)).toBe(false);
   });
 
   it('refuses to write a PNG when there is no font', async () => {
     const svg = await renderSvg(aucPerRoundSpec(rows)!);
-    expect(() => svgToPng(svg, { fonts: { files: [], sansSerif: null } })).toThrow(/no font to draw the plots' text/);
+    await expect(svgToPng(svg, { fonts: { files: [], sansSerif: null } })).rejects.toThrow(/no font to draw the plots' text/);
   });
 });
 
