@@ -8,6 +8,7 @@ import { status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../coordinator/coordinator-server.ts';
 import { startInMemoryCoordinator } from '../coordinator/in-memory-coordinator.ts';
+import { connectionCredentials, CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
 import { FederationError } from '../proto/federation-error.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { addressOf, bankSlices, cleanUp, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, within, type TestInstitution } from './helpers/federation-fixture.ts';
@@ -80,5 +81,24 @@ describe('in-memory transport', () => {
     coordinator.enrolment.add('stranger', generateIdentity().publicKey);
     expect((await link.challenge({ institutionId: 'stranger' })).nonce.length).toBeGreaterThan(0);
     link.close();
+  });
+
+  it('over gRPC the same refusals carry the same code and reason (Session stream and separate call)', async () => {
+    const dir = tempDir('dpfed-grpc-refusal-');
+    dirs.push(dir);
+    const coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config: runConfig(['--rounds', '1', '--privacy', 'off', '--aggregation', 'plain']), insecure: true });
+    coordinators.push(coordinator);
+    const connection = new CoordinatorConnection(addressOf(coordinator), connectionCredentials({ insecure: true }));
+    try {
+      const envelope = { runId: coordinator.runId, institutionId: 'nobody', session: Buffer.alloc(16), round: 0, modelVersion: 0 };
+      const refused = (await connection.heartbeat(envelope).catch((e: unknown) => e)) as FederationError;
+      expect(refused).toBeInstanceOf(FederationError);
+      expect([refused.code, refused.reason]).toEqual([status.INVALID_ARGUMENT, 'NOT_REGISTERED']);
+      const challenge = (await connection.challenge({ institutionId: 'stranger' }).catch((e: unknown) => e)) as FederationError;
+      expect(challenge).toBeInstanceOf(FederationError);
+      expect([challenge.code, challenge.reason]).toEqual([status.PERMISSION_DENIED, 'NOT_ENROLLED']);
+    } finally {
+      connection.close();
+    }
   });
 });
