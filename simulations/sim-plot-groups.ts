@@ -16,12 +16,18 @@ export function varyingDims(rows: readonly SimResultRow[], dims: readonly SweepD
 
 function dimLabel(row: SimResultRow, dim: SweepDim): string {
   switch (dim) {
-    case 'rounds': return `${row.rounds} rounds`;
-    case 'institutions': return `${row.institutions} institutions`;
-    case 'dropout': return `dropout ${row.dropout}`;
-    case 'split': return `split ${row.split}`;
-    case 'aggregation': return row.aggregation;
-    case 'privacy': return `${row.privacy} DP`;
+    case 'rounds':
+      return `${row.rounds} rounds`;
+    case 'institutions':
+      return `${row.institutions} institutions`;
+    case 'dropout':
+      return `dropout ${row.dropout}`;
+    case 'split':
+      return `split ${row.split}`;
+    case 'aggregation':
+      return row.aggregation;
+    case 'privacy':
+      return `${row.privacy} DP`;
   }
 }
 

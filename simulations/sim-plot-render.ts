@@ -69,9 +69,7 @@ let resvgModule: Promise<ResvgModule> | undefined;
 function loadResvg(): Promise<ResvgModule> {
   resvgModule ??= import('@resvg/resvg-js').catch((e: unknown) => {
     resvgModule = undefined;
-    throw new Error(
-      `PNG plots need @resvg/resvg-js and its native package for ${process.platform}-${process.arch} (an optional dependency: install without --omit=optional): ${(e as Error).message}`,
-    );
+    throw new Error(`PNG plots need @resvg/resvg-js and its native package for ${process.platform}-${process.arch} (an optional dependency: install without --omit=optional): ${(e as Error).message}`);
   });
   return resvgModule;
 }

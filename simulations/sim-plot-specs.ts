@@ -27,6 +27,13 @@ const isFederatedDp = (r: SimResultRow) => r.baseline === 'federated' && r.epsil
 const isFederated = (r: SimResultRow) => r.baseline === 'federated';
 const isLocalOnTest = (r: SimResultRow) => r.baseline === 'local' && r.scoredOn === 'test' && r.institution !== null;
 
+/** Mean AUC over the rows (a setting's seeds) with its 95 % interval. */
+const aucInterval = (g: readonly SimResultRow[]) =>
+  seedInterval(
+    g.map((r) => r.auc),
+    AUC_BOUNDS,
+  );
+
 /** Does the sweep's DP part run more than one privacy mode (record and client)? */
 const privacyVaries = (rows: readonly SimResultRow[]) => varyingDims(rows.filter(isFederatedDp), ['privacy']).length > 0;
 
@@ -61,7 +68,7 @@ export function privacyUtilitySpec(rows: readonly SimPlotRow[]): TopLevelSpec | 
     model: g[0].model,
     series: describe(g[0], curveDims, 'federated with DP'),
     epsilon: g[0].epsilon,
-    ...seedInterval(g.map((r) => r.auc), AUC_BOUNDS),
+    ...aucInterval(g),
   }));
   const models = distinct(dp.map((r) => r.model)).sort();
   const references: { kind: string; model: string; reference: string; mean: number; low: number | null; high: number | null }[] = [];
@@ -73,15 +80,31 @@ export function privacyUtilitySpec(rows: readonly SimPlotRow[]): TopLevelSpec | 
     }
   };
   const inPanels = (r: SimResultRow) => models.includes(r.model);
-  addReferences('federated, no DP', rows.filter((r) => isFederated(r) && r.epsilon === null && inPanels(r)), (g) => seedInterval(g.map((r) => r.auc), AUC_BOUNDS));
-  addReferences('centralised', rows.filter((r) => r.baseline === 'centralised' && inPanels(r)), (g) => seedInterval(g.map((r) => r.auc), AUC_BOUNDS));
-  addReferences('local only, mean over institutions', rows.filter((r) => isLocalOnTest(r) && inPanels(r)), localMeanOverInstitutions);
+  addReferences(
+    'federated, no DP',
+    rows.filter((r) => isFederated(r) && r.epsilon === null && inPanels(r)),
+    aucInterval,
+  );
+  addReferences(
+    'centralised',
+    rows.filter((r) => r.baseline === 'centralised' && inPanels(r)),
+    aucInterval,
+  );
+  addReferences(
+    'local only, mean over institutions',
+    rows.filter((r) => isLocalOnTest(r) && inPanels(r)),
+    localMeanOverInstitutions,
+  );
 
   const x = { field: 'epsilon', type: 'quantitative', title: 'ε (target per institution, log scale)', scale: { type: 'log', nice: false, padding: 12 } };
   const oneSeries = distinct(curves.map((c) => c.series)).length === 1;
   const color = { field: 'series', type: 'nominal', title: 'federated with DP', legend: oneSeries ? null : {} };
   const layer: unknown[] = [
-    { transform: [{ filter: "datum.kind === 'curve' && datum.low !== null" }], mark: { type: 'area', opacity: 0.2 }, encoding: { x, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' }, color } },
+    {
+      transform: [{ filter: "datum.kind === 'curve' && datum.low !== null" }],
+      mark: { type: 'area', opacity: 0.2 },
+      encoding: { x, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' }, color },
+    },
     {
       transform: [{ filter: "datum.kind === 'curve'" }],
       mark: { type: 'line', point: true },
@@ -163,12 +186,19 @@ export function epsilonSpentSpec(rows: readonly SimPlotRow[]): TopLevelSpec | nu
       }
     }
     const layer = [
-      { mark: { type: 'line', point: true }, encoding: { x: { field: 'round', type: 'quantitative', title: 'round', axis: { tickMinStep: 1, format: 'd' } }, y: { field: 'mean', type: 'quantitative', title: 'ε spent (mean over seeds)' }, color: { field: 'institution', type: 'nominal', title: 'institution' } } },
+      {
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'round', type: 'quantitative', title: 'round', axis: { tickMinStep: 1, format: 'd' } },
+          y: { field: 'mean', type: 'quantitative', title: 'ε spent (mean over seeds)' },
+          color: { field: 'institution', type: 'nominal', title: 'institution' },
+        },
+      },
       { mark: { type: 'rule', strokeDash: [4, 3], color: '#555' }, encoding: { y: { aggregate: 'max', field: 'target', type: 'quantitative' } } },
     ];
     return {
       ...BASE,
-      title: { text: 'ε burn-down per institution', subtitle: 'dashed: the setting\'s target ε' },
+      title: { text: 'ε burn-down per institution', subtitle: "dashed: the setting's target ε" },
       data: { values },
       ...panelled('setting', distinct(sorted.filter((r) => perRound.includes(r)).map(settingOf)), layer, { width: 360, height: 220 }, true),
     } as unknown as TopLevelSpec;
@@ -186,7 +216,7 @@ export function epsilonSpentSpec(rows: readonly SimPlotRow[]): TopLevelSpec | nu
   const color = { field: 'setting', type: 'nominal', title: 'setting', scale: { domain: settings } };
   return {
     ...BASE,
-    title: { text: 'ε spent per institution over the run', subtitle: 'mean over seeds; black tick: the setting\'s target ε' },
+    title: { text: 'ε spent per institution over the run', subtitle: "mean over seeds; black tick: the setting's target ε" },
     data: { values },
     width: Math.min(1200, Math.max(360, institutions.length * settings.length * 14)),
     height: 260,
@@ -223,10 +253,21 @@ export function federatedVsLocalSpec(rows: readonly SimPlotRow[]): TopLevelSpec 
     const fedBars = [...groupBy(fed, (r) => JSON.stringify([epsilonLabel(r, withMode), describe(r, fedDims, '')])).values()].map((g) => {
       const label = ['federated', epsilonLabel(g[0], withMode), describe(g[0], fedDims, '')].filter((s) => s !== '').join(', ');
       if (!bars.some((b) => b.label === label)) bars.push({ label, order: epsilonOrder(g[0]) });
-      return { label, interval: seedInterval(g.map((r) => r.auc), AUC_BOUNDS) };
+      return {
+        label,
+        interval: aucInterval(g),
+      };
     });
     for (const [institution, ig] of [...groupBy(lg, (r) => r.institution!)].sort(([a], [b]) => a.localeCompare(b))) {
-      values.push({ panel, institution, bar: 'local only', ...seedInterval(ig.map((r) => r.auc), AUC_BOUNDS) });
+      values.push({
+        panel,
+        institution,
+        bar: 'local only',
+        ...seedInterval(
+          ig.map((r) => r.auc),
+          AUC_BOUNDS,
+        ),
+      });
       for (const f of fedBars) values.push({ panel, institution, bar: f.label, ...f.interval });
     }
   }

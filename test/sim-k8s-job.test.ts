@@ -86,7 +86,7 @@ describe('simJobManifest', () => {
     expect(validate(job).ok).toBe(false);
   });
 
-  it.each([0, 3])('pod %i runs dpfed sim with the sweep\'s own args, its shard and its folder', (index) => {
+  it.each([0, 3])("pod %i runs dpfed sim with the sweep's own args, its shard and its folder", (index) => {
     const job = parse(simJobManifest(BASE));
     const c = job.spec.template.spec.containers[0];
     // JOB_COMPLETION_INDEX is defined by the container itself, from the completion-index annotation.

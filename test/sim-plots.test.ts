@@ -11,7 +11,7 @@ import { chromium, type Browser } from 'playwright-core';
 import * as vegaLite from 'vega-lite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findSystemFonts, renderSvg, svgToPng } from '../simulations/sim-plot-render.ts';
-import { aucPerRoundSpec, epsilonSpentSpec, federatedVsLocalSpec, privacyUtilitySpec, simPlotSpecs, type SimPlotRow } from '../simulations/sim-plot-specs.ts';
+import { aucPerRoundSpec, epsilonSpentSpec, federatedVsLocalSpec, privacyUtilitySpec, simPlotSpecs } from '../simulations/sim-plot-specs.ts';
 import { writeSimPlots } from '../simulations/sim-plots.ts';
 import { simRowsFixture } from './helpers/sim-rows-fixture.ts';
 
@@ -23,11 +23,23 @@ const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 function compileWarnings(spec: vegaLite.TopLevelSpec): string[] {
   const messages: string[] = [];
   const logger = {
-    level() { return logger; },
-    error(...m: unknown[]) { messages.push(`error: ${m.join(' ')}`); return logger; },
-    warn(...m: unknown[]) { messages.push(`warn: ${m.join(' ')}`); return logger; },
-    info() { return logger; },
-    debug() { return logger; },
+    level() {
+      return logger;
+    },
+    error(...m: unknown[]) {
+      messages.push(`error: ${m.join(' ')}`);
+      return logger;
+    },
+    warn(...m: unknown[]) {
+      messages.push(`warn: ${m.join(' ')}`);
+      return logger;
+    },
+    info() {
+      return logger;
+    },
+    debug() {
+      return logger;
+    },
   };
   vegaLite.compile(spec, { logger: logger as never });
   return messages;
@@ -148,7 +160,10 @@ describe('writeSimPlots', () => {
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpfed-sim-plots-'));
     written = await writeSimPlots(path.join(dir, 'out'), twoModels);
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    });
   }, 120_000);
 
   afterAll(async () => {

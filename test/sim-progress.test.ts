@@ -6,7 +6,10 @@ import { createSimProgress, formatDuration } from '../simulations/sim-progress.t
 
 class Collect extends Writable {
   text = '';
-  constructor(readonly isTTY: boolean, readonly columns = 120) {
+  constructor(
+    readonly isTTY: boolean,
+    readonly columns = 120,
+  ) {
     super();
   }
   override _write(chunk: Buffer, _enc: string, done: () => void) {

@@ -38,8 +38,18 @@ export function simRowsFixture(o: FixtureOptions = {}): SimPlotRow[] {
         const aucPerRound = Array.from({ length: rounds }, (_, r) => final - (final - 0.6) * Math.exp(-(r + 1) / 2.5) + jitter(0.01));
         const spent = epsilon === null ? {} : Object.fromEntries(ids.map((i) => [i, epsilon * (0.9 + 0.1 * random.next())]));
         const row: SimPlotRow = {
-          ...common, settingId: id(), baseline: 'federated', institution: null, scoredOn: 'test', epsilon,
-          privacy: epsilon === null ? 'off' : 'record', model, seed, auc: aucPerRound[rounds - 1], aucPerRound, epsilonSpent: spent,
+          ...common,
+          settingId: id(),
+          baseline: 'federated',
+          institution: null,
+          scoredOn: 'test',
+          epsilon,
+          privacy: epsilon === null ? 'off' : 'record',
+          model,
+          seed,
+          auc: aucPerRound[rounds - 1],
+          aucPerRound,
+          epsilonSpent: spent,
         };
         if (o.perRoundEpsilon && epsilon !== null) {
           row.epsilonPerRound = Object.fromEntries(Object.entries(spent).map(([i, e]) => [i, Array.from({ length: rounds }, (_, r) => (e * (r + 1)) / rounds)]));
@@ -47,10 +57,36 @@ export function simRowsFixture(o: FixtureOptions = {}): SimPlotRow[] {
         rows.push(row);
       }
       if (!baselines) continue;
-      rows.push({ ...common, settingId: id(), baseline: 'centralised', institution: null, scoredOn: 'test', epsilon: null, privacy: 'off', model, seed, auc: top + 0.02 + jitter(0.01), aucPerRound: [], epsilonSpent: {} });
+      rows.push({
+        ...common,
+        settingId: id(),
+        baseline: 'centralised',
+        institution: null,
+        scoredOn: 'test',
+        epsilon: null,
+        privacy: 'off',
+        model,
+        seed,
+        auc: top + 0.02 + jitter(0.01),
+        aucPerRound: [],
+        epsilonSpent: {},
+      });
       ids.forEach((institution, k) => {
         for (const scoredOn of ['test', 'own'] as const) {
-          rows.push({ ...common, settingId: id(), baseline: 'local', institution, scoredOn, epsilon: null, privacy: 'off', model, seed, auc: top - 0.05 - 0.02 * k + jitter(0.03), aucPerRound: [], epsilonSpent: {} });
+          rows.push({
+            ...common,
+            settingId: id(),
+            baseline: 'local',
+            institution,
+            scoredOn,
+            epsilon: null,
+            privacy: 'off',
+            model,
+            seed,
+            auc: top - 0.05 - 0.02 * k + jitter(0.03),
+            aucPerRound: [],
+            epsilonSpent: {},
+          });
         }
       });
     }
