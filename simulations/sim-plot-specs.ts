@@ -20,12 +20,15 @@ export interface NamedSpec {
 }
 
 const AUC_BOUNDS = [0, 1] as const;
-const CONFIG = { font: 'sans-serif', axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelLimit: 320, titleLimit: 320 } };
+const CONFIG = { font: 'sans-serif', axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelLimit: 480, titleLimit: 480 } };
 const BASE = { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', background: 'white', config: CONFIG } as const;
 
 const isFederatedDp = (r: SimResultRow) => r.baseline === 'federated' && r.epsilon !== null;
 const isFederated = (r: SimResultRow) => r.baseline === 'federated';
 const isLocalOnTest = (r: SimResultRow) => r.baseline === 'local' && r.scoredOn === 'test' && r.institution !== null;
+
+/** A colour scheme with a distinct colour for each of `n` series where one exists (Vega's largest has 20). */
+const scheme = (n: number) => (n <= 10 ? 'tableau10' : 'tableau20');
 
 /** Mean AUC over the rows (a setting's seeds) with its 95 % interval. */
 const aucInterval = (g: readonly SimResultRow[]) =>
@@ -145,7 +148,7 @@ export function aucPerRoundSpec(rows: readonly SimPlotRow[]): TopLevelSpec | nul
   const settings = distinct([...fed].sort((a, b) => epsilonOrder(a) - epsilonOrder(b)).map((r) => epsilonLabel(r, withMode)));
   const panels = distinct(fed.map(panelOf)).sort();
   const x = { field: 'round', type: 'quantitative', title: 'round', axis: { tickMinStep: 1, format: 'd' } };
-  const color = { field: 'setting', type: 'nominal', title: 'privacy', scale: { domain: settings } };
+  const color = { field: 'setting', type: 'nominal', title: 'privacy', scale: { domain: settings, scheme: scheme(settings.length) } };
   const layer = [
     { transform: [{ filter: 'datum.low !== null' }], mark: { type: 'area', opacity: 0.15 }, encoding: { x, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' }, color } },
     { mark: { type: 'line', point: true }, encoding: { x, y: { field: 'mean', type: 'quantitative', title: 'AUC on the test rows', scale: { zero: false } }, color } },
@@ -213,7 +216,7 @@ export function epsilonSpentSpec(rows: readonly SimPlotRow[]): TopLevelSpec | nu
   }
   const x = { field: 'institution', type: 'nominal', title: 'institution', sort: institutions, axis: { labelAngle: -30 } };
   const xOffset = { field: 'setting', type: 'nominal', sort: settings };
-  const color = { field: 'setting', type: 'nominal', title: 'setting', scale: { domain: settings } };
+  const color = { field: 'setting', type: 'nominal', title: 'setting', scale: { domain: settings, scheme: scheme(settings.length) } };
   return {
     ...BASE,
     title: { text: 'ε spent per institution over the run', subtitle: "mean over seeds; black tick: the setting's target ε" },
@@ -280,7 +283,7 @@ export function federatedVsLocalSpec(rows: readonly SimPlotRow[]): TopLevelSpec 
   const xOffset = { field: 'bar', type: 'nominal', sort: order };
   const y = { field: 'mean', type: 'quantitative', title: floor === 0.5 ? 'AUC on the test rows (bars from 0.5)' : 'AUC on the test rows', scale: { zero: false, domainMin: floor } };
   const layer = [
-    { mark: 'bar', encoding: { x, xOffset, color: { field: 'bar', type: 'nominal', title: 'model', scale: { domain: order } }, y, y2: { datum: floor } } },
+    { mark: 'bar', encoding: { x, xOffset, color: { field: 'bar', type: 'nominal', title: 'model', scale: { domain: order, scheme: scheme(order.length) } }, y, y2: { datum: floor } } },
     { transform: [{ filter: 'datum.low !== null' }], mark: { type: 'rule', color: 'black' }, encoding: { x, xOffset, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' } } },
   ];
   return {
