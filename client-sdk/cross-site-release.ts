@@ -13,7 +13,7 @@ import { histogramToVector } from '../privacy/auc-histogram.ts';
 import { noisyHistogramVector } from '../privacy/evaluation-mechanism.ts';
 import { BudgetExceededError } from '../privacy/ledger.ts';
 import type { NamedTensor } from '../proto/tensor-stream.ts';
-import type { ResultHeaderMsg } from '../proto/wire.ts';
+import type { PrivacyEventMsg, ResultHeaderMsg } from '../proto/wire.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
 import type { EvalOutcome, TaskContext } from './learner.ts';
 
@@ -78,7 +78,7 @@ export class CrossSiteRelease {
     const outcome = await evaluate();
     if (outcome.histogram.bins !== bins) throw new Error(`cross-site evaluation: the learner returned ${outcome.histogram.bins} bins, the task asks for ${bins}`);
     const vector = noisyHistogramVector(outcome.histogram, decision.noise.sigma);
-    let event;
+    let event: PrivacyEventMsg;
     try {
       // the binding check: the event enters the ledger (or not) before any byte leaves
       event = privacy.recordEvaluation(task, decision.noise, { crossSite: true });
