@@ -31,10 +31,18 @@ export class CkksUpdateCollection implements RoundCollection<TrainingOutcome> {
     const keyHolder = holderId ? ctx.registry.get(holderId) : undefined;
     if (!keyHolder) return { failure: `round ${round}: the CKKS key holder ${holderId ?? '(none)'} is not connected` };
     this.ckks = new CkksCollection({
-      runId: ctx.runId, round, participants: [...participants], keyHolder, key: resources.ckksKey, dimension: ctx.global.length,
-      weightCap: weightCapFor(participants.map((p) => weights.get(p.id) ?? 1)), minReports: config.minClients, board: ctx.board,
+      runId: ctx.runId,
+      round,
+      participants: [...participants],
+      keyHolder,
+      key: resources.ckksKey,
+      dimension: ctx.global.length,
+      weightCap: weightCapFor(participants.map((p) => weights.get(p.id) ?? 1)),
+      minReports: config.minClients,
+      board: ctx.board,
       makeTask: (kind) => ctx.task(kind, ctx.modelVersion),
-      roundDeadlineMs: config.roundTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
+      roundDeadlineMs: config.roundTimeoutMs,
+      phaseDeadlineMs: config.phaseTimeoutMs,
       checkHeader: (institution, header) => checkHiddenUpdateHeader(ctx, institution, header),
     });
     const outcome = await this.ckks.run();

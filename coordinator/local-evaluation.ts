@@ -25,7 +25,7 @@ export class LocalEvaluation implements RoundCollection<EvalStage> {
   /** --evaluation-data: the candidate scored on the coordinator's own rows; the institutions are not asked. */
   static onCoordinatorData(o: { evaluator?: CandidateEvaluator; candidate: Float32Array; spec: ModelSpec; evaluation: EvaluationConfig; reported: string[] }): LocalEvaluation {
     return new LocalEvaluation(async () => {
-      if (!o.evaluator) throw new Error('this run scores candidates on the coordinator\'s own data, but no --evaluation-data evaluator was given');
+      if (!o.evaluator) throw new Error("this run scores candidates on the coordinator's own data, but no --evaluation-data evaluator was given");
       const totals = await o.evaluator.evaluate(o.candidate, o.spec, o.evaluation);
       return { totals, metrics: [], perInstitution: [], evaluators: new Set(o.reported), events: new Map() };
     });

@@ -30,10 +30,7 @@ export function institutionsNeeded(settings: SamplingSettings, roundsRunBefore: 
  * admissible institution: each joins by its own secret coin, so the recorded q is the true probability
  * whatever the cohort flags say. Otherwise max(minClients, the sample size) of them, at most all.
  */
-export function sampleParticipants<T extends { id: string }>(
-  live: readonly T[],
-  o: { settings: SamplingSettings; participation: Participation; runId: string; round: number },
-): T[] {
+export function sampleParticipants<T extends { id: string }>(live: readonly T[], o: { settings: SamplingSettings; participation: Participation; runId: string; round: number }): T[] {
   const sorted = [...live].sort((a, b) => a.id.localeCompare(b.id));
   if (o.participation === 'secret-coin') return sorted;
   const { settings } = o;
@@ -55,12 +52,7 @@ export function offerIsRelease(participation: Participation): boolean {
  * Sample: polls (every 20 ms) until at least `needed` live admissible institutions are there, then
  * returns them (for sampleParticipants); null when stopped first. Announces the wait once.
  */
-export async function waitForLive<T>(o: {
-  needed: number;
-  live: () => T[];
-  stopped: () => boolean;
-  onWaiting: (live: number) => void;
-}): Promise<T[] | null> {
+export async function waitForLive<T>(o: { needed: number; live: () => T[]; stopped: () => boolean; onWaiting: (live: number) => void }): Promise<T[] | null> {
   let announced = false;
   while (!o.stopped()) {
     const live = o.live();

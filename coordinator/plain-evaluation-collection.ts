@@ -20,7 +20,10 @@ import { failedPrecondition, invalidArgument } from './rpc-error.ts';
 abstract class HistogramEvaluation implements RoundCollection<EvalStage> {
   protected readonly phase: PhaseCollector<EvalReport>;
 
-  constructor(protected readonly ctx: RoundContext, private readonly evaluators: readonly string[]) {
+  constructor(
+    protected readonly ctx: RoundContext,
+    private readonly evaluators: readonly string[],
+  ) {
     this.phase = new PhaseCollector<EvalReport>('evaluation', new Set(evaluators), ctx.config.phaseTimeoutMs);
   }
 

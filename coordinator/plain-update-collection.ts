@@ -22,7 +22,10 @@ export class PlainUpdateCollection implements RoundCollection<TrainingOutcome> {
   /** Updates above the bound that the coordinator clipped. */
   private clipped = 0;
 
-  constructor(private readonly ctx: RoundContext, worksOnSums: boolean) {
+  constructor(
+    private readonly ctx: RoundContext,
+    worksOnSums: boolean,
+  ) {
     this.phase = new PhaseCollector<TrainReport>('training', new Set(ctx.participants.map((p) => p.id)), ctx.config.roundTimeoutMs);
     const { updateVectors, arrivalBuffer } = ctx.resources;
     this.arrivals = worksOnSums ? new ArrivalWeightedSum(arrivalBuffer.cleared(ctx.global.length), (v) => updateVectors.give(v)) : null;

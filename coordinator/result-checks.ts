@@ -49,7 +49,11 @@ export function expectParameterTensor(shapes: readonly ParameterShape[]): Result
  */
 export function parameterPlacement(shapes: readonly ParameterShape[], into: Float32Array): (index: number, dtype: DTypeName, byteLength: number) => TensorData | undefined {
   const offsets: number[] = [];
-  shapes.reduce((offset, p) => (offsets.push(offset), offset + p.size), 0);
+  let offset = 0;
+  for (const p of shapes) {
+    offsets.push(offset);
+    offset += p.size;
+  }
   return (index, dtype, byteLength) => {
     const want = shapes[index];
     if (!want || dtype !== 'FLOAT32' || byteLength !== want.size * 4) return undefined;
@@ -94,7 +98,10 @@ export function histogramTotal(positive: Uint32Array, negative: Uint32Array, num
 /** Noisy histograms whose cells no count plus noise of `noiseMultiplier` goes below are refused. */
 export function checkNoisyCells(noisy: NoisyHistograms, noiseMultiplier: number): void {
   const floor = noisyCellFloor(noiseMultiplier);
-  for (const [name, cells] of [[HISTOGRAM_NAMES[0], noisy.positive], [HISTOGRAM_NAMES[1], noisy.negative]] as const) {
+  for (const [name, cells] of [
+    [HISTOGRAM_NAMES[0], noisy.positive],
+    [HISTOGRAM_NAMES[1], noisy.negative],
+  ] as const) {
     const i = cells.findIndex((v) => v < floor);
     if (i >= 0) throw invalidArgument(`tensor.data: "${name}" cell ${i} is ${cells[i]}, below ${floor.toFixed(1)}: no count plus the recorded noise goes that low`);
   }

@@ -22,9 +22,7 @@ export function globalMetricRows(scores: RoundMetrics): MetricRow[] {
 
 /** Each participant's outcome; in an evaluated round, one whose update counted but whose evaluation did not arrive says so. */
 export function participantOutcomes(trained: CollectedUpdates, evaluated: EvalStage, evaluates: boolean): ParticipantRecord[] {
-  return trained.participants.map((p) =>
-    evaluates && p.status === 'reported' && !evaluated.evaluators.has(p.institutionId) ? { ...p, detail: p.detail || 'no evaluation before the deadline' } : p,
-  );
+  return trained.participants.map((p) => (evaluates && p.status === 'reported' && !evaluated.evaluators.has(p.institutionId) ? { ...p, detail: p.detail || 'no evaluation before the deadline' } : p));
 }
 
 export interface FinishedRound {

@@ -27,14 +27,15 @@ import { failedRoundBackoffMs, InterruptiblePause } from './round-backoff.ts';
 import type { RoundCollection, RoundContext, RunResources } from './round-collection.ts';
 import { evaluatesRound, evaluationCollection, trainingCollection } from './round-collections.ts';
 import { roundCommit, roundSummary, type FinishedRound } from './round-commit.ts';
+import { RoundLiveness } from './round-liveness.ts';
 import { RoundModels } from './round-models.ts';
 import { RoundRequests } from './round-requests.ts';
 import { RoundTasks, type TaskOptions } from './round-tasks.ts';
 import type { RoundPrivacy } from './round-privacy.ts';
-import type { Contribution, ResultSink, RoundSummary } from './round-types.ts';
+import type { ResultSink, RoundSummary } from './round-types.ts';
 import type { RunConfig } from './run-config.ts';
 import { describeStorageFault } from './storage-fault.ts';
-import type { Strategy } from './strategy.ts';
+import { aggregateContribution, type Strategy } from './strategy.ts';
 import type { TaskBoard } from './task-board.ts';
 import { VectorPool } from './vector-pool.ts';
 import { WeightedSumBuffer } from './weighted-sum.ts';
@@ -43,11 +44,6 @@ export type { EvalReport, ResultSink, RoundSummary, TrainReport } from './round-
 export { FAILED_ROUND_BACKOFF, failedRoundBackoffMs } from './round-backoff.ts';
 
 type Phase = 'starting' | 'waiting' | 'training' | 'evaluating' | 'committing' | 'done' | 'stopped';
-
-/** The default of --task-pickup-timeout for runs stored without it. */
-const DEFAULT_TASK_PICKUP_MS = 10_000;
-/** How often a running round looks for sampled institutions that have not fetched their task. */
-const PICKUP_CHECK_MS = 200;
 
 export interface RoundMachineDeps {
   runId: string;
@@ -81,6 +77,7 @@ export class RoundMachine extends EventEmitter {
   private readonly tasks: RoundTasks;
   /** The institutions' requests, routed to the board, the models or the open collection. */
   private readonly requests: RoundRequests;
+  private readonly liveness: RoundLiveness;
   /** The privacy layer of training releases: bounds, noise placement, participation, weights, events. */
   private readonly policy: ReleasePolicy;
   /** Set when the current round's number may not be used again (offering the round was already a release). */
@@ -96,8 +93,22 @@ export class RoundMachine extends EventEmitter {
     this.models = new RoundModels(this.spec, this.shapes, deps.initialModel, deps.startRound - 1);
     this.tasks = new RoundTasks(deps.runId, deps.config, this.models);
     this.requests = new RoundRequests({
-      runId: deps.runId, config: deps.config, registry: deps.registry, board: deps.board, models: this.models, tasks: this.tasks,
-      round: () => this.round, phase: () => this.phase, collecting: () => this.collecting,
+      runId: deps.runId,
+      config: deps.config,
+      registry: deps.registry,
+      board: deps.board,
+      models: this.models,
+      tasks: this.tasks,
+      round: () => this.round,
+      phase: () => this.phase,
+      collecting: () => this.collecting,
+    });
+    this.liveness = new RoundLiveness({
+      registry: deps.registry,
+      board: deps.board,
+      taskPickupTimeoutMs: deps.config.taskPickupTimeoutMs,
+      collecting: () => this.collecting,
+      dropped: (id, detail) => this.emit('participant-dropped', { round: this.round, institution: id, reason: detail }),
     });
     this.round = deps.startRound;
   }
@@ -202,11 +213,11 @@ export class RoundMachine extends EventEmitter {
     const participants = await this.waitAndSample(round);
     if (this.stopped || !participants) return null;
     exitAtTestPoint('waiting', round);
-    const watch = setInterval(() => this.dropUnfetched(), PICKUP_CHECK_MS);
+    const unwatch = this.liveness.watchPickups();
     try {
       return await this.runSampledRound(round, participants);
     } finally {
-      clearInterval(watch);
+      unwatch();
     }
   }
 
@@ -249,7 +260,7 @@ export class RoundMachine extends EventEmitter {
     }
 
     // ---- aggregate ----
-    const next = this.aggregate(round, trained.contribution);
+    const next = aggregateContribution(strategy, round, this.models.global, trained.contribution);
     this.models.propose(next);
     const tTrained = performance.now();
 
@@ -268,8 +279,16 @@ export class RoundMachine extends EventEmitter {
     exitAtTestPoint('committing', round);
     const scores = evaluates ? strategy.evaluate(round, evaluated.totals) : null;
     const finished: FinishedRound = {
-      runId: this.runId, round, startedAt, seconds: (performance.now() - t0) / 1000, aggregation: config.task.aggregation,
-      model: next, strategyState: strategy.saveState(), trained, evaluated, scores,
+      runId: this.runId,
+      round,
+      startedAt,
+      seconds: (performance.now() - t0) / 1000,
+      aggregation: config.task.aggregation,
+      model: next,
+      strategyState: strategy.saveState(),
+      trained,
+      evaluated,
+      scores,
     };
     store.commitRound(roundCommit(finished));
     this.models.commit(round);
@@ -279,9 +298,18 @@ export class RoundMachine extends EventEmitter {
   /** What the round's collections are told: the round, its participants and weights, its task, the checks. */
   private roundContext(round: number, participants: Institution[], taskConfig: TaskConfig): RoundContext {
     return {
-      runId: this.runId, round, modelVersion: this.models.version, global: this.models.global, shapes: this.shapes, participants,
+      runId: this.runId,
+      round,
+      modelVersion: this.models.version,
+      global: this.models.global,
+      shapes: this.shapes,
+      participants,
       weights: new Map(participants.map((p) => [p.id, this.policy.weightOf(p.declaredExamples)])),
-      config: this.deps.config, policy: this.policy, privacy: this.deps.privacy, board: this.deps.board, registry: this.deps.registry,
+      config: this.deps.config,
+      policy: this.policy,
+      privacy: this.deps.privacy,
+      board: this.deps.board,
+      registry: this.deps.registry,
       resources: this.resources,
       task: (kind, modelVersion) => this.task(kind, { config: taskConfig, modelVersion }),
       checkRun: (envelope) => this.requests.checkRun(envelope),
@@ -299,42 +327,9 @@ export class RoundMachine extends EventEmitter {
     }
   }
 
-  /** The strategy's new global model, from the updates' weighted sum or from the updates themselves. */
-  private aggregate(round: number, contribution: Contribution): Float32Array {
-    const { strategy } = this.deps;
-    if ('sum' in contribution) return strategy.aggregateFitFromSum(round, this.models.global, contribution.sum);
-    const next = strategy.aggregateFit(round, this.models.global, contribution.updates);
-    contribution.release();
-    return next;
-  }
-
-  // ---------------- liveness within a round ----------------
-
-  /**
-   * Drops `id` from the collection step now open, at once instead of at the deadline, and marks it
-   * unresponsive so it is not sampled again until it shows life. Returns false when it owed no answer.
-   */
-  private dropFromRound(id: string, detail: string): boolean {
-    if (!this.collecting?.awaiting(id)) return false;
-    this.deps.registry.markUnresponsive(id, detail);
-    this.deps.board.clear(id);
-    this.collecting.drop(id, detail);
-    this.emit('participant-dropped', { round: this.round, institution: id, reason: detail });
-    return true;
-  }
-
-  /** The task-pickup rule: a participant that has not fetched a task posted --task-pickup-timeout ago is dropped. */
-  private dropUnfetched(): void {
-    const pickupMs = this.deps.config.taskPickupTimeoutMs ?? DEFAULT_TASK_PICKUP_MS;
-    for (const id of this.deps.board.unfetched(Date.now() - pickupMs)) {
-      this.dropFromRound(id, `did not fetch its task within the task-pickup timeout (${pickupMs / 1000} s)`);
-    }
-  }
-
   /** Every Session stream of `id` closed: it is gone, so the round stops waiting for it. */
   institutionGone(id: string): void {
-    if (this.stopped) return;
-    if (!this.dropFromRound(id, 'its Session stream closed')) this.deps.registry.markUnresponsive(id, 'its Session stream closed');
+    if (!this.stopped) this.liveness.gone(id);
   }
 
   // ---------------- tasks ----------------
@@ -371,8 +366,14 @@ export class RoundMachine extends EventEmitter {
     const reason = request.reason || 'declined';
     if (reason === 'budget') {
       this.deps.registry.exclude(institution.id, `budget: projected ε ${request.projectedEpsilon} > budget ${request.budgetEpsilon}`);
-      this.deps.store.recordSchedulingRefusal(this.runId, request.envelope.round, institution.id, `institution declined: ${request.detail || 'privacy budget'}`,
-        request.projectedEpsilon, request.budgetEpsilon);
+      this.deps.store.recordSchedulingRefusal(
+        this.runId,
+        request.envelope.round,
+        institution.id,
+        `institution declined: ${request.detail || 'privacy budget'}`,
+        request.projectedEpsilon,
+        request.budgetEpsilon,
+      );
     }
     this.emit('declined', { institution: institution.id, reason, detail: request.detail });
     // A decline of an earlier round's task changes nothing in this one.

@@ -11,16 +11,7 @@
 // The messages' shape checks are in secagg-message-checks.ts, the final unmasking in secagg-unmasking.ts.
 import { addVectorMod32 } from '../privacy/mask-prg.ts';
 import { checkThresholdForNeighbourhood, neighbourhoods } from '../privacy/masking-graph.ts';
-import {
-  checkContext,
-  checkSignedKeysShape,
-  verifyKeys,
-  verifyUnmask,
-  type EncryptedShare,
-  type SecAggContext,
-  type SignedKeys,
-  type UnmaskBody,
-} from '../privacy/secagg-keys.ts';
+import { checkContext, checkSignedKeysShape, verifyKeys, verifyUnmask, type EncryptedShare, type SecAggContext, type SignedKeys, type UnmaskBody } from '../privacy/secagg-keys.ts';
 import { checkEncryptedShares, checkUnmaskShape, checkUnmaskShares } from './secagg-message-checks.ts';
 import { unmaskSum } from './secagg-unmasking.ts';
 
@@ -273,7 +264,10 @@ export class SecAggServer {
     } catch (error) {
       this.reject(from, (error as Error).message);
     }
-    this.shares.set(from, shares.map((s) => ({ ...s })));
+    this.shares.set(
+      from,
+      shares.map((s) => ({ ...s })),
+    );
   }
 
   /** The shares addressed to `institution` from everyone who shared keys; closes the share phase. */

@@ -42,7 +42,10 @@ export function unmaskSum(maskedSum: Uint32Array, input: UnmaskingInput): Uint32
       lagrange.set(key, coefficients);
     }
     try {
-      return combineWithCoefficients(coefficients, used.map((s) => s.value));
+      return combineWithCoefficients(
+        coefficients,
+        used.map((s) => s.value),
+      );
     } catch (error) {
       input.fail(`could not rebuild the secrets of ${about}: ${(error as Error).message}`);
     }

@@ -12,7 +12,10 @@ import { SecureCollection } from './secure-collection.ts';
 import { SecureSumCollection } from './secure-sum-collection.ts';
 
 export class SecureEvaluationCollection extends SecureSumCollection<EvalStage> {
-  constructor(ctx: RoundContext, private readonly evaluators: readonly string[]) {
+  constructor(
+    ctx: RoundContext,
+    private readonly evaluators: readonly string[],
+  ) {
     super(ctx);
   }
 
@@ -28,14 +31,22 @@ export class SecureEvaluationCollection extends SecureSumCollection<EvalStage> {
     const privateEvaluation = config.task.evaluation.private;
     const graph = this.graphFor(participants.length);
     this.secure = new SecureCollection({
-      runId: ctx.runId, round, collection: 'evaluation', participants, ...graph,
+      runId: ctx.runId,
+      round,
+      collection: 'evaluation',
+      participants,
+      ...graph,
       // Private evaluation: each institution's noise share relies on `threshold` shares in the sum, so the
       // threshold is never lowered for it; otherwise it follows the participants who advertised keys.
       ...(privateEvaluation ? {} : { thresholdFor: (n: number) => this.graphFor(n).threshold }),
-      vectorLength: privateEvaluation ? 2 * bins : evaluationVectorLength(bins), quantisationJson: '',
+      vectorLength: privateEvaluation ? 2 * bins : evaluationVectorLength(bins),
+      quantisationJson: '',
       clientNoiseSigma: privateEvaluation ? privateEvaluation.noiseSigma / Math.sqrt(graph.threshold) : 0,
-      board: ctx.board, makeTask: (kind) => ctx.task(kind, round), firstKind: 'EVALUATE',
-      firstDeadlineMs: config.phaseTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
+      board: ctx.board,
+      makeTask: (kind) => ctx.task(kind, round),
+      firstKind: 'EVALUATE',
+      firstDeadlineMs: config.phaseTimeoutMs,
+      phaseDeadlineMs: config.phaseTimeoutMs,
       checkHeader: (institution, header) => {
         ctx.checkRound(header.envelope, round);
         if (header.kind !== 'EVALUATE_RESULT') throw invalidArgument('header.kind: expected EVALUATE_RESULT in the evaluation secure sum');

@@ -13,13 +13,27 @@ export class SecureUpdateCollection extends SecureSumCollection<TrainingOutcome>
   async run(): Promise<TrainingOutcome> {
     const { ctx } = this;
     const { config, participants, round, policy, weights } = ctx;
-    if (participants.length < 3) return { failure: `round ${round}: secure aggregation needs at least 3 participants (with 2, each learns the other's update from the sum); sampled ${participants.length}` };
-    const plan = planSecureUpdate(policy, participants.map((p) => weights.get(p.id) ?? 1));
+    if (participants.length < 3)
+      return { failure: `round ${round}: secure aggregation needs at least 3 participants (with 2, each learns the other's update from the sum); sampled ${participants.length}` };
+    const plan = planSecureUpdate(
+      policy,
+      participants.map((p) => weights.get(p.id) ?? 1),
+    );
     this.secure = new SecureCollection({
-      runId: ctx.runId, round, collection: 'update', participants: [...participants], ...this.graphFor(participants.length), thresholdFor: (n) => this.graphFor(n).threshold,
-      vectorLength: ctx.global.length + 1, quantisationJson: JSON.stringify(plan.quantisation), clientNoiseSigma: plan.clientNoiseSigma,
-      board: ctx.board, makeTask: (kind) => ctx.task(kind, ctx.modelVersion), firstKind: 'TRAIN',
-      firstDeadlineMs: config.roundTimeoutMs, phaseDeadlineMs: config.phaseTimeoutMs,
+      runId: ctx.runId,
+      round,
+      collection: 'update',
+      participants: [...participants],
+      ...this.graphFor(participants.length),
+      thresholdFor: (n) => this.graphFor(n).threshold,
+      vectorLength: ctx.global.length + 1,
+      quantisationJson: JSON.stringify(plan.quantisation),
+      clientNoiseSigma: plan.clientNoiseSigma,
+      board: ctx.board,
+      makeTask: (kind) => ctx.task(kind, ctx.modelVersion),
+      firstKind: 'TRAIN',
+      firstDeadlineMs: config.roundTimeoutMs,
+      phaseDeadlineMs: config.phaseTimeoutMs,
       checkHeader: (institution, header) => checkHiddenUpdateHeader(ctx, institution, header),
     });
     const outcome = await this.secure.run();
@@ -27,12 +41,16 @@ export class SecureUpdateCollection extends SecureSumCollection<TrainingOutcome>
     if (!outcome.ok) return { failure: `round ${round}: secure aggregation aborted: ${outcome.reason}` };
     // The sum is revealed: record it first. Under client-level DP the institutions added the noise; the
     // ledger gets the noise actually present (every survivor, participant or cover, added its share).
-    const actualNoiseMultiplier = policy.noise === 'distributed-share'
-      ? distributedNoiseAccounting({
-        l2Clip: policy.updateBound, scale: plan.quantisation.scale, dimension: ctx.global.length,
-        perClientSigma: plan.clientNoiseSigma, survivors: outcome.survivors.length,
-      }).effectiveNoiseMultiplier
-      : undefined;
+    const actualNoiseMultiplier =
+      policy.noise === 'distributed-share'
+        ? distributedNoiseAccounting({
+            l2Clip: policy.updateBound,
+            scale: plan.quantisation.scale,
+            dimension: ctx.global.length,
+            perClientSigma: plan.clientNoiseSigma,
+            survivors: outcome.survivors.length,
+          }).effectiveNoiseMultiplier
+        : undefined;
     ctx.privacy?.recordRevealedSum(round, ctx.modelVersion, outcome.events, actualNoiseMultiplier);
     const failure = tooFewReports(round, outcome.survivors.length, participants.length, config.minClients);
     if (failure) return { failure };
@@ -45,7 +63,13 @@ export class SecureUpdateCollection extends SecureSumCollection<TrainingOutcome>
       participants: participants.map((p) =>
         outcome.survivors.includes(p.id)
           ? { institutionId: p.id, status: 'reported' as const, numExamples: 0, detail: 'example count hidden by secure aggregation' }
-          : { institutionId: p.id, status: outcome.excluded.has(p.id) ? ('rejected' as const) : ('dropped' as const), numExamples: 0, detail: outcome.excluded.get(p.id) ?? 'dropped out of the secure sum' }),
+          : {
+              institutionId: p.id,
+              status: outcome.excluded.has(p.id) ? ('rejected' as const) : ('dropped' as const),
+              numExamples: 0,
+              detail: outcome.excluded.get(p.id) ?? 'dropped out of the secure sum',
+            },
+      ),
       metrics: [{ institutionId: '', name: 'secagg_dropped', value: outcome.dropped.length }],
     };
   }

@@ -141,13 +141,7 @@ export function loadCiphertext(rt: CkksRuntime, bytes: Uint8Array, target: Ciphe
 }
 
 /** Checks, then loads a serialised key into `key` (deleted when refused). */
-export function loadKey<T extends { loadArray(context: Context, array: Uint8Array): void; delete(): void }>(
-  rt: CkksRuntime,
-  key: T,
-  bytes: Uint8Array,
-  layout: Layout,
-  what: string,
-): T {
+export function loadKey<T extends { loadArray(context: Context, array: Uint8Array): void; delete(): void }>(rt: CkksRuntime, key: T, bytes: Uint8Array, layout: Layout, what: string): T {
   try {
     if (!(bytes instanceof Uint8Array) || bytes.length === 0) throw new Error('empty or not bytes');
     checkLayout(bytes, layout, what);

@@ -8,8 +8,22 @@ function csvCell(value: string | number): string {
 }
 
 export const CSV_COLUMNS = [
-  'seq', 'institution_id', 'run_id', 'round', 'mode', 'sample_rate', 'noise_multiplier', 'steps', 'clip_norm', 'delta',
-  'model_version', 'time', 'institution_signature', 'prev_hash', 'row_hash', 'countersignature',
+  'seq',
+  'institution_id',
+  'run_id',
+  'round',
+  'mode',
+  'sample_rate',
+  'noise_multiplier',
+  'steps',
+  'clip_norm',
+  'delta',
+  'model_version',
+  'time',
+  'institution_signature',
+  'prev_hash',
+  'row_hash',
+  'countersignature',
 ] as const;
 
 /** Event rows as CSV (header + one line per event, in the order given). */
@@ -18,8 +32,26 @@ export function eventsCsv(rows: readonly LedgerRow[]): string {
   for (const r of rows) {
     const e = r.event;
     lines.push(
-      [r.seq, e.institutionId, e.runId, e.round, e.mode, e.sampleRate, e.noiseMultiplier, e.steps, e.clipNorm, e.delta, e.modelVersion, e.time,
-        r.institutionSignature, r.prevHash, r.rowHash, r.countersignature].map(csvCell).join(','),
+      [
+        r.seq,
+        e.institutionId,
+        e.runId,
+        e.round,
+        e.mode,
+        e.sampleRate,
+        e.noiseMultiplier,
+        e.steps,
+        e.clipNorm,
+        e.delta,
+        e.modelVersion,
+        e.time,
+        r.institutionSignature,
+        r.prevHash,
+        r.rowHash,
+        r.countersignature,
+      ]
+        .map(csvCell)
+        .join(','),
     );
   }
   return lines.join('\n') + '\n';

@@ -39,15 +39,7 @@ function eventRowBytes(r: LedgerRow): Uint8Array {
 }
 
 function refusalRowBytes(r: RefusalRow): Uint8Array {
-  return encodeCanonical('dpfed.v1/ledger-row/refusal', [
-    { u: r.seq },
-    { s: r.institutionId },
-    { s: r.runId },
-    { u: r.round },
-    { s: r.reason },
-    { f: r.projectedEpsilon },
-    { s: r.time },
-  ]);
+  return encodeCanonical('dpfed.v1/ledger-row/refusal', [{ u: r.seq }, { s: r.institutionId }, { s: r.runId }, { u: r.round }, { s: r.reason }, { f: r.projectedEpsilon }, { s: r.time }]);
 }
 
 export function rowHashOf(entry: AnyRow, prevHash: Uint8Array): Uint8Array {

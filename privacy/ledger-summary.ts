@@ -45,7 +45,11 @@ export function summariseInstitution(
   accountant: Accountant,
 ): InstitutionSummary {
   const all = events.all.map((r) => mechanismOf(r.event));
-  const shown = composedEpsilon(events.shown.map((r) => mechanismOf(r.event)), institution.budget.delta, accountant);
+  const shown = composedEpsilon(
+    events.shown.map((r) => mechanismOf(r.event)),
+    institution.budget.delta,
+    accountant,
+  );
   const total = events.runFiltered ? composedEpsilon(all, institution.budget.delta, accountant).epsilon : shown.epsilon;
   const nextRound = nextRoundOf(events.all);
   const summary: InstitutionSummary = {

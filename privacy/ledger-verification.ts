@@ -27,7 +27,11 @@ export function verifyLedger(ledger: VerifiableLedger, opts: { countersignerPubl
   const key = hex(ledger.countersignerPublicKey);
   const mine = opts.receipts.filter((r) => r.ledgerKey === key);
   if (mine.length === 0) {
-    return { ok: false, badRow: 0, reason: `none of the ${opts.receipts.length} receipts is for this ledger's countersigner ${key.slice(0, 16)}… (a ledger replaced under another key, or receipts of another ledger)` };
+    return {
+      ok: false,
+      badRow: 0,
+      reason: `none of the ${opts.receipts.length} receipts is for this ledger's countersigner ${key.slice(0, 16)}… (a ledger replaced under another key, or receipts of another ledger)`,
+    };
   }
   for (const receipt of [...mine].sort((a, b) => b.seq - a.seq)) {
     try {
@@ -37,14 +41,16 @@ export function verifyLedger(ledger: VerifiableLedger, opts: { countersignerPubl
     }
     if (receipt.seq > chain.rows) {
       return {
-        ok: false, badRow: receipt.seq,
+        ok: false,
+        badRow: receipt.seq,
         reason: `row ${receipt.seq} is missing: a receipt signed by this ledger's key (held by the other party, for ${receipt.subject}) names head seq ${receipt.seq}, hash ${receipt.hash.slice(0, 16)}…, but the ledger holds ${chain.rows} rows (tail truncated to an older head, or wiped)`,
       };
     }
     const actual = ledger.rowHashAt(receipt.seq);
     if (actual !== receipt.hash) {
       return {
-        ok: false, badRow: receipt.seq,
+        ok: false,
+        badRow: receipt.seq,
         reason: `row ${receipt.seq} does not match the receipt signed by this ledger's key (hash ${receipt.hash.slice(0, 16)}…, found ${String(actual).slice(0, 16)}…): the ledger was rewritten or re-chained after the receipt`,
       };
     }
@@ -81,7 +87,12 @@ export function verifyChain(ledger: VerifiableLedger, opts: { countersignerPubli
     }
     const where = `row ${seq} (${entry.kind})`;
     try {
-      if (entry.row.prevHash !== hex(prev)) return { ok: false, badRow: seq, reason: `${where}: prev_hash does not match ${seq === 1 ? 'the genesis hash of the countersigner key' : `row ${seq - 1}`} (deleted, inserted or reordered rows, or a replaced key)` };
+      if (entry.row.prevHash !== hex(prev))
+        return {
+          ok: false,
+          badRow: seq,
+          reason: `${where}: prev_hash does not match ${seq === 1 ? 'the genesis hash of the countersigner key' : `row ${seq - 1}`} (deleted, inserted or reordered rows, or a replaced key)`,
+        };
       if (entry.kind === 'event') validateLedgerEvent(entry.row.event);
       const rowHash = rowHashOf(entry, prev);
       if (entry.row.rowHash !== hex(rowHash)) return { ok: false, badRow: seq, reason: `${where}: row_hash does not match its contents (altered row)` };

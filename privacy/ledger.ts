@@ -54,7 +54,11 @@ export { genesisHash } from './ledger-hashing.ts';
 
 /** appendWithinBudget() refused: the event would take the institution past its budget (nothing was appended). */
 export class BudgetExceededError extends Error {
-  constructor(message: string, readonly projectedEpsilon: number, readonly budget: PrivacyBudget) {
+  constructor(
+    message: string,
+    readonly projectedEpsilon: number,
+    readonly budget: PrivacyBudget,
+  ) {
     super(message);
     this.name = 'BudgetExceededError';
   }
@@ -206,9 +210,7 @@ export class PrivacyLedger {
   }
 
   private existingEvent(e: LedgerEvent): LedgerRow | undefined {
-    const row = this.db
-      .prepare('SELECT * FROM ledger_events WHERE institution_id = ? AND run_id = ? AND round = ? AND mode = ?')
-      .get(e.institutionId, e.runId, e.round, e.mode) as Row | undefined;
+    const row = this.db.prepare('SELECT * FROM ledger_events WHERE institution_id = ? AND run_id = ? AND round = ? AND mode = ?').get(e.institutionId, e.runId, e.round, e.mode) as Row | undefined;
     return row ? toLedgerRow(row) : undefined;
   }
 
@@ -257,8 +259,24 @@ export class PrivacyLedger {
           `INSERT INTO ledger_events (seq, institution_id, run_id, round, mode, sample_rate, noise_multiplier, steps, clip_norm, delta,
              model_version, time, institution_signature, prev_hash, row_hash, countersignature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(row.seq, e.institutionId, e.runId, e.round, e.mode, e.sampleRate, e.noiseMultiplier, e.steps, e.clipNorm, e.delta, e.modelVersion, e.time,
-          row.institutionSignature, row.prevHash, row.rowHash, row.countersignature);
+        .run(
+          row.seq,
+          e.institutionId,
+          e.runId,
+          e.round,
+          e.mode,
+          e.sampleRate,
+          e.noiseMultiplier,
+          e.steps,
+          e.clipNorm,
+          e.delta,
+          e.modelVersion,
+          e.time,
+          row.institutionSignature,
+          row.prevHash,
+          row.rowHash,
+          row.countersignature,
+        );
       return row;
     });
   }
@@ -277,10 +295,7 @@ export class PrivacyLedger {
     return this.atomically(() => {
       const existing = this.db.prepare('SELECT * FROM ledger_refusals WHERE institution_id = ? AND run_id = ? AND round = ?').get(institutionId, runId, round) as Row | undefined;
       if (existing) return toRefusalRow(existing);
-      const row = this.chain<RefusalRow>(
-        (seq, prevHash) => ({ seq, institutionId, runId, round, reason, projectedEpsilon, time: this.now().toISOString(), prevHash }),
-        'refusal',
-      );
+      const row = this.chain<RefusalRow>((seq, prevHash) => ({ seq, institutionId, runId, round, reason, projectedEpsilon, time: this.now().toISOString(), prevHash }), 'refusal');
       this.db
         .prepare('INSERT INTO ledger_refusals (seq, institution_id, run_id, round, reason, projected_epsilon, time, prev_hash, row_hash, countersignature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
         .run(row.seq, row.institutionId, row.runId, row.round, row.reason, row.projectedEpsilon, row.time, row.prevHash, row.rowHash, row.countersignature);
@@ -314,7 +329,11 @@ export class PrivacyLedger {
   spent(institutionId: string, accountant: Accountant, opts: { runId?: string } = {}): SpentEpsilon {
     const { delta: budgetDelta } = this.budgetOf(institutionId);
     const rows = this.events({ institutionId, runId: opts.runId });
-    const { epsilon, order } = composedEpsilon(rows.map((r) => mechanismOf(r.event)), budgetDelta, accountant);
+    const { epsilon, order } = composedEpsilon(
+      rows.map((r) => mechanismOf(r.event)),
+      budgetDelta,
+      accountant,
+    );
     // Each event's δ above the budget's is the explicit charge of its noise sampler's cut tail
     // (privacy/discretisation-cost.ts, charged at the budget's ε, which the composed ε never passes): the
     // charges add to the δ the composition is stated at.
@@ -357,10 +376,7 @@ export class PrivacyLedger {
    * given and none is for this ledger's key, verification fails (the ledger was replaced, or the wrong file).
    */
   verify(opts: { countersignerPublicKey?: Uint8Array; receipts?: readonly LedgerReceipt[] } = {}): VerifyResult {
-    return verifyLedger(
-      { db: this.db, countersignerPublicKey: this.countersignerPublicKey, meta: (key) => this.meta(key), rowHashAt: (seq) => this.rowHashAt(seq) },
-      opts,
-    );
+    return verifyLedger({ db: this.db, countersignerPublicKey: this.countersignerPublicKey, meta: (key) => this.meta(key), rowHashAt: (seq) => this.rowHashAt(seq) }, opts);
   }
 
   /** Event rows as CSV (header + one line per event, chain order). */
