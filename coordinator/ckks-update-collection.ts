@@ -28,7 +28,7 @@ export class CkksUpdateCollection implements RoundCollection<TrainingOutcome> {
     const { ctx } = this;
     const { config, participants, round, policy, weights, resources } = ctx;
     const holderId = resources.ckksKey?.holder ?? config.ckksKeyHolder ?? [...participants].sort((a, b) => a.id.localeCompare(b.id))[0]?.id;
-    const keyHolder = holderId ? ctx.registry.get(holderId) : undefined;
+    const keyHolder = holderId ? ctx.institution(holderId) : undefined;
     if (!keyHolder) return { failure: `round ${round}: the CKKS key holder ${holderId ?? '(none)'} is not connected` };
     this.ckks = new CkksCollection({
       runId: ctx.runId,

@@ -6,7 +6,7 @@ import type { ReleasePolicy } from '../privacy/release-policy.ts';
 import type { NamedTensor } from '../proto/tensor-stream.ts';
 import type { Envelope, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
 import type { CkksKey } from './ckks-collection.ts';
-import type { Institution, InstitutionRegistry } from './institution-registry.ts';
+import type { Institution } from './institution-registry.ts';
 import type { ParameterShape } from './result-checks.ts';
 import type { ResultRoute } from './result-routing.ts';
 import { checkTrainingEvent, type RoundPrivacy } from './round-privacy.ts';
@@ -46,7 +46,8 @@ export interface RoundContext {
   /** The ledger side of privacy: event checks and the recording of revealed sums. */
   readonly privacy?: RoundPrivacy;
   readonly board: TaskBoard;
-  readonly registry: InstitutionRegistry;
+  /** A registered institution by id (undefined when unknown). */
+  institution(id: string): Institution | undefined;
   readonly resources: RunResources;
   /** A task of this round with its task configuration, for the model of `modelVersion`. */
   task(kind: TaskKind, modelVersion: number): TaskMsg;

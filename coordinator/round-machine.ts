@@ -309,7 +309,7 @@ export class RoundMachine extends EventEmitter {
       policy: this.policy,
       privacy: this.deps.privacy,
       board: this.deps.board,
-      registry: this.deps.registry,
+      institution: (id) => this.deps.registry.get(id),
       resources: this.resources,
       task: (kind, modelVersion) => this.task(kind, { config: taskConfig, modelVersion }),
       checkRun: (envelope) => this.requests.checkRun(envelope),

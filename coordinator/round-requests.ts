@@ -4,6 +4,7 @@
 // the run, round and model version it claims; a refusal is an RpcError naming the envelope field.
 import type { NamedTensor } from '../proto/tensor-stream.ts';
 import type { Envelope, ResultHeaderMsg, SecAggMessageMsg, TaskMsg } from '../proto/wire.ts';
+import { checkRound, checkRun } from './envelope-checks.ts';
 import type { Institution, InstitutionRegistry } from './institution-registry.ts';
 import { notCollecting, resultRoute, secAggRoute, type ResultRoute } from './result-routing.ts';
 import type { RoundCollection } from './round-collection.ts';
@@ -66,16 +67,11 @@ export class RoundRequests {
   }
 
   checkRun(envelope: Envelope): void {
-    if (envelope.runId !== this.s.runId) throw failedPrecondition(`envelope.run_id: "${envelope.runId}" is not the current run "${this.s.runId}"`);
+    checkRun(envelope, this.s.runId);
   }
 
   checkRound(envelope: Envelope, modelVersion: number): void {
-    this.checkRun(envelope);
-    const round = this.s.round();
-    if (envelope.round !== round) throw failedPrecondition(`envelope.round: round ${envelope.round} is closed (current round ${round})`);
-    if (envelope.modelVersion !== modelVersion) {
-      throw failedPrecondition(`envelope.model_version: expected ${modelVersion} for this phase, got ${envelope.modelVersion}`);
-    }
+    checkRound(envelope, { runId: this.s.runId, round: this.s.round() }, modelVersion);
   }
 
   /** The open collection when it takes `route`; otherwise the route's refusal. */

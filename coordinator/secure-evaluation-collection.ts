@@ -21,9 +21,9 @@ export class SecureEvaluationCollection extends SecureSumCollection<EvalStage> {
 
   async run(): Promise<EvalStage> {
     const { ctx } = this;
-    const { config, round, registry } = ctx;
+    const { config, round } = ctx;
     const { bins, logitRange } = config.task.evaluation;
-    const participants = this.evaluators.map((id) => registry.get(id)).filter((p): p is Institution => Boolean(p));
+    const participants = this.evaluators.map((id) => ctx.institution(id)).filter((p): p is Institution => Boolean(p));
     const empty = noEvaluation(config.task.evaluation);
     if (participants.length < 3) return empty;
     // Private evaluation: each institution adds a share σ/√t of the noise (t = the threshold: a completed
