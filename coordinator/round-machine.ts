@@ -246,7 +246,7 @@ export class RoundMachine extends EventEmitter {
     // A round's time runs from sampling to commit: waiting for institutions to come online is not round work.
     const startedAt = new Date();
     const t0 = performance.now();
-    const ctx = this.roundContext(round, participants, this.tasks.configFor(round, strategy));
+    const ctx = this.roundContext(round, participants, this.taskConfig(round));
 
     // ---- collect the updates ----
     this.phase = 'training';
@@ -333,6 +333,11 @@ export class RoundMachine extends EventEmitter {
   }
 
   // ---------------- tasks ----------------
+
+  /** Configure: the task configuration of round `round`. */
+  private taskConfig(round: number): TaskConfig {
+    return this.tasks.configFor(round, this.deps.strategy);
+  }
 
   private task(kind: TaskKind, o: TaskOptions = {}): TaskMsg {
     return this.tasks.task(kind, this.round, o);
