@@ -102,6 +102,8 @@ export class RoundMachine extends EventEmitter {
       round: () => this.round,
       phase: () => this.phase,
       collecting: () => this.collecting,
+      store: deps.store,
+      declined: (event) => this.emit('declined', event),
     });
     this.liveness = new RoundLiveness({
       registry: deps.registry,
@@ -367,24 +369,6 @@ export class RoundMachine extends EventEmitter {
 
   /** An institution declines its task (e.g. its own budget would be exceeded): stop sampling it. */
   decline(institution: Institution, request: DeclineRequestMsg): void {
-    this.requests.checkRun(request.envelope);
-    const reason = request.reason || 'declined';
-    if (reason === 'budget') {
-      this.deps.registry.exclude(institution.id, `budget: projected ε ${request.projectedEpsilon} > budget ${request.budgetEpsilon}`);
-      this.deps.store.recordSchedulingRefusal(
-        this.runId,
-        request.envelope.round,
-        institution.id,
-        `institution declined: ${request.detail || 'privacy budget'}`,
-        request.projectedEpsilon,
-        request.budgetEpsilon,
-      );
-    }
-    this.emit('declined', { institution: institution.id, reason, detail: request.detail });
-    // A decline of an earlier round's task changes nothing in this one.
-    if (request.envelope.round !== this.round) return;
-    this.collecting?.decline(institution.id, `${reason}: ${request.detail}`);
-    // no task is posted to it again in this round (a decliner is not asked again and again)
-    this.deps.board.block(institution.id);
+    this.requests.decline(institution, request);
   }
 }

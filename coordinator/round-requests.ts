@@ -3,7 +3,8 @@
 // round's open collection when it takes their route (result-routing.ts). Every request is checked against
 // the run, round and model version it claims; a refusal is an RpcError naming the envelope field.
 import type { NamedTensor } from '../proto/tensor-stream.ts';
-import type { Envelope, ResultHeaderMsg, SecAggMessageMsg, TaskMsg } from '../proto/wire.ts';
+import type { DeclineRequestMsg, Envelope, ResultHeaderMsg, SecAggMessageMsg, TaskMsg } from '../proto/wire.ts';
+import type { CoordinatorStore } from './coordinator-store.ts';
 import { checkRound, checkRun } from './envelope-checks.ts';
 import type { Institution, InstitutionRegistry } from './institution-registry.ts';
 import { notCollecting, resultRoute, secAggRoute, type ResultRoute } from './result-routing.ts';
@@ -28,6 +29,9 @@ export interface RoundState {
   phase(): string;
   /** The round's open collection, if any. */
   collecting(): RoundCollection<unknown> | null;
+  readonly store: CoordinatorStore;
+  /** Told of every decline (the round's 'declined' event). */
+  declined(event: { institution: string; reason: string; detail: string }): void;
 }
 
 export class RoundRequests {
@@ -97,5 +101,25 @@ export class RoundRequests {
     this.checkRun(message.envelope);
     this.s.registry.showedLife(institution);
     this.openFor(secAggRoute(message)).receiveSecAgg!(institution, message);
+  }
+
+  /**
+   * An institution declines its task. For its budget, it is excluded from sampling and the refusal is
+   * recorded; a decline of the current round's task takes it out of the open collection, and no task is
+   * posted to it again in this round (a decliner is not asked again and again).
+   */
+  decline(institution: Institution, request: DeclineRequestMsg): void {
+    this.checkRun(request.envelope);
+    const reason = request.reason || 'declined';
+    if (reason === 'budget') {
+      this.s.registry.exclude(institution.id, `budget: projected ε ${request.projectedEpsilon} > budget ${request.budgetEpsilon}`);
+      const detail = `institution declined: ${request.detail || 'privacy budget'}`;
+      this.s.store.recordSchedulingRefusal(this.s.runId, request.envelope.round, institution.id, detail, request.projectedEpsilon, request.budgetEpsilon);
+    }
+    this.s.declined({ institution: institution.id, reason, detail: request.detail });
+    // A decline of an earlier round's task changes nothing in this one.
+    if (request.envelope.round !== this.s.round()) return;
+    this.s.collecting()?.decline(institution.id, `${reason}: ${request.detail}`);
+    this.s.board.block(institution.id);
   }
 }
