@@ -11,7 +11,7 @@ import type { NamedTensor } from '../proto/tensor-stream.ts';
 import type { DTypeName, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
 import type { Institution } from './institution-registry.ts';
 import { PhaseCollector } from './phase-collector.ts';
-import type { ResultSink } from './round-machine.ts';
+import type { ResultSink } from './round-types.ts';
 import { failedPrecondition, invalidArgument } from './rpc-error.ts';
 import type { TaskBoard } from './task-board.ts';
 

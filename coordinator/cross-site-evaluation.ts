@@ -14,16 +14,18 @@
 // rounds' evaluations are sums, but this release is not: the coordinator sees each institution's noisy
 // histograms. Privacy client: refused when the run is configured (the institutions do not evaluate).
 import { aucFromHistogram, aucStandardError, type ScoreHistogram } from '../privacy/auc-histogram.ts';
-import { EVALUATION_SENSITIVITY, noisyCellFloor } from '../privacy/evaluation-mechanism.ts';
+import { EVALUATION_SENSITIVITY } from '../privacy/evaluation-mechanism.ts';
 import { decodeNoisyHistograms, totalsFromNoisyHistograms } from '../privacy/evaluation-vector.ts';
-import type { DeclineRequestMsg, PrivacyEventMsg, ResultHeaderMsg, TaskMsg } from '../proto/wire.ts';
+import type { PrivacyEventMsg, ResultHeaderMsg, TaskMsg } from '../proto/wire.ts';
 import type { CoordinatorStore } from './coordinator-store.ts';
 import { crossSiteResults, saveCrossSiteResults, type CrossSiteRow, type CrossSiteSummary } from './cross-site-results.ts';
-import { expectHistogramTensor } from './histogram-tensors.ts';
 import type { Institution, InstitutionRegistry } from './institution-registry.ts';
 import { PhaseCollector } from './phase-collector.ts';
-import type { ResultSink } from './round-machine.ts';
+import { checkEvaluationMetrics, checkNoisyCells, expectHistogramTensor, histogramTotal } from './result-checks.ts';
+import type { ResultRoute } from './result-routing.ts';
+import type { RoundCollection } from './round-collection.ts';
 import type { RoundPrivacy } from './round-privacy.ts';
+import type { ResultSink } from './round-types.ts';
 import type { RunConfig } from './run-config.ts';
 import { failedPrecondition, invalidArgument } from './rpc-error.ts';
 import type { TaskBoard } from './task-board.ts';
@@ -40,70 +42,83 @@ interface CrossSiteReport {
 /** How often the wait for institutions (a run resumed after its last round) looks again. */
 const WAIT_POLL_MS = 50;
 
-export class CrossSiteEvaluation {
+/**
+ * The run's last collection, after its last round (RoundCollection: while it runs, the institutions'
+ * evaluation results and declines are routed to it; the round loop's `round` is the final model's).
+ */
+export class CrossSiteEvaluation implements RoundCollection<CrossSiteSummary | null> {
   private phase: PhaseCollector<CrossSiteReport> | null = null;
-  private round = 0;
+  private stopped = false;
+  private readonly round: number;
 
   constructor(
     private readonly deps: {
       runId: string;
+      /** The round whose committed model is scored: the run's final model (its model version is the round). */
+      round: number;
       config: RunConfig;
       store: CoordinatorStore;
       registry: InstitutionRegistry;
       board: TaskBoard;
       privacy?: RoundPrivacy;
-      /** The CROSS_SITE_EVALUATE task about the committed model of `round` (envelope round = model version = `round`). */
-      task: (round: number) => TaskMsg;
-      isStopped: () => boolean;
+      /** The CROSS_SITE_EVALUATE task about that model (envelope round = model version = `round`). */
+      task: () => TaskMsg;
     },
-  ) {}
+  ) {
+    this.round = deps.round;
+  }
 
-  /** Whether `id` still owes an answer. */
-  isOpenFor(id: string): boolean {
+  accepts(route: ResultRoute): boolean {
+    return route === 'evaluation-result';
+  }
+
+  awaiting(id: string): boolean {
     return Boolean(this.phase?.isOpenFor(id));
   }
 
-  /** True while answers are being collected. */
-  get collecting(): boolean {
-    return Boolean(this.phase && !this.phase.isClosed);
-  }
-
-  /** `id` is gone (its stream closed, or it did not fetch its task): no answer is awaited from it. */
+  /** `id` is gone (its stream closed): no answer is awaited from it. */
   drop(id: string, detail: string): void {
     this.phase?.reject(id, 'dropped', detail);
   }
 
+  /** `id` declined (its budget, or its own refusal): recorded with its reason. */
+  decline(id: string, detail: string): void {
+    this.phase?.reject(id, 'declined', detail);
+    this.deps.board.clear(id);
+  }
+
   /** Closes the collection early (the coordinator stops). */
   stop(): void {
+    this.stopped = true;
     this.phase?.close();
   }
 
   /**
-   * Asks every live institution to score the committed model of `round` and records each one's own
-   * AUC. A run whose results are stored already (a resumed coordinator) is not asked again. Returns
-   * null when stopped or when no institution was there to ask.
+   * Asks every live institution to score the final model and records each one's own AUC. A run whose
+   * results are stored already (a resumed coordinator) is not asked again. Resolves null when stopped or
+   * when no institution was there to ask.
    */
-  async run(round: number): Promise<CrossSiteSummary | null> {
+  async run(): Promise<CrossSiteSummary | null> {
     const { runId, config, store, registry, board } = this.deps;
+    const round = this.round;
     const stored = crossSiteResults(store.db, runId);
     if (stored) return stored;
-    this.round = round;
     board.unblockAll();
     // A coordinator resumed after the last round waits (up to a phase's deadline) for the institutions to reconnect.
     const waitUntil = Date.now() + config.phaseTimeoutMs;
     let asked = registry.live((id) => board.isWaiting(id));
-    while (!this.deps.isStopped() && asked.length < config.minClients && Date.now() < waitUntil) {
+    while (!this.stopped && asked.length < config.minClients && Date.now() < waitUntil) {
       await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
       asked = registry.live((id) => board.isWaiting(id));
     }
-    if (this.deps.isStopped() || asked.length === 0) return null;
+    if (this.stopped || asked.length === 0) return null;
     asked.sort((a, b) => a.id.localeCompare(b.id));
     const phase = new PhaseCollector<CrossSiteReport>('cross-site evaluation', new Set(asked.map((i) => i.id)), config.phaseTimeoutMs);
     this.phase = phase;
-    for (const institution of asked) board.post(institution.id, this.deps.task(round));
+    for (const institution of asked) board.post(institution.id, this.deps.task());
     await phase.wait();
     for (const institution of asked) board.clear(institution.id);
-    if (this.deps.isStopped()) return null;
+    if (this.stopped) return null;
     const isPrivate = config.task.privacy.mode === 'record';
     const rows: CrossSiteRow[] = [...phase.all()].map(([id, outcome]) => {
       if (outcome.status !== 'reported') return { institutionId: id, status: outcome.status, auc: null, aucStderr: null, examples: null, noiseMultiplier: null, detail: outcome.detail };
@@ -139,12 +154,7 @@ export class CrossSiteEvaluation {
     if (isPrivate) {
       if (!event) throw invalidArgument('header.privacy_event: a private cross-site evaluation must carry its signed "cross-site" event');
       this.deps.privacy?.checkCrossSiteEvent(institution, this.round, event);
-    } else {
-      for (const key of ['loss', 'accuracy']) {
-        const v = header.metrics[key];
-        if (v === undefined || !Number.isFinite(v)) throw invalidArgument(`header.metrics.${key}: required finite number`);
-      }
-    }
+    } else checkEvaluationMetrics(header.metrics);
     const done = () => this.deps.board.clear(institution.id);
     return {
       tensorCount: 2,
@@ -157,11 +167,7 @@ export class CrossSiteEvaluation {
           vector.set(positive, 0);
           vector.set(negative, bins);
           const noisy = decodeNoisyHistograms(vector, bins, logitRange);
-          const floor = noisyCellFloor(event!.noiseMultiplier);
-          for (const [name, cells] of [['histogram/positive', noisy.positive], ['histogram/negative', noisy.negative]] as const) {
-            const i = cells.findIndex((v) => v < floor);
-            if (i >= 0) throw invalidArgument(`tensor.data: "${name}" cell ${i} is ${cells[i]}, below ${floor.toFixed(1)}: no count plus the recorded noise goes that low`);
-          }
+          checkNoisyCells(noisy, event!.noiseMultiplier);
           // revealed to the coordinator: its event goes into the coordinator's ledger now, before anything else can fail
           this.deps.privacy?.recordCrossSiteEvent(institution.id, event!);
           const noiseSigma = event!.noiseMultiplier * EVALUATION_SENSITIVITY;
@@ -169,9 +175,7 @@ export class CrossSiteEvaluation {
           phase.report(institution.id, { histogram: totalsFromNoisyHistograms(noisy, noiseSigma).histogram, examples: null, noiseSigma, event });
           return;
         }
-        let n = 0;
-        for (let i = 0; i < bins; i++) n += positive[i] + negative[i];
-        if (n !== header.numExamples) throw invalidArgument(`header.num_examples: ${header.numExamples} does not match the histogram total ${n}`);
+        const n = histogramTotal(positive, negative, header.numExamples);
         done();
         phase.report(institution.id, { histogram: { bins, logitRange, positive, negative }, examples: n });
       },
@@ -180,12 +184,5 @@ export class CrossSiteEvaluation {
         phase.reject(institution.id, 'rejected', reason);
       },
     };
-  }
-
-  /** An institution declines the cross-site evaluation (its budget, or its own refusal): recorded with its reason. */
-  decline(institution: Institution, request: DeclineRequestMsg): void {
-    if (!this.phase || request.envelope.round !== this.round) return;
-    this.phase.reject(institution.id, 'declined', `${request.reason || 'declined'}: ${request.detail}`);
-    this.deps.board.clear(institution.id);
   }
 }

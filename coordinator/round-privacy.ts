@@ -1,6 +1,7 @@
 // The round machine's privacy hooks: who may be scheduled, whether the federation's budget allows another
 // round, what a training result or a private evaluation must carry, and the ledger rows of every sum the
 // coordinator sees (training and evaluation alike: recorded when revealed, not at commit).
+import type { ReleasePolicy } from '../privacy/release-policy.ts';
 import type { PrivacyEventMsg } from '../proto/wire.ts';
 import type { Institution } from './institution-registry.ts';
 
@@ -33,4 +34,19 @@ export interface RoundPrivacy {
   recordCrossSiteEvent(institutionId: string, event: PrivacyEventMsg): void;
   /** ε summary per institution for progress output. */
   summary(): { id: string; epsilon: number; delta: number; budget: number | null }[];
+}
+
+/**
+ * Under local DP-SGD every training result carries its institution's signed event for this round and
+ * model version (checked here); under the other noise placements the institution records none with it.
+ */
+export function checkTrainingEvent(
+  policy: ReleasePolicy,
+  privacy: RoundPrivacy | undefined,
+  institution: Institution,
+  round: number,
+  modelVersion: number,
+  event: PrivacyEventMsg | null | undefined,
+): void {
+  if (policy.noise === 'local-dp-sgd') privacy?.checkResultEvent(institution, round, modelVersion, event);
 }
