@@ -11,14 +11,6 @@ import type { ResultSink, TrainingOutcome } from './round-types.ts';
 import { failedPrecondition } from './rpc-error.ts';
 import { weightCapFor } from './secure-update-plan.ts';
 
-type ParticipantStatus = 'reported' | 'rejected' | 'declined' | 'dropped';
-
-/** An institution's status from the CKKS collection's outcome text ("reported", or "<status>: detail"). */
-function statusOf(outcome: string): ParticipantStatus {
-  if (outcome === 'reported') return 'reported';
-  return outcome.startsWith('rejected') ? 'rejected' : outcome.startsWith('declined') ? 'declined' : 'dropped';
-}
-
 export class CkksUpdateCollection implements RoundCollection<TrainingOutcome> {
   private ckks: CkksCollection | null = null;
 
@@ -60,9 +52,8 @@ export class CkksUpdateCollection implements RoundCollection<TrainingOutcome> {
       contribution: { sum: { weightedDeltaSum: outcome.weightedDeltaSum, totalWeight: policy.divisor(outcome.totalWeight, participants.length), count: outcome.reported.length } },
       reported: outcome.reported,
       participants: participants.map((p) => {
-        const o = outcome.outcomes.get(p.id) ?? 'dropped: not sampled';
-        const status = statusOf(o);
-        return { institutionId: p.id, status, numExamples: 0, detail: status === 'reported' ? 'example count hidden by CKKS' : o };
+        const { status, detail } = outcome.outcomes.get(p.id) ?? { status: 'dropped' as const, detail: 'not sampled' };
+        return { institutionId: p.id, status, numExamples: 0, detail: status === 'reported' ? 'example count hidden by CKKS' : `${status}: ${detail}` };
       }),
       metrics: [],
     };
