@@ -59,8 +59,10 @@ const figure = (x: number | null) => (x === null ? 'undefined' : x.toFixed(4));
 /** The log line of one model's local metrics. */
 export function describeLocalMetrics(m: LocalModelMetrics): string {
   const model = m.round === 0 ? 'initial model' : `round ${m.round} global model`;
-  return `${model} on my validation rows (stays here): AUC ${figure(m.auc)}, PR-AUC ${figure(m.prAuc)}, log loss ${figure(m.logLoss)}, ` +
-    `accuracy ${figure(m.accuracy)}, precision ${figure(m.precision)}, recall ${figure(m.recall)} at 0.5`;
+  return (
+    `${model} on my validation rows (stays here): AUC ${figure(m.auc)}, PR-AUC ${figure(m.prAuc)}, log loss ${figure(m.logLoss)}, ` +
+    `accuracy ${figure(m.accuracy)}, precision ${figure(m.precision)}, recall ${figure(m.recall)} at 0.5`
+  );
 }
 
 /**
@@ -74,7 +76,10 @@ export class LocalModelView {
   /** The validation scores of the model evaluated last, by model id. */
   private kept: { modelId: string; scores: ValidationScores } | null = null;
 
-  constructor(private readonly learner: Learner, private readonly report: (metrics: LocalModelMetrics) => void) {}
+  constructor(
+    private readonly learner: Learner,
+    private readonly report: (metrics: LocalModelMetrics) => void,
+  ) {}
 
   /** Every model's metrics so far, one entry per round (a round run again keeps its last model's). */
   get all(): LocalModelMetrics[] {

@@ -126,8 +126,13 @@ export class CrossSiteEvaluation implements RoundCollection<CrossSiteSummary | n
       const auc = aucFromHistogram(r.histogram);
       const stderr = r.noiseSigma !== undefined ? aucStandardError(r.histogram, r.noiseSigma) : Number.NaN;
       return {
-        institutionId: id, status: 'evaluated', auc: Number.isFinite(auc) ? auc : null, aucStderr: Number.isFinite(stderr) ? stderr : null,
-        examples: r.examples, noiseMultiplier: r.event ? r.event.noiseMultiplier : null, detail: '',
+        institutionId: id,
+        status: 'evaluated',
+        auc: Number.isFinite(auc) ? auc : null,
+        aucStderr: Number.isFinite(stderr) ? stderr : null,
+        examples: r.examples,
+        noiseMultiplier: r.event ? r.event.noiseMultiplier : null,
+        detail: '',
       };
     });
     rows.sort((a, b) => a.institutionId.localeCompare(b.institutionId));
@@ -142,9 +147,11 @@ export class CrossSiteEvaluation implements RoundCollection<CrossSiteSummary | n
     if (!phase) throw failedPrecondition('envelope.round: no cross-site evaluation is being collected');
     if (header.envelope.runId !== this.deps.runId) throw failedPrecondition(`envelope.run_id: "${header.envelope.runId}" is not the current run "${this.deps.runId}"`);
     if (header.envelope.round !== this.round || header.envelope.modelVersion !== this.round) {
-      throw failedPrecondition(`envelope.round: the cross-site evaluation is about round ${this.round} (model version ${this.round}), got round ${header.envelope.round}, model version ${header.envelope.modelVersion}`);
+      throw failedPrecondition(
+        `envelope.round: the cross-site evaluation is about round ${this.round} (model version ${this.round}), got round ${header.envelope.round}, model version ${header.envelope.modelVersion}`,
+      );
     }
-    if (header.masked || header.encrypted) throw invalidArgument('header.masked: a cross-site evaluation is the institution\'s own histograms, never masked or encrypted');
+    if (header.masked || header.encrypted) throw invalidArgument("header.masked: a cross-site evaluation is the institution's own histograms, never masked or encrypted");
     const why = phase.refusal(institution.id);
     if (why) throw failedPrecondition(why);
     if (header.tensorCount !== 2) throw invalidArgument(`header.tensor_count: a cross-site evaluation carries 2 histograms, got ${header.tensorCount}`);

@@ -23,9 +23,7 @@ import { generateIdentity } from '../privacy/identity.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
 import type { ModelCard } from '../proto/model-file-format.ts';
 import { parseTaskConfig, type TaskConfig } from '../proto/task-config.ts';
-import {
-  bankSlices, cleanUp, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, wasmTf, within, type TestInstitution,
-} from './helpers/federation-fixture.ts';
+import { bankSlices, cleanUp, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, wasmTf, within, type TestInstitution } from './helpers/federation-fixture.ts';
 
 const DELTA = 1e-5;
 let dir: string | undefined;
@@ -49,15 +47,38 @@ function ledgerEvents(path: string, id: string) {
 }
 
 const taskOf = (runId: string, round: number, config: ReturnType<typeof runConfig>): TaskContext => ({
-  runId, round, modelVersion: round, spec: config.modelSpec, config: { ...config.task, strategy: 'fedavg', proximalMu: 0, seed: '1' } as TaskConfig,
+  runId,
+  round,
+  modelVersion: round,
+  spec: config.modelSpec,
+  config: { ...config.task, strategy: 'fedavg', proximalMu: 0, seed: '1' } as TaskConfig,
 });
 
 describe('cross-site evaluation', () => {
-  it('record-level DP with SecAgg: each institution\'s own noisy AUC of the final model is recorded, its cross-site event is in both ledgers and inside its planned epsilon, and one that cannot afford it declines saying why', async () => {
+  it("record-level DP with SecAgg: each institution's own noisy AUC of the final model is recorded, its cross-site event is in both ledgers and inside its planned epsilon, and one that cannot afford it declines saying why", async () => {
     dir = tempDir('dpfed-cross-site-');
     const rounds = 2;
-    const config = runConfig(['--rounds', String(rounds), '--min-clients', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA), '--aggregation', 'secagg',
-      '--model', 'logistic', '--cross-site-evaluation', '--round-timeout', '60', '--phase-timeout', '30']);
+    const config = runConfig([
+      '--rounds',
+      String(rounds),
+      '--min-clients',
+      '3',
+      '--privacy',
+      'record',
+      '--epsilon',
+      '3',
+      '--delta',
+      String(DELTA),
+      '--aggregation',
+      'secagg',
+      '--model',
+      'logistic',
+      '--cross-site-evaluation',
+      '--round-timeout',
+      '60',
+      '--phase-timeout',
+      '30',
+    ]);
     expect(config.task.evaluation.crossSite).toBe(true);
     const share = config.task.evaluation.private!;
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
@@ -75,23 +96,35 @@ describe('cross-site evaluation', () => {
     const poorIdentity = generateIdentity();
     const poorLedger = join(dir, 'bank-3.ledger.sqlite');
     const poor = new InstitutionPrivacy({ institutionId: 'bank-3', identity: poorIdentity, budget: poorBudget, ledgerPath: poorLedger });
-    const poorPlan = planInstitutionNoise({ targetEpsilon: record.targetEpsilon, budget: poorBudget, training: { sampleRate: record.sampleRate, steps: config.task.localSteps, rounds },
-      evaluation: { epsilon: share.epsilon, every: 1, crossSite: true } });
+    const poorPlan = planInstitutionNoise({
+      targetEpsilon: record.targetEpsilon,
+      budget: poorBudget,
+      training: { sampleRate: record.sampleRate, steps: config.task.localSteps, rounds },
+      evaluation: { epsilon: share.epsilon, every: 1, crossSite: true },
+    });
     const priorMultiplier = poorPlan.evaluation!.multiplier / Math.sqrt(0.8);
     const earlier = { ...taskOf('an-earlier-run', 1, config) };
     poor.recordEvaluation(earlier, { sigma: priorMultiplier, recordedMultiplier: priorMultiplier, requiredMultiplier: priorMultiplier });
 
     for (let k = 0; k < 3; k++) {
       const id = `bank-${k + 1}`;
-      institutions.push(await tfjsInstitution({
-        id, address, data: slices[k], seed: id,
-        ...(k === 2 ? { identity: poorIdentity, privacy: poor } : { privacy: { ledgerPath: join(dir, `${id}.ledger.sqlite`), budget: { epsilon: 3, delta: DELTA } } }),
-      }));
+      institutions.push(
+        await tfjsInstitution({
+          id,
+          address,
+          data: slices[k],
+          seed: id,
+          ...(k === 2 ? { identity: poorIdentity, privacy: poor } : { privacy: { ledgerPath: join(dir, `${id}.ledger.sqlite`), budget: { epsilon: 3, delta: DELTA } } }),
+        }),
+      );
     }
     const results = await within(start(institutions), 180_000, 'the clients to finish');
     await coordinator.finished;
     expect(seen.failures).toEqual([]);
-    expect(seen.rounds.map((r) => [r.round, r.participants])).toEqual([[1, 3], [2, 3]]);
+    expect(seen.rounds.map((r) => [r.round, r.participants])).toEqual([
+      [1, 3],
+      [2, 3],
+    ]);
     const runId = coordinator.runId;
 
     // the coordinator's record: bank-1 and bank-2 each with its own AUC and the error from its noise; bank-3 declined
@@ -99,7 +132,11 @@ describe('cross-site evaluation', () => {
     expect(summaries).toEqual([stored]);
     expect(stored.round).toBe(rounds);
     expect(stored.private).toBe(true);
-    expect(stored.institutions.map((r) => [r.institutionId, r.status])).toEqual([['bank-1', 'evaluated'], ['bank-2', 'evaluated'], ['bank-3', 'declined']]);
+    expect(stored.institutions.map((r) => [r.institutionId, r.status])).toEqual([
+      ['bank-1', 'evaluated'],
+      ['bank-2', 'evaluated'],
+      ['bank-3', 'declined'],
+    ]);
     const coordinatorLedger = new PrivacyLedger(coordinator.store.db);
     for (const k of [0, 1]) {
       const row = stored.institutions[k];
@@ -110,7 +147,13 @@ describe('cross-site evaluation', () => {
       expect(row.examples).toBeNull(); // no row count is released
       // its ledger: 2 training events, 2 evaluations, and the cross-site release of the final model
       const own = ledgerEvents(join(dir, `${id}.ledger.sqlite`), id).filter((e) => e.runId === runId);
-      expect(own.map((e) => [e.mode, e.round]).sort()).toEqual([['cross-site', 2], ['evaluation', 1], ['evaluation', 2], ['record', 1], ['record', 2]]);
+      expect(own.map((e) => [e.mode, e.round]).sort()).toEqual([
+        ['cross-site', 2],
+        ['evaluation', 1],
+        ['evaluation', 2],
+        ['record', 1],
+        ['record', 2],
+      ]);
       const crossSite = own.find((e) => e.mode === 'cross-site')!;
       expect(crossSite.modelVersion).toBe(rounds);
       expect(row.noiseMultiplier).toBe(crossSite.noiseMultiplier);
@@ -125,7 +168,10 @@ describe('cross-site evaluation', () => {
       expect(spent).toBeLessThanOrEqual(3 + 1e-9);
       expect(spent).toBeGreaterThan(2.5);
       // the coordinator's ledger holds the same signed event
-      const theirs = coordinatorLedger.events({ institutionId: id, runId }).map((r) => r.event).filter((e) => e.mode === 'cross-site');
+      const theirs = coordinatorLedger
+        .events({ institutionId: id, runId })
+        .map((r) => r.event)
+        .filter((e) => e.mode === 'cross-site');
       expect(theirs).toEqual([crossSite]);
       expect(results[k].declined).toBeNull();
     }
@@ -138,7 +184,12 @@ describe('cross-site evaluation', () => {
     expect(results[2].declined).toMatch(/cross-site evaluation/);
     expect(institutions[2].logs.some((l) => /declining \(budget\): cross-site evaluation/.test(l))).toBe(true);
     const poorEvents = ledgerEvents(poorLedger, 'bank-3');
-    expect(poorEvents.filter((e) => e.runId === runId).map((e) => e.mode).sort()).toEqual(['evaluation', 'evaluation', 'record', 'record']);
+    expect(
+      poorEvents
+        .filter((e) => e.runId === runId)
+        .map((e) => e.mode)
+        .sort(),
+    ).toEqual(['evaluation', 'evaluation', 'record', 'record']);
     expect(coordinatorLedger.events({ institutionId: 'bank-3', runId }).some((r) => r.event.mode === 'cross-site')).toBe(false);
     // why: everything it released fits its budget, and the cross-site release on top would not
     const accountant = makeAccountant('rdp');
@@ -150,10 +201,25 @@ describe('cross-site evaluation', () => {
     expect(coordinatorLedger.events({ institutionId: FEDERATION_ID }).length).toBe(0);
   }, 300_000);
 
-  it('privacy off: each institution\'s exact AUC of the final model, as its own histograms give it; in the exported model card', async () => {
+  it("privacy off: each institution's exact AUC of the final model, as its own histograms give it; in the exported model card", async () => {
     dir = tempDir('dpfed-cross-site-off-');
-    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--privacy', 'off', '--aggregation', 'secagg', '--model', 'logistic', '--cross-site-evaluation',
-      '--round-timeout', '60', '--phase-timeout', '30']);
+    const config = runConfig([
+      '--rounds',
+      '1',
+      '--min-clients',
+      '3',
+      '--privacy',
+      'off',
+      '--aggregation',
+      'secagg',
+      '--model',
+      'logistic',
+      '--cross-site-evaluation',
+      '--round-timeout',
+      '60',
+      '--phase-timeout',
+      '30',
+    ]);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
     const address = `127.0.0.1:${coordinator.port}`;
     const slices = bankSlices(3, { rowsPerBank: 900, seed: 'cross-site-off' });
@@ -191,8 +257,9 @@ describe('cross-site evaluation', () => {
     expect(() => runConfig(['--privacy', 'client', '--aggregation', 'secagg', '--cross-site-evaluation'])).toThrow(/--cross-site-evaluation cannot be used with --privacy client/);
     expect(() => runConfig(['--privacy', 'record', '--evaluation-data', 'rows.csv', '--cross-site-evaluation'])).toThrow(/--cross-site-evaluation with --evaluation-data/);
     const client = runConfig(['--privacy', 'client', '--aggregation', 'secagg']);
-    expect(() => parseTaskConfig(JSON.stringify({ ...client.task, strategy: 'fedavg', proximalMu: 0, seed: '1', evaluation: { ...client.task.evaluation, crossSite: true } })))
-      .toThrow(/evaluation.crossSite is not defined under privacy.mode client/);
+    expect(() => parseTaskConfig(JSON.stringify({ ...client.task, strategy: 'fedavg', proximalMu: 0, seed: '1', evaluation: { ...client.task.evaluation, crossSite: true } }))).toThrow(
+      /evaluation.crossSite is not defined under privacy.mode client/,
+    );
 
     const ledgerDir = tempDir('dpfed-cross-site-unplanned-');
     const privacy = new InstitutionPrivacy({ institutionId: 'bank-1', identity: generateIdentity(), budget: { epsilon: 3, delta: DELTA }, ledgerPath: join(ledgerDir, 'l.sqlite') });

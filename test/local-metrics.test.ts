@@ -12,9 +12,7 @@ import { classificationReport } from '../client-sdk/classification-metrics.ts';
 import { describeLocalMetrics, localModelMetrics, type LocalModelMetrics } from '../client-sdk/local-metrics.ts';
 import { generateIdentity } from '../privacy/identity.ts';
 import { PrivacyLedger } from '../privacy/ledger.ts';
-import {
-  bankSlices, cleanUp, enrol, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, wasmTf, within, type TestInstitution,
-} from './helpers/federation-fixture.ts';
+import { bankSlices, cleanUp, enrol, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, wasmTf, within, type TestInstitution } from './helpers/federation-fixture.ts';
 
 let dir: string | undefined;
 let coordinator: Coordinator | undefined;
@@ -73,13 +71,29 @@ function distinctive(m: LocalModelMetrics, o: { countsToo: boolean }): number[] 
   return figures.filter((x): x is number => x !== null && x > 0 && Number.isFinite(x) && !Number.isInteger(x * 64));
 }
 
-describe('an institution\'s own metrics of every global model', () => {
+describe("an institution's own metrics of every global model", () => {
   it('are computed per model on its validation rows, match an independent computation, and never leave it', async () => {
     dir = tempDir('dpfed-local-metrics-');
     const dbPath = join(dir, 'coordinator.sqlite');
     const rounds = 2;
-    const config = runConfig(['--rounds', String(rounds), '--min-clients', '3', '--privacy', 'record', '--epsilon', '3', '--aggregation', 'plain',
-      '--model', 'logistic', '--round-timeout', '60', '--phase-timeout', '30']);
+    const config = runConfig([
+      '--rounds',
+      String(rounds),
+      '--min-clients',
+      '3',
+      '--privacy',
+      'record',
+      '--epsilon',
+      '3',
+      '--aggregation',
+      'plain',
+      '--model',
+      'logistic',
+      '--round-timeout',
+      '60',
+      '--phase-timeout',
+      '30',
+    ]);
     coordinator = await startTestCoordinator({ dbPath, config, insecure: true });
     const seen = recordRounds(coordinator);
     const wire = await relay(coordinator.port);
@@ -90,7 +104,13 @@ describe('an institution\'s own metrics of every global model', () => {
       const identity = generateIdentity();
       enrol(coordinator, id, identity.publicKey);
       const institution = await tfjsInstitution({
-        id, identity, address: `127.0.0.1:${wire.port}`, enrol: false, transport: { insecure: true }, data: slices[k], seed: id,
+        id,
+        identity,
+        address: `127.0.0.1:${wire.port}`,
+        enrol: false,
+        transport: { insecure: true },
+        data: slices[k],
+        seed: id,
         privacy: { ledgerPath: join(dir, `${id}.ledger.sqlite`), budget: { epsilon: 3, delta: 1e-5 } },
       });
       events.set(id, []);
@@ -108,7 +128,10 @@ describe('an institution\'s own metrics of every global model', () => {
     for (const [k, institution] of institutions.entries()) {
       const own = results[k].localMetrics!;
       // the initial model (trained from in round 1) and each round's global model, once each
-      expect(own.map((m) => m.round), institution.id).toEqual([0, 1, 2]);
+      expect(
+        own.map((m) => m.round),
+        institution.id,
+      ).toEqual([0, 1, 2]);
       expect(new Set(own.map((m) => m.modelId)).size).toBe(3);
       expect(events.get(institution.id)).toEqual(own);
       const validation = institution.validation!;
@@ -129,9 +152,16 @@ describe('an institution\'s own metrics of every global model', () => {
         expect(m.precision).toBeCloseTo(report.precision, 6);
         expect(m.recall).toBeCloseTo(report.recall, 6);
         // and from the learner's own logits of the stored model: the same figures exactly
-        const again = localModelMetrics(await institution.learner.validationScores!(stored!.parameters, {
-          runId, round: m.round, modelVersion: m.round, spec: config.modelSpec, config: { ...config.task, strategy: 'fedavg', proximalMu: 0, seed: '1' },
-        }), { round: m.round, modelId: m.modelId });
+        const again = localModelMetrics(
+          await institution.learner.validationScores!(stored!.parameters, {
+            runId,
+            round: m.round,
+            modelVersion: m.round,
+            spec: config.modelSpec,
+            config: { ...config.task, strategy: 'fedavg', proximalMu: 0, seed: '1' },
+          }),
+          { round: m.round, modelId: m.modelId },
+        );
         expect(again).toEqual(m);
         all.push(m);
       }
