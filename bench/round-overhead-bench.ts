@@ -4,10 +4,10 @@
 // posting tasks, model downloads, result uploads and their validation, aggregation, the evaluation phase
 // and the SQLite commit. The figure is the median RoundSummary.seconds (sampling → commit) of the rounds
 // after a warm-up: a federation runs for many rounds, and its first ones run code V8 has not optimised
-// yet (in one run at 100k parameters: rounds 2-11 took a median of 41 ms, rounds 21-30 25 ms, rounds
+// yet (at 100k parameters on a 2-core server: rounds 2-11 took a median of 41 ms, rounds 21-30 25 ms, rounds
 // 91-100 20 ms). The median of the first rounds after the first is reported beside it (…ColdMs).
 // The institutions run in a separate process (as they do in production), so their side of the wire does
-// not count as coordinator time; on a 2-core machine they still compete for the CPU.
+// not count as coordinator time; on a small machine they still compete for the CPU.
 // Each figure is measured twice: with the zero-copy framing of the Session frames that carry tensors
 // (the default), and with it switched off (proto/zero-copy-framing.ts: every frame through the generated
 // encoder), keys …NoZeroCopy.

@@ -27,6 +27,8 @@ import {
   type TaskMsg,
 } from '../proto/wire.ts';
 import { ZeroCopyFraming } from '../proto/zero-copy-framing.ts';
+import type { CoordinatorLink } from '../proto/coordinator-link.ts';
+import { federationErrorOf } from './grpc-refusal.ts';
 import { CallFailed, SessionStream, type FrameBody } from './session-stream.ts';
 
 const CALL_DEADLINE_MS = 30_000;
@@ -48,7 +50,8 @@ export function connectionCredentials(o: { tls?: TlsMaterial; insecure?: boolean
   return o.tls ? channelCredentials(o.tls) : grpc.credentials.createInsecure();
 }
 
-export class CoordinatorConnection {
+/** The gRPC transport of the SDK (proto/coordinator-link.ts). */
+export class CoordinatorConnection implements CoordinatorLink {
   private readonly client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   private readonly session: SessionStream;
   /** How upload frames are written (zero-copy from pooled frames, unless switched off). */
@@ -70,7 +73,7 @@ export class CoordinatorConnection {
   challenge(request: ChallengeRequest): Promise<ChallengeResponse> {
     return new Promise((resolve, reject) => {
       this.client.Challenge(request, { deadline: Date.now() + CALL_DEADLINE_MS }, (error: grpc.ServiceError | null, response: ChallengeResponse) =>
-        error ? reject(error) : resolve(response),
+        error ? reject(federationErrorOf(error)) : resolve(response),
       );
     });
   }
@@ -78,7 +81,7 @@ export class CoordinatorConnection {
   register(request: RegisterRequest): Promise<RegisterResponse> {
     return new Promise((resolve, reject) => {
       this.client.Register(request, { deadline: Date.now() + CALL_DEADLINE_MS }, (error: grpc.ServiceError | null, response: RegisterResponse) =>
-        error ? reject(error) : resolve(response),
+        error ? reject(federationErrorOf(error)) : resolve(response),
       );
     });
   }

@@ -28,17 +28,28 @@ import { type Envelope, type LedgerHeadMsg, type PrivacyEventMsg, type ResultHea
 import type { WireBytes } from '../proto/wire-byte-counter.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
 import { connectionCredentials, CoordinatorConnection } from './coordinator-connection.ts';
+import type { CoordinatorLink } from '../proto/coordinator-link.ts';
+import { isUnreachable, mustRegisterAgain, type FederationError } from '../proto/federation-error.ts';
 import { signedRegistration } from './registration-request.ts';
 import { describeSchemaMismatch, parseSchema, schemaHash as hashOfSchema } from '../proto/data-schema.ts';
 import { BudgetExceededError } from '../privacy/ledger.ts';
 import { receiptBytes } from '../privacy/receipts.ts';
 import { verifySignature } from '../privacy/identity.ts';
 import { subtractGlobal } from './model-delta.ts';
+import { SeededRandom } from '../proto/seeded-random.ts';
 import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
 import type { EvalOutcome, Learner, TaskContext } from './learner.ts';
+import { describeLocalMetrics, LocalModelView, type LocalModelMetrics } from './local-metrics.ts';
+import { CrossSiteRelease } from './cross-site-release.ts';
 
 export interface FederationClientOptions {
-  coordinator: string;
+  /** The coordinator's gRPC address (host:port); not needed with `link`. */
+  coordinator?: string;
+  /**
+   * Another transport to the coordinator instead of gRPC (proto/coordinator-link.ts), e.g. the in-memory
+   * link of a simulation; `coordinator`, `tls`, `insecure` and `wireBytes` are then not used.
+   */
+  link?: CoordinatorLink;
   institutionId: string;
   identity: IdentityKey;
   learner: Learner;
@@ -66,6 +77,12 @@ export interface FederationClientOptions {
   insecure?: boolean;
   /** Told the bytes of every gRPC message sent and received (metrics: client-sdk/client-metrics.ts). */
   wireBytes?: WireBytes;
+  /**
+   * This institution's own metrics of every global model it receives, on its validation rows
+   * (client-sdk/local-metrics.ts): logged, emitted as 'local-metrics' and returned in the run's result;
+   * never sent. Default true; false skips the computation.
+   */
+  localMetrics?: boolean;
 }
 
 export interface ClientRunResult {
@@ -73,6 +90,8 @@ export interface ClientRunResult {
   roundsEvaluated: number;
   declined: string | null;
   doneMessage: string;
+  /** This institution's own metrics of each global model it received (absent with localMetrics: false); never sent. */
+  localMetrics?: LocalModelMetrics[];
 }
 
 const isStatus = (error: unknown, ...codes: grpc.status[]) => codes.includes((error as grpc.ServiceError)?.code);
@@ -93,8 +112,17 @@ function jittered(ms: number): number {
 /** The first task of a collection (it starts a new attempt of the round's training or evaluation). */
 const STARTS_ATTEMPT = new Set(['TRAIN', 'EVALUATE', 'CKKS_KEYGEN']);
 
+/**
+ * Events (EventEmitter): 'registered' {runId}; 'trained' {round, metrics}; 'evaluated' {round, loss,
+ * accuracy, private?}; 'declined' {round, reason, detail, projectedEpsilon, budgetEpsilon}; 'released'
+ * {round, digest}; 'participation' {round, joined} (client-level DP: the secret coin, for the
+ * institution's own code only); 'refused', 'refused-again', 'secagg-refused', 'receipt-conflict';
+ * 'local-metrics' LocalModelMetrics (client-sdk/local-metrics.ts): a global model's exact metrics on
+ * this institution's validation rows, once per model, never sent anywhere; 'cross-site-evaluated' {round,
+ * sigma} (this institution's own histograms of the final model sent, sigma 0 when exact).
+ */
 export class FederationClient extends EventEmitter {
-  private readonly connection: CoordinatorConnection;
+  private readonly connection: CoordinatorLink;
   private session: Uint8Array = new Uint8Array(0);
   private runId = '';
   /** The coordinator's Ed25519 key, from registration: its ledger heads are verified with it. */
@@ -123,9 +151,20 @@ export class FederationClient extends EventEmitter {
   private readonly refusedTasks = new Map<string, { times: number }>();
   /** Wakes the run loop from a pause (close/stop). */
   private wake: (() => void) | null = null;
+  /** This institution's own metrics of the models it receives (null with localMetrics: false). */
+  private readonly localView: LocalModelView | null;
+  /** The answer to the run's cross-site evaluation (client-sdk/cross-site-release.ts). */
+  private readonly crossSite: CrossSiteRelease;
   constructor(private readonly options: FederationClientOptions) {
     super();
-    this.connection = new CoordinatorConnection(options.coordinator, connectionCredentials(options), options.wireBytes);
+    this.crossSite = new CrossSiteRelease(options.privacy);
+    this.localView = options.localMetrics === false ? null : new LocalModelView(options.learner, (metrics) => {
+      this.log(describeLocalMetrics(metrics));
+      this.emit('local-metrics', metrics);
+    });
+    if (options.link) this.connection = options.link;
+    else if (options.coordinator) this.connection = new CoordinatorConnection(options.coordinator, connectionCredentials(options), options.wireBytes);
+    else throw new Error('coordinator: give the coordinator\'s address (or a link: a CoordinatorLink of your own transport)');
   }
 
   private log(line: string): void {
@@ -183,7 +222,7 @@ export class FederationClient extends EventEmitter {
     this.coordinatorKey = new Uint8Array(response.coordinatorPublicKey);
     this.session = response.session;
     this.runId = response.runId;
-    this.log(`registered with ${this.options.coordinator}, run ${this.runId}`);
+    this.log(`registered with ${this.connection.address}, run ${this.runId}`);
     this.emit('registered', { runId: this.runId });
   }
 
@@ -249,12 +288,12 @@ export class FederationClient extends EventEmitter {
         return await fn();
       } catch (error) {
         if (this.stopped) throw error;
-        const details = (error as grpc.ServiceError).details ?? '';
-        const forgotten = isStatus(error, grpc.status.UNAUTHENTICATED) || (isStatus(error, grpc.status.INVALID_ARGUMENT) && details.includes('register first'));
-        const unreachable = isStatus(error, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED);
+        const details = (error as FederationError).details ?? '';
+        const forgotten = mustRegisterAgain(error);
+        const unreachable = isUnreachable(error);
         if ((!forgotten && !unreachable) || Date.now() > giveUpAt) throw error;
         if (unreachable && !announced) {
-          this.log(`coordinator ${this.options.coordinator} unreachable (${details || 'no details'}); retrying for up to ${Math.round((giveUpAt - Date.now()) / 1000)} s`);
+          this.log(`coordinator ${this.connection.address} unreachable (${details || 'no details'}); retrying for up to ${Math.round((giveUpAt - Date.now()) / 1000)} s`);
           announced = true;
         }
         await this.sleep(jittered(delay));
@@ -283,6 +322,7 @@ export class FederationClient extends EventEmitter {
         result.doneMessage = task.message;
         result.declined = this.declinedForBudget;
         result.roundsTrained = this.releasesProduced;
+        if (this.localView) result.localMetrics = this.localView.all;
         this.log(`done: ${task.message}`);
         break;
       }
@@ -294,16 +334,18 @@ export class FederationClient extends EventEmitter {
       try {
         await this.handle(task, result);
       } catch (error) {
-        if (isStatus(error, grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION, grpc.status.PERMISSION_DENIED)) {
-          this.log(`task ${task.kind} round ${task.envelope.round} refused by the coordinator: ${(error as grpc.ServiceError).details}`);
+        const gone = !this.stopped && (isUnreachable(error) || mustRegisterAgain(error));
+        if (!gone && isStatus(error, grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION, grpc.status.PERMISSION_DENIED)) {
+          this.log(`task ${task.kind} round ${task.envelope.round} refused by the coordinator: ${(error as FederationError).details}`);
           this.rememberRefused(task);
           this.emit('refused', { task, error });
           continue;
         }
-        if (!this.stopped && isStatus(error, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED, grpc.status.UNAUTHENTICATED)) {
-          // The coordinator went away mid-task (e.g. it restarted): the next pull reconnects and registers
-          // again, and a re-issued TRAIN re-sends the update already released (no new privacy spend).
-          this.log(`task ${task.kind} round ${task.envelope.round}: coordinator unreachable (${(error as grpc.ServiceError).details}); waiting for it to re-issue the task`);
+        if (gone) {
+          // The coordinator went away mid-task or forgot this session (e.g. it restarted): the next pull
+          // reconnects and registers again, and a re-issued TRAIN re-sends the update already released (no
+          // new privacy spend).
+          this.log(`task ${task.kind} round ${task.envelope.round}: coordinator unreachable (${(error as FederationError).details}); waiting for it to re-issue the task`);
           continue;
         }
         throw error;
@@ -365,10 +407,15 @@ export class FederationClient extends EventEmitter {
         case 'TRAIN':
           await this.train(ctx, envelope, task.secagg ?? null, task.ckks && task.ckks.publicKey.length > 0 ? task.ckks : null);
           result.roundsTrained = this.releasesProduced;
+          await this.observeLocally(ctx);
           return;
         case 'EVALUATE':
           await this.evaluate(ctx, envelope, task.secagg ?? null);
           result.roundsEvaluated++;
+          await this.observeLocally(ctx);
+          return;
+        case 'CROSS_SITE_EVALUATE':
+          await this.crossSiteEvaluate(ctx, envelope);
           return;
         case 'CKKS_KEYGEN':
           await this.ckksKeygen(envelope);
@@ -396,6 +443,17 @@ export class FederationClient extends EventEmitter {
         return;
       }
       throw error;
+    }
+  }
+
+  /** This institution's own metrics of the task's model, when it holds that model (after the task's answer is sent; never sent). */
+  private async observeLocally(ctx: TaskContext): Promise<void> {
+    if (!this.localView) return;
+    const held = ctx.modelId ? this.models.find((m) => m.id === ctx.modelId) : undefined;
+    try {
+      await this.localView.observe(ctx, held?.values);
+    } catch (error) {
+      this.log(`round ${ctx.round}: local metrics of the model not computed: ${(error as Error).message}`);
     }
   }
 
@@ -716,7 +774,9 @@ export class FederationClient extends EventEmitter {
         await this.decline(envelope, 'noise', `round ${ctx.round}: the coordinator asks for noise ${secagg.clientNoiseSigma} per institution, below this institution's own share ${ownShare} (quantised units)`);
         return;
       }
-      const vector = encodeWeightedUpdate(release.delta, release.weight, quantisation);
+      // with privacy off the rounding protects nothing: it is seeded, so a seeded run is reproducible
+      const rounding = ctx.config.privacy.mode === 'off' ? seededRounding(`${ctx.config.seed}:rounding:${ctx.round}:${this.options.institutionId}`) : undefined;
+      const vector = encodeWeightedUpdate(release.delta, release.weight, quantisation, rounding);
       if (ownShare > 0) addDistributedNoise(vector.subarray(0, release.delta.length), secagg.clientNoiseSigma);
       release.encoded = { fingerprint, vector, noisy: ownShare > 0 };
       this.emit('released', { round: ctx.round, digest: createHash('sha256').update(vector).digest('hex') });
@@ -734,7 +794,8 @@ export class FederationClient extends EventEmitter {
     const model = await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? '');
     const outcome = await this.options.learner.evaluate(model, ctx);
     exitAtTestPoint('evaluate', ctx.round);
-    this.logLocalEvaluation(ctx, outcome);
+    if (this.localView) this.localView.keepScores(ctx.modelId, outcome.validation);
+    else this.logLocalEvaluation(ctx, outcome);
     if (ctx.config.evaluation.private) {
       await this.evaluatePrivately(ctx, envelope, secagg, outcome);
       return;
@@ -767,6 +828,20 @@ export class FederationClient extends EventEmitter {
       ],
     );
     this.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy });
+  }
+
+  /** The run's cross-site evaluation: this institution's own histograms of the final model, or a decline saying why. */
+  private async crossSiteEvaluate(ctx: TaskContext, envelope: Envelope): Promise<void> {
+    const answer = await this.crossSite.answer(ctx, async () => this.options.learner.evaluate(await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? ''), ctx));
+    if ('decline' in answer) {
+      const { reason, detail, projectedEpsilon, budgetEpsilon } = answer.decline;
+      await this.decline(envelope, reason, detail, projectedEpsilon, budgetEpsilon);
+      return;
+    }
+    const { header, tensors, sigma } = answer.result;
+    await this.connection.pushResult({ ...header, envelope }, tensors);
+    this.log(`cross-site evaluation of the final model (round ${ctx.round}) sent: ${sigma > 0 ? `this institution's own histograms with noise ${sigma.toFixed(3)} per cell, recorded in its ledger` : 'exact histograms (privacy off)'}`);
+    this.emit('cross-site-evaluated', { round: ctx.round, sigma });
   }
 
   /** The institution's own exact validation figures, to its own log only (never sent). */
@@ -844,4 +919,12 @@ function schemaHashBytes(hash: string | null | undefined): Uint8Array {
   if (!hash) return new Uint8Array(0);
   if (!/^[0-9a-fA-F]{64}$/.test(hash)) throw new Error(`learner.schemaHash: expected a SHA-256 as 64 hex characters, got "${hash}"`);
   return new Uint8Array(Buffer.from(hash, 'hex'));
+}
+
+/** Uniform draws for the stochastic rounding of a run with privacy off, from a seeded generator. */
+function seededRounding(seed: string): (uniforms: Uint32Array) => void {
+  const random = new SeededRandom(seed);
+  return (uniforms) => {
+    for (let i = 0; i < uniforms.length; i++) uniforms[i] = random.nextUint32();
+  };
 }

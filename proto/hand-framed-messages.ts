@@ -43,10 +43,27 @@ export function packedModelFrame(callId: number, encodedHeaders: readonly Uint8A
  * A CoordinatorFrame { callId, task: { ...task, model: { tensors, packedData } } }: a task with the model
  * it refers to attached, packed and aligned like packedModelFrame. Null when it would exceed `maxBytes`.
  */
-export function taskWithModelFrame(callId: number, task: TaskMsg, encodedHeaders: readonly Uint8Array[], packed: Uint8Array, maxBytes: number, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | null {
+export function taskWithModelFrame(
+  callId: number,
+  task: TaskMsg,
+  encodedHeaders: readonly Uint8Array[],
+  packed: Uint8Array,
+  maxBytes: number,
+  allocate: (size: number) => Buffer = Buffer.allocUnsafe,
+): Buffer | null {
   const taskFields = encodeMessage(Task, { ...task, model: undefined });
   // CoordinatorFrame.task holds the task's own fields, then Task.model (field 10)
-  return packedFrame([{ field: 3, leading: [taskFields] }, { field: 10, leading: modelBatchHeaders(encodedHeaders) }], MODEL_BATCH_PACKED, packed, callId, maxBytes, allocate);
+  return packedFrame(
+    [
+      { field: 3, leading: [taskFields] },
+      { field: 10, leading: modelBatchHeaders(encodedHeaders) },
+    ],
+    MODEL_BATCH_PACKED,
+    packed,
+    callId,
+    maxBytes,
+    allocate,
+  );
 }
 
 /**
@@ -54,7 +71,14 @@ export function taskWithModelFrame(callId: number, task: TaskMsg, encodedHeaders
  * the tensors' headers (TensorChunks without data, offsets into `packed`), then the bytes, aligned for the
  * receiver. Null when it would exceed `maxBytes`: the result then goes in chunks.
  */
-export function packedResultFrame(callId: number, header: ResultHeaderMsg, tensorHeaders: readonly TensorChunkMsg[], packed: Uint8Array, maxBytes: number, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer | null {
+export function packedResultFrame(
+  callId: number,
+  header: ResultHeaderMsg,
+  tensorHeaders: readonly TensorChunkMsg[],
+  packed: Uint8Array,
+  maxBytes: number,
+  allocate: (size: number) => Buffer = Buffer.allocUnsafe,
+): Buffer | null {
   // ResultChunk { header } encodes as field 1, as ResultBatch.header is: the same bytes.
   const headerField = encodeMessage(ResultChunk, { header });
   const parts: ArrayLike<number>[] = [headerField];
@@ -83,7 +107,14 @@ function modelBatchHeaders(encodedHeaders: readonly Uint8Array[]): ArrayLike<num
  * received message (a buffer of its own, prefix first), the receiver can then view the bytes as float32
  * without copying them.
  */
-function packedFrame(nesting: readonly { field: number; leading: readonly ArrayLike<number>[] }[], fields: { padding: number; data: number }, packed: Uint8Array, callId: number, maxBytes: number, allocate: (size: number) => Buffer): Buffer | null {
+function packedFrame(
+  nesting: readonly { field: number; leading: readonly ArrayLike<number>[] }[],
+  fields: { padding: number; data: number },
+  packed: Uint8Array,
+  callId: number,
+  maxBytes: number,
+  allocate: (size: number) => Buffer,
+): Buffer | null {
   const build = (pad: number) => {
     let body: ArrayLike<number>[] = [lengthDelimited(fields.padding, pad), new Uint8Array(pad), lengthDelimited(fields.data, packed.length)];
     let dataAt = totalLength(body); // where the data starts, counted from the start of `body`

@@ -16,11 +16,28 @@ function enumTable<Domain extends string, Wire extends string>(pairs: readonly (
   };
 }
 
-const OPTIMIZERS = enumTable<TaskConfig['optimizer'], pb.Optimizer>([['sgd', 'OPTIMIZER_SGD'], ['adam', 'OPTIMIZER_ADAM']]);
-const WEIGHTINGS = enumTable<TaskConfig['weighting'], pb.Weighting>([['examples', 'WEIGHTING_EXAMPLES'], ['uniform', 'WEIGHTING_UNIFORM']]);
-const AGGREGATIONS = enumTable<AggregationMode, pb.Aggregation>([['plain', 'AGGREGATION_PLAIN'], ['secagg', 'AGGREGATION_SECAGG'], ['ckks', 'AGGREGATION_CKKS']]);
-const PRIVACY_MODES = enumTable<PrivacyMode, pb.PrivacyMode>([['off', 'PRIVACY_MODE_OFF'], ['record', 'PRIVACY_MODE_RECORD'], ['client', 'PRIVACY_MODE_CLIENT']]);
-const ACCOUNTANTS = enumTable<RecordPrivacyConfig['accountant'], pb.Accountant>([['rdp', 'ACCOUNTANT_RDP'], ['pld', 'ACCOUNTANT_PLD']]);
+const OPTIMIZERS = enumTable<TaskConfig['optimizer'], pb.Optimizer>([
+  ['sgd', 'OPTIMIZER_SGD'],
+  ['adam', 'OPTIMIZER_ADAM'],
+]);
+const WEIGHTINGS = enumTable<TaskConfig['weighting'], pb.Weighting>([
+  ['examples', 'WEIGHTING_EXAMPLES'],
+  ['uniform', 'WEIGHTING_UNIFORM'],
+]);
+const AGGREGATIONS = enumTable<AggregationMode, pb.Aggregation>([
+  ['plain', 'AGGREGATION_PLAIN'],
+  ['secagg', 'AGGREGATION_SECAGG'],
+  ['ckks', 'AGGREGATION_CKKS'],
+]);
+const PRIVACY_MODES = enumTable<PrivacyMode, pb.PrivacyMode>([
+  ['off', 'PRIVACY_MODE_OFF'],
+  ['record', 'PRIVACY_MODE_RECORD'],
+  ['client', 'PRIVACY_MODE_CLIENT'],
+]);
+const ACCOUNTANTS = enumTable<RecordPrivacyConfig['accountant'], pb.Accountant>([
+  ['rdp', 'ACCOUNTANT_RDP'],
+  ['pld', 'ACCOUNTANT_PLD'],
+]);
 
 /** The TaskConfig message of a configuration. */
 export function taskConfigMessage(config: TaskConfig): pb.TaskConfig {
@@ -50,7 +67,15 @@ export function taskConfigMessage(config: TaskConfig): pb.TaskConfig {
 }
 
 function evaluationMessage(e: EvaluationConfig): pb.EvaluationConfig {
-  return { bins: e.bins, logitRange: e.logitRange, every: e.every ?? 0, coordinatorData: e.coordinatorData === true, none: e.none === true, private: e.private && { ...e.private } };
+  return {
+    bins: e.bins,
+    logitRange: e.logitRange,
+    every: e.every ?? 0,
+    coordinatorData: e.coordinatorData === true,
+    none: e.none === true,
+    crossSite: e.crossSite === true,
+    private: e.private && { ...e.private },
+  };
 }
 
 function lrScheduleMessage(schedule: LrSchedule): pb.LrSchedule {
@@ -96,6 +121,7 @@ function evaluationFromMessage(e: pb.EvaluationConfig): EvaluationConfig {
   if (e.every !== 0) evaluation.every = e.every;
   if (e.coordinatorData) evaluation.coordinatorData = true;
   if (e.none) evaluation.none = true;
+  if (e.crossSite) evaluation.crossSite = true;
   if (e.private) evaluation.private = { epsilon: e.private.epsilon, noiseSigma: e.private.noiseSigma };
   return evaluation;
 }

@@ -30,7 +30,7 @@ const TYPE_NAMES = new Map<unknown, string>(Object.entries(pb).map(([name, value
  * expects every field present, so the message first goes through the generated fromPartial (which copies
  * the structure, not the bytes fields).
  */
-export function encodeMessage<T>(codec: MessageCodec<T>, message: T): Buffer {
+export function encodeMessage<T>(codec: MessageCodec<T>, message: pb.DeepPartial<T>): Buffer {
   const bytes = codec.encode(codec.fromPartial(message as never)).finish();
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
@@ -96,9 +96,9 @@ export function federationService(): grpc.ServiceDefinition {
         path: `/${pb.FederationDefinition.fullName}/${m.name}`,
         requestStream: m.requestStream,
         responseStream: m.responseStream,
-        requestSerialize: (value: unknown) => encodeMessage(request, value),
+        requestSerialize: (value: unknown) => encodeMessage(request, value as never),
         requestDeserialize: decoderOf(request),
-        responseSerialize: (value: unknown) => encodeMessage(response, value),
+        responseSerialize: (value: unknown) => encodeMessage(response, value as never),
         responseDeserialize: decoderOf(response),
         originalName: m.name,
         requestTypeName: TYPE_NAMES.get(request) ?? 'request',
@@ -206,7 +206,8 @@ export type UnmaskBodyMsg = pb.UnmaskBody;
 export type CallStatusMsg = pb.CallStatus;
 export type HeartbeatResponseMsg = pb.HeartbeatResponse;
 export type TaskMsg = Enveloped<pb.Task>;
-export type ResultHeaderMsg = Enveloped<pb.ResultHeader>;
+/** `encrypted` may be left out (false): only CKKS results set it. */
+export type ResultHeaderMsg = Omit<Enveloped<pb.ResultHeader>, 'encrypted'> & { encrypted?: boolean };
 export type DeclineRequestMsg = Enveloped<pb.DeclineRequest>;
 export type SecAggMessageMsg = Enveloped<pb.SecAggMessage>;
 export type HeartbeatRequestMsg = Enveloped<pb.HeartbeatRequest>;
@@ -248,6 +249,7 @@ export interface CoordinatorFrameMsg {
   body?: Exclude<keyof pb.CoordinatorFrame, 'callId'>;
 }
 
-// every shape above is a message the generated encoder accepts
-type Encodable<Ours, Generated> = Ours extends Generated ? true : never;
+// every shape above is a message the generated encoder accepts (through fromPartial, see encodeMessage):
+// a field renamed or retyped in the .proto fails to compile here
+type Encodable<Ours, Generated> = Ours extends pb.DeepPartial<Generated> ? true : never;
 export const SHAPES_ARE_ENCODABLE: [Encodable<ClientFrameMsg, pb.ClientFrame>, Encodable<CoordinatorFrameMsg, pb.CoordinatorFrame>] = [true, true];

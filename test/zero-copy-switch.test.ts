@@ -54,7 +54,7 @@ describe('the switch', () => {
     await withZeroCopyEnv('yes', () => expect(() => zeroCopyEnabled()).toThrow(/^DPFED_ZERO_COPY: expected 0 or 1, got "yes"/));
   });
 
-  it('every framed message decodes to the same message both ways; off, the bytes are the generated encoder\'s own', () => {
+  it("every framed message decodes to the same message both ways; off, the bytes are the generated encoder's own", () => {
     const on = new ZeroCopyFraming({ zeroCopy: true });
     const off = new ZeroCopyFraming({ zeroCopy: false });
     const envelope = { runId: 'run-1', round: 3, modelVersion: 2, institutionId: 'bank-1', session: Buffer.alloc(16, 7) };
@@ -106,7 +106,12 @@ describe('a federation with zero-copy framing on and off', () => {
    * and the coordinator's own `zeroCopy` option when given; the committed models of every version and the
    * round summaries.
    */
-  async function run(o: { env?: string; coordinatorZeroCopy?: boolean; argv: string[]; institutions: (address: string) => Promise<TestInstitution[]> }): Promise<{ models: Float32Array[]; rounds: RoundSummary[] }> {
+  async function run(o: {
+    env?: string;
+    coordinatorZeroCopy?: boolean;
+    argv: string[];
+    institutions: (address: string) => Promise<TestInstitution[]>;
+  }): Promise<{ models: Float32Array[]; rounds: RoundSummary[] }> {
     return withZeroCopyEnv(o.env, async () => {
       dir = tempDir('dpfed-zero-copy-');
       const config = runConfig(['--privacy', 'off', '--aggregation', 'plain', '--round-timeout', '60', '--phase-timeout', '60', '--seed', '7', ...o.argv]);
@@ -129,7 +134,9 @@ describe('a federation with zero-copy framing on and off', () => {
 
   const same = (a: { models: Float32Array[]; rounds: RoundSummary[] }, b: { models: Float32Array[]; rounds: RoundSummary[] }) => {
     expect(b.models.length).toBe(a.models.length);
-    a.models.forEach((m, v) => expect(Buffer.from(b.models[v].buffer, b.models[v].byteOffset, b.models[v].byteLength).equals(Buffer.from(m.buffer, m.byteOffset, m.byteLength)), `model version ${v}`).toBe(true));
+    a.models.forEach((m, v) =>
+      expect(Buffer.from(b.models[v].buffer, b.models[v].byteOffset, b.models[v].byteLength).equals(Buffer.from(m.buffer, m.byteOffset, m.byteLength)), `model version ${v}`).toBe(true),
+    );
     const figures = (r: RoundSummary[]) => r.map((s) => [s.round, s.participants, s.auc, s.loss, s.accuracy]);
     expect(figures(b.rounds)).toEqual(figures(a.rounds));
   };

@@ -43,6 +43,134 @@ export const protobufFileName = "dpfed/v1/federation.proto";
  * under RegisterRequest.signature); Ed25519 keys 32 bytes, signatures 64 bytes; X25519 keys 32 bytes.
  */
 
+/**
+ * Why the coordinator refused a request. Clients act on the reason (and the gRPC code), never on the
+ * message text. On the Session stream it is CallStatus.reason; on a separate call it is the trailing
+ * metadata entry `dpfed-refusal-reason` holding the value's name (e.g. "NOT_REGISTERED"). A client that
+ * reads a name it does not know treats it as REFUSAL_REASON_UNSPECIFIED and acts on the code.
+ */
+export const RefusalReason = {
+  REFUSAL_REASON_UNSPECIFIED: "REFUSAL_REASON_UNSPECIFIED",
+  /** NOT_REGISTERED - the envelope's institution_id has no registration here (never, or forgotten by a restart): Challenge and Register again */
+  NOT_REGISTERED: "NOT_REGISTERED",
+  /** SESSION_NOT_CURRENT - envelope.session is not the institution's current session (a newer registration replaced it): register again */
+  SESSION_NOT_CURRENT: "SESSION_NOT_CURRENT",
+  /** NONCE_INVALID - Register's nonce was not issued, was already used or expired: ask Challenge for a new one */
+  NONCE_INVALID: "NONCE_INVALID",
+  /** NOT_ENROLLED - the operator has not admitted this institution (dpfed enrol add) */
+  NOT_ENROLLED: "NOT_ENROLLED",
+  /** REVOKED - the institution's enrolment was revoked: final */
+  REVOKED: "REVOKED",
+  /** IDENTITY_MISMATCH - key, certificate or nonce bound to another institution or key: final */
+  IDENTITY_MISMATCH: "IDENTITY_MISMATCH",
+  /** INVALID_FIELD - a field of the request failed validation (the message names it) */
+  INVALID_FIELD: "INVALID_FIELD",
+  /** NOT_NOW - the request does not fit the run's current state (a task that is over, a phase that has moved on) */
+  NOT_NOW: "NOT_NOW",
+  /** STORAGE_UNAVAILABLE - the coordinator cannot write its database for now: retry later */
+  STORAGE_UNAVAILABLE: "STORAGE_UNAVAILABLE",
+  /** LIMIT_EXCEEDED - a limit of the coordinator (open results, sizes) was exceeded */
+  LIMIT_EXCEEDED: "LIMIT_EXCEEDED",
+  /** INTERNAL_ERROR - the coordinator failed; not the institution's fault */
+  INTERNAL_ERROR: "INTERNAL_ERROR",
+  UNRECOGNIZED: "UNRECOGNIZED",
+} as const;
+
+export type RefusalReason = typeof RefusalReason[keyof typeof RefusalReason];
+
+export namespace RefusalReason {
+  export type REFUSAL_REASON_UNSPECIFIED = typeof RefusalReason.REFUSAL_REASON_UNSPECIFIED;
+  export type NOT_REGISTERED = typeof RefusalReason.NOT_REGISTERED;
+  export type SESSION_NOT_CURRENT = typeof RefusalReason.SESSION_NOT_CURRENT;
+  export type NONCE_INVALID = typeof RefusalReason.NONCE_INVALID;
+  export type NOT_ENROLLED = typeof RefusalReason.NOT_ENROLLED;
+  export type REVOKED = typeof RefusalReason.REVOKED;
+  export type IDENTITY_MISMATCH = typeof RefusalReason.IDENTITY_MISMATCH;
+  export type INVALID_FIELD = typeof RefusalReason.INVALID_FIELD;
+  export type NOT_NOW = typeof RefusalReason.NOT_NOW;
+  export type STORAGE_UNAVAILABLE = typeof RefusalReason.STORAGE_UNAVAILABLE;
+  export type LIMIT_EXCEEDED = typeof RefusalReason.LIMIT_EXCEEDED;
+  export type INTERNAL_ERROR = typeof RefusalReason.INTERNAL_ERROR;
+  export type UNRECOGNIZED = typeof RefusalReason.UNRECOGNIZED;
+}
+
+export function refusalReasonFromJSON(object: any): RefusalReason {
+  switch (object) {
+    case 0:
+    case "REFUSAL_REASON_UNSPECIFIED":
+      return RefusalReason.REFUSAL_REASON_UNSPECIFIED;
+    case 1:
+    case "NOT_REGISTERED":
+      return RefusalReason.NOT_REGISTERED;
+    case 2:
+    case "SESSION_NOT_CURRENT":
+      return RefusalReason.SESSION_NOT_CURRENT;
+    case 3:
+    case "NONCE_INVALID":
+      return RefusalReason.NONCE_INVALID;
+    case 4:
+    case "NOT_ENROLLED":
+      return RefusalReason.NOT_ENROLLED;
+    case 5:
+    case "REVOKED":
+      return RefusalReason.REVOKED;
+    case 6:
+    case "IDENTITY_MISMATCH":
+      return RefusalReason.IDENTITY_MISMATCH;
+    case 7:
+    case "INVALID_FIELD":
+      return RefusalReason.INVALID_FIELD;
+    case 8:
+    case "NOT_NOW":
+      return RefusalReason.NOT_NOW;
+    case 9:
+    case "STORAGE_UNAVAILABLE":
+      return RefusalReason.STORAGE_UNAVAILABLE;
+    case 10:
+    case "LIMIT_EXCEEDED":
+      return RefusalReason.LIMIT_EXCEEDED;
+    case 11:
+    case "INTERNAL_ERROR":
+      return RefusalReason.INTERNAL_ERROR;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RefusalReason.UNRECOGNIZED;
+  }
+}
+
+export function refusalReasonToNumber(object: RefusalReason): number {
+  switch (object) {
+    case RefusalReason.REFUSAL_REASON_UNSPECIFIED:
+      return 0;
+    case RefusalReason.NOT_REGISTERED:
+      return 1;
+    case RefusalReason.SESSION_NOT_CURRENT:
+      return 2;
+    case RefusalReason.NONCE_INVALID:
+      return 3;
+    case RefusalReason.NOT_ENROLLED:
+      return 4;
+    case RefusalReason.REVOKED:
+      return 5;
+    case RefusalReason.IDENTITY_MISMATCH:
+      return 6;
+    case RefusalReason.INVALID_FIELD:
+      return 7;
+    case RefusalReason.NOT_NOW:
+      return 8;
+    case RefusalReason.STORAGE_UNAVAILABLE:
+      return 9;
+    case RefusalReason.LIMIT_EXCEEDED:
+      return 10;
+    case RefusalReason.INTERNAL_ERROR:
+      return 11;
+    case RefusalReason.UNRECOGNIZED:
+    default:
+      return -1;
+  }
+}
+
 export const TaskKind = {
   TASK_KIND_UNSPECIFIED: "TASK_KIND_UNSPECIFIED",
   WAIT: "WAIT",
@@ -59,6 +187,8 @@ export const TaskKind = {
   CKKS_KEYGEN: "CKKS_KEYGEN",
   /** CKKS_DECRYPT - (the key holder) download the round's summed ciphertexts, send the rounded sum */
   CKKS_DECRYPT: "CKKS_DECRYPT",
+  /** CROSS_SITE_EVALUATE - (config.evaluation.cross_site, after the last round) score the final model on your */
+  CROSS_SITE_EVALUATE: "CROSS_SITE_EVALUATE",
   UNRECOGNIZED: "UNRECOGNIZED",
 } as const;
 
@@ -75,6 +205,7 @@ export namespace TaskKind {
   export type SECAGG_UNMASK = typeof TaskKind.SECAGG_UNMASK;
   export type CKKS_KEYGEN = typeof TaskKind.CKKS_KEYGEN;
   export type CKKS_DECRYPT = typeof TaskKind.CKKS_DECRYPT;
+  export type CROSS_SITE_EVALUATE = typeof TaskKind.CROSS_SITE_EVALUATE;
   export type UNRECOGNIZED = typeof TaskKind.UNRECOGNIZED;
 }
 
@@ -110,6 +241,9 @@ export function taskKindFromJSON(object: any): TaskKind {
     case 14:
     case "CKKS_DECRYPT":
       return TaskKind.CKKS_DECRYPT;
+    case 15:
+    case "CROSS_SITE_EVALUATE":
+      return TaskKind.CROSS_SITE_EVALUATE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -139,6 +273,8 @@ export function taskKindToNumber(object: TaskKind): number {
       return 13;
     case TaskKind.CKKS_DECRYPT:
       return 14;
+    case TaskKind.CROSS_SITE_EVALUATE:
+      return 15;
     case TaskKind.UNRECOGNIZED:
     default:
       return -1;
@@ -730,11 +866,12 @@ export interface ModelBatch {
 
 /**
  * A failed call on the session stream: the gRPC status code the separate call would have ended with
- * (INVALID_ARGUMENT, FAILED_PRECONDITION, ...) and a message naming the field at fault.
+ * (INVALID_ARGUMENT, FAILED_PRECONDITION, ...), a message naming the field at fault, and the typed reason.
  */
 export interface CallStatus {
   code: number;
   message: string;
+  reason: RefusalReason;
 }
 
 /**
@@ -1087,7 +1224,15 @@ export interface EvaluationConfig {
    */
   none: boolean;
   /** only with privacy mode RECORD */
-  private?: PrivateEvaluation | undefined;
+  private?:
+    | PrivateEvaluation
+    | undefined;
+  /**
+   * true: after the last round every institution scores the final model on its own validation rows and
+   * releases its own histograms (CROSS_SITE_EVALUATE); not with privacy mode CLIENT; with mode RECORD only
+   * together with `private` (the release is one more planned evaluation in the institution's epsilon plan).
+   */
+  crossSite: boolean;
 }
 
 export interface PrivateEvaluation {
@@ -1208,6 +1353,15 @@ export interface TensorChunk {
  *   before the result leaves: mode "evaluation", round = model_version = the task's round, sample_rate 1,
  *   steps 1, clip_norm 1 (the sensitivity of the histogram vector), noise_multiplier σ / 1, delta the
  *   run's δ, time now.
+ *
+ * EVALUATE_RESULT answering CROSS_SITE_EVALUATE: the envelope of the task (round = model_version = the
+ *   last committed round: the final model), never masked or encrypted, whatever the aggregation: the
+ *   institution's own two histograms, as above. Privacy "off": exact, with num_examples, "loss" and
+ *   "accuracy". Privacy "record": noisy, with the institution's full σ (at least
+ *   evaluation.private.noiseSigma; nothing is summed with it), metrics empty, num_examples 0, and
+ *   privacy_event the signed event of mode "cross-site" (round = model_version = the final model's round,
+ *   sample_rate 1, steps 1, clip_norm 1), recorded in the institution's ledger before the result leaves.
+ *   An institution that cannot afford it declines (Decline, reason "budget", detail saying why).
  *
  * CKKS_DECRYPTED_SUM and masked / encrypted results: see the secure-aggregation section.
  */
@@ -1910,7 +2064,7 @@ export const ModelBatch: MessageFns<ModelBatch> = {
 };
 
 function createBaseCallStatus(): CallStatus {
-  return { code: 0, message: "" };
+  return { code: 0, message: "", reason: RefusalReason.REFUSAL_REASON_UNSPECIFIED };
 }
 
 export const CallStatus: MessageFns<CallStatus> = {
@@ -1920,6 +2074,9 @@ export const CallStatus: MessageFns<CallStatus> = {
     }
     if (message.message !== "") {
       writer.uint32(18).string(message.message);
+    }
+    if (message.reason !== RefusalReason.REFUSAL_REASON_UNSPECIFIED) {
+      writer.uint32(24).int32(refusalReasonToNumber(message.reason));
     }
     return writer;
   },
@@ -1953,6 +2110,14 @@ export const CallStatus: MessageFns<CallStatus> = {
             message.message = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.reason = refusalReasonFromJSON(reader.int32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1972,6 +2137,7 @@ export const CallStatus: MessageFns<CallStatus> = {
     const message = createBaseCallStatus();
     message.code = object.code ?? 0;
     message.message = object.message ?? "";
+    message.reason = object.reason ?? RefusalReason.REFUSAL_REASON_UNSPECIFIED;
     return message;
   },
 };
@@ -3829,7 +3995,15 @@ export const ClientPrivacy: MessageFns<ClientPrivacy> = {
 };
 
 function createBaseEvaluationConfig(): EvaluationConfig {
-  return { bins: 0, logitRange: 0, every: 0, coordinatorData: false, none: false, private: undefined };
+  return {
+    bins: 0,
+    logitRange: 0,
+    every: 0,
+    coordinatorData: false,
+    none: false,
+    private: undefined,
+    crossSite: false,
+  };
 }
 
 export const EvaluationConfig: MessageFns<EvaluationConfig> = {
@@ -3851,6 +4025,9 @@ export const EvaluationConfig: MessageFns<EvaluationConfig> = {
     }
     if (message.private !== undefined) {
       PrivateEvaluation.encode(message.private, writer.uint32(50).fork()).join();
+    }
+    if (message.crossSite !== false) {
+      writer.uint32(56).bool(message.crossSite);
     }
     return writer;
   },
@@ -3916,6 +4093,14 @@ export const EvaluationConfig: MessageFns<EvaluationConfig> = {
             message.private = PrivateEvaluation.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.crossSite = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3941,6 +4126,7 @@ export const EvaluationConfig: MessageFns<EvaluationConfig> = {
     message.private = (object.private !== undefined && object.private !== null)
       ? PrivateEvaluation.fromPartial(object.private)
       : undefined;
+    message.crossSite = object.crossSite ?? false;
     return message;
   },
 };
