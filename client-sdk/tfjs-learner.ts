@@ -96,6 +96,12 @@ export class TfjsLearner implements Learner {
     };
   }
 
+  /** Frees the trainer's tensors and stops its noise worker; a later task builds a fresh trainer. */
+  dispose(): void {
+    this.trainer?.trainer.dispose();
+    this.trainer = null;
+  }
+
   async evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome> {
     const { bins, logitRange } = task.config.evaluation;
     const r = this.trainerFor(task).evaluate(model, this.validation, { bins, logitRange });

@@ -26,3 +26,9 @@ export interface SimResultRow {
   epsilonSpent: Record<string, number>; // per institution (federated with DP); {} otherwise
   seconds: number;
 }
+
+/** A row as `dpfed sim` writes it: the result, and the fingerprint of the rows it was scored on. */
+export interface SimRecord extends SimResultRow {
+  /** SHA-256 of the scored rows' inputs and labels, 16 hex characters (simulations/sim-partition.ts rowsFingerprint). */
+  scoredRows: string;
+}
