@@ -1,5 +1,5 @@
 // The reference for secaggClientTimeRatio: one round of local training of a ~100k-parameter model on a
-// demo bank's share of rows (wasm backend, batch 64, one epoch), measured here rather than assumed.
+// demo bank's share of rows (wasm backend, batch 64, one epoch), measured in the same run rather than assumed.
 import { LocalTrainer } from '../client-sdk/local-trainer.ts';
 import { selectBackend } from '../client-sdk/tf-backend.ts';
 import { flattenParameters, initialParameters, parameterCount, type ModelSpec } from '../proto/model-spec.ts';

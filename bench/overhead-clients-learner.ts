@@ -4,7 +4,7 @@ import { emptyHistogram } from '../privacy/auc-histogram.ts';
 
 /**
  * Returns a copy of global with a tiny change to every 64th parameter at once, and a fixed histogram: the
- * round does no learning work (a copy, not a loop over every parameter, which on this machine's memory
+ * round does no learning work (a copy, not a loop over every parameter, which on a small server's memory
  * costs about as much again as the copy). The copy goes into one of two arrays used in turn (the client
  * keeps a returned array only until the next round's training: TrainOutcome.params), so the bench does not
  * time fresh memory for a model per institution and round either. The update still travels, is validated

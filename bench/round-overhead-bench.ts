@@ -4,10 +4,10 @@
 // posting tasks, model downloads, result uploads and their validation, aggregation, the evaluation phase
 // and the SQLite commit. The figure is the median RoundSummary.seconds (sampling → commit) of the rounds
 // after a warm-up: a federation runs for many rounds, and its first ones run code V8 has not optimised
-// yet (measured here at 100k parameters: rounds 2-11 took a median of 41 ms, rounds 21-30 25 ms, rounds
+// yet (at 100k parameters on a 2-core server: rounds 2-11 took a median of 41 ms, rounds 21-30 25 ms, rounds
 // 91-100 20 ms). The median of the first rounds after the first is reported beside it (…ColdMs).
 // The institutions run in a separate process (as they do in production), so their side of the wire does
-// not count as coordinator time; on this 2-core machine they still compete for the CPU.
+// not count as coordinator time; on a small machine they still compete for the CPU.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

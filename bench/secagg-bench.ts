@@ -8,8 +8,8 @@
 //                          its shares, expanding and adding the masks, answering the unmask request (median).
 //   secaggClientTimeRatio  secaggClientMaskMs ÷ the client's local training time for one round (goal <= 0.10).
 //                          Pass the real training time as `trainingMs`; the default, 760 ms, is one epoch of
-//                          the demo MLP 30-64-32-1 over 20,000 rows at the ~26,400 samples/s measured on this
-//                          machine (shared/notes/measured-here.md), a conservative reference: a 100k-parameter
+//                          the demo MLP 30-64-32-1 over 20,000 rows at ~26,400 samples/s (a 2-core server's
+//                          wasm speed for that model), a conservative reference: a 100k-parameter
 //                          model trains slower than that small one.
 //   secaggUnmaskMs         coordinator time to unmask with 2 of 10 clients dropped after sharing keys:
 //                          verifying the 8 unmask answers, rebuilding 8 self-mask seeds and 2 mask keys, and

@@ -2,11 +2,11 @@
 //
 // A federated round moves each model through several short-lived Buffers: grpc-js frames every message
 // it sends into a fresh Buffer and reassembles every message it receives into another. With V8's default
-// sizing the old generation starts tiny (a few MB of live objects here), and those backing stores count
-// towards its growth, so V8 ran a full mark-compact almost every round: measured on this 2-core machine
+// sizing the old generation starts tiny (a few MB of live objects), and those backing stores count
+// towards its growth, so V8 runs a full mark-compact almost every round: on a 2-core server
 // at 100k parameters and 10 institutions, 10-13 mark-compacts in 21 rounds and 6-7 ms of GC per round on
-// each side; with the old generation's initial limit at 128 MB there were none, the coordinator's CPU per
-// round fell from 24-43 ms to 20-23 ms and the institutions' from 37-40 ms to 27-30 ms. The limit is where
+// each side; with the old generation's initial limit at 128 MB there were none, and the coordinator's CPU per
+// round went from 24-43 ms to 20-23 ms and the institutions' from 37-40 ms to 27-30 ms. The limit is where
 // V8 starts collecting, not a cap: live memory stays what it is, and a process that needs more grows as
 // before.
 //

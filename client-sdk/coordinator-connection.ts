@@ -29,6 +29,8 @@ import {
   type SecAggMessageMsg,
   type TaskMsg,
 } from '../proto/wire.ts';
+import type { CoordinatorLink } from '../proto/coordinator-link.ts';
+import { federationErrorOf } from './grpc-refusal.ts';
 import { CallFailed, SessionStream, type FrameBody } from './session-stream.ts';
 
 const CALL_DEADLINE_MS = 30_000;
@@ -50,7 +52,8 @@ export function connectionCredentials(o: { tls?: TlsMaterial; insecure?: boolean
   return o.tls ? channelCredentials(o.tls) : grpc.credentials.createInsecure();
 }
 
-export class CoordinatorConnection {
+/** The gRPC transport of the SDK (proto/coordinator-link.ts). */
+export class CoordinatorConnection implements CoordinatorLink {
   private readonly client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   private readonly session: SessionStream;
   /** Upload frames, reused from round to round. */
@@ -71,7 +74,7 @@ export class CoordinatorConnection {
   challenge(request: ChallengeRequest): Promise<ChallengeResponse> {
     return new Promise((resolve, reject) => {
       this.client.Challenge(request, { deadline: Date.now() + CALL_DEADLINE_MS }, (error: grpc.ServiceError | null, response: ChallengeResponse) =>
-        error ? reject(error) : resolve(response),
+        error ? reject(federationErrorOf(error)) : resolve(response),
       );
     });
   }
@@ -79,7 +82,7 @@ export class CoordinatorConnection {
   register(request: RegisterRequest): Promise<RegisterResponse> {
     return new Promise((resolve, reject) => {
       this.client.Register(request, { deadline: Date.now() + CALL_DEADLINE_MS }, (error: grpc.ServiceError | null, response: RegisterResponse) =>
-        error ? reject(error) : resolve(response),
+        error ? reject(federationErrorOf(error)) : resolve(response),
       );
     });
   }

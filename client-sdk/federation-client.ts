@@ -27,17 +27,26 @@ import { type Envelope, type LedgerHeadMsg, type PrivacyEventMsg, type ResultHea
 import type { WireBytes } from '../proto/wire-byte-counter.ts';
 import type { ClientPrivacy } from './client-privacy.ts';
 import { connectionCredentials, CoordinatorConnection } from './coordinator-connection.ts';
+import type { CoordinatorLink } from '../proto/coordinator-link.ts';
+import { isUnreachable, mustRegisterAgain, type FederationError } from '../proto/federation-error.ts';
 import { signedRegistration } from './registration-request.ts';
 import { describeSchemaMismatch, parseSchema, schemaHash as hashOfSchema } from '../proto/data-schema.ts';
 import { BudgetExceededError } from '../privacy/ledger.ts';
 import { receiptBytes } from '../privacy/receipts.ts';
 import { verifySignature } from '../privacy/identity.ts';
 import { subtractGlobal } from './model-delta.ts';
+import { SeededRandom } from '../proto/seeded-random.ts';
 import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
 import type { EvalOutcome, Learner, TaskContext } from './learner.ts';
 
 export interface FederationClientOptions {
-  coordinator: string;
+  /** The coordinator's gRPC address (host:port); not needed with `link`. */
+  coordinator?: string;
+  /**
+   * Another transport to the coordinator instead of gRPC (proto/coordinator-link.ts), e.g. the in-memory
+   * link of a simulation; `coordinator`, `tls`, `insecure` and `wireBytes` are then not used.
+   */
+  link?: CoordinatorLink;
   institutionId: string;
   identity: IdentityKey;
   learner: Learner;
@@ -99,7 +108,7 @@ function jittered(ms: number): number {
 const STARTS_ATTEMPT = new Set(['TRAIN', 'EVALUATE', 'CKKS_KEYGEN']);
 
 export class FederationClient extends EventEmitter {
-  private readonly connection: CoordinatorConnection;
+  private readonly connection: CoordinatorLink;
   private session: Uint8Array = new Uint8Array(0);
   private runId = '';
   /** The coordinator's Ed25519 key, from registration: its ledger heads are verified with it. */
@@ -130,7 +139,9 @@ export class FederationClient extends EventEmitter {
   private wake: (() => void) | null = null;
   constructor(private readonly options: FederationClientOptions) {
     super();
-    this.connection = new CoordinatorConnection(options.coordinator, connectionCredentials(options), options.wireBytes);
+    if (options.link) this.connection = options.link;
+    else if (options.coordinator) this.connection = new CoordinatorConnection(options.coordinator, connectionCredentials(options), options.wireBytes);
+    else throw new Error('coordinator: give the coordinator\'s address (or a link: a CoordinatorLink of your own transport)');
   }
 
   private log(line: string): void {
@@ -188,7 +199,7 @@ export class FederationClient extends EventEmitter {
     this.coordinatorKey = new Uint8Array(response.coordinatorPublicKey);
     this.session = response.session;
     this.runId = response.runId;
-    this.log(`registered with ${this.options.coordinator}, run ${this.runId}`);
+    this.log(`registered with ${this.connection.address}, run ${this.runId}`);
     this.emit('registered', { runId: this.runId });
   }
 
@@ -254,12 +265,12 @@ export class FederationClient extends EventEmitter {
         return await fn();
       } catch (error) {
         if (this.stopped) throw error;
-        const details = (error as grpc.ServiceError).details ?? '';
-        const forgotten = isStatus(error, grpc.status.UNAUTHENTICATED) || (isStatus(error, grpc.status.INVALID_ARGUMENT) && details.includes('register first'));
-        const unreachable = isStatus(error, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED);
+        const details = (error as FederationError).details ?? '';
+        const forgotten = mustRegisterAgain(error);
+        const unreachable = isUnreachable(error);
         if ((!forgotten && !unreachable) || Date.now() > giveUpAt) throw error;
         if (unreachable && !announced) {
-          this.log(`coordinator ${this.options.coordinator} unreachable (${details || 'no details'}); retrying for up to ${Math.round((giveUpAt - Date.now()) / 1000)} s`);
+          this.log(`coordinator ${this.connection.address} unreachable (${details || 'no details'}); retrying for up to ${Math.round((giveUpAt - Date.now()) / 1000)} s`);
           announced = true;
         }
         await this.sleep(jittered(delay));
@@ -299,16 +310,18 @@ export class FederationClient extends EventEmitter {
       try {
         await this.handle(task, result);
       } catch (error) {
-        if (isStatus(error, grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION, grpc.status.PERMISSION_DENIED)) {
-          this.log(`task ${task.kind} round ${task.envelope.round} refused by the coordinator: ${(error as grpc.ServiceError).details}`);
+        const gone = !this.stopped && (isUnreachable(error) || mustRegisterAgain(error));
+        if (!gone && isStatus(error, grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION, grpc.status.PERMISSION_DENIED)) {
+          this.log(`task ${task.kind} round ${task.envelope.round} refused by the coordinator: ${(error as FederationError).details}`);
           this.rememberRefused(task);
           this.emit('refused', { task, error });
           continue;
         }
-        if (!this.stopped && isStatus(error, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED, grpc.status.UNAUTHENTICATED)) {
-          // The coordinator went away mid-task (e.g. it restarted): the next pull reconnects and registers
-          // again, and a re-issued TRAIN re-sends the update already released (no new privacy spend).
-          this.log(`task ${task.kind} round ${task.envelope.round}: coordinator unreachable (${(error as grpc.ServiceError).details}); waiting for it to re-issue the task`);
+        if (gone) {
+          // The coordinator went away mid-task or forgot this session (e.g. it restarted): the next pull
+          // reconnects and registers again, and a re-issued TRAIN re-sends the update already released (no
+          // new privacy spend).
+          this.log(`task ${task.kind} round ${task.envelope.round}: coordinator unreachable (${(error as FederationError).details}); waiting for it to re-issue the task`);
           continue;
         }
         throw error;
@@ -725,7 +738,9 @@ export class FederationClient extends EventEmitter {
         await this.decline(envelope, 'noise', `round ${ctx.round}: the coordinator asks for noise ${secagg.clientNoiseSigma} per institution, below this institution's own share ${ownShare} (quantised units)`);
         return;
       }
-      const vector = encodeWeightedUpdate(release.delta, release.weight, quantisation);
+      // with privacy off the rounding protects nothing: it is seeded, so a seeded run is reproducible
+      const rounding = ctx.config.privacy.mode === 'off' ? seededRounding(`${ctx.config.seed}:rounding:${ctx.round}:${this.options.institutionId}`) : undefined;
+      const vector = encodeWeightedUpdate(release.delta, release.weight, quantisation, rounding);
       if (ownShare > 0) addDistributedNoise(vector.subarray(0, release.delta.length), secagg.clientNoiseSigma);
       release.encoded = { fingerprint, vector, noisy: ownShare > 0 };
       this.emit('released', { round: ctx.round, digest: createHash('sha256').update(vector).digest('hex') });
@@ -852,4 +867,12 @@ function schemaHashBytes(hash: string | null | undefined): Uint8Array {
   if (!hash) return new Uint8Array(0);
   if (!/^[0-9a-fA-F]{64}$/.test(hash)) throw new Error(`learner.schemaHash: expected a SHA-256 as 64 hex characters, got "${hash}"`);
   return new Uint8Array(Buffer.from(hash, 'hex'));
+}
+
+/** Uniform draws for the stochastic rounding of a run with privacy off, from a seeded generator. */
+function seededRounding(seed: string): (uniforms: Uint32Array) => void {
+  const random = new SeededRandom(seed);
+  return (uniforms) => {
+    for (let i = 0; i < uniforms.length; i++) uniforms[i] = random.nextUint32();
+  };
 }

@@ -4,17 +4,13 @@
 // would fail). A call settles on its answer, on a CallStatus frame (a CallFailed with the gRPC code), or
 // at its deadline (DEADLINE_EXCEEDED, and the coordinator is told to drop the call).
 import * as grpc from '@grpc/grpc-js';
+import { FederationError, refusalReasonOf } from '../proto/federation-error.ts';
 import type { ClientFrameMsg, CoordinatorFrameMsg } from '../proto/wire.ts';
+import { federationErrorOf } from './grpc-refusal.ts';
 
-/** A request the coordinator refused or that could not complete: shaped like a grpc-js ServiceError. */
-export class CallFailed extends Error {
-  constructor(
-    readonly code: grpc.status,
-    readonly details: string,
-  ) {
-    super(`${code} ${grpc.status[code] ?? 'UNKNOWN'}: ${details}`);
-  }
-}
+/** A request the coordinator refused or that could not complete (proto/federation-error.ts). */
+export { FederationError as CallFailed };
+const CallFailed = FederationError;
 
 export type FrameBody = Omit<ClientFrameMsg, 'callId' | 'body'>;
 
@@ -45,7 +41,7 @@ export class SessionStream {
       for (const call of calls) call.lost(error);
     };
     stream.on('data', (frame: CoordinatorFrameMsg) => this.calls.get(frame.callId)?.onFrame(frame));
-    stream.on('error', (error) => lost(error));
+    stream.on('error', (error) => lost(federationErrorOf(error)));
     stream.on('end', () => lost(new CallFailed(grpc.status.UNAVAILABLE, 'the coordinator ended the session stream')));
     this.stream = stream;
     return stream;
@@ -81,7 +77,7 @@ export class SessionStream {
         lost: (error) => settle(error),
         onFrame: (frame) => {
           if (frame.body === 'error') {
-            settle(new CallFailed(frame.error!.code, frame.error!.message));
+            settle(new CallFailed(frame.error!.code, frame.error!.message, refusalReasonOf(frame.error!.reason)));
             // a refused upload: tell the coordinator to drop the frames still on their way
             if (writing && this.stream === stream) stream.write({ callId, cancel: true });
             return;

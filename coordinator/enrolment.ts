@@ -119,8 +119,8 @@ export class Enrolment {
   admitChallenge(institutionId: string, peer: PeerCertificateId): void {
     this.checkCertificate(institutionId, peer);
     const record = this.get(institutionId);
-    if (!record) throw permissionDenied(`institution_id: institution "${institutionId}" is not enrolled (the operator admits it with dpfed enrol add)`);
-    if (record.status === 'revoked') throw permissionDenied(`institution_id: institution "${institutionId}" is revoked (since ${record.revokedAt})`);
+    if (!record) throw permissionDenied(`institution_id: institution "${institutionId}" is not enrolled (the operator admits it with dpfed enrol add)`, 'NOT_ENROLLED');
+    if (record.status === 'revoked') throw permissionDenied(`institution_id: institution "${institutionId}" is revoked (since ${record.revokedAt})`, 'REVOKED');
   }
 
   private checkCertificate(institutionId: string, peer: PeerCertificateId): void {
@@ -134,8 +134,8 @@ export class Enrolment {
   /** The check of every later call: the institution is still enrolled, active, with this key. */
   checkActive(institutionId: string, publicKey: Uint8Array): void {
     const record = this.get(institutionId);
-    if (!record) throw permissionDenied(`institution_id: institution "${institutionId}" is not enrolled (the operator admits it with dpfed enrol add)`);
-    if (record.status === 'revoked') throw permissionDenied(`institution_id: institution "${institutionId}" is revoked (since ${record.revokedAt})`);
+    if (!record) throw permissionDenied(`institution_id: institution "${institutionId}" is not enrolled (the operator admits it with dpfed enrol add)`, 'NOT_ENROLLED');
+    if (record.status === 'revoked') throw permissionDenied(`institution_id: institution "${institutionId}" is revoked (since ${record.revokedAt})`, 'REVOKED');
     if (!Buffer.from(record.publicKey).equals(Buffer.from(publicKey))) {
       throw permissionDenied(`identity_public_key: key mismatch for institution "${institutionId}" (this is not the identity key it is enrolled with)`);
     }
@@ -148,8 +148,8 @@ export class Enrolment {
   admitCertificate(certifiedId: string | null): void {
     if (certifiedId === null) throw permissionDenied('certificate: the client certificate binds no institution id');
     const record = this.get(certifiedId);
-    if (!record) throw permissionDenied(`certificate: institution "${certifiedId}" is not enrolled`);
-    if (record.status === 'revoked') throw permissionDenied(`certificate: institution "${certifiedId}" is revoked (since ${record.revokedAt})`);
+    if (!record) throw permissionDenied(`certificate: institution "${certifiedId}" is not enrolled`, 'NOT_ENROLLED');
+    if (record.status === 'revoked') throw permissionDenied(`certificate: institution "${certifiedId}" is revoked (since ${record.revokedAt})`, 'REVOKED');
   }
 }
 

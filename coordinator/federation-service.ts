@@ -6,7 +6,7 @@ import type { AckMsg, ModelRequestMsg, ResultChunkMsg, TensorChunkMsg } from '..
 import { UndecodableMessage } from '../proto/request-decoding.ts';
 import { federationOperations, type FederationOperations, type ServiceDeps } from './federation-operations.ts';
 import { requestStreamReset, waitForReset } from './request-stream-reset.ts';
-import { callStatusOf, invalidArgument, type RefusalObserver } from './rpc-error.ts';
+import { grpcServiceError, invalidArgument, type RefusalObserver } from './rpc-error.ts';
 import { sessionHandler } from './session-service.ts';
 
 export type { ServiceDeps } from './federation-operations.ts';
@@ -18,10 +18,7 @@ function decoded<T>(message: T | UndecodableMessage, field: string): T {
 }
 
 function toServiceError(error: unknown, log?: (line: string) => void, refused?: RefusalObserver): grpc.ServiceError {
-  const { code, message, internal } = callStatusOf(error);
-  refused?.(code, message);
-  if (internal) log?.(`internal error: ${(error as Error)?.stack ?? error}`);
-  return { code, details: message, message } as grpc.ServiceError;
+  return grpcServiceError(error, refused, log);
 }
 
 /** `refused` (optional) is told of every request that ends with an error status, for metrics. */

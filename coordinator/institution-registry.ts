@@ -168,10 +168,10 @@ export class InstitutionRegistry {
   authenticate(envelope: Envelope | null | undefined): Institution {
     if (!envelope) throw invalidArgument('envelope: missing');
     const institution = this.institutions.get(envelope.institutionId);
-    if (!institution) throw invalidArgument(`envelope.institution_id: unknown institution "${envelope.institutionId}" (register first)`);
+    if (!institution) throw invalidArgument(`envelope.institution_id: unknown institution "${envelope.institutionId}" (register first)`, 'NOT_REGISTERED');
     const session = Buffer.from(envelope.session ?? []);
     if (session.length !== institution.session.length || !timingSafeEqual(session, institution.session)) {
-      throw unauthenticated(`envelope.session: not the current session of "${envelope.institutionId}" (register again)`);
+      throw unauthenticated(`envelope.session: not the current session of "${envelope.institutionId}" (register again)`, 'SESSION_NOT_CURRENT');
     }
     this.enrolment.checkActive(institution.id, institution.publicKey);
     institution.lastSeen = Date.now();

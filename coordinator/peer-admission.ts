@@ -6,16 +6,12 @@ import type * as grpc from '@grpc/grpc-js';
 import { certifiedInstitutionId } from '../proto/tls-credentials.ts';
 import type { Enrolment, PeerCertificateId } from './enrolment.ts';
 import type { InstitutionRegistry } from './institution-registry.ts';
-import { callStatusOf, permissionDenied, type RefusalObserver } from './rpc-error.ts';
+import { grpcServiceError, permissionDenied, type RefusalObserver } from './rpc-error.ts';
 
 type AnyCall = { getAuthContext?: () => { sslPeerCertificate?: import('node:tls').PeerCertificate } | null };
 type SessionCall = grpc.ServerDuplexStream<unknown, unknown>;
 
-function serviceError(error: unknown, refused?: RefusalObserver): grpc.ServiceError {
-  const { code, message } = callStatusOf(error);
-  refused?.(code, message);
-  return { code, details: message, message } as grpc.ServiceError;
-}
+const serviceError = (error: unknown, refused?: RefusalObserver): grpc.ServiceError => grpcServiceError(error, refused);
 
 export interface PeerAdmission {
   handlers: grpc.UntypedServiceImplementation;

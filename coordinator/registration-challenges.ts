@@ -43,10 +43,10 @@ export class RegistrationChallenges {
   consume(nonce: Uint8Array, institutionId: string): IssuedChallenge {
     this.prune();
     const key = Buffer.from(nonce ?? []).toString('hex');
-    if (nonce?.length !== CHALLENGE_NONCE_BYTES) throw unauthenticated(`nonce: expected the ${CHALLENGE_NONCE_BYTES}-byte nonce of a Challenge, got ${nonce?.length ?? 0} bytes`);
-    if (this.used.has(key)) throw unauthenticated('nonce: already used; a registration is accepted once (replayed registration?): ask Challenge for a new nonce');
+    if (nonce?.length !== CHALLENGE_NONCE_BYTES) throw unauthenticated(`nonce: expected the ${CHALLENGE_NONCE_BYTES}-byte nonce of a Challenge, got ${nonce?.length ?? 0} bytes`, 'NONCE_INVALID');
+    if (this.used.has(key)) throw unauthenticated('nonce: already used; a registration is accepted once (replayed registration?): ask Challenge for a new nonce', 'NONCE_INVALID');
     const challenge = this.open.get(key);
-    if (!challenge) throw unauthenticated('nonce: not issued by this coordinator, or expired and forgotten: ask Challenge for a new nonce');
+    if (!challenge) throw unauthenticated('nonce: not issued by this coordinator, or expired and forgotten: ask Challenge for a new nonce', 'NONCE_INVALID');
     this.open.delete(key);
     this.used.set(key, challenge.expiresAt);
     if (challenge.institutionId !== institutionId) throw permissionDenied(`nonce: issued for institution "${challenge.institutionId}", not "${institutionId}"`);

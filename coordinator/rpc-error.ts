@@ -1,32 +1,62 @@
-// An error that maps to a gRPC status; its message names the offending field.
-import { status } from '@grpc/grpc-js';
+// An error that maps to a gRPC status and a typed refusal reason (proto/federation-error.ts); its message
+// names the offending field.
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { defaultReasonFor, REFUSAL_REASON_METADATA, type RefusalReason } from '../proto/federation-error.ts';
 import { TensorStreamError } from '../proto/tensor-stream.ts';
 import { isStorageFault } from './storage-fault.ts';
 
 export class RpcError extends Error {
-  constructor(readonly code: status, message: string) {
+  readonly reason: RefusalReason;
+  constructor(
+    readonly code: status,
+    message: string,
+    reason?: RefusalReason,
+  ) {
     super(message);
+    this.reason = reason ?? defaultReasonFor(code);
   }
 }
 
-export const invalidArgument = (message: string) => new RpcError(status.INVALID_ARGUMENT, message);
-export const failedPrecondition = (message: string) => new RpcError(status.FAILED_PRECONDITION, message);
-export const unauthenticated = (message: string) => new RpcError(status.UNAUTHENTICATED, message);
-export const permissionDenied = (message: string) => new RpcError(status.PERMISSION_DENIED, message);
+export const invalidArgument = (message: string, reason?: RefusalReason) => new RpcError(status.INVALID_ARGUMENT, message, reason);
+export const failedPrecondition = (message: string, reason?: RefusalReason) => new RpcError(status.FAILED_PRECONDITION, message, reason);
+export const unauthenticated = (message: string, reason?: RefusalReason) => new RpcError(status.UNAUTHENTICATED, message, reason);
+export const permissionDenied = (message: string, reason: RefusalReason = 'IDENTITY_MISMATCH') => new RpcError(status.PERMISSION_DENIED, message, reason);
 
 /** Told of every request refused with a gRPC status (metrics): the code and the message sent. */
 export type RefusalObserver = (code: status, message: string) => void;
+
+export interface CallStatus {
+  code: status;
+  message: string;
+  reason: RefusalReason;
+  /** Not the institution's doing: logged by the coordinator. */
+  internal: boolean;
+}
 
 /**
  * The status a failed request ends with; anything that is not one of ours is INTERNAL, except a storage
  * fault of the coordinator's database (locked, read-only, disk full), which is UNAVAILABLE: the
  * institution retries the call with backoff instead of giving up, and the coordinator logs it.
  */
-export function callStatusOf(error: unknown): { code: status; message: string; internal: boolean } {
-  if (error instanceof RpcError) return { code: error.code, message: error.message, internal: false };
+export function callStatusOf(error: unknown): CallStatus {
+  if (error instanceof RpcError) return { code: error.code, message: error.message, reason: error.reason, internal: false };
   if (isStorageFault(error)) {
-    return { code: status.UNAVAILABLE, message: `the coordinator cannot write its database for now (${(error as { code: string }).code}); retry later`, internal: true };
+    return { code: status.UNAVAILABLE, message: `the coordinator cannot write its database for now (${(error as { code: string }).code}); retry later`, reason: 'STORAGE_UNAVAILABLE', internal: true };
   }
-  if (error instanceof TensorStreamError) return { code: status.INVALID_ARGUMENT, message: `tensor.${error.field}: ${error.message}`, internal: false };
-  return { code: status.INTERNAL, message: error instanceof Error ? error.message : String(error), internal: true };
+  if (error instanceof TensorStreamError) return { code: status.INVALID_ARGUMENT, message: `tensor.${error.field}: ${error.message}`, reason: 'INVALID_FIELD', internal: false };
+  return { code: status.INTERNAL, message: error instanceof Error ? error.message : String(error), reason: 'INTERNAL_ERROR', internal: true };
+}
+
+/**
+ * A failed request as the gRPC status a separate call ends with: the code, the message, and the reason
+ * in the trailing metadata (REFUSAL_REASON_METADATA). `refused` is told of it (metrics); an internal
+ * failure is logged with its stack.
+ */
+export function grpcServiceError(error: unknown, refused?: RefusalObserver, log?: (line: string) => void): ServiceError {
+  const { code, message, reason, internal } = callStatusOf(error);
+  refused?.(code, message);
+  if (internal) log?.(`internal error: ${(error as Error)?.stack ?? error}`);
+  const metadata = new Metadata();
+  metadata.set(REFUSAL_REASON_METADATA, reason);
+  return Object.assign(new Error(message), { code, details: message, metadata }) as ServiceError;
 }

@@ -69,10 +69,10 @@ export function sessionHandler(ops: FederationOperations, log?: (line: string) =
       if (!call.write(frame, written)) await Promise.race([new Promise((resolve) => call.once('drain', resolve)), closing]);
     };
     const fail = (callId: number, error: unknown): string => {
-      const { code, message, internal } = callStatusOf(error);
+      const { code, message, reason, internal } = callStatusOf(error);
       onRefused?.(code, message);
       if (internal) log?.(`internal error: ${(error as Error)?.stack ?? error}`);
-      void send({ callId, error: { code, message } });
+      void send({ callId, error: { code, message, reason } });
       return message;
     };
     const answer = (callId: number, fn: () => CoordinatorFrameMsg) => {

@@ -113,13 +113,19 @@ export function chooseQuantisation(clipRange: number, maxClients: number, noiseS
   throw new Error(`quantisation: could not find a safe scale for ${maxClients} clients`);
 }
 
+/**
+ * Where the rounding's uniform draws come from: node:crypto by default. A run with privacy off may pass a
+ * seeded source (its rounding protects nothing then), so that a seeded federation is reproducible.
+ */
+export type RoundingSource = (uniforms: Uint32Array) => void;
+
 /** Clip, scale and stochastically round each coordinate; two's complement mod 2^32. */
-export function quantise(values: Float32Array | Float64Array, cfg: QuantisationConfig): Uint32Array {
+export function quantise(values: Float32Array | Float64Array, cfg: QuantisationConfig, rounding: RoundingSource = randomFillSync): Uint32Array {
   validateQuantisationConfig(cfg);
   const { clipRange, scale } = cfg;
   const out = new Uint32Array(values.length);
   const uniforms = new Uint32Array(values.length);
-  randomFillSync(uniforms);
+  rounding(uniforms);
   for (let i = 0; i < values.length; i++) {
     const x = values[i];
     if (!Number.isFinite(x)) throw new Error(`quantisation: values[${i}] is not a finite number (${x})`);
@@ -143,7 +149,7 @@ export function dequantiseSum(sum: Uint32Array, cfg: QuantisationConfig, count: 
 }
 
 /** [quantise(update · w / weightCap), w] with w = min(count, weightCap): see the header comment. */
-export function encodeWeightedUpdate(update: Float32Array, exampleCount: number, cfg: QuantisationConfig): Uint32Array {
+export function encodeWeightedUpdate(update: Float32Array, exampleCount: number, cfg: QuantisationConfig, rounding?: RoundingSource): Uint32Array {
   validateQuantisationConfig(cfg);
   if (cfg.weightCap === undefined) throw new Error('quantisation: encodeWeightedUpdate needs cfg.weightCap');
   if (!Number.isInteger(exampleCount) || exampleCount < 0) throw new Error(`quantisation: exampleCount must be a non-negative integer, got ${exampleCount}`);
@@ -152,7 +158,7 @@ export function encodeWeightedUpdate(update: Float32Array, exampleCount: number,
   const scaled = new Float64Array(update.length);
   for (let i = 0; i < update.length; i++) scaled[i] = update[i] * factor;
   const out = new Uint32Array(update.length + 1);
-  out.set(quantise(scaled, cfg));
+  out.set(quantise(scaled, cfg, rounding));
   out[update.length] = weight;
   return out;
 }

@@ -441,6 +441,8 @@ export interface ModelRequestMsg {
 export interface CallStatusMsg {
   code: number;
   message: string;
+  /** RefusalReason by name (proto/federation-error.ts). */
+  reason?: string;
 }
 
 /** One frame of the Session stream, institution → coordinator; `body` names the part that is set. */

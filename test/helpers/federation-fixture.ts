@@ -4,6 +4,8 @@
 // runs as in production: mutual TLS with certificates of a CA made once per test file, and only enrolled
 // institutions (makeInstitution enrols the identity it creates); a test opts out with `insecure: true`
 // (plaintext) or `enrol: false` (an institution the operator never admitted).
+import type { CoordinatorLink } from '../../proto/coordinator-link.ts';
+import { startInMemoryCoordinator } from '../../coordinator/in-memory-coordinator.ts';
 import * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -144,13 +146,33 @@ export interface TestCoordinatorOptions {
   clientCertificates?: false;
   /** Prometheus series of the coordinator (test/observability.test.ts). */
   metrics?: CoordinatorMetrics;
+  /**
+   * The in-memory transport instead of gRPC (coordinator/in-memory-coordinator.ts): institutions joining its
+   * address (`in-memory:N`, from `addressOf`) get an in-memory link.
+   */
+  inMemory?: boolean;
 }
 
+/** Where institutions join a test coordinator: 127.0.0.1:port, or in-memory:N for an in-memory one. */
+export function addressOf(coordinator: Coordinator): string {
+  for (const [address, known] of coordinatorsByAddress) if (known.coordinator === coordinator) return address;
+  throw new Error('addressOf: not a coordinator started by startTestCoordinator');
+}
+let inMemoryCoordinators = 0;
+
 /** Coordinators started by this file's tests, by address, so institutions are enrolled with the right one. */
-const coordinatorsByAddress = new Map<string, { coordinator: Coordinator; insecure: boolean }>();
+const coordinatorsByAddress = new Map<string, { coordinator: Coordinator; insecure: boolean; link?: () => CoordinatorLink }>();
 
 /** A coordinator on 127.0.0.1 with the real privacy hooks (the ε ledger in its own SQLite file). */
 export async function startTestCoordinator(o: TestCoordinatorOptions): Promise<Coordinator> {
+  if (o.inMemory) {
+    const coordinator = await startInMemoryCoordinator({
+      dbPath: o.dbPath, runId: o.runId, config: o.config, privacy: coordinatorPrivacy, livenessMs: o.livenessMs, log: o.log,
+      strategy: o.strategy, evaluator: o.evaluator, revocationPollMs: 200, metrics: o.metrics,
+    });
+    coordinatorsByAddress.set(`in-memory:${++inMemoryCoordinators}`, { coordinator, insecure: false, link: () => coordinator.link() });
+    return coordinator;
+  }
   const { server } = await testPki();
   const coordinator = await startCoordinator({
     dbPath: o.dbPath,
@@ -186,9 +208,10 @@ export function enrol(coordinator: Coordinator, institutionId: string, publicKey
  * `address`: its identity enrolled at the coordinator there (when this file started it), and the options
  * of the transport that coordinator speaks (mutual TLS as `id` with the test CA, or plaintext).
  */
-export function joinTestFederation(address: string, id: string, publicKey: Uint8Array, o: { enrol?: boolean } = {}): { tls: TlsMaterial } | { insecure: true } {
+export function joinTestFederation(address: string, id: string, publicKey: Uint8Array, o: { enrol?: boolean } = {}): TestTransport {
   const known = coordinatorsByAddress.get(address);
   if (known && o.enrol !== false) enrol(known.coordinator, id, publicKey);
+  if (known?.link) return { link: known.link() };
   return known?.insecure ? { insecure: true } : { tls: readyPki().material(id) };
 }
 
@@ -396,6 +419,9 @@ export function expectedFedAvg(global: Float32Array, clients: { shift: number; w
 
 // ---------------- institutions in this process ----------------
 
+/** How a test institution reaches its coordinator: mutual TLS as its id, plaintext, or an in-memory link. */
+export type TestTransport = { tls: TlsMaterial } | { insecure: true } | { link: CoordinatorLink };
+
 export interface TestInstitution {
   id: string;
   identity: IdentityKey;
@@ -423,7 +449,7 @@ export interface InstitutionOptions {
   /** Enrol the identity at the coordinator of `address` (default true); false: one the operator never admitted. */
   enrol?: boolean;
   /** Transport instead of the one the coordinator at `address` was started with (default: mutual TLS as this id). */
-  transport?: { tls: TlsMaterial } | { insecure: true };
+  transport?: TestTransport;
   /** Options of the FederationClient's own (e.g. wireBytes, a log callback instead of collecting `logs`). */
   clientOptions?: Partial<FederationClientOptions>;
 }
