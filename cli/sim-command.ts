@@ -41,7 +41,7 @@ export const command: CommandSpec = {
     { name: 'resume', type: 'boolean', help: 'skip settings whose id already has rows in <out>/results.csv' },
     { name: 'shard', type: 'string', help: 'run only slice I of N of the grid, as I/N, 0-based (the settings whose index mod N is I; a Kubernetes Indexed Job passes its JOB_COMPLETION_INDEX); combine shards with dpfed sim merge' },
     { name: 'workers', type: 'int', default: defaultWorkers(), help: 'worker threads running settings in parallel (default: one per core)', check: positiveInt },
-    { name: 'transport', type: 'string', default: DEFAULT_TRANSPORT, choices: TRANSPORTS, help: 'how the simulated institutions reach the coordinator: grpc (plaintext on 127.0.0.1)' },
+    { name: 'transport', type: 'string', default: DEFAULT_TRANSPORT, choices: TRANSPORTS, help: 'how the simulated institutions reach the coordinator: memory (in-memory links, no sockets) or grpc (plaintext gRPC on 127.0.0.1, as a check)' },
     { name: 'json', type: 'boolean', help: 'print one JSON summary on stdout (settings run and skipped, files, seconds, AUC mean and 95 % CI over seeds per setting)' },
     ...sharedRunFlagSpecs(),
   ],
