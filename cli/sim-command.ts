@@ -167,7 +167,7 @@ async function sweep(f: FlagValues, argv: string[]): Promise<number> {
       onJob: (job, rows, error) => {
         const s = job.setting;
         const what = `${s.baseline}${s.privacy !== 'off' ? ` ${s.privacy} eps ${s.epsilon}` : ''} ${s.model} rounds ${s.rounds}${s.baseline === 'federated' ? ` dropout ${s.dropout} ${s.aggregation}` : ''} seed ${s.seed}`;
-        if (error) process.stderr.write(`sim: setting ${job.id} (${what}) failed: ${error}\n`);
+        if (error) process.stderr.write(`sim: setting ${job.id} (${what}) failed: ${error.split('\n')[0]}\n`);
         else {
           const test = rows.filter((r) => r.scoredOn === 'test');
           const auc = test.reduce((a, r) => a + r.auc, 0) / test.length;
@@ -176,6 +176,7 @@ async function sweep(f: FlagValues, argv: string[]): Promise<number> {
       },
     });
   } catch (error) {
+    if (error instanceof SimDataError) throw new UsageError(error.message);
     if (error instanceof ExistingResultsError) throw new UsageError(`--out: ${error.message}`);
     if (error instanceof ResultsFileError) throw new UsageError(`--resume: ${error.message}`);
     throw error;

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import type { TransportName } from './federation-transport.ts';
 import { expandGrid, shardJobs, type SimJob, type SweepSpec } from './sim-grid.ts';
 import type { SimData } from './sim-data.ts';
+import { parseSplit } from './institution-split.ts';
+import { partitionData } from './sim-partition.ts';
 import { mergeRows, readResults, RESULTS_CSV, writeResults } from './sim-results-file.ts';
 import type { SimRecord } from './sim-result.ts';
 import { summariseBySetting, type SettingSummary } from './sim-summary.ts';
@@ -47,6 +49,14 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   const jobs = o.shard ? shardJobs(grid.jobs, o.shard) : grid.jobs;
   if (!o.resume && existsSync(join(o.outDir, RESULTS_CSV))) {
     throw new ExistingResultsError(`${o.outDir} already holds ${RESULTS_CSV}; pass --resume to continue that sweep, or choose another --out`);
+  }
+  // every partition the jobs need, checked here once (a bad split or test share is refused before any thread starts)
+  const seen = new Set<string>();
+  for (const { setting: s, testShare } of jobs) {
+    const key = JSON.stringify([s.split, s.institutions, testShare, s.seed]);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    partitionData(o.data, { split: parseSplit(s.split), institutions: s.institutions, testShare, seed: String(s.seed) });
   }
   let rows = o.resume ? readResults(o.outDir) : [];
   const done = new Set(rows.map((r) => r.settingId));
