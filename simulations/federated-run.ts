@@ -5,7 +5,7 @@
 // would. After each committed round the global model is read back from the coordinator's store and
 // scored on the common test rows; the row's figures are those of the last committed model, and the ε per
 // institution is composed from its own ledger.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
@@ -28,6 +28,13 @@ import { testRowsEvaluator } from './test-rows-evaluator.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
+/**
+ * Where a setting's SQLite files live: tmpfs (/dev/shm) when the machine has one, since they are scratch
+ * and a file system that syncs to disk makes opening, committing and closing some 20 databases per
+ * setting cost more than the federation's rounds; else the system's temp dir.
+ */
+const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+
 /** An institution's budget over its target ε: room for the accountant's rounding, never used to add rounds. */
 const BUDGET_SLACK = 1.1;
 
@@ -48,7 +55,7 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
   const ids = partition.institutions.map((i) => i.id);
   const config = simRunConfig(job, { features: o.data.dim, schema: o.data.schema, institutions: ids.length });
   const spec = parseModelSpec(config.modelSpec);
-  const dir = mkdtempSync(join(tmpdir(), 'dpfed-sim-'));
+  const dir = mkdtempSync(join(SCRATCH, 'dpfed-sim-'));
   const scorer = new LocalTrainer(tf, spec, { noiseWorker: false });
   const evaluator = testRowsEvaluator(tf, spec, partition.test);
   const schedule = new DropoutSchedule(ids, droppedPerRound(ids.length, s.dropout), `${s.seed}`);
@@ -74,7 +81,7 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
     for (const institution of partition.institutions) {
       const identity = generateIdentity();
       coordinator.enrolment.add(institution.id, identity.publicKey);
-      const learner = new TfjsLearner(tf, institution.train, institution.own, { schema: o.data.schema });
+      const learner = new TfjsLearner(tf, institution.train, institution.own, { schema: o.data.schema, trainer: { noiseWorker: false } });
       learners.push(learner);
       const privacy = budget ? new InstitutionPrivacy({ institutionId: institution.id, identity, budget, ledgerPath: join(dir, `${institution.id}.ledger.sqlite`) }) : undefined;
       if (privacy) ledgers.set(institution.id, privacy);
