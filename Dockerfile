@@ -38,7 +38,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/dpfed
 COPY package.json package-lock.json ./
+# resvg (the PNG plots of `dpfed sim`) ships its native binary as an optional package per platform: the
+# one of this image's architecture is installed explicitly, since optional packages are left out.
 RUN npm ci --omit=dev --omit=optional --no-audit --no-fund \
+ && npm install --no-save --omit=dev --omit=optional --no-audit --no-fund \
+      "@resvg/resvg-js-linux-$(node -p process.arch)-gnu@$(node -p "require('@resvg/resvg-js/package.json').version")" \
  && npm cache clean --force
 
 # ---------------------------------------------------------------------------------------------------
@@ -86,6 +90,10 @@ CMD ["--help"]
 # Final wasm image: the last stage, so a plain `docker build .` builds it.
 FROM ${NODE_IMAGE} AS wasm
 ENV NODE_ENV=production
+# a font for the text of the simulation plots rendered to PNG
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 dpfed \
  && useradd --system --uid 10001 --gid dpfed --home-dir /var/lib/dpfed --shell /usr/sbin/nologin dpfed \
  && mkdir -p /var/lib/dpfed \
