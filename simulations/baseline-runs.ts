@@ -38,7 +38,7 @@ export function runBaseline(o: BaselineOptions): SimRecord[] {
   const initial = flattenParameters(spec, initialParameters(spec, new SeededRandom(`${config.seed}:init`)));
   const training: TrainingConfig = { ...config.task, proximalMu: 0, seed: config.seed, privacy: { mode: 'off' } };
   const trainer = new LocalTrainer(o.tf, spec, { noiseWorker: false });
-  const base = { settingId: job.id, ...s, aucPerRound: [], epsilonSpent: {} };
+  const base = { settingId: job.id, ...s, aucPerRound: [], epsilonSpent: {}, epsilonPerRound: {} };
   try {
     if (s.baseline === 'centralised') {
       const started = performance.now();

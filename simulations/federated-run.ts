@@ -70,11 +70,13 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
     });
     const { coordinator } = sim;
     const aucPerRound: number[] = [];
+    const epsilonPerRound: Record<string, number[]> = {};
     coordinator.machine.on('round', (summary: RoundSummary) => {
       const model = coordinator.store.model(coordinator.runId, summary.modelVersion);
       if (!model) return;
       const auc = scoreModel(scorer, model.parameters, partition.test).auc;
       aucPerRound.push(auc);
+      for (const [id, ledger] of ledgers) (epsilonPerRound[id] ??= []).push(ledger.spent({ runId: coordinator.runId }).epsilon);
       o.onRound?.(summary.round, auc);
     });
     const budget = s.epsilon !== null && s.delta !== null ? { epsilon: s.epsilon * BUDGET_SLACK, delta: s.delta } : undefined;
@@ -99,7 +101,7 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
     const epsilonSpent: Record<string, number> = {};
     for (const [id, ledger] of ledgers) epsilonSpent[id] = ledger.spent({ runId: coordinator.runId }).epsilon;
     return {
-      settingId: job.id, ...s, institution: null, scoredOn: 'test', ...scores, aucPerRound, epsilonSpent,
+      settingId: job.id, ...s, institution: null, scoredOn: 'test', ...scores, aucPerRound, epsilonSpent, epsilonPerRound,
       seconds: (performance.now() - started) / 1000, scoredRows: partition.testFingerprint,
     };
   } finally {

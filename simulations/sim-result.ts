@@ -31,4 +31,6 @@ export interface SimResultRow {
 export interface SimRecord extends SimResultRow {
   /** SHA-256 of the scored rows' inputs and labels, 16 hex characters (simulations/sim-partition.ts rowsFingerprint). */
   scoredRows: string;
+  /** Federated with DP: the ε each institution had spent after each committed round (from its own ledger); {} otherwise. */
+  epsilonPerRound: Record<string, number[]>;
 }

@@ -11,7 +11,7 @@ export const RESULTS_CSV = 'results.csv';
 export const RESULTS_JSON = 'results.json';
 
 export const COLUMNS = ['settingId', 'baseline', 'institution', 'scoredOn', 'epsilon', 'delta', 'privacy', 'aggregation', 'model', 'rounds', 'institutions', 'dropout',
-  'split', 'seed', 'auc', 'prAuc', 'accuracy', 'aucPerRound', 'epsilonSpent', 'seconds', 'scoredRows'] as const satisfies readonly (keyof SimRecord)[];
+  'split', 'seed', 'auc', 'prAuc', 'accuracy', 'aucPerRound', 'epsilonSpent', 'epsilonPerRound', 'seconds', 'scoredRows'] as const satisfies readonly (keyof SimRecord)[];
 
 /** The key rows are deduplicated by: one result per setting, baseline, institution and scoring. */
 export function rowKey(r: Pick<SimRecord, 'settingId' | 'baseline' | 'institution' | 'scoredOn'>): string {
@@ -73,7 +73,7 @@ export function parseResultsCsv(text: string, name: string): SimRecord[] {
       if (column === 'epsilon') row[column] = cell === 'inf' ? null : Number(cell);
       else if (column === 'institution') row[column] = cell === '' ? null : cell;
       else if (column === 'delta') row[column] = cell === '' ? null : Number(cell);
-      else if (column === 'aucPerRound' || column === 'epsilonSpent') {
+      else if (column === 'aucPerRound' || column === 'epsilonSpent' || column === 'epsilonPerRound') {
         try {
           const parsed = JSON.parse(cell) as unknown;
           row[column] = Array.isArray(parsed) ? parsed.map((v) => (v === null ? Number.NaN : v)) : parsed;
