@@ -1,9 +1,10 @@
 // `dpfed sim` as a user calls it: bad input refused with exit 2 and the flag named, a sweep's --json
 // summary, and `dpfed sim merge` of two shards giving the rows of the whole sweep.
 import { execFile } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../cli/sim-command.ts';
 import { readResults } from '../simulations/sim-results-file.ts';
 import { FRAUD_CSV, FRAUD_SCHEMA, ROOT, tempDir } from './helpers/federation-fixture.ts';
 
@@ -13,6 +14,20 @@ function dpfed(args: string[]): Promise<{ code: number; stdout: string; stderr: 
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
   });
+}
+
+/** Runs `dpfed sim ARGS` through the command's main in this process; its stdout and stderr are collected. */
+async function simInProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = { stdout: '', stderr: '' };
+  const writes = { stdout: process.stdout.write, stderr: process.stderr.write };
+  process.stdout.write = ((chunk: string) => ((out.stdout += chunk), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => ((out.stderr += chunk), true)) as typeof process.stderr.write;
+  try {
+    return { code: await main(args), ...out };
+  } finally {
+    process.stdout.write = writes.stdout;
+    process.stderr.write = writes.stderr;
+  }
 }
 
 const dir = tempDir('dpfed-sim-cli-');
@@ -47,11 +62,15 @@ describe('dpfed sim', () => {
       [['merge', '--out', dir], /SHARD_DIR: give at least one shard directory/],
       [['merge', '--out', dir, join(dir, 'nowhere')], /SHARD_DIR: .*nowhere has no results.csv/],
     ];
+    // the command's main in this process (as bin/dpfed.js calls it), its stderr collected
     for (const [args, message] of cases) {
-      const r = await dpfed(['sim', ...args]);
+      const r = await simInProcess(args);
       expect({ args, code: r.code }).toEqual({ args, code: 2 });
       expect(r.stderr).toMatch(message);
     }
+    const spawned = await dpfed(['sim', '--epsilons', '0', '--out', dir, '--data', FRAUD_CSV]);
+    expect(spawned.code).toBe(2);
+    expect(spawned.stderr).toMatch(/--epsilons: expected positive numbers or inf/);
   });
 
   it('prints a --json summary, and merges shards into the rows of the whole sweep', async () => {
@@ -59,7 +78,12 @@ describe('dpfed sim', () => {
     expect(whole.code).toBe(0);
     const summary = JSON.parse(whole.stdout);
     expect(summary).toMatchObject({ settings: 6, run: 6, skipped: 0, failed: [], outDir: join(dir, 'whole'), rows: 2 * (1 + 6 + 1) });
-    expect(summary.files).toEqual([join(dir, 'whole', 'results.csv'), join(dir, 'whole', 'results.json')]);
+    expect(summary.files.slice(0, 2)).toEqual([join(dir, 'whole', 'results.csv'), join(dir, 'whole', 'results.json')]);
+    // the plots of the sweep (privacy off: no privacy-utility curve or ε burn-down), each a non-empty PNG
+    const pngs = summary.files.filter((file: string) => file.endsWith('.png'));
+    expect(pngs.map((file: string) => file.slice(file.lastIndexOf('/') + 1)).sort()).toEqual(['auc-per-round.png', 'federated-vs-local.png']);
+    for (const png of pngs) expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
+    expect(whole.stderr).toMatch(/sim 6\/6 settings · elapsed/);
     const federated = summary.bySetting.find((s: { baseline: string }) => s.baseline === 'federated');
     expect(federated).toMatchObject({ seeds: 2, privacy: 'off', epsilon: null });
     expect(federated.aucMean).toBeGreaterThan(0);
@@ -75,6 +99,20 @@ describe('dpfed sim', () => {
     expect(strip('merged')).toEqual(strip('whole'));
     const resumed = await dpfed(['sim', ...SMALL, '--seeds', '2', '--resume', '--json', '--out', join(dir, 'whole')]);
     expect(JSON.parse(resumed.stdout)).toMatchObject({ settings: 6, run: 0, skipped: 6 });
+  });
+
+  it('--emit-k8s-job writes an Indexed Job running the sweep as shards, without running it', async () => {
+    const file = join(dir, 'sim-job.yaml');
+    const r = await dpfed(['sim', '--data', '/data/fraud.csv', '--epsilons', '1,inf', '--seeds', '3', '--out', '/results', '--emit-k8s-job', file, '--k8s-shards', '5', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ manifest: file, shards: 5, outDir: '/results' });
+    const yaml = readFileSync(file, 'utf8');
+    expect(yaml).toContain('completionMode: Indexed');
+    expect(yaml).toContain('completions: 5');
+    expect(yaml).toMatch(/- sim\n\s+- --data\n\s+- \/data\/fraud.csv\n\s+- --epsilons\n\s+- 1,inf\n\s+- --seeds\n\s+- "?3"?\n\s+- --resume\n\s+- --shard=\$\(JOB_COMPLETION_INDEX\)\/5\n\s+- --out=\/results\/shard-\$\(JOB_COMPLETION_INDEX\)/);
+    const bad = await dpfed(['sim', '--data', 'x.csv', '--out', 'relative', '--emit-k8s-job', file]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--out: outDir must be an absolute path/);
   });
 
   it('--help names every input and shows the bundled-data sweep as its example', async () => {
