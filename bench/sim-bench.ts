@@ -29,13 +29,28 @@ const ROUNDS = 20;
 
 export async function benchSim(o: { quick?: boolean; aggregation?: 'plain' | 'secagg' } = {}): Promise<Record<string, number | string>> {
   const { tf } = await selectBackend('wasm');
-  const data = await loadSimCsv({ path: join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv'), labelColumn: 'label', schema: readSchemaFile(join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json')) });
+  const data = await loadSimCsv({
+    path: join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv'),
+    labelColumn: 'label',
+    schema: readSchemaFile(join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json')),
+  });
   const rounds = o.quick ? 5 : ROUNDS;
   const aggregation = o.aggregation ?? 'plain';
   const partition = partitionData(data, { split: parseSplit('iid'), institutions: INSTITUTIONS, testShare: 0.2, seed: '1' });
   const { jobs } = expandGrid({
-    data: 'bench', split: 'iid', institutions: INSTITUTIONS, testShare: 0.2, epsilons: [4], delta: 1e-5, rounds: [rounds], dropout: [0], models: ['mlp:64,32'],
-    seeds: [1], privacy: ['record'], aggregation: [aggregation], trainingArgs: BENCH_TRAINING,
+    data: 'bench',
+    split: 'iid',
+    institutions: INSTITUTIONS,
+    testShare: 0.2,
+    epsilons: [4],
+    delta: 1e-5,
+    rounds: [rounds],
+    dropout: [0],
+    models: ['mlp:64,32'],
+    seeds: [1],
+    privacy: ['record'],
+    aggregation: [aggregation],
+    trainingArgs: BENCH_TRAINING,
   });
   const job = jobs.find((j) => j.setting.privacy === 'record')!;
   const perSecond = async (transport: TransportName) => {

@@ -10,7 +10,7 @@ import { SimDataError } from '../simulations/sim-data.ts';
 import { parseEpsilons, parseModels, parseShard, type SweepSpec } from '../simulations/sim-grid.ts';
 import { loadSimInputs } from '../simulations/sim-inputs.ts';
 import { mergeRows, readResults, ResultsFileError, RESULTS_CSV, writeResults } from '../simulations/sim-results-file.ts';
-import { ExistingResultsError, runSweep } from '../simulations/sim-sweep.ts';
+import { ExistingResultsError, runSweep, type SweepSummary } from '../simulations/sim-sweep.ts';
 import { defaultWorkers } from '../simulations/sim-worker-pool.ts';
 import { DEFAULT_SIM_JOB_NAME, DEFAULT_SIM_RESULTS_CLAIM, simJobManifest } from '../simulations/k8s-sim-job.ts';
 import { writeSimPlots } from '../simulations/sim-plots.ts';
@@ -26,32 +26,78 @@ export const command: CommandSpec = {
   summary: 'simulate whole federations in one process: sweeps over epsilon, rounds, dropout, models and seeds, with local-only, centralised and federated baselines scored on the same held-out rows',
   usage: 'dpfed sim --data FILE.csv|synthetic:fraud --out DIR [flags]      dpfed sim merge --out DIR SHARD_DIR...',
   flags: [
-    { name: 'data', type: 'string', required: true, help: 'CSV of all rows to deal out to the institutions, or synthetic:fraud[:ROWS[:SEED]] (N banks with 0.2-2 % fraud each, feature and label shift per bank, heavy-tailed amounts; simulations/synthetic-fraud.ts)' },
+    {
+      name: 'data',
+      type: 'string',
+      required: true,
+      help: 'CSV of all rows to deal out to the institutions, or synthetic:fraud[:ROWS[:SEED]] (N banks with 0.2-2 % fraud each, feature and label shift per bank, heavy-tailed amounts; simulations/synthetic-fraud.ts)',
+    },
     { name: 'label-column', type: 'string', default: 'label', help: 'the binary label column of --data' },
-    { name: 'schema', type: 'string', help: 'public data schema of --data (JSON, as dpfed schema); without it one is inferred from the pooled rows, which a simulation accepts (no real budget is spent) but a real private run would refuse' },
+    {
+      name: 'schema',
+      type: 'string',
+      help: 'public data schema of --data (JSON, as dpfed schema); without it one is inferred from the pooled rows, which a simulation accepts (no real budget is spent) but a real private run would refuse',
+    },
     { name: 'split-column', type: 'string', help: 'natural split: one institution per distinct value of this column (a state, a hospital); the column is not a model input' },
-    { name: 'institutions', type: 'int', default: 5, help: 'institutions to deal the rows out to (ignored with --split-column; the banks of synthetic:fraud)', check: (v) => (Number(v) >= 1 && Number(v) <= 1000 ? undefined : 'must be 1..1000') },
-    { name: 'split', type: 'string', default: 'iid', help: 'how rows are dealt out: iid, dirichlet:ALPHA (label skew), quantity:ALPHA (size skew); synthetic:fraud is split by bank unless --split is given' },
-    { name: 'test-share', type: 'number', default: 0.2, help: 'share of all rows held out, before the split, as the common test rows every result is scored on', check: (v) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)') },
+    {
+      name: 'institutions',
+      type: 'int',
+      default: 5,
+      help: 'institutions to deal the rows out to (ignored with --split-column; the banks of synthetic:fraud)',
+      check: (v) => (Number(v) >= 1 && Number(v) <= 1000 ? undefined : 'must be 1..1000'),
+    },
+    {
+      name: 'split',
+      type: 'string',
+      default: 'iid',
+      help: 'how rows are dealt out: iid, dirichlet:ALPHA (label skew), quantity:ALPHA (size skew); synthetic:fraud is split by bank unless --split is given',
+    },
+    {
+      name: 'test-share',
+      type: 'number',
+      default: 0.2,
+      help: 'share of all rows held out, before the split, as the common test rows every result is scored on',
+      check: (v) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)'),
+    },
     { name: 'epsilons', type: 'list', default: ['1', '4', 'inf'], help: 'target epsilons (comma-separated); inf = DP off (federated without DP is always run)' },
     { name: 'delta', type: 'number', default: 1e-5, help: 'target delta of the DP settings', check: (v) => (Number(v) > 0 && Number(v) < 1 ? undefined : 'must be in (0, 1)') },
     { name: 'rounds', type: 'list', default: ['5'], help: 'federated rounds (comma-separated list)' },
     { name: 'dropout', type: 'list', default: ['0'], help: 'fraction of institutions that sit out each round, chosen per round by the seed (comma-separated list)' },
     { name: 'models', type: 'list', default: ['mlp:64,32'], help: 'models: logistic, mlp:UNITS,UNITS (comma-separated; "logistic,mlp:64,32" is two models)' },
-    { name: 'seeds', type: 'int', default: 1, help: 'seeds 1..N for every setting (the split, test rows, initialisation, sampling and dropouts; DP noise and masks always come from a CSPRNG)', check: positiveInt },
+    {
+      name: 'seeds',
+      type: 'int',
+      default: 1,
+      help: 'seeds 1..N for every setting (the split, test rows, initialisation, sampling and dropouts; DP noise and masks always come from a CSPRNG)',
+      check: positiveInt,
+    },
     { name: 'privacy', type: 'list', default: ['record'], help: 'DP of the finite-epsilon settings: record, client (comma-separated list)' },
     { name: 'aggregation', type: 'list', default: ['secagg'], help: 'plain, secagg (comma-separated list; client-level DP needs secagg)' },
     { name: 'out', type: 'string', required: true, help: 'directory of results.csv and results.json' },
     { name: 'resume', type: 'boolean', help: 'skip settings whose id already has rows in <out>/results.csv' },
-    { name: 'shard', type: 'string', help: 'run only slice I of N of the grid, as I/N, 0-based (the settings whose index mod N is I; a Kubernetes Indexed Job passes its JOB_COMPLETION_INDEX); combine shards with dpfed sim merge' },
+    {
+      name: 'shard',
+      type: 'string',
+      help: 'run only slice I of N of the grid, as I/N, 0-based (the settings whose index mod N is I; a Kubernetes Indexed Job passes its JOB_COMPLETION_INDEX); combine shards with dpfed sim merge',
+    },
     { name: 'workers', type: 'int', default: defaultWorkers(), help: 'worker threads running settings in parallel (default: one per core)', check: positiveInt },
-    { name: 'transport', type: 'string', default: DEFAULT_TRANSPORT, choices: TRANSPORTS, help: 'how the simulated institutions reach the coordinator: memory (in-memory links, no sockets) or grpc (plaintext gRPC on 127.0.0.1, as a check)' },
+    {
+      name: 'transport',
+      type: 'string',
+      default: DEFAULT_TRANSPORT,
+      choices: TRANSPORTS,
+      help: 'how the simulated institutions reach the coordinator: memory (in-memory links, no sockets) or grpc (plaintext gRPC on 127.0.0.1, as a check)',
+    },
     { name: 'json', type: 'boolean', help: 'print one JSON summary on stdout (settings run and skipped, files, seconds, AUC mean and 95 % CI over seeds per setting)' },
-    { name: 'emit-k8s-job', type: 'string', help: 'instead of running: write to FILE a Kubernetes Indexed Job running this sweep as --k8s-shards pods (pod I: --shard I/N --resume, results in <--out>/shard-I on a shared volume; --out is the path in the container); combine with dpfed sim merge' },
+    {
+      name: 'emit-k8s-job',
+      type: 'string',
+      help: 'instead of running: write to FILE a Kubernetes Indexed Job running this sweep as --k8s-shards pods (pod I: --shard I/N --resume, results in <--out>/shard-I on a shared volume; --out is the path in the container); combine with dpfed sim merge',
+    },
     { name: 'k8s-shards', type: 'int', default: 4, help: 'with --emit-k8s-job: the number of shards (pods)', check: positiveInt },
-    { name: 'k8s-image', type: 'string', default: 'dpfed:0.1.0', help: 'with --emit-k8s-job: the container image (the Dockerfile\'s, entrypoint dpfed)' },
+    { name: 'k8s-image', type: 'string', default: 'dpfed:0.1.0', help: "with --emit-k8s-job: the container image (the Dockerfile's, entrypoint dpfed)" },
     { name: 'k8s-claim', type: 'string', default: DEFAULT_SIM_RESULTS_CLAIM, help: 'with --emit-k8s-job: the PersistentVolumeClaim the results go to' },
-    { name: 'k8s-name', type: 'string', default: DEFAULT_SIM_JOB_NAME, help: 'with --emit-k8s-job: the Job\'s name' },
+    { name: 'k8s-name', type: 'string', default: DEFAULT_SIM_JOB_NAME, help: "with --emit-k8s-job: the Job's name" },
     ...sharedRunFlagSpecs(),
   ],
   examples: [
@@ -98,12 +144,26 @@ function emitJob(f: FlagValues, argv: string[]): number {
   let yaml: string;
   try {
     yaml = simJobManifest({
-      shards: Number(f.k8sShards), image: String(f.k8sImage), args: [...podArgs(argv), '--resume'], outDir: String(f.out),
-      claimName: String(f.k8sClaim), name: String(f.k8sName),
+      shards: Number(f.k8sShards),
+      image: String(f.k8sImage),
+      args: [...podArgs(argv), '--resume'],
+      outDir: String(f.out),
+      claimName: String(f.k8sClaim),
+      name: String(f.k8sName),
     });
   } catch (error) {
     const message = (error as Error).message.replace(/^k8s sim job: /, '');
-    const flag = /^outDir/.test(message) ? '--out' : /^shards/.test(message) ? '--k8s-shards' : /^image/.test(message) ? '--k8s-image' : /^name/.test(message) ? '--k8s-name' : /^claimName/.test(message) ? '--k8s-claim' : '--emit-k8s-job';
+    const flag = /^outDir/.test(message)
+      ? '--out'
+      : /^shards/.test(message)
+        ? '--k8s-shards'
+        : /^image/.test(message)
+          ? '--k8s-image'
+          : /^name/.test(message)
+            ? '--k8s-name'
+            : /^claimName/.test(message)
+              ? '--k8s-claim'
+              : '--emit-k8s-job';
     throw new UsageError(`${flag}: ${message}`);
   }
   try {
@@ -129,7 +189,10 @@ async function drawPlots(outDir: string, rows: SimRecord[], who: string): Promis
 
 /** Each value of a list flag, comma-separated values split. */
 function listValues(f: FlagValues, key: string): string[] {
-  return (f[key] as string[]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  return (f[key] as string[])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
 }
 
 function numbers(f: FlagValues, key: string, flag: string, ok: (v: number) => boolean, expected: string): number[] {
@@ -172,9 +235,9 @@ function wrapDataError<T>(fn: () => Promise<T>): Promise<T> {
 async function sweep(f: FlagValues, argv: string[]): Promise<number> {
   const json = Boolean(f.json);
   const say = (line: string) => (json ? process.stderr : process.stdout).write(line + '\n');
-  let epsilons;
-  let models;
-  let shard;
+  let epsilons: (number | null)[];
+  let models: string[];
+  let shard: { index: number; count: number } | undefined;
   try {
     epsilons = parseEpsilons(listValues(f, 'epsilons'));
   } catch (error) {
@@ -207,28 +270,55 @@ async function sweep(f: FlagValues, argv: string[]): Promise<number> {
   }
   if (f.emitK8sJob !== undefined) return emitJob(f, argv);
   const schema = schemaFromFlag(f.schema);
-  const { data, identity } = await wrapDataError(() => loadSimInputs({
-    data: String(f.data), labelColumn: String(f.labelColumn), schema, splitColumn: f.splitColumn as string | undefined, institutions: Number(f.institutions),
-  }));
+  const { data, identity } = await wrapDataError(() =>
+    loadSimInputs({
+      data: String(f.data),
+      labelColumn: String(f.labelColumn),
+      schema,
+      splitColumn: f.splitColumn as string | undefined,
+      institutions: Number(f.institutions),
+    }),
+  );
   if (String(f.data).startsWith('synthetic:') && !given(argv, 'split')) split = 'column:bank';
   const institutions = split.startsWith('column:') ? data.groupNames!.length : Number(f.institutions);
-  if (data.schemaInferred) process.stderr.write(`dpfed sim: no --schema: the preprocessing bounds are inferred from the pooled rows of ${f.data}; acceptable for a simulation (no real budget is spent), refused by a real private run\n`);
+  if (data.schemaInferred)
+    process.stderr.write(
+      `dpfed sim: no --schema: the preprocessing bounds are inferred from the pooled rows of ${f.data}; acceptable for a simulation (no real budget is spent), refused by a real private run\n`,
+    );
   for (const d of dropout) {
     const present = institutions - droppedPerRound(institutions, d);
     if (present < 1) throw new UsageError(`--dropout: ${d} of ${institutions} institutions leaves none in a round`);
-    if (aggregation.includes('secagg') && present < 3) throw new UsageError(`--dropout: ${d} of ${institutions} institutions leaves ${present} per round; secure aggregation needs at least 3 (raise --institutions or use --aggregation plain)`);
+    if (aggregation.includes('secagg') && present < 3)
+      throw new UsageError(`--dropout: ${d} of ${institutions} institutions leaves ${present} per round; secure aggregation needs at least 3 (raise --institutions or use --aggregation plain)`);
   }
   const spec: SweepSpec = {
-    data: identity, split, institutions, testShare: Number(f.testShare), epsilons, delta: Number(f.delta), rounds, dropout, models,
-    seeds: Array.from({ length: Number(f.seeds) }, (_, k) => k + 1), privacy, aggregation, trainingArgs: trainingArgs(argv),
+    data: identity,
+    split,
+    institutions,
+    testShare: Number(f.testShare),
+    epsilons,
+    delta: Number(f.delta),
+    rounds,
+    dropout,
+    models,
+    seeds: Array.from({ length: Number(f.seeds) }, (_, k) => k + 1),
+    privacy,
+    aggregation,
+    trainingArgs: trainingArgs(argv),
   };
   const outDir = resolve(String(f.out));
   if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new UsageError(`--out: ${outDir} is not a directory`);
-  let summary;
+  let summary: SweepSummary;
   let progress: SimProgress | undefined;
   try {
     summary = await runSweep({
-      data, spec, outDir, shard, resume: Boolean(f.resume), workers: Number(f.workers), transport: f.transport as TransportName,
+      data,
+      spec,
+      outDir,
+      shard,
+      resume: Boolean(f.resume),
+      workers: Number(f.workers),
+      transport: f.transport as TransportName,
       onStart: (jobs) => {
         say(`sim: ${jobs.length} settings to run on ${Math.min(Number(f.workers), Math.max(1, jobs.length))} worker threads (${data.n} rows, ${institutions} institutions, split ${split})`);
         progress = createSimProgress(jobs.length);

@@ -65,8 +65,13 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
   let sim: Awaited<ReturnType<typeof startSimCoordinator>> | undefined;
   try {
     sim = await startSimCoordinator(o.transport, {
-      dbPath: join(dir, 'coordinator.sqlite'), identityPath: join(dir, 'coordinator.key'), runId: `sim-${job.id}`,
-      config, privacy: coordinatorPrivacy, evaluator, revocationPollMs: 60_000,
+      dbPath: join(dir, 'coordinator.sqlite'),
+      identityPath: join(dir, 'coordinator.key'),
+      runId: `sim-${job.id}`,
+      config,
+      privacy: coordinatorPrivacy,
+      evaluator,
+      revocationPollMs: 60_000,
     });
     const { coordinator } = sim;
     const aucPerRound: number[] = [];
@@ -87,10 +92,18 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
       learners.push(learner);
       const privacy = budget ? new InstitutionPrivacy({ institutionId: institution.id, identity, budget, ledgerPath: join(dir, `${institution.id}.ledger.sqlite`) }) : undefined;
       if (privacy) ledgers.set(institution.id, privacy);
-      clients.push(new FederationClient({
-        ...sim.connect(), institutionId: institution.id, identity, learner, privacy, budget,
-        reconnectForMs: 30_000, sitsOut: s.dropout > 0 ? schedule.sitsOut(institution.id) : undefined,
-      }));
+      clients.push(
+        new FederationClient({
+          ...sim.connect(),
+          institutionId: institution.id,
+          identity,
+          learner,
+          privacy,
+          budget,
+          reconnectForMs: 30_000,
+          sitsOut: s.dropout > 0 ? schedule.sitsOut(institution.id) : undefined,
+        }),
+      );
     }
     await Promise.all(clients.map((c) => c.run()));
     await coordinator.finished;
@@ -101,8 +114,16 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
     const epsilonSpent: Record<string, number> = {};
     for (const [id, ledger] of ledgers) epsilonSpent[id] = ledger.spent({ runId: coordinator.runId }).epsilon;
     return {
-      settingId: job.id, ...s, institution: null, scoredOn: 'test', ...scores, aucPerRound, epsilonSpent, epsilonPerRound,
-      seconds: (performance.now() - started) / 1000, scoredRows: partition.testFingerprint,
+      settingId: job.id,
+      ...s,
+      institution: null,
+      scoredOn: 'test',
+      ...scores,
+      aucPerRound,
+      epsilonSpent,
+      epsilonPerRound,
+      seconds: (performance.now() - started) / 1000,
+      scoredRows: partition.testFingerprint,
     };
   } finally {
     for (const c of clients) c.close();

@@ -39,7 +39,7 @@ export function gammaDraw(random: SeededRandom, shape: number): number {
   if (shape < 1) {
     let u = 0;
     while (u === 0) u = random.next();
-    return gammaDraw(random, shape + 1) * Math.pow(u, 1 / shape);
+    return gammaDraw(random, shape + 1) * u ** (1 / shape);
   }
   const d = shape - 1 / 3;
   const c = 1 / Math.sqrt(9 * d);
@@ -96,8 +96,7 @@ function groupIds(names: string[]): string[] {
  * Deals `rows` (indices into the pooled data) out to `count` institutions. `labels` are the pooled
  * labels; `group` and `groupNames` the natural groups (column split only).
  */
-export function splitInstitutions(rows: Int32Array, labels: Float32Array, split: SplitSpec, count: number, seed: string,
-  natural?: { group: Int32Array; groupNames: string[] }): InstitutionMembers {
+export function splitInstitutions(rows: Int32Array, labels: Float32Array, split: SplitSpec, count: number, seed: string, natural?: { group: Int32Array; groupNames: string[] }): InstitutionMembers {
   if (split.kind === 'column') {
     if (!natural) throw new SimDataError('--split-column', 'the data has no split column');
     const members: number[][] = natural.groupNames.map(() => []);
@@ -119,11 +118,19 @@ export function splitInstitutions(rows: Int32Array, labels: Float32Array, split:
     if (split.kind === 'iid') order.forEach((r, i) => members[i % count].push(r));
     else if (split.kind === 'quantity') cutByShares(order, dirichletDraw(random, count, split.alpha), members);
     else {
-      for (const label of [0, 1]) cutByShares(order.filter((r) => labels[r] === label), dirichletDraw(random, count, split.alpha), members);
+      for (const label of [0, 1])
+        cutByShares(
+          order.filter((r) => labels[r] === label),
+          dirichletDraw(random, count, split.alpha),
+          members,
+        );
     }
     const smallest = Math.min(...members.map((m) => m.length));
     if (smallest >= MIN_ROWS) return { ids, members: members.map((m) => Int32Array.from(m).sort()) };
     last = `a draw left an institution ${smallest} rows`;
   }
-  throw new SimDataError('--split', `${splitName(split)} over ${count} institutions: 100 draws each left an institution fewer than ${MIN_ROWS} rows (${last}); use a larger ALPHA or fewer institutions`);
+  throw new SimDataError(
+    '--split',
+    `${splitName(split)} over ${count} institutions: 100 draws each left an institution fewer than ${MIN_ROWS} rows (${last}); use a larger ALPHA or fewer institutions`,
+  );
 }

@@ -29,7 +29,10 @@ export interface SimData extends Dataset {
 }
 
 export class SimDataError extends Error {
-  constructor(readonly flag: string, message: string) {
+  constructor(
+    readonly flag: string,
+    message: string,
+  ) {
     super(`${flag}: ${message}`);
   }
 }
@@ -88,7 +91,8 @@ export async function loadSimCsv(o: CsvDataOptions): Promise<SimData> {
   } else {
     const mismatch = describeHeaderMismatch(schema, columns);
     if (mismatch) throw new SimDataError('--schema', `the columns of ${o.path}${o.splitColumn ? ` (without the split column ${quoted(o.splitColumn, 60)})` : ''} do not match the schema: ${mismatch}`);
-    if (labelColumn(schema).name !== o.labelColumn) throw new SimDataError('--label-column', `${quoted(o.labelColumn, 60)} differs from the schema's label column ${quoted(labelColumn(schema).name, 60)}`);
+    if (labelColumn(schema).name !== o.labelColumn)
+      throw new SimDataError('--label-column', `${quoted(o.labelColumn, 60)} differs from the schema's label column ${quoted(labelColumn(schema).name, 60)}`);
   }
   const data = mapRows(schema, columns, rows, o.path);
   const out: SimData = { ...data, schema, schemaInferred: inferred, source: o.path };

@@ -55,7 +55,10 @@ export interface Grid {
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value);
 }
@@ -69,8 +72,18 @@ export function expandGrid(spec: SweepSpec): Grid {
   const settings: SimSetting[] = [];
   const refused: string[] = [];
   const common = { institutions: spec.institutions, split: spec.split };
-  const baseline = (b: Baseline, model: string, rounds: number, seed: number): SimSetting =>
-    ({ ...common, baseline: b, epsilon: null, delta: null, privacy: 'off', aggregation: 'plain', model, rounds, dropout: 0, seed });
+  const baseline = (b: Baseline, model: string, rounds: number, seed: number): SimSetting => ({
+    ...common,
+    baseline: b,
+    epsilon: null,
+    delta: null,
+    privacy: 'off',
+    aggregation: 'plain',
+    model,
+    rounds,
+    dropout: 0,
+    seed,
+  });
   const finite = [...new Set(spec.epsilons.filter((e): e is number => e !== null))].sort((a, b) => a - b);
   for (const seed of spec.seeds) {
     for (const model of spec.models) {

@@ -68,5 +68,13 @@ export function partitionData(data: SimData, o: PartitionOptions): Partition {
     pooled.push(...train);
     return { id, train: selectRows(data, train), own: selectRows(data, own) };
   });
-  return { test, testFingerprint: rowsFingerprint(test), institutions, pooledTrain: selectRows(data, pooled.sort((a, b) => a - b)) };
+  return {
+    test,
+    testFingerprint: rowsFingerprint(test),
+    institutions,
+    pooledTrain: selectRows(
+      data,
+      pooled.sort((a, b) => a - b),
+    ),
+  };
 }

@@ -10,8 +10,30 @@ import type { SimRecord } from './sim-result.ts';
 export const RESULTS_CSV = 'results.csv';
 export const RESULTS_JSON = 'results.json';
 
-export const COLUMNS = ['settingId', 'baseline', 'institution', 'scoredOn', 'epsilon', 'delta', 'privacy', 'aggregation', 'model', 'rounds', 'institutions', 'dropout',
-  'split', 'seed', 'auc', 'prAuc', 'accuracy', 'aucPerRound', 'epsilonSpent', 'epsilonPerRound', 'seconds', 'scoredRows'] as const satisfies readonly (keyof SimRecord)[];
+export const COLUMNS = [
+  'settingId',
+  'baseline',
+  'institution',
+  'scoredOn',
+  'epsilon',
+  'delta',
+  'privacy',
+  'aggregation',
+  'model',
+  'rounds',
+  'institutions',
+  'dropout',
+  'split',
+  'seed',
+  'auc',
+  'prAuc',
+  'accuracy',
+  'aucPerRound',
+  'epsilonSpent',
+  'epsilonPerRound',
+  'seconds',
+  'scoredRows',
+] as const satisfies readonly (keyof SimRecord)[];
 
 /** The key rows are deduplicated by: one result per setting, baseline, institution and scoring. */
 export function rowKey(r: Pick<SimRecord, 'settingId' | 'baseline' | 'institution' | 'scoredOn'>): string {
@@ -47,7 +69,10 @@ export function resultsJson(rows: SimRecord[]): string {
 export function writeResults(outDir: string, rows: SimRecord[]): string[] {
   mkdirSync(outDir, { recursive: true });
   const files: string[] = [];
-  for (const [name, text] of [[RESULTS_CSV, resultsCsv(rows)], [RESULTS_JSON, resultsJson(rows)]] as const) {
+  for (const [name, text] of [
+    [RESULTS_CSV, resultsCsv(rows)],
+    [RESULTS_JSON, resultsJson(rows)],
+  ] as const) {
     const path = join(outDir, name);
     writeFileSync(`${path}.tmp`, text);
     renameSync(`${path}.tmp`, path);
@@ -82,7 +107,7 @@ export function parseResultsCsv(text: string, name: string): SimRecord[] {
         }
       } else if (NUMBER_COLUMNS.has(column)) row[column] = cell === '' ? Number.NaN : Number(cell);
       else row[column] = cell;
-      if (typeof row[column] === 'number' && Number.isNaN(row[column]) && cell !== '' ) throw new ResultsFileError(`${name}: line ${line}, column ${column}: "${cell}" is not a number`);
+      if (typeof row[column] === 'number' && Number.isNaN(row[column]) && cell !== '') throw new ResultsFileError(`${name}: line ${line}, column ${column}: "${cell}" is not a number`);
     });
     return row as unknown as SimRecord;
   });

@@ -10,8 +10,26 @@ import type { DataSchema } from '../proto/data-schema.ts';
 import type { SimJob } from './sim-grid.ts';
 
 /** The flags of the run table a sweep may set for all its settings (the rest come from the setting or are fixed). */
-export const SHARED_RUN_FLAGS = ['local-steps', 'batch-size', 'learning-rate', 'optimizer', 'sample-rate', 'clip-norm', 'accountant', 'update-clip-norm',
-  'client-sample-rate', 'secagg-threshold', 'strategy', 'proximal-mu', 'server-learning-rate', 'class-weight', 'positive-rate', 'weight-decay', 'lr-schedule', 'max-update-norm'] as const;
+export const SHARED_RUN_FLAGS = [
+  'local-steps',
+  'batch-size',
+  'learning-rate',
+  'optimizer',
+  'sample-rate',
+  'clip-norm',
+  'accountant',
+  'update-clip-norm',
+  'client-sample-rate',
+  'secagg-threshold',
+  'strategy',
+  'proximal-mu',
+  'server-learning-rate',
+  'class-weight',
+  'positive-rate',
+  'weight-decay',
+  'lr-schedule',
+  'max-update-norm',
+] as const;
 
 /** The flag table those shared flags come from (defaults as for `dpfed coordinator`). */
 export function sharedRunFlagSpecs() {
@@ -29,15 +47,24 @@ export function simRunConfig(job: SimJob, o: { features: number; schema: DataSch
   const present = o.institutions - droppedPerRound(o.institutions, s.dropout);
   const argv = [
     ...job.trainingArgs,
-    '--rounds', String(s.rounds),
-    '--model', s.model,
-    '--features', String(o.features),
-    '--privacy', s.privacy,
-    '--aggregation', s.aggregation,
-    '--min-clients', String(Math.max(1, present)),
-    '--wait-for', String(o.institutions),
-    '--seed', String(s.seed),
-    '--evaluation-data', 'common test rows',
+    '--rounds',
+    String(s.rounds),
+    '--model',
+    s.model,
+    '--features',
+    String(o.features),
+    '--privacy',
+    s.privacy,
+    '--aggregation',
+    s.aggregation,
+    '--min-clients',
+    String(Math.max(1, present)),
+    '--wait-for',
+    String(o.institutions),
+    '--seed',
+    String(s.seed),
+    '--evaluation-data',
+    'common test rows',
     ...(s.epsilon !== null ? ['--epsilon', String(s.epsilon)] : []),
     ...(s.delta !== null ? ['--delta', String(s.delta)] : []),
   ];

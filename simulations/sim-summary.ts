@@ -3,8 +3,10 @@
 import type { SimRecord } from './sim-result.ts';
 
 /** Two-sided 97.5 % quantiles of Student's t for 1..30 degrees of freedom. */
-const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086,
-  2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
+const T975 = [
+  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045,
+  2.042,
+];
 
 export function meanAndCi95(values: number[]): { mean: number; ci95: number | null } {
   const n = values.length;
@@ -42,7 +44,19 @@ export function summariseBySetting(rows: SimRecord[]): SettingSummary[] {
   }
   return [...groups.values()].map(({ first: r, aucs, seeds }) => {
     const stats = aucs.length ? meanAndCi95(aucs) : { mean: null, ci95: null };
-    return { baseline: r.baseline, institution: r.institution, scoredOn: r.scoredOn, epsilon: r.epsilon, privacy: r.privacy, aggregation: r.aggregation, model: r.model,
-      rounds: r.rounds, dropout: r.dropout, seeds: seeds.size, aucMean: stats.mean, aucCi95: stats.ci95 };
+    return {
+      baseline: r.baseline,
+      institution: r.institution,
+      scoredOn: r.scoredOn,
+      epsilon: r.epsilon,
+      privacy: r.privacy,
+      aggregation: r.aggregation,
+      model: r.model,
+      rounds: r.rounds,
+      dropout: r.dropout,
+      seeds: seeds.size,
+      aucMean: stats.mean,
+      aucCi95: stats.ci95,
+    };
   });
 }

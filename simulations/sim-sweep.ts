@@ -63,7 +63,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   const todo = jobs.filter((j) => !done.has(j.id));
   o.onStart?.(todo);
   const failures = await runOnWorkers(todo, {
-    workers: o.workers, data: o.data, transport: o.transport,
+    workers: o.workers,
+    data: o.data,
+    transport: o.transport,
     onRows: (job, jobRows) => {
       rows = mergeRows([rows, jobRows]);
       writeResults(o.outDir, rows);

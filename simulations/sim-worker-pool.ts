@@ -44,32 +44,38 @@ export async function runOnWorkers(jobs: SimJob[], o: PoolOptions): Promise<{ jo
   const entry = new URL('./sim-worker.ts', import.meta.url);
   const workers: Worker[] = [];
   try {
-    await Promise.all(Array.from({ length: count }, () => new Promise<void>((resolve, reject) => {
-      const worker = typeScriptWorker(entry, { data: o.data, transport: o.transport } satisfies SimWorkerData);
-      workers.push(worker);
-      let current: SimJob | undefined;
-      const next = () => {
-        current = queue.shift();
-        if (!current) {
-          resolve();
-          return;
-        }
-        worker.postMessage({ job: current } satisfies SimWorkerRequest);
-      };
-      worker.on('message', (message: SimWorkerReply | { ready: true }) => {
-        if ('ready' in message) return next();
-        if (!current || message.jobId !== current.id) return;
-        if ('error' in message) {
-          failures.push({ job: current, error: message.error });
-          o.onError?.(current, message.error);
-        } else o.onRows?.(current, message.rows);
-        next();
-      });
-      worker.on('error', reject);
-      worker.on('exit', (code) => {
-        if (current || queue.length) reject(new Error(`a simulation worker exited (code ${code}) with jobs left`));
-      });
-    })));
+    await Promise.all(
+      Array.from(
+        { length: count },
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const worker = typeScriptWorker(entry, { data: o.data, transport: o.transport } satisfies SimWorkerData);
+            workers.push(worker);
+            let current: SimJob | undefined;
+            const next = () => {
+              current = queue.shift();
+              if (!current) {
+                resolve();
+                return;
+              }
+              worker.postMessage({ job: current } satisfies SimWorkerRequest);
+            };
+            worker.on('message', (message: SimWorkerReply | { ready: true }) => {
+              if ('ready' in message) return next();
+              if (!current || message.jobId !== current.id) return;
+              if ('error' in message) {
+                failures.push({ job: current, error: message.error });
+                o.onError?.(current, message.error);
+              } else o.onRows?.(current, message.rows);
+              next();
+            });
+            worker.on('error', reject);
+            worker.on('exit', (code) => {
+              if (current || queue.length) reject(new Error(`a simulation worker exited (code ${code}) with jobs left`));
+            });
+          }),
+      ),
+    );
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }

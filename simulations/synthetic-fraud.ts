@@ -40,14 +40,17 @@ export function parseSyntheticSource(data: string): SyntheticFraudSpec | null {
 
 /** The generator's public schema: f1..f10, amount, label. */
 export function syntheticFraudSchema(): DataSchema {
-  return parseSchema({
-    format: SCHEMA_FORMAT,
-    columns: [
-      ...Array.from({ length: SYNTHETIC_FEATURES }, (_, k) => ({ name: `f${k + 1}`, type: 'number', bounds: [-8, 8], transform: 'none', centre: 0, scale: 2 })),
-      { name: 'amount', type: 'number', bounds: [0, 1e6], transform: 'log1p', centre: 4, scale: 2 },
-      { name: 'label', type: 'label' },
-    ],
-  }, 'synthetic:fraud schema');
+  return parseSchema(
+    {
+      format: SCHEMA_FORMAT,
+      columns: [
+        ...Array.from({ length: SYNTHETIC_FEATURES }, (_, k) => ({ name: `f${k + 1}`, type: 'number', bounds: [-8, 8], transform: 'none', centre: 0, scale: 2 })),
+        { name: 'amount', type: 'number', bounds: [0, 1e6], transform: 'log1p', centre: 4, scale: 2 },
+        { name: 'label', type: 'label' },
+      ],
+    },
+    'synthetic:fraud schema',
+  );
 }
 
 /** What the generator drew for each bank (for tests and documentation of a run). */
@@ -90,17 +93,23 @@ export function generateSyntheticFraud(spec: SyntheticFraudSpec, banks: number):
         const shift = bank.featureShift[k] + (fraud ? SIGNATURE[k] + bank.fraudShift[k] : 0);
         x[r * dim + k] = mapFeature(maps[k], shift + random.normal());
       }
-      const amount = random.next() < 0.02
-        ? 500 * Math.pow(1 - random.next(), -1 / 1.5)
-        : Math.exp(fraud ? 4.3 + 1.5 * random.normal() : 3.5 + 1.2 * random.normal());
+      const amount = random.next() < 0.02 ? 500 * (1 - random.next()) ** (-1 / 1.5) : Math.exp(fraud ? 4.3 + 1.5 * random.normal() : 3.5 + 1.2 * random.normal());
       x[r * dim + SYNTHETIC_FEATURES] = mapFeature(maps[SYNTHETIC_FEATURES], amount);
       y[r] = fraud ? 1 : 0;
       group[r] = b;
     }
   });
   return {
-    featureNames, x, y, n: spec.rows, dim, schema, schemaInferred: false,
-    group, groupNames: bankParams.map((b) => b.id), groupColumn: 'bank',
+    featureNames,
+    x,
+    y,
+    n: spec.rows,
+    dim,
+    schema,
+    schemaInferred: false,
+    group,
+    groupNames: bankParams.map((b) => b.id),
+    groupColumn: 'bank',
     source: `synthetic:fraud:${spec.rows}:${spec.seed}`,
     banks: bankParams,
   };

@@ -11,9 +11,9 @@ type Tf = typeof import('@tensorflow/tfjs');
 export function testRowsEvaluator(tf: Tf, spec: ModelSpec, rows: Dataset): CandidateEvaluator {
   const trainer = new LocalTrainer(tf, spec, { noiseWorker: false });
   return {
-    source: 'the simulation\'s common test rows',
+    source: "the simulation's common test rows",
     async evaluate(model, modelSpec, evaluation) {
-      if (JSON.stringify(modelSpec) !== JSON.stringify(spec)) throw new Error('test rows: the run\'s model differs from the one the evaluator was built for');
+      if (JSON.stringify(modelSpec) !== JSON.stringify(spec)) throw new Error("test rows: the run's model differs from the one the evaluator was built for");
       const r = trainer.evaluate(model, rows, { bins: evaluation.bins, logitRange: evaluation.logitRange });
       return { histogram: r.histogram, lossSum: r.loss * r.n, correct: Math.round(r.accuracy * r.n), n: r.n };
     },

@@ -20,8 +20,14 @@ function dpfed(args: string[]): Promise<{ code: number; stdout: string; stderr: 
 async function simInProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = { stdout: '', stderr: '' };
   const writes = { stdout: process.stdout.write, stderr: process.stderr.write };
-  process.stdout.write = ((chunk: string) => ((out.stdout += chunk), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string) => ((out.stderr += chunk), true)) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string) => {
+    out.stdout += chunk;
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => {
+    out.stderr += chunk;
+    return true;
+  }) as typeof process.stderr.write;
   try {
     return { code: await main(args), ...out };
   } finally {
@@ -33,7 +39,24 @@ async function simInProcess(args: string[]): Promise<{ code: number; stdout: str
 const dir = tempDir('dpfed-sim-cli-');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const SMALL = ['--data', 'synthetic:fraud:6000:5', '--institutions', '3', '--epsilons', 'inf', '--rounds', '1', '--models', 'logistic', '--aggregation', 'plain', '--local-steps', '5', '--workers', '1'];
+const SMALL = [
+  '--data',
+  'synthetic:fraud:6000:5',
+  '--institutions',
+  '3',
+  '--epsilons',
+  'inf',
+  '--rounds',
+  '1',
+  '--models',
+  'logistic',
+  '--aggregation',
+  'plain',
+  '--local-steps',
+  '5',
+  '--workers',
+  '1',
+];
 
 describe('dpfed sim', () => {
   it('refuses bad input with exit 2 and a message naming the flag', async () => {
@@ -109,7 +132,9 @@ describe('dpfed sim', () => {
     const yaml = readFileSync(file, 'utf8');
     expect(yaml).toContain('completionMode: Indexed');
     expect(yaml).toContain('completions: 5');
-    expect(yaml).toMatch(/- sim\n\s+- --data\n\s+- \/data\/fraud.csv\n\s+- --epsilons\n\s+- 1,inf\n\s+- --seeds\n\s+- "?3"?\n\s+- --resume\n\s+- --shard=\$\(JOB_COMPLETION_INDEX\)\/5\n\s+- --out=\/results\/shard-\$\(JOB_COMPLETION_INDEX\)/);
+    expect(yaml).toMatch(
+      /- sim\n\s+- --data\n\s+- \/data\/fraud.csv\n\s+- --epsilons\n\s+- 1,inf\n\s+- --seeds\n\s+- "?3"?\n\s+- --resume\n\s+- --shard=\$\(JOB_COMPLETION_INDEX\)\/5\n\s+- --out=\/results\/shard-\$\(JOB_COMPLETION_INDEX\)/,
+    );
     const bad = await dpfed(['sim', '--data', 'x.csv', '--out', 'relative', '--emit-k8s-job', file]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--out: outDir must be an absolute path/);
@@ -118,7 +143,24 @@ describe('dpfed sim', () => {
   it('--help names every input and shows the bundled-data sweep as its example', async () => {
     const r = await dpfed(['sim', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--data', '--split-column', '--split', '--epsilons', '--rounds', '--dropout', '--models', '--seeds', '--privacy', '--aggregation', '--shard', '--resume', '--workers', '--transport', '--json', '--test-share']) {
+    for (const flag of [
+      '--data',
+      '--split-column',
+      '--split',
+      '--epsilons',
+      '--rounds',
+      '--dropout',
+      '--models',
+      '--seeds',
+      '--privacy',
+      '--aggregation',
+      '--shard',
+      '--resume',
+      '--workers',
+      '--transport',
+      '--json',
+      '--test-share',
+    ]) {
       expect(r.stdout).toContain(flag);
     }
     expect(r.stdout).toContain('--data data/creditcard_fraud_ulb_sample.csv --label-column label --schema data/creditcard_fraud_ulb_sample.schema.json');

@@ -64,7 +64,7 @@ describe('institution splits', () => {
 });
 
 describe('partition', () => {
-  it('holds out the same test rows for every party, apart from every institution\'s rows, deterministic per seed', async () => {
+  it("holds out the same test rows for every party, apart from every institution's rows, deterministic per seed", async () => {
     const data = await loadSimCsv({ path: FRAUD_CSV, labelColumn: 'label', schema: readSchemaFile(FRAUD_SCHEMA) });
     const p = partitionData(data, { split: parseSplit('iid'), institutions: 4, testShare: 0.2, seed: '7' });
     const q = partitionData(data, { split: parseSplit('iid'), institutions: 4, testShare: 0.2, seed: '7' });
@@ -146,8 +146,10 @@ describe('synthetic:fraud', () => {
     let fraudRows = 0;
     let legitF1 = 0;
     for (let r = 0; r < a.n; r++) {
-      if (a.y[r] === 1) (fraudF1 += a.x[r * a.dim] * 2), fraudRows++;
-      else legitF1 += a.x[r * a.dim] * 2;
+      if (a.y[r] === 1) {
+        fraudF1 += a.x[r * a.dim] * 2;
+        fraudRows++;
+      } else legitF1 += a.x[r * a.dim] * 2;
     }
     expect(fraudF1 / fraudRows - legitF1 / (a.n - fraudRows)).toBeGreaterThan(0.8);
     // amounts: log1p-scaled inputs; a heavy tail puts the largest far above the median

@@ -4,8 +4,19 @@ import { describe, expect, it } from 'vitest';
 import { expandGrid, parseEpsilons, parseModels, parseShard, shardJobs, type SweepSpec } from '../simulations/sim-grid.ts';
 
 const SPEC: SweepSpec = {
-  data: 'csv:0123456789abcdef|label=label', split: 'iid', institutions: 5, testShare: 0.2, epsilons: [0.5, 1, null], delta: 1e-5, rounds: [5, 10],
-  dropout: [0, 0.2], models: ['logistic', 'mlp:64,32'], seeds: [1, 2, 3], privacy: ['record', 'client'], aggregation: ['plain', 'secagg'], trainingArgs: ['--local-steps', '10'],
+  data: 'csv:0123456789abcdef|label=label',
+  split: 'iid',
+  institutions: 5,
+  testShare: 0.2,
+  epsilons: [0.5, 1, null],
+  delta: 1e-5,
+  rounds: [5, 10],
+  dropout: [0, 0.2],
+  models: ['logistic', 'mlp:64,32'],
+  seeds: [1, 2, 3],
+  privacy: ['record', 'client'],
+  aggregation: ['plain', 'secagg'],
+  trainingArgs: ['--local-steps', '10'],
 };
 
 describe('sweep grid', () => {

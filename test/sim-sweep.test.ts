@@ -18,8 +18,20 @@ let data: SimData;
 let identity: string;
 
 const spec = (o: Partial<SweepSpec> = {}): SweepSpec => ({
-  data: identity, split: 'column:bank', institutions: 4, testShare: 0.25, epsilons: [null], delta: 1e-5, rounds: [2], dropout: [0, 0.25],
-  models: ['logistic'], seeds: [1, 2], privacy: ['record'], aggregation: ['plain', 'secagg'], trainingArgs: ['--local-steps', '20', '--batch-size', '32', '--learning-rate', '0.1'], ...o,
+  data: identity,
+  split: 'column:bank',
+  institutions: 4,
+  testShare: 0.25,
+  epsilons: [null],
+  delta: 1e-5,
+  rounds: [2],
+  dropout: [0, 0.25],
+  models: ['logistic'],
+  seeds: [1, 2],
+  privacy: ['record'],
+  aggregation: ['plain', 'secagg'],
+  trainingArgs: ['--local-steps', '20', '--batch-size', '32', '--learning-rate', '0.1'],
+  ...o,
 });
 
 const withoutSeconds = (rows: SimRecord[]) => rows.map(({ seconds: _, ...r }) => r);
@@ -108,7 +120,11 @@ describe('dpfed sim sweep', () => {
   it('records the ε each institution spent from its own ledger, within the target', async () => {
     const out = join(dir, 'dp');
     const summary = await runSweep({
-      data, spec: spec({ seeds: [1], epsilons: [2], aggregation: ['secagg'], dropout: [0.25], privacy: ['record', 'client'] }), outDir: out, workers: 2, transport: 'memory',
+      data,
+      spec: spec({ seeds: [1], epsilons: [2], aggregation: ['secagg'], dropout: [0.25], privacy: ['record', 'client'] }),
+      outDir: out,
+      workers: 2,
+      transport: 'memory',
     });
     expect(summary.failed).toEqual([]);
     const dp = readResults(out).filter((r) => r.privacy !== 'off');
