@@ -1,7 +1,7 @@
 // `dpfed sim`: whole federations in one process to ask what a privacy budget costs, whether federation
 // beats each institution alone and what dropouts do. `dpfed sim merge` combines the results of shards.
 // The engine is simulations/ (sim-sweep.ts); this file turns flags into its inputs and prints.
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_TRANSPORT, TRANSPORTS, type TransportName } from '../simulations/federation-transport.ts';
 import { droppedPerRound, sharedRunFlagSpecs, SHARED_RUN_FLAGS } from '../simulations/sim-run-config.ts';
@@ -9,15 +9,15 @@ import { parseSplit, splitName } from '../simulations/institution-split.ts';
 import { SimDataError } from '../simulations/sim-data.ts';
 import { parseEpsilons, parseModels, parseShard, type SweepSpec } from '../simulations/sim-grid.ts';
 import { loadSimInputs } from '../simulations/sim-inputs.ts';
-import { mergeRows, readResults, ResultsFileError, RESULTS_CSV, writeResults } from '../simulations/sim-results-file.ts';
+import { readResults, ResultsFileError } from '../simulations/sim-results-file.ts';
 import { ExistingResultsError, runSweep, type SweepSummary } from '../simulations/sim-sweep.ts';
 import { defaultWorkers } from '../simulations/sim-worker-pool.ts';
-import { DEFAULT_SIM_JOB_NAME, DEFAULT_SIM_RESULTS_CLAIM, simJobManifest } from '../simulations/k8s-sim-job.ts';
-import { writeSimPlots } from '../simulations/sim-plots.ts';
 import { createSimProgress, type SimProgress } from '../simulations/sim-progress.ts';
-import type { SimRecord } from '../simulations/sim-result.ts';
 import { renderHelp, runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
 import { schemaFromFlag } from './schema-flag.ts';
+import { emitJob, K8S_JOB_FLAGS, podArgs } from './sim-k8s-job.ts';
+import { mergeCommand, mergeMain } from './sim-merge-command.ts';
+import { drawPlots } from './sim-plot-output.ts';
 
 const positiveInt = (v: number | string) => (Number.isInteger(Number(v)) && Number(v) >= 1 ? undefined : 'must be a positive integer');
 
@@ -89,15 +89,7 @@ export const command: CommandSpec = {
       help: 'how the simulated institutions reach the coordinator: memory (in-memory links, no sockets) or grpc (plaintext gRPC on 127.0.0.1, as a check)',
     },
     { name: 'json', type: 'boolean', help: 'print one JSON summary on stdout (settings run and skipped, files, seconds, AUC mean and 95 % CI over seeds per setting)' },
-    {
-      name: 'emit-k8s-job',
-      type: 'string',
-      help: 'instead of running: write to FILE a Kubernetes Indexed Job running this sweep as --k8s-shards pods (pod I: --shard I/N --resume, results in <--out>/shard-I on a shared volume; --out is the path in the container); combine with dpfed sim merge',
-    },
-    { name: 'k8s-shards', type: 'int', default: 4, help: 'with --emit-k8s-job: the number of shards (pods)', check: positiveInt },
-    { name: 'k8s-image', type: 'string', default: 'dpfed:0.1.0', help: "with --emit-k8s-job: the container image (the Dockerfile's, entrypoint dpfed)" },
-    { name: 'k8s-claim', type: 'string', default: DEFAULT_SIM_RESULTS_CLAIM, help: 'with --emit-k8s-job: the PersistentVolumeClaim the results go to' },
-    { name: 'k8s-name', type: 'string', default: DEFAULT_SIM_JOB_NAME, help: "with --emit-k8s-job: the Job's name" },
+    ...K8S_JOB_FLAGS,
     ...sharedRunFlagSpecs(),
   ],
   examples: [
@@ -108,84 +100,6 @@ export const command: CommandSpec = {
     'dpfed sim --data /data/fraud.csv --schema /data/fraud.schema.json --epsilons 0.5,1,2,4,8,inf --seeds 5 --out /results --emit-k8s-job sim-job.yaml --k8s-shards 8',
   ],
 };
-
-export const mergeCommand: CommandSpec = {
-  name: 'sim merge',
-  summary: 'combine the results of shards (one row per setting, baseline, institution and scoring) and draw their plots',
-  usage: 'dpfed sim merge --out DIR SHARD_DIR...',
-  flags: [
-    { name: 'out', type: 'string', required: true, help: 'directory to write the combined results.csv and results.json to' },
-    { name: 'json', type: 'boolean', help: 'print one JSON summary on stdout' },
-  ],
-};
-
-/** Flags that shape how this process runs or what it writes, not the sweep: left out of a Job's pods' arguments. */
-const NOT_FOR_PODS = new Set(['out', 'shard', 'resume', 'json', 'emit-k8s-job', 'k8s-shards', 'k8s-image', 'k8s-claim', 'k8s-name']);
-
-/** The sweep's arguments as given, without the flags in NOT_FOR_PODS (with their values). */
-function podArgs(argv: string[]): string[] {
-  const byName = new Map(command.flags.map((f) => [f.name, f]));
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const name = argv[i].slice(2).split('=')[0];
-    const takesValue = byName.get(name)?.type !== 'boolean' && !argv[i].includes('=');
-    if (NOT_FOR_PODS.has(name)) {
-      if (takesValue) i++;
-      continue;
-    }
-    out.push(argv[i]);
-    if (takesValue) out.push(argv[++i]);
-  }
-  return out;
-}
-
-/** --emit-k8s-job: the Indexed Job's manifest, written to FILE; nothing runs. */
-function emitJob(f: FlagValues, argv: string[]): number {
-  let yaml: string;
-  try {
-    yaml = simJobManifest({
-      shards: Number(f.k8sShards),
-      image: String(f.k8sImage),
-      args: [...podArgs(argv), '--resume'],
-      outDir: String(f.out),
-      claimName: String(f.k8sClaim),
-      name: String(f.k8sName),
-    });
-  } catch (error) {
-    const message = (error as Error).message.replace(/^k8s sim job: /, '');
-    const flag = /^outDir/.test(message)
-      ? '--out'
-      : /^shards/.test(message)
-        ? '--k8s-shards'
-        : /^image/.test(message)
-          ? '--k8s-image'
-          : /^name/.test(message)
-            ? '--k8s-name'
-            : /^claimName/.test(message)
-              ? '--k8s-claim'
-              : '--emit-k8s-job';
-    throw new UsageError(`${flag}: ${message}`);
-  }
-  try {
-    writeFileSync(String(f.emitK8sJob), yaml);
-  } catch (error) {
-    throw new UsageError(`--emit-k8s-job: cannot write ${f.emitK8sJob}: ${(error as Error).message}`);
-  }
-  const line = `sim: wrote ${f.emitK8sJob}: an Indexed Job of ${f.k8sShards} shards writing ${f.out}/shard-I; apply it with kubectl apply -f ${f.emitK8sJob}, then dpfed sim merge --out DIR ${f.out}/shard-*`;
-  if (f.json) process.stdout.write(JSON.stringify({ manifest: String(f.emitK8sJob), shards: Number(f.k8sShards), outDir: String(f.out) }) + '\n');
-  else process.stdout.write(line + '\n');
-  return 0;
-}
-
-/** Draws the plots of `rows` into `outDir`; returns the files, or null (said on stderr) when drawing failed. */
-async function drawPlots(outDir: string, rows: SimRecord[], who: string): Promise<string[] | null> {
-  try {
-    return await writeSimPlots(outDir, rows);
-  } catch (error) {
-    process.stderr.write(`${who}: drawing the plots failed: ${(error as Error).message}\n`);
-    return null;
-  }
-}
 
 /** Each value of a list flag, comma-separated values split. */
 function listValues(f: FlagValues, key: string): string[] {
@@ -268,7 +182,7 @@ async function sweep(f: FlagValues, argv: string[]): Promise<number> {
       throw new UsageError((error as Error).message);
     }
   }
-  if (f.emitK8sJob !== undefined) return emitJob(f, argv);
+  if (f.emitK8sJob !== undefined) return emitJob(f, podArgs(argv, command.flags));
   const schema = schemaFromFlag(f.schema);
   const { data, identity } = await wrapDataError(() =>
     loadSimInputs({
@@ -348,42 +262,13 @@ async function sweep(f: FlagValues, argv: string[]): Promise<number> {
   return summary.failed.length || !plots ? 1 : 0;
 }
 
-async function merge(argv: string[]): Promise<number> {
-  const dirs: string[] = [];
-  const rest: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--out') rest.push(argv[i], argv[++i]);
-    else if (argv[i].startsWith('--')) rest.push(argv[i]);
-    else dirs.push(argv[i]);
-  }
-  return runCommand(mergeCommand, rest, async (f) => {
-    if (dirs.length === 0) throw new UsageError('SHARD_DIR: give at least one shard directory to merge');
-    const sets = dirs.map((dir) => {
-      if (!existsSync(resolve(dir, RESULTS_CSV))) throw new UsageError(`SHARD_DIR: ${dir} has no ${RESULTS_CSV}`);
-      try {
-        return readResults(resolve(dir));
-      } catch (error) {
-        throw new UsageError(`SHARD_DIR: ${(error as Error).message}`);
-      }
-    });
-    const rows = mergeRows(sets);
-    const files = writeResults(resolve(String(f.out)), rows);
-    const plots = await drawPlots(resolve(String(f.out)), rows, 'dpfed sim merge');
-    files.push(...(plots ?? []));
-    const summary = { shards: dirs.length, rows: rows.length, settings: new Set(rows.map((r) => r.settingId)).size, outDir: resolve(String(f.out)), files };
-    if (f.json) process.stdout.write(JSON.stringify(summary) + '\n');
-    else process.stdout.write(`sim merge: ${summary.rows} rows of ${summary.settings} settings from ${dirs.length} shards in ${files.join(', ')}\n`);
-    return plots ? 0 : 1;
-  });
-}
-
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'merge') {
     if (argv.includes('--help') || argv.includes('-h')) {
       process.stdout.write(renderHelp(mergeCommand));
       return 0;
     }
-    return merge(argv.slice(1));
+    return mergeMain(argv.slice(1));
   }
   return runCommand(command, argv, (f) => sweep(f, argv));
 }
