@@ -1,4 +1,4 @@
-// The plots step of `dpfed sim` and `dpfed sim merge`: simout's writeSimPlots over the results; a failure
+// The plots step of `dpfed sim` and `dpfed sim merge`: simulations/sim-plots.ts over the results; a failure
 // is said on stderr (the results files are written already) rather than thrown.
 import { writeSimPlots } from '../simulations/sim-plots.ts';
 import type { SimRecord } from '../simulations/sim-result.ts';
