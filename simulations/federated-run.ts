@@ -30,8 +30,8 @@ type Tf = typeof import('@tensorflow/tfjs');
 
 /**
  * Where a setting's SQLite files live: tmpfs (/dev/shm) when the machine has one, since they are scratch
- * and a file system that syncs to disk makes opening, committing and closing some 20 databases per
- * setting cost more than the federation's rounds; else the system's temp dir.
+ * and on a file system that syncs to disk, opening, committing and closing some 20 databases per setting
+ * costs a third as much again as the federation's rounds; else the system's temp dir.
  */
 const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 
