@@ -199,6 +199,11 @@ async function sweep(f: FlagValues, argv: string[]): Promise<number> {
     process.stderr.write(
       `dpfed sim: no --schema: the preprocessing bounds are inferred from the pooled rows of ${f.data}; acceptable for a simulation (no real budget is spent), refused by a real private run\n`,
     );
+  if (aggregation.includes('secagg') && institutions < 3) {
+    throw new UsageError(
+      `${split.startsWith('column:') ? '--split-column' : '--institutions'}: secure aggregation needs at least 3 institutions, the split gives ${institutions} (or use --aggregation plain)`,
+    );
+  }
   for (const d of dropout) {
     const present = institutions - droppedPerRound(institutions, d);
     if (present < 1) throw new UsageError(`--dropout: ${d} of ${institutions} institutions leaves none in a round`);

@@ -95,7 +95,7 @@ export function expandGrid(spec: SweepSpec): Grid {
             settings.push({ ...federated, epsilon: null, delta: null, privacy: 'off' });
             for (const privacy of spec.privacy) {
               if (privacy === 'client' && aggregation === 'plain') {
-                refused.push(`privacy client with aggregation plain (seed ${seed}, model ${model}, rounds ${rounds}, dropout ${dropout}): client-level DP needs secure aggregation`);
+                refused.push('privacy client with aggregation plain: client-level DP needs secure aggregation');
                 continue;
               }
               for (const epsilon of finite) settings.push({ ...federated, epsilon, delta: spec.delta, privacy });
