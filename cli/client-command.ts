@@ -45,7 +45,8 @@ export const command: CommandSpec = {
     { name: 'connect-timeout', type: 'number', default: 600, help: 'seconds to keep retrying (with jittered backoff) while the coordinator is unreachable: at start, and when it restarts mid-run', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
     ...tlsFlags('client'),
     ...observabilityFlags('client'),
-    { name: 'json', type: 'boolean', help: 'print a JSON summary at the end' },
+    { name: 'no-local-metrics', type: 'boolean', help: 'do not compute this institution\'s own metrics of each global model on its validation rows (by default they are logged and, with --json, listed as localMetrics; they never leave this process)' },
+    { name: 'json', type: 'boolean', help: 'print a JSON summary at the end (with localMetrics: [{round, modelId, auc, prAuc, logLoss, accuracy, precision, recall, n}], this institution\'s own figures)' },
   ],
   examples: [
     'dpfed client --coordinator coord.example:50051 --institution bank-a --data bank-a.csv --label-column label --budget-epsilon 5 \\\n' +
@@ -122,7 +123,7 @@ export async function main(argv: string[]): Promise<number> {
     if (metricsServer) logger.info({ metrics: `http://${metricsServer.address}/metrics` }, 'metrics server listening (also /healthz, /readyz)');
     const client = new FederationClient({ coordinator: String(f.coordinator), institutionId: id, identity, learner, privacy, budget, log, ...transport,
       declaredExamples: Number(f.declareExamples) > 0 ? Number(f.declareExamples) : undefined, wireBytes: metrics.wireBytes,
-      reconnectForMs: Number(f.connectTimeout) * 1000 });
+      reconnectForMs: Number(f.connectTimeout) * 1000, localMetrics: !f.noLocalMetrics });
     context.observe(client);
     logClientEvents(client, logger);
     metrics.observe(client, (opts) => privacy.spent(opts));

@@ -7,6 +7,7 @@ import { EnrolmentError, readEnrolmentFile } from '../coordinator/enrolment.ts';
 import { loadOrCreateIdentity } from '../privacy/identity.ts';
 import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
 import { chooseRound, exportModel } from '../coordinator/model-export.ts';
+import { crossSiteResults, describeCrossSite, type CrossSiteSummary } from '../coordinator/cross-site-results.ts';
 import { join } from 'node:path';
 import { type DataSchema } from '../proto/data-schema.ts';
 import { EvaluationWatch, estimateForTask } from '../privacy/signal-to-noise.ts';
@@ -168,6 +169,29 @@ export async function main(argv: string[]): Promise<number> {
           );
       });
     }
+    // --cross-site-evaluation: each institution's own AUC of the final model, after the last round
+    machine.on('cross-site', (s: CrossSiteSummary) => {
+      if (json) emit({ event: 'cross-site', ...s });
+      else {
+        process.stdout.write(`cross-site evaluation of the final model (round ${s.round}), each institution on its own validation rows${s.private ? ' (its own noisy histograms, a cross-site event in its ledger)' : ' (exact: privacy off)'}:\n`);
+        for (const line of describeCrossSite(s)) process.stdout.write(`${line}\n`);
+      }
+      // the exported final model's card gains the cross-site figures
+      if (f.exportDir !== undefined) {
+        const outDir = join(String(f.exportDir), coordinator.runId, `round-${s.round}`);
+        exports = exports
+          .then(() => exportModel({ db: coordinator.store.db, runId: coordinator.runId, round: s.round, outDir, schema: exportSchema, force: true }))
+          .then(
+            () => {
+              if (json) emit({ event: 'exported', round: s.round, dir: outDir, crossSite: true });
+              else process.stdout.write(`round ${s.round}: model exported again to ${outDir} with the cross-site figures\n`);
+            },
+            (error: unknown) => {
+              process.stderr.write(`dpfed coordinator: exporting round ${s.round} to ${outDir} failed: ${(error as Error).message}\n`);
+            },
+          );
+      }
+    });
     machine.on('round-failed', (e: { round: number; reason: string }) => (json ? emit({ event: 'round-failed', ...e }) : process.stdout.write(`${e.reason}\n`)));
     machine.on('backoff', (e: { round: number; failures: number; ms: number }) =>
       json ? emit({ event: 'backoff', ...e }) : process.stdout.write(`round ${e.round}: retrying in ${(e.ms / 1000).toFixed(1)} s (${e.failures} failed in a row)\n`));
@@ -199,7 +223,8 @@ export async function main(argv: string[]): Promise<number> {
     } catch {
       kept = undefined; // no committed round, or no recorded AUC to choose by
     }
-    if (json) emit({ event: 'done', runId: coordinator.runId, rounds: coordinator.store.rounds(coordinator.runId).length, institutions: privacy, ...(kept ? { kept } : {}) });
+    const crossSite = crossSiteResults(coordinator.store.db, coordinator.runId);
+    if (json) emit({ event: 'done', runId: coordinator.runId, rounds: coordinator.store.rounds(coordinator.runId).length, institutions: privacy, ...(kept ? { kept } : {}), ...(crossSite ? { crossSite } : {}) });
     else {
       process.stdout.write(`run ${coordinator.runId} complete` + (kept ? `; result model: round ${kept.round} (--keep ${kept.keep})` : '') + '\n');
       for (const p of privacy) process.stdout.write(`  ${p.id}: epsilon ${p.epsilon.toFixed(3)} at delta ${p.delta}${p.budget ? ` (budget ${p.budget})` : ''}\n`);

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { describeCrossSite, type CrossSiteSummary } from '../coordinator/cross-site-results.ts';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -198,6 +199,7 @@ export async function main(argv: string[]): Promise<number> {
     let lastAuc: number | null = null;
     type DoneEvent = { institutions: { id: string; epsilon: number; delta: number; budget: number | null }[]; runId: string };
     let done = null as DoneEvent | null;
+    let crossSite = null as CrossSiteSummary | null;
     let runId = '';
     const bankResults: Promise<number>[] = [];
     const lines = createInterface({ input: coordinator.stdout! });
@@ -244,6 +246,10 @@ export async function main(argv: string[]): Promise<number> {
         say(`round ${event.round} failed: ${event.reason}`);
       } else if (event.event === 'declined') {
         say(`${event.institution} declined: ${event.detail}`);
+      } else if (event.event === 'cross-site') {
+        crossSite = event as unknown as CrossSiteSummary;
+        say(`demo: cross-site evaluation of the final model, each bank on its own validation rows${crossSite.private ? ' (its own noisy histograms; a cross-site event in its ledger)' : ' (exact)'}:`);
+        for (const line of describeCrossSite(crossSite)) say(line);
       } else if (event.event === 'done') {
         done = event as unknown as DoneEvent;
       }
@@ -295,6 +301,7 @@ export async function main(argv: string[]): Promise<number> {
         seconds,
         model: final.model,
         heldOut: final.heldOut,
+        ...(crossSite ? { crossSite: { round: crossSite.round, private: crossSite.private, institutions: crossSite.institutions } } : {}),
       }) + '\n');
     }
     return 0;

@@ -1,7 +1,7 @@
 // The flags that define a run (coordinator and demo share them) and their translation into a RunConfig.
 import type { RunConfig } from '../coordinator/run-config.ts';
 import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategy.ts';
-import { calibrateEvaluationSigma, DEFAULT_EVALUATION_EPSILON_SHARE, DEFAULT_PRIVATE_EVALUATION_BINS, plannedEvaluationCount } from '../privacy/evaluation-mechanism.ts';
+import { calibrateEvaluationSigma, DEFAULT_EVALUATION_EPSILON_SHARE, DEFAULT_PRIVATE_EVALUATION_BINS, plannedEvaluationReleases } from '../privacy/evaluation-mechanism.ts';
 import { modelSpecFromShorthand } from '../proto/model-spec.ts';
 import type { AggregationMode, PrivacyMode, TaskConfig } from '../proto/task-config.ts';
 import { parameterCount } from '../proto/model-spec.ts';
@@ -64,6 +64,7 @@ export function runFlags(defaults: { rounds: number; minClients: number; privacy
     { name: 'evaluation-label-column', type: 'string', default: 'label', help: 'with --evaluation-data: the binary label column of that CSV' },
     { name: 'evaluation-schema', type: 'string', help: 'with --evaluation-data: the run\'s public data schema (JSON), so the coordinator\'s rows are scaled as the institutions scale theirs (default: inferred from that CSV, with a warning)' },
     { name: 'evaluation-epsilon', type: 'number', default: 0, help: `record mode: the share of --epsilon spent on private evaluation over the run (0 = ${DEFAULT_EVALUATION_EPSILON_SHARE * 100} % of --epsilon); training gets the rest, composed by the accountant`, check: nonNegative },
+    { name: 'cross-site-evaluation', type: 'boolean', help: 'after the last round, every institution scores the final model on its own validation rows and releases its own histograms (record mode: noisy, from the --evaluation-epsilon share, planned as one more evaluation; privacy off: exact); the coordinator records each institution\'s AUC (not with --privacy client)' },
     { name: 'seed', type: 'string', default: '1', help: 'seed for data splits, model initialisation and sampling (never for privacy noise or masks)' },
   ];
 }
@@ -202,13 +203,19 @@ function schemaFromFlags(f: FlagValues): DataSchema | undefined {
  */
 function evaluationFromFlags(f: FlagValues, privacy: PrivacyMode, rounds: number): RunConfig['task']['evaluation'] {
   const every = Number(f.evaluateEvery);
+  const crossSite = Boolean(f.crossSiteEvaluation);
+  // client-level DP: no evaluation mechanism at the institution level exists, so the institutions do not
+  // evaluate at all (exact figures would leave unprotected)
+  if (crossSite && privacy === 'client') {
+    throw new UsageError('--cross-site-evaluation cannot be used with --privacy client: under client-level DP the institutions do not evaluate (no evaluation mechanism is built at that level); use --privacy record or off');
+  }
   if (f.evaluationData) {
     if (Number(f.evaluationEpsilon) > 0) throw new UsageError('--evaluation-epsilon: with --evaluation-data the institutions spend nothing on evaluation; drop one of the two');
-    return { bins: Number(f.bins) > 0 ? Number(f.bins) : EXACT_EVALUATION_BINS, logitRange: 16, every, coordinatorData: true };
+    if (crossSite && privacy === 'record') throw new UsageError('--cross-site-evaluation with --evaluation-data under --privacy record: the institutions set aside no evaluation share of epsilon for it; drop one of the two');
+    return { bins: Number(f.bins) > 0 ? Number(f.bins) : EXACT_EVALUATION_BINS, logitRange: 16, every, coordinatorData: true, ...(crossSite ? { crossSite } : {}) };
   }
   const isPrivate = privacy === 'record';
-  // client-level DP: no evaluation mechanism at the institution level exists, so the institutions do not
-  // evaluate at all (exact figures would leave unprotected); --evaluation-data scores on the coordinator's rows
+  // --evaluation-data scores on the coordinator's rows under client-level DP
   if (privacy === 'client') {
     if (Number(f.evaluationEpsilon) > 0) throw new UsageError('--evaluation-epsilon: only meaningful with --privacy record');
     return { bins: Number(f.bins) > 0 ? Number(f.bins) : EXACT_EVALUATION_BINS, logitRange: 16, every, none: true };
@@ -216,12 +223,13 @@ function evaluationFromFlags(f: FlagValues, privacy: PrivacyMode, rounds: number
   const bins = Number(f.bins) > 0 ? Number(f.bins) : isPrivate ? DEFAULT_PRIVATE_EVALUATION_BINS : EXACT_EVALUATION_BINS;
   if (!isPrivate) {
     if (Number(f.evaluationEpsilon) > 0) throw new UsageError('--evaluation-epsilon: only meaningful with --privacy record');
-    return { bins, logitRange: 16, every };
+    return { bins, logitRange: 16, every, ...(crossSite ? { crossSite } : {}) };
   }
   if (bins % 2 !== 0) throw new UsageError(`--bins: must be even under private evaluation (the threshold 0 lies on a bin edge), got ${bins}`);
   const target = Number(f.epsilon);
   const share = Number(f.evaluationEpsilon) > 0 ? Number(f.evaluationEpsilon) : DEFAULT_EVALUATION_EPSILON_SHARE * target;
   if (share >= target) throw new UsageError(`--evaluation-epsilon: ${share} must be below --epsilon ${target} (training needs a share too)`);
-  const noiseSigma = calibrateEvaluationSigma({ epsilon: share, delta: Number(f.delta), evaluations: plannedEvaluationCount(rounds, every), accountant: f.accountant as 'rdp' | 'pld' });
-  return { bins, logitRange: 16, every, private: { epsilon: share, noiseSigma } };
+  // the cross-site release at the end is one more planned evaluation release of the same share
+  const noiseSigma = calibrateEvaluationSigma({ epsilon: share, delta: Number(f.delta), evaluations: plannedEvaluationReleases(rounds, every, crossSite), accountant: f.accountant as 'rdp' | 'pld' });
+  return { bins, logitRange: 16, every, ...(crossSite ? { crossSite } : {}), private: { epsilon: share, noiseSigma } };
 }

@@ -25,7 +25,7 @@ export interface RoundDecision {
 /** Whether (and with what noise) the institution releases a private evaluation of a round's candidate. */
 export interface EvaluationDecision {
   allowed: boolean;
-  reason?: 'budget' | 'already-released';
+  reason?: 'budget' | 'already-released' | 'unplanned';
   /** The noise to add and the multiplier to record (present when allowed). */
   noise?: EvaluationNoisePlan;
   projectedEpsilon: number;
@@ -50,7 +50,7 @@ export interface ClientPrivacy {
    * (throws BudgetExceededError, nothing recorded, when it would pass it). */
   recordClientRelease?(task: TaskContext): void;
   /** Private evaluation: the noise to add (at least the institution's own plan), or a refusal. */
-  beforeEvaluation?(task: TaskContext, o: { requested: number; secure?: { threshold: number } }): EvaluationDecision;
-  /** Private evaluation: records the event in the institution's ledger (before the vector leaves) and returns it signed. */
-  recordEvaluation?(task: TaskContext, noise: EvaluationNoisePlan): PrivacyEventMsg;
+  beforeEvaluation?(task: TaskContext, o: { requested: number; secure?: { threshold: number }; crossSite?: boolean }): EvaluationDecision;
+  /** Private evaluation: records the event in the institution's ledger (before the vector leaves) and returns it signed (mode "cross-site" with crossSite). */
+  recordEvaluation?(task: TaskContext, noise: EvaluationNoisePlan, o?: { crossSite?: boolean }): PrivacyEventMsg;
 }

@@ -38,6 +38,8 @@ import { subtractGlobal } from './model-delta.ts';
 import { SeededRandom } from '../proto/seeded-random.ts';
 import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
 import type { EvalOutcome, Learner, TaskContext } from './learner.ts';
+import { describeLocalMetrics, LocalModelView, type LocalModelMetrics } from './local-metrics.ts';
+import { CrossSiteRelease } from './cross-site-release.ts';
 
 export interface FederationClientOptions {
   /** The coordinator's gRPC address (host:port); not needed with `link`. */
@@ -80,6 +82,12 @@ export interface FederationClientOptions {
    * before anything is trained or spent, and the coordinator closes the round without this institution.
    */
   sitsOut?: (task: TaskContext) => string | null;
+  /**
+   * This institution's own metrics of every global model it receives, on its validation rows
+   * (client-sdk/local-metrics.ts): logged, emitted as 'local-metrics' and returned in the run's result;
+   * never sent. Default true; false skips the computation.
+   */
+  localMetrics?: boolean;
 }
 
 export interface ClientRunResult {
@@ -87,6 +95,8 @@ export interface ClientRunResult {
   roundsEvaluated: number;
   declined: string | null;
   doneMessage: string;
+  /** This institution's own metrics of each global model it received (absent with localMetrics: false); never sent. */
+  localMetrics?: LocalModelMetrics[];
 }
 
 const isStatus = (error: unknown, ...codes: grpc.status[]) => codes.includes((error as grpc.ServiceError)?.code);
@@ -107,6 +117,15 @@ function jittered(ms: number): number {
 /** The first task of a collection (it starts a new attempt of the round's training or evaluation). */
 const STARTS_ATTEMPT = new Set(['TRAIN', 'EVALUATE', 'CKKS_KEYGEN']);
 
+/**
+ * Events (EventEmitter): 'registered' {runId}; 'trained' {round, metrics}; 'evaluated' {round, loss,
+ * accuracy, private?}; 'declined' {round, reason, detail, projectedEpsilon, budgetEpsilon}; 'released'
+ * {round, digest}; 'participation' {round, joined} (client-level DP: the secret coin, for the
+ * institution's own code only); 'refused', 'refused-again', 'secagg-refused', 'receipt-conflict';
+ * 'local-metrics' LocalModelMetrics (client-sdk/local-metrics.ts): a global model's exact metrics on
+ * this institution's validation rows, once per model, never sent anywhere; 'cross-site-evaluated' {round,
+ * sigma} (this institution's own histograms of the final model sent, sigma 0 when exact).
+ */
 export class FederationClient extends EventEmitter {
   private readonly connection: CoordinatorLink;
   private session: Uint8Array = new Uint8Array(0);
@@ -137,8 +156,17 @@ export class FederationClient extends EventEmitter {
   private readonly refusedTasks = new Map<string, { times: number }>();
   /** Wakes the run loop from a pause (close/stop). */
   private wake: (() => void) | null = null;
+  /** This institution's own metrics of the models it receives (null with localMetrics: false). */
+  private readonly localView: LocalModelView | null;
+  /** The answer to the run's cross-site evaluation (client-sdk/cross-site-release.ts). */
+  private readonly crossSite: CrossSiteRelease;
   constructor(private readonly options: FederationClientOptions) {
     super();
+    this.crossSite = new CrossSiteRelease(options.privacy);
+    this.localView = options.localMetrics === false ? null : new LocalModelView(options.learner, (metrics) => {
+      this.log(describeLocalMetrics(metrics));
+      this.emit('local-metrics', metrics);
+    });
     if (options.link) this.connection = options.link;
     else if (options.coordinator) this.connection = new CoordinatorConnection(options.coordinator, connectionCredentials(options), options.wireBytes);
     else throw new Error('coordinator: give the coordinator\'s address (or a link: a CoordinatorLink of your own transport)');
@@ -299,6 +327,7 @@ export class FederationClient extends EventEmitter {
         result.doneMessage = task.message;
         result.declined = this.declinedForBudget;
         result.roundsTrained = this.releasesProduced;
+        if (this.localView) result.localMetrics = this.localView.all;
         this.log(`done: ${task.message}`);
         break;
       }
@@ -383,10 +412,15 @@ export class FederationClient extends EventEmitter {
         case 'TRAIN':
           await this.train(ctx, envelope, task.secagg ?? null, task.ckks && task.ckks.publicKey.length > 0 ? task.ckks : null);
           result.roundsTrained = this.releasesProduced;
+          await this.observeLocally(ctx);
           return;
         case 'EVALUATE':
           await this.evaluate(ctx, envelope, task.secagg ?? null);
           result.roundsEvaluated++;
+          await this.observeLocally(ctx);
+          return;
+        case 'CROSS_SITE_EVALUATE':
+          await this.crossSiteEvaluate(ctx, envelope);
           return;
         case 'CKKS_KEYGEN':
           await this.ckksKeygen(envelope);
@@ -414,6 +448,17 @@ export class FederationClient extends EventEmitter {
         return;
       }
       throw error;
+    }
+  }
+
+  /** This institution's own metrics of the task's model, when it holds that model (after the task's answer is sent; never sent). */
+  private async observeLocally(ctx: TaskContext): Promise<void> {
+    if (!this.localView) return;
+    const held = ctx.modelId ? this.models.find((m) => m.id === ctx.modelId) : undefined;
+    try {
+      await this.localView.observe(ctx, held?.values);
+    } catch (error) {
+      this.log(`round ${ctx.round}: local metrics of the model not computed: ${(error as Error).message}`);
     }
   }
 
@@ -758,7 +803,8 @@ export class FederationClient extends EventEmitter {
     const model = await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? '');
     const outcome = await this.options.learner.evaluate(model, ctx);
     exitAtTestPoint('evaluate', ctx.round);
-    this.logLocalEvaluation(ctx, outcome);
+    if (this.localView) this.localView.keepScores(ctx.modelId, outcome.validation);
+    else this.logLocalEvaluation(ctx, outcome);
     if (ctx.config.evaluation.private) {
       await this.evaluatePrivately(ctx, envelope, secagg, outcome);
       return;
@@ -790,6 +836,20 @@ export class FederationClient extends EventEmitter {
       ],
     );
     this.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy });
+  }
+
+  /** The run's cross-site evaluation: this institution's own histograms of the final model, or a decline saying why. */
+  private async crossSiteEvaluate(ctx: TaskContext, envelope: Envelope): Promise<void> {
+    const answer = await this.crossSite.answer(ctx, async () => this.options.learner.evaluate(await this.downloadFlat(envelope, ctx.spec, ctx.modelId ?? ''), ctx));
+    if ('decline' in answer) {
+      const { reason, detail, projectedEpsilon, budgetEpsilon } = answer.decline;
+      await this.decline(envelope, reason, detail, projectedEpsilon, budgetEpsilon);
+      return;
+    }
+    const { header, tensors, sigma } = answer.result;
+    await this.connection.pushResult({ ...header, envelope }, tensors);
+    this.log(`cross-site evaluation of the final model (round ${ctx.round}) sent: ${sigma > 0 ? `this institution's own histograms with noise ${sigma.toFixed(3)} per cell, recorded in its ledger` : 'exact histograms (privacy off)'}`);
+    this.emit('cross-site-evaluated', { round: ctx.round, sigma });
   }
 
   /** The institution's own exact validation figures, to its own log only (never sent). */

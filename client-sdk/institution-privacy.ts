@@ -12,7 +12,11 @@
 // (scaled down when its own budget is below the run's target) over the planned evaluations, calibrates its
 // training noise so that training and evaluation events compose to at most min(target, own budget), never
 // adds less evaluation noise than that plan requires, records each evaluation in its ledger before the
-// released vector leaves, and declines an evaluation that would pass its budget.
+// released vector leaves, and declines an evaluation that would pass its budget. A run with cross-site
+// evaluation plans one more evaluation release (the institution's own noisy histograms of the final
+// model, released alone, recorded as a "cross-site" event): the same share covers it, so an institution
+// that follows its plan can afford it; one whose ledger holds other runs' events may not, and declines it
+// saying why.
 // Client level has no evaluation at the institutions: the histograms' sensitivity is one validation row,
 // while a client-level ledger accounts whole institutions, and no client-level evaluation mechanism is
 // built; the run evaluates on coordinator-held data (--evaluation-data) or not at all, and the client
@@ -93,13 +97,14 @@ export class InstitutionPrivacy implements ClientPrivacy {
     const record = task.config.privacy.record!;
     const share = task.config.evaluation.private;
     const every = task.config.evaluation.every ?? 1;
-    const key = `${task.runId}:${planned.sampleRate}:${planned.steps}:${record.plannedRounds}:${record.targetEpsilon}:${share ? `${share.epsilon}/${every}` : 'exact'}`;
+    const crossSite = Boolean(task.config.evaluation.crossSite);
+    const key = `${task.runId}:${planned.sampleRate}:${planned.steps}:${record.plannedRounds}:${record.targetEpsilon}:${share ? `${share.epsilon}/${every}/${crossSite}` : 'exact'}`;
     let plan = this.plans.get(key);
     if (!plan) {
       plan = planInstitutionNoise({
         targetEpsilon: record.targetEpsilon, budget: this.options.budget, accountant: record.accountant,
         training: { ...planned, rounds: record.plannedRounds },
-        evaluation: share ? { epsilon: share.epsilon, every } : null,
+        evaluation: share ? { epsilon: share.epsilon, every, crossSite } : null,
       });
       this.plans.set(key, plan);
     }
@@ -115,10 +120,11 @@ export class InstitutionPrivacy implements ClientPrivacy {
     const record = task.config.privacy.record;
     if (!share || !record) return null;
     const every = task.config.evaluation.every ?? 1;
-    const key = `${task.runId}:${record.plannedRounds}:${record.targetEpsilon}:${share.epsilon}/${every}`;
+    const crossSite = Boolean(task.config.evaluation.crossSite);
+    const key = `${task.runId}:${record.plannedRounds}:${record.targetEpsilon}:${share.epsilon}/${every}/${crossSite}`;
     let plan = this.evaluationPlans.get(key);
     if (!plan) {
-      plan = planInstitutionEvaluations({ targetEpsilon: record.targetEpsilon, budget: this.options.budget, accountant: record.accountant, rounds: record.plannedRounds, epsilon: share.epsilon, every });
+      plan = planInstitutionEvaluations({ targetEpsilon: record.targetEpsilon, budget: this.options.budget, accountant: record.accountant, rounds: record.plannedRounds, epsilon: share.epsilon, every, crossSite });
       this.evaluationPlans.set(key, plan);
     }
     return plan;
@@ -127,22 +133,33 @@ export class InstitutionPrivacy implements ClientPrivacy {
   /**
    * Before a private evaluation leaves: the noise to add (never less than this institution's own plan
    * requires, whatever the task asks for), refused when the round's candidate was already evaluated
-   * (a second release would spend twice) or when the event would pass the budget.
+   * (a second release would spend twice) or when the event would pass the budget. `crossSite`: the
+   * run's cross-site release of the final model (once per run, mode "cross-site"); refused when the run
+   * did not plan one.
    */
-  beforeEvaluation(task: TaskContext, o: { requested: number; secure?: { threshold: number } }): EvaluationDecision {
+  beforeEvaluation(task: TaskContext, o: { requested: number; secure?: { threshold: number }; crossSite?: boolean }): EvaluationDecision {
     const budgetEpsilon = this.options.budget.epsilon;
+    const what = o.crossSite ? 'cross-site evaluation' : 'evaluation';
     let plan: { count: number; multiplier: number } | null;
     try {
       plan = this.evaluationPlan(task);
     } catch (error) {
       return { allowed: false, reason: 'budget', projectedEpsilon: this.spent().epsilon, budgetEpsilon,
-        detail: `evaluation: no evaluation noise fits this institution's budget: ${(error as Error).message}` };
+        detail: `${what}: no evaluation noise fits this institution's budget: ${(error as Error).message}` };
     }
     if (!plan) throw new Error('private evaluation: the task carries no evaluation.private settings in record mode');
-    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode === 'evaluation');
+    if (o.crossSite && !task.config.evaluation.crossSite) {
+      return { allowed: false, reason: 'unplanned', projectedEpsilon: this.spent().epsilon, budgetEpsilon,
+        detail: `cross-site evaluation: run ${task.runId} did not plan one (evaluation.crossSite is not set), so its epsilon is not in this institution's plan; refused` };
+    }
+    const mode = o.crossSite ? 'cross-site' : 'evaluation';
+    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId })
+      .find((r) => r.event.mode === mode && (o.crossSite || r.event.round === task.round));
     if (already) {
       return { allowed: false, reason: 'already-released', projectedEpsilon: this.spent().epsilon, budgetEpsilon,
-        detail: `the candidate of round ${task.round} of run ${task.runId} was already evaluated (ledger row ${already.seq}); releasing again would spend privacy twice` };
+        detail: o.crossSite
+          ? `the cross-site evaluation of run ${task.runId} was already released (ledger row ${already.seq}); releasing again would spend privacy twice`
+          : `the candidate of round ${task.round} of run ${task.runId} was already evaluated (ledger row ${already.seq}); releasing again would spend privacy twice` };
     }
     const noise = planEvaluationNoise({ required: plan.multiplier, requested: o.requested, bins: task.config.evaluation.bins, secure: o.secure });
     const check = checkBudget(this.spentEvents(), [evaluationMechanism(noise.recordedMultiplier * EVALUATION_SENSITIVITY, 1)], this.options.budget, this.accountant(task));
@@ -152,14 +169,17 @@ export class InstitutionPrivacy implements ClientPrivacy {
       noise,
       projectedEpsilon: check.projectedEpsilon,
       budgetEpsilon,
-      detail: check.allowed ? `evaluation: projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : `evaluation: ${check.reason ?? 'over budget'}`,
+      detail: check.allowed ? `${what}: projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : `${what}: ${check.reason ?? 'over budget'}`,
     };
   }
 
-  /** Appends the evaluation event (Gaussian mechanism, sample rate 1, one step) to the ledger and signs it; call before the vector leaves. */
-  recordEvaluation(task: TaskContext, noise: EvaluationNoisePlan): PrivacyEventMsg {
+  /**
+   * Appends the evaluation event (Gaussian mechanism, sample rate 1, one step) to the ledger and signs it,
+   * as mode "cross-site" for the run's cross-site release; call before the vector leaves.
+   */
+  recordEvaluation(task: TaskContext, noise: EvaluationNoisePlan, o: { crossSite?: boolean } = {}): PrivacyEventMsg {
     return this.appendRelease(task, {
-      mode: 'evaluation', sampleRate: 1, noiseMultiplier: noise.recordedMultiplier, steps: 1, clipNorm: EVALUATION_SENSITIVITY,
+      mode: o.crossSite ? 'cross-site' : 'evaluation', sampleRate: 1, noiseMultiplier: noise.recordedMultiplier, steps: 1, clipNorm: EVALUATION_SENSITIVITY,
       // the cells' noise comes from the same cut-tail sampler as training noise: its missing mass is charged
       delta: this.chargedDelta({ samplerTailMass: 2 * task.config.evaluation.bins * samplerTailMassPerDraw(noise.sigma) }),
     }, this.accountant(task));

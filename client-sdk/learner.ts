@@ -56,12 +56,26 @@ export interface EvalOutcome {
   accuracy: number;
   /** The exact AUC on the validation rows (sort-based), for the institution's own log; never sent. */
   auc?: number;
+  /** The model's logits on the validation rows with their labels, for the institution's own metrics (client-sdk/local-metrics.ts); never sent. */
+  validation?: ValidationScores;
+}
+
+/** A model's logits on the institution's validation rows, in row order, with the rows' 0/1 labels. */
+export interface ValidationScores {
+  logits: Float32Array;
+  labels: ArrayLike<number>;
 }
 
 export interface Learner {
   /** `global` and `model` are shared with the client's model cache: read them, never modify them. */
   train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome>;
   evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome>;
+  /**
+   * The model's logits on the validation rows (for the institution's own metrics of a model it trains
+   * from without evaluating it; client-sdk/local-metrics.ts). Optional: a learner without it gets local
+   * metrics only of the models it evaluates, and only when its evaluate returns `validation`.
+   */
+  validationScores?(model: Float32Array, task: TaskContext): Promise<ValidationScores>;
   /** Local DP-SGD steps and sample rate a round of this task would take (for budget projection). */
   plannedMechanism?(task: TaskContext): PlannedMechanism | null;
   /**

@@ -86,6 +86,8 @@ export interface EvaluateResult {
   auc: number;
   /** AUC from the histogram alone (what the coordinator will see once summed). */
   histogramAuc: number;
+  /** The logit of every row, in row order. */
+  logits: Float32Array;
 }
 
 const EVAL_CHUNK = 8192;
@@ -319,6 +321,7 @@ export class LocalTrainer {
       histogram,
       auc: exactAuc(logits, data.y),
       histogramAuc: aucFromHistogram(histogram),
+      logits,
     };
   }
 

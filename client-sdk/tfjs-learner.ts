@@ -7,7 +7,7 @@
 // of the rows, so the privacy claim would not hold.
 import { featureColumns, schemaHash, type DataSchema } from '../proto/data-schema.ts';
 import type { Dataset } from './csv-dataset.ts';
-import type { EvalOutcome, Learner, PlannedMechanism, TaskContext, TrainOutcome } from './learner.ts';
+import type { EvalOutcome, Learner, PlannedMechanism, TaskContext, TrainOutcome, ValidationScores } from './learner.ts';
 import { LocalTrainer, type LocalTrainerOptions } from './local-trainer.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -112,6 +112,11 @@ export class TfjsLearner implements Learner {
   async evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome> {
     const { bins, logitRange } = task.config.evaluation;
     const r = this.trainerFor(task).evaluate(model, this.validation, { bins, logitRange });
-    return { histogram: r.histogram, numExamples: r.n, loss: r.loss, accuracy: r.accuracy, auc: r.auc };
+    return { histogram: r.histogram, numExamples: r.n, loss: r.loss, accuracy: r.accuracy, auc: r.auc, validation: { logits: r.logits, labels: this.validation.y } };
+  }
+
+  async validationScores(model: Float32Array, task: TaskContext): Promise<ValidationScores> {
+    if (this.validation.n === 0) return { logits: new Float32Array(0), labels: this.validation.y };
+    return { logits: this.trainerFor(task).logits(model, this.validation), labels: this.validation.y };
   }
 }

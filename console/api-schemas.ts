@@ -20,7 +20,7 @@ export const errorSchema = object({ statusCode: int, error: str, message: str },
 const chain = { seq: int, prevHash: hex, rowHash: hex, countersignature: hex };
 
 export const ledgerEventSchema = object({
-  institutionId: str, runId: str, round: int, mode: { type: 'string', enum: ['record', 'client', 'evaluation'] }, sampleRate: num, noiseMultiplier: num,
+  institutionId: str, runId: str, round: int, mode: { type: 'string', enum: ['record', 'client', 'evaluation', 'cross-site'] }, sampleRate: num, noiseMultiplier: num,
   steps: int, clipNorm: num, delta: num, modelVersion: int, time: str,
 });
 
@@ -59,7 +59,7 @@ export const verifySchema = {
 
 export const eventsQuerySchema = object(
   {
-    institution: id, run: id, mode: { type: 'string', enum: ['record', 'client', 'evaluation'] }, round: { type: 'integer', minimum: 0 },
+    institution: id, run: id, mode: { type: 'string', enum: ['record', 'client', 'evaluation', 'cross-site'] }, round: { type: 'integer', minimum: 0 },
     offset: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
   },
   [],

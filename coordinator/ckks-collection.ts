@@ -11,7 +11,7 @@ import type { NamedTensor } from '../proto/tensor-stream.ts';
 import type { DTypeName, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
 import type { Institution } from './institution-registry.ts';
 import { PhaseCollector } from './phase-collector.ts';
-import type { ResultSink } from './round-machine.ts';
+import type { ResultSink } from './round-types.ts';
 import { failedPrecondition, invalidArgument } from './rpc-error.ts';
 import type { TaskBoard } from './task-board.ts';
 
@@ -38,7 +38,7 @@ export interface CkksCollectionOptions {
 }
 
 export type CkksOutcome =
-  | { ok: true; key: CkksKey; weightedDeltaSum: Float32Array; totalWeight: number; reported: string[]; outcomes: Map<string, string>; events: Map<string, PrivacyEventMsg> }
+  | { ok: true; key: CkksKey; weightedDeltaSum: Float32Array; totalWeight: number; reported: string[]; outcomes: Map<string, { status: 'reported' | 'rejected' | 'declined' | 'dropped'; detail: string }>; events: Map<string, PrivacyEventMsg> }
   | { ok: false; key: CkksKey | null; reason: string; revealed?: { reported: number } };
 
 type Step = 'keygen' | 'encrypted' | 'decrypt' | 'done';
@@ -94,7 +94,7 @@ export class CkksCollection {
       this.aggregator = await CkksAggregator.create(this.vectorLength);
       for (const p of this.o.participants) this.post(p.id, 'TRAIN');
       const reported = await this.collect('encrypted training', this.o.participants.map((p) => p.id), this.o.roundDeadlineMs);
-      const outcomes = new Map([...this.collector!.all()].map(([id, o]) => [id, o.status === 'reported' ? 'reported' : `${o.status}: ${o.detail}`] as const));
+      const outcomes = new Map([...this.collector!.all()].map(([id, o]) => [id, { status: o.status, detail: o.status === 'reported' ? '' : o.detail }] as const));
       if (this.stopped) return { ok: false, key: this.key, reason: 'stopped' };
       if (reported.length < this.o.minReports) return { ok: false, key: this.key, reason: `only ${reported.length} encrypted updates arrived; --min-clients is ${this.o.minReports}` };
       this.summed = this.aggregator.result();

@@ -3,6 +3,7 @@
 // AUC and loss of the global model, reasons. Never an institution's example count (RoundSummary
 // carries it per institution; it is left out).
 import type { Logger } from '../proto/logger.ts';
+import type { CrossSiteSummary } from './cross-site-results.ts';
 import type { RoundMachine, RoundSummary } from './round-machine.ts';
 
 /** Logs `machine`'s events to `logger`; returns the unsubscriber. The run comes from the logger's context (roundContext) or bindings. */
@@ -31,6 +32,11 @@ export function logRoundEvents(machine: RoundMachine, logger: Logger): () => voi
     'evaluation-aborted': (e: { round: number; reason: string }) => logger.warn({ round: e.round, phase: 'evaluate', reason: e.reason }, 'evaluation aborted'),
     declined: (e: { institution: string; reason: string; detail: string }) =>
       logger.info({ round: machine.status.round, phase: 'train', institution: e.institution, reason: e.reason, detail: e.detail }, 'institution declined the round'),
+    'cross-site': (s: CrossSiteSummary) =>
+      logger.info(
+        { round: s.round, phase: 'cross-site', private: s.private, institutions: s.institutions.map((r) => ({ id: r.institutionId, status: r.status, auc: r.auc, aucStderr: r.aucStderr })) },
+        'cross-site evaluation recorded',
+      ),
     done: () => logger.info({ round: undefined, phase: 'done' }, 'run complete'),
   };
   for (const [event, handler] of Object.entries(handlers)) machine.on(event, handler);

@@ -56,7 +56,7 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
 
   /** A signed event from `institution` about this run's `round` at `modelVersion` in `mode`; throws an RpcError naming the field. */
   const checkSignedEvent = (institution: Institution, round: number, modelVersion: number, mode: LedgerMode, event: PrivacyEventMsg | null | undefined): LedgerEvent => {
-    if (!event) throw invalidArgument(`header.privacy_event: required (${mode === 'evaluation' ? 'a private evaluation' : 'record-level privacy mode'})`);
+    if (!event) throw invalidArgument(`header.privacy_event: required (${mode === 'evaluation' || mode === 'cross-site' ? 'a private evaluation' : 'record-level privacy mode'})`);
     const { signature: _signature, ...fields } = event;
     const e = { ...fields, mode: fields.mode as LedgerEvent['mode'] };
     try {
@@ -71,6 +71,12 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
     if (e.mode !== mode) throw invalidArgument(`header.privacy_event.mode: expected "${mode}", got "${e.mode}"`);
     if (!verifyEventSignature(e, event.signature, institution.publicKey)) throw invalidArgument('header.privacy_event.signature: does not verify with the institution\'s identity key');
     return e;
+  };
+
+  /** An evaluation release (a round's or the cross-site one): the Gaussian mechanism applied once to the histograms, sensitivity 1. */
+  const checkEvaluationMechanism = (e: LedgerEvent) => {
+    if (e.sampleRate !== 1 || e.steps !== 1) throw invalidArgument(`header.privacy_event: an evaluation event has sample rate 1 and one step, got ${e.sampleRate} and ${e.steps}`);
+    if (e.clipNorm !== EVALUATION_SENSITIVITY) throw invalidArgument(`header.privacy_event.clip_norm: an evaluation event records the sensitivity ${EVALUATION_SENSITIVITY}, got ${e.clipNorm}`);
   };
 
   return {
@@ -131,9 +137,16 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
 
     checkEvaluationEvent(institution: Institution, round: number, event: PrivacyEventMsg | null | undefined): void {
       // The candidate of round r has model version r; one application of the Gaussian mechanism on the histograms.
-      const e = checkSignedEvent(institution, round, round, 'evaluation', event);
-      if (e.sampleRate !== 1 || e.steps !== 1) throw invalidArgument(`header.privacy_event: an evaluation event has sample rate 1 and one step, got ${e.sampleRate} and ${e.steps}`);
-      if (e.clipNorm !== EVALUATION_SENSITIVITY) throw invalidArgument(`header.privacy_event.clip_norm: an evaluation event records the sensitivity ${EVALUATION_SENSITIVITY}, got ${e.clipNorm}`);
+      checkEvaluationMechanism(checkSignedEvent(institution, round, round, 'evaluation', event));
+    },
+
+    checkCrossSiteEvent(institution: Institution, round: number, event: PrivacyEventMsg | null | undefined): void {
+      // The final model is the committed model of the last round: model version = round.
+      checkEvaluationMechanism(checkSignedEvent(institution, round, round, 'cross-site', event));
+    },
+
+    recordCrossSiteEvent(institutionId: string, event: PrivacyEventMsg): void {
+      store.db.transaction(() => appendSigned(institutionId, event, 'cross-site'))();
     },
 
     recordRevealedSum(round, modelVersion, events, actualNoiseMultiplier) {

@@ -19,6 +19,7 @@ import {
 } from '../proto/model-file-format.ts';
 import { layerWidths, parameterCount, parseModelSpec, unflattenParameters, type ModelSpec } from '../proto/model-spec.ts';
 import type { RunConfig } from './run-config.ts';
+import { crossSiteResults } from './cross-site-results.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -221,6 +222,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     [PREPROCESSING_JSON]: sha256Hex(preprocessingText),
   };
   const privacy = run.config.task.privacy;
+  const crossSite = crossSiteResults(o.db, run.id);
   const card: ModelCard = {
     format: MODEL_CARD_FORMAT,
     runId: run.id,
@@ -239,6 +241,17 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     epsilon: epsilonAt(o.db, run, chosen.round),
     metrics: roundMetrics(o.db, run.id, chosen.round),
     metricsNote: 'global metrics as the coordinator recorded them for this round, from the evaluators\' summed score histograms on their validation rows (auc is histogram-binned); evaluation adds no noise of its own, so no auc_stderr is recorded',
+    ...(crossSite && crossSite.round === chosen.round
+      ? {
+        crossSite: {
+          private: crossSite.private,
+          institutions: crossSite.institutions.map((r) => ({ institution: r.institutionId, status: r.status, auc: r.auc, aucStderr: r.aucStderr, examples: r.examples, noiseMultiplier: r.noiseMultiplier, detail: r.detail })),
+          note: crossSite.private
+            ? 'each institution\'s own AUC of this model on its own validation rows, from the class histograms it released alone with its full evaluation noise (a "cross-site" event in its ledger, part of the epsilon above); auc_stderr is the error from that noise'
+            : 'each institution\'s own AUC of this model on its own validation rows, from its exact class histograms (privacy off: no privacy claim)',
+        },
+      }
+      : {}),
     modelHash: modelHashOf(files),
     files,
   };

@@ -1,6 +1,7 @@
 // The round machine's privacy hooks: who may be scheduled, whether the federation's budget allows another
 // round, what a training result or a private evaluation must carry, and the ledger rows of every sum the
 // coordinator sees (training and evaluation alike: recorded when revealed, not at commit).
+import type { ReleasePolicy } from '../privacy/release-policy.ts';
 import type { PrivacyEventMsg } from '../proto/wire.ts';
 import type { Institution } from './institution-registry.ts';
 
@@ -27,6 +28,25 @@ export interface RoundPrivacy {
    * as recordRevealedSum, in its own transaction, kept if the round then fails; idempotent.
    */
   recordEvaluationEvents(round: number, events: Map<string, PrivacyEventMsg>): void;
+  /** Checks the signed event of an institution's cross-site release of the final model (round `round`, mode "cross-site"); throws an RpcError naming the field. */
+  checkCrossSiteEvent(institution: Institution, round: number, event: PrivacyEventMsg | null | undefined): void;
+  /** Records an institution's cross-site event the moment its noisy histograms arrive (its own transaction; idempotent). */
+  recordCrossSiteEvent(institutionId: string, event: PrivacyEventMsg): void;
   /** ε summary per institution for progress output. */
   summary(): { id: string; epsilon: number; delta: number; budget: number | null }[];
+}
+
+/**
+ * Under local DP-SGD every training result carries its institution's signed event for this round and
+ * model version (checked here); under the other noise placements the institution records none with it.
+ */
+export function checkTrainingEvent(
+  policy: ReleasePolicy,
+  privacy: RoundPrivacy | undefined,
+  institution: Institution,
+  round: number,
+  modelVersion: number,
+  event: PrivacyEventMsg | null | undefined,
+): void {
+  if (policy.noise === 'local-dp-sgd') privacy?.checkResultEvent(institution, round, modelVersion, event);
 }

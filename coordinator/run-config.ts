@@ -25,6 +25,11 @@ export interface RunConfig {
   strategyOptions: StrategyOptions;
   modelSpec: ModelSpec;
   seed: string;
+  /**
+   * What every task carries. Its `evaluation.crossSite` (--cross-site-evaluation) is the run's cross-site
+   * evaluation at the end (coordinator/cross-site-evaluation.ts): it lives in the task so that each
+   * institution plans that release into its ε from the first round.
+   */
   task: Omit<TaskConfig, 'strategy' | 'proximalMu' | 'seed'>;
   /** Secure aggregation: Shamir threshold as a fraction of the round's participants (at least 2). */
   secaggThresholdFraction: number;

@@ -8,24 +8,12 @@
 // client's secrets can still be rebuilt (t holders among itself and its neighbours); when not, it aborts
 // with the reason and never reveals a partial result. A malformed or unverifiable message throws an
 // Error naming the problem, and its sender is excluded from that phase on (treated as dropped).
-import { addMask, addVectorMod32 } from '../privacy/mask-prg.ts';
+// The messages' shape checks are in secagg-message-checks.ts, the final unmasking in secagg-unmasking.ts.
+import { addVectorMod32 } from '../privacy/mask-prg.ts';
 import { checkThresholdForNeighbourhood, neighbourhoods } from '../privacy/masking-graph.ts';
-import {
-  checkContext,
-  checkSignedKeysShape,
-  pairwiseMaskSeed,
-  SHARE_CIPHERTEXT_BYTES,
-  SHARE_NONCE_BYTES,
-  verifyKeys,
-  verifyUnmask,
-  x25519PrivateKeyObject,
-  x25519PublicKey,
-  type EncryptedShare,
-  type SecAggContext,
-  type SignedKeys,
-  type UnmaskBody,
-} from '../privacy/secagg-keys.ts';
-import { combineWithCoefficients, lagrangeAtZero, shareValueToField } from '../privacy/shamir.ts';
+import { checkContext, checkSignedKeysShape, verifyKeys, verifyUnmask, type EncryptedShare, type SecAggContext, type SignedKeys, type UnmaskBody } from '../privacy/secagg-keys.ts';
+import { checkEncryptedShares, checkUnmaskShape, checkUnmaskShares } from './secagg-message-checks.ts';
+import { unmaskSum } from './secagg-unmasking.ts';
 
 export interface SecAggServerOptions {
   context: SecAggContext;
@@ -271,19 +259,15 @@ export class SecAggServer {
     this.inPhase('share', `shares of ${from}`);
     if (!this.keys.has(from)) this.reject(from, 'sent shares without advertising keys');
     if (this.shares.has(from)) this.reject(from, 'sent shares twice');
-    if (!Array.isArray(shares)) this.reject(from, 'shares must be an array');
-    const around = new Set(this.neighbourMap.get(from));
-    const seen = new Set<string>();
-    for (const share of shares) {
-      if (share?.fromInstitution !== from) this.reject(from, `share labelled as from ${share?.fromInstitution}`);
-      if (!around.has(share.toInstitution)) this.reject(from, `share addressed to ${share.toInstitution}, not a neighbour`);
-      if (seen.has(share.toInstitution)) this.reject(from, `two shares for ${share.toInstitution}`);
-      if (!(share.nonce instanceof Uint8Array) || share.nonce.length !== SHARE_NONCE_BYTES) this.reject(from, `share for ${share.toInstitution}: nonce must be ${SHARE_NONCE_BYTES} bytes`);
-      if (!(share.ciphertext instanceof Uint8Array) || share.ciphertext.length !== SHARE_CIPHERTEXT_BYTES) this.reject(from, `share for ${share.toInstitution}: ciphertext must be ${SHARE_CIPHERTEXT_BYTES} bytes`);
-      seen.add(share.toInstitution);
+    try {
+      checkEncryptedShares(from, shares, new Set(this.neighbourMap.get(from)));
+    } catch (error) {
+      this.reject(from, (error as Error).message);
     }
-    if (seen.size !== around.size) this.reject(from, `sent ${seen.size} shares for ${around.size} neighbours`);
-    this.shares.set(from, shares.map((s) => ({ ...s })));
+    this.shares.set(
+      from,
+      shares.map((s) => ({ ...s })),
+    );
   }
 
   /** The shares addressed to `institution` from everyone who shared keys; closes the share phase. */
@@ -323,33 +307,21 @@ export class SecAggServer {
     this.inPhase('unmask', `unmask answer of ${from}`);
     if (!this.maskedFrom.has(from)) this.reject(from, 'answered the unmask request without being a survivor');
     if (this.unmasks.has(from)) this.reject(from, 'answered the unmask request twice');
-    if (!body || !Array.isArray(body.selfMaskShares) || !Array.isArray(body.maskKeyShares)) this.reject(from, 'unmask answer must carry selfMaskShares and maskKeyShares arrays');
-    for (const s of [...body.selfMaskShares, ...body.maskKeyShares]) {
-      if (typeof s?.aboutInstitution !== 'string' || !(s.value instanceof Uint8Array)) this.reject(from, 'unmask answer has a malformed share (aboutInstitution string and value bytes required)');
+    try {
+      checkUnmaskShape(body);
+    } catch (error) {
+      this.reject(from, (error as Error).message);
     }
-    if (!(body.signature instanceof Uint8Array) || body.signature.length !== 64) this.reject(from, 'unmask answer signature must be 64 bytes');
     if (!verifyUnmask(this.identityKeys.get(from)!, this.context, from, body)) this.reject(from, 'bad signature on the unmask answer (forged, or for another run, round or collection)');
     const around = new Set([from, ...(this.neighbourMap.get(from) ?? [])]);
     const survivors = new Set(this.survivorList);
     const dropped = new Set(this.droppedList);
-    const expectSelf = new Set([...around].filter((id) => survivors.has(id)));
-    const expectKey = new Set([...around].filter((id) => dropped.has(id)));
-    const check = (list: UnmaskBody['selfMaskShares'], expected: Set<string>, kind: string) => {
-      const seen = new Set<string>();
-      for (const s of list) {
-        if (!expected.has(s.aboutInstitution)) this.reject(from, `unexpected ${kind} share about ${s.aboutInstitution}`);
-        if (seen.has(s.aboutInstitution)) this.reject(from, `two ${kind} shares about ${s.aboutInstitution}`);
-        try {
-          shareValueToField(s.value);
-        } catch (error) {
-          this.reject(from, `${kind} share about ${s.aboutInstitution}: ${(error as Error).message}`);
-        }
-        seen.add(s.aboutInstitution);
-      }
-      if (seen.size !== expected.size) this.reject(from, `sent ${seen.size} ${kind} shares, expected ${expected.size}`);
-    };
-    check(body.selfMaskShares, expectSelf, 'self-mask');
-    check(body.maskKeyShares, expectKey, 'mask-key');
+    try {
+      checkUnmaskShares(body.selfMaskShares, new Set([...around].filter((id) => survivors.has(id))), 'self-mask');
+      checkUnmaskShares(body.maskKeyShares, new Set([...around].filter((id) => dropped.has(id))), 'mask-key');
+    } catch (error) {
+      this.reject(from, (error as Error).message);
+    }
     this.unmasks.set(from, body);
   }
 
@@ -360,50 +332,15 @@ export class SecAggServer {
   result(): Uint32Array {
     if (this.resultValue) return new Uint32Array(this.resultValue);
     this.advanceTo('done');
-    const lagrange = new Map<string, bigint[]>();
-    const rebuild = (about: string, kind: 'self' | 'key'): Uint8Array => {
-      const holders: { x: number; value: Uint8Array }[] = [];
-      for (const holder of [about, ...(this.neighbourMap.get(about) ?? [])]) {
-        const body = this.unmasks.get(holder);
-        if (!body) continue;
-        const share = (kind === 'self' ? body.selfMaskShares : body.maskKeyShares).find((s) => s.aboutInstitution === about);
-        if (share) holders.push({ x: this.keys.get(holder)!.index, value: share.value });
-      }
-      if (holders.length < this.threshold) this.fail(`only ${holders.length} shares of the secrets of ${about}, below the threshold ${this.threshold}`);
-      const used = holders.sort((a, b) => a.x - b.x).slice(0, this.threshold);
-      const key = used.map((s) => s.x).join(',');
-      let coefficients = lagrange.get(key);
-      if (!coefficients) {
-        coefficients = lagrangeAtZero(used.map((s) => s.x));
-        lagrange.set(key, coefficients);
-      }
-      try {
-        return combineWithCoefficients(coefficients, used.map((s) => s.value));
-      } catch (error) {
-        this.fail(`could not rebuild the secrets of ${about}: ${(error as Error).message}`);
-      }
-    };
-    // Rebuild every secret before touching the sum: all or nothing.
-    const selfSeeds = this.survivorList.map((id) => rebuild(id, 'self'));
-    const droppedKeys = this.droppedList.map((id) => {
-      const privateKey = x25519PrivateKeyObject(rebuild(id, 'key'));
-      if (!Buffer.from(x25519PublicKey(privateKey)).equals(Buffer.from(this.keys.get(id)!.maskPublicKey))) {
-        this.fail(`the rebuilt mask key of ${id} does not match the key it advertised (a share was corrupted)`);
-      }
-      return privateKey;
-    });
-    const sum = new Uint32Array(this.sum);
-    for (const seed of selfSeeds) addMask(sum, seed, -1);
-    const survivors = new Set(this.survivorList);
-    this.droppedList.forEach((id, i) => {
-      const mine = this.keys.get(id)!;
-      for (const peer of this.neighbourMap.get(id) ?? []) {
-        if (!survivors.has(peer)) continue;
-        const other = this.keys.get(peer)!;
-        // The survivor added +mask if the dropped peer's index is above its own, else -mask: undo it.
-        const seed = pairwiseMaskSeed(droppedKeys[i], other.maskPublicKey, this.context, id, peer);
-        addMask(sum, seed, mine.index > other.index ? -1 : 1);
-      }
+    const sum = unmaskSum(this.sum, {
+      context: this.context,
+      threshold: this.threshold,
+      survivors: this.survivorList,
+      dropped: this.droppedList,
+      keys: this.keys,
+      neighbours: this.neighbourMap,
+      unmasks: this.unmasks,
+      fail: (reason) => this.fail(reason),
     });
     this.resultValue = sum;
     return new Uint32Array(sum);

@@ -7,7 +7,7 @@ import type { NamedTensor } from '../proto/tensor-stream.ts';
 import type { SecAggCollection } from '../privacy/secagg-keys.ts';
 import type { Institution } from './institution-registry.ts';
 import { PhaseCollector } from './phase-collector.ts';
-import type { ResultSink } from './round-machine.ts';
+import type { ResultSink } from './round-types.ts';
 import { failedPrecondition, invalidArgument } from './rpc-error.ts';
 import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
 import { SecAggServer } from './secagg-server.ts';

@@ -3,6 +3,7 @@
 // (local − global) in spec order.
 import { aucFromHistogram, aucStandardError } from '../privacy/auc-histogram.ts';
 import type { EvaluationTotals } from '../privacy/evaluation-vector.ts';
+import type { Contribution } from './round-types.ts';
 
 export interface ClientUpdate {
   institutionId: string;
@@ -82,4 +83,15 @@ export function metricsFromTotals(totals: EvaluationTotals): RoundMetrics {
   const metrics: RoundMetrics = { auc: aucFromHistogram(totals.histogram), loss: totals.lossSum / totals.n, accuracy: totals.correct / totals.n, examples: totals.n };
   if (noisy) metrics.aucStderr = aucStandardError(totals.histogram, totals.noiseSigma!);
   return metrics;
+}
+
+/**
+ * The aggregate phase of a round: the strategy's new global model from what the round collected, the
+ * updates' weighted sum or the updates themselves (whose vectors go back to their pool afterwards).
+ */
+export function aggregateContribution(strategy: Strategy, round: number, global: Float32Array, contribution: Contribution): Float32Array {
+  if ('sum' in contribution) return strategy.aggregateFitFromSum(round, global, contribution.sum);
+  const next = strategy.aggregateFit(round, global, contribution.updates);
+  contribution.release();
+  return next;
 }

@@ -26,10 +26,19 @@
 // i.e. a multiplier of σ/√t and a larger ε than recorded. SecAgg itself must also hold (the coordinator
 // learns only the sum of at least t vectors).
 //
+// Cross-site evaluation (a run option): after the last round, each institution scores the final model
+// on its validation rows and releases its own two noisy class histograms, alone (not in a secure sum),
+// so that the coordinator can report every institution's own AUC of the final model. That is a release
+// of its own: the same Gaussian mechanism on the same histograms (Δ = 1) with the institution's full
+// planned σ (no share: nothing else is summed with it), recorded in its ledger as a "cross-site" event
+// before the vector leaves. Its cost is planned, not found afterwards: it counts as one more planned
+// evaluation release, so the evaluation share ε_e is spread over one more release and the run's total
+// (training, evaluations and the cross-site release) still composes to the target.
+//
 // Budget: the run's target ε covers training and evaluation. The evaluation share ε_e is spread over the
-// planned evaluations (every K rounds and always the last round); the evaluation σ is calibrated from it,
-// then the training noise multiplier so that training and evaluation events compose (accountant, never
-// adding ε's) to at most the target.
+// planned evaluation releases (every K rounds and always the last round, plus the cross-site release
+// when the run has one); the evaluation σ is calibrated from it, then the training noise multiplier so
+// that training and evaluation events compose (accountant, never adding ε's) to at most the target.
 import { makeAccountant, type AccountantKind } from './accountant.ts';
 import { calibrateNoiseMultiplier } from './calibrate.ts';
 import { sampleDiscreteGaussian } from './discrete-gaussian.ts';
@@ -63,6 +72,11 @@ export function plannedEvaluationCount(rounds: number, every: number): number {
   positiveInteger(rounds, 'rounds');
   positiveInteger(every, 'every');
   return Math.floor(rounds / every) + (rounds % every === 0 ? 0 : 1);
+}
+
+/** The evaluation releases a run plans: its planned evaluations, plus one with cross-site evaluation at the end. */
+export function plannedEvaluationReleases(rounds: number, every: number, crossSite = false): number {
+  return plannedEvaluationCount(rounds, every) + (crossSite ? 1 : 0);
 }
 
 /** The noise multiplier (σ/Δ) of one evaluation when `evaluations` of them compose to (epsilon, delta). */
@@ -204,13 +218,14 @@ export interface InstitutionNoisePlan {
 }
 
 /**
- * An institution's planned evaluations for a run and the noise multiplier each needs: the run's
- * evaluation share scaled by min(1, own budget / run target), spread over the planned evaluations.
+ * An institution's planned evaluation releases for a run and the noise multiplier each needs: the run's
+ * evaluation share scaled by min(1, own budget / run target), spread over the planned evaluations (and
+ * the cross-site release).
  */
 export function planInstitutionEvaluations(o: {
-  targetEpsilon: number; budget: { epsilon: number; delta: number }; accountant?: AccountantKind; rounds: number; epsilon: number; every: number;
+  targetEpsilon: number; budget: { epsilon: number; delta: number }; accountant?: AccountantKind; rounds: number; epsilon: number; every: number; crossSite?: boolean;
 }): { count: number; multiplier: number } {
-  const count = plannedEvaluationCount(o.rounds, o.every);
+  const count = plannedEvaluationReleases(o.rounds, o.every, o.crossSite);
   const epsilon = o.epsilon * Math.min(1, o.budget.epsilon / o.targetEpsilon);
   return { count, multiplier: calibrateEvaluationSigma({ epsilon, delta: o.budget.delta, evaluations: count, accountant: o.accountant }) / EVALUATION_SENSITIVITY };
 }
@@ -224,7 +239,7 @@ export function planInstitutionEvaluations(o: {
 export function planInstitutionNoise(o: {
   targetEpsilon: number; budget: { epsilon: number; delta: number }; accountant?: AccountantKind;
   training: { sampleRate: number; steps: number; rounds: number };
-  evaluation?: { epsilon: number; every: number } | null;
+  evaluation?: { epsilon: number; every: number; crossSite?: boolean } | null;
 }): InstitutionNoisePlan {
   const own = Math.min(o.targetEpsilon, o.budget.epsilon);
   const evaluation = o.evaluation

@@ -13,13 +13,15 @@ import { verifySignature, type IdentityKey } from './identity.ts';
 
 /**
  * The release an event accounts for: record-level training (DP-SGD), client-level training (DP-FedAvg),
- * or a private evaluation of a candidate model on the institution's validation rows (the Gaussian
+ * a private evaluation of a candidate model on the institution's validation rows (the Gaussian
  * mechanism on its class histograms: sample rate 1, one step, clip norm = the sensitivity 1; see
- * privacy/evaluation-mechanism.ts). Being part of the ledger's (institution, run, round, mode) key, an
- * evaluation and a training release of the same round are two rows, and both compose into ε.
+ * privacy/evaluation-mechanism.ts), or the cross-site evaluation of a run's final model (the same
+ * mechanism, the institution's own histograms released alone, once per run, at the last round). Being
+ * part of the ledger's (institution, run, round, mode) key, releases of the same round are separate
+ * rows, and all of them compose into ε.
  */
-export type LedgerMode = 'record' | 'client' | 'evaluation';
-export const LEDGER_MODES: readonly LedgerMode[] = ['record', 'client', 'evaluation'];
+export type LedgerMode = 'record' | 'client' | 'evaluation' | 'cross-site';
+export const LEDGER_MODES: readonly LedgerMode[] = ['record', 'client', 'evaluation', 'cross-site'];
 
 export interface LedgerEvent {
   institutionId: string;
@@ -106,7 +108,7 @@ export function validateLedgerEvent(e: unknown): asserts e is LedgerEvent {
   checkId(v.institutionId, 'institutionId');
   checkId(v.runId, 'runId');
   checkNumber(v.round, 'round', (x) => Number.isInteger(x) && x >= 0 && x <= 0xffffffff, 'an integer in [0, 2^32)');
-  if (!LEDGER_MODES.includes(v.mode as LedgerMode)) throw new Error(`ledger event: mode must be "record", "client" or "evaluation", got ${JSON.stringify(v.mode)}`);
+  if (!LEDGER_MODES.includes(v.mode as LedgerMode)) throw new Error(`ledger event: mode must be "record", "client", "evaluation" or "cross-site", got ${JSON.stringify(v.mode)}`);
   checkNumber(v.sampleRate, 'sampleRate', (x) => x > 0 && x <= 1, 'in (0, 1]');
   checkNumber(v.noiseMultiplier, 'noiseMultiplier', (x) => x > 0, 'a positive number');
   checkNumber(v.steps, 'steps', (x) => Number.isSafeInteger(x) && x >= 1, 'a positive integer');

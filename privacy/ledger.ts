@@ -4,19 +4,9 @@
 // savepoint, so an event commits with its round); each institution keeps its own local ledger file with the
 // same class, countersigned by its own key.
 //
-// Tables (created if absent):
-//   ledger_meta          key/value: format, countersigner_public_key (hex), head_seq, head_hash, head_signature
-//   ledger_institutions  an institution's identity public key and declared budget (a later row with the same key
-//                        and another budget updates the budget; another key is refused)
-//   ledger_events        one privacy event per (institution, run, round, mode), with the institution's signature
-//   ledger_refusals      why the holder of this ledger stopped sampling / training an institution in a round
-// All three row tables share ONE chain: seq runs 1, 2, 3 … across them, and every row stores
-//   prev_hash        row_hash of seq − 1 (for seq 1: SHA-256("dpfed.v1/ledger-genesis" 0x00 countersigner key))
-//   row_hash         SHA-256(prev_hash || canonical row bytes || institution signature (events only))
-//   countersignature Ed25519 by the countersigner over encodeCanonical("dpfed.v1/ledger-countersign", row_hash)
-// and ledger_meta holds the head (seq, hash) with the countersigner's signature over it, so removing rows from
-// the end is detected too. SQLite triggers refuse UPDATE and DELETE on the row tables (defence in depth; verify()
-// does not rely on them).
+// Tables, the chain and what each row stores: ledger-schema.ts and ledger-hashing.ts; row types:
+// ledger-rows.ts; verification: ledger-verification.ts; what an institution has spent and has left:
+// ledger-summary.ts; CSV export: ledger-csv.ts.
 //
 // What verify() proves: every row is intact, in order, none missing or inserted, every event carries a valid
 // signature by the key its institution registered earlier in the chain, every row and the head are
@@ -30,73 +20,48 @@
 // Budgets: appendWithinBudget() checks the budget with the accountant (composing all the institution's events
 // with the new one) and appends in the same BEGIN IMMEDIATE transaction, so two processes sharing one ledger
 // file cannot both pass the check and together overspend.
-import { createHash } from 'node:crypto';
 import type { Accountant } from './accountant.ts';
 import { checkBudget, projectedRoundsLeft, validateBudget, composedEpsilon, type PrivacyBudget } from './budget.ts';
-import { verifySignature, type IdentityKey } from './identity.ts';
+import type { IdentityKey } from './identity.ts';
+import { canonicalEventBytes, pickLedgerEvent, validateLedgerEvent, verifyEventSignature, type LedgerEvent } from './ledger-event.ts';
+import { eventsCsv } from './ledger-csv.ts';
+import { countersignBytes, genesisHash, headBytes, hex, rowHashOf, unhex } from './ledger-hashing.ts';
 import {
-  canonicalEventBytes,
-  encodeCanonical,
-  pickLedgerEvent,
-  validateLedgerEvent,
-  verifyEventSignature,
-  type LedgerEvent,
-} from './ledger-event.ts';
+  filterClause,
+  toInstitutionRow,
+  toLedgerRow,
+  toRefusalRow,
+  type AnyRow,
+  type ChainFields,
+  type InstitutionRow,
+  type LedgerDatabase,
+  type LedgerFilter,
+  type LedgerRow,
+  type RefusalRow,
+  type Row,
+} from './ledger-rows.ts';
+import { FORMAT, ROW_TABLES, SCHEMA } from './ledger-schema.ts';
+import { mechanismOf, summariseInstitution, type InstitutionSummary } from './ledger-summary.ts';
+import { verifyLedger, type VerifyResult } from './ledger-verification.ts';
 import type { MechanismEvent } from './mechanism-event.ts';
-import { receiptBytes, signReceipt, validateReceipt, type LedgerReceipt } from './receipts.ts';
+import { signReceipt, type LedgerReceipt } from './receipts.ts';
+
+export type { ChainFields, InstitutionRow, LedgerDatabase, LedgerFilter, LedgerRow, LedgerStatement, RefusalRow } from './ledger-rows.ts';
+export type { VerifyResult } from './ledger-verification.ts';
+export type { InstitutionSummary } from './ledger-summary.ts';
+export { CSV_COLUMNS } from './ledger-csv.ts';
+export { genesisHash } from './ledger-hashing.ts';
 
 /** appendWithinBudget() refused: the event would take the institution past its budget (nothing was appended). */
 export class BudgetExceededError extends Error {
-  constructor(message: string, readonly projectedEpsilon: number, readonly budget: PrivacyBudget) {
+  constructor(
+    message: string,
+    readonly projectedEpsilon: number,
+    readonly budget: PrivacyBudget,
+  ) {
     super(message);
     this.name = 'BudgetExceededError';
   }
-}
-
-/** The part of a better-sqlite3 Database the ledger uses. */
-export interface LedgerStatement {
-  run(...params: unknown[]): unknown;
-  get(...params: unknown[]): unknown;
-  all(...params: unknown[]): unknown[];
-}
-export interface LedgerDatabase {
-  prepare(sql: string): LedgerStatement;
-  exec(sql: string): unknown;
-  readonly inTransaction: boolean;
-}
-
-export interface ChainFields {
-  seq: number;
-  prevHash: string;
-  rowHash: string;
-  countersignature: string;
-}
-
-/** An event row. Hashes and signatures are lowercase hex. */
-export interface LedgerRow extends ChainFields {
-  event: LedgerEvent;
-  institutionSignature: string;
-}
-
-export interface InstitutionRow extends ChainFields {
-  institutionId: string;
-  publicKey: string;
-  budget: PrivacyBudget;
-  time: string;
-}
-
-export interface RefusalRow extends ChainFields {
-  institutionId: string;
-  runId: string;
-  round: number;
-  reason: string;
-  projectedEpsilon: number;
-  time: string;
-}
-
-export interface LedgerFilter {
-  institutionId?: string;
-  runId?: string;
 }
 
 export interface SpentEpsilon {
@@ -105,28 +70,6 @@ export interface SpentEpsilon {
   order?: number;
 }
 
-export interface InstitutionSummary {
-  institutionId: string;
-  publicKey: string;
-  accountant: 'rdp' | 'pld';
-  /** ε composed over the events shown (those matching the filter). */
-  epsilon: number;
-  order?: number;
-  /** δ the ε is stated at: the institution's budget δ. */
-  delta: number;
-  /** ε composed over ALL this institution's events in this ledger (every run): what the budget is charged. */
-  epsilonTotal: number;
-  budget: PrivacyBudget;
-  /** budget ε − epsilonTotal, never below 0. */
-  remaining: number;
-  /** Further rounds like the institution's latest event that fit the budget; null without events. */
-  projectedRoundsLeft: number | null;
-  events: LedgerRow[];
-  refusals: RefusalRow[];
-}
-
-export type VerifyResult = { ok: true; rows: number; headHash: string } | { ok: false; badRow: number; reason: string };
-
 export interface LedgerOptions {
   /** The key that countersigns rows. Without it the ledger is read-only (nothing is created or appended). */
   countersigner?: IdentityKey;
@@ -134,177 +77,9 @@ export interface LedgerOptions {
   now?: () => Date;
 }
 
-const FORMAT = 'dpfed.v1/ledger';
-const ROW_TABLES = ['ledger_institutions', 'ledger_events', 'ledger_refusals'] as const;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ledger_institutions (
-  seq INTEGER PRIMARY KEY, institution_id TEXT NOT NULL, public_key TEXT NOT NULL,
-  budget_epsilon REAL NOT NULL, budget_delta REAL NOT NULL, time TEXT NOT NULL,
-  prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL, countersignature TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS ledger_institutions_by_id ON ledger_institutions (institution_id, seq);
-CREATE TABLE IF NOT EXISTS ledger_events (
-  seq INTEGER PRIMARY KEY, institution_id TEXT NOT NULL, run_id TEXT NOT NULL, round INTEGER NOT NULL,
-  mode TEXT NOT NULL, sample_rate REAL NOT NULL, noise_multiplier REAL NOT NULL, steps INTEGER NOT NULL,
-  clip_norm REAL NOT NULL, delta REAL NOT NULL, model_version INTEGER NOT NULL, time TEXT NOT NULL,
-  institution_signature TEXT NOT NULL, prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL, countersignature TEXT NOT NULL,
-  UNIQUE (institution_id, run_id, round, mode));
-CREATE TABLE IF NOT EXISTS ledger_refusals (
-  seq INTEGER PRIMARY KEY, institution_id TEXT NOT NULL, run_id TEXT NOT NULL, round INTEGER NOT NULL,
-  reason TEXT NOT NULL, projected_epsilon REAL NOT NULL, time TEXT NOT NULL,
-  prev_hash TEXT NOT NULL, row_hash TEXT NOT NULL, countersignature TEXT NOT NULL,
-  UNIQUE (institution_id, run_id, round));
-${ROW_TABLES.map(
-  (t) => `
-CREATE TRIGGER IF NOT EXISTS ${t}_no_update BEFORE UPDATE ON ${t} BEGIN SELECT RAISE(ABORT, '${t} is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ${t}_no_delete BEFORE DELETE ON ${t} BEGIN SELECT RAISE(ABORT, '${t} is append-only'); END;`,
-).join('')}
-`;
-
-type Row = Record<string, unknown>;
-type AnyRow = { kind: 'institution'; row: InstitutionRow } | { kind: 'event'; row: LedgerRow } | { kind: 'refusal'; row: RefusalRow };
-
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
-const HEX_RE = /^(?:[0-9a-f]{2})*$/;
-function unhex(text: string, name: string, length?: number): Uint8Array {
-  if (typeof text !== 'string' || !HEX_RE.test(text)) throw new Error(`${name} is not lowercase hex`);
-  const bytes = new Uint8Array(Buffer.from(text, 'hex'));
-  if (length !== undefined && bytes.length !== length) throw new Error(`${name} must be ${length} bytes, got ${bytes.length}`);
-  return bytes;
-}
-const sha256 = (...parts: Uint8Array[]) => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
-};
-
-export function genesisHash(countersignerPublicKey: Uint8Array): Uint8Array {
-  return sha256(encodeCanonical('dpfed.v1/ledger-genesis', [{ b: countersignerPublicKey }]));
-}
-
-function institutionRowBytes(r: InstitutionRow): Uint8Array {
-  return encodeCanonical('dpfed.v1/ledger-row/institution', [
-    { u: r.seq },
-    { s: r.institutionId },
-    { b: unhex(r.publicKey, 'public_key', 32) },
-    { f: r.budget.epsilon },
-    { f: r.budget.delta },
-    { s: r.time },
-  ]);
-}
-
-function eventRowBytes(r: LedgerRow): Uint8Array {
-  return encodeCanonical('dpfed.v1/ledger-row/event', [{ u: r.seq }, { b: canonicalEventBytes(r.event) }]);
-}
-
-function refusalRowBytes(r: RefusalRow): Uint8Array {
-  return encodeCanonical('dpfed.v1/ledger-row/refusal', [
-    { u: r.seq },
-    { s: r.institutionId },
-    { s: r.runId },
-    { u: r.round },
-    { s: r.reason },
-    { f: r.projectedEpsilon },
-    { s: r.time },
-  ]);
-}
-
-function rowHashOf(entry: AnyRow, prevHash: Uint8Array): Uint8Array {
-  if (entry.kind === 'institution') return sha256(prevHash, institutionRowBytes(entry.row));
-  if (entry.kind === 'refusal') return sha256(prevHash, refusalRowBytes(entry.row));
-  return sha256(prevHash, eventRowBytes(entry.row), unhex(entry.row.institutionSignature, 'institution_signature', 64));
-}
-
-const countersignBytes = (rowHash: Uint8Array) => encodeCanonical('dpfed.v1/ledger-countersign', [{ b: rowHash }]);
-const headBytes = receiptBytes;
-
-function toInstitutionRow(r: Row): InstitutionRow {
-  return {
-    seq: r.seq as number,
-    institutionId: r.institution_id as string,
-    publicKey: r.public_key as string,
-    budget: { epsilon: r.budget_epsilon as number, delta: r.budget_delta as number },
-    time: r.time as string,
-    prevHash: r.prev_hash as string,
-    rowHash: r.row_hash as string,
-    countersignature: r.countersignature as string,
-  };
-}
-
-function toLedgerRow(r: Row): LedgerRow {
-  return {
-    seq: r.seq as number,
-    event: {
-      institutionId: r.institution_id as string,
-      runId: r.run_id as string,
-      round: r.round as number,
-      mode: r.mode as LedgerEvent['mode'],
-      sampleRate: r.sample_rate as number,
-      noiseMultiplier: r.noise_multiplier as number,
-      steps: r.steps as number,
-      clipNorm: r.clip_norm as number,
-      delta: r.delta as number,
-      modelVersion: r.model_version as number,
-      time: r.time as string,
-    },
-    institutionSignature: r.institution_signature as string,
-    prevHash: r.prev_hash as string,
-    rowHash: r.row_hash as string,
-    countersignature: r.countersignature as string,
-  };
-}
-
-function toRefusalRow(r: Row): RefusalRow {
-  return {
-    seq: r.seq as number,
-    institutionId: r.institution_id as string,
-    runId: r.run_id as string,
-    round: r.round as number,
-    reason: r.reason as string,
-    projectedEpsilon: r.projected_epsilon as number,
-    time: r.time as string,
-    prevHash: r.prev_hash as string,
-    rowHash: r.row_hash as string,
-    countersignature: r.countersignature as string,
-  };
-}
-
-const mechanismOf = (e: LedgerEvent): MechanismEvent => ({ sampleRate: e.sampleRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps });
-
-/** What one more round is projected to cost: the latest training release, plus the latest evaluation once there was one. */
-function nextRoundOf(rows: readonly LedgerRow[]): MechanismEvent[] {
-  const latest = (evaluation: boolean) => [...rows].reverse().find((r) => (r.event.mode === 'evaluation') === evaluation)?.event;
-  return [latest(false), latest(true)].filter((e): e is LedgerEvent => e !== undefined).map(mechanismOf);
-}
-
 function sameEvent(a: LedgerEvent, b: LedgerEvent): boolean {
   return Buffer.from(canonicalEventBytes(a)).equals(Buffer.from(canonicalEventBytes(b)));
 }
-
-function filterClause(filter: LedgerFilter | undefined): { where: string; params: string[] } {
-  const conditions: string[] = [];
-  const params: string[] = [];
-  if (filter?.institutionId !== undefined) {
-    conditions.push('institution_id = ?');
-    params.push(filter.institutionId);
-  }
-  if (filter?.runId !== undefined) {
-    conditions.push('run_id = ?');
-    params.push(filter.runId);
-  }
-  return { where: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', params };
-}
-
-function csvCell(value: string | number): string {
-  const text = String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-export const CSV_COLUMNS = [
-  'seq', 'institution_id', 'run_id', 'round', 'mode', 'sample_rate', 'noise_multiplier', 'steps', 'clip_norm', 'delta',
-  'model_version', 'time', 'institution_signature', 'prev_hash', 'row_hash', 'countersignature',
-] as const;
 
 export class PrivacyLedger {
   readonly db: LedgerDatabase;
@@ -435,9 +210,7 @@ export class PrivacyLedger {
   }
 
   private existingEvent(e: LedgerEvent): LedgerRow | undefined {
-    const row = this.db
-      .prepare('SELECT * FROM ledger_events WHERE institution_id = ? AND run_id = ? AND round = ? AND mode = ?')
-      .get(e.institutionId, e.runId, e.round, e.mode) as Row | undefined;
+    const row = this.db.prepare('SELECT * FROM ledger_events WHERE institution_id = ? AND run_id = ? AND round = ? AND mode = ?').get(e.institutionId, e.runId, e.round, e.mode) as Row | undefined;
     return row ? toLedgerRow(row) : undefined;
   }
 
@@ -486,8 +259,24 @@ export class PrivacyLedger {
           `INSERT INTO ledger_events (seq, institution_id, run_id, round, mode, sample_rate, noise_multiplier, steps, clip_norm, delta,
              model_version, time, institution_signature, prev_hash, row_hash, countersignature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(row.seq, e.institutionId, e.runId, e.round, e.mode, e.sampleRate, e.noiseMultiplier, e.steps, e.clipNorm, e.delta, e.modelVersion, e.time,
-          row.institutionSignature, row.prevHash, row.rowHash, row.countersignature);
+        .run(
+          row.seq,
+          e.institutionId,
+          e.runId,
+          e.round,
+          e.mode,
+          e.sampleRate,
+          e.noiseMultiplier,
+          e.steps,
+          e.clipNorm,
+          e.delta,
+          e.modelVersion,
+          e.time,
+          row.institutionSignature,
+          row.prevHash,
+          row.rowHash,
+          row.countersignature,
+        );
       return row;
     });
   }
@@ -506,10 +295,7 @@ export class PrivacyLedger {
     return this.atomically(() => {
       const existing = this.db.prepare('SELECT * FROM ledger_refusals WHERE institution_id = ? AND run_id = ? AND round = ?').get(institutionId, runId, round) as Row | undefined;
       if (existing) return toRefusalRow(existing);
-      const row = this.chain<RefusalRow>(
-        (seq, prevHash) => ({ seq, institutionId, runId, round, reason, projectedEpsilon, time: this.now().toISOString(), prevHash }),
-        'refusal',
-      );
+      const row = this.chain<RefusalRow>((seq, prevHash) => ({ seq, institutionId, runId, round, reason, projectedEpsilon, time: this.now().toISOString(), prevHash }), 'refusal');
       this.db
         .prepare('INSERT INTO ledger_refusals (seq, institution_id, run_id, round, reason, projected_epsilon, time, prev_hash, row_hash, countersignature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
         .run(row.seq, row.institutionId, row.runId, row.round, row.reason, row.projectedEpsilon, row.time, row.prevHash, row.rowHash, row.countersignature);
@@ -543,7 +329,11 @@ export class PrivacyLedger {
   spent(institutionId: string, accountant: Accountant, opts: { runId?: string } = {}): SpentEpsilon {
     const { delta: budgetDelta } = this.budgetOf(institutionId);
     const rows = this.events({ institutionId, runId: opts.runId });
-    const { epsilon, order } = composedEpsilon(rows.map((r) => mechanismOf(r.event)), budgetDelta, accountant);
+    const { epsilon, order } = composedEpsilon(
+      rows.map((r) => mechanismOf(r.event)),
+      budgetDelta,
+      accountant,
+    );
     // Each event's δ above the budget's is the explicit charge of its noise sampler's cut tail
     // (privacy/discretisation-cost.ts, charged at the budget's ε, which the composed ε never passes): the
     // charges add to the δ the composition is stated at.
@@ -569,26 +359,12 @@ export class PrivacyLedger {
     const institutions = this.institutions().filter((i) => filter?.institutionId === undefined || i.institutionId === filter.institutionId);
     return institutions.map((institution) => {
       const id = institution.institutionId;
-      const events = this.events({ institutionId: id, runId: filter?.runId });
-      const all = this.mechanisms(id);
-      const shown = composedEpsilon(events.map((r) => mechanismOf(r.event)), institution.budget.delta, accountant);
-      const total = filter?.runId === undefined ? shown.epsilon : composedEpsilon(all, institution.budget.delta, accountant).epsilon;
-      const nextRound = nextRoundOf(this.events({ institutionId: id }));
-      const summary: InstitutionSummary = {
-        institutionId: id,
-        publicKey: institution.publicKey,
-        accountant: accountant.kind,
-        epsilon: shown.epsilon,
-        delta: institution.budget.delta,
-        epsilonTotal: total,
-        budget: institution.budget,
-        remaining: Math.max(0, institution.budget.epsilon - total),
-        projectedRoundsLeft: nextRound.length ? projectedRoundsLeft(all, nextRound, institution.budget, accountant) : null,
-        events,
-        refusals: this.refusals({ institutionId: id, runId: filter?.runId }),
-      };
-      if (shown.order !== undefined) summary.order = shown.order;
-      return summary;
+      return summariseInstitution(
+        institution,
+        { shown: this.events({ institutionId: id, runId: filter?.runId }), all: this.events({ institutionId: id }), runFiltered: filter?.runId !== undefined },
+        this.refusals({ institutionId: id, runId: filter?.runId }),
+        accountant,
+      );
     });
   }
 
@@ -600,119 +376,11 @@ export class PrivacyLedger {
    * given and none is for this ledger's key, verification fails (the ledger was replaced, or the wrong file).
    */
   verify(opts: { countersignerPublicKey?: Uint8Array; receipts?: readonly LedgerReceipt[] } = {}): VerifyResult {
-    const chain = this.verifyChain(opts);
-    if (!chain.ok || opts.receipts === undefined) return chain;
-    const key = hex(this.countersignerPublicKey);
-    const mine = opts.receipts.filter((r) => r.ledgerKey === key);
-    if (mine.length === 0) {
-      return { ok: false, badRow: 0, reason: `none of the ${opts.receipts.length} receipts is for this ledger's countersigner ${key.slice(0, 16)}… (a ledger replaced under another key, or receipts of another ledger)` };
-    }
-    for (const receipt of [...mine].sort((a, b) => b.seq - a.seq)) {
-      try {
-        validateReceipt(receipt);
-      } catch (error) {
-        return { ok: false, badRow: receipt.seq, reason: `receipt for seq ${receipt.seq}: ${(error as Error).message}` };
-      }
-      if (receipt.seq > chain.rows) {
-        return {
-          ok: false, badRow: receipt.seq,
-          reason: `row ${receipt.seq} is missing: a receipt signed by this ledger's key (held by the other party, for ${receipt.subject}) names head seq ${receipt.seq}, hash ${receipt.hash.slice(0, 16)}…, but the ledger holds ${chain.rows} rows (tail truncated to an older head, or wiped)`,
-        };
-      }
-      const actual = this.rowHashAt(receipt.seq);
-      if (actual !== receipt.hash) {
-        return {
-          ok: false, badRow: receipt.seq,
-          reason: `row ${receipt.seq} does not match the receipt signed by this ledger's key (hash ${receipt.hash.slice(0, 16)}…, found ${String(actual).slice(0, 16)}…): the ledger was rewritten or re-chained after the receipt`,
-        };
-      }
-    }
-    return chain;
-  }
-
-  private verifyChain(opts: { countersignerPublicKey?: Uint8Array }): VerifyResult {
-    const key = this.countersignerPublicKey;
-    if (opts.countersignerPublicKey && hex(opts.countersignerPublicKey) !== hex(key)) {
-      return { ok: false, badRow: 0, reason: `ledger_meta names countersigner ${hex(key)}, not the trusted key ${hex(opts.countersignerPublicKey)}` };
-    }
-    let rows: AnyRow[];
-    try {
-      rows = [
-        ...(this.db.prepare('SELECT * FROM ledger_institutions').all() as Row[]).map((r) => ({ kind: 'institution' as const, row: toInstitutionRow(r) })),
-        ...(this.db.prepare('SELECT * FROM ledger_events').all() as Row[]).map((r) => ({ kind: 'event' as const, row: toLedgerRow(r) })),
-        ...(this.db.prepare('SELECT * FROM ledger_refusals').all() as Row[]).map((r) => ({ kind: 'refusal' as const, row: toRefusalRow(r) })),
-      ];
-    } catch (error) {
-      return { ok: false, badRow: 0, reason: `cannot read the ledger tables: ${(error as Error).message}` };
-    }
-    rows.sort((a, b) => a.row.seq - b.row.seq);
-    const keys = new Map<string, Uint8Array>();
-    let prev = genesisHash(key);
-    for (let i = 0; i < rows.length; i++) {
-      const entry = rows[i];
-      const expected = i + 1;
-      const seq = entry.row.seq;
-      if (seq !== expected) {
-        if (seq < expected) return { ok: false, badRow: seq, reason: `row ${seq} appears more than once (inserted row)` };
-        return { ok: false, badRow: expected, reason: `row ${expected} is missing (the next row found is ${seq})` };
-      }
-      const where = `row ${seq} (${entry.kind})`;
-      try {
-        if (entry.row.prevHash !== hex(prev)) return { ok: false, badRow: seq, reason: `${where}: prev_hash does not match ${seq === 1 ? 'the genesis hash of the countersigner key' : `row ${seq - 1}`} (deleted, inserted or reordered rows, or a replaced key)` };
-        if (entry.kind === 'event') validateLedgerEvent(entry.row.event);
-        const rowHash = rowHashOf(entry, prev);
-        if (entry.row.rowHash !== hex(rowHash)) return { ok: false, badRow: seq, reason: `${where}: row_hash does not match its contents (altered row)` };
-        if (!verifySignature(key, countersignBytes(rowHash), unhex(entry.row.countersignature, 'countersignature', 64))) {
-          return { ok: false, badRow: seq, reason: `${where}: bad countersignature` };
-        }
-        if (entry.kind === 'institution') {
-          const known = keys.get(entry.row.institutionId);
-          if (known && hex(known) !== entry.row.publicKey) return { ok: false, badRow: seq, reason: `${where}: institution ${entry.row.institutionId} changes its public key` };
-          keys.set(entry.row.institutionId, unhex(entry.row.publicKey, 'public_key', 32));
-        } else if (entry.kind === 'event') {
-          const institutionKey = keys.get(entry.row.event.institutionId);
-          if (!institutionKey) return { ok: false, badRow: seq, reason: `${where}: institution ${entry.row.event.institutionId} has no key registered before this row` };
-          if (!verifyEventSignature(entry.row.event, unhex(entry.row.institutionSignature, 'institution_signature', 64), institutionKey)) {
-            return { ok: false, badRow: seq, reason: `${where}: bad institution signature` };
-          }
-        }
-        prev = rowHash;
-      } catch (error) {
-        return { ok: false, badRow: seq, reason: `${where}: ${(error as Error).message}` };
-      }
-    }
-    const last = rows.length;
-    const headSeq = this.meta('head_seq');
-    if (headSeq === undefined) {
-      if (last === 0) return { ok: true, rows: 0, headHash: hex(prev) };
-      return { ok: false, badRow: last, reason: 'ledger_meta has no head although rows exist' };
-    }
-    if (Number(headSeq) !== last) {
-      const n = Number(headSeq);
-      return n > last
-        ? { ok: false, badRow: last + 1, reason: `rows ${last + 1}..${n} are missing (the head says ${n} rows)` }
-        : { ok: false, badRow: n + 1, reason: `row ${n + 1} lies beyond the countersigned head (${n} rows)` };
-    }
-    try {
-      if (this.meta('head_hash') !== hex(prev) || !verifySignature(key, headBytes(last, prev), unhex(this.meta('head_signature') ?? '', 'head_signature', 64))) {
-        return { ok: false, badRow: last, reason: `row ${last}: the countersigned head does not match the last row` };
-      }
-    } catch (error) {
-      return { ok: false, badRow: last, reason: `head: ${(error as Error).message}` };
-    }
-    return { ok: true, rows: last, headHash: hex(prev) };
+    return verifyLedger({ db: this.db, countersignerPublicKey: this.countersignerPublicKey, meta: (key) => this.meta(key), rowHashAt: (seq) => this.rowHashAt(seq) }, opts);
   }
 
   /** Event rows as CSV (header + one line per event, chain order). */
   exportCsv(filter?: LedgerFilter): string {
-    const lines = [CSV_COLUMNS.join(',')];
-    for (const r of this.events(filter)) {
-      const e = r.event;
-      lines.push(
-        [r.seq, e.institutionId, e.runId, e.round, e.mode, e.sampleRate, e.noiseMultiplier, e.steps, e.clipNorm, e.delta, e.modelVersion, e.time,
-          r.institutionSignature, r.prevHash, r.rowHash, r.countersignature].map(csvCell).join(','),
-      );
-    }
-    return lines.join('\n') + '\n';
+    return eventsCsv(this.events(filter));
   }
 }

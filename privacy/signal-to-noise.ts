@@ -175,7 +175,7 @@ export function estimateForTask(
   const { trainingMultiplier } = planInstitutionNoise({
     targetEpsilon: r.targetEpsilon, budget: { epsilon: r.targetEpsilon, delta: r.delta }, accountant: r.accountant,
     training: { sampleRate: r.sampleRate, steps: task.localSteps, rounds: r.plannedRounds },
-    evaluation: share ? { epsilon: share.epsilon, every: task.evaluation.every ?? 1 } : null,
+    evaluation: share ? { epsilon: share.epsilon, every: task.evaluation.every ?? 1, crossSite: task.evaluation.crossSite } : null,
   });
   return estimateSignalToNoise({
     mode: 'record', noiseMultiplier: trainingMultiplier, sampleRate: r.sampleRate, batchSize: task.batchSize, rowsPerInstitution: o.rowsPerInstitution,

@@ -80,6 +80,17 @@ export interface ModelCard {
   /** The round's global metrics as recorded (private evaluation signal where privacy is on). */
   metrics: Record<string, number | null>;
   metricsNote: string;
+  /**
+   * Cross-site evaluation of this model (present when the run ran one and this is the model it scored,
+   * the run's final model): each institution's own AUC on its own validation rows, from the histograms it
+   * released alone (noisy under privacy record, with the AUC's standard error from that noise; exact with
+   * privacy off), or why it gave none.
+   */
+  crossSite?: {
+    private: boolean;
+    institutions: { institution: string; status: string; auc: number | null; aucStderr: number | null; examples: number | null; noiseMultiplier: number | null; detail: string }[];
+    note: string;
+  };
   modelHash: string;
   files: Record<string, string>;
 }

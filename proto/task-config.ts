@@ -57,8 +57,16 @@ export interface EvaluationConfig {
    * figures would leave unprotected: nothing is evaluated instead (rounds commit without AUC).
    */
   none?: boolean;
+  /**
+   * Cross-site evaluation at the end of the run: after the last round commits, every institution scores
+   * the final model on its own validation rows and releases that institution's own class histograms (not
+   * a sum): exact with privacy off, through the private evaluation mechanism under record-level DP, where
+   * it is one more planned evaluation release in each institution's ε plan (privacy/evaluation-mechanism.ts).
+   * Not defined under client-level DP (the institutions do not evaluate there).
+   */
+  crossSite?: boolean;
   private?: {
-    /** The run's evaluation share of the target ε, spread over the planned evaluations. */
+    /** The run's evaluation share of the target ε, spread over the planned evaluations (and the cross-site release, when the run has one). */
     epsilon: number;
     /** Noise standard deviation per cell the coordinator asks the released sum to carry (plain: each institution's own). */
     noiseSigma: number;
@@ -168,6 +176,9 @@ export function parseTaskConfig(json: string): TaskConfig {
   if (!Number.isInteger(evaluation.bins) || evaluation.bins < 1) throw new Error('task config: evaluation.bins must be a positive integer');
   positive(evaluation.logitRange, 'evaluation.logitRange');
   if (evaluation.every !== undefined && (!Number.isInteger(evaluation.every) || evaluation.every < 1)) throw new Error('task config: evaluation.every must be a positive integer');
+  if (evaluation.crossSite !== undefined && typeof evaluation.crossSite !== 'boolean') throw new Error('task config: evaluation.crossSite must be a boolean');
+  if (evaluation.crossSite && value.privacy.mode === 'client') throw new Error('task config: evaluation.crossSite is not defined under privacy.mode client (the institutions do not evaluate)');
+  if (evaluation.crossSite && value.privacy.mode === 'record' && !evaluation.private) throw new Error('task config: evaluation.crossSite under privacy.mode record needs evaluation.private (its share of epsilon)');
   if (evaluation.private !== undefined) {
     if (value.privacy.mode !== 'record') throw new Error('task config: evaluation.private is only defined with privacy.mode record');
     positive(evaluation.private.epsilon, 'evaluation.private.epsilon');

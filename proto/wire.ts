@@ -290,7 +290,7 @@ export interface RegisterResponse {
   maxMessageBytes: number;
 }
 
-export type TaskKind = 'WAIT' | 'TRAIN' | 'EVALUATE' | 'DONE' | 'SECAGG_SHARE_KEYS' | 'SECAGG_MASKED_INPUT' | 'SECAGG_UNMASK' | 'CKKS_KEYGEN' | 'CKKS_DECRYPT';
+export type TaskKind = 'WAIT' | 'TRAIN' | 'EVALUATE' | 'DONE' | 'SECAGG_SHARE_KEYS' | 'SECAGG_MASKED_INPUT' | 'SECAGG_UNMASK' | 'CKKS_KEYGEN' | 'CKKS_DECRYPT' | 'CROSS_SITE_EVALUATE';
 export type DTypeName = 'FLOAT32' | 'INT32' | 'UINT32' | 'FLOAT64' | 'BYTES';
 
 export interface CkksTaskMsg {

@@ -58,9 +58,17 @@ describe('dpfed client: this run and all runs on this ledger', () => {
     expect(report.epsilonThisRun).toBe(ledgerEpsilon(first.runId));
     expect(report.epsilonAllRuns).toBe(report.epsilonThisRun);
     expect(report).toMatchObject({ runs: [first.runId], budget: 10 });
+    // its own metrics of each model it received (the initial one, round 1's), on its validation rows: in --json and its log
+    expect(report.localMetrics.map((m: { round: number }) => m.round)).toEqual([0, 1]);
+    for (const m of report.localMetrics) {
+      expect(Object.keys(m).sort()).toEqual(['accuracy', 'auc', 'logLoss', 'modelId', 'n', 'prAuc', 'precision', 'recall', 'round']);
+      expect(m.n).toBeGreaterThan(0);
+    }
+    expect(first.err).toMatch(/round 1 global model on my validation rows \(stays here\): AUC \d\.\d{4}, PR-AUC/);
 
-    const second = await oneRun('second', []);
+    const second = await oneRun('second', ['--no-local-metrics']);
     expect(second.code, second.err).toBe(0);
+    expect(second.err).not.toContain('on my validation rows');
     const thisRun = ledgerEpsilon(second.runId);
     const all = ledgerEpsilon();
     expect(all).toBeGreaterThan(thisRun);

@@ -327,7 +327,7 @@ describe('dpfed coordinator --export-dir', () => {
     const exportDir = join(dir, 'models');
     const coordinator = spawn(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', join(dir, 'coordinator.sqlite'), '--json', '--rounds', '2',
       '--min-clients', '1', '--privacy', 'off', '--aggregation', 'plain', '--model', 'mlp:8', '--enrol-file', join(dir, 'enrol.json'),
-      '--export-dir', exportDir, '--export-schema', FRAUD_SCHEMA], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      '--export-dir', exportDir, '--export-schema', FRAUD_SCHEMA, '--cross-site-evaluation'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     const events: Record<string, unknown>[] = [];
     let err = '';
     coordinator.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -350,10 +350,17 @@ describe('dpfed coordinator --export-dir', () => {
     }
     const runId = String(events.find((e) => e.event === 'listening')!.runId);
     const exported = events.filter((e) => e.event === 'exported');
-    expect(exported.map((e) => e.round)).toEqual([1, 2]);
+    // the final round is exported again once the cross-site evaluation (--cross-site-evaluation) is recorded
+    expect(exported.map((e) => [e.round, e.crossSite ?? false])).toEqual([[1, false], [2, false], [2, true]]);
     expect(readdirSync(join(exportDir, runId)).sort()).toEqual(['round-1', 'round-2']);
+    const crossSite = events.find((e) => e.event === 'cross-site') as { round: number; private: boolean; institutions: { institutionId: string; status: string; auc: number; examples: number }[] };
+    expect(crossSite).toMatchObject({ round: 2, private: false, institutions: [{ institutionId: 'bank-1', status: 'evaluated' }] });
+    expect(crossSite.institutions[0].examples).toBeGreaterThan(0);
+    expect(events.find((e) => e.event === 'done')).toMatchObject({ crossSite: { round: 2, institutions: crossSite.institutions } });
     const model = await loadModel(join(exportDir, runId, 'round-2'));
     expect(model.card).toMatchObject({ runId, round: 2, modelHash: exported[1].modelHash });
+    expect(model.card.crossSite?.institutions).toEqual([{ institution: 'bank-1', status: 'evaluated', auc: crossSite.institutions[0].auc, aucStderr: null,
+      examples: crossSite.institutions[0].examples, noiseMultiplier: null, detail: '' }]);
     expect(model.preprocessing.featureNames).toHaveLength(30);
     const store = new CoordinatorStore(join(dir, 'coordinator.sqlite'));
     const parameters = store.model(runId, 2)!.parameters;

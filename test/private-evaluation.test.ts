@@ -126,7 +126,7 @@ describe('private evaluation over real gRPC', () => {
     const coordinatorLedger = new PrivacyLedger(coordinator.store.db);
     for (const institution of institutions) {
       expect(institution.logs.some((l) => /asked for noise 1\.000; this institution's plan requires/.test(l)), `${institution.id} says it overrode the request`).toBe(true);
-      expect(institution.logs.some((l) => /local validation \(stays here\): AUC/.test(l))).toBe(true);
+      expect(institution.logs.some((l) => /round 1 global model on my validation rows \(stays here\): AUC/.test(l))).toBe(true);
       // what arrived at the coordinator: the feature's exact per-class histogram plus noise of the planned σ
       const exact = (await institution.learner.evaluate(probe, task)).histogram;
       const released = decodeNoisyHistograms(captured.get(institution.id)!, 32, 16);

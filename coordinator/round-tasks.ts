@@ -1,0 +1,47 @@
+// The task messages a run posts: envelope (run, round, model version), the model spec, the round's task
+// configuration, and the id of the model the task refers to (so a client can use its cached copy).
+import type { TaskConfig } from '../proto/task-config.ts';
+import type { TaskKind, TaskMsg } from '../proto/wire.ts';
+import type { RoundModels } from './round-models.ts';
+import type { RunConfig } from './run-config.ts';
+import type { Strategy } from './strategy.ts';
+
+export interface TaskOptions {
+  config?: TaskConfig;
+  /** The model the task refers to (default: the committed global model). */
+  modelVersion?: number;
+  message?: string;
+  retryAfterMs?: number;
+}
+
+export class RoundTasks {
+  private readonly specJson: string;
+
+  constructor(
+    private readonly runId: string,
+    private readonly config: RunConfig,
+    private readonly models: RoundModels,
+  ) {
+    this.specJson = JSON.stringify(config.modelSpec);
+  }
+
+  /** Configure: a round's task configuration (the run's, with the strategy's settings for the round and the round's seed). */
+  configFor(round: number, strategy: Strategy): TaskConfig {
+    return { ...this.config.task, strategy: strategy.name, proximalMu: strategy.configureFit(round).proximalMu, seed: `${this.config.seed}:${round}` };
+  }
+
+  /** A task of kind `kind` while `round` runs. */
+  task(kind: TaskKind, round: number, o: TaskOptions = {}): TaskMsg {
+    const modelVersion = o.modelVersion ?? this.models.version;
+    return {
+      envelope: { runId: this.runId, round, modelVersion, institutionId: '', session: Buffer.alloc(0) },
+      kind,
+      modelSpecJson: this.specJson,
+      configJson: o.config ? JSON.stringify(o.config) : '',
+      retryAfterMs: o.retryAfterMs ?? 0,
+      message: o.message ?? '',
+      secagg: null,
+      modelId: this.models.idOf(modelVersion, round),
+    };
+  }
+}
