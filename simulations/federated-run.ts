@@ -101,6 +101,8 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
           privacy,
           budget,
           reconnectForMs: 30_000,
+          // each global model is scored on the common test rows here; the institutions' own view is not needed
+          localMetrics: false,
           sitsOut: s.dropout > 0 ? schedule.sitsOut(institution.id) : undefined,
         }),
       );
