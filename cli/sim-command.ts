@@ -246,6 +246,11 @@ async function sweep(f: FlagValues, argv: string[]): Promise<number> {
         const s = job.setting;
         const what = `${s.baseline}${s.privacy !== 'off' ? ` ${s.privacy} eps ${s.epsilon}` : ''} ${s.model} rounds ${s.rounds}${s.baseline === 'federated' ? ` dropout ${s.dropout} ${s.aggregation}` : ''} seed ${s.seed}`;
         if (error) process.stderr.write(`sim: setting ${job.id} (${what}) failed: ${error.split('\n')[0]}\n`);
+        // e.g. client-level DP with dropouts: a round with fewer institutions carries less noise, and the
+        // coordinator stops the run before a round would pass the run's ε target
+        const short = rows.find((r) => r.baseline === 'federated' && r.aucPerRound.length < r.rounds);
+        if (short)
+          process.stderr.write(`sim: setting ${job.id} (${what}) committed ${short.aucPerRound.length} of ${short.rounds} rounds; its figures are those of round ${short.aucPerRound.length}\n`);
         const test = rows.filter((r) => r.scoredOn === 'test');
         const auc = test.length ? test.reduce((a, r) => a + r.auc, 0) / test.length : Number.NaN;
         progress?.tick(error ? `${what}: failed` : `${what}: AUC ${auc.toFixed(4)}${test.length > 1 ? ` (mean of ${test.length})` : ''}`);
