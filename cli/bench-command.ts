@@ -4,9 +4,9 @@ import { runCommand, UsageError, type CommandSpec } from './flags.ts';
 
 export const command: CommandSpec = {
   name: 'bench',
-  summary: 'measure round overhead, aggregation, training, DP-SGD, accountant, secure aggregation, CKKS, client data memory, the compliance console and 50 institutions under load; prints one JSON object',
+  summary: 'measure round overhead, aggregation, training, DP-SGD, accountant, secure aggregation, CKKS, client data memory, the compliance console, 50 institutions under load and dpfed sim; prints one JSON object',
   flags: [
-    { name: 'only', type: 'list', help: 'run only these groups (repeat the flag or separate by commas): rounds, aggregation, training, accountant, secagg, ckks, large-model, client-memory, console, load50' },
+    { name: 'only', type: 'list', help: 'run only these groups (repeat the flag or separate by commas): rounds, aggregation, training, accountant, secagg, ckks, large-model, client-memory, console, load50, sim, in-memory' },
     { name: 'load50-learner', type: 'string', choices: ['tfjs', 'none'], help: 'load50: the institutions\' learner: tfjs (TfjsLearner on card-fraud slices, record DP; the default) or none (no training, privacy off; the default with --quick)' },
     { name: 'quick', type: 'boolean', help: 'fewer repetitions (for smoke runs)' },
   ],
@@ -31,6 +31,8 @@ const GROUPS: Group[] = [
   { name: 'client-memory', run: async (quick) => (await import('../bench/client-memory-bench.ts')).benchClientMemory({ rows: quick ? 200_000 : 1_000_000 }) as never },
   { name: 'large-model', run: async (quick) => (await import('../bench/large-model-bench.ts')).benchLargeModel({ units: quick ? 4096 : 12288 }) as never },
   { name: 'load50', run: async (quick, f) => (await import('../bench/load50-bench.ts')).benchLoad50({ quick, learner: f.load50Learner as 'tfjs' | 'none' | undefined }) },
+  { name: 'sim', run: async (quick) => (await import('../bench/sim-bench.ts')).benchSim({ quick }) as never },
+  { name: 'in-memory', run: async (quick) => (await import('../bench/in-memory-bench.ts')).benchInMemory({ quick }) as never },
   { name: 'console', run: async (quick) => (await import('../bench/console-bench.ts')).benchConsole(quick ? { institutions: 20, events: 200, repeats: 10 } : {}) as never },
 ];
 

@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
   model: { summary: 'export a run\'s global model as a TensorFlow.js model folder with preprocessing and model card', load: () => import('./model-command.ts') },
   predict: { summary: 'score a CSV with an exported model (one probability per row)', load: () => import('./predict-command.ts') },
   evaluate: { summary: 'AUC, PR-AUC, log loss, threshold metrics and calibration of an exported model on a labelled CSV', load: () => import('./evaluate-command.ts') },
+  sim: { summary: 'simulate federations in one process: sweeps over epsilon, rounds, dropout and models, with local and centralised baselines', load: () => import('./sim-command.ts') },
   bench: { summary: 'measure speed figures; prints one JSON object', load: () => import('./bench-command.ts') },
 };
 

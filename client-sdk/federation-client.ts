@@ -78,6 +78,12 @@ export interface FederationClientOptions {
   /** Told the bytes of every gRPC message sent and received (metrics: client-sdk/client-metrics.ts). */
   wireBytes?: WireBytes;
   /**
+   * The institution's own choice to sit a round out (a maintenance window, or a simulated dropout in
+   * `dpfed sim`): asked with each TRAIN task; a reason (text) declines the task with reason 'unavailable'
+   * before anything is trained or spent, and the coordinator closes the round without this institution.
+   */
+  sitsOut?: (task: TaskContext) => string | null;
+  /**
    * This institution's own metrics of every global model it receives, on its validation rows
    * (client-sdk/local-metrics.ts): logged, emitted as 'local-metrics' and returned in the run's result;
    * never sent. Default true; false skips the computation.
@@ -597,6 +603,11 @@ export class FederationClient extends EventEmitter {
     const refusal = releasePairRefusal(config.privacy.mode, config.aggregation);
     if (refusal) {
       await this.decline(envelope, 'unsupported', refusal);
+      return null;
+    }
+    const absent = this.options.sitsOut?.(ctx);
+    if (absent) {
+      await this.decline(envelope, 'unavailable', absent);
       return null;
     }
     const policy = trainingReleasePolicy(config);

@@ -24,6 +24,7 @@
 //
 // The institution's ledger head, signed with its identity key, is its receipt for the coordinator; the
 // coordinator's signed heads are kept in the ledger file's `ledger_receipts` table (privacy/receipts.ts).
+import { reusePreparedStatements } from '../privacy/prepared-statements.ts';
 import Database from 'better-sqlite3';
 import { makeAccountant, type Accountant } from '../privacy/accountant.ts';
 import { checkBudget, type PrivacyBudget } from '../privacy/budget.ts';
@@ -64,7 +65,7 @@ export class InstitutionPrivacy implements ClientPrivacy {
   private readonly calibrated = new Map<string, number>();
 
   constructor(private readonly options: InstitutionPrivacyOptions) {
-    this.db = new Database(options.ledgerPath);
+    this.db = reusePreparedStatements(new Database(options.ledgerPath));
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 10000');
     this.ledger = new PrivacyLedger(this.db, { countersigner: options.identity });

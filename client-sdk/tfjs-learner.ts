@@ -8,7 +8,7 @@
 import { featureColumns, schemaHash, type DataSchema } from '../proto/data-schema.ts';
 import type { Dataset } from './csv-dataset.ts';
 import type { EvalOutcome, Learner, PlannedMechanism, TaskContext, TrainOutcome, ValidationScores } from './learner.ts';
-import { LocalTrainer } from './local-trainer.ts';
+import { LocalTrainer, type LocalTrainerOptions } from './local-trainer.ts';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -17,6 +17,11 @@ export interface LearnerSchemaOptions {
   schema?: DataSchema;
   /** True when the schema was inferred from the data (allowed with privacy off only). */
   schemaInferred?: boolean;
+  /**
+   * Options of the local trainer: `noiseWorker: false` draws DP noise in the training thread instead of a
+   * worker thread of its own (for many learners in one process, e.g. a simulation, where a thread each costs more than it saves).
+   */
+  trainer?: LocalTrainerOptions;
 }
 
 /** A task asked for privacy while the schema was inferred from the data. */
@@ -29,6 +34,7 @@ export class TfjsLearner implements Learner {
   /** SHA-256 of the schema's canonical encoding (proto/data-schema.ts schemaHash), or null. */
   readonly schemaHash: string | null;
   readonly schemaInferred: boolean;
+  private readonly trainerOptions: LocalTrainerOptions;
 
   constructor(
     private readonly tf: Tf,
@@ -39,6 +45,7 @@ export class TfjsLearner implements Learner {
     this.schema = options.schema ?? null;
     this.schemaHash = options.schema ? schemaHash(options.schema) : null;
     this.schemaInferred = Boolean(options.schemaInferred);
+    this.trainerOptions = options.trainer ?? {};
     if (this.schema && featureColumns(this.schema).length !== train_.dim) {
       throw new Error(`the schema declares ${featureColumns(this.schema).length} features, the training data has ${train_.dim}`);
     }
@@ -71,7 +78,7 @@ export class TfjsLearner implements Learner {
       if (task.spec.inputDim !== this.train_.dim) {
         throw new Error(`the model expects ${task.spec.inputDim} features, this institution's ${this.schema ? 'schema declares' : 'data has'} ${this.train_.dim}`);
       }
-      this.trainer = { key, trainer: new LocalTrainer(this.tf, task.spec) };
+      this.trainer = { key, trainer: new LocalTrainer(this.tf, task.spec, this.trainerOptions) };
     }
     return this.trainer.trainer;
   }
@@ -94,6 +101,12 @@ export class TfjsLearner implements Learner {
           ? { sampleRate: result.sampleRate, noiseMultiplier: result.chargedNoiseMultiplier, steps: result.steps, clipNorm: result.clipNorm, samplerTailMass: result.samplerTailMass }
           : undefined,
     };
+  }
+
+  /** Frees the trainer's tensors and stops its noise worker; a later task builds a fresh trainer. */
+  dispose(): void {
+    this.trainer?.trainer.dispose();
+    this.trainer = null;
   }
 
   async evaluate(model: Float32Array, task: TaskContext): Promise<EvalOutcome> {

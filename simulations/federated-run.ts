@@ -1,0 +1,139 @@
+// One federated setting of a simulation: a real coordinator (its SQLite store, strategy, round machine,
+// secure aggregation and ε ledger) and one FederationClient per institution in this thread, each with a
+// TfjsLearner on its own training rows and, under DP, its own InstitutionPrivacy ledger (SQLite files in
+// a temp dir, removed afterwards). Institutions are enrolled with fresh identity keys, as an operator
+// would. After each committed round the global model is read back from the coordinator's store and
+// scored on the common test rows; the row's figures are those of the last committed model, and the ε per
+// institution is composed from its own ledger.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
+import type { RoundSummary } from '../coordinator/round-machine.ts';
+import { FederationClient } from '../client-sdk/federation-client.ts';
+import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
+import { LocalTrainer } from '../client-sdk/local-trainer.ts';
+import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
+import { generateIdentity } from '../privacy/identity.ts';
+import { parseModelSpec } from '../proto/model-spec.ts';
+import { DropoutSchedule } from './dropout-schedule.ts';
+import { startSimCoordinator, type TransportName } from './federation-transport.ts';
+import type { SimJob } from './sim-grid.ts';
+import type { SimData } from './sim-data.ts';
+import type { Partition } from './sim-partition.ts';
+import type { SimRecord } from './sim-result.ts';
+import { droppedPerRound, simRunConfig } from './sim-run-config.ts';
+import { scoreModel } from './sim-scoring.ts';
+import { testRowsEvaluator } from './test-rows-evaluator.ts';
+
+type Tf = typeof import('@tensorflow/tfjs');
+
+/**
+ * Where a setting's SQLite files live: tmpfs (/dev/shm) when the machine has one, since they are scratch
+ * and on a file system that syncs to disk, opening, committing and closing some 20 databases per setting
+ * costs a third as much again as the federation's rounds; else the system's temp dir.
+ */
+const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+
+/** An institution's budget over its target ε: room for the accountant's rounding, never used to add rounds. */
+const BUDGET_SLACK = 1.1;
+
+export interface FederatedRunOptions {
+  tf: Tf;
+  job: SimJob;
+  data: SimData;
+  partition: Partition;
+  transport: TransportName;
+  /** Called after each committed round with its test-row AUC (progress). */
+  onRound?: (round: number, auc: number) => void;
+}
+
+export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
+  const started = performance.now();
+  const { job, partition, tf } = o;
+  const s = job.setting;
+  const ids = partition.institutions.map((i) => i.id);
+  const config = simRunConfig(job, { features: o.data.dim, schema: o.data.schema, institutions: ids.length });
+  const spec = parseModelSpec(config.modelSpec);
+  const dir = mkdtempSync(join(SCRATCH, 'dpfed-sim-'));
+  const scorer = new LocalTrainer(tf, spec, { noiseWorker: false });
+  const evaluator = testRowsEvaluator(tf, spec, partition.test);
+  const schedule = new DropoutSchedule(ids, droppedPerRound(ids.length, s.dropout), `${s.seed}`);
+  const learners: TfjsLearner[] = [];
+  const ledgers = new Map<string, InstitutionPrivacy>();
+  const clients: FederationClient[] = [];
+  let sim: Awaited<ReturnType<typeof startSimCoordinator>> | undefined;
+  try {
+    sim = await startSimCoordinator(o.transport, {
+      dbPath: join(dir, 'coordinator.sqlite'),
+      identityPath: join(dir, 'coordinator.key'),
+      runId: `sim-${job.id}`,
+      config,
+      privacy: coordinatorPrivacy,
+      evaluator,
+      revocationPollMs: 60_000,
+    });
+    const { coordinator } = sim;
+    const aucPerRound: number[] = [];
+    const epsilonPerRound: Record<string, number[]> = {};
+    coordinator.machine.on('round', (summary: RoundSummary) => {
+      const model = coordinator.store.model(coordinator.runId, summary.modelVersion);
+      if (!model) return;
+      const auc = scoreModel(scorer, model.parameters, partition.test).auc;
+      aucPerRound.push(auc);
+      for (const [id, ledger] of ledgers) (epsilonPerRound[id] ??= []).push(ledger.spent({ runId: coordinator.runId }).epsilon);
+      o.onRound?.(summary.round, auc);
+    });
+    const budget = s.epsilon !== null && s.delta !== null ? { epsilon: s.epsilon * BUDGET_SLACK, delta: s.delta } : undefined;
+    for (const institution of partition.institutions) {
+      const identity = generateIdentity();
+      coordinator.enrolment.add(institution.id, identity.publicKey);
+      const learner = new TfjsLearner(tf, institution.train, institution.own, { schema: o.data.schema, trainer: { noiseWorker: false } });
+      learners.push(learner);
+      const privacy = budget ? new InstitutionPrivacy({ institutionId: institution.id, identity, budget, ledgerPath: join(dir, `${institution.id}.ledger.sqlite`) }) : undefined;
+      if (privacy) ledgers.set(institution.id, privacy);
+      clients.push(
+        new FederationClient({
+          ...sim.connect(),
+          institutionId: institution.id,
+          identity,
+          learner,
+          privacy,
+          budget,
+          reconnectForMs: 30_000,
+          // each global model is scored on the common test rows here; the institutions' own view is not needed
+          localMetrics: false,
+          sitsOut: s.dropout > 0 ? schedule.sitsOut(institution.id) : undefined,
+        }),
+      );
+    }
+    await Promise.all(clients.map((c) => c.run()));
+    await coordinator.finished;
+    const last = coordinator.store.lastCommittedRound(coordinator.runId);
+    const final = coordinator.store.model(coordinator.runId, last);
+    if (!final) throw new Error(`setting ${job.id}: the model of round ${last} is missing`);
+    const scores = scoreModel(scorer, final.parameters, partition.test);
+    const epsilonSpent: Record<string, number> = {};
+    for (const [id, ledger] of ledgers) epsilonSpent[id] = ledger.spent({ runId: coordinator.runId }).epsilon;
+    return {
+      settingId: job.id,
+      ...s,
+      institution: null,
+      scoredOn: 'test',
+      ...scores,
+      aucPerRound,
+      epsilonSpent,
+      epsilonPerRound,
+      seconds: (performance.now() - started) / 1000,
+      scoredRows: partition.testFingerprint,
+    };
+  } finally {
+    for (const c of clients) c.close();
+    await sim?.coordinator.close();
+    for (const ledger of ledgers.values()) ledger.close();
+    for (const learner of learners) learner.dispose();
+    scorer.dispose();
+    evaluator.close?.();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
