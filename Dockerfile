@@ -10,7 +10,8 @@
 #       The same application on an NVIDIA CUDA runtime base with @tensorflow/tfjs-node-gpu, for an
 #       institution that trains on a GPU node (`dpfed client --backend tensorflow-gpu`).
 #
-# Both run as an unprivileged user and start the `dpfed` launcher with the V8 heap flag that
+# Both hold the compiled workspace packages (dist/ of each, built in the `build` stage) with their
+# production dependencies, run as an unprivileged user and start the `dpfed` launcher with the V8 heap flag that
 # cli/node-heap.ts explains (--initial-old-space-size=128: without it a long-running coordinator or
 # institution runs a full mark-compact almost every round). Arguments after the image name are the
 # dpfed subcommand and its flags, e.g. `docker run dpfed:0.1.0-wasm coordinator --help`.
@@ -29,15 +30,29 @@ ARG TFJS_NODE_GPU_VERSION=4.22.0
 FROM ${NODE_IMAGE} AS node
 
 # ---------------------------------------------------------------------------------------------------
+# The compiled workspace packages: a development install (TypeScript) builds every package's dist/
+# (tools/workspaces/build.mjs), collected under /opt/built with the same paths for the final stages. Install
+# scripts are skipped here: the compiler needs no native addon.
+FROM ${NODE_IMAGE} AS build
+WORKDIR /opt/dpfed
+COPY . ./
+RUN npm ci --ignore-scripts --omit=optional --no-audit --no-fund \
+ && node tools/workspaces/build.mjs \
+ && mkdir -p /opt/built \
+ && cp -r --parents */dist /opt/built/
+
+# ---------------------------------------------------------------------------------------------------
 # Production dependencies for the wasm image. better-sqlite3 compiles its native addon when no prebuilt
 # binary matches, hence the compiler; it stays in this stage. The optional native TensorFlow packages
-# are left out: they download libtensorflow at install time and the wasm image does not use them.
+# are left out: they download libtensorflow at install time and the wasm image does not use them. The
+# workspace packages' folders come along (npm links them into node_modules); their dist/ comes from the
+# build stage, and the root's prepare step skips the build here (no TypeScript in a production install).
 FROM ${NODE_IMAGE} AS wasm-deps
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/dpfed
-COPY package.json package-lock.json ./
+COPY . ./
 # resvg (the PNG plots of `dpfed sim`) ships its native binary as an optional package per platform: the
 # one of this image's architecture is installed explicitly, since optional packages are left out.
 RUN npm ci --omit=dev --omit=optional --no-audit --no-fund \
@@ -59,7 +74,7 @@ COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
 RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
 WORKDIR /opt/dpfed
-COPY package.json package-lock.json ./
+COPY . ./
 RUN npm ci --omit=dev --no-audit --no-fund \
  && test "$(node -p "require('@tensorflow/tfjs-node-gpu/package.json').version")" = "${TFJS_NODE_GPU_VERSION}" \
  && rm -rf node_modules/@tensorflow/tfjs-node \
@@ -80,6 +95,7 @@ RUN groupadd --system --gid 10001 dpfed \
 WORKDIR /opt/dpfed
 COPY --from=gpu-deps /opt/dpfed/node_modules ./node_modules
 COPY . ./
+COPY --from=build /opt/built/ ./
 WORKDIR /var/lib/dpfed
 USER 10001:10001
 EXPOSE 50051 8080 9464
@@ -102,6 +118,7 @@ WORKDIR /opt/dpfed
 # Application files stay owned by root, so the process cannot rewrite its own code.
 COPY --from=wasm-deps /opt/dpfed/node_modules ./node_modules
 COPY . ./
+COPY --from=build /opt/built/ ./
 # The working directory is where dpfed's default paths land (./<institution>.identity, ./dpfed.sqlite):
 # a volume in a deployment.
 WORKDIR /var/lib/dpfed

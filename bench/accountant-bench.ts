@@ -1,7 +1,7 @@
 // Accountant speed figures for `npm run bench`: epsilon of one event of 1e5 steps (goal <= 50 ms) with a
 // fresh accountant (no cached RDP curve), and one full calibration (the Opacus reference case).
-import { RdpAccountant } from '../privacy/rdp-accountant.ts';
-import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
+import { RdpAccountant } from '@dpfed/privacy/rdp-accountant';
+import { calibrateNoiseMultiplier } from '@dpfed/privacy/calibrate';
 import { median } from './statistics.ts';
 
 

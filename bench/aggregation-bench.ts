@@ -1,9 +1,9 @@
 // Aggregation throughput: FedAvg over 10 clients × 1M parameters, against a plain float32 sum of the same
 // data in the same run (`sum[i] += x[i]` per client). Both read the same 40 MB of deltas; the ratio is
 // what matters on a shared machine. Medians over interleaved repetitions.
-import { SeededRandom } from '../proto/seeded-random.ts';
-import { FedAvgStrategy } from '../coordinator/strategies/fedavg.ts';
-import type { ClientUpdate } from '../coordinator/strategy.ts';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
+import { FedAvgStrategy } from '@dpfed/coordinator/strategies/fedavg';
+import type { ClientUpdate } from '@dpfed/coordinator/strategy';
 import { median, roundTo as round } from './statistics.ts';
 
 export interface AggregationBenchOptions {

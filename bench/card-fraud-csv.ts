@@ -5,9 +5,9 @@ import { once } from 'node:events';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SeededRandom } from '../proto/seeded-random.ts';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
+import { ROOT } from './bench-paths.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const SAMPLE_CSV = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
 export const SAMPLE_SCHEMA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json');
 

@@ -6,8 +6,8 @@
 //   ckks*FloatsPerSec  100k ÷ the corresponding time
 // Also the symmetric (seeded) variant, which halves the bytes but gives every client the secret key:
 //   ckksSymmetricEncryptMs, ckksSymmetricBytesRatio.
-import { CkksAggregator, CkksDecryptor, CkksEncryptor, createFederationKeys, ckksSumErrorBound } from '../privacy/ckks.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
+import { CkksAggregator, CkksDecryptor, CkksEncryptor, createFederationKeys, ckksSumErrorBound } from '@dpfed/ckks/ckks';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 import { median, roundTo as round } from './statistics.ts';
 
 export interface CkksBenchResult {

@@ -2,9 +2,9 @@
 // schema, streaming loader, per-row keyed split, fixed scaling) and prints one JSON line with the row
 // counts and the process's peak resident memory. Run: node --import tsx bench/client-load-child.ts CSV SCHEMA
 import { randomBytes } from 'node:crypto';
-import { loadInstitutionCsv } from '../client-sdk/csv-dataset.ts';
-import { RowSplitter } from '../client-sdk/data-split.ts';
-import { readSchemaFile } from '../proto/data-schema.ts';
+import { loadInstitutionCsv } from '@dpfed/client/csv-dataset';
+import { RowSplitter } from '@dpfed/client/data-split';
+import { readSchemaFile } from '@dpfed/proto/data-schema';
 
 const [csv, schemaPath] = process.argv.slice(2);
 const started = performance.now();

@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { benchScriptArgs } from './bench-paths.ts';
 import { SAMPLE_SCHEMA, writeCardFraudCsv } from './card-fraud-csv.ts';
 import { roundTo } from './statistics.ts';
 
-const CHILD = join(resolve(dirname(fileURLToPath(import.meta.url))), 'client-load-child.ts');
 
 export interface ClientLoadReport {
   rows: number;
@@ -24,7 +24,7 @@ export interface ClientLoadReport {
 
 /** Loads `csv` in a fresh node process as the client does; its report (peak RSS in MB among it). */
 export async function loadInChildProcess(csv: string, schema = SAMPLE_SCHEMA): Promise<ClientLoadReport> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', CHILD, csv, schema], { maxBuffer: 1 << 20 });
+  const { stdout } = await promisify(execFile)(process.execPath, [...benchScriptArgs('client-load-child'), csv, schema], { maxBuffer: 1 << 20 });
   return JSON.parse(stdout.trim().split('\n').pop()!) as ClientLoadReport;
 }
 

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createConsole } from '../console/console-server.ts';
+import { createConsole } from '@dpfed/console/console-server';
 import { buildConsoleFixture } from './console-fixture.ts';
 import { median, roundTo } from './statistics.ts';
 

@@ -2,12 +2,12 @@
 // CoordinatorStore commits each round (participants, metrics, model) and, inside the same transaction,
 // PrivacyLedger appends every participant's event with a real Ed25519 signature by the institution and the
 // coordinator's countersignature; refusals, dropouts, failed attempts and scheduling refusals included.
-import { parseFlags } from '../cli/flags.ts';
-import { runConfigFromFlags, runFlags } from '../cli/run-flags.ts';
-import { CoordinatorStore, type ParticipantRecord } from '../coordinator/coordinator-store.ts';
-import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
-import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
+import { parseFlags } from '@dpfed/proto/command-flags';
+import { runConfigFromFlags, runFlags } from '@dpfed/coordinator/run-flags';
+import { CoordinatorStore, type ParticipantRecord } from '@dpfed/coordinator/coordinator-store';
+import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
+import { signEvent, type LedgerEvent } from '@dpfed/privacy/ledger-event';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
 
 export interface ConsoleFixtureOptions {
   path: string;

@@ -8,18 +8,17 @@
 //                                          machine does not lower.
 // What is left is the protocol in one process: tasks, model downloads and result uploads serialised with
 // the contract's protobuf encoder, validation, aggregation, evaluation histograms and the SQLite commit.
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { readSchemaFile } from '../proto/data-schema.ts';
-import { runFederated } from '../simulations/federated-run.ts';
-import { parseSplit } from '../simulations/institution-split.ts';
-import { loadSimCsv } from '../simulations/sim-data.ts';
-import { expandGrid } from '../simulations/sim-grid.ts';
-import { partitionData } from '../simulations/sim-partition.ts';
+import { join } from 'node:path';
+import { selectBackend } from '@dpfed/client/tf-backend';
+import { readSchemaFile } from '@dpfed/proto/data-schema';
+import { runFederated } from '@dpfed/simulations/federated-run';
+import { parseSplit } from '@dpfed/simulations/institution-split';
+import { loadSimCsv } from '@dpfed/simulations/sim-data';
+import { expandGrid } from '@dpfed/simulations/sim-grid';
+import { partitionData } from '@dpfed/simulations/sim-partition';
+import { ROOT } from './bench-paths.ts';
 import { roundTo } from './statistics.ts';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const INSTITUTIONS = 100;
 const ROUNDS = 20;
 const TRAINING = ['--local-steps', '1', '--batch-size', '32'];

@@ -4,15 +4,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseFlags } from '../cli/flags.ts';
-import { runConfigFromFlags, runFlags } from '../cli/run-flags.ts';
-import { FederationClient } from '../client-sdk/federation-client.ts';
-import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from '../client-sdk/learner.ts';
-import { startCoordinator } from '../coordinator/coordinator-server.ts';
-import { emptyHistogram } from '../privacy/auc-histogram.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { parameterCount } from '../proto/model-spec.ts';
-import { MAX_MESSAGE_BYTES } from '../proto/wire.ts';
+import { parseFlags } from '@dpfed/proto/command-flags';
+import { runConfigFromFlags, runFlags } from '@dpfed/coordinator/run-flags';
+import { FederationClient } from '@dpfed/client/federation-client';
+import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from '@dpfed/client/learner';
+import { startCoordinator } from '@dpfed/coordinator/coordinator-server';
+import { emptyHistogram } from '@dpfed/privacy/auc-histogram';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { parameterCount } from '@dpfed/proto/model-spec';
+import { MAX_MESSAGE_BYTES } from '@dpfed/proto/wire';
 import { roundTo } from './statistics.ts';
 
 class ConstantShiftLearner implements Learner {

@@ -15,20 +15,19 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseFlags } from '../cli/flags.ts';
-import { NODE_HEAP_FLAGS } from '../cli/node-heap.ts';
-import { runConfigFromFlags, runFlags } from '../cli/run-flags.ts';
-import { startCoordinator } from '../coordinator/coordinator-server.ts';
-import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
-import type { RoundSummary } from '../coordinator/round-machine.ts';
-import { loadOrCreateIdentity } from '../privacy/identity.ts';
-import { createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
-import { readTlsMaterial } from '../proto/tls-credentials.ts';
+import { parseFlags } from '@dpfed/proto/command-flags';
+import { NODE_HEAP_FLAGS } from 'dpfed/node-heap';
+import { runConfigFromFlags, runFlags } from '@dpfed/coordinator/run-flags';
+import { startCoordinator } from '@dpfed/coordinator/coordinator-server';
+import { coordinatorPrivacy } from '@dpfed/coordinator/ledger-privacy';
+import type { RoundSummary } from '@dpfed/coordinator/round-machine';
+import { loadOrCreateIdentity } from '@dpfed/privacy/identity';
+import { createCertificateAuthority, issueCertificate } from '@dpfed/proto/certificate-authority';
+import { readTlsMaterial } from '@dpfed/proto/tls-credentials';
+import { benchScriptArgs, ROOT } from './bench-paths.ts';
 import { processCpuMs } from './round-overhead-bench.ts';
 import { median, roundTo } from './statistics.ts';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLIENTS_SCRIPT = join(ROOT, 'bench', 'load50-clients.ts');
 
 export type LoadLearner = 'tfjs' | 'none';
 
@@ -140,7 +139,7 @@ export async function runLoad(o: LoadRunOptions): Promise<LoadRun> {
     for (let first = 1; first <= o.institutions; first += per) {
       const count = Math.min(per, o.institutions - first + 1);
       const prof = process.env.DPFED_BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DPFED_BENCH_CLIENT_PROF}`] : [];
-      const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, ...prof, '--import', 'tsx', CLIENTS_SCRIPT, `127.0.0.1:${coordinator.port}`, dir, String(first), String(count), o.learner, String(o.institutions)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+      const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, ...prof, ...benchScriptArgs('load50-clients'), `127.0.0.1:${coordinator.port}`, dir, String(first), String(count), o.learner, String(o.institutions)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
       children.push(child);
       exits.push(new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1))));
     }

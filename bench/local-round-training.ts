@@ -1,10 +1,10 @@
 // The reference for secaggClientTimeRatio: one round of local training of a ~100k-parameter model on a
 // demo bank's share of rows (wasm backend, batch 64, one epoch), measured in the same run rather than assumed.
-import { LocalTrainer } from '../client-sdk/local-trainer.ts';
-import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { flattenParameters, initialParameters, parameterCount, type ModelSpec } from '../proto/model-spec.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
-import type { TaskConfig } from '../proto/task-config.ts';
+import { LocalTrainer } from '@dpfed/client/local-trainer';
+import { selectBackend } from '@dpfed/client/tf-backend';
+import { flattenParameters, initialParameters, parameterCount, type ModelSpec } from '@dpfed/proto/model-spec';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
+import type { TaskConfig } from '@dpfed/proto/task-config';
 import { median } from './statistics.ts';
 import { syntheticData } from './training-bench.ts';
 

@@ -1,6 +1,6 @@
 // The learner of the round-overhead bench: no training at all, so a round's time is the protocol's.
-import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from '../client-sdk/learner.ts';
-import { emptyHistogram } from '../privacy/auc-histogram.ts';
+import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from '@dpfed/client/learner';
+import { emptyHistogram } from '@dpfed/privacy/auc-histogram';
 
 /**
  * Returns a copy of global with a tiny change to every 64th parameter at once, and a fixed histogram: the

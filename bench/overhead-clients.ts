@@ -3,8 +3,8 @@
 // learner that does no training, until the coordinator says DONE, under the identity key the bench
 // enrolled for it (IDENTITY_DIR/bank-K.identity), over plaintext gRPC like the coordinator it measures.
 import { join } from 'node:path';
-import { FederationClient } from '../client-sdk/federation-client.ts';
-import { loadOrCreateIdentity } from '../privacy/identity.ts';
+import { FederationClient } from '@dpfed/client/federation-client';
+import { loadOrCreateIdentity } from '@dpfed/privacy/identity';
 import { NoTrainingLearner } from './overhead-clients-learner.ts';
 
 const [address, count, identityDir] = process.argv.slice(2);

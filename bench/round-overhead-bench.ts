@@ -16,19 +16,18 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseFlags } from '../cli/flags.ts';
-import { NODE_HEAP_FLAGS } from '../cli/node-heap.ts';
-import { runConfigFromFlags, runFlags } from '../cli/run-flags.ts';
-import { startCoordinator } from '../coordinator/coordinator-server.ts';
-import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
-import type { RoundSummary } from '../coordinator/round-machine.ts';
-import { loadOrCreateIdentity } from '../privacy/identity.ts';
-import { parameterCount } from '../proto/model-spec.ts';
-import { ZERO_COPY_ENV } from '../proto/zero-copy-framing.ts';
+import { parseFlags } from '@dpfed/proto/command-flags';
+import { NODE_HEAP_FLAGS } from 'dpfed/node-heap';
+import { runConfigFromFlags, runFlags } from '@dpfed/coordinator/run-flags';
+import { startCoordinator } from '@dpfed/coordinator/coordinator-server';
+import { coordinatorPrivacy } from '@dpfed/coordinator/ledger-privacy';
+import type { RoundSummary } from '@dpfed/coordinator/round-machine';
+import { loadOrCreateIdentity } from '@dpfed/privacy/identity';
+import { parameterCount } from '@dpfed/proto/model-spec';
+import { ZERO_COPY_ENV } from '@dpfed/proto/zero-copy-framing';
+import { benchScriptArgs, ROOT } from './bench-paths.ts';
 import { median, roundTo } from './statistics.ts';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLIENTS_SCRIPT = join(ROOT, 'bench', 'overhead-clients.ts');
 
 export interface RoundOverheadRun {
   parameters: number;
@@ -78,7 +77,7 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
     summaries.push(s);
     if (process.env.DPFED_BENCH_VERBOSE) process.stderr.write(`round ${s.round}: ${JSON.stringify(s.phaseMs)}\n`);
   });
-  const clients = spawn(process.execPath, [...NODE_HEAP_FLAGS, ...(process.env.DPFED_BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DPFED_BENCH_CLIENT_PROF}`] : []), '--import', 'tsx', CLIENTS_SCRIPT, `127.0.0.1:${coordinator.port}`, String(o.clients), dir], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, [ZERO_COPY_ENV]: o.zeroCopy === false ? '0' : '1' } });
+  const clients = spawn(process.execPath, [...NODE_HEAP_FLAGS, ...(process.env.DPFED_BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DPFED_BENCH_CLIENT_PROF}`] : []), ...benchScriptArgs('overhead-clients'), `127.0.0.1:${coordinator.port}`, String(o.clients), dir], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, [ZERO_COPY_ENV]: o.zeroCopy === false ? '0' : '1' } });
   const exited = new Promise<number>((resolve) => clients.on('exit', (code) => resolve(code ?? 1)));
   try {
     await coordinator.finished;

@@ -16,11 +16,11 @@
 //                          removing 8 self masks and 16 pairwise masks (median). Goal <= 250 ms.
 import { randomFillSync } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import { SecAggClient } from '../client-sdk/secagg-client.ts';
-import { SecAggServer } from '../coordinator/secagg-server.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { dequantiseSum, encodeWeightedUpdate, type QuantisationConfig } from '../privacy/quantise.ts';
-import type { EncryptedShare, SecAggContext, SignedKeys, UnmaskBody } from '../privacy/secagg-keys.ts';
+import { SecAggClient } from '@dpfed/client/secagg-client';
+import { SecAggServer } from '@dpfed/coordinator/secagg-server';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { dequantiseSum, encodeWeightedUpdate, type QuantisationConfig } from '@dpfed/privacy/quantise';
+import type { EncryptedShare, SecAggContext, SignedKeys, UnmaskBody } from '@dpfed/privacy/secagg-keys';
 import { median } from './statistics.ts';
 
 export interface SecAggBenchResult {

@@ -10,19 +10,18 @@
 // The plan (BENCH_TRAINING): 2 local DP-SGD steps per round at sample rate 0.1 (about 29 of an
 // institution's ~290 training rows per step, the batch-size constant 32), plain aggregation; each
 // committed model is scored on the ~2,300 test rows. Override with flags of `dpfed sim`'s plan.
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { readSchemaFile } from '../proto/data-schema.ts';
-import { runFederated } from '../simulations/federated-run.ts';
-import type { TransportName } from '../simulations/federation-transport.ts';
-import { parseSplit } from '../simulations/institution-split.ts';
-import { loadSimCsv } from '../simulations/sim-data.ts';
-import { expandGrid } from '../simulations/sim-grid.ts';
-import { partitionData } from '../simulations/sim-partition.ts';
+import { join } from 'node:path';
+import { selectBackend } from '@dpfed/client/tf-backend';
+import { readSchemaFile } from '@dpfed/proto/data-schema';
+import { runFederated } from '@dpfed/simulations/federated-run';
+import type { TransportName } from '@dpfed/simulations/federation-transport';
+import { parseSplit } from '@dpfed/simulations/institution-split';
+import { loadSimCsv } from '@dpfed/simulations/sim-data';
+import { expandGrid } from '@dpfed/simulations/sim-grid';
+import { partitionData } from '@dpfed/simulations/sim-partition';
+import { ROOT } from './bench-paths.ts';
 import { roundTo } from './statistics.ts';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCH_TRAINING = ['--local-steps', '2', '--sample-rate', '0.1', '--batch-size', '32'];
 const INSTITUTIONS = 20;
 const ROUNDS = 20;

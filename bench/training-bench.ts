@@ -19,14 +19,14 @@
 // Each configuration is warmed up, then run REPS times interleaved; ratios are medians of the per-repetition
 // ratios (robust to load drift on a shared machine), throughputs are medians.
 import { pathToFileURL } from 'node:url';
-import { LocalTrainer, type TrainingConfig, type TrainingData } from '../client-sdk/local-trainer.ts';
-import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { addGaussianNoise } from '../privacy/gaussian-noise.ts';
-import { flattenParameters, initialParameters, modelSpecFromShorthand, parameterCount } from '../proto/model-spec.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
+import { LocalTrainer, type TrainingConfig, type TrainingData } from '@dpfed/client/local-trainer';
+import { selectBackend } from '@dpfed/client/tf-backend';
+import { addGaussianNoise } from '@dpfed/privacy/gaussian-noise';
+import { flattenParameters, initialParameters, modelSpecFromShorthand, parameterCount } from '@dpfed/proto/model-spec';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 import { median } from './statistics.ts';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('@dpfed/client/tfjs');
 
 export interface TrainingBenchResult {
   trainVsModelFit: number;

@@ -1,8 +1,8 @@
 // `dpfed certs init|issue`: the federation's certificate authority (proto/certificate-authority.ts).
 // init makes the CA; issue makes an institution's client certificate (bound to its id) or, with --server,
 // the coordinator's server certificate for --hosts. Keys are written with mode 0600; nothing is overwritten.
-import { CertificateError, createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
-import { UsageError, type CommandSpec, type FlagValues } from './flags.ts';
+import { CertificateError, createCertificateAuthority, issueCertificate } from '@dpfed/proto/certificate-authority';
+import { UsageError, type CommandSpec, type FlagValues } from '@dpfed/proto/command-flags';
 import { runSubcommand, type Subcommand } from './subcommands.ts';
 
 const days = (v: number | string) => (Number.isInteger(Number(v)) && Number(v) >= 1 && Number(v) <= 36500 ? undefined : 'must be an integer number of days in 1..36500');

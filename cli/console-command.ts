@@ -1,9 +1,9 @@
 // `dpfed console`: the compliance console, a web server read-only on a coordinator database or an
 // institution's ledger, and `dpfed console users add|remove|list` to manage who may log in.
 import { existsSync, readFileSync } from 'node:fs';
-import { defaultUsersPath, startConsole } from '../console/console-server.ts';
-import { ROLES, UsersStore, type Role } from '../console/users-store.ts';
-import { renderHelp, runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
+import { defaultUsersPath, startConsole } from '@dpfed/console/console-server';
+import { ROLES, UsersStore, type Role } from '@dpfed/console/users-store';
+import { renderHelp, runCommand, UsageError, type CommandSpec, type FlagValues } from '@dpfed/proto/command-flags';
 
 const port = (v: number | string) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535');
 

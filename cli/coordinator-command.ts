@@ -1,25 +1,25 @@
 // `dpfed coordinator`: starts a federation (gRPC server) and runs its rounds.
-import { logRoundEvents, roundContext } from '../coordinator/coordinator-event-log.ts';
-import { CoordinatorMetrics } from '../coordinator/coordinator-metrics.ts';
-import { coordinatorIdentityPath, startCoordinator, type Coordinator } from '../coordinator/coordinator-server.ts';
-import { lineLogger } from '../proto/logger.ts';
-import { EnrolmentError, readEnrolmentFile } from '../coordinator/enrolment.ts';
-import { loadOrCreateIdentity } from '../privacy/identity.ts';
-import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
-import { chooseRound, exportModel } from '../coordinator/model-export.ts';
-import { crossSiteResults, describeCrossSite, type CrossSiteSummary } from '../coordinator/cross-site-results.ts';
+import { logRoundEvents, roundContext } from '@dpfed/coordinator/coordinator-event-log';
+import { CoordinatorMetrics } from '@dpfed/coordinator/coordinator-metrics';
+import { coordinatorIdentityPath, startCoordinator, type Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { lineLogger } from '@dpfed/proto/logger';
+import { EnrolmentError, readEnrolmentFile } from '@dpfed/coordinator/enrolment';
+import { loadOrCreateIdentity } from '@dpfed/privacy/identity';
+import { coordinatorPrivacy } from '@dpfed/coordinator/ledger-privacy';
+import { chooseRound, exportModel } from '@dpfed/coordinator/model-export';
+import { crossSiteResults, describeCrossSite, type CrossSiteSummary } from '@dpfed/coordinator/cross-site-results';
 import { join } from 'node:path';
-import { type DataSchema } from '../proto/data-schema.ts';
-import { EvaluationWatch, estimateForTask } from '../privacy/signal-to-noise.ts';
-import { parameterCount } from '../proto/model-spec.ts';
-import type { RunConfig } from '../coordinator/run-config.ts';
-import type { RoundSummary } from '../coordinator/round-machine.ts';
+import { type DataSchema } from '@dpfed/proto/data-schema';
+import { EvaluationWatch, estimateForTask } from '@dpfed/privacy/signal-to-noise';
+import { parameterCount } from '@dpfed/proto/model-spec';
+import type { RunConfig } from '@dpfed/coordinator/run-config';
+import type { RoundSummary } from '@dpfed/coordinator/round-machine';
 import { evaluationDataEvaluator } from './evaluation-data.ts';
-import { runCommand, UsageError, type CommandSpec } from './flags.ts';
-import { schemaFromFlag } from './schema-flag.ts';
-import { loggerFromFlags, metricsServerFromFlags, observabilityFlags } from './observability-flags.ts';
-import { runConfigFromFlags, runFlags } from './run-flags.ts';
-import { tlsFlags, transportFromFlags } from './tls-flags.ts';
+import { runCommand, UsageError, type CommandSpec } from '@dpfed/proto/command-flags';
+import { schemaFromFlag } from '@dpfed/proto/schema-flag';
+import { loggerFromFlags, metricsServerFromFlags, observabilityFlags } from '@dpfed/proto/observability-flags';
+import { runConfigFromFlags, runFlags } from '@dpfed/coordinator/run-flags';
+import { tlsFlags, transportFromFlags } from '@dpfed/proto/tls-flags';
 
 export const command: CommandSpec = {
   name: 'coordinator',
@@ -111,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
     started = coordinator;
     let consoleServer: { url: string; close(): Promise<void> } | undefined;
     if (f.consolePort !== undefined) {
-      const { startConsole } = await import('../console/console-server.ts');
+      const { startConsole } = await import('@dpfed/console/console-server');
       try {
         consoleServer = await startConsole({ dbPath: String(f.db), host: String(f.host), port: Number(f.consolePort) });
       } catch (error) {

@@ -7,29 +7,29 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { describeCrossSite, type CrossSiteSummary } from '../coordinator/cross-site-results.ts';
+import { describeCrossSite, type CrossSiteSummary } from '@dpfed/coordinator/cross-site-results';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { ensureKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
-import { CA_CERT_FILE, createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
-import { labelColumn, type DataSchema } from '../proto/data-schema.ts';
+import { ensureKeyDir, institutionKeyPath, loadOrCreateIdentity } from '@dpfed/privacy/identity';
+import { CA_CERT_FILE, createCertificateAuthority, issueCertificate } from '@dpfed/proto/certificate-authority';
+import { labelColumn, type DataSchema } from '@dpfed/proto/data-schema';
+import { DPFED_BIN, REPOSITORY_DATA_DIR } from './package-paths.ts';
 import { exportAndEvaluate, heldOutLine, HELD_OUT_SHARE, holdOut, type HeldOutMetrics } from './demo-held-out.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
-import { BACKEND_NAMES } from '../client-sdk/tf-backend.ts';
-import { runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
-import { schemaFromFlag } from './schema-flag.ts';
-import { runConfigFromFlags, runFlags } from './run-flags.ts';
-import { estimateForTask } from '../privacy/signal-to-noise.ts';
-import { parameterCount } from '../proto/model-spec.ts';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
+import { BACKEND_NAMES } from '@dpfed/client/tf-backend';
+import { runCommand, UsageError, type CommandSpec, type FlagValues } from '@dpfed/proto/command-flags';
+import { schemaFromFlag } from '@dpfed/proto/schema-flag';
+import { runConfigFromFlags, runFlags } from '@dpfed/coordinator/run-flags';
+import { estimateForTask } from '@dpfed/privacy/signal-to-noise';
+import { parameterCount } from '@dpfed/proto/model-spec';
 import { NODE_HEAP_FLAGS } from './node-heap.ts';
 
 /** The banks' validation share (dpfed client --validation-fraction default): their training rows are the rest. */
 const DEMO_VALIDATION_FRACTION = 0.2;
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'dpfed.js');
-const DATA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
-const SCHEMA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json');
+const BIN = DPFED_BIN;
+const DATA = join(REPOSITORY_DATA_DIR, 'creditcard_fraud_ulb_sample.csv');
+const SCHEMA = join(REPOSITORY_DATA_DIR, 'creditcard_fraud_ulb_sample.schema.json');
 
 /** `features` is not a demo flag: the model's input count is the schema's number of feature columns. */
 const DEMO_OWN = new Set(['db', 'institutions', 'backend', 'json', 'budget-epsilon', 'keep', 'data', 'schema', 'round-timeout', 'features', 'insecure', 'metrics-port']);

@@ -6,9 +6,9 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import type { ClassificationReport } from '../client-sdk/classification-metrics.ts';
-import { evaluate, loadModel } from '../client-sdk/model-file.ts';
-import { exportModel } from '../coordinator/model-export.ts';
+import type { ClassificationReport } from '@dpfed/client/classification-metrics';
+import { evaluate, loadModel } from '@dpfed/client/model-file';
+import { exportModel } from '@dpfed/coordinator/model-export';
 
 /** Share of the rows set aside. */
 export const HELD_OUT_SHARE = 0.1;

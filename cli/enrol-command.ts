@@ -2,10 +2,10 @@
 // enrolment.ts), kept in the coordinator's SQLite file. A running coordinator on the same file sees a
 // change at once: an added institution may register, a revoked one loses its session.
 import { existsSync } from 'node:fs';
-import { CoordinatorStore } from '../coordinator/coordinator-store.ts';
-import { Enrolment, EnrolmentError, hex, parsePublicKey } from '../coordinator/enrolment.ts';
+import { CoordinatorStore } from '@dpfed/coordinator/coordinator-store';
+import { Enrolment, EnrolmentError, hex, parsePublicKey } from '@dpfed/coordinator/enrolment';
 import { loadIdentity } from './identity-command.ts';
-import { UsageError, type CommandSpec, type FlagSpec, type FlagValues } from './flags.ts';
+import { UsageError, type CommandSpec, type FlagSpec, type FlagValues } from '@dpfed/proto/command-flags';
 import { runSubcommand, type Subcommand } from './subcommands.ts';
 
 const dbFlag: FlagSpec = { name: 'db', type: 'string', required: true, help: 'the coordinator\'s SQLite file (created if absent, so institutions can be enrolled before the first start)' };

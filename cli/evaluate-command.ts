@@ -1,9 +1,9 @@
 // `dpfed evaluate`: scores a labelled CSV with an exported model and reports AUC, PR-AUC, log loss,
 // precision/recall/F1 at a threshold, accuracy and calibration (client-sdk/classification-metrics.ts).
-import { CsvError } from '../client-sdk/csv-dataset.ts';
-import { evaluate } from '../client-sdk/model-file.ts';
-import type { ClassificationReport } from '../client-sdk/classification-metrics.ts';
-import { runCommand, UsageError, type CommandSpec } from './flags.ts';
+import { CsvError } from '@dpfed/client/csv-dataset';
+import { evaluate } from '@dpfed/client/model-file';
+import type { ClassificationReport } from '@dpfed/client/classification-metrics';
+import { runCommand, UsageError, type CommandSpec } from '@dpfed/proto/command-flags';
 import { loadModelFromFlags, MODEL_FLAGS } from './model-flags.ts';
 
 export const command: CommandSpec = {

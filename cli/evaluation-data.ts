@@ -3,14 +3,14 @@
 // theirs: by the run's public data schema (`--evaluation-schema`, the file the institutions use with
 // `dpfed client --schema`). Without it the schema is inferred from the coordinator's own file (its bounds
 // are that file's minimum and maximum, so the scaling can differ from the institutions'; a warning says so).
-import type { CandidateEvaluator } from '../coordinator/candidate-evaluator.ts';
-import { streamCsv, type Dataset } from '../client-sdk/csv-dataset.ts';
-import { LocalTrainer } from '../client-sdk/local-trainer.ts';
-import { inferSchema } from '../client-sdk/schema-inference.ts';
-import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { compileSchema, describeHeaderMismatch, labelColumn as schemaLabelColumn, mapFeature, readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
-import type { ModelSpec } from '../proto/model-spec.ts';
-import { UsageError } from './flags.ts';
+import type { CandidateEvaluator } from '@dpfed/coordinator/candidate-evaluator';
+import { streamCsv, type Dataset } from '@dpfed/client/csv-dataset';
+import { LocalTrainer } from '@dpfed/client/local-trainer';
+import { inferSchema } from '@dpfed/client/schema-inference';
+import { selectBackend } from '@dpfed/client/tf-backend';
+import { compileSchema, describeHeaderMismatch, labelColumn as schemaLabelColumn, mapFeature, readSchemaFile, type DataSchema } from '@dpfed/proto/data-schema';
+import type { ModelSpec } from '@dpfed/proto/model-spec';
+import { UsageError } from '@dpfed/proto/command-flags';
 
 /** Every row of `path`, mapped by `schema` (no train/validation split: the coordinator's rows are all for scoring). */
 async function loadScoringRows(path: string, schema: DataSchema): Promise<Dataset> {

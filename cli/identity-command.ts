@@ -1,8 +1,8 @@
 // `dpfed identity init|show`: an institution's Ed25519 identity key file (a hex seed, mode 0600), and the
 // public key the operator enrols (`dpfed enrol add --public-key`). The seed never leaves the institution.
 import { existsSync, readFileSync } from 'node:fs';
-import { identityFromSeed, loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
-import { UsageError, type CommandSpec, type FlagValues } from './flags.ts';
+import { identityFromSeed, loadOrCreateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
+import { UsageError, type CommandSpec, type FlagValues } from '@dpfed/proto/command-flags';
 import { runSubcommand, type Subcommand } from './subcommands.ts';
 
 /** Reads an existing identity key file, blaming `field` when it is missing or malformed. */

@@ -2,10 +2,10 @@
 // { readonly: true, fileMustExist: true } and nothing in it is ever changed.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { PrivacyLedger, type InstitutionSummary } from '../privacy/ledger.ts';
-import { ledgerReport, thisRunOf } from '../privacy/ledger-report.ts';
-import { parseReceipts, ReceiptStore, type LedgerReceipt } from '../privacy/receipts.ts';
-import { runCommand, UsageError, type CommandSpec } from './flags.ts';
+import { PrivacyLedger, type InstitutionSummary } from '@dpfed/privacy/ledger';
+import { ledgerReport, thisRunOf } from '@dpfed/privacy/ledger-report';
+import { parseReceipts, ReceiptStore, type LedgerReceipt } from '@dpfed/privacy/receipts';
+import { runCommand, UsageError, type CommandSpec } from '@dpfed/proto/command-flags';
 
 
 export const LEDGER_COMMAND: CommandSpec = {

@@ -3,7 +3,7 @@ type CommandModule = { main(argv: string[]): Promise<number> };
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
   coordinator: { summary: 'run a federation coordinator (gRPC server)', load: () => import('./coordinator-command.ts') },
-  client: { summary: 'run an institution node that trains on its own CSV data', load: () => import('./client-command.ts') },
+  client: { summary: 'run an institution node that trains on its own CSV data', load: () => import('@dpfed/client/client-command') },
   demo: { summary: 'coordinator + 4 banks as separate processes on the card-fraud data', load: () => import('./demo-command.ts') },
   privacy: { summary: 'privacy accounting: epsilon of mechanism events, noise calibration', load: () => import('./privacy-command.ts') },
   enrol: { summary: 'the coordinator\'s allow-list of institutions: add, list, revoke', load: () => import('./enrol-command.ts') },

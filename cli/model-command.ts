@@ -3,9 +3,9 @@
 // Opens the database read-only.
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { exportModel, ModelExportError, type RoundChoice } from '../coordinator/model-export.ts';
-import { UsageError, type CommandSpec, type FlagValues } from './flags.ts';
-import { schemaFromFlag } from './schema-flag.ts';
+import { exportModel, ModelExportError, type RoundChoice } from '@dpfed/coordinator/model-export';
+import { UsageError, type CommandSpec, type FlagValues } from '@dpfed/proto/command-flags';
+import { schemaFromFlag } from '@dpfed/proto/schema-flag';
 import { runSubcommand, type Subcommand } from './subcommands.ts';
 
 export const EXPORT_COMMAND: CommandSpec = {

@@ -1,10 +1,10 @@
 // What `dpfed predict` and `dpfed evaluate` share: the model folder's flags and loading it with usage
 // errors that name the flag.
 import { existsSync, statSync } from 'node:fs';
-import { loadModel, ModelFileError, type LoadedModel } from '../client-sdk/model-file.ts';
-import { BACKEND_NAMES, selectBackend, type BackendName } from '../client-sdk/tf-backend.ts';
-import { UsageError, type FlagSpec, type FlagValues } from './flags.ts';
-import { schemaFromFlag } from './schema-flag.ts';
+import { loadModel, ModelFileError, type LoadedModel } from '@dpfed/client/model-file';
+import { BACKEND_NAMES, selectBackend, type BackendName } from '@dpfed/client/tf-backend';
+import { UsageError, type FlagSpec, type FlagValues } from '@dpfed/proto/command-flags';
+import { schemaFromFlag } from '@dpfed/proto/schema-flag';
 
 export const MODEL_FLAGS: FlagSpec[] = [
   { name: 'model', type: 'string', required: true, help: 'model folder written by dpfed model export (its hashes are checked on load)' },

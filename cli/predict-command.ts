@@ -1,8 +1,8 @@
 // `dpfed predict`: scores a CSV with an exported model, one probability per row in file order.
 import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { CsvError } from '../client-sdk/csv-dataset.ts';
-import { scoreCsv } from '../client-sdk/model-file.ts';
-import { runCommand, UsageError, type CommandSpec } from './flags.ts';
+import { CsvError } from '@dpfed/client/csv-dataset';
+import { scoreCsv } from '@dpfed/client/model-file';
+import { runCommand, UsageError, type CommandSpec } from '@dpfed/proto/command-flags';
 import { loadModelFromFlags, MODEL_FLAGS } from './model-flags.ts';
 
 export const command: CommandSpec = {

@@ -1,9 +1,9 @@
 // `dpfed privacy epsilon|calibrate`: the privacy accountant and noise calibration from the command line.
 // The JSON shapes are a contract (researchers and acceptance checks read them); keep them stable.
-import { CommandSpec, renderHelp, runCommand, UsageError, type FlagValues } from './flags.ts';
-import { makeAccountant, type AccountantKind } from '../privacy/accountant.ts';
-import { validateMechanismEvent, type MechanismEvent } from '../privacy/mechanism-event.ts';
-import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
+import { CommandSpec, renderHelp, runCommand, UsageError, type FlagValues } from '@dpfed/proto/command-flags';
+import { makeAccountant, type AccountantKind } from '@dpfed/privacy/accountant';
+import { validateMechanismEvent, type MechanismEvent } from '@dpfed/privacy/mechanism-event';
+import { calibrateNoiseMultiplier } from '@dpfed/privacy/calibrate';
 
 /** Parses "Q:SIGMA:STEPS"; throws an Error naming the bad part. */
 export function parseEventArgument(text: string): MechanismEvent {

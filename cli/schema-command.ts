@@ -3,10 +3,10 @@
 //          is outside any privacy claim until they are replaced by public knowledge);
 //   hash   validates a schema file and prints its hash, which every institution of a federation shares.
 import { existsSync, writeFileSync } from 'node:fs';
-import { inferSchema, INFERRED_SCHEMA_WARNING } from '../client-sdk/schema-inference.ts';
-import { featureColumns, schemaHash } from '../proto/data-schema.ts';
-import { renderHelp, runCommand, UsageError, type CommandSpec, type FlagValues } from './flags.ts';
-import { schemaFromFlag } from './schema-flag.ts';
+import { inferSchema, INFERRED_SCHEMA_WARNING } from '@dpfed/client/schema-inference';
+import { featureColumns, schemaHash } from '@dpfed/proto/data-schema';
+import { renderHelp, runCommand, UsageError, type CommandSpec, type FlagValues } from '@dpfed/proto/command-flags';
+import { schemaFromFlag } from '@dpfed/proto/schema-flag';
 
 export const INFER_COMMAND: CommandSpec = {
   name: 'schema infer',

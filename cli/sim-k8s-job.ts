@@ -2,8 +2,8 @@
 // runs it as shards (simulations/k8s-sim-job.ts), each pod with the sweep's own flags plus --resume (a
 // retried pod continues its shard), --shard I/N and its own folder under --out on the shared volume.
 import { writeFileSync } from 'node:fs';
-import { DEFAULT_SIM_JOB_NAME, DEFAULT_SIM_RESULTS_CLAIM, simJobManifest } from '../simulations/k8s-sim-job.ts';
-import { type FlagSpec, type FlagValues, UsageError } from './flags.ts';
+import { DEFAULT_SIM_JOB_NAME, DEFAULT_SIM_RESULTS_CLAIM, simJobManifest } from '@dpfed/simulations/k8s-sim-job';
+import { type FlagSpec, type FlagValues, UsageError } from '@dpfed/proto/command-flags';
 
 const positiveInt = (v: number | string) => (Number.isInteger(Number(v)) && Number(v) >= 1 ? undefined : 'must be a positive integer');
 

@@ -3,8 +3,8 @@
 // that has a row wins), and the plots of them all.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { mergeRows, readResults, RESULTS_CSV, writeResults } from '../simulations/sim-results-file.ts';
-import { type CommandSpec, runCommand, UsageError } from './flags.ts';
+import { mergeRows, readResults, RESULTS_CSV, writeResults } from '@dpfed/simulations/sim-results-file';
+import { type CommandSpec, runCommand, UsageError } from '@dpfed/proto/command-flags';
 import { drawPlots } from './sim-plot-output.ts';
 
 export const mergeCommand: CommandSpec = {

@@ -1,6 +1,6 @@
 // Commands made of subcommands (`dpfed enrol add|list|revoke`, `dpfed certs init|issue`, `dpfed identity
 // init|show`): the first argument picks a flag table; --help lists the subcommands, each has its own.
-import { renderHelp, runCommand, type CommandSpec, type FlagValues } from './flags.ts';
+import { renderHelp, runCommand, type CommandSpec, type FlagValues } from '@dpfed/proto/command-flags';
 
 export interface Subcommand {
   spec: CommandSpec;

@@ -1,7 +1,7 @@
 // A FederationClient's events as structured log lines. The institution is on every line (the logger's
 // base), the run once the client has registered, the round and phase where an event is about one.
 // Only public facts: no loss, accuracy or metrics of the local data, no row counts, no session token.
-import type { Logger } from '../proto/logger.ts';
+import type { Logger } from '@dpfed/proto/logger';
 import type { FederationClient } from './federation-client.ts';
 
 /** A per-line context function (LoggerOptions.context) and the hook that keeps it current. */

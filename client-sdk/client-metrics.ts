@@ -4,7 +4,7 @@
 // received. Nothing about the institution's data: no row counts, no losses, no model values.
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { WireBytes } from '../proto/wire-byte-counter.ts';
+import type { WireBytes } from '@dpfed/proto/wire-byte-counter';
 import type { FederationClient } from './federation-client.ts';
 
 /** ε spent from the institution's own ledger: over all runs, or (runId) in one run. */

@@ -6,9 +6,9 @@
 // In both modes the event enters the ledger only within the budget, checked in the same transaction.
 // Private evaluation (record level): it adds at least its own planned noise to its class histograms and
 // records the release before the vector leaves.
-import type { EvaluationNoisePlan } from '../privacy/evaluation-mechanism.ts';
-import type { LedgerReceipt } from '../privacy/receipts.ts';
-import type { LedgerHeadMsg, PrivacyEventMsg } from '../proto/wire.ts';
+import type { EvaluationNoisePlan } from '@dpfed/privacy/evaluation-mechanism';
+import type { LedgerReceipt } from '@dpfed/privacy/receipts';
+import type { LedgerHeadMsg, PrivacyEventMsg } from '@dpfed/proto/wire';
 import type { Learner, MechanismReport, TaskContext } from './learner.ts';
 
 export interface RoundDecision {

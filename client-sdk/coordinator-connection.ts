@@ -4,10 +4,10 @@
 // Challenge and Register are calls of their own (over the same channel and credentials); every later request
 // travels on the institution's Session stream
 // (session-stream.ts), which the coordinator answers exactly as it answers the separate calls.
-import { countingClientConstructor, type WireBytes } from '../proto/wire-byte-counter.ts';
+import { countingClientConstructor, type WireBytes } from '@dpfed/proto/wire-byte-counter';
 import * as grpc from '@grpc/grpc-js';
-import { channelCredentials, type TlsMaterial } from '../proto/tls-credentials.ts';
-import { assembleWhole, chunkTensors, packTensors, TensorAssembler, type NamedTensor, type TensorData } from '../proto/tensor-stream.ts';
+import { channelCredentials, type TlsMaterial } from '@dpfed/proto/tls-credentials';
+import { assembleWhole, chunkTensors, packTensors, TensorAssembler, type NamedTensor, type TensorData } from '@dpfed/proto/tensor-stream';
 import {
   CHANNEL_OPTIONS,
   DEFAULT_CHUNK_BYTES,
@@ -25,9 +25,9 @@ import {
   type ResultHeaderMsg,
   type SecAggMessageMsg,
   type TaskMsg,
-} from '../proto/wire.ts';
-import { ZeroCopyFraming } from '../proto/zero-copy-framing.ts';
-import type { CoordinatorLink } from '../proto/coordinator-link.ts';
+} from '@dpfed/proto/wire';
+import { ZeroCopyFraming } from '@dpfed/proto/zero-copy-framing';
+import type { CoordinatorLink } from '@dpfed/proto/coordinator-link';
 import { federationErrorOf } from './grpc-refusal.ts';
 import { CallFailed, SessionStream, type FrameBody } from './session-stream.ts';
 

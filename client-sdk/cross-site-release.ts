@@ -9,14 +9,14 @@
 //   privacy client  declined: no evaluation mechanism exists at that level
 // A task re-issued for the same run and model (the coordinator restarted) gets the same release again:
 // no second draw of noise, no second event.
-import { histogramToVector } from '../privacy/auc-histogram.ts';
-import { noisyHistogramVector } from '../privacy/evaluation-mechanism.ts';
-import { BudgetExceededError } from '../privacy/ledger.ts';
-import type { NamedTensor } from '../proto/tensor-stream.ts';
-import type { PrivacyEventMsg, ResultHeaderMsg } from '../proto/wire.ts';
+import { histogramToVector } from '@dpfed/privacy/auc-histogram';
+import { noisyHistogramVector } from '@dpfed/privacy/evaluation-mechanism';
+import { BudgetExceededError } from '@dpfed/privacy/ledger';
+import type { NamedTensor } from '@dpfed/proto/tensor-stream';
+import type { PrivacyEventMsg, ResultHeaderMsg } from '@dpfed/proto/wire';
 import type { ClientPrivacy } from './client-privacy.ts';
 import type { EvalOutcome, TaskContext } from './learner.ts';
-import { TENSOR_NAMES } from '../proto/shared-names.ts';
+import { TENSOR_NAMES } from '@dpfed/proto/shared-names';
 
 export interface CrossSiteDecline {
   reason: string;

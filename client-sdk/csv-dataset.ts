@@ -12,8 +12,8 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { parse, CsvError as ParserError } from 'csv-parse';
-import { compileSchema, describeHeaderMismatch, mapFeature, schemaHash, type DataSchema } from '../proto/data-schema.ts';
-import { excerpt, quoted } from '../proto/text-excerpt.ts';
+import { compileSchema, describeHeaderMismatch, mapFeature, schemaHash, type DataSchema } from '@dpfed/proto/data-schema';
+import { excerpt, quoted } from '@dpfed/proto/text-excerpt';
 import { canonicalRowText, type SplitRule } from './data-split.ts';
 
 export interface Dataset {

@@ -2,7 +2,7 @@
 // coordinator put in the trailing metadata (proto/federation-error.ts). A failure of the connection itself
 // (UNAVAILABLE, DEADLINE_EXCEEDED, …) carries no reason and keeps its code.
 import type * as grpc from '@grpc/grpc-js';
-import { FederationError, REFUSAL_REASON_METADATA, defaultReasonFor, refusalReasonOf } from '../proto/federation-error.ts';
+import { FederationError, REFUSAL_REASON_METADATA, defaultReasonFor, refusalReasonOf } from '@dpfed/proto/federation-error';
 
 export function federationErrorOf(error: unknown): Error {
   if (error instanceof FederationError) return error;

@@ -24,10 +24,10 @@
 //
 // The institution's ledger head, signed with its identity key, is its receipt for the coordinator; the
 // coordinator's signed heads are kept in the ledger file's `ledger_receipts` table (privacy/receipts.ts).
-import { reusePreparedStatements } from '../privacy/prepared-statements.ts';
+import { reusePreparedStatements } from '@dpfed/privacy/prepared-statements';
 import Database from 'better-sqlite3';
-import { makeAccountant, type Accountant } from '../privacy/accountant.ts';
-import { checkBudget, type PrivacyBudget } from '../privacy/budget.ts';
+import { makeAccountant, type Accountant } from '@dpfed/privacy/accountant';
+import { checkBudget, type PrivacyBudget } from '@dpfed/privacy/budget';
 import {
   EVALUATION_SENSITIVITY,
   evaluationMechanism,
@@ -36,15 +36,15 @@ import {
   planInstitutionNoise,
   type EvaluationNoisePlan,
   type InstitutionNoisePlan,
-} from '../privacy/evaluation-mechanism.ts';
-import { calibrateClientNoise } from '../privacy/release-policy.ts';
-import { noiseMultiplierCovering, samplerTailMassPerDraw, tailDelta } from '../privacy/discretisation-cost.ts';
-import type { IdentityKey } from '../privacy/identity.ts';
-import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
-import { PrivacyLedger, type SpentEpsilon } from '../privacy/ledger.ts';
-import type { MechanismEvent } from '../privacy/mechanism-event.ts';
-import { ReceiptStore, type LedgerReceipt } from '../privacy/receipts.ts';
-import type { LedgerHeadMsg, PrivacyEventMsg } from '../proto/wire.ts';
+} from '@dpfed/privacy/evaluation-mechanism';
+import { calibrateClientNoise } from '@dpfed/privacy/release-policy';
+import { noiseMultiplierCovering, samplerTailMassPerDraw, tailDelta } from '@dpfed/privacy/discretisation-cost';
+import type { IdentityKey } from '@dpfed/privacy/identity';
+import { signEvent, type LedgerEvent } from '@dpfed/privacy/ledger-event';
+import { PrivacyLedger, type SpentEpsilon } from '@dpfed/privacy/ledger';
+import type { MechanismEvent } from '@dpfed/privacy/mechanism-event';
+import { ReceiptStore, type LedgerReceipt } from '@dpfed/privacy/receipts';
+import type { LedgerHeadMsg, PrivacyEventMsg } from '@dpfed/proto/wire';
 import type { ClientPrivacy, EvaluationDecision, RoundDecision } from './client-privacy.ts';
 import type { Learner, MechanismReport, PlannedMechanism, TaskContext } from './learner.ts';
 

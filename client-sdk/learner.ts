@@ -1,9 +1,9 @@
 // What an institution plugs into the FederationClient: local training and local evaluation on data that
 // never leaves it. TfjsLearner (client-sdk/tfjs-learner.ts) is the default; a bank may bring its own.
-import type { ScoreHistogram } from '../privacy/auc-histogram.ts';
-import type { DataSchema } from '../proto/data-schema.ts';
-import type { ModelSpec } from '../proto/model-spec.ts';
-import type { TaskConfig } from '../proto/task-config.ts';
+import type { ScoreHistogram } from '@dpfed/privacy/auc-histogram';
+import type { DataSchema } from '@dpfed/proto/data-schema';
+import type { ModelSpec } from '@dpfed/proto/model-spec';
+import type { TaskConfig } from '@dpfed/proto/task-config';
 
 export interface TaskContext {
   runId: string;

@@ -19,17 +19,17 @@
 //
 // The reported training `loss` is computed on the raw data and is not differentially private; in record
 // mode it must stay inside the institution.
-import type { ModelSpec } from '../proto/model-spec.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
-import { scheduledLearningRate, type TaskConfig } from '../proto/task-config.ts';
-import { aucFromHistogram, exactAuc, histogramOfScores, type ScoreHistogram } from '../privacy/auc-histogram.ts';
-import { discretisationCost } from '../privacy/discretisation-cost.ts';
-import { DpSgd } from '../privacy/dp-sgd.ts';
-import { DiscreteGaussianPool } from '../privacy/noise-pool.ts';
+import type { ModelSpec } from '@dpfed/proto/model-spec';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
+import { scheduledLearningRate, type TaskConfig } from '@dpfed/proto/task-config';
+import { aucFromHistogram, exactAuc, histogramOfScores, type ScoreHistogram } from '@dpfed/privacy/auc-histogram';
+import { discretisationCost } from '@dpfed/privacy/discretisation-cost';
+import { DpSgd } from '@dpfed/privacy/dp-sgd';
+import { DiscreteGaussianPool } from '@dpfed/privacy/noise-pool';
 import { FlatOptimizer } from './flat-optimizer.ts';
 import { MlpNetwork } from './mlp-network.ts';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('./tfjs.ts');
 
 /** Row-major features (n × dim) and 0/1 labels. */
 export interface TrainingData {

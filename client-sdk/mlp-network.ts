@@ -14,12 +14,12 @@
 // a plain one only in JS: the factors c_i = min(1, C/|∇ℓ_i|) instead of 1/B, folded into aᵀ.
 // The tfjs variables (used by logits(), and by the tests' tensor reference of the backward pass in
 // test/reference/mlp-backward.ts) are refreshed from the master copy when next used.
-import type { Tensor, Tensor2D, Variable } from '@tensorflow/tfjs';
-import { flattenParameters, layerWidths, parameterCount, parameterShapes, unflattenParameters, type Activation, type ModelSpec, type NamedParameters, type ParameterShape } from '../proto/model-spec.ts';
+import type { Tensor, Tensor2D, Variable } from './tfjs.ts';
+import { flattenParameters, layerWidths, parameterCount, parameterShapes, unflattenParameters, type Activation, type ModelSpec, type NamedParameters, type ParameterShape } from '@dpfed/proto/model-spec';
 import { tensorValues } from './tfjs-wasm-heap.ts';
-import { addGhostSquaredNorms, clipFactors, squaredNorm } from '../privacy/ghost-clipping.ts';
+import { addGhostSquaredNorms, clipFactors, squaredNorm } from '@dpfed/privacy/ghost-clipping';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('./tfjs.ts');
 
 /** What one step() computed. The arrays are reused by the next call: copy what you keep. */
 export interface StepOutput {

@@ -7,17 +7,17 @@
 // label column and an id column; any other column is refused, as is a missing one.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LayersModel } from '@tensorflow/tfjs';
+import type { LayersModel } from './tfjs.ts';
 import { classificationReport, type ClassificationReport } from './classification-metrics.ts';
 import { CsvError, streamCsv, type CsvSource } from './csv-dataset.ts';
 import { selectBackend } from './tf-backend.ts';
-import { compileSchema, labelColumn, mapFeature, parseSchema, schemaHash, type DataSchema, type FeatureMap } from '../proto/data-schema.ts';
+import { compileSchema, labelColumn, mapFeature, parseSchema, schemaHash, type DataSchema, type FeatureMap } from '@dpfed/proto/data-schema';
 import {
   MODEL_CARD_JSON, MODEL_JSON, modelHashOf, parseSums, PREPROCESSING_JSON, sha256Hex, SHA256SUMS, WEIGHTS_BIN, type ModelCard, type PreprocessingFile,
-} from '../proto/model-file-format.ts';
-import { quoted } from '../proto/text-excerpt.ts';
+} from '@dpfed/proto/model-file-format';
+import { quoted } from '@dpfed/proto/text-excerpt';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('./tfjs.ts');
 
 export class ModelFileError extends Error {}
 
@@ -55,7 +55,7 @@ function parseJson<T>(dir: string, file: string, bytes: Buffer): T {
 
 /**
  * Loads and verifies a model folder. `schema` stands in for the folder's preprocessing when the export was
- * given none (else it must equal it). `tf` defaults to @tensorflow/tfjs on its cpu backend.
+ * given none (else it must equal it). `tf` defaults to TensorFlow.js (tfjs.ts) on its cpu backend.
  */
 export async function loadModel(dir: string, o: { tf?: Tf; schema?: DataSchema } = {}): Promise<LoadedModel> {
   let sumsText: string;
@@ -93,7 +93,7 @@ export async function loadModel(dir: string, o: { tf?: Tf; schema?: DataSchema }
   const { featureNames, maps } = compileSchema(schema);
 
   const tf = o.tf ?? (await selectBackend('cpu')).tf;
-  const modelJson = parseJson<{ modelTopology: object; format?: string; generatedBy?: string; convertedBy?: string | null; weightsManifest: { paths: string[]; weights: import('@tensorflow/tfjs').io.WeightsManifestEntry[] }[] }>(dir, MODEL_JSON, modelJsonBytes);
+  const modelJson = parseJson<{ modelTopology: object; format?: string; generatedBy?: string; convertedBy?: string | null; weightsManifest: { paths: string[]; weights: import('./tfjs.ts').io.WeightsManifestEntry[] }[] }>(dir, MODEL_JSON, modelJsonBytes);
   if (!Array.isArray(modelJson.weightsManifest) || modelJson.weightsManifest.length !== 1) throw new ModelFileError(`${dir}: ${MODEL_JSON}: expected one weights group`);
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer;
   let network: LayersModel;
@@ -121,7 +121,7 @@ export function scoreInputs(model: LoadedModel, x: Float32Array, rows: number): 
   if (rows === 0) return new Float32Array(0);
   const { tf, network } = model;
   return tf.tidy(() => {
-    const out = network.predict(tf.tensor2d(x, [rows, model.featureNames.length])) as import('@tensorflow/tfjs').Tensor;
+    const out = network.predict(tf.tensor2d(x, [rows, model.featureNames.length])) as import('./tfjs.ts').Tensor;
     return out.dataSync() as Float32Array;
   }).slice();
 }

@@ -1,9 +1,9 @@
 // Builds a signed RegisterRequest from a coordinator's challenge: the declaration of proto/registration.ts
 // (nonce, id, identity key, protocol version, budget, declared fields, own ledger head and the anchor row
 // hash the challenge asks for), signed with the institution's identity key.
-import type { IdentityKey } from '../privacy/identity.ts';
-import { registrationDeclaration } from '../proto/registration.ts';
-import { PROTOCOL_VERSION, type ChallengeResponse, type LedgerHeadMsg, type RegisterRequest } from '../proto/wire.ts';
+import type { IdentityKey } from '@dpfed/privacy/identity';
+import { registrationDeclaration } from '@dpfed/proto/registration';
+import { PROTOCOL_VERSION, type ChallengeResponse, type LedgerHeadMsg, type RegisterRequest } from '@dpfed/proto/wire';
 
 export interface RegistrationFields {
   institutionId: string;

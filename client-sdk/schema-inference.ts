@@ -3,8 +3,8 @@
 // privacy claim: the bounds are a statistic of the institution's rows. It serves two purposes only:
 // `dpfed schema infer`, a draft the operator must review and replace by public knowledge before a
 // private run, and `dpfed client` with privacy off, where no privacy is claimed.
-import { SCHEMA_FORMAT, parseSchema, type DataSchema, type SchemaColumn } from '../proto/data-schema.ts';
-import { quoted } from '../proto/text-excerpt.ts';
+import { SCHEMA_FORMAT, parseSchema, type DataSchema, type SchemaColumn } from '@dpfed/proto/data-schema';
+import { quoted } from '@dpfed/proto/text-excerpt';
 import { CsvError, streamCsv, type CsvSource } from './csv-dataset.ts';
 
 export const INFERRED_SCHEMA_WARNING =

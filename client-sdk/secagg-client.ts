@@ -12,9 +12,9 @@
 // authentication; an unmask request that asks for both shares of one peer (in one request or across
 // requests), names a non-neighbour, leaves out a neighbour, or lists fewer than the threshold survivors.
 import { randomBytes } from 'node:crypto';
-import { type IdentityKey } from '../privacy/identity.ts';
-import { addMask } from '../privacy/mask-prg.ts';
-import { checkThresholdForNeighbourhood, neighbourhoods } from '../privacy/masking-graph.ts';
+import { type IdentityKey } from '@dpfed/privacy/identity';
+import { addMask } from '@dpfed/privacy/mask-prg';
+import { checkThresholdForNeighbourhood, neighbourhoods } from '@dpfed/privacy/masking-graph';
 import {
   boxSharedKey,
   checkContext,
@@ -33,8 +33,8 @@ import {
   type SignedKeys,
   type UnmaskBody,
   type X25519KeyPair,
-} from '../privacy/secagg-keys.ts';
-import { split } from '../privacy/shamir.ts';
+} from '@dpfed/privacy/secagg-keys';
+import { split } from '@dpfed/privacy/shamir';
 
 export interface SecAggClientOptions {
   identity: IdentityKey;

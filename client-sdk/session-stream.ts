@@ -4,8 +4,8 @@
 // would fail). A call settles on its answer, on a CallStatus frame (a CallFailed with the gRPC code), or
 // at its deadline (DEADLINE_EXCEEDED, and the coordinator is told to drop the call).
 import * as grpc from '@grpc/grpc-js';
-import { FederationError, refusalReasonOf } from '../proto/federation-error.ts';
-import type { ClientFrameMsg, CoordinatorFrameMsg } from '../proto/wire.ts';
+import { FederationError, refusalReasonOf } from '@dpfed/proto/federation-error';
+import type { ClientFrameMsg, CoordinatorFrameMsg } from '@dpfed/proto/wire';
 import { federationErrorOf } from './grpc-refusal.ts';
 
 /** A request the coordinator refused or that could not complete (proto/federation-error.ts). */

@@ -3,7 +3,7 @@
 // libtensorflow and fails offline, so they are detected at run time; the wasm binaries ship inside
 // @tensorflow/tfjs-backend-wasm and load from disk through Node's own resolution (no network). Under Node the
 // wasm backend runs one thread (tfjs disables its worker threads there); parallelism comes from processes.
-import * as tfjs from '@tensorflow/tfjs';
+import * as tfjs from './tfjs.ts';
 
 export type BackendName = 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
 
@@ -12,10 +12,10 @@ export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'wasm', 'cpu', 'te
 export interface SelectedBackend {
   /** The tfjs backend name actually running: 'tensorflow', 'wasm' or 'cpu'. */
   name: string;
-  tf: typeof import('@tensorflow/tfjs');
+  tf: typeof import('./tfjs.ts');
 }
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('./tfjs.ts');
 
 const NODE_PACKAGES: Record<'tensorflow' | 'tensorflow-gpu', string> = {
   tensorflow: '@tensorflow/tfjs-node',

@@ -5,12 +5,12 @@
 // tell the coordinator which preprocessing this institution uses. A schema inferred from the data itself
 // (`schemaInferred`) is refused for any task with privacy record or client: its bounds are a statistic
 // of the rows, so the privacy claim would not hold.
-import { featureColumns, schemaHash, type DataSchema } from '../proto/data-schema.ts';
+import { featureColumns, schemaHash, type DataSchema } from '@dpfed/proto/data-schema';
 import type { Dataset } from './csv-dataset.ts';
 import type { EvalOutcome, Learner, PlannedMechanism, TaskContext, TrainOutcome, ValidationScores } from './learner.ts';
 import { LocalTrainer, type LocalTrainerOptions } from './local-trainer.ts';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('./tfjs.ts');
 
 export interface LearnerSchemaOptions {
   /** The public schema the data was preprocessed with. */

@@ -11,9 +11,9 @@
 // holding exactly what dataSync() returns. Otherwise (another backend, or a tfjs-wasm whose method changed)
 // every read takes dataSync(): slower, the same values. test/tfjs-wasm-heap.test.ts fails when the pinned
 // tfjs-wasm no longer passes the check.
-import type { Tensor } from '@tensorflow/tfjs';
+import type { Tensor } from './tfjs.ts';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('./tfjs.ts');
 type HeapReader = (t: Tensor) => Float32Array;
 
 const readers = new WeakMap<object, HeapReader | null>();

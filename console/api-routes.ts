@@ -2,7 +2,7 @@
 // the same function), the chain verification, events with each row's status, burn-down curves, receipts,
 // runs and rounds.
 import type { FastifyInstance } from 'fastify';
-import type { AccountantKind } from '../privacy/accountant.ts';
+import type { AccountantKind } from '@dpfed/privacy/accountant';
 import {
   burnDownQuerySchema, burnDownSchema, errorSchema, eventsPageSchema, eventsQuerySchema, ledgerQuerySchema, ledgerReportSchema, receiptsSchema,
   roundDetailSchema, roundParamsSchema, roundSchema, runParamsSchema, runSchema, verifySchema,

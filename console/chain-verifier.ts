@@ -4,8 +4,8 @@
 // a page asks for the state and gets the latest result, marked pending while a newer one runs, and may
 // wait a little for it.
 import type { Worker } from 'node:worker_threads';
-import type { VerifyResult } from '../privacy/ledger.ts';
-import { typeScriptWorker } from '../privacy/typescript-worker.ts';
+import type { VerifyResult } from '@dpfed/privacy/ledger';
+import { moduleBeside, typeScriptWorker } from '@dpfed/privacy/typescript-worker';
 
 export interface VerificationState {
   /** The latest finished verification (null before the first one finishes). */
@@ -24,7 +24,7 @@ export class ChainVerifier {
   constructor(private readonly dbPath: string, private readonly versionOf: () => string) {}
 
   private start(version: string): void {
-    const worker = typeScriptWorker(new URL('./verify-worker.ts', import.meta.url), { dbPath: this.dbPath });
+    const worker = typeScriptWorker(moduleBeside(import.meta.url, 'verify-worker'), { dbPath: this.dbPath });
     const promise = new Promise<void>((resolve) => {
       let settled = false;
       const finish = (result: VerifyResult, head: { seq: number; hash: string } | null) => {

@@ -2,7 +2,7 @@
 // round_failures, scheduling_refusals), read with plain queries on the console's read-only connection.
 // An institution's ledger file has none of them: `available` is false and every list is empty.
 import type Database from 'better-sqlite3';
-import type { RoundRow } from '../coordinator/coordinator-store.ts';
+import type { RoundRow } from '@dpfed/coordinator/coordinator-store';
 
 export interface RunSummary {
   id: string;

@@ -5,10 +5,10 @@
 // composition per institution only after the ledger changed, and a tampered file is re-verified
 // (in a worker thread: console/chain-verifier.ts).
 import Database from 'better-sqlite3';
-import { makeAccountant, type AccountantKind } from '../privacy/accountant.ts';
-import { composedEpsilon } from '../privacy/budget.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
-import { ledgerReport, type LedgerReport, type LedgerReportOptions } from '../privacy/ledger-report.ts';
+import { makeAccountant, type AccountantKind } from '@dpfed/privacy/accountant';
+import { composedEpsilon } from '@dpfed/privacy/budget';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
+import { ledgerReport, type LedgerReport, type LedgerReportOptions } from '@dpfed/privacy/ledger-report';
 import { ChainVerifier } from './chain-verifier.ts';
 
 export interface BurnDownPoint {

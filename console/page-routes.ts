@@ -1,7 +1,7 @@
 // The console's HTML pages and the CSV export. Each page reads through LedgerSource (cached per ledger
 // version) and CoordinatorRecords, and renders on the server; reports and exports are audited.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AccountantKind } from '../privacy/accountant.ts';
+import type { AccountantKind } from '@dpfed/privacy/accountant';
 import { eventsPage } from './api-routes.ts';
 import { eventsQuerySchema, ledgerQuerySchema, roundParamsSchema } from './api-schemas.ts';
 import type { CoordinatorRecords } from './coordinator-records.ts';

@@ -3,7 +3,7 @@
 // coordinator appends), and posts the result with the head it covers.
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { PrivacyLedger } from '../privacy/ledger.ts';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
 
 const db = new Database((workerData as { dbPath: string }).dbPath, { readonly: true, fileMustExist: true });
 try {

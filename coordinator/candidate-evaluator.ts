@@ -2,9 +2,9 @@
 // evaluate: the round's candidate is scored by the operator's own code on the operator's own rows, so no
 // EVALUATE task goes to institutions and their validation rows are not used (they spend no ε on it). The
 // figures are exact: they are about the coordinator's data, which is not the institutions' to protect.
-import type { EvaluationTotals } from '../privacy/evaluation-vector.ts';
-import type { ModelSpec } from '../proto/model-spec.ts';
-import type { EvaluationConfig } from '../proto/task-config.ts';
+import type { EvaluationTotals } from '@dpfed/privacy/evaluation-vector';
+import type { ModelSpec } from '@dpfed/proto/model-spec';
+import type { EvaluationConfig } from '@dpfed/proto/task-config';
 
 export interface CandidateEvaluator {
   /** Where the rows come from (a file path), for messages. */

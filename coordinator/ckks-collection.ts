@@ -3,13 +3,13 @@
 // the sum, once per round, and releases it rounded. node-seal has no threshold decryption: the key holder
 // could read any single ciphertext it were given, so the coordinator hands it the sum only, and the key
 // holder refuses a second decryption in the same round.
-import { verifySignature } from '../privacy/identity.ts';
-import { ckksKeyBinding } from '../privacy/ckks-key-binding.ts';
-import { ckksWeightedSum } from '../privacy/ckks-update-encoding.ts';
-import { CkksAggregator, ckksCiphertextCount } from '../privacy/ckks.ts';
-import type { NamedTensor } from '../proto/tensor-stream.ts';
-import { TENSOR_NAMES } from '../proto/shared-names.ts';
-import type { DTypeName, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
+import { verifySignature } from '@dpfed/privacy/identity';
+import { ckksKeyBinding } from '@dpfed/privacy/ckks-key-binding';
+import { ckksWeightedSum } from '@dpfed/privacy/ckks-update-encoding';
+import { CkksAggregator, ckksCiphertextCount } from '@dpfed/privacy/ckks-plugin';
+import type { NamedTensor } from '@dpfed/proto/tensor-stream';
+import { TENSOR_NAMES } from '@dpfed/proto/shared-names';
+import type { DTypeName, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '@dpfed/proto/wire';
 import type { Institution } from './institution-registry.ts';
 import { PhaseCollector } from './phase-collector.ts';
 import type { ResultSink } from './round-types.ts';

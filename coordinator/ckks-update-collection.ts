@@ -1,8 +1,8 @@
 // Training under CKKS (`--aggregation ckks`): institutions encrypt their updates under the run's key, the
 // coordinator adds ciphertexts it cannot read, and the key holder decrypts only the sum
 // (coordinator/ckks-collection.ts). The key, once published, serves the run's later rounds.
-import type { NamedTensor } from '../proto/tensor-stream.ts';
-import type { ResultHeaderMsg, SecAggMessageMsg } from '../proto/wire.ts';
+import type { NamedTensor } from '@dpfed/proto/tensor-stream';
+import type { ResultHeaderMsg, SecAggMessageMsg } from '@dpfed/proto/wire';
 import { CkksCollection } from './ckks-collection.ts';
 import type { Institution } from './institution-registry.ts';
 import type { ResultRoute } from './result-routing.ts';

@@ -2,7 +2,7 @@
 // round and phase it is about. Only public facts go in: counts of institutions, their ids, timings,
 // AUC and loss of the global model, reasons. Never an institution's example count (RoundSummary
 // carries it per institution; it is left out).
-import type { Logger } from '../proto/logger.ts';
+import type { Logger } from '@dpfed/proto/logger';
 import type { CrossSiteSummary } from './cross-site-results.ts';
 import type { RoundMachine, RoundSummary } from './round-machine.ts';
 

@@ -6,7 +6,7 @@
 // reasons, and the ids of enrolled institutions. No label or value carries data or a secret.
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { WireBytes } from '../proto/wire-byte-counter.ts';
+import type { WireBytes } from '@dpfed/proto/wire-byte-counter';
 import type { RoundMachine, RoundSummary } from './round-machine.ts';
 
 const PHASES = ['train', 'evaluate', 'commit'] as const;

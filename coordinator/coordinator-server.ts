@@ -1,10 +1,10 @@
 // Starts a coordinator: opens (or resumes) the run in SQLite (federation-core.ts), binds the gRPC server (TLS, by default
 // mutual TLS; plaintext only when asked for), admits only enrolled institutions, runs the rounds.
 import * as grpc from '@grpc/grpc-js';
-import { serverCredentials } from '../proto/tls-credentials.ts';
-import { CHANNEL_OPTIONS, federationServerService, serializeTensorChunk, widenServerFlowControl } from '../proto/wire.ts';
-import { countingService } from '../proto/wire-byte-counter.ts';
-import { ZeroCopyFraming } from '../proto/zero-copy-framing.ts';
+import { serverCredentials } from '@dpfed/proto/tls-credentials';
+import { CHANNEL_OPTIONS, federationServerService, serializeTensorChunk, widenServerFlowControl } from '@dpfed/proto/wire';
+import { countingService } from '@dpfed/proto/wire-byte-counter';
+import { ZeroCopyFraming } from '@dpfed/proto/zero-copy-framing';
 import { EncodedModelCache } from './encoded-model-cache.ts';
 import { openFederation, type Coordinator, type CoordinatorOptions, type FederationCore } from './federation-core.ts';
 import { federationHandlers } from './federation-service.ts';

@@ -2,7 +2,7 @@
 // metrics, each round's global model, and the enrolment allow-list (read and written by enrolment.ts).
 // A round is committed in one transaction, so a restart with the same file resumes at the last committed
 // round and nothing is counted twice.
-import { reusePreparedStatements } from '../privacy/prepared-statements.ts';
+import { reusePreparedStatements } from '@dpfed/privacy/prepared-statements';
 import Database from 'better-sqlite3';
 import { describeStorageFault, StorageFaultError } from './storage-fault.ts';
 

@@ -13,10 +13,10 @@
 // runs on its ledger) declines and says why, and its row records that. Under secure aggregation the
 // rounds' evaluations are sums, but this release is not: the coordinator sees each institution's noisy
 // histograms. Privacy client: refused when the run is configured (the institutions do not evaluate).
-import { aucFromHistogram, aucStandardError, type ScoreHistogram } from '../privacy/auc-histogram.ts';
-import { EVALUATION_SENSITIVITY } from '../privacy/evaluation-mechanism.ts';
-import { decodeNoisyHistograms, totalsFromNoisyHistograms } from '../privacy/evaluation-vector.ts';
-import type { PrivacyEventMsg, ResultHeaderMsg, TaskMsg } from '../proto/wire.ts';
+import { aucFromHistogram, aucStandardError, type ScoreHistogram } from '@dpfed/privacy/auc-histogram';
+import { EVALUATION_SENSITIVITY } from '@dpfed/privacy/evaluation-mechanism';
+import { decodeNoisyHistograms, totalsFromNoisyHistograms } from '@dpfed/privacy/evaluation-vector';
+import type { PrivacyEventMsg, ResultHeaderMsg, TaskMsg } from '@dpfed/proto/wire';
 import type { CoordinatorStore } from './coordinator-store.ts';
 import { crossSiteResults, saveCrossSiteResults, type CrossSiteRow, type CrossSiteSummary } from './cross-site-results.ts';
 import type { Institution, InstitutionRegistry } from './institution-registry.ts';

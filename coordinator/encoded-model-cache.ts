@@ -3,8 +3,8 @@
 // Only models up to `maxBytes` are kept (two at most: the global model and the candidate), so a very large
 // model is still streamed chunk by chunk without a second full copy. For a packed whole frame only the
 // tensors' headers are encoded; the bytes are the model's own memory.
-import { chunkTensors, packTensors, type NamedTensor } from '../proto/tensor-stream.ts';
-import type { TensorChunkMsg } from '../proto/wire.ts';
+import { chunkTensors, packTensors, type NamedTensor } from '@dpfed/proto/tensor-stream';
+import type { TensorChunkMsg } from '@dpfed/proto/wire';
 
 export class EncodedModelCache {
   private readonly entries = new Map<string, Buffer[]>();

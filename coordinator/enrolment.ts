@@ -5,7 +5,7 @@
 // The operator manages the list with `dpfed enrol` (cli/enrol-command.ts) or `--enrol-file`.
 import type Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
-import { INSTITUTION_ID_PATTERN } from '../proto/registration.ts';
+import { INSTITUTION_ID_PATTERN } from '@dpfed/proto/registration';
 import { permissionDenied } from './rpc-error.ts';
 
 export interface EnrolmentRecord {

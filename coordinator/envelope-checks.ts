@@ -1,6 +1,6 @@
 // The checks of the envelope every request carries: the run it is for, and for a round's messages the
 // round and the model version they answer. Each refusal is FAILED_PRECONDITION naming the envelope field.
-import type { Envelope } from '../proto/wire.ts';
+import type { Envelope } from '@dpfed/proto/wire';
 import { failedPrecondition } from './rpc-error.ts';
 
 /** Throws unless the envelope is of run `runId`. */

@@ -5,11 +5,12 @@
 // front of the same core.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity, type IdentityKey } from '../privacy/identity.ts';
-import { featureColumns, schemaHash, type DataSchema } from '../proto/data-schema.ts';
-import { flattenParameters, initialParameters, parseModelSpec } from '../proto/model-spec.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
-import type { TlsMaterial } from '../proto/tls-credentials.ts';
+import { loadCkksPlugin } from '@dpfed/privacy/ckks-plugin';
+import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
+import { featureColumns, schemaHash, type DataSchema } from '@dpfed/proto/data-schema';
+import { flattenParameters, initialParameters, parseModelSpec } from '@dpfed/proto/model-spec';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
+import type { TlsMaterial } from '@dpfed/proto/tls-credentials';
 import type { CandidateEvaluator } from './candidate-evaluator.ts';
 import type { CoordinatorMetrics } from './coordinator-metrics.ts';
 import { CoordinatorStore } from './coordinator-store.ts';
@@ -98,6 +99,8 @@ export interface FederationCore {
 
 /** Opens the store and the federation on it; the store is closed again when this fails. */
 export async function openFederation(options: CoordinatorOptions): Promise<FederationCore> {
+  // CKKS is an optional plugin: a run that needs it refuses to start without it, naming the package.
+  if (options.config.task.aggregation === 'ckks') await loadCkksPlugin();
   const store = new CoordinatorStore(options.dbPath);
   try {
     return await openFederationOn(store, options);

@@ -1,8 +1,8 @@
 // What the coordinator does for each request an institution makes, independent of how the request
 // arrived: as a separate gRPC call (federation-service.ts) or as a frame on the institution's Session
 // stream (session-service.ts). Every operation authenticates the envelope of its own request.
-import type { IdentityKey } from '../privacy/identity.ts';
-import { chunkTensors, TensorAssembler } from '../proto/tensor-stream.ts';
+import type { IdentityKey } from '@dpfed/privacy/identity';
+import { chunkTensors, TensorAssembler } from '@dpfed/proto/tensor-stream';
 import {
   DEFAULT_CHUNK_BYTES,
   MAX_MESSAGE_BYTES,
@@ -19,7 +19,7 @@ import {
   type SecAggMessageMsg,
   type TaskMsg,
   type TensorChunkMsg,
-} from '../proto/wire.ts';
+} from '@dpfed/proto/wire';
 import type { EncodedModelCache } from './encoded-model-cache.ts';
 import type { InstitutionRegistry } from './institution-registry.ts';
 import type { CoordinatorReceipts } from './ledger-receipts.ts';

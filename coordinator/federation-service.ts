@@ -2,13 +2,13 @@
 // operations, and turns errors into gRPC statuses whose details name the field at fault. The SDK's
 // Session stream (session-service.ts) carries the same requests to the same operations.
 import * as grpc from '@grpc/grpc-js';
-import type { AckMsg, ModelRequestMsg, ResultChunkMsg, TensorChunkMsg } from '../proto/wire.ts';
-import { UndecodableMessage } from '../proto/request-decoding.ts';
+import type { AckMsg, ModelRequestMsg, ResultChunkMsg, TensorChunkMsg } from '@dpfed/proto/wire';
+import { UndecodableMessage } from '@dpfed/proto/request-decoding';
 import { federationOperations, type FederationOperations, type ServiceDeps } from './federation-operations.ts';
 import { requestStreamReset, waitForReset } from './request-stream-reset.ts';
 import { grpcServiceError, invalidArgument, type RefusalObserver } from './rpc-error.ts';
 import { sessionHandler } from './session-service.ts';
-import type { ZeroCopyFraming } from '../proto/zero-copy-framing.ts';
+import type { ZeroCopyFraming } from '@dpfed/proto/zero-copy-framing';
 
 export type { ServiceDeps } from './federation-operations.ts';
 

@@ -3,7 +3,7 @@
 // the same process through in-memory links (in-memory-link.ts). Simulations run whole federations this way;
 // tests compare it with the gRPC coordinator. There is no TLS because there is no connection to protect:
 // admission rests on the enrolment allow-list and the signed registration, as with --insecure.
-import type { CoordinatorLink } from '../proto/coordinator-link.ts';
+import type { CoordinatorLink } from '@dpfed/proto/coordinator-link';
 import { openFederation, type Coordinator, type CoordinatorOptions } from './federation-core.ts';
 import { federationOperations, type FederationOperations } from './federation-operations.ts';
 import { inMemoryLink } from './in-memory-link.ts';

@@ -7,10 +7,10 @@
 // Session stream's rule: the link speaks for an institution once one of its requests authenticated, and
 // closing the link tells the coordinator it has gone.
 import { status, type MethodDefinition } from '@grpc/grpc-js';
-import type { CoordinatorLink } from '../proto/coordinator-link.ts';
-import { FederationError } from '../proto/federation-error.ts';
-import { chunkTensors, TensorAssembler, type NamedTensor } from '../proto/tensor-stream.ts';
-import { DEFAULT_CHUNK_BYTES, federationService, type AckMsg, type ResultChunkMsg, type TensorChunkMsg } from '../proto/wire.ts';
+import type { CoordinatorLink } from '@dpfed/proto/coordinator-link';
+import { FederationError } from '@dpfed/proto/federation-error';
+import { chunkTensors, TensorAssembler, type NamedTensor } from '@dpfed/proto/tensor-stream';
+import { DEFAULT_CHUNK_BYTES, federationService, type AckMsg, type ResultChunkMsg, type TensorChunkMsg } from '@dpfed/proto/wire';
 import type { FederationOperations } from './federation-operations.ts';
 import { callStatusOf, type RefusalObserver } from './rpc-error.ts';
 

@@ -8,15 +8,15 @@
 // that nonce, its budget, declared fields and its own ledger head (proto/registration.ts). The ledger head is
 // checked against the coordinator's receipt of that ledger (ledger-receipts.ts) before anything is recorded.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { verifySignature } from '../privacy/identity.ts';
-import { INSTITUTION_ID_PATTERN, registrationDeclaration } from '../proto/registration.ts';
-import { PROTOCOL_VERSION, type ChallengeRequest, type ChallengeResponse, type Envelope, type RegisterRequest } from '../proto/wire.ts';
+import { verifySignature } from '@dpfed/privacy/identity';
+import { INSTITUTION_ID_PATTERN, registrationDeclaration } from '@dpfed/proto/registration';
+import { PROTOCOL_VERSION, type ChallengeRequest, type ChallengeResponse, type Envelope, type RegisterRequest } from '@dpfed/proto/wire';
 import type { CoordinatorStore } from './coordinator-store.ts';
 import type { Enrolment, PeerCertificateId } from './enrolment.ts';
 import type { CoordinatorReceipts } from './ledger-receipts.ts';
 import { RegistrationChallenges } from './registration-challenges.ts';
 import { failedPrecondition, invalidArgument, permissionDenied, unauthenticated } from './rpc-error.ts';
-import { featureColumns, labelColumn, schemaHash, type DataSchema } from '../proto/data-schema.ts';
+import { featureColumns, labelColumn, schemaHash, type DataSchema } from '@dpfed/proto/data-schema';
 
 export interface Institution {
   id: string;

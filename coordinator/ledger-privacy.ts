@@ -6,16 +6,16 @@
 // events when the noisy histogram sum is revealed (a round that then fails keeps them; re-appending the
 // same signed event is a no-op). The coordinator never adds noise: the institutions do
 // (privacy/release-policy.ts, privacy/evaluation-mechanism.ts).
-import { makeAccountant } from '../privacy/accountant.ts';
-import { checkBudget } from '../privacy/budget.ts';
-import type { IdentityKey } from '../privacy/identity.ts';
-import { EVALUATION_SENSITIVITY } from '../privacy/evaluation-mechanism.ts';
-import { signEvent, validateLedgerEvent, verifyEventSignature, type LedgerEvent, type LedgerMode } from '../privacy/ledger-event.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
-import type { PrivacyEventMsg } from '../proto/wire.ts';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { checkBudget } from '@dpfed/privacy/budget';
+import type { IdentityKey } from '@dpfed/privacy/identity';
+import { EVALUATION_SENSITIVITY } from '@dpfed/privacy/evaluation-mechanism';
+import { signEvent, validateLedgerEvent, verifyEventSignature, type LedgerEvent, type LedgerMode } from '@dpfed/privacy/ledger-event';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
+import type { PrivacyEventMsg } from '@dpfed/proto/wire';
 import type { CoordinatorStore } from './coordinator-store.ts';
 import type { Institution, InstitutionRegistry } from './institution-registry.ts';
-import { trainingReleasePolicy } from '../privacy/release-policy.ts';
+import { trainingReleasePolicy } from '@dpfed/privacy/release-policy';
 import type { RoundPrivacy } from './round-privacy.ts';
 import { invalidArgument } from './rpc-error.ts';
 import type { RunConfig } from './run-config.ts';

@@ -5,10 +5,10 @@
 //     at the receipt's seq has another hash) is refused with FAILED_PRECONDITION naming ledger_head;
 //   - the coordinator's own ledger head, signed with its key, which every task carries to the institutions;
 //   - a budget re-declared at Register, recorded as its own row of the coordinator's ledger.
-import { verifySignature, type IdentityKey } from '../privacy/identity.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
-import { receiptBytes, ReceiptStore, type LedgerReceipt } from '../privacy/receipts.ts';
-import type { LedgerHeadMsg } from '../proto/wire.ts';
+import { verifySignature, type IdentityKey } from '@dpfed/privacy/identity';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
+import { receiptBytes, ReceiptStore, type LedgerReceipt } from '@dpfed/privacy/receipts';
+import type { LedgerHeadMsg } from '@dpfed/proto/wire';
 import type { CoordinatorStore } from './coordinator-store.ts';
 import { failedPrecondition, invalidArgument } from './rpc-error.ts';
 

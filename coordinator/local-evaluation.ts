@@ -1,8 +1,8 @@
 // Evaluations the coordinator needs no institution for: a round that commits unevaluated, and the
 // candidate scored on the coordinator's own rows (--evaluation-data).
-import { emptyHistogram } from '../privacy/auc-histogram.ts';
-import type { EvaluationConfig } from '../proto/task-config.ts';
-import type { ModelSpec } from '../proto/model-spec.ts';
+import { emptyHistogram } from '@dpfed/privacy/auc-histogram';
+import type { EvaluationConfig } from '@dpfed/proto/task-config';
+import type { ModelSpec } from '@dpfed/proto/model-spec';
 import type { CandidateEvaluator } from './candidate-evaluator.ts';
 import type { RoundCollection } from './round-collection.ts';
 import type { EvalStage } from './round-types.ts';

@@ -9,19 +9,19 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync }
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { makeAccountant } from '../privacy/accountant.ts';
-import { composedEpsilon } from '../privacy/budget.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
-import { compileSchema, labelColumn, schemaHash, type DataSchema } from '../proto/data-schema.ts';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { composedEpsilon } from '@dpfed/privacy/budget';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
+import { compileSchema, labelColumn, schemaHash, type DataSchema } from '@dpfed/proto/data-schema';
 import {
   MODEL_CARD_FORMAT, MODEL_CARD_JSON, MODEL_JSON, modelHashOf, PREPROCESSING_FORMAT, PREPROCESSING_JSON, sha256Hex, SHA256SUMS, sumLine, WEIGHTS_BIN,
   type ModelCard, type PreprocessingFile,
-} from '../proto/model-file-format.ts';
-import { layerWidths, parameterCount, parseModelSpec, unflattenParameters, type ModelSpec } from '../proto/model-spec.ts';
+} from '@dpfed/proto/model-file-format';
+import { layerWidths, parameterCount, parseModelSpec, unflattenParameters, type ModelSpec } from '@dpfed/proto/model-spec';
 import type { RunConfig } from './run-config.ts';
 import { crossSiteResults } from './cross-site-results.ts';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('./tfjs.ts');
 
 export class ModelExportError extends Error {}
 
@@ -40,7 +40,7 @@ export interface ExportOptions {
   idColumn?: string;
   /** Replace outDir if it exists. */
   force?: boolean;
-  /** A tfjs module; default: @tensorflow/tfjs on the backend the process runs. */
+  /** A tfjs module; default: TensorFlow.js (tfjs.ts) on the backend the process runs. */
   tf?: Tf;
 }
 
@@ -129,12 +129,12 @@ function epsilonAt(db: Database.Database, run: RunRecord, round: number): ModelC
 let defaultTf: Promise<Tf> | undefined;
 
 /**
- * @tensorflow/tfjs on whatever backend the process already runs (the institutions' learners may share the
+ * TensorFlow.js (tfjs.ts) on whatever backend the process already runs (the institutions' learners may share the
  * process, so the backend is never switched); without one, tfjs's default (cpu under Node).
  */
 async function defaultTfModule(): Promise<Tf> {
   defaultTf ??= (async () => {
-    const tf = await import('@tensorflow/tfjs');
+    const tf = await import('./tfjs.ts');
     await tf.ready();
     const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
     if (cpu && 'firstUse' in cpu) cpu.firstUse = false; // its "install tfjs-node" banner
@@ -147,7 +147,7 @@ async function defaultTfModule(): Promise<Tf> {
  * The spec's network as a tfjs Layers model: dense_<i> layers with the spec's activations and a sigmoid
  * output (the model outputs the probability), holding `flat` (parameterShapes order).
  */
-export function buildLayersModel(tf: Tf, spec: ModelSpec, flat: Float32Array): import('@tensorflow/tfjs').Sequential {
+export function buildLayersModel(tf: Tf, spec: ModelSpec, flat: Float32Array): import('./tfjs.ts').Sequential {
   if (flat.length !== parameterCount(spec)) throw new ModelExportError(`stored model has ${flat.length} parameters, the run's model spec needs ${parameterCount(spec)}`);
   const widths = layerWidths(spec);
   const named = unflattenParameters(spec, flat);
@@ -165,7 +165,7 @@ export function buildLayersModel(tf: Tf, spec: ModelSpec, flat: Float32Array): i
 }
 
 /** model.json (Layers format, one weights file) and the weights, as tfjs saves the model. */
-async function layersArtifacts(tf: Tf, model: import('@tensorflow/tfjs').Sequential): Promise<{ modelJson: string; weights: Uint8Array }> {
+async function layersArtifacts(tf: Tf, model: import('./tfjs.ts').Sequential): Promise<{ modelJson: string; weights: Uint8Array }> {
   let saved: { modelJson: string; weights: Uint8Array } | undefined;
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {

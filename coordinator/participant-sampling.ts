@@ -1,8 +1,8 @@
 // Who takes part in a round: how many live institutions a round waits for, and which of them it offers
 // the round to. Pure functions of the run's settings and the live, admissible institutions; the seeded
 // shuffle makes a run's cohorts reproducible from --seed.
-import type { Participation } from '../privacy/release-policy.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
+import type { Participation } from '@dpfed/privacy/release-policy';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 
 export interface SamplingSettings {
   minClients: number;

@@ -3,7 +3,7 @@
 // (grpc-js exposes it on a server call through getAuthContext()). Under mutual TLS each Session stream is
 // remembered under the institution its certificate binds, so a revocation can end that stream at once.
 import type * as grpc from '@grpc/grpc-js';
-import { certifiedInstitutionId } from '../proto/tls-credentials.ts';
+import { certifiedInstitutionId } from '@dpfed/proto/tls-credentials';
 import type { Enrolment, PeerCertificateId } from './enrolment.ts';
 import type { InstitutionRegistry } from './institution-registry.ts';
 import { grpcServiceError, permissionDenied, type RefusalObserver } from './rpc-error.ts';

@@ -2,11 +2,11 @@
 // candidate. Exact evaluation: the histograms with the institution's loss and accuracy, kept per
 // institution and summed. Private evaluation: noisy histograms with the signed event that recorded their
 // noise; only their sum is kept (no per-institution figures).
-import { addHistograms, aucFromHistogram, emptyHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
-import { EVALUATION_SENSITIVITY } from '../privacy/evaluation-mechanism.ts';
-import { addNoisyHistograms, decodeNoisyHistograms, totalsFromNoisyHistograms, type EvaluationTotals, type NoisyHistograms } from '../privacy/evaluation-vector.ts';
-import type { NamedTensor } from '../proto/tensor-stream.ts';
-import type { ResultHeaderMsg } from '../proto/wire.ts';
+import { addHistograms, aucFromHistogram, emptyHistogram, type ScoreHistogram } from '@dpfed/privacy/auc-histogram';
+import { EVALUATION_SENSITIVITY } from '@dpfed/privacy/evaluation-mechanism';
+import { addNoisyHistograms, decodeNoisyHistograms, totalsFromNoisyHistograms, type EvaluationTotals, type NoisyHistograms } from '@dpfed/privacy/evaluation-vector';
+import type { NamedTensor } from '@dpfed/proto/tensor-stream';
+import type { ResultHeaderMsg } from '@dpfed/proto/wire';
 import type { Institution } from './institution-registry.ts';
 import { noEvaluation } from './local-evaluation.ts';
 import { PhaseCollector } from './phase-collector.ts';

@@ -13,7 +13,7 @@ import type { MetricRow, ResultSink, TrainReport, TrainingOutcome } from './roun
 import { failedPrecondition, invalidArgument } from './rpc-error.ts';
 import type { ClientUpdate } from './strategy.ts';
 import { ArrivalWeightedSum } from './weighted-sum.ts';
-import type { PrivacyEventMsg, ResultHeaderMsg } from '../proto/wire.ts';
+import type { PrivacyEventMsg, ResultHeaderMsg } from '@dpfed/proto/wire';
 
 export class PlainUpdateCollection implements RoundCollection<TrainingOutcome> {
   private readonly phase: PhaseCollector<TrainReport>;

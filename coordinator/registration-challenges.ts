@@ -2,7 +2,7 @@
 // institution signs into its registration declaration. A nonce is single use, bound to the institution id it
 // was issued for, and expires after `ttlMs`, so captured registration bytes cannot be replayed.
 import { randomBytes } from 'node:crypto';
-import { CHALLENGE_NONCE_BYTES } from '../proto/registration.ts';
+import { CHALLENGE_NONCE_BYTES } from '@dpfed/proto/registration';
 import { failedPrecondition, permissionDenied, unauthenticated } from './rpc-error.ts';
 
 export const CHALLENGE_TTL_MS = 60_000;

@@ -11,7 +11,7 @@
 // run time (no stream found: only grpc-js's own 'cancelled' counts); test/cancelled-upload.test.ts pins the
 // behaviour against the installed grpc-js.
 import type { ServerReadableStream } from '@grpc/grpc-js';
-import { serverCallHttp2Stream } from '../proto/grpc-internals.ts';
+import { serverCallHttp2Stream } from '@dpfed/proto/grpc-internals';
 
 /** True when the client cancelled the call (grpc-js says so, or its HTTP/2 stream was reset by the peer). */
 export function requestStreamReset(call: ServerReadableStream<unknown, unknown>): boolean {

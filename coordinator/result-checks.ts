@@ -2,15 +2,15 @@
 // arrive, then its values (finite update of the model's length, histogram totals, noisy cells within what
 // the recorded noise allows, the figures an exact evaluation reports). Each refusal is an RpcError
 // (INVALID_ARGUMENT) naming the field at fault, so that one result is refused and the round goes on.
-import { noisyCellFloor } from '../privacy/evaluation-mechanism.ts';
-import type { NoisyHistograms } from '../privacy/evaluation-vector.ts';
-import { clipToNorm, l2Norm } from '../privacy/update-clipping.ts';
-import type { TensorData } from '../proto/tensor-stream.ts';
-import type { DTypeName } from '../proto/wire.ts';
+import { noisyCellFloor } from '@dpfed/privacy/evaluation-mechanism';
+import type { NoisyHistograms } from '@dpfed/privacy/evaluation-vector';
+import { clipToNorm, l2Norm } from '@dpfed/privacy/update-clipping';
+import type { TensorData } from '@dpfed/proto/tensor-stream';
+import type { DTypeName } from '@dpfed/proto/wire';
 import { invalidArgument } from './rpc-error.ts';
 import type { ResultSink } from './round-types.ts';
 import { validateUpdate } from './update-validation.ts';
-import { HISTOGRAM_TENSORS } from '../proto/shared-names.ts';
+import { HISTOGRAM_TENSORS } from '@dpfed/proto/shared-names';
 
 /** The two tensors of an evaluation, exact or noisy: the score histogram of each class. */
 export const HISTOGRAM_NAMES = HISTOGRAM_TENSORS;

@@ -2,8 +2,8 @@
 // masked (SecAgg) result, a plain update or a plain evaluation, a secure-aggregation message or a CKKS
 // public key, or the download of the CKKS sum. The round routes it to its open collection when that
 // collection takes the route, and refuses it with the route's own message otherwise.
-import type { AggregationMode } from '../proto/task-config.ts';
-import type { ResultHeaderMsg, SecAggMessageMsg } from '../proto/wire.ts';
+import type { AggregationMode } from '@dpfed/proto/task-config';
+import type { ResultHeaderMsg, SecAggMessageMsg } from '@dpfed/proto/wire';
 import { invalidArgument } from './rpc-error.ts';
 
 export type ResultRoute = 'encrypted-result' | 'masked-result' | 'update-result' | 'evaluation-result' | 'secagg-message' | 'ckks-key' | 'ckks-sum';

@@ -2,9 +2,9 @@
 // are told about the round (RoundContext), and what the loop and the service calls ask of them
 // (RoundCollection). Only one collection of a round is open at a time; every incoming message is routed
 // to it by its route, and a route the open collection does not take is refused (result-routing.ts).
-import type { ReleasePolicy } from '../privacy/release-policy.ts';
-import type { NamedTensor } from '../proto/tensor-stream.ts';
-import type { Envelope, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
+import type { ReleasePolicy } from '@dpfed/privacy/release-policy';
+import type { NamedTensor } from '@dpfed/proto/tensor-stream';
+import type { Envelope, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '@dpfed/proto/wire';
 import type { CkksKey } from './ckks-collection.ts';
 import type { Institution } from './institution-registry.ts';
 import type { ParameterShape } from './result-checks.ts';

@@ -1,9 +1,9 @@
 // Which collections a round runs, chosen once from the run's configuration: the training collection of
 // its aggregation kind (plain weighted sum, SecAgg, CKKS), and the evaluation of its candidate (none this
 // round, the coordinator's own rows, a secure sum, or plain histograms, exact or private).
-import { isEvaluationRound } from '../privacy/evaluation-mechanism.ts';
-import type { AggregationMode } from '../proto/task-config.ts';
-import type { ModelSpec } from '../proto/model-spec.ts';
+import { isEvaluationRound } from '@dpfed/privacy/evaluation-mechanism';
+import type { AggregationMode } from '@dpfed/proto/task-config';
+import type { ModelSpec } from '@dpfed/proto/model-spec';
 import type { CandidateEvaluator } from './candidate-evaluator.ts';
 import { CkksUpdateCollection } from './ckks-update-collection.ts';
 import { LocalEvaluation } from './local-evaluation.ts';

@@ -14,12 +14,12 @@
 // collection is open, the service's calls (results, secure-aggregation messages, downloads) are routed to
 // it (result-routing.ts); every message is checked against the run, round and model version it claims.
 import { EventEmitter } from 'node:events';
-import { trainingReleasePolicy, type ReleasePolicy } from '../privacy/release-policy.ts';
-import { parameterShapes, type ModelSpec } from '../proto/model-spec.ts';
-import type { NamedTensor } from '../proto/tensor-stream.ts';
-import type { TaskConfig } from '../proto/task-config.ts';
-import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
-import type { DeclineRequestMsg, Envelope, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
+import { trainingReleasePolicy, type ReleasePolicy } from '@dpfed/privacy/release-policy';
+import { parameterShapes, type ModelSpec } from '@dpfed/proto/model-spec';
+import type { NamedTensor } from '@dpfed/proto/tensor-stream';
+import type { TaskConfig } from '@dpfed/proto/task-config';
+import { exitAtTestPoint } from '@dpfed/proto/test-exit-hook';
+import type { DeclineRequestMsg, Envelope, ResultHeaderMsg, SecAggMessageMsg, TaskKind, TaskMsg } from '@dpfed/proto/wire';
 import type { CandidateEvaluator } from './candidate-evaluator.ts';
 import type { CoordinatorStore } from './coordinator-store.ts';
 import { CrossSiteEvaluation } from './cross-site-evaluation.ts';

@@ -2,8 +2,8 @@
 // Each has a random id that clients key their model cache on (never the version alone, which a re-run
 // round reuses).
 import { randomBytes } from 'node:crypto';
-import { unflattenParameters, type ModelSpec } from '../proto/model-spec.ts';
-import type { NamedTensor } from '../proto/tensor-stream.ts';
+import { unflattenParameters, type ModelSpec } from '@dpfed/proto/model-spec';
+import type { NamedTensor } from '@dpfed/proto/tensor-stream';
 import type { ParameterShape } from './result-checks.ts';
 import { failedPrecondition } from './rpc-error.ts';
 

@@ -1,8 +1,8 @@
 // The round machine's privacy hooks: who may be scheduled, whether the federation's budget allows another
 // round, what a training result or a private evaluation must carry, and the ledger rows of every sum the
 // coordinator sees (training and evaluation alike: recorded when revealed, not at commit).
-import type { ReleasePolicy } from '../privacy/release-policy.ts';
-import type { PrivacyEventMsg } from '../proto/wire.ts';
+import type { ReleasePolicy } from '@dpfed/privacy/release-policy';
+import type { PrivacyEventMsg } from '@dpfed/proto/wire';
 import type { Institution } from './institution-registry.ts';
 
 export interface RoundPrivacy {

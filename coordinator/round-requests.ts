@@ -2,8 +2,8 @@
 // a model download to the served models, and results, secure-aggregation messages and the CKKS sum to the
 // round's open collection when it takes their route (result-routing.ts). Every request is checked against
 // the run, round and model version it claims; a refusal is an RpcError naming the envelope field.
-import type { NamedTensor } from '../proto/tensor-stream.ts';
-import type { DeclineRequestMsg, Envelope, ResultHeaderMsg, SecAggMessageMsg, TaskMsg } from '../proto/wire.ts';
+import type { NamedTensor } from '@dpfed/proto/tensor-stream';
+import type { DeclineRequestMsg, Envelope, ResultHeaderMsg, SecAggMessageMsg, TaskMsg } from '@dpfed/proto/wire';
 import type { CoordinatorStore } from './coordinator-store.ts';
 import { checkRound, checkRun } from './envelope-checks.ts';
 import type { Institution, InstitutionRegistry } from './institution-registry.ts';
@@ -15,7 +15,7 @@ import type { ResultSink } from './round-types.ts';
 import type { RunConfig } from './run-config.ts';
 import { failedPrecondition, invalidArgument } from './rpc-error.ts';
 import type { TaskBoard } from './task-board.ts';
-import { CKKS_SUM_ARTIFACT } from '../proto/shared-names.ts';
+import { CKKS_SUM_ARTIFACT } from '@dpfed/proto/shared-names';
 
 /** What the requests read of the running round. */
 export interface RoundState {

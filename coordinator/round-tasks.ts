@@ -1,9 +1,9 @@
 // The task messages a run posts: envelope (run, round, model version), the model spec, the round's task
 // configuration, and the id of the model the task refers to (so a client can use its cached copy).
-import { modelSpecMessage } from '../proto/model-spec.ts';
-import type { TaskConfig } from '../proto/task-config.ts';
-import { taskConfigMessage } from '../proto/task-config-message.ts';
-import type { ModelSpecMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
+import { modelSpecMessage } from '@dpfed/proto/model-spec';
+import type { TaskConfig } from '@dpfed/proto/task-config';
+import { taskConfigMessage } from '@dpfed/proto/task-config-message';
+import type { ModelSpecMsg, TaskKind, TaskMsg } from '@dpfed/proto/wire';
 import type { RoundModels } from './round-models.ts';
 import type { RunConfig } from './run-config.ts';
 import type { Strategy } from './strategy.ts';

@@ -1,10 +1,10 @@
 // What a round's pieces hand each other: the reports an institution's result becomes, the receiver of a
 // result stream, what a training collection and an evaluation collection deliver to the round loop, and
 // the summary of a committed round.
-import type { ScoreHistogram } from '../privacy/auc-histogram.ts';
-import type { EvaluationTotals, NoisyHistograms } from '../privacy/evaluation-vector.ts';
-import type { NamedTensor, TensorData } from '../proto/tensor-stream.ts';
-import type { DTypeName, PrivacyEventMsg } from '../proto/wire.ts';
+import type { ScoreHistogram } from '@dpfed/privacy/auc-histogram';
+import type { EvaluationTotals, NoisyHistograms } from '@dpfed/privacy/evaluation-vector';
+import type { NamedTensor, TensorData } from '@dpfed/proto/tensor-stream';
+import type { DTypeName, PrivacyEventMsg } from '@dpfed/proto/wire';
 import type { ParticipantRecord } from './coordinator-store.ts';
 import type { AggregatedSum, ClientUpdate } from './strategy.ts';
 

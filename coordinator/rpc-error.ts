@@ -1,8 +1,8 @@
 // An error that maps to a gRPC status and a typed refusal reason (proto/federation-error.ts); its message
 // names the offending field.
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { defaultReasonFor, REFUSAL_REASON_METADATA, type RefusalReason } from '../proto/federation-error.ts';
-import { TensorStreamError } from '../proto/tensor-stream.ts';
+import { defaultReasonFor, REFUSAL_REASON_METADATA, type RefusalReason } from '@dpfed/proto/federation-error';
+import { TensorStreamError } from '@dpfed/proto/tensor-stream';
 import { isStorageFault } from './storage-fault.ts';
 
 export class RpcError extends Error {

@@ -1,7 +1,7 @@
 // Everything that defines a run, as stored with it in SQLite (so a restart resumes the same run).
-import type { DataSchema } from '../proto/data-schema.ts';
-import type { ModelSpec } from '../proto/model-spec.ts';
-import type { TaskConfig } from '../proto/task-config.ts';
+import type { DataSchema } from '@dpfed/proto/data-schema';
+import type { ModelSpec } from '@dpfed/proto/model-spec';
+import type { TaskConfig } from '@dpfed/proto/task-config';
 import type { StrategyName, StrategyOptions } from './strategy.ts';
 
 export interface RunConfig {

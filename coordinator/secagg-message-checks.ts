@@ -1,8 +1,8 @@
 // Shape checks of the SecAgg messages a client sends the server: its encrypted shares (one per neighbour,
 // fixed sizes) and its unmask answer (one share about each expected institution, every share a valid field
 // element). Each check throws an Error naming the problem; the server turns it into the sender's exclusion.
-import { SHARE_CIPHERTEXT_BYTES, SHARE_NONCE_BYTES, type EncryptedShare, type UnmaskBody } from '../privacy/secagg-keys.ts';
-import { shareValueToField } from '../privacy/shamir.ts';
+import { SHARE_CIPHERTEXT_BYTES, SHARE_NONCE_BYTES, type EncryptedShare, type UnmaskBody } from '@dpfed/privacy/secagg-keys';
+import { shareValueToField } from '@dpfed/privacy/shamir';
 
 /** `shares` hold exactly one well-formed share from `from` for each of its `neighbours`. */
 export function checkEncryptedShares(from: string, shares: readonly EncryptedShare[], neighbours: ReadonlySet<string>): void {

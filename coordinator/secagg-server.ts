@@ -9,9 +9,9 @@
 // with the reason and never reveals a partial result. A malformed or unverifiable message throws an
 // Error naming the problem, and its sender is excluded from that phase on (treated as dropped).
 // The messages' shape checks are in secagg-message-checks.ts, the final unmasking in secagg-unmasking.ts.
-import { addVectorMod32 } from '../privacy/mask-prg.ts';
-import { checkThresholdForNeighbourhood, neighbourhoods } from '../privacy/masking-graph.ts';
-import { checkContext, checkSignedKeysShape, verifyKeys, verifyUnmask, type EncryptedShare, type SecAggContext, type SignedKeys, type UnmaskBody } from '../privacy/secagg-keys.ts';
+import { addVectorMod32 } from '@dpfed/privacy/mask-prg';
+import { checkThresholdForNeighbourhood, neighbourhoods } from '@dpfed/privacy/masking-graph';
+import { checkContext, checkSignedKeysShape, verifyKeys, verifyUnmask, type EncryptedShare, type SecAggContext, type SignedKeys, type UnmaskBody } from '@dpfed/privacy/secagg-keys';
 import { checkEncryptedShares, checkUnmaskShape, checkUnmaskShares } from './secagg-message-checks.ts';
 import { unmaskSum } from './secagg-unmasking.ts';
 

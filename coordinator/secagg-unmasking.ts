@@ -2,9 +2,9 @@
 // each) the self-mask seed of every survivor and the mask key of every dropped institution, then remove the
 // survivors' self masks and the pairwise masks survivors share with dropped peers from the masked sum.
 // All or nothing: every secret is rebuilt before the sum is touched, and any failure aborts the round.
-import { addMask } from '../privacy/mask-prg.ts';
-import { pairwiseMaskSeed, x25519PrivateKeyObject, x25519PublicKey, type SecAggContext, type SignedKeys, type UnmaskBody } from '../privacy/secagg-keys.ts';
-import { combineWithCoefficients, lagrangeAtZero } from '../privacy/shamir.ts';
+import { addMask } from '@dpfed/privacy/mask-prg';
+import { pairwiseMaskSeed, x25519PrivateKeyObject, x25519PublicKey, type SecAggContext, type SignedKeys, type UnmaskBody } from '@dpfed/privacy/secagg-keys';
+import { combineWithCoefficients, lagrangeAtZero } from '@dpfed/privacy/shamir';
 
 export interface UnmaskingInput {
   context: SecAggContext;

@@ -2,18 +2,18 @@
 // masked input → unmask) by posting tasks on the TaskBoard and collecting each phase until all answered
 // or its deadline. The coordinator learns only the sum of the survivors' vectors; a malformed message
 // excludes its sender (treated as dropped); below the threshold the sum aborts with nothing revealed.
-import type { DTypeName, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, SecAggTaskMsg, TaskKind, TaskMsg } from '../proto/wire.ts';
-import type { NamedTensor } from '../proto/tensor-stream.ts';
-import { TENSOR_NAMES } from '../proto/shared-names.ts';
-import type { SecAggCollection } from '../privacy/secagg-keys.ts';
+import type { DTypeName, PrivacyEventMsg, ResultHeaderMsg, SecAggMessageMsg, SecAggTaskMsg, TaskKind, TaskMsg } from '@dpfed/proto/wire';
+import type { NamedTensor } from '@dpfed/proto/tensor-stream';
+import { TENSOR_NAMES } from '@dpfed/proto/shared-names';
+import type { SecAggCollection } from '@dpfed/privacy/secagg-keys';
 import type { Institution } from './institution-registry.ts';
 import { PhaseCollector } from './phase-collector.ts';
 import type { ResultSink } from './round-types.ts';
 import { failedPrecondition, invalidArgument } from './rpc-error.ts';
-import { exitAtTestPoint } from '../proto/test-exit-hook.ts';
+import { exitAtTestPoint } from '@dpfed/proto/test-exit-hook';
 import { SecAggServer } from './secagg-server.ts';
 import type { TaskBoard } from './task-board.ts';
-import type { QuantisationConfig } from '../privacy/quantise.ts';
+import type { QuantisationConfig } from '@dpfed/privacy/quantise';
 
 export const MASKED_TENSOR = TENSOR_NAMES.secaggMasked;
 

@@ -1,8 +1,8 @@
 // Evaluation under secure aggregation (secagg or ckks runs): the evaluators' histograms (exact: with
 // loss and accuracy sums; private: noisy) go through a SecAgg sum, so the coordinator learns only the
 // total. Fewer than 3 evaluators: no sum (with 2, each would learn the other's figures) and no figures.
-import { EVALUATION_SENSITIVITY } from '../privacy/evaluation-mechanism.ts';
-import { decodeEvaluation, decodeNoisyHistograms, evaluationVectorLength, totalsFromNoisyHistograms } from '../privacy/evaluation-vector.ts';
+import { EVALUATION_SENSITIVITY } from '@dpfed/privacy/evaluation-mechanism';
+import { decodeEvaluation, decodeNoisyHistograms, evaluationVectorLength, totalsFromNoisyHistograms } from '@dpfed/privacy/evaluation-vector';
 import type { Institution } from './institution-registry.ts';
 import { noEvaluation } from './local-evaluation.ts';
 import type { RoundContext } from './round-collection.ts';
@@ -10,7 +10,7 @@ import type { EvalStage } from './round-types.ts';
 import { invalidArgument } from './rpc-error.ts';
 import { SecureCollection } from './secure-collection.ts';
 import { SecureSumCollection } from './secure-sum-collection.ts';
-import { COLLECTIONS } from '../proto/shared-names.ts';
+import { COLLECTIONS } from '@dpfed/proto/shared-names';
 
 export class SecureEvaluationCollection extends SecureSumCollection<EvalStage> {
   constructor(

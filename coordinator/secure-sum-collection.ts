@@ -1,7 +1,7 @@
 // A round collection carried by one SecAgg secure sum (coordinator/secure-collection.ts): the training
 // update or the evaluation histograms. It takes the masked results and the secure-aggregation messages
 // of its sum; liveness and declines reach the sum's open step.
-import type { SecAggMessageMsg, ResultHeaderMsg } from '../proto/wire.ts';
+import type { SecAggMessageMsg, ResultHeaderMsg } from '@dpfed/proto/wire';
 import type { Institution } from './institution-registry.ts';
 import type { ResultRoute } from './result-routing.ts';
 import type { RoundCollection, RoundContext } from './round-collection.ts';

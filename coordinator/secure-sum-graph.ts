@@ -1,5 +1,5 @@
 // The masking graph and Shamir threshold of a secure sum of n participants.
-import { majorityThreshold, sizeMaskingGraph } from '../privacy/masking-graph.ts';
+import { majorityThreshold, sizeMaskingGraph } from '@dpfed/privacy/masking-graph';
 
 /**
  * Every pair masks for n <= 64; above, a SecAgg+ sparse graph sized from the tolerated dropout rate. The

@@ -1,14 +1,14 @@
 // Training under SecAgg (`--aggregation secagg`): the coordinator learns only the weighted sum of the
 // survivors' quantised updates. Under client-level DP every institution adds its share of the noise
 // before masking, and the ledger records the noise actually present in the revealed sum.
-import { distributedNoiseAccounting } from '../privacy/distributed-noise.ts';
-import { decodeWeightedSum } from '../privacy/quantise.ts';
+import { distributedNoiseAccounting } from '@dpfed/privacy/distributed-noise';
+import { decodeWeightedSum } from '@dpfed/privacy/quantise';
 import { checkHiddenUpdateHeader, tooFewReports } from './round-collection.ts';
 import type { TrainingOutcome } from './round-types.ts';
 import { SecureCollection } from './secure-collection.ts';
 import { SecureSumCollection } from './secure-sum-collection.ts';
 import { planSecureUpdate } from './secure-update-plan.ts';
-import { COLLECTIONS } from '../proto/shared-names.ts';
+import { COLLECTIONS } from '@dpfed/proto/shared-names';
 
 export class SecureUpdateCollection extends SecureSumCollection<TrainingOutcome> {
   async run(): Promise<TrainingOutcome> {

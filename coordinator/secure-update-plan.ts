@@ -1,8 +1,8 @@
 // How an update travels through the secure sum: the quantisation every participant uses, and, under
 // client-level DP, the integer noise each adds so that the expected survivors' noises sum to z·S.
-import { maxScaleForNoise, perClientNoiseSigma } from '../privacy/distributed-noise.ts';
-import { chooseQuantisation, noiseTailBound, type QuantisationConfig } from '../privacy/quantise.ts';
-import type { ReleasePolicy } from '../privacy/release-policy.ts';
+import { maxScaleForNoise, perClientNoiseSigma } from '@dpfed/privacy/distributed-noise';
+import { chooseQuantisation, noiseTailBound, type QuantisationConfig } from '@dpfed/privacy/quantise';
+import type { ReleasePolicy } from '@dpfed/privacy/release-policy';
 
 /** Per-coordinate range of a weighted update delta before quantisation (larger values are clipped). */
 export const UPDATE_CLIP_RANGE = 8;

@@ -4,10 +4,10 @@
 // federation operations as the separate calls, so authentication, validation and errors are the same;
 // an error is a CallStatus frame with the gRPC code the separate call would have ended with.
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
-import { UndecodableMessage } from '../proto/request-decoding.ts';
-import { unpackTensors } from '../proto/tensor-stream.ts';
-import { ZeroCopyFraming } from '../proto/zero-copy-framing.ts';
-import { MAX_MESSAGE_BYTES, type ClientFrameMsg, type CoordinatorFrameMsg, type TaskMsg } from '../proto/wire.ts';
+import { UndecodableMessage } from '@dpfed/proto/request-decoding';
+import { unpackTensors } from '@dpfed/proto/tensor-stream';
+import { ZeroCopyFraming } from '@dpfed/proto/zero-copy-framing';
+import { MAX_MESSAGE_BYTES, type ClientFrameMsg, type CoordinatorFrameMsg, type TaskMsg } from '@dpfed/proto/wire';
 import type { FederationOperations, ResultReceiver } from './federation-operations.ts';
 import { RpcError, callStatusOf, invalidArgument, type RefusalObserver } from './rpc-error.ts';
 

@@ -1,8 +1,8 @@
 // The strategy: a few hooks the round loop calls (as in Flower's Strategy: configure, aggregate,
 // evaluate); the loop itself stays in coordinator/round-machine.ts. Updates are flat parameter deltas
 // (local − global) in spec order.
-import { aucFromHistogram, aucStandardError } from '../privacy/auc-histogram.ts';
-import type { EvaluationTotals } from '../privacy/evaluation-vector.ts';
+import { aucFromHistogram, aucStandardError } from '@dpfed/privacy/auc-histogram';
+import type { EvaluationTotals } from '@dpfed/privacy/evaluation-vector';
 import type { Contribution } from './round-types.ts';
 
 export interface ClientUpdate {

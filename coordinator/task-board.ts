@@ -3,7 +3,7 @@
 // is replaced or cleared, so an institution that restarts mid-task is handed the same task again. The
 // board also knows when each task was posted and whether it was handed out yet (the task-pickup rule),
 // and holds back tasks from institutions that declined in the current round (no re-post loop).
-import type { TaskMsg } from '../proto/wire.ts';
+import type { TaskMsg } from '@dpfed/proto/wire';
 
 type Waiter = (task: TaskMsg | undefined) => void;
 

@@ -5,14 +5,14 @@
 // that `dpfed identity show` prints for the identity file below).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadInstitutionCsv } from '../client-sdk/csv-dataset.ts';
-import { loadOrCreateSplitKey, RowSplitter } from '../client-sdk/data-split.ts';
-import { FederationClient } from '../client-sdk/federation-client.ts';
-import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
-import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
-import { defaultKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
-import { readSchemaFile } from '../proto/data-schema.ts';
+import { loadInstitutionCsv } from '@dpfed/client/csv-dataset';
+import { loadOrCreateSplitKey, RowSplitter } from '@dpfed/client/data-split';
+import { FederationClient } from '@dpfed/client/federation-client';
+import { InstitutionPrivacy } from '@dpfed/client/institution-privacy';
+import { selectBackend } from '@dpfed/client/tf-backend';
+import { TfjsLearner } from '@dpfed/client/tfjs-learner';
+import { defaultKeyDir, institutionKeyPath, loadOrCreateIdentity } from '@dpfed/privacy/identity';
+import { readSchemaFile } from '@dpfed/proto/data-schema';
 
 async function main(): Promise<void> {
   const [coordinator, institutionId, dataPath, schemaPath, tlsDir] = process.argv.slice(2);

@@ -1,4 +1,6 @@
 // The federation's CKKS parameters, value limits and error bounds (node-seal 6.0.3, Microsoft SEAL in wasm).
+// Plain arithmetic with no encryption library: the client and the coordinator use it without loading the
+// optional CKKS plugin (@dpfed/ckks, whose ckks.ts holds the encryption).
 //
 // Parameters, chosen by measurement (100k floats, 10 clients, 2-core x86-64 server; bench/ckks-bench.ts):
 //   N = 8192 (4096 slots per ciphertext), coefficient modulus two 60-bit primes [60, 60], scale 2^40,

@@ -1,5 +1,5 @@
 // An update as CKKS encrypts it, and the inverse for the decrypted sum. CKKS inputs must stay small
-// (privacy/ckks.ts CKKS_LIMITS), so each coordinate is clipped to ±CKKS_UPDATE_CLIP_RANGE after weighting.
+// (ckks-parameters.ts CKKS_LIMITS), so each coordinate is clipped to ±CKKS_UPDATE_CLIP_RANGE after weighting.
 
 /** Each coordinate of a weighted update is clipped to ±this before encryption. */
 export const CKKS_UPDATE_CLIP_RANGE = 8;

@@ -1,92 +1,17 @@
 // One privacy event as the ε ledger records it (the PrivacyEvent message of proto/dpfed/v1/federation.proto,
-// without its signature), its canonical bytes, and the institution's Ed25519 signature over those bytes.
-//
-// Canonical encoding (used for events and, through encodeCanonical, for every ledger row): the UTF-8 domain
-// string, one 0x00 byte, then each field in a fixed order as a one-byte type tag followed by
-//   's' string: uint32 big-endian byte length, UTF-8 bytes (lone surrogates are refused, so no two strings
-//       share an encoding)
-//   'b' bytes:  uint32 big-endian length, the bytes
-//   'f' double: IEEE-754 float64 big-endian (NaN refused; -0 written as +0)
-//   'u' integer: uint64 big-endian (non-negative safe integers only)
-// Every field is self-delimiting, so the encoding is unambiguous and identical on every machine.
+// without its signature): its validation, its canonical bytes (proto/canonical-encoding.ts), and the
+// institution's Ed25519 signature over those bytes.
+import { encodeCanonical, LONE_SURROGATE } from '@dpfed/proto/canonical-encoding';
+import { LEDGER_MODES, type LedgerEvent, type LedgerMode } from '@dpfed/proto/privacy-event';
 import { verifySignature, type IdentityKey } from './identity.ts';
 
-/**
- * The release an event accounts for: record-level training (DP-SGD), client-level training (DP-FedAvg),
- * a private evaluation of a candidate model on the institution's validation rows (the Gaussian
- * mechanism on its class histograms: sample rate 1, one step, clip norm = the sensitivity 1; see
- * privacy/evaluation-mechanism.ts), or the cross-site evaluation of a run's final model (the same
- * mechanism, the institution's own histograms released alone, once per run, at the last round). Being
- * part of the ledger's (institution, run, round, mode) key, releases of the same round are separate
- * rows, and all of them compose into ε.
- */
-export type LedgerMode = 'record' | 'client' | 'evaluation' | 'cross-site';
-export const LEDGER_MODES: readonly LedgerMode[] = ['record', 'client', 'evaluation', 'cross-site'];
-
-export interface LedgerEvent {
-  institutionId: string;
-  runId: string;
-  /** Federation round the event belongs to (uint32). */
-  round: number;
-  mode: LedgerMode;
-  /** Poisson sampling rate q in (0, 1]: examples per step (record) or institutions per round (client). */
-  sampleRate: number;
-  /** Noise multiplier σ > 0 (noise standard deviation = σ · clip norm). */
-  noiseMultiplier: number;
-  /** Number of noisy steps (positive integer). */
-  steps: number;
-  /** L2 clip norm C > 0 (per example in record mode, per update in client mode). */
-  clipNorm: number;
-  /** δ the institution accounts this event at, in (0, 1). */
-  delta: number;
-  /** Model version the event trained from (non-negative integer). */
-  modelVersion: number;
-  /** ISO-8601 time, e.g. 2024-05-01T12:00:00.000Z. */
-  time: string;
-}
+// The event's shape and its canonical encoding are defined in proto/ (the wire types use them too).
+export { encodeCanonical, type CanonicalField } from '@dpfed/proto/canonical-encoding';
+export { LEDGER_MODES, type LedgerEvent, type LedgerMode } from '@dpfed/proto/privacy-event';
 
 export const EVENT_DOMAIN = 'dpfed.v1/privacy-event';
 
-export type CanonicalField =
-  | { s: string }
-  | { b: Uint8Array }
-  | { f: number }
-  | { u: number };
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
-
-/** Deterministic, self-delimiting encoding of `fields` under `domain` (see the file header). */
-export function encodeCanonical(domain: string, fields: readonly CanonicalField[]): Uint8Array {
-  const parts: Buffer[] = [Buffer.from(domain, 'utf8'), Buffer.from([0])];
-  const lengthPrefixed = (tag: string, bytes: Uint8Array) => {
-    const head = Buffer.alloc(5);
-    head.write(tag, 0, 'latin1');
-    head.writeUInt32BE(bytes.length, 1);
-    parts.push(head, Buffer.from(bytes));
-  };
-  for (const field of fields) {
-    if ('s' in field) {
-      if (typeof field.s !== 'string' || LONE_SURROGATE.test(field.s)) throw new Error('canonical encoding: string field is not well-formed text');
-      lengthPrefixed('s', Buffer.from(field.s, 'utf8'));
-    } else if ('b' in field) {
-      lengthPrefixed('b', field.b);
-    } else if ('f' in field) {
-      if (typeof field.f !== 'number' || Number.isNaN(field.f)) throw new Error('canonical encoding: float field is NaN or not a number');
-      const out = Buffer.alloc(9);
-      out.write('f', 0, 'latin1');
-      out.writeDoubleBE(field.f === 0 ? 0 : field.f, 1);
-      parts.push(out);
-    } else {
-      if (!Number.isSafeInteger(field.u) || field.u < 0) throw new Error(`canonical encoding: integer field must be a non-negative safe integer, got ${field.u}`);
-      const out = Buffer.alloc(9);
-      out.write('u', 0, 'latin1');
-      out.writeBigUInt64BE(BigInt(field.u), 1);
-      parts.push(out);
-    }
-  }
-  return new Uint8Array(Buffer.concat(parts));
-}
 
 function checkId(value: unknown, name: string): void {
   if (typeof value !== 'string' || value.length === 0) throw new Error(`ledger event: ${name} must be a non-empty string`);

@@ -18,7 +18,7 @@
 // and t key shares of one client. We pick the smallest k that meets the abort target with the majority
 // threshold, then the largest t that still meets it.
 import { createHash } from 'node:crypto';
-import { SeededRandom } from '../proto/seeded-random.ts';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 
 export const COMPLETE_GRAPH_MAX_CLIENTS = 64;
 

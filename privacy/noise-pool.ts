@@ -14,12 +14,10 @@
 // pause()/resume() let the consumer keep the worker off the CPU while it trains from a ring that already
 // holds what it needs (on a shared, loaded 2-core machine a worker refilling during the
 // training steps slowed them more than the in-thread draws it saved); the trainer fills between rounds.
-// The worker is a TypeScript module; it is started through a tiny JavaScript entry (typescript-worker.ts)
-// that registers tsx (a dependency) in the worker through tsx's public `tsx/esm/api` export, so it runs the
-// same under tsx, `node bin/dpfed.js` and vitest.
+// The worker module (noise-worker) is started by typescript-worker.ts, compiled or from source alike.
 import type { Worker } from 'node:worker_threads';
 import { sampleDiscreteGaussian } from './discrete-gaussian.ts';
-import { typeScriptWorker } from './typescript-worker.ts';
+import { moduleBeside, typeScriptWorker } from './typescript-worker.ts';
 import type { IntegerNoiseSource, NoiseRunConsumer } from './gaussian-noise.ts';
 import { NOISE_RING_COUNTERS, NOISE_RING_PAUSED, NOISE_RING_RELEASED, NOISE_RING_STOP, NOISE_RING_WRITTEN, type NoiseRingLayout } from './noise-ring.ts';
 
@@ -47,7 +45,7 @@ function positiveInteger(value: number, name: string): void {
 const spareWorkers: Worker[] = [];
 
 function bootWorker(workerData: object): Worker {
-  const worker = typeScriptWorker(new URL('./noise-worker.ts', import.meta.url), workerData);
+  const worker = typeScriptWorker(moduleBeside(import.meta.url, 'noise-worker'), workerData);
   worker.unref();
   return worker;
 }

@@ -16,7 +16,7 @@
 // A release is a training update today; an evaluation release (score histograms) is meant to join as a
 // second ReleasePolicy kind with its own noise placement and event.
 import { randomBytes } from 'node:crypto';
-import type { AggregationMode, PrivacyMode, TaskConfig } from '../proto/task-config.ts';
+import type { AggregationMode, PrivacyMode, TaskConfig } from '@dpfed/proto/task-config';
 import { calibrateNoiseMultiplier } from './calibrate.ts';
 
 export type ReleaseKind = 'training' | 'evaluation';

@@ -13,7 +13,7 @@ import { createHash, createPrivateKey, createPublicKey, diffieHellman, generateK
 import nacl from 'tweetnacl';
 import { verifySignature, type IdentityKey } from './identity.ts';
 import { SHARE_VALUE_BYTES } from './shamir.ts';
-import { COLLECTIONS, type CollectionName } from '../proto/shared-names.ts';
+import { COLLECTIONS, type CollectionName } from '@dpfed/proto/shared-names';
 
 export type SecAggCollection = CollectionName;
 export const SECAGG_COLLECTIONS: readonly SecAggCollection[] = [COLLECTIONS.update, COLLECTIONS.evaluation];

@@ -24,7 +24,7 @@
 // The coordinator does not know an institution's row count; without one the expected batch is taken to be
 // the public batch size B (the plan assumes q·n ≈ B). The demo knows its banks' row counts and passes them.
 
-import type { TaskConfig } from '../proto/task-config.ts';
+import type { TaskConfig } from '@dpfed/proto/task-config';
 import { planInstitutionNoise } from './evaluation-mechanism.ts';
 
 /** Above this best-case noise-to-signal ratio per step (per round in client mode), the plan is hopeless. */

@@ -1,11 +1,21 @@
-// Starts a worker thread running a TypeScript module, the same under tsx, `node bin/dpfed.js` and vitest:
-// the thread's entry (typescript-worker-start.mjs) registers tsx through its public API, then imports the
-// module. The module reads its own data from workerData as usual; `entry` is added to it.
+// Starts a worker thread running one of dpfed's modules, whether this package runs compiled or from its
+// TypeScript source. Compiled (dist/*.js, what `npm install` builds and what the published packages
+// hold), the module is the worker's entry itself. From source (vitest, tsx: the module's URL ends in
+// .ts), the thread starts on tools/source-worker-start.mjs, which exists only in the source repository: it
+// registers tsx and the "source" export condition in the thread, then imports the module. The module reads
+// its own data from workerData as usual (`entry` is added to it when started from source).
 import { Worker } from 'node:worker_threads';
 
-const START = new URL('./typescript-worker-start.mjs', import.meta.url);
+const SOURCE_START = new URL('../tools/source-worker-start.mjs', import.meta.url);
 
-/** A worker running the TypeScript module at `entry` (a file URL), with `data` (plus `entry`) as its workerData. */
+/** The module `name` ('noise-worker') beside the module at `base` (its import.meta.url), with base's extension. */
+export function moduleBeside(base: string, name: string): URL {
+  const extension = base.endsWith('.ts') ? '.ts' : '.js';
+  return new URL(`./${name}${extension}`, base);
+}
+
+/** A worker running the module at `entry` (a file URL, .js or .ts), with `data` as its workerData. */
 export function typeScriptWorker(entry: URL, data: object): Worker {
-  return new Worker(START, { workerData: { ...data, entry: entry.href } });
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: data });
+  return new Worker(SOURCE_START, { workerData: { ...data, entry: entry.href } });
 }

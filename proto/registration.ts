@@ -6,9 +6,9 @@
 // key), the protocol version, the declared budget (so nobody can raise it without a new signature), the
 // declared example count and data-schema hash, and the head of the institution's own ledger with the hash of
 // its row at the seq the coordinator holds a receipt for (so a wiped, truncated or replaced ledger shows).
-// The encoding is the canonical one of the ledger (privacy/ledger-event.ts): self-delimiting fields with
+// The encoding is the canonical one of the ledger (canonical-encoding.ts): self-delimiting fields with
 // one-byte type tags, lengths and integers big-endian.
-import { encodeCanonical } from '../privacy/ledger-event.ts';
+import { encodeCanonical } from './canonical-encoding.ts';
 
 export const REGISTER_CONTEXT = 'dpfed.v1/register';
 /** Bytes of a Challenge nonce. */

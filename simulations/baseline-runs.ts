@@ -5,10 +5,10 @@
 // - `centralised`: all institutions' training rows pooled, for as many steps as the whole federation
 //   takes (rounds × local steps × institutions), scored on the common test rows: the upper reference.
 // Both start from the federation's initial model (seeded from the setting's seed).
-import { LocalTrainer, type TrainingConfig } from '../client-sdk/local-trainer.ts';
-import type { Dataset } from '../client-sdk/csv-dataset.ts';
-import { flattenParameters, initialParameters, parseModelSpec } from '../proto/model-spec.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
+import { LocalTrainer, type TrainingConfig } from '@dpfed/client/local-trainer';
+import type { Dataset } from '@dpfed/client/csv-dataset';
+import { flattenParameters, initialParameters, parseModelSpec } from '@dpfed/proto/model-spec';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 import type { SimJob } from './sim-grid.ts';
 import type { SimData } from './sim-data.ts';
 import { rowsFingerprint, type Partition } from './sim-partition.ts';
@@ -16,7 +16,7 @@ import type { SimRecord } from './sim-result.ts';
 import { simRunConfig } from './sim-run-config.ts';
 import { scoreModel } from './sim-scoring.ts';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('@dpfed/client/tfjs');
 
 export interface BaselineOptions {
   tf: Tf;

@@ -2,7 +2,7 @@
 // round(dropout × N) of the N institutions (the same for a seed whatever the transport or the order in
 // which institutions ask). A chosen institution declines its TRAIN task (FederationClientOptions.sitsOut),
 // so the round closes without it at once instead of waiting for its deadline.
-import { SeededRandom } from '../proto/seeded-random.ts';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 
 export class DropoutSchedule {
   private readonly byRound = new Map<number, Set<string>>();

@@ -8,14 +8,14 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
-import type { RoundSummary } from '../coordinator/round-machine.ts';
-import { FederationClient } from '../client-sdk/federation-client.ts';
-import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
-import { LocalTrainer } from '../client-sdk/local-trainer.ts';
-import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { parseModelSpec } from '../proto/model-spec.ts';
+import { coordinatorPrivacy } from '@dpfed/coordinator/ledger-privacy';
+import type { RoundSummary } from '@dpfed/coordinator/round-machine';
+import { FederationClient } from '@dpfed/client/federation-client';
+import { InstitutionPrivacy } from '@dpfed/client/institution-privacy';
+import { LocalTrainer } from '@dpfed/client/local-trainer';
+import { TfjsLearner } from '@dpfed/client/tfjs-learner';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { parseModelSpec } from '@dpfed/proto/model-spec';
 import { DropoutSchedule } from './dropout-schedule.ts';
 import { startSimCoordinator, type TransportName } from './federation-transport.ts';
 import type { SimJob } from './sim-grid.ts';
@@ -26,7 +26,7 @@ import { droppedPerRound, simRunConfig } from './sim-run-config.ts';
 import { scoreModel } from './sim-scoring.ts';
 import { testRowsEvaluator } from './test-rows-evaluator.ts';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('@dpfed/client/tfjs');
 
 /**
  * Where a setting's SQLite files live: tmpfs (/dev/shm) when the machine has one, since they are scratch

@@ -4,9 +4,9 @@
 // - `grpc`: the production server and client over plaintext gRPC on 127.0.0.1 (an ephemeral port), every
 //   message through the real wire code: the check that the transport changes nothing.
 // Both run the same coordinator core, strategy, privacy, secure-aggregation and ledger code.
-import { startCoordinator, type Coordinator, type CoordinatorOptions } from '../coordinator/coordinator-server.ts';
-import { startInMemoryCoordinator } from '../coordinator/in-memory-coordinator.ts';
-import type { FederationClientOptions } from '../client-sdk/federation-client.ts';
+import { startCoordinator, type Coordinator, type CoordinatorOptions } from '@dpfed/coordinator/coordinator-server';
+import { startInMemoryCoordinator } from '@dpfed/coordinator/in-memory-coordinator';
+import type { FederationClientOptions } from '@dpfed/client/federation-client';
 
 export const TRANSPORTS = ['memory', 'grpc'] as const;
 export type TransportName = (typeof TRANSPORTS)[number];

@@ -8,8 +8,8 @@
 // - `column:NAME` (--split-column NAME): the data's natural groups, one institution per distinct value.
 // A draw that leaves an institution fewer than MIN_ROWS rows is drawn again (from the same seeded
 // stream, so still deterministic); after 100 draws the split is refused with the reason.
-import { SeededRandom } from '../proto/seeded-random.ts';
-import { INSTITUTION_ID_PATTERN } from '../proto/registration.ts';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
+import { INSTITUTION_ID_PATTERN } from '@dpfed/proto/registration';
 import { SimDataError } from './sim-data.ts';
 
 export type SplitSpec = { kind: 'iid' } | { kind: 'dirichlet'; alpha: number } | { kind: 'quantity'; alpha: number } | { kind: 'column'; column: string };

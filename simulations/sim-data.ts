@@ -7,10 +7,10 @@
 // its bounds are a statistic of the rows. A simulation spends no real budget and no institution's data
 // leaves anyone, so it accepts the inferred schema and says so (the ε it reports then assumes the bounds
 // were public).
-import { streamCsv, type Dataset } from '../client-sdk/csv-dataset.ts';
-import { inferSchema } from '../client-sdk/schema-inference.ts';
-import { compileSchema, describeHeaderMismatch, labelColumn, mapFeature, type DataSchema } from '../proto/data-schema.ts';
-import { quoted } from '../proto/text-excerpt.ts';
+import { streamCsv, type Dataset } from '@dpfed/client/csv-dataset';
+import { inferSchema } from '@dpfed/client/schema-inference';
+import { compileSchema, describeHeaderMismatch, labelColumn, mapFeature, type DataSchema } from '@dpfed/proto/data-schema';
+import { quoted } from '@dpfed/proto/text-excerpt';
 
 /** Every row of the simulation's data, as model inputs, with the natural group of each row when there is one. */
 export interface SimData extends Dataset {

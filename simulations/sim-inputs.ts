@@ -4,7 +4,7 @@
 // schema's hash and the split column.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { schemaHash, type DataSchema } from '../proto/data-schema.ts';
+import { schemaHash, type DataSchema } from '@dpfed/proto/data-schema';
 import { loadSimCsv, SimDataError, type SimData } from './sim-data.ts';
 import { generateSyntheticFraud, parseSyntheticSource } from './synthetic-fraud.ts';
 

@@ -1,6 +1,6 @@
 // Runs one job of a sweep (a federated setting or a baseline) on the pooled data, in whichever thread
 // holds this runner. Partitions are computed once per seed and reused by the jobs that share them.
-import { selectBackend } from '../client-sdk/tf-backend.ts';
+import { selectBackend } from '@dpfed/client/tf-backend';
 import { runBaseline } from './baseline-runs.ts';
 import { runFederated } from './federated-run.ts';
 import type { TransportName } from './federation-transport.ts';
@@ -10,7 +10,7 @@ import type { SimData } from './sim-data.ts';
 import { partitionData, type Partition } from './sim-partition.ts';
 import type { SimRecord } from './sim-result.ts';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('@dpfed/client/tfjs');
 
 export class SimJobRunner {
   private tf: Tf | null = null;

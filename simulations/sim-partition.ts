@@ -7,8 +7,8 @@
 //    the others, in the federation and alone alike.
 // The centralised baseline pools every institution's training rows.
 import { createHash } from 'node:crypto';
-import type { Dataset } from '../client-sdk/csv-dataset.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
+import type { Dataset } from '@dpfed/client/csv-dataset';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 import { splitInstitutions, type SplitSpec } from './institution-split.ts';
 import { selectRows, SimDataError, type SimData } from './sim-data.ts';
 

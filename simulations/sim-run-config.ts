@@ -3,10 +3,10 @@
 // the sweep's shared training flags, then the setting's own values. Candidates are scored by the
 // coordinator on the common test rows (the `--evaluation-data` mode), so institutions spend no ε on
 // evaluation and every ε of a setting goes to training.
-import { parseFlags } from '../cli/flags.ts';
-import { runConfigFromFlags, runFlags } from '../cli/run-flags.ts';
-import type { RunConfig } from '../coordinator/run-config.ts';
-import type { DataSchema } from '../proto/data-schema.ts';
+import { parseFlags } from '@dpfed/proto/command-flags';
+import { runConfigFromFlags, runFlags } from '@dpfed/coordinator/run-flags';
+import type { RunConfig } from '@dpfed/coordinator/run-config';
+import type { DataSchema } from '@dpfed/proto/data-schema';
 import type { SimJob } from './sim-grid.ts';
 
 /** The flags of the run table a sweep may set for all its settings (the rest come from the setting or are fixed). */

@@ -1,9 +1,9 @@
 // Scores a model (flat parameters) on rows the way `dpfed evaluate` does: exact, sort-based AUC and
 // PR-AUC (average precision) and the accuracy at probability 0.5 (client-sdk/classification-metrics.ts).
 // A figure that is undefined on the rows (one class only) is NaN.
-import type { Dataset } from '../client-sdk/csv-dataset.ts';
-import { averagePrecision, rocAuc, thresholdMetrics } from '../client-sdk/classification-metrics.ts';
-import type { LocalTrainer } from '../client-sdk/local-trainer.ts';
+import type { Dataset } from '@dpfed/client/csv-dataset';
+import { averagePrecision, rocAuc, thresholdMetrics } from '@dpfed/client/classification-metrics';
+import type { LocalTrainer } from '@dpfed/client/local-trainer';
 
 export interface Scores {
   auc: number;

@@ -4,7 +4,7 @@
 // does not change its result.
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { typeScriptWorker } from '../privacy/typescript-worker.ts';
+import { moduleBeside, typeScriptWorker } from '@dpfed/privacy/typescript-worker';
 import type { TransportName } from './federation-transport.ts';
 import type { SimJob } from './sim-grid.ts';
 import type { SimData } from './sim-data.ts';
@@ -41,7 +41,7 @@ export async function runOnWorkers(jobs: SimJob[], o: PoolOptions): Promise<{ jo
   if (jobs.length === 0) return failures;
   const count = Math.max(1, Math.min(o.workers ?? defaultWorkers(), jobs.length));
   const queue = [...jobs];
-  const entry = new URL('./sim-worker.ts', import.meta.url);
+  const entry = moduleBeside(import.meta.url, 'sim-worker');
   const workers: Worker[] = [];
   try {
     await Promise.all(

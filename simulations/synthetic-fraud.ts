@@ -13,9 +13,9 @@
 //   and with probability 2 % a Pareto tail instead, 500·U^(−1/1.5) (α = 1.5, infinite variance).
 // The public schema is fixed by the model, not read from the rows: f1..f10 in [−8, 8] (centre 0,
 // scale 2), amount in [0, 10⁶] with log1p (centre 4, scale 2).
-import { parseSchema, SCHEMA_FORMAT, type DataSchema } from '../proto/data-schema.ts';
-import { compileSchema, mapFeature } from '../proto/data-schema.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
+import { parseSchema, SCHEMA_FORMAT, type DataSchema } from '@dpfed/proto/data-schema';
+import { compileSchema, mapFeature } from '@dpfed/proto/data-schema';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 import { SimDataError, type SimData } from './sim-data.ts';
 
 export const SYNTHETIC_FEATURES = 10;

@@ -1,12 +1,12 @@
 // The coordinator's candidate evaluator of a simulated federation: it scores each round's candidate on
 // the common test rows (the `--evaluation-data` mode of coordinator/candidate-evaluator.ts), with the
 // same network code the institutions run.
-import type { CandidateEvaluator } from '../coordinator/candidate-evaluator.ts';
-import type { Dataset } from '../client-sdk/csv-dataset.ts';
-import { LocalTrainer } from '../client-sdk/local-trainer.ts';
-import type { ModelSpec } from '../proto/model-spec.ts';
+import type { CandidateEvaluator } from '@dpfed/coordinator/candidate-evaluator';
+import type { Dataset } from '@dpfed/client/csv-dataset';
+import { LocalTrainer } from '@dpfed/client/local-trainer';
+import type { ModelSpec } from '@dpfed/proto/model-spec';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('@dpfed/client/tfjs');
 
 export function testRowsEvaluator(tf: Tf, spec: ModelSpec, rows: Dataset): CandidateEvaluator {
   const trainer = new LocalTrainer(tf, spec, { noiseWorker: false });

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { makeAccountant } from '../privacy/accountant.ts';
-import { PldAccountant } from '../privacy/pld-accountant.ts';
-import { validateMechanismEvent, type MechanismEvent } from '../privacy/mechanism-event.ts';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { PldAccountant } from '@dpfed/privacy/pld-accountant';
+import { validateMechanismEvent, type MechanismEvent } from '@dpfed/privacy/mechanism-event';
 import {
   DEFAULT_RDP_ORDERS,
   RdpAccountant,
@@ -12,7 +12,7 @@ import {
   logErfc,
   rdpOfEvent,
   rdpPerStep,
-} from '../privacy/rdp-accountant.ts';
+} from '@dpfed/privacy/rdp-accountant';
 
 interface Vectors {
   epsilon: { sampleRate: number; noiseMultiplier: number; steps: number; delta: number; orders: string; conversion: 'improved' | 'classic'; epsilon: number; bestOrder: number; tolerance: number }[];

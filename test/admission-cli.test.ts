@@ -7,7 +7,7 @@ import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { certifiedInstitutionId } from '../proto/tls-credentials.ts';
+import { certifiedInstitutionId } from '@dpfed/proto/tls-credentials';
 import { bankSlices, DPFED_BIN, ROOT, tempDir, writeBankCsv } from './helpers/federation-fixture.ts';
 
 type Outcome = { code: number | null; stdout: string; stderr: string };

@@ -6,13 +6,13 @@ import * as grpc from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
-import { createCertificateAuthority, issueCertificate } from '../proto/certificate-authority.ts';
-import { signedRegistration } from '../client-sdk/registration-request.ts';
-import { channelCredentials, readTlsMaterial, type TlsMaterial } from '../proto/tls-credentials.ts';
-import { CHANNEL_OPTIONS, federationClientConstructor, type ClientFrameMsg, type CoordinatorFrameMsg, type RegisterResponse } from '../proto/wire.ts';
+import { CoordinatorConnection } from '@dpfed/client/coordinator-connection';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
+import { createCertificateAuthority, issueCertificate } from '@dpfed/proto/certificate-authority';
+import { signedRegistration } from '@dpfed/client/registration-request';
+import { channelCredentials, readTlsMaterial, type TlsMaterial } from '@dpfed/proto/tls-credentials';
+import { CHANNEL_OPTIONS, federationClientConstructor, type ClientFrameMsg, type CoordinatorFrameMsg, type RegisterResponse } from '@dpfed/proto/wire';
 import {
   cleanUp,
   DPFED_BIN,

@@ -7,8 +7,8 @@ import {
   histogramFromVector,
   histogramOfScores,
   histogramToVector,
-} from '../privacy/auc-histogram.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
+} from '@dpfed/privacy/auc-histogram';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 
 /** n scores: positives with probability `rate`, logits N(mean, sd) per class. */
 function scores(n: number, rate: number, neg: [number, number], pos: [number, number], seed: string) {

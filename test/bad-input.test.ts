@@ -4,15 +4,15 @@ import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
-import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
-import { parameterShapes } from '../proto/model-spec.ts';
-import { INSTITUTION_ID_PATTERN } from '../proto/registration.ts';
-import { signedRegistration } from '../client-sdk/registration-request.ts';
-import { channelCredentials } from '../proto/tls-credentials.ts';
-import { SessionStream } from '../client-sdk/session-stream.ts';
-import { chunkTensors, packTensors, type NamedTensor } from '../proto/tensor-stream.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { CoordinatorConnection } from '@dpfed/client/coordinator-connection';
+import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
+import { parameterShapes } from '@dpfed/proto/model-spec';
+import { INSTITUTION_ID_PATTERN } from '@dpfed/proto/registration';
+import { signedRegistration } from '@dpfed/client/registration-request';
+import { channelCredentials } from '@dpfed/proto/tls-credentials';
+import { SessionStream } from '@dpfed/client/session-stream';
+import { chunkTensors, packTensors, type NamedTensor } from '@dpfed/proto/tensor-stream';
 import {
   CHANNEL_OPTIONS,
   federationClientConstructor,
@@ -24,7 +24,7 @@ import {
   type ResultChunkMsg,
   type ResultHeaderMsg,
   type TaskMsg,
-} from '../proto/wire.ts';
+} from '@dpfed/proto/wire';
 import {
   ShiftLearner,
   cleanUp,

@@ -6,14 +6,14 @@ import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import type { EvalOutcome, TaskContext } from '../client-sdk/learner.ts';
-import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { modelSpecFromMessage, parameterShapes } from '../proto/model-spec.ts';
-import { signedRegistration } from '../client-sdk/registration-request.ts';
-import { PROTOCOL_VERSION, type Envelope } from '../proto/wire.ts';
+import { CoordinatorConnection } from '@dpfed/client/coordinator-connection';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import type { EvalOutcome, TaskContext } from '@dpfed/client/learner';
+import { TfjsLearner } from '@dpfed/client/tfjs-learner';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { modelSpecFromMessage, parameterShapes } from '@dpfed/proto/model-spec';
+import { signedRegistration } from '@dpfed/client/registration-request';
+import { PROTOCOL_VERSION, type Envelope } from '@dpfed/proto/wire';
 import {
   bankSlices,
   cleanUp,

@@ -9,18 +9,18 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import type { Dataset } from '../client-sdk/csv-dataset.ts';
-import { FederationClient } from '../client-sdk/federation-client.ts';
-import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
-import type { Learner, TaskContext } from '../client-sdk/learner.ts';
-import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
-import { makeAccountant } from '../privacy/accountant.ts';
-import { planInstitutionNoise } from '../privacy/evaluation-mechanism.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
-import type { MechanismEvent } from '../privacy/mechanism-event.ts';
-import type { RunConfig } from '../coordinator/run-config.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import type { Dataset } from '@dpfed/client/csv-dataset';
+import { FederationClient } from '@dpfed/client/federation-client';
+import { InstitutionPrivacy } from '@dpfed/client/institution-privacy';
+import type { Learner, TaskContext } from '@dpfed/client/learner';
+import { TfjsLearner } from '@dpfed/client/tfjs-learner';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { planInstitutionNoise } from '@dpfed/privacy/evaluation-mechanism';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
+import type { MechanismEvent } from '@dpfed/privacy/mechanism-event';
+import type { RunConfig } from '@dpfed/coordinator/run-config';
 import {
   bankSlices,
   cleanUp,

@@ -1,8 +1,8 @@
 // Budget checks with the real accountants: refusal when the projection exceeds the budget, rounds left.
 import { describe, expect, it } from 'vitest';
-import { makeAccountant } from '../privacy/accountant.ts';
-import { checkBudget, projectedRoundsLeft, validateBudget } from '../privacy/budget.ts';
-import type { MechanismEvent } from '../privacy/mechanism-event.ts';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { checkBudget, projectedRoundsLeft, validateBudget } from '@dpfed/privacy/budget';
+import type { MechanismEvent } from '@dpfed/privacy/mechanism-event';
 
 const rdp = makeAccountant('rdp');
 const DELTA = 1e-5;

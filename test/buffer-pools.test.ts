@@ -1,12 +1,12 @@
 // The coordinator's reuse of update vectors and download frames.
 import { describe, expect, it } from 'vitest';
-import { FramePool } from '../proto/frame-pool.ts';
-import { VectorPool } from '../coordinator/vector-pool.ts';
-import { flatFloat32, packTensors, TensorAssembler, TensorStreamError, unpackTensors } from '../proto/tensor-stream.ts';
-import { modelChunkFrame, packedModelFrame, packedResultFrame, resultTensorFrame, taskWithModelFrame } from '../proto/hand-framed-messages.ts';
-import { taskConfigMessage } from '../proto/task-config-message.ts';
+import { FramePool } from '@dpfed/proto/frame-pool';
+import { VectorPool } from '@dpfed/coordinator/vector-pool';
+import { flatFloat32, packTensors, TensorAssembler, TensorStreamError, unpackTensors } from '@dpfed/proto/tensor-stream';
+import { modelChunkFrame, packedModelFrame, packedResultFrame, resultTensorFrame, taskWithModelFrame } from '@dpfed/proto/hand-framed-messages';
+import { taskConfigMessage } from '@dpfed/proto/task-config-message';
 import { runConfig } from './helpers/federation-fixture.ts';
-import { federationService, serializeTensorChunk, type ClientFrameMsg, type CoordinatorFrameMsg, type TaskMsg } from '../proto/wire.ts';
+import { federationService, serializeTensorChunk, type ClientFrameMsg, type CoordinatorFrameMsg, type TaskMsg } from '@dpfed/proto/wire';
 
 describe('VectorPool', () => {
   it('hands back a given vector of the asked length, never one of another length, and keeps at most maxKept', () => {

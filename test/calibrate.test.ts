@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
-import { RdpAccountant } from '../privacy/rdp-accountant.ts';
+import { calibrateNoiseMultiplier } from '@dpfed/privacy/calibrate';
+import { RdpAccountant } from '@dpfed/privacy/rdp-accountant';
 
 const vectors = JSON.parse(readFileSync('/work/shared/reference/dp_vectors.json', 'utf8')) as {
   noiseMultiplier: { epsilon: number; delta: number; sampleRate: number; steps: number; noiseMultiplier: number; tolerance: number }[];

@@ -4,12 +4,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
-import { signedRegistration } from '../client-sdk/registration-request.ts';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { parameterShapes } from '../proto/model-spec.ts';
-import { chunkTensors, type NamedTensor } from '../proto/tensor-stream.ts';
+import { CoordinatorConnection } from '@dpfed/client/coordinator-connection';
+import { signedRegistration } from '@dpfed/client/registration-request';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { parameterShapes } from '@dpfed/proto/model-spec';
+import { chunkTensors, type NamedTensor } from '@dpfed/proto/tensor-stream';
 import {
   CHANNEL_OPTIONS,
   federationClientConstructor,
@@ -19,7 +19,7 @@ import {
   type Envelope,
   type ResultChunkMsg,
   type ResultHeaderMsg,
-} from '../proto/wire.ts';
+} from '@dpfed/proto/wire';
 import { cleanUp, enrol, runConfig, startTestCoordinator, tempDir, testCredentials, within } from './helpers/federation-fixture.ts';
 
 type RawClient = grpc.Client & {

@@ -3,8 +3,8 @@
 // "sum" of a single update.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { ckksSumErrorBound } from '../privacy/ckks.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { ckksSumErrorBound } from '@dpfed/ckks/ckks';
 import { cleanUp, expectedFedAvg, makeInstitution, recordRounds, runConfig, startTestCoordinator, tempDir, within, ShiftLearner, maxAbsDifference, type TestInstitution } from './helpers/federation-fixture.ts';
 
 let dir: string | undefined;

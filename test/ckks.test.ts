@@ -11,8 +11,8 @@ import {
   createFederationKeys,
   roundForRelease,
   type CkksKeyPair,
-} from '../privacy/ckks.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
+} from '@dpfed/ckks/ckks';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 
 const LENGTH = 10_000; // 3 ciphertexts, the last one partly filled
 

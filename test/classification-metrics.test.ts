@@ -5,7 +5,7 @@
 // half; average precision as Σ (R_n − R_{n−1}) P_n over the distinct thresholds from the top; log loss as
 // the mean of −ln p of the true class), plus the same brute force run here on random vectors with ties.
 import { describe, expect, it } from 'vitest';
-import { averagePrecision, calibration, classificationReport, logLoss, rocAuc, thresholdMetrics } from '../client-sdk/classification-metrics.ts';
+import { averagePrecision, calibration, classificationReport, logLoss, rocAuc, thresholdMetrics } from '@dpfed/client/classification-metrics';
 
 /** AUC by brute force over every positive-negative pair. */
 function pairwiseAuc(scores: number[], labels: number[]): number {

@@ -5,8 +5,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeAccountant } from '../privacy/accountant.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
 import { bankSlices, cleanUp, DPFED_BIN, enrol, FRAUD_SCHEMA, ROOT, runConfig, startTestCoordinator, tempDir, writeBankCsv } from './helpers/federation-fixture.ts';
 
 const dir = tempDir('dpfed-client-budget-');

@@ -1,8 +1,8 @@
 // The console's password hashing and session store on their own: salted scrypt hashes that verify only
 // the right password; sessions that expire, and a full store that drops anonymous sessions first.
 import { describe, expect, it } from 'vitest';
-import { hashPassword, verifyPassword } from '../console/password-hash.ts';
-import { csrfMatches, SessionStore } from '../console/sessions.ts';
+import { hashPassword, verifyPassword } from '@dpfed/console/password-hash';
+import { csrfMatches, SessionStore } from '@dpfed/console/sessions';
 
 describe('console password hashes', () => {
   it('are salted scrypt hashes that verify the right password only', async () => {

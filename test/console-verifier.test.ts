@@ -4,11 +4,11 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildConsoleFixture } from '../bench/console-fixture.ts';
-import { rowStatus } from '../console/chain-verifier.ts';
-import { LedgerSource } from '../console/ledger-source.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
+import { buildConsoleFixture } from '@dpfed/bench/console-fixture';
+import { rowStatus } from '@dpfed/console/chain-verifier';
+import { LedgerSource } from '@dpfed/console/ledger-source';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
 import { tempDir } from './helpers/federation-fixture.ts';
 
 const dir = tempDir('dpfed-console-verifier-');

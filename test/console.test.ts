@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildConsoleFixture, type ConsoleFixture } from '../bench/console-fixture.ts';
-import { startConsole, type ConsoleServer } from '../console/console-server.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
+import { buildConsoleFixture, type ConsoleFixture } from '@dpfed/bench/console-fixture';
+import { startConsole, type ConsoleServer } from '@dpfed/console/console-server';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { signEvent, type LedgerEvent } from '@dpfed/privacy/ledger-event';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
 import { DPFED_BIN, ROOT, tempDir, within } from './helpers/federation-fixture.ts';
 
 const ARTIFACTS = join(ROOT, 'artifacts', 'console');

@@ -4,9 +4,9 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity } from '../privacy/identity.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity } from '@dpfed/privacy/identity';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
 import {
   ShiftLearner,
   bankSlices,

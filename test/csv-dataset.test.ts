@@ -5,12 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadInChildProcess } from '../bench/client-memory-bench.ts';
-import { writeCardFraudCsv } from '../bench/card-fraud-csv.ts';
-import { CsvError, loadInstitutionCsv, MAX_LINE_BYTES, type InstitutionData } from '../client-sdk/csv-dataset.ts';
-import { RowSplitter, type SplitRule } from '../client-sdk/data-split.ts';
-import { parseSchema, type DataSchema } from '../proto/data-schema.ts';
-import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
+import { loadInChildProcess } from '@dpfed/bench/client-memory-bench';
+import { writeCardFraudCsv } from '@dpfed/bench/card-fraud-csv';
+import { CsvError, loadInstitutionCsv, MAX_LINE_BYTES, type InstitutionData } from '@dpfed/client/csv-dataset';
+import { RowSplitter, type SplitRule } from '@dpfed/client/data-split';
+import { parseSchema, type DataSchema } from '@dpfed/proto/data-schema';
+import { TfjsLearner } from '@dpfed/client/tfjs-learner';
 import {
   cleanUp,
   FRAUD_CSV,

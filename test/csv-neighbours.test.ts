@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadInstitutionCsv, type Dataset } from '../client-sdk/csv-dataset.ts';
-import { canonicalRowText, loadOrCreateSplitKey, RowSplitter } from '../client-sdk/data-split.ts';
+import { loadInstitutionCsv, type Dataset } from '@dpfed/client/csv-dataset';
+import { canonicalRowText, loadOrCreateSplitKey, RowSplitter } from '@dpfed/client/data-split';
 import { FRAUD_CSV, fraudSchemaOf, tempDir } from './helpers/federation-fixture.ts';
 
 const [HEADER, ...ROWS] = readFileSync(FRAUD_CSV, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');

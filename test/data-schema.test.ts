@@ -6,10 +6,10 @@ import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { TaskContext } from '../client-sdk/learner.ts';
-import { SchemaRequiredError, TfjsLearner } from '../client-sdk/tfjs-learner.ts';
-import { describeSchemaMismatch, featureMap, mapFeature, parseSchema, readSchemaFile, SchemaError, schemaHash, type DataSchema } from '../proto/data-schema.ts';
-import { loadOrCreateIdentity } from '../privacy/identity.ts';
+import type { TaskContext } from '@dpfed/client/learner';
+import { SchemaRequiredError, TfjsLearner } from '@dpfed/client/tfjs-learner';
+import { describeSchemaMismatch, featureMap, mapFeature, parseSchema, readSchemaFile, SchemaError, schemaHash, type DataSchema } from '@dpfed/proto/data-schema';
+import { loadOrCreateIdentity } from '@dpfed/privacy/identity';
 import {
   bankCsvText,
   DPFED_BIN,

@@ -4,9 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HELD_OUT_SHARE, isHeldOut } from '../cli/demo-held-out.ts';
-import { NODE_HEAP_FLAGS } from '../cli/node-heap.ts';
-import { evaluate, loadModel } from '../client-sdk/model-file.ts';
+import { HELD_OUT_SHARE, isHeldOut } from 'dpfed/demo-held-out';
+import { NODE_HEAP_FLAGS } from 'dpfed/node-heap';
+import { evaluate, loadModel } from '@dpfed/client/model-file';
 import { DPFED_BIN, FRAUD_CSV, tempDir } from './helpers/federation-fixture.ts';
 
 const dataRows = () => readFileSync(FRAUD_CSV, 'utf8').split(/\r?\n/).slice(1).filter((l) => l.trim() !== '');

@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import { DockerfileParser, type Copy, type Instruction } from 'dockerfile-ast';
 import { validate, ValidationSeverity } from 'dockerfile-utils';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NODE_HEAP_FLAGS } from '../cli/node-heap.ts';
+import { NODE_HEAP_FLAGS } from 'dpfed/node-heap';
 
 // A CommonJS module whose typings declare an ES default export: loaded through require, typed by them.
 const dockerignore: typeof import('@balena/dockerignore').default = createRequire(import.meta.url)('@balena/dockerignore');
@@ -89,7 +89,9 @@ function runEntrypoint(app: string, args: string[]) {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dpfed-image-work-'));
   temps.push(work);
   const argv = ENTRYPOINT.slice(1).map((a) => a.replace('/opt/dpfed', app));
-  return spawnSync(ENTRYPOINT[0], [...argv, ...args], { cwd: work, encoding: 'utf8', timeout: 60_000, env: { ...process.env, NODE_ENV: 'production' } });
+  // as in the image: the compiled packages, without the tests' NODE_OPTIONS (tsx and the "source" condition)
+  const { NODE_OPTIONS: _tests, ...env } = process.env;
+  return spawnSync(ENTRYPOINT[0], [...argv, ...args], { cwd: work, encoding: 'utf8', timeout: 60_000, env: { ...env, NODE_ENV: 'production' } });
 }
 
 function checkCommandRuns(app: string) {
@@ -137,6 +139,8 @@ describe('Dockerfile', () => {
       const copies = keyword(stage, 'COPY').map((c) => [copyFrom(c), c.getArgumentsContent()]);
       expect(copies).toContainEqual([undefined, '. ./']);
       expect(copies, name).toContainEqual([name === 'wasm' ? 'wasm-deps' : 'gpu-deps', '/opt/dpfed/node_modules ./node_modules']);
+      // and the compiled packages (every package's dist/) from the build stage
+      expect(copies, name).toContainEqual(['build', '/opt/built/ ./']);
       // no compiler in a final image
       expect(runCommands(stage).join(' ')).not.toMatch(/g\+\+|build-essential/);
     }
@@ -153,7 +157,7 @@ describe('Dockerfile', () => {
         expect(all.slice(0, index).map((s) => s.name), `${stage.name}: COPY --from=${from}`).toContain(from);
       }
     });
-    expect(references).toBe(5);
+    expect(references).toBe(7);
     const wasmDeps = runCommands(all.find((s) => s.name === 'wasm-deps')!);
     expect(wasmDeps).toContain('npm ci --omit=dev --omit=optional --no-audit --no-fund');
     const gpuDeps = runCommands(all.find((s) => s.name === 'gpu-deps')!);
@@ -179,7 +183,9 @@ describe('Dockerfile', () => {
     const app = fs.mkdtempSync(path.join(os.tmpdir(), 'dpfed-image-app-'));
     temps.push(app);
     copyBuildContext(app);
-    // stands in for the deps stage's node_modules
+    // stands in for the deps stage's node_modules; its workspace links lead to this repository's packages,
+    // whose dist/ (built here, incremental) stands in for the build stage's
+    spawnSync(process.execPath, ['tools/workspaces/build.mjs'], { cwd: ROOT, encoding: 'utf8' });
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(app, 'node_modules'), 'dir');
     checkCommandRuns(app);
   });
@@ -187,14 +193,19 @@ describe('Dockerfile', () => {
   it.skipIf(process.env.DPFED_TEST_IMAGE_INSTALL !== '1')('the wasm deps stage\'s npm ci installs what the command needs, without devDependencies', async () => {
     const app = fs.mkdtempSync(path.join(os.tmpdir(), 'dpfed-image-install-'));
     temps.push(app);
-    fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(app, 'package.json'));
-    fs.copyFileSync(path.join(ROOT, 'package-lock.json'), path.join(app, 'package-lock.json'));
+    // the deps stage installs in a copy of the build context (the workspace packages' folders come along)
+    copyBuildContext(app);
     const npmCi = runCommands(stages().find((s) => s.name === 'wasm-deps')!).find((c) => c.startsWith('npm ci'))!;
     // asynchronous, so the test worker keeps answering vitest during the minute or more it takes
     await promisify(execFile)('sh', ['-c', `${npmCi} --prefer-offline`], { cwd: app, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
     expect(fs.existsSync(path.join(app, 'node_modules', 'vitest'))).toBe(false);
     expect(fs.existsSync(path.join(app, 'node_modules', '@tensorflow', 'tfjs-node'))).toBe(false);
-    copyBuildContext(app);
+    expect(fs.existsSync(path.join(app, 'node_modules', 'typescript'))).toBe(false);
+    // the build stage's compiled packages (this repository's, built by npm install)
+    for (const entry of fs.readdirSync(ROOT, { withFileTypes: true })) {
+      const dist = path.join(ROOT, entry.name, 'dist');
+      if (entry.isDirectory() && entry.name !== 'node_modules' && fs.existsSync(dist)) fs.cpSync(dist, path.join(app, entry.name, 'dist'), { recursive: true });
+    }
     checkCommandRuns(app);
     const sqlite = spawnSync('node', ['-e', "new (require('better-sqlite3'))(':memory:').prepare('select 1').get()"], { cwd: app, encoding: 'utf8' });
     expect(sqlite.status, sqlite.stderr).toBe(0);

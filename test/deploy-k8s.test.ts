@@ -9,11 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { command as clientCommand } from '../cli/client-command.ts';
-import { command as coordinatorCommand } from '../cli/coordinator-command.ts';
-import { parseFlags, type CommandSpec } from '../cli/flags.ts';
-import { runConfigFromFlags } from '../cli/run-flags.ts';
-import { featureColumns, labelColumn, readSchemaFile, schemaHash } from '../proto/data-schema.ts';
+import { command as clientCommand } from '@dpfed/client/client-command';
+import { command as coordinatorCommand } from 'dpfed/coordinator-command';
+import { parseFlags, type CommandSpec } from '@dpfed/proto/command-flags';
+import { runConfigFromFlags } from '@dpfed/coordinator/run-flags';
+import { featureColumns, labelColumn, readSchemaFile, schemaHash } from '@dpfed/proto/data-schema';
 import { podSpecOf, renderKustomization, strategicMerge, type K8sObject } from './deploy-kustomize-render.ts';
 import { SCHEMA_FILES, schemaValidator } from './helpers/k8s-schema-validator.ts';
 

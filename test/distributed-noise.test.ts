@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { addDistributedNoise, distributedNoiseAccounting, maxScaleForNoise, noiseActuallyPresent, perClientNoiseSigma, quantisedSensitivity } from '../privacy/distributed-noise.ts';
-import { checkNoWrap, chooseQuantisation, noiseTailBound } from '../privacy/quantise.ts';
+import { addDistributedNoise, distributedNoiseAccounting, maxScaleForNoise, noiseActuallyPresent, perClientNoiseSigma, quantisedSensitivity } from '@dpfed/privacy/distributed-noise';
+import { checkNoWrap, chooseQuantisation, noiseTailBound } from '@dpfed/privacy/quantise';
 
 function signedStd(sum: Uint32Array): number {
   let s = 0;

@@ -1,15 +1,15 @@
-import type { Tensor } from '@tensorflow/tfjs';
+import type { Tensor } from '@dpfed/client/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { FlatOptimizer } from '../client-sdk/flat-optimizer.ts';
-import { DpSgd } from '../privacy/dp-sgd.ts';
+import { selectBackend } from '@dpfed/client/tf-backend';
+import { FlatOptimizer } from '@dpfed/client/flat-optimizer';
+import { DpSgd } from '@dpfed/privacy/dp-sgd';
 import type { LayerTrace } from './reference/ghost-clipping-tensors.ts';
 import { TensorDpSgd } from './reference/tensor-dp-sgd.ts';
-import { poissonSample } from '../privacy/poisson-sampling.ts';
-import { sampleDiscreteGaussian } from '../privacy/discrete-gaussian.ts';
-import { noiseGrid, noiseScale } from '../privacy/gaussian-noise.ts';
+import { poissonSample } from '@dpfed/privacy/poisson-sampling';
+import { sampleDiscreteGaussian } from '@dpfed/privacy/discrete-gaussian';
+import { noiseGrid, noiseScale } from '@dpfed/privacy/gaussian-noise';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('@dpfed/client/tfjs');
 let tf: Tf;
 
 beforeAll(async () => {

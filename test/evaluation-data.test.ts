@@ -4,12 +4,12 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { evaluationDataEvaluator } from '../cli/evaluation-data.ts';
-import type { CandidateEvaluator } from '../coordinator/candidate-evaluator.ts';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { makeAccountant } from '../privacy/accountant.ts';
-import { aucFromHistogram } from '../privacy/auc-histogram.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
+import { evaluationDataEvaluator } from 'dpfed/evaluation-data';
+import type { CandidateEvaluator } from '@dpfed/coordinator/candidate-evaluator';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { aucFromHistogram } from '@dpfed/privacy/auc-histogram';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
 import {
   bankSlices,
   cleanUp,

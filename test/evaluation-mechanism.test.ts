@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
-import type { TaskContext } from '../client-sdk/learner.ts';
-import { makeAccountant } from '../privacy/accountant.ts';
-import { projectedRoundsLeft } from '../privacy/budget.ts';
-import { aucFromHistogram, aucStandardError, emptyHistogram, histogramOfScores, type ScoreHistogram } from '../privacy/auc-histogram.ts';
-import { sampleDiscreteGaussian } from '../privacy/discrete-gaussian.ts';
+import { InstitutionPrivacy } from '@dpfed/client/institution-privacy';
+import type { TaskContext } from '@dpfed/client/learner';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { projectedRoundsLeft } from '@dpfed/privacy/budget';
+import { aucFromHistogram, aucStandardError, emptyHistogram, histogramOfScores, type ScoreHistogram } from '@dpfed/privacy/auc-histogram';
+import { sampleDiscreteGaussian } from '@dpfed/privacy/discrete-gaussian';
 import {
   calibrateEvaluationSigma,
   distributedEvaluationMultiplier,
@@ -22,11 +22,11 @@ import {
   planEvaluationNoise,
   planInstitutionNoise,
   plannedEvaluationCount,
-} from '../privacy/evaluation-mechanism.ts';
-import { decodeNoisyHistograms, totalsFromNoisyHistograms } from '../privacy/evaluation-vector.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
-import { BudgetExceededError, PrivacyLedger } from '../privacy/ledger.ts';
+} from '@dpfed/privacy/evaluation-mechanism';
+import { decodeNoisyHistograms, totalsFromNoisyHistograms } from '@dpfed/privacy/evaluation-vector';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { signEvent, type LedgerEvent } from '@dpfed/privacy/ledger-event';
+import { BudgetExceededError, PrivacyLedger } from '@dpfed/privacy/ledger';
 import { runConfig } from './helpers/federation-fixture.ts';
 
 const DELTA = 1e-5;

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CoordinatorStore } from '../coordinator/coordinator-store.ts';
-import { callStatusOf, invalidArgument } from '../coordinator/rpc-error.ts';
-import { describeStorageFault, isStorageFault, StorageFaultError } from '../coordinator/storage-fault.ts';
+import { CoordinatorStore } from '@dpfed/coordinator/coordinator-store';
+import { callStatusOf, invalidArgument } from '@dpfed/coordinator/rpc-error';
+import { describeStorageFault, isStorageFault, StorageFaultError } from '@dpfed/coordinator/storage-fault';
 import { tempDir } from './helpers/federation-fixture.ts';
 
 const dir = tempDir('dpfed-faults-storage-errors-');

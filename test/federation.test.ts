@@ -4,15 +4,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { FedAvgStrategy } from '../coordinator/strategies/fedavg.ts';
-import type { ClientUpdate, FitConfig, RoundMetrics } from '../coordinator/strategy.ts';
-import type { EvaluationTotals } from '../privacy/evaluation-vector.ts';
-import { LocalTrainer } from '../client-sdk/local-trainer.ts';
-import { addHistograms, aucFromHistogram, type ScoreHistogram } from '../privacy/auc-histogram.ts';
-import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity } from '../privacy/identity.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
-import { ReceiptStore } from '../privacy/receipts.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { FedAvgStrategy } from '@dpfed/coordinator/strategies/fedavg';
+import type { ClientUpdate, FitConfig, RoundMetrics } from '@dpfed/coordinator/strategy';
+import type { EvaluationTotals } from '@dpfed/privacy/evaluation-vector';
+import { LocalTrainer } from '@dpfed/client/local-trainer';
+import { addHistograms, aucFromHistogram, type ScoreHistogram } from '@dpfed/privacy/auc-histogram';
+import { coordinatorKeyPath, defaultKeyDir, loadOrCreateIdentity } from '@dpfed/privacy/identity';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
+import { ReceiptStore } from '@dpfed/privacy/receipts';
 import {
   DPFED_BIN,
   ShiftLearner,

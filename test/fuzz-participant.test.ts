@@ -9,10 +9,10 @@
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signedRegistration } from '../client-sdk/registration-request.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { parameterShapes } from '../proto/model-spec.ts';
-import type { ChallengeResponse, CoordinatorFrameMsg, Envelope, RegisterResponse, TaskMsg, TensorChunkMsg } from '../proto/wire.ts';
+import { signedRegistration } from '@dpfed/client/registration-request';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { parameterShapes } from '@dpfed/proto/model-spec';
+import type { ChallengeResponse, CoordinatorFrameMsg, Envelope, RegisterResponse, TaskMsg, TensorChunkMsg } from '@dpfed/proto/wire';
 import { enrol, testCredentials } from './helpers/federation-fixture.ts';
 import { FUZZ_DEADLINE_MS, startFuzzFederation, type FuzzFederation } from './helpers/fuzz-federation.ts';
 import { bytes, double, uint32, uint64 } from './helpers/fuzz-messages.ts';

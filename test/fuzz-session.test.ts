@@ -10,7 +10,7 @@
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CoordinatorFrameMsg } from '../proto/wire.ts';
+import type { CoordinatorFrameMsg } from '@dpfed/proto/wire';
 import { FUZZ_DEADLINE_MS, startFuzzFederation, type FuzzFederation } from './helpers/fuzz-federation.ts';
 import {
   bytes,

@@ -1,14 +1,14 @@
-import type { Tensor, Tensor2D } from '@tensorflow/tfjs';
+import type { Tensor, Tensor2D } from '@dpfed/client/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MlpNetwork } from '../client-sdk/mlp-network.ts';
-import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { addDenseSquaredNorms, addGhostSquaredNorms, clipFactors, squaredNorm } from '../privacy/ghost-clipping.ts';
+import { MlpNetwork } from '@dpfed/client/mlp-network';
+import { selectBackend } from '@dpfed/client/tf-backend';
+import { addDenseSquaredNorms, addGhostSquaredNorms, clipFactors, squaredNorm } from '@dpfed/privacy/ghost-clipping';
 import { ghostClippedSum, ghostRuleFor, type LayerTrace } from './reference/ghost-clipping-tensors.ts';
 import { referenceBackward } from './reference/mlp-backward.ts';
-import { flattenParameters, initialParameters, type ModelSpec } from '../proto/model-spec.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
+import { flattenParameters, initialParameters, type ModelSpec } from '@dpfed/proto/model-spec';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('@dpfed/client/tfjs');
 let tf: Tf;
 
 beforeAll(async () => {
@@ -37,7 +37,7 @@ function naivePerExample(net: MlpNetwork, x: Float32Array, y: Float32Array, dim:
       const yi = tf.scalar(y[i]);
       const { grads } = tf.variableGrads(() => {
         const z = tf.reshape(net.logits(xi), []);
-        return tf.sub(tf.softplus(z), tf.mul(yi, z)) as import('@tensorflow/tfjs').Scalar;
+        return tf.sub(tf.softplus(z), tf.mul(yi, z)) as import('@dpfed/client/tfjs').Scalar;
       }, net.variables);
       return net.variables.map((v) => grads[v.name]);
     });

@@ -4,9 +4,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as http2 from 'node:http2';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FramePool } from '../proto/frame-pool.ts';
-import { installPreframedSends, MESSAGE_PREFIX_BYTES, preframed, widenServerFlowControl as widenHttp2Windows } from '../proto/grpc-internals.ts';
-import { FLOW_CONTROL_WINDOW, widenServerFlowControl } from '../proto/wire.ts';
+import { FramePool } from '@dpfed/proto/frame-pool';
+import { installPreframedSends, MESSAGE_PREFIX_BYTES, preframed, widenServerFlowControl as widenHttp2Windows } from '@dpfed/proto/grpc-internals';
+import { FLOW_CONTROL_WINDOW, widenServerFlowControl } from '@dpfed/proto/wire';
 
 const require = createRequire(import.meta.url);
 

@@ -6,11 +6,11 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { startInMemoryCoordinator } from '../coordinator/in-memory-coordinator.ts';
-import { connectionCredentials, CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
-import { FederationError } from '../proto/federation-error.ts';
-import { generateIdentity } from '../privacy/identity.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { startInMemoryCoordinator } from '@dpfed/coordinator/in-memory-coordinator';
+import { connectionCredentials, CoordinatorConnection } from '@dpfed/client/coordinator-connection';
+import { FederationError } from '@dpfed/proto/federation-error';
+import { generateIdentity } from '@dpfed/privacy/identity';
 import { addressOf, bankSlices, cleanUp, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, within, type TestInstitution } from './helpers/federation-fixture.ts';
 
 const dirs: string[] = [];

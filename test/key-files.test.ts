@@ -5,8 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startCoordinator } from '../coordinator/coordinator-server.ts';
-import { coordinatorKeyPath, defaultKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
+import { startCoordinator } from '@dpfed/coordinator/coordinator-server';
+import { coordinatorKeyPath, defaultKeyDir, institutionKeyPath, loadOrCreateIdentity } from '@dpfed/privacy/identity';
 import { DPFED_BIN, ROOT, runConfig, tempDir } from './helpers/federation-fixture.ts';
 
 const dir = tempDir('dpfed-key-files-');

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeAccountant } from '../privacy/accountant.ts';
-import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
-import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
+import { signEvent, type LedgerEvent } from '@dpfed/privacy/ledger-event';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
 
 
 const ROOT = resolve(import.meta.dirname, '..');

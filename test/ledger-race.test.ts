@@ -6,12 +6,12 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeAccountant } from '../privacy/accountant.ts';
-import { projectedRoundsLeft } from '../privacy/budget.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { BudgetExceededError, PrivacyLedger } from '../privacy/ledger.ts';
-import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
-import type { TaskContext } from '../client-sdk/learner.ts';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { projectedRoundsLeft } from '@dpfed/privacy/budget';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { BudgetExceededError, PrivacyLedger } from '@dpfed/privacy/ledger';
+import { InstitutionPrivacy } from '@dpfed/client/institution-privacy';
+import type { TaskContext } from '@dpfed/client/learner';
 import { ROOT, tempDir } from './helpers/federation-fixture.ts';
 
 const dir = tempDir('dpfed-ledger-race-');

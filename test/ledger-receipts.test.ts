@@ -7,11 +7,11 @@ import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
-import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
-import { signEvent, type LedgerEvent } from '../privacy/ledger-event.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
-import { parseReceipts, ReceiptStore, type LedgerReceipt } from '../privacy/receipts.ts';
+import { InstitutionPrivacy } from '@dpfed/client/institution-privacy';
+import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
+import { signEvent, type LedgerEvent } from '@dpfed/privacy/ledger-event';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
+import { parseReceipts, ReceiptStore, type LedgerReceipt } from '@dpfed/privacy/receipts';
 import { DPFED_BIN, ROOT, tempDir } from './helpers/federation-fixture.ts';
 
 const dir = tempDir('dpfed-ledger-receipts-');

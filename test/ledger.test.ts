@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeAccountant } from '../privacy/accountant.ts';
-import { projectedRoundsLeft } from '../privacy/budget.ts';
-import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { projectedRoundsLeft } from '@dpfed/privacy/budget';
+import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
 import {
   canonicalEventBytes,
   encodeCanonical,
@@ -16,8 +16,8 @@ import {
   validateLedgerEvent,
   verifyEventSignature,
   type LedgerEvent,
-} from '../privacy/ledger-event.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
+} from '@dpfed/privacy/ledger-event';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
 
 
 const BUDGET = { epsilon: 8, delta: 1e-5 };

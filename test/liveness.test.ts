@@ -5,14 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
-import { FederationClient } from '../client-sdk/federation-client.ts';
-import { startCoordinator, type Coordinator } from '../coordinator/coordinator-server.ts';
-import { coordinatorPrivacy } from '../coordinator/ledger-privacy.ts';
-import { FAILED_ROUND_BACKOFF } from '../coordinator/round-machine.ts';
-import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
-import { signedRegistration } from '../client-sdk/registration-request.ts';
-import { PROTOCOL_VERSION, type Envelope } from '../proto/wire.ts';
+import { CoordinatorConnection } from '@dpfed/client/coordinator-connection';
+import { FederationClient } from '@dpfed/client/federation-client';
+import { startCoordinator, type Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { coordinatorPrivacy } from '@dpfed/coordinator/ledger-privacy';
+import { FAILED_ROUND_BACKOFF } from '@dpfed/coordinator/round-machine';
+import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
+import { signedRegistration } from '@dpfed/client/registration-request';
+import { PROTOCOL_VERSION, type Envelope } from '@dpfed/proto/wire';
 import {
   DPFED_BIN,
   ROOT,

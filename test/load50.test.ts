@@ -4,7 +4,7 @@
 // the FedAvg of what the institutions sent: each sends global + 1e-4 on every 64th parameter, so after
 // two rounds the model has moved by 2e-4 there and nowhere else (up to SecAgg's fixed-point rounding).
 import { describe, expect, it } from 'vitest';
-import { runLoad } from '../bench/load50-bench.ts';
+import { runLoad } from '@dpfed/bench/load50-bench';
 
 describe('50 institutions on loopback', () => {
   it('completes 2 SecAgg rounds over mutual TLS with all 50 in every round, and sums their updates exactly', async () => {

@@ -6,12 +6,12 @@ import { readFileSync, existsSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { buildLayersModel } from '../coordinator/model-export.ts';
-import { classificationReport } from '../client-sdk/classification-metrics.ts';
-import { describeLocalMetrics, localModelMetrics, type LocalModelMetrics } from '../client-sdk/local-metrics.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { buildLayersModel } from '@dpfed/coordinator/model-export';
+import { classificationReport } from '@dpfed/client/classification-metrics';
+import { describeLocalMetrics, localModelMetrics, type LocalModelMetrics } from '@dpfed/client/local-metrics';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
 import { bankSlices, cleanUp, enrol, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, wasmTf, within, type TestInstitution } from './helpers/federation-fixture.ts';
 
 let dir: string | undefined;

@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LocalTrainer, type TrainingConfig, type TrainingData } from '../client-sdk/local-trainer.ts';
-import { discretisationCost } from '../privacy/discretisation-cost.ts';
-import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { flattenParameters, initialParameters, modelSpecFromShorthand, parameterCount, type ModelSpec } from '../proto/model-spec.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
+import { LocalTrainer, type TrainingConfig, type TrainingData } from '@dpfed/client/local-trainer';
+import { discretisationCost } from '@dpfed/privacy/discretisation-cost';
+import { selectBackend } from '@dpfed/client/tf-backend';
+import { flattenParameters, initialParameters, modelSpecFromShorthand, parameterCount, type ModelSpec } from '@dpfed/proto/model-spec';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('@dpfed/client/tfjs');
 let tf: Tf;
 
 beforeAll(async () => {

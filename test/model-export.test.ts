@@ -11,12 +11,12 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { averagePrecision, logLoss, rocAuc } from '../client-sdk/classification-metrics.ts';
-import { MlpNetwork } from '../client-sdk/mlp-network.ts';
-import { loadModel, predict } from '../client-sdk/model-file.ts';
-import { CoordinatorStore } from '../coordinator/coordinator-store.ts';
-import { compileSchema, mapFeature } from '../proto/data-schema.ts';
-import { parseModelSpec } from '../proto/model-spec.ts';
+import { averagePrecision, logLoss, rocAuc } from '@dpfed/client/classification-metrics';
+import { MlpNetwork } from '@dpfed/client/mlp-network';
+import { loadModel, predict } from '@dpfed/client/model-file';
+import { CoordinatorStore } from '@dpfed/coordinator/coordinator-store';
+import { compileSchema, mapFeature } from '@dpfed/proto/data-schema';
+import { parseModelSpec } from '@dpfed/proto/model-spec';
 import {
   bankSlices, bankCsvText, cleanUp, DPFED_BIN, FRAUD_SCHEMA, fraudSchemaOf, ROOT, roundCommitted, runConfig, start, startTestCoordinator, tempDir,
   tfjsInstitution, wasmTf, within, type TestInstitution,

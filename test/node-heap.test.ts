@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { NODE_HEAP_FLAGS } from '../cli/node-heap.ts';
+import { NODE_HEAP_FLAGS } from 'dpfed/node-heap';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 

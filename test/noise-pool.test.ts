@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { LocalTrainer } from '../client-sdk/local-trainer.ts';
-import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { addGaussianNoise, noiseGrid, noiseScale } from '../privacy/gaussian-noise.ts';
-import { DiscreteGaussianPool, prewarmNoiseWorkers, spareNoiseWorkers } from '../privacy/noise-pool.ts';
-import { flattenParameters, initialParameters, modelSpecFromShorthand } from '../proto/model-spec.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
+import { LocalTrainer } from '@dpfed/client/local-trainer';
+import { selectBackend } from '@dpfed/client/tf-backend';
+import { addGaussianNoise, noiseGrid, noiseScale } from '@dpfed/privacy/gaussian-noise';
+import { DiscreteGaussianPool, prewarmNoiseWorkers, spareNoiseWorkers } from '@dpfed/privacy/noise-pool';
+import { flattenParameters, initialParameters, modelSpecFromShorthand } from '@dpfed/proto/model-spec';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 import { moments } from './helpers/moments.ts';
 
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { discreteGaussianSupport, discreteGaussianVariance, sampleDiscreteGaussian, sampleDiscreteGaussianCks } from '../privacy/discrete-gaussian.ts';
-import { discretisationCost, noiseMultiplierCovering, samplerTailMassPerDraw, tailDelta } from '../privacy/discretisation-cost.ts';
-import { FlatOptimizer } from '../client-sdk/flat-optimizer.ts';
-import { addGaussianNoise, gaussianNoiseVector, noiseGrid, noiseScale, snappingSensitivityIncrease, type IntegerNoiseSource } from '../privacy/gaussian-noise.ts';
+import { discreteGaussianSupport, discreteGaussianVariance, sampleDiscreteGaussian, sampleDiscreteGaussianCks } from '@dpfed/privacy/discrete-gaussian';
+import { discretisationCost, noiseMultiplierCovering, samplerTailMassPerDraw, tailDelta } from '@dpfed/privacy/discretisation-cost';
+import { FlatOptimizer } from '@dpfed/client/flat-optimizer';
+import { addGaussianNoise, gaussianNoiseVector, noiseGrid, noiseScale, snappingSensitivityIncrease, type IntegerNoiseSource } from '@dpfed/privacy/gaussian-noise';
 import { moments } from './helpers/moments.ts';
 
 

@@ -4,13 +4,13 @@
 // institution and phase, and none of the institutions' secrets or row counts.
 import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { ClientMetrics } from '../client-sdk/client-metrics.ts';
-import { clientContext, logClientEvents } from '../client-sdk/client-event-log.ts';
-import { logRoundEvents, roundContext } from '../coordinator/coordinator-event-log.ts';
-import { CoordinatorMetrics, refusalReason } from '../coordinator/coordinator-metrics.ts';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { createLogger, lineLogger } from '../proto/logger.ts';
-import { startMetricsServer, type MetricsServer } from '../proto/metrics-server.ts';
+import { ClientMetrics } from '@dpfed/client/client-metrics';
+import { clientContext, logClientEvents } from '@dpfed/client/client-event-log';
+import { logRoundEvents, roundContext } from '@dpfed/coordinator/coordinator-event-log';
+import { CoordinatorMetrics, refusalReason } from '@dpfed/coordinator/coordinator-metrics';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { createLogger, lineLogger } from '@dpfed/proto/logger';
+import { startMetricsServer, type MetricsServer } from '@dpfed/proto/metrics-server';
 import { bankSlices, cleanUp, makeInstitution, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, within, type TestInstitution } from './helpers/federation-fixture.ts';
 import { fetchText, parseMetrics, sample } from './helpers/prometheus-text.ts';
 

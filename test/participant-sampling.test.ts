@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { institutionsNeeded, offerIsRelease, sampleParticipants, waitForLive, type SamplingSettings } from '../coordinator/participant-sampling.ts';
-import { secureSumGraph } from '../coordinator/secure-sum-graph.ts';
+import { institutionsNeeded, offerIsRelease, sampleParticipants, waitForLive, type SamplingSettings } from '@dpfed/coordinator/participant-sampling';
+import { secureSumGraph } from '@dpfed/coordinator/secure-sum-graph';
 
 const settings = (over: Partial<SamplingSettings> = {}): SamplingSettings => ({ minClients: 2, sampleFraction: 1, sampleCount: 0, seed: 'seed-1', ...over });
 const live = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `bank-${String.fromCharCode(97 + ((i * 7) % 26))}${i}` }));

@@ -5,8 +5,8 @@
 // or long Gaussian compositions (exact curve known).
 // Plus the three cases an outside review reported.
 import { describe, expect, it } from 'vitest';
-import { PldAccountant, type PldEpsilon } from '../privacy/pld-accountant.ts';
-import { RdpAccountant, logErfc } from '../privacy/rdp-accountant.ts';
+import { PldAccountant, type PldEpsilon } from '@dpfed/privacy/pld-accountant';
+import { RdpAccountant, logErfc } from '@dpfed/privacy/rdp-accountant';
 
 const Q = [1e-4, 1e-3, 1e-2, 0.1, 0.5];
 const SIGMA = [0.5, 0.7, 1, 2, 5];

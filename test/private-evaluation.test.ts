@@ -6,18 +6,18 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import type { ResultSink, RoundSummary } from '../coordinator/round-machine.ts';
-import { FedAvgStrategy } from '../coordinator/strategies/fedavg.ts';
-import type { EvaluationDecision } from '../client-sdk/client-privacy.ts';
-import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
-import type { TaskContext } from '../client-sdk/learner.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { calibrateEvaluationSigma, DEFAULT_EVALUATION_EPSILON_SHARE } from '../privacy/evaluation-mechanism.ts';
-import { decodeNoisyHistograms } from '../privacy/evaluation-vector.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
-import { parameterCount, parameterShapes } from '../proto/model-spec.ts';
-import type { NamedTensor } from '../proto/tensor-stream.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import type { ResultSink, RoundSummary } from '@dpfed/coordinator/round-machine';
+import { FedAvgStrategy } from '@dpfed/coordinator/strategies/fedavg';
+import type { EvaluationDecision } from '@dpfed/client/client-privacy';
+import { InstitutionPrivacy } from '@dpfed/client/institution-privacy';
+import type { TaskContext } from '@dpfed/client/learner';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { calibrateEvaluationSigma, DEFAULT_EVALUATION_EPSILON_SHARE } from '@dpfed/privacy/evaluation-mechanism';
+import { decodeNoisyHistograms } from '@dpfed/privacy/evaluation-vector';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
+import { parameterCount, parameterShapes } from '@dpfed/proto/model-spec';
+import type { NamedTensor } from '@dpfed/proto/tensor-stream';
 import {
   bankSlices,
   cleanUp,

@@ -7,9 +7,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { loadOrCreateIdentity } from '../privacy/identity.ts';
-import { readSchemaFile, schemaHash } from '../proto/data-schema.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { loadOrCreateIdentity } from '@dpfed/privacy/identity';
+import { readSchemaFile, schemaHash } from '@dpfed/proto/data-schema';
 import {
   FRAUD_SCHEMA,
   ROOT,

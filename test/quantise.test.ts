@@ -10,7 +10,7 @@ import {
   quantisationFromMessage,
   quantise,
   type QuantisationConfig,
-} from '../privacy/quantise.ts';
+} from '@dpfed/privacy/quantise';
 
 function sumMod32(vectors: Uint32Array[]): Uint32Array {
   const out = new Uint32Array(vectors[0].length);

@@ -6,14 +6,14 @@ import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { FEDERATION_ID } from '../coordinator/ledger-privacy.ts';
-import type { Learner, TaskContext, TrainOutcome } from '../client-sdk/learner.ts';
-import { makeAccountant } from '../privacy/accountant.ts';
-import { calibrateNoiseMultiplier } from '../privacy/calibrate.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
-import { participationCoin, releasePairRefusal } from '../privacy/release-policy.ts';
-import type { AggregationMode, PrivacyMode } from '../proto/task-config.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { FEDERATION_ID } from '@dpfed/coordinator/ledger-privacy';
+import type { Learner, TaskContext, TrainOutcome } from '@dpfed/client/learner';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { calibrateNoiseMultiplier } from '@dpfed/privacy/calibrate';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
+import { participationCoin, releasePairRefusal } from '@dpfed/privacy/release-policy';
+import type { AggregationMode, PrivacyMode } from '@dpfed/proto/task-config';
 import {
   cleanUp,
   DPFED_BIN,

@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { checkRound, checkRun } from '../coordinator/envelope-checks.ts';
+import { checkRound, checkRun } from '@dpfed/coordinator/envelope-checks';
 import {
   acceptUpdate,
   checkEvaluationMetrics,
@@ -10,11 +10,11 @@ import {
   histogramTotal,
   parameterPlacement,
   type ParameterShape,
-} from '../coordinator/result-checks.ts';
-import { notCollecting, resultRoute, secAggRoute } from '../coordinator/result-routing.ts';
-import type { RpcError } from '../coordinator/rpc-error.ts';
-import { noisyCellFloor } from '../privacy/evaluation-mechanism.ts';
-import type { Envelope, ResultHeaderMsg, SecAggMessageMsg } from '../proto/wire.ts';
+} from '@dpfed/coordinator/result-checks';
+import { notCollecting, resultRoute, secAggRoute } from '@dpfed/coordinator/result-routing';
+import type { RpcError } from '@dpfed/coordinator/rpc-error';
+import { noisyCellFloor } from '@dpfed/privacy/evaluation-mechanism';
+import type { Envelope, ResultHeaderMsg, SecAggMessageMsg } from '@dpfed/proto/wire';
 
 /** The RpcError `fn` throws (fails the test when it throws none). */
 function refusal(fn: () => unknown): RpcError {

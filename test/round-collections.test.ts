@@ -3,20 +3,20 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 
-import { LocalEvaluation } from '../coordinator/local-evaluation.ts';
-import { NoisyEvaluationCollection, PlainEvaluationCollection } from '../coordinator/plain-evaluation-collection.ts';
-import { PlainUpdateCollection } from '../coordinator/plain-update-collection.ts';
-import type { RoundContext } from '../coordinator/round-collection.ts';
-import { evaluatesRound, evaluationCollection, trainingCollection } from '../coordinator/round-collections.ts';
-import type { CollectedUpdates, EvalStage, ResultSink, TrainingOutcome } from '../coordinator/round-types.ts';
-import type { RpcError } from '../coordinator/rpc-error.ts';
-import { SecureEvaluationCollection } from '../coordinator/secure-evaluation-collection.ts';
-import { SecureUpdateCollection } from '../coordinator/secure-update-collection.ts';
-import { CkksUpdateCollection } from '../coordinator/ckks-update-collection.ts';
-import { createStrategy } from '../coordinator/strategies/index.ts';
-import { noisyCellFloor } from '../privacy/evaluation-mechanism.ts';
-import type { NamedTensor } from '../proto/tensor-stream.ts';
-import type { PrivacyEventMsg, ResultHeaderMsg } from '../proto/wire.ts';
+import { LocalEvaluation } from '@dpfed/coordinator/local-evaluation';
+import { NoisyEvaluationCollection, PlainEvaluationCollection } from '@dpfed/coordinator/plain-evaluation-collection';
+import { PlainUpdateCollection } from '@dpfed/coordinator/plain-update-collection';
+import type { RoundContext } from '@dpfed/coordinator/round-collection';
+import { evaluatesRound, evaluationCollection, trainingCollection } from '@dpfed/coordinator/round-collections';
+import type { CollectedUpdates, EvalStage, ResultSink, TrainingOutcome } from '@dpfed/coordinator/round-types';
+import type { RpcError } from '@dpfed/coordinator/rpc-error';
+import { SecureEvaluationCollection } from '@dpfed/coordinator/secure-evaluation-collection';
+import { SecureUpdateCollection } from '@dpfed/coordinator/secure-update-collection';
+import { CkksUpdateCollection } from '@dpfed/coordinator/ckks-update-collection';
+import { createStrategy } from '@dpfed/coordinator/strategies/index';
+import { noisyCellFloor } from '@dpfed/privacy/evaluation-mechanism';
+import type { NamedTensor } from '@dpfed/proto/tensor-stream';
+import type { PrivacyEventMsg, ResultHeaderMsg } from '@dpfed/proto/wire';
 import { testInstitution, testRoundContext, testRunConfig } from './helpers/round-context.ts';
 
 function refusal(fn: () => unknown): RpcError {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { globalMetricRows, participantOutcomes, roundCommit, roundSummary, UNEVALUATED, type FinishedRound } from '../coordinator/round-commit.ts';
-import { RoundModels } from '../coordinator/round-models.ts';
-import type { CollectedUpdates, EvalStage } from '../coordinator/round-types.ts';
-import { emptyHistogram } from '../privacy/auc-histogram.ts';
-import { parameterShapes } from '../proto/model-spec.ts';
+import { globalMetricRows, participantOutcomes, roundCommit, roundSummary, UNEVALUATED, type FinishedRound } from '@dpfed/coordinator/round-commit';
+import { RoundModels } from '@dpfed/coordinator/round-models';
+import type { CollectedUpdates, EvalStage } from '@dpfed/coordinator/round-types';
+import { emptyHistogram } from '@dpfed/privacy/auc-histogram';
+import { parameterShapes } from '@dpfed/proto/model-spec';
 
 const trained = (): CollectedUpdates => ({
   contribution: { sum: { weightedDeltaSum: new Float64Array(4), totalWeight: 2, count: 2 } },

@@ -4,15 +4,15 @@
 // locally, naming the differing columns, so a mismatching institution is never registered nor sampled.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
-import { SchemaMismatchError } from '../client-sdk/federation-client.ts';
-import { signedRegistration } from '../client-sdk/registration-request.ts';
-import { TfjsLearner } from '../client-sdk/tfjs-learner.ts';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { exportModel } from '../coordinator/model-export.ts';
-import type { RunConfig } from '../coordinator/run-config.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { parseSchema, schemaHash, type DataSchema } from '../proto/data-schema.ts';
+import { CoordinatorConnection } from '@dpfed/client/coordinator-connection';
+import { SchemaMismatchError } from '@dpfed/client/federation-client';
+import { signedRegistration } from '@dpfed/client/registration-request';
+import { TfjsLearner } from '@dpfed/client/tfjs-learner';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { exportModel } from '@dpfed/coordinator/model-export';
+import type { RunConfig } from '@dpfed/coordinator/run-config';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { parseSchema, schemaHash, type DataSchema } from '@dpfed/proto/data-schema';
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

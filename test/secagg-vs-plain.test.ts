@@ -4,8 +4,8 @@
 // quantisation of each update (and of the example-count weight) before the masked sum.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import type { Dataset } from '../client-sdk/csv-dataset.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import type { Dataset } from '@dpfed/client/csv-dataset';
 import {
   bankSlices,
   cleanUp,

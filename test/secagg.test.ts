@@ -1,13 +1,13 @@
 import { randomFillSync } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
-import { SecAggClient } from '../client-sdk/secagg-client.ts';
-import { SecAggServer } from '../coordinator/secagg-server.ts';
-import { addHistograms, aucFromHistogram, histogramFromVector, histogramOfScores, histogramToVector } from '../privacy/auc-histogram.ts';
-import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
-import { expandMask } from '../privacy/mask-prg.ts';
-import { abortProbability, majorityThreshold, neighbourhoods, sizeMaskingGraph } from '../privacy/masking-graph.ts';
-import { dequantiseSum, quantise } from '../privacy/quantise.ts';
+import { SecAggClient } from '@dpfed/client/secagg-client';
+import { SecAggServer } from '@dpfed/coordinator/secagg-server';
+import { addHistograms, aucFromHistogram, histogramFromVector, histogramOfScores, histogramToVector } from '@dpfed/privacy/auc-histogram';
+import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
+import { expandMask } from '@dpfed/privacy/mask-prg';
+import { abortProbability, majorityThreshold, neighbourhoods, sizeMaskingGraph } from '@dpfed/privacy/masking-graph';
+import { dequantiseSum, quantise } from '@dpfed/privacy/quantise';
 import {
   boxSharedKey,
   decryptShare,
@@ -18,8 +18,8 @@ import {
   type EncryptedShare,
   type SecAggContext,
   type SignedKeys,
-} from '../privacy/secagg-keys.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
+} from '@dpfed/privacy/secagg-keys';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
 
 const CTX: SecAggContext = { runId: 'run-test', round: 3, collection: 'update' };
 

@@ -3,9 +3,9 @@
 // DP the ledger records the noise actually present, not the planned one.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { FEDERATION_ID } from '../coordinator/ledger-privacy.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { FEDERATION_ID } from '@dpfed/coordinator/ledger-privacy';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
 import {
   cleanUp,
   expectedFedAvg,

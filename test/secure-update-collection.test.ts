@@ -1,15 +1,15 @@
 // A SecAgg training collection driven to the end without a transport: the coordinator's collection posts
 // its tasks on a real task board, and each institution answers them with the SDK's SecAggClient.
 import { describe, expect, it } from 'vitest';
-import { SecAggClient } from '../client-sdk/secagg-client.ts';
-import type { Institution } from '../coordinator/institution-registry.ts';
-import type { RoundContext } from '../coordinator/round-collection.ts';
-import type { CollectedUpdates, TrainingOutcome } from '../coordinator/round-types.ts';
-import { SecureUpdateCollection } from '../coordinator/secure-update-collection.ts';
-import { generateIdentity, type IdentityKey } from '../privacy/identity.ts';
-import { encodeWeightedUpdate, quantisationFromMessage } from '../privacy/quantise.ts';
-import type { SecAggCollection } from '../privacy/secagg-keys.ts';
-import type { TaskMsg } from '../proto/wire.ts';
+import { SecAggClient } from '@dpfed/client/secagg-client';
+import type { Institution } from '@dpfed/coordinator/institution-registry';
+import type { RoundContext } from '@dpfed/coordinator/round-collection';
+import type { CollectedUpdates, TrainingOutcome } from '@dpfed/coordinator/round-types';
+import { SecureUpdateCollection } from '@dpfed/coordinator/secure-update-collection';
+import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
+import { encodeWeightedUpdate, quantisationFromMessage } from '@dpfed/privacy/quantise';
+import type { SecAggCollection } from '@dpfed/privacy/secagg-keys';
+import type { TaskMsg } from '@dpfed/proto/wire';
 import { testInstitution, testRoundContext, testRunConfig } from './helpers/round-context.ts';
 
 interface Bank {

@@ -1,6 +1,6 @@
 // The mean over seeds and its 95 % interval (Student's t) that the sim plots draw as bands.
 import { describe, expect, it } from 'vitest';
-import { seedInterval, t95 } from '../simulations/seed-interval.ts';
+import { seedInterval, t95 } from '@dpfed/simulations/seed-interval';
 
 describe('seedInterval', () => {
   it('mean ± t(0.975, n−1)·s/√n', () => {

@@ -6,13 +6,13 @@ import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
-import { CallFailed, SessionStream } from '../client-sdk/session-stream.ts';
-import { MAX_OPEN_RESULTS } from '../coordinator/session-service.ts';
-import { parameterShapes } from '../proto/model-spec.ts';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { signedRegistration } from '../client-sdk/registration-request.ts';
+import { CoordinatorConnection } from '@dpfed/client/coordinator-connection';
+import { CallFailed, SessionStream } from '@dpfed/client/session-stream';
+import { MAX_OPEN_RESULTS } from '@dpfed/coordinator/session-service';
+import { parameterShapes } from '@dpfed/proto/model-spec';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { signedRegistration } from '@dpfed/client/registration-request';
 import {
   CHANNEL_OPTIONS,
   federationClientConstructor,
@@ -22,8 +22,8 @@ import {
   type CoordinatorFrameMsg,
   type Envelope,
   type TensorChunkMsg,
-} from '../proto/wire.ts';
-import { modelChunkFrame } from '../proto/hand-framed-messages.ts';
+} from '@dpfed/proto/wire';
+import { modelChunkFrame } from '@dpfed/proto/hand-framed-messages';
 import { cleanUp, enrol, runConfig, startTestCoordinator, tempDir, testCredentials, within } from './helpers/federation-fixture.ts';
 
 /** Enrols `id` at `coordinator` with a fresh identity and registers it; the envelope of its round-0 requests. */

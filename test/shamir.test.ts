@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { combine, combineWithCoefficients, FIELD_PRIME, lagrangeAtZero, split, type ShamirShare } from '../privacy/shamir.ts';
+import { combine, combineWithCoefficients, FIELD_PRIME, lagrangeAtZero, split, type ShamirShare } from '@dpfed/privacy/shamir';
 
 const secret = () => new Uint8Array(randomBytes(32));
 

@@ -5,8 +5,8 @@ import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parameterCount } from '../proto/model-spec.ts';
-import { EvaluationWatch, estimateForTask, estimateSignalToNoise, STEP_RATIO_LIMIT } from '../privacy/signal-to-noise.ts';
+import { parameterCount } from '@dpfed/proto/model-spec';
+import { EvaluationWatch, estimateForTask, estimateSignalToNoise, STEP_RATIO_LIMIT } from '@dpfed/privacy/signal-to-noise';
 import { bankCsvText, bankSlices, DPFED_BIN, runConfig, tempDir } from './helpers/federation-fixture.ts';
 import { writeFileSync } from 'node:fs';
 

@@ -4,8 +4,8 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../cli/sim-command.ts';
-import { readResults } from '../simulations/sim-results-file.ts';
+import { main } from 'dpfed/sim-command';
+import { readResults } from '@dpfed/simulations/sim-results-file';
 import { FRAUD_CSV, FRAUD_SCHEMA, ROOT, tempDir } from './helpers/federation-fixture.ts';
 
 function dpfed(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -4,12 +4,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseSplit, splitInstitutions } from '../simulations/institution-split.ts';
-import { loadSimCsv, SimDataError } from '../simulations/sim-data.ts';
-import { partitionData, rowsFingerprint } from '../simulations/sim-partition.ts';
-import { generateSyntheticFraud, parseSyntheticSource } from '../simulations/synthetic-fraud.ts';
+import { parseSplit, splitInstitutions } from '@dpfed/simulations/institution-split';
+import { loadSimCsv, SimDataError } from '@dpfed/simulations/sim-data';
+import { partitionData, rowsFingerprint } from '@dpfed/simulations/sim-partition';
+import { generateSyntheticFraud, parseSyntheticSource } from '@dpfed/simulations/synthetic-fraud';
 import { FRAUD_CSV, FRAUD_SCHEMA, tempDir } from './helpers/federation-fixture.ts';
-import { readSchemaFile } from '../proto/data-schema.ts';
+import { readSchemaFile } from '@dpfed/proto/data-schema';
 
 /** 4,000 rows with 10 % positives (labels only matter to the splits). */
 function labels(n = 4000, every = 10): Float32Array {

@@ -1,7 +1,7 @@
 // dpfed sim's sweep grid: expansion (baselines once per model, rounds and seed; federated without DP
 // always; refused pairs left out), stable ids, and shard slices whose union is the grid, disjoint.
 import { describe, expect, it } from 'vitest';
-import { expandGrid, parseEpsilons, parseModels, parseShard, shardJobs, type SweepSpec } from '../simulations/sim-grid.ts';
+import { expandGrid, parseEpsilons, parseModels, parseShard, shardJobs, type SweepSpec } from '@dpfed/simulations/sim-grid';
 
 const SPEC: SweepSpec = {
   data: 'csv:0123456789abcdef|label=label',

@@ -4,7 +4,7 @@
 // the results claim.
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { simJobManifest, type SimJobOptions } from '../simulations/k8s-sim-job.ts';
+import { simJobManifest, type SimJobOptions } from '@dpfed/simulations/k8s-sim-job';
 import { schemaValidator } from './helpers/k8s-schema-validator.ts';
 
 const validate = schemaValidator();

@@ -10,9 +10,9 @@ import { pathToFileURL } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import * as vegaLite from 'vega-lite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findSystemFonts, renderSvg, svgToPng } from '../simulations/sim-plot-render.ts';
-import { aucPerRoundSpec, epsilonSpentSpec, federatedVsLocalSpec, privacyUtilitySpec, simPlotSpecs } from '../simulations/sim-plot-specs.ts';
-import { writeSimPlots } from '../simulations/sim-plots.ts';
+import { findSystemFonts, renderSvg, svgToPng } from '@dpfed/simulations/sim-plot-render';
+import { aucPerRoundSpec, epsilonSpentSpec, federatedVsLocalSpec, privacyUtilitySpec, simPlotSpecs } from '@dpfed/simulations/sim-plot-specs';
+import { writeSimPlots } from '@dpfed/simulations/sim-plots';
 import { simRowsFixture } from './helpers/sim-rows-fixture.ts';
 
 type Values = Record<string, any>[];

@@ -2,7 +2,7 @@
 // the stream is not a terminal, a cli-progress bar redrawn in place when it is.
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createSimProgress, formatDuration } from '../simulations/sim-progress.ts';
+import { createSimProgress, formatDuration } from '@dpfed/simulations/sim-progress';
 
 class Collect extends Writable {
   text = '';

@@ -5,12 +5,12 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SweepSpec } from '../simulations/sim-grid.ts';
-import { loadSimInputs } from '../simulations/sim-inputs.ts';
-import type { SimData } from '../simulations/sim-data.ts';
-import { mergeRows, readResults, writeResults } from '../simulations/sim-results-file.ts';
-import type { SimRecord } from '../simulations/sim-result.ts';
-import { runSweep } from '../simulations/sim-sweep.ts';
+import type { SweepSpec } from '@dpfed/simulations/sim-grid';
+import { loadSimInputs } from '@dpfed/simulations/sim-inputs';
+import type { SimData } from '@dpfed/simulations/sim-data';
+import { mergeRows, readResults, writeResults } from '@dpfed/simulations/sim-results-file';
+import type { SimRecord } from '@dpfed/simulations/sim-result';
+import { runSweep } from '@dpfed/simulations/sim-sweep';
 import { tempDir } from './helpers/federation-fixture.ts';
 
 const dir = tempDir('dpfed-sim-sweep-');

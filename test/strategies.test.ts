@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { SeededRandom } from '../proto/seeded-random.ts';
-import { STRATEGY_NAMES, type AggregatedSum, type ClientUpdate } from '../coordinator/strategy.ts';
-import { aucFromHistogram, emptyHistogram } from '../privacy/auc-histogram.ts';
-import { createStrategy, FedAdamStrategy, FedAvgStrategy, FedProxStrategy, TrimmedMeanStrategy } from '../coordinator/strategies/index.ts';
-import { accumulateWeighted, ArrivalWeightedSum, scaleAndAdd, WeightedSumBuffer } from '../coordinator/weighted-sum.ts';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
+import { STRATEGY_NAMES, type AggregatedSum, type ClientUpdate } from '@dpfed/coordinator/strategy';
+import { aucFromHistogram, emptyHistogram } from '@dpfed/privacy/auc-histogram';
+import { createStrategy, FedAdamStrategy, FedAvgStrategy, FedProxStrategy, TrimmedMeanStrategy } from '@dpfed/coordinator/strategies/index';
+import { accumulateWeighted, ArrivalWeightedSum, scaleAndAdd, WeightedSumBuffer } from '@dpfed/coordinator/weighted-sum';
 
 const f32 = (values: number[]) => Float32Array.from(values);
 const update = (institutionId: string, weight: number, delta: number[]): ClientUpdate => ({ institutionId, weight, delta: f32(delta) });

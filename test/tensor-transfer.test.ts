@@ -3,14 +3,14 @@
 import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import type { EvalOutcome, TaskContext } from '../client-sdk/learner.ts';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { CoordinatorConnection } from '../client-sdk/coordinator-connection.ts';
-import { generateIdentity } from '../privacy/identity.ts';
-import { parameterCount } from '../proto/model-spec.ts';
-import { signedRegistration } from '../client-sdk/registration-request.ts';
-import { chunkTensors, dtypeOf, TensorAssembler, TensorStreamError, type NamedTensor } from '../proto/tensor-stream.ts';
-import { CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_MESSAGE_BYTES, federationClientConstructor, type TensorChunkMsg } from '../proto/wire.ts';
+import type { EvalOutcome, TaskContext } from '@dpfed/client/learner';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { CoordinatorConnection } from '@dpfed/client/coordinator-connection';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import { parameterCount } from '@dpfed/proto/model-spec';
+import { signedRegistration } from '@dpfed/client/registration-request';
+import { chunkTensors, dtypeOf, TensorAssembler, TensorStreamError, type NamedTensor } from '@dpfed/proto/tensor-stream';
+import { CHANNEL_OPTIONS, DEFAULT_CHUNK_BYTES, MAX_MESSAGE_BYTES, federationClientConstructor, type TensorChunkMsg } from '@dpfed/proto/wire';
 import {
   ShiftLearner,
   cleanUp,

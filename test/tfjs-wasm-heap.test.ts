@@ -1,8 +1,8 @@
 // The tfjs-wasm heap view fenced in client-sdk/tfjs-wasm-heap.ts: active on the pinned tfjs-wasm (an upgrade
 // that changes typedArrayFromHeap fails here), reading the same values as dataSync(), and absent elsewhere.
 import { describe, expect, it } from 'vitest';
-import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { tensorValues, wasmHeapReader } from '../client-sdk/tfjs-wasm-heap.ts';
+import { selectBackend } from '@dpfed/client/tf-backend';
+import { tensorValues, wasmHeapReader } from '@dpfed/client/tfjs-wasm-heap';
 
 describe('tfjs-wasm heap view', () => {
   it('is used on the wasm backend: views into one heap, holding what dataSync() returns', async () => {

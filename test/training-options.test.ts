@@ -6,15 +6,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FlatOptimizer } from '../client-sdk/flat-optimizer.ts';
-import { LocalTrainer } from '../client-sdk/local-trainer.ts';
-import { MlpNetwork } from '../client-sdk/mlp-network.ts';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import { exportModel } from '../coordinator/model-export.ts';
-import { initialParameters, flattenParameters, modelSpecFromShorthand } from '../proto/model-spec.ts';
-import { SeededRandom } from '../proto/seeded-random.ts';
-import { parseTaskConfig, scheduledLearningRate } from '../proto/task-config.ts';
-import { taskConfigMessage } from '../proto/task-config-message.ts';
+import { FlatOptimizer } from '@dpfed/client/flat-optimizer';
+import { LocalTrainer } from '@dpfed/client/local-trainer';
+import { MlpNetwork } from '@dpfed/client/mlp-network';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { exportModel } from '@dpfed/coordinator/model-export';
+import { initialParameters, flattenParameters, modelSpecFromShorthand } from '@dpfed/proto/model-spec';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
+import { parseTaskConfig, scheduledLearningRate } from '@dpfed/proto/task-config';
+import { taskConfigMessage } from '@dpfed/proto/task-config-message';
 import {
   bankSlices, cleanUp, DPFED_BIN, fraudData, writeBankCsv, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, wasmTf, within, type TestInstitution,
 } from './helpers/federation-fixture.ts';

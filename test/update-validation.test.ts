@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateAggregatedSum, validateClientUpdate, validateUpdate, validateWeight } from '../coordinator/update-validation.ts';
+import { validateAggregatedSum, validateClientUpdate, validateUpdate, validateWeight } from '@dpfed/coordinator/update-validation';
 
 describe('validateUpdate', () => {
   it('accepts a finite Float32Array of the right length', () => {

@@ -4,13 +4,13 @@
 // models and AUCs.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator } from '../coordinator/coordinator-server.ts';
-import type { RoundSummary } from '../coordinator/round-machine.ts';
-import { ClientFrame, CoordinatorFrame } from '../proto/generated/dpfed/v1/federation.ts';
-import { taskConfigMessage } from '../proto/task-config-message.ts';
-import { chunkTensors, packTensors } from '../proto/tensor-stream.ts';
-import { serializeTensorChunk, type TaskMsg } from '../proto/wire.ts';
-import { ZERO_COPY_ENV, ZeroCopyFraming, zeroCopyEnabled } from '../proto/zero-copy-framing.ts';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import type { RoundSummary } from '@dpfed/coordinator/round-machine';
+import { ClientFrame, CoordinatorFrame } from '@dpfed/proto/generated/dpfed/v1/federation';
+import { taskConfigMessage } from '@dpfed/proto/task-config-message';
+import { chunkTensors, packTensors } from '@dpfed/proto/tensor-stream';
+import { serializeTensorChunk, type TaskMsg } from '@dpfed/proto/wire';
+import { ZERO_COPY_ENV, ZeroCopyFraming, zeroCopyEnabled } from '@dpfed/proto/zero-copy-framing';
 import {
   ShiftLearner,
   bankSlices,

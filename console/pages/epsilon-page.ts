@@ -4,7 +4,7 @@
 import { burnDownChart, spentVsBudgetChart } from '../charts.ts';
 import { esc, fmt, query, table } from '../html.ts';
 import type { BurnDownPoint } from '../ledger-source.ts';
-import type { LedgerReport } from '../../privacy/ledger-report.ts';
+import type { LedgerReport } from '@dpfed/privacy/ledger-report';
 
 export interface EpsilonData {
   report: LedgerReport;

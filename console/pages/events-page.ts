@@ -4,7 +4,7 @@
 import { esc, fmt, query, table } from '../html.ts';
 import { rowStatus, type VerificationState } from '../chain-verifier.ts';
 import type { ReceiptsTable } from '../ledger-source.ts';
-import type { LedgerRow, RefusalRow } from '../../privacy/ledger.ts';
+import type { LedgerRow, RefusalRow } from '@dpfed/privacy/ledger';
 import { verificationBanner } from './verification-banner.ts';
 
 export interface EventsFilter {

@@ -3,8 +3,8 @@
 // result at the time it was produced. Printed from the browser (print stylesheet hides the navigation).
 import { esc, fmt, query, table } from '../html.ts';
 import type { VerificationState } from '../chain-verifier.ts';
-import type { InstitutionSummary } from '../../privacy/ledger.ts';
-import type { LedgerReport } from '../../privacy/ledger-report.ts';
+import type { InstitutionSummary } from '@dpfed/privacy/ledger';
+import type { LedgerReport } from '@dpfed/privacy/ledger-report';
 
 const MECHANISMS: Record<string, string> = {
   record:

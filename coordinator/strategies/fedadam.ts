@@ -3,7 +3,7 @@
 //   m ← β1·m + (1−β1)·d,   v ← β2·v + (1−β2)·d²,   x ← x + η·m / (√v + τ)
 // with m and v starting at zero. m and v persist with each round (saveState/loadState), stored as
 // float32 and used exactly as stored, so a run resumed from the database continues bit for bit.
-import type { EvaluationTotals } from '../../privacy/evaluation-vector.ts';
+import type { EvaluationTotals } from '@dpfed/privacy/evaluation-vector';
 import { metricsFromTotals, type AggregatedSum, type ClientUpdate, type FitConfig, type Strategy, type RoundMetrics } from '../strategy.ts';
 import { checkUpdatesForAggregation, validateAggregatedSum } from '../update-validation.ts';
 import { WeightedSumBuffer } from '../weighted-sum.ts';

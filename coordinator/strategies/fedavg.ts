@@ -1,7 +1,7 @@
 // FedAvg (McMahan et al. 2017): the new global model is the global plus the weighted mean of the
 // institutions' deltas, weights being example counts (or 1 each under uniform weighting). It needs only
 // Σ w_k·Δ_k and Σ w_k, so it runs unchanged on a secure-aggregation sum.
-import type { EvaluationTotals } from '../../privacy/evaluation-vector.ts';
+import type { EvaluationTotals } from '@dpfed/privacy/evaluation-vector';
 import { metricsFromTotals, type AggregatedSum, type ClientUpdate, type FitConfig, type Strategy, type RoundMetrics } from '../strategy.ts';
 import { checkUpdatesForAggregation, validateAggregatedSum } from '../update-validation.ts';
 import { WeightedSumBuffer, scaleAndAdd } from '../weighted-sum.ts';

@@ -3,7 +3,7 @@
 // minority of wild or malicious updates. Weights are ignored: an order statistic has no weighted form
 // that keeps the robustness (a big weight would let one institution dominate again).
 // It needs every individual update, so it cannot run from a secure-aggregation sum.
-import type { EvaluationTotals } from '../../privacy/evaluation-vector.ts';
+import type { EvaluationTotals } from '@dpfed/privacy/evaluation-vector';
 import { metricsFromTotals, type AggregatedSum, type ClientUpdate, type FitConfig, type Strategy, type RoundMetrics } from '../strategy.ts';
 import { checkUpdatesForAggregation } from '../update-validation.ts';
 

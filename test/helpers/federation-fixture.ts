@@ -4,37 +4,37 @@
 // runs as in production: mutual TLS with certificates of a CA made once per test file, and only enrolled
 // institutions (makeInstitution enrols the identity it creates); a test opts out with `insecure: true`
 // (plaintext) or `enrol: false` (an institution the operator never admitted).
-import type { CoordinatorLink } from '../../proto/coordinator-link.ts';
-import { startInMemoryCoordinator } from '../../coordinator/in-memory-coordinator.ts';
+import type { CoordinatorLink } from '@dpfed/proto/coordinator-link';
+import { startInMemoryCoordinator } from '@dpfed/coordinator/in-memory-coordinator';
 import * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseFlags } from '../../cli/flags.ts';
-import { runConfigFromFlags, runFlags } from '../../cli/run-flags.ts';
-import type { CoordinatorMetrics } from '../../coordinator/coordinator-metrics.ts';
-import type { CandidateEvaluator } from '../../coordinator/candidate-evaluator.ts';
-import { startCoordinator, type Coordinator } from '../../coordinator/coordinator-server.ts';
-import { coordinatorPrivacy } from '../../coordinator/ledger-privacy.ts';
-import type { RoundSummary } from '../../coordinator/round-machine.ts';
-import type { RunConfig } from '../../coordinator/run-config.ts';
-import type { Strategy } from '../../coordinator/strategy.ts';
+import { parseFlags } from '@dpfed/proto/command-flags';
+import { runConfigFromFlags, runFlags } from '@dpfed/coordinator/run-flags';
+import type { CoordinatorMetrics } from '@dpfed/coordinator/coordinator-metrics';
+import type { CandidateEvaluator } from '@dpfed/coordinator/candidate-evaluator';
+import { startCoordinator, type Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { coordinatorPrivacy } from '@dpfed/coordinator/ledger-privacy';
+import type { RoundSummary } from '@dpfed/coordinator/round-machine';
+import type { RunConfig } from '@dpfed/coordinator/run-config';
+import type { Strategy } from '@dpfed/coordinator/strategy';
 import { parse } from 'csv-parse/sync';
-import { loadInstitutionCsv, type Dataset } from '../../client-sdk/csv-dataset.ts';
-import { RowSplitter } from '../../client-sdk/data-split.ts';
-import { FederationClient, type ClientRunResult, type FederationClientOptions } from '../../client-sdk/federation-client.ts';
-import { InstitutionPrivacy } from '../../client-sdk/institution-privacy.ts';
-import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from '../../client-sdk/learner.ts';
-import { selectBackend } from '../../client-sdk/tf-backend.ts';
-import { TfjsLearner } from '../../client-sdk/tfjs-learner.ts';
-import { emptyHistogram } from '../../privacy/auc-histogram.ts';
-import { generateIdentity, type IdentityKey } from '../../privacy/identity.ts';
-import { createCertificateAuthority, issueCertificate } from '../../proto/certificate-authority.ts';
-import { readSchemaFile, type DataSchema } from '../../proto/data-schema.ts';
-import { SeededRandom } from '../../proto/seeded-random.ts';
-import { channelCredentials, readTlsMaterial, type TlsMaterial } from '../../proto/tls-credentials.ts';
+import { loadInstitutionCsv, type Dataset } from '@dpfed/client/csv-dataset';
+import { RowSplitter } from '@dpfed/client/data-split';
+import { FederationClient, type ClientRunResult, type FederationClientOptions } from '@dpfed/client/federation-client';
+import { InstitutionPrivacy } from '@dpfed/client/institution-privacy';
+import type { EvalOutcome, Learner, TaskContext, TrainOutcome } from '@dpfed/client/learner';
+import { selectBackend } from '@dpfed/client/tf-backend';
+import { TfjsLearner } from '@dpfed/client/tfjs-learner';
+import { emptyHistogram } from '@dpfed/privacy/auc-histogram';
+import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
+import { createCertificateAuthority, issueCertificate } from '@dpfed/proto/certificate-authority';
+import { readSchemaFile, type DataSchema } from '@dpfed/proto/data-schema';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
+import { channelCredentials, readTlsMaterial, type TlsMaterial } from '@dpfed/proto/tls-credentials';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FRAUD_CSV = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv');
@@ -338,7 +338,7 @@ export async function prepareBank(data: Dataset, seed = '1'): Promise<{ train: D
   return { train: loaded.train, validation: loaded.validation, schema };
 }
 
-export async function wasmTf(): Promise<typeof import('@tensorflow/tfjs')> {
+export async function wasmTf(): Promise<typeof import('@dpfed/client/tfjs')> {
   return (await selectBackend('wasm')).tf;
 }
 

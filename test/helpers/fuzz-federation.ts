@@ -5,11 +5,11 @@
 // still authenticates, so fuzzed messages with its envelope reach the round's own checks.
 import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
-import { signedRegistration } from '../../client-sdk/registration-request.ts';
-import type { Coordinator } from '../../coordinator/coordinator-server.ts';
-import type { RunConfig } from '../../coordinator/run-config.ts';
-import { generateIdentity } from '../../privacy/identity.ts';
-import type { ChallengeResponse, RegisterRequest, RegisterResponse } from '../../proto/wire.ts';
+import { signedRegistration } from '@dpfed/client/registration-request';
+import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import type { RunConfig } from '@dpfed/coordinator/run-config';
+import { generateIdentity } from '@dpfed/privacy/identity';
+import type { ChallengeResponse, RegisterRequest, RegisterResponse } from '@dpfed/proto/wire';
 import { ShiftLearner, cleanUp, enrol, makeInstitution, recordRounds, runConfig, start, startTestCoordinator, tempDir, testCredentials, type TestInstitution } from './federation-fixture.ts';
 import { resolve, type FuzzContext } from './fuzz-messages.ts';
 import { RawFederationClient, decodeResponse, encodeRequest } from './raw-grpc-client.ts';

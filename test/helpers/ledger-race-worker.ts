@@ -3,10 +3,10 @@
 // processes contend. Prints one JSON line: how many events it recorded and how many were refused.
 // argv: ledgerPath seedHex institutionId tag count startAtMs
 import Database from 'better-sqlite3';
-import { makeAccountant } from '../../privacy/accountant.ts';
-import { identityFromSeed } from '../../privacy/identity.ts';
-import { signEvent, type LedgerEvent } from '../../privacy/ledger-event.ts';
-import { BudgetExceededError, PrivacyLedger } from '../../privacy/ledger.ts';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { identityFromSeed } from '@dpfed/privacy/identity';
+import { signEvent, type LedgerEvent } from '@dpfed/privacy/ledger-event';
+import { BudgetExceededError, PrivacyLedger } from '@dpfed/privacy/ledger';
 
 const [path, seedHex, institutionId, tag, countText, startAtText] = process.argv.slice(2);
 const identity = identityFromSeed(Buffer.from(seedHex, 'hex'));

@@ -8,11 +8,11 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
-import { institutionKeyPath, loadOrCreateIdentity } from '../../privacy/identity.ts';
-import { PrivacyLedger } from '../../privacy/ledger.ts';
-import { featureColumns, readSchemaFile } from '../../proto/data-schema.ts';
-import { SeededRandom } from '../../proto/seeded-random.ts';
-import { NODE_HEAP_FLAGS } from '../../cli/node-heap.ts';
+import { institutionKeyPath, loadOrCreateIdentity } from '@dpfed/privacy/identity';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
+import { featureColumns, readSchemaFile } from '@dpfed/proto/data-schema';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
+import { NODE_HEAP_FLAGS } from 'dpfed/node-heap';
 import { DPFED_BIN, FRAUD_CSV, FRAUD_SCHEMA, ROOT, testPki } from './federation-fixture.ts';
 
 export type Outcome = { code: number | null; stdout: string; stderr: string };

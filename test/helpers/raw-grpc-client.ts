@@ -9,7 +9,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { join } from 'node:path';
-import { CHANNEL_OPTIONS, federationService } from '../../proto/wire.ts';
+import { CHANNEL_OPTIONS, federationService } from '@dpfed/proto/wire';
 import { ROOT } from './federation-fixture.ts';
 
 export const UNARY_METHODS = ['Challenge', 'Register', 'Heartbeat', 'PullTask', 'PushSecAgg', 'Decline'] as const;

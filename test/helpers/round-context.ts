@@ -1,18 +1,18 @@
 // A round's context built from the real pieces a RoundMachine would hand its collections (task board,
 // served models and task messages, envelope checks, release policy, pools), without a coordinator or a
 // transport: for unit tests of the round's collections.
-import { checkRound, checkRun } from '../../coordinator/envelope-checks.ts';
-import type { Institution } from '../../coordinator/institution-registry.ts';
-import type { RoundContext } from '../../coordinator/round-collection.ts';
-import { RoundModels } from '../../coordinator/round-models.ts';
-import type { RoundPrivacy } from '../../coordinator/round-privacy.ts';
-import { RoundTasks } from '../../coordinator/round-tasks.ts';
-import type { RunConfig } from '../../coordinator/run-config.ts';
-import { TaskBoard } from '../../coordinator/task-board.ts';
-import { VectorPool } from '../../coordinator/vector-pool.ts';
-import { WeightedSumBuffer } from '../../coordinator/weighted-sum.ts';
-import { trainingReleasePolicy } from '../../privacy/release-policy.ts';
-import { parameterShapes } from '../../proto/model-spec.ts';
+import { checkRound, checkRun } from '@dpfed/coordinator/envelope-checks';
+import type { Institution } from '@dpfed/coordinator/institution-registry';
+import type { RoundContext } from '@dpfed/coordinator/round-collection';
+import { RoundModels } from '@dpfed/coordinator/round-models';
+import type { RoundPrivacy } from '@dpfed/coordinator/round-privacy';
+import { RoundTasks } from '@dpfed/coordinator/round-tasks';
+import type { RunConfig } from '@dpfed/coordinator/run-config';
+import { TaskBoard } from '@dpfed/coordinator/task-board';
+import { VectorPool } from '@dpfed/coordinator/vector-pool';
+import { WeightedSumBuffer } from '@dpfed/coordinator/weighted-sum';
+import { trainingReleasePolicy } from '@dpfed/privacy/release-policy';
+import { parameterShapes } from '@dpfed/proto/model-spec';
 
 /** A run of a logistic model over 3 features (4 parameters), privacy off, plain aggregation, by default. */
 export function testRunConfig(over: Partial<RunConfig> = {}, task: Partial<RunConfig['task']> = {}): RunConfig {

@@ -1,8 +1,8 @@
 // Fabricated `dpfed sim` result rows for the plot tests: plausible shapes (AUC rising with ε and over
 // rounds, local-only below federated, ε spent close to the target) from a seeded generator. These are plot
 // inputs, not results anyone claims.
-import { SeededRandom } from '../../proto/seeded-random.ts';
-import type { SimPlotRow } from '../../simulations/sim-plot-specs.ts';
+import { SeededRandom } from '@dpfed/proto/seeded-random';
+import type { SimPlotRow } from '@dpfed/simulations/sim-plot-specs';
 
 export interface FixtureOptions {
   models?: string[];

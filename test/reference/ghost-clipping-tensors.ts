@@ -2,10 +2,10 @@
 // per-example fallback (one batchGradient call per example) for layers no rule handles. Production runs the
 // same identity on plain arrays (privacy/ghost-clipping.ts, client-sdk/mlp-network.ts step()); the tests
 // check that path against this one, and this one against per-example gradients computed one by one.
-import { CLIP_SAFETY } from '../../privacy/ghost-clipping.ts';
-import type { Tensor, Tensor1D, Tensor2D } from '@tensorflow/tfjs';
+import { CLIP_SAFETY } from '@dpfed/privacy/ghost-clipping';
+import type { Tensor, Tensor1D, Tensor2D } from '@dpfed/client/tfjs';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('@dpfed/client/tfjs');
 
 /** What one layer's backward pass exposes for clipping. */
 export interface LayerTrace {

@@ -2,12 +2,12 @@
 // layer traces the tensor ghost clipping (ghost-clipping-tensors.ts) takes. Production trains through
 // MlpNetwork.step() (client-sdk/mlp-network.ts), which does the elementwise work in JS; the tests check it
 // against this. Reads the network only through its public variables and spec.
-import type { Tensor, Tensor2D } from '@tensorflow/tfjs';
-import type { MlpNetwork } from '../../client-sdk/mlp-network.ts';
-import type { Activation } from '../../proto/model-spec.ts';
+import type { Tensor, Tensor2D } from '@dpfed/client/tfjs';
+import type { MlpNetwork } from '@dpfed/client/mlp-network';
+import type { Activation } from '@dpfed/proto/model-spec';
 import type { LayerTrace } from './ghost-clipping-tensors.ts';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('@dpfed/client/tfjs');
 
 export interface BackwardPass {
   /** Per-example binary cross-entropy losses, summed over the batch (a scalar tensor). */

@@ -3,12 +3,12 @@
 // and adds the same snapped Gaussian noise (privacy/gaussian-noise.ts), then hands the noisy mean gradient
 // to the caller as tensors. Production computes the clipped sum in JS (client-sdk/mlp-network.ts step())
 // and calls DpSgd.finishStep directly.
-import type { Tensor } from '@tensorflow/tfjs';
-import { DpSgd, type DpSgdRecord, type DpSgdSettings } from '../../privacy/dp-sgd.ts';
-import { addGaussianNoise } from '../../privacy/gaussian-noise.ts';
+import type { Tensor } from '@dpfed/client/tfjs';
+import { DpSgd, type DpSgdRecord, type DpSgdSettings } from '@dpfed/privacy/dp-sgd';
+import { addGaussianNoise } from '@dpfed/privacy/gaussian-noise';
 import { ghostClippedSum, type LayerTrace } from './ghost-clipping-tensors.ts';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof import('@dpfed/client/tfjs');
 
 export class TensorDpSgd {
   readonly dp: DpSgd;

@@ -1,14 +1,14 @@
 // The flags that define a run (coordinator and demo share them) and their translation into a RunConfig.
-import type { RunConfig } from '../coordinator/run-config.ts';
-import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategy.ts';
-import { calibrateEvaluationSigma, DEFAULT_EVALUATION_EPSILON_SHARE, DEFAULT_PRIVATE_EVALUATION_BINS, plannedEvaluationReleases } from '../privacy/evaluation-mechanism.ts';
-import { modelSpecFromShorthand } from '../proto/model-spec.ts';
-import type { AggregationMode, PrivacyMode, TaskConfig } from '../proto/task-config.ts';
-import { parameterCount } from '../proto/model-spec.ts';
-import { calibrateClientNoise, defaultUpdateBound, releasePairRefusal } from '../privacy/release-policy.ts';
-import { featureColumns, type DataSchema } from '../proto/data-schema.ts';
-import { UsageError, type FlagSpec, type FlagValues } from './flags.ts';
-import { schemaFromFlag } from './schema-flag.ts';
+import type { RunConfig } from './run-config.ts';
+import { STRATEGY_NAMES, type StrategyName } from './strategy.ts';
+import { calibrateEvaluationSigma, DEFAULT_EVALUATION_EPSILON_SHARE, DEFAULT_PRIVATE_EVALUATION_BINS, plannedEvaluationReleases } from '@dpfed/privacy/evaluation-mechanism';
+import { modelSpecFromShorthand } from '@dpfed/proto/model-spec';
+import type { AggregationMode, PrivacyMode, TaskConfig } from '@dpfed/proto/task-config';
+import { parameterCount } from '@dpfed/proto/model-spec';
+import { calibrateClientNoise, defaultUpdateBound, releasePairRefusal } from '@dpfed/privacy/release-policy';
+import { featureColumns, type DataSchema } from '@dpfed/proto/data-schema';
+import { UsageError, type FlagSpec, type FlagValues } from '@dpfed/proto/command-flags';
+import { schemaFromFlag } from '@dpfed/proto/schema-flag';
 
 const positive = (v: number | string) => (Number(v) > 0 ? undefined : 'must be positive');
 const fraction = (v: number | string) => (Number(v) > 0 && Number(v) <= 1 ? undefined : 'must be in (0, 1]');

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 
 import { referenceLayouts, type Layouts } from './ckks-byte-layouts.ts';
-import { CKKS_PARAMETERS, SLOTS } from './ckks-parameters.ts';
+import { CKKS_PARAMETERS, SLOTS } from '@dpfed/privacy/ckks-parameters';
 import type { CKKSEncoder, Context, Evaluator, SEALLibrary } from './node-seal-types.ts';
 
 export interface CkksRuntime {

@@ -8,7 +8,7 @@
 // coefficient below its prime. For a seeded (symmetric) ciphertext the second polynomial is replaced by
 // a fixed-format trailer holding a 64-byte PRNG seed, which may be any bytes.
 import type { CkksRuntime } from './ckks-runtime.ts';
-import { CKKS_PARAMETERS, SCALE, SLOTS } from './ckks-parameters.ts';
+import { CKKS_PARAMETERS, SCALE, SLOTS } from '@dpfed/privacy/ckks-parameters';
 import type { CipherText, CKKSEncoder, Context, SEALLibrary } from './node-seal-types.ts';
 
 export interface Layout {

@@ -2,9 +2,9 @@
 // --log-format) and the monitoring HTTP server (--metrics-port, --metrics-host) with /metrics,
 // /healthz and /readyz.
 import type { Registry } from 'prom-client';
-import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from '../proto/logger.ts';
-import { startMetricsServer, type MetricsServer } from '../proto/metrics-server.ts';
-import { UsageError, type FlagSpec, type FlagValues } from './flags.ts';
+import { createLogger, defaultLogFormat, LOG_FORMATS, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from './logger.ts';
+import { startMetricsServer, type MetricsServer } from './metrics-server.ts';
+import { UsageError, type FlagSpec, type FlagValues } from './command-flags.ts';
 
 export function observabilityFlags(side: 'coordinator' | 'client'): FlagSpec[] {
   return [

@@ -1,7 +1,7 @@
 // A flag naming a public data schema file (JSON, proto/data-schema.ts): read and validated once here, so
 // every command reports a bad file the same way, as a UsageError naming the flag, the column and the field.
-import { readSchemaFile, type DataSchema } from '../proto/data-schema.ts';
-import { UsageError } from './flags.ts';
+import { readSchemaFile, type DataSchema } from './data-schema.ts';
+import { UsageError } from './command-flags.ts';
 
 /** The schema a flag names; undefined when the flag was not given. */
 export function schemaFromFlag(value: unknown, flag = 'schema'): DataSchema | undefined {

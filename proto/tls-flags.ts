@@ -1,8 +1,8 @@
 // The transport flags of `dpfed coordinator` and `dpfed client`: TLS by default (mutual TLS, with the
 // federation CA from `dpfed certs`), plaintext only with an explicit --insecure, which warns on stderr.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { certifiedInstitutionId, readTlsMaterial, TlsConfigError, type TlsMaterial } from '../proto/tls-credentials.ts';
-import { UsageError, type FlagSpec, type FlagValues } from './flags.ts';
+import { certifiedInstitutionId, readTlsMaterial, TlsConfigError, type TlsMaterial } from './tls-credentials.ts';
+import { UsageError, type FlagSpec, type FlagValues } from './command-flags.ts';
 
 export type Side = 'coordinator' | 'client';
 

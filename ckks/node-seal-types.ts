@@ -1,4 +1,4 @@
-// The node-seal types privacy/ckks.ts works with, derived from node-seal's public entry point only.
+// The node-seal types ckks.ts works with, derived from node-seal's public entry point only.
 // node-seal (pinned exactly in package.json) exports one thing: a factory `() => Promise<SEALLibrary>`. Its
 // classes' types live under `node-seal/implementation/*`, paths its package does not promise to keep, so
 // instead of importing them each type here is read off what the public factory returns. If an upgrade

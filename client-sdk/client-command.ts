@@ -1,28 +1,28 @@
 // `dpfed client`: an institution node. Trains on its own CSV; only outbound connections.
 import { dirname, join } from 'node:path';
-import { clientContext, logClientEvents } from '../client-sdk/client-event-log.ts';
-import { ClientMetrics } from '../client-sdk/client-metrics.ts';
-import { InstitutionPrivacy } from '../client-sdk/institution-privacy.ts';
-import { loadInstitutionCsv } from '../client-sdk/csv-dataset.ts';
-import { loadOrCreateSplitKey, RowSplitter } from '../client-sdk/data-split.ts';
-import { FederationClient, SchemaMismatchError } from '../client-sdk/federation-client.ts';
-import { prewarmNoiseWorkers } from '../privacy/noise-pool.ts';
-import { inferSchema } from '../client-sdk/schema-inference.ts';
-import { BACKEND_NAMES, selectBackend, type BackendName } from '../client-sdk/tf-backend.ts';
-import { SchemaRequiredError, TfjsLearner } from '../client-sdk/tfjs-learner.ts';
+import { clientContext, logClientEvents } from './client-event-log.ts';
+import { ClientMetrics } from './client-metrics.ts';
+import { InstitutionPrivacy } from './institution-privacy.ts';
+import { loadInstitutionCsv } from './csv-dataset.ts';
+import { loadOrCreateSplitKey, RowSplitter } from './data-split.ts';
+import { FederationClient, SchemaMismatchError } from './federation-client.ts';
+import { prewarmNoiseWorkers } from '@dpfed/privacy/noise-pool';
+import { inferSchema } from './schema-inference.ts';
+import { BACKEND_NAMES, selectBackend, type BackendName } from './tf-backend.ts';
+import { SchemaRequiredError, TfjsLearner } from './tfjs-learner.ts';
 import Database from 'better-sqlite3';
-import { makeAccountant } from '../privacy/accountant.ts';
-import { composedEpsilon } from '../privacy/budget.ts';
-import { defaultKeyDir, institutionKeyPath, loadOrCreateIdentity } from '../privacy/identity.ts';
-import { PrivacyLedger } from '../privacy/ledger.ts';
-import { labelColumn, type DataSchema } from '../proto/data-schema.ts';
-import { INSTITUTION_ID_PATTERN } from '../proto/registration.ts';
-import { lineLogger } from '../proto/logger.ts';
-import { quoted } from '../proto/text-excerpt.ts';
-import { runCommand, UsageError, type CommandSpec } from './flags.ts';
-import { schemaFromFlag } from './schema-flag.ts';
-import { loggerFromFlags, metricsServerFromFlags, observabilityFlags } from './observability-flags.ts';
-import { tlsFlags, transportFromFlags } from './tls-flags.ts';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { composedEpsilon } from '@dpfed/privacy/budget';
+import { defaultKeyDir, institutionKeyPath, loadOrCreateIdentity } from '@dpfed/privacy/identity';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
+import { labelColumn, type DataSchema } from '@dpfed/proto/data-schema';
+import { INSTITUTION_ID_PATTERN } from '@dpfed/proto/registration';
+import { lineLogger } from '@dpfed/proto/logger';
+import { quoted } from '@dpfed/proto/text-excerpt';
+import { runCommand, UsageError, type CommandSpec } from '@dpfed/proto/command-flags';
+import { schemaFromFlag } from '@dpfed/proto/schema-flag';
+import { loggerFromFlags, metricsServerFromFlags, observabilityFlags } from '@dpfed/proto/observability-flags';
+import { tlsFlags, transportFromFlags } from '@dpfed/proto/tls-flags';
 
 export const command: CommandSpec = {
   name: 'client',

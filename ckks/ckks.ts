@@ -20,7 +20,7 @@
 // ckks-keys.ts. This file holds the three roles: encryptor (institution), aggregator (coordinator), decryptor
 // (secret-key holder).
 import { loadCiphertext, loadKey } from './ckks-byte-layouts.ts';
-import { CKKS_LIMITS, DEFAULT_RELEASE_PRECISION_BITS, RANGE_CHECK, SCALE, SLOTS, ckksCiphertextCount, roundForRelease } from './ckks-parameters.ts';
+import { CKKS_LIMITS, DEFAULT_RELEASE_PRECISION_BITS, RANGE_CHECK, SCALE, SLOTS, ckksCiphertextCount, roundForRelease } from '@dpfed/privacy/ckks-parameters';
 import { loadCkksRuntime, type CkksRuntime } from './ckks-runtime.ts';
 import type { CipherText, SEALLibrary } from './node-seal-types.ts';
 
@@ -32,7 +32,7 @@ export {
   ckksCiphertextCount,
   ckksSumErrorBound,
   roundForRelease,
-} from './ckks-parameters.ts';
+} from '@dpfed/privacy/ckks-parameters';
 export { loadCkksRuntime } from './ckks-runtime.ts';
 export { createFederationKeys, type CkksKeyPair } from './ckks-keys.ts';
 
