@@ -1,5 +1,5 @@
 // The RunConfig of a simulated federation, built by the same flag table and translation as `dpfed
-// coordinator` (cli/run-flags.ts), so a simulated setting runs exactly the plan a real one would:
+// coordinator` (@dpfed/coordinator/run-flags), so a simulated setting runs exactly the plan a real one would:
 // the sweep's shared training flags, then the setting's own values. Candidates are scored by the
 // coordinator on the common test rows (the `--evaluation-data` mode), so institutions spend no ε on
 // evaluation and every ε of a setting goes to training.
