@@ -1,18 +1,23 @@
 // An institution that embeds the client SDK in its own code instead of running `dpfed client`: its data,
 // its identity key and its ε ledger stay in its own process and files; only outbound connections are made.
-// Run: node --import tsx examples/embed-institution.ts COORDINATOR_HOST:PORT INSTITUTION_ID DATA.csv SCHEMA.json TLS_DIR
+// It needs only @dpfed/client (npm install @dpfed/client). Run: node --import tsx examples/embed-institution.ts COORDINATOR_HOST:PORT INSTITUTION_ID DATA.csv SCHEMA.json TLS_DIR
 // (TLS_DIR holds ca.crt, <id>.crt and <id>.key from `dpfed certs`; the operator enrolled the public key
 // that `dpfed identity show` prints for the identity file below).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadInstitutionCsv } from '@dpfed/client/csv-dataset';
-import { loadOrCreateSplitKey, RowSplitter } from '@dpfed/client/data-split';
-import { FederationClient } from '@dpfed/client/federation-client';
-import { InstitutionPrivacy } from '@dpfed/client/institution-privacy';
-import { selectBackend } from '@dpfed/client/tf-backend';
-import { TfjsLearner } from '@dpfed/client/tfjs-learner';
-import { defaultKeyDir, institutionKeyPath, loadOrCreateIdentity } from '@dpfed/privacy/identity';
-import { readSchemaFile } from '@dpfed/proto/data-schema';
+import {
+  defaultKeyDir,
+  FederationClient,
+  InstitutionPrivacy,
+  institutionKeyPath,
+  loadInstitutionCsv,
+  loadOrCreateIdentity,
+  loadOrCreateSplitKey,
+  readSchemaFile,
+  RowSplitter,
+  selectBackend,
+  TfjsLearner,
+} from '@dpfed/client';
 
 async function main(): Promise<void> {
   const [coordinator, institutionId, dataPath, schemaPath, tlsDir] = process.argv.slice(2);
