@@ -3,8 +3,7 @@
 // identical, written as a stream (the file is never held in memory).
 import { once } from 'node:events';
 import { createWriteStream, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { SeededRandom } from '@dpfed/proto/seeded-random';
 import { ROOT } from './bench-paths.ts';
 

@@ -4,8 +4,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { benchScriptArgs } from './bench-paths.ts';
 import { SAMPLE_SCHEMA, writeCardFraudCsv } from './card-fraud-csv.ts';

@@ -13,8 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseFlags } from '@dpfed/proto/command-flags';
 import { NODE_HEAP_FLAGS } from 'dpfed/node-heap';
 import { runConfigFromFlags, runFlags } from '@dpfed/coordinator/run-flags';
