@@ -1,6 +1,7 @@
 // `dpfed sim`: whole federations in one process to ask what a privacy budget costs, whether federation
 // beats each institution alone and what dropouts do. `dpfed sim merge` combines the results of shards.
 // The engine is simulations/ (sim-sweep.ts); this file turns flags into its inputs and prints.
+import { BACKEND_NAMES, type BackendName } from '@dpfed/client/tf-backend';
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_TRANSPORT, TRANSPORTS, type TransportName } from '@dpfed/simulations/federation-transport';
@@ -87,6 +88,13 @@ export const command: CommandSpec = {
       default: DEFAULT_TRANSPORT,
       choices: TRANSPORTS,
       help: 'how the simulated institutions reach the coordinator: memory (in-memory links, no sockets) or grpc (plaintext gRPC on 127.0.0.1, as a check)',
+    },
+    {
+      name: 'backend',
+      type: 'string',
+      default: 'wasm',
+      choices: BACKEND_NAMES,
+      help: 'TensorFlow.js backend of the simulated institutions: wasm (default, everywhere), cpu, tensorflow or tensorflow-gpu (need @tensorflow/tfjs-node or -node-gpu installed), auto (the fastest one present)',
     },
     { name: 'json', type: 'boolean', help: 'print one JSON summary on stdout (settings run and skipped, files, seconds, AUC mean and 95 % CI over seeds per setting)' },
     ...K8S_JOB_FLAGS,
@@ -238,6 +246,7 @@ async function sweep(f: FlagValues, argv: string[]): Promise<number> {
       resume: Boolean(f.resume),
       workers: Number(f.workers),
       transport: f.transport as TransportName,
+      backend: f.backend as BackendName,
       onStart: (jobs) => {
         say(`sim: ${jobs.length} settings to run on ${Math.min(Number(f.workers), Math.max(1, jobs.length))} worker threads (${data.n} rows, ${institutions} institutions, split ${split})`);
         progress = createSimProgress(jobs.length);

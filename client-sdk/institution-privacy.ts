@@ -20,7 +20,7 @@
 // Client level has no evaluation at the institutions: the histograms' sensitivity is one validation row,
 // while a client-level ledger accounts whole institutions, and no client-level evaluation mechanism is
 // built; the run evaluates on coordinator-held data (--evaluation-data) or not at all, and the client
-// refuses an exact evaluation task under any privacy mode (federation-client.ts).
+// refuses an exact evaluation task under any privacy mode (evaluation-release.ts).
 //
 // The institution's ledger head, signed with its identity key, is its receipt for the coordinator; the
 // coordinator's signed heads are kept in the ledger file's `ledger_receipts` table (privacy/receipts.ts).

@@ -1,6 +1,6 @@
 // Runs one job of a sweep (a federated setting or a baseline) on the pooled data, in whichever thread
 // holds this runner. Partitions are computed once per seed and reused by the jobs that share them.
-import { selectBackend } from '@dpfed/client/tf-backend';
+import { selectBackend, type BackendName } from '@dpfed/client/tf-backend';
 import { runBaseline } from './baseline-runs.ts';
 import { runFederated } from './federated-run.ts';
 import type { TransportName } from './federation-transport.ts';
@@ -19,6 +19,8 @@ export class SimJobRunner {
   constructor(
     private readonly data: SimData,
     private readonly transport: TransportName,
+    /** The TensorFlow.js backend the institutions train with (`dpfed sim --backend`). */
+    private readonly backend: BackendName = 'wasm',
   ) {}
 
   private partitionFor(job: SimJob): Partition {
@@ -33,7 +35,7 @@ export class SimJobRunner {
   }
 
   async run(job: SimJob): Promise<SimRecord[]> {
-    this.tf ??= (await selectBackend('wasm')).tf;
+    this.tf ??= (await selectBackend(this.backend)).tf;
     const partition = this.partitionFor(job);
     if (job.setting.baseline === 'federated') return [await runFederated({ tf: this.tf, job, data: this.data, partition, transport: this.transport })];
     return runBaseline({ tf: this.tf, job, data: this.data, partition });

@@ -283,14 +283,14 @@ export function federatedVsLocalSpec(rows: readonly SimPlotRow[]): TopLevelSpec 
   const xOffset = { field: 'bar', type: 'nominal', sort: order };
   const y = { field: 'mean', type: 'quantitative', title: floor === 0.5 ? 'AUC on the test rows (bars from 0.5)' : 'AUC on the test rows', scale: { zero: false, domainMin: floor } };
   const layer = [
-    { mark: 'bar', encoding: { x, xOffset, color: { field: 'bar', type: 'nominal', title: 'model', scale: { domain: order, scheme: scheme(order.length) } }, y, y2: { datum: floor } } },
+    { mark: 'bar', encoding: { x, xOffset, color: { field: 'bar', type: 'nominal', title: 'trained', scale: { domain: order, scheme: scheme(order.length) } }, y, y2: { datum: floor } } },
     { transform: [{ filter: 'datum.low !== null' }], mark: { type: 'rule', color: 'black' }, encoding: { x, xOffset, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' } } },
   ];
   return {
     ...BASE,
     title: { text: 'Federated vs local-only, per institution', subtitle: 'AUC on the common test rows, mean over seeds, bars: 95 % interval' },
     data: { values },
-    ...panelled('panel', distinct(panels), layer, { width: Math.min(1000, Math.max(360, institutionCount * order.length * 14)), height: 260 }),
+    ...panelled('panel', distinct(panels).sort(), layer, { width: Math.min(1000, Math.max(360, institutionCount * order.length * 14)), height: 260 }),
   } as unknown as TopLevelSpec;
 }
 

@@ -28,6 +28,8 @@ export interface SettingSummary {
   rounds: number;
   dropout: number;
   seeds: number;
+  /** Seeds whose AUC is defined (the scored rows hold both classes): the mean and interval are over these. */
+  aucSeeds: number;
   aucMean: number | null;
   aucCi95: number | null;
 }
@@ -55,6 +57,7 @@ export function summariseBySetting(rows: SimRecord[]): SettingSummary[] {
       rounds: r.rounds,
       dropout: r.dropout,
       seeds: seeds.size,
+      aucSeeds: aucs.length,
       aucMean: stats.mean,
       aucCi95: stats.ci95,
     };

@@ -3,6 +3,7 @@
 // finished job (so an interrupted sweep resumes where it stopped).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { BackendName } from '@dpfed/client/tf-backend';
 import type { TransportName } from './federation-transport.ts';
 import { expandGrid, shardJobs, type SimJob, type SweepSpec } from './sim-grid.ts';
 import type { SimData } from './sim-data.ts';
@@ -21,6 +22,8 @@ export interface SweepOptions {
   resume?: boolean;
   workers?: number;
   transport: TransportName;
+  /** The TensorFlow.js backend the institutions train with (default wasm). */
+  backend?: BackendName;
   /** Told the jobs about to run, before the first starts. */
   onStart?: (jobs: SimJob[]) => void;
   /** Told each finished job (rows empty and `error` set when it failed). */
@@ -66,6 +69,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
     workers: o.workers,
     data: o.data,
     transport: o.transport,
+    backend: o.backend,
     onRows: (job, jobRows) => {
       rows = mergeRows([rows, jobRows]);
       writeResults(o.outDir, rows);

@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { moduleBeside, typeScriptWorker } from '@dpfed/privacy/typescript-worker';
+import type { BackendName } from '@dpfed/client/tf-backend';
 import type { TransportName } from './federation-transport.ts';
 import type { SimJob } from './sim-grid.ts';
 import type { SimData } from './sim-data.ts';
@@ -13,6 +14,7 @@ import type { SimRecord } from './sim-result.ts';
 export interface SimWorkerData {
   data: SimData;
   transport: TransportName;
+  backend?: BackendName;
 }
 
 export interface SimWorkerRequest {
@@ -25,6 +27,8 @@ export interface PoolOptions {
   workers?: number;
   data: SimData;
   transport: TransportName;
+  /** The TensorFlow.js backend of every worker (default wasm). */
+  backend?: BackendName;
   /** Told each finished job's rows as it finishes (in completion order). */
   onRows?: (job: SimJob, rows: SimRecord[]) => void;
   /** Told each failed job. */
@@ -49,7 +53,7 @@ export async function runOnWorkers(jobs: SimJob[], o: PoolOptions): Promise<{ jo
         { length: count },
         () =>
           new Promise<void>((resolve, reject) => {
-            const worker = typeScriptWorker(entry, { data: o.data, transport: o.transport } satisfies SimWorkerData);
+            const worker = typeScriptWorker(entry, { data: o.data, transport: o.transport, backend: o.backend } satisfies SimWorkerData);
             workers.push(worker);
             let current: SimJob | undefined;
             const next = () => {

@@ -5,8 +5,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { SimJobRunner } from './sim-job-runner.ts';
 import type { SimWorkerData, SimWorkerReply, SimWorkerRequest } from './sim-worker-pool.ts';
 
-const { data, transport } = workerData as SimWorkerData;
-const runner = new SimJobRunner(data, transport);
+const { data, transport, backend } = workerData as SimWorkerData;
+const runner = new SimJobRunner(data, transport, backend);
 const port = parentPort!;
 let queue = Promise.resolve();
 port.on('message', (request: SimWorkerRequest) => {

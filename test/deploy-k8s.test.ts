@@ -3,6 +3,7 @@
 // Kubernetes v1.30 JSON schemas vendored in deploy/k8s/schemas, and the pieces fit together: the
 // coordinator's database is on its volume claim and its probes on the metrics port, the GPU overlay asks
 // for GPU nodes and a GPU, the sweep is an Indexed Job whose shard count matches its completions.
+import { command as simCommand } from 'dpfed/sim-command';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -44,9 +45,9 @@ const FLAGS_ADDED_ELSEWHERE: Record<string, string[]> = {
 };
 
 /** The container's args with every $(VAR) replaced from its env and the ConfigMaps it loads. */
-function expandedArgs(objects: K8sObject[], workload: K8sObject): string[] {
+function expandedArgs(objects: K8sObject[], workload: K8sObject, podValues: Record<string, string> = {}): string[] {
   const c = container(workload);
-  const values: Record<string, string> = {};
+  const values: Record<string, string> = { ...podValues };
   for (const from of c.envFrom ?? []) Object.assign(values, (find(objects, 'ConfigMap', from.configMapRef.name) as any).data);
   for (const e of c.env ?? []) if (typeof e.value === 'string') values[e.name] = e.value;
   return (c.args as string[]).map((a) => a.replace(/\$\(([A-Z0-9_]+)\)/g, (_, name: string) => {
@@ -310,6 +311,22 @@ describe('deploy/k8s manifests', () => {
     }
     // a misspelt flag is refused, not skipped
     expect(() => acceptedBy(coordinatorCommand, ['--min-client=3'])).toThrow(/unknown flag --min-client/);
+  });
+
+  it('the sweep\'s arguments, their variables filled in, are accepted by `dpfed sim`, one shard per completion index', () => {
+    for (const overlay of OVERLAYS) {
+      const objects = rendered[overlay];
+      const job = find(objects, 'Job', 'dpfed-sim') as any;
+      // the pod's completion index comes from the downward API: pod 3 of the Job
+      const args = expandedArgs(objects, job, { JOB_COMPLETION_INDEX: '3' });
+      expect(args[0]).toBe('sim');
+      const sim = acceptedBy(simCommand, args.slice(1));
+      expect(sim.backend).toBe(overlay === 'gpu' ? 'tensorflow-gpu' : 'wasm');
+      expect(sim.resume).toBe(true);
+      expect(String(sim.data)).toBe('synthetic:fraud');
+      expect(String(sim.shard)).toBe(`3/${job.spec.completions}`);
+      expect(String(sim.out)).toBe('/results/shard-3');
+    }
   });
 
   it('every object carries its component label (so `kubectl apply -l` picks one party\'s part), selectors match their pods', () => {

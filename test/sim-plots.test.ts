@@ -116,6 +116,11 @@ describe('plot specs', () => {
       expect(spec.facet).toBeDefined();
       expect(spec.facet.sort).toEqual(['logistic', 'mlp:64,32']);
     }
+    // The panels keep that order whichever model's rows come first in the results.
+    const reversed = federatedVsLocalSpec([...twoModels].reverse()) as any;
+    expect(reversed.facet.sort).toEqual(['logistic', 'mlp:64,32']);
+    // The bars' legend names what was trained (local only, federated at each ε), not the model.
+    expect(reversed.spec.layer[0].encoding.color.title).toBe('trained');
   });
 
   it('plots without data are skipped', () => {
