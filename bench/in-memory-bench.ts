@@ -8,29 +8,21 @@
 //                                          machine does not lower.
 // What is left is the protocol in one process: tasks, model downloads and result uploads serialised with
 // the contract's protobuf encoder, validation, aggregation, evaluation histograms and the SQLite commit.
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { selectBackend } from '../client-sdk/tf-backend.ts';
-import { readSchemaFile } from '../proto/data-schema.ts';
 import { runFederated } from '../simulations/federated-run.ts';
 import { parseSplit } from '../simulations/institution-split.ts';
-import { loadSimCsv } from '../simulations/sim-data.ts';
 import { expandGrid } from '../simulations/sim-grid.ts';
 import { partitionData } from '../simulations/sim-partition.ts';
+import { bundledFraudSimData } from './sim-bench.ts';
 import { roundTo } from './statistics.ts';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const INSTITUTIONS = 100;
 const ROUNDS = 20;
 const TRAINING = ['--local-steps', '1', '--batch-size', '32'];
 
 export async function benchInMemory(o: { quick?: boolean } = {}): Promise<Record<string, number | string>> {
   const { tf } = await selectBackend('wasm');
-  const data = await loadSimCsv({
-    path: join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv'),
-    labelColumn: 'label',
-    schema: readSchemaFile(join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json')),
-  });
+  const data = await bundledFraudSimData();
   const rounds = o.quick ? 5 : ROUNDS;
   const partition = partitionData(data, { split: parseSplit('iid'), institutions: INSTITUTIONS, testShare: 0.2, seed: '1' });
   const { jobs } = expandGrid({
