@@ -8,15 +8,12 @@
 //                                          machine does not lower.
 // What is left is the protocol in one process: tasks, model downloads and result uploads serialised with
 // the contract's protobuf encoder, validation, aggregation, evaluation histograms and the SQLite commit.
-import { join } from 'node:path';
 import { selectBackend } from '@dpfed/client/tf-backend';
-import { readSchemaFile } from '@dpfed/proto/data-schema';
 import { runFederated } from '@dpfed/simulations/federated-run';
 import { parseSplit } from '@dpfed/simulations/institution-split';
-import { loadSimCsv } from '@dpfed/simulations/sim-data';
 import { expandGrid } from '@dpfed/simulations/sim-grid';
 import { partitionData } from '@dpfed/simulations/sim-partition';
-import { ROOT } from './bench-paths.ts';
+import { bundledFraudSimData } from './sim-bench.ts';
 import { roundTo } from './statistics.ts';
 
 const INSTITUTIONS = 100;
@@ -25,11 +22,7 @@ const TRAINING = ['--local-steps', '1', '--batch-size', '32'];
 
 export async function benchInMemory(o: { quick?: boolean } = {}): Promise<Record<string, number | string>> {
   const { tf } = await selectBackend('wasm');
-  const data = await loadSimCsv({
-    path: join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv'),
-    labelColumn: 'label',
-    schema: readSchemaFile(join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json')),
-  });
+  const data = await bundledFraudSimData();
   const rounds = o.quick ? 5 : ROUNDS;
   const partition = partitionData(data, { split: parseSplit('iid'), institutions: INSTITUTIONS, testShare: 0.2, seed: '1' });
   const { jobs } = expandGrid({

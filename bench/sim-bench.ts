@@ -26,13 +26,18 @@ export const BENCH_TRAINING = ['--local-steps', '2', '--sample-rate', '0.1', '--
 const INSTITUTIONS = 20;
 const ROUNDS = 20;
 
-export async function benchSim(o: { quick?: boolean; aggregation?: 'plain' | 'secagg' } = {}): Promise<Record<string, number | string>> {
-  const { tf } = await selectBackend('wasm');
-  const data = await loadSimCsv({
+/** The bundled card-fraud sample as `dpfed sim` loads it, through its public schema. */
+export function bundledFraudSimData(): ReturnType<typeof loadSimCsv> {
+  return loadSimCsv({
     path: join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv'),
     labelColumn: 'label',
     schema: readSchemaFile(join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json')),
   });
+}
+
+export async function benchSim(o: { quick?: boolean; aggregation?: 'plain' | 'secagg' } = {}): Promise<Record<string, number | string>> {
+  const { tf } = await selectBackend('wasm');
+  const data = await bundledFraudSimData();
   const rounds = o.quick ? 5 : ROUNDS;
   const aggregation = o.aggregation ?? 'plain';
   const partition = partitionData(data, { split: parseSplit('iid'), institutions: INSTITUTIONS, testShare: 0.2, seed: '1' });

@@ -9,6 +9,7 @@ import type { NamedTensor } from '@dpfed/proto/tensor-stream';
 import type { ResultHeaderMsg } from '@dpfed/proto/wire';
 import type { Institution } from './institution-registry.ts';
 import { noEvaluation } from './local-evaluation.ts';
+import { PhaseCollection } from './phase-collection.ts';
 import { PhaseCollector } from './phase-collector.ts';
 import { checkEvaluationMetrics, checkNoisyCells, expectHistogramTensor, histogramTotal } from './result-checks.ts';
 import type { ResultRoute } from './result-routing.ts';
@@ -17,14 +18,12 @@ import type { EvalReport, EvalStage, MetricRow, ResultSink, RoundSummary } from 
 import { failedPrecondition, invalidArgument } from './rpc-error.ts';
 
 /** Evaluators' histograms collected one by one; subclasses check and sum them. */
-abstract class HistogramEvaluation implements RoundCollection<EvalStage> {
-  protected readonly phase: PhaseCollector<EvalReport>;
-
+abstract class HistogramEvaluation extends PhaseCollection<EvalReport, EvalStage> implements RoundCollection<EvalStage> {
   constructor(
     protected readonly ctx: RoundContext,
     private readonly evaluators: readonly string[],
   ) {
-    this.phase = new PhaseCollector<EvalReport>('evaluation', new Set(evaluators), ctx.config.phaseTimeoutMs);
+    super(new PhaseCollector<EvalReport>('evaluation', new Set(evaluators), ctx.config.phaseTimeoutMs), 'evaluation-result');
   }
 
   async run(): Promise<EvalStage> {
@@ -40,26 +39,6 @@ abstract class HistogramEvaluation implements RoundCollection<EvalStage> {
 
   /** The sink of one evaluation whose header passed the common checks. */
   protected abstract sink(institution: Institution, header: ResultHeaderMsg): ResultSink;
-
-  accepts(route: ResultRoute): boolean {
-    return route === 'evaluation-result';
-  }
-
-  awaiting(id: string): boolean {
-    return this.phase.isOpenFor(id);
-  }
-
-  drop(id: string, detail: string): void {
-    this.phase.reject(id, 'dropped', detail);
-  }
-
-  decline(id: string, detail: string): void {
-    this.phase.reject(id, 'declined', detail);
-  }
-
-  stop(): void {
-    this.phase.close();
-  }
 
   /** An evaluation's result stream (its envelope is checked by the round: this round, the candidate's version). */
   openResult(institution: Institution, header: ResultHeaderMsg): ResultSink {

@@ -6,6 +6,7 @@
 import { checkTrainingEvent } from './round-privacy.ts';
 import { tooFewReports, type RoundCollection, type RoundContext } from './round-collection.ts';
 import type { Institution } from './institution-registry.ts';
+import { PhaseCollection } from './phase-collection.ts';
 import { PhaseCollector } from './phase-collector.ts';
 import { acceptUpdate, expectParameterTensor, parameterPlacement } from './result-checks.ts';
 import type { ResultRoute } from './result-routing.ts';
@@ -15,8 +16,7 @@ import type { ClientUpdate } from './strategy.ts';
 import { ArrivalWeightedSum } from './weighted-sum.ts';
 import type { PrivacyEventMsg, ResultHeaderMsg } from '@dpfed/proto/wire';
 
-export class PlainUpdateCollection implements RoundCollection<TrainingOutcome> {
-  private readonly phase: PhaseCollector<TrainReport>;
+export class PlainUpdateCollection extends PhaseCollection<TrainReport, TrainingOutcome> implements RoundCollection<TrainingOutcome> {
   /** The arrival sum, while updates may still be folded into it (strategies that work on sums). */
   private arrivals: ArrivalWeightedSum | null;
   /** Updates above the bound that the coordinator clipped. */
@@ -26,7 +26,7 @@ export class PlainUpdateCollection implements RoundCollection<TrainingOutcome> {
     private readonly ctx: RoundContext,
     worksOnSums: boolean,
   ) {
-    this.phase = new PhaseCollector<TrainReport>('training', new Set(ctx.participants.map((p) => p.id)), ctx.config.roundTimeoutMs);
+    super(new PhaseCollector<TrainReport>('training', new Set(ctx.participants.map((p) => p.id)), ctx.config.roundTimeoutMs), 'update-result');
     const { updateVectors, arrivalBuffer } = ctx.resources;
     this.arrivals = worksOnSums ? new ArrivalWeightedSum(arrivalBuffer.cleared(ctx.global.length), (v) => updateVectors.give(v)) : null;
   }
@@ -77,26 +77,6 @@ export class PlainUpdateCollection implements RoundCollection<TrainingOutcome> {
       return { institutionId: id, weight: this.ctx.weights.get(id) ?? 1, delta: r.delta };
     });
     return { updates, release: () => this.ctx.resources.updateVectors.give(...updates.map((u) => u.delta)) };
-  }
-
-  accepts(route: ResultRoute): boolean {
-    return route === 'update-result';
-  }
-
-  awaiting(id: string): boolean {
-    return this.phase.isOpenFor(id);
-  }
-
-  drop(id: string, detail: string): void {
-    this.phase.reject(id, 'dropped', detail);
-  }
-
-  decline(id: string, detail: string): void {
-    this.phase.reject(id, 'declined', detail);
-  }
-
-  stop(): void {
-    this.phase.close();
   }
 
   /** An update's result stream (its envelope is checked by the round: this round, the global model's version). */

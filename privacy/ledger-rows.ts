@@ -68,6 +68,32 @@ export function toInstitutionRow(r: Row): InstitutionRow {
   };
 }
 
+/** The ledger_events columns, in table order (also the CSV export's columns). */
+export const EVENT_COLUMNS = [
+  'seq',
+  'institution_id',
+  'run_id',
+  'round',
+  'mode',
+  'sample_rate',
+  'noise_multiplier',
+  'steps',
+  'clip_norm',
+  'delta',
+  'model_version',
+  'time',
+  'institution_signature',
+  'prev_hash',
+  'row_hash',
+  'countersignature',
+] as const;
+
+/** An event row's values in EVENT_COLUMNS order: the inverse of toLedgerRow. */
+export function eventColumnValues(r: LedgerRow): (string | number)[] {
+  const e = r.event;
+  return [r.seq, e.institutionId, e.runId, e.round, e.mode, e.sampleRate, e.noiseMultiplier, e.steps, e.clipNorm, e.delta, e.modelVersion, e.time, r.institutionSignature, r.prevHash, r.rowHash, r.countersignature];
+}
+
 export function toLedgerRow(r: Row): LedgerRow {
   return {
     seq: r.seq as number,

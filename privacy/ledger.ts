@@ -27,6 +27,8 @@ import { canonicalEventBytes, pickLedgerEvent, validateLedgerEvent, verifyEventS
 import { eventsCsv } from './ledger-csv.ts';
 import { countersignBytes, genesisHash, headBytes, hex, rowHashOf, unhex } from './ledger-hashing.ts';
 import {
+  EVENT_COLUMNS,
+  eventColumnValues,
   filterClause,
   toInstitutionRow,
   toLedgerRow,
@@ -254,29 +256,7 @@ export class PrivacyLedger {
         }
       }
       const row = this.chain<LedgerRow>((seq, prevHash) => ({ seq, event: e, institutionSignature: hex(institutionSignature), prevHash }), 'event');
-      this.db
-        .prepare(
-          `INSERT INTO ledger_events (seq, institution_id, run_id, round, mode, sample_rate, noise_multiplier, steps, clip_norm, delta,
-             model_version, time, institution_signature, prev_hash, row_hash, countersignature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          row.seq,
-          e.institutionId,
-          e.runId,
-          e.round,
-          e.mode,
-          e.sampleRate,
-          e.noiseMultiplier,
-          e.steps,
-          e.clipNorm,
-          e.delta,
-          e.modelVersion,
-          e.time,
-          row.institutionSignature,
-          row.prevHash,
-          row.rowHash,
-          row.countersignature,
-        );
+      this.db.prepare(`INSERT INTO ledger_events (${EVENT_COLUMNS.join(', ')}) VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')})`).run(...eventColumnValues(row));
       return row;
     });
   }
