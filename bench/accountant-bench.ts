@@ -4,7 +4,6 @@ import { RdpAccountant } from '@dpfed/privacy/rdp-accountant';
 import { calibrateNoiseMultiplier } from '@dpfed/privacy/calibrate';
 import { median } from './statistics.ts';
 
-
 export async function benchAccountant(): Promise<{ accountantMs1e5Steps: number; calibrateMs: number }> {
   const epsilonTimes: number[] = [];
   for (let i = 0; i < 5; i++) {

@@ -31,7 +31,10 @@ export async function benchAggregation(options: AggregationBenchOptions = {}): P
   let sink = 0;
   for (let r = 0; r < repetitions + 1; r++) {
     let t = performance.now();
-    const sum = plainFloat32Sum(updates.map((u) => u.delta), parameters);
+    const sum = plainFloat32Sum(
+      updates.map((u) => u.delta),
+      parameters,
+    );
     const plain = performance.now() - t;
     t = performance.now();
     const next = strategy.aggregateFit(r + 1, global, updates);
@@ -59,8 +62,6 @@ function plainFloat32Sum(vectors: readonly Float32Array[], length: number): Floa
   for (const v of vectors) for (let i = 0; i < length; i++) sum[i] += v[i];
   return sum;
 }
-
-
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   console.log(JSON.stringify(await benchAggregation()));

@@ -12,7 +12,9 @@ export const SAMPLE_SCHEMA = join(ROOT, 'data', 'creditcard_fraud_ulb_sample.sch
 
 /** Writes `rows` data rows of the card-fraud shape to `path`; resolves with the number of positive rows. */
 export async function writeCardFraudCsv(path: string, rows: number, seed = 'card-fraud-csv'): Promise<{ positives: number }> {
-  const [header, ...sample] = readFileSync(SAMPLE_CSV, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+  const [header, ...sample] = readFileSync(SAMPLE_CSV, 'utf8')
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== '');
   const parsed = sample.map((line) => line.split(',').map(Number));
   const random = new SeededRandom(seed);
   const out = createWriteStream(path);

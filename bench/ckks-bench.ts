@@ -100,8 +100,6 @@ function byteCount(list: readonly Uint8Array[]): number {
   return list.reduce((n, b) => n + b.length, 0);
 }
 
-
-
 if (import.meta.url === `file://${process.argv[1]}`) {
   console.log(JSON.stringify(await benchCkks()));
 }

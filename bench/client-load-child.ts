@@ -11,13 +11,15 @@ const started = performance.now();
 const data = await loadInstitutionCsv(csv, { schema: readSchemaFile(schemaPath), splitter: new RowSplitter(randomBytes(32), 0.2) });
 let positives = 0;
 for (const d of [data.train, data.validation]) for (let i = 0; i < d.n; i++) positives += d.y[i];
-process.stdout.write(JSON.stringify({
-  rows: data.rows,
-  train: data.train.n,
-  validation: data.validation.n,
-  dim: data.train.dim,
-  positives,
-  seconds: (performance.now() - started) / 1000,
-  // maxRSS is in kilobytes: the peak resident set of this process over its life
-  peakRssMB: process.resourceUsage().maxRSS / 1024,
-}) + '\n');
+process.stdout.write(
+  JSON.stringify({
+    rows: data.rows,
+    train: data.train.n,
+    validation: data.validation.n,
+    dim: data.train.dim,
+    positives,
+    seconds: (performance.now() - started) / 1000,
+    // maxRSS is in kilobytes: the peak resident set of this process over its life
+    peakRssMB: process.resourceUsage().maxRSS / 1024,
+  }) + '\n',
+);

@@ -10,7 +10,6 @@ import { benchScriptArgs } from './bench-paths.ts';
 import { SAMPLE_SCHEMA, writeCardFraudCsv } from './card-fraud-csv.ts';
 import { roundTo } from './statistics.ts';
 
-
 export interface ClientLoadReport {
   rows: number;
   train: number;

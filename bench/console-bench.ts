@@ -26,7 +26,9 @@ export async function benchConsole(o: { institutions?: number; events?: number; 
       const anonymous = String(loginPage.headers['set-cookie']).split(';')[0];
       const csrf = /name="_csrf" value="([^"]+)"/.exec(loginPage.body)?.[1] ?? '';
       const login = await server.app.inject({
-        method: 'POST', url: '/login', headers: { cookie: anonymous, 'content-type': 'application/x-www-form-urlencoded' },
+        method: 'POST',
+        url: '/login',
+        headers: { cookie: anonymous, 'content-type': 'application/x-www-form-urlencoded' },
         payload: new URLSearchParams({ _csrf: csrf, username: 'bench', password: 'bench password' }).toString(),
       });
       if (login.statusCode !== 303) throw new Error(`console bench: login failed with ${login.statusCode}`);

@@ -48,18 +48,35 @@ export function buildConsoleFixture(o: ConsoleFixtureOptions): ConsoleFixture {
   })();
   const config = runConfigFromFlags(
     parseFlags({ name: 'fixture', summary: 'console fixture', flags: runFlags({ rounds: o.rounds, minClients: 3, privacy: 'record', aggregation: 'secagg' }) }, [
-      '--rounds', String(o.rounds), '--epsilon', '3', '--delta', '1e-5',
+      '--rounds',
+      String(o.rounds),
+      '--epsilon',
+      '3',
+      '--delta',
+      '1e-5',
     ]),
   );
   const time = Date.UTC(2026, 0, 5, 9, 0, 0);
   for (const [runIndex, runId] of runs.entries()) {
-    store.createRun({ id: runId, createdAt: new Date(time + runIndex * 86_400_000).toISOString(), configJson: JSON.stringify(config), modelSpecJson: JSON.stringify(config.modelSpec), status: 'done', roundsPlanned: o.rounds });
+    store.createRun({
+      id: runId,
+      createdAt: new Date(time + runIndex * 86_400_000).toISOString(),
+      configJson: JSON.stringify(config),
+      modelSpecJson: JSON.stringify(config.modelSpec),
+      status: 'done',
+      roundsPlanned: o.rounds,
+    });
     store.saveInitialModel(runId, PARAMETERS);
     for (let round = 1; round <= o.rounds; round++) {
       // the last institution drops out of every third round
       const dropped = o.dropouts !== false && round % 3 === 0 && ids.length > 2 ? ids[ids.length - 1] : undefined;
       if (round === 2) store.recordRoundFailure(runId, round, `round ${round}: only 1 of 2 institutions reported before the deadline`);
-      const participants: ParticipantRecord[] = ids.map((id) => ({ institutionId: id, status: id === dropped ? 'dropped' : 'reported', numExamples: 1000, detail: id === dropped ? 'no result before the deadline' : '' }));
+      const participants: ParticipantRecord[] = ids.map((id) => ({
+        institutionId: id,
+        status: id === dropped ? 'dropped' : 'reported',
+        numExamples: 1000,
+        detail: id === dropped ? 'no result before the deadline' : '',
+      }));
       const auc = 0.7 + 0.2 * (1 - Math.exp(-round / 3));
       const metrics = [
         { institutionId: '', name: 'auc', value: auc },
@@ -68,19 +85,25 @@ export function buildConsoleFixture(o: ConsoleFixtureOptions): ConsoleFixture {
         ...(o.aucStderr === false ? [] : [{ institutionId: '', name: 'auc_stderr', value: 0.02 / Math.sqrt(round) }]),
       ];
       const when = new Date(time + runIndex * 86_400_000 + round * 60_000).toISOString();
-      store.commitRound(
-        { runId, round, modelVersion: round, startedAt: when, seconds: 1.5, aggregation: 'secagg', model: PARAMETERS, strategyState: null, participants, metrics },
-        () => {
-          for (const id of ids) {
-            if (id === dropped) continue;
-            const event: LedgerEvent = {
-              institutionId: id, runId, round, mode: 'record', sampleRate: 0.01 + (ids.indexOf(id) % 5) * 0.002, noiseMultiplier: 1.1, steps: 20, clipNorm: 1, delta: 1e-5,
-              modelVersion: round - 1, time: when,
-            };
-            ledger.append(event, signEvent(event, keys.get(id)!));
-          }
-        },
-      );
+      store.commitRound({ runId, round, modelVersion: round, startedAt: when, seconds: 1.5, aggregation: 'secagg', model: PARAMETERS, strategyState: null, participants, metrics }, () => {
+        for (const id of ids) {
+          if (id === dropped) continue;
+          const event: LedgerEvent = {
+            institutionId: id,
+            runId,
+            round,
+            mode: 'record',
+            sampleRate: 0.01 + (ids.indexOf(id) % 5) * 0.002,
+            noiseMultiplier: 1.1,
+            steps: 20,
+            clipNorm: 1,
+            delta: 1e-5,
+            modelVersion: round - 1,
+            time: when,
+          };
+          ledger.append(event, signEvent(event, keys.get(id)!));
+        }
+      });
     }
     if (ids.length > 1) {
       store.recordSchedulingRefusal(runId, o.rounds, ids[1], 'projected epsilon would exceed the budget', budget.epsilon + 0.5, budget.epsilon);

@@ -26,8 +26,19 @@ export async function benchInMemory(o: { quick?: boolean } = {}): Promise<Record
   const rounds = o.quick ? 5 : ROUNDS;
   const partition = partitionData(data, { split: parseSplit('iid'), institutions: INSTITUTIONS, testShare: 0.2, seed: '1' });
   const { jobs } = expandGrid({
-    data: 'bench', split: 'iid', institutions: INSTITUTIONS, testShare: 0.2, epsilons: [null], delta: 1e-5,
-    rounds: [rounds], dropout: [0], models: ['logistic'], seeds: [1], privacy: ['record'], aggregation: ['plain'], trainingArgs: TRAINING,
+    data: 'bench',
+    split: 'iid',
+    institutions: INSTITUTIONS,
+    testShare: 0.2,
+    epsilons: [null],
+    delta: 1e-5,
+    rounds: [rounds],
+    dropout: [0],
+    models: ['logistic'],
+    seeds: [1],
+    privacy: ['record'],
+    aggregation: ['plain'],
+    trainingArgs: TRAINING,
   });
   const job = jobs.find((j) => j.setting.baseline === 'federated' && j.setting.epsilon === null);
   if (!job) throw new Error('in-memory bench: the grid has no federated setting without DP');

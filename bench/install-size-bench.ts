@@ -69,7 +69,10 @@ export async function benchInstallSize(): Promise<Record<string, number>> {
     const tarballDir = join(dir, 'tarballs');
     mkdirSync(tarballDir);
     const packed = JSON.parse(await npm(['pack', '--json', '--pack-destination', tarballDir, ...CLIENT_PACKAGES.flatMap((p) => ['-w', p])], ROOT)) as { filename: string }[];
-    const client = await measureInstall(join(dir, 'client'), packed.map((p) => join(tarballDir, p.filename)));
+    const client = await measureInstall(
+      join(dir, 'client'),
+      packed.map((p) => join(tarballDir, p.filename)),
+    );
     const monolithDependencies = (JSON.parse(readFileSync(join(ROOT, 'bench', 'monolith-dependencies.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies;
     const monolith = await measureInstall(join(dir, 'monolith'), [], monolithDependencies);
     return {

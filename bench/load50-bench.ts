@@ -27,7 +27,6 @@ import { benchScriptArgs, ROOT } from './bench-paths.ts';
 import { processCpuMs } from './round-overhead-bench.ts';
 import { median, roundTo } from './statistics.ts';
 
-
 export type LoadLearner = 'tfjs' | 'none';
 
 export interface LoadRunOptions {
@@ -70,7 +69,9 @@ export interface LoadRun {
 /** This process's peak resident set so far (VmHWM), in MB; null without /proc. */
 function highWaterMB(): number | null {
   try {
-    const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+    const line = readFileSync('/proc/self/status', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('VmHWM:'));
     return line ? Number(line.split(/\s+/)[1]) / 1024 : null;
   } catch {
     return null;
@@ -138,7 +139,11 @@ export async function runLoad(o: LoadRunOptions): Promise<LoadRun> {
     for (let first = 1; first <= o.institutions; first += per) {
       const count = Math.min(per, o.institutions - first + 1);
       const prof = process.env.DPFED_BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DPFED_BENCH_CLIENT_PROF}`] : [];
-      const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, ...prof, ...benchScriptArgs('load50-clients'), `127.0.0.1:${coordinator.port}`, dir, String(first), String(count), o.learner, String(o.institutions)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+      const child = spawn(
+        process.execPath,
+        [...NODE_HEAP_FLAGS, ...prof, ...benchScriptArgs('load50-clients'), `127.0.0.1:${coordinator.port}`, dir, String(first), String(count), o.learner, String(o.institutions)],
+        { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+      );
       children.push(child);
       exits.push(new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1))));
     }

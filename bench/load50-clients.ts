@@ -38,7 +38,9 @@ if (!address || !dir || !(first >= 1) || !(count >= 1) || !(total >= first + cou
 
 /** The CSV text of bank `k` (1-based): its slice of the shuffled card-fraud sample. */
 function bankCsv(k: number): string {
-  const [header, ...rows] = readFileSync(SAMPLE_CSV, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+  const [header, ...rows] = readFileSync(SAMPLE_CSV, 'utf8')
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== '');
   new SeededRandom('load50:bank-slices').shuffle(rows);
   const per = Math.floor(rows.length / total);
   return [header, ...rows.slice((k - 1) * per, k * per)].join('\n') + '\n';
@@ -65,17 +67,19 @@ for (const [i, id] of ids.entries()) {
     privacy = new InstitutionPrivacy({ institutionId: id, identity, budget, ledgerPath: join(dir, `${id}.ledger.sqlite`) });
     privacies.push(privacy);
   }
-  clients.push(new FederationClient({
-    coordinator: address,
-    institutionId: id,
-    identity,
-    learner,
-    privacy,
-    budget: privacy ? budget : undefined,
-    tls,
-    reconnectForMs: 120_000,
-    log: process.env.DPFED_BENCH_VERBOSE ? (line) => process.stderr.write(`${id}: ${line}\n`) : () => undefined,
-  }));
+  clients.push(
+    new FederationClient({
+      coordinator: address,
+      institutionId: id,
+      identity,
+      learner,
+      privacy,
+      budget: privacy ? budget : undefined,
+      tls,
+      reconnectForMs: 120_000,
+      log: process.env.DPFED_BENCH_VERBOSE ? (line) => process.stderr.write(`${id}: ${line}\n`) : () => undefined,
+    }),
+  );
 }
 let failed = false;
 try {

@@ -9,7 +9,15 @@ import { median } from './statistics.ts';
 import { syntheticData } from './training-bench.ts';
 
 /** MLP 30-256-256-96-1: 98,497 parameters (about 100k). */
-export const SPEC_100K: ModelSpec = { kind: 'mlp', inputDim: 30, hidden: [{ units: 256, activation: 'relu' }, { units: 256, activation: 'relu' }, { units: 96, activation: 'relu' }] };
+export const SPEC_100K: ModelSpec = {
+  kind: 'mlp',
+  inputDim: 30,
+  hidden: [
+    { units: 256, activation: 'relu' },
+    { units: 256, activation: 'relu' },
+    { units: 96, activation: 'relu' },
+  ],
+};
 
 export async function measureLocalRoundMs(rows = 2872, repetitions = 3): Promise<{ localRoundMs: number; localRoundParameters: number }> {
   const { tf } = await selectBackend('wasm');
@@ -17,7 +25,13 @@ export async function measureLocalRoundMs(rows = 2872, repetitions = 3): Promise
   const trainer = new LocalTrainer(tf, SPEC_100K);
   const global = flattenParameters(SPEC_100K, initialParameters(SPEC_100K, new SeededRandom('local-round')));
   const config: Pick<TaskConfig, 'localSteps' | 'batchSize' | 'learningRate' | 'optimizer' | 'proximalMu' | 'privacy' | 'seed'> = {
-    localSteps: Math.ceil(rows / 64), batchSize: 64, learningRate: 0.01, optimizer: 'adam', proximalMu: 0, privacy: { mode: 'off' }, seed: '1',
+    localSteps: Math.ceil(rows / 64),
+    batchSize: 64,
+    learningRate: 0.01,
+    optimizer: 'adam',
+    proximalMu: 0,
+    privacy: { mode: 'off' },
+    seed: '1',
   };
   trainer.train(global, data, { config }); // warm-up
   const times: number[] = [];

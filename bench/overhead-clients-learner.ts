@@ -32,5 +32,3 @@ export class NoTrainingLearner implements Learner {
     return { histogram, numExamples: 200, loss: 0.1, accuracy: 0.95 };
   }
 }
-
-

@@ -12,13 +12,17 @@ if (!address || !(Number(count) > 0) || !identityDir) {
   process.stderr.write('usage: node --import tsx bench/overhead-clients.ts HOST:PORT COUNT IDENTITY_DIR\n');
   process.exit(2);
 }
-const clients = Array.from({ length: Number(count) }, (_, k) => new FederationClient({
-  coordinator: address,
-  institutionId: `bank-${k + 1}`,
-  identity: loadOrCreateIdentity(join(identityDir, `bank-${k + 1}.identity`)),
-  learner: new NoTrainingLearner(),
-  insecure: true,
-}));
+const clients = Array.from(
+  { length: Number(count) },
+  (_, k) =>
+    new FederationClient({
+      coordinator: address,
+      institutionId: `bank-${k + 1}`,
+      identity: loadOrCreateIdentity(join(identityDir, `bank-${k + 1}.identity`)),
+      learner: new NoTrainingLearner(),
+      insecure: true,
+    }),
+);
 try {
   await Promise.all(clients.map((c) => c.run()));
 } finally {

@@ -27,7 +27,6 @@ import { ZERO_COPY_ENV } from '@dpfed/proto/zero-copy-framing';
 import { benchScriptArgs, ROOT } from './bench-paths.ts';
 import { median, roundTo } from './statistics.ts';
 
-
 export interface RoundOverheadRun {
   parameters: number;
   clients: number;
@@ -59,11 +58,21 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
   const total = o.warmup + o.rounds;
   const dir = mkdtempSync(join(tmpdir(), 'dpfed-round-bench-'));
   const flags = runFlags({ rounds: total, minClients: o.clients, privacy: 'off', aggregation: 'plain' });
-  const config = runConfigFromFlags(parseFlags({ name: 'bench', summary: '', flags }, ['--model', o.model, '--features', '30', '--strategy', 'fedavg', '--round-timeout', '60', '--phase-timeout', '60']));
+  const config = runConfigFromFlags(
+    parseFlags({ name: 'bench', summary: '', flags }, ['--model', o.model, '--features', '30', '--strategy', 'fedavg', '--round-timeout', '60', '--phase-timeout', '60']),
+  );
   // plaintext, so the figure stays comparable with the goals, which were set without TLS; the
   // institutions are enrolled with the identity keys their process loads from `dir`
   const enrol = Array.from({ length: o.clients }, (_, k) => ({ institutionId: `bank-${k + 1}`, publicKey: loadOrCreateIdentity(join(dir, `bank-${k + 1}.identity`)).publicKey }));
-  const coordinator = await startCoordinator({ dbPath: join(dir, 'bench.sqlite'), keyDir: join(dir, 'keys'), config, privacy: coordinatorPrivacy, insecure: true, enrol, zeroCopy: o.zeroCopy ?? true });
+  const coordinator = await startCoordinator({
+    dbPath: join(dir, 'bench.sqlite'),
+    keyDir: join(dir, 'keys'),
+    config,
+    privacy: coordinatorPrivacy,
+    insecure: true,
+    enrol,
+    zeroCopy: o.zeroCopy ?? true,
+  });
   const summaries: RoundSummary[] = [];
   const cpuMs: number[] = [];
   const institutionsCpu: (number | null)[] = [];
@@ -76,7 +85,18 @@ export async function measureRoundOverhead(o: { model: string; clients: number; 
     summaries.push(s);
     if (process.env.DPFED_BENCH_VERBOSE) process.stderr.write(`round ${s.round}: ${JSON.stringify(s.phaseMs)}\n`);
   });
-  const clients = spawn(process.execPath, [...NODE_HEAP_FLAGS, ...(process.env.DPFED_BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DPFED_BENCH_CLIENT_PROF}`] : []), ...benchScriptArgs('overhead-clients'), `127.0.0.1:${coordinator.port}`, String(o.clients), dir], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, [ZERO_COPY_ENV]: o.zeroCopy === false ? '0' : '1' } });
+  const clients = spawn(
+    process.execPath,
+    [
+      ...NODE_HEAP_FLAGS,
+      ...(process.env.DPFED_BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.DPFED_BENCH_CLIENT_PROF}`] : []),
+      ...benchScriptArgs('overhead-clients'),
+      `127.0.0.1:${coordinator.port}`,
+      String(o.clients),
+      dir,
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, [ZERO_COPY_ENV]: o.zeroCopy === false ? '0' : '1' } },
+  );
   const exited = new Promise<number>((resolve) => clients.on('exit', (code) => resolve(code ?? 1)));
   try {
     await coordinator.finished;

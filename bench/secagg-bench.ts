@@ -39,7 +39,6 @@ const DROPPED = ['inst-03', 'inst-08'];
 const DEFAULT_TRAINING_MS = 760;
 const REPS = 3;
 
-
 // ---- protobuf (proto3) encoded sizes of the dpfed.v1 messages a client sends ----
 const varint = (n: number) => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : n < 2 ** 35 ? 5 : 10);
 /** A length-delimited field (tag < 16: one key byte). */
@@ -55,7 +54,8 @@ interface EnvelopeShape {
   sessionBytes: number;
 }
 const envelopeSize = (e: EnvelopeShape) => stringField(e.runId) + uintField(e.round) + uintField(e.modelVersion) + stringField(e.institutionId) + bytesField(e.sessionBytes);
-const signedKeysSize = (k: SignedKeys) => stringField(k.institutionId) + uintField(k.index) + bytesField(k.encryptionPublicKey.length) + bytesField(k.maskPublicKey.length) + bytesField(k.signature.length);
+const signedKeysSize = (k: SignedKeys) =>
+  stringField(k.institutionId) + uintField(k.index) + bytesField(k.encryptionPublicKey.length) + bytesField(k.maskPublicKey.length) + bytesField(k.signature.length);
 const encryptedShareSize = (s: EncryptedShare) => stringField(s.fromInstitution) + stringField(s.toInstitution) + bytesField(s.nonce.length) + bytesField(s.ciphertext.length);
 const unmaskBodySize = (u: UnmaskBody) =>
   [...u.selfMaskShares, ...u.maskKeyShares].reduce((n, s) => n + bytesField(stringField(s.aboutInstitution) + bytesField(s.value.length)), 0) + bytesField(u.signature.length);
@@ -101,7 +101,15 @@ function oneRound(context: SecAggContext): RoundTiming {
   const keyList = server.keyList();
   for (const id of ids) {
     const shares = timed(id, () => clients.get(id)!.shareKeys(keyList, server.neighboursOf(id)));
-    bytes.set(id, bytes.get(id)! + secaggMessageSize(envelope(id), context.collection, shares.reduce((n, s) => n + bytesField(encryptedShareSize(s)), 0)));
+    bytes.set(
+      id,
+      bytes.get(id)! +
+        secaggMessageSize(
+          envelope(id),
+          context.collection,
+          shares.reduce((n, s) => n + bytesField(encryptedShareSize(s)), 0),
+        ),
+    );
     server.receiveShares(id, shares);
   }
   const survivors = ids.filter((id) => !DROPPED.includes(id));

@@ -51,7 +51,6 @@ const BATCH = 64;
 const LEARNING_RATE = 0.05;
 const REPS = 5;
 
-
 /** Linearly separable-ish synthetic rows: label = [w·x + noise > 1]. */
 export function syntheticData(rows: number, dim: number, seed: string): TrainingData {
   const random = new SeededRandom(seed);
@@ -72,11 +71,7 @@ export function syntheticData(rows: number, dim: number, seed: string): Training
 
 async function timeModelFit(tf: Tf, data: TrainingData): Promise<number> {
   const model = tf.sequential({
-    layers: [
-      tf.layers.dense({ units: 64, activation: 'relu', inputShape: [DIM] }),
-      tf.layers.dense({ units: 32, activation: 'relu' }),
-      tf.layers.dense({ units: 1, activation: 'sigmoid' }),
-    ],
+    layers: [tf.layers.dense({ units: 64, activation: 'relu', inputShape: [DIM] }), tf.layers.dense({ units: 32, activation: 'relu' }), tf.layers.dense({ units: 1, activation: 'sigmoid' })],
   });
   const optimizer = tf.train.sgd(LEARNING_RATE);
   model.compile({ optimizer, loss: 'binaryCrossentropy' });

@@ -4,10 +4,20 @@ import { runCommand, UsageError, type CommandSpec } from '@dpfed/proto/command-f
 
 export const command: CommandSpec = {
   name: 'bench',
-  summary: 'measure round overhead, aggregation, training, DP-SGD, accountant, secure aggregation, CKKS, client data memory, the compliance console, 50 institutions under load, dpfed sim and the client-only install size; prints one JSON object',
+  summary:
+    'measure round overhead, aggregation, training, DP-SGD, accountant, secure aggregation, CKKS, client data memory, the compliance console, 50 institutions under load, dpfed sim and the client-only install size; prints one JSON object',
   flags: [
-    { name: 'only', type: 'list', help: 'run only these groups (repeat the flag or separate by commas): rounds, aggregation, training, accountant, secagg, ckks, large-model, client-memory, console, load50, sim, in-memory, install' },
-    { name: 'load50-learner', type: 'string', choices: ['tfjs', 'none'], help: 'load50: the institutions\' learner: tfjs (TfjsLearner on card-fraud slices, record DP; the default) or none (no training, privacy off; the default with --quick)' },
+    {
+      name: 'only',
+      type: 'list',
+      help: 'run only these groups (repeat the flag or separate by commas): rounds, aggregation, training, accountant, secagg, ckks, large-model, client-memory, console, load50, sim, in-memory, install',
+    },
+    {
+      name: 'load50-learner',
+      type: 'string',
+      choices: ['tfjs', 'none'],
+      help: "load50: the institutions' learner: tfjs (TfjsLearner on card-fraud slices, record DP; the default) or none (no training, privacy off; the default with --quick)",
+    },
     { name: 'quick', type: 'boolean', help: 'fewer repetitions (for smoke runs)' },
   ],
 };
@@ -60,7 +70,10 @@ const GROUPS: Group[] = [
 export async function main(argv: string[]): Promise<number> {
   return runCommand(command, argv, async (f) => {
     // --only a --only b, or --only a,b; an unknown group is refused (it would print an empty object)
-    const wanted = (f.only as string[]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+    const wanted = (f.only as string[])
+      .flatMap((v) => v.split(','))
+      .map((v) => v.trim())
+      .filter(Boolean);
     const unknown = wanted.filter((name) => !GROUPS.some((g) => g.name === name));
     if (unknown.length) throw new UsageError(`--only: unknown group ${unknown.map((u) => `"${u}"`).join(', ')}; the groups are ${GROUPS.map((g) => g.name).join(', ')}`);
     const only = wanted.length ? new Set(wanted) : null;

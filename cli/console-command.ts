@@ -14,8 +14,13 @@ export const command: CommandSpec = {
   flags: [
     { name: 'db', type: 'string', required: true, help: 'coordinator database or institution ledger to show (opened read-only; a running coordinator may keep writing it)' },
     { name: 'port', type: 'int', default: 8080, help: 'HTTP port (0 = any free port)', check: port },
-    { name: 'host', type: 'string', default: '127.0.0.1', help: 'address to bind (session cookies are Secure: browsers send them to 127.0.0.1/localhost over http, elsewhere only over https via a TLS proxy)' },
-    { name: 'users', type: 'string', help: 'the console\'s users and audit log file (default: <db>.console.sqlite)' },
+    {
+      name: 'host',
+      type: 'string',
+      default: '127.0.0.1',
+      help: 'address to bind (session cookies are Secure: browsers send them to 127.0.0.1/localhost over http, elsewhere only over https via a TLS proxy)',
+    },
+    { name: 'users', type: 'string', help: "the console's users and audit log file (default: <db>.console.sqlite)" },
     { name: 'login-rate', type: 'int', default: 10, help: 'login attempts allowed per client address and minute', check: (v) => (Number(v) >= 1 ? undefined : 'must be >= 1') },
   ],
   examples: [
@@ -30,7 +35,7 @@ export const usersCommand: CommandSpec = {
   summary: 'add, remove or list console users (scrypt password hashes in the users file)',
   usage: 'dpfed console users add|remove|list (--users FILE | --db FILE) [--username NAME] [--role compliance|operator] [--password-file FILE]',
   flags: [
-    { name: 'users', type: 'string', help: 'the console\'s users file (created if absent)' },
+    { name: 'users', type: 'string', help: "the console's users file (created if absent)" },
     { name: 'db', type: 'string', help: 'instead of --users: the ledger database, whose users file is <db>.console.sqlite' },
     { name: 'username', type: 'string', help: 'with add/remove: the user name (1-64 of A-Z a-z 0-9 . _ @ -)' },
     { name: 'role', type: 'string', choices: ROLES, default: 'compliance', help: 'with add: compliance (read-only) or operator (also the audit log and user administration)' },
@@ -107,7 +112,7 @@ export async function main(argv: string[]): Promise<number> {
     const db = String(f.db);
     if (!existsSync(db)) throw new UsageError(`--db: no such file: ${db}`);
     const usersPath = f.users !== undefined ? String(f.users) : defaultUsersPath(db);
-    let server;
+    let server: Awaited<ReturnType<typeof startConsole>>;
     try {
       server = await startConsole({ dbPath: db, usersPath, host: String(f.host), port: Number(f.port), loginRateLimit: { max: Number(f.loginRate), timeWindowMs: 60_000 } });
     } catch (error) {
@@ -116,7 +121,8 @@ export async function main(argv: string[]): Promise<number> {
       throw new UsageError(`--db: ${message}`);
     }
     process.stdout.write(`dpfed console serving ${server.url} on ${db} (read-only); users and audit log in ${usersPath}\n`);
-    if (server.users.list().length === 0) process.stderr.write(`dpfed console: no users yet; add one with: dpfed console users add --users ${usersPath} --username NAME --role compliance < password-file\n`);
+    if (server.users.list().length === 0)
+      process.stderr.write(`dpfed console: no users yet; add one with: dpfed console users add --users ${usersPath} --username NAME --role compliance < password-file\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);

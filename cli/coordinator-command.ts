@@ -29,7 +29,11 @@ export const command: CommandSpec = {
     { name: 'host', type: 'string', default: '127.0.0.1', help: 'address to bind' },
     { name: 'db', type: 'string', default: 'dpfed.sqlite', help: 'SQLite file with runs, rounds, models, metrics and the epsilon ledger' },
     { name: 'key-dir', type: 'string', help: 'directory of key files, apart from the database (default $DPFED_KEY_DIR or ~/.config/dpfed/keys; created 0700)' },
-    { name: 'identity', type: 'string', help: 'the coordinator\'s Ed25519 key file, which countersigns its ledger (default <key-dir>/coordinator-<db name>-<hash of its path>.key; created 0600 if absent)' },
+    {
+      name: 'identity',
+      type: 'string',
+      help: "the coordinator's Ed25519 key file, which countersigns its ledger (default <key-dir>/coordinator-<db name>-<hash of its path>.key; created 0600 if absent)",
+    },
     { name: 'run-id', type: 'string', help: 'resume or create this run (default: resume the latest unfinished run, else start a new one)' },
     ...runFlags({ rounds: 10, minClients: 3, privacy: 'record', aggregation: 'secagg' }),
     ...tlsFlags('coordinator'),
@@ -37,9 +41,14 @@ export const command: CommandSpec = {
     ...observabilityFlags('coordinator'),
     { name: 'json', type: 'boolean', help: 'print one JSON object per event (listening, round, round-failed, done) on stdout' },
     { name: 'export-dir', type: 'string', help: 'after each committed round, write its global model as a model folder DIR/<run>/round-<N> (as dpfed model export)' },
-    { name: 'export-schema', type: 'string', help: 'with --export-dir: the public data schema shipped as the exported models\' preprocessing (default: --schema)' },
+    { name: 'export-schema', type: 'string', help: "with --export-dir: the public data schema shipped as the exported models' preprocessing (default: --schema)" },
     { name: 'exit-when-done', type: 'boolean', default: true, help: 'exit once the planned rounds are committed' },
-    { name: 'console-port', type: 'int', help: 'also serve the compliance console (read-only) on this port, on --host, over the same --db; users in <db>.console.sqlite (see dpfed console)', check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535') },
+    {
+      name: 'console-port',
+      type: 'int',
+      help: 'also serve the compliance console (read-only) on this port, on --host, over the same --db; users in <db>.console.sqlite (see dpfed console)',
+      check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535'),
+    },
   ],
   examples: [
     'dpfed certs init --out ca && dpfed certs issue --ca ca --name coordinator --server --hosts 127.0.0.1,localhost --out tls',
@@ -56,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
     const signal = estimateForTask(config.task, { parameters: parameterCount(config.modelSpec), logistic: config.modelSpec.kind === 'logistic', institutions: config.minClients });
     if (signal?.warning) process.stderr.write(`dpfed coordinator: warning: ${signal.warning}\n`);
     const transport = transportFromFlags(f, 'coordinator', { command: 'coordinator' });
-    let enrol;
+    let enrol: ReturnType<typeof readEnrolmentFile> | undefined;
     try {
       enrol = f.enrolFile ? readEnrolmentFile(String(f.enrolFile)) : undefined;
     } catch (error) {
@@ -65,9 +74,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     const evaluator = f.evaluationData
       ? await evaluationDataEvaluator(String(f.evaluationData), String(f.evaluationLabelColumn), config.modelSpec, {
-        schemaPath: f.evaluationSchema ? String(f.evaluationSchema) : undefined,
-        warn: (line) => process.stderr.write(`dpfed coordinator: ${line}\n`),
-      })
+          schemaPath: f.evaluationSchema ? String(f.evaluationSchema) : undefined,
+          warn: (line) => process.stderr.write(`dpfed coordinator: ${line}\n`),
+        })
       : undefined;
     let exportSchema: DataSchema | undefined;
     if (f.exportSchema !== undefined) {
@@ -129,8 +138,11 @@ export async function main(argv: string[]): Promise<number> {
     const metricsAddress = metricsServer ? `http://${metricsServer.address}/metrics` : undefined;
     if (json) emit({ event: 'listening', port: coordinator.port, runId: coordinator.runId, resumedFromRound: resumed, ...(metricsAddress ? { metrics: metricsAddress } : {}) });
     else {
-      process.stdout.write(`dpfed coordinator listening on ${f.host}:${coordinator.port}, run ${coordinator.runId}` +
-        (resumed ? `, resuming after round ${resumed}` : '') + `, privacy ${config.task.privacy.mode}, aggregation ${config.task.aggregation}\n`);
+      process.stdout.write(
+        `dpfed coordinator listening on ${f.host}:${coordinator.port}, run ${coordinator.runId}` +
+          (resumed ? `, resuming after round ${resumed}` : '') +
+          `, privacy ${config.task.privacy.mode}, aggregation ${config.task.aggregation}\n`,
+      );
       if (metricsAddress) process.stdout.write(`metrics on ${metricsAddress} (also /healthz, /readyz)\n`);
     }
     logger.info({ run: coordinator.runId, port: coordinator.port, metrics: metricsAddress, resumedFromRound: resumed }, 'coordinator listening');
@@ -145,10 +157,10 @@ export async function main(argv: string[]): Promise<number> {
     machine.on('round', (s: RoundSummary) => {
       if (json) emit({ event: 'round', ...s });
       else {
-        const scored = !s.evaluated ? 'not evaluated this round (--evaluate-every)'
-          : `global AUC ${s.auc.toFixed(4)}${s.aucStderr !== undefined ? ` ± ${s.aucStderr.toFixed(4)} (private evaluation)` : config.task.evaluation.coordinatorData ? ' (on the coordinator\'s own data)' : ' (exact evaluation: no privacy claimed for validation rows)'}, loss ${s.loss.toFixed(4)}`;
-        process.stdout.write(`round ${s.round}: ${s.participants} participants, ${scored}, ${s.seconds.toFixed(2)} s` +
-          (s.dropped.length ? `, dropped: ${s.dropped.join(', ')}` : '') + '\n');
+        const scored = !s.evaluated
+          ? 'not evaluated this round (--evaluate-every)'
+          : `global AUC ${s.auc.toFixed(4)}${s.aucStderr !== undefined ? ` ± ${s.aucStderr.toFixed(4)} (private evaluation)` : config.task.evaluation.coordinatorData ? " (on the coordinator's own data)" : ' (exact evaluation: no privacy claimed for validation rows)'}, loss ${s.loss.toFixed(4)}`;
+        process.stdout.write(`round ${s.round}: ${s.participants} participants, ${scored}, ${s.seconds.toFixed(2)} s` + (s.dropped.length ? `, dropped: ${s.dropped.join(', ')}` : '') + '\n');
       }
     });
     // Exports run one after another, after the round's commit; a failed export is reported, the federation goes on.
@@ -173,7 +185,9 @@ export async function main(argv: string[]): Promise<number> {
     machine.on('cross-site', (s: CrossSiteSummary) => {
       if (json) emit({ event: 'cross-site', ...s });
       else {
-        process.stdout.write(`cross-site evaluation of the final model (round ${s.round}), each institution on its own validation rows${s.private ? ' (its own noisy histograms, a cross-site event in its ledger)' : ' (exact: privacy off)'}:\n`);
+        process.stdout.write(
+          `cross-site evaluation of the final model (round ${s.round}), each institution on its own validation rows${s.private ? ' (its own noisy histograms, a cross-site event in its ledger)' : ' (exact: privacy off)'}:\n`,
+        );
         for (const line of describeCrossSite(s)) process.stdout.write(`${line}\n`);
       }
       // the exported final model's card gains the cross-site figures
@@ -194,12 +208,18 @@ export async function main(argv: string[]): Promise<number> {
     });
     machine.on('round-failed', (e: { round: number; reason: string }) => (json ? emit({ event: 'round-failed', ...e }) : process.stdout.write(`${e.reason}\n`)));
     machine.on('backoff', (e: { round: number; failures: number; ms: number }) =>
-      json ? emit({ event: 'backoff', ...e }) : process.stdout.write(`round ${e.round}: retrying in ${(e.ms / 1000).toFixed(1)} s (${e.failures} failed in a row)\n`));
+      json ? emit({ event: 'backoff', ...e }) : process.stdout.write(`round ${e.round}: retrying in ${(e.ms / 1000).toFixed(1)} s (${e.failures} failed in a row)\n`),
+    );
     machine.on('participant-dropped', (e: { round: number; institution: string; reason: string }) =>
-      json ? emit({ event: 'participant-dropped', ...e }) : process.stdout.write(`round ${e.round}: ${e.institution} dropped: ${e.reason}\n`));
+      json ? emit({ event: 'participant-dropped', ...e }) : process.stdout.write(`round ${e.round}: ${e.institution} dropped: ${e.reason}\n`),
+    );
     machine.on('declined', (e: { institution: string; reason: string; detail: string }) =>
-      json ? emit({ event: 'declined', ...e }) : process.stdout.write(`${e.institution} declined: ${e.reason} ${e.detail}\n`));
-    const stop = () => void Promise.all([coordinator.close(), consoleServer?.close()]).then(() => metricsServer?.close()).then(() => process.exit(130));
+      json ? emit({ event: 'declined', ...e }) : process.stdout.write(`${e.institution} declined: ${e.reason} ${e.detail}\n`),
+    );
+    const stop = () =>
+      void Promise.all([coordinator.close(), consoleServer?.close()])
+        .then(() => metricsServer?.close())
+        .then(() => process.exit(130));
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     await coordinator.finished.catch(async (error: unknown) => {
@@ -224,7 +244,15 @@ export async function main(argv: string[]): Promise<number> {
       kept = undefined; // no committed round, or no recorded AUC to choose by
     }
     const crossSite = crossSiteResults(coordinator.store.db, coordinator.runId);
-    if (json) emit({ event: 'done', runId: coordinator.runId, rounds: coordinator.store.rounds(coordinator.runId).length, institutions: privacy, ...(kept ? { kept } : {}), ...(crossSite ? { crossSite } : {}) });
+    if (json)
+      emit({
+        event: 'done',
+        runId: coordinator.runId,
+        rounds: coordinator.store.rounds(coordinator.runId).length,
+        institutions: privacy,
+        ...(kept ? { kept } : {}),
+        ...(crossSite ? { crossSite } : {}),
+      });
     else {
       process.stdout.write(`run ${coordinator.runId} complete` + (kept ? `; result model: round ${kept.round} (--keep ${kept.keep})` : '') + '\n');
       for (const p of privacy) process.stdout.write(`  ${p.id}: epsilon ${p.epsilon.toFixed(3)} at delta ${p.delta}${p.budget ? ` (budget ${p.budget})` : ''}\n`);

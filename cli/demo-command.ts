@@ -47,14 +47,19 @@ export const command: CommandSpec = {
     { name: 'db', type: 'string', default: 'dpfed-demo.sqlite', help: 'coordinator SQLite file; the banks keep their own ledgers in <db>.banks/, and every key lives apart in <db>.keys/' },
     { name: 'institutions', type: 'int', default: 4, help: 'number of banks', check: (v) => (Number(v) >= 2 && Number(v) <= 32 ? undefined : 'must be 2..32') },
     { name: 'backend', type: 'string', default: 'wasm', choices: BACKEND_NAMES, help: 'TensorFlow.js backend of the banks' },
-    { name: 'budget-epsilon', type: 'number', default: 5, help: 'each bank\'s own privacy budget epsilon', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
+    { name: 'budget-epsilon', type: 'number', default: 5, help: "each bank's own privacy budget epsilon", check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
     { name: 'round-timeout', type: 'number', default: 60, help: 'seconds to collect training results', check: (v) => (Number(v) > 0 ? undefined : 'must be positive') },
     { name: 'data', type: 'string', default: DATA, help: 'CSV to split across the banks (binary column "label")' },
     { name: 'schema', type: 'string', default: SCHEMA, help: 'public data schema of --data (JSON); every bank preprocesses with it and the model takes its feature columns' },
-    { name: 'keep', type: 'boolean', help: 'keep an existing demo database and the banks\' ledgers (default: start fresh)' },
+    { name: 'keep', type: 'boolean', help: "keep an existing demo database and the banks' ledgers (default: start fresh)" },
     { name: 'json', type: 'boolean', help: 'stdout carries only one JSON summary at the end (progress goes to stderr)' },
     { name: 'insecure', type: 'boolean', help: 'plaintext gRPC instead of mutual TLS (the processes print a warning)' },
-    { name: 'metrics-port', type: 'int', help: 'the coordinator serves Prometheus /metrics, /healthz and /readyz on this port (0 = any free port; the address is printed)', check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535') },
+    {
+      name: 'metrics-port',
+      type: 'int',
+      help: 'the coordinator serves Prometheus /metrics, /healthz and /readyz on this port (0 = any free port; the address is printed)',
+      check: (v) => (Number(v) >= 0 && Number(v) < 65536 ? undefined : 'must be 0..65535'),
+    },
     ...SHARED.filter((f) => !DEMO_OWN.has(f.name) && !COORDINATOR_SET.has(f.name)).map((f) => (f.name === 'rounds' ? { ...f, default: 10 } : f)),
   ],
   examples: ['npm run demo', 'npm run demo -- --json --seed 3 --privacy client', 'dpfed demo --rounds 5 --institutions 6 --epsilon 2'],
@@ -65,7 +70,9 @@ export const command: CommandSpec = {
  * across the banks.
  */
 function splitAcrossBanks(csvPath: string, banks: number, seed: string, dir: string): { files: string[]; heldOutCsv: string; heldOutRows: number; rowsPerBank: number } {
-  const lines = readFileSync(csvPath, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+  const lines = readFileSync(csvPath, 'utf8')
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== '');
   const [header, ...all] = lines;
   const heldOutCsv = join(dir, 'held-out.csv');
   const { training: rows, heldOut: heldOutRows } = holdOut(header, all, seed, heldOutCsv);
@@ -88,7 +95,9 @@ function writeDemoSplitKeys(banks: number, seed: string, dir: string): string[] 
   ensureKeyDir(dir);
   return Array.from({ length: banks }, (_, i) => {
     const path = join(dir, `bank-${i + 1}.split-key`);
-    const key = createHash('sha256').update(`dpfed-demo-split-key:${seed}:bank-${i + 1}`).digest('hex');
+    const key = createHash('sha256')
+      .update(`dpfed-demo-split-key:${seed}:bank-${i + 1}`)
+      .digest('hex');
     writeFileSync(path, key + '\n', { mode: 0o600 });
     return path;
   });
@@ -146,7 +155,7 @@ export async function main(argv: string[]): Promise<number> {
     const json = Boolean(f.json);
     const say = (line: string) => (json ? process.stderr : process.stdout).write(line + '\n');
     const banks = Number(f.institutions);
-    if (f.aggregation === 'secagg' && banks < 3) throw new UsageError('--institutions must be at least 3 with --aggregation secagg (with 2, each bank learns the other\'s update from the sum)');
+    if (f.aggregation === 'secagg' && banks < 3) throw new UsageError("--institutions must be at least 3 with --aggregation secagg (with 2, each bank learns the other's update from the sum)");
     const rounds = Number(f.rounds);
     const db = resolve(String(f.db));
     const banksDir = `${db}.banks`;
@@ -160,7 +169,9 @@ export async function main(argv: string[]): Promise<number> {
     // before the run: does DP noise leave the model anything to learn, with these banks' row counts?
     const plan = runConfigFromFlags({ ...f, minClients, waitFor: banks, features: undefined });
     const signal = estimateForTask(plan.task, {
-      parameters: parameterCount(plan.modelSpec), logistic: plan.modelSpec.kind === 'logistic', institutions: banks,
+      parameters: parameterCount(plan.modelSpec),
+      logistic: plan.modelSpec.kind === 'logistic',
+      institutions: banks,
       rowsPerInstitution: rowsPerBank * (1 - DEMO_VALIDATION_FRACTION),
     });
     if (signal?.warning) process.stderr.write(`demo: warning: ${signal.warning}\n`);
@@ -170,10 +181,15 @@ export async function main(argv: string[]): Promise<number> {
     const bankIds = files.map((_, i) => `bank-${i + 1}`);
     // the operator's side: enrol each bank's identity key (the banks keep their keys in <db>.keys/)
     const enrolFile = join(banksDir, 'enrolment.json');
-    writeFileSync(enrolFile, JSON.stringify(bankIds.map((id) => ({
-      institution: id,
-      publicKey: Buffer.from(loadOrCreateIdentity(institutionKeyPath(keyDir, id)).publicKey).toString('hex'),
-    }))));
+    writeFileSync(
+      enrolFile,
+      JSON.stringify(
+        bankIds.map((id) => ({
+          institution: id,
+          publicKey: Buffer.from(loadOrCreateIdentity(institutionKeyPath(keyDir, id)).publicKey).toString('hex'),
+        })),
+      ),
+    );
     const tlsDir = f.insecure ? null : mkdtempSync(join(tmpdir(), 'dpfed-demo-tls-'));
     const tls = tlsDir ? await demoCertificates(tlsDir, bankIds) : null;
 
@@ -188,10 +204,41 @@ export async function main(argv: string[]): Promise<number> {
       process.exit(130);
     });
 
-    const shared = forward(f, SHARED.map((s) => s.name).filter((n) => !DEMO_OWN.has(n) && !COORDINATOR_SET.has(n)));
+    const shared = forward(
+      f,
+      SHARED.map((s) => s.name).filter((n) => !DEMO_OWN.has(n) && !COORDINATOR_SET.has(n)),
+    );
     // Start when every bank is connected; carry on if one drops out (secure aggregation needs 3 at least).
-    const coordinator = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'coordinator', '--port', '0', '--db', db, '--key-dir', keyDir, '--json', ...DEMO_LOGS, '--min-clients', String(minClients), '--wait-for', String(banks),
-      '--round-timeout', String(f.roundTimeout), '--schema', String(f.schema), '--enrol-file', enrolFile, ...(f.metricsPort !== undefined ? ['--metrics-port', String(f.metricsPort), '--metrics-host', '127.0.0.1'] : []), ...(tls ? tls.coordinator : ['--insecure']), ...shared], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const coordinator = spawn(
+      process.execPath,
+      [
+        ...NODE_HEAP_FLAGS,
+        BIN,
+        'coordinator',
+        '--port',
+        '0',
+        '--db',
+        db,
+        '--key-dir',
+        keyDir,
+        '--json',
+        ...DEMO_LOGS,
+        '--min-clients',
+        String(minClients),
+        '--wait-for',
+        String(banks),
+        '--round-timeout',
+        String(f.roundTimeout),
+        '--schema',
+        String(f.schema),
+        '--enrol-file',
+        enrolFile,
+        ...(f.metricsPort !== undefined ? ['--metrics-port', String(f.metricsPort), '--metrics-host', '127.0.0.1'] : []),
+        ...(tls ? tls.coordinator : ['--insecure']),
+        ...shared,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     children.push(coordinator);
 
     // Every round has an `auc`: its own when it was evaluated, else the last evaluated one (null before any).
@@ -206,10 +253,38 @@ export async function main(argv: string[]): Promise<number> {
     const startBanks = (port: number) => {
       files.forEach((file, i) => {
         const id = `bank-${i + 1}`;
-        const child = spawn(process.execPath, [...NODE_HEAP_FLAGS, BIN, 'client', '--coordinator', `127.0.0.1:${port}`, '--institution', id, ...DEMO_LOGS, '--data', file,
-          '--schema', String(f.schema), '--split-key', splitKeys[i], '--backend', String(f.backend), '--key-dir', keyDir,
-          '--ledger', join(banksDir, `${id}.ledger.sqlite`), '--budget-epsilon', String(f.budgetEpsilon), '--budget-delta', String(f.delta),
-          '--json', ...(tls ? tls.bank(id) : ['--insecure'])], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(
+          process.execPath,
+          [
+            ...NODE_HEAP_FLAGS,
+            BIN,
+            'client',
+            '--coordinator',
+            `127.0.0.1:${port}`,
+            '--institution',
+            id,
+            ...DEMO_LOGS,
+            '--data',
+            file,
+            '--schema',
+            String(f.schema),
+            '--split-key',
+            splitKeys[i],
+            '--backend',
+            String(f.backend),
+            '--key-dir',
+            keyDir,
+            '--ledger',
+            join(banksDir, `${id}.ledger.sqlite`),
+            '--budget-epsilon',
+            String(f.budgetEpsilon),
+            '--budget-delta',
+            String(f.delta),
+            '--json',
+            ...(tls ? tls.bank(id) : ['--insecure']),
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
         children.push(child);
         child.stderr!.on('data', (d: Buffer) => {
           for (const line of d.toString().split('\n')) if (line.trim() && !/^\s*at |tfjs|Hi there|cpu backend/.test(line)) say(`  ${line}`);
@@ -227,20 +302,32 @@ export async function main(argv: string[]): Promise<number> {
       }
       if (event.event === 'listening') {
         runId = String(event.runId);
-        say(`demo: coordinator on 127.0.0.1:${event.port} (run ${runId}); starting ${banks} banks; privacy ${f.privacy}` +
-          (f.privacy === 'record' ? ` (target epsilon ${f.epsilon}, delta ${f.delta})` : '') + `, aggregation ${f.aggregation}` +
-          (tls ? ', mutual TLS, enrolled banks only' : ', plaintext (--insecure), enrolled banks only'));
+        say(
+          `demo: coordinator on 127.0.0.1:${event.port} (run ${runId}); starting ${banks} banks; privacy ${f.privacy}` +
+            (f.privacy === 'record' ? ` (target epsilon ${f.epsilon}, delta ${f.delta})` : '') +
+            `, aggregation ${f.aggregation}` +
+            (tls ? ', mutual TLS, enrolled banks only' : ', plaintext (--insecure), enrolled banks only'),
+        );
         if (event.metrics) say(`demo: coordinator metrics at ${String(event.metrics)} (also /healthz, /readyz)`);
         startBanks(Number(event.port));
       } else if (event.event === 'round') {
         const evaluated = event.evaluated !== false;
         if (evaluated) lastAuc = typeof event.auc === 'number' ? event.auc : null;
         const stderr = typeof event.aucStderr === 'number' ? event.aucStderr : undefined;
-        const r = { round: Number(event.round), auc: lastAuc, evaluated, ...(evaluated && stderr !== undefined ? { aucStderr: stderr } : {}), participants: Number(event.participants), seconds: Number(event.seconds) };
+        const r = {
+          round: Number(event.round),
+          auc: lastAuc,
+          evaluated,
+          ...(evaluated && stderr !== undefined ? { aucStderr: stderr } : {}),
+          participants: Number(event.participants),
+          seconds: Number(event.seconds),
+        };
         summaryRounds.push(r);
-        const scored = !evaluated ? 'not evaluated this round'
-          : r.auc === null ? 'global AUC undefined (no evaluation arrived)'
-          : `global AUC ${r.auc.toFixed(4)}${stderr !== undefined ? ` ± ${stderr.toFixed(4)} (private evaluation)` : f.privacy === 'record' ? '' : ' (exact evaluation: privacy off)'}`;
+        const scored = !evaluated
+          ? 'not evaluated this round'
+          : r.auc === null
+            ? 'global AUC undefined (no evaluation arrived)'
+            : `global AUC ${r.auc.toFixed(4)}${stderr !== undefined ? ` ± ${stderr.toFixed(4)} (private evaluation)` : f.privacy === 'record' ? '' : ' (exact evaluation: privacy off)'}`;
         say(`round ${r.round}/${rounds}: ${r.participants} participants, ${scored}, ${r.seconds.toFixed(2)} s`);
       } else if (event.event === 'round-failed') {
         say(`round ${event.round} failed: ${event.reason}`);
@@ -272,10 +359,12 @@ export async function main(argv: string[]): Promise<number> {
     const finalAuc = lastAuc ?? Number.NaN;
     const seconds = (performance.now() - started) / 1000;
     if (f.privacy !== 'off') {
-      say(`privacy spent (${f.privacy === 'record' ? 'record-level, each bank\'s own records' : 'client-level, the federation'}; composed from the ledger's events):`);
+      say(`privacy spent (${f.privacy === 'record' ? "record-level, each bank's own records" : 'client-level, the federation'}; composed from the ledger's events):`);
       for (const i of institutions) say(`  ${i.id}: epsilon ${i.epsilon.toFixed(3)} at delta ${i.delta} (budget ${i.budget})`);
     }
-    say(`demo: ${Number.isFinite(finalAuc) ? `final global AUC ${finalAuc.toFixed(4)}` : 'no global AUC (client-level DP: the banks do not evaluate)'} after ${summaryRounds.length} rounds in ${seconds.toFixed(1)} s; ledger: dpfed ledger --db ${db}`);
+    say(
+      `demo: ${Number.isFinite(finalAuc) ? `final global AUC ${finalAuc.toFixed(4)}` : 'no global AUC (client-level DP: the banks do not evaluate)'} after ${summaryRounds.length} rounds in ${seconds.toFixed(1)} s; ledger: dpfed ledger --db ${db}`,
+    );
     say(`demo: compliance console: dpfed console users add --db ${db} --username NAME --role compliance < password-file, then dpfed console --db ${db} --port 8080`);
     if (bankExits.some((c) => c !== 0)) say(`demo: warning: bank exit codes ${bankExits.join(', ')}`);
     // the final model, exported as `dpfed model export` would, and scored on the rows no bank saw
@@ -289,20 +378,22 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     if (json) {
-      process.stdout.write(JSON.stringify({
-        rounds: summaryRounds,
-        finalAuc,
-        institutions,
-        privacy: { mode: f.privacy, epsilon: f.privacy === 'record' ? Number(f.epsilon) : undefined, delta: Number(f.delta), accountant: f.accountant },
-        aggregation: f.aggregation,
-        runId,
-        db,
-        seed: String(f.seed),
-        seconds,
-        model: final.model,
-        heldOut: final.heldOut,
-        ...(crossSite ? { crossSite: { round: crossSite.round, private: crossSite.private, institutions: crossSite.institutions } } : {}),
-      }) + '\n');
+      process.stdout.write(
+        JSON.stringify({
+          rounds: summaryRounds,
+          finalAuc,
+          institutions,
+          privacy: { mode: f.privacy, epsilon: f.privacy === 'record' ? Number(f.epsilon) : undefined, delta: Number(f.delta), accountant: f.accountant },
+          aggregation: f.aggregation,
+          runId,
+          db,
+          seed: String(f.seed),
+          seconds,
+          model: final.model,
+          heldOut: final.heldOut,
+          ...(crossSite ? { crossSite: { round: crossSite.round, private: crossSite.private, institutions: crossSite.institutions } } : {}),
+        }) + '\n',
+      );
     }
     return 0;
   });

@@ -48,16 +48,27 @@ export interface HeldOutMetrics {
 
 function heldOutMetrics(r: ClassificationReport): HeldOutMetrics {
   return {
-    rows: r.rows, positives: r.positives, auc: r.auc, prAuc: r.prAuc, logLoss: r.logLoss,
-    precision: r.precision, recall: r.recall, f1: r.f1, accuracy: r.accuracy, threshold: r.threshold, ece: r.calibration.ece,
+    rows: r.rows,
+    positives: r.positives,
+    auc: r.auc,
+    prAuc: r.prAuc,
+    logLoss: r.logLoss,
+    precision: r.precision,
+    recall: r.recall,
+    f1: r.f1,
+    accuracy: r.accuracy,
+    threshold: r.threshold,
+    ece: r.calibration.ece,
   };
 }
 
 /** One line of `dpfed evaluate`'s figures. */
 export function heldOutLine(m: HeldOutMetrics): string {
   const f = (x: number | null) => (x === null ? 'undefined' : x.toFixed(4));
-  return `${m.rows} rows (${m.positives} positives): AUC ${f(m.auc)}, PR-AUC ${f(m.prAuc)}, log loss ${m.logLoss.toFixed(4)}, ` +
-    `at ${m.threshold}: precision ${m.precision.toFixed(4)}, recall ${m.recall.toFixed(4)}, F1 ${m.f1.toFixed(4)}, calibration ECE ${m.ece.toFixed(4)}`;
+  return (
+    `${m.rows} rows (${m.positives} positives): AUC ${f(m.auc)}, PR-AUC ${f(m.prAuc)}, log loss ${m.logLoss.toFixed(4)}, ` +
+    `at ${m.threshold}: precision ${m.precision.toFixed(4)}, recall ${m.recall.toFixed(4)}, F1 ${m.f1.toFixed(4)}, calibration ECE ${m.ece.toFixed(4)}`
+  );
 }
 
 /**

@@ -8,7 +8,7 @@ import { loadIdentity } from './identity-command.ts';
 import { UsageError, type CommandSpec, type FlagSpec, type FlagValues } from '@dpfed/proto/command-flags';
 import { runSubcommand, type Subcommand } from './subcommands.ts';
 
-const dbFlag: FlagSpec = { name: 'db', type: 'string', required: true, help: 'the coordinator\'s SQLite file (created if absent, so institutions can be enrolled before the first start)' };
+const dbFlag: FlagSpec = { name: 'db', type: 'string', required: true, help: "the coordinator's SQLite file (created if absent, so institutions can be enrolled before the first start)" };
 const institutionFlag: FlagSpec = { name: 'institution', type: 'string', required: true, help: 'institution id' };
 
 const ADD: CommandSpec = {
@@ -18,7 +18,7 @@ const ADD: CommandSpec = {
   flags: [
     dbFlag,
     institutionFlag,
-    { name: 'public-key', type: 'string', help: 'the institution\'s identity public key, 64 hex characters (it prints it with dpfed identity show)' },
+    { name: 'public-key', type: 'string', help: "the institution's identity public key, 64 hex characters (it prints it with dpfed identity show)" },
     { name: 'identity-file', type: 'string', help: 'or: an identity key file (dpfed identity init) whose public key is enrolled' },
     { name: 'json', type: 'boolean', help: 'print one JSON object' },
   ],
@@ -112,5 +112,5 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
 };
 
 export function main(argv: string[]): Promise<number> {
-  return runSubcommand('enrol', 'the coordinator\'s allow-list of institutions (id and identity public key)', SUBCOMMANDS, argv);
+  return runSubcommand('enrol', "the coordinator's allow-list of institutions (id and identity public key)", SUBCOMMANDS, argv);
 }

@@ -11,8 +11,14 @@ export const command: CommandSpec = {
   summary: 'score a labelled CSV with an exported model: AUC, PR-AUC, log loss, threshold metrics, calibration',
   flags: [
     ...MODEL_FLAGS,
-    { name: 'label-column', type: 'string', required: true, help: 'the CSV\'s 0/1 label column' },
-    { name: 'threshold', type: 'number', default: 0.5, help: 'a row is predicted positive when its score is at least this', check: (v) => (Number(v) >= 0 && Number(v) <= 1 ? undefined : 'must be in [0, 1]') },
+    { name: 'label-column', type: 'string', required: true, help: "the CSV's 0/1 label column" },
+    {
+      name: 'threshold',
+      type: 'number',
+      default: 0.5,
+      help: 'a row is predicted positive when its score is at least this',
+      check: (v) => (Number(v) >= 0 && Number(v) <= 1 ? undefined : 'must be in [0, 1]'),
+    },
     { name: 'bins', type: 'int', default: 10, help: 'calibration bins (equal width on [0, 1])', check: (v) => (Number(v) >= 1 && Number(v) <= 1000 ? undefined : 'must be 1..1000') },
     { name: 'json', type: 'boolean', help: 'print one JSON object' },
   ],
@@ -32,7 +38,10 @@ function render(r: ClassificationReport, model: { runId: string; round: number; 
       `(TP ${r.truePositives}, FP ${r.falsePositives}, TN ${r.trueNegatives}, FN ${r.falseNegatives})`,
     `calibration: ECE ${r.calibration.ece.toFixed(4)}`,
     '  bin            rows  mean predicted  observed',
-    ...r.calibration.bins.map((b) => `  [${b.from.toFixed(2)}, ${b.to.toFixed(2)})  ${String(b.count).padStart(6)}  ${(b.meanPredicted === null ? '-' : b.meanPredicted.toFixed(4)).padStart(14)}  ${(b.observedRate === null ? '-' : b.observedRate.toFixed(4)).padStart(8)}`),
+    ...r.calibration.bins.map(
+      (b) =>
+        `  [${b.from.toFixed(2)}, ${b.to.toFixed(2)})  ${String(b.count).padStart(6)}  ${(b.meanPredicted === null ? '-' : b.meanPredicted.toFixed(4)).padStart(14)}  ${(b.observedRate === null ? '-' : b.observedRate.toFixed(4)).padStart(8)}`,
+    ),
   ];
   return lines.join('\n') + '\n';
 }

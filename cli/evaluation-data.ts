@@ -46,9 +46,7 @@ async function loadScoringRows(path: string, schema: DataSchema): Promise<Datase
  * Loads the file (refusing it with a UsageError naming the flag) and returns an evaluator for `spec`.
  * `schemaPath`: the run's public schema; absent, one is inferred from the file and `warn` is told.
  */
-export async function evaluationDataEvaluator(
-  path: string, labelColumn: string, spec: ModelSpec, o: { schemaPath?: string; warn?: (line: string) => void } = {},
-): Promise<CandidateEvaluator> {
+export async function evaluationDataEvaluator(path: string, labelColumn: string, spec: ModelSpec, o: { schemaPath?: string; warn?: (line: string) => void } = {}): Promise<CandidateEvaluator> {
   let schema: DataSchema;
   try {
     schema = o.schemaPath ? readSchemaFile(o.schemaPath) : await inferSchema(path, labelColumn);
@@ -74,7 +72,7 @@ export async function evaluationDataEvaluator(
   return {
     source: path,
     async evaluate(model, modelSpec, evaluation) {
-      if (JSON.stringify(modelSpec) !== JSON.stringify(spec)) throw new Error('evaluation data: the run\'s model differs from the one the evaluator was built for');
+      if (JSON.stringify(modelSpec) !== JSON.stringify(spec)) throw new Error("evaluation data: the run's model differs from the one the evaluator was built for");
       const r = trainer.evaluate(model, data, { bins: evaluation.bins, logitRange: evaluation.logitRange });
       return { histogram: r.histogram, lossSum: r.loss * r.n, correct: Math.round(r.accuracy * r.n), n: r.n };
     },

@@ -58,5 +58,5 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
 };
 
 export function main(argv: string[]): Promise<number> {
-  return runSubcommand('identity', 'an institution\'s Ed25519 identity key and the public key to enrol', SUBCOMMANDS, argv);
+  return runSubcommand('identity', "an institution's Ed25519 identity key and the public key to enrol", SUBCOMMANDS, argv);
 }

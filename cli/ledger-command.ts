@@ -7,7 +7,6 @@ import { ledgerReport, thisRunOf } from '@dpfed/privacy/ledger-report';
 import { parseReceipts, ReceiptStore, type LedgerReceipt } from '@dpfed/privacy/receipts';
 import { runCommand, UsageError, type CommandSpec } from '@dpfed/proto/command-flags';
 
-
 export const LEDGER_COMMAND: CommandSpec = {
   name: 'ledger',
   summary: 'read, verify and export the epsilon ledger (read-only)',
@@ -19,10 +18,23 @@ export const LEDGER_COMMAND: CommandSpec = {
     { name: 'accountant', type: 'string', choices: ['rdp', 'pld'], default: 'rdp', help: 'accountant composing the events into epsilon' },
     { name: 'json', type: 'boolean', help: 'print one JSON object instead of a table' },
     { name: 'verify', type: 'boolean', help: 'check the hash chain and every signature; exit 0 when intact, 1 naming the first bad row' },
-    { name: 'coordinator-key', type: 'string', help: 'with --verify: the countersigner public key (64 hex) you trust', check: (v) => (/^[0-9a-fA-F]{64}$/.test(String(v)) ? undefined : 'expected 64 hex characters') },
-    { name: 'receipts', type: 'string', help: 'with --verify: a receipts file from the OTHER party (its --export-receipts); fails when this ledger no longer holds a row a receipt names (truncated, wiped, replaced or re-chained)' },
+    {
+      name: 'coordinator-key',
+      type: 'string',
+      help: 'with --verify: the countersigner public key (64 hex) you trust',
+      check: (v) => (/^[0-9a-fA-F]{64}$/.test(String(v)) ? undefined : 'expected 64 hex characters'),
+    },
+    {
+      name: 'receipts',
+      type: 'string',
+      help: 'with --verify: a receipts file from the OTHER party (its --export-receipts); fails when this ledger no longer holds a row a receipt names (truncated, wiped, replaced or re-chained)',
+    },
     { name: 'export', type: 'string', choices: ['csv'], help: 'export the events' },
-    { name: 'export-receipts', type: 'boolean', help: 'print the receipts this file holds of the other party\'s ledger (a coordinator database: each institution\'s signed heads; an institution ledger: the coordinator\'s), as JSON for --receipts' },
+    {
+      name: 'export-receipts',
+      type: 'boolean',
+      help: "print the receipts this file holds of the other party's ledger (a coordinator database: each institution's signed heads; an institution ledger: the coordinator's), as JSON for --receipts",
+    },
     { name: 'out', type: 'string', help: 'with --export or --export-receipts: write to this file instead of stdout' },
   ],
   examples: [
@@ -46,7 +58,13 @@ function fmt(x: number | null | undefined, digits = 4): string {
  * "This run" beside "all runs on this ledger": the run given with --run, else, when the ledger holds events
  * of several runs, the run of its latest event. Undefined when the ledger holds one run or none.
  */
-function renderTable(summaries: InstitutionSummary[], head: { seq: number; hash: string }, accountant: string, runId?: string, thisRun?: { run: { runId: string; given: boolean; runs: number }; epsilon: Map<string, number> }): string {
+function renderTable(
+  summaries: InstitutionSummary[],
+  head: { seq: number; hash: string },
+  accountant: string,
+  runId?: string,
+  thisRun?: { run: { runId: string; given: boolean; runs: number }; epsilon: Map<string, number> },
+): string {
   const epsilonColumns = thisRun ? ['this run eps', 'all runs eps'] : ['epsilon'];
   const header = ['institution', ...epsilonColumns, 'delta', 'budget eps', 'remaining', 'rounds left', 'events', 'refusals'];
   const rows = summaries.map((s) => [
@@ -64,7 +82,9 @@ function renderTable(summaries: InstitutionSummary[], head: { seq: number; hash:
   const out = [
     `epsilon ledger: ${head.seq} rows, head ${head.hash.slice(0, 16)}…, ${accountant} accountant${runId ? `, run ${runId}` : ''}`,
     ...(thisRun
-      ? [`this run: ${thisRun.run.runId} (${thisRun.run.given ? 'given with --run' : `the latest of ${thisRun.run.runs} runs on this ledger; choose another with --run`}); all runs: every run on this ledger, what the budget is charged`]
+      ? [
+          `this run: ${thisRun.run.runId} (${thisRun.run.given ? 'given with --run' : `the latest of ${thisRun.run.runs} runs on this ledger; choose another with --run`}); all runs: every run on this ledger, what the budget is charged`,
+        ]
       : []),
     '',
     line(header),
@@ -133,7 +153,10 @@ export async function main(argv: string[]): Promise<number> {
         if (result.ok) {
           if (!flags.json) {
             process.stdout.write(`ledger intact: ${result.rows} rows, every hash, signature and countersignature holds; head ${result.headHash}\n`);
-            if (receipts) process.stdout.write(`every receipt for this ledger matches its row (newest: seq ${Math.max(...receipts.filter((r) => r.ledgerKey === Buffer.from(ledger.countersignerPublicKey).toString('hex')).map((r) => r.seq))})\n`);
+            if (receipts)
+              process.stdout.write(
+                `every receipt for this ledger matches its row (newest: seq ${Math.max(...receipts.filter((r) => r.ledgerKey === Buffer.from(ledger.countersignerPublicKey).toString('hex')).map((r) => r.seq))})\n`,
+              );
           }
           return 0;
         }

@@ -10,21 +10,27 @@ import { runSubcommand, type Subcommand } from './subcommands.ts';
 
 export const EXPORT_COMMAND: CommandSpec = {
   name: 'model export',
-  summary: 'write a run\'s global model as a TensorFlow.js model folder with its preprocessing and model card',
+  summary: "write a run's global model as a TensorFlow.js model folder with its preprocessing and model card",
   flags: [
-    { name: 'db', type: 'string', required: true, help: 'the coordinator\'s SQLite file' },
+    { name: 'db', type: 'string', required: true, help: "the coordinator's SQLite file" },
     { name: 'run', type: 'string', help: 'run id (default: the most recently created run)' },
-    { name: 'round', type: 'string', help: 'N, last, or best (the round with the highest recorded global AUC, the federation\'s own evaluation signal); default: the run\'s --keep (last unless it was started with --keep best)', check: (v) => (v === 'last' || v === 'best' || /^[1-9]\d*$/.test(String(v)) ? undefined : 'expected a round number >= 1, last or best') },
+    {
+      name: 'round',
+      type: 'string',
+      help: "N, last, or best (the round with the highest recorded global AUC, the federation's own evaluation signal); default: the run's --keep (last unless it was started with --keep best)",
+      check: (v) => (v === 'last' || v === 'best' || /^[1-9]\d*$/.test(String(v)) ? undefined : 'expected a round number >= 1, last or best'),
+    },
     { name: 'out', type: 'string', required: true, help: 'folder to write (must not exist or be empty, unless --force)' },
-    { name: 'schema', type: 'string', help: 'the federation\'s public data schema (JSON), shipped as the model\'s preprocessing (default: the schema the run was started with, dpfed coordinator --schema; without either, predict needs --schema)' },
+    {
+      name: 'schema',
+      type: 'string',
+      help: "the federation's public data schema (JSON), shipped as the model's preprocessing (default: the schema the run was started with, dpfed coordinator --schema; without either, predict needs --schema)",
+    },
     { name: 'id-column', type: 'string', help: 'a CSV column (not a feature) that predictions carry as the row id' },
     { name: 'force', type: 'boolean', help: 'replace --out if it holds files' },
     { name: 'json', type: 'boolean', help: 'print the model card as JSON' },
   ],
-  examples: [
-    'dpfed model export --db fed.sqlite --round best --schema schema.json --out model/',
-    'dpfed predict --model model/ --data test.csv --out scores.csv',
-  ],
+  examples: ['dpfed model export --db fed.sqlite --round best --schema schema.json --out model/', 'dpfed predict --model model/ --data test.csv --out scores.csv'],
 };
 
 async function exportBody(f: FlagValues): Promise<number> {
@@ -44,8 +50,11 @@ async function exportBody(f: FlagValues): Promise<number> {
     const { card, outDir } = await exportModel({ db, runId: f.run as string | undefined, round, outDir: String(f.out), schema, idColumn: f.idColumn as string | undefined, force: Boolean(f.force) });
     if (f.json) process.stdout.write(JSON.stringify(card) + '\n');
     else {
-      process.stdout.write(`exported run ${card.runId} round ${card.round} (${card.roundSelection}) to ${outDir}: model hash ${card.modelHash}` +
-        (card.metrics.auc !== undefined && card.metrics.auc !== null ? `, recorded global AUC ${card.metrics.auc.toFixed(4)}` : '') + '\n');
+      process.stdout.write(
+        `exported run ${card.runId} round ${card.round} (${card.roundSelection}) to ${outDir}: model hash ${card.modelHash}` +
+          (card.metrics.auc !== undefined && card.metrics.auc !== null ? `, recorded global AUC ${card.metrics.auc.toFixed(4)}` : '') +
+          '\n',
+      );
     }
     return 0;
   } catch (error) {
@@ -67,5 +76,5 @@ async function exportBody(f: FlagValues): Promise<number> {
 const SUBCOMMANDS: Record<string, Subcommand> = { export: { spec: EXPORT_COMMAND, body: exportBody } };
 
 export async function main(argv: string[]): Promise<number> {
-  return runSubcommand('model', 'export a federation\'s global model as a file anyone can score with', SUBCOMMANDS, argv);
+  return runSubcommand('model', "export a federation's global model as a file anyone can score with", SUBCOMMANDS, argv);
 }

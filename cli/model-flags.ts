@@ -8,8 +8,8 @@ import { schemaFromFlag } from '@dpfed/proto/schema-flag';
 
 export const MODEL_FLAGS: FlagSpec[] = [
   { name: 'model', type: 'string', required: true, help: 'model folder written by dpfed model export (its hashes are checked on load)' },
-  { name: 'data', type: 'string', required: true, help: 'CSV with a header row naming every feature column of the model\'s schema (read as a stream)' },
-  { name: 'schema', type: 'string', help: 'data schema (JSON) for a model exported without one; else it must equal the model\'s' },
+  { name: 'data', type: 'string', required: true, help: "CSV with a header row naming every feature column of the model's schema (read as a stream)" },
+  { name: 'schema', type: 'string', help: "data schema (JSON) for a model exported without one; else it must equal the model's" },
   { name: 'backend', type: 'string', default: 'cpu', choices: BACKEND_NAMES, help: 'TensorFlow.js backend that runs the network' },
 ];
 

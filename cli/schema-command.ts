@@ -10,7 +10,7 @@ import { schemaFromFlag } from '@dpfed/proto/schema-flag';
 
 export const INFER_COMMAND: CommandSpec = {
   name: 'schema infer',
-  summary: 'draft a data schema from a CSV (bounds = the data\'s own min and max: review them and make them public before a private run)',
+  summary: "draft a data schema from a CSV (bounds = the data's own min and max: review them and make them public before a private run)",
   flags: [
     { name: 'data', type: 'string', required: true, help: 'CSV file with a header row' },
     { name: 'label-column', type: 'string', required: true, help: 'name of the 0/1 label column' },
@@ -33,7 +33,7 @@ export const HASH_COMMAND: CommandSpec = {
 async function inferBody(f: FlagValues): Promise<number> {
   const out = String(f.out);
   if (existsSync(out) && !f.force) throw new UsageError(`--out: ${out} exists (add --force to overwrite it)`);
-  let schema;
+  let schema: Awaited<ReturnType<typeof inferSchema>>;
   try {
     schema = await inferSchema(String(f.data), String(f.labelColumn));
   } catch (error) {

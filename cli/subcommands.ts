@@ -30,7 +30,9 @@ export async function runSubcommand(command: string, summary: string, subcommand
   }
   const chosen = sub === undefined ? undefined : subcommands[sub];
   if (!chosen) {
-    process.stderr.write(`dpfed ${command}: ${sub === undefined ? 'missing subcommand' : `unknown subcommand "${sub}"`} (expected ${Object.keys(subcommands).join(', ')}; see dpfed ${command} --help)\n`);
+    process.stderr.write(
+      `dpfed ${command}: ${sub === undefined ? 'missing subcommand' : `unknown subcommand "${sub}"`} (expected ${Object.keys(subcommands).join(', ')}; see dpfed ${command} --help)\n`,
+    );
     return 2;
   }
   return runCommand(chosen.spec, rest, chosen.body);

@@ -89,7 +89,7 @@ export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): nu
   let prevTp = 0;
   let prevFp = 0;
   for (let k = 0; k < tp.length; k++) {
-    area += (fp[k] - prevFp) * (tp[k] + prevTp) / 2; // trapezoid: a tied group counts its pairs one half
+    area += ((fp[k] - prevFp) * (tp[k] + prevTp)) / 2; // trapezoid: a tied group counts its pairs one half
     prevTp = tp[k];
     prevFp = fp[k];
   }

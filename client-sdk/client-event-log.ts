@@ -24,10 +24,7 @@ export function logClientEvents(client: FederationClient, logger: Logger): () =>
     declined: (e: { round?: number; reason: string; projectedEpsilon: number; budgetEpsilon: number }) =>
       logger.warn({ round: e.round, phase: 'train', reason: e.reason, projectedEpsilon: e.projectedEpsilon, budgetEpsilon: e.budgetEpsilon }, 'declined the round'),
     refused: (e: { task: { kind: string; envelope: { round: number } }; error: { code?: number; details?: string } }) =>
-      logger.warn(
-        { round: e.task.envelope.round, phase: e.task.kind === 'EVALUATE' ? 'evaluate' : 'train', code: e.error.code, reason: e.error.details },
-        'the coordinator refused the answer',
-      ),
+      logger.warn({ round: e.task.envelope.round, phase: e.task.kind === 'EVALUATE' ? 'evaluate' : 'train', code: e.error.code, reason: e.error.details }, 'the coordinator refused the answer'),
   };
   for (const [event, handler] of Object.entries(handlers)) client.on(event, handler);
   return () => {

@@ -20,8 +20,18 @@ export class ClientMetrics {
   private readonly trained = new Counter({ name: 'dpfed_client_rounds_trained_total', help: 'Rounds this institution trained and sent an update for', registers: [this.registry] });
   private readonly evaluated = new Counter({ name: 'dpfed_client_rounds_evaluated_total', help: 'Rounds this institution evaluated a candidate model for', registers: [this.registry] });
   private readonly declines = new Counter({ name: 'dpfed_client_declines_total', help: 'Rounds this institution declined, by reason', labelNames: ['reason'], registers: [this.registry] });
-  private readonly refusals = new Counter({ name: 'dpfed_client_refused_total', help: 'Tasks the coordinator refused this institution\'s answer to, by gRPC code', labelNames: ['code'], registers: [this.registry] });
-  private readonly epsilon = new Gauge({ name: 'dpfed_client_epsilon_spent', help: 'Epsilon this institution has spent by its own ledger: scope="run" this run, scope="total" all runs', labelNames: ['scope'], registers: [this.registry] });
+  private readonly refusals = new Counter({
+    name: 'dpfed_client_refused_total',
+    help: "Tasks the coordinator refused this institution's answer to, by gRPC code",
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
+  private readonly epsilon = new Gauge({
+    name: 'dpfed_client_epsilon_spent',
+    help: 'Epsilon this institution has spent by its own ledger: scope="run" this run, scope="total" all runs',
+    labelNames: ['scope'],
+    registers: [this.registry],
+  });
   private readonly registered = new Gauge({ name: 'dpfed_client_registered', help: '1 while registered with the coordinator', registers: [this.registry] });
   private readonly bytesSent = new Counter({ name: 'dpfed_client_bytes_sent_total', help: 'gRPC message bytes sent to the coordinator', registers: [this.registry] });
   private readonly bytesReceived = new Counter({ name: 'dpfed_client_bytes_received_total', help: 'gRPC message bytes received from the coordinator', registers: [this.registry] });

@@ -57,7 +57,12 @@ export class CoordinatorConnection implements CoordinatorLink {
   /** How upload frames are written (zero-copy from pooled frames, unless switched off). */
   private readonly framing: ZeroCopyFraming;
 
-  constructor(readonly address: string, credentials: grpc.ChannelCredentials, wireBytes?: WireBytes, options: { zeroCopy?: boolean } = {}) {
+  constructor(
+    readonly address: string,
+    credentials: grpc.ChannelCredentials,
+    wireBytes?: WireBytes,
+    options: { zeroCopy?: boolean } = {},
+  ) {
     this.framing = new ZeroCopyFraming({ zeroCopy: options.zeroCopy, poolSize: 4 });
     const Client = wireBytes ? countingClientConstructor(wireBytes) : federationClientConstructor();
     this.client = new Client(address, credentials, CHANNEL_OPTIONS) as never;

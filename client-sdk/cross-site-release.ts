@@ -62,7 +62,15 @@ export class CrossSiteRelease {
     if (mode === 'off') {
       const outcome = await evaluate();
       const result: CrossSiteResult = {
-        header: { kind: 'EVALUATE_RESULT', numExamples: outcome.numExamples, metrics: { loss: outcome.loss, accuracy: outcome.accuracy }, privacyEvent: undefined, tensorCount: 2, masked: false, encrypted: false },
+        header: {
+          kind: 'EVALUATE_RESULT',
+          numExamples: outcome.numExamples,
+          metrics: { loss: outcome.loss, accuracy: outcome.accuracy },
+          privacyEvent: undefined,
+          tensorCount: 2,
+          masked: false,
+          encrypted: false,
+        },
         tensors: histogramTensors(histogramToVector(outcome.histogram), outcome.histogram.bins),
         sigma: 0,
       };

@@ -145,7 +145,10 @@ class GrowingRows {
   n = 0;
   readonly rowText: string[] | undefined;
 
-  constructor(readonly dim: number, keepText: boolean) {
+  constructor(
+    readonly dim: number,
+    keepText: boolean,
+  ) {
     this.x = new Float32Array(1024 * dim);
     this.y = new Float32Array(1024);
     this.rowText = keepText ? [] : undefined;

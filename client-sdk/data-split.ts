@@ -55,7 +55,10 @@ export class RowSplitter implements SplitRule {
   private readonly key: Buffer;
   private readonly threshold: number;
 
-  constructor(key: Uint8Array, readonly validationFraction: number) {
+  constructor(
+    key: Uint8Array,
+    readonly validationFraction: number,
+  ) {
     if (key.length !== SPLIT_KEY_BYTES) throw new Error(`split key must be ${SPLIT_KEY_BYTES} bytes, got ${key.length}`);
     if (!(validationFraction > 0 && validationFraction < 1)) throw new Error(`validation fraction must be in (0, 1), got ${validationFraction}`);
     this.key = Buffer.from(key);

@@ -103,7 +103,9 @@ export class InstitutionPrivacy implements ClientPrivacy {
     let plan = this.plans.get(key);
     if (!plan) {
       plan = planInstitutionNoise({
-        targetEpsilon: record.targetEpsilon, budget: this.options.budget, accountant: record.accountant,
+        targetEpsilon: record.targetEpsilon,
+        budget: this.options.budget,
+        accountant: record.accountant,
         training: { ...planned, rounds: record.plannedRounds },
         evaluation: share ? { epsilon: share.epsilon, every, crossSite } : null,
       });
@@ -125,7 +127,15 @@ export class InstitutionPrivacy implements ClientPrivacy {
     const key = `${task.runId}:${record.plannedRounds}:${record.targetEpsilon}:${share.epsilon}/${every}/${crossSite}`;
     let plan = this.evaluationPlans.get(key);
     if (!plan) {
-      plan = planInstitutionEvaluations({ targetEpsilon: record.targetEpsilon, budget: this.options.budget, accountant: record.accountant, rounds: record.plannedRounds, epsilon: share.epsilon, every, crossSite });
+      plan = planInstitutionEvaluations({
+        targetEpsilon: record.targetEpsilon,
+        budget: this.options.budget,
+        accountant: record.accountant,
+        rounds: record.plannedRounds,
+        epsilon: share.epsilon,
+        every,
+        crossSite,
+      });
       this.evaluationPlans.set(key, plan);
     }
     return plan;
@@ -145,22 +155,36 @@ export class InstitutionPrivacy implements ClientPrivacy {
     try {
       plan = this.evaluationPlan(task);
     } catch (error) {
-      return { allowed: false, reason: 'budget', projectedEpsilon: this.spent().epsilon, budgetEpsilon,
-        detail: `${what}: no evaluation noise fits this institution's budget: ${(error as Error).message}` };
+      return {
+        allowed: false,
+        reason: 'budget',
+        projectedEpsilon: this.spent().epsilon,
+        budgetEpsilon,
+        detail: `${what}: no evaluation noise fits this institution's budget: ${(error as Error).message}`,
+      };
     }
     if (!plan) throw new Error('private evaluation: the task carries no evaluation.private settings in record mode');
     if (o.crossSite && !task.config.evaluation.crossSite) {
-      return { allowed: false, reason: 'unplanned', projectedEpsilon: this.spent().epsilon, budgetEpsilon,
-        detail: `cross-site evaluation: run ${task.runId} did not plan one (evaluation.crossSite is not set), so its epsilon is not in this institution's plan; refused` };
+      return {
+        allowed: false,
+        reason: 'unplanned',
+        projectedEpsilon: this.spent().epsilon,
+        budgetEpsilon,
+        detail: `cross-site evaluation: run ${task.runId} did not plan one (evaluation.crossSite is not set), so its epsilon is not in this institution's plan; refused`,
+      };
     }
     const mode = o.crossSite ? 'cross-site' : 'evaluation';
-    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId })
-      .find((r) => r.event.mode === mode && (o.crossSite || r.event.round === task.round));
+    const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.mode === mode && (o.crossSite || r.event.round === task.round));
     if (already) {
-      return { allowed: false, reason: 'already-released', projectedEpsilon: this.spent().epsilon, budgetEpsilon,
+      return {
+        allowed: false,
+        reason: 'already-released',
+        projectedEpsilon: this.spent().epsilon,
+        budgetEpsilon,
         detail: o.crossSite
           ? `the cross-site evaluation of run ${task.runId} was already released (ledger row ${already.seq}); releasing again would spend privacy twice`
-          : `the candidate of round ${task.round} of run ${task.runId} was already evaluated (ledger row ${already.seq}); releasing again would spend privacy twice` };
+          : `the candidate of round ${task.round} of run ${task.runId} was already evaluated (ledger row ${already.seq}); releasing again would spend privacy twice`,
+      };
     }
     const noise = planEvaluationNoise({ required: plan.multiplier, requested: o.requested, bins: task.config.evaluation.bins, secure: o.secure });
     const check = checkBudget(this.spentEvents(), [evaluationMechanism(noise.recordedMultiplier * EVALUATION_SENSITIVITY, 1)], this.options.budget, this.accountant(task));
@@ -179,13 +203,20 @@ export class InstitutionPrivacy implements ClientPrivacy {
    * as mode "cross-site" for the run's cross-site release; call before the vector leaves.
    */
   recordEvaluation(task: TaskContext, noise: EvaluationNoisePlan, o: { crossSite?: boolean } = {}): PrivacyEventMsg {
-    return this.appendRelease(task, {
-      mode: o.crossSite ? 'cross-site' : 'evaluation', sampleRate: 1, noiseMultiplier: noise.recordedMultiplier, steps: 1, clipNorm: EVALUATION_SENSITIVITY,
-      // the cells' noise comes from the same cut-tail sampler as training noise: its missing mass is charged
-      delta: this.chargedDelta({ samplerTailMass: 2 * task.config.evaluation.bins * samplerTailMassPerDraw(noise.sigma) }),
-    }, this.accountant(task));
+    return this.appendRelease(
+      task,
+      {
+        mode: o.crossSite ? 'cross-site' : 'evaluation',
+        sampleRate: 1,
+        noiseMultiplier: noise.recordedMultiplier,
+        steps: 1,
+        clipNorm: EVALUATION_SENSITIVITY,
+        // the cells' noise comes from the same cut-tail sampler as training noise: its missing mass is charged
+        delta: this.chargedDelta({ samplerTailMass: 2 * task.config.evaluation.bins * samplerTailMassPerDraw(noise.sigma) }),
+      },
+      this.accountant(task),
+    );
   }
-
 
   /** The sigma to add noise at so that the charged sigma is at least the calibrated one (when the learner says its dimension). */
   private noiseToAdd(task: TaskContext, planned: PlannedMechanism, sigma: number): number {
@@ -198,8 +229,14 @@ export class InstitutionPrivacy implements ClientPrivacy {
     const budgetEpsilon = this.options.budget.epsilon;
     const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode === 'record');
     if (already) {
-      return { allowed: false, reason: 'already-released', noiseMultiplier: 0, projectedEpsilon: this.spent().epsilon, budgetEpsilon,
-        detail: `round ${task.round} of run ${task.runId} was already released (ledger row ${already.seq}); training again would spend privacy twice` };
+      return {
+        allowed: false,
+        reason: 'already-released',
+        noiseMultiplier: 0,
+        projectedEpsilon: this.spent().epsilon,
+        budgetEpsilon,
+        detail: `round ${task.round} of run ${task.runId} was already released (ledger row ${already.seq}); training again would spend privacy twice`,
+      };
     }
     const planned = learner.plannedMechanism?.(task);
     if (!planned) throw new Error('record-level DP: the learner cannot say which mechanism a round runs');
@@ -213,7 +250,7 @@ export class InstitutionPrivacy implements ClientPrivacy {
       noiseMultiplier: this.noiseToAdd(task, planned, sigma),
       projectedEpsilon: check.projectedEpsilon,
       budgetEpsilon,
-      detail: check.allowed ? `projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : check.reason ?? 'over budget',
+      detail: check.allowed ? `projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : (check.reason ?? 'over budget'),
     };
   }
 
@@ -224,8 +261,11 @@ export class InstitutionPrivacy implements ClientPrivacy {
     let z = this.calibrated.get(key);
     if (z === undefined) {
       z = calibrateClientNoise({
-        targetEpsilon: Math.min(c.targetEpsilon, this.options.budget.epsilon), delta: Math.min(c.delta, this.options.budget.delta),
-        clientSampleRate: c.clientSampleRate, plannedRounds: c.plannedRounds, accountant: c.accountant,
+        targetEpsilon: Math.min(c.targetEpsilon, this.options.budget.epsilon),
+        delta: Math.min(c.delta, this.options.budget.delta),
+        clientSampleRate: c.clientSampleRate,
+        plannedRounds: c.plannedRounds,
+        accountant: c.accountant,
       });
       this.calibrated.set(key, z);
     }
@@ -238,28 +278,52 @@ export class InstitutionPrivacy implements ClientPrivacy {
     const own = this.clientNoiseMultiplier(task);
     const already = this.ledger.events({ institutionId: this.options.institutionId, runId: task.runId }).find((r) => r.event.round === task.round && r.event.mode === 'client');
     if (already) {
-      return { allowed: false, reason: 'already-released', noiseMultiplier: own, projectedEpsilon: this.spent().epsilon, budgetEpsilon,
-        detail: `round ${task.round} of run ${task.runId} was already released (ledger row ${already.seq}); a second noisy update would spend privacy twice` };
+      return {
+        allowed: false,
+        reason: 'already-released',
+        noiseMultiplier: own,
+        projectedEpsilon: this.spent().epsilon,
+        budgetEpsilon,
+        detail: `round ${task.round} of run ${task.runId} was already released (ledger row ${already.seq}); a second noisy update would spend privacy twice`,
+      };
     }
     if (c.noiseMultiplier < own * (1 - 1e-9)) {
-      return { allowed: false, reason: 'noise', noiseMultiplier: own, projectedEpsilon: 0, budgetEpsilon,
-        detail: `the plan's noise multiplier ${c.noiseMultiplier} is below this institution's own calibration ${own} (target epsilon ${Math.min(c.targetEpsilon, budgetEpsilon)} over ${c.plannedRounds} rounds at rate ${c.clientSampleRate})` };
+      return {
+        allowed: false,
+        reason: 'noise',
+        noiseMultiplier: own,
+        projectedEpsilon: 0,
+        budgetEpsilon,
+        detail: `the plan's noise multiplier ${c.noiseMultiplier} is below this institution's own calibration ${own} (target epsilon ${Math.min(c.targetEpsilon, budgetEpsilon)} over ${c.plannedRounds} rounds at rate ${c.clientSampleRate})`,
+      };
     }
     const next = { sampleRate: c.clientSampleRate, noiseMultiplier: c.noiseMultiplier, steps: 1 };
     const check = checkBudget(this.spentEvents(), [next], this.options.budget, makeAccountant(c.accountant));
     return {
-      allowed: check.allowed, reason: check.allowed ? undefined : 'budget', noiseMultiplier: own, projectedEpsilon: check.projectedEpsilon, budgetEpsilon,
-      detail: check.allowed ? `projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : check.reason ?? 'over budget',
+      allowed: check.allowed,
+      reason: check.allowed ? undefined : 'budget',
+      noiseMultiplier: own,
+      projectedEpsilon: check.projectedEpsilon,
+      budgetEpsilon,
+      detail: check.allowed ? `projected epsilon ${check.projectedEpsilon.toFixed(4)} within budget ${budgetEpsilon}` : (check.reason ?? 'over budget'),
     };
   }
 
   recordClientRelease(task: TaskContext): void {
     const c = task.config.privacy.client!;
-    this.appendRelease(task, {
-      mode: 'client', sampleRate: c.clientSampleRate, noiseMultiplier: c.noiseMultiplier, steps: 1, clipNorm: c.updateClipNorm, delta: this.options.budget.delta,
-    }, makeAccountant(c.accountant));
+    this.appendRelease(
+      task,
+      {
+        mode: 'client',
+        sampleRate: c.clientSampleRate,
+        noiseMultiplier: c.noiseMultiplier,
+        steps: 1,
+        clipNorm: c.updateClipNorm,
+        delta: this.options.budget.delta,
+      },
+      makeAccountant(c.accountant),
+    );
   }
-
 
   /**
    * The event's delta: the budget's, plus the sampler's cut tail charged at the budget's epsilon (the
@@ -283,14 +347,17 @@ export class InstitutionPrivacy implements ClientPrivacy {
    */
   private appendRelease(task: TaskContext, mechanism: Pick<LedgerEvent, 'mode' | 'sampleRate' | 'noiseMultiplier' | 'steps' | 'clipNorm' | 'delta'>, accountant: Accountant): PrivacyEventMsg {
     const event: LedgerEvent = {
-      institutionId: this.options.institutionId, runId: task.runId, round: task.round, ...mechanism,
-      modelVersion: task.modelVersion, time: new Date().toISOString(),
+      institutionId: this.options.institutionId,
+      runId: task.runId,
+      round: task.round,
+      ...mechanism,
+      modelVersion: task.modelVersion,
+      time: new Date().toISOString(),
     };
     const signature = signEvent(event, this.options.identity);
     this.ledger.appendWithinBudget(event, signature, accountant);
     return { ...event, signature };
   }
-
 
   signedHead(): LedgerHeadMsg {
     const receipt = this.ledger.signedHead(this.options.institutionId);

@@ -222,9 +222,13 @@ export class LocalTrainer {
       if (sampleRate === undefined) throw new Error('training config: privacy.record.sampleRate is required in record mode');
       const totalSteps = config.localSteps;
       const needed = totalSteps * network.size;
-      const dp = new DpSgd({ clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n, normaliser: config.batchSize }, network.shapes.map((s) => s.shape), {
-        noise: (scale) => this.noiseSourceFor(scale, needed),
-      });
+      const dp = new DpSgd(
+        { clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n, normaliser: config.batchSize },
+        network.shapes.map((s) => s.shape),
+        {
+          noise: (scale) => this.noiseSourceFor(scale, needed),
+        },
+      );
       // A ring that already holds the round's noise (drawn between rounds) is used without the worker
       // competing for the CPU meanwhile; otherwise the worker keeps drawing alongside the steps.
       const pool = this.pool;

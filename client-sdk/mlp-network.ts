@@ -15,7 +15,17 @@
 // The tfjs variables (used by logits(), and by the tests' tensor reference of the backward pass in
 // test/reference/mlp-backward.ts) are refreshed from the master copy when next used.
 import type { Tensor, Tensor2D, Variable } from './tfjs.ts';
-import { flattenParameters, layerWidths, parameterCount, parameterShapes, unflattenParameters, type Activation, type ModelSpec, type NamedParameters, type ParameterShape } from '@dpfed/proto/model-spec';
+import {
+  flattenParameters,
+  layerWidths,
+  parameterCount,
+  parameterShapes,
+  unflattenParameters,
+  type Activation,
+  type ModelSpec,
+  type NamedParameters,
+  type ParameterShape,
+} from '@dpfed/proto/model-spec';
 import { tensorValues } from './tfjs-wasm-heap.ts';
 import { addGhostSquaredNorms, clipFactors, squaredNorm } from '@dpfed/privacy/ghost-clipping';
 

@@ -12,9 +12,7 @@ import { classificationReport, type ClassificationReport } from './classificatio
 import { CsvError, streamCsv, type CsvSource } from './csv-dataset.ts';
 import { selectBackend } from './tf-backend.ts';
 import { compileSchema, labelColumn, mapFeature, parseSchema, schemaHash, type DataSchema, type FeatureMap } from '@dpfed/proto/data-schema';
-import {
-  MODEL_CARD_JSON, MODEL_JSON, modelHashOf, parseSums, PREPROCESSING_JSON, sha256Hex, SHA256SUMS, WEIGHTS_BIN, type ModelCard, type PreprocessingFile,
-} from '@dpfed/proto/model-file-format';
+import { MODEL_CARD_JSON, MODEL_JSON, modelHashOf, parseSums, PREPROCESSING_JSON, sha256Hex, SHA256SUMS, WEIGHTS_BIN, type ModelCard, type PreprocessingFile } from '@dpfed/proto/model-file-format';
 import { quoted } from '@dpfed/proto/text-excerpt';
 
 type Tf = typeof import('./tfjs.ts');
@@ -75,7 +73,8 @@ export async function loadModel(dir: string, o: { tf?: Tf; schema?: DataSchema }
   const preprocessingBytes = readVerified(dir, PREPROCESSING_JSON, sums);
   const card = parseJson<ModelCard>(dir, MODEL_CARD_JSON, readVerified(dir, MODEL_CARD_JSON, sums));
   const modelHash = modelHashOf({ [MODEL_JSON]: sha256Hex(modelJsonBytes), [WEIGHTS_BIN]: sha256Hex(weights), [PREPROCESSING_JSON]: sha256Hex(preprocessingBytes) });
-  if (card.modelHash !== modelHash) throw new ModelFileError(`${dir}: the model hash in ${MODEL_CARD_JSON} (${String(card.modelHash).slice(0, 16)}…) does not match the model's files (${modelHash.slice(0, 16)}…)`);
+  if (card.modelHash !== modelHash)
+    throw new ModelFileError(`${dir}: the model hash in ${MODEL_CARD_JSON} (${String(card.modelHash).slice(0, 16)}…) does not match the model's files (${modelHash.slice(0, 16)}…)`);
   const preprocessing = parseJson<PreprocessingFile>(dir, PREPROCESSING_JSON, preprocessingBytes);
 
   let schema: DataSchema;
@@ -88,12 +87,19 @@ export async function loadModel(dir: string, o: { tf?: Tf; schema?: DataSchema }
     } catch (error) {
       throw new ModelFileError((error as Error).message);
     }
-    if (o.schema && schemaHash(o.schema) !== schemaHash(schema)) throw new ModelFileError(`${dir}: the given schema differs from the model's own preprocessing (schema hash ${schemaHash(o.schema).slice(0, 16)}… vs ${schemaHash(schema).slice(0, 16)}…)`);
+    if (o.schema && schemaHash(o.schema) !== schemaHash(schema))
+      throw new ModelFileError(`${dir}: the given schema differs from the model's own preprocessing (schema hash ${schemaHash(o.schema).slice(0, 16)}… vs ${schemaHash(schema).slice(0, 16)}…)`);
   }
   const { featureNames, maps } = compileSchema(schema);
 
   const tf = o.tf ?? (await selectBackend('cpu')).tf;
-  const modelJson = parseJson<{ modelTopology: object; format?: string; generatedBy?: string; convertedBy?: string | null; weightsManifest: { paths: string[]; weights: import('./tfjs.ts').io.WeightsManifestEntry[] }[] }>(dir, MODEL_JSON, modelJsonBytes);
+  const modelJson = parseJson<{
+    modelTopology: object;
+    format?: string;
+    generatedBy?: string;
+    convertedBy?: string | null;
+    weightsManifest: { paths: string[]; weights: import('./tfjs.ts').io.WeightsManifestEntry[] }[];
+  }>(dir, MODEL_JSON, modelJsonBytes);
   if (!Array.isArray(modelJson.weightsManifest) || modelJson.weightsManifest.length !== 1) throw new ModelFileError(`${dir}: ${MODEL_JSON}: expected one weights group`);
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer;
   let network: LayersModel;
@@ -120,10 +126,12 @@ export async function loadModel(dir: string, o: { tf?: Tf; schema?: DataSchema }
 export function scoreInputs(model: LoadedModel, x: Float32Array, rows: number): Float32Array {
   if (rows === 0) return new Float32Array(0);
   const { tf, network } = model;
-  return tf.tidy(() => {
-    const out = network.predict(tf.tensor2d(x, [rows, model.featureNames.length])) as import('./tfjs.ts').Tensor;
-    return out.dataSync() as Float32Array;
-  }).slice();
+  return tf
+    .tidy(() => {
+      const out = network.predict(tf.tensor2d(x, [rows, model.featureNames.length])) as import('./tfjs.ts').Tensor;
+      return out.dataSync() as Float32Array;
+    })
+    .slice();
 }
 
 /** Maps raw rows through the schema: each row an object by column name, or an array in feature order. NaN or absent = missing. */
@@ -191,8 +199,20 @@ export async function scoreCsv(model: LoadedModel, source: CsvSource, o: CsvScor
       const known = new Set([...model.featureNames, schemaLabel, labelName, ...(idName === undefined ? [] : [idName])]);
       const extra = cells.filter((c) => !known.has(c));
       const problems: string[] = [];
-      if (absent.length) problems.push(`absent: ${absent.slice(0, 8).map((c) => quoted(c, 60)).join(', ')}${absent.length > 8 ? ', …' : ''}`);
-      if (extra.length) problems.push(`not in the model's preprocessing: ${extra.slice(0, 8).map((c) => quoted(c, 60)).join(', ')}${extra.length > 8 ? ', …' : ''}`);
+      if (absent.length)
+        problems.push(
+          `absent: ${absent
+            .slice(0, 8)
+            .map((c) => quoted(c, 60))
+            .join(', ')}${absent.length > 8 ? ', …' : ''}`,
+        );
+      if (extra.length)
+        problems.push(
+          `not in the model's preprocessing: ${extra
+            .slice(0, 8)
+            .map((c) => quoted(c, 60))
+            .join(', ')}${extra.length > 8 ? ', …' : ''}`,
+        );
       if (cells.length !== index.size) problems.push('a column name appears twice');
       if (problems.length) throw new CsvError(`${name}: line 1: the header does not match the model's preprocessing (${problems.join('; ')})`);
       featureAt = Int32Array.from(model.featureNames, (f) => index.get(f)!);

@@ -38,9 +38,17 @@ export function signedRegistration(challenge: ChallengeResponse, f: Registration
   };
   request.signature = f.identity.sign(
     registrationDeclaration({
-      nonce: request.nonce, institutionId: request.institutionId, identityPublicKey: request.identityPublicKey, protocolVersion: request.protocolVersion,
-      budget: request.budget ?? null, declaredExamples: request.declaredExamples, schemaHash: request.schemaHash,
-      ledgerHeadSeq: head?.seq ?? 0, ledgerHeadHash: head?.hash ?? empty, receiptSeq: challenge.receiptSeq, anchorHash: request.anchorHash,
+      nonce: request.nonce,
+      institutionId: request.institutionId,
+      identityPublicKey: request.identityPublicKey,
+      protocolVersion: request.protocolVersion,
+      budget: request.budget ?? null,
+      declaredExamples: request.declaredExamples,
+      schemaHash: request.schemaHash,
+      ledgerHeadSeq: head?.seq ?? 0,
+      ledgerHeadHash: head?.hash ?? empty,
+      receiptSeq: challenge.receiptSeq,
+      anchorHash: request.anchorHash,
     }),
   );
   return request;

@@ -10,7 +10,7 @@ import { CsvError, streamCsv, type CsvSource } from './csv-dataset.ts';
 export const INFERRED_SCHEMA_WARNING =
   'the bounds of this schema are the minimum and maximum of the data it was read from: they describe ' +
   'those rows and are not public. Review them and replace them by public knowledge (documented ranges, ' +
-  'regulations, the other institutions\' agreement) before any run with privacy record or client; ' +
+  "regulations, the other institutions' agreement) before any run with privacy record or client; " +
   'inferring them is outside every privacy guarantee dpfed gives.';
 
 interface ColumnStats {
@@ -30,7 +30,13 @@ export async function inferSchema(source: CsvSource, labelColumn: string): Promi
     header(cells) {
       header = cells;
       labelIndex = cells.indexOf(labelColumn);
-      if (labelIndex < 0) throw new CsvError(`${name}: label column ${quoted(labelColumn, 60)} not found in the header (columns: ${cells.slice(0, 40).map((c) => quoted(c, 40)).join(', ')}${cells.length > 40 ? ', …' : ''})`);
+      if (labelIndex < 0)
+        throw new CsvError(
+          `${name}: label column ${quoted(labelColumn, 60)} not found in the header (columns: ${cells
+            .slice(0, 40)
+            .map((c) => quoted(c, 40))
+            .join(', ')}${cells.length > 40 ? ', …' : ''})`,
+        );
       stats = cells.map(() => ({ min: Infinity, max: -Infinity, sum: 0, count: 0 }));
     },
     row(cells, line) {

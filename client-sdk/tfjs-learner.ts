@@ -60,7 +60,7 @@ export class TfjsLearner implements Learner {
     if (this.schemaInferred && task.config.privacy.mode !== 'off') {
       throw new SchemaRequiredError(
         `this run uses privacy ${task.config.privacy.mode}: a public data schema is required (--schema FILE); ` +
-          'the schema in use was inferred from this institution\'s own rows, whose bounds are not public. ' +
+          "the schema in use was inferred from this institution's own rows, whose bounds are not public. " +
           'Draft one with `dpfed schema infer --data FILE --label-column COL --out schema.json`, review its bounds and make them public.',
       );
     }

@@ -4,8 +4,20 @@
 import type { FastifyInstance } from 'fastify';
 import type { AccountantKind } from '@dpfed/privacy/accountant';
 import {
-  burnDownQuerySchema, burnDownSchema, errorSchema, eventsPageSchema, eventsQuerySchema, ledgerQuerySchema, ledgerReportSchema, receiptsSchema,
-  roundDetailSchema, roundParamsSchema, roundSchema, runParamsSchema, runSchema, verifySchema,
+  burnDownQuerySchema,
+  burnDownSchema,
+  errorSchema,
+  eventsPageSchema,
+  eventsQuerySchema,
+  ledgerQuerySchema,
+  ledgerReportSchema,
+  receiptsSchema,
+  roundDetailSchema,
+  roundParamsSchema,
+  roundSchema,
+  runParamsSchema,
+  runSchema,
+  verifySchema,
 } from './api-schemas.ts';
 import type { CoordinatorRecords } from './coordinator-records.ts';
 import { rowStatus } from './chain-verifier.ts';
@@ -37,14 +49,20 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     async (request, reply) => {
       const q = request.query;
       const report = source.report({ accountant: q.accountant, institutionId: q.institution, runId: q.run });
-      if (q.institution !== undefined && report.institutions.length === 0) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `institution: ${q.institution} is not registered in this ledger` });
+      if (q.institution !== undefined && report.institutions.length === 0)
+        return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `institution: ${q.institution} is not registered in this ledger` });
       return { db: source.path, ...report };
     },
   );
 
   app.get(
     '/api/verify',
-    { schema: { summary: 'check the hash chain, every signature and the signed head (as `dpfed ledger --verify --json`); waits for the verification of the current ledger', response: { 200: verifySchema, 503: errorSchema } } },
+    {
+      schema: {
+        summary: 'check the hash chain, every signature and the signed head (as `dpfed ledger --verify --json`); waits for the verification of the current ledger',
+        response: { 200: verifySchema, 503: errorSchema },
+      },
+    },
     async (_request, reply) => {
       const state = await source.verifier.settled(API_VERIFY_WAIT_MS);
       if (state.pending || !state.result) return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'the chain verification is still running; ask again later' });
@@ -54,7 +72,7 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
 
   app.get<{ Querystring: EventsFilter }>(
     '/api/events',
-    { schema: { summary: 'privacy events in chain order with each row\'s chain and signature status', querystring: eventsQuerySchema, response: { 200: eventsPageSchema } } },
+    { schema: { summary: "privacy events in chain order with each row's chain and signature status", querystring: eventsQuerySchema, response: { 200: eventsPageSchema } } },
     async (request) => {
       const f = request.query;
       const verification = await source.verifier.settled(EVENTS_VERIFY_WAIT_MS);
@@ -91,7 +109,7 @@ export function registerApiRoutes(app: FastifyInstance, d: ApiDeps): void {
     return r ? { present: true, table: r.table, columns: r.columns, rows: r.rows.map(plain) } : { present: false, table: null, columns: [], rows: [] };
   });
 
-  app.get('/api/runs', { schema: { summary: 'the coordinator\'s runs (empty for an institution ledger)', response: { 200: { type: 'array', items: runSchema } } } }, async () => records.runs());
+  app.get('/api/runs', { schema: { summary: "the coordinator's runs (empty for an institution ledger)", response: { 200: { type: 'array', items: runSchema } } } }, async () => records.runs());
 
   app.get<{ Params: { runId: string } }>(
     '/api/runs/:runId/rounds',

@@ -20,8 +20,17 @@ export const errorSchema = object({ statusCode: int, error: str, message: str },
 const chain = { seq: int, prevHash: hex, rowHash: hex, countersignature: hex };
 
 export const ledgerEventSchema = object({
-  institutionId: str, runId: str, round: int, mode: { type: 'string', enum: ['record', 'client', 'evaluation', 'cross-site'] }, sampleRate: num, noiseMultiplier: num,
-  steps: int, clipNorm: num, delta: num, modelVersion: int, time: str,
+  institutionId: str,
+  runId: str,
+  round: int,
+  mode: { type: 'string', enum: ['record', 'client', 'evaluation', 'cross-site'] },
+  sampleRate: num,
+  noiseMultiplier: num,
+  steps: int,
+  clipNorm: num,
+  delta: num,
+  modelVersion: int,
+  time: str,
 });
 
 export const ledgerRowSchema = object({ ...chain, event: ledgerEventSchema, institutionSignature: hex });
@@ -32,10 +41,21 @@ const budget = object({ epsilon: num, delta: num });
 
 export const institutionSummarySchema = object(
   {
-    institutionId: str, publicKey: hex, accountant: { type: 'string', enum: ['rdp', 'pld'] }, epsilon: num, order: num, delta: num, epsilonTotal: num,
-    budget, remaining: num, projectedRoundsLeft: { type: ['integer', 'null'] }, events: { type: 'array', items: ledgerRowSchema }, refusals: { type: 'array', items: refusalRowSchema },
+    institutionId: str,
+    publicKey: hex,
+    accountant: { type: 'string', enum: ['rdp', 'pld'] },
+    epsilon: num,
+    order: num,
+    delta: num,
+    epsilonTotal: num,
+    budget,
+    remaining: num,
+    projectedRoundsLeft: { type: ['integer', 'null'] },
+    events: { type: 'array', items: ledgerRowSchema },
+    refusals: { type: 'array', items: refusalRowSchema },
     // with several runs on the ledger (or one asked for): ε in "this run" beside ε over all runs
-    epsilonThisRun: num, epsilonAllRuns: num,
+    epsilonThisRun: num,
+    epsilonAllRuns: num,
   },
   ['institutionId', 'publicKey', 'accountant', 'epsilon', 'delta', 'epsilonTotal', 'budget', 'remaining', 'projectedRoundsLeft', 'events', 'refusals'],
 );
@@ -44,7 +64,12 @@ const head = object({ seq: int, hash: hex });
 
 /** The same object `dpfed ledger --json` prints. */
 export const ledgerReportSchema = object({
-  db: str, accountant: { type: 'string', enum: ['rdp', 'pld'] }, run: { type: ['string', 'null'] }, thisRun: { type: ['string', 'null'] }, head, countersignerPublicKey: hex,
+  db: str,
+  accountant: { type: 'string', enum: ['rdp', 'pld'] },
+  run: { type: ['string', 'null'] },
+  thisRun: { type: ['string', 'null'] },
+  head,
+  countersignerPublicKey: hex,
   institutions: { type: 'array', items: institutionSummarySchema },
 });
 
@@ -59,8 +84,12 @@ export const verifySchema = {
 
 export const eventsQuerySchema = object(
   {
-    institution: id, run: id, mode: { type: 'string', enum: ['record', 'client', 'evaluation', 'cross-site'] }, round: { type: 'integer', minimum: 0 },
-    offset: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
+    institution: id,
+    run: id,
+    mode: { type: 'string', enum: ['record', 'client', 'evaluation', 'cross-site'] },
+    round: { type: 'integer', minimum: 0 },
+    offset: { type: 'integer', minimum: 0, default: 0 },
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },
   },
   [],
 );
@@ -68,35 +97,64 @@ export const eventsQuerySchema = object(
 const rowStatus = { type: 'string', enum: ['ok', 'broken', 'unverified'] } as const;
 
 export const eventsPageSchema = object({
-  total: int, offset: int, limit: int,
+  total: int,
+  offset: int,
+  limit: int,
   /** The latest finished verification (null before the first finishes); rows after its head are 'unverified'. */
   verification: { anyOf: [verifySchema, { type: 'null' }] },
   verificationPending: { type: 'boolean' },
-  rows: { type: 'array', items: object({ ...chain, event: ledgerEventSchema, institutionSignature: hex, chain: rowStatus, signature: rowStatus, reason: str }, ['seq', 'event', 'rowHash', 'chain', 'signature']) },
+  rows: {
+    type: 'array',
+    items: object({ ...chain, event: ledgerEventSchema, institutionSignature: hex, chain: rowStatus, signature: rowStatus, reason: str }, ['seq', 'event', 'rowHash', 'chain', 'signature']),
+  },
 });
 
 export const burnDownQuerySchema = object({ institution: id, accountant: { type: 'string', enum: ['rdp', 'pld'], default: 'rdp' } }, ['institution']);
 export const burnDownSchema = object({
-  institutionId: str, accountant: str, budget,
+  institutionId: str,
+  accountant: str,
+  budget,
   points: { type: 'array', items: object({ event: int, runId: str, round: int, epsilon: num, remaining: num }) },
 });
 
 export const receiptsSchema = object({
-  present: { type: 'boolean' }, table: { type: ['string', 'null'] }, columns: { type: 'array', items: str },
+  present: { type: 'boolean' },
+  table: { type: ['string', 'null'] },
+  columns: { type: 'array', items: str },
   rows: { type: 'array', items: { type: 'object', additionalProperties: true } },
 });
 
 export const runSchema = object({
-  id: str, createdAt: str, status: str, roundsPlanned: int, roundsCommitted: int, participants: int, strategy: str, aggregation: str, privacyMode: str,
+  id: str,
+  createdAt: str,
+  status: str,
+  roundsPlanned: int,
+  roundsCommitted: int,
+  participants: int,
+  strategy: str,
+  aggregation: str,
+  privacyMode: str,
 });
 
 const roundMetrics = {
-  round: int, modelVersion: int, participants: int, seconds: num, committedAt: str, aggregation: str, auc: nullableNum, aucStderr: nullableNum, loss: nullableNum, accuracy: nullableNum,
+  round: int,
+  modelVersion: int,
+  participants: int,
+  seconds: num,
+  committedAt: str,
+  aggregation: str,
+  auc: nullableNum,
+  aucStderr: nullableNum,
+  loss: nullableNum,
+  accuracy: nullableNum,
 };
 export const roundSchema = object(roundMetrics);
 
 export const roundDetailSchema = object({
-  ...roundMetrics, runId: str, startedAt: str, strategy: str,
+  ...roundMetrics,
+  runId: str,
+  startedAt: str,
+  strategy: str,
   config: { type: 'object', additionalProperties: true },
   participantsList: { type: 'array', items: object({ institutionId: str, status: str, numExamples: int, detail: str }) },
   metrics: { type: 'array', items: object({ institutionId: str, name: str, value: nullableNum }) },
@@ -110,10 +168,15 @@ export const roundParamsSchema = object({ runId: id, round: { type: 'integer', m
 export const meSchema = object({ username: str, role: str, csrfToken: str });
 
 export const userSchema = object({ username: str, role: { type: 'string', enum: ['compliance', 'operator'] }, createdAt: str });
-export const newUserSchema = object({
-  username: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,64}$' }, role: { type: 'string', enum: ['compliance', 'operator'] }, password: { type: 'string', minLength: 8, maxLength: 1024 },
-  _csrf: str,
-}, ['username', 'role', 'password']);
+export const newUserSchema = object(
+  {
+    username: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,64}$' },
+    role: { type: 'string', enum: ['compliance', 'operator'] },
+    password: { type: 'string', minLength: 8, maxLength: 1024 },
+    _csrf: str,
+  },
+  ['username', 'role', 'password'],
+);
 export const usernameParamsSchema = object({ username: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,64}$' } });
 
 export const auditEntrySchema = object({ id: int, at: str, username: str, action: str, outcome: str, detail: str, ip: str });

@@ -90,7 +90,10 @@ export function registerAuthRoutes(app: FastifyInstance, d: AuthDeps): void {
 
   app.delete<{ Params: { username: string } }>(
     '/api/users/:username',
-    { config: operator, schema: { summary: 'remove a console user and end their sessions (operators only; CSRF token required)', params: usernameParamsSchema, response: { 204: { type: 'null' }, 404: errorSchema } } },
+    {
+      config: operator,
+      schema: { summary: 'remove a console user and end their sessions (operators only; CSRF token required)', params: usernameParamsSchema, response: { 204: { type: 'null' }, 404: errorSchema } },
+    },
     async (request, reply) => {
       const { username } = request.params;
       const removed = users.remove(username);
@@ -103,7 +106,14 @@ export function registerAuthRoutes(app: FastifyInstance, d: AuthDeps): void {
 
   app.get<{ Querystring: { limit: number } }>(
     '/api/audit',
-    { config: operator, schema: { summary: 'the audit log, newest first (operators only)', querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 10000, default: 500 } }, additionalProperties: false }, response: { 200: { type: 'array', items: auditEntrySchema } } } },
+    {
+      config: operator,
+      schema: {
+        summary: 'the audit log, newest first (operators only)',
+        querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 10000, default: 500 } }, additionalProperties: false },
+        response: { 200: { type: 'array', items: auditEntrySchema } },
+      },
+    },
     async (request) => users.auditLog(request.query.limit),
   );
 }

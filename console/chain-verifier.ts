@@ -21,7 +21,10 @@ export class ChainVerifier {
   private running: { version: string; promise: Promise<void>; worker: Worker } | null = null;
   private closed = false;
 
-  constructor(private readonly dbPath: string, private readonly versionOf: () => string) {}
+  constructor(
+    private readonly dbPath: string,
+    private readonly versionOf: () => string,
+  ) {}
 
   private start(version: string): void {
     const worker = typeScriptWorker(moduleBeside(import.meta.url, 'verify-worker'), { dbPath: this.dbPath });

@@ -80,13 +80,23 @@ export async function createConsole(o: ConsoleOptions): Promise<ConsoleServer> {
   await app.register(fastifyRateLimit, { global: false });
   await app.register(fastifySwagger, {
     openapi: {
-      info: { title: 'dpfed compliance console API', version: '1', description: 'Read-only view of a dpfed ε ledger and coordinator database. Every route needs a session cookie (log in at /login); writes need the x-csrf-token header from GET /api/me.' },
+      info: {
+        title: 'dpfed compliance console API',
+        version: '1',
+        description: 'Read-only view of a dpfed ε ledger and coordinator database. Every route needs a session cookie (log in at /login); writes need the x-csrf-token header from GET /api/me.',
+      },
     },
   });
   installAccessControl(app, sessions);
 
-  app.get('/healthz', { config: { public: true }, schema: { summary: 'liveness (no session needed)', response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] } } } }, async () => ({ ok: true }));
-  app.get('/static/console.css', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => reply.type('text/css; charset=utf-8').header('cache-control', 'max-age=300').send(STYLESHEET));
+  app.get(
+    '/healthz',
+    { config: { public: true }, schema: { summary: 'liveness (no session needed)', response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] } } } },
+    async () => ({ ok: true }),
+  );
+  app.get('/static/console.css', { config: { public: true }, schema: { hide: true } }, async (_request, reply) =>
+    reply.type('text/css; charset=utf-8').header('cache-control', 'max-age=300').send(STYLESHEET),
+  );
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
 
   registerAuthRoutes(app, { users, sessions, loginRateLimit: o.loginRateLimit ?? { max: 10, timeWindowMs: 60_000 } });
@@ -95,7 +105,11 @@ export async function createConsole(o: ConsoleOptions): Promise<ConsoleServer> {
 
   app.setErrorHandler((error: { statusCode?: number; message: string; validation?: unknown }, _request, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
-    reply.code(status).send({ statusCode: status, error: status === 400 ? 'Bad Request' : status === 429 ? 'Too Many Requests' : 'Error', message: status === 500 ? `internal error: ${error.message}` : error.message });
+    reply.code(status).send({
+      statusCode: status,
+      error: status === 400 ? 'Bad Request' : status === 429 ? 'Too Many Requests' : 'Error',
+      message: status === 500 ? `internal error: ${error.message}` : error.message,
+    });
   });
 
   await app.ready();

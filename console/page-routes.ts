@@ -23,7 +23,10 @@ export interface PageDeps {
 
 function send(request: FastifyRequest, reply: FastifyReply, page: Omit<LayoutOptions, 'user' | 'csrfToken'>, status = 200) {
   const s = request.consoleSession!;
-  return reply.code(status).type('text/html; charset=utf-8').send(layout({ ...page, user: s.user, csrfToken: s.csrfToken }));
+  return reply
+    .code(status)
+    .type('text/html; charset=utf-8')
+    .send(layout({ ...page, user: s.user, csrfToken: s.csrfToken }));
 }
 
 const hidden = { hide: true };
@@ -60,19 +63,15 @@ export function registerPageRoutes(app: FastifyInstance, d: PageDeps): void {
     },
   );
 
-  app.get<{ Querystring: { accountant: AccountantKind; institution?: string; run?: string } }>(
-    '/epsilon',
-    { schema: { ...hidden, querystring: ledgerQuerySchema } },
-    async (request, reply) => {
-      const q = request.query;
-      const report = source.report({ accountant: q.accountant, runId: q.run });
-      const selected = q.institution ?? report.institutions[0]?.institutionId;
-      const burnDown = selected ? source.burnDown(selected, q.accountant) : [];
-      const charts = await source.cached(`epsilon-charts:${q.accountant}:${q.run ?? ''}:${selected ?? ''}`, () => epsilonCharts(report, selected, burnDown));
-      const runs = source.cached('run-ids', runIds);
-      return send(request, reply, { title: 'ε per institution', active: 'epsilon', body: epsilonBody({ report, runs, selected, burnDown, charts }) });
-    },
-  );
+  app.get<{ Querystring: { accountant: AccountantKind; institution?: string; run?: string } }>('/epsilon', { schema: { ...hidden, querystring: ledgerQuerySchema } }, async (request, reply) => {
+    const q = request.query;
+    const report = source.report({ accountant: q.accountant, runId: q.run });
+    const selected = q.institution ?? report.institutions[0]?.institutionId;
+    const burnDown = selected ? source.burnDown(selected, q.accountant) : [];
+    const charts = await source.cached(`epsilon-charts:${q.accountant}:${q.run ?? ''}:${selected ?? ''}`, () => epsilonCharts(report, selected, burnDown));
+    const runs = source.cached('run-ids', runIds);
+    return send(request, reply, { title: 'ε per institution', active: 'epsilon', body: epsilonBody({ report, runs, selected, burnDown, charts }) });
+  });
 
   app.get<{ Querystring: EventsFilter }>('/events', { schema: { ...hidden, querystring: eventsQuerySchema } }, async (request, reply) => {
     const f = request.query;
@@ -111,8 +110,21 @@ export function registerPageRoutes(app: FastifyInstance, d: PageDeps): void {
       const summary = report.institutions.find((s) => s.institutionId === q.institution);
       const user = request.consoleSession!.user!;
       if (!summary) return send(request, reply, { title: 'Report', active: 'reports', body: `<p class="error">institution: ${q.institution} is not registered in this ledger.</p>` }, 404);
-      users.audit({ username: user.username, action: 'report', outcome: 'ok', detail: `institution ${q.institution}, run ${q.run ?? 'all'}, ${q.accountant}, head ${report.head.seq}`, ip: request.ip });
-      const body = reportBody({ report, summary, verification: await source.verifier.settled(REPORT_VERIFY_WAIT_MS), dbPath: source.path, generatedAt: new Date().toISOString(), generatedBy: `${user.username} (${user.role})` });
+      users.audit({
+        username: user.username,
+        action: 'report',
+        outcome: 'ok',
+        detail: `institution ${q.institution}, run ${q.run ?? 'all'}, ${q.accountant}, head ${report.head.seq}`,
+        ip: request.ip,
+      });
+      const body = reportBody({
+        report,
+        summary,
+        verification: await source.verifier.settled(REPORT_VERIFY_WAIT_MS),
+        dbPath: source.path,
+        generatedAt: new Date().toISOString(),
+        generatedBy: `${user.username} (${user.role})`,
+      });
       const title = `Compliance report: ${summary.institutionId}${q.run ? `, run ${q.run}` : ''}`;
       return send(request, reply, { title, active: 'reports', body, printable: true });
     },
@@ -125,12 +137,16 @@ export function registerPageRoutes(app: FastifyInstance, d: PageDeps): void {
       const { institution, run } = request.query;
       const csv = source.ledger.exportCsv({ institutionId: institution, runId: run });
       const user = request.consoleSession!.user!;
-      users.audit({ username: user.username, action: 'export', outcome: 'ok', detail: `events.csv institution ${institution ?? 'all'}, run ${run ?? 'all'}, head ${source.ledger.head().seq}`, ip: request.ip });
+      users.audit({
+        username: user.username,
+        action: 'export',
+        outcome: 'ok',
+        detail: `events.csv institution ${institution ?? 'all'}, run ${run ?? 'all'}, head ${source.ledger.head().seq}`,
+        ip: request.ip,
+      });
       return reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="ledger-events.csv"').send(csv);
     },
   );
 
-  app.get('/audit', { config: { roles: ['operator'] }, schema: hidden }, async (request, reply) =>
-    send(request, reply, { title: 'Audit log', active: 'audit', body: auditBody(users.auditLog()) }),
-  );
+  app.get('/audit', { config: { roles: ['operator'] }, schema: hidden }, async (request, reply) => send(request, reply, { title: 'Audit log', active: 'audit', body: auditBody(users.auditLog()) }));
 }

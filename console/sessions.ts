@@ -16,7 +16,10 @@ export interface Session {
 export class SessionStore {
   private readonly sessions = new Map<string, Session>();
 
-  constructor(private readonly ttlMs = 8 * 3600_000, private readonly maxSessions = 10_000) {}
+  constructor(
+    private readonly ttlMs = 8 * 3600_000,
+    private readonly maxSessions = 10_000,
+  ) {}
 
   create(user?: Session['user']): Session {
     this.sweep();

@@ -71,9 +71,11 @@ export class UsersStore {
 
   /** The user when the password matches; undefined otherwise (an unknown user costs the same scrypt time). */
   async authenticate(username: string, password: string): Promise<ConsoleUser | undefined> {
-    const row = (typeof username === 'string' && USERNAME_RE.test(username)
-      ? this.db.prepare('SELECT username, role, password_hash AS hash, created_at AS createdAt FROM console_users WHERE username = ?').get(username)
-      : undefined) as (ConsoleUser & { hash: string }) | undefined;
+    const row = (
+      typeof username === 'string' && USERNAME_RE.test(username)
+        ? this.db.prepare('SELECT username, role, password_hash AS hash, created_at AS createdAt FROM console_users WHERE username = ?').get(username)
+        : undefined
+    ) as (ConsoleUser & { hash: string }) | undefined;
     const ok = await verifyPassword(typeof password === 'string' ? password : '', row?.hash ?? (await decoyHash()));
     if (!row || !ok) return undefined;
     return { username: row.username, role: row.role, createdAt: row.createdAt };

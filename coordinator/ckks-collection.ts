@@ -39,7 +39,15 @@ export interface CkksCollectionOptions {
 }
 
 export type CkksOutcome =
-  | { ok: true; key: CkksKey; weightedDeltaSum: Float32Array; totalWeight: number; reported: string[]; outcomes: Map<string, { status: 'reported' | 'rejected' | 'declined' | 'dropped'; detail: string }>; events: Map<string, PrivacyEventMsg> }
+  | {
+      ok: true;
+      key: CkksKey;
+      weightedDeltaSum: Float32Array;
+      totalWeight: number;
+      reported: string[];
+      outcomes: Map<string, { status: 'reported' | 'rejected' | 'declined' | 'dropped'; detail: string }>;
+      events: Map<string, PrivacyEventMsg>;
+    }
   | { ok: false; key: CkksKey | null; reason: string; revealed?: { reported: number } };
 
 type Step = 'keygen' | 'encrypted' | 'decrypt' | 'done';
@@ -70,8 +78,14 @@ export class CkksCollection {
   private post(id: string, kind: TaskKind, summands = 0): void {
     this.o.board.post(id, {
       ...this.o.makeTask(kind),
-      ckks: { publicKey: this.key?.publicKey ?? new Uint8Array(0), vectorLength: this.vectorLength, weightCap: this.o.weightCap, summands, keyHolder: this.o.keyHolder.id,
-        offered: this.o.participants.length },
+      ckks: {
+        publicKey: this.key?.publicKey ?? new Uint8Array(0),
+        vectorLength: this.vectorLength,
+        weightCap: this.o.weightCap,
+        summands,
+        keyHolder: this.o.keyHolder.id,
+        offered: this.o.participants.length,
+      },
     });
   }
 
@@ -94,7 +108,11 @@ export class CkksCollection {
       this.step = 'encrypted';
       this.aggregator = await CkksAggregator.create(this.vectorLength);
       for (const p of this.o.participants) this.post(p.id, 'TRAIN');
-      const reported = await this.collect('encrypted training', this.o.participants.map((p) => p.id), this.o.roundDeadlineMs);
+      const reported = await this.collect(
+        'encrypted training',
+        this.o.participants.map((p) => p.id),
+        this.o.roundDeadlineMs,
+      );
       const outcomes = new Map([...this.collector!.all()].map(([id, o]) => [id, { status: o.status, detail: o.status === 'reported' ? '' : o.detail }] as const));
       if (this.stopped) return { ok: false, key: this.key, reason: 'stopped' };
       if (reported.length < this.o.minReports) return { ok: false, key: this.key, reason: `only ${reported.length} encrypted updates arrived; --min-clients is ${this.o.minReports}` };
@@ -124,7 +142,7 @@ export class CkksCollection {
     const { key, signature } = message.ckksPublicKey;
     if (!verifySignature(institution.publicKey, ckksKeyBinding(this.o.runId, institution.id, key), signature)) {
       this.collector?.reject(institution.id, 'rejected', 'bad signature on the CKKS public key');
-      throw invalidArgument('ckks_public_key.signature: does not verify with the key holder\'s identity key');
+      throw invalidArgument("ckks_public_key.signature: does not verify with the key holder's identity key");
     }
     this.key = { holder: institution.id, publicKey: new Uint8Array(key) };
     this.o.board.clear(institution.id);
@@ -176,7 +194,10 @@ export class CkksCollection {
       },
       finish: (tensors: NamedTensor[]) => {
         try {
-          aggregator.add(tensors.map((t) => t.data as Uint8Array), id);
+          aggregator.add(
+            tensors.map((t) => t.data as Uint8Array),
+            id,
+          );
         } catch (error) {
           throw invalidArgument(`tensor.data: ${(error as Error).message}`);
         }

@@ -10,8 +10,7 @@ import type { RoundMachine, RoundSummary } from './round-machine.ts';
 export function logRoundEvents(machine: RoundMachine, logger: Logger): () => void {
   // each handler takes the payload its event carries (see round-machine.ts)
   const handlers: Record<string, (payload: any) => void> = {
-    waiting: (w: { round: number; live: number; needed: number }) =>
-      logger.info({ round: w.round, phase: 'waiting', live: w.live, needed: w.needed }, 'waiting for institutions'),
+    waiting: (w: { round: number; live: number; needed: number }) => logger.info({ round: w.round, phase: 'waiting', live: w.live, needed: w.needed }, 'waiting for institutions'),
     round: (s: RoundSummary) =>
       logger.info(
         {

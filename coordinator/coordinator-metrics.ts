@@ -29,19 +29,54 @@ export class CoordinatorMetrics {
 
   private readonly roundsCommitted = new Counter({ name: 'dpfed_rounds_committed_total', help: 'Rounds committed (global model and ledger written)', registers: [this.registry] });
   private readonly roundsFailed = new Counter({ name: 'dpfed_rounds_failed_total', help: 'Rounds that failed and are retried', registers: [this.registry] });
-  private readonly evaluationsAborted = new Counter({ name: 'dpfed_evaluations_aborted_total', help: 'Round evaluations abandoned (the candidate model was not committed)', registers: [this.registry] });
+  private readonly evaluationsAborted = new Counter({
+    name: 'dpfed_evaluations_aborted_total',
+    help: 'Round evaluations abandoned (the candidate model was not committed)',
+    registers: [this.registry],
+  });
   private readonly participants = new Gauge({ name: 'dpfed_round_participants', help: 'Institutions whose update entered the last committed round', registers: [this.registry] });
-  private readonly participantsHistogram = new Histogram({ name: 'dpfed_round_participants_distribution', help: 'Institutions whose update entered each committed round', buckets: [1, 2, 3, 4, 5, 8, 10, 20, 50, 100], registers: [this.registry] });
-  private readonly phaseSeconds = new Histogram({ name: 'dpfed_round_phase_seconds', help: 'Duration of a committed round\'s phases: train (collection and aggregation), evaluate, commit', labelNames: ['phase'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers: [this.registry] });
-  private readonly roundSeconds = new Histogram({ name: 'dpfed_round_seconds', help: 'Wall-clock duration of committed rounds', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600], registers: [this.registry] });
+  private readonly participantsHistogram = new Histogram({
+    name: 'dpfed_round_participants_distribution',
+    help: 'Institutions whose update entered each committed round',
+    buckets: [1, 2, 3, 4, 5, 8, 10, 20, 50, 100],
+    registers: [this.registry],
+  });
+  private readonly phaseSeconds = new Histogram({
+    name: 'dpfed_round_phase_seconds',
+    help: "Duration of a committed round's phases: train (collection and aggregation), evaluate, commit",
+    labelNames: ['phase'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+  private readonly roundSeconds = new Histogram({
+    name: 'dpfed_round_seconds',
+    help: 'Wall-clock duration of committed rounds',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+    registers: [this.registry],
+  });
   private readonly currentRound = new Gauge({ name: 'dpfed_round', help: 'Last committed round', registers: [this.registry] });
   private readonly dropouts = new Counter({ name: 'dpfed_dropouts_total', help: 'Institutions offered a round that did not report in time', labelNames: ['institution'], registers: [this.registry] });
   private readonly declines = new Counter({ name: 'dpfed_declines_total', help: 'Rounds institutions declined, by reason', labelNames: ['reason'], registers: [this.registry] });
-  private readonly epsilon = new Gauge({ name: 'dpfed_epsilon_spent', help: 'Epsilon each institution has spent in this run, from the coordinator\'s ledger after each commit', labelNames: ['institution'], registers: [this.registry] });
-  private readonly epsilonBudget = new Gauge({ name: 'dpfed_epsilon_budget', help: 'Epsilon budget an institution declared (absent when none)', labelNames: ['institution'], registers: [this.registry] });
+  private readonly epsilon = new Gauge({
+    name: 'dpfed_epsilon_spent',
+    help: "Epsilon each institution has spent in this run, from the coordinator's ledger after each commit",
+    labelNames: ['institution'],
+    registers: [this.registry],
+  });
+  private readonly epsilonBudget = new Gauge({
+    name: 'dpfed_epsilon_budget',
+    help: 'Epsilon budget an institution declared (absent when none)',
+    labelNames: ['institution'],
+    registers: [this.registry],
+  });
   private readonly bytesIn = new Counter({ name: 'dpfed_bytes_received_total', help: 'gRPC message bytes received from institutions', registers: [this.registry] });
   private readonly bytesOut = new Counter({ name: 'dpfed_bytes_sent_total', help: 'gRPC message bytes sent to institutions', registers: [this.registry] });
-  private readonly refused = new Counter({ name: 'dpfed_refused_requests_total', help: 'Requests refused, by gRPC code and short reason (the field at fault)', labelNames: ['code', 'reason'], registers: [this.registry] });
+  private readonly refused = new Counter({
+    name: 'dpfed_refused_requests_total',
+    help: 'Requests refused, by gRPC code and short reason (the field at fault)',
+    labelNames: ['code', 'reason'],
+    registers: [this.registry],
+  });
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'dpfed_coordinator_' });

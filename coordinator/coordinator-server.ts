@@ -35,7 +35,12 @@ async function serveOverGrpc(core: FederationCore, options: CoordinatorOptions):
   const encodedModels = new EncodedModelCache(serializeTensorChunk);
   const openSessions = new Set<{ end(): void }>();
   const refused = metrics && ((code: grpc.status, message: string) => metrics.refusal(code, message));
-  const handlers = federationHandlers({ registry, machine: () => machine, coordinatorIdentity: identity, receipts, log: options.log, encodedModels, openSessions }, undefined, refused, new ZeroCopyFraming({ zeroCopy: options.zeroCopy }));
+  const handlers = federationHandlers(
+    { registry, machine: () => machine, coordinatorIdentity: identity, receipts, log: options.log, encodedModels, openSessions },
+    undefined,
+    refused,
+    new ZeroCopyFraming({ zeroCopy: options.zeroCopy }),
+  );
   const admission = admitPeers(handlers, { registry, enrolment, mutualTls, refused });
   server.addService(service, admission.handlers);
   const port = await new Promise<number>((resolve, reject) =>

@@ -144,7 +144,7 @@ export class CoordinatorStore {
 
   setRunStatus(id: string, status: RunRow['status'], roundsPlanned?: number): void {
     this.db
-      .prepare('UPDATE runs SET status = ?, rounds_planned = COALESCE(?, rounds_planned), finished_at = CASE WHEN ? = \'running\' THEN NULL ELSE ? END WHERE id = ?')
+      .prepare("UPDATE runs SET status = ?, rounds_planned = COALESCE(?, rounds_planned), finished_at = CASE WHEN ? = 'running' THEN NULL ELSE ? END WHERE id = ?")
       .run(status, roundsPlanned ?? null, status, new Date().toISOString(), id);
   }
 
@@ -213,8 +213,16 @@ export class CoordinatorStore {
       if (exists) throw new Error(`round ${commit.round} of run ${commit.runId} is already committed`);
       this.db
         .prepare('INSERT INTO rounds (run_id, round, model_version, started_at, committed_at, seconds, participants, aggregation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(commit.runId, commit.round, commit.modelVersion, commit.startedAt, new Date().toISOString(), commit.seconds,
-          commit.participants.filter((p) => p.status === 'reported').length, commit.aggregation);
+        .run(
+          commit.runId,
+          commit.round,
+          commit.modelVersion,
+          commit.startedAt,
+          new Date().toISOString(),
+          commit.seconds,
+          commit.participants.filter((p) => p.status === 'reported').length,
+          commit.aggregation,
+        );
       const participant = this.db.prepare('INSERT INTO participants (run_id, round, institution_id, status, num_examples, detail) VALUES (?, ?, ?, ?, ?, ?)');
       for (const p of commit.participants) participant.run(commit.runId, commit.round, p.institutionId, p.status, p.numExamples, p.detail);
       const metric = this.db.prepare('INSERT INTO metrics (run_id, round, institution_id, name, value) VALUES (?, ?, ?, ?, ?)');
@@ -240,9 +248,11 @@ export class CoordinatorStore {
   }
 
   schedulingRefusals(runId: string): { round: number; institutionId: string; reason: string }[] {
-    return this.db
-      .prepare('SELECT round, institution_id AS institutionId, reason FROM scheduling_refusals WHERE run_id = ? ORDER BY rowid')
-      .all(runId) as { round: number; institutionId: string; reason: string }[];
+    return this.db.prepare('SELECT round, institution_id AS institutionId, reason FROM scheduling_refusals WHERE run_id = ? ORDER BY rowid').all(runId) as {
+      round: number;
+      institutionId: string;
+      reason: string;
+    }[];
   }
 
   rounds(runId: string): RoundRow[] {

@@ -19,7 +19,10 @@ export interface EnrolmentRecord {
 
 /** A refused enrolment change; `field` names the flag or JSON field at fault. */
 export class EnrolmentError extends Error {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(`${field}: ${message}`);
   }
 }

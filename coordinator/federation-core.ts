@@ -140,7 +140,9 @@ async function openFederationOn(store: CoordinatorStore, options: CoordinatorOpt
     config = { ...stored, rounds: Math.max(stored.rounds, options.config.rounds) };
     const asked = options.schema ?? options.config.schema;
     if (asked && (!stored.schema || schemaHash(asked) !== schemaHash(stored.schema))) {
-      throw new Error(`schema: run ${run.id} was created ${stored.schema ? `with another data schema (schema_hash ${schemaHash(stored.schema)})` : 'without a data schema'}; resume it without --schema or start a new run`);
+      throw new Error(
+        `schema: run ${run.id} was created ${stored.schema ? `with another data schema (schema_hash ${schemaHash(stored.schema)})` : 'without a data schema'}; resume it without --schema or start a new run`,
+      );
     }
     if (config.rounds !== stored.rounds || run.status !== 'running') store.setRunStatus(run.id, 'running', config.rounds);
   } else {

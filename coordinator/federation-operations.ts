@@ -106,11 +106,14 @@ export function federationOperations(deps: ServiceDeps): FederationOperations {
       // authenticates before it returns (a refusal is thrown, not a rejected promise), so the Session stream
       // learns which institution it speaks for only from a request that authenticated
       const institution = registry.authenticate(request.envelope);
-      return deps.machine().pullTask(institution, request.waitMs, onCancel).then((task) => {
-        // Every task carries the coordinator's signed ledger head: after a committed round, the head with its events.
-        const head = deps.receipts.coordinatorHead();
-        return head ? { ...task, coordinatorLedgerHead: head } : task;
-      });
+      return deps
+        .machine()
+        .pullTask(institution, request.waitMs, onCancel)
+        .then((task) => {
+          // Every task carries the coordinator's signed ledger head: after a committed round, the head with its events.
+          const head = deps.receipts.coordinatorHead();
+          return head ? { ...task, coordinatorLedgerHead: head } : task;
+        });
     },
 
     downloadModel(request) {

@@ -83,7 +83,7 @@ export class InstitutionRegistry {
   challenge(request: ChallengeRequest): ChallengeResponse {
     this.checkId(request.institutionId);
     const pinned = this.store.institutionKey(request.institutionId);
-    const receiptSeq = pinned ? this.receipts.institutionReceipt(request.institutionId, pinned)?.seq ?? 0 : 0;
+    const receiptSeq = pinned ? (this.receipts.institutionReceipt(request.institutionId, pinned)?.seq ?? 0) : 0;
     const issued = this.challenges.issue(request.institutionId, receiptSeq);
     return { nonce: issued.nonce, expiresInMs: issued.expiresAt - issued.issuedAt, receiptSeq, coordinatorPublicKey: this.receipts.coordinatorPublicKey, schemaJson: this.schemaJson };
   }
@@ -103,10 +103,17 @@ export class InstitutionRegistry {
     let declaration: Uint8Array;
     try {
       declaration = registrationDeclaration({
-        nonce: request.nonce, institutionId: id, identityPublicKey: request.identityPublicKey, protocolVersion: request.protocolVersion,
+        nonce: request.nonce,
+        institutionId: id,
+        identityPublicKey: request.identityPublicKey,
+        protocolVersion: request.protocolVersion,
         budget: request.budget ? { epsilon: request.budget.epsilon, delta: request.budget.delta } : null,
-        declaredExamples: request.declaredExamples ?? 0, schemaHash: request.schemaHash ?? new Uint8Array(0),
-        ledgerHeadSeq: head.seq, ledgerHeadHash: head.hash, receiptSeq: challenge.receiptSeq, anchorHash: request.anchorHash ?? new Uint8Array(0),
+        declaredExamples: request.declaredExamples ?? 0,
+        schemaHash: request.schemaHash ?? new Uint8Array(0),
+        ledgerHeadSeq: head.seq,
+        ledgerHeadHash: head.hash,
+        receiptSeq: challenge.receiptSeq,
+        anchorHash: request.anchorHash ?? new Uint8Array(0),
       });
     } catch (error) {
       throw invalidArgument(`declared_examples or ledger_head: ${(error as Error).message}`);

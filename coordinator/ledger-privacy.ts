@@ -69,7 +69,7 @@ export function coordinatorPrivacy(ctx: { runId: string; config: RunConfig; stor
     if (e.round !== round) throw invalidArgument(`header.privacy_event.round: ${e.round} is not round ${round}`);
     if (e.modelVersion !== modelVersion) throw invalidArgument(`header.privacy_event.model_version: ${e.modelVersion} is not ${modelVersion}`);
     if (e.mode !== mode) throw invalidArgument(`header.privacy_event.mode: expected "${mode}", got "${e.mode}"`);
-    if (!verifyEventSignature(e, event.signature, institution.publicKey)) throw invalidArgument('header.privacy_event.signature: does not verify with the institution\'s identity key');
+    if (!verifyEventSignature(e, event.signature, institution.publicKey)) throw invalidArgument("header.privacy_event.signature: does not verify with the institution's identity key");
     return e;
   };
 

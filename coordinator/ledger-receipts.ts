@@ -25,7 +25,10 @@ export class CoordinatorReceipts {
   private signedHead: { hash: string; head: LedgerHeadMsg } | null = null;
   readonly coordinatorPublicKey: Uint8Array;
 
-  constructor(private readonly store: CoordinatorStore, private readonly identity: IdentityKey) {
+  constructor(
+    private readonly store: CoordinatorStore,
+    private readonly identity: IdentityKey,
+  ) {
     this.receipts = new ReceiptStore(store.db);
     this.coordinatorPublicKey = identity.publicKey;
   }

@@ -14,8 +14,18 @@ import { composedEpsilon } from '@dpfed/privacy/budget';
 import { PrivacyLedger } from '@dpfed/privacy/ledger';
 import { compileSchema, labelColumn, schemaHash, type DataSchema } from '@dpfed/proto/data-schema';
 import {
-  MODEL_CARD_FORMAT, MODEL_CARD_JSON, MODEL_JSON, modelHashOf, PREPROCESSING_FORMAT, PREPROCESSING_JSON, sha256Hex, SHA256SUMS, sumLine, WEIGHTS_BIN,
-  type ModelCard, type PreprocessingFile,
+  MODEL_CARD_FORMAT,
+  MODEL_CARD_JSON,
+  MODEL_JSON,
+  modelHashOf,
+  PREPROCESSING_FORMAT,
+  PREPROCESSING_JSON,
+  sha256Hex,
+  SHA256SUMS,
+  sumLine,
+  WEIGHTS_BIN,
+  type ModelCard,
+  type PreprocessingFile,
 } from '@dpfed/proto/model-file-format';
 import { layerWidths, parameterCount, parseModelSpec, unflattenParameters, type ModelSpec } from '@dpfed/proto/model-spec';
 import type { RunConfig } from './run-config.ts';
@@ -64,16 +74,22 @@ interface RunRecord {
 }
 
 function findRun(db: Database.Database, runId: string | undefined): RunRecord {
-  const row = (runId === undefined
-    ? db.prepare('SELECT id, config_json, model_spec_json FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1').get()
-    : db.prepare('SELECT id, config_json, model_spec_json FROM runs WHERE id = ?').get(runId)) as { id: string; config_json: string; model_spec_json: string } | undefined;
+  const row = (
+    runId === undefined
+      ? db.prepare('SELECT id, config_json, model_spec_json FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1').get()
+      : db.prepare('SELECT id, config_json, model_spec_json FROM runs WHERE id = ?').get(runId)
+  ) as { id: string; config_json: string; model_spec_json: string } | undefined;
   if (!row) throw new ModelExportError(runId === undefined ? 'the database holds no run' : `run ${JSON.stringify(runId)} is not in the database`);
   return { id: row.id, config: JSON.parse(row.config_json) as RunConfig, spec: parseModelSpec(row.model_spec_json) };
 }
 
 /** The committed round a choice names ('best': the highest recorded global AUC, the later round on a tie); throws ModelExportError naming what is missing. */
 export function chooseRound(db: Database.Database, runId: string, choice: RoundChoice): { round: number; modelVersion: number; aggregation: string } {
-  const rounds = db.prepare('SELECT round, model_version AS modelVersion, aggregation FROM rounds WHERE run_id = ? ORDER BY round').all(runId) as { round: number; modelVersion: number; aggregation: string }[];
+  const rounds = db.prepare('SELECT round, model_version AS modelVersion, aggregation FROM rounds WHERE run_id = ? ORDER BY round').all(runId) as {
+    round: number;
+    modelVersion: number;
+    aggregation: string;
+  }[];
   if (rounds.length === 0) throw new ModelExportError(`run ${runId} has no committed round, so no global model to export`);
   if (choice === 'last') return rounds[rounds.length - 1];
   if (choice === 'best') {
@@ -209,7 +225,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
 
   const tf = o.tf ?? (await defaultTfModule());
   const model = buildLayersModel(tf, run.spec, parameters);
-  let artifacts;
+  let artifacts: Awaited<ReturnType<typeof layersArtifacts>>;
   try {
     artifacts = await layersArtifacts(tf, model);
   } finally {
@@ -230,7 +246,10 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     modelVersion: chosen.modelVersion,
     roundSelection: String(choice),
     ...(choice === 'best'
-      ? { roundSelectionNote: 'best = the committed round with the highest recorded global AUC; that AUC is the federation\'s own evaluation signal (the evaluators\' validation rows), so choosing by it uses that signal and the chosen AUC is optimistic' }
+      ? {
+          roundSelectionNote:
+            "best = the committed round with the highest recorded global AUC; that AUC is the federation's own evaluation signal (the evaluators' validation rows), so choosing by it uses that signal and the chosen AUC is optimistic",
+        }
       : {}),
     createdAt: new Date().toISOString(),
     modelSpec: run.spec,
@@ -240,17 +259,26 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     privacy,
     epsilon: epsilonAt(o.db, run, chosen.round),
     metrics: roundMetrics(o.db, run.id, chosen.round),
-    metricsNote: 'global metrics as the coordinator recorded them for this round, from the evaluators\' summed score histograms on their validation rows (auc is histogram-binned); evaluation adds no noise of its own, so no auc_stderr is recorded',
+    metricsNote:
+      "global metrics as the coordinator recorded them for this round, from the evaluators' summed score histograms on their validation rows (auc is histogram-binned); evaluation adds no noise of its own, so no auc_stderr is recorded",
     ...(crossSite && crossSite.round === chosen.round
       ? {
-        crossSite: {
-          private: crossSite.private,
-          institutions: crossSite.institutions.map((r) => ({ institution: r.institutionId, status: r.status, auc: r.auc, aucStderr: r.aucStderr, examples: r.examples, noiseMultiplier: r.noiseMultiplier, detail: r.detail })),
-          note: crossSite.private
-            ? 'each institution\'s own AUC of this model on its own validation rows, from the class histograms it released alone with its full evaluation noise (a "cross-site" event in its ledger, part of the epsilon above); auc_stderr is the error from that noise'
-            : 'each institution\'s own AUC of this model on its own validation rows, from its exact class histograms (privacy off: no privacy claim)',
-        },
-      }
+          crossSite: {
+            private: crossSite.private,
+            institutions: crossSite.institutions.map((r) => ({
+              institution: r.institutionId,
+              status: r.status,
+              auc: r.auc,
+              aucStderr: r.aucStderr,
+              examples: r.examples,
+              noiseMultiplier: r.noiseMultiplier,
+              detail: r.detail,
+            })),
+            note: crossSite.private
+              ? 'each institution\'s own AUC of this model on its own validation rows, from the class histograms it released alone with its full evaluation noise (a "cross-site" event in its ledger, part of the epsilon above); auc_stderr is the error from that noise'
+              : "each institution's own AUC of this model on its own validation rows, from its exact class histograms (privacy off: no privacy claim)",
+          },
+        }
       : {}),
     modelHash: modelHashOf(files),
     files,

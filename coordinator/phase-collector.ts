@@ -10,7 +10,11 @@ export class PhaseCollector<T> {
   private readonly done: Promise<void>;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(readonly name: string, readonly expected: ReadonlySet<string>, deadlineMs: number) {
+  constructor(
+    readonly name: string,
+    readonly expected: ReadonlySet<string>,
+    deadlineMs: number,
+  ) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     if (expected.size === 0) this.close();
     else this.timer = setTimeout(() => this.close(), Math.max(0, deadlineMs));

@@ -26,7 +26,10 @@ export class RegistrationChallenges {
   /** Nonces already presented, until they would have expired: a replay is named as one. */
   private readonly used = new Map<string, number>();
 
-  constructor(private readonly ttlMs = CHALLENGE_TTL_MS, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly ttlMs = CHALLENGE_TTL_MS,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   issue(institutionId: string, receiptSeq: number): IssuedChallenge {
     this.prune();

@@ -190,7 +190,13 @@ export class RoundMachine extends EventEmitter {
     this.phase = 'cross-site';
     const { runId, config, store, registry, board, privacy } = this.deps;
     const collection = new CrossSiteEvaluation({
-      runId, round, config, store, registry, board, privacy,
+      runId,
+      round,
+      config,
+      store,
+      registry,
+      board,
+      privacy,
       task: () => this.task('CROSS_SITE_EVALUATE', { config: this.taskConfig(round), modelVersion: round }),
     });
     const summary = await this.collect(collection);

@@ -59,7 +59,14 @@ export class SecureCollection {
 
   constructor(private readonly o: SecureCollectionOptions) {
     const identityKeys = new Map(o.participants.map((p) => [p.id, p.publicKey] as const));
-    this.server = new SecAggServer({ context: { runId: o.runId, round: o.round, collection: o.collection }, threshold: o.threshold, vectorLength: o.vectorLength, identityKeys, graph: o.graph, thresholdFor: o.thresholdFor });
+    this.server = new SecAggServer({
+      context: { runId: o.runId, round: o.round, collection: o.collection },
+      threshold: o.threshold,
+      vectorLength: o.vectorLength,
+      identityKeys,
+      graph: o.graph,
+      thresholdFor: o.thresholdFor,
+    });
     [...o.participants].sort((a, b) => a.id.localeCompare(b.id)).forEach((p, i) => this.indexOf.set(p.id, i + 1));
     this.collector = new PhaseCollector<true>(`${o.collection} key advertisement`, new Set(o.participants.map((p) => p.id)), o.firstDeadlineMs);
   }

@@ -16,7 +16,13 @@ type SessionCall = ServerDuplexStream<ClientFrameMsg, CoordinatorFrameMsg | Buff
 /** Uploads one institution may have in progress on its stream (each holds a model-sized buffer). */
 export const MAX_OPEN_RESULTS = 4;
 
-export function sessionHandler(ops: FederationOperations, log?: (line: string) => void, open?: Set<{ end(): void }>, onRefused?: RefusalObserver, framing = new ZeroCopyFraming()): (call: SessionCall) => void {
+export function sessionHandler(
+  ops: FederationOperations,
+  log?: (line: string) => void,
+  open?: Set<{ end(): void }>,
+  onRefused?: RefusalObserver,
+  framing = new ZeroCopyFraming(),
+): (call: SessionCall) => void {
   return (call) => {
     /** Uploads in progress by call id. */
     const results = new Map<number, ResultReceiver>();

@@ -9,14 +9,21 @@ export function describeStorageFault(file: string, error: unknown): string | nul
   const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : '';
   if (!code.startsWith('SQLITE_')) return null;
   const problem =
-    code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') ? 'the database is locked by another connection (another process holds a write transaction on it)'
-    : code === 'SQLITE_FULL' ? 'the disk (or the file system holding it) is full'
-    : code.startsWith('SQLITE_READONLY') ? 'the file cannot be written (read-only file, directory or file system)'
-    : code.startsWith('SQLITE_IOERR') ? 'the operating system refused a read or write (I/O error)'
-    : code.startsWith('SQLITE_CANTOPEN') ? 'the file cannot be opened'
-    : code === 'SQLITE_NOTADB' ? 'the file is not an SQLite database'
-    : code.startsWith('SQLITE_CORRUPT') ? 'the database file is damaged (restore it from a backup)'
-    : null;
+    code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')
+      ? 'the database is locked by another connection (another process holds a write transaction on it)'
+      : code === 'SQLITE_FULL'
+        ? 'the disk (or the file system holding it) is full'
+        : code.startsWith('SQLITE_READONLY')
+          ? 'the file cannot be written (read-only file, directory or file system)'
+          : code.startsWith('SQLITE_IOERR')
+            ? 'the operating system refused a read or write (I/O error)'
+            : code.startsWith('SQLITE_CANTOPEN')
+              ? 'the file cannot be opened'
+              : code === 'SQLITE_NOTADB'
+                ? 'the file is not an SQLite database'
+                : code.startsWith('SQLITE_CORRUPT')
+                  ? 'the database file is damaged (restore it from a backup)'
+                  : null;
   if (!problem) return null;
   return `${file}: ${problem} (${code}: ${(error as Error).message})`;
 }

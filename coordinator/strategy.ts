@@ -64,12 +64,12 @@ export type StrategyName = 'fedavg' | 'fedprox' | 'fedadam' | 'trimmed-mean';
 export const STRATEGY_NAMES: readonly StrategyName[] = ['fedavg', 'fedprox', 'fedadam', 'trimmed-mean'];
 
 export interface StrategyOptions {
-  proximalMu?: number;          // fedprox, default 0.01
-  serverLearningRate?: number;  // fedadam, default 0.01
-  beta1?: number;               // fedadam, default 0.9
-  beta2?: number;               // fedadam, default 0.99
-  tau?: number;                 // fedadam adaptivity, default 1e-3
-  trimFraction?: number;        // trimmed-mean, fraction cut at each end, default 0.1
+  proximalMu?: number; // fedprox, default 0.01
+  serverLearningRate?: number; // fedadam, default 0.01
+  beta1?: number; // fedadam, default 0.9
+  beta2?: number; // fedadam, default 0.99
+  tau?: number; // fedadam adaptivity, default 1e-3
+  trimFraction?: number; // trimmed-mean, fraction cut at each end, default 0.1
 }
 
 /**

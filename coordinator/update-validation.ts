@@ -73,10 +73,15 @@ function firstNonFiniteFloat32(values: Float32Array): number {
   const end = n - (n % 8);
   let i = 0;
   for (; i < end; i += 8) {
-    const carried = ((bits[i] & 0x7f800000) + 0x800000) | ((bits[i + 1] & 0x7f800000) + 0x800000)
-      | ((bits[i + 2] & 0x7f800000) + 0x800000) | ((bits[i + 3] & 0x7f800000) + 0x800000)
-      | ((bits[i + 4] & 0x7f800000) + 0x800000) | ((bits[i + 5] & 0x7f800000) + 0x800000)
-      | ((bits[i + 6] & 0x7f800000) + 0x800000) | ((bits[i + 7] & 0x7f800000) + 0x800000);
+    const carried =
+      ((bits[i] & 0x7f800000) + 0x800000) |
+      ((bits[i + 1] & 0x7f800000) + 0x800000) |
+      ((bits[i + 2] & 0x7f800000) + 0x800000) |
+      ((bits[i + 3] & 0x7f800000) + 0x800000) |
+      ((bits[i + 4] & 0x7f800000) + 0x800000) |
+      ((bits[i + 5] & 0x7f800000) + 0x800000) |
+      ((bits[i + 6] & 0x7f800000) + 0x800000) |
+      ((bits[i + 7] & 0x7f800000) + 0x800000);
     if (carried < 0) break;
   }
   for (; i < n; i++) if ((bits[i] & 0x7f800000) === 0x7f800000) return i;

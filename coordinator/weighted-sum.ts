@@ -28,15 +28,7 @@ export function accumulateWeighted(acc: Float64Array, vectors: readonly Float32A
 }
 
 /** acc[i] += wa·a[i] + wb·b[i] + wc·c[i] + wd·d[i] for start <= i < end. */
-function addFour(
-  acc: Float64Array,
-  start: number,
-  end: number,
-  a: Float32Array, wa: number,
-  b: Float32Array, wb: number,
-  c: Float32Array, wc: number,
-  d: Float32Array, wd: number,
-): void {
+function addFour(acc: Float64Array, start: number, end: number, a: Float32Array, wa: number, b: Float32Array, wb: number, c: Float32Array, wc: number, d: Float32Array, wd: number): void {
   const stop = end - ((end - start) % 4);
   let i = start;
   for (; i < stop; i += 4) {

@@ -36,7 +36,12 @@ async function main(): Promise<void> {
   // The institution's own ledger: it refuses to release past its budget, whatever the coordinator asks.
   const privacy = new InstitutionPrivacy({ institutionId, identity, budget, ledgerPath: `${institutionId}.ledger.sqlite` });
   const client = new FederationClient({
-    coordinator, institutionId, identity, learner, privacy, budget,
+    coordinator,
+    institutionId,
+    identity,
+    learner,
+    privacy,
+    budget,
     tls: {
       ca: readFileSync(join(tlsDir, 'ca.crt')),
       cert: readFileSync(join(tlsDir, `${institutionId}.crt`)),

@@ -43,12 +43,7 @@ export function emptyHistogram(bins = 1024, logitRange = 16): ScoreHistogram {
 }
 
 /** Histogram of logits per class. Labels are 0 or 1; a NaN logit is refused. */
-export function histogramOfScores(
-  logits: Float32Array | Float64Array,
-  labels: Float32Array | Uint8Array,
-  bins = 1024,
-  logitRange = 16,
-): ScoreHistogram {
+export function histogramOfScores(logits: Float32Array | Float64Array, labels: Float32Array | Uint8Array, bins = 1024, logitRange = 16): ScoreHistogram {
   if (logits.length !== labels.length) throw new Error(`histogram: ${logits.length} logits but ${labels.length} labels`);
   const h = emptyHistogram(bins, logitRange);
   for (let i = 0; i < logits.length; i++) {

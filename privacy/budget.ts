@@ -46,12 +46,7 @@ export function composedEpsilon(events: readonly MechanismEvent[], delta: number
 }
 
 /** Would running `plannedEvents` on top of `spentEvents` stay within the budget? */
-export function checkBudget(
-  spentEvents: readonly MechanismEvent[],
-  plannedEvents: readonly MechanismEvent[],
-  budget: PrivacyBudget,
-  accountant: Accountant,
-): BudgetCheck {
+export function checkBudget(spentEvents: readonly MechanismEvent[], plannedEvents: readonly MechanismEvent[], budget: PrivacyBudget, accountant: Accountant): BudgetCheck {
   validateBudget(budget);
   validateEvents(spentEvents, 'spentEvents');
   validateEvents(plannedEvents, 'plannedEvents');
@@ -90,8 +85,7 @@ export function projectedRoundsLeft(
   validateEvents(perRound, 'perRoundEvent');
   if (perRound.length === 0) throw new Error('perRoundEvent: at least one mechanism event is needed');
   if (!Number.isSafeInteger(maxRounds) || maxRounds < 0) throw new Error(`maxRounds must be a non-negative integer, got ${maxRounds}`);
-  const fits = (rounds: number) =>
-    composedEpsilon([...spentEvents, ...repeatRound(perRound, rounds)], budget.delta, accountant).epsilon <= budget.epsilon;
+  const fits = (rounds: number) => composedEpsilon([...spentEvents, ...repeatRound(perRound, rounds)], budget.delta, accountant).epsilon <= budget.epsilon;
   if (maxRounds === 0 || !fits(1)) return 0;
   // Gallop 1, 2, 4, … to bracket the answer (cheap: small step counts first), then bisect.
   let low = 1; // fits

@@ -34,9 +34,7 @@ export function calibrateNoiseMultiplier(o: CalibrationRequest): { noiseMultipli
   let epsHi = epsilonAt(hi);
   while (epsHi > o.targetEpsilon) {
     if (hi >= SIGMA_MAX) {
-      throw new Error(
-        `calibrate: target epsilon ${o.targetEpsilon} is unreachable at delta ${o.delta}: even noise multiplier ${SIGMA_MAX} gives epsilon ${epsHi} (${accountant.kind} accountant)`,
-      );
+      throw new Error(`calibrate: target epsilon ${o.targetEpsilon} is unreachable at delta ${o.delta}: even noise multiplier ${SIGMA_MAX} gives epsilon ${epsHi} (${accountant.kind} accountant)`);
     }
     hi = Math.min(SIGMA_MAX, hi * 2);
     epsHi = epsilonAt(hi);

@@ -83,7 +83,10 @@ export function plannedEvaluationReleases(rounds: number, every: number, crossSi
 export function calibrateEvaluationSigma(o: { epsilon: number; delta: number; evaluations: number; accountant?: AccountantKind }): number {
   positiveNumber(o.epsilon, 'epsilon');
   positiveInteger(o.evaluations, 'evaluations');
-  return calibrateNoiseMultiplier({ targetEpsilon: o.epsilon, delta: o.delta, sampleRate: 1, steps: o.evaluations, accountant: o.accountant, tolerance: o.epsilon * 1e-3 }).noiseMultiplier * EVALUATION_SENSITIVITY;
+  return (
+    calibrateNoiseMultiplier({ targetEpsilon: o.epsilon, delta: o.delta, sampleRate: 1, steps: o.evaluations, accountant: o.accountant, tolerance: o.epsilon * 1e-3 }).noiseMultiplier *
+    EVALUATION_SENSITIVITY
+  );
 }
 
 /** The planned evaluations of a run as one mechanism event (sample rate 1, one step each). */
@@ -98,9 +101,7 @@ export function evaluationMechanism(sigma: number, evaluations: number): Mechani
  * already planned `alongside` events (the evaluations), reach at most `targetEpsilon` at `delta`.
  * Bisection on σ (ε is decreasing in σ): the returned σ is the upper end of the final bracket.
  */
-export function calibrateTrainingAlongside(o: {
-  targetEpsilon: number; delta: number; sampleRate: number; steps: number; alongside: readonly MechanismEvent[]; accountant?: AccountantKind;
-}): number {
+export function calibrateTrainingAlongside(o: { targetEpsilon: number; delta: number; sampleRate: number; steps: number; alongside: readonly MechanismEvent[]; accountant?: AccountantKind }): number {
   positiveNumber(o.targetEpsilon, 'targetEpsilon');
   const accountant = makeAccountant(o.accountant ?? 'rdp');
   const epsilonAt = (sigma: number) => accountant.epsilon([{ sampleRate: o.sampleRate, noiseMultiplier: sigma, steps: o.steps }, ...o.alongside], o.delta).epsilon;
@@ -181,7 +182,10 @@ export function planEvaluationNoise(o: { required: number; requested: number; bi
       sigma,
       recordedMultiplier: distributedEvaluationMultiplier(sigma, o.secure.threshold, dimension),
       requiredMultiplier: o.required,
-      overridden: o.requested < minimum ? `the coordinator asked for a noise share of ${o.requested.toFixed(3)}; this institution's plan requires ${minimum.toFixed(3)} (multiplier ${o.required.toFixed(3)} over ${o.secure.threshold} shares), which it adds instead` : undefined,
+      overridden:
+        o.requested < minimum
+          ? `the coordinator asked for a noise share of ${o.requested.toFixed(3)}; this institution's plan requires ${minimum.toFixed(3)} (multiplier ${o.required.toFixed(3)} over ${o.secure.threshold} shares), which it adds instead`
+          : undefined,
     };
   }
   const minimum = o.required * EVALUATION_SENSITIVITY;
@@ -223,7 +227,13 @@ export interface InstitutionNoisePlan {
  * the cross-site release).
  */
 export function planInstitutionEvaluations(o: {
-  targetEpsilon: number; budget: { epsilon: number; delta: number }; accountant?: AccountantKind; rounds: number; epsilon: number; every: number; crossSite?: boolean;
+  targetEpsilon: number;
+  budget: { epsilon: number; delta: number };
+  accountant?: AccountantKind;
+  rounds: number;
+  epsilon: number;
+  every: number;
+  crossSite?: boolean;
 }): { count: number; multiplier: number } {
   const count = plannedEvaluationReleases(o.rounds, o.every, o.crossSite);
   const epsilon = o.epsilon * Math.min(1, o.budget.epsilon / o.targetEpsilon);
@@ -237,17 +247,21 @@ export function planInstitutionEvaluations(o: {
  * evaluations compose to min(run target, own budget).
  */
 export function planInstitutionNoise(o: {
-  targetEpsilon: number; budget: { epsilon: number; delta: number }; accountant?: AccountantKind;
+  targetEpsilon: number;
+  budget: { epsilon: number; delta: number };
+  accountant?: AccountantKind;
   training: { sampleRate: number; steps: number; rounds: number };
   evaluation?: { epsilon: number; every: number; crossSite?: boolean } | null;
 }): InstitutionNoisePlan {
   const own = Math.min(o.targetEpsilon, o.budget.epsilon);
-  const evaluation = o.evaluation
-    ? planInstitutionEvaluations({ targetEpsilon: o.targetEpsilon, budget: o.budget, accountant: o.accountant, rounds: o.training.rounds, ...o.evaluation })
-    : null;
+  const evaluation = o.evaluation ? planInstitutionEvaluations({ targetEpsilon: o.targetEpsilon, budget: o.budget, accountant: o.accountant, rounds: o.training.rounds, ...o.evaluation }) : null;
   const trainingMultiplier = calibrateTrainingAlongside({
-    targetEpsilon: own, delta: o.budget.delta, sampleRate: o.training.sampleRate, steps: o.training.steps * o.training.rounds,
-    alongside: evaluation ? [evaluationMechanism(evaluation.multiplier * EVALUATION_SENSITIVITY, evaluation.count)] : [], accountant: o.accountant,
+    targetEpsilon: own,
+    delta: o.budget.delta,
+    sampleRate: o.training.sampleRate,
+    steps: o.training.steps * o.training.rounds,
+    alongside: evaluation ? [evaluationMechanism(evaluation.multiplier * EVALUATION_SENSITIVITY, evaluation.count)] : [],
+    accountant: o.accountant,
   });
   return { trainingMultiplier, evaluation };
 }

@@ -173,7 +173,7 @@ function snapAndAdd(values: Float32Array, z: Int32Array, inverseGrid: number, g:
   // The rest, one at a time, and any value from 2^52 on or not finite.
   for (; i < n; i++) {
     const snapped = snapOne(values[i] * inverse);
-    if (snapped !== snapped) return i;
+    if (Number.isNaN(snapped)) return i;
     values[i] = (snapped * grid + z[i] * grid) * scale;
   }
   return -1;

@@ -17,6 +17,7 @@ function checkId(value: unknown, name: string): void {
   if (typeof value !== 'string' || value.length === 0) throw new Error(`ledger event: ${name} must be a non-empty string`);
   if (value.length > 256) throw new Error(`ledger event: ${name} is longer than 256 characters`);
   // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the check is for control characters
   if (/[\u0000-\u001f\u007f]/.test(value) || LONE_SURROGATE.test(value)) throw new Error(`ledger event: ${name} contains control characters or malformed text`);
 }
 

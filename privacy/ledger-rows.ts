@@ -91,7 +91,24 @@ export const EVENT_COLUMNS = [
 /** An event row's values in EVENT_COLUMNS order: the inverse of toLedgerRow. */
 export function eventColumnValues(r: LedgerRow): (string | number)[] {
   const e = r.event;
-  return [r.seq, e.institutionId, e.runId, e.round, e.mode, e.sampleRate, e.noiseMultiplier, e.steps, e.clipNorm, e.delta, e.modelVersion, e.time, r.institutionSignature, r.prevHash, r.rowHash, r.countersignature];
+  return [
+    r.seq,
+    e.institutionId,
+    e.runId,
+    e.round,
+    e.mode,
+    e.sampleRate,
+    e.noiseMultiplier,
+    e.steps,
+    e.clipNorm,
+    e.delta,
+    e.modelVersion,
+    e.time,
+    r.institutionSignature,
+    r.prevHash,
+    r.rowHash,
+    r.countersignature,
+  ];
 }
 
 export function toLedgerRow(r: Row): LedgerRow {

@@ -72,7 +72,8 @@ export function majorityThreshold(neighbours: number): number {
 /** Sizes the neighbourhood and threshold for n clients tolerating independent dropouts at `dropoutRate`. */
 export function sizeMaskingGraph(clients: number, dropoutRate: number, options: { maxAbortProbability?: number } = {}): GraphSize {
   const target = options.maxAbortProbability ?? 1e-3;
-  if (!Number.isInteger(clients) || clients < 3) throw new Error(`masking graph: secure aggregation needs an integer >= 3 clients (with 2, each learns the other's update from the sum), got ${clients}`);
+  if (!Number.isInteger(clients) || clients < 3)
+    throw new Error(`masking graph: secure aggregation needs an integer >= 3 clients (with 2, each learns the other's update from the sum), got ${clients}`);
   if (!Number.isFinite(dropoutRate) || dropoutRate < 0 || dropoutRate >= 0.5) {
     throw new Error(`masking graph: dropoutRate must be in [0, 0.5) (a majority threshold cannot survive losing half the clients), got ${dropoutRate}`);
   }
@@ -125,12 +126,20 @@ export function neighbourhoods(members: readonly GraphMember[], neighbours?: num
   if (!Number.isInteger(k) || k < 1) throw new Error(`masking graph: neighbour count must be a positive integer, got ${k}`);
   const result = new Map<string, string[]>();
   if (k >= n - 1) {
-    for (const id of ids) result.set(id, ids.filter((other) => other !== id));
+    for (const id of ids)
+      result.set(
+        id,
+        ids.filter((other) => other !== id),
+      );
     return result;
   }
   const half = Math.ceil(k / 2);
   if (2 * half >= n - 1) {
-    for (const id of ids) result.set(id, ids.filter((other) => other !== id));
+    for (const id of ids)
+      result.set(
+        id,
+        ids.filter((other) => other !== id),
+      );
     return result;
   }
   const ring = [...members].sort((a, b) => a.index - b.index).map((m) => m.institutionId);
@@ -152,5 +161,6 @@ export function neighbourhoods(members: readonly GraphMember[], neighbours?: num
 export function checkThresholdForNeighbourhood(threshold: number, neighbourCount: number, who = 'a client'): void {
   if (!Number.isInteger(threshold) || threshold < 1) throw new Error(`secagg: threshold must be a positive integer, got ${threshold}`);
   if (threshold > neighbourCount) throw new Error(`secagg: threshold ${threshold} exceeds the ${neighbourCount} neighbours of ${who}: its secrets could not be rebuilt if it dropped`);
-  if (2 * threshold <= neighbourCount + 1) throw new Error(`secagg: threshold ${threshold} is not a strict majority of the ${neighbourCount + 1} share holders of ${who}: a server could collect both kinds of shares`);
+  if (2 * threshold <= neighbourCount + 1)
+    throw new Error(`secagg: threshold ${threshold} is not a strict majority of the ${neighbourCount + 1} share holders of ${who}: a server could collect both kinds of shares`);
 }

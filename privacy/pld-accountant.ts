@@ -263,7 +263,7 @@ export class PldAccountant implements Accountant {
         discreteVariance += steps * m.variance;
       }
       const spread = discreteMean - 16 * Math.sqrt(discreteVariance);
-      const bottom = Math.max(discreteBottom, Math.floor((direction === 'add' ? Math.min(addBottom, spread * h) / h : spread)));
+      const bottom = Math.max(discreteBottom, Math.floor(direction === 'add' ? Math.min(addBottom, spread * h) / h : spread));
       const windowTop = Math.max(bottom + 1, Math.min(Math.ceil(top / h), discreteTop));
       let size = 2;
       while (size < windowTop - bottom + 2) size <<= 1;

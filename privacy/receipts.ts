@@ -98,9 +98,11 @@ export class ReceiptStore {
   /** Reads receipts from a database without creating the table (empty when it has none). */
   static read(db: LedgerDatabase, filter: { subject?: string } = {}): LedgerReceipt[] {
     if (!ReceiptStore.present(db)) return [];
-    const rows = (filter.subject === undefined
-      ? db.prepare('SELECT * FROM ledger_receipts ORDER BY subject, seq').all()
-      : db.prepare('SELECT * FROM ledger_receipts WHERE subject = ? ORDER BY seq').all(filter.subject)) as Row[];
+    const rows = (
+      filter.subject === undefined
+        ? db.prepare('SELECT * FROM ledger_receipts ORDER BY subject, seq').all()
+        : db.prepare('SELECT * FROM ledger_receipts WHERE subject = ? ORDER BY seq').all(filter.subject)
+    ) as Row[];
     return rows.map(toReceipt);
   }
 
@@ -120,9 +122,11 @@ export class ReceiptStore {
 
   /** The receipt with the highest seq for this ledger key (and subject), if any. */
   latest(ledgerKey: string, subject?: string): LedgerReceipt | undefined {
-    const row = (subject === undefined
-      ? this.db.prepare('SELECT * FROM ledger_receipts WHERE ledger_key = ? ORDER BY seq DESC LIMIT 1').get(ledgerKey)
-      : this.db.prepare('SELECT * FROM ledger_receipts WHERE ledger_key = ? AND subject = ? ORDER BY seq DESC LIMIT 1').get(ledgerKey, subject)) as Row | undefined;
+    const row = (
+      subject === undefined
+        ? this.db.prepare('SELECT * FROM ledger_receipts WHERE ledger_key = ? ORDER BY seq DESC LIMIT 1').get(ledgerKey)
+        : this.db.prepare('SELECT * FROM ledger_receipts WHERE ledger_key = ? AND subject = ? ORDER BY seq DESC LIMIT 1').get(ledgerKey, subject)
+    ) as Row | undefined;
     return row ? toReceipt(row) : undefined;
   }
 

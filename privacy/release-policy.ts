@@ -70,8 +70,10 @@ export interface ReleasePolicy {
 export function releasePairRefusal(mode: PrivacyMode, aggregation: AggregationMode): string | null {
   if (mode !== 'client') return null;
   if (aggregation === 'plain') {
-    return '--privacy client cannot run with --aggregation plain: the coordinator would see each institution\'s update and who took part, '
-      + 'so neither the noise shares nor the secret participation coins would protect anyone; use --aggregation secagg or ckks';
+    return (
+      "--privacy client cannot run with --aggregation plain: the coordinator would see each institution's update and who took part, " +
+      'so neither the noise shares nor the secret participation coins would protect anyone; use --aggregation secagg or ckks'
+    );
   }
   return null;
 }
@@ -79,7 +81,11 @@ export function releasePairRefusal(mode: PrivacyMode, aggregation: AggregationMo
 /** The noise multiplier z for which `plannedRounds` client-level rounds at sampling rate q compose to (ε, δ). */
 export function calibrateClientNoise(o: { targetEpsilon: number; delta: number; clientSampleRate: number; plannedRounds: number; accountant: 'rdp' | 'pld' }): number {
   return calibrateNoiseMultiplier({
-    targetEpsilon: o.targetEpsilon, delta: o.delta, sampleRate: o.clientSampleRate, steps: o.plannedRounds, accountant: o.accountant,
+    targetEpsilon: o.targetEpsilon,
+    delta: o.delta,
+    sampleRate: o.clientSampleRate,
+    steps: o.plannedRounds,
+    accountant: o.accountant,
   }).noiseMultiplier;
 }
 

@@ -196,12 +196,21 @@ export function boxSharedKey(myEncryptionPrivateKey: X25519Private, peerEncrypti
   const shared = x25519(myEncryptionPrivateKey, peerEncryptionPublicKey);
   const key = new Uint8Array(32);
   const sigma = new Uint8Array(Buffer.from('expand 32-byte k', 'ascii'));
-  (nacl as unknown as { lowlevel: { crypto_core_hsalsa20(out: Uint8Array, inp: Uint8Array, k: Uint8Array, c: Uint8Array): void } }).lowlevel.crypto_core_hsalsa20(key, new Uint8Array(16), shared, sigma);
+  (nacl as unknown as { lowlevel: { crypto_core_hsalsa20(out: Uint8Array, inp: Uint8Array, k: Uint8Array, c: Uint8Array): void } }).lowlevel.crypto_core_hsalsa20(
+    key,
+    new Uint8Array(16),
+    shared,
+    sigma,
+  );
   return key;
 }
 
 function shareBinding(ctx: SecAggContext, from: string, to: string): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(secaggTranscript('dpfed.v1/secagg/share', ctx, [from, to])).digest());
+  return new Uint8Array(
+    createHash('sha256')
+      .update(secaggTranscript('dpfed.v1/secagg/share', ctx, [from, to]))
+      .digest(),
+  );
 }
 
 /** nacl.box of (binding || selfMaskShare || maskKeyShare) from `from` to `to`. */
@@ -221,7 +230,8 @@ export function decryptShare(boxKey: Uint8Array, ctx: SecAggContext, from: strin
   checkContext(ctx);
   if (share.fromInstitution !== from || share.toInstitution !== to) throw new Error(`secagg: share labelled ${share.fromInstitution} -> ${share.toInstitution}, expected ${from} -> ${to}`);
   if (!(share.nonce instanceof Uint8Array) || share.nonce.length !== SHARE_NONCE_BYTES) throw new Error(`secagg: share from ${from}: nonce must be ${SHARE_NONCE_BYTES} bytes`);
-  if (!(share.ciphertext instanceof Uint8Array) || share.ciphertext.length !== SHARE_CIPHERTEXT_BYTES) throw new Error(`secagg: share from ${from}: ciphertext must be ${SHARE_CIPHERTEXT_BYTES} bytes`);
+  if (!(share.ciphertext instanceof Uint8Array) || share.ciphertext.length !== SHARE_CIPHERTEXT_BYTES)
+    throw new Error(`secagg: share from ${from}: ciphertext must be ${SHARE_CIPHERTEXT_BYTES} bytes`);
   const plaintext = nacl.box.open.after(share.ciphertext, share.nonce, boxKey);
   if (!plaintext) throw new Error(`secagg: share from ${from} failed authentication (tampered, or not encrypted to ${to})`);
   const binding = shareBinding(ctx, from, to);

@@ -145,7 +145,10 @@ export function combine(shares: readonly ShamirShare[], t: number, options: { ve
   if (!Number.isInteger(t) || t < 1) throw new Error(`shamir: threshold must be a positive integer, got ${t}`);
   if (shares.length < t) throw new Error(`shamir: need at least ${t} shares to rebuild the secret, got ${shares.length}`);
   const base = shares.slice(0, t);
-  const secret = combineWithCoefficients(lagrangeAtZero(base.map((s) => s.x)), base.map((s) => s.value));
+  const secret = combineWithCoefficients(
+    lagrangeAtZero(base.map((s) => s.x)),
+    base.map((s) => s.value),
+  );
   if (options.verify && shares.length > t) {
     const xs = new Set(base.map((s) => s.x));
     for (const extra of shares.slice(t)) {
@@ -170,7 +173,7 @@ function evaluateAt(points: readonly ShamirShare[], x: number): bigint {
       numerator = mod(numerator * (bx - bxs[m]));
       denominator = mod(denominator * (bxs[j] - bxs[m]));
     }
-    result = (result + shareValueToField(points[j].value) * numerator % FIELD_PRIME * inverse(denominator)) % FIELD_PRIME;
+    result = (result + ((shareValueToField(points[j].value) * numerator) % FIELD_PRIME) * inverse(denominator)) % FIELD_PRIME;
   }
   return result;
 }

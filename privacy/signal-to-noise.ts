@@ -98,8 +98,12 @@ export function estimateSignalToNoise(plan: RecordPlan | ClientPlan): SignalToNo
       'fewer rounds or a larger --epsilon (a smaller noise multiplier)',
     ];
     return {
-      stepRatio, runRatio, hopeless,
-      warning: hopeless ? `client-level DP noise drowns the signal: noise multiplier ${plan.noiseMultiplier.toFixed(2)} over ${plan.parameters} parameters and ${expected.toFixed(1)} expected participants gives a noise-to-signal ratio of at least ${stepRatio.toFixed(1)} per round (${runRatio.toFixed(2)} over the run); the model will hardly learn. Consider: ${suggestions.join('; ')}` : null,
+      stepRatio,
+      runRatio,
+      hopeless,
+      warning: hopeless
+        ? `client-level DP noise drowns the signal: noise multiplier ${plan.noiseMultiplier.toFixed(2)} over ${plan.parameters} parameters and ${expected.toFixed(1)} expected participants gives a noise-to-signal ratio of at least ${stepRatio.toFixed(1)} per round (${runRatio.toFixed(2)} over the run); the model will hardly learn. Consider: ${suggestions.join('; ')}`
+        : null,
     };
   }
   checkPositive('sampleRate', plan.sampleRate);
@@ -111,12 +115,18 @@ export function estimateSignalToNoise(plan: RecordPlan | ClientPlan): SignalToNo
   const runRatio = stepRatio / Math.sqrt(plan.stepsPerRound * plan.rounds * plan.institutions);
   const hopeless = stepRatio > STEP_RATIO_LIMIT || runRatio > 1;
   const suggestions: string[] = [];
-  if (!plan.logistic || plan.optimizer !== 'sgd') suggestions.push(`--model logistic --optimizer sgd (${plan.parameters} parameters now: the noise per coordinate grows with √parameters, and Adam rescales every coordinate to the noise)`);
-  suggestions.push(`a larger expected batch: more rows per institution or a larger --sample-rate (expected batch ${expectedBatch.toFixed(1)} now${plan.rowsPerInstitution !== undefined ? `: q ${plan.sampleRate} × ${plan.rowsPerInstitution} rows` : ''})`);
+  if (!plan.logistic || plan.optimizer !== 'sgd')
+    suggestions.push(`--model logistic --optimizer sgd (${plan.parameters} parameters now: the noise per coordinate grows with √parameters, and Adam rescales every coordinate to the noise)`);
+  suggestions.push(
+    `a larger expected batch: more rows per institution or a larger --sample-rate (expected batch ${expectedBatch.toFixed(1)} now${plan.rowsPerInstitution !== undefined ? `: q ${plan.sampleRate} × ${plan.rowsPerInstitution} rows` : ''})`,
+  );
   suggestions.push(`fewer --rounds or --local-steps for the same ε (σ ${plan.noiseMultiplier.toFixed(2)} now, calibrated for ${plan.rounds} rounds of ${plan.stepsPerRound} steps)`);
   suggestions.push('more data');
   return {
-    stepRatio, runRatio, expectedBatch, hopeless,
+    stepRatio,
+    runRatio,
+    expectedBatch,
+    hopeless,
     warning: hopeless
       ? `DP noise drowns the signal: σ ${plan.noiseMultiplier.toFixed(2)} over ${plan.parameters} parameters with an expected batch of ${expectedBatch.toFixed(1)} gives a noise-to-signal ratio of at least ${stepRatio.toFixed(1)} per step and coordinate (σ·√parameters / expected batch; above ${STEP_RATIO_LIMIT} the model hardly learns). Consider: ${suggestions.join('; ')}`
       : null,
@@ -149,9 +159,11 @@ export class EvaluationWatch {
     }
     if (this.warned || this.count < this.after) return null;
     this.warned = true;
-    return `no improvement after ${this.count} evaluations: global AUC ${round.auc.toFixed(4)} at round ${round.round} is within the first evaluation's ` +
+    return (
+      `no improvement after ${this.count} evaluations: global AUC ${round.auc.toFixed(4)} at round ${round.round} is within the first evaluation's ` +
       `${this.first.stderr ? `auc_stderr (${this.first.auc.toFixed(4)} ± ${this.first.stderr.toFixed(4)} at round ${this.first.round})` : `AUC (${this.first.auc.toFixed(4)} at round ${this.first.round})`}; ` +
-      'the privacy noise may drown the signal: consider a logistic model with --optimizer sgd, a larger --batch-size or --sample-rate, fewer rounds, or more data';
+      'the privacy noise may drown the signal: consider a logistic model with --optimizer sgd, a larger --batch-size or --sample-rate, fewer rounds, or more data'
+    );
   }
 }
 
@@ -167,18 +179,37 @@ export function estimateForTask(
   const { privacy } = task;
   if (privacy.mode === 'client' && privacy.client) {
     const c = privacy.client;
-    return estimateSignalToNoise({ mode: 'client', noiseMultiplier: c.noiseMultiplier, clientSampleRate: c.clientSampleRate, institutions: o.institutions, rounds: c.plannedRounds, parameters: o.parameters, logistic: o.logistic });
+    return estimateSignalToNoise({
+      mode: 'client',
+      noiseMultiplier: c.noiseMultiplier,
+      clientSampleRate: c.clientSampleRate,
+      institutions: o.institutions,
+      rounds: c.plannedRounds,
+      parameters: o.parameters,
+      logistic: o.logistic,
+    });
   }
   if (privacy.mode !== 'record' || !privacy.record) return null;
   const r = privacy.record;
   const share = task.evaluation.private;
   const { trainingMultiplier } = planInstitutionNoise({
-    targetEpsilon: r.targetEpsilon, budget: { epsilon: r.targetEpsilon, delta: r.delta }, accountant: r.accountant,
+    targetEpsilon: r.targetEpsilon,
+    budget: { epsilon: r.targetEpsilon, delta: r.delta },
+    accountant: r.accountant,
     training: { sampleRate: r.sampleRate, steps: task.localSteps, rounds: r.plannedRounds },
     evaluation: share ? { epsilon: share.epsilon, every: task.evaluation.every ?? 1, crossSite: task.evaluation.crossSite } : null,
   });
   return estimateSignalToNoise({
-    mode: 'record', noiseMultiplier: trainingMultiplier, sampleRate: r.sampleRate, batchSize: task.batchSize, rowsPerInstitution: o.rowsPerInstitution,
-    stepsPerRound: task.localSteps, rounds: r.plannedRounds, institutions: o.institutions, parameters: o.parameters, optimizer: task.optimizer, logistic: o.logistic,
+    mode: 'record',
+    noiseMultiplier: trainingMultiplier,
+    sampleRate: r.sampleRate,
+    batchSize: task.batchSize,
+    rowsPerInstitution: o.rowsPerInstitution,
+    stepsPerRound: task.localSteps,
+    rounds: r.plannedRounds,
+    institutions: o.institutions,
+    parameters: o.parameters,
+    optimizer: task.optimizer,
+    logistic: o.logistic,
   });
 }

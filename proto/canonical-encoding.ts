@@ -7,11 +7,7 @@
 //   'u' integer: uint64 big-endian (non-negative safe integers only)
 // Every field is self-delimiting, so the encoding is unambiguous and identical on every machine.
 
-export type CanonicalField =
-  | { s: string }
-  | { b: Uint8Array }
-  | { f: number }
-  | { u: number };
+export type CanonicalField = { s: string } | { b: Uint8Array } | { f: number } | { u: number };
 
 /** A UTF-16 surrogate without its pair: such strings have no well-formed UTF-8 encoding. */
 export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

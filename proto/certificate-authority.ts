@@ -28,7 +28,10 @@ export interface IssuedFiles {
 }
 
 export class CertificateError extends Error {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(`${field}: ${message}`);
   }
 }

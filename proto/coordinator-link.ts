@@ -5,19 +5,7 @@
 // coordinator and SDK code; a refusal reaches the SDK as a FederationError with its code and typed reason
 // either way (proto/federation-error.ts).
 import type { NamedTensor, TensorData } from './tensor-stream.ts';
-import type {
-  AckMsg,
-  ChallengeRequest,
-  ChallengeResponse,
-  DTypeName,
-  DeclineRequestMsg,
-  Envelope,
-  RegisterRequest,
-  RegisterResponse,
-  ResultHeaderMsg,
-  SecAggMessageMsg,
-  TaskMsg,
-} from './wire.ts';
+import type { AckMsg, ChallengeRequest, ChallengeResponse, DTypeName, DeclineRequestMsg, Envelope, RegisterRequest, RegisterResponse, ResultHeaderMsg, SecAggMessageMsg, TaskMsg } from './wire.ts';
 
 export interface CoordinatorLink {
   /** Where the coordinator is, for the institution's log lines (an address, or "in-memory"). */

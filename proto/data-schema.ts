@@ -191,7 +191,9 @@ export function describeSchemaMismatch(expected: DataSchema, actual: DataSchema)
   if (expected.columns.length !== actual.columns.length) {
     const longer = expected.columns.length > actual.columns.length ? expected : actual;
     const extra = longer.columns.slice(common).map((c) => quoted(c.name, 60));
-    differences.push(`expected ${expected.columns.length} columns, got ${actual.columns.length} (${longer === expected ? 'missing' : 'extra'}: ${extra.slice(0, MAX_LISTED).join(', ')}${extra.length > MAX_LISTED ? ', …' : ''})`);
+    differences.push(
+      `expected ${expected.columns.length} columns, got ${actual.columns.length} (${longer === expected ? 'missing' : 'extra'}: ${extra.slice(0, MAX_LISTED).join(', ')}${extra.length > MAX_LISTED ? ', …' : ''})`,
+    );
   }
   return joinDifferences(differences);
 }
@@ -206,10 +208,20 @@ export function describeHeaderMismatch(schema: DataSchema, header: string[]): st
   }
   if (header.length > expected.length) {
     const extra = header.slice(expected.length);
-    differences.push(`${header.length} columns, the schema has ${expected.length} (not in the schema: ${extra.slice(0, MAX_LISTED).map((n) => quoted(n, 60)).join(', ')}${extra.length > MAX_LISTED ? ', …' : ''})`);
+    differences.push(
+      `${header.length} columns, the schema has ${expected.length} (not in the schema: ${extra
+        .slice(0, MAX_LISTED)
+        .map((n) => quoted(n, 60))
+        .join(', ')}${extra.length > MAX_LISTED ? ', …' : ''})`,
+    );
   } else if (header.length < expected.length) {
     const absent = expected.slice(header.length);
-    differences.push(`${header.length} columns, the schema has ${expected.length} (absent: ${absent.slice(0, MAX_LISTED).map((n) => quoted(n, 60)).join(', ')}${absent.length > MAX_LISTED ? ', …' : ''})`);
+    differences.push(
+      `${header.length} columns, the schema has ${expected.length} (absent: ${absent
+        .slice(0, MAX_LISTED)
+        .map((n) => quoted(n, 60))
+        .join(', ')}${absent.length > MAX_LISTED ? ', …' : ''})`,
+    );
   }
   return differences.length ? joinDifferences(differences) : null;
 }

@@ -43,8 +43,16 @@ export function parseModelSpec(input: unknown): ModelSpec {
   return { kind: spec.kind, inputDim: spec.inputDim as number, hidden: hidden.map((l) => ({ units: l.units, activation: l.activation })) };
 }
 
-const KINDS: readonly [ModelSpec['kind'], pb.ModelKind][] = [['logistic', 'MODEL_KIND_LOGISTIC'], ['mlp', 'MODEL_KIND_MLP']];
-const ACTIVATION_NAMES: readonly [Activation, pb.Activation][] = [['relu', 'ACTIVATION_RELU'], ['tanh', 'ACTIVATION_TANH'], ['sigmoid', 'ACTIVATION_SIGMOID'], ['linear', 'ACTIVATION_LINEAR']];
+const KINDS: readonly [ModelSpec['kind'], pb.ModelKind][] = [
+  ['logistic', 'MODEL_KIND_LOGISTIC'],
+  ['mlp', 'MODEL_KIND_MLP'],
+];
+const ACTIVATION_NAMES: readonly [Activation, pb.Activation][] = [
+  ['relu', 'ACTIVATION_RELU'],
+  ['tanh', 'ACTIVATION_TANH'],
+  ['sigmoid', 'ACTIVATION_SIGMOID'],
+  ['linear', 'ACTIVATION_LINEAR'],
+];
 
 /** The ModelSpec message of a spec. */
 export function modelSpecMessage(spec: ModelSpec): pb.ModelSpec {

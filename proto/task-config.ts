@@ -176,7 +176,8 @@ export function checkTaskConfig(value: TaskConfig): TaskConfig {
     positive(value.classWeight?.positive, 'classWeight.positive');
     positive(value.classWeight?.negative, 'classWeight.negative');
   }
-  if (value.weightDecay !== undefined && !(typeof value.weightDecay === 'number' && value.weightDecay >= 0 && Number.isFinite(value.weightDecay))) throw new Error('task config: weightDecay must be a number >= 0');
+  if (value.weightDecay !== undefined && !(typeof value.weightDecay === 'number' && value.weightDecay >= 0 && Number.isFinite(value.weightDecay)))
+    throw new Error('task config: weightDecay must be a number >= 0');
   const schedule = value.lrSchedule;
   if (schedule !== undefined) {
     if (schedule?.kind === 'cosine') positive(schedule.rounds, 'lrSchedule.rounds');
@@ -193,12 +194,14 @@ export function checkTaskConfig(value: TaskConfig): TaskConfig {
   if (evaluation.every !== undefined && (!Number.isInteger(evaluation.every) || evaluation.every < 1)) throw new Error('task config: evaluation.every must be a positive integer');
   if (evaluation.crossSite !== undefined && typeof evaluation.crossSite !== 'boolean') throw new Error('task config: evaluation.crossSite must be a boolean');
   if (evaluation.crossSite && value.privacy.mode === 'client') throw new Error('task config: evaluation.crossSite is not defined under privacy.mode client (the institutions do not evaluate)');
-  if (evaluation.crossSite && value.privacy.mode === 'record' && !evaluation.private) throw new Error('task config: evaluation.crossSite under privacy.mode record needs evaluation.private (its share of epsilon)');
+  if (evaluation.crossSite && value.privacy.mode === 'record' && !evaluation.private)
+    throw new Error('task config: evaluation.crossSite under privacy.mode record needs evaluation.private (its share of epsilon)');
   if (evaluation.private !== undefined) {
     if (value.privacy.mode !== 'record') throw new Error('task config: evaluation.private is only defined with privacy.mode record');
     positive(evaluation.private.epsilon, 'evaluation.private.epsilon');
     positive(evaluation.private.noiseSigma, 'evaluation.private.noiseSigma');
-    if (evaluation.private.epsilon >= value.privacy.record!.targetEpsilon) throw new Error('task config: evaluation.private.epsilon must be below privacy.record.targetEpsilon (training needs a share too)');
+    if (evaluation.private.epsilon >= value.privacy.record!.targetEpsilon)
+      throw new Error('task config: evaluation.private.epsilon must be below privacy.record.targetEpsilon (training needs a share too)');
     if (evaluation.bins % 2 !== 0) throw new Error('task config: evaluation.bins must be even under private evaluation (the threshold 0 lies on a bin edge)');
   }
   return value;

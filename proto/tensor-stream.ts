@@ -29,12 +29,18 @@ export function dtypeOf(data: TensorData): DTypeName {
 function typedView(dtype: DTypeName, buffer: ArrayBufferLike, byteOffset: number, byteLength: number): TensorData {
   const n = byteLength / ELEMENT_BYTES[dtype];
   switch (dtype) {
-    case 'FLOAT32': return new Float32Array(buffer, byteOffset, n);
-    case 'INT32': return new Int32Array(buffer, byteOffset, n);
-    case 'UINT32': return new Uint32Array(buffer, byteOffset, n);
-    case 'FLOAT64': return new Float64Array(buffer, byteOffset, n);
-    case 'BYTES': return new Uint8Array(buffer, byteOffset, n);
-    default: throw new TensorStreamError(`tensor dtype ${dtype} is not a tensor type`, 'dtype');
+    case 'FLOAT32':
+      return new Float32Array(buffer, byteOffset, n);
+    case 'INT32':
+      return new Int32Array(buffer, byteOffset, n);
+    case 'UINT32':
+      return new Uint32Array(buffer, byteOffset, n);
+    case 'FLOAT64':
+      return new Float64Array(buffer, byteOffset, n);
+    case 'BYTES':
+      return new Uint8Array(buffer, byteOffset, n);
+    default:
+      throw new TensorStreamError(`tensor dtype ${dtype} is not a tensor type`, 'dtype');
   }
 }
 
@@ -116,7 +122,17 @@ export function packTensors(tensors: readonly NamedTensor[], envelope?: Envelope
   let offset = 0;
   for (let index = 0; index < tensors.length; index++) {
     const t = tensors[index];
-    headers.push({ envelope: index === 0 ? envelope : undefined, name: t.name, shape: t.shape, dtype: t.dtype, totalBytes: t.data.byteLength, offset, data: new Uint8Array(0), tensorIndex: index, tensorCount: tensors.length });
+    headers.push({
+      envelope: index === 0 ? envelope : undefined,
+      name: t.name,
+      shape: t.shape,
+      dtype: t.dtype,
+      totalBytes: t.data.byteLength,
+      offset,
+      data: new Uint8Array(0),
+      tensorIndex: index,
+      tensorCount: tensors.length,
+    });
     offset += t.data.byteLength;
   }
   const consecutive = consecutiveBytes(tensors.map((t) => t.data));
@@ -148,7 +164,10 @@ export function unpackTensors(chunks: readonly TensorChunkMsg[], packed: Uint8Ar
 }
 
 export class TensorStreamError extends Error {
-  constructor(message: string, readonly field: string) {
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
     super(message);
   }
 }

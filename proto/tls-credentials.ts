@@ -25,7 +25,10 @@ export interface TlsPaths {
 }
 
 export class TlsConfigError extends Error {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(`${field}: ${message}`);
   }
 }

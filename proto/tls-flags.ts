@@ -7,9 +7,13 @@ import { UsageError, type FlagSpec, type FlagValues } from './command-flags.ts';
 export type Side = 'coordinator' | 'client';
 
 export function tlsFlags(side: Side): FlagSpec[] {
-  const own = side === 'coordinator' ? 'the coordinator\'s server certificate' : 'this institution\'s client certificate (bound to its id)';
+  const own = side === 'coordinator' ? "the coordinator's server certificate" : "this institution's client certificate (bound to its id)";
   return [
-    { name: 'tls-ca', type: 'string', help: side === 'coordinator' ? 'federation CA certificate (PEM); institutions must present a certificate it issued' : 'federation CA certificate (PEM); the only CA trusted for the coordinator' },
+    {
+      name: 'tls-ca',
+      type: 'string',
+      help: side === 'coordinator' ? 'federation CA certificate (PEM); institutions must present a certificate it issued' : 'federation CA certificate (PEM); the only CA trusted for the coordinator',
+    },
     { name: 'tls-cert', type: 'string', help: `${own} (PEM, from dpfed certs issue)` },
     { name: 'tls-key', type: 'string', help: `private key of --tls-cert (PEM)` },
     { name: 'insecure', type: 'boolean', help: 'plaintext gRPC without TLS (testing only; prints a warning)' },

@@ -7,22 +7,24 @@
 export type Baseline = 'federated' | 'local' | 'centralised';
 
 export interface SimResultRow {
-  settingId: string;          // stable id of the grid point, e.g. sha256 of its canonical JSON, 16 hex chars
+  settingId: string; // stable id of the grid point, e.g. sha256 of its canonical JSON, 16 hex chars
   baseline: Baseline;
   institution: string | null; // local baseline: the institution trained alone; else null
-  scoredOn: 'test' | 'own';   // 'test' = the common held-out test rows; 'own' = (local only) its own held-out rows
-  epsilon: number | null;     // null = no DP (Infinity is written as null in JSON and 'inf' in CSV)
+  scoredOn: 'test' | 'own'; // 'test' = the common held-out test rows; 'own' = (local only) its own held-out rows
+  epsilon: number | null; // null = no DP (Infinity is written as null in JSON and 'inf' in CSV)
   delta: number | null;
   privacy: 'off' | 'record' | 'client';
   aggregation: 'plain' | 'secagg';
-  model: string;              // 'logistic' | 'mlp:64,32' ...
+  model: string; // 'logistic' | 'mlp:64,32' ...
   rounds: number;
   institutions: number;
-  dropout: number;            // fraction of institutions that drop out per round
-  split: string;              // 'iid' | 'dirichlet:0.5' | 'quantity:1' | 'column:site'
+  dropout: number; // fraction of institutions that drop out per round
+  split: string; // 'iid' | 'dirichlet:0.5' | 'quantity:1' | 'column:site'
   seed: number;
-  auc: number; prAuc: number; accuracy: number;
-  aucPerRound: number[];      // federated: AUC on the test rows after each committed round; others: []
+  auc: number;
+  prAuc: number;
+  accuracy: number;
+  aucPerRound: number[]; // federated: AUC on the test rows after each committed round; others: []
   epsilonSpent: Record<string, number>; // per institution (federated with DP); {} otherwise
   seconds: number;
 }

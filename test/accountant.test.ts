@@ -3,16 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { makeAccountant } from '@dpfed/privacy/accountant';
 import { PldAccountant } from '@dpfed/privacy/pld-accountant';
 import { validateMechanismEvent, type MechanismEvent } from '@dpfed/privacy/mechanism-event';
-import {
-  DEFAULT_RDP_ORDERS,
-  RdpAccountant,
-  TF_PRIVACY_ORDERS,
-  deltaFromRdp,
-  epsilonFromRdp,
-  logErfc,
-  rdpOfEvent,
-  rdpPerStep,
-} from '@dpfed/privacy/rdp-accountant';
+import { DEFAULT_RDP_ORDERS, RdpAccountant, TF_PRIVACY_ORDERS, deltaFromRdp, epsilonFromRdp, logErfc, rdpOfEvent, rdpPerStep } from '@dpfed/privacy/rdp-accountant';
 
 interface Vectors {
   epsilon: { sampleRate: number; noiseMultiplier: number; steps: number; delta: number; orders: string; conversion: 'improved' | 'classic'; epsilon: number; bestOrder: number; tolerance: number }[];
@@ -131,7 +122,13 @@ describe('soundness: epsilon never below the true epsilon', () => {
   const gaussianDelta = (eps: number, s: number) => Phi(-eps * s + 1 / (2 * s)) - Math.exp(eps) * Phi(-eps * s - 1 / (2 * s));
 
   it('q = 1, T compositions: RDP epsilon >= the analytic Gaussian epsilon, and not far above it', () => {
-    for (const [sigma, steps, delta] of [[1, 1, 1e-5], [0.8, 10, 1e-5], [5, 100, 1e-6], [20, 1000, 1e-5], [2, 3, 1e-3]] as const) {
+    for (const [sigma, steps, delta] of [
+      [1, 1, 1e-5],
+      [0.8, 10, 1e-5],
+      [5, 100, 1e-6],
+      [20, 1000, 1e-5],
+      [2, 3, 1e-3],
+    ] as const) {
       const { epsilon } = new RdpAccountant().epsilon([{ sampleRate: 1, noiseMultiplier: sigma, steps }], delta);
       const s = sigma / Math.sqrt(steps); // T-fold composition = one Gaussian with sigma / sqrt(T)
       expect(gaussianDelta(epsilon, s)).toBeLessThanOrEqual(delta);
@@ -166,7 +163,13 @@ describe('soundness: epsilon never below the true epsilon', () => {
   };
 
   it('q < 1, one step: the true delta at the RDP epsilon is <= delta', () => {
-    for (const [q, sigma, delta] of [[0.01, 0.5, 1e-5], [0.1, 1, 1e-5], [0.5, 0.8, 1e-3], [0.3, 2, 1e-6], [0.9, 0.6, 1e-5]] as const) {
+    for (const [q, sigma, delta] of [
+      [0.01, 0.5, 1e-5],
+      [0.1, 1, 1e-5],
+      [0.5, 0.8, 1e-3],
+      [0.3, 2, 1e-6],
+      [0.9, 0.6, 1e-5],
+    ] as const) {
       const { epsilon } = new RdpAccountant().epsilon([{ sampleRate: q, noiseMultiplier: sigma, steps: 1 }], delta);
       expect(epsilon).toBeGreaterThan(0);
       expect(subsampledDelta(epsilon, q, sigma)).toBeLessThanOrEqual(delta);
@@ -202,7 +205,10 @@ describe('composition', () => {
 
   it('is independent of event order and of how steps are split into events', () => {
     expect(accountant.epsilon([a, b], 1e-5).epsilon).toBeCloseTo(accountant.epsilon([b, a], 1e-5).epsilon, 12);
-    const split = [{ ...a, steps: 500 }, { ...a, steps: 1500 }];
+    const split = [
+      { ...a, steps: 500 },
+      { ...a, steps: 1500 },
+    ];
     expect(accountant.epsilon(split, 1e-5).epsilon).toBeCloseTo(accountant.epsilon([a], 1e-5).epsilon, 12);
   });
 
@@ -242,7 +248,12 @@ describe('PLD accountant', () => {
   });
 
   it('q = 1: epsilon is at least the analytic one and within 1e-3 of it', () => {
-    for (const [sigma, steps, delta] of [[1, 1, 1e-5], [5, 100, 1e-5], [2, 3, 1e-3], [0.9, 20, 1e-6]] as const) {
+    for (const [sigma, steps, delta] of [
+      [1, 1, 1e-5],
+      [5, 100, 1e-5],
+      [2, 3, 1e-3],
+      [0.9, 20, 1e-6],
+    ] as const) {
       const { epsilon } = pld.epsilon([{ sampleRate: 1, noiseMultiplier: sigma, steps }], delta);
       const s = sigma / Math.sqrt(steps);
       expect(gaussianDelta(epsilon, s)).toBeLessThanOrEqual(delta * (1 + 1e-9));
@@ -264,7 +275,11 @@ describe('PLD accountant', () => {
     const histories: MechanismEvent[][] = [
       [{ sampleRate: 0.0025, noiseMultiplier: 1.3, steps: 6000 }],
       [{ sampleRate: 0.01, noiseMultiplier: 1, steps: 1000 }],
-      [{ sampleRate: 0.01, noiseMultiplier: 1.1, steps: 500 }, { sampleRate: 0.05, noiseMultiplier: 0.9, steps: 200 }, { sampleRate: 1, noiseMultiplier: 8, steps: 5 }],
+      [
+        { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 500 },
+        { sampleRate: 0.05, noiseMultiplier: 0.9, steps: 200 },
+        { sampleRate: 1, noiseMultiplier: 8, steps: 5 },
+      ],
     ];
     for (const events of histories) {
       const p = pld.epsilon(events, 1e-5).epsilon;

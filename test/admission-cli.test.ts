@@ -37,7 +37,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('dpfed certs', () => {
   it('creates a CA and issues bound client and server certificates with 0600 keys; refuses bad input naming the flag', async () => {
     const ca = join(dir, 'ca');
-    const init = (await dpfed('certs', 'init', '--out', ca, '--json'));
+    const init = await dpfed('certs', 'init', '--out', ca, '--json');
     expect(init.code, init.stderr).toBe(0);
     expect(JSON.parse(init.stdout)).toEqual({ certificate: join(ca, 'ca.crt'), key: join(ca, 'ca.key') });
     expect(statSync(join(ca, 'ca.key')).mode & 0o777).toBe(0o600);
@@ -76,31 +76,34 @@ describe('dpfed certs', () => {
 });
 
 describe('dpfed identity and dpfed enrol', () => {
-  it('prints an identity\'s public key, and adds, lists and revokes enrolments; bad input names the flag', async () => {
+  it("prints an identity's public key, and adds, lists and revokes enrolments; bad input names the flag", async () => {
     const identity = join(dir, 'bank-a.identity');
-    const created = (await dpfed('identity', 'init', '--identity', identity, '--json'));
+    const created = await dpfed('identity', 'init', '--identity', identity, '--json');
     expect(created.code, created.stderr).toBe(0);
     const { publicKey } = JSON.parse(created.stdout) as { publicKey: string };
     expect(publicKey).toMatch(/^[0-9a-f]{64}$/);
     expect(statSync(identity).mode & 0o777).toBe(0o600);
-    const shown = (await dpfed('identity', 'show', '--identity', identity));
+    const shown = await dpfed('identity', 'show', '--identity', identity);
     expect(shown.stdout.trim()).toBe(publicKey);
     expect(JSON.parse((await dpfed('identity', 'init', '--identity', identity, '--json')).stdout)).toMatchObject({ publicKey, created: false }); // not replaced
-    await usageError((await dpfed('identity', 'show', '--identity', join(dir, 'none.identity'))), '--identity');
+    await usageError(await dpfed('identity', 'show', '--identity', join(dir, 'none.identity')), '--identity');
 
     const db = join(dir, 'fed.sqlite');
-    const added = (await dpfed('enrol', 'add', '--db', db, '--institution', 'bank-a', '--identity-file', identity, '--json'));
+    const added = await dpfed('enrol', 'add', '--db', db, '--institution', 'bank-a', '--identity-file', identity, '--json');
     expect(added.code, added.stderr).toBe(0);
     expect(JSON.parse(added.stdout)).toMatchObject({ institution: 'bank-a', publicKey, status: 'active', outcome: 'enrolled' });
     const other = 'ab'.repeat(32);
     expect((await dpfed('enrol', 'add', '--db', db, '--institution', 'bank-b', '--public-key', other)).code).toBe(0);
     expect(JSON.parse((await dpfed('enrol', 'add', '--db', db, '--institution', 'bank-b', '--public-key', other, '--json')).stdout).outcome).toBe('unchanged');
     // an enrolled id cannot be given another key (no silent replacement): revoke it first
-    await usageError((await dpfed('enrol', 'add', '--db', db, '--institution', 'bank-a', '--public-key', other)), '--public-key');
+    await usageError(await dpfed('enrol', 'add', '--db', db, '--institution', 'bank-a', '--public-key', other), '--public-key');
 
     expect((await dpfed('enrol', 'revoke', '--db', db, '--institution', 'bank-b')).stdout).toContain('bank-b: revoked');
     const list = JSON.parse((await dpfed('enrol', 'list', '--db', db, '--json')).stdout) as { institution: string; status: string; publicKey: string }[];
-    expect(list.map((r) => [r.institution, r.status, r.publicKey])).toEqual([['bank-a', 'active', publicKey], ['bank-b', 'revoked', other]]);
+    expect(list.map((r) => [r.institution, r.status, r.publicKey])).toEqual([
+      ['bank-a', 'active', publicKey],
+      ['bank-b', 'revoked', other],
+    ]);
     expect((await dpfed('enrol', 'list', '--db', db)).stdout).toContain('bank-b\trevoked');
 
     // refused independently of one another, so they run side by side
@@ -163,8 +166,32 @@ describe('transport flags of dpfed coordinator and dpfed client', () => {
     const enrolFile = join(dir, `${name}-enrol.json`);
     writeFileSync(enrolFile, JSON.stringify([{ institution: 'bank-a', publicKey }]));
 
-    const coordinator = spawn(process.execPath, [DPFED_BIN, 'coordinator', ...coordinatorTransport, '--port', '0', '--db', join(dir, `${name}.sqlite`), '--json', '--rounds', '1',
-      '--min-clients', '1', '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic', '--enrol-file', enrolFile], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const coordinator = spawn(
+      process.execPath,
+      [
+        DPFED_BIN,
+        'coordinator',
+        ...coordinatorTransport,
+        '--port',
+        '0',
+        '--db',
+        join(dir, `${name}.sqlite`),
+        '--json',
+        '--rounds',
+        '1',
+        '--min-clients',
+        '1',
+        '--privacy',
+        'off',
+        '--aggregation',
+        'plain',
+        '--model',
+        'logistic',
+        '--enrol-file',
+        enrolFile,
+      ],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const out = { coordinator: { err: '', events: [] as Record<string, unknown>[], code: null as number | null }, clients: [] as { id: string; out: string; err: string; code: number | null }[] };
     coordinator.stderr!.on('data', (d: Buffer) => (out.coordinator.err += d.toString()));
     const lines = createInterface({ input: coordinator.stdout! });
@@ -180,8 +207,28 @@ describe('transport flags of dpfed coordinator and dpfed client', () => {
     // coordinator that is still running (the run ends once the enrolled client's one round commits).
     const children: Promise<void>[] = [];
     for (const c of clients) {
-      const child = spawn(process.execPath, [DPFED_BIN, 'client', ...c.transport, '--coordinator', `127.0.0.1:${port}`, '--institution', c.id, '--data', csv,
-        '--identity', c.identity, '--ledger', join(dir, `${name}-${c.id}.ledger.sqlite`), '--backend', 'wasm', '--json'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        [
+          DPFED_BIN,
+          'client',
+          ...c.transport,
+          '--coordinator',
+          `127.0.0.1:${port}`,
+          '--institution',
+          c.id,
+          '--data',
+          csv,
+          '--identity',
+          c.identity,
+          '--ledger',
+          join(dir, `${name}-${c.id}.ledger.sqlite`),
+          '--backend',
+          'wasm',
+          '--json',
+        ],
+        { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       const record = { id: c.id, out: '', err: '', code: null as number | null };
       out.clients.push(record);
       child.stderr!.on('data', (d: Buffer) => (record.err += d.toString()));

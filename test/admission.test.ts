@@ -131,7 +131,7 @@ describe('enrolment and mutual TLS against a running coordinator', () => {
     expect('frame' in admitted && admitted.frame.body).toBe('error');
   });
 
-  it('refuses a client without a certificate and a client that does not trust the coordinator\'s CA, at the handshake', async () => {
+  it("refuses a client without a certificate and a client that does not trust the coordinator's CA, at the handshake", async () => {
     const { address, pki } = await federation();
     const c = coordinator!;
     const identity = generateIdentity();
@@ -159,7 +159,7 @@ describe('enrolment and mutual TLS against a running coordinator', () => {
     expect((c.store.db.prepare("SELECT COUNT(*) AS n FROM institutions WHERE id = 'bank-1'").get() as { n: number }).n).toBe(1);
   });
 
-  it('revocation by `dpfed enrol revoke` on the coordinator\'s file cuts the institution\'s live session mid-run; the others finish the run', async () => {
+  it("revocation by `dpfed enrol revoke` on the coordinator's file cuts the institution's live session mid-run; the others finish the run", async () => {
     const { address } = await federation(['--rounds', '6', '--min-clients', '2', '--round-timeout', '5', '--phase-timeout', '5']);
     const c = coordinator!;
     const seen = recordRounds(c);
@@ -168,7 +168,10 @@ describe('enrolment and mutual TLS against a running coordinator', () => {
     institutions = [0.1, 0.2, 0.3].map((shift, k) => makeInstitution({ id: `bank-${k + 1}`, address, learner: new ShiftLearner(shift, 10 * (k + 1), { beforeTrain: slow }), pollMs: 2_000 }));
     const runs = institutions.map((i) => {
       i.run = i.client.run();
-      return i.run.then(() => null, (e: RpcFailure) => e);
+      return i.run.then(
+        () => null,
+        (e: RpcFailure) => e,
+      );
     });
     await within(new Promise<void>((resolve) => c.machine.on('round', (s: { round: number }) => s.round === 1 && resolve())), 30_000, 'round 1 to commit');
     const cli = spawn(process.execPath, [DPFED_BIN, 'enrol', 'revoke', '--db', join(dir, 'coordinator.sqlite'), '--institution', 'bank-3'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,13 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  addHistograms,
-  aucFromHistogram,
-  binOfLogit,
-  exactAuc,
-  histogramFromVector,
-  histogramOfScores,
-  histogramToVector,
-} from '@dpfed/privacy/auc-histogram';
+import { addHistograms, aucFromHistogram, binOfLogit, exactAuc, histogramFromVector, histogramOfScores, histogramToVector } from '@dpfed/privacy/auc-histogram';
 import { SeededRandom } from '@dpfed/proto/seeded-random';
 
 /** n scores: positives with probability `rate`, logits N(mean, sd) per class. */

@@ -25,20 +25,7 @@ import {
   type ResultHeaderMsg,
   type TaskMsg,
 } from '@dpfed/proto/wire';
-import {
-  ShiftLearner,
-  cleanUp,
-  expectedFedAvg,
-  makeInstitution,
-  runConfig,
-  start,
-  startTestCoordinator,
-  enrol,
-  testPki,
-  tempDir,
-  within,
-  type TestInstitution,
-} from './helpers/federation-fixture.ts';
+import { ShiftLearner, cleanUp, expectedFedAvg, makeInstitution, runConfig, start, startTestCoordinator, enrol, testPki, tempDir, within, type TestInstitution } from './helpers/federation-fixture.ts';
 
 type RpcFailure = { code: grpc.status; details: string; message?: string };
 
@@ -100,7 +87,10 @@ describe('bad input against a running coordinator', () => {
     let releaseRound2!: () => void;
     const round1 = new Promise<void>((r) => (releaseRound1 = r));
     const round2 = new Promise<void>((r) => (releaseRound2 = r));
-    const good = [{ shift: 0.5, weight: 64 }, { shift: -0.25, weight: 192 }];
+    const good = [
+      { shift: 0.5, weight: 64 },
+      { shift: -0.25, weight: 192 },
+    ];
     institutions = good.map((g, k) => {
       let calls = 0;
       const learner = new ShiftLearner(g.shift, g.weight, { beforeTrain: () => (++calls === 1 ? round1 : round2) });
@@ -108,14 +98,18 @@ describe('bad input against a running coordinator', () => {
     });
     const runs = start(institutions);
     runs.catch(() => undefined);
-    await within(new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        if (c.machine.status.round === 1 && c.machine.status.phase === 'training') {
-          clearInterval(timer);
-          resolve();
-        }
-      }, 5);
-    }), 20_000, 'round 1 to start training');
+    await within(
+      new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          if (c.machine.status.round === 1 && c.machine.status.phase === 'training') {
+            clearInterval(timer);
+            resolve();
+          }
+        }, 5);
+      }),
+      20_000,
+      'round 1 to start training',
+    );
 
     // ---- registration ----
     const badIds = ['bad-name', 'bad-shape', 'bad-nan', 'bad-inf', 'bad-trunc', 'bad-pack'];
@@ -138,7 +132,15 @@ describe('bad input against a running coordinator', () => {
 
     // ---- a result from an institution that is not in the round ----
     const header = (id: string, o: Partial<ResultHeaderMsg> = {}, env: Partial<Envelope> = {}): ResultHeaderMsg => ({
-      envelope: envelope(id, env), kind: 'TRAIN_RESULT', numExamples: 1000, metrics: { loss: 0 }, privacyEvent: undefined, encrypted: false, tensorCount: shapes.length, masked: false, ...o,
+      envelope: envelope(id, env),
+      kind: 'TRAIN_RESULT',
+      numExamples: 1000,
+      metrics: { loss: 0 },
+      privacyEvent: undefined,
+      encrypted: false,
+      tensorCount: shapes.length,
+      masked: false,
+      ...o,
     });
     const update = (fill: number, o: { names?: string[]; shapes?: number[][] } = {}): NamedTensor[] =>
       shapes.map((s, i) => {
@@ -150,12 +152,18 @@ describe('bad input against a running coordinator', () => {
     // ---- round 2: everyone is sampled ----
     releaseRound1();
     const tasks = new Map<string, TaskMsg>();
-    await within(Promise.all(badIds.map(async (id) => {
-      for (;;) {
-        const task = await conn.pullTask(envelope(id, { round: 0, modelVersion: 0 }), 5_000);
-        if (task.kind === 'TRAIN') return void tasks.set(id, task);
-      }
-    })), 20_000, 'the bad institutions\' round-2 training tasks');
+    await within(
+      Promise.all(
+        badIds.map(async (id) => {
+          for (;;) {
+            const task = await conn.pullTask(envelope(id, { round: 0, modelVersion: 0 }), 5_000);
+            if (task.kind === 'TRAIN') return void tasks.set(id, task);
+          }
+        }),
+      ),
+      20_000,
+      "the bad institutions' round-2 training tasks",
+    );
     for (const task of tasks.values()) expect([task.envelope.runId, task.envelope.round, task.envelope.modelVersion]).toEqual([c.runId, 2, 1]);
     expect(c.machine.status).toMatchObject({ round: 2, phase: 'training' });
     const serving = async () => expect(await conn.heartbeat(envelope('bad-nan'))).toMatchObject({ round: 2 });
@@ -166,10 +174,12 @@ describe('bad input against a running coordinator', () => {
     await refused(conn.pushResult(header('bad-name', {}, { round: 3 }), update(1000)), grpc.status.FAILED_PRECONDITION, 'envelope.round');
     await refused(conn.pushResult(header('bad-name', {}, { modelVersion: 0 }), update(1000)), grpc.status.FAILED_PRECONDITION, 'envelope.model_version');
     // (a refused download must end with a status, not leave the stream open: bounded here so a hang fails fast)
-    await refused(within(conn.downloadModel(envelope('bad-name', { modelVersion: 7 })), 5_000, 'DownloadModel of an unknown version to answer'),
-      grpc.status.FAILED_PRECONDITION, 'envelope.model_version');
-    await refused(within(conn.downloadModel(envelope('bad-name', { runId: 'run-someone-else' })), 5_000, 'DownloadModel of another run to answer'),
-      grpc.status.FAILED_PRECONDITION, 'envelope.run_id');
+    await refused(
+      within(conn.downloadModel(envelope('bad-name', { modelVersion: 7 })), 5_000, 'DownloadModel of an unknown version to answer'),
+      grpc.status.FAILED_PRECONDITION,
+      'envelope.model_version',
+    );
+    await refused(within(conn.downloadModel(envelope('bad-name', { runId: 'run-someone-else' })), 5_000, 'DownloadModel of another run to answer'), grpc.status.FAILED_PRECONDITION, 'envelope.run_id');
     // a header that does not add up: INVALID_ARGUMENT naming it
     await refused(conn.pushResult(header('bad-name', { tensorCount: 3 }), update(1000)), grpc.status.INVALID_ARGUMENT, 'header.tensor_count');
     await serving();
@@ -191,17 +201,25 @@ describe('bad input against a running coordinator', () => {
     await refused(conn.pushResult(header('bad-inf'), inf), grpc.status.INVALID_ARGUMENT, /tensor\.data: .*index 30 is Infinity/);
     await serving();
     const chunks = [...chunkTensors(update(1000), 16)];
-    await refused(new Promise<AckMsg>((resolve, reject) => {
-      const call = raw!.PushResult((error, ack) => (error ? reject(error) : resolve(ack)));
-      call.write({ header: header('bad-trunc') });
-      call.write({ tensor: chunks[0] });
-      call.end();
-    }), grpc.status.INVALID_ARGUMENT, /tensor\.data: .*incomplete/);
+    await refused(
+      new Promise<AckMsg>((resolve, reject) => {
+        const call = raw!.PushResult((error, ack) => (error ? reject(error) : resolve(ack)));
+        call.write({ header: header('bad-trunc') });
+        call.write({ tensor: chunks[0] });
+        call.end();
+      }),
+      grpc.status.INVALID_ARGUMENT,
+      /tensor\.data: .*incomplete/,
+    );
     await serving();
     // a packed whole result whose tensor headers do not tile its packed bytes (on the Session stream)
     const packed = packTensors(update(1000));
     const session = new SessionStream(() => (raw as never as { Session(): grpc.ClientDuplexStream<ClientFrameMsg | Buffer, CoordinatorFrameMsg> }).Session());
-    const badPack = session.call(10_000, (call) => call.write({ wholeResult: { header: header('bad-pack'), tensors: [packed.headers[0], { ...packed.headers[1], offset: 4 }], packedData: packed.packed, padding: new Uint8Array(0) } }), (f) => f.ack ?? undefined);
+    const badPack = session.call(
+      10_000,
+      (call) => call.write({ wholeResult: { header: header('bad-pack'), tensors: [packed.headers[0], { ...packed.headers[1], offset: 4 }], packedData: packed.packed, padding: new Uint8Array(0) } }),
+      (f) => f.ack ?? undefined,
+    );
     await refused(badPack, grpc.status.INVALID_ARGUMENT, 'tensor.offset');
     session.close();
     await serving();
@@ -213,14 +231,26 @@ describe('bad input against a running coordinator', () => {
     releaseRound2();
     const results = await within(runs, 30_000, 'the good institutions to finish');
     await c.finished;
-    expect(results.map((r) => [r.roundsTrained, r.roundsEvaluated])).toEqual([[2, 2], [2, 2]]);
+    expect(results.map((r) => [r.roundsTrained, r.roundsEvaluated])).toEqual([
+      [2, 2],
+      [2, 2],
+    ]);
 
     const { store, runId } = c;
-    expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([[1, 2], [2, 2]]);
+    expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([
+      [1, 2],
+      [2, 2],
+    ]);
     const participants = store.participants(runId, 2);
     expect(participants.map((p) => [p.institutionId, p.status])).toEqual([
-      ['bad-inf', 'rejected'], ['bad-name', 'rejected'], ['bad-nan', 'rejected'], ['bad-pack', 'rejected'], ['bad-shape', 'rejected'], ['bad-trunc', 'rejected'],
-      ['good-1', 'reported'], ['good-2', 'reported'],
+      ['bad-inf', 'rejected'],
+      ['bad-name', 'rejected'],
+      ['bad-nan', 'rejected'],
+      ['bad-pack', 'rejected'],
+      ['bad-shape', 'rejected'],
+      ['bad-trunc', 'rejected'],
+      ['good-1', 'reported'],
+      ['good-2', 'reported'],
     ]);
     const detail = new Map(participants.map((p) => [p.institutionId, p.detail]));
     expect(detail.get('bad-name')).toContain('tensor.name');

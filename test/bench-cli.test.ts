@@ -22,7 +22,10 @@ describe('dpfed bench', () => {
   });
 
   it('runs the groups named, comma-separated or repeated, and prints one JSON object with their keys', async () => {
-    for (const args of [['--only', 'accountant,aggregation'], ['--only', 'accountant', '--only', 'aggregation']]) {
+    for (const args of [
+      ['--only', 'accountant,aggregation'],
+      ['--only', 'accountant', '--only', 'aggregation'],
+    ]) {
       const r = await dpfed(['bench', ...args]);
       expect(r.code).toBe(0);
       const out = JSON.parse(r.stdout);

@@ -84,8 +84,22 @@ async function rogueClient(coordinator: Coordinator, address: string, stopAt: Pr
 describe('bounded influence', () => {
   it('plain: the coordinator clips a 1e30 update to --max-update-norm, caps its 1e12 declared size at --weight-cap, and records the clipping', async () => {
     dir = tempDir('dpfed-bound-plain-');
-    const config = runConfig(['--rounds', '1', '--min-clients', '4', '--aggregation', 'plain', '--max-update-norm', String(BOUND), '--weight-cap', String(CAP),
-      '--round-timeout', '20', '--phase-timeout', '2']);
+    const config = runConfig([
+      '--rounds',
+      '1',
+      '--min-clients',
+      '4',
+      '--aggregation',
+      'plain',
+      '--max-update-norm',
+      String(BOUND),
+      '--weight-cap',
+      String(CAP),
+      '--round-timeout',
+      '20',
+      '--phase-timeout',
+      '2',
+    ]);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
     const seen = recordRounds(coordinator);
     const address = `127.0.0.1:${coordinator.port}`;
@@ -102,13 +116,27 @@ describe('bounded influence', () => {
     const after = store.model(runId, 1)!.parameters;
     const moved = distance(after, before);
     expect(moved).toBeLessThanOrEqual(allowedMove(before.length) * (1 + 1e-4));
-    expect(moved).toBeGreaterThan(BOUND / 4 * 0.9); // the attacker did move it, by its capped share of the bound
+    expect(moved).toBeGreaterThan((BOUND / 4) * 0.9); // the attacker did move it, by its capped share of the bound
   }, 90_000);
 
   it('secagg: a learner returning a 1e30 update and declaring 1e12 examples is clipped by its own SDK and weighs the public cap', async () => {
     dir = tempDir('dpfed-bound-secagg-');
-    const config = runConfig(['--rounds', '1', '--min-clients', '4', '--aggregation', 'secagg', '--max-update-norm', String(BOUND), '--weight-cap', String(CAP),
-      '--round-timeout', '20', '--phase-timeout', '10']);
+    const config = runConfig([
+      '--rounds',
+      '1',
+      '--min-clients',
+      '4',
+      '--aggregation',
+      'secagg',
+      '--max-update-norm',
+      String(BOUND),
+      '--weight-cap',
+      String(CAP),
+      '--round-timeout',
+      '20',
+      '--phase-timeout',
+      '10',
+    ]);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
     const seen = recordRounds(coordinator);
     const address = `127.0.0.1:${coordinator.port}`;
@@ -123,7 +151,7 @@ describe('bounded influence', () => {
     const moved = distance(after, before);
     // quantisation adds at most a few 1e-5 per coordinate
     expect(moved).toBeLessThanOrEqual(allowedMove(before.length) + 1e-3);
-    expect(moved).toBeGreaterThan(BOUND / 4 * 0.9);
+    expect(moved).toBeGreaterThan((BOUND / 4) * 0.9);
   }, 90_000);
 });
 
@@ -152,16 +180,39 @@ class ImpossibleAccuracy extends ShiftLearner {
 }
 
 describe('no clear counts', () => {
-  it('record-level DP with plain aggregation: no institution\'s training row count is anywhere in the coordinator\'s SQLite file (Register, events, metrics, participants)', async () => {
+  it("record-level DP with plain aggregation: no institution's training row count is anywhere in the coordinator's SQLite file (Register, events, metrics, participants)", async () => {
     dir = tempDir('dpfed-no-counts-');
-    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--privacy', 'record', '--aggregation', 'plain', '--local-steps', '4', '--epsilon', '5',
-      '--round-timeout', '60', '--phase-timeout', '30']);
+    const config = runConfig([
+      '--rounds',
+      '1',
+      '--min-clients',
+      '3',
+      '--privacy',
+      'record',
+      '--aggregation',
+      'plain',
+      '--local-steps',
+      '4',
+      '--epsilon',
+      '5',
+      '--round-timeout',
+      '60',
+      '--phase-timeout',
+      '30',
+    ]);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
     const address = `127.0.0.1:${coordinator.port}`;
     const slices = bankSlices(3, { rowsPerBank: 900 + Math.floor(Math.random() * 200) });
-    institutions = await Promise.all(slices.map((data, k) => tfjsInstitution({
-      id: `bank-${k + 1}`, address, data, privacy: { ledgerPath: join(dir!, `bank-${k + 1}.ledger.sqlite`), budget: { epsilon: 10, delta: 1e-5 } },
-    })));
+    institutions = await Promise.all(
+      slices.map((data, k) =>
+        tfjsInstitution({
+          id: `bank-${k + 1}`,
+          address,
+          data,
+          privacy: { ledgerPath: join(dir!, `bank-${k + 1}.ledger.sqlite`), budget: { epsilon: 10, delta: 1e-5 } },
+        }),
+      ),
+    );
     const counts = institutions.map((i) => (i.learner as TfjsLearner).numTrainExamples);
     for (const i of institutions) i.run = i.client.run();
     await within(coordinator.finished, 120_000, 'the run');
@@ -192,7 +243,10 @@ describe('no clear counts', () => {
       expect(db.prepare('SELECT num_train_examples FROM institutions').all()).toEqual(counts.map(() => ({ num_train_examples: null })));
       // the training events carry the plan's public q; the private evaluations are the Gaussian mechanism at rate 1 (no count either)
       const rates = db.prepare('SELECT mode, sample_rate FROM ledger_events GROUP BY mode, sample_rate ORDER BY mode').all();
-      expect(rates).toEqual([{ mode: 'evaluation', sample_rate: 1 }, { mode: 'record', sample_rate: config.task.privacy.record!.sampleRate }]);
+      expect(rates).toEqual([
+        { mode: 'evaluation', sample_rate: 1 },
+        { mode: 'record', sample_rate: config.task.privacy.record!.sampleRate },
+      ]);
     } finally {
       db.close();
     }

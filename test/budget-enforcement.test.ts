@@ -54,7 +54,6 @@ const rdp = makeAccountant('rdp');
 const epsilonOf = (events: readonly MechanismEvent[]) => (events.length ? rdp.epsilon(events, DELTA).epsilon : 0);
 const repeat = (e: MechanismEvent, n: number): MechanismEvent[] => Array.from({ length: n }, () => ({ ...e }));
 
-
 interface BankOptions {
   id: string;
   address: string;
@@ -76,8 +75,16 @@ async function bank(o: BankOptions): Promise<TestInstitution> {
   const privacy = new InstitutionPrivacy({ institutionId: o.id, identity, budget: o.ownBudget, ledgerPath: o.ledgerPath });
   const logs: string[] = [];
   const client = new FederationClient({
-    coordinator: o.address, institutionId: o.id, identity, learner, privacy, budget: o.declaredBudget ?? o.ownBudget,
-    pollMs: 5_000, reconnectForMs: 30_000, log: (line) => logs.push(line), ...joinTestFederation(o.address, o.id, identity.publicKey),
+    coordinator: o.address,
+    institutionId: o.id,
+    identity,
+    learner,
+    privacy,
+    budget: o.declaredBudget ?? o.ownBudget,
+    pollMs: 5_000,
+    reconnectForMs: 30_000,
+    log: (line) => logs.push(line),
+    ...joinTestFederation(o.address, o.id, identity.publicKey),
   });
   return { id: o.id, identity, client, learner, privacy, validation, logs };
 }
@@ -94,7 +101,9 @@ function roundMechanism(config: RunConfig, learner: Learner, budgetEpsilon: numb
   const record = config.task.privacy.record!;
   const share = config.task.evaluation.private;
   const { trainingMultiplier } = planInstitutionNoise({
-    targetEpsilon: record.targetEpsilon, budget: { epsilon: budgetEpsilon, delta: DELTA }, accountant: 'rdp',
+    targetEpsilon: record.targetEpsilon,
+    budget: { epsilon: budgetEpsilon, delta: DELTA },
+    accountant: 'rdp',
     training: { ...planned, rounds: record.plannedRounds },
     evaluation: share ? { epsilon: share.epsilon, every: config.task.evaluation.every ?? 1 } : null,
   });
@@ -105,16 +114,40 @@ function roundMechanism(config: RunConfig, learner: Learner, budgetEpsilon: numb
 function ownLedgerEvents(path: string, id: string, all = false): { runId: string; round: number; mode: string; mechanism: MechanismEvent }[] {
   const db = new Database(path, { readonly: true });
   try {
-    return new PrivacyLedger(db).events({ institutionId: id }).filter((r) => all || r.event.mode === 'record').map((r) => ({
-      runId: r.event.runId, round: r.event.round, mode: r.event.mode,
-      mechanism: { sampleRate: r.event.sampleRate, noiseMultiplier: r.event.noiseMultiplier, steps: r.event.steps },
-    }));
+    return new PrivacyLedger(db)
+      .events({ institutionId: id })
+      .filter((r) => all || r.event.mode === 'record')
+      .map((r) => ({
+        runId: r.event.runId,
+        round: r.event.round,
+        mode: r.event.mode,
+        mechanism: { sampleRate: r.event.sampleRate, noiseMultiplier: r.event.noiseMultiplier, steps: r.event.steps },
+      }));
   } finally {
     db.close();
   }
 }
 
-const SIX_ROUNDS = ['--rounds', '6', '--evaluate-every', '6', '--min-clients', '2', '--wait-for', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA), '--round-timeout', '30', '--phase-timeout', '30'];
+const SIX_ROUNDS = [
+  '--rounds',
+  '6',
+  '--evaluate-every',
+  '6',
+  '--min-clients',
+  '2',
+  '--wait-for',
+  '3',
+  '--privacy',
+  'record',
+  '--epsilon',
+  '3',
+  '--delta',
+  String(DELTA),
+  '--round-timeout',
+  '30',
+  '--phase-timeout',
+  '30',
+];
 
 describe('privacy budgets over real gRPC (record-level DP)', () => {
   it('refusal at the client: a bank with earlier spending declines once its projection passes its own budget; it is not sampled again', async () => {
@@ -151,8 +184,19 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
 
     const { store, runId } = coordinator;
     // rounds 1-3 with all three; bank-3 declines round 4 (the others carry it) and is not sampled after
-    expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([[1, 3], [2, 3], [3, 3], [4, 2], [5, 2], [6, 2]]);
-    expect(store.participants(runId, 4).map((p) => [p.institutionId, p.status])).toEqual([['bank-1', 'reported'], ['bank-2', 'reported'], ['bank-3', 'declined']]);
+    expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([
+      [1, 3],
+      [2, 3],
+      [3, 3],
+      [4, 2],
+      [5, 2],
+      [6, 2],
+    ]);
+    expect(store.participants(runId, 4).map((p) => [p.institutionId, p.status])).toEqual([
+      ['bank-1', 'reported'],
+      ['bank-2', 'reported'],
+      ['bank-3', 'declined'],
+    ]);
     for (const round of [5, 6]) expect(store.participants(runId, round).map((p) => p.institutionId)).toEqual(['bank-1', 'bank-2']);
     const refusals = store.schedulingRefusals(runId);
     expect(refusals.map((r) => [r.round, r.institutionId])).toEqual([[4, 'bank-3']]);
@@ -168,7 +212,12 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
     // of this run would not have been
     const own = ownLedgerEvents(ledgers[2], 'bank-3');
     expect(own.map((e) => [e.runId, e.round])).toEqual([
-      ['earlier-study', 1], ['earlier-study', 2], ['earlier-study', 3], [runId, 1], [runId, 2], [runId, 3],
+      ['earlier-study', 1],
+      ['earlier-study', 2],
+      ['earlier-study', 3],
+      [runId, 1],
+      [runId, 2],
+      [runId, 3],
     ]);
     const spent = own.map((e) => e.mechanism);
     expect(epsilonOf(spent)).toBeLessThanOrEqual(thrifty.epsilon);
@@ -178,7 +227,15 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
     // the others spent this run's target at most, over all 6 rounds
     for (const [k, id] of ['bank-1', 'bank-2'].entries()) {
       const events = ownLedgerEvents(ledgers[k], id, true);
-      expect(events.map((e) => [e.round, e.mode])).toEqual([[1, 'record'], [2, 'record'], [3, 'record'], [4, 'record'], [5, 'record'], [6, 'record'], [6, 'evaluation']]);
+      expect(events.map((e) => [e.round, e.mode])).toEqual([
+        [1, 'record'],
+        [2, 'record'],
+        [3, 'record'],
+        [4, 'record'],
+        [5, 'record'],
+        [6, 'record'],
+        [6, 'evaluation'],
+      ]);
       expect(epsilonOf(events.map((e) => e.mechanism))).toBeLessThanOrEqual(3);
     }
 
@@ -195,7 +252,26 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
 
   it('an institution already out of budget declines its first round: it trains nothing, spends nothing, and says why', async () => {
     dir = tempDir('dpfed-budget-declined-');
-    const config = runConfig(['--rounds', '3', '--evaluate-every', '3', '--min-clients', '2', '--wait-for', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA), '--round-timeout', '30', '--phase-timeout', '30']);
+    const config = runConfig([
+      '--rounds',
+      '3',
+      '--evaluate-every',
+      '3',
+      '--min-clients',
+      '2',
+      '--wait-for',
+      '3',
+      '--privacy',
+      'record',
+      '--epsilon',
+      '3',
+      '--delta',
+      String(DELTA),
+      '--round-timeout',
+      '30',
+      '--phase-timeout',
+      '30',
+    ]);
     const coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
     coordinators.push(coordinator);
     const address = `127.0.0.1:${coordinator.port}`;
@@ -205,8 +281,7 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
     for (let k = 0; k < 3; k++) institutions.push(await bank({ id: `bank-${k + 1}`, address, data: slices[k], ownBudget: k === 2 ? own : { epsilon: 3, delta: DELTA }, ledgerPath: ledgers[k] }));
     // bank-3 spent all but a sliver of its budget elsewhere (a whole run's worth of this run's mechanism)
     const perRound = roundMechanism(config, institutions[2].learner, own.epsilon);
-    institutions[2].privacy!.recordRelease(taskOf(config, 'earlier-study', 1),
-      { sampleRate: perRound.sampleRate, noiseMultiplier: perRound.noiseMultiplier, steps: perRound.steps * 3, clipNorm: 1 });
+    institutions[2].privacy!.recordRelease(taskOf(config, 'earlier-study', 1), { sampleRate: perRound.sampleRate, noiseMultiplier: perRound.noiseMultiplier, steps: perRound.steps * 3, clipNorm: 1 });
     const results = await within(start(institutions), 60_000, 'the clients to finish');
     await coordinator.finished;
     const { store, runId } = coordinator;
@@ -248,7 +323,14 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
     await coordinator.finished;
     expect(seen.failures).toEqual([]);
     const { store, runId } = coordinator;
-    expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([[1, 3], [2, 3], [3, 3], [4, 2], [5, 2], [6, 2]]);
+    expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([
+      [1, 3],
+      [2, 3],
+      [3, 3],
+      [4, 2],
+      [5, 2],
+      [6, 2],
+    ]);
     // not sampled at all from round 4 (refused before sampling, not a declined participant)
     for (const round of [4, 5, 6]) expect(store.participants(runId, round).map((p) => p.institutionId)).toEqual(['bank-1', 'bank-2']);
     const refusals = store.schedulingRefusals(runId);
@@ -292,18 +374,24 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
     const learners: HoldingLearner[] = [];
     for (let k = 0; k < 3; k++) {
       const id = `bank-${k + 1}`;
-      institutions.push(await bank({
-        id, address, data: slices[k], ownBudget: { epsilon: 3, delta: DELTA }, ledgerPath: ledgers[k],
-        wrap: (inner) => {
-          const learner = new HoldingLearner(inner, async (call) => {
-            if (k !== 2 || call !== 2) return;
-            holding = true;
-            await released;
-          });
-          learners.push(learner);
-          return learner;
-        },
-      }));
+      institutions.push(
+        await bank({
+          id,
+          address,
+          data: slices[k],
+          ownBudget: { epsilon: 3, delta: DELTA },
+          ledgerPath: ledgers[k],
+          wrap: (inner) => {
+            const learner = new HoldingLearner(inner, async (call) => {
+              if (k !== 2 || call !== 2) return;
+              holding = true;
+              await released;
+            });
+            learners.push(learner);
+            return learner;
+          },
+        }),
+      );
     }
     const pushed = new Set<string>();
     for (const i of institutions.slice(0, 2)) i.client.on('trained', (t: { round: number }) => t.round === 2 && pushed.add(i.id));
@@ -317,14 +405,18 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
     }
     const runs = Promise.all(institutions.map((i) => i.run!));
     await within(roundCommitted(first, 1), 60_000, 'round 1');
-    await within(new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        if (holding && pushed.size === 2) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, 5);
-    }), 30_000, 'bank-1 and bank-2 to push round 2 while bank-3 holds');
+    await within(
+      new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          if (holding && pushed.size === 2) {
+            clearInterval(timer);
+            resolve();
+          }
+        }, 5);
+      }),
+      30_000,
+      'bank-1 and bank-2 to push round 2 while bank-3 holds',
+    );
     expect(first.machine.status).toMatchObject({ phase: 'training', round: 2 });
     await first.close();
 
@@ -339,25 +431,46 @@ describe('privacy budgets over real gRPC (record-level DP)', () => {
     });
     await within(second.finished, 30_000, 'the resumed run');
     expect(seen.failures).toEqual([]);
-    expect(seen.rounds.map((r) => [r.round, r.participants])).toEqual([[2, 3], [3, 3]]);
+    expect(seen.rounds.map((r) => [r.round, r.participants])).toEqual([
+      [2, 3],
+      [3, 3],
+    ]);
     expect(results.map((r) => r.doneMessage)).toEqual(['run complete', 'run complete', 'run complete']);
     // each bank trained once per round: round 2's update was resent to the new coordinator, not recomputed
     expect(learners.map((l) => l.calls)).toEqual([3, 3, 3]);
     expect(results.map((r) => r.roundsTrained)).toEqual([3, 3, 3]); // a re-sent update is not a trained round
-    for (const i of institutions) expect(i.logs.some((l) => /round 2: re-?sending/.test(l)), `${i.id} resent round 2`).toBe(true);
+    for (const i of institutions)
+      expect(
+        i.logs.some((l) => /round 2: re-?sending/.test(l)),
+        `${i.id} resent round 2`,
+      ).toBe(true);
 
     const { store, runId } = second;
-    expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([[1, 3], [2, 3], [3, 3]]);
+    expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([
+      [1, 3],
+      [2, 3],
+      [3, 3],
+    ]);
     const ledger = new PrivacyLedger(store.db);
     const perPair = new Map<string, number>();
     const keyOf = (e: { institutionId: string; runId: string; round: number; mode: string }) => `${e.institutionId}/${e.runId}/${e.round}/${e.mode}`;
     for (const r of ledger.events()) perPair.set(keyOf(r.event), (perPair.get(keyOf(r.event)) ?? 0) + 1);
     expect([...perPair.values()].every((n) => n === 1)).toBe(true);
-    expect([...perPair.keys()].sort()).toEqual(['bank-1', 'bank-2', 'bank-3'].flatMap((id) => [1, 2, 3].flatMap((round) => ['record', 'evaluation'].map((mode) => `${id}/${runId}/${round}/${mode}`))).sort());
+    expect([...perPair.keys()].sort()).toEqual(
+      ['bank-1', 'bank-2', 'bank-3'].flatMap((id) => [1, 2, 3].flatMap((round) => ['record', 'evaluation'].map((mode) => `${id}/${runId}/${round}/${mode}`))).sort(),
+    );
     expect(ledger.verify().ok).toBe(true);
     for (const [k, id] of ['bank-1', 'bank-2', 'bank-3'].entries()) {
       const own = ownLedgerEvents(ledgers[k], id, true);
-      expect(own.map((e) => [e.runId, e.round, e.mode]), `${id}'s own ledger`).toEqual([1, 2, 3].flatMap((round) => [[runId, round, 'record'], [runId, round, 'evaluation']]));
+      expect(
+        own.map((e) => [e.runId, e.round, e.mode]),
+        `${id}'s own ledger`,
+      ).toEqual(
+        [1, 2, 3].flatMap((round) => [
+          [runId, round, 'record'],
+          [runId, round, 'evaluation'],
+        ]),
+      );
       // the coordinator holds exactly the mechanisms the institution recorded
       expect(ledger.events({ institutionId: id }).map((r) => r.event.noiseMultiplier)).toEqual(own.map((e) => e.mechanism.noiseMultiplier));
     }

@@ -71,7 +71,10 @@ describe('packed whole frames (packedResultFrame / packedModelFrame)', () => {
   it('packs consecutive views without copying, and anything else by copying', () => {
     const { headers, packed } = packTensors(tensors);
     expect(packed.buffer).toBe(flat.buffer);
-    expect(headers.map((h) => [h.offset, h.totalBytes, h.data.length])).toEqual([[0, 16, 0], [16, 8, 0]]);
+    expect(headers.map((h) => [h.offset, h.totalBytes, h.data.length])).toEqual([
+      [0, 16, 0],
+      [16, 8, 0],
+    ]);
     const apart = packTensors([tensors[1], tensors[0]]);
     expect(apart.packed.buffer).not.toBe(flat.buffer);
     expect([...new Float32Array(apart.packed.buffer)]).toEqual([0.25, -0.75, 1, -2, 3.5, 0]);
@@ -91,7 +94,9 @@ describe('packed whole frames (packedResultFrame / packedModelFrame)', () => {
         const unpacked = unpackTensors(batch.tensors, batch.packedData);
         expect(unpacked.map((t) => t.name)).toEqual([name, 'dense_0/bias']);
         expect([...new Float32Array(batch.packedData.buffer, batch.packedData.byteOffset, 6)]).toEqual([...flat]);
-        const reference = service.Session.requestDeserialize(service.Session.requestSerialize({ callId, wholeResult: { header, tensors: headers, packedData: packed, padding: new Uint8Array(0) } })) as ClientFrameMsg;
+        const reference = service.Session.requestDeserialize(
+          service.Session.requestSerialize({ callId, wholeResult: { header, tensors: headers, packedData: packed, padding: new Uint8Array(0) } }),
+        ) as ClientFrameMsg;
         expect({ ...batch, padding: undefined }).toEqual({ ...reference.wholeResult!, padding: undefined });
       }
     }
@@ -116,7 +121,13 @@ describe('packed whole frames (packedResultFrame / packedModelFrame)', () => {
     const { headers, packed } = packTensors(tensors);
     const encoded = headers.map((h) => serializeTensorChunk(h));
     const task: TaskMsg = {
-      envelope, kind: 'EVALUATE', modelSpec: { kind: 'MODEL_KIND_LOGISTIC', inputDim: 3, hidden: [] }, config: { ...taskConfigMessage({ ...runConfig().task, strategy: 'fedavg', proximalMu: 0, seed: '' }), seed: 'x'.repeat(300) }, retryAfterMs: 0, message: '', modelId: 'abc123',
+      envelope,
+      kind: 'EVALUATE',
+      modelSpec: { kind: 'MODEL_KIND_LOGISTIC', inputDim: 3, hidden: [] },
+      config: { ...taskConfigMessage({ ...runConfig().task, strategy: 'fedavg', proximalMu: 0, seed: '' }), seed: 'x'.repeat(300) },
+      retryAfterMs: 0,
+      message: '',
+      modelId: 'abc123',
     };
     for (const callId of [3, 200, 99_999]) {
       const frame = taskWithModelFrame(callId, task, encoded, packed, 1 << 20)!;
@@ -128,7 +139,10 @@ describe('packed whole frames (packedResultFrame / packedModelFrame)', () => {
       expect({ ...decoded.task!, model: undefined }).toEqual(reference.task);
       const model = decoded.task!.model!;
       expect(model.packedData.byteOffset % 4).toBe(0);
-      expect(model.tensors.map((t) => [t.name, t.offset, t.totalBytes])).toEqual([['dense_0/kernel', 0, 16], ['dense_0/bias', 16, 8]]);
+      expect(model.tensors.map((t) => [t.name, t.offset, t.totalBytes])).toEqual([
+        ['dense_0/kernel', 0, 16],
+        ['dense_0/bias', 16, 8],
+      ]);
       expect([...new Float32Array(model.packedData.buffer, model.packedData.byteOffset, 6)]).toEqual([...flat]);
     }
   });
@@ -154,7 +168,17 @@ describe('packed whole frames (packedResultFrame / packedModelFrame)', () => {
   it('the assembler takes a whole aligned tensor as a view, copies an unaligned one, and flatFloat32 joins consecutive views without a copy', () => {
     const bytes = new Uint8Array(40);
     new Float32Array(bytes.buffer, 4, 6).set(flat);
-    const chunk = (offset: number) => ({ envelope: undefined, name: 'w', shape: [6], dtype: 'FLOAT32' as const, totalBytes: 24, offset: 0, data: bytes.subarray(offset, offset + 24), tensorIndex: 0, tensorCount: 1 });
+    const chunk = (offset: number) => ({
+      envelope: undefined,
+      name: 'w',
+      shape: [6],
+      dtype: 'FLOAT32' as const,
+      totalBytes: 24,
+      offset: 0,
+      data: bytes.subarray(offset, offset + 24),
+      tensorIndex: 0,
+      tensorCount: 1,
+    });
     const aligned = new TensorAssembler();
     aligned.push(chunk(4));
     const [view] = aligned.finish();
@@ -163,7 +187,12 @@ describe('packed whole frames (packedResultFrame / packedModelFrame)', () => {
     const unaligned = new TensorAssembler();
     unaligned.push(chunk(5));
     expect(unaligned.finish()[0].data.buffer).not.toBe(bytes.buffer);
-    expect(flatFloat32(tensors.map((t) => t.data), 6).buffer).toBe(flat.buffer);
+    expect(
+      flatFloat32(
+        tensors.map((t) => t.data),
+        6,
+      ).buffer,
+    ).toBe(flat.buffer);
     const joined = flatFloat32([tensors[1].data, tensors[0].data], 6);
     expect(joined.buffer).not.toBe(flat.buffer);
     expect([...joined]).toEqual([0.25, -0.75, 1, -2, 3.5, 0]);

@@ -21,7 +21,12 @@ describe('calibrateNoiseMultiplier', () => {
   }
 
   it('meets the bounds across a range of targets, and a tighter tolerance narrows it', () => {
-    for (const [targetEpsilon, sampleRate, steps] of [[0.5, 0.01, 1000], [3, 0.004, 20_000], [10, 1, 5], [1, 0.5, 1]] as const) {
+    for (const [targetEpsilon, sampleRate, steps] of [
+      [0.5, 0.01, 1000],
+      [3, 0.004, 20_000],
+      [10, 1, 5],
+      [1, 0.5, 1],
+    ] as const) {
       const r = calibrateNoiseMultiplier({ targetEpsilon, delta: 1e-5, sampleRate, steps });
       expect(r.epsilon).toBeLessThanOrEqual(targetEpsilon);
       expect(r.epsilon).toBeGreaterThanOrEqual(targetEpsilon - 0.01);

@@ -10,16 +10,7 @@ import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
 import { generateIdentity } from '@dpfed/privacy/identity';
 import { parameterShapes } from '@dpfed/proto/model-spec';
 import { chunkTensors, type NamedTensor } from '@dpfed/proto/tensor-stream';
-import {
-  CHANNEL_OPTIONS,
-  federationClientConstructor,
-  type AckMsg,
-  type ClientFrameMsg,
-  type CoordinatorFrameMsg,
-  type Envelope,
-  type ResultChunkMsg,
-  type ResultHeaderMsg,
-} from '@dpfed/proto/wire';
+import { CHANNEL_OPTIONS, federationClientConstructor, type AckMsg, type ClientFrameMsg, type CoordinatorFrameMsg, type Envelope, type ResultChunkMsg, type ResultHeaderMsg } from '@dpfed/proto/wire';
 import { cleanUp, enrol, runConfig, startTestCoordinator, tempDir, testCredentials, within } from './helpers/federation-fixture.ts';
 
 type RawClient = grpc.Client & {
@@ -49,29 +40,45 @@ describe('a cancelled upload', () => {
 
     // two hand-made institutions, each on its own mutual-TLS connection
     const ids = ['bank-1', 'bank-2'];
-    const joined = await Promise.all(ids.map(async (id) => {
-      const identity = generateIdentity();
-      enrol(c, id, identity.publicKey);
-      const conn = new CoordinatorConnection(address, testCredentials(id));
-      const Client = federationClientConstructor();
-      const raw = new Client(address, testCredentials(id), CHANNEL_OPTIONS) as never as RawClient;
-      closers.push(() => conn.close(), () => raw.close());
-      const challenge = await conn.challenge({ institutionId: id });
-      const { session, runId } = await conn.register(signedRegistration(challenge, { institutionId: id, identity, budget: null, clientVersion: 'test' }));
-      return { id, conn, raw, envelope: { runId, round: 0, modelVersion: 0, institutionId: id, session } as Envelope };
-    }));
-    const tasks = await within(Promise.all(joined.map(async (j) => {
-      for (;;) {
-        const task = await j.conn.pullTask(j.envelope, 5_000);
-        if (task.kind === 'TRAIN') return task;
-      }
-    })), 30_000, 'the training tasks');
+    const joined = await Promise.all(
+      ids.map(async (id) => {
+        const identity = generateIdentity();
+        enrol(c, id, identity.publicKey);
+        const conn = new CoordinatorConnection(address, testCredentials(id));
+        const Client = federationClientConstructor();
+        const raw = new Client(address, testCredentials(id), CHANNEL_OPTIONS) as never as RawClient;
+        closers.push(
+          () => conn.close(),
+          () => raw.close(),
+        );
+        const challenge = await conn.challenge({ institutionId: id });
+        const { session, runId } = await conn.register(signedRegistration(challenge, { institutionId: id, identity, budget: null, clientVersion: 'test' }));
+        return { id, conn, raw, envelope: { runId, round: 0, modelVersion: 0, institutionId: id, session } as Envelope };
+      }),
+    );
+    const tasks = await within(
+      Promise.all(
+        joined.map(async (j) => {
+          for (;;) {
+            const task = await j.conn.pullTask(j.envelope, 5_000);
+            if (task.kind === 'TRAIN') return task;
+          }
+        }),
+      ),
+      30_000,
+      'the training tasks',
+    );
     const header = (k: number): ResultHeaderMsg => ({
       envelope: { ...joined[k].envelope, round: tasks[k].envelope.round, modelVersion: tasks[k].envelope.modelVersion },
-      kind: 'TRAIN_RESULT', numExamples: 0, metrics: { loss: 0.5 }, privacyEvent: undefined, encrypted: false, tensorCount: shapes.length, masked: false,
+      kind: 'TRAIN_RESULT',
+      numExamples: 0,
+      metrics: { loss: 0.5 },
+      privacyEvent: undefined,
+      encrypted: false,
+      tensorCount: shapes.length,
+      masked: false,
     });
-    const update = (fill: number): NamedTensor[] =>
-      shapes.map((s) => ({ name: s.name, shape: s.shape, dtype: 'FLOAT32', data: new Float32Array(s.shape.reduce((a, b) => a * b, 1)).fill(fill) }));
+    const update = (fill: number): NamedTensor[] => shapes.map((s) => ({ name: s.name, shape: s.shape, dtype: 'FLOAT32', data: new Float32Array(s.shape.reduce((a, b) => a * b, 1)).fill(fill) }));
     const chunks = [...chunkTensors(update(0.01), 16)];
     expect(chunks.length).toBeGreaterThan(2);
 
@@ -101,18 +108,26 @@ describe('a cancelled upload', () => {
     stream.write({ callId: 2, body: 'result', result: { header: header(1) } } as ClientFrameMsg);
     for (const tensor of chunks) stream.write({ callId: 2, body: 'result', result: { tensor } } as ClientFrameMsg);
     stream.write({ callId: 2, body: 'resultEnd', resultEnd: true } as ClientFrameMsg);
-    await within((async () => {
-      while (!answers.some((f) => f.callId === 2)) await sleep(20);
-    })(), 10_000, 'the answer to the second upload');
+    await within(
+      (async () => {
+        while (!answers.some((f) => f.callId === 2)) await sleep(20);
+      })(),
+      10_000,
+      'the answer to the second upload',
+    );
     const answer = answers.find((f) => f.callId === 2)!;
     expect(answer.error ?? null).toBeNull();
     expect(answer.ack?.accepted).toBe(true);
     expect(answers.filter((f) => f.callId === 1)).toEqual([]);
 
     // both results count: the training phase is over and the round goes on to its evaluation
-    await within((async () => {
-      while (c.machine.status.phase === 'training') await sleep(20);
-    })(), 10_000, 'the training phase to close');
+    await within(
+      (async () => {
+        while (c.machine.status.phase === 'training') await sleep(20);
+      })(),
+      10_000,
+      'the training phase to close',
+    );
     expect(c.machine.status.round).toBe(1);
   }, 60_000);
 });

@@ -5,7 +5,19 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
 import { ckksSumErrorBound } from '@dpfed/ckks/ckks';
-import { cleanUp, expectedFedAvg, makeInstitution, recordRounds, runConfig, startTestCoordinator, tempDir, within, ShiftLearner, maxAbsDifference, type TestInstitution } from './helpers/federation-fixture.ts';
+import {
+  cleanUp,
+  expectedFedAvg,
+  makeInstitution,
+  recordRounds,
+  runConfig,
+  startTestCoordinator,
+  tempDir,
+  within,
+  ShiftLearner,
+  maxAbsDifference,
+  type TestInstitution,
+} from './helpers/federation-fixture.ts';
 
 let dir: string | undefined;
 let coordinator: Coordinator | undefined;
@@ -39,14 +51,20 @@ describe('CKKS aggregation over real gRPC', () => {
     // weight cap 1024 (next power of two above 1000); the error of Σ (w/cap)·x is bounded per coordinate
     const bound = (ckksSumErrorBound(3) * 1024) / WEIGHTS.reduce((a, b) => a + b, 0) + 1e-6;
     for (const round of [1, 2]) {
-      const expected = expectedFedAvg(global, SHIFTS.map((shift, k) => ({ shift, weight: WEIGHTS[k] })));
+      const expected = expectedFedAvg(
+        global,
+        SHIFTS.map((shift, k) => ({ shift, weight: WEIGHTS[k] })),
+      );
       const committed = store.model(runId, round)!.parameters;
       const worst = maxAbsDifference(committed, expected);
       expect(worst).toBeLessThan(bound);
       global = committed;
       expect(store.metric(runId, round, '', 'auc')).toBe(1); // histograms went through the secure sum
     }
-    expect(store.rounds(runId).map((r) => [r.round, r.participants, r.aggregation])).toEqual([[1, 3, 'ckks'], [2, 3, 'ckks']]);
+    expect(store.rounds(runId).map((r) => [r.round, r.participants, r.aggregation])).toEqual([
+      [1, 3, 'ckks'],
+      [2, 3, 'ckks'],
+    ]);
   });
 
   it('the key holder refuses to decrypt a single update: the round is not committed and the reason is recorded', async () => {

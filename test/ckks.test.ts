@@ -1,17 +1,7 @@
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SEALLibrary } from 'node-seal/implementation/seal.js';
-import {
-  CKKS_LIMITS,
-  CkksAggregator,
-  ckksCiphertextCount,
-  CkksDecryptor,
-  CkksEncryptor,
-  ckksSumErrorBound,
-  createFederationKeys,
-  roundForRelease,
-  type CkksKeyPair,
-} from '@dpfed/ckks/ckks';
+import { CKKS_LIMITS, CkksAggregator, ckksCiphertextCount, CkksDecryptor, CkksEncryptor, ckksSumErrorBound, createFederationKeys, roundForRelease, type CkksKeyPair } from '@dpfed/ckks/ckks';
 import { SeededRandom } from '@dpfed/proto/seeded-random';
 
 const LENGTH = 10_000; // 3 ciphertexts, the last one partly filled
@@ -206,11 +196,7 @@ describe('CKKS aggregation', () => {
   });
 
   it('rounds for release to the stated precision and refuses use after dispose', async () => {
-    expect(Array.from(roundForRelease(Float64Array.from([0.1, -3.00000001, 2 ** -21 + 2 ** -23]), 20))).toEqual([
-      Math.round(0.1 * 2 ** 20) / 2 ** 20,
-      -3,
-      2 ** -20,
-    ]);
+    expect(Array.from(roundForRelease(Float64Array.from([0.1, -3.00000001, 2 ** -21 + 2 ** -23]), 20))).toEqual([Math.round(0.1 * 2 ** 20) / 2 ** 20, -3, 2 ** -20]);
     expect(() => roundForRelease(new Float64Array(1), 41)).toThrow(/releasePrecisionBits/);
     const e = await CkksEncryptor.create(keys.publicKey);
     e.dispose();

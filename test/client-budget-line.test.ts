@@ -14,8 +14,30 @@ afterAll(() => cleanUp({ dir }));
 
 function runClient(port: number, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [DPFED_BIN, 'client', '--insecure', '--coordinator', `127.0.0.1:${port}`, '--institution', 'bank-1', '--data', join(dir, 'bank.csv'),
-      '--schema', FRAUD_SCHEMA, '--identity', join(dir, 'bank-1.identity'), '--ledger', join(dir, 'bank-1.ledger.sqlite'), '--backend', 'wasm', ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        DPFED_BIN,
+        'client',
+        '--insecure',
+        '--coordinator',
+        `127.0.0.1:${port}`,
+        '--institution',
+        'bank-1',
+        '--data',
+        join(dir, 'bank.csv'),
+        '--schema',
+        FRAUD_SCHEMA,
+        '--identity',
+        join(dir, 'bank-1.identity'),
+        '--ledger',
+        join(dir, 'bank-1.ledger.sqlite'),
+        '--backend',
+        'wasm',
+        ...args,
+      ],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -25,7 +47,24 @@ function runClient(port: number, args: string[]): Promise<{ code: number | null;
 }
 
 async function oneRun(name: string, args: string[]) {
-  const config = runConfig(['--rounds', '1', '--min-clients', '1', '--privacy', 'record', '--epsilon', '2', '--delta', '1e-5', '--aggregation', 'plain', '--model', 'logistic', '--round-timeout', '60']);
+  const config = runConfig([
+    '--rounds',
+    '1',
+    '--min-clients',
+    '1',
+    '--privacy',
+    'record',
+    '--epsilon',
+    '2',
+    '--delta',
+    '1e-5',
+    '--aggregation',
+    'plain',
+    '--model',
+    'logistic',
+    '--round-timeout',
+    '60',
+  ]);
   const coordinator = await startTestCoordinator({ dbPath: join(dir, `${name}.sqlite`), config, insecure: true });
   const identity = spawnSync(process.execPath, [DPFED_BIN, 'identity', 'show', '--identity', join(dir, 'bank-1.identity'), '--json'], { cwd: ROOT, encoding: 'utf8' });
   enrol(coordinator, 'bank-1', new Uint8Array(Buffer.from(JSON.parse(identity.stdout).publicKey, 'hex')));

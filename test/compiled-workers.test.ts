@@ -35,9 +35,7 @@ function compiled(source: string, args: string[] = []): Promise<string> {
 describe('worker threads of the compiled packages', () => {
   beforeAll(async () => {
     // the compiled packages match the sources (incremental: cheap when nothing changed)
-    await new Promise<void>((resolve, reject) =>
-      execFile(process.execPath, ['tools/workspaces/build.mjs'], { cwd: ROOT }, (error, _out, stderr) => (error ? reject(new Error(stderr)) : resolve())),
-    );
+    await new Promise<void>((resolve, reject) => execFile(process.execPath, ['tools/workspaces/build.mjs'], { cwd: ROOT }, (error, _out, stderr) => (error ? reject(new Error(stderr)) : resolve())));
   }, 300_000);
 
   it('the noise pool draws from its worker, started on dist/noise-worker.js', async () => {
@@ -63,17 +61,32 @@ describe('worker threads of the compiled packages', () => {
     const key = generateIdentity();
     ledger.registerInstitution('bank-1', key.publicKey, { epsilon: 3, delta: 1e-5 });
     for (const round of [1, 2]) {
-      const event: LedgerEvent = { institutionId: 'bank-1', runId: 'run-1', round, mode: 'record', sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100, clipNorm: 1, delta: 1e-5, modelVersion: round - 1, time: `2024-05-01T12:00:0${round}.000Z` };
+      const event: LedgerEvent = {
+        institutionId: 'bank-1',
+        runId: 'run-1',
+        round,
+        mode: 'record',
+        sampleRate: 0.01,
+        noiseMultiplier: 1.1,
+        steps: 100,
+        clipNorm: 1,
+        delta: 1e-5,
+        modelVersion: round - 1,
+        time: `2024-05-01T12:00:0${round}.000Z`,
+      };
       ledger.append(event, signEvent(event, key));
     }
     db.close();
-    const out = await compiled(`
+    const out = await compiled(
+      `
       const root = '{dist}';
       const { ChainVerifier } = await import(root + '/console/dist/chain-verifier.js');
       const verifier = new ChainVerifier(process.argv[2], () => 'v1');
       console.log(JSON.stringify(await verifier.settled(60000)));
       process.exit(0);
-    `, [dbPath]);
+    `,
+      [dbPath],
+    );
     const state = JSON.parse(out);
     expect(state.pending).toBe(false);
     expect(state.result, JSON.stringify(state.result)).toMatchObject({ ok: true });

@@ -31,14 +31,18 @@ async function login(url: string, username: string, password: string): Promise<s
 }
 
 describe('dpfed coordinator --console-port', () => {
-  it('serves the running coordinator\'s database read-only', async () => {
+  it("serves the running coordinator's database read-only", async () => {
     const db = join(dir, 'fed.sqlite');
     const add = spawnSync(process.execPath, [DPFED_BIN, 'console', 'users', 'add', '--db', db, '--username', 'alice'], { cwd: ROOT, input: 'alice password\n', encoding: 'utf8' });
     expect(add.status, add.stderr).toBe(0);
-    coordinator = spawn(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', db, '--console-port', '0', '--rounds', '3', '--min-clients', '3', '--privacy', 'record', '--exit-when-done=false', '--json'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    coordinator = spawn(
+      process.execPath,
+      [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', db, '--console-port', '0', '--rounds', '3', '--min-clients', '3', '--privacy', 'record', '--exit-when-done=false', '--json'],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     const url = await within(
       new Promise<string>((resolve, reject) => {
@@ -71,7 +75,11 @@ describe('dpfed coordinator --console-port', () => {
     const blocker = createServer().listen(0, '127.0.0.1');
     await new Promise((r) => blocker.once('listening', r));
     const port = (blocker.address() as { port: number }).port;
-    const r = spawnSync(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', join(dir, 'other.sqlite'), '--console-port', String(port), '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', join(dir, 'other.sqlite'), '--console-port', String(port), '--json'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     blocker.close();
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--console-port: cannot start the console/);

@@ -207,7 +207,7 @@ describe('access control', () => {
     await opContext.close();
   });
 
-  it('every write without the session\'s CSRF token is refused with 403 and changes nothing', async () => {
+  it("every write without the session's CSRF token is refused with 403 and changes nothing", async () => {
     const context = await newContext();
     const page = await login(context, server.url, 'olivia', OPERATOR_PASSWORD);
     const me = await (await page.request.get(`${server.url}/api/me`)).json();
@@ -311,7 +311,10 @@ describe('the pages show the ledger as dpfed ledger --json computes it', () => {
 
     const csv = await page.request.get(`${server.url}/export/events.csv?institution=bank-001`);
     expect(await csv.text()).toBe(dpfed(['ledger', '--db', db, '--export', 'csv', '--institution', 'bank-001']).stdout);
-    const audited = server.users.auditLog().filter((e) => e.username === 'alice').map((e) => e.action);
+    const audited = server.users
+      .auditLog()
+      .filter((e) => e.username === 'alice')
+      .map((e) => e.action);
     expect(audited).toContain('report');
     expect(audited).toContain('export');
 
@@ -390,7 +393,19 @@ describe('the pages show the ledger as dpfed ledger --json computes it', () => {
     const ledger = new PrivacyLedger(writer, { countersigner: fixture.coordinator });
     const key = generateIdentity();
     ledger.registerInstitution('bank-new', key.publicKey, { epsilon: 2, delta: 1e-5 });
-    const event: LedgerEvent = { institutionId: 'bank-new', runId: 'run-b', round: 1, mode: 'record', sampleRate: 0.02, noiseMultiplier: 1.3, steps: 50, clipNorm: 1, delta: 1e-5, modelVersion: 0, time: new Date().toISOString() };
+    const event: LedgerEvent = {
+      institutionId: 'bank-new',
+      runId: 'run-b',
+      round: 1,
+      mode: 'record',
+      sampleRate: 0.02,
+      noiseMultiplier: 1.3,
+      steps: 50,
+      clipNorm: 1,
+      delta: 1e-5,
+      modelVersion: 0,
+      time: new Date().toISOString(),
+    };
     ledger.append(event, signEvent(event, key));
     writer.close();
     const after = await (await page.request.get(`${server.url}/api/ledger`)).json();

@@ -36,7 +36,6 @@ afterEach(async () => {
   dir = undefined;
 });
 
-
 function roundsOf(db: Database.Database, runId: string): number[] {
   return (db.prepare('SELECT round FROM rounds WHERE run_id = ? ORDER BY round').all(runId) as { round: number }[]).map((r) => r.round);
 }
@@ -83,8 +82,12 @@ describe('coordinator restart', () => {
     const ledger = new PrivacyLedger(store.db);
     for (const i of institutions) {
       // one training and one private-evaluation release per round, none recorded twice
-      expect(ledger.events({ institutionId: i.id }).map((e) => [e.event.runId, e.event.round, e.event.mode]))
-        .toEqual([1, 2, 3].flatMap((round) => [[runId, round, 'record'], [runId, round, 'evaluation']]));
+      expect(ledger.events({ institutionId: i.id }).map((e) => [e.event.runId, e.event.round, e.event.mode])).toEqual(
+        [1, 2, 3].flatMap((round) => [
+          [runId, round, 'record'],
+          [runId, round, 'evaluation'],
+        ]),
+      );
       // and the institution's own ledger: one release per round, none repeated after the reconnect
       expect(i.privacy!.spent().epsilon).toBeGreaterThan(0);
     }
@@ -123,14 +126,18 @@ describe('coordinator restart', () => {
     }
     const runs = start(institutions);
     runs.catch(() => undefined); // awaited below; a failure must not surface as an unhandled rejection first
-    await within(new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        if (holding === 2) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, 5);
-    }), 30_000, 'both clients to hold round 2');
+    await within(
+      new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          if (holding === 2) {
+            clearInterval(timer);
+            resolve();
+          }
+        }, 5);
+      }),
+      30_000,
+      'both clients to hold round 2',
+    );
     await first.close();
     release();
     await new Promise((r) => setTimeout(r, 300));
@@ -146,7 +153,12 @@ describe('coordinator restart', () => {
     expect(learners.map((l) => l.calls)).toEqual([3, 3]);
     const ledger = new PrivacyLedger(second.store.db);
     for (const i of institutions) {
-      expect(ledger.events({ institutionId: i.id }).map((e) => [e.event.round, e.event.mode])).toEqual([1, 2, 3].flatMap((round) => [[round, 'record'], [round, 'evaluation']]));
+      expect(ledger.events({ institutionId: i.id }).map((e) => [e.event.round, e.event.mode])).toEqual(
+        [1, 2, 3].flatMap((round) => [
+          [round, 'record'],
+          [round, 'evaluation'],
+        ]),
+      );
       const own = new Database(join(dir, `${i.id}.ledger.sqlite`), { readonly: true });
       expect(new PrivacyLedger(own).events({ institutionId: i.id }).map((e) => e.event.round)).toEqual([1, 1, 2, 2, 3, 3]);
       own.close();
@@ -184,6 +196,11 @@ describe('coordinator restart', () => {
     expect(roundsOf(store.db, runId)).toEqual([1, 2, 3]);
     expect(store.db.prepare('SELECT id, status, rounds_planned AS planned FROM runs').all()).toEqual([{ id: runId, status: 'done', planned: 3 }]);
     // round 3 continued from round 2's model
-    expect(store.model(runId, 3)!.parameters).toEqual(expectedFedAvg(model2, shifts.map((shift, k) => ({ shift, weight: weights[k] }))));
+    expect(store.model(runId, 3)!.parameters).toEqual(
+      expectedFedAvg(
+        model2,
+        shifts.map((shift, k) => ({ shift, weight: weights[k] })),
+      ),
+    );
   });
 });

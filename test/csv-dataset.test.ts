@@ -66,16 +66,24 @@ describe('loadInstitutionCsv: values mapped by the public schema alone', () => {
     expect([train.n, train.dim, data.validation.n, data.rows]).toEqual([4, 3, 1, 5]);
     const f = Math.fround;
     expect(Array.from(train.x)).toEqual([
-      f(0), f(-1), f(0), // a 5 → centre; b 0 → lower bound; c (10 − 10)/5
-      f(-1), f(2 * Math.log1p(Math.E ** 2 - 1) / 2 - 1), f(1), // a clipped to 0; b at its upper bound; c (15 − 10)/5
-      f(1), f(-1), f(-22), // a clipped to 10; b empty → declared missing 0 → −1; c clipped to −100
-      f(-0.5), f(1), f(18), // spaces around cells ignored; b clipped; c clipped to 100
+      f(0),
+      f(-1),
+      f(0), // a 5 → centre; b 0 → lower bound; c (10 − 10)/5
+      f(-1),
+      f((2 * Math.log1p(Math.E ** 2 - 1)) / 2 - 1),
+      f(1), // a clipped to 0; b at its upper bound; c (15 − 10)/5
+      f(1),
+      f(-1),
+      f(-22), // a clipped to 10; b empty → declared missing 0 → −1; c clipped to −100
+      f(-0.5),
+      f(1),
+      f(18), // spaces around cells ignored; b clipped; c clipped to 100
     ]);
     expect(Array.from(train.y)).toEqual([0, 1, 1, 0]);
     expect(train.rowText).toEqual(['5,0,0,10', '-3,1,7.38905609893065,15', '12,1.0,,-1000', '2.5,0.0,1e9,110']);
   });
 
-  it('an empty cell without a declared default becomes the map\'s centre (input 0)', async () => {
+  it("an empty cell without a declared default becomes the map's centre (input 0)", async () => {
     const data = await load('a,label,b,c\n,0,1,\n1,1,1,1\n', validationRows('1,1,1,1'));
     expect(data.train.x[0]).toBe(0);
     expect(data.train.x[2]).toBe(0);
@@ -157,7 +165,7 @@ describe('a 300k-row CSV of the card-fraud shape', () => {
   const dir = tempDir('dpfed-csv-300k-');
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('loads through the client\'s loader in a child process with bounded peak memory', async () => {
+  it("loads through the client's loader in a child process with bounded peak memory", async () => {
     const csv = join(dir, 'card-fraud-300k.csv');
     const { positives } = await writeCardFraudCsv(csv, 300_000);
     const report = await loadInChildProcess(csv);
@@ -171,7 +179,24 @@ describe('a 300k-row CSV of the card-fraud shape', () => {
   });
 
   it('a federation of 3 banks on 100k rows each (300k in all), loaded by the streaming loader, trains and scores a round', async () => {
-    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic', '--local-steps', '250', '--round-timeout', '60', '--phase-timeout', '60']);
+    const config = runConfig([
+      '--rounds',
+      '1',
+      '--min-clients',
+      '3',
+      '--privacy',
+      'off',
+      '--aggregation',
+      'plain',
+      '--model',
+      'logistic',
+      '--local-steps',
+      '250',
+      '--round-timeout',
+      '60',
+      '--phase-timeout',
+      '60',
+    ]);
     const coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
     const institutions: TestInstitution[] = [];
     try {
@@ -198,6 +223,8 @@ describe('a 300k-row CSV of the card-fraud shape', () => {
   it('refuses a header of the wrong shape there too', async () => {
     const csv = join(dir, 'wrong.csv');
     writeFileSync(csv, 'Time,V1\n1,2\n');
-    await expect(loadInstitutionCsv(csv, { schema: fraudSchemaOf(), splitter: ALL_TRAIN })).rejects.toThrow(/line 1: the header does not match the schema: 2 columns, the schema has 31 \(absent: "V2", "V3"/);
+    await expect(loadInstitutionCsv(csv, { schema: fraudSchemaOf(), splitter: ALL_TRAIN })).rejects.toThrow(
+      /line 1: the header does not match the schema: 2 columns, the schema has 31 \(absent: "V2", "V3"/,
+    );
   });
 });

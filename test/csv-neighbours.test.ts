@@ -10,7 +10,9 @@ import { loadInstitutionCsv, type Dataset } from '@dpfed/client/csv-dataset';
 import { canonicalRowText, loadOrCreateSplitKey, RowSplitter } from '@dpfed/client/data-split';
 import { FRAUD_CSV, fraudSchemaOf, tempDir } from './helpers/federation-fixture.ts';
 
-const [HEADER, ...ROWS] = readFileSync(FRAUD_CSV, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+const [HEADER, ...ROWS] = readFileSync(FRAUD_CSV, 'utf8')
+  .split(/\r?\n/)
+  .filter((l) => l.trim() !== '');
 const KEY = randomBytes(32);
 
 type RowEntry = { split: 'train' | 'validation'; bytes: string; label: number };
@@ -18,7 +20,10 @@ type RowEntry = { split: 'train' | 'validation'; bytes: string; label: number };
 /** Every row of both splits by its text: which split, its model inputs' exact bytes, its label. */
 function rowsByText(train: Dataset, validation: Dataset): Map<string, RowEntry[]> {
   const out = new Map<string, RowEntry[]>();
-  for (const [split, d] of [['train', train], ['validation', validation]] as const) {
+  for (const [split, d] of [
+    ['train', train],
+    ['validation', validation],
+  ] as const) {
     for (let r = 0; r < d.n; r++) {
       const bytes = Buffer.from(d.x.buffer, d.x.byteOffset + r * d.dim * 4, d.dim * 4).toString('hex');
       const text = d.rowText![r];
@@ -102,8 +107,16 @@ describe('the keyed split', () => {
   it('a row written with other quoting, spacing or line endings has the same text, split and inputs', async () => {
     const rows = ROWS.slice(0, 400);
     const plain = await loadText(rows);
-    const rewritten = rows.map((l, i) => l.split(',').map((c) => (i % 2 === 0 ? `"${c}"` : ` ${c}\t`)).join(','));
-    const other = await loadInstitutionCsv({ text: [HEADER, ...rewritten].join('\r\n') + '\r\n', name: 'bank-crlf.csv' }, { schema: fraudSchemaOf(), splitter: new RowSplitter(KEY, 0.2), keepRowText: true });
+    const rewritten = rows.map((l, i) =>
+      l
+        .split(',')
+        .map((c) => (i % 2 === 0 ? `"${c}"` : ` ${c}\t`))
+        .join(','),
+    );
+    const other = await loadInstitutionCsv(
+      { text: [HEADER, ...rewritten].join('\r\n') + '\r\n', name: 'bank-crlf.csv' },
+      { schema: fraudSchemaOf(), splitter: new RowSplitter(KEY, 0.2), keepRowText: true },
+    );
     expect(rowsByText(other.train, other.validation)).toEqual(rowsByText(plain.train, plain.validation));
   });
 

@@ -10,20 +10,7 @@ import type { TaskContext } from '@dpfed/client/learner';
 import { SchemaRequiredError, TfjsLearner } from '@dpfed/client/tfjs-learner';
 import { describeSchemaMismatch, featureMap, mapFeature, parseSchema, readSchemaFile, SchemaError, schemaHash, type DataSchema } from '@dpfed/proto/data-schema';
 import { loadOrCreateIdentity } from '@dpfed/privacy/identity';
-import {
-  bankCsvText,
-  DPFED_BIN,
-  FRAUD_CSV,
-  FRAUD_SCHEMA,
-  fraudData,
-  prepareBank,
-  runConfig,
-  selectRows,
-  startTestCoordinator,
-  enrol,
-  tempDir,
-  wasmTf,
-} from './helpers/federation-fixture.ts';
+import { bankCsvText, DPFED_BIN, FRAUD_CSV, FRAUD_SCHEMA, fraudData, prepareBank, runConfig, selectRows, startTestCoordinator, enrol, tempDir, wasmTf } from './helpers/federation-fixture.ts';
 
 const base = () => ({
   format: 'dpfed-data-schema/1',
@@ -123,8 +110,7 @@ describe('schemaHash and describeSchemaMismatch', () => {
     changed.columns[1].name = 'amount_eur';
     changed.columns.push({ name: 'extra', type: 'number', bounds: [0, 1] });
     expect(describeSchemaMismatch(a, parseSchema(changed))).toBe(
-      'column 1 "age": expected number, bounds [18, 100]; got number, bounds [0, 120]; ' +
-        'column 2: expected "amount", got "amount_eur"; expected 4 columns, got 5 (extra: "extra")',
+      'column 1 "age": expected number, bounds [18, 100]; got number, bounds [0, 120]; ' + 'column 2: expected "amount", got "amount_eur"; expected 4 columns, got 5 (extra: "extra")',
     );
     const fewer = base();
     fewer.columns.splice(2, 1);
@@ -132,10 +118,11 @@ describe('schemaHash and describeSchemaMismatch', () => {
   });
 
   it('a mismatch of many long-named columns stays short', () => {
-    const wide = (suffix: string): DataSchema => parseSchema({
-      format: 'dpfed-data-schema/1',
-      columns: [...Array.from({ length: 1000 }, (_, i) => ({ name: `${'f'.repeat(5000)}${i}${suffix}`, type: 'number', bounds: [0, 1] })), { name: 'label', type: 'label' }],
-    });
+    const wide = (suffix: string): DataSchema =>
+      parseSchema({
+        format: 'dpfed-data-schema/1',
+        columns: [...Array.from({ length: 1000 }, (_, i) => ({ name: `${'f'.repeat(5000)}${i}${suffix}`, type: 'number', bounds: [0, 1] })), { name: 'label', type: 'label' }],
+      });
     const message = describeSchemaMismatch(wide('a'), wide('b'))!;
     expect(message.length).toBeLessThan(2000);
     expect(message).toMatch(/and 992 more$/);
@@ -204,7 +191,12 @@ describe('dpfed schema', () => {
 describe('TfjsLearner and its schema', () => {
   it('exposes the schema and its hash, and refuses a private task when the schema was inferred from the data', async () => {
     const tf = await wasmTf();
-    const { train, validation, schema } = await prepareBank(selectRows(fraudData(), Array.from({ length: 400 }, (_, i) => i)));
+    const { train, validation, schema } = await prepareBank(
+      selectRows(
+        fraudData(),
+        Array.from({ length: 400 }, (_, i) => i),
+      ),
+    );
     const declared = new TfjsLearner(tf, train, validation, { schema });
     expect(declared.schemaHash).toBe(schemaHash(readSchemaFile(FRAUD_SCHEMA)));
     expect(declared.featureCount).toBe(30);
@@ -230,7 +222,15 @@ describe('dpfed client and its data flags', () => {
       (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
     );
   const csv = join(dir, 'bank-a.csv');
-  writeFileSync(csv, bankCsvText(selectRows(fraudData(), Array.from({ length: 300 }, (_, i) => i))));
+  writeFileSync(
+    csv,
+    bankCsvText(
+      selectRows(
+        fraudData(),
+        Array.from({ length: 300 }, (_, i) => i),
+      ),
+    ),
+  );
 
   it('refuses a CSV whose header differs from the schema, and a --label-column the schema does not have, with exit 2', async () => {
     const renamed = join(dir, 'renamed.csv');

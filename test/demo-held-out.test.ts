@@ -9,7 +9,11 @@ import { NODE_HEAP_FLAGS } from 'dpfed/node-heap';
 import { evaluate, loadModel } from '@dpfed/client/model-file';
 import { DPFED_BIN, FRAUD_CSV, tempDir } from './helpers/federation-fixture.ts';
 
-const dataRows = () => readFileSync(FRAUD_CSV, 'utf8').split(/\r?\n/).slice(1).filter((l) => l.trim() !== '');
+const dataRows = () =>
+  readFileSync(FRAUD_CSV, 'utf8')
+    .split(/\r?\n/)
+    .slice(1)
+    .filter((l) => l.trim() !== '');
 
 describe('demo held-out slice', () => {
   const dir = tempDir();
@@ -28,20 +32,29 @@ describe('demo held-out slice', () => {
 
   it('a demo run exports its final model and scores it on rows no bank holds', () => {
     const db = join(dir, 'demo.sqlite');
-    const p = spawnSync(process.execPath, [...NODE_HEAP_FLAGS, DPFED_BIN, 'demo', '--json', '--db', db, '--rounds', '2', '--institutions', '3', '--privacy', 'off', '--aggregation', 'plain', '--local-steps', '10', '--insecure'],
-      { encoding: 'utf8', timeout: 240_000 });
+    const p = spawnSync(
+      process.execPath,
+      [...NODE_HEAP_FLAGS, DPFED_BIN, 'demo', '--json', '--db', db, '--rounds', '2', '--institutions', '3', '--privacy', 'off', '--aggregation', 'plain', '--local-steps', '10', '--insecure'],
+      { encoding: 'utf8', timeout: 240_000 },
+    );
     expect(p.status, p.stderr).toBe(0);
     const summary = JSON.parse(p.stdout) as { model: string; heldOut: { rows: number; positives: number; auc: number; logLoss: number; prAuc: number }; runId: string };
     expect(summary.model).toBe(`${db}.model`);
     expect(readdirSync(summary.model).sort()).toEqual(['SHA256SUMS', 'model-card.json', 'model.json', 'preprocessing.json', 'weights.bin']);
     const heldOutCsv = join(`${db}.banks`, 'held-out.csv');
-    const heldOut = readFileSync(heldOutCsv, 'utf8').split('\n').slice(1).filter((l) => l !== '');
+    const heldOut = readFileSync(heldOutCsv, 'utf8')
+      .split('\n')
+      .slice(1)
+      .filter((l) => l !== '');
     expect(summary.heldOut.rows).toBe(heldOut.length);
     expect(heldOut.every((r) => isHeldOut(r, '1'))).toBe(true);
     // no held-out row is in any bank's file
     const held = new Set(heldOut);
     for (let b = 1; b <= 3; b++) {
-      const bank = readFileSync(join(`${db}.banks`, `bank-${b}.csv`), 'utf8').split('\n').slice(1).filter((l) => l !== '');
+      const bank = readFileSync(join(`${db}.banks`, `bank-${b}.csv`), 'utf8')
+        .split('\n')
+        .slice(1)
+        .filter((l) => l !== '');
       expect(bank.some((r) => held.has(r))).toBe(false);
     }
     expect(summary.heldOut.auc).toBeGreaterThan(0.5);
@@ -54,7 +67,10 @@ describe('demo held-out slice', () => {
     const db = join(dir, 'demo.sqlite');
     const model = await loadModel(`${db}.model`);
     const report = await evaluate(model, join(`${db}.banks`, 'held-out.csv'), { labelColumn: 'label' });
-    const p = spawnSync(process.execPath, [DPFED_BIN, 'evaluate', '--model', `${db}.model`, '--data', join(`${db}.banks`, 'held-out.csv'), '--label-column', 'label', '--json'], { encoding: 'utf8', timeout: 60_000 });
+    const p = spawnSync(process.execPath, [DPFED_BIN, 'evaluate', '--model', `${db}.model`, '--data', join(`${db}.banks`, 'held-out.csv'), '--label-column', 'label', '--json'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(p.status, p.stderr).toBe(0);
     expect(JSON.parse(p.stdout)).toMatchObject({ auc: report.auc, rows: report.rows, logLoss: report.logLoss });
   }, 120_000);

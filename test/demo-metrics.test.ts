@@ -14,8 +14,15 @@ afterEach(async () => {
 });
 
 const SERIES = [
-  'dpfed_rounds_committed_total', 'dpfed_rounds_failed_total', 'dpfed_round_participants', 'dpfed_round_phase_seconds',
-  'dpfed_bytes_received_total', 'dpfed_bytes_sent_total', 'dpfed_dropouts_total', 'dpfed_epsilon_spent', 'dpfed_refused_requests_total',
+  'dpfed_rounds_committed_total',
+  'dpfed_rounds_failed_total',
+  'dpfed_round_participants',
+  'dpfed_round_phase_seconds',
+  'dpfed_bytes_received_total',
+  'dpfed_bytes_sent_total',
+  'dpfed_dropouts_total',
+  'dpfed_epsilon_spent',
+  'dpfed_refused_requests_total',
 ];
 
 describe('dpfed demo --metrics-port', () => {

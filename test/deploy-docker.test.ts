@@ -56,7 +56,13 @@ function globalArgs(): Record<string, string> {
 const keyword = (s: Stage, k: string) => s.instructions.filter((i) => i.getKeyword() === k);
 /** A COPY's --from value (the parser keeps flags out of the arguments). */
 const copyFrom = (i: Instruction) => (i as Copy).getFromFlag()?.getValue() ?? undefined;
-const runCommands = (s: Stage) => keyword(s, 'RUN').flatMap((i) => (i.getRawArgumentsContent() ?? '').replace(/\\\r?\n/g, ' ').split('&&').map((c) => c.trim().replace(/\s+/g, ' ')));
+const runCommands = (s: Stage) =>
+  keyword(s, 'RUN').flatMap((i) =>
+    (i.getRawArgumentsContent() ?? '')
+      .replace(/\\\r?\n/g, ' ')
+      .split('&&')
+      .map((c) => c.trim().replace(/\s+/g, ' ')),
+  );
 const resolveImage = (from: string) => from.replace(/^\$\{(\w+)\}$/, (_, name: string) => globalArgs()[name] ?? from);
 
 const temps: string[] = [];
@@ -113,9 +119,15 @@ describe('Dockerfile', () => {
   it('passes the dockerfile-utils linter with every rule set to error', () => {
     const all = ValidationSeverity.ERROR;
     const diagnostics = validate(DOCKERFILE, {
-      deprecatedMaintainer: all, directiveCasing: all, emptyContinuationLine: all, instructionCasing: all,
-      instructionCmdMultiple: all, instructionEntrypointMultiple: all, instructionHealthcheckMultiple: all,
-      instructionJSONInSingleQuotes: all, instructionWorkdirRelative: all,
+      deprecatedMaintainer: all,
+      directiveCasing: all,
+      emptyContinuationLine: all,
+      instructionCasing: all,
+      instructionCmdMultiple: all,
+      instructionEntrypointMultiple: all,
+      instructionHealthcheckMultiple: all,
+      instructionJSONInSingleQuotes: all,
+      instructionWorkdirRelative: all,
     });
     expect(diagnostics.map((d) => `line ${d.range.start.line + 1}: ${d.message}`)).toEqual([]);
     // the linter does find faults: the same rules on a broken file
@@ -154,7 +166,10 @@ describe('Dockerfile', () => {
         const from = copyFrom(copy);
         if (from === undefined) continue;
         references++;
-        expect(all.slice(0, index).map((s) => s.name), `${stage.name}: COPY --from=${from}`).toContain(from);
+        expect(
+          all.slice(0, index).map((s) => s.name),
+          `${stage.name}: COPY --from=${from}`,
+        ).toContain(from);
       }
     });
     expect(references).toBe(7);
@@ -190,24 +205,28 @@ describe('Dockerfile', () => {
     checkCommandRuns(app);
   });
 
-  it.skipIf(process.env.DPFED_TEST_IMAGE_INSTALL !== '1')('the wasm deps stage\'s npm ci installs what the command needs, without devDependencies', async () => {
-    const app = fs.mkdtempSync(path.join(os.tmpdir(), 'dpfed-image-install-'));
-    temps.push(app);
-    // the deps stage installs in a copy of the build context (the workspace packages' folders come along)
-    copyBuildContext(app);
-    const npmCi = runCommands(stages().find((s) => s.name === 'wasm-deps')!).find((c) => c.startsWith('npm ci'))!;
-    // asynchronous, so the test worker keeps answering vitest during the minute or more it takes
-    await promisify(execFile)('sh', ['-c', `${npmCi} --prefer-offline`], { cwd: app, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
-    expect(fs.existsSync(path.join(app, 'node_modules', 'vitest'))).toBe(false);
-    expect(fs.existsSync(path.join(app, 'node_modules', '@tensorflow', 'tfjs-node'))).toBe(false);
-    expect(fs.existsSync(path.join(app, 'node_modules', 'typescript'))).toBe(false);
-    // the build stage's compiled packages (this repository's, built by npm install)
-    for (const entry of fs.readdirSync(ROOT, { withFileTypes: true })) {
-      const dist = path.join(ROOT, entry.name, 'dist');
-      if (entry.isDirectory() && entry.name !== 'node_modules' && fs.existsSync(dist)) fs.cpSync(dist, path.join(app, entry.name, 'dist'), { recursive: true });
-    }
-    checkCommandRuns(app);
-    const sqlite = spawnSync('node', ['-e', "new (require('better-sqlite3'))(':memory:').prepare('select 1').get()"], { cwd: app, encoding: 'utf8' });
-    expect(sqlite.status, sqlite.stderr).toBe(0);
-  }, 900_000);
+  it.skipIf(process.env.DPFED_TEST_IMAGE_INSTALL !== '1')(
+    "the wasm deps stage's npm ci installs what the command needs, without devDependencies",
+    async () => {
+      const app = fs.mkdtempSync(path.join(os.tmpdir(), 'dpfed-image-install-'));
+      temps.push(app);
+      // the deps stage installs in a copy of the build context (the workspace packages' folders come along)
+      copyBuildContext(app);
+      const npmCi = runCommands(stages().find((s) => s.name === 'wasm-deps')!).find((c) => c.startsWith('npm ci'))!;
+      // asynchronous, so the test worker keeps answering vitest during the minute or more it takes
+      await promisify(execFile)('sh', ['-c', `${npmCi} --prefer-offline`], { cwd: app, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
+      expect(fs.existsSync(path.join(app, 'node_modules', 'vitest'))).toBe(false);
+      expect(fs.existsSync(path.join(app, 'node_modules', '@tensorflow', 'tfjs-node'))).toBe(false);
+      expect(fs.existsSync(path.join(app, 'node_modules', 'typescript'))).toBe(false);
+      // the build stage's compiled packages (this repository's, built by npm install)
+      for (const entry of fs.readdirSync(ROOT, { withFileTypes: true })) {
+        const dist = path.join(ROOT, entry.name, 'dist');
+        if (entry.isDirectory() && entry.name !== 'node_modules' && fs.existsSync(dist)) fs.cpSync(dist, path.join(app, entry.name, 'dist'), { recursive: true });
+      }
+      checkCommandRuns(app);
+      const sqlite = spawnSync('node', ['-e', "new (require('better-sqlite3'))(':memory:').prepare('select 1').get()"], { cwd: app, encoding: 'utf8' });
+      expect(sqlite.status, sqlite.stderr).toBe(0);
+    },
+    900_000,
+  );
 });

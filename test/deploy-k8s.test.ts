@@ -50,10 +50,12 @@ function expandedArgs(objects: K8sObject[], workload: K8sObject, podValues: Reco
   const values: Record<string, string> = { ...podValues };
   for (const from of c.envFrom ?? []) Object.assign(values, (find(objects, 'ConfigMap', from.configMapRef.name) as any).data);
   for (const e of c.env ?? []) if (typeof e.value === 'string') values[e.name] = e.value;
-  return (c.args as string[]).map((a) => a.replace(/\$\(([A-Z0-9_]+)\)/g, (_, name: string) => {
-    if (!(name in values)) throw new Error(`${workload.metadata.name}: $(${name}) has no value`);
-    return values[name];
-  }));
+  return (c.args as string[]).map((a) =>
+    a.replace(/\$\(([A-Z0-9_]+)\)/g, (_, name: string) => {
+      if (!(name in values)) throw new Error(`${workload.metadata.name}: $(${name}) has no value`);
+      return values[name];
+    }),
+  );
 }
 
 /**
@@ -134,10 +136,37 @@ describe('deploy/k8s manifests', () => {
   });
 
   it('the renderer merges lists by their Kubernetes merge key and replaces the others', () => {
-    const base = { spec: { containers: [{ name: 'a', env: [{ name: 'X', value: '1' }, { name: 'Y', value: '2' }], args: ['p', 'q'] }], tolerations: [{ key: 'k' }] } };
+    const base = {
+      spec: {
+        containers: [
+          {
+            name: 'a',
+            env: [
+              { name: 'X', value: '1' },
+              { name: 'Y', value: '2' },
+            ],
+            args: ['p', 'q'],
+          },
+        ],
+        tolerations: [{ key: 'k' }],
+      },
+    };
     const patch = { spec: { containers: [{ name: 'a', env: [{ name: 'Y', value: '3' }], args: ['r'] }, { name: 'b' }], tolerations: [{ key: 'gpu' }] } };
     expect(strategicMerge(base, patch)).toEqual({
-      spec: { containers: [{ name: 'a', env: [{ name: 'Y', value: '3' }, { name: 'X', value: '1' }], args: ['r'] }, { name: 'b' }], tolerations: [{ key: 'gpu' }] },
+      spec: {
+        containers: [
+          {
+            name: 'a',
+            env: [
+              { name: 'Y', value: '3' },
+              { name: 'X', value: '1' },
+            ],
+            args: ['r'],
+          },
+          { name: 'b' },
+        ],
+        tolerations: [{ key: 'gpu' }],
+      },
     });
   });
 
@@ -176,7 +205,11 @@ describe('deploy/k8s manifests', () => {
       expect(JSON.stringify(sts)).not.toContain('nvidia.com/gpu');
       // the Service exposes the named ports and selects exactly the coordinator's pods
       const svc = find(rendered[overlay], 'Service', 'dpfed-coordinator') as any;
-      expect(svc.spec.ports.map((p: any) => [p.name, p.port, p.targetPort])).toEqual([['grpc', 50051, 'grpc'], ['console', 8080, 'console'], ['metrics', 9464, 'metrics']]);
+      expect(svc.spec.ports.map((p: any) => [p.name, p.port, p.targetPort])).toEqual([
+        ['grpc', 50051, 'grpc'],
+        ['console', 8080, 'console'],
+        ['metrics', 9464, 'metrics'],
+      ]);
       expect(svc.spec.selector).toEqual(sts.spec.selector.matchLabels);
       const headless = find(rendered[overlay], 'Service', 'dpfed-coordinator-headless') as any;
       expect(sts.spec.serviceName).toBe(headless.metadata.name);
@@ -215,7 +248,10 @@ describe('deploy/k8s manifests', () => {
   });
 
   it('gpu overlay: the institution and the sweep select GPU nodes, tolerate their taint, take one GPU each and run the GPU image', () => {
-    for (const [kind, name] of [['Deployment', 'dpfed-institution'], ['Job', 'dpfed-sim']] as const) {
+    for (const [kind, name] of [
+      ['Deployment', 'dpfed-institution'],
+      ['Job', 'dpfed-sim'],
+    ] as const) {
       const gpu = find(rendered.gpu, kind, name);
       const pod = podSpecOf(gpu)!;
       const c = container(gpu);
@@ -256,7 +292,7 @@ describe('deploy/k8s manifests', () => {
     }
   });
 
-  it('every $(VAR) in a container\'s args is defined by its env or by a ConfigMap it loads, and every ConfigMap key is used', () => {
+  it("every $(VAR) in a container's args is defined by its env or by a ConfigMap it loads, and every ConfigMap key is used", () => {
     for (const overlay of OVERLAYS) {
       const objects = rendered[overlay];
       const used = new Set<string>();
@@ -286,7 +322,7 @@ describe('deploy/k8s manifests', () => {
     }
   });
 
-  it('the coordinator\'s and the institution\'s arguments, their variables filled in, are accepted by `dpfed coordinator` and `dpfed client`', () => {
+  it("the coordinator's and the institution's arguments, their variables filled in, are accepted by `dpfed coordinator` and `dpfed client`", () => {
     for (const overlay of OVERLAYS) {
       const objects = rendered[overlay];
       const coordinatorArgs = expandedArgs(objects, find(objects, 'StatefulSet', 'dpfed-coordinator'));
@@ -313,7 +349,7 @@ describe('deploy/k8s manifests', () => {
     expect(() => acceptedBy(coordinatorCommand, ['--min-client=3'])).toThrow(/unknown flag --min-client/);
   });
 
-  it('the sweep\'s arguments, their variables filled in, are accepted by `dpfed sim`, one shard per completion index', () => {
+  it("the sweep's arguments, their variables filled in, are accepted by `dpfed sim`, one shard per completion index", () => {
     for (const overlay of OVERLAYS) {
       const objects = rendered[overlay];
       const job = find(objects, 'Job', 'dpfed-sim') as any;
@@ -329,7 +365,7 @@ describe('deploy/k8s manifests', () => {
     }
   });
 
-  it('every object carries its component label (so `kubectl apply -l` picks one party\'s part), selectors match their pods', () => {
+  it("every object carries its component label (so `kubectl apply -l` picks one party's part), selectors match their pods", () => {
     const components = new Set<string>();
     for (const o of rendered.gpu as any[]) {
       const component = o.metadata.labels?.['app.kubernetes.io/component'];
@@ -355,10 +391,15 @@ describe('deploy/k8s manifests', () => {
   it('the vendored schemas are the files deploy/k8s/schemas/README.md lists, with their checksums', async () => {
     const { createHash } = await import('node:crypto');
     const readme = fs.readFileSync(path.join(K8S, 'schemas', 'README.md'), 'utf8');
-    const files = fs.readdirSync(path.join(K8S, 'schemas')).filter((f) => f.endsWith('.json')).sort();
+    const files = fs
+      .readdirSync(path.join(K8S, 'schemas'))
+      .filter((f) => f.endsWith('.json'))
+      .sort();
     expect(files).toEqual(Object.values(SCHEMA_FILES).sort());
     for (const f of files) {
-      const sha = createHash('sha256').update(fs.readFileSync(path.join(K8S, 'schemas', f))).digest('hex');
+      const sha = createHash('sha256')
+        .update(fs.readFileSync(path.join(K8S, 'schemas', f)))
+        .digest('hex');
       expect(readme, f).toContain(`${sha}  ${f}`);
     }
   });

@@ -42,7 +42,9 @@ describe('record-level events carry the discretisation charge', () => {
       // the training sigma the institution calibrates beside the run's planned private evaluations
       const share = task.config.evaluation.private;
       const calibrated = planInstitutionNoise({
-        targetEpsilon: record.targetEpsilon, budget, accountant: record.accountant,
+        targetEpsilon: record.targetEpsilon,
+        budget,
+        accountant: record.accountant,
         training: { sampleRate: planned.sampleRate, steps: planned.steps, rounds: record.plannedRounds },
         evaluation: share ? { epsilon: share.epsilon, every: task.config.evaluation.every ?? 1 } : null,
       }).trainingMultiplier;

@@ -30,7 +30,7 @@ describe('distributed discrete Gaussian noise', () => {
   const sigmaC = perClientNoiseSigma(target, planned);
   const length = 20_000;
 
-  it('the planned survivors\' noises sum to the target standard deviation', () => {
+  it("the planned survivors' noises sum to the target standard deviation", () => {
     expect(sigmaC).toBeCloseTo(target / Math.sqrt(10), 10);
     const std = signedStd(noiseSum(planned, sigmaC, length));
     // Relative sd of a sample std over 20,000 draws ≈ 1/sqrt(40,000) = 0.5 %: allow 3 %.
@@ -68,7 +68,7 @@ describe('distributed discrete Gaussian noise', () => {
     expect(tiny.effectiveNoiseMultiplier).toBeLessThan(tiny.totalSigma / tiny.sensitivity);
   });
 
-  it('fits the quantisation: the noise tail cannot wrap the sum, and σ_c stays in the sampler\'s range', () => {
+  it("fits the quantisation: the noise tail cannot wrap the sum, and σ_c stays in the sampler's range", () => {
     const clients = 10;
     const perClientStd = 0.05; // update units
     const cfg = chooseQuantisation(1, clients, perClientStd * Math.sqrt(clients), { maxScale: maxScaleForNoise(perClientStd) });

@@ -41,13 +41,29 @@ afterEach(async () => {
 });
 
 describe('--evaluation-data', () => {
-  it('scores candidates on the coordinator\'s own rows: institutions get no EVALUATE task and spend their whole target on training', async () => {
+  it("scores candidates on the coordinator's own rows: institutions get no EVALUATE task and spend their whole target on training", async () => {
     dir = tempDir('dpfed-evaluation-data-');
     const [own, ...banks] = bankSlices(4, { rowsPerBank: 1200, seed: 'evaluation-data' });
     const csv = join(dir, 'coordinator-holdout.csv');
     writeBankCsv(csv, own);
-    const config = runConfig(['--rounds', '2', '--min-clients', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA),
-      '--evaluation-data', csv, '--round-timeout', '60', '--phase-timeout', '30']);
+    const config = runConfig([
+      '--rounds',
+      '2',
+      '--min-clients',
+      '3',
+      '--privacy',
+      'record',
+      '--epsilon',
+      '3',
+      '--delta',
+      String(DELTA),
+      '--evaluation-data',
+      csv,
+      '--round-timeout',
+      '60',
+      '--phase-timeout',
+      '30',
+    ]);
     expect(config.task.evaluation).toMatchObject({ coordinatorData: true, bins: 1024 });
     expect(config.task.evaluation.private).toBeUndefined();
     evaluator = await evaluationDataEvaluator(csv, 'label', config.modelSpec, { schemaPath: FRAUD_SCHEMA });
@@ -84,7 +100,10 @@ describe('--evaluation-data', () => {
       const db = new Database(join(dir, `${institution.id}.ledger.sqlite`), { readonly: true });
       const events = new PrivacyLedger(db).events({ institutionId: institution.id }).map((r) => r.event);
       db.close();
-      expect(events.map((e) => [e.round, e.mode])).toEqual([[1, 'record'], [2, 'record']]);
+      expect(events.map((e) => [e.round, e.mode])).toEqual([
+        [1, 'record'],
+        [2, 'record'],
+      ]);
       expect(coordinatorLedger.events({ institutionId: institution.id }).map((r) => r.event.mode)).toEqual(['record', 'record']);
       // calibrated to the run's target over 2 planned rounds with nothing set aside: 2 rounds spend ≈ 3
       const spent = rdp.epsilon(events, DELTA).epsilon;

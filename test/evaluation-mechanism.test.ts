@@ -103,7 +103,7 @@ describe('private evaluation mechanism', () => {
     expect(plan.recordedMultiplier).toBe(plan.sigma); // Δ = 1
   });
 
-  it('the recorded event bounds the release: exact δ of the discrete Gaussian, and empirical frequencies on D and D\' within e^ε·P + δ', () => {
+  it("the recorded event bounds the release: exact δ of the discrete Gaussian, and empirical frequencies on D and D' within e^ε·P + δ", () => {
     const required = calibrateEvaluationSigma({ epsilon: 1, delta: DELTA, evaluations: 1 });
     const plan = planEvaluationNoise({ required, requested: 0, bins: 8 });
     const event = evaluationMechanism(plan.recordedMultiplier, 1);
@@ -124,7 +124,10 @@ describe('private evaluation mechanism', () => {
       let excess = -Infinity;
       for (let t = -Math.ceil(3 * sigma) + 9; t <= Math.ceil(3 * sigma) + 9; t++) {
         for (const test of [(x: number) => x >= t, (x: number) => x <= t, (x: number) => x === t]) {
-          for (const [p, q] of [[frequency(xs, test), frequency(ys, test)], [frequency(ys, test), frequency(xs, test)]]) {
+          for (const [p, q] of [
+            [frequency(xs, test), frequency(ys, test)],
+            [frequency(ys, test), frequency(xs, test)],
+          ]) {
             const slack = 5 * Math.sqrt((p * (1 - p) + Math.exp(2 * epsilon) * q * (1 - q)) / draws);
             excess = Math.max(excess, p - (Math.exp(epsilon) * q + DELTA + slack));
           }
@@ -154,7 +157,10 @@ describe('private evaluation mechanism', () => {
     let squares = 0;
     let exactCells = 0;
     for (let i = 0; i < 32; i++) {
-      for (const [noisy, truth] of [[released.positive[i], exact.positive[i]], [released.negative[i], exact.negative[i]]]) {
+      for (const [noisy, truth] of [
+        [released.positive[i], exact.positive[i]],
+        [released.negative[i], exact.negative[i]],
+      ]) {
         squares += (noisy - truth) ** 2;
         if (noisy === truth) exactCells++;
       }
@@ -165,7 +171,7 @@ describe('private evaluation mechanism', () => {
     expect(exactCells).toBeLessThan(6); // with σ ≈ 39, a cell read back exactly is a rare coincidence
   });
 
-  it('the institution adds at least its own plan\'s noise, whatever the task asks for; secure shares rely on t shares', () => {
+  it("the institution adds at least its own plan's noise, whatever the task asks for; secure shares rely on t shares", () => {
     const required = 20;
     const less = planEvaluationNoise({ required, requested: 2, bins: 32 });
     expect(less.sigma).toBe(20);
@@ -184,7 +190,7 @@ describe('private evaluation mechanism', () => {
     expect(distributedEvaluationMultiplier(secure.sigma, 1, 64)).toBeLessThan(secure.recordedMultiplier / 1.7);
   });
 
-  it('the run\'s target covers training and evaluation: the plan composes to min(target, budget), evaluation to its share', () => {
+  it("the run's target covers training and evaluation: the plan composes to min(target, budget), evaluation to its share", () => {
     const training = { sampleRate: 0.028, steps: 36, rounds: 10 };
     for (const budget of [5, 2]) {
       const plan = planInstitutionNoise({ targetEpsilon: 3, budget: { epsilon: budget, delta: DELTA }, training, evaluation: { epsilon: 0.3, every: 1 } });
@@ -288,7 +294,11 @@ describe('evaluation events in the ledgers', () => {
     dir = mkdtempSync(join(tmpdir(), 'dpfed-eval-institution-'));
     const config = runConfig(['--rounds', '4', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA)]);
     const task = (round: number): TaskContext => ({
-      runId: 'run-1', round, modelVersion: round, spec: config.modelSpec, config: { ...config.task, strategy: 'fedavg', proximalMu: 0, seed: '1' },
+      runId: 'run-1',
+      round,
+      modelVersion: round,
+      spec: config.modelSpec,
+      config: { ...config.task, strategy: 'fedavg', proximalMu: 0, seed: '1' },
     });
     const identity = generateIdentity();
     const privacy = new InstitutionPrivacy({ institutionId: 'bank-1', identity, budget: { epsilon: 3, delta: DELTA }, ledgerPath: join(dir, 'own.sqlite') });

@@ -18,18 +18,31 @@ afterAll(() => {
 });
 
 /** Where each coordinator process kills itself, in order (each later process resumes from the database). */
-const KILLS = [
-  'waiting@1', 'training@1', 'update/advertise@1', 'update/share-keys@1', 'update/masked-input@1', 'update/unmask@1',
-  'evaluating@1', 'committing@1', 'committing@2',
-];
+const KILLS = ['waiting@1', 'training@1', 'update/advertise@1', 'update/share-keys@1', 'update/masked-input@1', 'update/unmask@1', 'evaluating@1', 'committing@1', 'committing@2'];
 const ROUNDS = 2;
 
 describe('faults: the coordinator killed at each phase', () => {
   it('SIGKILLed while waiting, training, in each secure-aggregation phase, evaluating and committing, restarted on the same db: it resumes, nothing lost or twice', async () => {
     dir = tempDir('dpfed-faults-coordinator-');
     const fed = (federation = await processFederation(dir, 3, [
-      '--rounds', String(ROUNDS), '--min-clients', '3', '--privacy', 'record', '--epsilon', '3', '--aggregation', 'secagg',
-      '--local-steps', '4', '--round-timeout', '40', '--phase-timeout', '15', '--evaluate-every', '1',
+      '--rounds',
+      String(ROUNDS),
+      '--min-clients',
+      '3',
+      '--privacy',
+      'record',
+      '--epsilon',
+      '3',
+      '--aggregation',
+      'secagg',
+      '--local-steps',
+      '4',
+      '--round-timeout',
+      '40',
+      '--phase-timeout',
+      '15',
+      '--evaluate-every',
+      '1',
     ]));
     const lives: ProcessHandle[] = [];
     const killed: string[] = [];
@@ -47,13 +60,15 @@ describe('faults: the coordinator killed at each phase', () => {
       if (!port) {
         port = Number(listening.port);
         runId = String(listening.runId);
-        banks = Promise.all(fed.banks.map(async (id) => {
-          const bank = fed.startBank(id, port);
-          const end = await bank.exited;
-          if (end.code !== 0) throw new Error(`${id} exited with ${end.code ?? end.signal}:\n${bank.logs.slice(-20).join('\n')}`);
-          expect(bank.events.at(-1)).toMatchObject({ doneMessage: 'run complete' });
-          return end.code;
-        }));
+        banks = Promise.all(
+          fed.banks.map(async (id) => {
+            const bank = fed.startBank(id, port);
+            const end = await bank.exited;
+            if (end.code !== 0) throw new Error(`${id} exited with ${end.code ?? end.signal}:\n${bank.logs.slice(-20).join('\n')}`);
+            expect(bank.events.at(-1)).toMatchObject({ doneMessage: 'run complete' });
+            return end.code;
+          }),
+        );
         banks.catch(() => undefined); // awaited below
       }
       expect(Number(listening.port)).toBe(port);
@@ -70,8 +85,7 @@ describe('faults: the coordinator killed at each phase', () => {
     await banks;
     expect(last.events.find((e) => e.event === 'done')).toMatchObject({ runId, rounds: ROUNDS });
     // each restart resumed after the last committed round: a kill at a point of round r leaves r - 1 committed
-    expect(lives.map((c) => c.events.find((e) => e.event === 'listening')!.resumedFromRound ?? 0))
-      .toEqual([0, ...KILLS.map((k) => Number(k.split('@')[1]) - 1)]);
+    expect(lives.map((c) => c.events.find((e) => e.event === 'listening')!.resumedFromRound ?? 0)).toEqual([0, ...KILLS.map((k) => Number(k.split('@')[1]) - 1)]);
     // a round run again after its evaluation was revealed (killed while committing) is not evaluated
     // twice: the institutions decline, their evaluation already released (the round commits without AUC)
     const declines = lives.flatMap((c) => c.events.filter((e) => e.event === 'declined'));

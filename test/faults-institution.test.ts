@@ -30,8 +30,26 @@ describe('faults: an institution killed at each phase', () => {
   it('SIGKILLed in training, in each secure-aggregation phase and in the evaluation, restarted with the same identity and ledger: nothing lost, nothing twice', async () => {
     dir = tempDir('dpfed-faults-institution-');
     const fed = (federation = await processFederation(dir, 4, [
-      '--rounds', String(ROUNDS), '--min-clients', '3', '--wait-for', '4', '--privacy', 'record', '--epsilon', '3', '--aggregation', 'secagg',
-      '--local-steps', '4', '--round-timeout', '40', '--phase-timeout', '15', '--evaluate-every', '1',
+      '--rounds',
+      String(ROUNDS),
+      '--min-clients',
+      '3',
+      '--wait-for',
+      '4',
+      '--privacy',
+      'record',
+      '--epsilon',
+      '3',
+      '--aggregation',
+      'secagg',
+      '--local-steps',
+      '4',
+      '--round-timeout',
+      '40',
+      '--phase-timeout',
+      '15',
+      '--evaluate-every',
+      '1',
       // an institution restarted after the last round still finds the coordinator, which tells it DONE
       '--exit-when-done=false',
     ]));
@@ -81,12 +99,18 @@ describe('faults: an institution killed at each phase', () => {
       // the coordinator recorded only what the institution recorded (and so released) itself
       for (const k of coordinatorKeys.filter((k) => k.startsWith(`${id}/`))) expect(own, `${id}: ${k}`).toContain(k);
       // every restart registered again with the coordinator (and the last one ended on its DONE)
-      expect(lives[id].slice(1).every((life) => life.logs.some((l) => l.includes('registered with'))), id).toBe(true);
+      expect(
+        lives[id].slice(1).every((life) => life.logs.some((l) => l.includes('registered with'))),
+        id,
+      ).toBe(true);
       const verified = await dpfed(['ledger', '--db', fed.ledgerOf(id), '--verify']);
       expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     }
     // a bank killed once, in round 3 or 4, took part in a later round (banks 1 and 2 show it by their second kill)
-    for (const [id, round] of [['bank-3', 3], ['bank-4', 4]] as const) {
+    for (const [id, round] of [
+      ['bank-3', 3],
+      ['bank-4', 4],
+    ] as const) {
       expect(coordinatorKeys.filter((k) => k.startsWith(`${id}/${runId}/`) && Number(k.split('/')[2]) > round && k.endsWith('/record')).length, id).toBeGreaterThan(0);
     }
     // killed while training (before recording) bank-1 released nothing in round 1; killed after recording

@@ -68,8 +68,26 @@ afterAll(() => {
 });
 
 const ROUNDS = 8;
-const RUN = ['--rounds', String(ROUNDS), '--min-clients', '3', '--privacy', 'record', '--epsilon', '3', '--aggregation', 'plain',
-  '--local-steps', '4', '--round-timeout', '10', '--phase-timeout', '10', '--evaluate-every', '1'];
+const RUN = [
+  '--rounds',
+  String(ROUNDS),
+  '--min-clients',
+  '3',
+  '--privacy',
+  'record',
+  '--epsilon',
+  '3',
+  '--aggregation',
+  'plain',
+  '--local-steps',
+  '4',
+  '--round-timeout',
+  '10',
+  '--phase-timeout',
+  '10',
+  '--evaluate-every',
+  '1',
+];
 
 interface Fault {
   name: string;
@@ -147,7 +165,10 @@ async function runThroughFaults(fed: ProcessFederation, faults: Fault[]): Promis
     expect(failed.reason, fault.name).toContain(db);
     expect(failed.reason, fault.name).toMatch(fault.problem);
     // the round that failed committed nothing: it is the one after the last committed, and is run again
-    const committed = coordinator.events.slice(0, coordinator.events.indexOf(failed)).filter((e) => e.event === 'round').map((e) => e.round as number);
+    const committed = coordinator.events
+      .slice(0, coordinator.events.indexOf(failed))
+      .filter((e) => e.event === 'round')
+      .map((e) => e.round as number);
     expect(failed.round, fault.name).toBe(Math.max(0, ...committed) + 1);
     await coordinator.waitFor((e) => e.event === 'round' && e.round === failed.round, 120_000, `round ${failed.round} after the fault was lifted (${fault.name})`);
   }
@@ -177,39 +198,47 @@ async function runThroughFaults(fed: ProcessFederation, faults: Fault[]): Promis
 }
 
 describe('faults: the coordinator database', () => {
-  it.skipIf(!CHATTR)('locked or immutable at start: the coordinator exits naming the file and the problem; during a run: the round fails whole and runs again once the fault is gone', async () => {
-    dir = tempDir('dpfed-faults-sqlite-');
-    const fed = (federation = await processFederation(dir, 3, RUN));
-    const db = fed.db;
-    const holder = new Database(db);
-    holder.pragma('journal_mode = WAL');
-    holder.exec('BEGIN EXCLUSIVE');
-    const locked = fed.startCoordinator();
-    expect((await locked.exited).code).toBe(1);
-    expect(locked.logs.join('\n')).toMatch(new RegExp(`${escape(db)}: the database is locked by another connection`));
-    holder.exec('ROLLBACK');
-    holder.close();
-    execFileSync('chattr', ['+i', db]);
-    const immutable = fed.startCoordinator();
-    expect((await immutable.exited).code).toBe(1);
-    expect(immutable.logs.join('\n')).toMatch(new RegExp(`${escape(db)}: .*\\((SQLITE_READONLY|SQLITE_IOERR|SQLITE_CANTOPEN)\\w*:`));
-    execFileSync('chattr', ['-i', db]);
-    for (const suffix of ['', '-wal', '-shm']) rmSync(db + suffix, { force: true });
+  it.skipIf(!CHATTR)(
+    'locked or immutable at start: the coordinator exits naming the file and the problem; during a run: the round fails whole and runs again once the fault is gone',
+    async () => {
+      dir = tempDir('dpfed-faults-sqlite-');
+      const fed = (federation = await processFederation(dir, 3, RUN));
+      const db = fed.db;
+      const holder = new Database(db);
+      holder.pragma('journal_mode = WAL');
+      holder.exec('BEGIN EXCLUSIVE');
+      const locked = fed.startCoordinator();
+      expect((await locked.exited).code).toBe(1);
+      expect(locked.logs.join('\n')).toMatch(new RegExp(`${regexEscape(db)}: the database is locked by another connection`));
+      holder.exec('ROLLBACK');
+      holder.close();
+      execFileSync('chattr', ['+i', db]);
+      const immutable = fed.startCoordinator();
+      expect((await immutable.exited).code).toBe(1);
+      expect(immutable.logs.join('\n')).toMatch(new RegExp(`${regexEscape(db)}: .*\\((SQLITE_READONLY|SQLITE_IOERR|SQLITE_CANTOPEN)\\w*:`));
+      execFileSync('chattr', ['-i', db]);
+      for (const suffix of ['', '-wal', '-shm']) rmSync(db + suffix, { force: true });
 
-    await runThroughFaults(fed, [LOCKED, IMMUTABLE]);
-  }, 200_000);
+      await runThroughFaults(fed, [LOCKED, IMMUTABLE]);
+    },
+    200_000,
+  );
 
-  it.skipIf(!MOUNTABLE)('on a full disk (a 32 MB tmpfs filled to its last byte) during a run: the round fails whole and runs again once space is freed', async () => {
-    federation?.killAll();
-    const base = (fullDir = tempDir('dpfed-faults-sqlite-full-'));
-    mounted = join(base, 'fs');
-    mkdirSync(mounted);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', mounted]);
-    const fed = (federation = await processFederation(base, 3, RUN, { db: join(mounted, 'coordinator.sqlite') }));
-    await runThroughFaults(fed, [DISK_FULL]);
-  }, 200_000);
+  it.skipIf(!MOUNTABLE)(
+    'on a full disk (a 32 MB tmpfs filled to its last byte) during a run: the round fails whole and runs again once space is freed',
+    async () => {
+      federation?.killAll();
+      const base = (fullDir = tempDir('dpfed-faults-sqlite-full-'));
+      mounted = join(base, 'fs');
+      mkdirSync(mounted);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', mounted]);
+      const fed = (federation = await processFederation(base, 3, RUN, { db: join(mounted, 'coordinator.sqlite') }));
+      await runThroughFaults(fed, [DISK_FULL]);
+    },
+    200_000,
+  );
 });
 
-function escape(text: string): string {
+function regexEscape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -42,7 +42,7 @@ describe('faults: storage errors', () => {
     expect(call.message).toContain('SQLITE_BUSY');
   });
 
-  it('a file that is not a database, at open: the store\'s error names the file and the problem; other errors are no storage faults', () => {
+  it("a file that is not a database, at open: the store's error names the file and the problem; other errors are no storage faults", () => {
     const file = join(dir, 'not-a-db.sqlite');
     writeFileSync(file, 'this is not an SQLite file, and it is long enough to have a header: '.repeat(4));
     expect(() => new CoordinatorStore(file)).toThrow(StorageFaultError);

@@ -65,9 +65,17 @@ describe('federation over real gRPC', () => {
 
     const { store, runId } = coordinator;
     const rounds = store.rounds(runId);
-    expect(rounds.map((r) => [r.round, r.modelVersion, r.participants])).toEqual([[1, 1, 3], [2, 2, 3], [3, 3, 3]]);
+    expect(rounds.map((r) => [r.round, r.modelVersion, r.participants])).toEqual([
+      [1, 1, 3],
+      [2, 2, 3],
+      [3, 3, 3],
+    ]);
     for (const r of rounds) {
-      expect(store.participants(runId, r.round).map((p) => [p.institutionId, p.status])).toEqual([['bank-1', 'reported'], ['bank-2', 'reported'], ['bank-3', 'reported']]);
+      expect(store.participants(runId, r.round).map((p) => [p.institutionId, p.status])).toEqual([
+        ['bank-1', 'reported'],
+        ['bank-2', 'reported'],
+        ['bank-3', 'reported'],
+      ]);
       for (const id of ['bank-1', 'bank-2', 'bank-3']) {
         const auc = store.metric(runId, r.round, id, 'auc');
         expect(auc, `${id} AUC of round ${r.round}`).not.toBeNull();
@@ -97,7 +105,7 @@ describe('federation over real gRPC', () => {
     expect(seen.rounds[2].institutions.map((i) => i.id)).toEqual(['bank-1', 'bank-2', 'bank-3']);
   });
 
-  it('an operator\'s own strategy: the round loop calls its configure, aggregate and evaluate hooks, and commits what they return', async () => {
+  it("an operator's own strategy: the round loop calls its configure, aggregate and evaluate hooks, and commits what they return", async () => {
     const calls: string[] = [];
     class AuditedFedAvg extends FedAvgStrategy {
       override readonly name = 'audited-fedavg';
@@ -122,7 +130,10 @@ describe('federation over real gRPC', () => {
     const config = runConfig(['--rounds', '2', '--min-clients', '2', '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic', '--round-timeout', '30', '--phase-timeout', '30']);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config, strategy: new AuditedFedAvg() });
     const address = `127.0.0.1:${coordinator.port}`;
-    const clients = [{ shift: 0.25, weight: 10 }, { shift: -0.5, weight: 30 }];
+    const clients = [
+      { shift: 0.25, weight: 10 },
+      { shift: -0.5, weight: 30 },
+    ];
     const mus: number[] = [];
     institutions = clients.map((c, k) => {
       const learner = new ShiftLearner(c.shift, c.weight);
@@ -141,7 +152,7 @@ describe('federation over real gRPC', () => {
     }
   });
 
-  it('record-level DP: rounds commit, every institution\'s signed events are in the coordinator\'s ledger and it verifies', async () => {
+  it("record-level DP: rounds commit, every institution's signed events are in the coordinator's ledger and it verifies", async () => {
     dir = tempDir('dpfed-federation-dp-');
     const dbPath = join(dir, 'coordinator.sqlite');
     const config = runConfig(['--rounds', '2', '--min-clients', '3', '--privacy', 'record', '--epsilon', '3', '--delta', '1e-5', '--round-timeout', '30']);
@@ -157,14 +168,22 @@ describe('federation over real gRPC', () => {
     await coordinator.finished;
     expect(seen.failures).toEqual([]);
     const { store, runId } = coordinator;
-    expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([[1, 3], [2, 3]]);
+    expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([
+      [1, 3],
+      [2, 3],
+    ]);
 
     const ledger = new PrivacyLedger(store.db); // read-only: no countersigner
     const coordinatorKey = loadOrCreateIdentity(coordinatorKeyPath(defaultKeyDir(), dbPath)).publicKey;
     expect(Buffer.from(ledger.countersignerPublicKey).equals(Buffer.from(coordinatorKey))).toBe(true);
     for (const i of institutions) {
       const events = ledger.events({ institutionId: i.id, runId });
-      expect(events.map((e) => [e.event.round, e.event.mode, e.event.modelVersion])).toEqual([[1, 'record', 0], [1, 'evaluation', 1], [2, 'record', 1], [2, 'evaluation', 2]]);
+      expect(events.map((e) => [e.event.round, e.event.mode, e.event.modelVersion])).toEqual([
+        [1, 'record', 0],
+        [1, 'evaluation', 1],
+        [2, 'record', 1],
+        [2, 'evaluation', 2],
+      ]);
       for (const e of events) {
         expect(e.event.noiseMultiplier).toBeGreaterThan(0);
         expect(e.event.sampleRate).toBeGreaterThan(0);
@@ -179,8 +198,9 @@ describe('federation over real gRPC', () => {
       // the institution's own ledger holds the same releases
       const ownDb = new Database(join(dir, `${i.id}.ledger.sqlite`), { readonly: true });
       const own = new PrivacyLedger(ownDb);
-      expect(own.events({ institutionId: i.id }).map((e) => [e.event.round, e.event.noiseMultiplier, e.event.steps]))
-        .toEqual(events.map((e) => [e.event.round, e.event.noiseMultiplier, e.event.steps]));
+      expect(own.events({ institutionId: i.id }).map((e) => [e.event.round, e.event.noiseMultiplier, e.event.steps])).toEqual(
+        events.map((e) => [e.event.round, e.event.noiseMultiplier, e.event.steps]),
+      );
       // receipts both ways: the coordinator holds the institution's signed head after its last release; the
       // institution holds the coordinator's signed head after round 1 committed (sent with the next task); each
       // ledger verifies against the receipts the other party holds
@@ -220,9 +240,29 @@ describe('federation over real gRPC', () => {
       // the operator enrols each bank's identity key; each bank connects with its own certificate
       const identityPath = join(dir!, `${id}.identity`);
       enrol(coordinator!, id, loadOrCreateIdentity(identityPath).publicKey);
-      const child = spawn(process.execPath, [DPFED_BIN, 'client', '--coordinator', `127.0.0.1:${coordinator!.port}`, '--institution', id,
-        '--data', csv, '--label-column', 'label', '--backend', 'wasm', '--identity', identityPath,
-        '--ledger', join(dir!, `${id}.ledger.sqlite`), ...pki.clientFlags(id)], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        [
+          DPFED_BIN,
+          'client',
+          '--coordinator',
+          `127.0.0.1:${coordinator!.port}`,
+          '--institution',
+          id,
+          '--data',
+          csv,
+          '--label-column',
+          'label',
+          '--backend',
+          'wasm',
+          '--identity',
+          identityPath,
+          '--ledger',
+          join(dir!, `${id}.ledger.sqlite`),
+          ...pki.clientFlags(id),
+        ],
+        { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       child.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
       children.push(child);
       return new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
@@ -233,21 +273,27 @@ describe('federation over real gRPC', () => {
     const registered = () => (coordinator!.store.db.prepare('SELECT COUNT(*) AS n FROM institutions').get() as { n: number }).n;
     const victim = 'bank-2';
     let timer: NodeJS.Timeout | undefined;
-    const killedIn = await within(new Promise<number>((resolve, reject) => {
-      let target = 0;
-      timer = setInterval(() => {
-        const early = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
-        if (early >= 0) reject(new Error(`${banks[early]} exited early (${children[early].exitCode ?? children[early].signalCode})`));
-        const { phase, round } = coordinator!.machine.status;
-        if (target === 0 && registered() === 3) target = Math.max(2, phase === 'waiting' || phase === 'starting' ? round : round + 1);
-        if (target > 0 && round === target && phase === 'training') {
-          children[1].kill('SIGKILL');
-          resolve(round);
-        }
-      }, 2);
-    }), 60_000, 'the victim round to start training').catch((error: Error) => {
-      throw new Error(`${error.message}; status ${JSON.stringify(coordinator!.machine.status)}, ${registered()} registered; bank logs: ${logs.join('').slice(-3000)}`);
-    }).finally(() => clearInterval(timer));
+    const killedIn = await within(
+      new Promise<number>((resolve, reject) => {
+        let target = 0;
+        timer = setInterval(() => {
+          const early = children.findIndex((c) => c.exitCode !== null || c.signalCode !== null);
+          if (early >= 0) reject(new Error(`${banks[early]} exited early (${children[early].exitCode ?? children[early].signalCode})`));
+          const { phase, round } = coordinator!.machine.status;
+          if (target === 0 && registered() === 3) target = Math.max(2, phase === 'waiting' || phase === 'starting' ? round : round + 1);
+          if (target > 0 && round === target && phase === 'training') {
+            children[1].kill('SIGKILL');
+            resolve(round);
+          }
+        }, 2);
+      }),
+      60_000,
+      'the victim round to start training',
+    )
+      .catch((error: Error) => {
+        throw new Error(`${error.message}; status ${JSON.stringify(coordinator!.machine.status)}, ${registered()} registered; bank logs: ${logs.join('').slice(-3000)}`);
+      })
+      .finally(() => clearInterval(timer));
     expect(killedIn).toBe(2);
 
     await within(coordinator.finished, 60_000, `the run to finish (logs: ${logs.join('').slice(-2000)})`);
@@ -259,7 +305,11 @@ describe('federation over real gRPC', () => {
     const killedRound = rounds.find((r) => r.round === killedIn)!;
     expect(killedRound.participants).toBe(2);
     const participants = store.participants(runId, killedIn);
-    expect(participants.map((p) => [p.institutionId, p.status])).toEqual([['bank-1', 'reported'], ['bank-2', 'dropped'], ['bank-3', 'reported']]);
+    expect(participants.map((p) => [p.institutionId, p.status])).toEqual([
+      ['bank-1', 'reported'],
+      ['bank-2', 'dropped'],
+      ['bank-3', 'reported'],
+    ]);
     expect(participants[1].detail).toMatch(/Session stream closed/);
     // the closed connection dropped it at once: the round did not wait for its 6 s deadline
     expect(killedRound.seconds).toBeLessThan(5.9);

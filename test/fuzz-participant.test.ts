@@ -44,7 +44,10 @@ const update = fc.record({
   chunks: fc.oneof(
     fc.array(fc.record({ tensor: fc.nat({ max: 2 }), override, split: fc.boolean() }), { maxLength: 4 }),
     // both tensors in order, each perhaps changed
-    fc.tuple(override, override, fc.boolean()).map(([a, b, split]) => [{ tensor: 0, override: a, split }, { tensor: 1, override: b, split }]),
+    fc.tuple(override, override, fc.boolean()).map(([a, b, split]) => [
+      { tensor: 0, override: a, split },
+      { tensor: 1, override: b, split },
+    ]),
   ),
   whole: fc.boolean(),
 });
@@ -78,7 +81,8 @@ describe('fuzzing the results of an institution that takes part in the round', (
       if (out.code !== grpc.status.OK) throw new Error(`PullTask refused: ${grpc.status[out.code]} ${out.details}`);
       const task = decodeResponse<TaskMsg>('PullTask', out.responses[0]);
       if (task.kind === 'TRAIN') return task;
-      if (task.kind === 'EVALUATE') await rogue.unary('Decline', encodeRequest('Decline', { envelope: { ...envelope, ...task.envelope, institutionId: 'rogue', session: envelope.session }, reason: 'fuzzing' }), FUZZ_DEADLINE_MS);
+      if (task.kind === 'EVALUATE')
+        await rogue.unary('Decline', encodeRequest('Decline', { envelope: { ...envelope, ...task.envelope, institutionId: 'rogue', session: envelope.session }, reason: 'fuzzing' }), FUZZ_DEADLINE_MS);
       if (task.kind === 'DONE') throw new Error(`the rogue got DONE: ${task.message}`);
     }
     throw new Error('no TRAIN task for the rogue in 30 s');
@@ -96,13 +100,24 @@ describe('fuzzing the results of an institution that takes part in the round', (
       }
       if (o.data) data = o.data;
       const base: TensorChunkMsg = {
-        envelope: taskEnvelope, name: s.name, shape: s.shape, dtype: 'FLOAT32', totalBytes: data.length, offset: 0, data, tensorIndex: tensor, tensorCount: shapes.length,
+        envelope: taskEnvelope,
+        name: s.name,
+        shape: s.shape,
+        dtype: 'FLOAT32',
+        totalBytes: data.length,
+        offset: 0,
+        data,
+        tensorIndex: tensor,
+        tensorCount: shapes.length,
       };
       const { values: _values, ...fields } = o;
       const chunk = { ...base, ...fields, data } as TensorChunkMsg;
       if (!split || data.length < 2) return [chunk];
       const half = Math.floor(data.length / 2);
-      return [{ ...chunk, data: data.subarray(0, half) }, { ...chunk, offset: Number(chunk.offset) + half, data: data.subarray(half) }];
+      return [
+        { ...chunk, data: data.subarray(0, half) },
+        { ...chunk, offset: Number(chunk.offset) + half, data: data.subarray(half) },
+      ];
     });
   }
 
@@ -137,15 +152,32 @@ describe('fuzzing the results of an institution that takes part in the round', (
         const problems = [outcomeProblem(out), await f.stillServing(), f.uncaught.length ? `uncaughtException: ${String(f.uncaught[0])}` : null].filter(Boolean);
         if (problems.length) throw new Error(problems.join('\n'));
       }),
-      { numRuns: RUNS, seed: process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined, path: process.env.FUZZ_PATH, endOnFailure: Boolean(process.env.FUZZ_NO_SHRINK), interruptAfterTimeLimit: 90_000 },
+      {
+        numRuns: RUNS,
+        seed: process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined,
+        path: process.env.FUZZ_PATH,
+        endOnFailure: Boolean(process.env.FUZZ_NO_SHRINK),
+        interruptAfterTimeLimit: 90_000,
+      },
     );
     if (result.failed) {
-      throw new Error(`fuzz failure (replay: FUZZ_SEED=${result.seed} FUZZ_PATH=${result.counterexamplePath}):\n${String(result.errorInstance)}\ncounterexample: ${fc.stringify(result.counterexample).slice(0, 2_000)}`);
+      throw new Error(
+        `fuzz failure (replay: FUZZ_SEED=${result.seed} FUZZ_PATH=${result.counterexamplePath}):\n${String(result.errorInstance)}\ncounterexample: ${fc.stringify(result.counterexample).slice(0, 2_000)}`,
+      );
     }
-    if (process.env.FUZZ_VERBOSE) console.log([...seen].sort().map(([k, n]) => `${n}\t${k}`).join('\n'));
+    if (process.env.FUZZ_VERBOSE)
+      console.log(
+        [...seen]
+          .sort()
+          .map(([k, n]) => `${n}\t${k}`)
+          .join('\n'),
+      );
     expect(result.numRuns).toBe(RUNS);
     // the fuzzed updates reached the tensor checks
-    expect([...seen.keys()].some((k) => k.includes(' tensor.')), [...seen.keys()].join(', ')).toBe(true);
+    expect(
+      [...seen.keys()].some((k) => k.includes(' tensor.')),
+      [...seen.keys()].join(', '),
+    ).toBe(true);
     expect(f.rounds.rounds.length - committedBefore).toBeGreaterThanOrEqual(Math.min(RUNS, 3));
     expect(f.rounds.failures).toEqual([]);
     expect(f.uncaught).toEqual([]);

@@ -39,21 +39,22 @@ type Case =
   | { method: 'DownloadModel'; message: unknown; mutation: Mutation }
   | { method: 'PushResult'; frames: readonly { message: unknown; mutation: Mutation }[] };
 
-const unary = (method: UnaryMethod, message: fc.Arbitrary<unknown>): fc.Arbitrary<Case> =>
-  fc.record({ method: fc.constant(method), message, mutation }) as fc.Arbitrary<Case>;
+const unary = (method: UnaryMethod, message: fc.Arbitrary<unknown>): fc.Arbitrary<Case> => fc.record({ method: fc.constant(method), message, mutation }) as fc.Arbitrary<Case>;
 
 /** A PullTask whose bytes are not mutated: a flipped wait_ms could turn a valid poll into a long one. */
 const pullTask = fc.record({ method: fc.constant('PullTask' as const), message: pullTaskRequest, mutation: fc.constant({ kind: 'none' } as Mutation) });
 
 const frame = (message: fc.Arbitrary<unknown>) => fc.record({ message, mutation });
 /** PushResult streams: arbitrary chunk lists, and the out-of-order ones (tensor first, two headers, no chunks). */
-const pushResult: fc.Arbitrary<Case> = fc.oneof(
-  fc.array(frame(resultChunk), { maxLength: 6 }),
-  fc.tuple(frame(tensorChunk.map((tensor) => ({ tensor }))), frame(resultHeader.map((header) => ({ header })))),
-  fc.tuple(frame(resultHeader.map((header) => ({ header }))), frame(resultHeader.map((header) => ({ header })))),
-  fc.tuple(frame(resultHeader.map((header) => ({ header }))), fc.array(frame(tensorChunk.map((tensor) => ({ tensor }))), { maxLength: 4 })).map(([h, t]) => [h, ...t]),
-  fc.constant([] as { message: unknown; mutation: Mutation }[]),
-).map((frames) => ({ method: 'PushResult' as const, frames }));
+const pushResult: fc.Arbitrary<Case> = fc
+  .oneof(
+    fc.array(frame(resultChunk), { maxLength: 6 }),
+    fc.tuple(frame(tensorChunk.map((tensor) => ({ tensor }))), frame(resultHeader.map((header) => ({ header })))),
+    fc.tuple(frame(resultHeader.map((header) => ({ header }))), frame(resultHeader.map((header) => ({ header })))),
+    fc.tuple(frame(resultHeader.map((header) => ({ header }))), fc.array(frame(tensorChunk.map((tensor) => ({ tensor }))), { maxLength: 4 })).map(([h, t]) => [h, ...t]),
+    fc.constant([] as { message: unknown; mutation: Mutation }[]),
+  )
+  .map((frames) => ({ method: 'PushResult' as const, frames }));
 
 const fuzzCase: fc.Arbitrary<Case> = fc.oneof(
   unary('Challenge', challengeRequest),
@@ -155,7 +156,13 @@ describe('fuzzing every RPC of a running coordinator', () => {
     if (result.failed) {
       throw new Error(`fuzz failure (replay: FUZZ_SEED=${result.seed} FUZZ_PATH=${result.counterexamplePath}):\n${String(result.errorInstance)}\n(${result.numShrinks} shrinks)`);
     }
-    if (process.env.FUZZ_VERBOSE) console.log([...statuses].sort().map(([k, n]) => `${n}\t${k}`).join('\n'));
+    if (process.env.FUZZ_VERBOSE)
+      console.log(
+        [...statuses]
+          .sort()
+          .map(([k, n]) => `${n}\t${k}`)
+          .join('\n'),
+      );
     expect(result.numRuns).toBe(RUNS);
     expect([...counts.values()].reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(BATCH * RUNS);
     for (const method of ['Challenge', 'Register', 'Heartbeat', 'PullTask', 'DownloadModel', 'PushResult', 'PushSecAgg', 'Decline']) expect(counts.get(method), method).toBeGreaterThan(0);

@@ -16,7 +16,14 @@ beforeAll(async () => {
 });
 
 const specs: ModelSpec[] = [
-  { kind: 'mlp', inputDim: 6, hidden: [{ units: 9, activation: 'relu' }, { units: 5, activation: 'tanh' }] },
+  {
+    kind: 'mlp',
+    inputDim: 6,
+    hidden: [
+      { units: 9, activation: 'relu' },
+      { units: 5, activation: 'tanh' },
+    ],
+  },
   { kind: 'mlp', inputDim: 4, hidden: [{ units: 7, activation: 'sigmoid' }] },
   { kind: 'logistic', inputDim: 5, hidden: [] },
 ];
@@ -169,7 +176,14 @@ describe('ghost clipping', () => {
 
   it('squaredNorm and addGhostSquaredNorms: the same identity from per-example squares taken elsewhere', () => {
     const v = Float32Array.from({ length: 23 }, (_, i) => (i % 7) - 3.5 + i / 10);
-    for (const [from, n] of [[0, 23], [2, 0], [1, 1], [3, 4], [5, 7], [4, 17]]) {
+    for (const [from, n] of [
+      [0, 23],
+      [2, 0],
+      [1, 1],
+      [3, 4],
+      [5, 7],
+      [4, 17],
+    ]) {
       let expected = 0;
       for (let j = from; j < from + n; j++) expected += v[j] * v[j];
       expect(squaredNorm(v, from, n)).toBeCloseTo(expected, 10);
@@ -179,7 +193,12 @@ describe('ghost clipping', () => {
     const direct = new Float64Array(2);
     addDenseSquaredNorms(direct, a, g, 2, 2, 2);
     const viaSquares = new Float64Array(2);
-    addGhostSquaredNorms(viaSquares, Float64Array.from([0, 1], (i) => squaredNorm(a, 2 * i, 2)), Float64Array.from([0, 1], (i) => squaredNorm(g, 2 * i, 2)), 2);
+    addGhostSquaredNorms(
+      viaSquares,
+      Float64Array.from([0, 1], (i) => squaredNorm(a, 2 * i, 2)),
+      Float64Array.from([0, 1], (i) => squaredNorm(g, 2 * i, 2)),
+      2,
+    );
     expect(Array.from(viaSquares)).toEqual(Array.from(direct));
     expect(() => addGhostSquaredNorms(viaSquares, new Float64Array(1), new Float64Array(2), 2)).toThrow(/shorter/);
   });

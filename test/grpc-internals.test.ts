@@ -57,8 +57,13 @@ describe('installPreframedSends', () => {
 describe('preframed messages over real gRPC', () => {
   // A bidirectional echo whose messages are raw bytes: the server answers each message with its bytes reversed.
   const method: grpc.MethodDefinition<Buffer, Buffer> = {
-    path: '/test.Echo/Chat', requestStream: true, responseStream: true,
-    requestSerialize: (b) => b, requestDeserialize: (b) => b, responseSerialize: (b) => b, responseDeserialize: (b) => b,
+    path: '/test.Echo/Chat',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: (b) => b,
+    requestDeserialize: (b) => b,
+    responseSerialize: (b) => b,
+    responseDeserialize: (b) => b,
   };
   let server: grpc.Server;
   let port = 0;

@@ -10,7 +10,6 @@ import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
 import { signEvent, type LedgerEvent } from '@dpfed/privacy/ledger-event';
 import { PrivacyLedger } from '@dpfed/privacy/ledger';
 
-
 const ROOT = resolve(import.meta.dirname, '..');
 let dir: string;
 let file: string;
@@ -23,8 +22,17 @@ function dpfed(...args: string[]): { code: number | null; stdout: string; stderr
 
 function event(institutionId: string, round: number): LedgerEvent {
   return {
-    institutionId, runId: 'run-1', round, mode: 'record', sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100, clipNorm: 1, delta: 1e-5,
-    modelVersion: round - 1, time: `2024-05-01T12:00:0${round}.000Z`,
+    institutionId,
+    runId: 'run-1',
+    round,
+    mode: 'record',
+    sampleRate: 0.01,
+    noiseMultiplier: 1.1,
+    steps: 100,
+    clipNorm: 1,
+    delta: 1e-5,
+    modelVersion: round - 1,
+    time: `2024-05-01T12:00:0${round}.000Z`,
   };
 }
 
@@ -56,7 +64,13 @@ describe('dpfed ledger', () => {
     expect(out.countersignerPublicKey).toBe(Buffer.from(coordinator.publicKey).toString('hex'));
     expect(out.institutions.map((i: { institutionId: string }) => i.institutionId)).toEqual(['bank-1', 'bank-2']);
     const bank1 = out.institutions[0];
-    const expected = makeAccountant('rdp').epsilon([{ sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 }, { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 }], 1e-5).epsilon;
+    const expected = makeAccountant('rdp').epsilon(
+      [
+        { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 },
+        { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 },
+      ],
+      1e-5,
+    ).epsilon;
     expect(bank1.epsilon).toBe(expected);
     expect(bank1).toMatchObject({ delta: 1e-5, budget: { epsilon: 3, delta: 1e-5 } });
     expect(bank1.remaining).toBeCloseTo(3 - expected, 12);
@@ -68,7 +82,15 @@ describe('dpfed ledger', () => {
 
     const pld = JSON.parse(dpfed('--db', file, '--institution', 'bank-1', '--accountant', 'pld', '--json').stdout);
     expect(pld.accountant).toBe('pld');
-    expect(pld.institutions[0].epsilon).toBe(makeAccountant('pld').epsilon([{ sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 }, { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 }], 1e-5).epsilon);
+    expect(pld.institutions[0].epsilon).toBe(
+      makeAccountant('pld').epsilon(
+        [
+          { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 },
+          { sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100 },
+        ],
+        1e-5,
+      ).epsilon,
+    );
 
     const one = JSON.parse(dpfed('--db', file, '--institution', 'bank-2', '--json').stdout);
     expect(one.institutions).toHaveLength(1);

@@ -24,8 +24,17 @@ function dpfed(...args: string[]): { code: number | null; stdout: string; stderr
 
 function event(institutionId: string, round: number): LedgerEvent {
   return {
-    institutionId, runId: 'run-1', round, mode: 'record', sampleRate: 0.01, noiseMultiplier: 1.1, steps: 100, clipNorm: 1, delta: 1e-5,
-    modelVersion: round - 1, time: `2024-05-01T12:00:0${round}.000Z`,
+    institutionId,
+    runId: 'run-1',
+    round,
+    mode: 'record',
+    sampleRate: 0.01,
+    noiseMultiplier: 1.1,
+    steps: 100,
+    clipNorm: 1,
+    delta: 1e-5,
+    modelVersion: round - 1,
+    time: `2024-05-01T12:00:0${round}.000Z`,
   };
 }
 
@@ -57,7 +66,7 @@ function receiptsFile(ledgerPath: string, key: IdentityKey, holderPath: string, 
   return out;
 }
 
-describe('an institution keeping the coordinator\'s receipts', () => {
+describe("an institution keeping the coordinator's receipts", () => {
   it('refuses a head that goes back or rewrites a seq it already holds', () => {
     const bank = generateIdentity();
     const coordinator = generateIdentity();
@@ -85,9 +94,12 @@ describe('an institution keeping the coordinator\'s receipts', () => {
 });
 
 describe('dpfed ledger --verify --receipts', () => {
-  it('detects the coordinator\'s ledger re-chained without one institution-signed event', () => {
+  it("detects the coordinator's ledger re-chained without one institution-signed event", () => {
     const coordinator = generateIdentity();
-    const banks = new Map([['bank-1', generateIdentity()], ['bank-2', generateIdentity()]]);
+    const banks = new Map([
+      ['bank-1', generateIdentity()],
+      ['bank-2', generateIdentity()],
+    ]);
     const path = join(dir, 'coordinator.sqlite');
     buildLedger(path, coordinator, banks, [1, 2]);
     // bank-1 holds the coordinator's signed head after round 2 (in its own ledger file's receipts table)

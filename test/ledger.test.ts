@@ -9,16 +9,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeAccountant } from '@dpfed/privacy/accountant';
 import { projectedRoundsLeft } from '@dpfed/privacy/budget';
 import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
-import {
-  canonicalEventBytes,
-  encodeCanonical,
-  signEvent,
-  validateLedgerEvent,
-  verifyEventSignature,
-  type LedgerEvent,
-} from '@dpfed/privacy/ledger-event';
+import { canonicalEventBytes, encodeCanonical, signEvent, validateLedgerEvent, verifyEventSignature, type LedgerEvent } from '@dpfed/privacy/ledger-event';
 import { PrivacyLedger } from '@dpfed/privacy/ledger';
-
 
 const BUDGET = { epsilon: 8, delta: 1e-5 };
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -93,8 +85,17 @@ describe('ledger events', () => {
     expect(Buffer.from(bytes).subarray(0, 23).toString('latin1')).toBe('dpfed.v1/privacy-event\0');
     expect(hex(canonicalEventBytes({ ...e }))).toBe(hex(bytes));
     const variants: Partial<LedgerEvent>[] = [
-      { institutionId: 'bank2' }, { runId: 'run-2' }, { round: 2 }, { mode: 'client' }, { sampleRate: 0.02 }, { noiseMultiplier: 1.2 },
-      { steps: 101 }, { clipNorm: 2 }, { delta: 1e-6 }, { modelVersion: 7 }, { time: '2024-05-01T12:00:02.000Z' },
+      { institutionId: 'bank2' },
+      { runId: 'run-2' },
+      { round: 2 },
+      { mode: 'client' },
+      { sampleRate: 0.02 },
+      { noiseMultiplier: 1.2 },
+      { steps: 101 },
+      { clipNorm: 2 },
+      { delta: 1e-6 },
+      { modelVersion: 7 },
+      { time: '2024-05-01T12:00:02.000Z' },
     ];
     const seen = new Set([hex(bytes)]);
     for (const v of variants) seen.add(hex(canonicalEventBytes({ ...e, ...v })));
@@ -223,10 +224,10 @@ describe('PrivacyLedger: appending', () => {
     expect(ledger.verify()).toMatchObject({ ok: true, rows: 2 });
   });
 
-  it('commits with the caller\'s transaction: rolled back with it, chained after it', () => {
+  it("commits with the caller's transaction: rolled back with it, chained after it", () => {
     populate();
     const commitRound = db.transaction((round: number, fail: boolean) => {
-      db.exec("CREATE TABLE IF NOT EXISTS rounds (round INTEGER)");
+      db.exec('CREATE TABLE IF NOT EXISTS rounds (round INTEGER)');
       db.prepare('INSERT INTO rounds VALUES (?)').run(round);
       ledger.append(event('bank', round), signEvent(event('bank', round), bank));
       if (fail) throw new Error('round failed');
@@ -306,8 +307,21 @@ describe('PrivacyLedger: tamper detection', () => {
     tamper(
       `INSERT INTO ledger_events (seq, institution_id, run_id, round, mode, sample_rate, noise_multiplier, steps, clip_norm, delta, model_version, time,
         institution_signature, prev_hash, row_hash, countersignature) VALUES (5, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      forged.institutionId, forged.runId, forged.round, forged.mode, forged.sampleRate, forged.noiseMultiplier, forged.steps, forged.clipNorm,
-      forged.delta, forged.modelVersion, forged.time, hex(sig), row4.rowHash, rowHash, row4.countersignature,
+      forged.institutionId,
+      forged.runId,
+      forged.round,
+      forged.mode,
+      forged.sampleRate,
+      forged.noiseMultiplier,
+      forged.steps,
+      forged.clipNorm,
+      forged.delta,
+      forged.modelVersion,
+      forged.time,
+      hex(sig),
+      row4.rowHash,
+      rowHash,
+      row4.countersignature,
     );
     expect(ledger.verify()).toEqual({ ok: false, badRow: 5, reason: expect.stringMatching(/row 5.*countersignature/) });
   });
@@ -343,15 +357,26 @@ describe('PrivacyLedger: tamper detection', () => {
     // The countersigner itself understates ε: row 4 gets steps = 1 with a signature it made up, and it recomputes
     // every later hash, countersignature and the head. Only the bank's signature can expose it.
     const all = ledger.events();
-    const institutionRows = (db.prepare('SELECT seq, row_hash FROM ledger_institutions ORDER BY seq').all() as { seq: number; row_hash: string }[]);
+    const institutionRows = db.prepare('SELECT seq, row_hash FROM ledger_institutions ORDER BY seq').all() as { seq: number; row_hash: string }[];
     let prev = Buffer.from(institutionRows[institutionRows.length - 1].row_hash, 'hex');
     for (const row of all) {
       const e = row.seq === 4 ? { ...row.event, steps: 1 } : row.event;
       const sig = row.seq === 4 ? Buffer.from(generateIdentity().sign(canonicalEventBytes(e))) : Buffer.from(row.institutionSignature, 'hex');
-      const hash = createHash('sha256').update(prev).update(encodeCanonical('dpfed.v1/ledger-row/event', [{ u: row.seq }, { b: canonicalEventBytes(e) }])).update(sig).digest();
+      const hash = createHash('sha256')
+        .update(prev)
+        .update(encodeCanonical('dpfed.v1/ledger-row/event', [{ u: row.seq }, { b: canonicalEventBytes(e) }]))
+        .update(sig)
+        .digest();
       const counter = coordinator.sign(encodeCanonical('dpfed.v1/ledger-countersign', [{ b: hash }]));
-      tamper('UPDATE ledger_events SET steps = ?, institution_signature = ?, prev_hash = ?, row_hash = ?, countersignature = ? WHERE seq = ?',
-        e.steps, sig.toString('hex'), prev.toString('hex'), hash.toString('hex'), hex(counter), row.seq);
+      tamper(
+        'UPDATE ledger_events SET steps = ?, institution_signature = ?, prev_hash = ?, row_hash = ?, countersignature = ? WHERE seq = ?',
+        e.steps,
+        sig.toString('hex'),
+        prev.toString('hex'),
+        hash.toString('hex'),
+        hex(counter),
+        row.seq,
+      );
       prev = hash;
     }
     const headSig = coordinator.sign(encodeCanonical('dpfed.v1/ledger-head', [{ u: 6 }, { b: prev }]));
@@ -362,7 +387,7 @@ describe('PrivacyLedger: tamper detection', () => {
 });
 
 describe('PrivacyLedger: epsilon', () => {
-  it('spent() composes all the institution\'s events with the accountant; it is not a sum', () => {
+  it("spent() composes all the institution's events with the accountant; it is not a sum", () => {
     populate();
     const rdp = makeAccountant('rdp');
     const mechanisms = ledger.events({ institutionId: 'bank' }).map(({ event: e }) => ({ sampleRate: e.sampleRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps }));

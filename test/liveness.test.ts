@@ -83,7 +83,14 @@ describe('liveness', () => {
     const silent = await handWrittenInstitution(coordinator, 'observer');
     // registered and heartbeating (so it counts as live and is sampled), but it never fetches a task
     let heartbeats = 0;
-    const beat = setInterval(() => void silent.connection.heartbeat(silent.envelope()).then(() => heartbeats++, () => undefined), 300);
+    const beat = setInterval(
+      () =>
+        void silent.connection.heartbeat(silent.envelope()).then(
+          () => heartbeats++,
+          () => undefined,
+        ),
+      300,
+    );
     handWritten.push({ close: () => clearInterval(beat) });
     await silent.connection.heartbeat(silent.envelope());
     institutions = shiftBanks(`127.0.0.1:${coordinator.port}`, 3);
@@ -108,7 +115,11 @@ describe('liveness', () => {
     expect(elapsed).toBeLessThan(15_000);
     expect(heartbeats).toBeGreaterThan(3);
     const { store, runId } = coordinator;
-    const participants = store.db.prepare('SELECT round, status, detail FROM participants WHERE run_id = ? AND institution_id = ? ORDER BY round').all(runId, 'observer') as { round: number; status: string; detail: string }[];
+    const participants = store.db.prepare('SELECT round, status, detail FROM participants WHERE run_id = ? AND institution_id = ? ORDER BY round').all(runId, 'observer') as {
+      round: number;
+      status: string;
+      detail: string;
+    }[];
     expect(participants.map((p) => [p.round, p.status])).toEqual([[1, 'dropped']]);
     expect(participants[0].detail).toContain('task-pickup timeout');
     for (const r of results) expect(r.doneMessage).toBe('run complete');
@@ -126,7 +137,9 @@ describe('liveness', () => {
     let lost!: () => void;
     const died = new Promise<void>((resolve) => (lost = resolve));
     const doomed = makeInstitution({
-      id: 'bank-4', address, pollMs: 2_000,
+      id: 'bank-4',
+      address,
+      pollMs: 2_000,
       learner: new ShiftLearner(0.04, 100, {
         beforeTrain: async () => {
           doomed.client.close();
@@ -143,7 +156,10 @@ describe('liveness', () => {
     await coordinator.finished;
 
     expect(seen.failures).toEqual([]);
-    expect(seen.rounds.map((r) => [r.round, r.participants])).toEqual([[1, 3], [2, 3]]);
+    expect(seen.rounds.map((r) => [r.round, r.participants])).toEqual([
+      [1, 3],
+      [2, 3],
+    ]);
     expect(seen.rounds[0].dropped).toEqual(['bank-4']);
     // not the 60 s round timeout: the closed Session stream dropped it at once
     expect(Date.now() - t0).toBeLessThan(20_000);
@@ -209,7 +225,13 @@ describe('liveness', () => {
         if (!task || task.kind === 'DONE') break;
         if (task.kind === 'WAIT') continue;
         declines++;
-        await decliner.connection.decline({ envelope: { ...decliner.envelope(task.envelope.round), modelVersion: task.envelope.modelVersion }, reason: 'unsupported', projectedEpsilon: 0, budgetEpsilon: 0, detail: 'this institution declines everything' });
+        await decliner.connection.decline({
+          envelope: { ...decliner.envelope(task.envelope.round), modelVersion: task.envelope.modelVersion },
+          reason: 'unsupported',
+          projectedEpsilon: 0,
+          budgetEpsilon: 0,
+          detail: 'this institution declines everything',
+        });
       }
     })();
     await decliner.connection.heartbeat(decliner.envelope());
@@ -229,7 +251,9 @@ describe('liveness', () => {
     // it was offered each round's training once and declined it once; nothing was posted to it again
     expect(declines).toBe(5);
     expect(pulls).toBeLessThan(20);
-    const declined = coordinator.store.db.prepare("SELECT COUNT(*) AS n FROM participants WHERE run_id = ? AND institution_id = 'rogue' AND status = 'declined'").get(coordinator.runId) as { n: number };
+    const declined = coordinator.store.db.prepare("SELECT COUNT(*) AS n FROM participants WHERE run_id = ? AND institution_id = 'rogue' AND status = 'declined'").get(coordinator.runId) as {
+      n: number;
+    };
     expect(declined.n).toBe(5);
   }, 30_000);
 
@@ -253,7 +277,15 @@ describe('liveness', () => {
         if (!task || task.kind === 'DONE') break;
         if (task.kind === 'WAIT') continue;
         declines++;
-        await decliner.connection.decline({ envelope: { ...decliner.envelope(task.envelope.round), modelVersion: task.envelope.modelVersion }, reason: 'unsupported', projectedEpsilon: 0, budgetEpsilon: 0, detail: 'declines everything' }).catch(() => undefined);
+        await decliner.connection
+          .decline({
+            envelope: { ...decliner.envelope(task.envelope.round), modelVersion: task.envelope.modelVersion },
+            reason: 'unsupported',
+            projectedEpsilon: 0,
+            budgetEpsilon: 0,
+            detail: 'declines everything',
+          })
+          .catch(() => undefined);
       }
     })();
     await decliner.connection.heartbeat(decliner.envelope());
@@ -288,18 +320,38 @@ describe('liveness', () => {
     const ids = ['bank-1', 'bank-2', 'bank-3'];
     const identities = ids.map(() => generateIdentity());
     const logs: string[] = [];
-    const clients = ids.map((id, k) => new FederationClient({
-      coordinator: address, institutionId: id, identity: identities[k], learner: new ShiftLearner(0.01, 100), declaredExamples: 100,
-      pollMs: 2_000, tls: pki.material(id), log: (line) => logs.push(line),
-    }));
+    const clients = ids.map(
+      (id, k) =>
+        new FederationClient({
+          coordinator: address,
+          institutionId: id,
+          identity: identities[k],
+          learner: new ShiftLearner(0.01, 100),
+          declaredExamples: 100,
+          pollMs: 2_000,
+          tls: pki.material(id),
+          log: (line) => logs.push(line),
+        }),
+    );
     institutions = clients.map((client, k) => ({ id: ids[k], identity: identities[k], client, learner: new ShiftLearner(0.01, 100), logs, run: client.run() }));
     await new Promise((r) => setTimeout(r, 2_000));
-    const early = await Promise.race([Promise.all(institutions.map((i) => i.run)).then(() => 'finished', () => 'failed'), new Promise((r) => setTimeout(() => r('running'), 10))]);
+    const early = await Promise.race([
+      Promise.all(institutions.map((i) => i.run)).then(
+        () => 'finished',
+        () => 'failed',
+      ),
+      new Promise((r) => setTimeout(() => r('running'), 10)),
+    ]);
     expect(early).toBe('running');
 
     const coordinator = await startCoordinator({
-      dbPath: join(dir, 'c.sqlite'), host: '127.0.0.1', port, config: runConfig(['--rounds', '2', '--min-clients', '3']), privacy: coordinatorPrivacy,
-      tls: { ...pki.server, requireClientCertificate: true }, enrol: ids.map((institutionId, k) => ({ institutionId, publicKey: identities[k].publicKey })),
+      dbPath: join(dir, 'c.sqlite'),
+      host: '127.0.0.1',
+      port,
+      config: runConfig(['--rounds', '2', '--min-clients', '3']),
+      privacy: coordinatorPrivacy,
+      tls: { ...pki.server, requireClientCertificate: true },
+      enrol: ids.map((institutionId, k) => ({ institutionId, publicKey: identities[k].publicKey })),
     });
     coordinators.push(coordinator);
     const results = await within(Promise.all(institutions.map((i) => i.run!)), 20_000, 'the clients to finish');

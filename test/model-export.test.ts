@@ -18,8 +18,22 @@ import { CoordinatorStore } from '@dpfed/coordinator/coordinator-store';
 import { compileSchema, mapFeature } from '@dpfed/proto/data-schema';
 import { parseModelSpec } from '@dpfed/proto/model-spec';
 import {
-  bankSlices, bankCsvText, cleanUp, DPFED_BIN, FRAUD_SCHEMA, fraudSchemaOf, ROOT, roundCommitted, runConfig, start, startTestCoordinator, tempDir,
-  tfjsInstitution, wasmTf, within, type TestInstitution,
+  bankSlices,
+  bankCsvText,
+  cleanUp,
+  DPFED_BIN,
+  FRAUD_SCHEMA,
+  fraudSchemaOf,
+  ROOT,
+  roundCommitted,
+  runConfig,
+  start,
+  startTestCoordinator,
+  tempDir,
+  tfjsInstitution,
+  wasmTf,
+  within,
+  type TestInstitution,
 } from './helpers/federation-fixture.ts';
 
 const TOLERANCE = 1e-5;
@@ -52,9 +66,11 @@ function schemaInputs(csvText: string): { x: Float32Array; rows: number; labels:
   expect(header).toEqual(schema.columns.map((c) => c.name));
   const dim = maps.length;
   const x = new Float32Array(rows.length * dim);
-  rows.forEach((row, r) => row.forEach((cell, i) => {
-    if (featureIndex[i] >= 0) x[r * dim + featureIndex[i]] = mapFeature(maps[featureIndex[i]], cell === '' ? Number.NaN : Number(cell));
-  }));
+  rows.forEach((row, r) =>
+    row.forEach((cell, i) => {
+      if (featureIndex[i] >= 0) x[r * dim + featureIndex[i]] = mapFeature(maps[featureIndex[i]], cell === '' ? Number.NaN : Number(cell));
+    }),
+  );
   return { x, rows: rows.length, labels: rows.map((row) => Number(row[labelIndex])) };
 }
 
@@ -134,9 +150,17 @@ describe.each(['logistic', 'mlp'])('%s: export, load elsewhere, predict', (name)
     expect(readdirSync(out).sort()).toEqual(['SHA256SUMS', 'model-card.json', 'model.json', 'preprocessing.json', 'weights.bin']);
 
     // SHA256SUMS holds each file's hash, as sha256sum would compute it.
-    const sums = readFileSync(join(out, 'SHA256SUMS'), 'utf8').trim().split('\n').map((l) => l.split('  '));
+    const sums = readFileSync(join(out, 'SHA256SUMS'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split('  '));
     expect(sums.map(([, f]) => f)).toEqual(['model.json', 'weights.bin', 'preprocessing.json', 'model-card.json']);
-    for (const [hash, file] of sums) expect(createHash('sha256').update(readFileSync(join(out, file))).digest('hex')).toBe(hash);
+    for (const [hash, file] of sums)
+      expect(
+        createHash('sha256')
+          .update(readFileSync(join(out, file)))
+          .digest('hex'),
+      ).toBe(hash);
 
     // The card's recorded metrics are the store's.
     const store = new CoordinatorStore(db);
@@ -276,7 +300,14 @@ describe('CLI contracts', () => {
 
     const empty = join(root, 'empty.sqlite');
     const store = new CoordinatorStore(empty);
-    store.createRun({ id: 'run-empty', createdAt: new Date().toISOString(), configJson: '{}', modelSpecJson: JSON.stringify({ kind: 'logistic', inputDim: 30, hidden: [] }), status: 'running', roundsPlanned: 2 });
+    store.createRun({
+      id: 'run-empty',
+      createdAt: new Date().toISOString(),
+      configJson: '{}',
+      modelSpecJson: JSON.stringify({ kind: 'logistic', inputDim: 30, hidden: [] }),
+      status: 'running',
+      roundsPlanned: 2,
+    });
     store.close();
     const noModel = await dpfed('model', 'export', '--db', empty, '--out', join(root, 'z'));
     expect(noModel.code).toBe(2);
@@ -297,7 +328,16 @@ describe('CLI contracts', () => {
     const cols = header.split(',');
     const order = [...cols.keys()].reverse();
     const shuffled = join(root, 'shuffled.csv');
-    writeFileSync(shuffled, [['application', ...order.map((i) => cols[i])].join(','), ...rows.map((row, k) => { const cells = row.split(','); return [`app-${k}`, ...order.map((i) => cells[i])].join(','); })].join('\n') + '\n');
+    writeFileSync(
+      shuffled,
+      [
+        ['application', ...order.map((i) => cols[i])].join(','),
+        ...rows.map((row, k) => {
+          const cells = row.split(',');
+          return [`app-${k}`, ...order.map((i) => cells[i])].join(',');
+        }),
+      ].join('\n') + '\n',
+    );
     const base = await dpfed('predict', '--model', model(), '--data', testCsv, '--out', join(root, 'base.csv'));
     expect(base.code, base.stderr).toBe(0);
     const keyed = await dpfed('predict', '--model', model(), '--data', shuffled, '--id-column', 'application', '--out', join(root, 'keyed.csv'));
@@ -325,9 +365,37 @@ describe('dpfed coordinator --export-dir', () => {
     expect(bad.stderr).toMatch(/--export-schema: cannot read/);
 
     const exportDir = join(dir, 'models');
-    const coordinator = spawn(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', join(dir, 'coordinator.sqlite'), '--json', '--rounds', '2',
-      '--min-clients', '1', '--privacy', 'off', '--aggregation', 'plain', '--model', 'mlp:8', '--enrol-file', join(dir, 'enrol.json'),
-      '--export-dir', exportDir, '--export-schema', FRAUD_SCHEMA, '--cross-site-evaluation'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const coordinator = spawn(
+      process.execPath,
+      [
+        DPFED_BIN,
+        'coordinator',
+        '--insecure',
+        '--port',
+        '0',
+        '--db',
+        join(dir, 'coordinator.sqlite'),
+        '--json',
+        '--rounds',
+        '2',
+        '--min-clients',
+        '1',
+        '--privacy',
+        'off',
+        '--aggregation',
+        'plain',
+        '--model',
+        'mlp:8',
+        '--enrol-file',
+        join(dir, 'enrol.json'),
+        '--export-dir',
+        exportDir,
+        '--export-schema',
+        FRAUD_SCHEMA,
+        '--cross-site-evaluation',
+      ],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const events: Record<string, unknown>[] = [];
     let err = '';
     coordinator.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -341,8 +409,28 @@ describe('dpfed coordinator --export-dir', () => {
         });
         void exited.then((code) => reject(new Error(`coordinator exited with ${code}: ${err}`)));
       });
-      const client = await run([DPFED_BIN, 'client', '--insecure', '--coordinator', `127.0.0.1:${port}`, '--institution', 'bank-1', '--data', csv,
-        '--schema', FRAUD_SCHEMA, '--identity', identity, '--ledger', join(dir, 'bank-1.ledger.sqlite'), '--backend', 'wasm'], dir);
+      const client = await run(
+        [
+          DPFED_BIN,
+          'client',
+          '--insecure',
+          '--coordinator',
+          `127.0.0.1:${port}`,
+          '--institution',
+          'bank-1',
+          '--data',
+          csv,
+          '--schema',
+          FRAUD_SCHEMA,
+          '--identity',
+          identity,
+          '--ledger',
+          join(dir, 'bank-1.ledger.sqlite'),
+          '--backend',
+          'wasm',
+        ],
+        dir,
+      );
       expect(client.code, client.stderr).toBe(0);
       expect(await exited, err).toBe(0);
     } finally {
@@ -351,7 +439,11 @@ describe('dpfed coordinator --export-dir', () => {
     const runId = String(events.find((e) => e.event === 'listening')!.runId);
     const exported = events.filter((e) => e.event === 'exported');
     // the final round is exported again once the cross-site evaluation (--cross-site-evaluation) is recorded
-    expect(exported.map((e) => [e.round, e.crossSite ?? false])).toEqual([[1, false], [2, false], [2, true]]);
+    expect(exported.map((e) => [e.round, e.crossSite ?? false])).toEqual([
+      [1, false],
+      [2, false],
+      [2, true],
+    ]);
     expect(readdirSync(join(exportDir, runId)).sort()).toEqual(['round-1', 'round-2']);
     const crossSite = events.find((e) => e.event === 'cross-site') as { round: number; private: boolean; institutions: { institutionId: string; status: string; auc: number; examples: number }[] };
     expect(crossSite).toMatchObject({ round: 2, private: false, institutions: [{ institutionId: 'bank-1', status: 'evaluated' }] });
@@ -359,8 +451,9 @@ describe('dpfed coordinator --export-dir', () => {
     expect(events.find((e) => e.event === 'done')).toMatchObject({ crossSite: { round: 2, institutions: crossSite.institutions } });
     const model = await loadModel(join(exportDir, runId, 'round-2'));
     expect(model.card).toMatchObject({ runId, round: 2, modelHash: exported[1].modelHash });
-    expect(model.card.crossSite?.institutions).toEqual([{ institution: 'bank-1', status: 'evaluated', auc: crossSite.institutions[0].auc, aucStderr: null,
-      examples: crossSite.institutions[0].examples, noiseMultiplier: null, detail: '' }]);
+    expect(model.card.crossSite?.institutions).toEqual([
+      { institution: 'bank-1', status: 'evaluated', auc: crossSite.institutions[0].auc, aucStderr: null, examples: crossSite.institutions[0].examples, noiseMultiplier: null, detail: '' },
+    ]);
     expect(model.preprocessing.featureNames).toHaveLength(30);
     const store = new CoordinatorStore(join(dir, 'coordinator.sqlite'));
     const parameters = store.model(runId, 2)!.parameters;

@@ -7,7 +7,6 @@ import { flattenParameters, initialParameters, modelSpecFromShorthand } from '@d
 import { SeededRandom } from '@dpfed/proto/seeded-random';
 import { moments } from './helpers/moments.ts';
 
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('discrete Gaussian noise drawn ahead of time in a worker', () => {
@@ -147,10 +146,12 @@ describe('discrete Gaussian noise drawn ahead of time in a worker', () => {
       pool.pause();
       const before = pool.stats.fromWorker;
       let failedRun: [Int32Array, number, number] | null = null;
-      expect(() => pool.lend(100, (draws, start, length) => {
-        failedRun = [draws, start, length];
-        throw new Error('consumer failed');
-      })).toThrow(/consumer failed/);
+      expect(() =>
+        pool.lend(100, (draws, start, length) => {
+          failedRun = [draws, start, length];
+          throw new Error('consumer failed');
+        }),
+      ).toThrow(/consumer failed/);
       expect(pool.stats.fromWorker).toBe(before + 100);
       const [draws, start, length] = failedRun!;
       expect(length).toBe(100);

@@ -5,7 +5,6 @@ import { FlatOptimizer } from '@dpfed/client/flat-optimizer';
 import { addGaussianNoise, gaussianNoiseVector, noiseGrid, noiseScale, snappingSensitivityIncrease, type IntegerNoiseSource } from '@dpfed/privacy/gaussian-noise';
 import { moments } from './helpers/moments.ts';
 
-
 describe('discrete Gaussian sampler', () => {
   const n = 200_000;
   for (const sigma of [0.7, 3, 50, 1e4, 5_500_000.5, 2 ** 25]) {
@@ -61,7 +60,7 @@ describe('discrete Gaussian sampler', () => {
     // Low bits uniform: within a bucket every residue mod 8 is about equally likely.
     const residues = new Array(8).fill(0);
     for (const x of out) residues[((x % 8) + 8) % 8]++;
-    for (const r of residues) expect(Math.abs(r / out.length - 1 / 8)).toBeLessThan(6 * Math.sqrt((1 / 8) * (7 / 8) / out.length));
+    for (const r of residues) expect(Math.abs(r / out.length - 1 / 8)).toBeLessThan(6 * Math.sqrt(((1 / 8) * (7 / 8)) / out.length));
   });
 
   it('fills and returns the given array with integers of both signs', () => {
@@ -199,7 +198,29 @@ describe('Gaussian noise: the snapping kernel, draws lent in place, noise only',
     const stddev = 1;
     const g = noiseGrid(length, stddev);
     const scale = noiseScale(length, stddev);
-    const special = [0, -0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 1e-12, -1e-12, 2 ** -40, -(2 ** -40), 0.49999997, -0.49999997, 2 ** 52, -(2 ** 52), 2 ** 53 + 2, -(2 ** 53) - 2, 3 * 2 ** 60, 12345.5, -12345.5];
+    const special = [
+      0,
+      -0,
+      0.5,
+      -0.5,
+      1.5,
+      -1.5,
+      2.5,
+      -2.5,
+      1e-12,
+      -1e-12,
+      2 ** -40,
+      -(2 ** -40),
+      0.49999997,
+      -0.49999997,
+      2 ** 52,
+      -(2 ** 52),
+      2 ** 53 + 2,
+      -(2 ** 53) - 2,
+      3 * 2 ** 60,
+      12345.5,
+      -12345.5,
+    ];
     const x = new Float32Array(length);
     special.forEach((v, i) => (x[i] = Math.fround(v * g)));
     for (let i = special.length; i < length; i++) x[i] = Math.fround(((i * 7919) % 1000) / 997 - 0.5) * 3;
@@ -254,7 +275,12 @@ describe('discretisation cost: snapping growth and the sampler tail, charged', (
   const zeros = (scale: number): IntegerNoiseSource => ({ scale, fill: (out) => out.fill(0) });
 
   it('the charged noise multiplier is sigma C / (C + g sqrt(d)) with the grid the noise code uses', () => {
-    for (const [sigma, clipNorm, dimension] of [[1.1, 1, 3000], [0.6, 2.5, 1], [4, 0.1, 200_000], [1, 1, 100_000_000]] as const) {
+    for (const [sigma, clipNorm, dimension] of [
+      [1.1, 1, 3000],
+      [0.6, 2.5, 1],
+      [4, 0.1, 200_000],
+      [1, 1, 100_000_000],
+    ] as const) {
       const cost = discretisationCost({ noiseMultiplier: sigma, clipNorm, dimension, steps: 10 });
       const g = noiseGrid(dimension, sigma * clipNorm);
       expect(cost.grid).toBe(g);
@@ -336,7 +362,11 @@ describe('discretisation cost: snapping growth and the sampler tail, charged', (
   });
 
   it('noiseMultiplierCovering adds just enough noise for the charged multiplier to reach the target', () => {
-    for (const [target, clipNorm, dimension] of [[1.1, 1, 3000], [0.9, 2, 100_000_000], [3, 0.5, 1]] as const) {
+    for (const [target, clipNorm, dimension] of [
+      [1.1, 1, 3000],
+      [0.9, 2, 100_000_000],
+      [3, 0.5, 1],
+    ] as const) {
       const sigma = noiseMultiplierCovering(target, clipNorm, dimension);
       const charged = discretisationCost({ noiseMultiplier: sigma, clipNorm, dimension, steps: 1 }).chargedNoiseMultiplier;
       expect(charged).toBeGreaterThanOrEqual(target);

@@ -39,9 +39,37 @@ describe('dpfed observability flags', () => {
     const enrolFile = join(dir, 'enrol.json');
     writeFileSync(enrolFile, JSON.stringify([{ institution: 'bank-a', publicKey }]));
 
-    const coordinator = spawn(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', join(dir, 'fed.sqlite'), '--json', '--rounds', '2',
-      '--min-clients', '1', '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic', '--enrol-file', enrolFile, '--metrics-port', '0', '--log-format', 'json', '--exit-when-done=false'],
-    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const coordinator = spawn(
+      process.execPath,
+      [
+        DPFED_BIN,
+        'coordinator',
+        '--insecure',
+        '--port',
+        '0',
+        '--db',
+        join(dir, 'fed.sqlite'),
+        '--json',
+        '--rounds',
+        '2',
+        '--min-clients',
+        '1',
+        '--privacy',
+        'off',
+        '--aggregation',
+        'plain',
+        '--model',
+        'logistic',
+        '--enrol-file',
+        enrolFile,
+        '--metrics-port',
+        '0',
+        '--log-format',
+        'json',
+        '--exit-when-done=false',
+      ],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let coordinatorErr = '';
     coordinator.stderr!.on('data', (d: Buffer) => (coordinatorErr += d.toString()));
     const exited = new Promise<number | null>((resolve) => coordinator.on('exit', resolve));
@@ -65,8 +93,25 @@ describe('dpfed observability flags', () => {
       expect((await fetchText(`${root}/readyz`)).status).toBe(200);
       expect((await fetchText(`${root}/nothing`)).status).toBe(404);
 
-      const client = await dpfed('client', '--insecure', '--coordinator', `127.0.0.1:${listening.port}`, '--institution', 'bank-a', '--data', csv, '--identity', identity,
-        '--ledger', join(dir, 'bank-a.ledger.sqlite'), '--metrics-port', '0', '--log-format', 'json', '--json');
+      const client = await dpfed(
+        'client',
+        '--insecure',
+        '--coordinator',
+        `127.0.0.1:${listening.port}`,
+        '--institution',
+        'bank-a',
+        '--data',
+        csv,
+        '--identity',
+        identity,
+        '--ledger',
+        join(dir, 'bank-a.ledger.sqlite'),
+        '--metrics-port',
+        '0',
+        '--log-format',
+        'json',
+        '--json',
+      );
       expect(client.code, client.stderr).toBe(0);
       // the coordinator keeps serving after the run (--exit-when-done=false)
       const after = parseMetrics((await fetchText(metricsUrl)).body);
@@ -77,16 +122,28 @@ describe('dpfed observability flags', () => {
       coordinator.kill('SIGTERM');
       expect(await exited).toBe(130);
 
-      const clientRecords = client.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const clientRecords = client.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(clientRecords.length).toBeGreaterThan(3);
       for (const r of clientRecords) expect(r.institution).toBe('bank-a');
       expect(String(clientRecords.find((r) => r.metrics)?.metrics)).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
-      expect(clientRecords.filter((r) => r.msg === 'update sent').map((r) => [r.round, r.phase, typeof r.run])).toEqual([[1, 'train', 'string'], [2, 'train', 'string']]);
+      expect(clientRecords.filter((r) => r.msg === 'update sent').map((r) => [r.round, r.phase, typeof r.run])).toEqual([
+        [1, 'train', 'string'],
+        [2, 'train', 'string'],
+      ]);
       // no row count of the institution (all rows, or a split of them) in any field
       for (const r of clientRecords) for (const [k, v] of Object.entries(r)) if (k !== 'time' && k !== 'pid') expect(JSON.stringify(v)).not.toMatch(new RegExp(`(^|[^0-9.])${ROWS}([^0-9.]|$)`));
 
-      const coordinatorRecords = coordinatorErr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-      expect(coordinatorRecords.filter((r) => r.msg === 'round committed').map((r) => [r.round, r.phase, r.run])).toEqual([[1, 'commit', listening.runId], [2, 'commit', listening.runId]]);
+      const coordinatorRecords = coordinatorErr
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(coordinatorRecords.filter((r) => r.msg === 'round committed').map((r) => [r.round, r.phase, r.run])).toEqual([
+        [1, 'commit', listening.runId],
+        [2, 'commit', listening.runId],
+      ]);
     } finally {
       if (coordinator.exitCode === null) coordinator.kill('SIGTERM');
     }

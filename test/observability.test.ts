@@ -70,8 +70,14 @@ describe('observability', () => {
       const logger = createLogger({ level: 'debug', base: { institution: id }, destination: { write: (line) => lines.push(line) }, context: context.context });
       const metrics = new ClientMetrics({ processMetrics: k === 0 });
       clientMetrics.set(id, metrics);
-      const institution = await tfjsInstitution({ id, address, data: slices[k], seed: `obs-${k}`, privacy: { ledgerPath: join(dir, `${id}.ledger.sqlite`) },
-        clientOptions: { wireBytes: metrics.wireBytes, log: lineLogger(logger, `[${id}] `) } });
+      const institution = await tfjsInstitution({
+        id,
+        address,
+        data: slices[k],
+        seed: `obs-${k}`,
+        privacy: { ledgerPath: join(dir, `${id}.ledger.sqlite`) },
+        clientOptions: { wireBytes: metrics.wireBytes, log: lineLogger(logger, `[${id}] `) },
+      });
       context.observe(institution.client);
       logClientEvents(institution.client, logger);
       // record what each registration sends that is secret or random (nonce, signature); the call goes through unchanged
@@ -146,7 +152,10 @@ describe('observability', () => {
     // ---- the logs: JSON lines with their context ----
     const coordinatorRecords = coordinatorLines.map((line) => JSON.parse(line) as Record<string, unknown>);
     const committed = coordinatorRecords.filter((r) => r.msg === 'round committed');
-    expect(committed.map((r) => [r.run, r.round, r.phase, r.participants])).toEqual([[coordinator.runId, 1, 'commit', 3], [coordinator.runId, 2, 'commit', 3]]);
+    expect(committed.map((r) => [r.run, r.round, r.phase, r.participants])).toEqual([
+      [coordinator.runId, 1, 'commit', 3],
+      [coordinator.runId, 2, 'commit', 3],
+    ]);
     for (const r of coordinatorRecords) expect(r).toMatchObject({ level: expect.any(String), time: expect.any(String) });
     for (const r of coordinatorRecords.filter((r) => r.round !== undefined)) expect(r.run).toBe(coordinator.runId);
     const clientRecords = [...clientLines].flatMap(([id, lines]) => lines.map((line) => ({ id, record: JSON.parse(line) as Record<string, unknown> })));

@@ -45,7 +45,7 @@ function oldStyleTree(): string {
       'export const client = [LEDGER, SEAL, helper];',
       '',
     ].join('\n'),
-    'client-sdk/helper.ts': "export const helper = 1;\n",
+    'client-sdk/helper.ts': 'export const helper = 1;\n',
     'coordinator/server.ts': "import { LEDGER } from '../privacy/ledger.ts';\nexport const server = LEDGER;\n",
     'test/server.test.ts': "import { server } from '../coordinator/server.ts';\nimport { client } from '../client-sdk/federation-client.ts';\nexport const both = [server, client];\n",
   });
@@ -118,7 +118,9 @@ describe('the workspace codemod on a tree written the old way', () => {
     });
     const out = await tool('check', ['--root', root]);
     expect(out.code).toBe(1);
-    expect(out.stderr).toContain("coordinator/peek.ts: import '@dpfed/client/federation-client' crosses a forbidden edge: @dpfed/coordinator (coordinator/) may not depend on @dpfed/client (client-sdk/)");
+    expect(out.stderr).toContain(
+      "coordinator/peek.ts: import '@dpfed/client/federation-client' crosses a forbidden edge: @dpfed/coordinator (coordinator/) may not depend on @dpfed/client (client-sdk/)",
+    );
     expect(out.stderr).toContain("privacy/ imports left-pad, which @dpfed/privacy's package.json does not declare");
     expect(out.stderr).toContain('client-sdk/ imports @tensorflow/tfjs, which @dpfed/client must not depend on');
     expect(out.stderr).toContain("proto/reach.ts: import '../privacy/ledger.ts' crosses a forbidden edge: @dpfed/proto (proto/) may not depend on @dpfed/privacy (privacy/)");

@@ -18,7 +18,22 @@ const COORDINATOR_PACKAGES = ['@dpfed/coordinator', '@dpfed/privacy', '@dpfed/pr
 /** A module of each package, whose compiled .js and .d.ts the install must hold. */
 const SAMPLE_MODULE: Record<string, string> = { '@dpfed/client': 'federation-client', '@dpfed/privacy': 'ledger', '@dpfed/proto': 'wire' };
 /** What a bank must not get with the institution node. */
-const NOT_FOR_A_BANK = ['@dpfed/coordinator', '@dpfed/console', '@dpfed/ckks', 'dpfed', 'node-seal', 'fastify', 'vega', 'vega-lite', '@tensorflow/tfjs', '@tensorflow/tfjs-converter', '@tensorflow/tfjs-backend-webgl', 'typescript', 'tsx', 'vitest'];
+const NOT_FOR_A_BANK = [
+  '@dpfed/coordinator',
+  '@dpfed/console',
+  '@dpfed/ckks',
+  'dpfed',
+  'node-seal',
+  'fastify',
+  'vega',
+  'vega-lite',
+  '@tensorflow/tfjs',
+  '@tensorflow/tfjs-converter',
+  '@tensorflow/tfjs-backend-webgl',
+  'typescript',
+  'tsx',
+  'vitest',
+];
 
 /** The environment of the installed programs: none of the tests' NODE_OPTIONS (tsx, the "source" condition). */
 function plainEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -83,7 +98,10 @@ describe('the packages installed from their tarballs', () => {
     expect(installed).toEqual(expect.arrayContaining(['@tensorflow/tfjs-core', '@tensorflow/tfjs-layers', '@tensorflow/tfjs-backend-wasm']));
     for (const name of CLIENT_PACKAGES) {
       const files = filesUnder(join(bank, 'node_modules', name));
-      expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')), name).toEqual([]);
+      expect(
+        files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')),
+        name,
+      ).toEqual([]);
       expect(files, name).toContain(join('dist', `${SAMPLE_MODULE[name]}.js`));
       expect(files, name).toContain(join('dist', `${SAMPLE_MODULE[name]}.d.ts`));
     }
@@ -103,7 +121,9 @@ describe('the packages installed from their tarballs', () => {
     const config = { ...runConfig(['--rounds', '2', '--min-clients', '2', '--privacy', 'off', '--aggregation', 'plain']), schema: fraudSchemaOf() };
     writeFileSync(join(work, 'coordinator.json'), JSON.stringify({ dbPath: join(work, 'fed.sqlite'), keyDir: join(work, 'keys'), config, enrol }));
     // The operator's own program: @dpfed/coordinator's public API, as installed.
-    writeFileSync(join(operator, 'run-coordinator.mjs'), `
+    writeFileSync(
+      join(operator, 'run-coordinator.mjs'),
+      `
       import { readFileSync } from 'node:fs';
       import { startCoordinator } from '@dpfed/coordinator/coordinator-server';
       const o = JSON.parse(readFileSync(process.argv[2], 'utf8'));
@@ -115,7 +135,8 @@ describe('the packages installed from their tarballs', () => {
       await coordinator.finished;
       // the server stays up so that the institutions receive DONE; the test stops this process
       console.log(JSON.stringify({ event: 'done' }));
-    `);
+    `,
+    );
     const coordinator = spawn(process.execPath, ['run-coordinator.mjs', join(work, 'coordinator.json')], { cwd: operator, env: plainEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     const events: Record<string, unknown>[] = [];
     let coordinatorErr = '';
@@ -142,11 +163,31 @@ describe('the packages installed from their tarballs', () => {
       const { port, resolved } = await listening;
       expect(String(resolved)).toBe(`file://${join(operator, 'node_modules', '@dpfed', 'coordinator', 'dist', 'coordinator-server.js')}`);
       const clients = ids.map((id) =>
-        run(join(bank, 'node_modules', '.bin', 'dpfed-client'), [
-          '--coordinator', `127.0.0.1:${port}`, '--institution', id, '--insecure', '--json', '--backend', 'wasm',
-          '--data', join(work, `${id}.csv`), '--schema', FRAUD_SCHEMA, '--identity', join(work, `${id}.identity`),
-          '--ledger', join(work, `${id}.ledger.sqlite`), '--log-level', 'warn',
-        ], bank, 300_000),
+        run(
+          join(bank, 'node_modules', '.bin', 'dpfed-client'),
+          [
+            '--coordinator',
+            `127.0.0.1:${port}`,
+            '--institution',
+            id,
+            '--insecure',
+            '--json',
+            '--backend',
+            'wasm',
+            '--data',
+            join(work, `${id}.csv`),
+            '--schema',
+            FRAUD_SCHEMA,
+            '--identity',
+            join(work, `${id}.identity`),
+            '--ledger',
+            join(work, `${id}.ledger.sqlite`),
+            '--log-level',
+            'warn',
+          ],
+          bank,
+          300_000,
+        ),
       );
       const outcomes = await Promise.all(clients);
       for (const { stdout } of outcomes) {
@@ -155,7 +196,10 @@ describe('the packages installed from their tarballs', () => {
       }
       await event('done');
       const rounds = events.filter((e) => e.event === 'round');
-      expect(rounds.map((r) => [r.round, r.participants])).toEqual([[1, 2], [2, 2]]);
+      expect(rounds.map((r) => [r.round, r.participants])).toEqual([
+        [1, 2],
+        [2, 2],
+      ]);
       for (const r of rounds) expect(r.auc as number).toBeGreaterThan(0.5);
       expect(events.filter((e) => e.event === 'round-failed')).toEqual([]);
       // the institution ran the compiled client of its own install
@@ -173,12 +217,15 @@ describe('the packages installed from their tarballs', () => {
     mkdirSync(work);
     const config = runConfig(['--rounds', '1', '--min-clients', '2', '--privacy', 'off', '--aggregation', 'ckks']);
     writeFileSync(join(work, 'config.json'), JSON.stringify(config));
-    writeFileSync(join(operator, 'start-ckks.mjs'), `
+    writeFileSync(
+      join(operator, 'start-ckks.mjs'),
+      `
       import { readFileSync } from 'node:fs';
       import { startCoordinator } from '@dpfed/coordinator/coordinator-server';
       const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
       await startCoordinator({ dbPath: process.argv[3], keyDir: process.argv[4], config, host: '127.0.0.1', port: 0, insecure: true });
-    `);
+    `,
+    );
     const failed = await run(process.execPath, ['start-ckks.mjs', join(work, 'config.json'), join(work, 'fed.sqlite'), join(work, 'keys')], operator, 60_000).then(
       () => null,
       (error: Error) => error.message,

@@ -139,9 +139,10 @@ describe('PLD accountant: two subsampled steps against an independent quadrature
     for (let i = 0; i <= n; i++) {
       const z = lo + i * h;
       const weight = i === 0 || i === n ? 1 : i % 2 ? 4 : 2;
-      total += direction === 'remove'
-        ? weight * ((1 - q) * density(z) + q * density(z - 1)) * Math.max(0, removeDelta(eps - loss(q, s, z), q, s))
-        : weight * density(z) * Math.max(0, addDelta(eps + loss(q, s, z), q, s));
+      total +=
+        direction === 'remove'
+          ? weight * ((1 - q) * density(z) + q * density(z - 1)) * Math.max(0, removeDelta(eps - loss(q, s, z), q, s))
+          : weight * density(z) * Math.max(0, addDelta(eps + loss(q, s, z), q, s));
     }
     return (total * h) / 3;
   };
@@ -149,7 +150,13 @@ describe('PLD accountant: two subsampled steps against an independent quadrature
 
   it('the exact delta at the PLD epsilon is within delta, and 1 % below it already above', () => {
     const pld = new PldAccountant();
-    for (const [q, sigma, delta] of [[0.01, 0.7, 1e-5], [0.1, 1, 1e-6], [0.5, 0.8, 1e-3], [1e-3, 0.5, 1e-8], [0.3, 2, 1e-8]] as const) {
+    for (const [q, sigma, delta] of [
+      [0.01, 0.7, 1e-5],
+      [0.1, 1, 1e-6],
+      [0.5, 0.8, 1e-3],
+      [1e-3, 0.5, 1e-8],
+      [0.3, 2, 1e-8],
+    ] as const) {
       const { epsilon, method } = pld.epsilon([{ sampleRate: q, noiseMultiplier: sigma, steps: 2 }], delta);
       expect(method).toBe('pld');
       expect(exact(epsilon, q, sigma)).toBeLessThanOrEqual(delta * (1 + 1e-6));
@@ -164,7 +171,13 @@ describe('PLD accountant: long compositions against the exact Gaussian curve (q 
 
   it('is never below the exact epsilon and within 3 % of it, up to 100,000 steps', () => {
     const pld = new PldAccountant();
-    for (const [sigma, steps, delta] of [[300, 100_000, 1e-8], [1000, 100_000, 1e-8], [100, 100_000, 1e-5], [30, 1000, 1e-8], [3, 10, 1e-3]] as const) {
+    for (const [sigma, steps, delta] of [
+      [300, 100_000, 1e-8],
+      [1000, 100_000, 1e-8],
+      [100, 100_000, 1e-5],
+      [30, 1000, 1e-8],
+      [3, 10, 1e-3],
+    ] as const) {
       const mu = Math.sqrt(steps) / sigma;
       const { epsilon, method } = pld.epsilon([{ sampleRate: 1, noiseMultiplier: sigma, steps }], delta);
       expect(method).toBe('pld');

@@ -18,18 +18,7 @@ import { decodeNoisyHistograms } from '@dpfed/privacy/evaluation-vector';
 import { PrivacyLedger } from '@dpfed/privacy/ledger';
 import { parameterCount, parameterShapes } from '@dpfed/proto/model-spec';
 import type { NamedTensor } from '@dpfed/proto/tensor-stream';
-import {
-  bankSlices,
-  cleanUp,
-  recordRounds,
-  runConfig,
-  start,
-  startTestCoordinator,
-  tempDir,
-  tfjsInstitution,
-  within,
-  type TestInstitution,
-} from './helpers/federation-fixture.ts';
+import { bankSlices, cleanUp, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, within, type TestInstitution } from './helpers/federation-fixture.ts';
 
 const DELTA = 1e-5;
 let dir: string | undefined;
@@ -94,11 +83,27 @@ function ledgerEvents(path: string, id: string): { round: number; mode: string; 
 }
 
 describe('private evaluation over real gRPC', () => {
-  it('a feature-as-model candidate with a request for almost no noise: each institution adds its own plan\'s noise, records it in both ledgers, and the coordinator keeps no exact figure', async () => {
+  it("a feature-as-model candidate with a request for almost no noise: each institution adds its own plan's noise, records it in both ledgers, and the coordinator keeps no exact figure", async () => {
     dir = tempDir('dpfed-private-eval-probe-');
     const dbPath = join(dir, 'coordinator.sqlite');
-    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA),
-      '--model', 'logistic', '--round-timeout', '60', '--phase-timeout', '30']);
+    const config = runConfig([
+      '--rounds',
+      '1',
+      '--min-clients',
+      '3',
+      '--privacy',
+      'record',
+      '--epsilon',
+      '3',
+      '--delta',
+      String(DELTA),
+      '--model',
+      'logistic',
+      '--round-timeout',
+      '60',
+      '--phase-timeout',
+      '30',
+    ]);
     expect(config.task.aggregation).toBe('plain');
     expect(config.task.evaluation.bins).toBe(32);
     config.task.evaluation.private!.noiseSigma = 1; // the coordinator asks for far less noise than any plan needs
@@ -125,7 +130,10 @@ describe('private evaluation over real gRPC', () => {
     const task: TaskContext = { runId: coordinator.runId, round: 1, modelVersion: 1, spec: config.modelSpec, config: { ...config.task, strategy: 'fedavg', proximalMu: 0, seed: '1' } };
     const coordinatorLedger = new PrivacyLedger(coordinator.store.db);
     for (const institution of institutions) {
-      expect(institution.logs.some((l) => /asked for noise 1\.000; this institution's plan requires/.test(l)), `${institution.id} says it overrode the request`).toBe(true);
+      expect(
+        institution.logs.some((l) => /asked for noise 1\.000; this institution's plan requires/.test(l)),
+        `${institution.id} says it overrode the request`,
+      ).toBe(true);
       expect(institution.logs.some((l) => /round 1 global model on my validation rows \(stays here\): AUC/.test(l))).toBe(true);
       // what arrived at the coordinator: the feature's exact per-class histogram plus noise of the planned σ
       const exact = (await institution.learner.evaluate(probe, task)).histogram;
@@ -137,7 +145,10 @@ describe('private evaluation over real gRPC', () => {
       expect(std).toBeLessThan(1.35 * required);
       // the evaluation event, recorded by the institution and countersigned into the coordinator's ledger
       const own = ledgerEvents(join(dir, `${institution.id}.ledger.sqlite`), institution.id);
-      expect(own.map((e) => [e.round, e.mode, e.modelVersion])).toEqual([[1, 'record', 0], [1, 'evaluation', 1]]);
+      expect(own.map((e) => [e.round, e.mode, e.modelVersion])).toEqual([
+        [1, 'record', 0],
+        [1, 'evaluation', 1],
+      ]);
       expect(own[1].noiseMultiplier).toBeCloseTo(required, 9);
       const held = coordinatorLedger.events({ institutionId: institution.id }).map((r) => [r.event.round, r.event.mode, r.event.noiseMultiplier]);
       expect(held).toEqual(own.map((e) => [e.round, e.mode, e.noiseMultiplier]));
@@ -155,8 +166,26 @@ describe('private evaluation over real gRPC', () => {
   it('secagg with --evaluate-every 2: round 1 commits without AUC and spends nothing on evaluation; round 2 has AUC ± auc_stderr and an evaluation event per institution in both ledgers', async () => {
     dir = tempDir('dpfed-private-eval-secagg-');
     const dbPath = join(dir, 'coordinator.sqlite');
-    const config = runConfig(['--rounds', '2', '--evaluate-every', '2', '--min-clients', '3', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA),
-      '--aggregation', 'secagg', '--round-timeout', '60', '--phase-timeout', '30']);
+    const config = runConfig([
+      '--rounds',
+      '2',
+      '--evaluate-every',
+      '2',
+      '--min-clients',
+      '3',
+      '--privacy',
+      'record',
+      '--epsilon',
+      '3',
+      '--delta',
+      String(DELTA),
+      '--aggregation',
+      'secagg',
+      '--round-timeout',
+      '60',
+      '--phase-timeout',
+      '30',
+    ]);
     coordinator = await startTestCoordinator({ dbPath, config });
     const seen = recordRounds(coordinator);
     const address = `127.0.0.1:${coordinator.port}`;
@@ -177,7 +206,8 @@ describe('private evaluation over real gRPC', () => {
     expect(second.auc).toBeGreaterThan(0);
     expect(second.auc).toBeLessThanOrEqual(1);
     expect(second.aucStderr).toBeGreaterThan(0);
-    const metricRows = (round: number) => (coordinator!.store.db.prepare("SELECT name FROM metrics WHERE round = ? AND institution_id = '' ORDER BY name").all(round) as { name: string }[]).map((r) => r.name);
+    const metricRows = (round: number) =>
+      (coordinator!.store.db.prepare("SELECT name FROM metrics WHERE round = ? AND institution_id = '' ORDER BY name").all(round) as { name: string }[]).map((r) => r.name);
     expect(metricRows(1)).not.toContain('auc');
     expect(metricRows(2)).toEqual(expect.arrayContaining(['accuracy', 'auc', 'auc_stderr', 'eval_examples', 'loss']));
     expect(coordinator.store.participants(coordinator.runId, 1).every((p) => p.status === 'reported' && !/no evaluation/.test(p.detail))).toBe(true);
@@ -187,12 +217,17 @@ describe('private evaluation over real gRPC', () => {
     const coordinatorLedger = new PrivacyLedger(coordinator.store.db);
     for (const institution of institutions) {
       const own = ledgerEvents(join(dir, `${institution.id}.ledger.sqlite`), institution.id);
-      expect(own.map((e) => [e.round, e.mode])).toEqual([[1, 'record'], [2, 'record'], [2, 'evaluation']]);
+      expect(own.map((e) => [e.round, e.mode])).toEqual([
+        [1, 'record'],
+        [2, 'record'],
+        [2, 'evaluation'],
+      ]);
       expect(own[2].noiseMultiplier).toBeGreaterThanOrEqual(required);
       expect(own[2].noiseMultiplier).toBeLessThan(required * 1.02);
       expect(institution.logs.some((l) => /round 2: evaluation released with noise .* \(a share; \d+ shares relied upon\)/.test(l))).toBe(true);
-      expect(coordinatorLedger.events({ institutionId: institution.id }).map((r) => [r.event.round, r.event.mode, r.event.noiseMultiplier]))
-        .toEqual(own.map((e) => [e.round, e.mode, e.noiseMultiplier]));
+      expect(coordinatorLedger.events({ institutionId: institution.id }).map((r) => [r.event.round, r.event.mode, r.event.noiseMultiplier])).toEqual(
+        own.map((e) => [e.round, e.mode, e.noiseMultiplier]),
+      );
       expect(institution.privacy!.spent().epsilon).toBeLessThanOrEqual(3 + 1e-9);
     }
     expect(coordinatorLedger.verify().ok).toBe(true);
@@ -200,8 +235,26 @@ describe('private evaluation over real gRPC', () => {
 
   it('an institution whose released cells go lower than any count plus its recorded noise can, is refused naming tensor.data; the round commits with the others', async () => {
     dir = tempDir('dpfed-private-eval-floor-');
-    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--wait-for', '4', '--privacy', 'record', '--epsilon', '3', '--delta', String(DELTA),
-      '--model', 'logistic', '--round-timeout', '60', '--phase-timeout', '30']);
+    const config = runConfig([
+      '--rounds',
+      '1',
+      '--min-clients',
+      '3',
+      '--wait-for',
+      '4',
+      '--privacy',
+      'record',
+      '--epsilon',
+      '3',
+      '--delta',
+      String(DELTA),
+      '--model',
+      'logistic',
+      '--round-timeout',
+      '60',
+      '--phase-timeout',
+      '30',
+    ]);
     expect(config.task.aggregation).toBe('plain');
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
     const seen = recordRounds(coordinator);
@@ -219,7 +272,7 @@ describe('private evaluation over real gRPC', () => {
     await within(start(institutions), 90_000, 'the clients to finish');
     await coordinator.finished;
     expect(seen.failures).toEqual([]);
-    const liarLogs = institutions[3].logs.join("\n");
+    const liarLogs = institutions[3].logs.join('\n');
     expect(liarLogs).toMatch(/refused by the coordinator: tensor\.data: "histogram\/(positive|negative)" cell \d+ is -?\d+(\.\d+)?, below -\d+/);
     const summary: RoundSummary = seen.rounds[0];
     expect(summary.evaluated).toBe(true);

@@ -34,7 +34,10 @@ function commentBetween(start: string, end: string): string {
   const to = PROTO.indexOf(end, from + start.length);
   expect(from, `"${start}" in federation.proto`).toBeGreaterThanOrEqual(0);
   expect(to, `"${end}" after "${start}" in federation.proto`).toBeGreaterThan(from);
-  return PROTO.slice(from, to).split('\n').map((line) => line.replace(/^\s*\/\/ ?/, '')).join('\n');
+  return PROTO.slice(from, to)
+    .split('\n')
+    .map((line) => line.replace(/^\s*\/\/ ?/, ''))
+    .join('\n');
 }
 
 type Field = { tag: string; name: string };
@@ -74,14 +77,31 @@ describe('federation.proto states the bytes the code signs', () => {
     const fields = [...text.matchAll(/^\s+(\d+) '([sbfu])' (\S+)/gm)].map((m) => ({ index: Number(m[1]), tag: m[2], name: m[3] }));
     expect(fields.map((f) => f.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     const d: RegistrationDeclaration = {
-      nonce: randomBytes(32), institutionId: 'bank-é', identityPublicKey: generateIdentity().publicKey, protocolVersion: 1,
-      budget: { epsilon: 2.5, delta: 1e-6 }, declaredExamples: 1234, schemaHash: randomBytes(32), ledgerHeadSeq: 7,
-      ledgerHeadHash: randomBytes(32), receiptSeq: 5, anchorHash: randomBytes(32),
+      nonce: randomBytes(32),
+      institutionId: 'bank-é',
+      identityPublicKey: generateIdentity().publicKey,
+      protocolVersion: 1,
+      budget: { epsilon: 2.5, delta: 1e-6 },
+      declaredExamples: 1234,
+      schemaHash: randomBytes(32),
+      ledgerHeadSeq: 7,
+      ledgerHeadHash: randomBytes(32),
+      receiptSeq: 5,
+      anchorHash: randomBytes(32),
     };
     const values: Record<string, string | number | Uint8Array> = {
-      nonce: d.nonce, institution_id: d.institutionId, identity_public_key: d.identityPublicKey, protocol_version: d.protocolVersion,
-      'budget.epsilon': d.budget!.epsilon, 'budget.delta': d.budget!.delta, declared_examples: d.declaredExamples, schema_hash: d.schemaHash,
-      'ledger_head.seq': d.ledgerHeadSeq, 'ledger_head.hash': d.ledgerHeadHash, receipt_seq: d.receiptSeq, anchor_hash: d.anchorHash,
+      nonce: d.nonce,
+      institution_id: d.institutionId,
+      identity_public_key: d.identityPublicKey,
+      protocol_version: d.protocolVersion,
+      'budget.epsilon': d.budget!.epsilon,
+      'budget.delta': d.budget!.delta,
+      declared_examples: d.declaredExamples,
+      schema_hash: d.schemaHash,
+      'ledger_head.seq': d.ledgerHeadSeq,
+      'ledger_head.hash': d.ledgerHeadHash,
+      receipt_seq: d.receiptSeq,
+      anchor_hash: d.anchorHash,
     };
     const documented = encodeAsDocumented(context!, fields, (name) => {
       expect(values, `declaration field "${name}" of the .proto`).toHaveProperty([name]);
@@ -100,10 +120,31 @@ describe('federation.proto states the bytes the code signs', () => {
     const list = text.slice(text.indexOf('in this order:') + 'in this order:'.length, text.indexOf('(time as'));
     const fields = [...list.matchAll(/'([sbfu])' (\w+)/g)].map((m) => ({ tag: m[1], name: m[2] }));
     expect(fields).toHaveLength(11);
-    const e: LedgerEvent = { institutionId: 'bank-1', runId: 'run-1', round: 3, mode: 'evaluation', sampleRate: 1, noiseMultiplier: 21.5, steps: 1, clipNorm: 1, delta: 1e-5, modelVersion: 3, time: '2026-05-01T12:00:00.000Z' };
+    const e: LedgerEvent = {
+      institutionId: 'bank-1',
+      runId: 'run-1',
+      round: 3,
+      mode: 'evaluation',
+      sampleRate: 1,
+      noiseMultiplier: 21.5,
+      steps: 1,
+      clipNorm: 1,
+      delta: 1e-5,
+      modelVersion: 3,
+      time: '2026-05-01T12:00:00.000Z',
+    };
     const values: Record<string, string | number> = {
-      institution_id: e.institutionId, run_id: e.runId, round: e.round, mode: e.mode, sample_rate: e.sampleRate, noise_multiplier: e.noiseMultiplier,
-      steps: e.steps, clip_norm: e.clipNorm, delta: e.delta, model_version: e.modelVersion, time: e.time,
+      institution_id: e.institutionId,
+      run_id: e.runId,
+      round: e.round,
+      mode: e.mode,
+      sample_rate: e.sampleRate,
+      noise_multiplier: e.noiseMultiplier,
+      steps: e.steps,
+      clip_norm: e.clipNorm,
+      delta: e.delta,
+      model_version: e.modelVersion,
+      time: e.time,
     };
     // the fields are PrivacyEvent's own, in the order of its field numbers (signature excluded)
     const message = commentBetween('message PrivacyEvent {', '}');
@@ -116,7 +157,18 @@ describe('federation.proto states the bytes the code signs', () => {
     const head = commentBetween('// A ledger head signed by the key', 'message LedgerHead {');
     expect(head).toContain(`"dpfed.v1/ledger-head" 0x00 | 'u' uint64-BE(seq) | 'b' uint32-BE(len(hash)) hash`);
     const hash = randomBytes(32);
-    expect(hex(encodeAsDocumented('dpfed.v1/ledger-head', [{ tag: 'u', name: 'seq' }, { tag: 'b', name: 'hash' }], (n) => (n === 'seq' ? 42 : hash)))).toBe(hex(receiptBytes(42, hash)));
+    expect(
+      hex(
+        encodeAsDocumented(
+          'dpfed.v1/ledger-head',
+          [
+            { tag: 'u', name: 'seq' },
+            { tag: 'b', name: 'hash' },
+          ],
+          (n) => (n === 'seq' ? 42 : hash),
+        ),
+      ),
+    ).toBe(hex(receiptBytes(42, hash)));
 
     // secagg transcript: each part as uint32-BE length + bytes; label, run id, round (4 bytes), collection, then the parts
     const secagg = commentBetween('// ---------- Secure aggregation', 'message SignedKeys {');
@@ -127,10 +179,12 @@ describe('federation.proto states the bytes the code signs', () => {
       b.writeUInt32BE(n);
       return b;
     };
-    const documented = Buffer.concat(['dpfed.v1/secagg/advertise', 'run-1', u32(4), 'update', 'bank-2', u32(2), enc, mask].flatMap((part) => {
-      const bytes = typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
-      return [u32(bytes.length), bytes];
-    }));
+    const documented = Buffer.concat(
+      ['dpfed.v1/secagg/advertise', 'run-1', u32(4), 'update', 'bank-2', u32(2), enc, mask].flatMap((part) => {
+        const bytes = typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
+        return [u32(bytes.length), bytes];
+      }),
+    );
     expect(hex(documented)).toBe(hex(secaggTranscript('dpfed.v1/secagg/advertise', { runId: 'run-1', round: 4, collection: 'update' }, ['bank-2', 2, enc, mask])));
     expect(secagg).toContain('the ciphertext is 114 bytes');
 
@@ -157,10 +211,17 @@ describe('federation.proto states the bytes the code signs', () => {
     const text = commentBetween('// The model architecture (proto/model-spec.ts).', 'message ModelSpec {');
     expect(text).toContain('"dense_<i>/kernel" of shape [in, out]');
     expect(text).toContain('dense_0/kernel, dense_0/bias, dense_1/kernel');
-    expect(parameterShapes({ kind: 'logistic', inputDim: 30, hidden: [] })).toEqual([{ name: 'dense_0/kernel', shape: [30, 1] }, { name: 'dense_0/bias', shape: [1] }]);
+    expect(parameterShapes({ kind: 'logistic', inputDim: 30, hidden: [] })).toEqual([
+      { name: 'dense_0/kernel', shape: [30, 1] },
+      { name: 'dense_0/bias', shape: [1] },
+    ]);
     expect(text).toContain('{kind: MODEL_KIND_LOGISTIC, input_dim: 30} has dense_0/kernel [30,1] and dense_0/bias [1]');
-    expect(parameterShapes({ kind: 'mlp', inputDim: 4, hidden: [{ units: 3, activation: 'relu' }] }).map((p) => `${p.name}[${p.shape}]`))
-      .toEqual(['dense_0/kernel[4,3]', 'dense_0/bias[3]', 'dense_1/kernel[3,1]', 'dense_1/bias[1]']);
+    expect(parameterShapes({ kind: 'mlp', inputDim: 4, hidden: [{ units: 3, activation: 'relu' }] }).map((p) => `${p.name}[${p.shape}]`)).toEqual([
+      'dense_0/kernel[4,3]',
+      'dense_0/bias[3]',
+      'dense_1/kernel[3,1]',
+      'dense_1/bias[1]',
+    ]);
   });
 });
 
@@ -168,7 +229,9 @@ describe('federation.proto states the bytes the code signs', () => {
 function protoFields(name: string): { field: string; comment: string }[] {
   const start = PROTO.indexOf(`\nmessage ${name} {`);
   expect(start, `message ${name} in federation.proto`).toBeGreaterThanOrEqual(0);
-  const lines = PROTO.slice(start + 1, PROTO.indexOf('\n}', start)).split('\n').slice(1);
+  const lines = PROTO.slice(start + 1, PROTO.indexOf('\n}', start))
+    .split('\n')
+    .slice(1);
   const fields: { field: string; comment: string }[] = [];
   let above: string[] = [];
   for (const line of lines) {
@@ -184,7 +247,20 @@ function protoFields(name: string): { field: string; comment: string }[] {
 }
 
 /** The messages that carry a task's configuration and model. */
-const CONFIG_MESSAGES = ['TaskConfig', 'PrivacyConfig', 'RecordPrivacy', 'ClientPrivacy', 'EvaluationConfig', 'PrivateEvaluation', 'ClassWeight', 'CosineSchedule', 'StepSchedule', 'ModelSpec', 'DenseLayer', 'Quantisation'];
+const CONFIG_MESSAGES = [
+  'TaskConfig',
+  'PrivacyConfig',
+  'RecordPrivacy',
+  'ClientPrivacy',
+  'EvaluationConfig',
+  'PrivateEvaluation',
+  'ClassWeight',
+  'CosineSchedule',
+  'StepSchedule',
+  'ModelSpec',
+  'DenseLayer',
+  'Quantisation',
+];
 
 describe('Task.config: the task configurations a real coordinator sends', () => {
   const coordinators: Coordinator[] = [];
@@ -216,12 +292,16 @@ describe('Task.config: the task configurations a real coordinator sends', () => 
       const challenge = await conn.challenge({ institutionId: 'bank-1' });
       const { session, runId } = await conn.register(signedRegistration(challenge, { institutionId: 'bank-1', identity, budget: null }));
       const envelope: Envelope = { runId, round: 0, modelVersion: 0, institutionId: 'bank-1', session };
-      const task = await within((async () => {
-        for (;;) {
-          const t = await conn.pullTask(envelope, 5_000);
-          if (t.kind === 'TRAIN') return t;
-        }
-      })(), 20_000, 'a TRAIN task');
+      const task = await within(
+        (async () => {
+          for (;;) {
+            const t = await conn.pullTask(envelope, 5_000);
+            if (t.kind === 'TRAIN') return t;
+          }
+        })(),
+        20_000,
+        'a TRAIN task',
+      );
       expect(modelSpecFromMessage(task.modelSpec)).toEqual(config.modelSpec);
       return { planned, received: task.config };
     } finally {
@@ -231,9 +311,34 @@ describe('Task.config: the task configurations a real coordinator sends', () => 
 
   const cases: { name: string; flags: string[]; wire: boolean }[] = [
     { name: 'privacy off, plain, FedAvg (received over gRPC)', flags: ['--min-clients', '1', '--privacy', 'off', '--aggregation', 'plain'], wire: true },
-    { name: 'record-level DP, SecAgg, private evaluation, FedProx', flags: ['--min-clients', '3', '--privacy', 'record', '--epsilon', '3', '--aggregation', 'secagg', '--strategy', 'fedprox'], wire: false },
+    {
+      name: 'record-level DP, SecAgg, private evaluation, FedProx',
+      flags: ['--min-clients', '3', '--privacy', 'record', '--epsilon', '3', '--aggregation', 'secagg', '--strategy', 'fedprox'],
+      wire: false,
+    },
     { name: 'client-level DP, SecAgg, FedAdam', flags: ['--min-clients', '3', '--privacy', 'client', '--epsilon', '3', '--aggregation', 'secagg', '--strategy', 'fedadam'], wire: false },
-    { name: 'CKKS, evaluation on the coordinator\'s data, training options', flags: ['--min-clients', '2', '--privacy', 'off', '--aggregation', 'ckks', '--evaluation-data', FRAUD_CSV, '--evaluate-every', '2', '--lr-schedule', 'step:2:0.5', '--weight-decay', '0.01', '--class-weight', '3'], wire: false },
+    {
+      name: "CKKS, evaluation on the coordinator's data, training options",
+      flags: [
+        '--min-clients',
+        '2',
+        '--privacy',
+        'off',
+        '--aggregation',
+        'ckks',
+        '--evaluation-data',
+        FRAUD_CSV,
+        '--evaluate-every',
+        '2',
+        '--lr-schedule',
+        'step:2:0.5',
+        '--weight-decay',
+        '0.01',
+        '--class-weight',
+        '3',
+      ],
+      wire: false,
+    },
   ];
   for (const c of cases) {
     it(`${c.name}: the institution reads back exactly the planned configuration`, async () => {
@@ -272,7 +377,10 @@ describe('Task.config: the task configurations a real coordinator sends', () => 
       [/privacy.record is required in record mode/, { ...valid, privacy: { mode: 'PRIVACY_MODE_RECORD' } }],
       [/evaluation is required/, { ...valid, evaluation: undefined }],
       [/lrSchedule.kind must be constant\|cosine\|step/, { ...valid, lrSchedule: {} }],
-      [/privacy.record.accountant must be rdp\|pld/, { ...valid, privacy: { mode: 'PRIVACY_MODE_RECORD', record: { clipNorm: 1, targetEpsilon: 3, delta: 1e-5, plannedRounds: 2, accountant: 'ACCOUNTANT_UNSPECIFIED', sampleRate: 0.01 } } }],
+      [
+        /privacy.record.accountant must be rdp\|pld/,
+        { ...valid, privacy: { mode: 'PRIVACY_MODE_RECORD', record: { clipNorm: 1, targetEpsilon: 3, delta: 1e-5, plannedRounds: 2, accountant: 'ACCOUNTANT_UNSPECIFIED', sampleRate: 0.01 } } },
+      ],
     ];
     for (const [error, message] of bad) expect(() => parseTaskConfig(message), String(error)).toThrow(error);
   });

@@ -78,8 +78,7 @@ async function pythonBank(dir: string, coordinator: Coordinator, id: string, row
   enrol(coordinator, id, identity.publicKey);
   const csv = join(dir, `${id}.csv`);
   writeBankCsv(csv, rows);
-  return ['--coordinator', `127.0.0.1:${coordinator.port}`, '--institution', id, '--data', csv, '--schema', FRAUD_SCHEMA,
-    '--identity', identityPath, ...pki.clientFlags(id), '--poll-ms', '2000'];
+  return ['--coordinator', `127.0.0.1:${coordinator.port}`, '--institution', id, '--data', csv, '--schema', FRAUD_SCHEMA, '--identity', identityPath, ...pki.clientFlags(id), '--poll-ms', '2000'];
 }
 
 describe.skipIf(missing !== null)('a Python institution built from the .proto', () => {
@@ -97,8 +96,10 @@ describe.skipIf(missing !== null)('a Python institution built from the .proto', 
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout.trim()).toBe(schemaHash(readSchemaFile(FRAUD_SCHEMA)));
     // bad input files: exit code 2 and a message naming the flag
-    const missingKey = await runPython(['--coordinator', '127.0.0.1:1', '--institution', 'py-bank', '--data', FRAUD_SCHEMA, '--schema', FRAUD_SCHEMA,
-      '--identity', join(ROOT, 'no-such.identity'), '--insecure'], 30_000);
+    const missingKey = await runPython(
+      ['--coordinator', '127.0.0.1:1', '--institution', 'py-bank', '--data', FRAUD_SCHEMA, '--schema', FRAUD_SCHEMA, '--identity', join(ROOT, 'no-such.identity'), '--insecure'],
+      30_000,
+    );
     expect(missingKey.code, missingKey.stderr).toBe(2);
     expect(missingKey.stderr).toMatch(/--identity: .*no-such\.identity/);
   });
@@ -106,8 +107,7 @@ describe.skipIf(missing !== null)('a Python institution built from the .proto', 
   it('completes a 2-round federation beside a Node institution (mutual TLS, enrolment, privacy off, plain)', async () => {
     const dir = tempDir('dpfed-python-fed-');
     dirs.push(dir);
-    const config = runConfig(['--rounds', '2', '--min-clients', '2', '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic',
-      '--round-timeout', '150', '--phase-timeout', '150']);
+    const config = runConfig(['--rounds', '2', '--min-clients', '2', '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic', '--round-timeout', '150', '--phase-timeout', '150']);
     const coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config, livenessMs: 120_000 });
     coordinators.push(coordinator);
     const record = recordRounds(coordinator);
@@ -136,8 +136,7 @@ describe.skipIf(missing !== null)('a Python institution built from the .proto', 
   it('is refused cleanly, naming the field, for a bad signature, a replayed nonce and a wrong tensor shape; the coordinator keeps serving', async () => {
     const dir = tempDir('dpfed-python-bad-');
     dirs.push(dir);
-    const config = runConfig(['--rounds', '1', '--min-clients', '1', '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic',
-      '--round-timeout', '60', '--phase-timeout', '60']);
+    const config = runConfig(['--rounds', '1', '--min-clients', '1', '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic', '--round-timeout', '60', '--phase-timeout', '60']);
     const coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config, livenessMs: 120_000 });
     coordinators.push(coordinator);
     const [rows] = bankSlices(1, { rowsPerBank: 1500, seed: 'python-bad' });

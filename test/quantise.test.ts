@@ -43,7 +43,7 @@ describe('quantisation', () => {
     expect(ups).toBeLessThan(0.42);
   });
 
-  it('negative values go through two\'s complement and sum back exactly', () => {
+  it("negative values go through two's complement and sum back exactly", () => {
     const a = quantise(Float32Array.from([-1.5, 0.25, -0.001]), cfg);
     expect(a[0]).toBe(2 ** 32 - 1500);
     const b = quantise(Float32Array.from([1.0, -0.75, -0.001]), cfg);

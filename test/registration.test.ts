@@ -56,8 +56,17 @@ describe('registration declaration bytes', () => {
     expect(Buffer.from(declaration).toString('hex')).toBe(Buffer.from(bytes(expected)).toString('hex'));
     // no budget and no ledger: zeros and empty byte fields, still self-delimiting
     const bare = registrationDeclaration({
-      nonce: new Uint8Array(32), institutionId: 'a', identityPublicKey: new Uint8Array(32), protocolVersion: 1, budget: null, declaredExamples: 0,
-      schemaHash: new Uint8Array(0), ledgerHeadSeq: 0, ledgerHeadHash: new Uint8Array(0), receiptSeq: 0, anchorHash: new Uint8Array(0),
+      nonce: new Uint8Array(32),
+      institutionId: 'a',
+      identityPublicKey: new Uint8Array(32),
+      protocolVersion: 1,
+      budget: null,
+      declaredExamples: 0,
+      schemaHash: new Uint8Array(0),
+      ledgerHeadSeq: 0,
+      ledgerHeadHash: new Uint8Array(0),
+      receiptSeq: 0,
+      anchorHash: new Uint8Array(0),
     });
     const bareTail = ['66' + '00'.repeat(8), '66' + '00'.repeat(8), '75' + '00'.repeat(8), '62 00000000', '75' + '00'.repeat(8), '62 00000000', '75' + '00'.repeat(8), '62 00000000'].join('');
     expect(Buffer.from(bare).subarray(-60).toString('hex')).toBe(Buffer.from(bytes(bareTail)).toString('hex'));
@@ -119,7 +128,10 @@ describe('Register over real gRPC', () => {
   });
 
   async function refusedWith(promise: Promise<unknown>, code: grpc.status, pattern: RegExp): Promise<void> {
-    const error = (await promise.then(() => null, (e: grpc.ServiceError) => e)) as grpc.ServiceError | null;
+    const error = (await promise.then(
+      () => null,
+      (e: grpc.ServiceError) => e,
+    )) as grpc.ServiceError | null;
     expect(error, `expected status ${grpc.status[code]}`).not.toBeNull();
     expect({ code: grpc.status[error!.code], details: error!.details }).toMatchObject({ code: grpc.status[code], details: expect.stringMatching(pattern) });
   }
@@ -160,11 +172,17 @@ describe('Register over real gRPC', () => {
 
     // the schema hash is signed too, and must be a SHA-256 when present
     const hashed = await conn.challenge({ institutionId: 'bank-r' });
-    const otherSchema = { ...signedRegistration(hashed, { institutionId: 'bank-r', identity, budget: { epsilon: 2.5, delta: 1e-5 }, schemaHash: new Uint8Array(32).fill(1) }), schemaHash: new Uint8Array(32).fill(2) };
+    const otherSchema = {
+      ...signedRegistration(hashed, { institutionId: 'bank-r', identity, budget: { epsilon: 2.5, delta: 1e-5 }, schemaHash: new Uint8Array(32).fill(1) }),
+      schemaHash: new Uint8Array(32).fill(2),
+    };
     await refusedWith(conn.register(otherSchema), grpc.status.UNAUTHENTICATED, /^signature: /);
     const shortHash = await conn.challenge({ institutionId: 'bank-r' });
-    await refusedWith(conn.register(signedRegistration(shortHash, { institutionId: 'bank-r', identity, budget: { epsilon: 2.5, delta: 1e-5 }, schemaHash: bytes('abcd') })),
-      grpc.status.INVALID_ARGUMENT, /^schema_hash: /);
+    await refusedWith(
+      conn.register(signedRegistration(shortHash, { institutionId: 'bank-r', identity, budget: { epsilon: 2.5, delta: 1e-5 }, schemaHash: bytes('abcd') })),
+      grpc.status.INVALID_ARGUMENT,
+      /^schema_hash: /,
+    );
 
     // a Challenge for another id over bank-r's certificate: no nonce (admission runs before Challenge)
     await refusedWith(conn.challenge({ institutionId: 'bank-x' }), grpc.status.PERMISSION_DENIED, /^certificate: .*bound to institution "bank-r", not to "bank-x"/);
@@ -197,7 +215,10 @@ describe('Register over real gRPC', () => {
       const privacy = path ? new InstitutionPrivacy({ institutionId: 'bank-l', identity, budget, ledgerPath: path }) : undefined;
       const client = new FederationClient({ coordinator: address, institutionId: 'bank-l', identity, learner, privacy, budget, declaredExamples: 10, ...transport });
       try {
-        return await client.register().then(() => 'registered', (error: grpc.ServiceError) => error);
+        return await client.register().then(
+          () => 'registered',
+          (error: grpc.ServiceError) => error,
+        );
       } finally {
         client.close();
         privacy?.close();
@@ -222,7 +243,10 @@ describe('Register over real gRPC', () => {
     // rolled back to the copy at seq 1
     copyFileSync(join(dir, 'bank-l.at-seq-1.sqlite'), join(dir, 'bank-l.rolled-back.sqlite'));
     const behind = (await register(join(dir, 'bank-l.rolled-back.sqlite'))) as grpc.ServiceError;
-    expect({ code: behind.code, details: behind.details }).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringMatching(/^ledger_head: .*head seq 1, behind the coordinator's receipt for row 3/) });
+    expect({ code: behind.code, details: behind.details }).toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: expect.stringMatching(/^ledger_head: .*head seq 1, behind the coordinator's receipt for row 3/),
+    });
 
     // a fresh ledger path: the budget would start from zero
     const fresh = (await register(join(dir, 'bank-l.fresh.sqlite'))) as grpc.ServiceError;
@@ -230,7 +254,10 @@ describe('Register over real gRPC', () => {
 
     // no ledger at all
     const missing = (await register(null)) as grpc.ServiceError;
-    expect({ code: missing.code, details: missing.details }).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringMatching(/^ledger_head: .*declares no ledger.*wiped ledger or a fresh ledger path/) });
+    expect({ code: missing.code, details: missing.details }).toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: expect.stringMatching(/^ledger_head: .*declares no ledger.*wiped ledger or a fresh ledger path/),
+    });
 
     // a ledger of the same length with another history (replaced): copy the fresh one and grow it to seq 3
     {

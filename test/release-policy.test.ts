@@ -96,8 +96,7 @@ describe('release policy: every (privacy × aggregation) pair', () => {
   for (const [mode, aggregation] of pairs.filter(([m, a]) => releasePairRefusal(m, a) === null)) {
     it(`${mode} × ${aggregation} runs a round over real gRPC`, async () => {
       dir = tempDir('dpfed-pair-');
-      const config = runConfig(['--rounds', '1', '--min-clients', '3', '--privacy', mode, '--aggregation', aggregation, '--epsilon', '5',
-        '--round-timeout', '20', '--phase-timeout', '10']);
+      const config = runConfig(['--rounds', '1', '--min-clients', '3', '--privacy', mode, '--aggregation', aggregation, '--epsilon', '5', '--round-timeout', '20', '--phase-timeout', '10']);
       coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
       const seen = recordRounds(coordinator);
       institutions = banks(`127.0.0.1:${coordinator.port}`, 3);
@@ -113,7 +112,16 @@ describe('release policy: every (privacy × aggregation) pair', () => {
         expect(training).toHaveLength(3);
         for (const e of training) expect([e.event.sampleRate, e.event.steps]).toEqual([config.task.privacy.record!.sampleRate, config.task.localSteps]);
         // the last round's private evaluation: one evaluation event per institution, recorded when its sum was revealed
-        expect(events.filter((e) => e.event.mode === 'evaluation').map((e) => [e.event.institutionId, e.event.round]).sort()).toEqual([['bank-1', 1], ['bank-2', 1], ['bank-3', 1]]);
+        expect(
+          events
+            .filter((e) => e.event.mode === 'evaluation')
+            .map((e) => [e.event.institutionId, e.event.round])
+            .sort(),
+        ).toEqual([
+          ['bank-1', 1],
+          ['bank-2', 1],
+          ['bank-3', 1],
+        ]);
         expect(events).toHaveLength(6);
       }
       if (mode === 'client') {
@@ -149,8 +157,26 @@ describe('client-level DP', () => {
   it('over 30 real rounds at --client-sample-rate 0.4, the institutions joined at that rate and every federation event records q = 0.4', async () => {
     dir = tempDir('dpfed-client-rate-');
     const rounds = 30;
-    const config = runConfig(['--rounds', String(rounds), '--min-clients', '3', '--wait-for', '4', '--privacy', 'client', '--aggregation', 'secagg',
-      '--client-sample-rate', '0.4', '--epsilon', '50', '--round-timeout', '20', '--phase-timeout', '5']);
+    const config = runConfig([
+      '--rounds',
+      String(rounds),
+      '--min-clients',
+      '3',
+      '--wait-for',
+      '4',
+      '--privacy',
+      'client',
+      '--aggregation',
+      'secagg',
+      '--client-sample-rate',
+      '0.4',
+      '--epsilon',
+      '50',
+      '--round-timeout',
+      '20',
+      '--phase-timeout',
+      '5',
+    ]);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
     institutions = banks(`127.0.0.1:${coordinator.port}`, 4, { learner: () => new ShiftLearner(0.001, 100), budget: () => 100 });
     const coins: boolean[] = [];
@@ -166,10 +192,30 @@ describe('client-level DP', () => {
     for (const i of institutions) expect(ownEvents(i.id).map((e) => e.event.sampleRate)).toEqual(Array.from({ length: rounds }, () => 0.4));
   }, 150_000);
 
-  it('every live institution is offered every round and the recorded q is the coins\' rate; z is calibrated to ε; a round whose noise fell short makes the next one pass ε, and the coordinator refuses it', async () => {
+  it("every live institution is offered every round and the recorded q is the coins' rate; z is calibrated to ε; a round whose noise fell short makes the next one pass ε, and the coordinator refuses it", async () => {
     dir = tempDir('dpfed-client-');
-    const config = runConfig(['--rounds', '2', '--min-clients', '3', '--wait-for', '4', '--privacy', 'client', '--aggregation', 'secagg',
-      '--client-sample-rate', '0.5', '--epsilon', '2', '--update-clip-norm', '1', '--round-timeout', '20', '--phase-timeout', '3']);
+    const config = runConfig([
+      '--rounds',
+      '2',
+      '--min-clients',
+      '3',
+      '--wait-for',
+      '4',
+      '--privacy',
+      'client',
+      '--aggregation',
+      'secagg',
+      '--client-sample-rate',
+      '0.5',
+      '--epsilon',
+      '2',
+      '--update-clip-norm',
+      '1',
+      '--round-timeout',
+      '20',
+      '--phase-timeout',
+      '3',
+    ]);
     const c = config.task.privacy.client!;
     // z calibrated over the planned rounds: 2 subsampled events at z compose to ε just under 2
     expect(c.noiseMultiplier).toBe(calibrateNoiseMultiplier({ targetEpsilon: 2, delta: 1e-5, sampleRate: 0.5, steps: 2 }).noiseMultiplier);
@@ -200,10 +246,28 @@ describe('client-level DP', () => {
     }
   }, 90_000);
 
-  it('an institution refuses a plan with less noise than its own calibration (its budget is below the run\'s target): it declines and records nothing', async () => {
+  it("an institution refuses a plan with less noise than its own calibration (its budget is below the run's target): it declines and records nothing", async () => {
     dir = tempDir('dpfed-client-noise-');
-    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--wait-for', '5', '--privacy', 'client', '--aggregation', 'secagg',
-      '--epsilon', '4', '--update-clip-norm', '1', '--round-timeout', '20', '--phase-timeout', '3']);
+    const config = runConfig([
+      '--rounds',
+      '1',
+      '--min-clients',
+      '3',
+      '--wait-for',
+      '5',
+      '--privacy',
+      'client',
+      '--aggregation',
+      'secagg',
+      '--epsilon',
+      '4',
+      '--update-clip-norm',
+      '1',
+      '--round-timeout',
+      '20',
+      '--phase-timeout',
+      '3',
+    ]);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
     institutions = banks(`127.0.0.1:${coordinator.port}`, 5, { learner: () => new ShiftLearner(0.001, 100), budget: (k) => (k === 4 ? 1 : 50) });
     const declines: { reason: string; detail: string }[] = [];
@@ -219,8 +283,26 @@ describe('client-level DP', () => {
 
   it('a sum revealed in a round that then fails is recorded; the retry is a new round with fresh noise, recorded as its own event', async () => {
     dir = tempDir('dpfed-client-retry-');
-    const config = runConfig(['--rounds', '3', '--min-clients', '5', '--privacy', 'client', '--aggregation', 'secagg', '--secagg-threshold', '0.5',
-      '--epsilon', '4', '--update-clip-norm', '1', '--round-timeout', '2', '--phase-timeout', '3']);
+    const config = runConfig([
+      '--rounds',
+      '3',
+      '--min-clients',
+      '5',
+      '--privacy',
+      'client',
+      '--aggregation',
+      'secagg',
+      '--secagg-threshold',
+      '0.5',
+      '--epsilon',
+      '4',
+      '--update-clip-norm',
+      '1',
+      '--round-timeout',
+      '2',
+      '--phase-timeout',
+      '3',
+    ]);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
     const seen = recordRounds(coordinator);
     // bank-5 is late in round 1 only: the other four's sum is revealed, then the round fails (4 < --min-clients 5)
@@ -245,7 +327,10 @@ describe('client-level DP', () => {
       expect(first.startsWith('1:') && second.startsWith('2:')).toBe(true);
       expect(first.slice(2)).not.toBe(second.slice(2));
       const own = ownEvents(i.id);
-      expect(own.map((e) => [e.event.round, e.event.modelVersion])).toEqual([[1, 0], [2, 0]]);
+      expect(own.map((e) => [e.event.round, e.event.modelVersion])).toEqual([
+        [1, 0],
+        [2, 0],
+      ]);
     }
   }, 90_000);
 });

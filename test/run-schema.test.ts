@@ -18,8 +18,25 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
-  bankSlices, cleanUp, DPFED_BIN, enrol, FRAUD_SCHEMA, writeBankCsv, fraudSchemaOf, makeInstitution, prepareBank, recordRounds, runConfig, start, startTestCoordinator,
-  tempDir, testCredentials, tfjsInstitution, wasmTf, within, type TestInstitution,
+  bankSlices,
+  cleanUp,
+  DPFED_BIN,
+  enrol,
+  FRAUD_SCHEMA,
+  writeBankCsv,
+  fraudSchemaOf,
+  makeInstitution,
+  prepareBank,
+  recordRounds,
+  runConfig,
+  start,
+  startTestCoordinator,
+  tempDir,
+  testCredentials,
+  tfjsInstitution,
+  wasmTf,
+  within,
+  type TestInstitution,
 } from './helpers/federation-fixture.ts';
 
 /** The bundled schema with column `name`'s upper bound changed: the same columns, other preprocessing. */
@@ -58,7 +75,14 @@ describe('run schema (dpfed coordinator --schema)', () => {
     const other = withBound(withBound(fraudSchemaOf(), 'V1', 5), 'Amount', 100);
     const mismatching = makeInstitution({ id: 'bank-3', address, learner: new TfjsLearner(tf, train, validation, { schema: other }) });
     institutions.push(mismatching);
-    const refused = await within(mismatching.client.run().then(() => null, (e: unknown) => e), 20_000, 'bank-3 to refuse');
+    const refused = await within(
+      mismatching.client.run().then(
+        () => null,
+        (e: unknown) => e,
+      ),
+      20_000,
+      'bank-3 to refuse',
+    );
     expect(refused).toBeInstanceOf(SchemaMismatchError);
     expect((refused as Error).message).toMatch(/column 2 "V1": expected number, bounds \[-\d+(\.\d+)?, \d+(\.\d+)?\].*got number, bounds \[-\d+(\.\d+)?, 5\]/);
     expect((refused as Error).message).toMatch(/"Amount"/);
@@ -77,7 +101,7 @@ describe('run schema (dpfed coordinator --schema)', () => {
     expect(exported.card.round).toBe(1);
   });
 
-  it('sends the schema with the challenge and refuses a signed schema_hash that is not the run\'s (FAILED_PRECONDITION)', async () => {
+  it("sends the schema with the challenge and refuses a signed schema_hash that is not the run's (FAILED_PRECONDITION)", async () => {
     const config = runConfig(['--schema', FRAUD_SCHEMA, '--rounds', '1', '--min-clients', '2']);
     const second = await startTestCoordinator({ dbPath: join(dir, 'coord2.sqlite'), config });
     try {
@@ -88,11 +112,19 @@ describe('run schema (dpfed coordinator --schema)', () => {
         const challenge = await conn.challenge({ institutionId: 'bank-4' });
         expect(schemaHash(parseSchema(JSON.parse(challenge.schemaJson)))).toBe(schemaHash(fraudSchemaOf()));
         const wrong = Buffer.from(schemaHash(withBound(fraudSchemaOf(), 'V1', 5)), 'hex');
-        const error = await conn.register(signedRegistration(challenge, { institutionId: 'bank-4', identity, budget: null, schemaHash: wrong })).then(() => null, (e: grpc.ServiceError) => e);
+        const error = await conn.register(signedRegistration(challenge, { institutionId: 'bank-4', identity, budget: null, schemaHash: wrong })).then(
+          () => null,
+          (e: grpc.ServiceError) => e,
+        );
         expect(error?.code).toBe(grpc.status.FAILED_PRECONDITION);
-        expect(error?.details).toMatch(/^schema_hash: institution "bank-4" declared [0-9a-f]{64}; this run's data schema \(30 feature columns, label "label"\) has [0-9a-f]{64}: compare with `dpfed schema hash/);
+        expect(error?.details).toMatch(
+          /^schema_hash: institution "bank-4" declared [0-9a-f]{64}; this run's data schema \(30 feature columns, label "label"\) has [0-9a-f]{64}: compare with `dpfed schema hash/,
+        );
         const none = await conn.challenge({ institutionId: 'bank-4' });
-        const noSchema = await conn.register(signedRegistration(none, { institutionId: 'bank-4', identity, budget: null })).then(() => null, (e: grpc.ServiceError) => e);
+        const noSchema = await conn.register(signedRegistration(none, { institutionId: 'bank-4', identity, budget: null })).then(
+          () => null,
+          (e: grpc.ServiceError) => e,
+        );
         expect(noSchema?.details).toMatch(/^schema_hash: institution "bank-4" declared no data schema/);
         expect(second.store.institutionKey('bank-4')).toBeFalsy();
         // the matching hash registers
@@ -108,9 +140,10 @@ describe('run schema (dpfed coordinator --schema)', () => {
   });
 
   it('dpfed client with another --schema exits 2 naming the columns, before registering; dpfed coordinator --features that disagrees exits 2', async () => {
-    const run = (...args: string[]) => new Promise<{ code: number; stderr: string; stdout: string }>((resolve) => {
-      execFile(process.execPath, [DPFED_BIN, ...args], { timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-    });
+    const run = (...args: string[]) =>
+      new Promise<{ code: number; stderr: string; stdout: string }>((resolve) => {
+        execFile(process.execPath, [DPFED_BIN, ...args], { timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+      });
     const features = await run('coordinator', '--insecure', '--port', '0', '--db', join(dir, 'f.sqlite'), '--schema', FRAUD_SCHEMA, '--features', '12');
     expect(features.code).toBe(2);
     expect(features.stderr).toMatch(/--features: 12 disagrees with --schema/);
@@ -123,8 +156,34 @@ describe('run schema (dpfed coordinator --schema)', () => {
     const { publicKey } = JSON.parse((await run('identity', 'init', '--identity', identity, '--json')).stdout) as { publicKey: string };
     const enrolFile = join(dir, 'enrol-cli.json');
     writeFileSync(enrolFile, JSON.stringify([{ institution: 'bank-cli', publicKey }]));
-    const coordinatorProcess = spawn(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', join(dir, 'cli.sqlite'), '--json', '--rounds', '1',
-      '--min-clients', '1', '--privacy', 'off', '--aggregation', 'plain', '--schema', FRAUD_SCHEMA, '--enrol-file', enrolFile, '--key-dir', join(dir, 'keys')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const coordinatorProcess = spawn(
+      process.execPath,
+      [
+        DPFED_BIN,
+        'coordinator',
+        '--insecure',
+        '--port',
+        '0',
+        '--db',
+        join(dir, 'cli.sqlite'),
+        '--json',
+        '--rounds',
+        '1',
+        '--min-clients',
+        '1',
+        '--privacy',
+        'off',
+        '--aggregation',
+        'plain',
+        '--schema',
+        FRAUD_SCHEMA,
+        '--enrol-file',
+        enrolFile,
+        '--key-dir',
+        join(dir, 'keys'),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     try {
       const port = await new Promise<number>((resolve, reject) => {
         createInterface({ input: coordinatorProcess.stdout! }).on('line', (line) => {
@@ -133,8 +192,22 @@ describe('run schema (dpfed coordinator --schema)', () => {
         });
         coordinatorProcess.on('exit', (code) => reject(new Error(`coordinator exited ${code}`)));
       });
-      const client = await run('client', '--insecure', '--coordinator', `127.0.0.1:${port}`, '--institution', 'bank-cli', '--data', csv, '--schema', otherSchema,
-        '--identity', identity, '--ledger', join(dir, 'bank-cli.ledger.sqlite'));
+      const client = await run(
+        'client',
+        '--insecure',
+        '--coordinator',
+        `127.0.0.1:${port}`,
+        '--institution',
+        'bank-cli',
+        '--data',
+        csv,
+        '--schema',
+        otherSchema,
+        '--identity',
+        identity,
+        '--ledger',
+        join(dir, 'bank-cli.ledger.sqlite'),
+      );
       expect(client.code).toBe(2);
       expect(client.stderr).toMatch(/dpfed client: --schema: register: this institution's data schema differs from the run's: column 2 "V1": expected number, bounds \[-10, 10\]/);
     } finally {

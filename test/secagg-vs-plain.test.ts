@@ -6,19 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
 import type { Dataset } from '@dpfed/client/csv-dataset';
-import {
-  bankSlices,
-  cleanUp,
-  recordRounds,
-  runConfig,
-  start,
-  startTestCoordinator,
-  tempDir,
-  tfjsInstitution,
-  within,
-  type TestInstitution,
-  maxAbsDifference,
-} from './helpers/federation-fixture.ts';
+import { bankSlices, cleanUp, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, within, type TestInstitution, maxAbsDifference } from './helpers/federation-fixture.ts';
 
 let dir: string | undefined;
 let coordinators: Coordinator[] = [];
@@ -40,8 +28,7 @@ interface RunOutcome {
 }
 
 async function federate(aggregation: 'plain' | 'secagg', slices: Dataset[]): Promise<RunOutcome> {
-  const config = runConfig(['--rounds', '3', '--min-clients', '3', '--privacy', 'off', '--aggregation', aggregation, '--seed', '11',
-    '--round-timeout', '30', '--phase-timeout', '20']);
+  const config = runConfig(['--rounds', '3', '--min-clients', '3', '--privacy', 'off', '--aggregation', aggregation, '--seed', '11', '--round-timeout', '30', '--phase-timeout', '20']);
   const coordinator = await startTestCoordinator({ dbPath: join(dir!, `${aggregation}.sqlite`), config });
   coordinators.push(coordinator);
   const seen = recordRounds(coordinator);
@@ -64,7 +51,6 @@ async function federate(aggregation: 'plain' | 'secagg', slices: Dataset[]): Pro
   };
 }
 
-
 describe('secure aggregation vs plain', () => {
   it('same seed, data and privacy off, 3 rounds: final global AUCs within 0.01 and committed models within a small tolerance', async () => {
     dir = tempDir('dpfed-secagg-vs-plain-');
@@ -85,8 +71,10 @@ describe('secure aggregation vs plain', () => {
     // the models it commits round by round differ by quantisation noise only; training moved them by much more
     const moved = maxAbsDifference(plain.models[0], plain.models[3]);
     const diffs = [1, 2, 3].map((round) => maxAbsDifference(plain.models[round], secure.models[round]));
-    console.log(`secagg vs plain: max |Δparameter| per round ${diffs.map((d) => d.toExponential(2)).join(', ')} (training moved up to ${moved.toFixed(3)}); ` +
-      `AUC plain ${plain.aucs.map((a) => a.toFixed(6)).join(', ')}, secagg ${secure.aucs.map((a) => a.toFixed(6)).join(', ')}`);
+    console.log(
+      `secagg vs plain: max |Δparameter| per round ${diffs.map((d) => d.toExponential(2)).join(', ')} (training moved up to ${moved.toFixed(3)}); ` +
+        `AUC plain ${plain.aucs.map((a) => a.toFixed(6)).join(', ')}, secagg ${secure.aucs.map((a) => a.toFixed(6)).join(', ')}`,
+    );
     expect(moved).toBeGreaterThan(0.05);
     for (const d of diffs) expect(d).toBeLessThan(1e-4);
     expect(diffs[0]).toBeGreaterThan(0); // quantisation is stochastic: the secure path is not a copy of the plain one

@@ -8,17 +8,7 @@ import { generateIdentity, type IdentityKey } from '@dpfed/privacy/identity';
 import { expandMask } from '@dpfed/privacy/mask-prg';
 import { abortProbability, majorityThreshold, neighbourhoods, sizeMaskingGraph } from '@dpfed/privacy/masking-graph';
 import { dequantiseSum, quantise } from '@dpfed/privacy/quantise';
-import {
-  boxSharedKey,
-  decryptShare,
-  encryptShare,
-  generateX25519KeyPair,
-  signKeys,
-  signUnmask,
-  type EncryptedShare,
-  type SecAggContext,
-  type SignedKeys,
-} from '@dpfed/privacy/secagg-keys';
+import { boxSharedKey, decryptShare, encryptShare, generateX25519KeyPair, signKeys, signUnmask, type EncryptedShare, type SecAggContext, type SignedKeys } from '@dpfed/privacy/secagg-keys';
 import { SeededRandom } from '@dpfed/proto/seeded-random';
 
 const CTX: SecAggContext = { runId: 'run-test', round: 3, collection: 'update' };
@@ -90,7 +80,13 @@ function runToUnmask(f: Federation, inputs: Map<string, Uint32Array>, drops: Dro
 function runRound(f: Federation, inputs: Map<string, Uint32Array>, drops: Drops = {}): { result: Uint32Array; expected: Uint32Array } {
   const { survivors } = runToUnmask(f, inputs, drops);
   const length = f.server.vectorLength;
-  return { result: f.server.result(), expected: plainSum(survivors.map((id) => inputs.get(id)!), length) };
+  return {
+    result: f.server.result(),
+    expected: plainSum(
+      survivors.map((id) => inputs.get(id)!),
+      length,
+    ),
+  };
 }
 
 function inputsFor(f: Federation, length: number): Map<string, Uint32Array> {
@@ -319,7 +315,12 @@ describe('secure aggregation: bad input and attacks', () => {
     const unknown = signKeys(intruder, CTX, { institutionId: 'mallory', index: 9, encryptionPublicKey: generateX25519KeyPair().publicKey, maskPublicKey: generateX25519KeyPair().publicKey });
     expect(() => f.server.receiveKeys(unknown)).toThrow(/unknown institution mallory/);
     f.server.receiveKeys(f.clients.get('inst-01')!.advertise());
-    const clash = signKeys(f.identities.get('inst-03')!, CTX, { institutionId: 'inst-03', index: 1, encryptionPublicKey: generateX25519KeyPair().publicKey, maskPublicKey: generateX25519KeyPair().publicKey });
+    const clash = signKeys(f.identities.get('inst-03')!, CTX, {
+      institutionId: 'inst-03',
+      index: 1,
+      encryptionPublicKey: generateX25519KeyPair().publicKey,
+      maskPublicKey: generateX25519KeyPair().publicKey,
+    });
     expect(() => f.server.receiveKeys(clash)).toThrow(/index 1 is already taken/);
     expect(() => f.server.receiveKeys(f.clients.get('inst-04')!.advertise(), 'inst-01')).toThrow(/claim to be from inst-04|advertised keys twice/);
   });
@@ -415,7 +416,14 @@ describe('secure aggregation: bad input and attacks', () => {
       expect(request.dropped).toEqual(['inst-04']);
       f.server.receiveUnmask(id, f.clients.get(id)!.unmask(request.survivors, request.dropped));
     }
-    expect(Array.from(f.server.result())).toEqual(Array.from(plainSum(survivors.map((id) => inputs.get(id)!), 100)));
+    expect(Array.from(f.server.result())).toEqual(
+      Array.from(
+        plainSum(
+          survivors.map((id) => inputs.get(id)!),
+          100,
+        ),
+      ),
+    );
   });
 
   it('rejects malformed share lists and unmask answers', () => {
@@ -438,7 +446,14 @@ describe('secure aggregation: bad input and attacks', () => {
       f.server.receiveUnmask(id, f.clients.get(id)!.unmask(r.survivors, r.dropped));
     }
     // inst-02 was excluded; the three others are still enough (threshold 3).
-    expect(Array.from(f.server.result())).toEqual(Array.from(plainSum(active.map((id) => inputs.get(id)!), 10)));
+    expect(Array.from(f.server.result())).toEqual(
+      Array.from(
+        plainSum(
+          active.map((id) => inputs.get(id)!),
+          10,
+        ),
+      ),
+    );
   });
 });
 

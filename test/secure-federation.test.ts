@@ -52,7 +52,10 @@ describe('secure aggregation over real gRPC', () => {
     const { store, runId } = coordinator;
     let global = store.model(runId, 0)!.parameters;
     for (const round of [1, 2]) {
-      const expected = expectedFedAvg(global, SHIFTS.map((shift, k) => ({ shift, weight: WEIGHTS[k] })));
+      const expected = expectedFedAvg(
+        global,
+        SHIFTS.map((shift, k) => ({ shift, weight: WEIGHTS[k] })),
+      );
       const committed = store.model(runId, round)!.parameters;
       const worst = maxAbsDifference(committed, expected);
       expect(worst).toBeLessThan(1e-6); // quantisation error only
@@ -63,7 +66,10 @@ describe('secure aggregation over real gRPC', () => {
       // the coordinator never saw an institution's own evaluation
       expect(store.metric(runId, round, 'bank-1', 'auc')).toBeNull();
     }
-    expect(store.rounds(runId).map((r) => [r.round, r.participants, r.aggregation])).toEqual([[1, 4, 'secagg'], [2, 4, 'secagg']]);
+    expect(store.rounds(runId).map((r) => [r.round, r.participants, r.aggregation])).toEqual([
+      [1, 4, 'secagg'],
+      [2, 4, 'secagg'],
+    ]);
   });
 
   it('an institution killed after advertising its keys is dropped; the round commits the exact sum of the other three', async () => {
@@ -80,10 +86,16 @@ describe('secure aggregation over real gRPC', () => {
     expect(seen.failures).toEqual([]);
     const { store, runId } = coordinator;
     expect(store.participants(runId, 1).map((p) => [p.institutionId, p.status])).toEqual([
-      ['bank-1', 'reported'], ['bank-2', 'reported'], ['bank-3', 'reported'], ['bank-4', 'dropped'],
+      ['bank-1', 'reported'],
+      ['bank-2', 'reported'],
+      ['bank-3', 'reported'],
+      ['bank-4', 'dropped'],
     ]);
     const global = store.model(runId, 0)!.parameters;
-    const expected = expectedFedAvg(global, SHIFTS.slice(0, 3).map((shift, k) => ({ shift, weight: WEIGHTS[k] })));
+    const expected = expectedFedAvg(
+      global,
+      SHIFTS.slice(0, 3).map((shift, k) => ({ shift, weight: WEIGHTS[k] })),
+    );
     const committed = store.model(runId, 1)!.parameters;
     const worst = maxAbsDifference(committed, expected);
     expect(worst).toBeLessThan(1e-6);
@@ -91,14 +103,40 @@ describe('secure aggregation over real gRPC', () => {
 
   it('client-level DP: each institution adds its noise share; with a dropout the ledger records the smaller noise actually present', async () => {
     dir = tempDir('dpfed-secagg-dp-');
-    const config = runConfig(['--rounds', '1', '--min-clients', '3', '--wait-for', '4', '--aggregation', 'secagg', '--privacy', 'client',
-      '--epsilon', '2', '--update-clip-norm', '1', '--round-timeout', '20', '--phase-timeout', '3']);
+    const config = runConfig([
+      '--rounds',
+      '1',
+      '--min-clients',
+      '3',
+      '--wait-for',
+      '4',
+      '--aggregation',
+      'secagg',
+      '--privacy',
+      'client',
+      '--epsilon',
+      '2',
+      '--update-clip-norm',
+      '1',
+      '--round-timeout',
+      '20',
+      '--phase-timeout',
+      '3',
+    ]);
     const z = config.task.privacy.client!.noiseMultiplier;
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'c.sqlite'), config });
     const address = `127.0.0.1:${coordinator.port}`;
     const dirNow = dir;
-    institutions = SHIFTS.map((shift, k) => makeInstitution({ id: `bank-${k + 1}`, address, learner: new ShiftLearner(shift, WEIGHTS[k]), pollMs: 2_000, reconnectForMs: 2_000,
-      privacy: { ledgerPath: join(dirNow, `bank-${k + 1}.ledger.sqlite`), budget: { epsilon: 10, delta: 1e-5 } } }));
+    institutions = SHIFTS.map((shift, k) =>
+      makeInstitution({
+        id: `bank-${k + 1}`,
+        address,
+        learner: new ShiftLearner(shift, WEIGHTS[k]),
+        pollMs: 2_000,
+        reconnectForMs: 2_000,
+        privacy: { ledgerPath: join(dirNow, `bank-${k + 1}.ledger.sqlite`), budget: { epsilon: 10, delta: 1e-5 } },
+      }),
+    );
     const victim = institutions[3];
     victim.client.once('trained', () => victim.client.close());
     for (const i of institutions) i.run = i.client.run().catch(() => ({ roundsTrained: 0, roundsEvaluated: 0, declined: null, doneMessage: 'killed' }));

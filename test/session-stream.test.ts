@@ -38,7 +38,16 @@ async function registerAs(conn: CoordinatorConnection, id: string, coordinator: 
 describe('modelChunkFrame', () => {
   it('is byte for byte a CoordinatorFrame { call_id, model_chunk } that protobuf decodes to the same chunk', () => {
     const service = federationService();
-    const chunk: TensorChunkMsg = { name: 'dense_0/kernel', shape: [3, 2], dtype: 'FLOAT32', totalBytes: 24, offset: 0, data: Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6]).buffer), tensorIndex: 0, tensorCount: 2 };
+    const chunk: TensorChunkMsg = {
+      name: 'dense_0/kernel',
+      shape: [3, 2],
+      dtype: 'FLOAT32',
+      totalBytes: 24,
+      offset: 0,
+      data: Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6]).buffer),
+      tensorIndex: 0,
+      tensorCount: 2,
+    };
     for (const callId of [1, 127, 128, 300, 2 ** 31 - 1]) {
       const frame = modelChunkFrame(callId, serializeTensorChunk(chunk));
       const decoded = service.Session.responseDeserialize(frame) as CoordinatorFrameMsg;
@@ -74,9 +83,7 @@ describe('the Session stream against a running coordinator', () => {
     // the same answer through the session (the SDK's path) and through the separate call
     const Client = federationClientConstructor();
     raw = new Client(address, testCredentials('bank-1'), CHANNEL_OPTIONS);
-    const separate = await new Promise((resolve, reject) =>
-      (raw as never as Record<string, Function>).Heartbeat({ envelope }, (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))),
-    );
+    const separate = await new Promise((resolve, reject) => (raw as never as Record<string, Function>).Heartbeat({ envelope }, (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))));
     expect(await conn.heartbeat(envelope)).toEqual(separate);
 
     // hand-made frames on a stream of our own
@@ -84,14 +91,19 @@ describe('the Session stream against a running coordinator', () => {
     const answers = new Map<number, CoordinatorFrameMsg[]>();
     stream.on('data', (f: CoordinatorFrameMsg) => answers.set(f.callId, [...(answers.get(f.callId) ?? []), f]));
     stream.on('error', () => undefined);
-    const answerTo = (callId: number) => within(new Promise<CoordinatorFrameMsg[]>((resolve) => {
-      const timer = setInterval(() => {
-        if (answers.has(callId)) {
-          clearInterval(timer);
-          resolve(answers.get(callId)!);
-        }
-      }, 5);
-    }), 5_000, `an answer to call ${callId}`);
+    const answerTo = (callId: number) =>
+      within(
+        new Promise<CoordinatorFrameMsg[]>((resolve) => {
+          const timer = setInterval(() => {
+            if (answers.has(callId)) {
+              clearInterval(timer);
+              resolve(answers.get(callId)!);
+            }
+          }, 5);
+        }),
+        5_000,
+        `an answer to call ${callId}`,
+      );
 
     stream.write({ callId: 1 });
     expect((await answerTo(1))[0]).toMatchObject({ body: 'error', error: { code: grpc.status.INVALID_ARGUMENT, message: expect.stringContaining('body') } });
@@ -117,11 +129,22 @@ describe('the Session stream against a running coordinator', () => {
 
     // the SDK's side: a call past its deadline fails with DEADLINE_EXCEEDED and the stream keeps serving
     const sdkStream = new SessionStream(() => (raw as never as { Session(): grpc.ClientDuplexStream<ClientFrameMsg | Buffer, CoordinatorFrameMsg> }).Session());
-    const late = sdkStream.call(100, (call) => call.write({ pullTask: { envelope, waitMs: 5_000 } }), (f) => f.task ?? undefined);
-    const failure = await late.then(() => null, (e: unknown) => e);
+    const late = sdkStream.call(
+      100,
+      (call) => call.write({ pullTask: { envelope, waitMs: 5_000 } }),
+      (f) => f.task ?? undefined,
+    );
+    const failure = await late.then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(failure).toBeInstanceOf(CallFailed);
     expect((failure as CallFailed).code).toBe(grpc.status.DEADLINE_EXCEEDED);
-    const beat = await sdkStream.call(5_000, (call) => call.write({ heartbeat: { envelope } }), (f) => f.heartbeat ?? undefined);
+    const beat = await sdkStream.call(
+      5_000,
+      (call) => call.write({ heartbeat: { envelope } }),
+      (f) => f.heartbeat ?? undefined,
+    );
     expect(beat).toMatchObject({ round: expect.any(Number) });
     sdkStream.close();
   });
@@ -143,11 +166,24 @@ describe('the Session stream against a running coordinator', () => {
       const answers = new Map<number, CoordinatorFrameMsg>();
       stream.on('data', (f: CoordinatorFrameMsg) => answers.set(f.callId, f));
       stream.on('error', () => undefined);
-      const header = { envelope: { ...task.envelope, institutionId: 'bank-5', session: envelope.session }, kind: 'TRAIN_RESULT' as const, numExamples: 10, metrics: { loss: 0 }, privacyEvent: undefined, encrypted: false, tensorCount: 2, masked: false };
+      const header = {
+        envelope: { ...task.envelope, institutionId: 'bank-5', session: envelope.session },
+        kind: 'TRAIN_RESULT' as const,
+        numExamples: 10,
+        metrics: { loss: 0 },
+        privacyEvent: undefined,
+        encrypted: false,
+        tensorCount: 2,
+        masked: false,
+      };
       for (let id = 1; id <= MAX_OPEN_RESULTS + 1; id++) stream.write({ callId: id, result: { header } });
-      const overflow = await within(new Promise<CoordinatorFrameMsg>((resolve) => {
-        const timer = setInterval(() => answers.has(MAX_OPEN_RESULTS + 1) && (clearInterval(timer), resolve(answers.get(MAX_OPEN_RESULTS + 1)!)), 5);
-      }), 5_000, 'the refusal of one upload too many');
+      const overflow = await within(
+        new Promise<CoordinatorFrameMsg>((resolve) => {
+          const timer = setInterval(() => answers.has(MAX_OPEN_RESULTS + 1) && (clearInterval(timer), resolve(answers.get(MAX_OPEN_RESULTS + 1)!)), 5);
+        }),
+        5_000,
+        'the refusal of one upload too many',
+      );
       expect(overflow.error).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, message: expect.stringContaining('result') });
       for (let id = 1; id <= MAX_OPEN_RESULTS; id++) stream.write({ callId: id, cancel: true });
       stream.end();
@@ -163,10 +199,13 @@ describe('the Session stream against a running coordinator', () => {
           const [positive, negative] = [new Uint32Array(bins), new Uint32Array(bins)];
           positive[700] = 1;
           negative[300] = 1;
-          await conn.pushResult({ ...header, envelope: { ...next.envelope, institutionId: 'bank-5', session: envelope.session }, kind: 'EVALUATE_RESULT', numExamples: 2, metrics: { loss: 0.1, accuracy: 1 } }, [
-            { name: 'histogram/positive', shape: [bins], dtype: 'UINT32', data: positive },
-            { name: 'histogram/negative', shape: [bins], dtype: 'UINT32', data: negative },
-          ]);
+          await conn.pushResult(
+            { ...header, envelope: { ...next.envelope, institutionId: 'bank-5', session: envelope.session }, kind: 'EVALUATE_RESULT', numExamples: 2, metrics: { loss: 0.1, accuracy: 1 } },
+            [
+              { name: 'histogram/positive', shape: [bins], dtype: 'UINT32', data: positive },
+              { name: 'histogram/negative', shape: [bins], dtype: 'UINT32', data: negative },
+            ],
+          );
         }
         if (next.kind === 'DONE') break;
       }
@@ -183,12 +222,18 @@ describe('the Session stream against a running coordinator', () => {
     const conn = new CoordinatorConnection(`127.0.0.1:${c.port}`, testCredentials('bank-9'));
     connections.push(conn);
     const envelope = await registerAs(conn, 'bank-9', c);
-    const pending = conn.pullTask(envelope, 10_000).then((task) => task.kind, (e: { code: grpc.status }) => grpc.status[e.code]);
+    const pending = conn.pullTask(envelope, 10_000).then(
+      (task) => task.kind,
+      (e: { code: grpc.status }) => grpc.status[e.code],
+    );
     await new Promise((r) => setTimeout(r, 200));
     await cleanUp({ coordinators: [c], dir: dir2 });
     // the coordinator may still answer the pull as it stops (WAIT or DONE); otherwise the lost stream fails it
     expect(['WAIT', 'DONE', 'UNAVAILABLE', 'CANCELLED']).toContain(await within(pending, 8_000, 'the pending pull to settle'));
-    const later = await conn.heartbeat(envelope).then(() => null, (e: { code: grpc.status }) => e.code);
+    const later = await conn.heartbeat(envelope).then(
+      () => null,
+      (e: { code: grpc.status }) => e.code,
+    );
     expect(later).toBe(grpc.status.UNAVAILABLE);
   });
 });

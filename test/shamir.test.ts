@@ -8,8 +8,20 @@ describe('Shamir secret sharing over GF(2^256 + 297)', () => {
   it('any t of n shares rebuild the secret', () => {
     const s = secret();
     const shares = split(s, 3, [1, 2, 3, 4, 5]);
-    for (const subset of [[0, 1, 2], [2, 3, 4], [4, 0, 2], [1, 3, 4]]) {
-      expect(Buffer.from(combine(subset.map((i) => shares[i]), 3))).toEqual(Buffer.from(s));
+    for (const subset of [
+      [0, 1, 2],
+      [2, 3, 4],
+      [4, 0, 2],
+      [1, 3, 4],
+    ]) {
+      expect(
+        Buffer.from(
+          combine(
+            subset.map((i) => shares[i]),
+            3,
+          ),
+        ),
+      ).toEqual(Buffer.from(s));
     }
     expect(Buffer.from(combine(shares, 3))).toEqual(Buffer.from(s));
   });

@@ -19,7 +19,7 @@ function estimate(flags: string[], institutions: number, rows?: number) {
 describe('signal-to-noise estimate', () => {
   it('does not fire for the demo defaults (MLP 64,32, Adam, ε = 3, 4 banks of about 2 000 training rows)', () => {
     // the demo: 11 489 rows, 10 % held out, 4 banks, 20 % of each for validation
-    const rows = (11489 * 0.9 / 4) * 0.8;
+    const rows = ((11489 * 0.9) / 4) * 0.8;
     const demo = estimate(['--epsilon', '3', '--evaluate-every', '5'], 4, rows);
     expect(demo.hopeless).toBe(false);
     expect(demo.warning).toBeNull();
@@ -47,7 +47,19 @@ describe('signal-to-noise estimate', () => {
   });
 
   it('follows its formula: ρ = σ·√d / E[B] per step, ρ / √(steps·rounds·institutions) over the run', () => {
-    const r = estimateSignalToNoise({ mode: 'record', noiseMultiplier: 2, sampleRate: 0.01, batchSize: 64, rowsPerInstitution: 1000, stepsPerRound: 25, rounds: 4, institutions: 1, parameters: 100, optimizer: 'sgd', logistic: true });
+    const r = estimateSignalToNoise({
+      mode: 'record',
+      noiseMultiplier: 2,
+      sampleRate: 0.01,
+      batchSize: 64,
+      rowsPerInstitution: 1000,
+      stepsPerRound: 25,
+      rounds: 4,
+      institutions: 1,
+      parameters: 100,
+      optimizer: 'sgd',
+      logistic: true,
+    });
     expect(r.expectedBatch).toBeCloseTo(10, 12);
     expect(r.stepRatio).toBeCloseTo(2, 12); // 2 · 10 / 10
     expect(r.runRatio).toBeCloseTo(0.2, 12); // 2 / √100
@@ -60,7 +72,7 @@ describe('signal-to-noise estimate', () => {
 });
 
 describe('evaluation watch', () => {
-  it('warns once when K evaluations stay within the first one\'s auc_stderr, and never after an improvement', () => {
+  it("warns once when K evaluations stay within the first one's auc_stderr, and never after an improvement", () => {
     const watch = new EvaluationWatch(3);
     expect(watch.observe({ round: 1, evaluated: true, auc: 0.6, aucStderr: 0.05 })).toBeNull();
     expect(watch.observe({ round: 2, evaluated: false, auc: Number.NaN })).toBeNull();
@@ -83,7 +95,9 @@ describe('dpfed coordinator', () => {
 
   /** stderr of a coordinator up to its `listening` event (then it is stopped). */
   async function stderrUntilListening(flags: string[], db: string): Promise<string> {
-    const child = spawn(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', join(dir, db), '--json', '--key-dir', join(dir, 'keys'), ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', join(dir, db), '--json', '--key-dir', join(dir, 'keys'), ...flags], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
@@ -111,8 +125,9 @@ describe('dpfed coordinator', () => {
   it('dpfed demo on small data (3 banks of 600 rows) with an MLP and Adam at ε = 1 warns before it starts the banks', async () => {
     const csv = join(dir, 'small.csv');
     writeFileSync(csv, bankCsvText(bankSlices(1, { rowsPerBank: 1800, seed: 'small-demo' })[0]));
-    const demo = spawn(process.execPath, [DPFED_BIN, 'demo', '--db', join(dir, 'demo.sqlite'), '--data', csv, '--institutions', '3', '--epsilon', '1', '--optimizer', 'adam', '--insecure'],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
+    const demo = spawn(process.execPath, [DPFED_BIN, 'demo', '--db', join(dir, 'demo.sqlite'), '--data', csv, '--institutions', '3', '--epsilon', '1', '--optimizer', 'adam', '--insecure'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     let stdout = '';
     demo.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

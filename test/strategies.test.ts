@@ -39,13 +39,7 @@ function randomUpdates(seed: string, clients: number, length: number): ClientUpd
 
 describe('weighted-sum kernel', () => {
   it('sums 5 weighted vectors (a group of four plus one) over a length that is not a multiple of 4', () => {
-    const vectors = [
-      f32([1, 0, 0, 0, 0, 1]),
-      f32([0, 1, 0, 0, 0, 1]),
-      f32([0, 0, 1, 0, 0, 1]),
-      f32([0, 0, 0, 1, 0, 1]),
-      f32([0, 0, 0, 0, 1, 1]),
-    ];
+    const vectors = [f32([1, 0, 0, 0, 0, 1]), f32([0, 1, 0, 0, 0, 1]), f32([0, 0, 1, 0, 0, 1]), f32([0, 0, 0, 1, 0, 1]), f32([0, 0, 0, 0, 1, 1])];
     const acc = new Float64Array(6).fill(0.5);
     accumulateWeighted(acc, vectors, [1, 2, 1, 1, 5]);
     expect(Array.from(acc)).toEqual([1.5, 2.5, 1.5, 1.5, 5.5, 10.5]);
@@ -62,7 +56,11 @@ describe('arrival sum (plain rounds fold updates as they arrive)', () => {
   it('is bit for bit the batch sum over the same updates in arrival order, for 1 to 10 updates and a length across blocks', () => {
     for (let clients = 1; clients <= 10; clients++) {
       const updates = randomUpdates(`arrivals-${clients}`, clients, 9_001);
-      const batch = new WeightedSumBuffer().weightedSum(updates.map((u) => u.delta), updates.map((u) => u.weight), 9_001);
+      const batch = new WeightedSumBuffer().weightedSum(
+        updates.map((u) => u.delta),
+        updates.map((u) => u.weight),
+        9_001,
+      );
       const released: Float32Array[] = [];
       const arrivals = new ArrivalWeightedSum(new Float64Array(9_001), (v) => released.push(v));
       for (const u of updates) arrivals.add(u.delta, u.weight);
@@ -222,13 +220,7 @@ describe('fedadam', () => {
 describe('trimmed-mean', () => {
   it('cuts the outliers at each end of every coordinate and ignores weights', () => {
     const s = new TrimmedMeanStrategy(0.2); // 5 updates → 1 cut at each end
-    const updates = [
-      update('a', 1, [1, -500, 5]),
-      update('b', 100, [2, 0, 5]),
-      update('c', 1, [3, 1, 5]),
-      update('d', 7, [4, 2, 5]),
-      update('evil', 1, [1000, 3, 5]),
-    ];
+    const updates = [update('a', 1, [1, -500, 5]), update('b', 100, [2, 0, 5]), update('c', 1, [3, 1, 5]), update('d', 7, [4, 2, 5]), update('evil', 1, [1000, 3, 5])];
     // column 0: drop 1 and 1000 → mean(2, 3, 4) = 3; column 1: drop −500 and 3 → mean(0, 1, 2) = 1; column 2: 5
     expect(Array.from(s.aggregateFit(1, f32([10, 10, 10]), updates))).toEqual([13, 11, 15]);
     expect(s.trimCount(5)).toBe(1);
@@ -240,9 +232,7 @@ describe('trimmed-mean', () => {
   it('refuses to run from a secure sum, saying why', () => {
     const s = new TrimmedMeanStrategy();
     expect(s.worksOnSums).toBe(false);
-    expect(() => s.aggregateFitFromSum(1, f32([0]), { weightedDeltaSum: f32([1]), totalWeight: 1, count: 1 })).toThrow(
-      /needs the individual updates.*secure aggregation/,
-    );
+    expect(() => s.aggregateFitFromSum(1, f32([0]), { weightedDeltaSum: f32([1]), totalWeight: 1, count: 1 })).toThrow(/needs the individual updates.*secure aggregation/);
   });
 
   it('validates trimFraction', () => {

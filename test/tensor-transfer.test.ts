@@ -44,8 +44,16 @@ function streamError(fn: () => void): TensorStreamError {
 }
 
 describe('chunkTensors / TensorAssembler', () => {
-  const a = tensor('dense_0/kernel', [3, 5], Float32Array.from({ length: 15 }, (_, i) => i * 0.5 - 3));
-  const b = tensor('counts', [7], Uint32Array.from({ length: 7 }, (_, i) => i * 1000 + 1));
+  const a = tensor(
+    'dense_0/kernel',
+    [3, 5],
+    Float32Array.from({ length: 15 }, (_, i) => i * 0.5 - 3),
+  );
+  const b = tensor(
+    'counts',
+    [7],
+    Uint32Array.from({ length: 7 }, (_, i) => i * 1000 + 1),
+  );
   const c = tensor('wide', [2, 3], Float64Array.from([Math.PI, -Math.E, 1e-300, 1e300, 0, -0]));
 
   it('round-trips several tensors of every dtype through chunks of a few bytes, each chunk within the size', () => {
@@ -59,7 +67,11 @@ describe('chunkTensors / TensorAssembler', () => {
       const assembler = new TensorAssembler();
       for (const chunk of chunks) assembler.push(chunk);
       const out = assembler.finish(3);
-      expect(out.map((t) => [t.name, t.shape, t.dtype])).toEqual([[a.name, a.shape, 'FLOAT32'], [b.name, b.shape, 'UINT32'], [c.name, c.shape, 'FLOAT64']]);
+      expect(out.map((t) => [t.name, t.shape, t.dtype])).toEqual([
+        [a.name, a.shape, 'FLOAT32'],
+        [b.name, b.shape, 'UINT32'],
+        [c.name, c.shape, 'FLOAT64'],
+      ]);
       expect(out[0].data).toEqual(a.data);
       expect(out[1].data).toEqual(b.data);
       expect(out[2].data).toEqual(c.data);
@@ -148,19 +160,24 @@ describe('a > 64 MiB model through a federation round over real gRPC', () => {
     expect(DEFAULT_CHUNK_BYTES).toBe(4 * MIB);
     expect(MAX_MESSAGE_BYTES).toBe(4 * MIB + 64 * 1024);
     dir = tempDir('dpfed-large-');
-    const config = runConfig(['--rounds', '1', '--min-clients', '2', '--privacy', 'off', '--model', 'mlp:4096', '--features', '4096',
-      '--round-timeout', '60', '--phase-timeout', '60']);
+    const config = runConfig(['--rounds', '1', '--min-clients', '2', '--privacy', 'off', '--model', 'mlp:4096', '--features', '4096', '--round-timeout', '60', '--phase-timeout', '60']);
     expect(config.modelSpec).toEqual({ kind: 'mlp', inputDim: 4096, hidden: [{ units: 4096, activation: 'relu' }] });
     const parameters = parameterCount(config.modelSpec);
     expect(parameters * 4).toBeGreaterThan(64 * MIB);
 
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
     const address = `127.0.0.1:${coordinator.port}`;
-    const clients = [{ shift: 0.125, weight: 64 }, { shift: -0.5, weight: 192 }];
+    const clients = [
+      { shift: 0.125, weight: 64 },
+      { shift: -0.5, weight: 192 },
+    ];
     institutions = clients.map((c, k) => makeInstitution({ id: `bank-${k + 1}`, address, learner: new ShiftLearner(c.shift, c.weight) }));
     const results = await within(start(institutions), 100_000, 'the large-model round');
     await coordinator.finished;
-    expect(results.map((r) => [r.roundsTrained, r.roundsEvaluated])).toEqual([[1, 1], [1, 1]]);
+    expect(results.map((r) => [r.roundsTrained, r.roundsEvaluated])).toEqual([
+      [1, 1],
+      [1, 1],
+    ]);
 
     const { store, runId } = coordinator;
     expect(store.rounds(runId).map((r) => [r.round, r.participants])).toEqual([[1, 2]]);
@@ -245,14 +262,20 @@ describe.each([
     else expect(bytes).toBeGreaterThan(MAX_MESSAGE_BYTES);
     coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
     const address = `127.0.0.1:${coordinator.port}`;
-    const clients = [{ shift: 0.25, weight: 10 }, { shift: -0.125, weight: 30 }];
+    const clients = [
+      { shift: 0.25, weight: 10 },
+      { shift: -0.125, weight: 30 },
+    ];
     const learners = clients.map((c) => new RecordingShiftLearner(c.shift, c.weight));
     institutions = learners.map((learner, k) => makeInstitution({ id: `bank-${k + 1}`, address, learner }));
     const downloadRequests = vi.spyOn(CoordinatorConnection.prototype, 'downloadModel');
     try {
       const results = await within(start(institutions), 60_000, 'the rounds');
       await coordinator.finished;
-      expect(results.map((r) => [r.roundsTrained, r.roundsEvaluated])).toEqual([[2, 2], [2, 2]]);
+      expect(results.map((r) => [r.roundsTrained, r.roundsEvaluated])).toEqual([
+        [2, 2],
+        [2, 2],
+      ]);
       expect(downloadRequests).toHaveBeenCalledTimes(downloads);
     } finally {
       downloadRequests.mockRestore();

@@ -10,7 +10,10 @@ describe('tfjs-wasm heap view', () => {
     expect(name).toBe('wasm');
     const reader = wasmHeapReader(tf);
     expect(reader).not.toBeNull();
-    const a = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
+    const a = tf.tensor2d([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     const b = tf.matMul(a, tf.tensor2d([[1], [-1], [0.5]]));
     const viewA = tensorValues(tf, a);
     const viewB = tensorValues(tf, b);

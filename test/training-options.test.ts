@@ -16,7 +16,20 @@ import { SeededRandom } from '@dpfed/proto/seeded-random';
 import { parseTaskConfig, scheduledLearningRate } from '@dpfed/proto/task-config';
 import { taskConfigMessage } from '@dpfed/proto/task-config-message';
 import {
-  bankSlices, cleanUp, DPFED_BIN, fraudData, writeBankCsv, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, wasmTf, within, type TestInstitution,
+  bankSlices,
+  cleanUp,
+  DPFED_BIN,
+  fraudData,
+  writeBankCsv,
+  recordRounds,
+  runConfig,
+  start,
+  startTestCoordinator,
+  tempDir,
+  tfjsInstitution,
+  wasmTf,
+  within,
+  type TestInstitution,
 } from './helpers/federation-fixture.ts';
 
 describe('training option flags', () => {
@@ -77,7 +90,7 @@ describe('weight decay in the optimiser step', () => {
 describe('class weights in the per-example loss', () => {
   const spec = modelSpecFromShorthand('mlp:8,4', 30);
 
-  it('scale an example\'s gradient before clipping: unclipped it is w times the plain one, clipped it still has norm C', async () => {
+  it("scale an example's gradient before clipping: unclipped it is w times the plain one, clipped it still has norm C", async () => {
     const tf = await wasmTf();
     // one example with inputs in [-1, 1], as the schema's maps produce them
     const x = Float32Array.from({ length: 30 }, (_, i) => Math.sin(i + 1));
@@ -107,7 +120,22 @@ describe('class weights in the per-example loss', () => {
     const data = fraudData();
     const trainer = new LocalTrainer(tf, spec, { noiseWorker: false });
     try {
-      const config = runConfig(['--privacy', 'record', '--model', 'mlp:8,4', '--local-steps', '5', '--class-weight', 'auto', '--positive-rate', '0.04', '--weight-decay', '0.01', '--lr-schedule', 'cosine']).task;
+      const config = runConfig([
+        '--privacy',
+        'record',
+        '--model',
+        'mlp:8,4',
+        '--local-steps',
+        '5',
+        '--class-weight',
+        'auto',
+        '--positive-rate',
+        '0.04',
+        '--weight-decay',
+        '0.01',
+        '--lr-schedule',
+        'cosine',
+      ]).task;
       const global = flattenParameters(spec, initialParameters(spec, new SeededRandom('dp')));
       const result = trainer.train(global, data, { config: { ...config, proximalMu: 0, seed: '1' }, noiseMultiplier: 1.1, round: 2 });
       expect(result.steps).toBe(5);
@@ -147,17 +175,46 @@ describe('--keep best', () => {
   }, 180_000);
 
   it('dpfed coordinator names the kept round in its done event', async () => {
-    const run = (...args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, [DPFED_BIN, ...args], { timeout: 90_000 }, (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-    });
+    const run = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [DPFED_BIN, ...args], { timeout: 90_000 }, (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+      });
     const csv = join(dir, 'bank-keep.csv');
     writeBankCsv(csv, bankSlices(1, { rowsPerBank: 400, seed: 'keep-cli' })[0]);
     const identity = join(dir, 'bank-keep.identity');
     const { publicKey } = JSON.parse((await run('identity', 'init', '--identity', identity, '--json')).stdout) as { publicKey: string };
     const enrolFile = join(dir, 'enrol-keep.json');
     writeFileSync(enrolFile, JSON.stringify([{ institution: 'bank-keep', publicKey }]));
-    const coordinator = spawn(process.execPath, [DPFED_BIN, 'coordinator', '--insecure', '--port', '0', '--db', join(dir, 'keep.sqlite'), '--json', '--rounds', '3', '--min-clients', '1',
-      '--privacy', 'off', '--aggregation', 'plain', '--model', 'logistic', '--keep', 'best', '--enrol-file', enrolFile, '--key-dir', join(dir, 'keys')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const coordinator = spawn(
+      process.execPath,
+      [
+        DPFED_BIN,
+        'coordinator',
+        '--insecure',
+        '--port',
+        '0',
+        '--db',
+        join(dir, 'keep.sqlite'),
+        '--json',
+        '--rounds',
+        '3',
+        '--min-clients',
+        '1',
+        '--privacy',
+        'off',
+        '--aggregation',
+        'plain',
+        '--model',
+        'logistic',
+        '--keep',
+        'best',
+        '--enrol-file',
+        enrolFile,
+        '--key-dir',
+        join(dir, 'keys'),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const events: Record<string, unknown>[] = [];
     const exited = new Promise<number | null>((resolve) => coordinator.on('exit', resolve));
     const listening = new Promise<number>((resolve) => {
@@ -169,7 +226,20 @@ describe('--keep best', () => {
     });
     try {
       const port = await listening;
-      const client = await run('client', '--insecure', '--coordinator', `127.0.0.1:${port}`, '--institution', 'bank-keep', '--data', csv, '--identity', identity, '--ledger', join(dir, 'bank-keep.ledger.sqlite'));
+      const client = await run(
+        'client',
+        '--insecure',
+        '--coordinator',
+        `127.0.0.1:${port}`,
+        '--institution',
+        'bank-keep',
+        '--data',
+        csv,
+        '--identity',
+        identity,
+        '--ledger',
+        join(dir, 'bank-keep.ledger.sqlite'),
+      );
       expect(client.code, client.stderr).toBe(0);
       expect(await exited).toBe(0);
     } finally {

@@ -16,9 +16,7 @@ export interface EpsilonData {
 }
 
 export async function epsilonCharts(report: LedgerReport, selected: string | undefined, burnDown: BurnDownPoint[]): Promise<{ spent: string; burnDown: string }> {
-  const spent = report.institutions.length
-    ? await spentVsBudgetChart(report.institutions.map((s) => ({ institutionId: s.institutionId, epsilon: s.epsilonTotal, budget: s.budget.epsilon })))
-    : '';
+  const spent = report.institutions.length ? await spentVsBudgetChart(report.institutions.map((s) => ({ institutionId: s.institutionId, epsilon: s.epsilonTotal, budget: s.budget.epsilon }))) : '';
   const chosen = report.institutions.find((s) => s.institutionId === selected);
   const burn = chosen && burnDown.length ? await burnDownChart(burnDown, chosen.budget.epsilon, `${chosen.institutionId}: remaining ε over its recorded events (all runs)`) : '';
   return { spent, burnDown: burn };

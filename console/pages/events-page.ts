@@ -85,10 +85,14 @@ export function eventsBody(d: EventsData): string {
     .join(' · ');
   const receipts = d.receipts
     ? `<h3>Anchored head receipts (table ${esc(d.receipts.table)})</h3>` +
-      table(d.receipts.columns, d.receipts.rows.map((row) => d.receipts!.columns.map((c) => `<span class="hash">${esc(row[c] instanceof Buffer ? (row[c] as Buffer).toString('hex') : row[c])}</span>`)), {
-        id: 'receipts',
-        empty: 'the receipts table is empty',
-      })
+      table(
+        d.receipts.columns,
+        d.receipts.rows.map((row) => d.receipts!.columns.map((c) => `<span class="hash">${esc(row[c] instanceof Buffer ? (row[c] as Buffer).toString('hex') : row[c])}</span>`)),
+        {
+          id: 'receipts',
+          empty: 'the receipts table is empty',
+        },
+      )
     : '<h3>Anchored head receipts</h3><p class="empty" id="receipts-none">None: this ledger keeps no receipts table.</p>';
   return [
     verificationBanner(d.verification, d.headSeq),

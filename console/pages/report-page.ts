@@ -8,9 +8,9 @@ import type { LedgerReport } from '@dpfed/privacy/ledger-report';
 
 const MECHANISMS: Record<string, string> = {
   record:
-    'record-level DP (DP-SGD at the institution): each example\'s gradient is clipped to L2 norm C and Gaussian noise σ·C is added to the sum of a Poisson-subsampled batch (sampling rate q); one event records q, σ and the number of steps of a round',
+    "record-level DP (DP-SGD at the institution): each example's gradient is clipped to L2 norm C and Gaussian noise σ·C is added to the sum of a Poisson-subsampled batch (sampling rate q); one event records q, σ and the number of steps of a round",
   client:
-    'client-level DP (DP-FedAvg): each institution\'s update is clipped to L2 norm S and the aggregate carries Gaussian noise z·S (the noise actually present after dropouts); one event per round',
+    "client-level DP (DP-FedAvg): each institution's update is clipped to L2 norm S and the aggregate carries Gaussian noise z·S (the noise actually present after dropouts); one event per round",
 };
 
 const ACCOUNTANTS: Record<string, string> = {
@@ -52,11 +52,12 @@ export function reportBody(d: ReportData): string {
   const range = (values: number[]) => (values.length ? (Math.min(...values) === Math.max(...values) ? fmt(values[0], 6) : `${fmt(Math.min(...values), 6)} – ${fmt(Math.max(...values), 6)}`) : '-');
   const v = d.verification.result;
   const covered = v && v.ok && d.verification.verifiedHead?.seq === r.head.seq;
-  const verified = !v || (v.ok && !covered)
-    ? `<span class="unverified" id="report-verification">not yet verified up to row ${r.head.seq} (the verification is still running): check with dpfed ledger --verify before filing</span>`
-    : v.ok
-      ? `<span class="ok" id="report-verification">verified: all ${v.rows} rows, every hash, signature and countersignature, and the signed head hold</span>`
-      : `<span class="broken" id="report-verification">NOT verified: chain broken at row ${v.badRow}: ${esc(v.reason)}</span>`;
+  const verified =
+    !v || (v.ok && !covered)
+      ? `<span class="unverified" id="report-verification">not yet verified up to row ${r.head.seq} (the verification is still running): check with dpfed ledger --verify before filing</span>`
+      : v.ok
+        ? `<span class="ok" id="report-verification">verified: all ${v.rows} rows, every hash, signature and countersignature, and the signed head hold</span>`
+        : `<span class="broken" id="report-verification">NOT verified: chain broken at row ${v.badRow}: ${esc(v.reason)}</span>`;
   return [
     `<p class="noprint"><a href="/report${query({ institution: s.institutionId, run: r.run, accountant: r.accountant === 'rdp' ? 'pld' : 'rdp' })}">same report with the ${r.accountant === 'rdp' ? 'PLD' : 'RDP'} accountant</a> · use the browser's Print to file it as PDF.</p>`,
     '<dl class="facts" id="report-facts">',
@@ -80,11 +81,25 @@ export function reportBody(d: ReportData): string {
     '<h3>Events covered</h3>',
     table(
       ['seq', 'run', 'round', 'mode', 'q', 'σ', 'steps', 'clip', 'row hash'],
-      s.events.map((e) => [String(e.seq), esc(e.event.runId), String(e.event.round), esc(e.event.mode), fmt(e.event.sampleRate), fmt(e.event.noiseMultiplier), String(e.event.steps), fmt(e.event.clipNorm), `<span class="hash">${esc(e.rowHash)}</span>`]),
+      s.events.map((e) => [
+        String(e.seq),
+        esc(e.event.runId),
+        String(e.event.round),
+        esc(e.event.mode),
+        fmt(e.event.sampleRate),
+        fmt(e.event.noiseMultiplier),
+        String(e.event.steps),
+        fmt(e.event.clipNorm),
+        `<span class="hash">${esc(e.rowHash)}</span>`,
+      ]),
       { id: 'report-events', empty: 'no events' },
     ),
     s.refusals.length
-      ? '<h3>Refusals</h3>' + table(['seq', 'run', 'round', 'reason', 'projected ε'], s.refusals.map((x) => [String(x.seq), esc(x.runId), String(x.round), esc(x.reason), fmt(x.projectedEpsilon)]))
+      ? '<h3>Refusals</h3>' +
+        table(
+          ['seq', 'run', 'round', 'reason', 'projected ε'],
+          s.refusals.map((x) => [String(x.seq), esc(x.runId), String(x.round), esc(x.reason), fmt(x.projectedEpsilon)]),
+        )
       : '',
     '<p>ε is the privacy loss composed over the events listed, by the accountant named, at the budget δ. The figures equal <code>dpfed ledger --json</code> over the same ledger head; check the chain independently with <code>dpfed ledger --verify</code>.</p>',
   ].join('');

@@ -20,14 +20,26 @@ export function roundBody(d: RoundDetail): string {
     '<h3>Privacy parameters of the run</h3>',
     privacyFacts(d.config),
     `<h3>Participants (${d.participantsList.length - dropped.length} reported, ${dropped.length} dropped or refused)</h3>`,
-    table(['institution', 'status', 'examples', 'detail'], d.participantsList.map((p) => [esc(p.institutionId), `<span class="${p.status === 'reported' ? 'ok' : 'broken'}">${esc(p.status)}</span>`, String(p.numExamples), esc(p.detail)]), {
-      id: 'participants',
-      empty: 'no participants recorded',
-    }),
+    table(
+      ['institution', 'status', 'examples', 'detail'],
+      d.participantsList.map((p) => [esc(p.institutionId), `<span class="${p.status === 'reported' ? 'ok' : 'broken'}">${esc(p.status)}</span>`, String(p.numExamples), esc(p.detail)]),
+      {
+        id: 'participants',
+        empty: 'no participants recorded',
+      },
+    ),
     '<h3>Metrics</h3>',
-    table(['institution', 'metric', 'value'], d.metrics.map((m) => [m.institutionId === '' ? '<em>global</em>' : esc(m.institutionId), esc(m.name), fmt(m.value, 6)]), { id: 'metrics' }),
+    table(
+      ['institution', 'metric', 'value'],
+      d.metrics.map((m) => [m.institutionId === '' ? '<em>global</em>' : esc(m.institutionId), esc(m.name), fmt(m.value, 6)]),
+      { id: 'metrics' },
+    ),
     '<h3>Failed attempts of this round</h3>',
-    table(['at', 'reason'], d.failures.map((f) => [esc(f.at), esc(f.reason)]), { id: 'failures', empty: 'none' }),
+    table(
+      ['at', 'reason'],
+      d.failures.map((f) => [esc(f.at), esc(f.reason)]),
+      { id: 'failures', empty: 'none' },
+    ),
     '<h3>Scheduling refusals</h3>',
     table(
       ['institution', 'at', 'reason', 'projected ε', 'budget ε'],

@@ -52,7 +52,11 @@ export class FedAdamStrategy implements Strategy {
 
   aggregateFit(_round: number, global: Float32Array, updates: readonly ClientUpdate[]): Float32Array {
     checkUpdatesForAggregation(updates, global.length);
-    const sum = this.accumulator.weightedSum(updates.map((u) => u.delta), updates.map((u) => u.weight), global.length);
+    const sum = this.accumulator.weightedSum(
+      updates.map((u) => u.delta),
+      updates.map((u) => u.weight),
+      global.length,
+    );
     return this.step(global, sum, 1 / totalWeight(updates));
   }
 

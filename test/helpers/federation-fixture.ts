@@ -54,13 +54,7 @@ export function runConfig(argv: string[] = []): RunConfig {
 // ---------------- the test file's federation PKI ----------------
 
 /** Institution ids every test file's CA issues client certificates for up front (more with `issue`). */
-const PRE_ISSUED = [
-  ...Array.from({ length: 12 }, (_, k) => `bank-${k + 1}`),
-  ...Array.from({ length: 6 }, (_, k) => `good-${k + 1}`),
-  'observer',
-  'attacker',
-  'rogue',
-];
+const PRE_ISSUED = [...Array.from({ length: 12 }, (_, k) => `bank-${k + 1}`), ...Array.from({ length: 6 }, (_, k) => `good-${k + 1}`), 'observer', 'attacker', 'rogue'];
 
 export interface TestPki {
   dir: string;
@@ -169,8 +163,16 @@ const coordinatorsByAddress = new Map<string, { coordinator: Coordinator; insecu
 export async function startTestCoordinator(o: TestCoordinatorOptions): Promise<Coordinator> {
   if (o.inMemory) {
     const coordinator = await startInMemoryCoordinator({
-      dbPath: o.dbPath, runId: o.runId, config: o.config, privacy: coordinatorPrivacy, livenessMs: o.livenessMs, log: o.log,
-      strategy: o.strategy, evaluator: o.evaluator, revocationPollMs: 200, metrics: o.metrics,
+      dbPath: o.dbPath,
+      runId: o.runId,
+      config: o.config,
+      privacy: coordinatorPrivacy,
+      livenessMs: o.livenessMs,
+      log: o.log,
+      strategy: o.strategy,
+      evaluator: o.evaluator,
+      revocationPollMs: 200,
+      metrics: o.metrics,
     });
     coordinatorsByAddress.set(`in-memory:${++inMemoryCoordinators}`, { coordinator, insecure: false, link: () => coordinator.link() });
     return coordinator;
@@ -380,7 +382,10 @@ export class ShiftLearner implements Learner {
 export class HoldingLearner implements Learner {
   calls = 0;
 
-  constructor(private readonly inner: Learner, private readonly hold: (call: number) => Promise<void>) {}
+  constructor(
+    private readonly inner: Learner,
+    private readonly hold: (call: number) => Promise<void>,
+  ) {}
 
   async train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome> {
     await this.hold(++this.calls);
@@ -502,7 +507,17 @@ export function start(institutions: TestInstitution[]): Promise<ClientRunResult[
 /** Stops and closes clients, their ledgers and the coordinator, then removes the temp dir. */
 export async function cleanUp(o: { institutions?: TestInstitution[]; coordinators?: (Coordinator | undefined)[]; dir?: string; closePrivacy?: boolean }): Promise<void> {
   for (const i of o.institutions ?? []) i.client.close();
-  await Promise.all((o.institutions ?? []).map((i) => (i.run ? within(i.run.catch(() => undefined), 5_000, `${i.id} to stop`).catch(() => undefined) : undefined)));
+  await Promise.all(
+    (o.institutions ?? []).map((i) =>
+      i.run
+        ? within(
+            i.run.catch(() => undefined),
+            5_000,
+            `${i.id} to stop`,
+          ).catch(() => undefined)
+        : undefined,
+    ),
+  );
   for (const c of o.coordinators ?? []) await c?.close();
   if (o.closePrivacy !== false) for (const i of o.institutions ?? []) i.privacy?.close();
   if (o.dir) rmSync(o.dir, { recursive: true, force: true });

@@ -56,8 +56,18 @@ export const ledgerHead = fc.option(fc.record({ seq: uint64, hash: bytes, signat
 export const privacyEvent = fc.option(
   fc.record(
     {
-      institutionId: text, runId: text, round: uint32, mode: fc.oneof(text, fc.constantFrom('record', 'client', 'evaluation')), sampleRate: double,
-      noiseMultiplier: double, steps: uint64, clipNorm: double, delta: double, modelVersion: uint64, time: text, signature: bytes,
+      institutionId: text,
+      runId: text,
+      round: uint32,
+      mode: fc.oneof(text, fc.constantFrom('record', 'client', 'evaluation')),
+      sampleRate: double,
+      noiseMultiplier: double,
+      steps: uint64,
+      clipNorm: double,
+      delta: double,
+      modelVersion: uint64,
+      time: text,
+      signature: bytes,
     },
     { requiredKeys: [] },
   ),
@@ -101,20 +111,22 @@ export const resultChunk = fc.oneof(fc.record({ header: resultHeader }), fc.reco
 const share = fc.record({ aboutInstitution: text, value: bytes }, { requiredKeys: [] });
 const encryptedShare = fc.record({ fromInstitution: text, toInstitution: text, nonce: bytes, ciphertext: bytes }, { requiredKeys: [] });
 
-export const secAggMessage = fc.record(
-  {
-    envelope,
-    collection: fc.oneof(text, fc.constantFrom('update', 'evaluation')),
-    body: fc.oneof(
-      fc.constant({}),
-      fc.record({ advertise: fc.record({ institutionId: text, index: uint32, encryptionPublicKey: bytes, maskPublicKey: bytes, signature: bytes }, { requiredKeys: [] }) }),
-      fc.record({ shareKeys: fc.record({ shares: fc.array(encryptedShare, { maxLength: 4 }) }) }),
-      fc.record({ unmask: fc.record({ selfMaskShares: fc.array(share, { maxLength: 4 }), maskKeyShares: fc.array(share, { maxLength: 4 }), signature: bytes }, { requiredKeys: [] }) }),
-      fc.record({ ckksPublicKey: fc.record({ key: bytes, signature: bytes }, { requiredKeys: [] }) }),
-    ),
-  },
-  { requiredKeys: [] },
-).map(({ body, ...rest }) => ({ ...rest, ...body }));
+export const secAggMessage = fc
+  .record(
+    {
+      envelope,
+      collection: fc.oneof(text, fc.constantFrom('update', 'evaluation')),
+      body: fc.oneof(
+        fc.constant({}),
+        fc.record({ advertise: fc.record({ institutionId: text, index: uint32, encryptionPublicKey: bytes, maskPublicKey: bytes, signature: bytes }, { requiredKeys: [] }) }),
+        fc.record({ shareKeys: fc.record({ shares: fc.array(encryptedShare, { maxLength: 4 }) }) }),
+        fc.record({ unmask: fc.record({ selfMaskShares: fc.array(share, { maxLength: 4 }), maskKeyShares: fc.array(share, { maxLength: 4 }), signature: bytes }, { requiredKeys: [] }) }),
+        fc.record({ ckksPublicKey: fc.record({ key: bytes, signature: bytes }, { requiredKeys: [] }) }),
+      ),
+    },
+    { requiredKeys: [] },
+  )
+  .map(({ body, ...rest }) => ({ ...rest, ...body }));
 
 export const declineRequest = fc.record(
   { envelope, reason: fc.oneof(text, fc.constantFrom('declined', 'shutting down', 'no data')), projectedEpsilon: double, budgetEpsilon: double, detail: text },
@@ -139,9 +151,17 @@ export const registerRequest = fc.oneof(
   fc.record({ $signed: fc.constantFrom<SignedRegister['$signed']>(true, 'signature', 'nonce'), bit: fc.nat() }),
   fc.record(
     {
-      institutionId: fc.oneof(text, fc.constant('attacker')), identityPublicKey: bytes, protocolVersion: fc.oneof(uint32, fc.constant(1)),
-      budget: fc.option(fc.record({ epsilon: double, delta: double }, { requiredKeys: [] }), { nil: null }), clientVersion: text, signature: bytes,
-      nonce: bytes, declaredExamples: uint64, schemaHash: bytes, ledgerHead, anchorHash: bytes,
+      institutionId: fc.oneof(text, fc.constant('attacker')),
+      identityPublicKey: bytes,
+      protocolVersion: fc.oneof(uint32, fc.constant(1)),
+      budget: fc.option(fc.record({ epsilon: double, delta: double }, { requiredKeys: [] }), { nil: null }),
+      clientVersion: text,
+      signature: bytes,
+      nonce: bytes,
+      declaredExamples: uint64,
+      schemaHash: bytes,
+      ledgerHead,
+      anchorHash: bytes,
     },
     { requiredKeys: [] },
   ),
@@ -165,7 +185,7 @@ export function mutate(encoded: Buffer, m: Mutation): Buffer {
     case 'flip': {
       if (encoded.length === 0) return encoded;
       const out = Buffer.from(encoded);
-      for (const bit of m.bits) out[Math.floor(bit / 8) % out.length] ^= 1 << bit % 8;
+      for (const bit of m.bits) out[Math.floor(bit / 8) % out.length] ^= 1 << (bit % 8);
       return out;
     }
     case 'truncate':
@@ -180,7 +200,7 @@ export function mutate(encoded: Buffer, m: Mutation): Buffer {
 /** `bytes` with bit `bit` (modulo its length) flipped, as a new array. */
 export function flipBit(bytes: Uint8Array, bit: number): Uint8Array {
   const out = new Uint8Array(bytes);
-  if (out.length) out[Math.floor(bit / 8) % out.length] ^= 1 << bit % 8;
+  if (out.length) out[Math.floor(bit / 8) % out.length] ^= 1 << (bit % 8);
   return out;
 }
 

@@ -22,8 +22,17 @@ while (Date.now() < startAt) {
 }
 for (let i = 0; i < Number(countText); i++) {
   const event: LedgerEvent = {
-    institutionId, runId: `race-${tag}`, round: i + 1, mode: 'record', sampleRate: 0.02, noiseMultiplier: 1, steps: 50, clipNorm: 1, delta: 1e-5,
-    modelVersion: i, time: new Date().toISOString(),
+    institutionId,
+    runId: `race-${tag}`,
+    round: i + 1,
+    mode: 'record',
+    sampleRate: 0.02,
+    noiseMultiplier: 1,
+    steps: 50,
+    clipNorm: 1,
+    delta: 1e-5,
+    modelVersion: i,
+    time: new Date().toISOString(),
   };
   try {
     ledger.appendWithinBudget(event, signEvent(event, identity), accountant);

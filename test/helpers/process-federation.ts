@@ -63,9 +63,13 @@ function track(child: ChildProcess, logFile: string): ProcessHandle {
       keep('exit', `${code ?? signal}`);
       resolve(exit);
       for (const l of listeners) l();
-    }));
+    }),
+  );
   return {
-    child, events, logs, exited,
+    child,
+    events,
+    logs,
+    exited,
     waitFor(match, ms, what) {
       return new Promise((resolve, reject) => {
         const check = () => {
@@ -111,15 +115,22 @@ export async function processFederation(dir: string, banks: number, runFlags: st
   for (const id of ids) await pki.issue(id);
   const keyDir = join(dir, 'keys');
   const db = o.db ?? join(dir, 'coordinator.sqlite');
-  const lines = readFileSync(FRAUD_CSV, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+  const lines = readFileSync(FRAUD_CSV, 'utf8')
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== '');
   const [header, ...rows] = lines;
   new SeededRandom('faults:split').shuffle(rows);
   ids.forEach((id, b) => writeFileSync(join(dir, `${id}.csv`), [header, ...rows.filter((_, i) => i % banks === b)].join('\n') + '\n'));
   const enrolFile = join(dir, 'enrolment.json');
-  writeFileSync(enrolFile, JSON.stringify(ids.map((id) => ({
-    institution: id,
-    publicKey: Buffer.from(loadOrCreateIdentity(institutionKeyPath(keyDir, id)).publicKey).toString('hex'),
-  }))));
+  writeFileSync(
+    enrolFile,
+    JSON.stringify(
+      ids.map((id) => ({
+        institution: id,
+        publicKey: Buffer.from(loadOrCreateIdentity(institutionKeyPath(keyDir, id)).publicKey).toString('hex'),
+      })),
+    ),
+  );
   const features = featureColumns(readSchemaFile(FRAUD_SCHEMA)).length;
   const running: ChildProcess[] = [];
   let launched = 0;
@@ -134,12 +145,60 @@ export async function processFederation(dir: string, banks: number, runFlags: st
   const serverTls = ['--tls-ca', pki.caPath, '--tls-cert', join(pki.dir, 'coordinator.crt'), '--tls-key', join(pki.dir, 'coordinator.key')];
   const ledgerOf = (id: string) => join(dir, `${id}.ledger.sqlite`);
   return {
-    dir, db, keyDir, banks: ids, ledgerOf,
-    startCoordinator: (o = {}) => launch(['coordinator', '--port', String(o.port ?? 0), '--db', db, '--key-dir', keyDir, '--json', '--log-format', 'json',
-      '--features', String(features), '--enrol-file', enrolFile, ...serverTls, ...runFlags], o.exitAt),
-    startBank: (id, port, o = {}) => launch(['client', '--coordinator', `127.0.0.1:${port}`, '--institution', id, '--data', join(dir, `${id}.csv`),
-      '--schema', FRAUD_SCHEMA, '--backend', 'wasm', '--key-dir', keyDir, '--ledger', ledgerOf(id), '--budget-epsilon', '10',
-      '--log-format', 'json', '--json', ...pki.clientFlags(id)], o.exitAt),
+    dir,
+    db,
+    keyDir,
+    banks: ids,
+    ledgerOf,
+    startCoordinator: (o = {}) =>
+      launch(
+        [
+          'coordinator',
+          '--port',
+          String(o.port ?? 0),
+          '--db',
+          db,
+          '--key-dir',
+          keyDir,
+          '--json',
+          '--log-format',
+          'json',
+          '--features',
+          String(features),
+          '--enrol-file',
+          enrolFile,
+          ...serverTls,
+          ...runFlags,
+        ],
+        o.exitAt,
+      ),
+    startBank: (id, port, o = {}) =>
+      launch(
+        [
+          'client',
+          '--coordinator',
+          `127.0.0.1:${port}`,
+          '--institution',
+          id,
+          '--data',
+          join(dir, `${id}.csv`),
+          '--schema',
+          FRAUD_SCHEMA,
+          '--backend',
+          'wasm',
+          '--key-dir',
+          keyDir,
+          '--ledger',
+          ledgerOf(id),
+          '--budget-epsilon',
+          '10',
+          '--log-format',
+          'json',
+          '--json',
+          ...pki.clientFlags(id),
+        ],
+        o.exitAt,
+      ),
     killAll: () => running.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL')),
   };
 }

@@ -133,4 +133,3 @@ export function ghostClippedSum(tf: Tf, traces: LayerTrace[], clipNorm: number):
   });
   return { ...result, perExampleLayers };
 }
-
