@@ -7,6 +7,7 @@
 // (registration-challenges.ts); Register carries the institution's signature over a declaration that covers
 // that nonce, its budget, declared fields and its own ledger head (proto/registration.ts). The ledger head is
 // checked against the coordinator's receipt of that ledger (ledger-receipts.ts) before anything is recorded.
+import { quoted } from '@dpfed/proto/text-excerpt';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { verifySignature } from '@dpfed/privacy/identity';
 import { INSTITUTION_ID_PATTERN, registrationDeclaration } from '@dpfed/proto/registration';
@@ -175,7 +176,7 @@ export class InstitutionRegistry {
   authenticate(envelope: Envelope | null | undefined): Institution {
     if (!envelope) throw invalidArgument('envelope: missing');
     const institution = this.institutions.get(envelope.institutionId);
-    if (!institution) throw invalidArgument(`envelope.institution_id: unknown institution "${envelope.institutionId}" (register first)`, 'NOT_REGISTERED');
+    if (!institution) throw invalidArgument(`envelope.institution_id: unknown institution ${quoted(String(envelope.institutionId), 64)} (register first)`, 'NOT_REGISTERED');
     const session = Buffer.from(envelope.session ?? []);
     if (session.length !== institution.session.length || !timingSafeEqual(session, institution.session)) {
       throw unauthenticated(`envelope.session: not the current session of "${envelope.institutionId}" (register again)`, 'SESSION_NOT_CURRENT');

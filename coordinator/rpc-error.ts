@@ -2,6 +2,7 @@
 // names the offending field.
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { defaultReasonFor, REFUSAL_REASON_METADATA, type RefusalReason } from '@dpfed/proto/federation-error';
+import { excerpt } from '@dpfed/proto/text-excerpt';
 import { TensorStreamError } from '@dpfed/proto/tensor-stream';
 import { isStorageFault } from './storage-fault.ts';
 
@@ -39,6 +40,18 @@ export interface CallStatus {
  * institution retries the call with backoff instead of giving up, and the coordinator logs it.
  */
 export function callStatusOf(error: unknown): CallStatus {
+  const status = statusOf(error);
+  return { ...status, message: excerpt(status.message, MAX_REFUSAL_MESSAGE) };
+}
+
+/**
+ * The longest refusal message sent: it travels in the grpc-message trailer (an HTTP/2 header, which peers
+ * refuse beyond a few kilobytes) or a CallStatus frame. A longer one, e.g. one that names a field whose
+ * fuzzed value is megabytes long, is cut; its start still names the field at fault.
+ */
+export const MAX_REFUSAL_MESSAGE = 1024;
+
+function statusOf(error: unknown): CallStatus {
   if (error instanceof RpcError) return { code: error.code, message: error.message, reason: error.reason, internal: false };
   if (isStorageFault(error)) {
     return { code: status.UNAVAILABLE, message: `the coordinator cannot write its database for now (${(error as { code: string }).code}); retry later`, reason: 'STORAGE_UNAVAILABLE', internal: true };

@@ -116,6 +116,15 @@ describe('fuzzing every RPC of a running coordinator', () => {
     expect(await f.stillServing()).toBeNull();
   });
 
+  it('answers a request naming a 100,000-character institution id with a bounded refusal, not a trailer no client accepts', async () => {
+    const { raw, ctx } = f;
+    const envelope = { ...resolve(ctx, { $valid: 'none' }), institutionId: 'x'.repeat(100_000) };
+    const out = await raw.unary('PushSecAgg', encodeRequest('PushSecAgg', { envelope, collection: 'update' }), DEADLINE_MS);
+    expect(grpc.status[out.code]).toBe('INVALID_ARGUMENT');
+    expect(out.details).toMatch(/^envelope\.institution_id: unknown institution "x{64}… \(100000 characters\)" \(register first\)$/);
+    expect(await f.stillServing()).toBeNull();
+  });
+
   it('refuses a download in chunks smaller than one element with INVALID_ARGUMENT naming chunk_bytes, not INTERNAL', async () => {
     const { raw, ctx } = f;
     f.refresh();
