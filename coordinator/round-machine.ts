@@ -7,12 +7,9 @@
 //   evaluate  → the candidate's evaluation collection: none this round, the coordinator's own rows, a
 //               secure sum or plain histograms (round-collections.ts), scored by the strategy
 //   commit    → the model, the participants' outcomes and the metrics in one transaction (round-commit.ts)
-// After the last round, a run with cross-site evaluation runs one more collection: every institution's
-// own score of the final model (cross-site-evaluation.ts).
-// Privacy plugs in through the release policy (privacy/release-policy.ts) and RoundPrivacy
-// (round-privacy.ts); the loop itself never looks at a privacy mode or an aggregation kind. While a
-// collection is open, the service's calls (results, secure-aggregation messages, downloads) are routed to
-// it (result-routing.ts); every message is checked against the run, round and model version it claims.
+// After the last round, a run with cross-site evaluation runs one more collection: every institution's own score of the final model (cross-site-evaluation.ts).
+// Privacy plugs in through the release policy (privacy/release-policy.ts) and RoundPrivacy (round-privacy.ts); the loop itself never looks at a privacy mode or an
+// aggregation kind. While a collection is open, the service's calls are routed to it (result-routing.ts); every message is checked against the run, round and model version it claims.
 import { EventEmitter } from 'node:events';
 import { trainingReleasePolicy, type ReleasePolicy } from '@dpfed/privacy/release-policy';
 import { parameterShapes, type ModelSpec } from '@dpfed/proto/model-spec';

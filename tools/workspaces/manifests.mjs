@@ -102,6 +102,8 @@ export function rootManifest(root, present, rootNpm, packageNpm, known, errors) 
     name: 'dpfed-workspace',
     version: VERSION,
     private: true,
+    // the repository's own launcher (bin/dpfed.js runs the compiled dpfed package): `npx dpfed` in a checkout
+    bin: { dpfed: 'bin/dpfed.js' },
     ...rest,
     workspaces: present.map((p) => p.dir),
     scripts: rootScripts(current.scripts ?? {}),
