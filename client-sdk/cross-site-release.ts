@@ -9,14 +9,13 @@
 //   privacy client  declined: no evaluation mechanism exists at that level
 // A task re-issued for the same run and model (the coordinator restarted) gets the same release again:
 // no second draw of noise, no second event.
-import { histogramToVector } from '@dpfed/privacy/auc-histogram';
 import { noisyHistogramVector } from '@dpfed/privacy/evaluation-mechanism';
 import { BudgetExceededError } from '@dpfed/privacy/ledger';
 import type { NamedTensor } from '@dpfed/proto/tensor-stream';
 import type { PrivacyEventMsg, ResultHeaderMsg } from '@dpfed/proto/wire';
 import type { ClientPrivacy } from './client-privacy.ts';
+import { exactEvaluationResult, histogramTensors } from './evaluation-result.ts';
 import type { EvalOutcome, TaskContext } from './learner.ts';
-import { TENSOR_NAMES } from '@dpfed/proto/shared-names';
 
 export interface CrossSiteDecline {
   reason: string;
@@ -34,13 +33,6 @@ export interface CrossSiteResult {
 }
 
 const declineOf = (reason: string, detail: string, projectedEpsilon = 0, budgetEpsilon = 0): { decline: CrossSiteDecline } => ({ decline: { reason, detail, projectedEpsilon, budgetEpsilon } });
-
-function histogramTensors(vector: Uint32Array, bins: number): NamedTensor[] {
-  return [
-    { name: TENSOR_NAMES.histogramPositive, shape: [bins], dtype: 'UINT32', data: vector.subarray(0, bins) },
-    { name: TENSOR_NAMES.histogramNegative, shape: [bins], dtype: 'UINT32', data: vector.subarray(bins, 2 * bins) },
-  ];
-}
 
 export class CrossSiteRelease {
   private last: { key: string; result: CrossSiteResult } | null = null;
@@ -61,19 +53,7 @@ export class CrossSiteRelease {
     const bins = config.evaluation.bins;
     if (mode === 'off') {
       const outcome = await evaluate();
-      const result: CrossSiteResult = {
-        header: {
-          kind: 'EVALUATE_RESULT',
-          numExamples: outcome.numExamples,
-          metrics: { loss: outcome.loss, accuracy: outcome.accuracy },
-          privacyEvent: undefined,
-          tensorCount: 2,
-          masked: false,
-          encrypted: false,
-        },
-        tensors: histogramTensors(histogramToVector(outcome.histogram), outcome.histogram.bins),
-        sigma: 0,
-      };
+      const result: CrossSiteResult = { ...exactEvaluationResult(outcome), sigma: 0 };
       this.last = { key, result };
       return { result };
     }

@@ -6,15 +6,15 @@
 //   under a privacy mode without private evaluation: declined (no figure leaves without a mechanism)
 //   cross-site            its own histograms of the final model, alone (client-sdk/cross-site-release.ts)
 // Its own exact figures stay in its own log.
-import { aucFromHistogram, histogramToVector } from '@dpfed/privacy/auc-histogram';
+import { aucFromHistogram } from '@dpfed/privacy/auc-histogram';
 import { noisyHistogramVector } from '@dpfed/privacy/evaluation-mechanism';
 import { encodeEvaluation } from '@dpfed/privacy/evaluation-vector';
-import { TENSOR_NAMES } from '@dpfed/proto/shared-names';
 import { exitAtTestPoint } from '@dpfed/proto/test-exit-hook';
 import type { Envelope, PrivacyEventMsg, ResultHeaderMsg, SecAggTaskMsg } from '@dpfed/proto/wire';
 import type { ClientPrivacy } from './client-privacy.ts';
 import { CrossSiteRelease } from './cross-site-release.ts';
 import type { HeldModels } from './held-models.ts';
+import { exactEvaluationResult, histogramTensors } from './evaluation-result.ts';
 import type { EvalOutcome, Learner, TaskContext } from './learner.ts';
 import type { LocalModelView } from './local-metrics.ts';
 import type { ParticipantChannel } from './participant-channel.ts';
@@ -77,24 +77,8 @@ export class EvaluationRelease {
       channel.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy });
       return;
     }
-    const vector = histogramToVector(outcome.histogram);
-    const bins = outcome.histogram.bins;
-    await channel.connection.pushResult(
-      {
-        envelope,
-        kind: 'EVALUATE_RESULT',
-        numExamples: outcome.numExamples,
-        metrics: { loss: outcome.loss, accuracy: outcome.accuracy },
-        privacyEvent: undefined,
-        tensorCount: 2,
-        masked: false,
-        encrypted: false,
-      },
-      [
-        { name: TENSOR_NAMES.histogramPositive, shape: [bins], dtype: 'UINT32', data: vector.subarray(0, bins) },
-        { name: TENSOR_NAMES.histogramNegative, shape: [bins], dtype: 'UINT32', data: vector.subarray(bins, 2 * bins) },
-      ],
-    );
+    const exact = exactEvaluationResult(outcome);
+    await channel.connection.pushResult({ envelope, ...exact.header }, exact.tensors);
     channel.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy });
   }
 
@@ -168,10 +152,7 @@ export class EvaluationRelease {
     if (secagg) {
       await this.setup.secureSum.start(envelope, secagg, new Uint32Array(release.vector), header);
     } else {
-      await channel.connection.pushResult(header, [
-        { name: TENSOR_NAMES.histogramPositive, shape: [bins], dtype: 'UINT32', data: release.vector.subarray(0, bins) },
-        { name: TENSOR_NAMES.histogramNegative, shape: [bins], dtype: 'UINT32', data: release.vector.subarray(bins, 2 * bins) },
-      ]);
+      await channel.connection.pushResult(header, histogramTensors(release.vector, bins));
     }
     channel.emit('evaluated', { round: ctx.round, loss: outcome.loss, accuracy: outcome.accuracy, private: true });
   }
