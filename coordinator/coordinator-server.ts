@@ -6,7 +6,7 @@ import { CHANNEL_OPTIONS, federationServerService, serializeTensorChunk, widenSe
 import { countingService } from '@dpfed/proto/wire-byte-counter';
 import { ZeroCopyFraming } from '@dpfed/proto/zero-copy-framing';
 import { EncodedModelCache } from './encoded-model-cache.ts';
-import { openFederation, type Coordinator, type CoordinatorOptions, type FederationCore } from './federation-core.ts';
+import { openFederation, pollRevocations, type Coordinator, type CoordinatorOptions, type FederationCore } from './federation-core.ts';
 import { federationHandlers } from './federation-service.ts';
 import { admitPeers } from './peer-admission.ts';
 
@@ -48,14 +48,8 @@ async function serveOverGrpc(core: FederationCore, options: CoordinatorOptions):
   );
   widenServerFlowControl(server);
   metrics?.bound();
-  // revocations, also those `dpfed enrol revoke` writes from another process, end live registrations
-  const revocations = setInterval(() => {
-    const revoked = registry.dropRevoked();
-    if (!revoked.length) return;
-    options.log?.(`revoked: ${revoked.join(', ')}`);
-    admission.cut(revoked, (id) => `institution_id: institution "${id}" is revoked`);
-  }, options.revocationPollMs ?? 1000);
-  revocations.unref();
+  // a revoked institution's Session streams are cut at once
+  const revocations = pollRevocations(core, options, (revoked) => admission.cut(revoked, (id) => `institution_id: institution "${id}" is revoked`));
   metrics?.observe(machine);
   const finished = machine.run();
   let closed = false;

@@ -168,3 +168,19 @@ async function openFederationOn(store: CoordinatorStore, options: CoordinatorOpt
   const machine = new RoundMachine({ runId, config, store, registry, board, strategy, privacy, initialModel: saved.parameters, startRound: lastRound + 1, evaluator: options.evaluator });
   return { runId, config, store, enrolment, registry, receipts, identity, machine, lastRound };
 }
+
+/**
+ * Re-reads the allow-list every `revocationPollMs` (default 1 s): revocations, also those `dpfed enrol
+ * revoke` writes from another process, end live registrations (their next request is refused), and `cut`
+ * ends whatever the transport still holds open for them. Stop it with clearInterval.
+ */
+export function pollRevocations(core: FederationCore, options: Pick<CoordinatorOptions, 'revocationPollMs' | 'log'>, cut?: (revoked: string[]) => void): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    const revoked = core.registry.dropRevoked();
+    if (!revoked.length) return;
+    options.log?.(`revoked: ${revoked.join(', ')}`);
+    cut?.(revoked);
+  }, options.revocationPollMs ?? 1000);
+  timer.unref();
+  return timer;
+}

@@ -4,7 +4,7 @@
 // tests compare it with the gRPC coordinator. There is no TLS because there is no connection to protect:
 // admission rests on the enrolment allow-list and the signed registration, as with --insecure.
 import type { CoordinatorLink } from '@dpfed/proto/coordinator-link';
-import { openFederation, type Coordinator, type CoordinatorOptions } from './federation-core.ts';
+import { openFederation, pollRevocations, type Coordinator, type CoordinatorOptions } from './federation-core.ts';
 import { federationOperations, type FederationOperations } from './federation-operations.ts';
 import { inMemoryLink } from './in-memory-link.ts';
 
@@ -16,23 +16,25 @@ export interface InMemoryCoordinator extends Coordinator {
 }
 
 export async function startInMemoryCoordinator(options: InMemoryCoordinatorOptions): Promise<InMemoryCoordinator> {
-  const { runId, store, enrolment, registry, receipts, identity, machine, lastRound } = await openFederation(options);
+  const federation = await openFederation(options);
+  const { runId, store, enrolment, registry, receipts, identity, machine, lastRound } = federation;
   const metrics = options.metrics;
   const refused = metrics && ((code: number, message: string) => metrics.refusal(code, message));
   const core = federationOperations({ registry, machine: () => machine, coordinatorIdentity: identity, receipts, log: options.log });
   // the allow-list step the gRPC edge takes before Challenge and Register (peer-admission.ts), with no certificate
   const ops: FederationOperations = {
     ...core,
-    challenge: (request) => (registry.admit({ institutionId: request.institutionId }, null), core.challenge(request)),
-    register: (request) => (registry.admit(request, null), core.register(request)),
+    challenge(request) {
+      registry.admit({ institutionId: request.institutionId }, null);
+      return core.challenge(request);
+    },
+    register(request) {
+      registry.admit(request, null);
+      return core.register(request);
+    },
   };
   const links = new Set<CoordinatorLink>();
-  // revocations, also those written by another process, end live registrations (their next request is refused)
-  const revocations = setInterval(() => {
-    const revoked = registry.dropRevoked();
-    if (revoked.length) options.log?.(`revoked: ${revoked.join(', ')}`);
-  }, options.revocationPollMs ?? 1000);
-  revocations.unref();
+  const revocations = pollRevocations(federation, options);
   metrics?.observe(machine);
   const finished = machine.run();
   let closed = false;
