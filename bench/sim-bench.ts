@@ -10,63 +10,22 @@
 // The plan (BENCH_TRAINING): 2 local DP-SGD steps per round at sample rate 0.1 (about 29 of an
 // institution's ~290 training rows per step, the batch-size constant 32), plain aggregation; each
 // committed model is scored on the ~2,300 test rows. Override with flags of `dpfed sim`'s plan.
-import { join } from 'node:path';
 import { selectBackend } from '@dpfed/client/tf-backend';
-import { readSchemaFile } from '@dpfed/proto/data-schema';
-import { runFederated } from '@dpfed/simulations/federated-run';
-import type { TransportName } from '@dpfed/simulations/federation-transport';
-import { parseSplit } from '@dpfed/simulations/institution-split';
-import { loadSimCsv } from '@dpfed/simulations/sim-data';
-import { expandGrid } from '@dpfed/simulations/sim-grid';
-import { partitionData } from '@dpfed/simulations/sim-partition';
-import { ROOT } from './bench-paths.ts';
 import { roundTo } from './statistics.ts';
+import { timedSimSetting } from './timed-sim-setting.ts';
 
 export const BENCH_TRAINING = ['--local-steps', '2', '--sample-rate', '0.1', '--batch-size', '32'];
 const INSTITUTIONS = 20;
 const ROUNDS = 20;
 
-/** The bundled card-fraud sample as `dpfed sim` loads it, through its public schema. */
-export function bundledFraudSimData(): ReturnType<typeof loadSimCsv> {
-  return loadSimCsv({
-    path: join(ROOT, 'data', 'creditcard_fraud_ulb_sample.csv'),
-    labelColumn: 'label',
-    schema: readSchemaFile(join(ROOT, 'data', 'creditcard_fraud_ulb_sample.schema.json')),
-  });
-}
-
 export async function benchSim(o: { quick?: boolean; aggregation?: 'plain' | 'secagg' } = {}): Promise<Record<string, number | string>> {
   const { tf } = await selectBackend('wasm');
-  const data = await bundledFraudSimData();
   const rounds = o.quick ? 5 : ROUNDS;
   const aggregation = o.aggregation ?? 'plain';
-  const partition = partitionData(data, { split: parseSplit('iid'), institutions: INSTITUTIONS, testShare: 0.2, seed: '1' });
-  const { jobs } = expandGrid({
-    data: 'bench',
-    split: 'iid',
-    institutions: INSTITUTIONS,
-    testShare: 0.2,
-    epsilons: [4],
-    delta: 1e-5,
-    rounds: [rounds],
-    dropout: [0],
-    models: ['mlp:64,32'],
-    seeds: [1],
-    privacy: ['record'],
-    aggregation: [aggregation],
-    trainingArgs: BENCH_TRAINING,
-  });
-  const job = jobs.find((j) => j.setting.privacy === 'record')!;
-  const perSecond = async (transport: TransportName) => {
-    const cpu = process.cpuUsage();
-    const row = await runFederated({ tf, job, data, partition, transport });
-    const used = process.cpuUsage(cpu);
-    if (row.aucPerRound.length !== rounds) throw new Error(`sim bench over ${transport}: ${row.aucPerRound.length} of ${rounds} rounds committed`);
-    return { rate: (INSTITUTIONS * rounds) / row.seconds, cpuRate: (INSTITUTIONS * rounds) / ((used.user + used.system) / 1e6), auc: row.auc };
-  };
-  await perSecond('memory'); // warm-up: the wasm backend, the JIT and the noise workers' first start
-  const memory = await perSecond('memory');
-  const grpc = await perSecond('grpc');
+  const setting = await timedSimSetting(tf, { institutions: INSTITUTIONS, rounds, model: 'mlp:64,32', epsilon: 4, aggregation, trainingArgs: BENCH_TRAINING });
+  await setting.run('memory'); // warm-up: the wasm backend, the JIT and the noise workers' first start
+  const memory = await setting.run('memory');
+  const grpc = await setting.run('grpc');
   return {
     simInstitutionRoundsPerSecond: roundTo(memory.rate, 1),
     simInstitutionRoundsPerSecondGrpc: roundTo(grpc.rate, 1),
