@@ -5,12 +5,12 @@
 // are that file's minimum and maximum, so the scaling can differ from the institutions'; a warning says so).
 import type { CandidateEvaluator } from '@dpfed/coordinator/candidate-evaluator';
 import { streamCsv, type Dataset } from '@dpfed/client/csv-dataset';
-import { LocalTrainer } from '@dpfed/client/local-trainer';
 import { inferSchema } from '@dpfed/client/schema-inference';
 import { selectBackend } from '@dpfed/client/tf-backend';
 import { compileSchema, describeHeaderMismatch, labelColumn as schemaLabelColumn, mapFeature, readSchemaFile, type DataSchema } from '@dpfed/proto/data-schema';
 import type { ModelSpec } from '@dpfed/proto/model-spec';
 import { UsageError } from '@dpfed/proto/command-flags';
+import { rowsEvaluator } from '@dpfed/simulations/test-rows-evaluator';
 
 /** Every row of `path`, mapped by `schema` (no train/validation split: the coordinator's rows are all for scoring). */
 async function loadScoringRows(path: string, schema: DataSchema): Promise<Dataset> {
@@ -68,16 +68,5 @@ export async function evaluationDataEvaluator(path: string, labelColumn: string,
   for (let i = 0; i < data.n; i++) positives += data.y[i];
   if (positives === 0 || positives === data.n) throw new UsageError(`--evaluation-data: ${path} needs rows of both classes in column "${labelColumn}" for an AUC`);
   const { tf } = await selectBackend('auto');
-  const trainer = new LocalTrainer(tf, spec, { noiseWorker: false });
-  return {
-    source: path,
-    async evaluate(model, modelSpec, evaluation) {
-      if (JSON.stringify(modelSpec) !== JSON.stringify(spec)) throw new Error("evaluation data: the run's model differs from the one the evaluator was built for");
-      const r = trainer.evaluate(model, data, { bins: evaluation.bins, logitRange: evaluation.logitRange });
-      return { histogram: r.histogram, lossSum: r.loss * r.n, correct: Math.round(r.accuracy * r.n), n: r.n };
-    },
-    close() {
-      trainer.dispose();
-    },
-  };
+  return rowsEvaluator(tf, spec, data, path, 'evaluation data');
 }

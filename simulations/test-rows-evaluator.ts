@@ -1,6 +1,6 @@
-// The coordinator's candidate evaluator of a simulated federation: it scores each round's candidate on
-// the common test rows (the `--evaluation-data` mode of coordinator/candidate-evaluator.ts), with the
-// same network code the institutions run.
+// A coordinator's candidate evaluator over rows held in this process (the `--evaluation-data` mode of
+// coordinator/candidate-evaluator.ts), with the same network code the institutions run: the common test
+// rows of a simulated federation, or the operator's own evaluation file (cli/evaluation-data.ts).
 import type { CandidateEvaluator } from '@dpfed/coordinator/candidate-evaluator';
 import type { Dataset } from '@dpfed/client/csv-dataset';
 import { LocalTrainer } from '@dpfed/client/local-trainer';
@@ -8,12 +8,13 @@ import type { ModelSpec } from '@dpfed/proto/model-spec';
 
 type Tf = typeof import('@dpfed/client/tfjs');
 
-export function testRowsEvaluator(tf: Tf, spec: ModelSpec, rows: Dataset): CandidateEvaluator {
+/** Scores each candidate on `rows`; `source` names them in the run's records, `what` in its errors. */
+export function rowsEvaluator(tf: Tf, spec: ModelSpec, rows: Dataset, source: string, what: string): CandidateEvaluator {
   const trainer = new LocalTrainer(tf, spec, { noiseWorker: false });
   return {
-    source: "the simulation's common test rows",
+    source,
     async evaluate(model, modelSpec, evaluation) {
-      if (JSON.stringify(modelSpec) !== JSON.stringify(spec)) throw new Error("test rows: the run's model differs from the one the evaluator was built for");
+      if (JSON.stringify(modelSpec) !== JSON.stringify(spec)) throw new Error(`${what}: the run's model differs from the one the evaluator was built for`);
       const r = trainer.evaluate(model, rows, { bins: evaluation.bins, logitRange: evaluation.logitRange });
       return { histogram: r.histogram, lossSum: r.loss * r.n, correct: Math.round(r.accuracy * r.n), n: r.n };
     },
@@ -21,4 +22,9 @@ export function testRowsEvaluator(tf: Tf, spec: ModelSpec, rows: Dataset): Candi
       trainer.dispose();
     },
   };
+}
+
+/** The evaluator of a simulated federation: its common test rows. */
+export function testRowsEvaluator(tf: Tf, spec: ModelSpec, rows: Dataset): CandidateEvaluator {
+  return rowsEvaluator(tf, spec, rows, "the simulation's common test rows", 'test rows');
 }
