@@ -29,12 +29,13 @@ import {
 import { ZeroCopyFraming } from '@dpfed/proto/zero-copy-framing';
 import type { CoordinatorLink } from '@dpfed/proto/coordinator-link';
 import { federationErrorOf } from './grpc-refusal.ts';
-import { CallFailed, SessionStream, type FrameBody } from './session-stream.ts';
+import { FederationError } from '@dpfed/proto/federation-error';
+import { SessionStream, type FrameBody } from './session-stream.ts';
 
 const CALL_DEADLINE_MS = 30_000;
 
-function unexpectedFrame(expected: string, frame: CoordinatorFrameMsg): CallFailed {
-  return new CallFailed(grpc.status.INTERNAL, `protocol: expected a ${expected} frame, got ${frame.body}`);
+function unexpectedFrame(expected: string, frame: CoordinatorFrameMsg): FederationError {
+  return new FederationError(grpc.status.INTERNAL, `protocol: expected a ${expected} frame, got ${frame.body}`);
 }
 
 function expect<K extends keyof CoordinatorFrameMsg>(kind: K) {

@@ -1,16 +1,12 @@
 // The institution's end of the Session stream: one long-lived bidirectional call to the coordinator that
 // carries every request after Register, each under its own call id. Opened on first use and again after
 // it is lost (a coordinator restart fails the calls in flight with the stream's status, as separate calls
-// would fail). A call settles on its answer, on a CallStatus frame (a CallFailed with the gRPC code), or
+// would fail). A call settles on its answer, on a CallStatus frame (a FederationError with the gRPC code and reason), or
 // at its deadline (DEADLINE_EXCEEDED, and the coordinator is told to drop the call).
 import * as grpc from '@grpc/grpc-js';
 import { FederationError, refusalReasonOf } from '@dpfed/proto/federation-error';
 import type { ClientFrameMsg, CoordinatorFrameMsg } from '@dpfed/proto/wire';
 import { federationErrorOf } from './grpc-refusal.ts';
-
-/** A request the coordinator refused or that could not complete (proto/federation-error.ts). */
-export { FederationError as CallFailed };
-const CallFailed = FederationError;
 
 export type FrameBody = Omit<ClientFrameMsg, 'callId' | 'body'>;
 
@@ -42,14 +38,14 @@ export class SessionStream {
     };
     stream.on('data', (frame: CoordinatorFrameMsg) => this.calls.get(frame.callId)?.onFrame(frame));
     stream.on('error', (error) => lost(federationErrorOf(error)));
-    stream.on('end', () => lost(new CallFailed(grpc.status.UNAVAILABLE, 'the coordinator ended the session stream')));
+    stream.on('end', () => lost(new FederationError(grpc.status.UNAVAILABLE, 'the coordinator ended the session stream')));
     this.stream = stream;
     return stream;
   }
 
   /**
    * One call: `start` sends its frames; `onFrame` reads each answer frame and returns the result once it
-   * has one (undefined: more frames to come). Rejects with CallFailed on an error frame or the deadline.
+   * has one (undefined: more frames to come). Rejects with a FederationError on an error frame or the deadline.
    */
   call<T>(deadlineMs: number, start: (handle: CallHandle) => Promise<void>, onFrame: (frame: CoordinatorFrameMsg) => T | undefined): Promise<T> {
     const stream = this.current();
@@ -71,13 +67,13 @@ export class SessionStream {
         settle(error);
         if (this.stream === stream) stream.write({ callId, cancel: true });
       };
-      if (Number.isFinite(deadlineMs)) timer = setTimeout(() => abandon(new CallFailed(grpc.status.DEADLINE_EXCEEDED, `no answer within ${deadlineMs} ms`)), deadlineMs);
+      if (Number.isFinite(deadlineMs)) timer = setTimeout(() => abandon(new FederationError(grpc.status.DEADLINE_EXCEEDED, `no answer within ${deadlineMs} ms`)), deadlineMs);
       let writing = true;
       this.calls.set(callId, {
         lost: (error) => settle(error),
         onFrame: (frame) => {
           if (frame.body === 'error') {
-            settle(new CallFailed(frame.error!.code, frame.error!.message, refusalReasonOf(frame.error!.reason)));
+            settle(new FederationError(frame.error!.code, frame.error!.message, refusalReasonOf(frame.error!.reason)));
             // a refused upload: tell the coordinator to drop the frames still on their way
             if (writing && this.stream === stream) stream.write({ callId, cancel: true });
             return;

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CoordinatorConnection } from '@dpfed/client/coordinator-connection';
-import { CallFailed, SessionStream } from '@dpfed/client/session-stream';
+import { SessionStream } from '@dpfed/client/session-stream';
+import { FederationError } from '@dpfed/proto/federation-error';
 import { MAX_OPEN_RESULTS } from '@dpfed/coordinator/session-service';
 import { parameterShapes } from '@dpfed/proto/model-spec';
 import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
@@ -138,8 +139,8 @@ describe('the Session stream against a running coordinator', () => {
       () => null,
       (e: unknown) => e,
     );
-    expect(failure).toBeInstanceOf(CallFailed);
-    expect((failure as CallFailed).code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(failure).toBeInstanceOf(FederationError);
+    expect((failure as FederationError).code).toBe(grpc.status.DEADLINE_EXCEEDED);
     const beat = await sdkStream.call(
       5_000,
       (call) => call.write({ heartbeat: { envelope } }),
