@@ -39,7 +39,7 @@ export async function timedSimSetting(tf: SelectedBackend['tf'], plan: TimedSett
   const { jobs } = expandGrid({
     data: 'bench',
     split: 'iid',
-    institutions: plan.institutions,
+    institutions: [plan.institutions],
     testShare: 0.2,
     epsilons: [plan.epsilon],
     delta: 1e-5,

@@ -24,7 +24,8 @@ const positiveInt = (v: number | string) => (Number.isInteger(Number(v)) && Numb
 
 export const command: CommandSpec = {
   name: 'sim',
-  summary: 'simulate whole federations in one process: sweeps over epsilon, rounds, dropout, models and seeds, with local-only, centralised and federated baselines scored on the same held-out rows',
+  summary:
+    'simulate whole federations in one process: sweeps over epsilon, rounds, institutions, dropout, models and seeds, with local-only, centralised and federated baselines scored on the same held-out rows',
   usage: 'dpfed sim --data FILE.csv|synthetic:fraud --out DIR [flags]      dpfed sim merge --out DIR SHARD_DIR...',
   flags: [
     {
@@ -42,10 +43,9 @@ export const command: CommandSpec = {
     { name: 'split-column', type: 'string', help: 'natural split: one institution per distinct value of this column (a state, a hospital); the column is not a model input' },
     {
       name: 'institutions',
-      type: 'int',
-      default: 5,
-      help: 'institutions to deal the rows out to (ignored with --split-column; the banks of synthetic:fraud)',
-      check: (v) => (Number(v) >= 1 && Number(v) <= 1000 ? undefined : 'must be 1..1000'),
+      type: 'list',
+      default: ['5'],
+      help: 'institutions to deal the rows out to (comma-separated list, each 1..1000; one value with --split-column, which fixes them, and with synthetic:fraud, whose banks they are)',
     },
     {
       name: 'split',
@@ -103,6 +103,7 @@ export const command: CommandSpec = {
   examples: [
     'dpfed sim --data data/creditcard_fraud_ulb_sample.csv --label-column label --schema data/creditcard_fraud_ulb_sample.schema.json \\\n      --institutions 5 --epsilons 1,4,8 --seeds 2 --out sim-out          # 3 epsilons x 2 seeds x 5 banks, under 2 minutes on 2 cores',
     'dpfed sim --data synthetic:fraud --institutions 10 --split dirichlet:0.5 --dropout 0,0.2 --rounds 5,10 --out sim-synth',
+    'dpfed sim --data data/creditcard_fraud_ulb_sample.csv --label-column label --schema data/creditcard_fraud_ulb_sample.schema.json \\\n      --institutions 3,10,30 --epsilons 1,inf --out sim-scale     # how the same rows fare dealt out to 3, 10 or 30 banks',
     'dpfed sim --data hospitals.csv --label-column disease --split-column site --schema hospitals.schema.json --models logistic --out sim-sites',
     'dpfed sim ... --shard 0/4 --out shard-0   then   dpfed sim merge --out all shard-0 shard-1 shard-2 shard-3',
     'dpfed sim --data /data/fraud.csv --schema /data/fraud.schema.json --epsilons 0.5,1,2,4,8,inf --seeds 5 --out /results --emit-k8s-job sim-job.yaml --k8s-shards 8',
@@ -178,6 +179,12 @@ async function sweep(f: FlagValues, argv: string[]): Promise<number> {
     }
   }
   const rounds = numbers(f, 'rounds', 'rounds', (v) => Number.isInteger(v) && v >= 1, 'positive integers');
+  const institutionCounts = numbers(f, 'institutions', 'institutions', (v) => Number.isInteger(v) && v >= 1 && v <= 1000, 'integers in 1..1000');
+  if (institutionCounts.length > 1 && (f.splitColumn !== undefined || String(f.data).startsWith('synthetic:'))) {
+    throw new UsageError(
+      `--institutions: ${f.splitColumn !== undefined ? '--split-column fixes the institutions (one per value)' : 'synthetic:fraud makes one bank per institution'}, so it takes one value, got "${institutionCounts.join(',')}"`,
+    );
+  }
   const dropout = numbers(f, 'dropout', 'dropout', (v) => v >= 0 && v < 1, 'fractions in [0, 1)');
   const privacy = choices(f, 'privacy', 'privacy', ['record', 'client'] as const);
   const aggregation = choices(f, 'aggregation', 'aggregation', ['plain', 'secagg'] as const);
@@ -198,30 +205,32 @@ async function sweep(f: FlagValues, argv: string[]): Promise<number> {
       labelColumn: String(f.labelColumn),
       schema,
       splitColumn: f.splitColumn as string | undefined,
-      institutions: Number(f.institutions),
+      institutions: institutionCounts[0],
     }),
   );
   if (String(f.data).startsWith('synthetic:') && !given(argv, 'split')) split = 'column:bank';
-  const institutions = split.startsWith('column:') ? data.groupNames!.length : Number(f.institutions);
+  const counts = split.startsWith('column:') ? [data.groupNames!.length] : institutionCounts;
   if (data.schemaInferred)
     process.stderr.write(
       `dpfed sim: no --schema: the preprocessing bounds are inferred from the pooled rows of ${f.data}; acceptable for a simulation (no real budget is spent), refused by a real private run\n`,
     );
-  if (aggregation.includes('secagg') && institutions < 3) {
-    throw new UsageError(
-      `${split.startsWith('column:') ? '--split-column' : '--institutions'}: secure aggregation needs at least 3 institutions, the split gives ${institutions} (or use --aggregation plain)`,
-    );
-  }
-  for (const d of dropout) {
-    const present = institutions - droppedPerRound(institutions, d);
-    if (present < 1) throw new UsageError(`--dropout: ${d} of ${institutions} institutions leaves none in a round`);
-    if (aggregation.includes('secagg') && present < 3)
-      throw new UsageError(`--dropout: ${d} of ${institutions} institutions leaves ${present} per round; secure aggregation needs at least 3 (raise --institutions or use --aggregation plain)`);
+  for (const institutions of counts) {
+    if (aggregation.includes('secagg') && institutions < 3) {
+      throw new UsageError(
+        `${split.startsWith('column:') ? '--split-column' : '--institutions'}: secure aggregation needs at least 3 institutions, the split gives ${institutions} (or use --aggregation plain)`,
+      );
+    }
+    for (const d of dropout) {
+      const present = institutions - droppedPerRound(institutions, d);
+      if (present < 1) throw new UsageError(`--dropout: ${d} of ${institutions} institutions leaves none in a round`);
+      if (aggregation.includes('secagg') && present < 3)
+        throw new UsageError(`--dropout: ${d} of ${institutions} institutions leaves ${present} per round; secure aggregation needs at least 3 (raise --institutions or use --aggregation plain)`);
+    }
   }
   const spec: SweepSpec = {
     data: identity,
     split,
-    institutions,
+    institutions: counts,
     testShare: Number(f.testShare),
     epsilons,
     delta: Number(f.delta),
@@ -248,7 +257,7 @@ async function sweep(f: FlagValues, argv: string[]): Promise<number> {
       transport: f.transport as TransportName,
       backend: f.backend as BackendName,
       onStart: (jobs) => {
-        say(`sim: ${jobs.length} settings to run on ${Math.min(Number(f.workers), Math.max(1, jobs.length))} worker threads (${data.n} rows, ${institutions} institutions, split ${split})`);
+        say(`sim: ${jobs.length} settings to run on ${Math.min(Number(f.workers), Math.max(1, jobs.length))} worker threads (${data.n} rows, ${counts.join(' or ')} institutions, split ${split})`);
         progress = createSimProgress(jobs.length);
       },
       onJob: (job, rows, error) => {

@@ -1,7 +1,7 @@
-// The sweep grid of `dpfed sim`: lists of ε, rounds, dropout, models, seeds, privacy modes and
-// aggregations expanded into settings, each with a stable id, and the slice of them one shard runs.
+// The sweep grid of `dpfed sim`: lists of ε, rounds, institutions, dropout, models, seeds, privacy modes
+// and aggregations expanded into settings, each with a stable id, and the slice of them one shard runs.
 //
-// Every sweep holds, per (model, rounds, seed) over the same data and split:
+// Every sweep holds, per (institutions, model, rounds, seed) over the same data and split:
 // - `centralised`: all institutions' training rows pooled, no DP (the upper reference);
 // - `local`: each institution alone, no DP (one setting, a row per institution and scoring);
 // - `federated` without DP (ε = inf), per dropout and aggregation;
@@ -18,7 +18,8 @@ export interface SweepSpec {
   /** Identity of the data (source, label column, schema hash): part of every setting's id. */
   data: string;
   split: string;
-  institutions: number;
+  /** Institution counts to deal the rows out to (one value for a natural split). */
+  institutions: number[];
   testShare: number;
   epsilons: (number | null)[];
   delta: number;
@@ -71,34 +72,36 @@ export function settingId(setting: SimSetting, spec: Pick<SweepSpec, 'data' | 't
 export function expandGrid(spec: SweepSpec): Grid {
   const settings: SimSetting[] = [];
   const refused: string[] = [];
-  const common = { institutions: spec.institutions, split: spec.split };
-  const baseline = (b: Baseline, model: string, rounds: number, seed: number): SimSetting => ({
-    ...common,
-    baseline: b,
-    epsilon: null,
-    delta: null,
-    privacy: 'off',
-    aggregation: 'plain',
-    model,
-    rounds,
-    dropout: 0,
-    seed,
-  });
   const finite = [...new Set(spec.epsilons.filter((e): e is number => e !== null))].sort((a, b) => a - b);
   for (const seed of spec.seeds) {
-    for (const model of spec.models) {
-      for (const rounds of spec.rounds) {
-        settings.push(baseline('centralised', model, rounds, seed), baseline('local', model, rounds, seed));
-        for (const dropout of spec.dropout) {
-          for (const aggregation of spec.aggregation) {
-            const federated = { ...common, baseline: 'federated' as const, model, rounds, dropout, seed, aggregation };
-            settings.push({ ...federated, epsilon: null, delta: null, privacy: 'off' });
-            for (const privacy of spec.privacy) {
-              if (privacy === 'client' && aggregation === 'plain') {
-                refused.push('privacy client with aggregation plain: client-level DP needs secure aggregation');
-                continue;
+    for (const institutions of [...new Set(spec.institutions)]) {
+      const common = { institutions, split: spec.split };
+      const baseline = (b: Baseline, model: string, rounds: number): SimSetting => ({
+        ...common,
+        baseline: b,
+        epsilon: null,
+        delta: null,
+        privacy: 'off',
+        aggregation: 'plain',
+        model,
+        rounds,
+        dropout: 0,
+        seed,
+      });
+      for (const model of spec.models) {
+        for (const rounds of spec.rounds) {
+          settings.push(baseline('centralised', model, rounds), baseline('local', model, rounds));
+          for (const dropout of spec.dropout) {
+            for (const aggregation of spec.aggregation) {
+              const federated = { ...common, baseline: 'federated' as const, model, rounds, dropout, seed, aggregation };
+              settings.push({ ...federated, epsilon: null, delta: null, privacy: 'off' });
+              for (const privacy of spec.privacy) {
+                if (privacy === 'client' && aggregation === 'plain') {
+                  refused.push('privacy client with aggregation plain: client-level DP needs secure aggregation');
+                  continue;
+                }
+                for (const epsilon of finite) settings.push({ ...federated, epsilon, delta: spec.delta, privacy });
               }
-              for (const epsilon of finite) settings.push({ ...federated, epsilon, delta: spec.delta, privacy });
             }
           }
         }

@@ -74,6 +74,10 @@ describe('dpfed sim', () => {
       [[...SMALL, '--aggregation', 'ckks', '--out', dir], /--aggregation: expected plain\|secagg/],
       [[...SMALL, '--split', 'dirichlet:x', '--out', dir], /--split: dirichlet:ALPHA needs a positive ALPHA/],
       [[...SMALL, '--aggregation', 'secagg', '--dropout', '0.5', '--out', dir], /--dropout: 0.5 of 3 institutions leaves 1 per round; secure aggregation needs at least 3/],
+      [[...SMALL, '--institutions', '0', '--out', dir], /--institutions: expected integers in 1\.\.1000, got "3,0"/],
+      [[...SMALL, '--institutions', '3,5', '--out', dir], /--institutions: synthetic:fraud makes one bank per institution, so it takes one value, got "3,5"/],
+      [['--data', FRAUD_CSV, '--split-column', 'Time', '--institutions', '3,5', '--out', dir], /--institutions: --split-column fixes the institutions \(one per value\), so it takes one value/],
+      [['--data', FRAUD_CSV, '--institutions', '4,2', '--aggregation', 'secagg', '--out', dir], /--institutions: secure aggregation needs at least 3 institutions, the split gives 2/],
       [['--data', join(dir, 'missing.csv'), '--out', dir], /--data: cannot read/],
       [['--data', FRAUD_CSV, '--label-column', 'fraud', '--out', dir], /--label-column: "fraud" is not a column/],
       [['--data', FRAUD_CSV, '--schema', FRAUD_SCHEMA, '--split-column', 'Time', '--out', dir], /--schema: the columns of .* \(without the split column "Time"\) do not match/],
@@ -122,6 +126,43 @@ describe('dpfed sim', () => {
     expect(strip('merged')).toEqual(strip('whole'));
     const resumed = await dpfed(['sim', ...SMALL, '--seeds', '2', '--resume', '--json', '--out', join(dir, 'whole')]);
     expect(JSON.parse(resumed.stdout)).toMatchObject({ settings: 6, run: 0, skipped: 6 });
+  });
+
+  it('sweeps a list of institution counts: the same rows dealt out to each, every baseline per count', async () => {
+    const out = join(dir, 'counts');
+    const r = await simInProcess([
+      '--data',
+      FRAUD_CSV,
+      '--schema',
+      FRAUD_SCHEMA,
+      '--institutions',
+      '2,3',
+      '--epsilons',
+      'inf',
+      '--rounds',
+      '1',
+      '--models',
+      'logistic',
+      '--aggregation',
+      'plain',
+      '--local-steps',
+      '2',
+      '--workers',
+      '1',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = readResults(out);
+    for (const count of [2, 3]) {
+      const mine = rows.filter((row) => row.institutions === count);
+      expect(mine.filter((row) => row.baseline === 'federated' && row.scoredOn === 'test')).toHaveLength(1);
+      expect(mine.filter((row) => row.baseline === 'centralised' && row.scoredOn === 'test')).toHaveLength(1);
+      // local-only: each institution alone, one row per institution scored on the common test rows
+      expect(new Set(mine.filter((row) => row.baseline === 'local' && row.scoredOn === 'test').map((row) => row.institution)).size).toBe(count);
+    }
+    // every setting is scored on the same held-out rows, whatever the count
+    expect(new Set(rows.filter((row) => row.scoredOn === 'test').map((row) => row.scoredRows)).size).toBe(1);
   });
 
   it('--emit-k8s-job writes an Indexed Job running the sweep as shards, without running it', async () => {

@@ -6,7 +6,7 @@ import { expandGrid, parseEpsilons, parseModels, parseShard, shardJobs, type Swe
 const SPEC: SweepSpec = {
   data: 'csv:0123456789abcdef|label=label',
   split: 'iid',
-  institutions: 5,
+  institutions: [5],
   testShare: 0.2,
   epsilons: [0.5, 1, null],
   delta: 1e-5,
@@ -45,6 +45,16 @@ describe('sweep grid', () => {
     expect(other.some((j) => byId.has(j.id))).toBe(false);
     const steps = expandGrid({ ...SPEC, trainingArgs: ['--local-steps', '20'] }).jobs;
     expect(steps.some((j) => byId.has(j.id))).toBe(false);
+  });
+
+  it('repeats the whole grid per institution count, keeping the ids of a one-count sweep', () => {
+    const one = expandGrid(SPEC).jobs;
+    const both = expandGrid({ ...SPEC, institutions: [5, 20] }).jobs;
+    expect(both).toHaveLength(2 * one.length);
+    expect(both.filter((j) => j.setting.institutions === 5).map((j) => j.id)).toEqual(one.map((j) => j.id));
+    const twenty = both.filter((j) => j.setting.institutions === 20);
+    expect(twenty.map((j) => ({ ...j.setting, institutions: 5 }))).toEqual(one.map((j) => j.setting));
+    expect(new Set(both.map((j) => j.id)).size).toBe(both.length);
   });
 
   it('slices it into shards that are disjoint and together the whole grid', () => {

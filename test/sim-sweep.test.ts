@@ -20,7 +20,7 @@ let identity: string;
 const spec = (o: Partial<SweepSpec> = {}): SweepSpec => ({
   data: identity,
   split: 'column:bank',
-  institutions: 4,
+  institutions: [4],
   testShare: 0.25,
   epsilons: [null],
   delta: 1e-5,
