@@ -1,6 +1,7 @@
 // JSON schemas of the console API: fastify validates every input against them (a bad value is a 400
 // naming the field), serialises every output through them, and @fastify/swagger publishes them as the
 // OpenAPI document at /docs.
+import { LEDGER_MODES } from '@dpfed/proto/privacy-event';
 
 const str = { type: 'string' } as const;
 const num = { type: 'number' } as const;
@@ -23,7 +24,7 @@ export const ledgerEventSchema = object({
   institutionId: str,
   runId: str,
   round: int,
-  mode: { type: 'string', enum: ['record', 'client', 'evaluation', 'cross-site'] },
+  mode: { type: 'string', enum: [...LEDGER_MODES] },
   sampleRate: num,
   noiseMultiplier: num,
   steps: int,
@@ -86,7 +87,7 @@ export const eventsQuerySchema = object(
   {
     institution: id,
     run: id,
-    mode: { type: 'string', enum: ['record', 'client', 'evaluation', 'cross-site'] },
+    mode: { type: 'string', enum: [...LEDGER_MODES] },
     round: { type: 'integer', minimum: 0 },
     offset: { type: 'integer', minimum: 0, default: 0 },
     limit: { type: 'integer', minimum: 1, maximum: 1000, default: 200 },

@@ -407,10 +407,18 @@ describe('the pages show the ledger as dpfed ledger --json computes it', () => {
       time: new Date().toISOString(),
     };
     ledger.append(event, signEvent(event, key));
+    // a cross-site evaluation release of the same institution: the events page filters by every mode
+    const crossSite: LedgerEvent = { ...event, mode: 'cross-site', sampleRate: 1, steps: 1, noiseMultiplier: 4 };
+    ledger.append(crossSite, signEvent(crossSite, key));
     writer.close();
     const after = await (await page.request.get(`${server.url}/api/ledger`)).json();
     expect(after).toEqual(JSON.parse(dpfed(['ledger', '--db', db, '--json']).stdout));
-    expect(after.head.seq).toBe(before.head.seq + 2);
+    expect(after.head.seq).toBe(before.head.seq + 3);
+    await page.goto(`${server.url}/events?mode=cross-site`);
+    expect(await page.locator('select[name="mode"] option').allTextContents()).toEqual(['all', 'record', 'client', 'evaluation', 'cross-site']);
+    expect(await page.locator('select[name="mode"] option[selected]').textContent()).toBe('cross-site');
+    expect(await page.locator('#events tbody tr').count()).toBe(1);
+    expect(await page.textContent('#events tbody tr')).toMatch(/bank-new.*cross-site/);
     await page.goto(`${server.url}/epsilon`);
     expect(await page.locator('[data-institution="bank-new"]').count()).toBe(1);
     expect((await (await page.request.get(`${server.url}/api/verify`)).json()).ok).toBe(true);

@@ -5,12 +5,13 @@ import { esc, fmt, query, table } from '../html.ts';
 import { rowStatus, type VerificationState } from '../chain-verifier.ts';
 import type { ReceiptsTable } from '../ledger-source.ts';
 import type { LedgerRow, RefusalRow } from '@dpfed/privacy/ledger';
+import { LEDGER_MODES, type LedgerMode } from '@dpfed/proto/privacy-event';
 import { verificationBanner } from './verification-banner.ts';
 
 export interface EventsFilter {
   institution?: string;
   run?: string;
-  mode?: 'record' | 'client';
+  mode?: LedgerMode;
   round?: number;
   offset: number;
   limit: number;
@@ -51,7 +52,7 @@ export function eventsBody(d: EventsData): string {
   const base = { institution: f.institution, run: f.run, mode: f.mode, round: f.round };
   const filters = `<form method="get" action="/events" class="filters">${select('institution', d.institutions, f.institution, 'all')}${select('run', d.runs, f.run, 'all')}${select(
     'mode',
-    ['record', 'client'],
+    [...LEDGER_MODES],
     f.mode,
     'all',
   )}<label>round<input name="round" type="number" min="0" value="${f.round ?? ''}"></label><button type="submit">Filter</button></form>`;
