@@ -2,7 +2,9 @@
 // Gaussian at sampling rate q reach a target (epsilon, delta). epsilon(sigma) is continuous and
 // decreasing, so bisection on sigma brackets the target: the returned sigma is the upper end of the
 // final bracket, so its epsilon is <= target, and the bracket is narrowed until epsilon >= target - tolerance.
-import { makeAccountant, type AccountantKind } from './accountant.ts';
+import type { AccountantKind } from './accountant.ts';
+import { epsilonOfSigma } from './calibration-epsilon.ts';
+import { memoisedCalibration } from './calibration-memo.ts';
 import { validateDelta, validateMechanismEvent } from './mechanism-event.ts';
 
 export interface CalibrationRequest {
@@ -26,21 +28,26 @@ export function calibrateNoiseMultiplier(o: CalibrationRequest): { noiseMultipli
   validateMechanismEvent({ sampleRate: o.sampleRate, noiseMultiplier: 1, steps: o.steps });
   const tolerance = o.tolerance ?? 0.01;
   if (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance <= 0) throw new Error(`calibrate: tolerance must be a finite number > 0, got ${tolerance}`);
-  const accountant = makeAccountant(o.accountant ?? 'rdp');
-  const epsilonAt = (sigma: number) => accountant.epsilon([{ sampleRate: o.sampleRate, noiseMultiplier: sigma, steps: o.steps }], o.delta).epsilon;
+  const request = { targetEpsilon: o.targetEpsilon, delta: o.delta, sampleRate: o.sampleRate, steps: o.steps, accountant: o.accountant ?? 'rdp', tolerance };
+  return memoisedCalibration('noise-multiplier', request, () => bisect(request));
+}
 
-  // Bracket: hi has epsilon <= target, lo has epsilon > target.
+function bisect(o: Required<CalibrationRequest>, windowed = true): { noiseMultiplier: number; epsilon: number } {
+  const { tolerance } = o;
+  const search = epsilonOfSigma(o.accountant, (sigma) => [{ sampleRate: o.sampleRate, noiseMultiplier: sigma, steps: o.steps }], o.delta, windowed);
+
+  // Bracket: hi has epsilon <= target, lo has epsilon > target (each value here is exact: outside the known range).
   let hi = 1;
-  let epsHi = epsilonAt(hi);
+  let epsHi = search.at(hi);
   while (epsHi > o.targetEpsilon) {
     if (hi >= SIGMA_MAX) {
-      throw new Error(`calibrate: target epsilon ${o.targetEpsilon} is unreachable at delta ${o.delta}: even noise multiplier ${SIGMA_MAX} gives epsilon ${epsHi} (${accountant.kind} accountant)`);
+      throw new Error(`calibrate: target epsilon ${o.targetEpsilon} is unreachable at delta ${o.delta}: even noise multiplier ${SIGMA_MAX} gives epsilon ${epsHi} (${o.accountant} accountant)`);
     }
     hi = Math.min(SIGMA_MAX, hi * 2);
-    epsHi = epsilonAt(hi);
+    epsHi = search.at(hi);
   }
   let lo = hi / 2;
-  let epsLo = epsilonAt(lo);
+  let epsLo = search.at(lo);
   while (epsLo <= o.targetEpsilon) {
     if (epsLo >= o.targetEpsilon - tolerance) return { noiseMultiplier: lo, epsilon: epsLo };
     if (lo <= SIGMA_MIN) {
@@ -51,17 +58,28 @@ export function calibrateNoiseMultiplier(o: CalibrationRequest): { noiseMultipli
     hi = lo;
     epsHi = epsLo;
     lo = Math.max(SIGMA_MIN, lo / 2);
-    epsLo = epsilonAt(lo);
+    epsLo = search.at(lo);
   }
-  for (let iteration = 0; epsHi < o.targetEpsilon - tolerance; iteration++) {
+  // Bisection; inside the bracket search.at() may read high (calibration-epsilon.ts): an upper end it accepts
+  // is exact-safe, the stopping test is made on the exact figure, and the final lower end is confirmed.
+  let loFromWindow = false;
+  for (let iteration = 0; ; iteration++) {
+    if (epsHi >= o.targetEpsilon - tolerance) {
+      epsHi = search.exact(hi);
+      if (epsHi >= o.targetEpsilon - tolerance) break;
+    }
     if (iteration > 200) throw new Error(`calibrate: bisection did not converge (sigma in [${lo}, ${hi}])`);
     const mid = (lo + hi) / 2;
     if (mid === lo || mid === hi) break;
-    const epsMid = epsilonAt(mid);
+    const epsMid = search.at(mid);
     if (epsMid <= o.targetEpsilon) {
       hi = mid;
       epsHi = epsMid;
-    } else lo = mid;
+    } else {
+      lo = mid;
+      loFromWindow = true;
+    }
   }
-  return { noiseMultiplier: hi, epsilon: epsHi };
+  if (loFromWindow && search.exact(lo) <= o.targetEpsilon) return bisect(o, false);
+  return { noiseMultiplier: hi, epsilon: search.exact(hi) };
 }

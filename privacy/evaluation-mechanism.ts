@@ -39,7 +39,9 @@
 // planned evaluation releases (every K rounds and always the last round, plus the cross-site release
 // when the run has one); the evaluation σ is calibrated from it, then the training noise multiplier so
 // that training and evaluation events compose (accountant, never adding ε's) to at most the target.
-import { makeAccountant, type AccountantKind } from './accountant.ts';
+import { memoisedCalibration } from './calibration-memo.ts';
+import type { AccountantKind } from './accountant.ts';
+import { epsilonOfSigma } from './calibration-epsilon.ts';
 import { calibrateNoiseMultiplier } from './calibrate.ts';
 import { sampleDiscreteGaussian } from './discrete-gaussian.ts';
 import type { ScoreHistogram } from './auc-histogram.ts';
@@ -103,23 +105,34 @@ export function evaluationMechanism(sigma: number, evaluations: number): Mechani
  */
 export function calibrateTrainingAlongside(o: { targetEpsilon: number; delta: number; sampleRate: number; steps: number; alongside: readonly MechanismEvent[]; accountant?: AccountantKind }): number {
   positiveNumber(o.targetEpsilon, 'targetEpsilon');
-  const accountant = makeAccountant(o.accountant ?? 'rdp');
-  const epsilonAt = (sigma: number) => accountant.epsilon([{ sampleRate: o.sampleRate, noiseMultiplier: sigma, steps: o.steps }, ...o.alongside], o.delta).epsilon;
+  const request = { ...o, alongside: o.alongside.map((e) => ({ sampleRate: e.sampleRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps })), accountant: o.accountant ?? 'rdp' };
+  return memoisedCalibration('training-alongside', request, () => bisectTraining(request));
+}
+
+function bisectTraining(o: { targetEpsilon: number; delta: number; sampleRate: number; steps: number; alongside: readonly MechanismEvent[]; accountant: AccountantKind }, windowed = true): number {
+  const search = epsilonOfSigma(o.accountant, (sigma) => [{ sampleRate: o.sampleRate, noiseMultiplier: sigma, steps: o.steps }, ...o.alongside], o.delta, windowed);
   let hi = 1;
-  while (epsilonAt(hi) > o.targetEpsilon) {
+  while (search.at(hi) > o.targetEpsilon) {
     if (hi >= 1e4) throw new Error(`evaluation: target epsilon ${o.targetEpsilon} is unreachable: the planned evaluations alone (or with noise multiplier 1e4 for training) exceed it`);
     hi *= 2;
   }
   let lo = hi / 2;
-  while (lo > 1e-3 && epsilonAt(lo) <= o.targetEpsilon) {
+  while (lo > 1e-3 && search.at(lo) <= o.targetEpsilon) {
     hi = lo;
     lo /= 2;
   }
+  // inside the bracket search.at() may read high (calibration-epsilon.ts): an accepted upper end is
+  // exact-safe, and the final lower end is confirmed with every order
+  let loFromWindow = false;
   for (let i = 0; i < 60 && hi - lo > hi * 1e-4; i++) {
     const mid = (lo + hi) / 2;
-    if (epsilonAt(mid) <= o.targetEpsilon) hi = mid;
-    else lo = mid;
+    if (search.at(mid) <= o.targetEpsilon) hi = mid;
+    else {
+      lo = mid;
+      loFromWindow = true;
+    }
   }
+  if (loFromWindow && search.exact(lo) <= o.targetEpsilon) return bisectTraining(o, false);
   return hi;
 }
 

@@ -9,6 +9,7 @@
 // Baselines are not repeated per ε, dropout or aggregation. A pair the federation refuses (client-level
 // DP with plain aggregation) is left out and listed in `refused`.
 import { createHash } from 'node:crypto';
+import { canonicalJson } from '@dpfed/proto/canonical-json';
 import type { Baseline, SimResultRow } from './sim-result.ts';
 
 export type PrivacyChoice = 'record' | 'client';
@@ -50,18 +51,6 @@ export interface Grid {
   jobs: SimJob[];
   /** Combinations left out, with the reason. */
   refused: string[];
-}
-
-/** JSON with object keys in sorted order at every level. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 export function settingId(setting: SimSetting, spec: Pick<SweepSpec, 'data' | 'testShare' | 'trainingArgs'>): string {

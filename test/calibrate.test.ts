@@ -44,8 +44,21 @@ describe('calibrateNoiseMultiplier', () => {
     expect(pld.noiseMultiplier).toBeLessThan(rdp.noiseMultiplier);
   });
 
+  it('answers a repeated request from its memo with the first answer, which a caller cannot alter', () => {
+    const request = { targetEpsilon: 2.5, delta: 1e-5, sampleRate: 0.013, steps: 777 };
+    const first = calibrateNoiseMultiplier(request);
+    const copy = { ...first };
+    first.noiseMultiplier = 0;
+    // the same request with its keys in another order
+    expect(calibrateNoiseMultiplier({ steps: 777, sampleRate: 0.013, delta: 1e-5, targetEpsilon: 2.5 })).toEqual(copy);
+    expect(new RdpAccountant().epsilon([{ sampleRate: 0.013, noiseMultiplier: copy.noiseMultiplier, steps: 777 }], 1e-5).epsilon).toBeCloseTo(copy.epsilon, 12);
+    // another tolerance is another request
+    expect(calibrateNoiseMultiplier({ ...request, tolerance: 1e-4 }).epsilon).toBeGreaterThanOrEqual(2.5 - 1e-4);
+  });
+
   it('throws a clear error when the target is unreachable', () => {
-    expect(() => calibrateNoiseMultiplier({ targetEpsilon: 1e-4, delta: 1e-5, sampleRate: 0.04, steps: 2250 })).toThrow(/unreachable/);
+    // twice: a request that throws is not remembered
+    for (let i = 0; i < 2; i++) expect(() => calibrateNoiseMultiplier({ targetEpsilon: 1e-4, delta: 1e-5, sampleRate: 0.04, steps: 2250 })).toThrow(/unreachable/);
   });
 
   it('refuses bad input, naming the field', () => {
