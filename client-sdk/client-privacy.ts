@@ -53,4 +53,10 @@ export interface ClientPrivacy {
   beforeEvaluation?(task: TaskContext, o: { requested: number; secure?: { threshold: number }; crossSite?: boolean }): EvaluationDecision;
   /** Private evaluation: records the event in the institution's ledger (before the vector leaves) and returns it signed (mode "cross-site" with crossSite). */
   recordEvaluation?(task: TaskContext, noise: EvaluationNoisePlan, o?: { crossSite?: boolean }): PrivacyEventMsg;
+  /**
+   * Before a run's first round (client-sdk/run-preparation.ts): the noise plan of the run, calibrated now
+   * and kept, and the noise multiplier a record-level round would add (null in other modes). Reads and
+   * records nothing in the ledger; the round's own beforeRound still decides.
+   */
+  prepare?(task: TaskContext, learner: Learner): number | null;
 }

@@ -33,6 +33,7 @@ import { describeLocalMetrics, LocalModelView, type LocalModelMetrics } from './
 import type { ParticipantChannel } from './participant-channel.ts';
 import { ProtocolRefusal } from './protocol-refusal.ts';
 import { RefusedTasks } from './refused-tasks.ts';
+import { RunPreparation } from './run-preparation.ts';
 import { signedRegistration } from './registration-request.ts';
 import { checkRunSchema, schemaHashBytes } from './run-schema-check.ts';
 import { SecureSumParticipant } from './secure-sum-participant.ts';
@@ -127,6 +128,7 @@ export class FederationClient extends EventEmitter {
   private readonly models: HeldModels;
   private readonly secureSum: SecureSumParticipant;
   private readonly ckks: CkksParticipant;
+  private readonly preparation: RunPreparation;
   private readonly training: TrainingRelease;
   private readonly evaluation: EvaluationRelease;
   constructor(private readonly options: FederationClientOptions) {
@@ -167,6 +169,7 @@ export class FederationClient extends EventEmitter {
     this.models = new HeldModels(this.connection, log);
     this.secureSum = new SecureSumParticipant(this.connection, options);
     this.ckks = new CkksParticipant(this.channel, options);
+    this.preparation = new RunPreparation({ learner: options.learner, privacy: options.privacy, log, prepared: (event) => emit('prepared', event) });
     this.training = new TrainingRelease(this.channel, options, { models: this.models, secureSum: this.secureSum, ckks: this.ckks });
     this.evaluation = new EvaluationRelease(this.channel, { learner: options.learner, privacy: options.privacy, models: this.models, secureSum: this.secureSum, localView: this.localView });
   }
@@ -243,8 +246,11 @@ export class FederationClient extends EventEmitter {
   async run(): Promise<ClientRunResult> {
     await withReconnect(() => this.register(), this.retry);
     const result: ClientRunResult = { roundsTrained: 0, roundsEvaluated: 0, declined: null, doneMessage: '' };
+    // the first poll asks for a WAIT at once, whose configuration this institution prepares for (run-preparation.ts)
+    let first = this.preparation.able;
     while (!this.stopped) {
-      const task = await withReconnect(() => this.connection.pullTask(this.envelope(), this.options.pollMs ?? 30_000), this.retry);
+      const waitMs = first ? 0 : (this.options.pollMs ?? 30_000);
+      const task = await withReconnect(() => this.connection.pullTask(this.envelope(), waitMs), this.retry);
       this.receipts.keep(task);
       if (task.kind === 'DONE') {
         result.doneMessage = task.message;
@@ -255,9 +261,12 @@ export class FederationClient extends EventEmitter {
         break;
       }
       if (task.kind === 'WAIT') {
-        if (task.retryAfterMs > 0) await this.sleep(jittered(task.retryAfterMs));
+        const prepared = task.config !== undefined && this.preparation.prepare(task.envelope.runId, () => this.context(task));
+        if (task.retryAfterMs > 0 && !prepared && !first) await this.sleep(jittered(task.retryAfterMs));
+        first = false;
         continue;
       }
+      first = false;
       if (await this.refusedTasks.refusedBefore(task)) continue;
       try {
         await this.handle(task, result);

@@ -254,6 +254,12 @@ export class InstitutionPrivacy implements ClientPrivacy {
     };
   }
 
+  prepare(task: TaskContext, learner: Learner): number | null {
+    if (task.config.privacy.mode === 'client') this.clientNoiseMultiplier(task);
+    const planned = task.config.privacy.mode === 'record' ? learner.plannedMechanism?.(task) : null;
+    return planned ? this.noiseToAdd(task, planned, this.noiseMultiplierFor(task, planned)) : null;
+  }
+
   /** Client level: the z this institution calibrates itself from the plan and its own budget (the smaller ε, the smaller δ). */
   clientNoiseMultiplier(task: TaskContext): number {
     const c = task.config.privacy.client!;

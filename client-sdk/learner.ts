@@ -79,6 +79,12 @@ export interface Learner {
   /** Local DP-SGD steps and sample rate a round of this task would take (for budget projection). */
   plannedMechanism?(task: TaskContext): PlannedMechanism | null;
   /**
+   * Before the run's first round (client-sdk/run-preparation.ts): make ready what a round of `task` will
+   * need (the model, the noise source of `noiseMultiplier`), so the round does not pay for it. Releases
+   * nothing and changes no state a round reads. Optional.
+   */
+  prepare?(task: TaskContext, noiseMultiplier: number | null): void;
+  /**
    * SHA-256 (64 hex characters) of the public data schema this learner's data went through
    * (proto/data-schema.ts schemaHash), or null / absent when there is none. Registration signs it and
    * sends it as RegisterRequest.schema_hash.

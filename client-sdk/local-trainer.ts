@@ -188,6 +188,39 @@ export class LocalTrainer {
     return this.pool;
   }
 
+  /** DP-SGD at the round's settings, its noise from this trainer's pool (made now at the round's scale). */
+  private dpSgd(config: TrainingConfig, options: TrainOptions, data: TrainingData) {
+    const clipNorm = config.privacy.record?.clipNorm;
+    if (clipNorm === undefined) throw new Error('training config: privacy.record.clipNorm is required in record mode');
+    const noiseMultiplier = options.noiseMultiplier;
+    if (noiseMultiplier === undefined) throw new Error('train: a noiseMultiplier is required in record privacy mode');
+    const sampleRate = config.privacy.record?.sampleRate;
+    if (sampleRate === undefined) throw new Error('training config: privacy.record.sampleRate is required in record mode');
+    const needed = config.localSteps * this.network.size;
+    const settings = { clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n, normaliser: config.batchSize };
+    const dp = new DpSgd(
+      settings,
+      this.network.shapes.map((s) => s.shape),
+      { noise: (scale) => this.noiseSourceFor(scale, needed) },
+    );
+    return { dp, clipNorm, noiseMultiplier, sampleRate, needed };
+  }
+
+  /**
+   * Readies a round of `options` before it is asked for: under record-level DP the noise pool at the round's
+   * scale (its worker starts filling the ring now), and one gradient pass on a few rows, computed and
+   * dropped, so the round's first step does not pay for the first use of the model's kernels. Nothing is
+   * released and nothing a round reads changes: train() sets the parameters anew and draws its own sample.
+   */
+  prepare(data: TrainingData, options: TrainOptions): void {
+    const { config } = options;
+    checkConfig(config);
+    checkData(data, this.spec);
+    if (config.privacy.mode === 'record') this.dpSgd(config, options, data);
+    const rows = Math.min(data.n, config.batchSize);
+    this.network.step(data.x.subarray(0, rows * data.dim), data.y.subarray(0, rows), rows, config.privacy.record?.clipNorm, config.classWeight);
+  }
+
   /** Trains from the global parameters on the local data; returns the new parameters and what was done. */
   train(globalFlat: Float32Array, data: TrainingData, options: TrainOptions): TrainResult {
     const { config } = options;
@@ -214,21 +247,8 @@ export class LocalTrainer {
     let steps = 0;
     const result: Partial<TrainResult> = { sampleRate: 0, noiseMultiplier: 0, clipNorm: 0, chargedNoiseMultiplier: 0, samplerTailMass: 0 };
     if (config.privacy.mode === 'record') {
-      const clipNorm = config.privacy.record?.clipNorm;
-      if (clipNorm === undefined) throw new Error('training config: privacy.record.clipNorm is required in record mode');
-      const noiseMultiplier = options.noiseMultiplier;
-      if (noiseMultiplier === undefined) throw new Error('train: a noiseMultiplier is required in record privacy mode');
-      const sampleRate = config.privacy.record?.sampleRate;
-      if (sampleRate === undefined) throw new Error('training config: privacy.record.sampleRate is required in record mode');
+      const { dp, clipNorm, noiseMultiplier, sampleRate, needed } = this.dpSgd(config, options, data);
       const totalSteps = config.localSteps;
-      const needed = totalSteps * network.size;
-      const dp = new DpSgd(
-        { clipNorm, noiseMultiplier, sampleRate, datasetSize: data.n, normaliser: config.batchSize },
-        network.shapes.map((s) => s.shape),
-        {
-          noise: (scale) => this.noiseSourceFor(scale, needed),
-        },
-      );
       // A ring that already holds the round's noise (drawn between rounds) is used without the worker
       // competing for the CPU meanwhile; otherwise the worker keeps drawing alongside the steps.
       const pool = this.pool;

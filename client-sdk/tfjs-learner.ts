@@ -9,6 +9,7 @@ import { featureColumns, schemaHash, type DataSchema } from '@dpfed/proto/data-s
 import type { Dataset } from './csv-dataset.ts';
 import type { EvalOutcome, Learner, PlannedMechanism, TaskContext, TrainOutcome, ValidationScores } from './learner.ts';
 import { LocalTrainer, type LocalTrainerOptions } from './local-trainer.ts';
+import type { NoisePoolStats } from '@dpfed/privacy/noise-pool';
 
 type Tf = typeof import('./tfjs.ts');
 
@@ -88,6 +89,15 @@ export class TfjsLearner implements Learner {
     if (task.config.privacy.mode !== 'record') return null;
     // Both are public parameters of the plan: the institution's row count shapes neither.
     return { sampleRate: task.config.privacy.record!.sampleRate, steps: task.config.localSteps, dimension: this.trainerFor(task).network.size };
+  }
+
+  /** Where the DP noise of the rounds so far came from (null before the first private round or its preparation). */
+  get noiseStats(): NoisePoolStats | null {
+    return this.trainer?.trainer.noisePool?.stats ?? null;
+  }
+
+  prepare(task: TaskContext, noiseMultiplier: number | null): void {
+    this.trainerFor(task).prepare(this.train_, { config: task.config, noiseMultiplier: noiseMultiplier ?? undefined, round: task.round });
   }
 
   async train(global: Float32Array, task: TaskContext, noiseMultiplier: number | null): Promise<TrainOutcome> {

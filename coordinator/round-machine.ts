@@ -91,7 +91,7 @@ export class RoundMachine extends EventEmitter {
     this.shapes = parameterShapes(this.spec).map((p) => ({ ...p, size: p.shape.reduce((a, b) => a * b, 1) }));
     this.policy = trainingReleasePolicy(deps.config.task);
     this.models = new RoundModels(this.spec, this.shapes, deps.initialModel, deps.startRound - 1);
-    this.tasks = new RoundTasks(deps.runId, deps.config, this.models);
+    this.tasks = new RoundTasks(deps.runId, deps.config, this.models, deps.strategy);
     this.requests = new RoundRequests({
       runId: deps.runId,
       config: deps.config,

@@ -1,5 +1,7 @@
 // The task messages a run posts: envelope (run, round, model version), the model spec, the round's task
-// configuration, and the id of the model the task refers to (so a client can use its cached copy).
+// configuration, and the id of the model the task refers to (so a client can use its cached copy). A WAIT
+// carries the configuration of the next round too: an institution waiting for its first round prepares
+// for it (calibrates its noise, fills its noise ring, loads the model's kernels) before the round starts.
 import { modelSpecMessage } from '@dpfed/proto/model-spec';
 import type { TaskConfig } from '@dpfed/proto/task-config';
 import { taskConfigMessage } from '@dpfed/proto/task-config-message';
@@ -23,6 +25,8 @@ export class RoundTasks {
     private readonly runId: string,
     private readonly config: RunConfig,
     private readonly models: RoundModels,
+    /** The run's strategy: with it, WAIT tasks carry the next round's configuration. */
+    private readonly strategy?: Strategy,
   ) {
     this.specMessage = modelSpecMessage(config.modelSpec);
   }
@@ -32,6 +36,11 @@ export class RoundTasks {
     return { ...this.config.task, strategy: strategy.name, proximalMu: strategy.configureFit(round).proximalMu, seed: `${this.config.seed}:${round}` };
   }
 
+  private configMessage(kind: TaskKind, round: number, config: TaskConfig | undefined) {
+    if (config) return taskConfigMessage(config);
+    return kind === 'WAIT' && this.strategy ? taskConfigMessage(this.configFor(round + 1, this.strategy)) : undefined;
+  }
+
   /** A task of kind `kind` while `round` runs. */
   task(kind: TaskKind, round: number, o: TaskOptions = {}): TaskMsg {
     const modelVersion = o.modelVersion ?? this.models.version;
@@ -39,7 +48,7 @@ export class RoundTasks {
       envelope: { runId: this.runId, round, modelVersion, institutionId: '', session: Buffer.alloc(0) },
       kind,
       modelSpec: this.specMessage,
-      config: o.config && taskConfigMessage(o.config),
+      config: this.configMessage(kind, round, o.config),
       retryAfterMs: o.retryAfterMs ?? 0,
       message: o.message ?? '',
       secagg: undefined,
