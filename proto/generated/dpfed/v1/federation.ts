@@ -32,7 +32,8 @@ export const protobufFileName = "dpfed/v1/federation.proto";
  *   1. Challenge(institution_id) -> nonce, receipt_seq.
  *   2. Register(signed declaration over that nonce) -> session, run_id. From here on every request carries
  *      an Envelope with run_id, institution_id and session (see Envelope).
- *   3. Loop: PullTask -> Task. WAIT: ask again after retry_after_ms. DONE: the run is over (or the
+ *   3. Loop: PullTask -> Task. WAIT: ask again after retry_after_ms; a WAIT carries the next round's
+ *      model_spec and config, which an institution may prepare for (nothing is released). DONE: the run is over (or the
  *      institution is excluded; Task.message says which): stop. TRAIN / EVALUATE: DownloadModel with the
  *      task's envelope, compute, PushResult with the task's envelope. SECAGG_* / CKKS_*: see below. A task
  *      the institution cannot or will not do: Decline with the task's envelope.
@@ -1056,11 +1057,11 @@ export interface Task {
   coordinatorLedgerHead?:
     | LedgerHead
     | undefined;
-  /** the model architecture; every TRAIN and EVALUATE task carries it */
+  /** the model architecture; every TRAIN, EVALUATE and WAIT task carries it */
   modelSpec?:
     | ModelSpec
     | undefined;
-  /** strategy, privacy and evaluation of the run; every TRAIN and EVALUATE task carries it */
+  /** strategy, privacy and evaluation of the run; every TRAIN and EVALUATE task carries it, a WAIT the next round's */
   config?: TaskConfig | undefined;
 }
 
