@@ -28,7 +28,19 @@ export class PlainUpdateCollection extends PhaseCollection<TrainReport, Training
   ) {
     super(new PhaseCollector<TrainReport>('training', new Set(ctx.participants.map((p) => p.id)), ctx.config.roundTimeoutMs), 'update-result');
     const { updateVectors, arrivalBuffer } = ctx.resources;
-    this.arrivals = worksOnSums ? new ArrivalWeightedSum(arrivalBuffer.cleared(ctx.global.length), (v) => updateVectors.give(v)) : null;
+    const order = ctx.participants.map((p) => p.id);
+    this.arrivals = worksOnSums ? new ArrivalWeightedSum(arrivalBuffer.cleared(ctx.global.length), order, (v) => updateVectors.give(v)) : null;
+  }
+
+  /** An institution that left or declined sends no update: the arrival sum need not wait for it. */
+  override drop(id: string, detail: string): void {
+    super.drop(id, detail);
+    this.arrivals?.skip(id);
+  }
+
+  override decline(id: string, detail: string): void {
+    super.decline(id, detail);
+    this.arrivals?.skip(id);
   }
 
   async run(): Promise<TrainingOutcome> {
@@ -64,15 +76,16 @@ export class PlainUpdateCollection extends PhaseCollection<TrainReport, Training
     };
   }
 
-  /** Σ w·Δ in float64, folded in arrival order: bit for bit the strategy's own sum over the same updates. */
+  /** Σ w·Δ in float64, folded in the participants' order: bit for bit the strategy's own sum over the same updates. */
   private arrivalSum(arrivals: ArrivalWeightedSum) {
     const { weightedSum, totalWeight, count } = arrivals.finish();
     return { sum: { weightedDeltaSum: weightedSum, totalWeight, count } };
   }
 
-  /** The round's updates, each with the release policy's weight of its declared size, in arrival order. */
+  /** The round's updates, each with the release policy's weight of its declared size, in the participants' order (not arrival order). */
   private updates(reports: Map<string, TrainReport>) {
-    const updates: ClientUpdate[] = [...reports].map(([id, r]) => {
+    const inOrder = this.ctx.participants.filter((p) => reports.has(p.id)).map((p) => [p.id, reports.get(p.id)!] as const);
+    const updates: ClientUpdate[] = inOrder.map(([id, r]) => {
       if (!r.delta) throw new Error(`round ${this.ctx.round}: the update of ${id} was folded into the arrival sum`);
       return { institutionId: id, weight: this.ctx.weights.get(id) ?? 1, delta: r.delta };
     });
@@ -104,10 +117,11 @@ export class PlainUpdateCollection extends PhaseCollection<TrainReport, Training
           metrics: { ...header.metrics },
           privacyEvent: header.privacyEvent ?? null,
         });
-        arrivals?.add(delta, ctx.weights.get(institution.id) ?? 1);
+        arrivals?.add(institution.id, delta, ctx.weights.get(institution.id) ?? 1);
       },
       fail: (reason) => {
         ctx.board.clear(institution.id);
+        this.arrivals?.skip(institution.id);
         phase.reject(institution.id, 'rejected', reason);
       },
     };

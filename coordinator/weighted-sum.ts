@@ -99,35 +99,61 @@ export class WeightedSumBuffer {
 }
 
 /**
- * The weighted sum of updates fed one at a time, as they arrive: every four are folded into the
- * accumulator together (one addFour pass, as accumulateWeighted does), the rest when the sum is finished.
- * The result is bit for bit accumulateWeighted over the same vectors in arrival order, but by the time
- * the last update arrives all but at most three are already summed. A vector is handed to `release`
- * once it is folded in; nothing refers to it afterwards.
+ * The weighted sum of updates fed one at a time, as they arrive, folded in a fixed order (the round's
+ * participants), so the sum does not depend on which update arrived first: floating-point addition is
+ * not associative, and institutions on other threads or machines finish in any order. An update is
+ * held until every participant before it in `order` has either arrived or is known not to (skip, or
+ * finish); then each four consecutive ones are folded into the accumulator together (one addFour pass,
+ * as accumulateWeighted does), the rest when the sum is finished. The result is bit for bit
+ * accumulateWeighted over the arrived vectors in `order`; when updates arrive in that order, all but at
+ * most three are summed by the time the last one arrives. A vector is handed to `release` once it is
+ * folded in (or discarded); nothing refers to it afterwards.
  */
 export class ArrivalWeightedSum {
   private pending: Float32Array[] = [];
   private pendingWeights: number[] = [];
+  /** Arrived updates not yet reached in `order`. */
+  private readonly waiting = new Map<string, { vector: Float32Array; weight: number }>();
+  /** Participants that will not send an update (declined, failed). */
+  private readonly absent = new Set<string>();
+  private readonly position: Map<string, number>;
+  /** The index in `order` of the first participant not yet folded or passed over. */
+  private next = 0;
   private total = 0;
   private added = 0;
 
   constructor(
     private readonly acc: Float64Array,
+    private readonly order: readonly string[],
     private readonly release: (vector: Float32Array) => void = () => {},
-  ) {}
+  ) {
+    this.position = new Map(order.map((id, k) => [id, k]));
+    if (this.position.size !== order.length) throw new Error('weighted sum: the order names a participant twice');
+  }
 
-  add(vector: Float32Array, weight: number): void {
+  add(id: string, vector: Float32Array, weight: number): void {
+    const at = this.position.get(id);
+    if (at === undefined) throw new Error(`weighted sum: an update from ${id}, who is not a participant`);
+    if (at < this.next || this.waiting.has(id) || this.absent.has(id)) throw new Error(`weighted sum: a second update from ${id}`);
     if (vector.length !== this.acc.length) throw new Error(`weighted sum: an update of ${vector.length} values, expected ${this.acc.length}`);
     if (!(Number.isFinite(weight) && weight > 0)) throw new Error(`weighted sum: weight must be positive and finite, got ${weight}`);
-    this.pending.push(vector);
-    this.pendingWeights.push(weight);
+    this.waiting.set(id, { vector, weight });
     this.total += weight;
     this.added++;
-    if (this.pending.length === 4) this.fold();
+    this.advance(false);
+  }
+
+  /** `id` will send no update: the updates after it in the order need not wait for it. */
+  skip(id: string): void {
+    const at = this.position.get(id);
+    if (at === undefined || at < this.next || this.waiting.has(id)) return;
+    this.absent.add(id);
+    this.advance(false);
   }
 
   /** Σ w·x, Σ w and how many were added; the sum is the accumulator itself. */
   finish(): { weightedSum: Float64Array; totalWeight: number; count: number } {
+    this.advance(true);
     this.fold();
     return { weightedSum: this.acc, totalWeight: this.total, count: this.added };
   }
@@ -135,13 +161,32 @@ export class ArrivalWeightedSum {
   /** Gives back the vectors not folded in yet (a round that fails). */
   discard(): void {
     for (const v of this.pending) this.release(v);
+    for (const { vector } of this.waiting.values()) this.release(vector);
+    this.waiting.clear();
     this.pending = [];
     this.pendingWeights = [];
+  }
+
+  /** Moves along the order while the next participant has arrived or will not (at the end: everyone not arrived will not). */
+  private advance(ending: boolean): void {
+    while (this.next < this.order.length) {
+      const id = this.order[this.next];
+      const update = this.waiting.get(id);
+      if (update) {
+        this.waiting.delete(id);
+        this.pending.push(update.vector);
+        this.pendingWeights.push(update.weight);
+        if (this.pending.length === 4) this.fold();
+      } else if (!ending && !this.absent.has(id)) return;
+      this.next++;
+    }
   }
 
   private fold(): void {
     if (this.pending.length === 0) return;
     accumulateWeighted(this.acc, this.pending, this.pendingWeights);
-    this.discard();
+    for (const v of this.pending) this.release(v);
+    this.pending = [];
+    this.pendingWeights = [];
   }
 }
