@@ -83,6 +83,12 @@ export const command: CommandSpec = {
     },
     { name: 'workers', type: 'int', default: defaultWorkers(), help: 'worker threads running settings in parallel (default: one per core)', check: positiveInt },
     {
+      name: 'setting-timeout',
+      type: 'number',
+      help: 'seconds a setting may run before it is stopped and recorded as failed (the sweep goes on; default: no limit)',
+      check: (v) => (Number(v) > 0 && Number.isFinite(Number(v)) ? undefined : 'must be a positive number of seconds'),
+    },
+    {
       name: 'transport',
       type: 'string',
       default: DEFAULT_TRANSPORT,
@@ -254,6 +260,7 @@ async function sweep(f: FlagValues, argv: string[]): Promise<number> {
       shard,
       resume: Boolean(f.resume),
       workers: Number(f.workers),
+      settingTimeoutMs: f.settingTimeout === undefined ? undefined : Number(f.settingTimeout) * 1000,
       transport: f.transport as TransportName,
       backend: f.backend as BackendName,
       onStart: (jobs) => {

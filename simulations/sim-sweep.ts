@@ -21,6 +21,8 @@ export interface SweepOptions {
   shard?: { index: number; count: number };
   resume?: boolean;
   workers?: number;
+  /** A setting still running after this many milliseconds is stopped and failed (default: no limit). */
+  settingTimeoutMs?: number;
   transport: TransportName;
   /** The TensorFlow.js backend the institutions train with (default wasm). */
   backend?: BackendName;
@@ -67,6 +69,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   o.onStart?.(todo);
   const failures = await runOnWorkers(todo, {
     workers: o.workers,
+    settingTimeoutMs: o.settingTimeoutMs,
     data: o.data,
     transport: o.transport,
     backend: o.backend,

@@ -74,6 +74,7 @@ describe('dpfed sim', () => {
       [[...SMALL, '--aggregation', 'ckks', '--out', dir], /--aggregation: expected plain\|secagg/],
       [[...SMALL, '--split', 'dirichlet:x', '--out', dir], /--split: dirichlet:ALPHA needs a positive ALPHA/],
       [[...SMALL, '--aggregation', 'secagg', '--dropout', '0.5', '--out', dir], /--dropout: 0.5 of 3 institutions leaves 1 per round; secure aggregation needs at least 3/],
+      [[...SMALL, '--setting-timeout', '0', '--out', dir], /--setting-timeout: must be a positive number of seconds/],
       [[...SMALL, '--institutions', '0', '--out', dir], /--institutions: expected integers in 1\.\.1000, got "3,0"/],
       [[...SMALL, '--institutions', '3,5', '--out', dir], /--institutions: synthetic:fraud makes one bank per institution, so it takes one value, got "3,5"/],
       [['--data', FRAUD_CSV, '--split-column', 'Time', '--institutions', '3,5', '--out', dir], /--institutions: --split-column fixes the institutions \(one per value\), so it takes one value/],
@@ -163,6 +164,23 @@ describe('dpfed sim', () => {
     }
     // every setting is scored on the same held-out rows, whatever the count
     expect(new Set(rows.filter((row) => row.scoredOn === 'test').map((row) => row.scoredRows)).size).toBe(1);
+  });
+
+  it('--setting-timeout stops a setting that runs past it, records it as failed and goes on with the next on a fresh thread', async () => {
+    const out = join(dir, 'timeout');
+    const r = await simInProcess([...SMALL, '--rounds', '3', '--setting-timeout', '0.001', '--json', '--out', out]);
+    expect(r.code).toBe(1);
+    const summary = JSON.parse(r.stdout);
+    // every setting of the sweep (centralised, local, federated) takes longer than 1 ms
+    expect(summary.failed.length).toBe(summary.settings);
+    expect(summary.settings).toBeGreaterThanOrEqual(3);
+    for (const f of summary.failed) expect(f.error).toBe('the setting ran longer than its time limit of 0.001 s (--setting-timeout) and was stopped');
+    expect(r.stderr).toMatch(/failed: the setting ran longer than its time limit of 0\.001 s/);
+    expect(readResults(out)).toEqual([]);
+    // a limit the settings meet changes nothing
+    const ok = await simInProcess([...SMALL, '--setting-timeout', '600', '--json', '--out', join(dir, 'timeout-ok')]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout).failed).toEqual([]);
   });
 
   it('--emit-k8s-job writes an Indexed Job running the sweep as shards, without running it', async () => {
