@@ -148,6 +148,9 @@ export interface LocalTrainerOptions {
   noiseWorker?: boolean;
 }
 
+/** Gradient passes prepare() runs (at most a round's steps). */
+const WARM_UP_PASSES = 10;
+
 /** 2048 slots of 4096 values: a ring of at most 32 MiB. */
 const MAX_RING_SLOTS = 2048;
 /** At least 4 slots, so the worker and the trainer each have room in the ring. */
@@ -208,8 +211,9 @@ export class LocalTrainer {
 
   /**
    * Readies a round of `options` before it is asked for: under record-level DP the noise pool at the round's
-   * scale (its worker starts filling the ring now), and one gradient pass on a few rows, computed and
-   * dropped, so the round's first step does not pay for the first use of the model's kernels. Nothing is
+   * scale (its worker starts filling the ring now), and a few gradient passes on a batch of rows, computed
+   * and dropped, so the round's first steps do not run the model's code cold (tfjs's JavaScript is compiled
+   * to fast machine code only after it has run a number of times). Nothing is
    * released and nothing a round reads changes: train() sets the parameters anew and draws its own sample.
    */
   prepare(data: TrainingData, options: TrainOptions): void {
@@ -218,7 +222,9 @@ export class LocalTrainer {
     checkData(data, this.spec);
     if (config.privacy.mode === 'record') this.dpSgd(config, options, data);
     const rows = Math.min(data.n, config.batchSize);
-    this.network.step(data.x.subarray(0, rows * data.dim), data.y.subarray(0, rows), rows, config.privacy.record?.clipNorm, config.classWeight);
+    for (let pass = 0; pass < Math.min(config.localSteps, WARM_UP_PASSES); pass++) {
+      this.network.step(data.x.subarray(0, rows * data.dim), data.y.subarray(0, rows), rows, config.privacy.record?.clipNorm, config.classWeight);
+    }
   }
 
   /** Trains from the global parameters on the local data; returns the new parameters and what was done. */
