@@ -3,35 +3,25 @@
 // calibrates its noise plan and fills its noise ring at the round's scale, so round 1 draws every noise value
 // from the ring (none in the training thread) and spends exactly what an unprepared institution spends.
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator } from '@dpfed/coordinator/coordinator-server';
+import { describe, expect, it } from 'vitest';
 import type { TfjsLearner } from '@dpfed/client/tfjs-learner';
 import { PrivacyLedger } from '@dpfed/privacy/ledger';
-import { bankSlices, cleanUp, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, within, type TestInstitution } from './helpers/federation-fixture.ts';
+import { bankSlices, federationScope, recordRounds, runConfig, start, startTestCoordinator, tempDir, tfjsInstitution, within } from './helpers/federation-fixture.ts';
 
-let dir: string | undefined;
-let coordinator: Coordinator | undefined;
-let institutions: TestInstitution[] = [];
-
-afterEach(async () => {
-  await cleanUp({ institutions, coordinators: [coordinator], dir });
-  institutions = [];
-  coordinator = undefined;
-  dir = undefined;
-});
+const scope = federationScope();
 
 describe('preparing for the first round', () => {
   it('a WAIT carries the run configuration; an institution that waited draws all of round 1 noise from its ring and spends what one that did not spends', async () => {
-    dir = tempDir('dpfed-preparation-');
+    const dir = (scope.dir = tempDir('dpfed-preparation-'));
     const config = runConfig(['--rounds', '1', '--min-clients', '2', '--privacy', 'record', '--epsilon', '3', '--delta', '1e-5', '--local-steps', '20', '--round-timeout', '60']);
-    coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config });
+    const coordinator = (scope.coordinator = await startTestCoordinator({ dbPath: join(dir, 'coordinator.sqlite'), config }));
     const seen = recordRounds(coordinator);
     const address = `127.0.0.1:${coordinator.port}`;
     const slices = bankSlices(2, { rowsPerBank: 1500, seed: 'prepare' });
-    const privacy = (id: string) => ({ ledgerPath: join(dir!, `${id}.ledger.sqlite`), budget: { epsilon: 10, delta: 1e-5 } });
+    const privacy = (id: string) => ({ ledgerPath: join(dir, `${id}.ledger.sqlite`), budget: { epsilon: 10, delta: 1e-5 } });
     const early = await tfjsInstitution({ id: 'bank-1', address, data: slices[0], privacy: privacy('bank-1') });
     const late = await tfjsInstitution({ id: 'bank-2', address, data: slices[1], privacy: privacy('bank-2') });
-    institutions = [early, late];
+    scope.institutions = [early, late];
 
     // the first institution waits alone (min 2) and prepares from the WAIT's configuration
     const prepared = new Promise<{ runId: string; seconds: number }>((resolve) => early.client.once('prepared', resolve));

@@ -39,24 +39,10 @@ async function simInProcess(args: string[]): Promise<{ code: number; stdout: str
 const dir = tempDir('dpfed-sim-cli-');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const SMALL = [
-  '--data',
-  'synthetic:fraud:6000:5',
-  '--institutions',
-  '3',
-  '--epsilons',
-  'inf',
-  '--rounds',
-  '1',
-  '--models',
-  'logistic',
-  '--aggregation',
-  'plain',
-  '--local-steps',
-  '5',
-  '--workers',
-  '1',
-];
+/** A one-round logistic sweep without DP: the settings of a quick run, whatever the data. */
+const QUICK = ['--epsilons', 'inf', '--rounds', '1', '--models', 'logistic', '--aggregation', 'plain', '--local-steps', '5', '--workers', '1'];
+
+const SMALL = ['--data', 'synthetic:fraud:6000:5', '--institutions', '3', ...QUICK];
 
 describe('dpfed sim', () => {
   it('refuses bad input with exit 2 and a message naming the flag', async () => {
@@ -131,28 +117,7 @@ describe('dpfed sim', () => {
 
   it('sweeps a list of institution counts: the same rows dealt out to each, every baseline per count', async () => {
     const out = join(dir, 'counts');
-    const r = await simInProcess([
-      '--data',
-      FRAUD_CSV,
-      '--schema',
-      FRAUD_SCHEMA,
-      '--institutions',
-      '2,3',
-      '--epsilons',
-      'inf',
-      '--rounds',
-      '1',
-      '--models',
-      'logistic',
-      '--aggregation',
-      'plain',
-      '--local-steps',
-      '2',
-      '--workers',
-      '1',
-      '--out',
-      out,
-    ]);
+    const r = await simInProcess(['--data', FRAUD_CSV, '--schema', FRAUD_SCHEMA, '--institutions', '2,3', ...QUICK, '--out', out]);
     expect(r.code, r.stderr).toBe(0);
     const rows = readResults(out);
     for (const count of [2, 3]) {

@@ -22,6 +22,7 @@ import type { RoundSummary } from '@dpfed/coordinator/round-machine';
 import type { RunConfig } from '@dpfed/coordinator/run-config';
 import type { Strategy } from '@dpfed/coordinator/strategy';
 import { parse } from 'csv-parse/sync';
+import { afterEach } from 'vitest';
 import { loadInstitutionCsv, type Dataset } from '@dpfed/client/csv-dataset';
 import { RowSplitter } from '@dpfed/client/data-split';
 import { FederationClient, type ClientRunResult, type FederationClientOptions } from '@dpfed/client/federation-client';
@@ -502,6 +503,25 @@ export async function tfjsInstitution(o: Omit<InstitutionOptions, 'learner'> & {
 export function start(institutions: TestInstitution[]): Promise<ClientRunResult[]> {
   for (const i of institutions) i.run ??= i.client.run();
   return Promise.all(institutions.map((i) => i.run!));
+}
+
+/** A test file's federation: what its test sets up here is cleaned up after each test (cleanUp). */
+export interface FederationScope {
+  dir?: string;
+  coordinator?: Coordinator;
+  institutions: TestInstitution[];
+}
+
+/** Registers the after-each clean-up of the returned scope (call at the top of a test file). */
+export function federationScope(): FederationScope {
+  const scope: FederationScope = { institutions: [] };
+  afterEach(async () => {
+    await cleanUp({ institutions: scope.institutions, coordinators: [scope.coordinator], dir: scope.dir });
+    scope.institutions = [];
+    scope.coordinator = undefined;
+    scope.dir = undefined;
+  });
+  return scope;
 }
 
 /** Stops and closes clients, their ledgers and the coordinator, then removes the temp dir. */
