@@ -19,6 +19,7 @@ export function clientContext(): { context: () => Record<string, unknown>; obser
 export function logClientEvents(client: FederationClient, logger: Logger): () => void {
   const handlers: Record<string, (payload: any) => void> = {
     registered: (e: { runId: string }) => logger.info({ run: e.runId, phase: 'register' }, 'registered with the coordinator'),
+    prepared: (e: { runId: string; seconds: number }) => logger.info({ run: e.runId, phase: 'prepare', seconds: e.seconds }, 'prepared for the first round'),
     trained: (e: { round: number }) => logger.info({ round: e.round, phase: 'train' }, 'update sent'),
     evaluated: (e: { round: number }) => logger.info({ round: e.round, phase: 'evaluate' }, 'evaluation sent'),
     declined: (e: { round?: number; reason: string; projectedEpsilon: number; budgetEpsilon: number }) =>

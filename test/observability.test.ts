@@ -165,6 +165,10 @@ describe('observability', () => {
     const evaluations = finished.reduce((sum, r) => sum + r.roundsEvaluated, 0);
     expect(evaluations).toBeGreaterThan(0);
     expect(clientRecords.filter(({ record }) => record.msg === 'evaluation sent' && record.phase === 'evaluate' && record.run === coordinator!.runId)).toHaveLength(evaluations);
+    // an institution that waited for the others prepared for round 1 from a WAIT's configuration, and says so
+    const prepared = clientRecords.filter(({ record }) => record.msg === 'prepared for the first round');
+    expect(prepared.length).toBeGreaterThan(0);
+    for (const { record } of prepared) expect([record.run, record.phase, typeof record.seconds]).toEqual([coordinator!.runId, 'prepare', 'number']);
 
     // ---- and no secrets or row counts in any of them ----
     const everything = [...coordinatorLines, ...[...clientLines.values()].flat()];
