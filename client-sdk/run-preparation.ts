@@ -3,7 +3,7 @@
 // one of a run the institution
 //   - calibrates its noise plan for the run (its privacy guard keeps it for every round of the run), and
 //   - has its learner make the noise source at the round's scale, whose worker fills the ring now, and run
-//     one gradient pass, computed and dropped, so the round's first step does not load the model's kernels.
+//     a few gradient passes, computed and dropped, so the round's first steps do not run the model cold.
 // Nothing leaves the institution and nothing is recorded: the round's own checks still decide (budget, a
 // round already released, the plan's noise). A preparation that fails is logged and dropped; the round then
 // does the same work itself and reports the error there.
