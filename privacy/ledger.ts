@@ -307,8 +307,23 @@ export class PrivacyLedger {
   /** ε spent by an institution: ALL its events (optionally of one run) composed by the accountant at the
    * institution's budget δ. Never a sum of per-event ε's. */
   spent(institutionId: string, accountant: Accountant, opts: { runId?: string } = {}): SpentEpsilon {
-    const { delta: budgetDelta } = this.budgetOf(institutionId);
-    const rows = this.events({ institutionId, runId: opts.runId });
+    return this.spentOf(this.events({ institutionId, runId: opts.runId }), this.budgetOf(institutionId).delta, accountant);
+  }
+
+  /** spent() as it stood after each of `rounds` of a run: the run's events of that round and earlier, composed. */
+  spentThroughRounds(institutionId: string, accountant: Accountant, runId: string, rounds: readonly number[]): SpentEpsilon[] {
+    const rows = this.events({ institutionId, runId });
+    const { delta } = this.budgetOf(institutionId);
+    return rounds.map((round) =>
+      this.spentOf(
+        rows.filter((r) => r.event.round <= round),
+        delta,
+        accountant,
+      ),
+    );
+  }
+
+  private spentOf(rows: readonly LedgerRow[], budgetDelta: number, accountant: Accountant): SpentEpsilon {
     const { epsilon, order } = composedEpsilon(
       rows.map((r) => mechanismOf(r.event)),
       budgetDelta,

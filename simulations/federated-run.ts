@@ -4,7 +4,7 @@
 // a temp dir, removed afterwards). Institutions are enrolled with fresh identity keys, as an operator
 // would. After each committed round the global model is read back from the coordinator's store and
 // scored on the common test rows; the row's figures are those of the last committed model, and the ε per
-// institution is composed from its own ledger.
+// institution (in all, and after each committed round) is composed from its own ledger.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,9 @@ import { InstitutionPrivacy } from '@dpfed/client/institution-privacy';
 import { LocalTrainer } from '@dpfed/client/local-trainer';
 import { TfjsLearner } from '@dpfed/client/tfjs-learner';
 import { generateIdentity } from '@dpfed/privacy/identity';
+import { makeAccountant } from '@dpfed/privacy/accountant';
+import { PrivacyLedger } from '@dpfed/privacy/ledger';
+import Database from 'better-sqlite3';
 import { parseModelSpec } from '@dpfed/proto/model-spec';
 import { DropoutSchedule } from './dropout-schedule.ts';
 import { startSimCoordinator, type TransportName } from './federation-transport.ts';
@@ -48,6 +51,16 @@ export interface FederatedRunOptions {
   onRound?: (round: number, auc: number) => void;
 }
 
+/** ε of `institutionId` in `runId` after each of `rounds`, from its ledger file (opened read-only beside its writer). */
+function spentThroughRounds(ledgerPath: string, institutionId: string, runId: string, rounds: readonly number[]): number[] {
+  const db = new Database(ledgerPath, { readonly: true });
+  try {
+    return new PrivacyLedger(db).spentThroughRounds(institutionId, makeAccountant('rdp'), runId, rounds).map((s) => s.epsilon);
+  } finally {
+    db.close();
+  }
+}
+
 export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
   const started = performance.now();
   const { job, partition, tf } = o;
@@ -75,13 +88,13 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
     });
     const { coordinator } = sim;
     const aucPerRound: number[] = [];
-    const epsilonPerRound: Record<string, number[]> = {};
+    const committedRounds: number[] = [];
     coordinator.machine.on('round', (summary: RoundSummary) => {
       const model = coordinator.store.model(coordinator.runId, summary.modelVersion);
       if (!model) return;
       const auc = scoreModel(scorer, model.parameters, partition.test).auc;
       aucPerRound.push(auc);
-      for (const [id, ledger] of ledgers) (epsilonPerRound[id] ??= []).push(ledger.spent({ runId: coordinator.runId }).epsilon);
+      committedRounds.push(summary.round);
       o.onRound?.(summary.round, auc);
     });
     const budget = s.epsilon !== null && s.delta !== null ? { epsilon: s.epsilon * BUDGET_SLACK, delta: s.delta } : undefined;
@@ -114,7 +127,12 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
     if (!final) throw new Error(`setting ${job.id}: the model of round ${last} is missing`);
     const scores = scoreModel(scorer, final.parameters, partition.test);
     const epsilonSpent: Record<string, number> = {};
-    for (const [id, ledger] of ledgers) epsilonSpent[id] = ledger.spent({ runId: coordinator.runId }).epsilon;
+    const epsilonPerRound: Record<string, number[]> = {};
+    for (const [id, ledger] of ledgers) {
+      epsilonSpent[id] = ledger.spent({ runId: coordinator.runId }).epsilon;
+      // what it had spent after each committed round: its own ledger's events up to that round, composed
+      epsilonPerRound[id] = spentThroughRounds(join(dir, `${id}.ledger.sqlite`), id, coordinator.runId, committedRounds);
+    }
     return {
       settingId: job.id,
       ...s,

@@ -406,6 +406,24 @@ describe('PrivacyLedger: epsilon', () => {
     expect(() => ledger.spent('nobody', rdp)).toThrow(/nobody is not registered/);
   });
 
+  it("spentThroughRounds() is spent() as it stood after each round: the run's events up to that round, composed", () => {
+    populate();
+    const rdp = makeAccountant('rdp');
+    const trajectory = ledger.spentThroughRounds('bank', rdp, 'run-1', [1, 2, 3, 4]);
+    const upTo = (round: number) =>
+      ledger
+        .events({ institutionId: 'bank', runId: 'run-1' })
+        .filter((r) => r.event.round <= round)
+        .map(({ event: e }) => ({ sampleRate: e.sampleRate, noiseMultiplier: e.noiseMultiplier, steps: e.steps }));
+    expect(trajectory.map((t) => t.epsilon)).toEqual([1, 2, 3, 3].map((round) => rdp.epsilon(upTo(round), BUDGET.delta).epsilon));
+    // after the last round it is spent(); a round without an event repeats the one before
+    expect(trajectory[2]).toEqual(ledger.spent('bank', rdp, { runId: 'run-1' }));
+    expect(trajectory[3]).toEqual(trajectory[2]);
+    expect(trajectory[0].epsilon).toBeLessThan(trajectory[1].epsilon);
+    expect(ledger.spentThroughRounds('bank', rdp, 'run-1', [0]).map((t) => t.epsilon)).toEqual([0]);
+    expect(() => ledger.spentThroughRounds('nobody', rdp, 'run-1', [1])).toThrow(/nobody is not registered/);
+  });
+
   it('projected(), roundsLeft() and summary() agree with the budget logic', () => {
     populate();
     const rdp = makeAccountant('rdp');

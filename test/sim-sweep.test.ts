@@ -132,6 +132,14 @@ describe('dpfed sim sweep', () => {
     for (const r of dp) {
       expect(r.epsilon).toBe(2);
       expect(Object.keys(r.epsilonSpent).sort()).toEqual(['bank-1', 'bank-2', 'bank-3', 'bank-4']);
+      // ε after each committed round: one figure per round, never falling, the last one what was spent in all
+      // (under client-level DP a release recorded for a round the coordinator then refused counts in all only)
+      for (const [id, perRound] of Object.entries(r.epsilonPerRound)) {
+        expect(perRound).toHaveLength(r.aucPerRound.length);
+        for (let k = 1; k < perRound.length; k++) expect(perRound[k]).toBeGreaterThanOrEqual(perRound[k - 1]);
+        if (r.privacy === 'record') expect(perRound.at(-1)).toBe(r.epsilonSpent[id]);
+        else expect(perRound.at(-1)).toBeLessThanOrEqual(r.epsilonSpent[id]);
+      }
       for (const spent of Object.values(r.epsilonSpent)) expect(spent).toBeLessThanOrEqual(2 * 1.0001);
       expect(Math.max(...Object.values(r.epsilonSpent))).toBeGreaterThan(0);
     }
