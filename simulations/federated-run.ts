@@ -12,7 +12,6 @@ import { coordinatorPrivacy } from '@dpfed/coordinator/ledger-privacy';
 import type { RoundSummary } from '@dpfed/coordinator/round-machine';
 import { FederationClient } from '@dpfed/client/federation-client';
 import { InstitutionPrivacy } from '@dpfed/client/institution-privacy';
-import { LocalTrainer } from '@dpfed/client/local-trainer';
 import { TfjsLearner } from '@dpfed/client/tfjs-learner';
 import { generateIdentity } from '@dpfed/privacy/identity';
 import { makeAccountant } from '@dpfed/privacy/accountant';
@@ -26,7 +25,6 @@ import type { SimData } from './sim-data.ts';
 import type { Partition } from './sim-partition.ts';
 import type { SimRecord } from './sim-result.ts';
 import { droppedPerRound, simRunConfig } from './sim-run-config.ts';
-import { scoreModel } from './sim-scoring.ts';
 import { testRowsEvaluator } from './test-rows-evaluator.ts';
 
 type Tf = typeof import('@dpfed/client/tfjs');
@@ -69,7 +67,6 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
   const config = simRunConfig(job, { features: o.data.dim, schema: o.data.schema, institutions: ids.length });
   const spec = parseModelSpec(config.modelSpec);
   const dir = mkdtempSync(join(SCRATCH, 'dpfed-sim-'));
-  const scorer = new LocalTrainer(tf, spec, { noiseWorker: false });
   const evaluator = testRowsEvaluator(tf, spec, partition.test);
   const schedule = new DropoutSchedule(ids, droppedPerRound(ids.length, s.dropout), `${s.seed}`);
   const learners: TfjsLearner[] = [];
@@ -92,7 +89,7 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
     coordinator.machine.on('round', (summary: RoundSummary) => {
       const model = coordinator.store.model(coordinator.runId, summary.modelVersion);
       if (!model) return;
-      const auc = scoreModel(scorer, model.parameters, partition.test).auc;
+      const auc = evaluator.scores(model.parameters).auc;
       aucPerRound.push(auc);
       committedRounds.push(summary.round);
       o.onRound?.(summary.round, auc);
@@ -125,7 +122,7 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
     const last = coordinator.store.lastCommittedRound(coordinator.runId);
     const final = coordinator.store.model(coordinator.runId, last);
     if (!final) throw new Error(`setting ${job.id}: the model of round ${last} is missing`);
-    const scores = scoreModel(scorer, final.parameters, partition.test);
+    const scores = evaluator.scores(final.parameters);
     const epsilonSpent: Record<string, number> = {};
     const epsilonPerRound: Record<string, number[]> = {};
     for (const [id, ledger] of ledgers) {
@@ -150,7 +147,6 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
     await sim?.coordinator.close();
     for (const ledger of ledgers.values()) ledger.close();
     for (const learner of learners) learner.dispose();
-    scorer.dispose();
     evaluator.close?.();
     rmSync(dir, { recursive: true, force: true });
   }

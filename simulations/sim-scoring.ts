@@ -12,7 +12,12 @@ export interface Scores {
 }
 
 export function scoreModel(trainer: LocalTrainer, params: Float32Array, rows: Dataset): Scores {
-  const logits = trainer.logits(params, rows);
+  return scoreLogits(trainer.logits(params, rows), rows);
+}
+
+/** The scores of a model whose logits on `rows` (row order) are `modelLogits` (not modified). */
+export function scoreLogits(modelLogits: Float32Array, rows: Dataset): Scores {
+  const logits = Float32Array.from(modelLogits);
   // a diverged model's NaN logits score as ties (the metrics need finite scores); ±Infinity keeps its order
   for (let i = 0; i < logits.length; i++) if (!Number.isFinite(logits[i])) logits[i] = Number.isNaN(logits[i]) ? 0 : Math.sign(logits[i]) * 3e38;
   const probabilities = new Float64Array(logits.length);
