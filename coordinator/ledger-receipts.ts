@@ -49,7 +49,8 @@ export class CoordinatorReceipts {
   }
 
   private receiptAt(institutionId: string, publicKey: Uint8Array, seq: number): LedgerReceipt | undefined {
-    return this.receipts.all({ subject: institutionId }).find((r) => r.ledgerKey === hex(publicKey) && r.seq === seq);
+    const receipt = this.receipts.at(hex(publicKey), seq);
+    return receipt?.subject === institutionId ? receipt : undefined;
   }
 
   /** A signed head from the wire as a receipt; throws INVALID_ARGUMENT naming `field` when malformed or not signed by `publicKey`. */

@@ -130,6 +130,12 @@ export class ReceiptStore {
     return row ? toReceipt(row) : undefined;
   }
 
+  /** The receipt for row `seq` of the ledger countersigned by `ledgerKey`, if this party holds one. */
+  at(ledgerKey: string, seq: number): LedgerReceipt | undefined {
+    const row = this.db.prepare('SELECT * FROM ledger_receipts WHERE ledger_key = ? AND seq = ?').get(ledgerKey, seq) as Row | undefined;
+    return row ? toReceipt(row) : undefined;
+  }
+
   all(filter: { subject?: string } = {}): LedgerReceipt[] {
     return ReceiptStore.read(this.db, filter);
   }
