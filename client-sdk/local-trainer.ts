@@ -26,6 +26,7 @@ import { aucFromHistogram, exactAuc, histogramOfScores, type ScoreHistogram } fr
 import { discretisationCost } from '@dpfed/privacy/discretisation-cost';
 import { DpSgd } from '@dpfed/privacy/dp-sgd';
 import { DiscreteGaussianPool } from '@dpfed/privacy/noise-pool';
+import type { SharedNoisePools } from '@dpfed/privacy/shared-noise-pools';
 import { FlatOptimizer } from './flat-optimizer.ts';
 import { MlpNetwork } from './mlp-network.ts';
 
@@ -146,13 +147,15 @@ class BatchBuilder {
 export interface LocalTrainerOptions {
   /** Draw DP noise ahead of time in a worker thread (default true); false draws it in the training thread. */
   noiseWorker?: boolean;
+  /** Take the noise pool from these pools shared with other trainers of this thread (they own it), not one of its own. */
+  sharedNoise?: SharedNoisePools;
 }
 
 /** Gradient passes prepare() runs (at most a round's steps). */
 const WARM_UP_PASSES = 10;
 
 /** 2048 slots of 4096 values: a ring of at most 32 MiB. */
-const MAX_RING_SLOTS = 2048;
+export const MAX_RING_SLOTS = 2048;
 /** At least 4 slots, so the worker and the trainer each have room in the ring. */
 const MIN_RING_SLOTS = 4;
 
@@ -179,6 +182,10 @@ export class LocalTrainer {
   private noiseSourceFor(scale: number, values: number): DiscreteGaussianPool {
     const slotValues = 4096;
     const slots = Math.min(MAX_RING_SLOTS, Math.max(MIN_RING_SLOTS, Math.ceil(values / slotValues) + 1));
+    if (this.options.sharedNoise) {
+      this.pool = this.options.sharedNoise.pool(scale, slotValues, slots);
+      return this.pool;
+    }
     if (this.pool?.scale !== scale || this.pool.capacity < slots * slotValues) {
       void this.pool?.dispose();
       this.pool = new DiscreteGaussianPool(scale, { worker: this.options.noiseWorker ?? true, slotValues, slots });
@@ -358,7 +365,7 @@ export class LocalTrainer {
   /** Frees the network's tensors and stops the noise worker. */
   dispose(): void {
     this.network.dispose();
-    void this.pool?.dispose();
+    if (!this.options.sharedNoise) void this.pool?.dispose();
     this.pool = null;
   }
 }

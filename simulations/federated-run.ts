@@ -13,6 +13,8 @@ import type { RoundSummary } from '@dpfed/coordinator/round-machine';
 import { FederationClient } from '@dpfed/client/federation-client';
 import { InstitutionPrivacy } from '@dpfed/client/institution-privacy';
 import { TfjsLearner } from '@dpfed/client/tfjs-learner';
+import { MAX_RING_SLOTS } from '@dpfed/client/local-trainer';
+import { SharedNoisePools } from '@dpfed/privacy/shared-noise-pools';
 import { generateIdentity } from '@dpfed/privacy/identity';
 import { makeAccountant } from '@dpfed/privacy/accountant';
 import { PrivacyLedger } from '@dpfed/privacy/ledger';
@@ -72,6 +74,9 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
   const learners: TfjsLearner[] = [];
   const ledgers = new Map<string, InstitutionPrivacy>();
   const clients: FederationClient[] = [];
+  // record-level DP: the institutions take turns in this thread and draw at one scale, so one noise pool
+  // (and one worker thread drawing ahead on another core) serves them all
+  const noise = s.privacy === 'record' ? new SharedNoisePools({ sharers: ids.length, maxSlots: MAX_RING_SLOTS }) : undefined;
   let sim: Awaited<ReturnType<typeof startSimCoordinator>> | undefined;
   try {
     sim = await startSimCoordinator(o.transport, {
@@ -98,7 +103,7 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
     for (const institution of partition.institutions) {
       const identity = generateIdentity();
       coordinator.enrolment.add(institution.id, identity.publicKey);
-      const learner = new TfjsLearner(tf, institution.train, institution.own, { schema: o.data.schema, trainer: { noiseWorker: false } });
+      const learner = new TfjsLearner(tf, institution.train, institution.own, { schema: o.data.schema, trainer: { noiseWorker: false, sharedNoise: noise } });
       learners.push(learner);
       const privacy = budget ? new InstitutionPrivacy({ institutionId: institution.id, identity, budget, ledgerPath: join(dir, `${institution.id}.ledger.sqlite`) }) : undefined;
       if (privacy) ledgers.set(institution.id, privacy);
@@ -147,6 +152,7 @@ export async function runFederated(o: FederatedRunOptions): Promise<SimRecord> {
     await sim?.coordinator.close();
     for (const ledger of ledgers.values()) ledger.close();
     for (const learner of learners) learner.dispose();
+    await noise?.dispose();
     evaluator.close?.();
     rmSync(dir, { recursive: true, force: true });
   }
