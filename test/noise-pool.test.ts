@@ -3,9 +3,9 @@ import { LocalTrainer } from '@dpfed/client/local-trainer';
 import { selectBackend } from '@dpfed/client/tf-backend';
 import { addGaussianNoise, noiseGrid, noiseScale } from '@dpfed/privacy/gaussian-noise';
 import { DiscreteGaussianPool, prewarmNoiseWorkers, spareNoiseWorkers } from '@dpfed/privacy/noise-pool';
-import { flattenParameters, initialParameters, modelSpecFromShorthand } from '@dpfed/proto/model-spec';
-import { SeededRandom } from '@dpfed/proto/seeded-random';
+import { modelSpecFromShorthand } from '@dpfed/proto/model-spec';
 import { moments } from './helpers/moments.ts';
+import { privateTrainingCase } from './helpers/private-training-case.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -193,19 +193,7 @@ describe('discrete Gaussian noise drawn ahead of time in a worker', () => {
     const { tf } = await selectBackend('wasm');
     const spec = modelSpecFromShorthand('mlp:8', 4);
     const trainer = new LocalTrainer(tf, spec);
-    const random = new SeededRandom('pool-trainer');
-    const n = 400;
-    const data = { x: Float32Array.from({ length: n * 4 }, () => random.normal()), y: Float32Array.from({ length: n }, () => (random.next() < 0.5 ? 1 : 0)), n, dim: 4 };
-    const config = {
-      localSteps: 6,
-      batchSize: 32,
-      learningRate: 0.1,
-      optimizer: 'sgd' as const,
-      proximalMu: 0,
-      privacy: { mode: 'record' as const, record: { clipNorm: 1, targetEpsilon: 3, delta: 1e-5, plannedRounds: 2, accountant: 'rdp' as const, sampleRate: 0.08 } },
-      seed: 's',
-    };
-    const global = flattenParameters(spec, initialParameters(spec, new SeededRandom('g')));
+    const { data, config, global } = privateTrainingCase(spec, { seed: 'pool-trainer', n: 400, localSteps: 6, sampleRate: 0.08 });
     trainer.train(global, data, { config, noiseMultiplier: 1 });
     const pool = trainer.noisePool!;
     expect(pool.running).toBe(true);

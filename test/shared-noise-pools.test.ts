@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { LocalTrainer } from '@dpfed/client/local-trainer';
 import { selectBackend } from '@dpfed/client/tf-backend';
 import { SharedNoisePools } from '@dpfed/privacy/shared-noise-pools';
-import { flattenParameters, initialParameters, modelSpecFromShorthand } from '@dpfed/proto/model-spec';
-import { SeededRandom } from '@dpfed/proto/seeded-random';
+import { privateTrainingCase } from './helpers/private-training-case.ts';
+import { modelSpecFromShorthand } from '@dpfed/proto/model-spec';
 
 describe('shared noise pools', () => {
   it('trainers at one scale share one pool and worker; every value is drawn once; the owner stops it', async () => {
@@ -15,19 +15,7 @@ describe('shared noise pools', () => {
     const spec = modelSpecFromShorthand('mlp:8', 4);
     const shared = new SharedNoisePools({ sharers: 3, maxSlots: 2048 });
     const trainers = [0, 1, 2].map(() => new LocalTrainer(tf, spec, { sharedNoise: shared }));
-    const random = new SeededRandom('shared-noise');
-    const n = 300;
-    const data = { x: Float32Array.from({ length: n * 4 }, () => random.normal()), y: Float32Array.from({ length: n }, () => (random.next() < 0.5 ? 1 : 0)), n, dim: 4 };
-    const config = {
-      localSteps: 5,
-      batchSize: 32,
-      learningRate: 0.1,
-      optimizer: 'sgd' as const,
-      proximalMu: 0,
-      privacy: { mode: 'record' as const, record: { clipNorm: 1, targetEpsilon: 3, delta: 1e-5, plannedRounds: 2, accountant: 'rdp' as const, sampleRate: 0.1 } },
-      seed: 's',
-    };
-    const global = flattenParameters(spec, initialParameters(spec, new SeededRandom('g')));
+    const { data, config, global } = privateTrainingCase(spec, { seed: 'shared-noise', n: 300, localSteps: 5, sampleRate: 0.1 });
     try {
       for (const round of [1, 2]) for (const t of trainers) t.train(global, data, { config, noiseMultiplier: 1, round });
       const pool = trainers[0].noisePool!;
